@@ -1,0 +1,74 @@
+/*
+ * Tamper-evident audit log: JSON Lines, hash-chained.
+ *
+ * Each line is a JSON object whose last member is "hash": the SHA-256 (hex)
+ * of the line's bytes with that member removed, i.e. of
+ *     line[0 .. len(line) - len(",\"hash\":\"<64 hex>\"}\n")] + "}"
+ * and whose "prev" member is the hash of the previous line ("0"*64 for the
+ * first). Verification hashes the exact bytes on disk, never re-serialised
+ * JSON. Members: seq, time (UTC, microseconds), event, agent, task, peer
+ * {pid, uid, exe}, mechanism, input_sha256, decision, reason, prev, hash;
+ * absent facts are omitted.
+ */
+#ifndef STINT_ATTEST_AUDIT_H
+#define STINT_ATTEST_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest/config.h"
+#include "attest/peer.h"
+
+struct stint_audit_event {
+	const char *event; /* daemon-start, daemon-stop, agent-add,
+			      agent-remove, task-start, key-generate, task-end,
+			      task-expire, key-destroy, sign-allowed,
+			      sign-refused */
+	const char *agent;            /* NULL: omitted */
+	const char *task;             /* NULL: omitted */
+	const struct stint_peer *peer; /* NULL: omitted */
+	const char *mechanism;        /* "CKM_ECDSA_SHA256" */
+	const uint8_t *input_sha256;  /* 32 bytes, or NULL */
+	const char *decision;         /* "allow" | "deny" */
+	const char *reason;
+	const char *detail;           /* free text: key type, ttl, intent... */
+};
+
+struct stint_audit;
+
+/* Opens (creating 0600) and continues the chain from the last line. */
+int stint_audit_open(const char *path, enum stint_audit_sync sync,
+		     struct stint_audit **out, char *err, size_t errlen);
+/* Serialises and writes one record with a single write(2); with ALWAYS it
+ * fsyncs before returning, with BATCH a background thread fsyncs within a
+ * few milliseconds. Returns -1 (and the caller must refuse what it was
+ * about to do) if the record could not be written. Thread-safe. */
+int stint_audit_append(struct stint_audit *a,
+		       const struct stint_audit_event *ev);
+void stint_audit_head(struct stint_audit *a, uint64_t *seq,
+		      uint8_t hash[32]);
+void stint_audit_close(struct stint_audit *a); /* fsyncs */
+
+struct stint_audit_anchor {
+	bool set;
+	uint64_t seq;     /* the last record must have this seq... */
+	uint8_t hash[32]; /* ...and this hash */
+};
+
+struct stint_audit_report {
+	uint64_t records;
+	uint64_t bad_line; /* 1-based; 0 when the log is good */
+	char reason[256];
+	uint64_t last_seq;
+	uint8_t last_hash[32];
+};
+
+/* 0 when the whole chain is good (and matches the anchor when set);
+ * 1 when it is not (report says the first bad line and why); -1 when the
+ * file cannot be read (reason says why). */
+int stint_audit_verify_file(const char *path,
+			    const struct stint_audit_anchor *anchor,
+			    struct stint_audit_report *report);
+
+#endif

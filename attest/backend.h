@@ -1,0 +1,69 @@
+/*
+ * Key-store backends. stintd alone opens one; it generates task keys,
+ * signs with them and destroys them. A key is named by its task id, which
+ * is also its CKA_ID and CKA_LABEL in a PKCS#11 token.
+ */
+#ifndef STINT_ATTEST_BACKEND_H
+#define STINT_ATTEST_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "stint/wire.h"
+
+struct stint_config;
+
+/* Public half of a task key, as LIST reports it. All malloc'ed. */
+struct stint_pubkey {
+	struct stint_bytes spki;
+	struct stint_bytes ec_params;
+	struct stint_bytes ec_point;
+	struct stint_bytes modulus;
+	struct stint_bytes exponent;
+};
+void stint_pubkey_free(struct stint_pubkey *pub);
+
+/* Attributes read back from the token after generation. */
+struct stint_key_facts {
+	bool local, never_extractable, sensitive, extractable;
+	bool sign, decrypt, unwrap, derive;
+};
+
+struct stint_backend;
+
+struct stint_backend_ops {
+	const char *name;
+	int (*generate)(struct stint_backend *b, uint32_t key_type,
+			const char *key_id, struct stint_pubkey *pub,
+			struct stint_key_facts *facts, char *err, size_t errlen);
+	/* raw: CKM_ECDSA, CKM_RSA_PKCS or CKM_RSA_PKCS_PSS (pss non-NULL).
+	 * *sig_len is the capacity in, the length out. */
+	int (*sign)(struct stint_backend *b, const char *key_id,
+		    CK_MECHANISM_TYPE raw, const CK_RSA_PKCS_PSS_PARAMS *pss,
+		    const uint8_t *in, size_t in_len, uint8_t *sig,
+		    size_t *sig_len, char *err, size_t errlen);
+	/* Destroys private and public objects; 0 also when already gone. */
+	int (*destroy)(struct stint_backend *b, const char *key_id, char *err,
+		       size_t errlen);
+	void (*close)(struct stint_backend *b);
+};
+
+struct stint_backend {
+	const struct stint_backend_ops *ops;
+};
+
+/* Opens the backend named in cfg->backend. err says what to fix. */
+int stint_backend_open(const struct stint_config *cfg,
+		       struct stint_backend **out, char *err, size_t errlen);
+/* PKCS#11 implementation (backend_pkcs11.c). The PIN is read from
+ * cfg->backend.pin_file, used for C_Login and wiped. */
+int stint_backend_pkcs11_open(const struct stint_config *cfg,
+			      struct stint_backend **out, char *err,
+			      size_t errlen);
+
+#define STINT_SIG_MAX 512 /* RSA-4096 fits */
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: not written yet */
+typedef int stint_placeholder_config;

@@ -1,0 +1,115 @@
+/*
+ * Durable state: agents and tasks in SQLite (WAL), schema versioned
+ * (PRAGMA user_version). One connection, serialized by the store's mutex;
+ * every function is safe to call from any thread. Functions return 0, or
+ * STINT_STORE_NOT_FOUND / STINT_STORE_EXISTS / STINT_STORE_ERROR (err set).
+ */
+#ifndef STINT_ATTEST_STORE_H
+#define STINT_ATTEST_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "attest/backend.h"
+#include "stint/wire.h"
+
+enum {
+	STINT_STORE_OK = 0,
+	STINT_STORE_NOT_FOUND = 1,
+	STINT_STORE_EXISTS = 2,
+	STINT_STORE_ERROR = -1,
+};
+
+struct stint_agent {
+	char name[STINT_NAME_MAX + 1];
+	uint32_t uid;
+	int64_t gid; /* -1: any gid */
+	uint64_t max_ttl; /* seconds */
+	uint64_t mechs[STINT_MECHS_MAX]; /* allowed CKM_* */
+	size_t n_mechs;
+	int64_t created; /* seconds since the epoch */
+};
+
+enum stint_task_state {
+	STINT_TASK_LIVE = 0,
+	STINT_TASK_ENDED = 1,   /* stint task end, or agent removed */
+	STINT_TASK_EXPIRED = 2, /* reached its deadline */
+};
+
+struct stint_task {
+	char id[STINT_TASK_ID_MAX + 1];
+	char agent[STINT_NAME_MAX + 1];
+	uint32_t key_type;
+	enum stint_task_state state;
+	int64_t created, not_after, ended; /* ended: 0 while live */
+	char reason[STINT_REASON_MAX + 1];
+	uint64_t max_sigs; /* 0: unlimited */
+	uint64_t used_sigs;
+	char intent[STINT_INTENT_MAX + 1];
+	uint64_t mechs[STINT_MECHS_MAX]; /* allowed for this key */
+	size_t n_mechs;
+	bool key_destroyed;
+	struct stint_pubkey pub; /* owned; stint_task_clear frees */
+	struct stint_bytes cert; /* owned, may be empty */
+};
+void stint_task_clear(struct stint_task *t);
+
+struct stint_store;
+
+int stint_store_open(const char *path, struct stint_store **out, char *err,
+		     size_t errlen);
+void stint_store_close(struct stint_store *s);
+
+int stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
+			  char *err, size_t errlen);
+int stint_store_agent_get(struct stint_store *s, const char *name,
+			  struct stint_agent *a);
+/* The agent a peer acts as: uid matches, and gid matches when set. */
+int stint_store_agent_for_peer(struct stint_store *s, uid_t uid, gid_t gid,
+			       struct stint_agent *a);
+/* *out malloc'ed array ordered by name. */
+int stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
+			   size_t *n);
+int stint_store_agent_remove(struct stint_store *s, const char *name);
+
+int stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
+			    char *err, size_t errlen);
+int stint_store_task_get(struct stint_store *s, const char *id,
+			 struct stint_task *t);
+/* Tasks ordered by id, after cursor ("" = from the start), at most limit.
+ * agent NULL = all agents; live_only = state live and not_after > now. */
+int stint_store_task_list(struct stint_store *s, const char *agent,
+			  bool live_only, int64_t now, const char *cursor,
+			  size_t limit, struct stint_task **out, size_t *n);
+void stint_store_task_list_free(struct stint_task *tasks, size_t n);
+/* Live → ended/expired, in one transaction. NOT_FOUND when the task is not
+ * live (already ended) or unknown. */
+int stint_store_task_end(struct stint_store *s, const char *id,
+			 enum stint_task_state state, const char *reason,
+			 int64_t when);
+/* Ends every live task of an agent (agent removal). */
+int stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
+				const char *reason, int64_t when);
+/* The SIGN gate, in one transaction against the authoritative state:
+ * finds the agent the peer (uid, gid) acts as and the task, runs
+ * stint_policy_sign, and when it allows, increments used_sigs before
+ * returning (a crash never gives a spent budget back). Returns 0 with
+ * *verdict = STINT_OK or the refusal status and *reason a static text;
+ * agent/task are filled as far as they were found (agent->name "" when the
+ * peer maps to none, task->id "" when unknown; task->pub is not loaded).
+ * Returns STINT_STORE_ERROR only when the database fails. */
+int stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
+			  const char *task_id, uint64_t mech, int64_t now,
+			  struct stint_agent *agent, struct stint_task *task,
+			  int *verdict, const char **reason);
+/* Live tasks past their deadline at now (ids), and ended tasks whose key
+ * is not yet destroyed. */
+int stint_store_tasks_due(struct stint_store *s, int64_t now, char (**ids)[STINT_TASK_ID_MAX + 1],
+			  size_t *n);
+int stint_store_task_key_destroyed(struct stint_store *s, const char *id);
+int stint_store_count(struct stint_store *s, size_t *agents,
+		      size_t *live_tasks, size_t *all_tasks);
+
+#endif

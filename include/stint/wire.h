@@ -1,0 +1,227 @@
+/*
+ * Stint wire protocol, shared by stint-pkcs11.so, stintd and the stint CLI.
+ *
+ * A frame is a 4-byte big-endian length followed by that many bytes holding
+ * exactly one definite-length CBOR map whose keys are small unsigned
+ * integers (STINT_K_*). Requests carry STINT_K_OP; replies carry
+ * STINT_K_STATUS and, when it is not STINT_OK, a human-readable
+ * STINT_K_ERROR. See docs/protocol.md for every message and its fields.
+ */
+#ifndef STINT_WIRE_H
+#define STINT_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STINT_WIRE_VERSION 1
+#define STINT_FRAME_MAX (64u * 1024u) /* bytes after the length prefix */
+
+#define STINT_NAME_MAX 64    /* agent names: [A-Za-z0-9._-], 1..64 */
+#define STINT_TASK_ID_MAX 40 /* "t-" + 32 lowercase hex = 34 */
+#define STINT_MECHS_MAX 32
+#define STINT_INTENT_MAX 1024
+#define STINT_REASON_MAX 256
+#define STINT_LIST_PAGE 64 /* tasks per LIST reply at most */
+
+/* Operations (STINT_K_OP). Agent socket: HELLO, LIST, SIGN. */
+enum stint_op {
+	STINT_OP_HELLO = 1,
+	STINT_OP_LIST = 2,
+	STINT_OP_SIGN = 3,
+	/* admin socket only */
+	STINT_OP_AGENT_ADD = 16,
+	STINT_OP_AGENT_LIST = 17,
+	STINT_OP_AGENT_REMOVE = 18,
+	STINT_OP_TASK_START = 19,
+	STINT_OP_TASK_END = 20,
+	STINT_OP_TASK_LIST = 21,
+	STINT_OP_TASK_SHOW = 22,
+	STINT_OP_AUDIT_TAIL = 23,
+	STINT_OP_STATUS = 24,
+};
+
+/* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
+enum stint_status {
+	STINT_OK = 0,
+	STINT_E_BAD_REQUEST = 1, /* malformed, missing or wrong-typed field */
+	STINT_E_VERSION = 2,     /* unsupported protocol version */
+	STINT_E_NO_AGENT = 3,    /* the peer maps to no registered agent */
+	STINT_E_NOT_YOURS = 4,   /* task unknown or owned by another agent */
+	STINT_E_NOT_LIVE = 5,    /* task ended, revoked or past its deadline */
+	STINT_E_MECHANISM = 6,   /* mechanism not allowed for this key */
+	STINT_E_BUDGET = 7,      /* signature budget spent */
+	STINT_E_BACKEND = 8,     /* the token or TPM failed */
+	STINT_E_NOT_FOUND = 9,   /* admin: no such agent or task */
+	STINT_E_EXISTS = 10,     /* admin: already exists */
+	STINT_E_DENIED = 11,     /* operation not allowed on this socket */
+	STINT_E_INTERNAL = 12,   /* store or audit failure; nothing was signed */
+	STINT_E_TOO_LARGE = 13,  /* frame over STINT_FRAME_MAX */
+	STINT_E_LIMIT = 14,      /* admin: TTL or budget above a limit */
+	STINT_E_UNKNOWN_OP = 15,
+};
+
+/* Map keys. A key means the same thing in every message. */
+enum stint_key {
+	STINT_K_OP = 1,     /* uint, requests */
+	STINT_K_STATUS = 2, /* uint, replies */
+	STINT_K_ERROR = 3,  /* text, replies with status != 0 */
+	STINT_K_VERSION = 4,
+	STINT_K_AGENT = 5,     /* text */
+	STINT_K_TASK = 6,      /* text task id */
+	STINT_K_MECH = 7,      /* uint CKM_* */
+	STINT_K_DATA = 8,      /* bytes: data or digest to sign */
+	STINT_K_SIG = 9,       /* bytes */
+	STINT_K_PSS_HASH = 10, /* uint CKM_SHA* */
+	STINT_K_PSS_MGF = 11,  /* uint CKG_MGF1_* */
+	STINT_K_PSS_SALT = 12, /* uint */
+	STINT_K_TASKS = 13,    /* array of task maps */
+	STINT_K_CURSOR = 14,   /* text: continue after this task id */
+	STINT_K_MORE = 15,     /* bool: another page follows */
+	STINT_K_KEY_TYPE = 16, /* uint enum stint_key_type */
+	STINT_K_SPKI = 17,     /* bytes: SubjectPublicKeyInfo DER */
+	STINT_K_MECHS = 18,    /* array of uint CKM_* */
+	STINT_K_NOT_AFTER = 19, /* uint: deadline, seconds since the epoch */
+	STINT_K_CERT = 20,      /* bytes: X.509 DER */
+	STINT_K_EC_PARAMS = 21, /* bytes: CKA_EC_PARAMS */
+	STINT_K_EC_POINT = 22,  /* bytes: CKA_EC_POINT (DER OCTET STRING) */
+	STINT_K_MODULUS = 23,   /* bytes: CKA_MODULUS */
+	STINT_K_EXPONENT = 24,  /* bytes: CKA_PUBLIC_EXPONENT */
+	STINT_K_UID = 25,
+	STINT_K_GID = 26, /* absent: any gid */
+	STINT_K_MAX_TTL = 27,  /* uint seconds */
+	STINT_K_TTL = 28,      /* uint seconds */
+	STINT_K_MAX_SIGS = 29, /* uint, 0 = unlimited */
+	STINT_K_INTENT = 30,   /* text */
+	STINT_K_REASON = 31,   /* text */
+	STINT_K_STATE = 32,    /* text: live | ended | expired */
+	STINT_K_SIGS_USED = 33,
+	STINT_K_AGENTS = 34, /* array of agent maps */
+	STINT_K_ALL = 35,    /* bool: include ended tasks */
+	STINT_K_LINES = 36,  /* array of text (audit records) */
+	STINT_K_COUNT = 37,
+	STINT_K_CREATED = 38,  /* uint seconds since the epoch */
+	STINT_K_ENDED = 39,    /* uint seconds since the epoch */
+	STINT_K_URI = 40,      /* text: pkcs11: URI of the task key */
+	STINT_K_AUDIT_SEQ = 41,  /* uint: seq of the last audit record */
+	STINT_K_AUDIT_HASH = 42, /* bytes(32): hash of the last record */
+	STINT_K_PATH = 43,       /* text: audit log path */
+	STINT_K_BACKEND = 44,    /* text: "pkcs11 (token 'stint')" */
+	STINT_K_TRUST_DOMAIN = 45, /* text */
+	STINT_K_UPTIME = 46,       /* uint seconds */
+	STINT_K_N_AGENTS = 47,     /* uint */
+	STINT_K_N_LIVE = 48,       /* uint: live tasks */
+	STINT_K_SYNC = 49,         /* text: always | batch | none */
+	STINT_K_PID = 50,          /* uint: stintd's pid */
+};
+
+enum stint_key_type {
+	STINT_KEY_EC_P256 = 1,
+	STINT_KEY_EC_P384 = 2,
+	STINT_KEY_RSA_2048 = 3,
+	STINT_KEY_RSA_3072 = 4,
+};
+
+/* Codec results: 0 on success, or one of these (never a wire status). */
+enum stint_wire_err {
+	STINT_WIRE_OK = 0,
+	STINT_WIRE_MALFORMED = -1, /* not one definite CBOR map, trailing bytes,
+				      non-uint or duplicate keys */
+	STINT_WIRE_MISSING = -2,   /* required field absent */
+	STINT_WIRE_TYPE = -3,      /* field of the wrong type */
+	STINT_WIRE_RANGE = -4,     /* value or length out of range */
+	STINT_WIRE_NOMEM = -5,
+	STINT_WIRE_IO = -6,     /* read/write failed or peer closed */
+	STINT_WIRE_TIMEOUT = -7,
+	STINT_WIRE_TOO_LARGE = -8, /* frame longer than allowed */
+};
+
+/* A borrowed or owned byte string. */
+struct stint_bytes {
+	uint8_t *ptr;
+	size_t len;
+};
+
+/* --- Agent messages, typed. Decoders allocate; free with *_free. --- */
+
+struct stint_hello_rep {
+	uint64_t version;
+	char agent[STINT_NAME_MAX + 1]; /* "" when the peer maps to no agent */
+};
+
+/* One live task as the module sees it (LIST reply entry). */
+struct stint_task_key {
+	char id[STINT_TASK_ID_MAX + 1];
+	uint32_t key_type;   /* enum stint_key_type */
+	uint64_t not_after;  /* seconds since the epoch */
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+	struct stint_bytes spki;      /* required */
+	struct stint_bytes ec_params; /* EC keys */
+	struct stint_bytes ec_point;  /* EC keys */
+	struct stint_bytes modulus;   /* RSA keys */
+	struct stint_bytes exponent;  /* RSA keys */
+	struct stint_bytes cert;      /* optional, len 0 when absent */
+};
+
+struct stint_list_rep {
+	struct stint_task_key *tasks;
+	size_t n_tasks;
+	bool more; /* ask again with cursor = last id */
+};
+
+struct stint_sign_req {
+	char task[STINT_TASK_ID_MAX + 1];
+	uint64_t mech;
+	bool has_pss;
+	uint64_t pss_hash, pss_mgf, pss_salt;
+	struct stint_bytes data; /* for hash-and-sign mechanisms: the digest */
+};
+
+/* Generic reply head: every reply has a status; errors have a message. */
+struct stint_reply_head {
+	uint64_t status;
+	char error[STINT_REASON_MAX + 1];
+};
+
+/* Encoders return a malloc'ed frame body (no length prefix) in *out. */
+int stint_enc_hello_req(uint64_t version, uint8_t **out, size_t *len);
+int stint_enc_list_req(const char *cursor /* NULL or "" */, uint8_t **out,
+		       size_t *len);
+int stint_enc_sign_req(const struct stint_sign_req *req, uint8_t **out,
+		       size_t *len);
+
+int stint_enc_hello_rep(const struct stint_hello_rep *rep, uint8_t **out,
+			size_t *len);
+int stint_enc_list_rep(const struct stint_list_rep *rep, uint8_t **out,
+		       size_t *len);
+int stint_enc_sign_rep(const uint8_t *sig, size_t sig_len, uint8_t **out,
+		       size_t *len);
+int stint_enc_error_rep(uint64_t status, const char *message, uint8_t **out,
+			size_t *len);
+
+/* Reply decoders (module side). They first decode the head; when
+ * head->status != STINT_OK they return 0 and leave the body untouched. */
+int stint_dec_hello_rep(const uint8_t *buf, size_t len,
+			struct stint_reply_head *head,
+			struct stint_hello_rep *rep);
+int stint_dec_list_rep(const uint8_t *buf, size_t len,
+		       struct stint_reply_head *head,
+		       struct stint_list_rep *rep);
+int stint_dec_sign_rep(const uint8_t *buf, size_t len,
+		       struct stint_reply_head *head, struct stint_bytes *sig);
+void stint_list_rep_free(struct stint_list_rep *rep);
+void stint_bytes_free(struct stint_bytes *b);
+
+const char *stint_status_str(uint64_t status);
+const char *stint_key_type_str(uint32_t key_type); /* "ec-p256", ... */
+int stint_key_type_parse(const char *s, uint32_t *key_type);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STINT_WIRE_H */
