@@ -1,1 +1,61 @@
-/* placeholder */
+/*
+ * stintd's process-wide state and the request handlers. The path of a SIGN
+ * request: server.c (accept, peer identity, frames) → handle_agent.c
+ * (decode, gate, audit, sign) → store.c (stint_store_sign_gate, which runs
+ * policy.c) → audit.c → the backend.
+ */
+#ifndef STINT_ATTEST_DAEMON_H
+#define STINT_ATTEST_DAEMON_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "attest/audit.h"
+#include "attest/backend.h"
+#include "attest/config.h"
+#include "attest/peer.h"
+#include "attest/store.h"
+
+struct stint_msg;
+
+struct stintd {
+	struct stint_config cfg;
+	struct stint_store *store;
+	struct stint_audit *audit;
+	struct stint_backend *backend;
+	/* SIGN holds it shared from the gate until the backend has signed;
+	 * ending a task holds it exclusively while it marks the task ended.
+	 * So once `task end` returns, no signature for it is in flight. */
+	pthread_rwlock_t revoke_lock;
+	uid_t uid;       /* stintd's own uid: may use admin.sock */
+	int64_t started; /* seconds since the epoch */
+};
+
+/* A reply frame body, malloc'ed. */
+struct stint_reply {
+	uint8_t *buf;
+	size_t len;
+};
+
+/* Handlers encode the reply to one decoded request; they return -1 only
+ * when memory ran out (the connection is then closed). */
+int stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
+			const struct stint_msg *req, struct stint_reply *rep);
+int stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
+			const struct stint_msg *req, struct stint_reply *rep);
+/* An error reply with a formatted message. */
+int stintd_error_reply(struct stint_reply *rep, int status, const char *fmt,
+		       ...) __attribute__((format(printf, 3, 4)));
+/* Serialises m into rep and frees m. */
+int stintd_msg_reply(struct stint_reply *rep, struct stint_msg *m);
+
+/* server.c: listens on agent.sock and admin.sock until *stop is set or a
+ * byte arrives on wake_fd; returns 0 on a clean stop. */
+int stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen);
+
+/* Seconds since the epoch; one clock for every deadline decision. */
+int64_t stintd_now(void);
+
+#endif

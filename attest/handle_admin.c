@@ -1,2 +1,537 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_handle_admin;
+/*
+ * The admin socket: what the stint CLI does. Only root and stintd's own
+ * uid get this far (server.c checks SO_PEERCRED at accept). Field tables:
+ * docs/protocol.md.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attest/daemon.h"
+#include "attest/task.h"
+#include "common/log.h"
+#include "common/mechanism.h"
+#include "common/msg.h"
+
+#define TASK_PAGE 64
+#define TAIL_MAX  1000
+
+static bool
+agent_name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > STINT_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+static int
+put_bytes_if(struct stint_msg *m, uint64_t key, const struct stint_bytes *b)
+{
+	return b->len ? stint_msg_put_bytes(m, key, b->ptr, b->len) : 0;
+}
+
+/* Fills m with the task map fields of docs/protocol.md. */
+static int
+put_task(struct stint_msg *m, const struct stint_task *t)
+{
+	char uri[256];
+	int r = 0;
+
+	stint_task_uri(t, uri, sizeof(uri));
+	r |= stint_msg_put_text(m, STINT_K_TASK, t->id);
+	r |= stint_msg_put_text(m, STINT_K_AGENT, t->agent);
+	r |= stint_msg_put_uint(m, STINT_K_KEY_TYPE, t->key_type);
+	r |= stint_msg_put_text(m, STINT_K_STATE,
+				stint_task_state_str(t->state));
+	r |= stint_msg_put_uint(m, STINT_K_CREATED, (uint64_t)t->created);
+	r |= stint_msg_put_uint(m, STINT_K_NOT_AFTER, (uint64_t)t->not_after);
+	if (t->ended)
+		r |= stint_msg_put_uint(m, STINT_K_ENDED, (uint64_t)t->ended);
+	if (t->reason[0])
+		r |= stint_msg_put_text(m, STINT_K_REASON, t->reason);
+	r |= stint_msg_put_uint(m, STINT_K_MAX_SIGS, t->max_sigs);
+	r |= stint_msg_put_uint(m, STINT_K_SIGS_USED, t->used_sigs);
+	if (t->intent[0])
+		r |= stint_msg_put_text(m, STINT_K_INTENT, t->intent);
+	r |= stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
+	r |= stint_msg_put_text(m, STINT_K_URI, uri);
+	r |= put_bytes_if(m, STINT_K_SPKI, &t->pub.spki);
+	r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
+	return r ? -1 : 0;
+}
+
+static int
+ok_reply(struct stint_reply *rep, struct stint_msg *m, int r)
+{
+	if (r != 0) {
+		stint_msg_free(m);
+		return -1;
+	}
+	return stintd_msg_reply(rep, m);
+}
+
+static void
+audit_admin(struct stintd *d, const char *event, const char *agent,
+	    const char *task, const struct stint_peer *peer, const char *detail)
+{
+	struct stint_audit_event ev = {.event = event,
+				       .agent = agent,
+				       .task = task,
+				       .peer = peer,
+				       .decision = "allow",
+				       .detail = detail};
+
+	if (stint_audit_append(d->audit, &ev) != 0)
+		log_err("audit log write failed for %s", event);
+}
+
+static int
+agent_add(struct stintd *d, const struct stint_peer *peer,
+	  const struct stint_msg *req, struct stint_reply *rep)
+{
+	struct stint_agent a;
+	const struct stint_mech *all;
+	char err[256], detail[128];
+	uint64_t v;
+	size_t n, i;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	if (stint_msg_get_text(req, STINT_K_AGENT, a.name, sizeof(a.name)) !=
+		    0 ||
+	    !agent_name_ok(a.name))
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "agent name must be 1-64 characters "
+					  "of A-Z a-z 0-9 . _ -");
+	if (stint_msg_get_uint(req, STINT_K_UID, &v) != 0 || v >= UINT32_MAX)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "agent needs a uid");
+	a.uid = (uint32_t)v;
+	a.gid = -1;
+	if (stint_msg_has(req, STINT_K_GID)) {
+		if (stint_msg_get_uint(req, STINT_K_GID, &v) != 0 ||
+		    v >= UINT32_MAX)
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad gid");
+		a.gid = (int64_t)v;
+	}
+	a.max_ttl = d->cfg.max_ttl;
+	if (stint_msg_has(req, STINT_K_MAX_TTL)) {
+		if (stint_msg_get_uint(req, STINT_K_MAX_TTL, &a.max_ttl) != 0 ||
+		    a.max_ttl == 0)
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad max_ttl");
+		if (a.max_ttl > d->cfg.max_ttl)
+			return stintd_error_reply(
+				rep, STINT_E_LIMIT,
+				"max TTL %llus is above stintd's max_ttl "
+				"(%llus)",
+				(unsigned long long)a.max_ttl,
+				(unsigned long long)d->cfg.max_ttl);
+	}
+	if (stint_msg_has(req, STINT_K_MECHS)) {
+		if (stint_msg_get_uint_array(req, STINT_K_MECHS, a.mechs,
+					     STINT_MECHS_MAX,
+					     &a.n_mechs) != 0 ||
+		    a.n_mechs == 0)
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad mechanism list");
+		for (i = 0; i < a.n_mechs; i++)
+			if (stint_mech_find(a.mechs[i]) == NULL)
+				return stintd_error_reply(
+					rep, STINT_E_MECHANISM,
+					"mechanism 0x%llx is not supported",
+					(unsigned long long)a.mechs[i]);
+	} else {
+		all = stint_mech_all(&n);
+		for (i = 0; i < n && i < STINT_MECHS_MAX; i++)
+			a.mechs[i] = all[i].mech;
+		a.n_mechs = i;
+	}
+	a.created = stintd_now();
+	r = stint_store_agent_add(d->store, &a, err, sizeof(err));
+	if (r == STINT_STORE_EXISTS)
+		return stintd_error_reply(rep, STINT_E_EXISTS, "%s", err);
+	if (r != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL, "%s", err);
+	snprintf(detail, sizeof(detail), "uid=%u gid=%lld max_ttl=%llus", a.uid,
+		 (long long)a.gid, (unsigned long long)a.max_ttl);
+	audit_admin(d, "agent-add", a.name, NULL, peer, detail);
+	log_info("agent %s added (uid %u)", a.name, a.uid);
+	return ok_reply(rep, stint_msg_reply_ok(), 0);
+}
+
+static int
+agent_list(struct stintd *d, struct stint_reply *rep)
+{
+	struct stint_agent *agents = NULL;
+	struct stint_msg *m, *e;
+	size_t n = 0, i;
+	int r = 0;
+
+	if (stint_store_agent_list(d->store, &agents, &n) != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "agent store unavailable");
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		free(agents);
+		return -1;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		if ((e = stint_msg_new()) == NULL) {
+			r = -1;
+			break;
+		}
+		r |= stint_msg_put_text(e, STINT_K_AGENT, agents[i].name);
+		r |= stint_msg_put_uint(e, STINT_K_UID, agents[i].uid);
+		if (agents[i].gid >= 0)
+			r |= stint_msg_put_uint(e, STINT_K_GID,
+						(uint64_t)agents[i].gid);
+		r |= stint_msg_put_uint(e, STINT_K_MAX_TTL, agents[i].max_ttl);
+		r |= stint_msg_put_uint_array(e, STINT_K_MECHS, agents[i].mechs,
+					      agents[i].n_mechs);
+		r |= stint_msg_put_uint(e, STINT_K_CREATED,
+					(uint64_t)agents[i].created);
+		r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
+	}
+	/* An empty list is still a list. */
+	if (r == 0 && n == 0)
+		r = stint_msg_put_uint_array(m, STINT_K_AGENTS, NULL, 0);
+	free(agents);
+	return ok_reply(rep, m, r);
+}
+
+static int
+agent_remove(struct stintd *d, const struct stint_peer *peer,
+	     const struct stint_msg *req, struct stint_reply *rep)
+{
+	char name[STINT_NAME_MAX + 1];
+	struct stint_msg *m;
+	size_t n = 0;
+	int r;
+
+	if (stint_msg_get_text(req, STINT_K_AGENT, name, sizeof(name)) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "AGENT_REMOVE needs an agent");
+	r = stint_store_agent_remove(d->store, name);
+	if (r == STINT_STORE_NOT_FOUND)
+		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
+					  "no agent named '%s'", name);
+	if (r != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "agent store unavailable");
+	audit_admin(d, "agent-remove", name, NULL, peer, NULL);
+	/* Its tasks die with it, keys included, before we answer. */
+	(void)stint_task_end_agent(d, name, "agent removed", peer, &n);
+	log_info("agent %s removed, %zu live task(s) ended", name, n);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	return ok_reply(rep, m, stint_msg_put_uint(m, STINT_K_COUNT, n));
+}
+
+static int
+task_start(struct stintd *d, const struct stint_peer *peer,
+	   const struct stint_msg *req, struct stint_reply *rep)
+{
+	char agent[STINT_NAME_MAX + 1], intent[STINT_INTENT_MAX + 1] = "";
+	struct stint_task_request tr = {.agent = agent};
+	struct stint_task t;
+	struct stint_msg *m;
+	uint64_t v;
+	char err[256];
+	int status, r;
+
+	if (stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "TASK_START needs an agent");
+	if (stint_msg_has(req, STINT_K_TTL) &&
+	    (stint_msg_get_uint(req, STINT_K_TTL, &tr.ttl) != 0 || tr.ttl == 0))
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "bad ttl");
+	if (stint_msg_has(req, STINT_K_KEY_TYPE)) {
+		if (stint_msg_get_uint(req, STINT_K_KEY_TYPE, &v) != 0 ||
+		    stint_key_type_str((uint32_t)v) == NULL || v > UINT32_MAX)
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "unknown key type");
+		tr.key_type = (uint32_t)v;
+	}
+	if (stint_msg_has(req, STINT_K_MAX_SIGS) &&
+	    stint_msg_get_uint(req, STINT_K_MAX_SIGS, &tr.max_sigs) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad max_sigs");
+	if (stint_msg_has(req, STINT_K_INTENT)) {
+		if (stint_msg_get_text(req, STINT_K_INTENT, intent,
+				       sizeof(intent)) != 0)
+			return stintd_error_reply(
+				rep, STINT_E_BAD_REQUEST,
+				"intent must be text of at most %d bytes",
+				STINT_INTENT_MAX);
+		tr.intent = intent;
+	}
+	memset(&t, 0, sizeof(t));
+	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
+	if (status != STINT_OK)
+		return stintd_error_reply(rep, status, "%s", err);
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		stint_task_clear(&t);
+		return -1;
+	}
+	r = put_task(m, &t);
+	stint_task_clear(&t);
+	return ok_reply(rep, m, r);
+}
+
+static int
+task_end(struct stintd *d, const struct stint_peer *peer,
+	 const struct stint_msg *req, struct stint_reply *rep)
+{
+	char id[STINT_TASK_ID_MAX + 1], reason[STINT_REASON_MAX + 1] = "";
+	char err[256];
+	int status;
+
+	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "TASK_END needs a task id");
+	if (stint_msg_has(req, STINT_K_REASON) &&
+	    stint_msg_get_text(req, STINT_K_REASON, reason, sizeof(reason)) !=
+		    0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad reason");
+	status = stint_task_end(d, id, reason[0] ? reason : "ended by admin",
+				peer, err, sizeof(err));
+	if (status != STINT_OK)
+		return stintd_error_reply(rep, status, "%s", err);
+	return ok_reply(rep, stint_msg_reply_ok(), 0);
+}
+
+static int
+task_show(struct stintd *d, const struct stint_msg *req,
+	  struct stint_reply *rep)
+{
+	char id[STINT_TASK_ID_MAX + 1];
+	struct stint_task t;
+	struct stint_msg *m;
+	int r;
+
+	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "TASK_SHOW needs a task id");
+	memset(&t, 0, sizeof(t));
+	r = stint_store_task_get(d->store, id, &t);
+	if (r == STINT_STORE_NOT_FOUND)
+		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
+					  "no task '%s'", id);
+	if (r != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "task store unavailable");
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		stint_task_clear(&t);
+		return -1;
+	}
+	r = put_task(m, &t);
+	stint_task_clear(&t);
+	return ok_reply(rep, m, r);
+}
+
+static int
+task_list(struct stintd *d, const struct stint_msg *req,
+	  struct stint_reply *rep)
+{
+	char agent[STINT_NAME_MAX + 1] = "", cursor[STINT_TASK_ID_MAX + 1] = "";
+	struct stint_task *tasks = NULL;
+	struct stint_msg *m, *e;
+	bool all = false;
+	size_t n = 0, i, shown;
+	int r = 0;
+
+	if ((stint_msg_has(req, STINT_K_AGENT) &&
+	     stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) !=
+		     0) ||
+	    (stint_msg_has(req, STINT_K_ALL) &&
+	     stint_msg_get_bool(req, STINT_K_ALL, &all) != 0) ||
+	    (stint_msg_has(req, STINT_K_CURSOR) &&
+	     stint_msg_get_text(req, STINT_K_CURSOR, cursor, sizeof(cursor)) !=
+		     0))
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "malformed TASK_LIST request");
+	if (stint_store_task_list(d->store, agent[0] ? agent : NULL, !all,
+				  stintd_now(), cursor, TASK_PAGE + 1, &tasks,
+				  &n) != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "task store unavailable");
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		stint_store_task_list_free(tasks, n);
+		return -1;
+	}
+	shown = n > TASK_PAGE ? TASK_PAGE : n;
+	for (i = 0; i < shown && r == 0; i++) {
+		if ((e = stint_msg_new()) == NULL) {
+			r = -1;
+			break;
+		}
+		if (put_task(e, &tasks[i]) != 0) {
+			stint_msg_free(e);
+			r = -1;
+			break;
+		}
+		r = stint_msg_append_map(m, STINT_K_TASKS, e);
+	}
+	if (r == 0 && shown == 0)
+		r = stint_msg_put_uint_array(m, STINT_K_TASKS, NULL, 0);
+	if (r == 0)
+		r = stint_msg_put_bool(m, STINT_K_MORE, n > TASK_PAGE);
+	stint_store_task_list_free(tasks, n);
+	return ok_reply(rep, m, r);
+}
+
+/* The last count lines of the audit log, read backwards from its end. */
+static int
+audit_tail(struct stintd *d, const struct stint_msg *req,
+	   struct stint_reply *rep)
+{
+	uint64_t count = 10;
+	struct stint_msg *m;
+	char *buf = NULL, *p, *start;
+	long size, from;
+	size_t got, lines = 0;
+	FILE *f;
+	int r = 0;
+
+	if (stint_msg_has(req, STINT_K_COUNT) &&
+	    (stint_msg_get_uint(req, STINT_K_COUNT, &count) != 0 ||
+	     count == 0 || count > TAIL_MAX))
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "count must be 1..%d", TAIL_MAX);
+	if ((f = fopen(d->cfg.audit.path, "re")) == NULL)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "cannot read %s: %s",
+					  d->cfg.audit.path, strerror(errno));
+	/* Records are a few hundred bytes; the reply must stay < 64 KiB. */
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	from = size > 48 * 1024 ? size - 48 * 1024 : 0;
+	fseek(f, from, SEEK_SET);
+	buf = calloc(1, (size_t)(size - from) + 1);
+	got = buf ? fread(buf, 1, (size_t)(size - from), f) : 0;
+	fclose(f);
+	if (buf == NULL)
+		return -1;
+	buf[got] = '\0';
+	start = buf;
+	if (from > 0 && (p = strchr(buf, '\n')) != NULL)
+		start = p + 1; /* drop the partial first line */
+	/* Walk back count newlines from the end. */
+	p = buf + got;
+	if (p > start && p[-1] == '\n')
+		p--;
+	while (p > start && lines < count) {
+		p--;
+		if (*p == '\n')
+			lines++;
+	}
+	if (lines == count || p < start)
+		p++;
+	if (p < start)
+		p = start;
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		free(buf);
+		return -1;
+	}
+	r |= stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
+	lines = 0;
+	while (r == 0 && *p != '\0') {
+		char *nl = strchr(p, '\n');
+
+		if (nl == NULL)
+			break; /* a torn last line is not a record */
+		*nl = '\0';
+		r = stint_msg_append_text(m, STINT_K_LINES, p);
+		lines++;
+		p = nl + 1;
+	}
+	if (r == 0 && lines == 0)
+		r = stint_msg_put_uint_array(m, STINT_K_LINES, NULL, 0);
+	free(buf);
+	return ok_reply(rep, m, r);
+}
+
+static int
+status(struct stintd *d, struct stint_reply *rep)
+{
+	struct stint_msg *m;
+	size_t agents = 0, live = 0, all = 0;
+	uint8_t hash[32];
+	uint64_t seq;
+	char backend[128];
+	int r = 0;
+
+	(void)stint_store_count(d->store, &agents, &live, &all);
+	stint_audit_head(d->audit, &seq, hash);
+	snprintf(backend, sizeof(backend), "%s (token '%s')",
+		 d->backend->ops->name, d->cfg.backend.token);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	r |= stint_msg_put_uint(m, STINT_K_VERSION, STINT_WIRE_VERSION);
+	r |= stint_msg_put_uint(m, STINT_K_PID, (uint64_t)getpid());
+	r |= stint_msg_put_uint(m, STINT_K_UPTIME,
+				(uint64_t)(stintd_now() - d->started));
+	r |= stint_msg_put_text(m, STINT_K_BACKEND, backend);
+	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
+	r |= stint_msg_put_uint(m, STINT_K_N_AGENTS, agents);
+	r |= stint_msg_put_uint(m, STINT_K_N_LIVE, live);
+	r |= stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
+	r |= stint_msg_put_text(m, STINT_K_SYNC,
+				stint_sync_str(d->cfg.audit.sync));
+	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
+	r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, hash, sizeof(hash));
+	return ok_reply(rep, m, r);
+}
+
+int
+stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
+{
+	uint64_t op;
+
+	if (stint_dec_request_op(req, &op) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "request has no op");
+	switch (op) {
+	case STINT_OP_AGENT_ADD:
+		return agent_add(d, peer, req, rep);
+	case STINT_OP_AGENT_LIST:
+		return agent_list(d, rep);
+	case STINT_OP_AGENT_REMOVE:
+		return agent_remove(d, peer, req, rep);
+	case STINT_OP_TASK_START:
+		return task_start(d, peer, req, rep);
+	case STINT_OP_TASK_END:
+		return task_end(d, peer, req, rep);
+	case STINT_OP_TASK_LIST:
+		return task_list(d, req, rep);
+	case STINT_OP_TASK_SHOW:
+		return task_show(d, req, rep);
+	case STINT_OP_AUDIT_TAIL:
+		return audit_tail(d, req, rep);
+	case STINT_OP_STATUS:
+		return status(d, rep);
+	case STINT_OP_HELLO:
+	case STINT_OP_LIST:
+	case STINT_OP_SIGN:
+		return stintd_error_reply(rep, STINT_E_DENIED,
+					  "agent operations are only accepted "
+					  "on agent.sock");
+	default:
+		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
+					  "unknown operation %llu",
+					  (unsigned long long)op);
+	}
+}

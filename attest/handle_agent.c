@@ -1,2 +1,308 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_handle_agent;
+/*
+ * The agent socket: HELLO, LIST, SIGN. Nothing here trusts the peer's
+ * words about who it is; identity is the connection's SO_PEERCRED.
+ *
+ * SIGN, in order: decode and shape-check the request; under the shared
+ * revoke lock, run the gate against the store (peer → agent, task live and
+ * before its deadline, mechanism, budget; the budget is charged in the same
+ * transaction); write the audit record; sign in the backend; reply.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "attest/daemon.h"
+#include "common/log.h"
+#include "common/mechanism.h"
+#include "common/msg.h"
+
+#define LIST_PAGE 16 /* keeps a page of RSA-3072 tasks with certs < 64 KiB */
+
+int64_t
+stintd_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int
+handle_hello(struct stintd *d, const struct stint_peer *peer,
+	     const struct stint_msg *req, struct stint_reply *rep)
+{
+	struct stint_hello_rep hello = {.version = STINT_WIRE_VERSION};
+	struct stint_agent agent;
+	uint64_t version;
+
+	if (stint_dec_hello_req(req, &version) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "HELLO needs a version");
+	if (version != STINT_WIRE_VERSION)
+		return stintd_error_reply(rep, STINT_E_VERSION,
+					  "protocol version %llu is not "
+					  "supported (stintd speaks %d)",
+					  (unsigned long long)version,
+					  STINT_WIRE_VERSION);
+	if (stint_store_agent_for_peer(d->store, peer->uid, peer->gid,
+				       &agent) == STINT_STORE_OK)
+		memcpy(hello.agent, agent.name, sizeof(hello.agent));
+	return stint_enc_hello_rep(&hello, &rep->buf, &rep->len) == 0 ? 0 : -1;
+}
+
+static void
+task_key_from_task(struct stint_task_key *k, const struct stint_task *t)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->id, t->id, sizeof(k->id));
+	k->key_type = t->key_type;
+	k->not_after = (uint64_t)t->not_after;
+	memcpy(k->mechs, t->mechs, sizeof(k->mechs));
+	k->n_mechs = t->n_mechs;
+	/* Borrowed: the encoder only reads them. */
+	k->spki = t->pub.spki;
+	k->ec_params = t->pub.ec_params;
+	k->ec_point = t->pub.ec_point;
+	k->modulus = t->pub.modulus;
+	k->exponent = t->pub.exponent;
+	k->cert = t->cert;
+}
+
+static int
+handle_list(struct stintd *d, const struct stint_peer *peer,
+	    const struct stint_msg *req, struct stint_reply *rep)
+{
+	struct stint_list_rep list = {0};
+	struct stint_agent agent;
+	struct stint_task *tasks = NULL;
+	char cursor[STINT_TASK_ID_MAX + 1];
+	size_t n = 0, i;
+	int r;
+
+	if (stint_dec_list_req(req, cursor) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "malformed LIST request");
+	/* A peer that maps to no agent sees an empty token. */
+	if (stint_store_agent_for_peer(d->store, peer->uid, peer->gid,
+				       &agent) != STINT_STORE_OK)
+		return stint_enc_list_rep(&list, &rep->buf, &rep->len) == 0
+			       ? 0
+			       : -1;
+	/* One extra row tells whether another page follows. */
+	if (stint_store_task_list(d->store, agent.name, true, stintd_now(),
+				  cursor, LIST_PAGE + 1, &tasks,
+				  &n) != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "task store unavailable");
+	list.more = n > LIST_PAGE;
+	list.n_tasks = list.more ? LIST_PAGE : n;
+	list.tasks = calloc(list.n_tasks + 1, sizeof(*list.tasks));
+	if (list.tasks == NULL) {
+		stint_store_task_list_free(tasks, n);
+		return -1;
+	}
+	for (i = 0; i < list.n_tasks; i++)
+		task_key_from_task(&list.tasks[i], &tasks[i]);
+	r = stint_enc_list_rep(&list, &rep->buf, &rep->len) == 0 ? 0 : -1;
+	free(list.tasks); /* entries borrow from tasks */
+	stint_store_task_list_free(tasks, n);
+	return r;
+}
+
+static void
+sha256(const uint8_t *in, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+
+	EVP_Digest(in, len, out, &n, EVP_sha256(), NULL);
+}
+
+struct sign_ctx {
+	struct stintd *d;
+	const struct stint_peer *peer;
+	const struct stint_sign_req *req;
+	const struct stint_mech *mech;
+	uint8_t input_sha256[32];
+	const char *agent; /* as found by the gate, may be NULL */
+};
+
+static int
+audit_sign(struct sign_ctx *s, const char *event, const char *decision,
+	   const char *reason)
+{
+	struct stint_audit_event ev = {
+		.event = event,
+		.agent = s->agent,
+		.task = s->req->task[0] ? s->req->task : NULL,
+		.peer = s->peer,
+		.mechanism = s->mech ? s->mech->name : NULL,
+		.input_sha256 = s->input_sha256,
+		.decision = decision,
+		.reason = reason,
+	};
+
+	return stint_audit_append(s->d->audit, &ev);
+}
+
+static int
+refuse(struct sign_ctx *s, struct stint_reply *rep, int status,
+       const char *reason)
+{
+	if (audit_sign(s, "sign-refused", "deny", reason) != 0)
+		log_err("audit log write failed while refusing a signature");
+	stint_debug("sign", "refused task %s for pid %ld: %s", s->req->task,
+		    (long)s->peer->pid, reason);
+	return stintd_error_reply(rep, status, "%s", reason);
+}
+
+static bool
+mgf_supported(uint64_t mgf)
+{
+	return mgf == CKG_MGF1_SHA256 || mgf == CKG_MGF1_SHA384 ||
+	       mgf == CKG_MGF1_SHA512;
+}
+
+/* The bytes the backend signs with mech->raw, checked for shape. */
+static const char *
+raw_input(const struct stint_mech *m, const struct stint_sign_req *r,
+	  uint8_t *buf, size_t cap, size_t *len, CK_RSA_PKCS_PSS_PARAMS *pss)
+{
+	const uint8_t *prefix;
+	size_t plen = 0, want;
+
+	if (m->pss) {
+		if (!r->has_pss)
+			return "PSS mechanism without PSS parameters";
+		if (m->hash != 0 && r->pss_hash != m->hash)
+			return "PSS hashAlg does not match the mechanism";
+		want = stint_hash_len(r->pss_hash);
+		if (want == 0 || !mgf_supported(r->pss_mgf))
+			return "unsupported PSS hash or MGF";
+		if (r->pss_salt > 64)
+			return "PSS salt length out of range";
+		if (r->data.len != want)
+			return "PSS input is not a digest of hashAlg";
+		pss->hashAlg = r->pss_hash;
+		pss->mgf = r->pss_mgf;
+		pss->sLen = r->pss_salt;
+	} else if (m->hash != 0) {
+		if (r->data.len != stint_hash_len(m->hash))
+			return "input is not a digest of the mechanism's hash";
+	}
+	if (m->hash != 0 && m->raw == CKM_RSA_PKCS) {
+		prefix = stint_digestinfo_prefix(m->hash, &plen);
+		if (prefix == NULL)
+			return "unsupported hash";
+		memcpy(buf, prefix, plen);
+	}
+	if (r->data.len == 0 || plen + r->data.len > cap)
+		return "input length out of range";
+	memcpy(buf + plen, r->data.ptr, r->data.len);
+	*len = plen + r->data.len;
+	return NULL;
+}
+
+static int
+handle_sign(struct stintd *d, const struct stint_peer *peer,
+	    const struct stint_msg *req, struct stint_reply *rep)
+{
+	struct stint_sign_req sr;
+	struct sign_ctx s = {.d = d, .peer = peer, .req = &sr};
+	struct stint_agent agent;
+	struct stint_task task;
+	CK_RSA_PKCS_PSS_PARAMS pss = {0};
+	uint8_t in[1024], sig[STINT_SIG_MAX];
+	size_t in_len = 0, sig_len = sizeof(sig);
+	const char *reason;
+	char err[256];
+	int verdict, r;
+
+	memset(&sr, 0, sizeof(sr));
+	memset(&agent, 0, sizeof(agent));
+	memset(&task, 0, sizeof(task));
+	if (stint_dec_sign_req(req, &sr) != 0) {
+		memset(&sr, 0, sizeof(sr));
+		memset(s.input_sha256, 0, sizeof(s.input_sha256));
+		r = refuse(&s, rep, STINT_E_BAD_REQUEST,
+			   "malformed SIGN request");
+		goto out;
+	}
+	sha256(sr.data.ptr, sr.data.len, s.input_sha256);
+	if ((s.mech = stint_mech_find(sr.mech)) == NULL) {
+		r = refuse(&s, rep, STINT_E_MECHANISM, "unsupported mechanism");
+		goto out;
+	}
+	if ((reason = raw_input(s.mech, &sr, in, sizeof(in), &in_len, &pss)) !=
+	    NULL) {
+		r = refuse(&s, rep, STINT_E_BAD_REQUEST, reason);
+		goto out;
+	}
+
+	pthread_rwlock_rdlock(&d->revoke_lock);
+	if (stint_store_sign_gate(d->store, peer->uid, peer->gid, sr.task,
+				  sr.mech, stintd_now(), &agent, &task,
+				  &verdict, &reason) != STINT_STORE_OK) {
+		verdict = STINT_E_INTERNAL;
+		reason = "task store unavailable";
+	}
+	s.agent = agent.name[0] ? agent.name : NULL;
+	if (verdict != STINT_OK) {
+		pthread_rwlock_unlock(&d->revoke_lock);
+		r = refuse(&s, rep, verdict, reason);
+		goto out;
+	}
+	/* No signature without its record. */
+	if (audit_sign(&s, "sign-allowed", "allow", NULL) != 0) {
+		pthread_rwlock_unlock(&d->revoke_lock);
+		log_err("audit log write failed: refusing to sign");
+		r = stintd_error_reply(rep, STINT_E_INTERNAL,
+				       "audit log unavailable; nothing signed");
+		goto out;
+	}
+	r = d->backend->ops->sign(d->backend, sr.task, s.mech->raw,
+				  s.mech->pss ? &pss : NULL, in, in_len, sig,
+				  &sig_len, err, sizeof(err));
+	pthread_rwlock_unlock(&d->revoke_lock);
+	if (r != 0) {
+		log_err("backend failed to sign for task %s: %s", sr.task, err);
+		(void)audit_sign(&s, "sign-error", "deny", err);
+		r = stintd_error_reply(rep, STINT_E_BACKEND,
+				       "backend failed to sign: %s", err);
+		goto out;
+	}
+	r = stint_enc_sign_rep(sig, sig_len, &rep->buf, &rep->len) == 0 ? 0
+									: -1;
+out:
+	OPENSSL_cleanse(in, sizeof(in));
+	stint_bytes_free(&sr.data);
+	stint_task_clear(&task);
+	return r;
+}
+
+int
+stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
+{
+	uint64_t op;
+
+	if (stint_dec_request_op(req, &op) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "request has no op");
+	switch (op) {
+	case STINT_OP_HELLO:
+		return handle_hello(d, peer, req, rep);
+	case STINT_OP_LIST:
+		return handle_list(d, peer, req, rep);
+	case STINT_OP_SIGN:
+		return handle_sign(d, peer, req, rep);
+	default:
+		if (op >= STINT_OP_AGENT_ADD && op <= STINT_OP_STATUS)
+			return stintd_error_reply(rep, STINT_E_DENIED,
+						  "admin operations are only "
+						  "accepted on admin.sock");
+		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
+					  "unknown operation %llu",
+					  (unsigned long long)op);
+	}
+}

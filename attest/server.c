@@ -1,2 +1,355 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_server;
+/*
+ * The two Unix sockets. Each connection gets a thread with a small stack;
+ * a connection's identity is its SO_PEERCRED, read once at accept. Limits
+ * keep one misbehaving uid from starving the others: frames over
+ * STINT_FRAME_MAX are refused unread, a frame must arrive within
+ * FRAME_TIMEOUT_MS once started, idle connections are closed after
+ * IDLE_TIMEOUT_MS, and each uid may hold at most MAX_CONNS_PER_UID.
+ */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attest/daemon.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/msg.h"
+
+#define MAX_CONNS         1024
+#define MAX_CONNS_PER_UID 256
+#define IDLE_TIMEOUT_MS   (5 * 60 * 1000)
+#define FRAME_TIMEOUT_MS  10000
+#define WRITE_TIMEOUT_MS  10000
+#define CONN_STACK        (256 * 1024)
+
+struct conn {
+	struct stintd *d;
+	int fd;
+	bool admin;
+	struct stint_peer peer;
+	struct conn *next;
+};
+
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t conns_cv = PTHREAD_COND_INITIALIZER;
+static struct conn *conns;
+static size_t n_conns;
+
+static size_t
+conns_of_uid(uid_t uid)
+{
+	struct conn *c;
+	size_t n = 0;
+
+	for (c = conns; c != NULL; c = c->next)
+		if (c->peer.uid == uid)
+			n++;
+	return n;
+}
+
+static void
+conn_unlink(struct conn *c)
+{
+	struct conn **pp;
+
+	pthread_mutex_lock(&conns_lock);
+	for (pp = &conns; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	n_conns--;
+	pthread_cond_broadcast(&conns_cv);
+	pthread_mutex_unlock(&conns_lock);
+}
+
+int
+stintd_error_reply(struct stint_reply *rep, int status, const char *fmt, ...)
+{
+	char text[STINT_REASON_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	rep->buf = NULL;
+	return stint_enc_error_rep((uint64_t)status, text, &rep->buf,
+				   &rep->len) == 0
+		       ? 0
+		       : -1;
+}
+
+int
+stintd_msg_reply(struct stint_reply *rep, struct stint_msg *m)
+{
+	int r;
+
+	rep->buf = NULL;
+	if (m == NULL)
+		return -1;
+	r = stint_msg_serialize(m, &rep->buf, &rep->len) == 0 ? 0 : -1;
+	stint_msg_free(m);
+	return r;
+}
+
+static void
+send_error(int fd, int status, const char *text)
+{
+	struct stint_reply rep;
+
+	if (stintd_error_reply(&rep, status, "%s", text) == 0) {
+		(void)stint_frame_write(fd, rep.buf, rep.len, WRITE_TIMEOUT_MS);
+		free(rep.buf);
+	}
+}
+
+/* Waits for the first byte of the next frame, so that the per-frame
+ * timeout starts only when a frame does. */
+static int
+wait_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r > 0 ? 0 : -1;
+}
+
+static int
+dispatch(struct conn *c, const uint8_t *body, size_t len,
+	 struct stint_reply *rep)
+{
+	struct stint_msg *req = NULL;
+	int r;
+
+	if (stint_msg_parse(body, len, &req) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "request is not one valid CBOR map "
+					  "with integer keys");
+	if (c->admin)
+		r = stintd_handle_admin(c->d, &c->peer, req, rep);
+	else
+		r = stintd_handle_agent(c->d, &c->peer, req, rep);
+	stint_msg_free(req);
+	return r;
+}
+
+static void *
+conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct stint_reply rep;
+	uint8_t *body;
+	size_t len;
+	int r;
+
+	for (;;) {
+		if (wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
+			break;
+		body = NULL;
+		r = stint_frame_read(c->fd, STINT_FRAME_MAX, FRAME_TIMEOUT_MS,
+				     &body, &len);
+		if (r == STINT_WIRE_TOO_LARGE) {
+			stint_debug("server", "pid %ld: frame over limit",
+				    (long)c->peer.pid);
+			send_error(c->fd, STINT_E_TOO_LARGE,
+				   "frame larger than 65536 bytes");
+			break;
+		}
+		if (r != 0)
+			break; /* closed, timed out, or torn: nothing to say */
+		r = dispatch(c, body, len, &rep);
+		free(body);
+		if (r != 0)
+			break;
+		r = stint_frame_write(c->fd, rep.buf, rep.len,
+				      WRITE_TIMEOUT_MS);
+		free(rep.buf);
+		if (r != 0)
+			break;
+	}
+	conn_unlink(c);
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+static bool
+admin_allowed(const struct stintd *d, const struct stint_peer *peer)
+{
+	return peer->uid == 0 || peer->uid == d->uid;
+}
+
+static void
+accept_one(struct stintd *d, int lfd, bool admin)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	struct conn *c;
+	int fd;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->d = d;
+	c->fd = fd;
+	c->admin = admin;
+	if (stint_peer_from_socket(fd, &c->peer) != 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	if (admin && !admin_allowed(d, &c->peer)) {
+		log_warn("refused admin connection from uid %ld pid %ld (%s)",
+			 (long)c->peer.uid, (long)c->peer.pid, c->peer.exe);
+		send_error(fd, STINT_E_DENIED,
+			   "permission denied: only root and stintd's user "
+			   "may use the admin socket");
+		close(fd);
+		free(c);
+		return;
+	}
+	pthread_mutex_lock(&conns_lock);
+	if (n_conns >= MAX_CONNS ||
+	    conns_of_uid(c->peer.uid) >= MAX_CONNS_PER_UID) {
+		pthread_mutex_unlock(&conns_lock);
+		log_warn("too many connections (uid %ld): refusing pid %ld",
+			 (long)c->peer.uid, (long)c->peer.pid);
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = conns;
+	conns = c;
+	n_conns++;
+	pthread_mutex_unlock(&conns_lock);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, CONN_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&tid, &attr, conn_main, c) != 0) {
+		conn_unlink(c);
+		close(fd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Refuses to take over a socket another stintd is still serving. */
+static int
+listen_unix(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		goto fail;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		snprintf(err, errlen,
+			 "%s is in use: is another stintd running?", path);
+		return -1;
+	}
+	(void)unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    chmod(path, mode) != 0 || listen(fd, 128) != 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void
+close_all_conns(void)
+{
+	struct timespec until;
+	struct conn *c;
+
+	pthread_mutex_lock(&conns_lock);
+	for (c = conns; c != NULL; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	while (n_conns > 0 &&
+	       pthread_cond_timedwait(&conns_cv, &conns_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&conns_lock);
+}
+
+int
+stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
+{
+	char agent_path[PATH_MAX], admin_path[PATH_MAX];
+	struct pollfd p[3];
+	int afd = -1, mfd = -1, r = -1;
+
+	if (snprintf(agent_path, sizeof(agent_path), "%s/agent.sock",
+		     d->cfg.runtime_dir) >= (int)sizeof(agent_path) ||
+	    snprintf(admin_path, sizeof(admin_path), "%s/admin.sock",
+		     d->cfg.runtime_dir) >= (int)sizeof(admin_path)) {
+		snprintf(err, errlen, "runtime_dir too long");
+		return -1;
+	}
+	/* Any local process may reach agent.sock: identity comes from
+	 * SO_PEERCRED. admin.sock is 0600 and checked per connection. */
+	if ((afd = listen_unix(agent_path, 0666, err, errlen)) < 0)
+		goto out;
+	if ((mfd = listen_unix(admin_path, 0600, err, errlen)) < 0)
+		goto out;
+	log_info("listening on %s and %s", agent_path, admin_path);
+
+	p[0] = (struct pollfd){.fd = afd, .events = POLLIN};
+	p[1] = (struct pollfd){.fd = mfd, .events = POLLIN};
+	p[2] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+	for (;;) {
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (p[2].revents)
+			break;
+		if (p[0].revents & POLLIN)
+			accept_one(d, afd, false);
+		if (p[1].revents & POLLIN)
+			accept_one(d, mfd, true);
+	}
+	r = 0;
+out:
+	if (afd >= 0) {
+		close(afd);
+		unlink(agent_path);
+	}
+	if (mfd >= 0) {
+		close(mfd);
+		unlink(admin_path);
+	}
+	close_all_conns();
+	return r;
+}

@@ -1,3 +1,260 @@
-/* placeholder */
-int main(void);
-int main(void) { return 77; }
+/*
+ * stintd: the only process that holds the HSM PIN, the state database and
+ * the audit log. Agents reach it through agent.sock, platform teams
+ * through admin.sock.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attest/daemon.h"
+#include "attest/task.h"
+#include "common/log.h"
+
+#define DEFAULT_CONFIG "/etc/stint/stint.conf"
+
+static int wake_pipe[2] = {-1, -1};
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	if (write(wake_pipe[1], &c, 1) < 0) {
+		/* nothing more a handler can do */
+	}
+	errno = saved;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: stintd [--config FILE] [--foreground] [--check]\n"
+		"\n"
+		"Stint daemon: holds task keys in the backend, checks every\n"
+		"signature against the live task, and logs it.\n"
+		"\n"
+		"  -c, --config FILE  configuration (default %s)\n"
+		"  -f, --foreground   stay in the foreground, log to stderr\n"
+		"      --check        validate the configuration, open the\n"
+		"                     backend, store and audit log, then exit\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      print the version\n"
+		"\n"
+		"See stintd(8) and stint.conf(5).\n",
+		DEFAULT_CONFIG);
+}
+
+/* Keeps the PIN and key handles out of core files and ptrace by the same
+ * uid. */
+static void
+harden_process(void)
+{
+	struct rlimit no_core = {0, 0};
+
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	(void)setrlimit(RLIMIT_CORE, &no_core);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int
+make_dir(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == 0 || errno == EEXIST) {
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+		snprintf(err, errlen, "%s exists and is not a directory", path);
+		return -1;
+	}
+	snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+	return -1;
+}
+
+static int
+open_all(struct stintd *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16];
+
+	if (make_dir(d->cfg.state_dir, 0700, err, errlen) != 0 ||
+	    make_dir(d->cfg.runtime_dir, 0755, err, errlen) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/state.db", d->cfg.state_dir);
+	if (stint_store_open(path, &d->store, err, errlen) != 0)
+		return -1;
+	if (stint_audit_open(d->cfg.audit.path, d->cfg.audit.sync, &d->audit,
+			     err, errlen) != 0)
+		return -1;
+	if (stint_backend_open(&d->cfg, &d->backend, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+close_all(struct stintd *d)
+{
+	if (d->backend != NULL)
+		d->backend->ops->close(d->backend);
+	if (d->audit != NULL)
+		stint_audit_close(d->audit);
+	if (d->store != NULL)
+		stint_store_close(d->store);
+	d->backend = NULL;
+	d->audit = NULL;
+	d->store = NULL;
+}
+
+static void
+audit_daemon(struct stintd *d, const char *event, const char *detail)
+{
+	struct stint_audit_event ev = {
+		.event = event, .decision = "allow", .detail = detail};
+
+	if (stint_audit_append(d->audit, &ev) != 0)
+		log_err("audit log write failed for %s", event);
+}
+
+static int
+daemonize(void)
+{
+	pid_t pid;
+	int fd;
+
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") != 0)
+		return -1;
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"check", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	const char *config = DEFAULT_CONFIG;
+	bool foreground = false, check = false;
+	struct stintd d;
+	char err[512], detail[256];
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'k':
+			check = true;
+			foreground = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("stintd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	stint_log_init("stintd", !foreground);
+	harden_process();
+	umask(077);
+
+	memset(&d, 0, sizeof(d));
+	d.uid = getuid();
+	if (stint_config_load(config, &d.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "stintd: %s\n", err);
+		return 1;
+	}
+	if (open_all(&d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "stintd: %s\n", err);
+		log_err("%s", err);
+		close_all(&d);
+		return 1;
+	}
+	if (check) {
+		printf("stintd: configuration %s OK\n", config);
+		close_all(&d);
+		return 0;
+	}
+	if (!foreground && daemonize() != 0) {
+		log_err("cannot daemonize: %s", strerror(errno));
+		close_all(&d);
+		return 1;
+	}
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		log_err("pipe: %s", strerror(errno));
+		close_all(&d);
+		return 1;
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	pthread_rwlock_init(&d.revoke_lock, NULL);
+	d.started = stintd_now();
+
+	snprintf(detail, sizeof(detail), "stintd %s pid %ld backend %s",
+		 PACKAGE_VERSION, (long)getpid(), d.backend->ops->name);
+	audit_daemon(&d, "daemon-start", detail);
+	log_info("started (%s, audit %s, sync %s)", detail, d.cfg.audit.path,
+		 stint_sync_str(d.cfg.audit.sync));
+	if (stint_reaper_start(&d) != 0) {
+		log_err("cannot start the expiry thread");
+		goto out;
+	}
+	if (stintd_serve(&d, wake_pipe[0], err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		fprintf(stderr, "stintd: %s\n", err);
+	} else {
+		rc = 0;
+	}
+out:
+	stint_reaper_stop();
+	audit_daemon(&d, "daemon-stop", rc == 0 ? "clean stop" : err);
+	log_info("stopped");
+	close_all(&d);
+	pthread_rwlock_destroy(&d.revoke_lock);
+	close(wake_pipe[0]);
+	close(wake_pipe[1]);
+	return rc;
+}

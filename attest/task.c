@@ -1,2 +1,354 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_task;
+/*
+ * Task lifecycle. A task is born with its key (generated in the backend,
+ * attributes checked) and dies with it: ending marks it in the store under
+ * the exclusive revoke lock, so no SIGN is in flight or can start for it,
+ * then destroys the key. The reaper does the same for tasks that reach
+ * their deadline, and retries destruction that failed.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "attest/task.h"
+#include "common/hex.h"
+#include "common/log.h"
+#include "common/mechanism.h"
+
+#define REAP_INTERVAL_MS 1000
+
+const char *
+stint_task_state_str(int state)
+{
+	switch (state) {
+	case STINT_TASK_LIVE:
+		return "live";
+	case STINT_TASK_ENDED:
+		return "ended";
+	case STINT_TASK_EXPIRED:
+		return "expired";
+	default:
+		return "unknown";
+	}
+}
+
+void
+stint_task_uri(const struct stint_task *t, char *buf, size_t cap)
+{
+	/* Agent names and task ids are URI-safe by construction. */
+	snprintf(buf, cap, "pkcs11:token=%s;object=%s", t->agent, t->id);
+}
+
+static int
+new_task_id(char id[STINT_TASK_ID_MAX + 1])
+{
+	uint8_t rnd[16];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -1;
+	id[0] = 't';
+	id[1] = '-';
+	stint_hex_encode(rnd, sizeof(rnd), id + 2);
+	return 0;
+}
+
+static void
+audit(struct stintd *d, const char *event, const char *agent, const char *task,
+      const struct stint_peer *by, const char *decision, const char *reason,
+      const char *detail)
+{
+	struct stint_audit_event ev = {.event = event,
+				       .agent = agent,
+				       .task = task,
+				       .peer = by,
+				       .decision = decision,
+				       .reason = reason,
+				       .detail = detail};
+
+	if (stint_audit_append(d->audit, &ev) != 0)
+		log_err("audit log write failed for %s of task %s", event,
+			task ? task : "-");
+}
+
+/* The task may use what its agent allows and its key type can do. */
+static void
+task_mechs(const struct stint_agent *a, uint32_t key_type, struct stint_task *t)
+{
+	const struct stint_mech *m;
+	size_t i;
+
+	t->n_mechs = 0;
+	for (i = 0; i < a->n_mechs; i++) {
+		m = stint_mech_find(a->mechs[i]);
+		if (m != NULL && stint_mech_fits_key(m, key_type))
+			t->mechs[t->n_mechs++] = a->mechs[i];
+	}
+}
+
+int
+stint_task_start(struct stintd *d, const struct stint_task_request *req,
+		 const struct stint_peer *by, struct stint_task *t, char *err,
+		 size_t errlen)
+{
+	struct stint_key_facts facts;
+	struct stint_agent a;
+	char detail[STINT_INTENT_MAX + 128], berr[256];
+	uint64_t ttl;
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	r = stint_store_agent_get(d->store, req->agent, &a);
+	if (r == STINT_STORE_NOT_FOUND) {
+		snprintf(err, errlen,
+			 "no agent named '%s' (register it with stint agent "
+			 "add)",
+			 req->agent);
+		return STINT_E_NOT_FOUND;
+	}
+	if (r != STINT_STORE_OK) {
+		snprintf(err, errlen, "agent store unavailable");
+		return STINT_E_INTERNAL;
+	}
+	ttl = req->ttl ? req->ttl : d->cfg.default_ttl;
+	if (ttl > a.max_ttl || ttl > d->cfg.max_ttl) {
+		snprintf(err, errlen,
+			 "TTL %llus is above the limit (agent '%s' max %llus, "
+			 "stintd max %llus)",
+			 (unsigned long long)ttl, a.name,
+			 (unsigned long long)a.max_ttl,
+			 (unsigned long long)d->cfg.max_ttl);
+		return STINT_E_LIMIT;
+	}
+	t->key_type = req->key_type ? req->key_type : STINT_KEY_EC_P256;
+	task_mechs(&a, t->key_type, t);
+	if (t->n_mechs == 0) {
+		snprintf(err, errlen,
+			 "agent '%s' allows no mechanism usable with a %s key",
+			 a.name, stint_key_type_str(t->key_type));
+		return STINT_E_MECHANISM;
+	}
+	if (new_task_id(t->id) != 0) {
+		snprintf(err, errlen, "no randomness for a task id");
+		return STINT_E_INTERNAL;
+	}
+	memcpy(t->agent, a.name, sizeof(t->agent));
+	t->state = STINT_TASK_LIVE;
+	t->created = stintd_now();
+	t->not_after = t->created + (int64_t)ttl;
+	t->max_sigs = req->max_sigs;
+	if (req->intent)
+		snprintf(t->intent, sizeof(t->intent), "%s", req->intent);
+
+	if (d->backend->ops->generate(d->backend, t->key_type, t->id, &t->pub,
+				      &facts, berr, sizeof(berr)) != 0) {
+		audit(d, "key-generate", a.name, t->id, by, "deny", berr,
+		      stint_key_type_str(t->key_type));
+		snprintf(err, errlen, "key generation failed: %s", berr);
+		stint_task_clear(t);
+		return STINT_E_BACKEND;
+	}
+	audit(d, "key-generate", a.name, t->id, by, "allow", NULL,
+	      stint_key_type_str(t->key_type));
+	if (stint_store_task_insert(d->store, t, berr, sizeof(berr)) !=
+	    STINT_STORE_OK) {
+		(void)d->backend->ops->destroy(d->backend, t->id, berr,
+					       sizeof(berr));
+		audit(d, "key-destroy", a.name, t->id, by, "allow",
+		      "task could not be stored", NULL);
+		snprintf(err, errlen, "task store unavailable");
+		stint_task_clear(t);
+		return STINT_E_INTERNAL;
+	}
+	snprintf(detail, sizeof(detail),
+		 "key=%s ttl=%llus max_signatures=%llu intent=%s",
+		 stint_key_type_str(t->key_type), (unsigned long long)ttl,
+		 (unsigned long long)t->max_sigs, t->intent);
+	audit(d, "task-start", a.name, t->id, by, "allow", NULL, detail);
+	log_info("task %s started for agent %s (%s, ttl %llus)", t->id, a.name,
+		 stint_key_type_str(t->key_type), (unsigned long long)ttl);
+	return STINT_OK;
+}
+
+/* Destroys the key of a task that is no longer live. */
+static int
+destroy_key(struct stintd *d, const char *id, const char *agent,
+	    const struct stint_peer *by, char *err, size_t errlen)
+{
+	if (d->backend->ops->destroy(d->backend, id, err, errlen) != 0) {
+		log_err("destroying the key of task %s failed: %s (will "
+			"retry)",
+			id, err);
+		return -1;
+	}
+	(void)stint_store_task_key_destroyed(d->store, id);
+	audit(d, "key-destroy", agent, id, by, "allow", NULL, NULL);
+	return 0;
+}
+
+/* Live → state, under the exclusive lock. */
+static int
+revoke(struct stintd *d, const char *id, enum stint_task_state state,
+       const char *reason)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&d->revoke_lock);
+	r = stint_store_task_end(d->store, id, state, reason, stintd_now());
+	pthread_rwlock_unlock(&d->revoke_lock);
+	return r;
+}
+
+int
+stint_task_end(struct stintd *d, const char *id, const char *reason,
+	       const struct stint_peer *by, char *err, size_t errlen)
+{
+	struct stint_task t;
+	int r;
+
+	memset(&t, 0, sizeof(t));
+	r = stint_store_task_get(d->store, id, &t);
+	if (r == STINT_STORE_NOT_FOUND) {
+		snprintf(err, errlen, "no task '%s'", id);
+		return STINT_E_NOT_FOUND;
+	}
+	if (r != STINT_STORE_OK) {
+		snprintf(err, errlen, "task store unavailable");
+		return STINT_E_INTERNAL;
+	}
+	if (t.state == STINT_TASK_LIVE) {
+		r = revoke(d, id, STINT_TASK_ENDED, reason);
+		if (r == STINT_STORE_OK) {
+			audit(d, "task-end", t.agent, id, by, "allow", reason,
+			      NULL);
+			log_info("task %s ended: %s", id, reason);
+		} else if (r != STINT_STORE_NOT_FOUND) {
+			stint_task_clear(&t);
+			snprintf(err, errlen, "task store unavailable");
+			return STINT_E_INTERNAL;
+		}
+	}
+	/* Ending an ended task is not an error, and it retries a key
+	 * destruction that failed before. */
+	r = STINT_OK;
+	if (!t.key_destroyed &&
+	    destroy_key(d, id, t.agent, by, err, errlen) != 0)
+		r = STINT_E_BACKEND;
+	stint_task_clear(&t);
+	return r;
+}
+
+int
+stint_task_end_agent(struct stintd *d, const char *agent, const char *reason,
+		     const struct stint_peer *by, size_t *n)
+{
+	struct stint_task *tasks = NULL;
+	size_t count = 0, i;
+	char err[256];
+
+	*n = 0;
+	if (stint_store_task_list(d->store, agent, false, stintd_now(), "",
+				  SIZE_MAX, &tasks, &count) != STINT_STORE_OK)
+		return -1;
+	for (i = 0; i < count; i++) {
+		if (tasks[i].state == STINT_TASK_LIVE &&
+		    revoke(d, tasks[i].id, STINT_TASK_ENDED, reason) ==
+			    STINT_STORE_OK) {
+			audit(d, "task-end", agent, tasks[i].id, by, "allow",
+			      reason, NULL);
+			(*n)++;
+		}
+		if (!tasks[i].key_destroyed)
+			(void)destroy_key(d, tasks[i].id, agent, by, err,
+					  sizeof(err));
+	}
+	stint_store_task_list_free(tasks, count);
+	return 0;
+}
+
+void
+stint_task_reap(struct stintd *d)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct stint_task t;
+	char err[256];
+	size_t n = 0, i;
+
+	if (stint_store_tasks_due(d->store, stintd_now(), &ids, &n) !=
+	    STINT_STORE_OK)
+		return;
+	for (i = 0; i < n; i++) {
+		memset(&t, 0, sizeof(t));
+		if (stint_store_task_get(d->store, ids[i], &t) !=
+		    STINT_STORE_OK)
+			continue;
+		if (t.state == STINT_TASK_LIVE &&
+		    revoke(d, t.id, STINT_TASK_EXPIRED, "deadline reached") ==
+			    STINT_STORE_OK) {
+			audit(d, "task-expire", t.agent, t.id, NULL, "allow",
+			      "deadline reached", NULL);
+			log_info("task %s expired", t.id);
+		}
+		if (!t.key_destroyed)
+			(void)destroy_key(d, t.id, t.agent, NULL, err,
+					  sizeof(err));
+		stint_task_clear(&t);
+	}
+	free(ids);
+}
+
+static pthread_t reaper;
+static pthread_mutex_t reaper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reaper_cv = PTHREAD_COND_INITIALIZER;
+static bool reaper_stop, reaper_running;
+
+static void *
+reaper_main(void *arg)
+{
+	struct stintd *d = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&reaper_lock);
+	while (!reaper_stop) {
+		pthread_mutex_unlock(&reaper_lock);
+		stint_task_reap(d);
+		pthread_mutex_lock(&reaper_lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)REAP_INTERVAL_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		if (!reaper_stop)
+			pthread_cond_timedwait(&reaper_cv, &reaper_lock,
+					       &until);
+	}
+	pthread_mutex_unlock(&reaper_lock);
+	return NULL;
+}
+
+int
+stint_reaper_start(struct stintd *d)
+{
+	reaper_stop = false;
+	if (pthread_create(&reaper, NULL, reaper_main, d) != 0)
+		return -1;
+	reaper_running = true;
+	return 0;
+}
+
+void
+stint_reaper_stop(void)
+{
+	if (!reaper_running)
+		return;
+	pthread_mutex_lock(&reaper_lock);
+	reaper_stop = true;
+	pthread_cond_signal(&reaper_cv);
+	pthread_mutex_unlock(&reaper_lock);
+	pthread_join(reaper, NULL);
+	reaper_running = false;
+}

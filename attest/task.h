@@ -1,1 +1,41 @@
-/* placeholder */
+/*
+ * Task lifecycle: start (key generation, store, audit), end (synchronous
+ * revocation, then key destruction), expiry (the reaper thread).
+ */
+#ifndef STINT_ATTEST_TASK_H
+#define STINT_ATTEST_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest/daemon.h"
+
+struct stint_task_request {
+	const char *agent;
+	uint64_t ttl;       /* seconds; 0 = the daemon's default_ttl */
+	uint32_t key_type;  /* 0 = ec-p256 */
+	uint64_t max_sigs;  /* 0 = unlimited */
+	const char *intent; /* may be NULL */
+};
+
+/* Return a wire status (STINT_OK or the refusal) and err for the reply. */
+int stint_task_start(struct stintd *d, const struct stint_task_request *req,
+		     const struct stint_peer *by, struct stint_task *out,
+		     char *err, size_t errlen);
+int stint_task_end(struct stintd *d, const char *id, const char *reason,
+		   const struct stint_peer *by, char *err, size_t errlen);
+/* Ends every live task of an agent and destroys their keys; *n ended. */
+int stint_task_end_agent(struct stintd *d, const char *agent,
+			 const char *reason, const struct stint_peer *by,
+			 size_t *n);
+/* One reaper pass: expire live tasks past their deadline and destroy keys
+ * of ended tasks still in the backend. */
+void stint_task_reap(struct stintd *d);
+/* "pkcs11:token=<agent>;object=<task>" into buf. */
+void stint_task_uri(const struct stint_task *t, char *buf, size_t cap);
+const char *stint_task_state_str(int state);
+
+int stint_reaper_start(struct stintd *d);
+void stint_reaper_stop(void);
+
+#endif

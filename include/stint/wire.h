@@ -205,7 +205,8 @@ int stint_enc_error_rep(uint64_t status, const char *message, uint8_t **out,
 			size_t *len);
 
 /* Reply decoders (module side). They first decode the head; when
- * head->status != STINT_OK they return 0 and leave the body untouched. */
+ * head->status != STINT_OK they return 0 with the body zeroed (nothing to
+ * free). On any error return the body is zeroed too. */
 int stint_dec_hello_rep(const uint8_t *buf, size_t len,
 			struct stint_reply_head *head,
 			struct stint_hello_rep *rep);
