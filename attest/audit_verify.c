@@ -1,2 +1,342 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_audit_verify;
+/*
+ * Offline audit log verifier (`stint audit verify`). Streams the log line by
+ * line and checks, for each record, the hash over the exact bytes on disk,
+ * then seq and prev against the record before it; JSON is parsed only to
+ * read seq and prev. Reports the first bad line and why.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "attest/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "common/hex.h"
+
+#define HASH_PREFIX     ",\"hash\":\""
+#define HASH_PREFIX_LEN (sizeof(HASH_PREFIX) - 1)
+#define HASH_SUFFIX_LEN (HASH_PREFIX_LEN + 64 + 2) /* ,"hash":"<hex>"} */
+/* A record is a few hundred bytes; a longer line is not one. */
+#define MAX_LINE   (1024 * 1024)
+#define READ_CHUNK (64 * 1024)
+
+/* Reads lines of at most MAX_LINE bytes, NUL bytes and all. */
+struct line_reader {
+	int fd;
+	char *buf;
+	size_t cap, start, end;
+	bool eof;
+};
+
+enum line_status { LINE_OK, LINE_EOF, LINE_TOO_LONG, LINE_IO_ERROR };
+
+/* Sets *line and *len (without "\n") and *newline (false only for a last line
+ * that was cut off). */
+static enum line_status
+next_line(struct line_reader *r, const char **line, size_t *len, bool *newline)
+{
+	char *nl;
+	ssize_t n;
+
+	for (;;) {
+		nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+		if (nl != NULL) {
+			*line = r->buf + r->start;
+			*len = (size_t)(nl - *line);
+			*newline = true;
+			r->start += *len + 1;
+			return *len > MAX_LINE ? LINE_TOO_LONG : LINE_OK;
+		}
+		if (r->end - r->start > MAX_LINE)
+			return LINE_TOO_LONG;
+		if (r->eof) {
+			if (r->end == r->start)
+				return LINE_EOF;
+			*line = r->buf + r->start;
+			*len = r->end - r->start;
+			*newline = false;
+			r->start = r->end;
+			return LINE_OK;
+		}
+		if (r->start > 0) {
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
+			r->end -= r->start;
+			r->start = 0;
+		}
+		n = read(r->fd, r->buf + r->end, r->cap - r->end);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return LINE_IO_ERROR;
+		if (n == 0)
+			r->eof = true;
+		r->end += (size_t)n;
+	}
+}
+
+static int
+sha256_record(const char *body, size_t n, uint8_t out[32])
+{
+	EVP_MD_CTX *ctx;
+	unsigned int len = 0;
+	int r = -1;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, body, n) != 1 ||
+	    EVP_DigestUpdate(ctx, "}", 1) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != 32)
+		goto out;
+	r = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+static bool
+is_lower_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+static void bad(struct stint_audit_report *rep, uint64_t line, const char *fmt,
+		...) __attribute__((format(printf, 3, 4)));
+
+static void
+bad(struct stint_audit_report *rep, uint64_t line, const char *fmt, ...)
+{
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	rep->bad_line = line;
+	if (line > 0)
+		snprintf(rep->reason, sizeof(rep->reason),
+			 "line %" PRIu64 ": %s", line, why);
+	else
+		snprintf(rep->reason, sizeof(rep->reason), "%s", why);
+}
+
+/* State carried from one record to the next. */
+struct chain {
+	uint64_t lineno;
+	uint64_t seq;     /* of the last good record, 0 before the first */
+	uint8_t hash[32]; /* of the last good record, zeros before the first */
+	/* The anchor's record, once seen. */
+	bool anchor_seen;
+	uint64_t anchor_line;
+	uint8_t anchor_hash[32];
+};
+
+/*
+ * Checks one line against the chain so far. Returns 0 when it is a good
+ * next record, 1 (report filled in) when it is not, -1 on no memory.
+ */
+static int
+check_record(struct chain *c, const char *line, size_t len, bool newline,
+	     const struct stint_audit_anchor *anchor,
+	     struct stint_audit_report *rep)
+{
+	const char *suffix, *prevhex;
+	uint8_t hash[32], want[32], prev[32];
+	char hex[65];
+	json_t *root = NULL, *jseq, *jprev;
+	json_int_t seq;
+	int r = 1;
+
+	if (!newline) {
+		bad(rep, c->lineno, "truncated record (tail cut)");
+		return 1;
+	}
+	if (len < HASH_SUFFIX_LEN + 1) {
+		bad(rep, c->lineno,
+		    "too short to be a record (not a Stint audit record)");
+		return 1;
+	}
+	suffix = line + len - HASH_SUFFIX_LEN;
+	if (memcmp(suffix, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
+	    !is_lower_hex(suffix + HASH_PREFIX_LEN, 64) ||
+	    memcmp(suffix + HASH_PREFIX_LEN + 64, "\"}", 2) != 0) {
+		bad(rep, c->lineno,
+		    "does not end with a hash member (record altered or not "
+		    "a Stint audit record)");
+		return 1;
+	}
+	/* stint_hex_decode wants exactly the digits, NUL-terminated. */
+	memcpy(hex, suffix + HASH_PREFIX_LEN, 64);
+	hex[64] = '\0';
+	if (stint_hex_decode(hex, want, 32) != 0 ||
+	    sha256_record(line, len - HASH_SUFFIX_LEN, hash) != 0)
+		return -1;
+	if (memcmp(hash, want, 32) != 0) {
+		bad(rep, c->lineno, "hash mismatch (record altered)");
+		return 1;
+	}
+
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(root)) {
+		bad(rep, c->lineno, "not a JSON object");
+		goto out;
+	}
+	jseq = json_object_get(root, "seq");
+	jprev = json_object_get(root, "prev");
+	if (!json_is_integer(jseq) || json_integer_value(jseq) < 1) {
+		bad(rep, c->lineno, "no valid seq");
+		goto out;
+	}
+	seq = json_integer_value(jseq);
+	if (c->lineno == 1 && seq != 1) {
+		bad(rep, c->lineno,
+		    "first record has seq %lld, expected 1 (records removed "
+		    "from the start)",
+		    (long long)seq);
+		goto out;
+	}
+	if (c->lineno > 1 && (uint64_t)seq != c->seq + 1) {
+		bad(rep, c->lineno,
+		    "seq %lld follows %" PRIu64
+		    " (record removed or reordered)",
+		    (long long)seq, c->seq);
+		goto out;
+	}
+	prevhex = json_string_value(jprev);
+	if (prevhex == NULL || strlen(prevhex) != 64 ||
+	    !is_lower_hex(prevhex, 64) ||
+	    stint_hex_decode(prevhex, prev, 32) != 0) {
+		bad(rep, c->lineno, "no valid prev");
+		goto out;
+	}
+	if (memcmp(prev, c->hash, 32) != 0) {
+		if (c->lineno == 1)
+			bad(rep, c->lineno,
+			    "prev of the first record is not all zeros");
+		else
+			bad(rep, c->lineno,
+			    "prev does not match line %" PRIu64 "'s hash",
+			    c->lineno - 1);
+		goto out;
+	}
+
+	c->seq = (uint64_t)seq;
+	memcpy(c->hash, hash, 32);
+	if (anchor != NULL && anchor->set && c->seq == anchor->seq) {
+		c->anchor_seen = true;
+		c->anchor_line = c->lineno;
+		memcpy(c->anchor_hash, hash, 32);
+	}
+	r = 0;
+out:
+	json_decref(root);
+	return r;
+}
+
+/*
+ * The anchor is stintd's head (seq and hash of the last record it wrote).
+ * The log must reach it and hold exactly that record there; records after
+ * it are allowed, since stintd may append between fetching its head and
+ * the log being read, and they chain from it anyway.
+ */
+static int
+check_anchor(const struct chain *c, const struct stint_audit_anchor *anchor,
+	     uint64_t records, struct stint_audit_report *rep)
+{
+	if (anchor == NULL || !anchor->set || anchor->seq == 0)
+		return 0;
+	if (c->seq < anchor->seq) {
+		bad(rep, records + 1,
+		    "log ends at seq %" PRIu64
+		    " but stintd's head is seq %" PRIu64
+		    " (records removed from the tail)",
+		    c->seq, anchor->seq);
+		return 1;
+	}
+	if (!c->anchor_seen || memcmp(c->anchor_hash, anchor->hash, 32) != 0) {
+		bad(rep, c->anchor_line,
+		    "record seq %" PRIu64 " is not the one stintd wrote (its "
+		    "hash differs from stintd's head: log rewritten)",
+		    anchor->seq);
+		return 1;
+	}
+	return 0;
+}
+
+int
+stint_audit_verify_file(const char *path,
+			const struct stint_audit_anchor *anchor,
+			struct stint_audit_report *rep)
+{
+	struct line_reader rd = {.fd = -1};
+	struct chain c;
+	enum line_status st;
+	const char *line;
+	size_t len;
+	bool newline;
+	int r = -1, k;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&c, 0, sizeof(c));
+	if ((rd.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(rep->reason, sizeof(rep->reason), "%s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	rd.cap = MAX_LINE + READ_CHUNK + 1;
+	if ((rd.buf = malloc(rd.cap)) == NULL) {
+		snprintf(rep->reason, sizeof(rep->reason), "out of memory");
+		goto out;
+	}
+	for (;;) {
+		st = next_line(&rd, &line, &len, &newline);
+		if (st == LINE_EOF)
+			break;
+		c.lineno++;
+		if (st == LINE_IO_ERROR) {
+			snprintf(rep->reason, sizeof(rep->reason),
+				 "%s: read error at line %" PRIu64 ": %s", path,
+				 c.lineno, strerror(errno));
+			goto out;
+		}
+		if (st == LINE_TOO_LONG) {
+			bad(rep, c.lineno, "longer than 1 MiB (not a record)");
+			r = 1;
+			goto out;
+		}
+		k = check_record(&c, line, len, newline, anchor, rep);
+		if (k < 0) {
+			snprintf(rep->reason, sizeof(rep->reason),
+				 "out of memory");
+			goto out;
+		}
+		if (k > 0) {
+			r = 1;
+			goto out;
+		}
+		rep->records++;
+		rep->last_seq = c.seq;
+		memcpy(rep->last_hash, c.hash, 32);
+	}
+	r = check_anchor(&c, anchor, rep->records, rep);
+out:
+	free(rd.buf);
+	close(rd.fd);
+	return r;
+}
