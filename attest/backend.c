@@ -1,2 +1,51 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_backend;
+/*
+ * Backend selection. stintd names its key store in [backend] type; each
+ * type has its own open function and fills in the ops table.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/backend.h"
+#include "attest/config.h"
+
+int
+stint_backend_open(const struct stint_config *cfg, struct stint_backend **out,
+		   char *err, size_t errlen)
+{
+	*out = NULL;
+	if (strcmp(cfg->backend.type, "pkcs11") == 0)
+		return stint_backend_pkcs11_open(cfg, out, err, errlen);
+	if (cfg->backend.type[0] == '\0')
+		snprintf(err, errlen,
+			 "no backend type configured: set [backend] type = "
+			 "pkcs11");
+	else
+		snprintf(err, errlen,
+			 "unknown backend type '%s': set [backend] type = "
+			 "pkcs11",
+			 cfg->backend.type);
+	return -1;
+}
+
+static void
+bytes_clear(struct stint_bytes *b)
+{
+	free(b->ptr);
+	b->ptr = NULL;
+	b->len = 0;
+}
+
+void
+stint_pubkey_free(struct stint_pubkey *pub)
+{
+	if (pub == NULL)
+		return;
+	bytes_clear(&pub->spki);
+	bytes_clear(&pub->ec_params);
+	bytes_clear(&pub->ec_point);
+	bytes_clear(&pub->modulus);
+	bytes_clear(&pub->exponent);
+}

@@ -1,2 +1,1377 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_backend_pkcs11;
+/*
+ * PKCS#11 key-store backend (SoftHSM2 or a real HSM).
+ *
+ * stintd loads the configured module, finds its token by label (SoftHSM
+ * moves a token to a random slot id, so slot ids mean nothing), logs in
+ * once and keeps that login alive with one session that is never used for
+ * anything else: PKCS#11 logs the application out when its last session
+ * closes. Signing threads borrow R/W sessions from a small pool and look up
+ * private key handles in a cache, since token object handles stay valid
+ * across sessions of one application.
+ */
+#include <config.h>
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
+
+#include "attest/backend.h"
+#include "attest/config.h"
+#include "common/log.h"
+
+#define PIN_MAX       256
+#define POOL_MAX      32 /* idle sessions kept open for reuse */
+#define CACHE_BUCKETS 256
+#define CACHE_MAX     8192 /* cached key handles before the cache is reset */
+#define FIND_BATCH    16
+#define KEY_ID_MAX    255
+#define SIGN_IN_MAX   1024 /* largest raw input: RSA-4096 PKCS#1 block */
+
+struct key_entry {
+	struct key_entry *next;
+	CK_OBJECT_HANDLE priv;
+	CK_KEY_TYPE type;
+	char id[];
+};
+
+struct p11_backend {
+	struct stint_backend base; /* first: the ops see a stint_backend */
+	void *dl;
+	CK_FUNCTION_LIST_PTR f;
+	bool finalize; /* we initialised the module, so we finalise it */
+	bool logout;   /* we logged in, so we log out */
+	CK_SLOT_ID slot;
+	bool has_login_session;
+	CK_SESSION_HANDLE login_session;
+	char module[PATH_MAX];
+	char token[33];
+	char pin_file[PATH_MAX];
+
+	pthread_mutex_t lock; /* guards idle[] and cache[] */
+	CK_SESSION_HANDLE idle[POOL_MAX];
+	size_t n_idle;
+	struct key_entry *cache[CACHE_BUCKETS];
+	size_t n_cached;
+};
+
+struct key_spec {
+	uint32_t type;
+	const char *name;
+	bool ec;
+	int nid;            /* EC curve */
+	const uint8_t *oid; /* DER of the curve OID, for CKA_EC_PARAMS */
+	size_t oid_len;
+	CK_ULONG bits;
+};
+
+static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+				   0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+
+static const struct key_spec key_specs[] = {
+	{STINT_KEY_EC_P256, "ec-p256", true, NID_X9_62_prime256v1, oid_p256,
+	 sizeof(oid_p256), 256},
+	{STINT_KEY_EC_P384, "ec-p384", true, NID_secp384r1, oid_p384,
+	 sizeof(oid_p384), 384},
+	{STINT_KEY_RSA_2048, "rsa-2048", false, 0, NULL, 0, 2048},
+	{STINT_KEY_RSA_3072, "rsa-3072", false, 0, NULL, 0, 3072},
+};
+
+static void p11_close(struct stint_backend *base);
+
+/* --- return codes ------------------------------------------------------- */
+
+static const char *
+ckr_str(CK_RV rv)
+{
+#define R(x)                                                                   \
+	case x:                                                                \
+		return #x
+	switch (rv) {
+		R(CKR_OK);
+		R(CKR_HOST_MEMORY);
+		R(CKR_SLOT_ID_INVALID);
+		R(CKR_GENERAL_ERROR);
+		R(CKR_FUNCTION_FAILED);
+		R(CKR_ARGUMENTS_BAD);
+		R(CKR_CANT_LOCK);
+		R(CKR_ATTRIBUTE_SENSITIVE);
+		R(CKR_ATTRIBUTE_TYPE_INVALID);
+		R(CKR_ATTRIBUTE_VALUE_INVALID);
+		R(CKR_DATA_INVALID);
+		R(CKR_DATA_LEN_RANGE);
+		R(CKR_DEVICE_ERROR);
+		R(CKR_DEVICE_MEMORY);
+		R(CKR_DEVICE_REMOVED);
+		R(CKR_FUNCTION_CANCELED);
+		R(CKR_FUNCTION_NOT_SUPPORTED);
+		R(CKR_KEY_HANDLE_INVALID);
+		R(CKR_KEY_SIZE_RANGE);
+		R(CKR_KEY_TYPE_INCONSISTENT);
+		R(CKR_KEY_FUNCTION_NOT_PERMITTED);
+		R(CKR_MECHANISM_INVALID);
+		R(CKR_MECHANISM_PARAM_INVALID);
+		R(CKR_OBJECT_HANDLE_INVALID);
+		R(CKR_OPERATION_ACTIVE);
+		R(CKR_OPERATION_NOT_INITIALIZED);
+		R(CKR_PIN_INCORRECT);
+		R(CKR_PIN_INVALID);
+		R(CKR_PIN_LEN_RANGE);
+		R(CKR_PIN_EXPIRED);
+		R(CKR_PIN_LOCKED);
+		R(CKR_SESSION_CLOSED);
+		R(CKR_SESSION_COUNT);
+		R(CKR_SESSION_HANDLE_INVALID);
+		R(CKR_SESSION_READ_ONLY);
+		R(CKR_SESSION_EXISTS);
+		R(CKR_SESSION_READ_WRITE_SO_EXISTS);
+		R(CKR_TEMPLATE_INCOMPLETE);
+		R(CKR_TEMPLATE_INCONSISTENT);
+		R(CKR_TOKEN_NOT_PRESENT);
+		R(CKR_TOKEN_NOT_RECOGNIZED);
+		R(CKR_TOKEN_WRITE_PROTECTED);
+		R(CKR_USER_ALREADY_LOGGED_IN);
+		R(CKR_USER_NOT_LOGGED_IN);
+		R(CKR_USER_PIN_NOT_INITIALIZED);
+		R(CKR_USER_TYPE_INVALID);
+		R(CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
+		R(CKR_DOMAIN_PARAMS_INVALID);
+		R(CKR_CURVE_NOT_SUPPORTED);
+		R(CKR_BUFFER_TOO_SMALL);
+		R(CKR_CRYPTOKI_NOT_INITIALIZED);
+		R(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+		R(CKR_FUNCTION_REJECTED);
+	default:
+		return "CKR_(unknown)";
+	}
+#undef R
+}
+
+/* What an operator can do about a failure, where there is something. */
+static const char *
+ckr_hint(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_USER_NOT_LOGGED_IN:
+		return ": the token login was lost; restart stintd";
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+		return ": the token is gone; reconnect it and restart stintd";
+	case CKR_DEVICE_MEMORY:
+		return ": the token is full; end tasks or free space";
+	case CKR_MECHANISM_INVALID:
+		return ": the token does not support this mechanism";
+	case CKR_MECHANISM_PARAM_INVALID:
+		return ": bad mechanism parameters";
+	case CKR_KEY_TYPE_INCONSISTENT:
+		return ": mechanism does not fit the key type";
+	case CKR_DATA_LEN_RANGE:
+	case CKR_DATA_INVALID:
+		return ": input does not fit the mechanism and key size";
+	case CKR_BUFFER_TOO_SMALL:
+		return ": signature buffer too small";
+	case CKR_KEY_HANDLE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
+		return ": the key no longer exists";
+	case CKR_KEY_FUNCTION_NOT_PERMITTED:
+		return ": the key may not sign";
+	default:
+		return "";
+	}
+}
+
+static void
+ck_err(char *err, size_t errlen, const char *what, CK_RV rv)
+{
+	snprintf(err, errlen, "%s: %s%s", what, ckr_str(rv), ckr_hint(rv));
+}
+
+/* A session that failed this way cannot be trusted for the next caller. */
+static bool
+session_broken(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_GENERAL_ERROR:
+	case CKR_OPERATION_ACTIVE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Every call into the module goes through P11(): one debug line naming the
+ * call and its return code. Arguments are never logged (PINs, data).
+ */
+static CK_RV
+p11_traced(CK_RV rv, const char *call)
+{
+	stint_debug("backend", "%s: %s", call, ckr_str(rv));
+	return rv;
+}
+
+#define P11(b, fn, ...) p11_traced((b)->f->fn(__VA_ARGS__), #fn)
+
+/* --- key handle cache ---------------------------------------------------- */
+
+static size_t
+cache_bucket(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	return h % CACHE_BUCKETS;
+}
+
+/* Caller holds b->lock. */
+static void
+cache_clear_locked(struct p11_backend *b)
+{
+	struct key_entry *e, *next;
+	size_t i;
+
+	for (i = 0; i < CACHE_BUCKETS; i++) {
+		for (e = b->cache[i]; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+		b->cache[i] = NULL;
+	}
+	b->n_cached = 0;
+}
+
+static bool
+cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
+	  CK_KEY_TYPE *type)
+{
+	struct key_entry *e;
+	bool found = false;
+
+	pthread_mutex_lock(&b->lock);
+	for (e = b->cache[cache_bucket(id)]; e != NULL; e = e->next) {
+		if (strcmp(e->id, id) == 0) {
+			*h = e->priv;
+			*type = e->type;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return found;
+}
+
+static void
+cache_drop(struct p11_backend *b, const char *id)
+{
+	struct key_entry **pp, *e;
+
+	pthread_mutex_lock(&b->lock);
+	for (pp = &b->cache[cache_bucket(id)]; (e = *pp) != NULL;
+	     pp = &e->next) {
+		if (strcmp(e->id, id) == 0) {
+			*pp = e->next;
+			free(e);
+			b->n_cached--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Best effort: a cache that cannot grow only costs a find. */
+static void
+cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
+	  CK_KEY_TYPE type)
+{
+	struct key_entry *e;
+	size_t n = strlen(id), i;
+
+	pthread_mutex_lock(&b->lock);
+	i = cache_bucket(id);
+	for (e = b->cache[i]; e != NULL; e = e->next) {
+		if (strcmp(e->id, id) == 0) {
+			e->priv = h;
+			e->type = type;
+			goto out;
+		}
+	}
+	if (b->n_cached >= CACHE_MAX)
+		cache_clear_locked(b);
+	if ((e = malloc(sizeof(*e) + n + 1)) == NULL)
+		goto out;
+	memcpy(e->id, id, n + 1);
+	e->priv = h;
+	e->type = type;
+	e->next = b->cache[i];
+	b->cache[i] = e;
+	b->n_cached++;
+out:
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* --- session pool -------------------------------------------------------- */
+
+static CK_RV
+session_get(struct p11_backend *b, CK_SESSION_HANDLE *s)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->n_idle > 0) {
+		*s = b->idle[--b->n_idle];
+		pthread_mutex_unlock(&b->lock);
+		return CKR_OK;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return P11(b, C_OpenSession, b->slot,
+		   CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
+}
+
+/*
+ * A session whose operation failed may still hold an active operation
+ * (C_Sign keeps it on CKR_BUFFER_TOO_SMALL), so it is closed rather than
+ * handed to the next signer.
+ */
+static void
+session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean)
+{
+	if (clean) {
+		pthread_mutex_lock(&b->lock);
+		if (b->n_idle < POOL_MAX) {
+			b->idle[b->n_idle++] = s;
+			pthread_mutex_unlock(&b->lock);
+			return;
+		}
+		pthread_mutex_unlock(&b->lock);
+	}
+	P11(b, C_CloseSession, s);
+}
+
+/* --- objects ------------------------------------------------------------- */
+
+static void
+attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, void *value,
+	 CK_ULONG len)
+{
+	t[*n].type = type;
+	t[*n].pValue = value;
+	t[*n].ulValueLen = len;
+	(*n)++;
+}
+
+/* Handles of up to max objects with CKA_ID = id (and CKA_CLASS = *cls). */
+static CK_RV
+find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+	   const CK_OBJECT_CLASS *cls, CK_OBJECT_HANDLE *out, CK_ULONG max,
+	   CK_ULONG *n)
+{
+	CK_OBJECT_CLASS c = cls != NULL ? *cls : 0;
+	CK_ATTRIBUTE t[2];
+	CK_ULONG nt = 0;
+	CK_RV rv, rv2;
+
+	*n = 0;
+	attr_add(t, &nt, CKA_ID, (void *)id, strlen(id));
+	if (cls != NULL)
+		attr_add(t, &nt, CKA_CLASS, &c, sizeof(c));
+	if ((rv = P11(b, C_FindObjectsInit, s, t, nt)) != CKR_OK)
+		return rv;
+	rv = P11(b, C_FindObjects, s, out, max, n);
+	rv2 = P11(b, C_FindObjectsFinal, s);
+	return rv != CKR_OK ? rv : rv2;
+}
+
+/* The private key of key_id and its CKK_*, from the cache or the token. */
+static int
+key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
+	   CK_OBJECT_HANDLE *h, CK_KEY_TYPE *type, bool *cached, CK_RV *rvp,
+	   char *err, size_t errlen)
+{
+	static const CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY;
+	CK_OBJECT_HANDLE found[2];
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, type, sizeof(*type)};
+	CK_ULONG n;
+	CK_RV rv;
+
+	*rvp = CKR_OK;
+	if ((*cached = cache_get(b, key_id, h, type)))
+		return 0;
+	if ((rv = find_by_id(b, s, key_id, &priv, found, 2, &n)) != CKR_OK) {
+		*rvp = rv;
+		ck_err(err, errlen, "cannot search the token for the key", rv);
+		return -1;
+	}
+	if (n == 0) {
+		snprintf(err, errlen,
+			 "no key '%s' in token '%s' (destroyed or never "
+			 "generated)",
+			 key_id, b->token);
+		return -1;
+	}
+	if (n > 1) {
+		snprintf(err, errlen,
+			 "more than one private key with id '%s' in token "
+			 "'%s'; refusing to guess",
+			 key_id, b->token);
+		return -1;
+	}
+	*h = found[0];
+	if ((rv = P11(b, C_GetAttributeValue, s, *h, &a, 1)) != CKR_OK) {
+		*rvp = rv;
+		snprintf(err, errlen, "cannot read the type of key '%s'",
+			 key_id);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		return -1;
+	}
+	cache_put(b, key_id, *h, *type);
+	return 0;
+}
+
+/* Reads one attribute into a malloc'ed buffer. */
+static CK_RV
+attr_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	  CK_ATTRIBUTE_TYPE type, struct stint_bytes *out)
+{
+	CK_ATTRIBUTE a = {type, NULL, 0};
+	CK_RV rv;
+
+	if ((rv = P11(b, C_GetAttributeValue, s, h, &a, 1)) != CKR_OK)
+		return rv;
+	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0 ||
+	    a.ulValueLen > 65536)
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	if ((a.pValue = malloc(a.ulValueLen)) == NULL)
+		return CKR_HOST_MEMORY;
+	if ((rv = P11(b, C_GetAttributeValue, s, h, &a, 1)) != CKR_OK) {
+		free(a.pValue);
+		return rv;
+	}
+	out->ptr = a.pValue;
+	out->len = a.ulValueLen;
+	return CKR_OK;
+}
+
+static CK_RV
+facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	   struct stint_key_facts *facts)
+{
+	static const CK_ATTRIBUTE_TYPE types[8] = {
+		CKA_LOCAL,     CKA_NEVER_EXTRACTABLE,
+		CKA_SENSITIVE, CKA_EXTRACTABLE,
+		CKA_SIGN,      CKA_DECRYPT,
+		CKA_UNWRAP,    CKA_DERIVE};
+	CK_BBOOL v[8];
+	CK_ATTRIBUTE t[8];
+	CK_ULONG nt = 0;
+	CK_RV rv;
+	size_t i;
+
+	memset(v, 0, sizeof(v));
+	for (i = 0; i < 8; i++)
+		attr_add(t, &nt, types[i], &v[i], sizeof(v[i]));
+	if ((rv = P11(b, C_GetAttributeValue, s, h, t, nt)) != CKR_OK)
+		return rv;
+	for (i = 0; i < 8; i++)
+		if (t[i].ulValueLen != sizeof(CK_BBOOL))
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+	facts->local = v[0] == CK_TRUE;
+	facts->never_extractable = v[1] == CK_TRUE;
+	facts->sensitive = v[2] == CK_TRUE;
+	facts->extractable = v[3] != CK_FALSE;
+	facts->sign = v[4] == CK_TRUE;
+	facts->decrypt = v[5] != CK_FALSE;
+	facts->unwrap = v[6] != CK_FALSE;
+	facts->derive = v[7] != CK_FALSE;
+	return CKR_OK;
+}
+
+/* NULL when the key is sign-only and cannot leave the token. */
+static const char *
+facts_violation(const struct stint_key_facts *f)
+{
+	if (!f->local)
+		return "CKA_LOCAL is not true";
+	if (!f->never_extractable)
+		return "CKA_NEVER_EXTRACTABLE is not true";
+	if (!f->sensitive)
+		return "CKA_SENSITIVE is not true";
+	if (!f->sign)
+		return "CKA_SIGN is not true";
+	if (f->extractable)
+		return "CKA_EXTRACTABLE is not false";
+	if (f->decrypt)
+		return "CKA_DECRYPT is not false";
+	if (f->unwrap)
+		return "CKA_UNWRAP is not false";
+	if (f->derive)
+		return "CKA_DERIVE is not false";
+	return NULL;
+}
+
+/* --- SubjectPublicKeyInfo ------------------------------------------------ */
+
+static int
+spki_from_params(const char *alg, OSSL_PARAM *params, struct stint_bytes *spki,
+		 int want_bits)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	unsigned char *der = NULL;
+	int len, r = -1;
+
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		goto out;
+	if (EVP_PKEY_get_bits(pkey) != want_bits)
+		goto out;
+	if ((len = i2d_PUBKEY(pkey, &der)) <= 0)
+		goto out;
+	/* stint_bytes are freed with free(), not OPENSSL_free(). */
+	if ((spki->ptr = malloc((size_t)len)) == NULL)
+		goto out;
+	memcpy(spki->ptr, der, (size_t)len);
+	spki->len = (size_t)len;
+	r = 0;
+out:
+	OPENSSL_free(der);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	return r;
+}
+
+static int
+spki_ec(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+	size_t whylen)
+{
+	const unsigned char *p;
+	ASN1_OBJECT *oid = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	const uint8_t *point;
+	size_t point_len;
+	int r = -1;
+
+	p = pub->ec_params.ptr;
+	oid = d2i_ASN1_OBJECT(NULL, &p, (long)pub->ec_params.len);
+	if (oid == NULL || p != pub->ec_params.ptr + pub->ec_params.len ||
+	    OBJ_obj2nid(oid) != spec->nid) {
+		snprintf(why, whylen, "CKA_EC_PARAMS is not the %s curve OID",
+			 spec->name);
+		goto out;
+	}
+	/* PKCS#11 says CKA_EC_POINT is a DER OCTET STRING; some tokens give
+	 * the raw point, which is accepted too. */
+	p = pub->ec_point.ptr;
+	os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)pub->ec_point.len);
+	if (os != NULL && p == pub->ec_point.ptr + pub->ec_point.len) {
+		point = os->data;
+		point_len = (size_t)os->length;
+	} else {
+		point = pub->ec_point.ptr;
+		point_len = pub->ec_point.len;
+	}
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+					     OBJ_nid2sn(spec->nid), 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
+					      point, point_len) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	if (spki_from_params("EC", params, &pub->spki, (int)spec->bits) != 0) {
+		snprintf(why, whylen, "CKA_EC_POINT is not a %s point",
+			 spec->name);
+		goto out;
+	}
+	r = 0;
+out:
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(oid);
+	return r;
+}
+
+static int
+spki_rsa(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+	 size_t whylen)
+{
+	BIGNUM *n = NULL, *e = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	int r = -1;
+
+	if ((n = BN_bin2bn(pub->modulus.ptr, (int)pub->modulus.len, NULL)) ==
+		    NULL ||
+	    (e = BN_bin2bn(pub->exponent.ptr, (int)pub->exponent.len, NULL)) ==
+		    NULL ||
+	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	if (spki_from_params("RSA", params, &pub->spki, (int)spec->bits) != 0) {
+		snprintf(why, whylen, "CKA_MODULUS is not a %s modulus",
+			 spec->name);
+		goto out;
+	}
+	r = 0;
+out:
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(e);
+	BN_free(n);
+	return r;
+}
+
+static int
+pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	    const struct key_spec *spec, struct stint_pubkey *pub, char *err,
+	    size_t errlen)
+{
+	char why[128];
+	CK_RV rv;
+
+	if (spec->ec) {
+		if ((rv = attr_read(b, s, h, CKA_EC_PARAMS, &pub->ec_params)) !=
+			    CKR_OK ||
+		    (rv = attr_read(b, s, h, CKA_EC_POINT, &pub->ec_point)) !=
+			    CKR_OK) {
+			ck_err(err, errlen, "cannot read the EC public key",
+			       rv);
+			return -1;
+		}
+		if (spki_ec(spec, pub, why, sizeof(why)) != 0)
+			goto bad;
+	} else {
+		if ((rv = attr_read(b, s, h, CKA_MODULUS, &pub->modulus)) !=
+			    CKR_OK ||
+		    (rv = attr_read(b, s, h, CKA_PUBLIC_EXPONENT,
+				    &pub->exponent)) != CKR_OK) {
+			ck_err(err, errlen, "cannot read the RSA public key",
+			       rv);
+			return -1;
+		}
+		if (spki_rsa(spec, pub, why, sizeof(why)) != 0)
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "token '%s' returned an unusable public key: %s",
+		 b->token, why);
+	return -1;
+}
+
+/* --- operations ---------------------------------------------------------- */
+
+static const struct key_spec *
+key_spec_find(uint32_t type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(key_specs) / sizeof(key_specs[0]); i++)
+		if (key_specs[i].type == type)
+			return &key_specs[i];
+	return NULL;
+}
+
+static bool
+key_id_ok(const char *key_id)
+{
+	size_t n = strlen(key_id);
+
+	return n > 0 && n <= KEY_ID_MAX;
+}
+
+static int
+p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
+	     struct stint_pubkey *pub, struct stint_key_facts *facts, char *err,
+	     size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	const struct key_spec *spec;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
+	CK_ULONG bits, id_len, npub = 0, npriv = 0, n;
+	CK_ATTRIBUTE pubt[10], privt[12];
+	CK_MECHANISM mech = {0, NULL, 0};
+	CK_OBJECT_HANDLE hpub = 0, hpriv = 0, existing;
+	CK_SESSION_HANDLE s;
+	const char *violation;
+	bool have_keys = false, clean = true;
+	CK_RV rv;
+	int r = -1;
+
+	memset(pub, 0, sizeof(*pub));
+	memset(facts, 0, sizeof(*facts));
+	if ((spec = key_spec_find(key_type)) == NULL) {
+		snprintf(err, errlen,
+			 "unknown key type %u (use ec-p256, ec-p384, rsa-2048 "
+			 "or rsa-3072)",
+			 (unsigned)key_type);
+		return -1;
+	}
+	if (!key_id_ok(key_id)) {
+		snprintf(err, errlen, "key id must be 1 to %d bytes",
+			 KEY_ID_MAX);
+		return -1;
+	}
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	/* A second key under one id would make every later lookup a guess. */
+	if ((rv = find_by_id(b, s, key_id, NULL, &existing, 1, &n)) != CKR_OK) {
+		clean = !session_broken(rv);
+		ck_err(err, errlen, "cannot search the token", rv);
+		goto out;
+	}
+	if (n > 0) {
+		snprintf(err, errlen,
+			 "a key with id '%s' already exists in "
+			 "token '%s'",
+			 key_id, b->token);
+		goto out;
+	}
+
+	id_len = strlen(key_id);
+	bits = spec->bits;
+	attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+	attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+	attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
+	attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
+	attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
+	if (spec->ec) {
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
+			 spec->oid_len);
+	} else {
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
+			 sizeof(exponent));
+	}
+	attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
+	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
+
+	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
+		 &hpub, &hpriv);
+	if (rv != CKR_OK) {
+		clean = !session_broken(rv);
+		snprintf(err, errlen,
+			 "cannot generate a key (%s) in token '%s'", spec->name,
+			 b->token);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	have_keys = true;
+
+	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
+		clean = !session_broken(rv);
+		ck_err(err, errlen,
+		       "cannot read back the new key's attributes; key refused",
+		       rv);
+		goto out;
+	}
+	if ((violation = facts_violation(facts)) != NULL) {
+		snprintf(err, errlen,
+			 "token '%s' made a key (%s) that is not sign-only and "
+			 "non-extractable (%s); key refused and destroyed",
+			 b->token, spec->name, violation);
+		goto out;
+	}
+	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
+		goto out;
+	cache_put(b, key_id, hpriv, spec->ec ? CKK_EC : CKK_RSA);
+	r = 0;
+out:
+	if (r != 0 && have_keys) {
+		P11(b, C_DestroyObject, s, hpriv);
+		P11(b, C_DestroyObject, s, hpub);
+		stint_pubkey_free(pub);
+	}
+	session_put(b, s, clean);
+	return r;
+}
+
+static size_t
+hash_len(CK_MECHANISM_TYPE hash)
+{
+	switch (hash) {
+	case CKM_SHA_1:
+		return 20;
+	case CKM_SHA224:
+		return 28;
+	case CKM_SHA256:
+		return 32;
+	case CKM_SHA384:
+		return 48;
+	case CKM_SHA512:
+		return 64;
+	default:
+		return 0;
+	}
+}
+
+static CK_RSA_PKCS_MGF_TYPE
+mgf_for(CK_MECHANISM_TYPE hash)
+{
+	switch (hash) {
+	case CKM_SHA_1:
+		return CKG_MGF1_SHA1;
+	case CKM_SHA224:
+		return CKG_MGF1_SHA224;
+	case CKM_SHA256:
+		return CKG_MGF1_SHA256;
+	case CKM_SHA384:
+		return CKG_MGF1_SHA384;
+	default:
+		return CKG_MGF1_SHA512;
+	}
+}
+
+/* Raw PSS signs a digest: its length must be the hash's. */
+static int
+pss_check(const CK_RSA_PKCS_PSS_PARAMS *pss, size_t in_len, char *err,
+	  size_t errlen)
+{
+	size_t want = hash_len(pss->hashAlg);
+
+	if (want == 0) {
+		snprintf(err, errlen,
+			 "PSS hash 0x%lx is not SHA-1/224/256/"
+			 "384/512",
+			 (unsigned long)pss->hashAlg);
+		return -1;
+	}
+	if (pss->mgf != mgf_for(pss->hashAlg)) {
+		snprintf(err, errlen,
+			 "PSS MGF1 hash differs from the message "
+			 "hash");
+		return -1;
+	}
+	if (in_len != want) {
+		snprintf(err, errlen,
+			 "PSS input is %zu bytes, not the %zu-byte digest",
+			 in_len, want);
+		return -1;
+	}
+	if (pss->sLen > 512) {
+		snprintf(err, errlen, "PSS salt length %lu is too long",
+			 (unsigned long)pss->sLen);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
+	 const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
+	 uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	CK_RSA_PKCS_PSS_PARAMS pss_params;
+	CK_MECHANISM mech = {raw, NULL, 0};
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE key;
+	CK_KEY_TYPE type;
+	CK_ULONG len;
+	CK_RV rv = CKR_OK;
+	bool cached, clean = true;
+	int attempt, r = -1;
+
+	if (raw != CKM_ECDSA && raw != CKM_RSA_PKCS &&
+	    raw != CKM_RSA_PKCS_PSS) {
+		snprintf(err, errlen,
+			 "mechanism 0x%lx is not CKM_ECDSA, CKM_RSA_PKCS or "
+			 "CKM_RSA_PKCS_PSS",
+			 (unsigned long)raw);
+		return -1;
+	}
+	if ((raw == CKM_RSA_PKCS_PSS) != (pss != NULL)) {
+		snprintf(err, errlen,
+			 "PSS parameters go with CKM_RSA_PKCS_PSS "
+			 "and only with it");
+		return -1;
+	}
+	if (!key_id_ok(key_id)) {
+		snprintf(err, errlen, "key id must be 1 to %d bytes",
+			 KEY_ID_MAX);
+		return -1;
+	}
+	if (in_len == 0 || in_len > SIGN_IN_MAX) {
+		snprintf(err, errlen, "input to sign must be 1 to %d bytes",
+			 SIGN_IN_MAX);
+		return -1;
+	}
+	if (pss != NULL && pss_check(pss, in_len, err, errlen) != 0)
+		return -1;
+	if (pss != NULL) {
+		pss_params = *pss;
+		mech.pParameter = &pss_params;
+		mech.ulParameterLen = sizeof(pss_params);
+	}
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	/* A cached handle can be stale if the key was destroyed behind our
+	 * back; then look it up once more in the token. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (key_lookup(b, s, key_id, &key, &type, &cached, &rv, err,
+			       errlen) != 0) {
+			clean = !session_broken(rv);
+			goto out;
+		}
+		/* SoftHSM 2.6 crashes in C_Sign when an RSA mechanism is used
+		 * with an EC key, so the token is not asked. */
+		if (type != (raw == CKM_ECDSA ? CKK_EC : CKK_RSA)) {
+			snprintf(err, errlen,
+				 "key '%s' is not an %s key: mechanism does "
+				 "not fit",
+				 key_id, raw == CKM_ECDSA ? "EC" : "RSA");
+			goto out;
+		}
+		rv = P11(b, C_SignInit, s, &mech, key);
+		if ((rv == CKR_KEY_HANDLE_INVALID ||
+		     rv == CKR_OBJECT_HANDLE_INVALID) &&
+		    cached) {
+			cache_drop(b, key_id);
+			continue;
+		}
+		break;
+	}
+	if (rv != CKR_OK) {
+		clean = !session_broken(rv);
+		if (rv == CKR_KEY_HANDLE_INVALID ||
+		    rv == CKR_OBJECT_HANDLE_INVALID)
+			cache_drop(b, key_id);
+		snprintf(err, errlen, "cannot sign with key '%s'", key_id);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	len = *sig_len;
+	rv = P11(b, C_Sign, s, (CK_BYTE_PTR)in, in_len, sig, &len);
+	if (rv != CKR_OK) {
+		clean = false;
+		snprintf(err, errlen, "signing with key '%s' failed", key_id);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	*sig_len = len;
+	r = 0;
+out:
+	session_put(b, s, clean);
+	return r;
+}
+
+static int
+p11_destroy(struct stint_backend *base, const char *key_id, char *err,
+	    size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	CK_OBJECT_HANDLE h[FIND_BATCH];
+	CK_SESSION_HANDLE s;
+	CK_ULONG n, i;
+	CK_RV rv = CKR_OK;
+	bool clean = true;
+	int round, r = -1;
+
+	if (!key_id_ok(key_id)) {
+		snprintf(err, errlen, "key id must be 1 to %d bytes",
+			 KEY_ID_MAX);
+		return -1;
+	}
+	cache_drop(b, key_id);
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	/* Bounded: each round destroys what it found or fails. */
+	for (round = 0; round < 64; round++) {
+		if ((rv = find_by_id(b, s, key_id, NULL, h, FIND_BATCH, &n)) !=
+		    CKR_OK) {
+			clean = !session_broken(rv);
+			snprintf(err, errlen, "cannot search for key '%s'",
+				 key_id);
+			ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++) {
+			rv = P11(b, C_DestroyObject, s, h[i]);
+			/* Gone already: another thread got there first. */
+			if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
+				continue;
+			clean = !session_broken(rv);
+			snprintf(err, errlen, "cannot destroy key '%s'",
+				 key_id);
+			ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+			goto out;
+		}
+	}
+	if (round == 64) {
+		snprintf(err, errlen,
+			 "key '%s' keeps reappearing in token '%s'", key_id,
+			 b->token);
+		goto out;
+	}
+	r = 0;
+out:
+	/* A signer may have cached the handle while we were destroying. */
+	cache_drop(b, key_id);
+	session_put(b, s, clean);
+	return r;
+}
+
+static const struct stint_backend_ops p11_ops = {
+	.name = "pkcs11",
+	.generate = p11_generate,
+	.sign = p11_sign,
+	.destroy = p11_destroy,
+	.close = p11_close,
+};
+
+/* --- open and close ------------------------------------------------------ */
+
+static int
+module_load(struct p11_backend *b, char *err, size_t errlen)
+{
+	CK_C_GetFunctionList get_list;
+	CK_RV rv;
+
+	if ((b->dl = dlopen(b->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		if (strchr(b->module, '/') != NULL &&
+		    access(b->module, F_OK) != 0)
+			snprintf(err, errlen,
+				 "PKCS#11 module '%s' not found: fix [backend] "
+				 "module",
+				 b->module);
+		else
+			snprintf(err, errlen,
+				 "cannot load PKCS#11 module '%s' (%s): fix "
+				 "[backend] module",
+				 b->module, dlerror());
+		return -1;
+	}
+	get_list = (CK_C_GetFunctionList)dlsym(b->dl, "C_GetFunctionList");
+	if (get_list == NULL) {
+		snprintf(err, errlen,
+			 "'%s' is not a PKCS#11 module (no C_GetFunctionList): "
+			 "fix [backend] module",
+			 b->module);
+		return -1;
+	}
+	rv = p11_traced(get_list(&b->f), "C_GetFunctionList");
+	if (rv != CKR_OK || b->f == NULL) {
+		b->f = NULL;
+		snprintf(err, errlen,
+			 "'%s' is not a usable PKCS#11 module "
+			 "(C_GetFunctionList: %s): fix [backend] module",
+			 b->module, ckr_str(rv));
+		return -1;
+	}
+	return 0;
+}
+
+/* Appends a token label, trimmed and printable, to a "found" list. */
+static void
+label_append(char *list, size_t cap, const CK_UTF8CHAR label[32])
+{
+	size_t len = 32, used = strlen(list), i;
+
+	while (len > 0 && label[len - 1] == ' ')
+		len--;
+	if (used + 2 + len + 4 >= cap) {
+		if (used + 4 < cap && strstr(list, "...") == NULL)
+			strcat(list, ", ...");
+		return;
+	}
+	if (used > 0) {
+		strcat(list, ", ");
+		used += 2;
+	}
+	for (i = 0; i < len; i++)
+		list[used++] = (label[i] >= 0x20 && label[i] < 0x7f)
+				       ? (char)label[i]
+				       : '?';
+	list[used] = '\0';
+}
+
+static int
+token_find(struct p11_backend *b, char *err, size_t errlen)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_TOKEN_INFO ti, match_ti;
+	CK_ULONG n = 0, i;
+	CK_RV rv;
+	CK_UTF8CHAR want[32];
+	char found[256] = "";
+	int matches = 0, r = -1;
+
+	memset(&match_ti, 0, sizeof(match_ti));
+	memset(want, ' ', sizeof(want));
+	memcpy(want, b->token, strlen(b->token));
+	/* The slot list can grow between the two calls. */
+	for (i = 0; i < 3; i++) {
+		if ((rv = P11(b, C_GetSlotList, CK_TRUE, NULL, &n)) != CKR_OK)
+			break;
+		free(slots);
+		if ((slots = calloc(n + 1, sizeof(*slots))) == NULL) {
+			rv = CKR_HOST_MEMORY;
+			break;
+		}
+		rv = P11(b, C_GetSlotList, CK_TRUE, slots, &n);
+		if (rv != CKR_BUFFER_TOO_SMALL)
+			break;
+	}
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "cannot list the slots of '%s'",
+			 b->module);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (P11(b, C_GetTokenInfo, slots[i], &ti) != CKR_OK)
+			continue; /* removed in between */
+		if (!(ti.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		if (memcmp(ti.label, want, sizeof(want)) == 0) {
+			if (matches++ == 0) {
+				b->slot = slots[i];
+				match_ti = ti;
+			}
+		} else {
+			label_append(found, sizeof(found), ti.label);
+		}
+	}
+	if (matches == 0) {
+		snprintf(err, errlen,
+			 "no token labelled '%s' in '%s' (found: %s): fix "
+			 "[backend] token, or create the token",
+			 b->token, b->module, found[0] ? found : "none");
+		goto out;
+	}
+	if (matches > 1) {
+		snprintf(err, errlen,
+			 "%d tokens are labelled '%s' in '%s': give each token "
+			 "a unique label",
+			 matches, b->token, b->module);
+		goto out;
+	}
+	if (!(match_ti.flags & CKF_USER_PIN_INITIALIZED)) {
+		snprintf(err, errlen,
+			 "token '%s' has no user PIN yet: initialise it",
+			 b->token);
+		goto out;
+	}
+	r = 0;
+out:
+	free(slots);
+	return r;
+}
+
+static int
+token_login(struct p11_backend *b, char *err, size_t errlen)
+{
+	char pin[PIN_MAX];
+	CK_RV rv;
+	int r = -1;
+
+	rv = P11(b, C_OpenSession, b->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+		 NULL, NULL, &b->login_session);
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "cannot open a session on token '%s'",
+			 b->token);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		return -1;
+	}
+	b->has_login_session = true;
+	if (stint_config_read_pin(b->pin_file, pin, sizeof(pin), err, errlen) !=
+	    0)
+		goto out;
+	rv = P11(b, C_Login, b->login_session, CKU_USER, (CK_UTF8CHAR_PTR)pin,
+		 strnlen(pin, sizeof(pin)));
+	OPENSSL_cleanse(pin, sizeof(pin));
+	switch (rv) {
+	case CKR_OK:
+		b->logout = true;
+		break;
+	case CKR_USER_ALREADY_LOGGED_IN:
+		/* Another backend in this process holds the login. */
+		break;
+	case CKR_PIN_INCORRECT:
+		snprintf(err, errlen,
+			 "wrong PIN in %s for token '%s': put the token's user "
+			 "PIN in that file",
+			 b->pin_file, b->token);
+		goto out;
+	case CKR_PIN_LEN_RANGE:
+	case CKR_PIN_INVALID:
+		snprintf(err, errlen,
+			 "the PIN in %s is not a valid PIN for token '%s' "
+			 "(%s): fix the file",
+			 b->pin_file, b->token, ckr_str(rv));
+		goto out;
+	case CKR_PIN_LOCKED:
+		snprintf(err, errlen,
+			 "the user PIN of token '%s' is locked after too many "
+			 "wrong PINs: unlock it with the SO PIN",
+			 b->token);
+		goto out;
+	default:
+		snprintf(err, errlen, "cannot log in to token '%s'", b->token);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	r = 0;
+out:
+	OPENSSL_cleanse(pin, sizeof(pin));
+	return r;
+}
+
+static void
+p11_close(struct stint_backend *base)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+
+	if (b == NULL)
+		return;
+	if (b->f != NULL) {
+		pthread_mutex_lock(&b->lock);
+		while (b->n_idle > 0)
+			P11(b, C_CloseSession, b->idle[--b->n_idle]);
+		pthread_mutex_unlock(&b->lock);
+		if (b->logout)
+			P11(b, C_Logout, b->login_session);
+		if (b->has_login_session)
+			P11(b, C_CloseSession, b->login_session);
+		if (b->finalize)
+			P11(b, C_Finalize, NULL);
+	}
+	pthread_mutex_lock(&b->lock);
+	cache_clear_locked(b);
+	pthread_mutex_unlock(&b->lock);
+	if (b->dl != NULL)
+		dlclose(b->dl);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+static int
+copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= cap)
+		return -1;
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int
+stint_backend_pkcs11_open(const struct stint_config *cfg,
+			  struct stint_backend **out, char *err, size_t errlen)
+{
+	struct p11_backend *b = NULL;
+	CK_C_INITIALIZE_ARGS init;
+	CK_RV rv;
+	int r = -1;
+
+	*out = NULL;
+	if (cfg->backend.module[0] == '\0') {
+		snprintf(err, errlen,
+			 "no PKCS#11 module configured: set [backend] module "
+			 "(e.g. /usr/lib/softhsm/libsofthsm2.so)");
+		return -1;
+	}
+	if (cfg->backend.token[0] == '\0') {
+		snprintf(err, errlen,
+			 "no token configured: set [backend] "
+			 "token to the token's label");
+		return -1;
+	}
+	if (strlen(cfg->backend.token) > 32) {
+		snprintf(err, errlen,
+			 "token label '%s' is longer than 32 bytes: fix "
+			 "[backend] token",
+			 cfg->backend.token);
+		return -1;
+	}
+	if (cfg->backend.pin_file[0] == '\0') {
+		snprintf(err, errlen,
+			 "no PIN file configured: set [backend] "
+			 "pin_file");
+		return -1;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	b->base.ops = &p11_ops;
+	pthread_mutex_init(&b->lock, NULL);
+	if (copy_str(b->module, sizeof(b->module), cfg->backend.module) != 0 ||
+	    copy_str(b->token, sizeof(b->token), cfg->backend.token) != 0 ||
+	    copy_str(b->pin_file, sizeof(b->pin_file), cfg->backend.pin_file) !=
+		    0) {
+		snprintf(err, errlen, "backend path too long");
+		goto out;
+	}
+	if (module_load(b, err, errlen) != 0)
+		goto out;
+
+	/* stintd signs from many threads and brings no mutex callbacks. */
+	memset(&init, 0, sizeof(init));
+	init.flags = CKF_OS_LOCKING_OK;
+	rv = P11(b, C_Initialize, &init);
+	if (rv == CKR_OK) {
+		b->finalize = true;
+	} else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		snprintf(err, errlen, "cannot initialise PKCS#11 module '%s'",
+			 b->module);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		b->f = NULL; /* nothing to finalise or close */
+		goto out;
+	}
+	if (token_find(b, err, errlen) != 0 || token_login(b, err, errlen) != 0)
+		goto out;
+	stint_debug("backend", "token '%s' ready", b->token);
+	*out = &b->base;
+	r = 0;
+out:
+	if (r != 0)
+		p11_close(&b->base);
+	return r;
+}
