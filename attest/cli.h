@@ -1,1 +1,94 @@
-/* placeholder */
+/*
+ * The stint CLI: shared pieces of the verb files (cli_agent.c, cli_task.c,
+ * cli_audit.c), the admin client (admin_client.c) and main (stint.c).
+ *
+ * Every verb returns the process exit status: STINT_EXIT_OK, STINT_EXIT_FAIL
+ * (the daemon refused, could not be reached, or verification failed) or
+ * STINT_EXIT_USAGE (the command line is wrong). Error messages go to stderr
+ * and say what failed and what to do about it.
+ */
+#ifndef STINT_ATTEST_CLI_H
+#define STINT_ATTEST_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "common/msg.h"
+
+#define STINT_EXIT_OK    0
+#define STINT_EXIT_FAIL  1
+#define STINT_EXIT_USAGE 2
+
+/* The documented default. RUNSTATEDIR follows --prefix (/usr/local/var/run
+ * for a default install), but stintd's runtime_dir defaults to /run/stint,
+ * so the CLI must look there too. */
+#define STINT_ADMIN_SOCKET_DEFAULT "/run/stint/admin.sock"
+
+/* Admin requests may take a while: TASK_START generates a key, TASK_END
+ * waits until the key is destroyed in the token. */
+#define STINT_ADMIN_TIMEOUT_MS 30000
+/* Replies may be larger than requests (AUDIT_TAIL returns up to 1000
+ * lines), but still bounded. */
+#define STINT_ADMIN_REPLY_MAX (8u * 1024u * 1024u)
+
+struct stint_cli {
+	const char *socket; /* admin socket path */
+};
+
+/* --- admin_client.c ------------------------------------------------------ */
+
+/* Sends req (always freed) and reads the reply into *rep. Returns
+ * STINT_EXIT_OK with *rep set when the daemon said OK; otherwise prints why
+ * (connection trouble, or the daemon's status name and error text, prefixed
+ * with `what`, e.g. "task start") and returns STINT_EXIT_FAIL. */
+int stint_cli_call(const struct stint_cli *cli, const char *what,
+		   struct stint_msg *req, struct stint_msg **rep);
+/* A fresh request map holding only op; NULL (after printing) on ENOMEM. */
+struct stint_msg *stint_cli_request(uint64_t op);
+
+/* --- stint.c: helpers shared by the verbs ------------------------------- */
+
+/* "stint: <message>" on stderr. */
+void stint_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "stint: <message>" and "try 'stint <verb> --help'"; returns
+ * STINT_EXIT_USAGE. */
+int stint_cli_usage(const char *verb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Reports a getopt_long '?' or ':' return for the option at argv[optind-1]
+ * and returns STINT_EXIT_USAGE. */
+int stint_cli_bad_option(const char *verb, int c, char **argv);
+
+/* Agent names: [A-Za-z0-9._-], 1..STINT_NAME_MAX. */
+bool stint_cli_name_ok(const char *name);
+/* Task ids: [A-Za-z0-9._-], 1..STINT_TASK_ID_MAX. */
+bool stint_cli_task_id_ok(const char *id);
+/* Non-negative decimal that fits in uint64_t, nothing else. */
+int stint_cli_parse_u64(const char *s, uint64_t *v);
+
+/* RFC 3339 UTC ("2026-11-28T19:05:00Z") of seconds since the epoch. */
+void stint_cli_time(uint64_t t, char *buf, size_t cap);
+/* "in 15m", "5m ago", "now", relative to the current time. */
+void stint_cli_time_rel(uint64_t t, char *buf, size_t cap);
+
+/* Prints j (indented, trailing newline) to stdout and drops the reference.
+ * Returns STINT_EXIT_OK, or STINT_EXIT_FAIL if j is NULL or cannot be
+ * written. */
+int stint_cli_print_json(json_t *j);
+
+/* --- verbs: argv[0] is the subcommand (or "status") --------------------- */
+
+int stint_cmd_agent(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_task(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_status(const struct stint_cli *cli, int argc, char **argv);
+
+void stint_help_agent(FILE *f);
+void stint_help_task(FILE *f);
+void stint_help_audit(FILE *f);
+void stint_help_status(FILE *f);
+
+#endif

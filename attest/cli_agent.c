@@ -1,2 +1,468 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_cli_agent;
+/* stint agent add|list|remove */
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/cli.h"
+#include "common/duration.h"
+#include "common/mechanism.h"
+#include "stint/wire.h"
+
+static void
+print_mech_names(FILE *f)
+{
+	const struct stint_mech *all;
+	size_t n, i, col = 0;
+
+	all = stint_mech_all(&n);
+	for (i = 0; i < n; i++) {
+		if (col > 0 && col + 1 + strlen(all[i].short_name) > 72) {
+			fputc('\n', f);
+			col = 0;
+		}
+		col += (size_t)fprintf(f, " %s", all[i].short_name);
+	}
+	fputc('\n', f);
+}
+
+void
+stint_help_agent(FILE *f)
+{
+	fprintf(f,
+		"usage: stint agent add NAME --uid UID|USER [--gid GID|GROUP]\n"
+		"                 [--max-ttl DUR] [--mechanisms LIST]\n"
+		"       stint agent list [--json]\n"
+		"       stint agent remove NAME\n"
+		"\n"
+		"Register, list and remove agents. An agent is a name "
+		"(letters, "
+		"digits,\n"
+		"'.', '_', '-'; at most 64) and the local uid (and optionally "
+		"gid) whose\n"
+		"processes act as it.\n"
+		"\n"
+		"  --uid UID|USER     processes of this user act as the agent\n"
+		"  --gid GID|GROUP    ...and only with this group (default: "
+		"any)\n"
+		"  --max-ttl DUR      longest task for this agent (default: "
+		"stintd's max_ttl)\n"
+		"  --mechanisms LIST  comma-separated mechanisms the agent's "
+		"keys "
+		"may use,\n"
+		"                     e.g. ecdsa,ecdsa-sha256 or CKM_ECDSA "
+		"(default: all)\n"
+		"  --json             print JSON (list)\n"
+		"\n"
+		"Removing an agent ends its live tasks and destroys their "
+		"keys.\n"
+		"\n"
+		"Mechanisms (short or CKM_ names):\n");
+	print_mech_names(f);
+}
+
+static int
+parse_uid(const char *s, uint64_t *uid)
+{
+	struct passwd *pw;
+
+	if (stint_cli_parse_u64(s, uid) == 0)
+		return *uid < (uint64_t)(uid_t)-1 ? 0 : -1;
+	errno = 0;
+	if ((pw = getpwnam(s)) == NULL)
+		return -1;
+	*uid = pw->pw_uid;
+	return 0;
+}
+
+static int
+parse_gid(const char *s, uint64_t *gid)
+{
+	struct group *gr;
+
+	if (stint_cli_parse_u64(s, gid) == 0)
+		return *gid < (uint64_t)(gid_t)-1 ? 0 : -1;
+	errno = 0;
+	if ((gr = getgrnam(s)) == NULL)
+		return -1;
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/* "ecdsa,ecdsa-sha256" → CKM_* list; returns the first unknown name. */
+static const char *
+parse_mechs(const char *list, uint64_t *mechs, size_t cap, size_t *n, char *bad,
+	    size_t badcap)
+{
+	const struct stint_mech *m;
+	char *copy, *tok, *save = NULL;
+	const char *err = NULL;
+	size_t i;
+
+	*n = 0;
+	if ((copy = strdup(list)) == NULL)
+		return "out of memory";
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if ((m = stint_mech_by_name(tok)) == NULL) {
+			snprintf(bad, badcap, "unknown mechanism '%s'", tok);
+			err = bad;
+			goto out;
+		}
+		for (i = 0; i < *n; i++)
+			if (mechs[i] == m->mech)
+				break;
+		if (i < *n)
+			continue;
+		if (*n == cap) {
+			snprintf(bad, badcap, "too many mechanisms");
+			err = bad;
+			goto out;
+		}
+		mechs[(*n)++] = m->mech;
+	}
+	if (*n == 0) {
+		snprintf(bad, badcap, "--mechanisms needs at least one name");
+		err = bad;
+	}
+out:
+	free(copy);
+	return err;
+}
+
+static int
+agent_add(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"uid", required_argument, NULL, 'u'},
+		{"gid", required_argument, NULL, 'g'},
+		{"max-ttl", required_argument, NULL, 't'},
+		{"mechanisms", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *uid_s = NULL, *gid_s = NULL, *ttl_s = NULL, *mech_s = NULL;
+	uint64_t uid = 0, gid = 0, ttl = 0, mechs[STINT_MECHS_MAX];
+	struct stint_msg *req, *rep = NULL;
+	char bad[128];
+	const char *name;
+	size_t n_mechs = 0;
+	int c, r;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":u:g:t:m:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			uid_s = optarg;
+			break;
+		case 'g':
+			gid_s = optarg;
+			break;
+		case 't':
+			ttl_s = optarg;
+			break;
+		case 'm':
+			mech_s = optarg;
+			break;
+		case 'h':
+			stint_help_agent(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("agent add", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("agent add", "'agent add' takes exactly "
+						    "one NAME");
+	name = argv[optind];
+	if (!stint_cli_name_ok(name))
+		return stint_cli_usage("agent add",
+				       "bad agent name '%s': use 1 to %d of "
+				       "A-Z a-z 0-9 . _ -",
+				       name, STINT_NAME_MAX);
+	if (uid_s == NULL)
+		return stint_cli_usage("agent add", "--uid is required");
+	if (parse_uid(uid_s, &uid) != 0)
+		return stint_cli_usage(
+			"agent add", "--uid '%s': no such user or uid", uid_s);
+	if (gid_s != NULL && parse_gid(gid_s, &gid) != 0)
+		return stint_cli_usage(
+			"agent add", "--gid '%s': no such group or gid", gid_s);
+	if (ttl_s != NULL && stint_duration_parse(ttl_s, &ttl) != 0)
+		return stint_cli_usage("agent add",
+				       "--max-ttl '%s': bad duration (use e.g. "
+				       "90s, 15m, 1h)",
+				       ttl_s);
+	if (mech_s != NULL && parse_mechs(mech_s, mechs, STINT_MECHS_MAX,
+					  &n_mechs, bad, sizeof(bad)) != NULL)
+		return stint_cli_usage("agent add", "--mechanisms: %s", bad);
+
+	if ((req = stint_cli_request(STINT_OP_AGENT_ADD)) == NULL)
+		return STINT_EXIT_FAIL;
+	r = stint_msg_put_text(req, STINT_K_AGENT, name);
+	if (r == 0)
+		r = stint_msg_put_uint(req, STINT_K_UID, uid);
+	if (r == 0 && gid_s != NULL)
+		r = stint_msg_put_uint(req, STINT_K_GID, gid);
+	if (r == 0 && ttl_s != NULL)
+		r = stint_msg_put_uint(req, STINT_K_MAX_TTL, ttl);
+	if (r == 0 && mech_s != NULL)
+		r = stint_msg_put_uint_array(req, STINT_K_MECHS, mechs,
+					     n_mechs);
+	if (r != 0) {
+		stint_msg_free(req);
+		stint_cli_err("agent add: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "agent add", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	stint_msg_free(rep);
+	printf("agent %s added (uid %llu", name, (unsigned long long)uid);
+	if (gid_s != NULL)
+		printf(", gid %llu", (unsigned long long)gid);
+	printf(")\n");
+	return STINT_EXIT_OK;
+}
+
+static json_t *
+mech_names(const struct stint_msg *m)
+{
+	uint64_t mechs[STINT_MECHS_MAX];
+	const struct stint_mech *mech;
+	json_t *arr;
+	size_t n = 0, i;
+	char buf[32];
+
+	if ((arr = json_array()) == NULL)
+		return NULL;
+	if (stint_msg_get_uint_array(m, STINT_K_MECHS, mechs, STINT_MECHS_MAX,
+				     &n) != 0)
+		n = 0;
+	for (i = 0; i < n; i++) {
+		if ((mech = stint_mech_find(mechs[i])) != NULL) {
+			json_array_append_new(arr,
+					      json_string(mech->short_name));
+		} else {
+			snprintf(buf, sizeof(buf), "0x%llx",
+				 (unsigned long long)mechs[i]);
+			json_array_append_new(arr, json_string(buf));
+		}
+	}
+	return arr;
+}
+
+static json_t *
+agent_to_json(const struct stint_msg *m)
+{
+	char name[STINT_NAME_MAX + 1], t[40];
+	uint64_t uid = 0, gid = 0, max_ttl = 0, created = 0;
+	json_t *o;
+
+	if (stint_msg_get_text(m, STINT_K_AGENT, name, sizeof(name)) != 0 ||
+	    stint_msg_get_uint(m, STINT_K_UID, &uid) != 0)
+		return NULL;
+	(void)stint_msg_get_uint(m, STINT_K_MAX_TTL, &max_ttl);
+	(void)stint_msg_get_uint(m, STINT_K_CREATED, &created);
+	if ((o = json_object()) == NULL)
+		return NULL;
+	json_object_set_new(o, "name", json_string(name));
+	json_object_set_new(o, "uid", json_integer((json_int_t)uid));
+	if (stint_msg_has(m, STINT_K_GID) &&
+	    stint_msg_get_uint(m, STINT_K_GID, &gid) == 0)
+		json_object_set_new(o, "gid", json_integer((json_int_t)gid));
+	else
+		json_object_set_new(o, "gid", json_null());
+	json_object_set_new(o, "max_ttl", json_integer((json_int_t)max_ttl));
+	json_object_set_new(o, "mechanisms", mech_names(m));
+	stint_cli_time(created, t, sizeof(t));
+	json_object_set_new(o, "created", json_string(t));
+	return o;
+}
+
+/* ["ecdsa","rsa-pss"] → "ecdsa,rsa-pss" */
+static void
+join_names(json_t *arr, char *buf, size_t cap)
+{
+	size_t i, off = 0;
+	json_t *v;
+	int n;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v)
+	{
+		n = snprintf(buf + off, cap - off, "%s%s", i ? "," : "",
+			     json_is_string(v) ? json_string_value(v) : "?");
+		if (n < 0 || (size_t)n >= cap - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void
+print_agents(json_t *arr)
+{
+	size_t i, w = 4;
+	json_t *a, *v;
+	char ttl[32], gid[24], mechs[512];
+
+	json_array_foreach(arr, i, a)
+	{
+		size_t l =
+			strlen(json_string_value(json_object_get(a, "name")));
+		if (l > w)
+			w = l;
+	}
+	printf("%-*s  %6s  %6s  %-7s  %-20s  %s\n", (int)w, "NAME", "UID",
+	       "GID", "MAX TTL", "CREATED", "MECHANISMS");
+	json_array_foreach(arr, i, a)
+	{
+		v = json_object_get(a, "gid");
+		if (json_is_integer(v))
+			snprintf(gid, sizeof(gid), "%lld",
+				 (long long)json_integer_value(v));
+		else
+			snprintf(gid, sizeof(gid), "any");
+		stint_duration_format((uint64_t)json_integer_value(
+					      json_object_get(a, "max_ttl")),
+				      ttl, sizeof(ttl));
+		join_names(json_object_get(a, "mechanisms"), mechs,
+			   sizeof(mechs));
+		printf("%-*s  %6lld  %6s  %-7s  %-20s  %s\n", (int)w,
+		       json_string_value(json_object_get(a, "name")),
+		       (long long)json_integer_value(json_object_get(a, "uid")),
+		       gid, ttl,
+		       json_string_value(json_object_get(a, "created")), mechs);
+	}
+}
+
+static int
+agent_list(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct stint_msg *child;
+	struct stint_msg *rep = NULL;
+	bool json = false;
+	json_t *arr, *o;
+	size_t n = 0, i;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_agent(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("agent list", c, argv);
+		}
+	}
+	if (optind != argc)
+		return stint_cli_usage("agent list",
+				       "'agent list' takes no arguments");
+	if (stint_cli_call(cli, "agent list",
+			   stint_cli_request(STINT_OP_AGENT_LIST),
+			   &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_has(rep, STINT_K_AGENTS) &&
+	    stint_msg_get_array_len(rep, STINT_K_AGENTS, &n) != 0) {
+		stint_msg_free(rep);
+		stint_cli_err("agent list: stintd sent a bad agent list");
+		return STINT_EXIT_FAIL;
+	}
+	if ((arr = json_array()) == NULL) {
+		stint_msg_free(rep);
+		return stint_cli_print_json(NULL);
+	}
+	for (i = 0; i < n; i++) {
+		if (stint_msg_get_map_at(rep, STINT_K_AGENTS, i, &child) != 0 ||
+		    (o = agent_to_json(child)) == NULL) {
+			stint_msg_free(rep);
+			json_decref(arr);
+			stint_cli_err("agent list: stintd sent a bad agent "
+				      "entry");
+			return STINT_EXIT_FAIL;
+		}
+		json_array_append_new(arr, o);
+	}
+	stint_msg_free(rep);
+	if (json)
+		return stint_cli_print_json(arr);
+	if (n == 0)
+		printf("no agents registered (add one with 'stint agent "
+		       "add')\n");
+	else
+		print_agents(arr);
+	json_decref(arr);
+	return STINT_EXIT_OK;
+}
+
+static int
+agent_remove(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_msg *req, *rep = NULL;
+	uint64_t count = 0;
+	const char *name;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			stint_help_agent(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("agent remove", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("agent remove",
+				       "'agent remove' takes exactly one NAME");
+	name = argv[optind];
+	if (!stint_cli_name_ok(name))
+		return stint_cli_usage("agent remove",
+				       "bad agent name '%s': use 1 to %d of "
+				       "A-Z a-z 0-9 . _ -",
+				       name, STINT_NAME_MAX);
+	if ((req = stint_cli_request(STINT_OP_AGENT_REMOVE)) == NULL)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_put_text(req, STINT_K_AGENT, name) != 0) {
+		stint_msg_free(req);
+		stint_cli_err("agent remove: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "agent remove", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	(void)stint_msg_get_uint(rep, STINT_K_COUNT, &count);
+	stint_msg_free(rep);
+	printf("agent %s removed (%llu live task%s ended)\n", name,
+	       (unsigned long long)count, count == 1 ? "" : "s");
+	return STINT_EXIT_OK;
+}
+
+int
+stint_cmd_agent(const struct stint_cli *cli, int argc, char **argv)
+{
+	if (strcmp(argv[0], "add") == 0)
+		return agent_add(cli, argc, argv);
+	if (strcmp(argv[0], "list") == 0)
+		return agent_list(cli, argc, argv);
+	if (strcmp(argv[0], "remove") == 0)
+		return agent_remove(cli, argc, argv);
+	return stint_cli_usage("agent", "no such command 'agent %s'", argv[0]);
+}

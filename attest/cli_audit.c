@@ -1,2 +1,480 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_cli_audit;
+/* stint audit verify|tail, stint status */
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/audit.h"
+#include "attest/cli.h"
+#include "common/duration.h"
+#include "common/hex.h"
+#include "stint/wire.h"
+
+/* How often `audit verify` re-reads stintd's head when the log grew while
+ * it was being verified. */
+#define VERIFY_ATTEMPTS 5
+
+void
+stint_help_audit(FILE *f)
+{
+	fprintf(f,
+		"usage: stint audit verify [FILE] [--head SEQ:HASH] [--json]\n"
+		"       stint audit tail [-n N] [--json]\n"
+		"\n"
+		"verify checks the hash chain of the audit log and names the "
+		"first bad line\n"
+		"(a changed byte, a removed or reordered line). With FILE it "
+		"works offline\n"
+		"on that file; --head SEQ:HASH then also requires the log to "
+		"end "
+		"at that\n"
+		"record (as printed by 'stint status'). Without FILE it asks "
+		"stintd for the\n"
+		"log's path and head, so a cut tail is detected too.\n"
+		"\n"
+		"tail prints the last N records (default 10, at most 1000) as "
+		"stored.\n"
+		"\n"
+		"  --head SEQ:HASH  the last record's seq and hash (64 hex "
+		"digits)\n"
+		"  -n, --lines N    number of records (tail)\n"
+		"  --json           print JSON (tail: an array of the "
+		"records)\n");
+}
+
+void
+stint_help_status(FILE *f)
+{
+	fprintf(f,
+		"usage: stint status [--json]\n"
+		"\n"
+		"Show stintd's pid, uptime, backend, trust domain, number of "
+		"agents and live\n"
+		"tasks, and the audit log's path, sync mode and head.\n"
+		"\n"
+		"  --json  print JSON\n");
+}
+
+struct daemon_status {
+	uint64_t version, pid, uptime, n_agents, n_live, audit_seq;
+	char backend[256], trust_domain[256], sync[16], path[PATH_MAX];
+	uint8_t audit_hash[32];
+	bool has_head;
+};
+
+static void
+get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
+	    const char *dflt)
+{
+	if (stint_msg_get_text(m, key, buf, cap) != 0)
+		snprintf(buf, cap, "%s", dflt);
+}
+
+static int
+fetch_status(const struct stint_cli *cli, const char *what,
+	     struct daemon_status *st)
+{
+	struct stint_msg *rep = NULL;
+	const uint8_t *hash;
+	size_t len;
+
+	memset(st, 0, sizeof(*st));
+	if (stint_cli_call(cli, what, stint_cli_request(STINT_OP_STATUS),
+			   &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	(void)stint_msg_get_uint(rep, STINT_K_VERSION, &st->version);
+	(void)stint_msg_get_uint(rep, STINT_K_PID, &st->pid);
+	(void)stint_msg_get_uint(rep, STINT_K_UPTIME, &st->uptime);
+	(void)stint_msg_get_uint(rep, STINT_K_N_AGENTS, &st->n_agents);
+	(void)stint_msg_get_uint(rep, STINT_K_N_LIVE, &st->n_live);
+	get_text_or(rep, STINT_K_BACKEND, st->backend, sizeof(st->backend),
+		    "unknown");
+	get_text_or(rep, STINT_K_TRUST_DOMAIN, st->trust_domain,
+		    sizeof(st->trust_domain), "unknown");
+	get_text_or(rep, STINT_K_SYNC, st->sync, sizeof(st->sync), "unknown");
+	get_text_or(rep, STINT_K_PATH, st->path, sizeof(st->path), "");
+	if (stint_msg_get_uint(rep, STINT_K_AUDIT_SEQ, &st->audit_seq) == 0 &&
+	    stint_msg_get_bytes(rep, STINT_K_AUDIT_HASH, &hash, &len) == 0 &&
+	    len == sizeof(st->audit_hash)) {
+		memcpy(st->audit_hash, hash, len);
+		st->has_head = true;
+	}
+	stint_msg_free(rep);
+	return STINT_EXIT_OK;
+}
+
+/* "SEQ:HASH" → anchor. */
+static int
+parse_head(const char *s, struct stint_audit_anchor *anchor)
+{
+	const char *colon = strchr(s, ':');
+	char seq[24];
+	size_t n;
+
+	if (colon == NULL || (n = (size_t)(colon - s)) == 0 || n >= sizeof(seq))
+		return -1;
+	memcpy(seq, s, n);
+	seq[n] = '\0';
+	if (stint_cli_parse_u64(seq, &anchor->seq) != 0 ||
+	    strlen(colon + 1) != 64 ||
+	    stint_hex_decode(colon + 1, anchor->hash, 32) != 0)
+		return -1;
+	anchor->set = true;
+	return 0;
+}
+
+/* The verifier's reason may already start with "line N: "; the output
+ * names the line itself. */
+static const char *
+bare_reason(const struct stint_audit_report *rep)
+{
+	char prefix[40];
+	size_t n;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix),
+			     "line %llu: ", (unsigned long long)rep->bad_line);
+	if (rep->bad_line != 0 && strncmp(rep->reason, prefix, n) == 0)
+		return rep->reason + n;
+	return rep->reason;
+}
+
+static int
+verify_report(const char *path, const struct stint_audit_anchor *anchor,
+	      const struct stint_audit_report *rep, int rc, bool json)
+{
+	char hex[65];
+	json_t *o;
+
+	if (rc < 0) {
+		stint_cli_err("audit verify: cannot read the log: %s%s",
+			      rep->reason[0] ? rep->reason : path,
+			      strstr(rep->reason, strerror(EACCES)) != NULL
+				      ? " (run as root or stintd's user, or "
+					"verify a copy)"
+				      : "");
+		return STINT_EXIT_FAIL;
+	}
+	if (json) {
+		o = json_object();
+		if (o != NULL) {
+			json_object_set_new(o, "ok", json_boolean(rc == 0));
+			json_object_set_new(o, "path", json_string(path));
+			json_object_set_new(
+				o, "records",
+				json_integer((json_int_t)rep->records));
+			if (rc == 0) {
+				stint_hex_encode(rep->last_hash, 32, hex);
+				json_object_set_new(
+					o, "last_seq",
+					json_integer(
+						(json_int_t)rep->last_seq));
+				json_object_set_new(o, "last_hash",
+						    json_string(hex));
+			} else {
+				json_object_set_new(
+					o, "bad_line",
+					json_integer(
+						(json_int_t)rep->bad_line));
+				json_object_set_new(
+					o, "reason",
+					json_string(bare_reason(rep)));
+			}
+			json_object_set_new(o, "anchored",
+					    json_boolean(anchor->set));
+		}
+		if (stint_cli_print_json(o) != STINT_EXIT_OK)
+			return STINT_EXIT_FAIL;
+		return rc == 0 ? STINT_EXIT_OK : STINT_EXIT_FAIL;
+	}
+	if (rc == 0) {
+		printf("audit log OK: %llu records, last seq %llu\n",
+		       (unsigned long long)rep->records,
+		       (unsigned long long)rep->last_seq);
+		return STINT_EXIT_OK;
+	}
+	if (rep->bad_line != 0)
+		printf("audit log BROKEN at line %llu: %s\n",
+		       (unsigned long long)rep->bad_line, bare_reason(rep));
+	else
+		printf("audit log BROKEN: %s\n", rep->reason);
+	return STINT_EXIT_FAIL;
+}
+
+/* Without FILE: verify stintd's own log against the head it reports. The
+ * daemon keeps appending, so a mismatch only counts when stintd's head did
+ * not move while we were reading. */
+static int
+verify_live(const struct stint_cli *cli, bool json)
+{
+	struct stint_audit_anchor anchor;
+	struct stint_audit_report rep;
+	struct daemon_status st, again;
+	int attempt, rc = -1;
+
+	for (attempt = 0; attempt < VERIFY_ATTEMPTS; attempt++) {
+		if (fetch_status(cli, "audit verify", &st) != STINT_EXIT_OK)
+			return STINT_EXIT_FAIL;
+		if (st.path[0] == '\0') {
+			stint_cli_err("audit verify: stintd did not say where "
+				      "its audit log is; pass the FILE "
+				      "(see [audit] path in stint.conf)");
+			return STINT_EXIT_FAIL;
+		}
+		memset(&anchor, 0, sizeof(anchor));
+		if (st.has_head) {
+			anchor.set = true;
+			anchor.seq = st.audit_seq;
+			memcpy(anchor.hash, st.audit_hash, 32);
+		}
+		memset(&rep, 0, sizeof(rep));
+		rc = stint_audit_verify_file(st.path, &anchor, &rep);
+		if (rc != 1 || !anchor.set)
+			break;
+		if (fetch_status(cli, "audit verify", &again) != STINT_EXIT_OK)
+			return STINT_EXIT_FAIL;
+		if (again.audit_seq == st.audit_seq)
+			break;
+	}
+	return verify_report(st.path, &anchor, &rep, rc, json);
+}
+
+static int
+audit_verify(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"head", required_argument, NULL, 'H'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_audit_anchor anchor;
+	struct stint_audit_report rep;
+	const char *head = NULL, *path;
+	bool json = false;
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":H:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			head = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_audit(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("audit verify", c, argv);
+		}
+	}
+	if (argc - optind > 1)
+		return stint_cli_usage("audit verify",
+				       "'audit verify' takes at most one FILE");
+	memset(&anchor, 0, sizeof(anchor));
+	if (head != NULL && parse_head(head, &anchor) != 0)
+		return stint_cli_usage("audit verify",
+				       "--head '%s': use SEQ:HASH, e.g. "
+				       "42:<64 hex digits>",
+				       head);
+	if (optind == argc) {
+		if (head != NULL)
+			return stint_cli_usage("audit verify",
+					       "--head needs a FILE (without "
+					       "one, stintd's head is used)");
+		return verify_live(cli, json);
+	}
+	path = argv[optind];
+	memset(&rep, 0, sizeof(rep));
+	rc = stint_audit_verify_file(path, &anchor, &rep);
+	return verify_report(path, &anchor, &rep, rc, json);
+}
+
+static int
+audit_tail(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"lines", required_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_msg *req, *rep = NULL;
+	const char *n_s = NULL;
+	uint64_t count = 10;
+	size_t n = 0, i;
+	bool json = false;
+	json_t *arr = NULL, *rec;
+	json_error_t jerr;
+	char *line = NULL;
+	int c, ret = STINT_EXIT_FAIL;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":n:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			n_s = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_audit(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("audit tail", c, argv);
+		}
+	}
+	if (optind != argc)
+		return stint_cli_usage("audit tail", "unexpected argument '%s'",
+				       argv[optind]);
+	if (n_s != NULL && (stint_cli_parse_u64(n_s, &count) != 0 ||
+			    count < 1 || count > 1000))
+		return stint_cli_usage("audit tail",
+				       "-n '%s': need a number from 1 to 1000",
+				       n_s);
+	if ((req = stint_cli_request(STINT_OP_AUDIT_TAIL)) == NULL)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_put_uint(req, STINT_K_COUNT, count) != 0) {
+		stint_msg_free(req);
+		stint_cli_err("audit tail: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "audit tail", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_has(rep, STINT_K_LINES) &&
+	    stint_msg_get_array_len(rep, STINT_K_LINES, &n) != 0)
+		goto bad;
+	if ((line = malloc(STINT_FRAME_MAX)) == NULL ||
+	    (json && (arr = json_array()) == NULL)) {
+		stint_cli_err("out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (stint_msg_get_text_at(rep, STINT_K_LINES, i, line,
+					  STINT_FRAME_MAX) != 0)
+			goto bad;
+		if (!json) {
+			printf("%s\n", line);
+			continue;
+		}
+		/* A damaged line is still shown, as a string: tail is for
+		 * looking, verify is for judging. */
+		if ((rec = json_loads(line, JSON_REJECT_DUPLICATES, &jerr)) ==
+		    NULL)
+			rec = json_string(line);
+		json_array_append_new(arr, rec);
+	}
+	if (json) {
+		ret = stint_cli_print_json(arr);
+		arr = NULL;
+	} else {
+		ret = STINT_EXIT_OK;
+	}
+	goto out;
+bad:
+	stint_cli_err("audit tail: stintd sent a bad reply: are stint and "
+		      "stintd the same version?");
+out:
+	json_decref(arr);
+	free(line);
+	stint_msg_free(rep);
+	return ret;
+}
+
+int
+stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv)
+{
+	if (strcmp(argv[0], "verify") == 0)
+		return audit_verify(cli, argc, argv);
+	if (strcmp(argv[0], "tail") == 0)
+		return audit_tail(cli, argc, argv);
+	return stint_cli_usage("audit", "no such command 'audit %s'", argv[0]);
+}
+
+static json_t *
+status_json(const struct daemon_status *st)
+{
+	char hex[65];
+	json_t *o;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	json_object_set_new(o, "version",
+			    json_integer((json_int_t)st->version));
+	json_object_set_new(o, "pid", json_integer((json_int_t)st->pid));
+	json_object_set_new(o, "uptime", json_integer((json_int_t)st->uptime));
+	json_object_set_new(o, "backend", json_string(st->backend));
+	json_object_set_new(o, "trust_domain", json_string(st->trust_domain));
+	json_object_set_new(o, "agents",
+			    json_integer((json_int_t)st->n_agents));
+	json_object_set_new(o, "live_tasks",
+			    json_integer((json_int_t)st->n_live));
+	json_object_set_new(o, "audit_path", json_string(st->path));
+	json_object_set_new(o, "audit_sync", json_string(st->sync));
+	json_object_set_new(o, "audit_seq",
+			    json_integer((json_int_t)st->audit_seq));
+	if (st->has_head) {
+		stint_hex_encode(st->audit_hash, 32, hex);
+		json_object_set_new(o, "audit_hash", json_string(hex));
+	} else {
+		json_object_set_new(o, "audit_hash", json_null());
+	}
+	return o;
+}
+
+int
+stint_cmd_status(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct daemon_status st;
+	bool json = false;
+	char up[32], hex[65];
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_status(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("status", c, argv);
+		}
+	}
+	if (optind != argc)
+		return stint_cli_usage("status", "unexpected argument '%s'",
+				       argv[optind]);
+	if (fetch_status(cli, "status", &st) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	if (json)
+		return stint_cli_print_json(status_json(&st));
+	if (st.uptime > 0)
+		stint_duration_format(st.uptime, up, sizeof(up));
+	else
+		snprintf(up, sizeof(up), "0s");
+	printf("stintd        pid %llu, up %s, protocol %llu\n",
+	       (unsigned long long)st.pid, up, (unsigned long long)st.version);
+	printf("socket        %s\n", cli->socket);
+	printf("backend       %s\n", st.backend);
+	printf("trust domain  %s\n", st.trust_domain);
+	printf("agents        %llu\n", (unsigned long long)st.n_agents);
+	printf("live tasks    %llu\n", (unsigned long long)st.n_live);
+	printf("audit log     %s (sync %s)\n", st.path, st.sync);
+	if (st.has_head) {
+		stint_hex_encode(st.audit_hash, 32, hex);
+		printf("audit head    %llu:%s\n",
+		       (unsigned long long)st.audit_seq, hex);
+	}
+	return STINT_EXIT_OK;
+}

@@ -1,2 +1,682 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_cli_task;
+/* stint task start|end|list|show */
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "attest/cli.h"
+#include "common/duration.h"
+#include "common/mechanism.h"
+#include "stint/wire.h"
+
+void
+stint_help_task(FILE *f)
+{
+	fprintf(f,
+		"usage: stint task start --agent NAME [--ttl DUR] [--key "
+		"TYPE]\n"
+		"                  [--max-signatures N] [--intent TEXT] "
+		"[--json "
+		"| --quiet]\n"
+		"       stint task end ID [--reason TEXT]\n"
+		"       stint task list [--agent NAME] [--all] [--json]\n"
+		"       stint task show ID [--json | --pem | --cert]\n"
+		"\n"
+		"Start a task (a fresh key in the token, usable by the agent "
+		"until the task\n"
+		"ends or expires), end it (the key is destroyed before the "
+		"command returns),\n"
+		"list tasks and show one.\n"
+		"\n"
+		"  --agent NAME          the agent the task is for\n"
+		"  --ttl DUR             lifetime, e.g. 10m (default: stintd's "
+		"default_ttl)\n"
+		"  --key TYPE            ec-p256 (default), ec-p384, rsa-2048, "
+		"rsa-3072\n"
+		"  --max-signatures N    signature budget (default: "
+		"unlimited)\n"
+		"  --intent TEXT         what the task is for; kept in the "
+		"audit "
+		"log\n"
+		"  -q, --quiet           print only the task id (start)\n"
+		"  --reason TEXT         why the task ends (end)\n"
+		"  --all                 include ended and expired tasks "
+		"(list)\n"
+		"  --pem                 print the public key as PEM (show)\n"
+		"  --cert                print the certificate as PEM (show)\n"
+		"  --json                print JSON\n"
+		"\n"
+		"The agent uses the key through stint-pkcs11.so with the URI "
+		"printed by\n"
+		"'task start', e.g. pkcs11:token=NAME;object=ID.\n");
+}
+
+/* Everything a task map holds, as JSON; NULL if a required field is
+ * missing. PEM forms of the key and certificate only when asked. */
+static json_t *
+pem_json(const char *type, const uint8_t *der, size_t len)
+{
+	json_t *s = NULL;
+	BIO *bio;
+	char *p;
+	long n;
+
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (PEM_write_bio(bio, type, "", der, (long)len) > 0 &&
+	    (n = BIO_get_mem_data(bio, &p)) > 0)
+		s = json_stringn(p, (size_t)n);
+	BIO_free(bio);
+	return s;
+}
+
+static json_t *
+task_to_json(const struct stint_msg *m, bool pems)
+{
+	char id[STINT_TASK_ID_MAX + 1], agent[STINT_NAME_MAX + 1];
+	char state[16], text[STINT_INTENT_MAX + 1], uri[512], t[40];
+	uint64_t key_type = 0, created = 0, not_after = 0, v;
+	uint64_t mechs[STINT_MECHS_MAX];
+	const struct stint_mech *mech;
+	const uint8_t *der;
+	json_t *o, *arr;
+	size_t n = 0, i, len;
+	const char *kt;
+
+	if (stint_msg_get_text(m, STINT_K_TASK, id, sizeof(id)) != 0 ||
+	    stint_msg_get_text(m, STINT_K_AGENT, agent, sizeof(agent)) != 0 ||
+	    stint_msg_get_uint(m, STINT_K_NOT_AFTER, &not_after) != 0)
+		return NULL;
+	if ((o = json_object()) == NULL)
+		return NULL;
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "agent", json_string(agent));
+	if (stint_msg_get_text(m, STINT_K_URI, uri, sizeof(uri)) != 0)
+		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s", agent,
+			 id);
+	json_object_set_new(o, "uri", json_string(uri));
+	(void)stint_msg_get_uint(m, STINT_K_KEY_TYPE, &key_type);
+	kt = stint_key_type_str((uint32_t)key_type);
+	json_object_set_new(o, "key_type", json_string(kt ? kt : "unknown"));
+	if (stint_msg_get_text(m, STINT_K_STATE, state, sizeof(state)) != 0)
+		snprintf(state, sizeof(state), "unknown");
+	json_object_set_new(o, "state", json_string(state));
+	(void)stint_msg_get_uint(m, STINT_K_CREATED, &created);
+	stint_cli_time(created, t, sizeof(t));
+	json_object_set_new(o, "created", json_string(t));
+	stint_cli_time(not_after, t, sizeof(t));
+	json_object_set_new(o, "not_after", json_string(t));
+	json_object_set_new(o, "not_after_unix",
+			    json_integer((json_int_t)not_after));
+	if (stint_msg_get_uint(m, STINT_K_ENDED, &v) == 0) {
+		stint_cli_time(v, t, sizeof(t));
+		json_object_set_new(o, "ended", json_string(t));
+	}
+	if (stint_msg_get_text(m, STINT_K_REASON, text, sizeof(text)) == 0)
+		json_object_set_new(o, "reason", json_string(text));
+	v = 0;
+	(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &v);
+	/* 0 on the wire means unlimited; null says so without a magic
+	 * number. */
+	json_object_set_new(o, "max_signatures",
+			    v ? json_integer((json_int_t)v) : json_null());
+	v = 0;
+	(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &v);
+	json_object_set_new(o, "signatures_used", json_integer((json_int_t)v));
+	if (stint_msg_get_text(m, STINT_K_INTENT, text, sizeof(text)) == 0)
+		json_object_set_new(o, "intent", json_string(text));
+	arr = json_array();
+	if (stint_msg_get_uint_array(m, STINT_K_MECHS, mechs, STINT_MECHS_MAX,
+				     &n) != 0)
+		n = 0;
+	for (i = 0; i < n && arr != NULL; i++) {
+		if ((mech = stint_mech_find(mechs[i])) != NULL)
+			json_array_append_new(arr,
+					      json_string(mech->short_name));
+		else
+			json_array_append_new(
+				arr, json_integer((json_int_t)mechs[i]));
+	}
+	json_object_set_new(o, "mechanisms", arr);
+	json_object_set_new(o, "has_certificate",
+			    json_boolean(stint_msg_has(m, STINT_K_CERT)));
+	if (pems) {
+		if (stint_msg_get_bytes(m, STINT_K_SPKI, &der, &len) == 0)
+			json_object_set_new(o, "public_key_pem",
+					    pem_json("PUBLIC KEY", der, len));
+		if (stint_msg_get_bytes(m, STINT_K_CERT, &der, &len) == 0)
+			json_object_set_new(o, "certificate_pem",
+					    pem_json("CERTIFICATE", der, len));
+	}
+	return o;
+}
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "";
+}
+
+static void
+sigs_str(json_t *o, char *buf, size_t cap)
+{
+	json_t *max = json_object_get(o, "max_signatures");
+	long long used =
+		json_integer_value(json_object_get(o, "signatures_used"));
+
+	if (json_is_integer(max))
+		snprintf(buf, cap, "%lld/%lld", used,
+			 (long long)json_integer_value(max));
+	else
+		snprintf(buf, cap, "%lld", used);
+}
+
+/* The human form of one task: aligned "label  value" lines. */
+static void
+print_task(json_t *o, bool full)
+{
+	char rel[48], sigs[48];
+	json_t *max, *v;
+	size_t i;
+	const char *sep = "";
+
+	printf("task        %s\n", jstr(o, "id"));
+	printf("agent       %s\n", jstr(o, "agent"));
+	printf("key         %s\n", jstr(o, "key_type"));
+	printf("uri         %s\n", jstr(o, "uri"));
+	if (full) {
+		printf("state       %s\n", jstr(o, "state"));
+		printf("created     %s\n", jstr(o, "created"));
+	}
+	stint_cli_time_rel((uint64_t)json_integer_value(
+				   json_object_get(o, "not_after_unix")),
+			   rel, sizeof(rel));
+	printf("not after   %s (%s)\n", jstr(o, "not_after"), rel);
+	if (full && json_object_get(o, "ended") != NULL)
+		printf("ended       %s\n", jstr(o, "ended"));
+	if (full && json_object_get(o, "reason") != NULL)
+		printf("reason      %s\n", jstr(o, "reason"));
+	max = json_object_get(o, "max_signatures");
+	if (full) {
+		sigs_str(o, sigs, sizeof(sigs));
+		printf("signatures  %s%s\n", sigs,
+		       json_is_integer(max) ? " used" : " used (no limit)");
+	} else if (json_is_integer(max)) {
+		printf("max sigs    %lld\n",
+		       (long long)json_integer_value(max));
+	} else {
+		printf("max sigs    unlimited\n");
+	}
+	if (full) {
+		printf("mechanisms  ");
+		json_array_foreach(json_object_get(o, "mechanisms"), i, v)
+		{
+			if (json_is_string(v))
+				printf("%s%s", sep, json_string_value(v));
+			else
+				printf("%s0x%llx", sep,
+				       (unsigned long long)json_integer_value(
+					       v));
+			sep = ",";
+		}
+		printf("\n");
+		if (json_object_get(o, "intent") != NULL)
+			printf("intent      %s\n", jstr(o, "intent"));
+		printf("certificate %s\n",
+		       json_is_true(json_object_get(o, "has_certificate"))
+			       ? "yes (--cert prints it)"
+			       : "not yet");
+	}
+}
+
+static int
+put_optional(struct stint_msg *req, const char *agent, bool has_ttl,
+	     uint64_t ttl, const char *key, uint64_t max_sigs,
+	     const char *intent)
+{
+	uint32_t kt = 0;
+	int r;
+
+	r = stint_msg_put_text(req, STINT_K_AGENT, agent);
+	if (r == 0 && has_ttl)
+		r = stint_msg_put_uint(req, STINT_K_TTL, ttl);
+	if (r == 0 && key != NULL) {
+		(void)stint_key_type_parse(key, &kt);
+		r = stint_msg_put_uint(req, STINT_K_KEY_TYPE, kt);
+	}
+	if (r == 0 && max_sigs != 0)
+		r = stint_msg_put_uint(req, STINT_K_MAX_SIGS, max_sigs);
+	if (r == 0 && intent != NULL)
+		r = stint_msg_put_text(req, STINT_K_INTENT, intent);
+	return r;
+}
+
+static int
+task_start(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"agent", required_argument, NULL, 'a'},
+		{"ttl", required_argument, NULL, 't'},
+		{"key", required_argument, NULL, 'k'},
+		{"max-signatures", required_argument, NULL, 'n'},
+		{"intent", required_argument, NULL, 'i'},
+		{"json", no_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *agent = NULL, *ttl_s = NULL, *key = NULL, *intent = NULL;
+	const char *sigs_s = NULL;
+	uint64_t ttl = 0, max_sigs = 0;
+	struct stint_msg *req, *rep = NULL;
+	bool json = false, quiet = false;
+	uint32_t kt;
+	json_t *o;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":a:t:k:n:i:jqh", opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'a':
+			agent = optarg;
+			break;
+		case 't':
+			ttl_s = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'n':
+			sigs_s = optarg;
+			break;
+		case 'i':
+			intent = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			stint_help_task(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("task start", c, argv);
+		}
+	}
+	if (optind != argc)
+		return stint_cli_usage("task start", "unexpected argument '%s'",
+				       argv[optind]);
+	if (agent == NULL)
+		return stint_cli_usage("task start", "--agent is required");
+	if (!stint_cli_name_ok(agent))
+		return stint_cli_usage("task start",
+				       "bad agent name '%s': use 1 to %d of "
+				       "A-Z a-z 0-9 . _ -",
+				       agent, STINT_NAME_MAX);
+	if (ttl_s != NULL && stint_duration_parse(ttl_s, &ttl) != 0)
+		return stint_cli_usage(
+			"task start",
+			"--ttl '%s': bad duration (use e.g. 90s, "
+			"15m, 1h)",
+			ttl_s);
+	if (key != NULL && stint_key_type_parse(key, &kt) != 0)
+		return stint_cli_usage("task start",
+				       "--key '%s': use ec-p256, ec-p384, "
+				       "rsa-2048 or rsa-3072",
+				       key);
+	if (sigs_s != NULL &&
+	    (stint_cli_parse_u64(sigs_s, &max_sigs) != 0 || max_sigs == 0))
+		return stint_cli_usage("task start",
+				       "--max-signatures '%s': need a whole "
+				       "number of at least 1",
+				       sigs_s);
+	if (intent != NULL && strlen(intent) > STINT_INTENT_MAX)
+		return stint_cli_usage("task start",
+				       "--intent is too long (%zu bytes, at "
+				       "most %d)",
+				       strlen(intent), STINT_INTENT_MAX);
+	if (json && quiet)
+		return stint_cli_usage("task start",
+				       "--json and --quiet do not go together");
+
+	if ((req = stint_cli_request(STINT_OP_TASK_START)) == NULL)
+		return STINT_EXIT_FAIL;
+	if (put_optional(req, agent, ttl_s != NULL, ttl, key, max_sigs,
+			 intent) != 0) {
+		stint_msg_free(req);
+		stint_cli_err("task start: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "task start", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	o = task_to_json(rep, false);
+	stint_msg_free(rep);
+	if (o == NULL) {
+		stint_cli_err("task start: stintd's reply lacks the task id, "
+			      "agent or deadline: are stint and stintd the "
+			      "same version?");
+		return STINT_EXIT_FAIL;
+	}
+	if (json)
+		return stint_cli_print_json(o);
+	if (quiet)
+		printf("%s\n", jstr(o, "id"));
+	else
+		print_task(o, false);
+	json_decref(o);
+	return STINT_EXIT_OK;
+}
+
+static int
+task_end(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"reason", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_msg *req, *rep = NULL;
+	const char *id, *reason = NULL;
+	int c, r;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			reason = optarg;
+			break;
+		case 'h':
+			stint_help_task(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("task end", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("task end",
+				       "'task end' takes exactly one task ID");
+	id = argv[optind];
+	if (!stint_cli_task_id_ok(id))
+		return stint_cli_usage("task end",
+				       "bad task id '%s' (ids look like "
+				       "t-0123...; see 'stint task list')",
+				       id);
+	if (reason != NULL && strlen(reason) > STINT_REASON_MAX)
+		return stint_cli_usage("task end",
+				       "--reason is too long (%zu bytes, at "
+				       "most %d)",
+				       strlen(reason), STINT_REASON_MAX);
+	if ((req = stint_cli_request(STINT_OP_TASK_END)) == NULL)
+		return STINT_EXIT_FAIL;
+	r = stint_msg_put_text(req, STINT_K_TASK, id);
+	if (r == 0 && reason != NULL)
+		r = stint_msg_put_text(req, STINT_K_REASON, reason);
+	if (r != 0) {
+		stint_msg_free(req);
+		stint_cli_err("task end: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	stint_msg_free(rep);
+	printf("task %s ended\n", id);
+	return STINT_EXIT_OK;
+}
+
+/* Appends one page of TASK_LIST to arr; *cursor gets the last id and *more
+ * whether another page follows. */
+static int
+list_page(const struct stint_cli *cli, const char *agent, bool all,
+	  char cursor[STINT_TASK_ID_MAX + 1], bool *more, json_t *arr)
+{
+	const struct stint_msg *child;
+	struct stint_msg *req, *rep = NULL;
+	size_t n = 0, i;
+	json_t *o;
+	int r;
+
+	if ((req = stint_cli_request(STINT_OP_TASK_LIST)) == NULL)
+		return STINT_EXIT_FAIL;
+	r = 0;
+	if (agent != NULL)
+		r = stint_msg_put_text(req, STINT_K_AGENT, agent);
+	if (r == 0 && all)
+		r = stint_msg_put_bool(req, STINT_K_ALL, true);
+	if (r == 0 && cursor[0] != '\0')
+		r = stint_msg_put_text(req, STINT_K_CURSOR, cursor);
+	if (r != 0) {
+		stint_msg_free(req);
+		stint_cli_err("task list: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "task list", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	*more = false;
+	if (stint_msg_has(rep, STINT_K_MORE) &&
+	    stint_msg_get_bool(rep, STINT_K_MORE, more) != 0)
+		goto bad;
+	if (stint_msg_has(rep, STINT_K_TASKS) &&
+	    stint_msg_get_array_len(rep, STINT_K_TASKS, &n) != 0)
+		goto bad;
+	for (i = 0; i < n; i++) {
+		if (stint_msg_get_map_at(rep, STINT_K_TASKS, i, &child) != 0 ||
+		    (o = task_to_json(child, false)) == NULL)
+			goto bad;
+		json_array_append_new(arr, o);
+		snprintf(cursor, STINT_TASK_ID_MAX + 1, "%s", jstr(o, "id"));
+	}
+	/* A "more" with an empty page would loop forever. */
+	if (*more && n == 0)
+		goto bad;
+	stint_msg_free(rep);
+	return STINT_EXIT_OK;
+bad:
+	stint_msg_free(rep);
+	stint_cli_err("task list: stintd sent a bad task list: are stint and "
+		      "stintd the same version?");
+	return STINT_EXIT_FAIL;
+}
+
+static void
+print_task_table(json_t *arr)
+{
+	size_t i, wid = 2, wag = 5;
+	char sigs[48];
+	json_t *o;
+
+	json_array_foreach(arr, i, o)
+	{
+		if (strlen(jstr(o, "id")) > wid)
+			wid = strlen(jstr(o, "id"));
+		if (strlen(jstr(o, "agent")) > wag)
+			wag = strlen(jstr(o, "agent"));
+	}
+	printf("%-*s  %-*s  %-8s  %-7s  %-20s  %s\n", (int)wid, "ID", (int)wag,
+	       "AGENT", "KEY", "STATE", "NOT AFTER", "SIGS");
+	json_array_foreach(arr, i, o)
+	{
+		sigs_str(o, sigs, sizeof(sigs));
+		printf("%-*s  %-*s  %-8s  %-7s  %-20s  %s\n", (int)wid,
+		       jstr(o, "id"), (int)wag, jstr(o, "agent"),
+		       jstr(o, "key_type"), jstr(o, "state"),
+		       jstr(o, "not_after"), sigs);
+	}
+}
+
+static int
+task_list(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"agent", required_argument, NULL, 'a'},
+		{"all", no_argument, NULL, 'A'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char cursor[STINT_TASK_ID_MAX + 1] = "";
+	const char *agent = NULL;
+	bool all = false, json = false, more = true;
+	json_t *arr;
+	int c, pages = 0;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":a:Ajh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			agent = optarg;
+			break;
+		case 'A':
+			all = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_task(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("task list", c, argv);
+		}
+	}
+	if (optind != argc)
+		return stint_cli_usage("task list", "unexpected argument '%s'",
+				       argv[optind]);
+	if (agent != NULL && !stint_cli_name_ok(agent))
+		return stint_cli_usage("task list",
+				       "bad agent name '%s': use 1 to %d of "
+				       "A-Z a-z 0-9 . _ -",
+				       agent, STINT_NAME_MAX);
+	if ((arr = json_array()) == NULL)
+		return stint_cli_print_json(NULL);
+	while (more) {
+		/* Bounded, in case a daemon keeps saying "more". */
+		if (++pages > 100000 ||
+		    list_page(cli, agent, all, cursor, &more, arr) !=
+			    STINT_EXIT_OK) {
+			json_decref(arr);
+			return STINT_EXIT_FAIL;
+		}
+	}
+	if (json)
+		return stint_cli_print_json(arr);
+	if (json_array_size(arr) == 0)
+		printf("no %stasks%s%s\n", all ? "" : "live ",
+		       agent ? " for agent " : "", agent ? agent : "");
+	else
+		print_task_table(arr);
+	json_decref(arr);
+	return STINT_EXIT_OK;
+}
+
+static int
+task_show(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"pem", no_argument, NULL, 'p'},
+		{"cert", no_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_msg *req, *rep = NULL;
+	bool json = false, pem = false, cert = false;
+	const uint8_t *der;
+	size_t len;
+	const char *id;
+	json_t *o;
+	int c, ret = STINT_EXIT_FAIL;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":jpch", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'p':
+			pem = true;
+			break;
+		case 'c':
+			cert = true;
+			break;
+		case 'h':
+			stint_help_task(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("task show", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("task show",
+				       "'task show' takes exactly one task ID");
+	if ((int)json + (int)pem + (int)cert > 1)
+		return stint_cli_usage("task show",
+				       "use only one of --json, --pem, --cert");
+	id = argv[optind];
+	if (!stint_cli_task_id_ok(id))
+		return stint_cli_usage("task show",
+				       "bad task id '%s' (ids look like "
+				       "t-0123...; see 'stint task list')",
+				       id);
+	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) == NULL)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_put_text(req, STINT_K_TASK, id) != 0) {
+		stint_msg_free(req);
+		stint_cli_err("task show: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "task show", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+
+	if (pem || cert) {
+		if (stint_msg_get_bytes(rep, cert ? STINT_K_CERT : STINT_K_SPKI,
+					&der, &len) != 0) {
+			stint_cli_err("task %s has no %s", id,
+				      cert ? "certificate yet" : "public key");
+			goto out;
+		}
+		if (PEM_write(stdout, cert ? "CERTIFICATE" : "PUBLIC KEY", "",
+			      der, (long)len) <= 0) {
+			stint_cli_err("cannot write the PEM output");
+			goto out;
+		}
+		ret = STINT_EXIT_OK;
+		goto out;
+	}
+	if ((o = task_to_json(rep, json)) == NULL) {
+		stint_cli_err("task show: stintd's reply lacks the task id, "
+			      "agent or deadline: are stint and stintd the "
+			      "same version?");
+		goto out;
+	}
+	if (json) {
+		ret = stint_cli_print_json(o);
+		goto out;
+	}
+	print_task(o, true);
+	json_decref(o);
+	ret = STINT_EXIT_OK;
+out:
+	stint_msg_free(rep);
+	return ret;
+}
+
+int
+stint_cmd_task(const struct stint_cli *cli, int argc, char **argv)
+{
+	if (strcmp(argv[0], "start") == 0)
+		return task_start(cli, argc, argv);
+	if (strcmp(argv[0], "end") == 0)
+		return task_end(cli, argc, argv);
+	if (strcmp(argv[0], "list") == 0)
+		return task_list(cli, argc, argv);
+	if (strcmp(argv[0], "show") == 0)
+		return task_show(cli, argc, argv);
+	return stint_cli_usage("task", "no such command 'task %s'", argv[0]);
+}

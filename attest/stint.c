@@ -1,3 +1,303 @@
-/* placeholder */
-int main(void);
-int main(void) { return 77; }
+/*
+ * stint: the command-line tool platform teams and orchestrators use to
+ * manage agents and tasks, read and verify the audit log, and check on
+ * stintd. It speaks the admin protocol (docs/protocol.md) over admin.sock;
+ * `stint audit verify FILE` alone works offline.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attest/cli.h"
+#include "common/duration.h"
+#include "stint/wire.h"
+
+static void
+help_main(FILE *f)
+{
+	fprintf(f,
+		"usage: stint [--socket PATH] COMMAND [ARGS...]\n"
+		"\n"
+		"Manage Stint agents and tasks through stintd's admin socket.\n"
+		"\n"
+		"Commands:\n"
+		"  agent add NAME --uid UID [--gid GID] [--max-ttl DUR] "
+		"[--mechanisms LIST]\n"
+		"  agent list [--json]\n"
+		"  agent remove NAME\n"
+		"  task start --agent NAME [--ttl DUR] [--key TYPE] "
+		"[--max-signatures N]\n"
+		"             [--intent TEXT] [--json | --quiet]\n"
+		"  task end ID [--reason TEXT]\n"
+		"  task list [--agent NAME] [--all] [--json]\n"
+		"  task show ID [--json | --pem | --cert]\n"
+		"  audit verify [FILE] [--head SEQ:HASH] [--json]\n"
+		"  audit tail [-n N] [--json]\n"
+		"  status [--json]\n"
+		"  help [COMMAND]\n"
+		"\n"
+		"Global options:\n"
+		"  -s, --socket PATH  admin socket (default: "
+		"$STINT_ADMIN_SOCKET,"
+		" else\n"
+		"                     " STINT_ADMIN_SOCKET_DEFAULT ")\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n"
+		"\n"
+		"Durations: 90s, 15m, 1h, 2h30m. Exit status: 0 success, 1 "
+		"refused or\n"
+		"failed, 2 usage error. Run 'stint COMMAND --help' for more; "
+		"see "
+		"stint(1).\n");
+}
+
+struct verb {
+	const char *name;
+	int (*run)(const struct stint_cli *, int, char **);
+	void (*help)(FILE *);
+};
+
+static const struct verb verbs[] = {
+	{"agent", stint_cmd_agent, stint_help_agent},
+	{"task", stint_cmd_task, stint_help_task},
+	{"audit", stint_cmd_audit, stint_help_audit},
+	{"status", stint_cmd_status, stint_help_status},
+};
+
+static const struct verb *
+verb_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verbs[i].name, name) == 0)
+			return &verbs[i];
+	return NULL;
+}
+
+void
+stint_cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("stint: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+stint_cli_usage(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("stint: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (verb != NULL)
+		fprintf(stderr, "try 'stint %s --help'\n", verb);
+	else
+		fprintf(stderr, "try 'stint --help'\n");
+	return STINT_EXIT_USAGE;
+}
+
+int
+stint_cli_bad_option(const char *verb, int c, char **argv)
+{
+	const char *opt = argv[optind - 1];
+
+	if (c == ':')
+		return stint_cli_usage(verb, "option '%s' needs an argument",
+				       opt);
+	if (optopt != 0 && strncmp(opt, "--", 2) != 0)
+		return stint_cli_usage(verb, "unknown option '-%c'", optopt);
+	return stint_cli_usage(verb, "unknown option '%s'", opt);
+}
+
+static bool
+ident_ok(const char *s, size_t max)
+{
+	size_t n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		unsigned char ch = (unsigned char)s[n];
+
+		if (!isascii(ch) ||
+		    !(isalnum(ch) || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return n >= 1 && n <= max;
+}
+
+bool
+stint_cli_name_ok(const char *name)
+{
+	return ident_ok(name, STINT_NAME_MAX);
+}
+
+bool
+stint_cli_task_id_ok(const char *id)
+{
+	return ident_ok(id, STINT_TASK_ID_MAX);
+}
+
+int
+stint_cli_parse_u64(const char *s, uint64_t *v)
+{
+	unsigned long long x;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*v = x;
+	return 0;
+}
+
+void
+stint_cli_time(uint64_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, cap, "@%llu", (unsigned long long)t);
+}
+
+void
+stint_cli_time_rel(uint64_t t, char *buf, size_t cap)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	char d[32];
+
+	/* Whole minutes read better once there are some: "in 10m", not
+	 * "in 9m59s". */
+	if (t > now && t - now >= 60)
+		t = now + (t - now + 30) / 60 * 60;
+	else if (t < now && now - t >= 60)
+		t = now - (now - t + 30) / 60 * 60;
+	if (t == now) {
+		snprintf(buf, cap, "now");
+	} else if (t > now) {
+		stint_duration_format(t - now, d, sizeof(d));
+		snprintf(buf, cap, "in %s", d);
+	} else {
+		stint_duration_format(now - t, d, sizeof(d));
+		snprintf(buf, cap, "%s ago", d);
+	}
+}
+
+int
+stint_cli_print_json(json_t *j)
+{
+	int r;
+
+	if (j == NULL) {
+		stint_cli_err("out of memory building JSON output");
+		return STINT_EXIT_FAIL;
+	}
+	r = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (r != 0 || fputc('\n', stdout) == EOF) {
+		stint_cli_err("cannot write output: %s", strerror(errno));
+		return STINT_EXIT_FAIL;
+	}
+	return STINT_EXIT_OK;
+}
+
+/* `stint help [VERB]` */
+static int
+cmd_help(int argc, char **argv)
+{
+	const struct verb *v;
+
+	if (argc < 2) {
+		help_main(stdout);
+		return STINT_EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		help_main(stdout);
+		return STINT_EXIT_OK;
+	}
+	if ((v = verb_find(argv[1])) == NULL)
+		return stint_cli_usage(NULL, "no such command '%s'", argv[1]);
+	v->help(stdout);
+	return STINT_EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_cli cli;
+	const struct verb *v;
+	const char *env;
+	int c;
+
+	memset(&cli, 0, sizeof(cli));
+	opterr = 0;
+	/* '+': stop at the verb; its options are parsed by the verb. */
+	while ((c = getopt_long(argc, argv, "+:s:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			cli.socket = optarg;
+			break;
+		case 'h':
+			help_main(stdout);
+			return STINT_EXIT_OK;
+		case 'V':
+			printf("stint %s (wire protocol %d)\n", PACKAGE_VERSION,
+			       STINT_WIRE_VERSION);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option(NULL, c, argv);
+		}
+	}
+	if (cli.socket == NULL) {
+		env = getenv("STINT_ADMIN_SOCKET");
+		cli.socket = (env != NULL && env[0] != '\0')
+				     ? env
+				     : STINT_ADMIN_SOCKET_DEFAULT;
+	}
+	if (cli.socket[0] == '\0')
+		return stint_cli_usage(NULL, "--socket needs a path");
+
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return stint_cli_usage(NULL, "no command given");
+	if (strcmp(argv[0], "help") == 0)
+		return cmd_help(argc, argv);
+	if ((v = verb_find(argv[0])) == NULL)
+		return stint_cli_usage(NULL, "no such command '%s'", argv[0]);
+	if (strcmp(v->name, "status") == 0)
+		return v->run(&cli, argc, argv);
+	if (argc < 2) {
+		return stint_cli_usage(v->name, "'stint %s' needs a subcommand",
+				       v->name);
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		v->help(stdout);
+		return STINT_EXIT_OK;
+	}
+	return v->run(&cli, argc - 1, argv + 1);
+}
