@@ -15,11 +15,11 @@
 
 struct stint_mech {
 	CK_MECHANISM_TYPE mech;
-	const char *name;          /* "CKM_ECDSA_SHA256" */
-	const char *short_name;    /* "ecdsa-sha256" (CLI, config) */
-	bool ec;                   /* EC key mechanism, else RSA */
-	CK_MECHANISM_TYPE raw;     /* CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS */
-	CK_MECHANISM_TYPE hash;    /* CKM_SHA256.. for hash-and-sign, else 0 */
+	const char *name;       /* "CKM_ECDSA_SHA256" */
+	const char *short_name; /* "ecdsa-sha256" (CLI, config) */
+	bool ec;                /* EC key mechanism, else RSA */
+	CK_MECHANISM_TYPE raw;  /* CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS */
+	CK_MECHANISM_TYPE hash; /* CKM_SHA256.. for hash-and-sign, else 0 */
 	bool pss;
 };
 

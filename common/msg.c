@@ -1,2 +1,1044 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_msg;
+/*
+ * Strict CBOR map codec for the wire protocol.
+ *
+ * Parsing runs in two passes. The first walks the bytes with libcbor's
+ * streaming decoder and rejects anything outside the protocol's shape
+ * before a single item is allocated: indefinite-length items, tags, floats,
+ * null/undefined, negative integers, invalid or NUL-holding text, nesting
+ * deeper than MSG_DEPTH_MAX, declared counts the buffer cannot hold, and
+ * trailing bytes. Only then does cbor_load build the item tree, so a hostile
+ * frame can neither make libcbor allocate for items that are not there nor
+ * recurse deeply when the tree is freed. The second pass checks map keys
+ * (unsigned, no duplicates) and indexes every map by key.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cbor.h>
+
+#include "common/msg.h"
+
+#define MSG_DEPTH_MAX 4
+
+struct entry {
+	uint64_t key;
+	/* Owned reference. NULL only for an array of maps built with
+	 * stint_msg_append_map, whose elements live in maps[]. */
+	cbor_item_t *val;
+	/* For array values: one slot per element, non-NULL for map elements.
+	 * For a map value: one slot holding it (validated, not exposed). */
+	struct stint_msg **maps;
+	size_t n_maps, cap_maps;
+};
+
+struct stint_msg {
+	struct entry *ents; /* sorted by key */
+	size_t n, cap;
+	cbor_item_t
+		*root; /* parsed messages: the tree the entries point into */
+};
+
+static const uint8_t empty_bytes[1];
+
+/* --- pass 1: shape check over the raw bytes ------------------------------ */
+
+struct scan {
+	size_t left[MSG_DEPTH_MAX]; /* items still expected per open container
+				     */
+	size_t depth;
+	size_t avail; /* bytes in the buffer: bounds any declared count */
+	bool started, done, bad;
+};
+
+/* One complete item (scalar or container header) was seen. */
+static void
+scan_consume(struct scan *s)
+{
+	if (s->depth == 0) {
+		s->bad = true;
+		return;
+	}
+	s->left[s->depth - 1]--;
+	while (s->depth > 0 && s->left[s->depth - 1] == 0)
+		s->depth--;
+	if (s->depth == 0)
+		s->done = true;
+}
+
+static void
+scan_scalar(struct scan *s)
+{
+	if (!s->started || s->done) {
+		s->bad = true;
+		return;
+	}
+	scan_consume(s);
+}
+
+static void
+scan_open(struct scan *s, size_t items, bool is_map)
+{
+	if (s->done || (!s->started && !is_map) || s->depth >= MSG_DEPTH_MAX ||
+	    items > s->avail) {
+		s->bad = true;
+		return;
+	}
+	if (!s->started) {
+		s->started = true;
+		if (items == 0) {
+			s->done = true;
+			return;
+		}
+		s->left[s->depth++] = items;
+		return;
+	}
+	/* The container counts as one item of its parent. */
+	s->left[s->depth - 1]--;
+	if (items > 0) {
+		s->left[s->depth++] = items;
+		return;
+	}
+	while (s->depth > 0 && s->left[s->depth - 1] == 0)
+		s->depth--;
+	if (s->depth == 0)
+		s->done = true;
+}
+
+static void
+scan_bad(void *ctx)
+{
+	((struct scan *)ctx)->bad = true;
+}
+
+static void
+scan_bad_u64(void *ctx, uint64_t v)
+{
+	(void)v;
+	scan_bad(ctx);
+}
+
+static void
+scan_bad_u32(void *ctx, uint32_t v)
+{
+	(void)v;
+	scan_bad(ctx);
+}
+
+static void
+scan_bad_u16(void *ctx, uint16_t v)
+{
+	(void)v;
+	scan_bad(ctx);
+}
+
+static void
+scan_bad_u8(void *ctx, uint8_t v)
+{
+	(void)v;
+	scan_bad(ctx);
+}
+
+static void
+scan_bad_float(void *ctx, float v)
+{
+	(void)v;
+	scan_bad(ctx);
+}
+
+static void
+scan_bad_double(void *ctx, double v)
+{
+	(void)v;
+	scan_bad(ctx);
+}
+
+static void
+scan_u8(void *ctx, uint8_t v)
+{
+	(void)v;
+	scan_scalar(ctx);
+}
+
+static void
+scan_u16(void *ctx, uint16_t v)
+{
+	(void)v;
+	scan_scalar(ctx);
+}
+
+static void
+scan_u32(void *ctx, uint32_t v)
+{
+	(void)v;
+	scan_scalar(ctx);
+}
+
+static void
+scan_u64(void *ctx, uint64_t v)
+{
+	(void)v;
+	scan_scalar(ctx);
+}
+
+static void
+scan_bool(void *ctx, bool v)
+{
+	(void)v;
+	scan_scalar(ctx);
+}
+
+static void
+scan_bytes(void *ctx, cbor_data p, size_t len)
+{
+	(void)p;
+	(void)len;
+	scan_scalar(ctx);
+}
+
+/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+ * NUL is refused too: every text field ends up in a C string. */
+static bool
+utf8_ok(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint8_t c = p[i];
+		size_t n;
+		uint32_t cp, min;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+			min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+			min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+			min = 0x10000;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+static void
+scan_text(void *ctx, cbor_data p, size_t len)
+{
+	if (!utf8_ok(p, len)) {
+		scan_bad(ctx);
+		return;
+	}
+	scan_scalar(ctx);
+}
+
+static void
+scan_array(void *ctx, size_t n)
+{
+	scan_open(ctx, n, false);
+}
+
+static void
+scan_map(void *ctx, size_t n)
+{
+	struct scan *s = ctx;
+
+	/* A map of n pairs holds 2n items, each at least one byte. */
+	if (n > s->avail / 2) {
+		s->bad = true;
+		return;
+	}
+	scan_open(ctx, 2 * n, true);
+}
+
+static const struct cbor_callbacks scan_callbacks = {
+	.uint8 = scan_u8,
+	.uint16 = scan_u16,
+	.uint32 = scan_u32,
+	.uint64 = scan_u64,
+	.negint8 = scan_bad_u8,
+	.negint16 = scan_bad_u16,
+	.negint32 = scan_bad_u32,
+	.negint64 = scan_bad_u64,
+	.byte_string_start = scan_bad, /* indefinite */
+	.byte_string = scan_bytes,
+	.string = scan_text,
+	.string_start = scan_bad, /* indefinite */
+	.indef_array_start = scan_bad,
+	.array_start = scan_array,
+	.indef_map_start = scan_bad,
+	.map_start = scan_map,
+	.tag = scan_bad_u64,
+	.float2 = scan_bad_float,
+	.float4 = scan_bad_float,
+	.float8 = scan_bad_double,
+	.undefined = scan_bad,
+	.null = scan_bad,
+	.boolean = scan_bool,
+	.indef_break = scan_bad,
+};
+
+static int
+scan_shape(const uint8_t *buf, size_t len)
+{
+	struct scan s = {.avail = len};
+	size_t pos = 0;
+
+	while (pos < len && !s.done) {
+		struct cbor_decoder_result r;
+
+		r = cbor_stream_decode(buf + pos, len - pos, &scan_callbacks,
+				       &s);
+		if (r.status != CBOR_DECODER_FINISHED || r.read == 0 || s.bad)
+			return STINT_WIRE_MALFORMED;
+		pos += r.read;
+	}
+	if (!s.done || pos != len)
+		return STINT_WIRE_MALFORMED;
+	return 0;
+}
+
+/* --- pass 2: index maps by key ------------------------------------------- */
+
+static void
+entry_clear(struct entry *e)
+{
+	for (size_t i = 0; i < e->n_maps; i++)
+		stint_msg_free(e->maps[i]);
+	free(e->maps);
+	if (e->val != NULL)
+		cbor_decref(&e->val);
+	memset(e, 0, sizeof(*e));
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int msg_from_map(cbor_item_t *map, struct stint_msg **out);
+
+/* Every map anywhere in the tree obeys the same key rules. */
+static int
+check_nested(cbor_item_t *item, struct stint_msg **keep)
+{
+	int r = 0;
+
+	if (cbor_isa_map(item)) {
+		struct stint_msg *child = NULL;
+
+		r = msg_from_map(item, &child);
+		if (r == 0 && keep != NULL)
+			*keep = child;
+		else
+			stint_msg_free(child);
+		return r;
+	}
+	if (cbor_isa_array(item)) {
+		cbor_item_t **el = cbor_array_handle(item);
+		size_t n = cbor_array_size(item);
+
+		for (size_t i = 0; i < n && r == 0; i++)
+			r = check_nested(el[i], NULL);
+	}
+	return r;
+}
+
+static int
+entry_index_value(struct entry *e)
+{
+	size_t n;
+	cbor_item_t **el;
+	int r;
+
+	if (cbor_isa_map(e->val)) {
+		e->maps = calloc(1, sizeof(*e->maps));
+		if (e->maps == NULL)
+			return STINT_WIRE_NOMEM;
+		e->n_maps = e->cap_maps = 1;
+		return check_nested(e->val, &e->maps[0]);
+	}
+	if (!cbor_isa_array(e->val))
+		return 0;
+	n = cbor_array_size(e->val);
+	if (n == 0)
+		return 0;
+	e->maps = calloc(n, sizeof(*e->maps));
+	if (e->maps == NULL)
+		return STINT_WIRE_NOMEM;
+	e->n_maps = e->cap_maps = n;
+	el = cbor_array_handle(e->val);
+	for (size_t i = 0; i < n; i++) {
+		r = check_nested(el[i],
+				 cbor_isa_map(el[i]) ? &e->maps[i] : NULL);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+msg_from_map(cbor_item_t *map, struct stint_msg **out)
+{
+	struct stint_msg *m;
+	struct cbor_pair *pairs = cbor_map_handle(map);
+	size_t n = cbor_map_size(map);
+	int r;
+
+	*out = NULL;
+	if (!cbor_map_is_definite(map))
+		return STINT_WIRE_MALFORMED;
+	m = stint_msg_new();
+	if (m == NULL)
+		return STINT_WIRE_NOMEM;
+	if (n > 0) {
+		m->ents = calloc(n, sizeof(*m->ents));
+		if (m->ents == NULL) {
+			r = STINT_WIRE_NOMEM;
+			goto out;
+		}
+		m->cap = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = &m->ents[m->n];
+
+		if (!cbor_isa_uint(pairs[i].key)) {
+			r = STINT_WIRE_MALFORMED;
+			goto out;
+		}
+		e->key = cbor_get_int(pairs[i].key);
+		e->val = cbor_incref(pairs[i].value);
+		m->n++;
+		if ((r = entry_index_value(e)) != 0)
+			goto out;
+	}
+	if (m->n > 1)
+		qsort(m->ents, m->n, sizeof(*m->ents), entry_cmp);
+	for (size_t i = 1; i < m->n; i++) {
+		if (m->ents[i].key == m->ents[i - 1].key) {
+			r = STINT_WIRE_MALFORMED;
+			goto out;
+		}
+	}
+	*out = m;
+	m = NULL;
+	r = 0;
+out:
+	stint_msg_free(m);
+	return r;
+}
+
+int
+stint_msg_parse(const uint8_t *buf, size_t len, struct stint_msg **out)
+{
+	struct cbor_load_result res;
+	cbor_item_t *root = NULL;
+	int r;
+
+	if (out == NULL)
+		return STINT_WIRE_MALFORMED;
+	*out = NULL;
+	if (buf == NULL || len == 0)
+		return STINT_WIRE_MALFORMED;
+	if ((r = scan_shape(buf, len)) != 0)
+		return r;
+	memset(&res, 0, sizeof(res));
+	root = cbor_load(buf, len, &res);
+	if (root == NULL || res.error.code != CBOR_ERR_NONE) {
+		r = res.error.code == CBOR_ERR_MEMERROR ? STINT_WIRE_NOMEM
+							: STINT_WIRE_MALFORMED;
+		goto out;
+	}
+	if (res.read != len || !cbor_isa_map(root)) {
+		r = STINT_WIRE_MALFORMED;
+		goto out;
+	}
+	if ((r = msg_from_map(root, out)) != 0)
+		goto out;
+	(*out)->root = root;
+	root = NULL;
+out:
+	if (root != NULL)
+		cbor_decref(&root);
+	return r;
+}
+
+struct stint_msg *
+stint_msg_new(void)
+{
+	return calloc(1, sizeof(struct stint_msg));
+}
+
+void
+stint_msg_free(struct stint_msg *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		entry_clear(&m->ents[i]);
+	free(m->ents);
+	if (m->root != NULL)
+		cbor_decref(&m->root);
+	free(m);
+}
+
+/* --- lookup and getters ----------------------------------------------------
+ */
+
+static struct entry *
+find(const struct stint_msg *m, uint64_t key)
+{
+	size_t lo = 0, hi;
+
+	if (m == NULL)
+		return NULL;
+	hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->ents[mid].key == key)
+			return &m->ents[mid];
+		if (m->ents[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+bool
+stint_msg_has(const struct stint_msg *m, uint64_t key)
+{
+	return find(m, key) != NULL;
+}
+
+int
+stint_msg_get_uint(const struct stint_msg *m, uint64_t key, uint64_t *v)
+{
+	struct entry *e = find(m, key);
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	if (e->val == NULL || !cbor_isa_uint(e->val))
+		return STINT_WIRE_TYPE;
+	*v = cbor_get_int(e->val);
+	return 0;
+}
+
+int
+stint_msg_get_bool(const struct stint_msg *m, uint64_t key, bool *v)
+{
+	struct entry *e = find(m, key);
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	if (e->val == NULL || !cbor_is_bool(e->val))
+		return STINT_WIRE_TYPE;
+	*v = cbor_get_bool(e->val);
+	return 0;
+}
+
+static int
+text_copy(const cbor_item_t *item, char *buf, size_t cap)
+{
+	size_t len;
+	const uint8_t *p;
+
+	if (item == NULL || !cbor_isa_string(item) ||
+	    !cbor_string_is_definite(item))
+		return STINT_WIRE_TYPE;
+	len = cbor_string_length(item);
+	p = cbor_string_handle(item);
+	if (cap == 0 || len > cap - 1 || (len > 0 && p == NULL) ||
+	    (len > 0 && memchr(p, 0, len) != NULL))
+		return STINT_WIRE_RANGE;
+	if (len > 0)
+		memcpy(buf, p, len);
+	buf[len] = '\0';
+	return 0;
+}
+
+int
+stint_msg_get_text(const struct stint_msg *m, uint64_t key, char *buf,
+		   size_t cap)
+{
+	struct entry *e = find(m, key);
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	return text_copy(e->val, buf, cap);
+}
+
+int
+stint_msg_get_bytes(const struct stint_msg *m, uint64_t key,
+		    const uint8_t **ptr, size_t *len)
+{
+	struct entry *e = find(m, key);
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	if (e->val == NULL || !cbor_isa_bytestring(e->val) ||
+	    !cbor_bytestring_is_definite(e->val))
+		return STINT_WIRE_TYPE;
+	*len = cbor_bytestring_length(e->val);
+	*ptr = cbor_bytestring_handle(e->val);
+	/* Never hand out NULL: callers may memcpy from it. */
+	if (*len == 0 || *ptr == NULL) {
+		*ptr = empty_bytes;
+		*len = 0;
+	}
+	return 0;
+}
+
+int
+stint_msg_get_uint_array(const struct stint_msg *m, uint64_t key, uint64_t *arr,
+			 size_t cap, size_t *n)
+{
+	struct entry *e = find(m, key);
+	cbor_item_t **el;
+	size_t size;
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	if (e->val == NULL || !cbor_isa_array(e->val))
+		return STINT_WIRE_TYPE;
+	size = cbor_array_size(e->val);
+	if (size > cap)
+		return STINT_WIRE_RANGE;
+	el = cbor_array_handle(e->val);
+	for (size_t i = 0; i < size; i++) {
+		if (!cbor_isa_uint(el[i]))
+			return STINT_WIRE_TYPE;
+		arr[i] = cbor_get_int(el[i]);
+	}
+	*n = size;
+	return 0;
+}
+
+int
+stint_msg_get_array_len(const struct stint_msg *m, uint64_t key, size_t *n)
+{
+	struct entry *e = find(m, key);
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	if (e->val == NULL) {
+		*n = e->n_maps;
+		return 0;
+	}
+	if (!cbor_isa_array(e->val))
+		return STINT_WIRE_TYPE;
+	*n = cbor_array_size(e->val);
+	return 0;
+}
+
+int
+stint_msg_get_map_at(const struct stint_msg *m, uint64_t key, size_t i,
+		     const struct stint_msg **child)
+{
+	struct entry *e = find(m, key);
+	size_t n;
+	int r;
+
+	if ((r = stint_msg_get_array_len(m, key, &n)) != 0)
+		return r;
+	if (i >= n)
+		return STINT_WIRE_RANGE;
+	if (i >= e->n_maps || e->maps[i] == NULL)
+		return STINT_WIRE_TYPE;
+	*child = e->maps[i];
+	return 0;
+}
+
+int
+stint_msg_get_text_at(const struct stint_msg *m, uint64_t key, size_t i,
+		      char *buf, size_t cap)
+{
+	struct entry *e = find(m, key);
+
+	if (e == NULL)
+		return STINT_WIRE_MISSING;
+	if (e->val == NULL || !cbor_isa_array(e->val))
+		return STINT_WIRE_TYPE;
+	if (i >= cbor_array_size(e->val))
+		return STINT_WIRE_RANGE;
+	return text_copy(cbor_array_handle(e->val)[i], buf, cap);
+}
+
+/* --- building ------------------------------------------------------------- */
+
+/* The entry for key, created empty (and kept sorted) when absent. */
+static struct entry *
+entry_get(struct stint_msg *m, uint64_t key)
+{
+	struct entry *e = find(m, key);
+	size_t i;
+
+	if (e != NULL)
+		return e;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 8;
+		struct entry *p = realloc(m->ents, cap * sizeof(*p));
+
+		if (p == NULL)
+			return NULL;
+		m->ents = p;
+		m->cap = cap;
+	}
+	for (i = m->n; i > 0 && m->ents[i - 1].key > key; i--)
+		m->ents[i] = m->ents[i - 1];
+	memset(&m->ents[i], 0, sizeof(m->ents[i]));
+	m->ents[i].key = key;
+	m->n++;
+	return &m->ents[i];
+}
+
+/* Stores item under key, replacing any previous value; consumes item. */
+static int
+put_item(struct stint_msg *m, uint64_t key, cbor_item_t *item)
+{
+	struct entry *e;
+
+	if (m == NULL || item == NULL) {
+		if (item != NULL)
+			cbor_decref(&item);
+		return STINT_WIRE_NOMEM;
+	}
+	e = entry_get(m, key);
+	if (e == NULL) {
+		cbor_decref(&item);
+		return STINT_WIRE_NOMEM;
+	}
+	entry_clear(e);
+	e->key = key;
+	e->val = item;
+	return 0;
+}
+
+/* Smallest encoding: canonical and a few bytes shorter. */
+static cbor_item_t *
+build_uint(uint64_t v)
+{
+	if (v <= UINT8_MAX)
+		return cbor_build_uint8((uint8_t)v);
+	if (v <= UINT16_MAX)
+		return cbor_build_uint16((uint16_t)v);
+	if (v <= UINT32_MAX)
+		return cbor_build_uint32((uint32_t)v);
+	return cbor_build_uint64(v);
+}
+
+/* libcbor's builders memcpy from the source even for length 0; these never
+ * pass it NULL and always give the item its own buffer. */
+static cbor_item_t *
+build_bytes(const uint8_t *p, size_t len)
+{
+	cbor_item_t *item = cbor_new_definite_bytestring();
+	uint8_t *copy;
+
+	if (item == NULL)
+		return NULL;
+	copy = malloc(len ? len : 1);
+	if (copy == NULL) {
+		cbor_decref(&item);
+		return NULL;
+	}
+	if (len > 0)
+		memcpy(copy, p, len);
+	cbor_bytestring_set_handle(item, copy, len);
+	return item;
+}
+
+static cbor_item_t *
+build_text(const char *s)
+{
+	size_t len = strlen(s);
+	cbor_item_t *item = cbor_new_definite_string();
+	uint8_t *copy;
+
+	if (item == NULL)
+		return NULL;
+	copy = malloc(len ? len : 1);
+	if (copy == NULL) {
+		cbor_decref(&item);
+		return NULL;
+	}
+	if (len > 0)
+		memcpy(copy, s, len);
+	cbor_string_set_handle(item, copy, len);
+	return item;
+}
+
+int
+stint_msg_put_uint(struct stint_msg *m, uint64_t key, uint64_t v)
+{
+	return put_item(m, key, build_uint(v));
+}
+
+int
+stint_msg_put_bool(struct stint_msg *m, uint64_t key, bool v)
+{
+	return put_item(m, key, cbor_build_bool(v));
+}
+
+int
+stint_msg_put_text(struct stint_msg *m, uint64_t key, const char *s)
+{
+	/* Refuse here what the peer's parser would refuse. */
+	if (s == NULL || !utf8_ok((const uint8_t *)s, strlen(s)))
+		return STINT_WIRE_RANGE;
+	return put_item(m, key, build_text(s));
+}
+
+int
+stint_msg_put_bytes(struct stint_msg *m, uint64_t key, const uint8_t *p,
+		    size_t len)
+{
+	if (p == NULL && len > 0)
+		return STINT_WIRE_RANGE;
+	return put_item(m, key, build_bytes(p, len));
+}
+
+int
+stint_msg_put_uint_array(struct stint_msg *m, uint64_t key, const uint64_t *arr,
+			 size_t n)
+{
+	cbor_item_t *a;
+
+	if (arr == NULL && n > 0)
+		return STINT_WIRE_RANGE;
+	a = cbor_new_definite_array(n);
+	if (a == NULL)
+		return STINT_WIRE_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		cbor_item_t *v = build_uint(arr[i]);
+		bool ok = v != NULL && cbor_array_push(a, v);
+
+		if (v != NULL)
+			cbor_decref(&v);
+		if (!ok) {
+			cbor_decref(&a);
+			return STINT_WIRE_NOMEM;
+		}
+	}
+	return put_item(m, key, a);
+}
+
+int
+stint_msg_append_map(struct stint_msg *m, uint64_t key, struct stint_msg *child)
+{
+	struct entry *e;
+	int r;
+
+	if (m == NULL || child == NULL) {
+		r = STINT_WIRE_NOMEM;
+		goto out;
+	}
+	if ((e = entry_get(m, key)) == NULL) {
+		r = STINT_WIRE_NOMEM;
+		goto out;
+	}
+	if (e->val != NULL) {
+		r = STINT_WIRE_TYPE;
+		goto out;
+	}
+	if (e->n_maps == e->cap_maps) {
+		size_t cap = e->cap_maps ? 2 * e->cap_maps : 8;
+		struct stint_msg **p = realloc(e->maps, cap * sizeof(*p));
+
+		if (p == NULL) {
+			r = STINT_WIRE_NOMEM;
+			goto out;
+		}
+		e->maps = p;
+		e->cap_maps = cap;
+	}
+	e->maps[e->n_maps++] = child;
+	return 0;
+out:
+	stint_msg_free(child);
+	return r;
+}
+
+int
+stint_msg_append_text(struct stint_msg *m, uint64_t key, const char *s)
+{
+	struct entry *e;
+	cbor_item_t *t;
+	bool ok;
+
+	if (m == NULL)
+		return STINT_WIRE_NOMEM;
+	if (s == NULL || !utf8_ok((const uint8_t *)s, strlen(s)))
+		return STINT_WIRE_RANGE;
+	if ((e = find(m, key)) != NULL && e->val == NULL)
+		return STINT_WIRE_TYPE; /* an array of maps */
+	if (e == NULL) {
+		/* Indefinite while growing; serialization writes it definite.
+		 */
+		cbor_item_t *a = cbor_new_indefinite_array();
+		int r;
+
+		if (a == NULL)
+			return STINT_WIRE_NOMEM;
+		if ((r = put_item(m, key, a)) != 0)
+			return r;
+		e = find(m, key);
+	}
+	if (!cbor_isa_array(e->val) || !cbor_array_is_indefinite(e->val))
+		return STINT_WIRE_TYPE;
+	if ((t = build_text(s)) == NULL)
+		return STINT_WIRE_NOMEM;
+	ok = cbor_array_push(e->val, t);
+	cbor_decref(&t);
+	return ok ? 0 : STINT_WIRE_NOMEM;
+}
+
+/* --- serialization -------------------------------------------------------- */
+
+static cbor_item_t *to_item(const struct stint_msg *m);
+
+static cbor_item_t *
+definite_copy(cbor_item_t *arr)
+{
+	size_t n = cbor_array_size(arr);
+	cbor_item_t **el = cbor_array_handle(arr);
+	cbor_item_t *a = cbor_new_definite_array(n);
+
+	if (a == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!cbor_array_push(a, el[i])) {
+			cbor_decref(&a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static cbor_item_t *
+entry_value(const struct entry *e)
+{
+	cbor_item_t *a;
+
+	if (e->val != NULL) {
+		if (cbor_isa_array(e->val) && cbor_array_is_indefinite(e->val))
+			return definite_copy(e->val);
+		return cbor_incref(e->val);
+	}
+	a = cbor_new_definite_array(e->n_maps);
+	if (a == NULL)
+		return NULL;
+	for (size_t i = 0; i < e->n_maps; i++) {
+		cbor_item_t *c = to_item(e->maps[i]);
+		bool ok = c != NULL && cbor_array_push(a, c);
+
+		if (c != NULL)
+			cbor_decref(&c);
+		if (!ok) {
+			cbor_decref(&a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static cbor_item_t *
+to_item(const struct stint_msg *m)
+{
+	cbor_item_t *map = cbor_new_definite_map(m->n);
+
+	if (map == NULL)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++) {
+		cbor_item_t *k = build_uint(m->ents[i].key);
+		cbor_item_t *v = entry_value(&m->ents[i]);
+		bool ok = k != NULL && v != NULL &&
+			  cbor_map_add(map, (struct cbor_pair){k, v});
+
+		if (k != NULL)
+			cbor_decref(&k);
+		if (v != NULL)
+			cbor_decref(&v);
+		if (!ok) {
+			cbor_decref(&map);
+			return NULL;
+		}
+	}
+	return map;
+}
+
+int
+stint_msg_serialize(const struct stint_msg *m, uint8_t **out, size_t *len)
+{
+	cbor_item_t *root;
+	unsigned char *buf = NULL;
+	size_t cap = 0, n;
+
+	*out = NULL;
+	*len = 0;
+	if (m == NULL || (root = to_item(m)) == NULL)
+		return STINT_WIRE_NOMEM;
+	n = cbor_serialize_alloc(root, &buf, &cap);
+	cbor_decref(&root);
+	if (n == 0) {
+		free(buf);
+		return STINT_WIRE_NOMEM;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* --- reply head ------------------------------------------------------------
+ */
+
+struct stint_msg *
+stint_msg_reply_ok(void)
+{
+	struct stint_msg *m = stint_msg_new();
+
+	if (m != NULL && stint_msg_put_uint(m, STINT_K_STATUS, STINT_OK) != 0) {
+		stint_msg_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+int
+stint_msg_get_reply_head(const struct stint_msg *m,
+			 struct stint_reply_head *head)
+{
+	int r;
+
+	memset(head, 0, sizeof(*head));
+	if ((r = stint_msg_get_uint(m, STINT_K_STATUS, &head->status)) != 0)
+		return r;
+	if (head->status == STINT_OK)
+		return 0;
+	return stint_msg_get_text(m, STINT_K_ERROR, head->error,
+				  sizeof(head->error));
+}

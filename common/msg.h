@@ -35,8 +35,7 @@ int stint_msg_get_bytes(const struct stint_msg *m, uint64_t key,
 int stint_msg_get_uint_array(const struct stint_msg *m, uint64_t key,
 			     uint64_t *arr, size_t cap, size_t *n);
 /* Arrays of maps (LIST, AGENT_LIST) and of text (AUDIT_TAIL). */
-int stint_msg_get_array_len(const struct stint_msg *m, uint64_t key,
-			    size_t *n);
+int stint_msg_get_array_len(const struct stint_msg *m, uint64_t key, size_t *n);
 /* Borrowed child map; freed with its parent. */
 int stint_msg_get_map_at(const struct stint_msg *m, uint64_t key, size_t i,
 			 const struct stint_msg **child);
@@ -61,7 +60,10 @@ struct stint_msg *stint_msg_reply_ok(void);
 int stint_msg_get_reply_head(const struct stint_msg *m,
 			     struct stint_reply_head *head);
 
-/* Daemon-side request decoders (the agent socket). */
+/* Daemon-side request decoders (the agent socket). Unknown keys are
+ * ignored. stint_dec_list_req leaves cursor "" when absent.
+ * stint_dec_sign_req copies the data: free req->data with stint_bytes_free
+ * (on error nothing is allocated). */
 int stint_dec_request_op(const struct stint_msg *m, uint64_t *op);
 int stint_dec_hello_req(const struct stint_msg *m, uint64_t *version);
 int stint_dec_list_req(const struct stint_msg *m,

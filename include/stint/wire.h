@@ -19,14 +19,14 @@ extern "C" {
 #endif
 
 #define STINT_WIRE_VERSION 1
-#define STINT_FRAME_MAX (64u * 1024u) /* bytes after the length prefix */
+#define STINT_FRAME_MAX    (64u * 1024u) /* bytes after the length prefix */
 
-#define STINT_NAME_MAX 64    /* agent names: [A-Za-z0-9._-], 1..64 */
+#define STINT_NAME_MAX    64 /* agent names: [A-Za-z0-9._-], 1..64 */
 #define STINT_TASK_ID_MAX 40 /* "t-" + 32 lowercase hex = 34 */
-#define STINT_MECHS_MAX 32
-#define STINT_INTENT_MAX 1024
-#define STINT_REASON_MAX 256
-#define STINT_LIST_PAGE 64 /* tasks per LIST reply at most */
+#define STINT_MECHS_MAX   32
+#define STINT_INTENT_MAX  1024
+#define STINT_REASON_MAX  256
+#define STINT_LIST_PAGE   64 /* tasks per LIST reply at most */
 
 /* Operations (STINT_K_OP). Agent socket: HELLO, LIST, SIGN. */
 enum stint_op {
@@ -59,9 +59,9 @@ enum stint_status {
 	STINT_E_NOT_FOUND = 9,   /* admin: no such agent or task */
 	STINT_E_EXISTS = 10,     /* admin: already exists */
 	STINT_E_DENIED = 11,     /* operation not allowed on this socket */
-	STINT_E_INTERNAL = 12,   /* store or audit failure; nothing was signed */
-	STINT_E_TOO_LARGE = 13,  /* frame over STINT_FRAME_MAX */
-	STINT_E_LIMIT = 14,      /* admin: TTL or budget above a limit */
+	STINT_E_INTERNAL = 12,  /* store or audit failure; nothing was signed */
+	STINT_E_TOO_LARGE = 13, /* frame over STINT_FRAME_MAX */
+	STINT_E_LIMIT = 14,     /* admin: TTL or budget above a limit */
 	STINT_E_UNKNOWN_OP = 15,
 };
 
@@ -71,20 +71,20 @@ enum stint_key {
 	STINT_K_STATUS = 2, /* uint, replies */
 	STINT_K_ERROR = 3,  /* text, replies with status != 0 */
 	STINT_K_VERSION = 4,
-	STINT_K_AGENT = 5,     /* text */
-	STINT_K_TASK = 6,      /* text task id */
-	STINT_K_MECH = 7,      /* uint CKM_* */
-	STINT_K_DATA = 8,      /* bytes: data or digest to sign */
-	STINT_K_SIG = 9,       /* bytes */
-	STINT_K_PSS_HASH = 10, /* uint CKM_SHA* */
-	STINT_K_PSS_MGF = 11,  /* uint CKG_MGF1_* */
-	STINT_K_PSS_SALT = 12, /* uint */
-	STINT_K_TASKS = 13,    /* array of task maps */
-	STINT_K_CURSOR = 14,   /* text: continue after this task id */
-	STINT_K_MORE = 15,     /* bool: another page follows */
-	STINT_K_KEY_TYPE = 16, /* uint enum stint_key_type */
-	STINT_K_SPKI = 17,     /* bytes: SubjectPublicKeyInfo DER */
-	STINT_K_MECHS = 18,    /* array of uint CKM_* */
+	STINT_K_AGENT = 5,      /* text */
+	STINT_K_TASK = 6,       /* text task id */
+	STINT_K_MECH = 7,       /* uint CKM_* */
+	STINT_K_DATA = 8,       /* bytes: data or digest to sign */
+	STINT_K_SIG = 9,        /* bytes */
+	STINT_K_PSS_HASH = 10,  /* uint CKM_SHA* */
+	STINT_K_PSS_MGF = 11,   /* uint CKG_MGF1_* */
+	STINT_K_PSS_SALT = 12,  /* uint */
+	STINT_K_TASKS = 13,     /* array of task maps */
+	STINT_K_CURSOR = 14,    /* text: continue after this task id */
+	STINT_K_MORE = 15,      /* bool: another page follows */
+	STINT_K_KEY_TYPE = 16,  /* uint enum stint_key_type */
+	STINT_K_SPKI = 17,      /* bytes: SubjectPublicKeyInfo DER */
+	STINT_K_MECHS = 18,     /* array of uint CKM_* */
 	STINT_K_NOT_AFTER = 19, /* uint: deadline, seconds since the epoch */
 	STINT_K_CERT = 20,      /* bytes: X.509 DER */
 	STINT_K_EC_PARAMS = 21, /* bytes: CKA_EC_PARAMS */
@@ -92,7 +92,7 @@ enum stint_key {
 	STINT_K_MODULUS = 23,   /* bytes: CKA_MODULUS */
 	STINT_K_EXPONENT = 24,  /* bytes: CKA_PUBLIC_EXPONENT */
 	STINT_K_UID = 25,
-	STINT_K_GID = 26, /* absent: any gid */
+	STINT_K_GID = 26,      /* absent: any gid */
 	STINT_K_MAX_TTL = 27,  /* uint seconds */
 	STINT_K_TTL = 28,      /* uint seconds */
 	STINT_K_MAX_SIGS = 29, /* uint, 0 = unlimited */
@@ -104,13 +104,13 @@ enum stint_key {
 	STINT_K_ALL = 35,    /* bool: include ended tasks */
 	STINT_K_LINES = 36,  /* array of text (audit records) */
 	STINT_K_COUNT = 37,
-	STINT_K_CREATED = 38,  /* uint seconds since the epoch */
-	STINT_K_ENDED = 39,    /* uint seconds since the epoch */
-	STINT_K_URI = 40,      /* text: pkcs11: URI of the task key */
-	STINT_K_AUDIT_SEQ = 41,  /* uint: seq of the last audit record */
-	STINT_K_AUDIT_HASH = 42, /* bytes(32): hash of the last record */
-	STINT_K_PATH = 43,       /* text: audit log path */
-	STINT_K_BACKEND = 44,    /* text: "pkcs11 (token 'stint')" */
+	STINT_K_CREATED = 38,      /* uint seconds since the epoch */
+	STINT_K_ENDED = 39,        /* uint seconds since the epoch */
+	STINT_K_URI = 40,          /* text: pkcs11: URI of the task key */
+	STINT_K_AUDIT_SEQ = 41,    /* uint: seq of the last audit record */
+	STINT_K_AUDIT_HASH = 42,   /* bytes(32): hash of the last record */
+	STINT_K_PATH = 43,         /* text: audit log path */
+	STINT_K_BACKEND = 44,      /* text: "pkcs11 (token 'stint')" */
 	STINT_K_TRUST_DOMAIN = 45, /* text */
 	STINT_K_UPTIME = 46,       /* uint seconds */
 	STINT_K_N_AGENTS = 47,     /* uint */
@@ -135,7 +135,7 @@ enum stint_wire_err {
 	STINT_WIRE_TYPE = -3,      /* field of the wrong type */
 	STINT_WIRE_RANGE = -4,     /* value or length out of range */
 	STINT_WIRE_NOMEM = -5,
-	STINT_WIRE_IO = -6,     /* read/write failed or peer closed */
+	STINT_WIRE_IO = -6, /* read/write failed or peer closed */
 	STINT_WIRE_TIMEOUT = -7,
 	STINT_WIRE_TOO_LARGE = -8, /* frame longer than allowed */
 };
@@ -156,8 +156,8 @@ struct stint_hello_rep {
 /* One live task as the module sees it (LIST reply entry). */
 struct stint_task_key {
 	char id[STINT_TASK_ID_MAX + 1];
-	uint32_t key_type;   /* enum stint_key_type */
-	uint64_t not_after;  /* seconds since the epoch */
+	uint32_t key_type;  /* enum stint_key_type */
+	uint64_t not_after; /* seconds since the epoch */
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs;
 	struct stint_bytes spki;      /* required */
