@@ -1,2 +1,657 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_config;
+/*
+ * stintd's configuration file, parsed with libinih.
+ *
+ * inih's handler is not told the line number in the Debian build
+ * (INI_HANDLER_LINENO 0), and whether inline comments, multi-line values and
+ * long lines are accepted depends on how the library was built. So the file
+ * is read into memory here and fed to ini_parse_stream() one line at a time
+ * through our own reader, which counts lines, strips inline comments and
+ * leading blanks (so no line is ever taken as a continuation), refuses
+ * over-long lines and checks section names (inih does not call the handler
+ * for an empty section). inih still does the key = value syntax.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+#include <openssl/crypto.h>
+
+#include "attest/config.h"
+#include "common/duration.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+enum key_id {
+	K_STATE_DIR,
+	K_RUNTIME_DIR,
+	K_TRUST_DOMAIN,
+	K_DEFAULT_TTL,
+	K_MAX_TTL,
+	K_TYPE,
+	K_MODULE,
+	K_TOKEN,
+	K_PIN_FILE,
+	K_AUDIT_PATH,
+	K_SYNC,
+	K_N,
+};
+
+static const struct {
+	const char *section;
+	const char *name;
+} config_keys[K_N] = {
+	[K_STATE_DIR] = {"stintd", "state_dir"},
+	[K_RUNTIME_DIR] = {"stintd", "runtime_dir"},
+	[K_TRUST_DOMAIN] = {"stintd", "trust_domain"},
+	[K_DEFAULT_TTL] = {"stintd", "default_ttl"},
+	[K_MAX_TTL] = {"stintd", "max_ttl"},
+	[K_TYPE] = {"backend", "type"},
+	[K_MODULE] = {"backend", "module"},
+	[K_TOKEN] = {"backend", "token"},
+	[K_PIN_FILE] = {"backend", "pin_file"},
+	[K_AUDIT_PATH] = {"audit", "path"},
+	[K_SYNC] = {"audit", "sync"},
+};
+
+struct parse_ctx {
+	const char *path;
+	struct stint_config *cfg;
+	const char *text; /* whole file */
+	size_t len, pos;
+	int lineno;
+	bool section_known;
+	int key_line[K_N]; /* 0: not set in the file */
+	int err_line;      /* first error we found ourselves */
+	char err[512];
+};
+
+static void ctx_error(struct parse_ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+ctx_error(struct parse_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err_line != 0)
+		return; /* report the first error only */
+	c->err_line = c->lineno;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+static bool
+known_section(const char *name)
+{
+	return strcmp(name, "stintd") == 0 || strcmp(name, "backend") == 0 ||
+	       strcmp(name, "audit") == 0;
+}
+
+static bool
+is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' ||
+	       ch == '\v';
+}
+
+/* "[name]" lines: refuse unknown sections even when they hold no key. */
+static void
+check_section_line(struct parse_ctx *c, const char *line)
+{
+	const char *end = strchr(line, ']');
+	char name[64];
+	size_t n;
+
+	if (end == NULL)
+		return; /* inih reports the syntax error */
+	n = (size_t)(end - line - 1);
+	if (n >= sizeof(name)) {
+		c->section_known = false;
+		ctx_error(c, "unknown section: use [stintd], [backend] or "
+			     "[audit]");
+		return;
+	}
+	memcpy(name, line + 1, n);
+	name[n] = '\0';
+	c->section_known = known_section(name);
+	if (!c->section_known)
+		ctx_error(c,
+			  "unknown section [%s]: use [stintd], [backend] or "
+			  "[audit]",
+			  name);
+}
+
+/*
+ * fgets-style reader over the in-memory file: one call per physical line,
+ * so inih's line count and ours agree.
+ */
+static char *
+config_reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *c = stream;
+	const char *start, *nl;
+	size_t n, i;
+	char *line;
+
+	if (c->pos >= c->len || c->err_line != 0)
+		return NULL; /* stop at our first error */
+	start = c->text + c->pos;
+	nl = memchr(start, '\n', c->len - c->pos);
+	n = nl != NULL ? (size_t)(nl - start) : c->len - c->pos;
+	c->pos += n + (nl != NULL ? 1 : 0);
+	c->lineno++;
+
+	/* Leading blanks would make inih treat the line as a continuation. */
+	while (n > 0 && is_blank(*start)) {
+		start++;
+		n--;
+	}
+	if (memchr(start, '\0', n) != NULL) {
+		ctx_error(c, "NUL byte in the line");
+		return NULL;
+	}
+	/* Inline comments: ';' or '#' after a blank. A whole-line comment
+	 * is left for inih to skip. */
+	if (n > 0 && start[0] != ';' && start[0] != '#') {
+		for (i = 1; i < n; i++) {
+			if ((start[i] == ';' || start[i] == '#') &&
+			    is_blank(start[i - 1])) {
+				n = i;
+				break;
+			}
+		}
+	}
+	while (n > 0 && is_blank(start[n - 1]))
+		n--;
+	/* Room for the line, "\n" and NUL: a longer line would be split by
+	 * inih into two. */
+	if (num < 2 || n > (size_t)num - 2) {
+		ctx_error(c, "line too long (at most %d bytes)", num - 2);
+		return NULL;
+	}
+	line = str;
+	memcpy(line, start, n);
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	if (n > 0 && line[0] == '[')
+		check_section_line(c, line);
+	return str;
+}
+
+static int
+set_path(struct parse_ctx *c, const char *key, const char *value, char *dst,
+	 size_t cap)
+{
+	if (value[0] != '/') {
+		ctx_error(c,
+			  "%s must be an absolute path (starting with '/'), "
+			  "got '%s'",
+			  key, value);
+		return 0;
+	}
+	if (strlen(value) >= cap) {
+		ctx_error(c, "%s is too long", key);
+		return 0;
+	}
+	memcpy(dst, value, strlen(value) + 1);
+	return 1;
+}
+
+/* SPIFFE trust domain: lowercase DNS-style labels of [a-z0-9-_], 1..63
+ * bytes each, no label starting or ending with '-', 253 bytes at most. */
+static bool
+valid_trust_domain(const char *s)
+{
+	size_t len = strlen(s), label = 0, i;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_'))
+			return false;
+		if (ch == '-' && label == 0)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label != 0 && s[len - 1] != '-';
+}
+
+static int
+set_duration(struct parse_ctx *c, const char *key, const char *value,
+	     uint64_t *dst)
+{
+	if (stint_duration_parse(value, dst) != 0) {
+		ctx_error(c,
+			  "bad duration '%s' for %s: use a positive duration "
+			  "such as 90s, 15m, 1h or 1h30m",
+			  value, key);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+apply_key(struct parse_ctx *c, enum key_id k, const char *value)
+{
+	struct stint_config *cfg = c->cfg;
+	const char *name = config_keys[k].name;
+
+	switch (k) {
+	case K_STATE_DIR:
+		return set_path(c, name, value, cfg->state_dir,
+				sizeof(cfg->state_dir));
+	case K_RUNTIME_DIR:
+		return set_path(c, name, value, cfg->runtime_dir,
+				sizeof(cfg->runtime_dir));
+	case K_MODULE:
+		return set_path(c, name, value, cfg->backend.module,
+				sizeof(cfg->backend.module));
+	case K_PIN_FILE:
+		return set_path(c, name, value, cfg->backend.pin_file,
+				sizeof(cfg->backend.pin_file));
+	case K_AUDIT_PATH:
+		return set_path(c, name, value, cfg->audit.path,
+				sizeof(cfg->audit.path));
+	case K_TRUST_DOMAIN:
+		if (!valid_trust_domain(value)) {
+			ctx_error(c,
+				  "trust_domain '%s' is not a valid domain "
+				  "name: use lowercase labels of a-z, 0-9, "
+				  "'-', '_' separated by dots (e.g. "
+				  "example.org)",
+				  value);
+			return 0;
+		}
+		memcpy(cfg->trust_domain, value, strlen(value) + 1);
+		return 1;
+	case K_DEFAULT_TTL:
+		return set_duration(c, name, value, &cfg->default_ttl);
+	case K_MAX_TTL:
+		return set_duration(c, name, value, &cfg->max_ttl);
+	case K_TYPE:
+		if (strcmp(value, "pkcs11") != 0) {
+			ctx_error(c,
+				  "unknown backend type '%s': set type = "
+				  "pkcs11",
+				  value);
+			return 0;
+		}
+		memcpy(cfg->backend.type, value, strlen(value) + 1);
+		return 1;
+	case K_TOKEN:
+		if (strlen(value) >= sizeof(cfg->backend.token)) {
+			ctx_error(c,
+				  "token label '%s' is %zu bytes; PKCS#11 "
+				  "token labels are at most 32",
+				  value, strlen(value));
+			return 0;
+		}
+		memcpy(cfg->backend.token, value, strlen(value) + 1);
+		return 1;
+	case K_SYNC:
+		if (strcmp(value, "always") == 0)
+			cfg->audit.sync = STINT_SYNC_ALWAYS;
+		else if (strcmp(value, "batch") == 0)
+			cfg->audit.sync = STINT_SYNC_BATCH;
+		else if (strcmp(value, "none") == 0)
+			cfg->audit.sync = STINT_SYNC_NONE;
+		else {
+			ctx_error(c,
+				  "bad sync value '%s': use always, batch or "
+				  "none",
+				  value);
+			return 0;
+		}
+		return 1;
+	case K_N:
+		break;
+	}
+	return 0;
+}
+
+static int
+config_handler(void *user, const char *section, const char *name,
+	       const char *value)
+{
+	struct parse_ctx *c = user;
+	int k, other = -1;
+
+	if (section[0] == '\0') {
+		ctx_error(c,
+			  "key '%s' outside any section: put it under "
+			  "[stintd], [backend] or [audit]",
+			  name);
+		return 0;
+	}
+	if (!c->section_known)
+		return 0; /* already reported on the section line */
+	for (k = 0; k < K_N; k++) {
+		if (strcmp(config_keys[k].name, name) != 0)
+			continue;
+		if (strcmp(config_keys[k].section, section) == 0)
+			break;
+		other = k;
+	}
+	if (k == K_N) {
+		if (other >= 0)
+			ctx_error(c,
+				  "unknown key '%s' in [%s]: it belongs in "
+				  "[%s]",
+				  name, section, config_keys[other].section);
+		else
+			ctx_error(c,
+				  "unknown key '%s' in [%s]: remove it (see "
+				  "stint.conf(5))",
+				  name, section);
+		return 0;
+	}
+	if (c->key_line[k] != 0) {
+		ctx_error(c,
+			  "duplicate key '%s' in [%s] (first set on line "
+			  "%d): keep one",
+			  name, section, c->key_line[k]);
+		return 0;
+	}
+	c->key_line[k] = c->lineno;
+	if (value == NULL || value[0] == '\0') {
+		ctx_error(c, "key '%s' in [%s] needs a value", name, section);
+		return 0;
+	}
+	return apply_key(c, (enum key_id)k, value);
+}
+
+static void
+config_defaults(struct stint_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/stint");
+	snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/run/stint");
+	snprintf(cfg->trust_domain, sizeof(cfg->trust_domain), "example.org");
+	cfg->default_ttl = 15 * 60;
+	cfg->max_ttl = 60 * 60;
+	snprintf(cfg->backend.type, sizeof(cfg->backend.type), "pkcs11");
+	snprintf(cfg->backend.module, sizeof(cfg->backend.module),
+		 "/usr/lib/softhsm/libsofthsm2.so");
+	snprintf(cfg->backend.token, sizeof(cfg->backend.token), "stint");
+	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file),
+		 "/etc/stint/hsm.pin");
+	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
+	cfg->audit.sync = STINT_SYNC_BATCH;
+}
+
+/* Reads the whole file into a NUL-terminated malloc'ed buffer. */
+static int
+read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd, r = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot read %s: not a regular file",
+			 path);
+		goto out;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "cannot read %s: larger than %d bytes",
+			 path, CONFIG_FILE_MAX);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		snprintf(err, errlen, "cannot read %s: out of memory", path);
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "cannot read %s: %s", path,
+				 strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break; /* shrank while reading: use what is there */
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* Checks that involve more than one key, reported at the line that set
+ * the offending value. */
+static int
+config_finish(struct parse_ctx *c)
+{
+	struct stint_config *cfg = c->cfg;
+	char dflt[32], max[32];
+	int n;
+
+	if (cfg->default_ttl > cfg->max_ttl) {
+		stint_duration_format(cfg->default_ttl, dflt, sizeof(dflt));
+		stint_duration_format(cfg->max_ttl, max, sizeof(max));
+		c->lineno = c->key_line[K_DEFAULT_TTL] != 0
+				    ? c->key_line[K_DEFAULT_TTL]
+				    : c->key_line[K_MAX_TTL];
+		ctx_error(c,
+			  "default_ttl (%s) is longer than max_ttl (%s): "
+			  "lower default_ttl or raise max_ttl",
+			  dflt, max);
+		return -1;
+	}
+	if (cfg->audit.path[0] == '\0') {
+		n = snprintf(cfg->audit.path, sizeof(cfg->audit.path),
+			     "%s/audit.log", cfg->state_dir);
+		if (n < 0 || (size_t)n >= sizeof(cfg->audit.path)) {
+			c->lineno = c->key_line[K_STATE_DIR];
+			ctx_error(c, "state_dir is too long");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+stint_config_load(const char *path, struct stint_config *cfg, char *err,
+		  size_t errlen)
+{
+	struct parse_ctx c;
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	config_defaults(cfg);
+	if (read_file(path, &text, &len, err, errlen) != 0)
+		return -1;
+	memset(&c, 0, sizeof(c));
+	c.path = path;
+	c.cfg = cfg;
+	c.text = text;
+	c.len = len;
+	c.section_known = true; /* keys before any section: handler says */
+
+	r = ini_parse_stream(config_reader, &c, config_handler, &c);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot parse %s: out of memory", path);
+		r = -1;
+		goto out;
+	}
+	/* inih returns the first line it or our handler refused; ours
+	 * carries a message, a line only inih refused is a syntax error. */
+	if (r > 0 && (c.err_line == 0 || r < c.err_line)) {
+		snprintf(err, errlen,
+			 "%s:%d: syntax error: expected 'key = value' or "
+			 "'[section]'",
+			 path, r);
+		r = -1;
+		goto out;
+	}
+	if (c.err_line == 0)
+		config_finish(&c);
+	if (c.err_line != 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, c.err_line, c.err);
+		r = -1;
+		goto out;
+	}
+	r = 0;
+out:
+	free(text);
+	return r;
+}
+
+int
+stint_config_read_pin(const char *pin_file, char *pin, size_t cap, char *err,
+		      size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0, bufcap;
+	ssize_t n;
+	int fd = -1, r = -1;
+
+	if (cap < 2) {
+		snprintf(err, errlen, "PIN buffer too small");
+		return -1;
+	}
+	pin[0] = '\0';
+	/* O_NONBLOCK: a FIFO must not hang the daemon; it is refused below. */
+	fd = open(pin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read PIN file %s: %s", pin_file,
+			 strerror(errno));
+		return -1;
+	}
+	/* fstat the descriptor we read, so nothing can swap the file in
+	 * between the check and the read. */
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "cannot stat PIN file %s: %s", pin_file,
+			 strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen,
+			 "PIN file %s is not a regular file: point pin_file "
+			 "at a file holding only the PIN",
+			 pin_file);
+		goto out;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+			 "PIN file %s is group- or world-accessible (mode "
+			 "%04o); chmod 600 %s",
+			 pin_file, (unsigned)(st.st_mode & 07777), pin_file);
+		goto out;
+	}
+	/* Up to two bytes of line ending may follow a PIN that fills pin. */
+	bufcap = cap + 2;
+	buf = malloc(bufcap);
+	if (buf == NULL) {
+		snprintf(err, errlen, "out of memory reading PIN file");
+		goto out;
+	}
+	while (got < bufcap) {
+		n = read(fd, buf + got, bufcap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "cannot read PIN file %s: %s",
+				 pin_file, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == bufcap) {
+		snprintf(err, errlen,
+			 "PIN file %s is too long (a PIN is at most %zu bytes)",
+			 pin_file, cap - 1);
+		goto out;
+	}
+	if (got > 0 && buf[got - 1] == '\n') {
+		got--;
+		if (got > 0 && buf[got - 1] == '\r')
+			got--;
+	}
+	if (got == 0) {
+		snprintf(err, errlen,
+			 "PIN file %s is empty: write the PIN in it", pin_file);
+		goto out;
+	}
+	if (got > cap - 1) {
+		snprintf(err, errlen,
+			 "PIN file %s is too long (a PIN is at most %zu bytes)",
+			 pin_file, cap - 1);
+		goto out;
+	}
+	if (memchr(buf, '\0', got) != NULL) {
+		snprintf(err, errlen, "PIN file %s holds a NUL byte", pin_file);
+		goto out;
+	}
+	memcpy(pin, buf, got);
+	pin[got] = '\0';
+	r = 0;
+out:
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, bufcap);
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+const char *
+stint_sync_str(enum stint_audit_sync s)
+{
+	switch (s) {
+	case STINT_SYNC_ALWAYS:
+		return "always";
+	case STINT_SYNC_BATCH:
+		return "batch";
+	case STINT_SYNC_NONE:
+		return "none";
+	}
+	return "unknown";
+}

@@ -1,3 +1,982 @@
-/* placeholder */
-int main(void);
-int main(void) { return 77; }
+/* The SQLite store: agents, tasks, the SIGN gate and its budget, schema
+ * versioning. Each test gets a fresh database in its own temp dir. */
+#include <config.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "attest/store.h"
+
+#define NOW        1700000000
+#define MECH_ECDSA 0x1041u
+#define MECH_RSA   0x1u
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct stint_store *s;
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[512];
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/stint-test-store.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/state.db", f->dir);
+	if (stint_store_open(f->path, &f->s, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	int r;
+
+	stint_store_close(f->s);
+	r = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return r;
+}
+
+static void
+reopen(struct fixture *f)
+{
+	char err[512];
+
+	stint_store_close(f->s);
+	f->s = NULL;
+	if (stint_store_open(f->path, &f->s, err, sizeof(err)) != 0)
+		fail_msg("reopen: %s", err);
+}
+
+static struct stint_agent
+make_agent(const char *name, uint32_t uid, int64_t gid)
+{
+	struct stint_agent a;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	a.uid = uid;
+	a.gid = gid;
+	a.max_ttl = 3600;
+	a.mechs[0] = MECH_ECDSA;
+	a.mechs[1] = 0x1044; /* CKM_ECDSA_SHA256 */
+	a.n_mechs = 2;
+	a.created = NOW - 100;
+	return a;
+}
+
+static void
+add_agent(struct fixture *f, const char *name, uint32_t uid, int64_t gid)
+{
+	struct stint_agent a = make_agent(name, uid, gid);
+	char err[256] = "";
+
+	if (stint_store_agent_add(f->s, &a, err, sizeof(err)) != 0)
+		fail_msg("agent add %s: %s", name, err);
+}
+
+static uint8_t spki_bytes[] = {0x30, 0x59, 0x30, 0x13, 0x00, 0xff};
+static uint8_t point_bytes[] = {0x04, 0x41, 0x04, 0x01, 0x02};
+static uint8_t params_bytes[] = {0x06, 0x08, 0x2a, 0x86};
+
+/* A live EC task; the pub fields borrow static bytes (insert copies). */
+static struct stint_task
+make_task(const char *id, const char *agent, uint64_t max_sigs)
+{
+	struct stint_task t;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "%s", id);
+	snprintf(t.agent, sizeof(t.agent), "%s", agent);
+	t.key_type = STINT_KEY_EC_P256;
+	t.state = STINT_TASK_LIVE;
+	t.created = NOW - 10;
+	t.not_after = NOW + 600;
+	t.max_sigs = max_sigs;
+	snprintf(t.intent, sizeof(t.intent), "refund order 1234");
+	t.mechs[0] = MECH_ECDSA;
+	t.n_mechs = 1;
+	t.pub.spki.ptr = spki_bytes;
+	t.pub.spki.len = sizeof(spki_bytes);
+	t.pub.ec_point.ptr = point_bytes;
+	t.pub.ec_point.len = sizeof(point_bytes);
+	t.pub.ec_params.ptr = params_bytes;
+	t.pub.ec_params.len = sizeof(params_bytes);
+	return t;
+}
+
+static void
+add_task(struct fixture *f, const char *id, const char *agent,
+	 uint64_t max_sigs)
+{
+	struct stint_task t = make_task(id, agent, max_sigs);
+	char err[256] = "";
+
+	if (stint_store_task_insert(f->s, &t, err, sizeof(err)) != 0)
+		fail_msg("task insert %s: %s", id, err);
+}
+
+static int
+gate(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
+     int64_t now, const char **reason)
+{
+	struct stint_agent a;
+	struct stint_task t;
+	int verdict = -1;
+
+	assert_int_equal(stint_store_sign_gate(f->s, uid, gid, id, mech, now,
+					       &a, &t, &verdict, reason),
+			 0);
+	return verdict;
+}
+
+static uint64_t
+used_sigs(struct fixture *f, const char *id)
+{
+	struct stint_task t;
+	uint64_t n;
+
+	assert_int_equal(stint_store_task_get(f->s, id, &t), 0);
+	n = t.used_sigs;
+	stint_task_clear(&t);
+	return n;
+}
+
+/* ---- agents ------------------------------------------------------------ */
+
+static void
+test_agent_crud(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a, *list = NULL;
+	size_t n = 0;
+
+	add_agent(f, "payroll", 1001, 50);
+	add_agent(f, "billing", 1000, -1);
+
+	assert_int_equal(stint_store_agent_get(f->s, "billing", &a), 0);
+	assert_string_equal(a.name, "billing");
+	assert_int_equal(a.uid, 1000);
+	assert_int_equal(a.gid, -1);
+	assert_int_equal(a.max_ttl, 3600);
+	assert_int_equal(a.n_mechs, 2);
+	assert_int_equal(a.mechs[0], MECH_ECDSA);
+	assert_int_equal(a.mechs[1], 0x1044);
+	assert_int_equal(a.created, NOW - 100);
+	assert_int_equal(stint_store_agent_get(f->s, "payroll", &a), 0);
+	assert_int_equal(a.gid, 50);
+	assert_int_equal(stint_store_agent_get(f->s, "nobody", &a),
+			 STINT_STORE_NOT_FOUND);
+
+	/* gid NULL matches any gid; a set gid must match. */
+	assert_int_equal(stint_store_agent_for_peer(f->s, 1000, 4242, &a), 0);
+	assert_string_equal(a.name, "billing");
+	assert_int_equal(stint_store_agent_for_peer(f->s, 1001, 50, &a), 0);
+	assert_string_equal(a.name, "payroll");
+	assert_int_equal(stint_store_agent_for_peer(f->s, 1001, 51, &a),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_for_peer(f->s, 1002, 50, &a),
+			 STINT_STORE_NOT_FOUND);
+
+	/* Listed by name. */
+	assert_int_equal(stint_store_agent_list(f->s, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "billing");
+	assert_string_equal(list[1].name, "payroll");
+	assert_int_equal(list[1].uid, 1001);
+	free(list);
+
+	assert_int_equal(stint_store_agent_remove(f->s, "billing"), 0);
+	assert_int_equal(stint_store_agent_remove(f->s, "billing"),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_get(f->s, "billing", &a),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_for_peer(f->s, 1000, 4242, &a),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_list(f->s, &list, &n), 0);
+	assert_int_equal(n, 1);
+	free(list);
+
+	/* The uid is free again. */
+	add_agent(f, "billing2", 1000, -1);
+}
+
+static void
+test_agent_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a;
+	char err[256];
+
+	add_agent(f, "x", 1000, -1);
+
+	a = make_agent("x", 2000, -1);
+	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "agent 'x' already exists"));
+
+	a = make_agent("y", 1000, -1);
+	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "uid 1000 already acts as agent 'x'"));
+	/* A gid does not help when the existing agent takes any gid. */
+	a = make_agent("y", 1000, 77);
+	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "uid 1000 already acts as agent 'x'"));
+
+	/* Same uid, distinct gids: two agents, each found by its gid. */
+	add_agent(f, "g10", 3000, 10);
+	add_agent(f, "g20", 3000, 20);
+	a = make_agent("g10b", 3000, 10);
+	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "uid 3000 already acts as agent 'g10'"));
+	a = make_agent("gany", 3000, -1);
+	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "uid 3000 already acts as agent 'g10'"));
+	assert_int_equal(stint_store_agent_for_peer(f->s, 3000, 20, &a), 0);
+	assert_string_equal(a.name, "g20");
+
+	/* Nothing of the refused adds was stored. */
+	assert_int_equal(stint_store_agent_get(f->s, "y", &a),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_get(f->s, "gany", &a),
+			 STINT_STORE_NOT_FOUND);
+}
+
+/* Rows written behind the store's back (an older stintd, a hand edit)
+ * may overlap: the lowest name wins, always. */
+static void
+test_agent_for_peer_deterministic(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a;
+	sqlite3 *db;
+
+	stint_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO agents VALUES ('zeta', 5000, NULL, "
+			     "60, '4161', 1);"
+			     "INSERT INTO agents VALUES ('alpha', 5000, NULL, "
+			     "60, '4161', 1);"
+			     "INSERT INTO agents VALUES ('mid', 5000, 9, "
+			     "60, '4161', 1);",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	reopen(f);
+	assert_int_equal(stint_store_agent_for_peer(f->s, 5000, 9, &a), 0);
+	assert_string_equal(a.name, "alpha");
+	assert_int_equal(a.n_mechs, 1);
+	assert_int_equal(a.mechs[0], 4161);
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+static void
+test_task_insert_get(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task t, in;
+	uint8_t cert[] = {0x30, 0x82, 0x01, 0x00};
+	char err[256];
+
+	add_agent(f, "billing", 1000, -1);
+	in = make_task("t-aaaa", "billing", 5);
+	in.cert.ptr = cert;
+	in.cert.len = sizeof(cert);
+	assert_int_equal(stint_store_task_insert(f->s, &in, err, sizeof(err)),
+			 0);
+	assert_int_equal(stint_store_task_insert(f->s, &in, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "t-aaaa"));
+
+	assert_int_equal(stint_store_task_get(f->s, "t-aaaa", &t), 0);
+	assert_string_equal(t.id, "t-aaaa");
+	assert_string_equal(t.agent, "billing");
+	assert_int_equal(t.key_type, STINT_KEY_EC_P256);
+	assert_int_equal(t.state, STINT_TASK_LIVE);
+	assert_int_equal(t.created, NOW - 10);
+	assert_int_equal(t.not_after, NOW + 600);
+	assert_int_equal(t.ended, 0);
+	assert_int_equal(t.max_sigs, 5);
+	assert_int_equal(t.used_sigs, 0);
+	assert_string_equal(t.intent, "refund order 1234");
+	assert_int_equal(t.n_mechs, 1);
+	assert_int_equal(t.mechs[0], MECH_ECDSA);
+	assert_false(t.key_destroyed);
+	assert_int_equal(t.pub.spki.len, sizeof(spki_bytes));
+	assert_memory_equal(t.pub.spki.ptr, spki_bytes, sizeof(spki_bytes));
+	assert_int_equal(t.pub.ec_point.len, sizeof(point_bytes));
+	assert_memory_equal(t.pub.ec_point.ptr, point_bytes,
+			    sizeof(point_bytes));
+	assert_int_equal(t.pub.ec_params.len, sizeof(params_bytes));
+	assert_null(t.pub.modulus.ptr);
+	assert_int_equal(t.pub.modulus.len, 0);
+	assert_int_equal(t.cert.len, sizeof(cert));
+	assert_memory_equal(t.cert.ptr, cert, sizeof(cert));
+	stint_task_clear(&t);
+	assert_null(t.pub.spki.ptr);
+	assert_null(t.cert.ptr);
+
+	assert_int_equal(stint_store_task_get(f->s, "t-none", &t),
+			 STINT_STORE_NOT_FOUND);
+}
+
+static void
+test_task_list_paging(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task *list = NULL;
+	size_t n = 0;
+	const char *ids[] = {"t-05", "t-01", "t-04", "t-02", "t-03"};
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		add_task(f, ids[i], i % 2 ? "b" : "a", 0);
+
+	/* Ordered by id, two per page, continuing after the cursor. */
+	assert_int_equal(
+		stint_store_task_list(f->s, NULL, false, NOW, "", 2, &list, &n),
+		0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, "t-01");
+	assert_string_equal(list[1].id, "t-02");
+	assert_int_equal(list[0].pub.spki.len, sizeof(spki_bytes));
+	stint_store_task_list_free(list, n);
+	assert_int_equal(stint_store_task_list(f->s, NULL, false, NOW, "t-02",
+					       2, &list, &n),
+			 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, "t-03");
+	assert_string_equal(list[1].id, "t-04");
+	stint_store_task_list_free(list, n);
+	assert_int_equal(stint_store_task_list(f->s, NULL, false, NOW, "t-04",
+					       2, &list, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].id, "t-05");
+	stint_store_task_list_free(list, n);
+	assert_int_equal(stint_store_task_list(f->s, NULL, false, NOW, "t-05",
+					       2, &list, &n),
+			 0);
+	assert_int_equal(n, 0);
+	stint_store_task_list_free(list, n);
+
+	/* Agent filter: t-05, t-04, t-03 are a's (even index). */
+	assert_int_equal(stint_store_task_list(f->s, "a", false, NOW, NULL, 10,
+					       &list, &n),
+			 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0].id, "t-03");
+	assert_string_equal(list[2].id, "t-05");
+	stint_store_task_list_free(list, n);
+
+	/* live_only drops ended tasks and tasks past their deadline. */
+	assert_int_equal(stint_store_task_end(f->s, "t-03", STINT_TASK_ENDED,
+					      "done", NOW),
+			 0);
+	assert_int_equal(
+		stint_store_task_list(f->s, "a", true, NOW, "", 10, &list, &n),
+		0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, "t-04");
+	stint_store_task_list_free(list, n);
+	assert_int_equal(stint_store_task_list(f->s, NULL, true, NOW + 600, "",
+					       10, &list, &n),
+			 0);
+	assert_int_equal(n, 0);
+	stint_store_task_list_free(list, n);
+	/* Without live_only the ended task is still listed. */
+	assert_int_equal(stint_store_task_list(f->s, "a", false, NOW + 600, "",
+					       10, &list, &n),
+			 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(list[0].state, STINT_TASK_ENDED);
+	stint_store_task_list_free(list, n);
+}
+
+static void
+test_task_end(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task t;
+	size_t agents, live, all;
+
+	add_agent(f, "billing", 1000, -1);
+	add_task(f, "t-1", "billing", 0);
+	add_task(f, "t-2", "billing", 0);
+	assert_int_equal(stint_store_count(f->s, &agents, &live, &all), 0);
+	assert_int_equal(agents, 1);
+	assert_int_equal(live, 2);
+	assert_int_equal(all, 2);
+
+	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_ENDED,
+					      "operator", NOW + 5),
+			 0);
+	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_ENDED,
+					      "again", NOW + 6),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_EXPIRED,
+					      "deadline", NOW + 7),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_task_end(f->s, "t-nope", STINT_TASK_ENDED,
+					      "x", NOW),
+			 STINT_STORE_NOT_FOUND);
+	/* Ending into "live" is not an end. */
+	assert_int_equal(
+		stint_store_task_end(f->s, "t-2", STINT_TASK_LIVE, "x", NOW),
+		STINT_STORE_ERROR);
+
+	assert_int_equal(stint_store_task_get(f->s, "t-1", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_ENDED);
+	assert_int_equal(t.ended, NOW + 5);
+	assert_string_equal(t.reason, "operator");
+	stint_task_clear(&t);
+
+	assert_int_equal(stint_store_task_end(f->s, "t-2", STINT_TASK_EXPIRED,
+					      "deadline", NOW + 600),
+			 0);
+	assert_int_equal(stint_store_task_get(f->s, "t-2", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_EXPIRED);
+	stint_task_clear(&t);
+	assert_int_equal(stint_store_count(f->s, &agents, &live, &all), 0);
+	assert_int_equal(live, 0);
+	assert_int_equal(all, 2);
+}
+
+static void
+test_agent_removal_keeps_history(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task t;
+
+	add_agent(f, "billing", 1000, -1);
+	add_agent(f, "other", 1001, -1);
+	add_task(f, "t-1", "billing", 0);
+	add_task(f, "t-2", "billing", 0);
+	add_task(f, "t-3", "other", 0);
+	assert_int_equal(stint_store_task_end(f->s, "t-2", STINT_TASK_ENDED,
+					      "earlier", NOW),
+			 0);
+	assert_int_equal(stint_store_agent_tasks_end(f->s, "billing",
+						     "agent removed", NOW + 1),
+			 0);
+	assert_int_equal(stint_store_agent_remove(f->s, "billing"), 0);
+
+	assert_int_equal(stint_store_task_get(f->s, "t-1", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_ENDED);
+	assert_string_equal(t.reason, "agent removed");
+	assert_string_equal(t.agent, "billing"); /* history stays */
+	stint_task_clear(&t);
+	/* An already ended task keeps its own reason. */
+	assert_int_equal(stint_store_task_get(f->s, "t-2", &t), 0);
+	assert_string_equal(t.reason, "earlier");
+	stint_task_clear(&t);
+	assert_int_equal(stint_store_task_get(f->s, "t-3", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_LIVE);
+	stint_task_clear(&t);
+}
+
+/* ---- the SIGN gate ----------------------------------------------------- */
+
+static void
+test_sign_gate_budget(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a;
+	struct stint_task t;
+	const char *reason = NULL;
+	int verdict, i;
+
+	add_agent(f, "billing", 1000, -1);
+	add_task(f, "t-1", "billing", 3);
+
+	for (i = 0; i < 3; i++)
+		assert_int_equal(
+			gate(f, 1000, 1000, "t-1", MECH_ECDSA, NOW, &reason),
+			STINT_OK);
+	assert_int_equal(used_sigs(f, "t-1"), 3);
+	assert_int_equal(gate(f, 1000, 1000, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_E_BUDGET);
+	assert_string_equal(reason, "signature budget spent");
+	/* A refusal spends nothing. */
+	assert_int_equal(used_sigs(f, "t-1"), 3);
+
+	/* The gate reports what it found; used_sigs after the count. */
+	add_task(f, "t-2", "billing", 0);
+	assert_int_equal(stint_store_sign_gate(f->s, 1000, 1000, "t-2",
+					       MECH_ECDSA, NOW, &a, &t,
+					       &verdict, &reason),
+			 0);
+	assert_int_equal(verdict, STINT_OK);
+	assert_string_equal(a.name, "billing");
+	assert_string_equal(t.id, "t-2");
+	assert_int_equal(t.used_sigs, 1);
+	assert_null(t.pub.spki.ptr);
+
+	/* A mechanism the key does not allow. */
+	assert_int_equal(gate(f, 1000, 1000, "t-2", MECH_RSA, NOW, &reason),
+			 STINT_E_MECHANISM);
+	assert_int_equal(used_sigs(f, "t-2"), 1);
+}
+
+static void
+test_sign_gate_refusals(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a;
+	struct stint_task t;
+	const char *reason = NULL;
+	int verdict;
+
+	add_agent(f, "billing", 1000, -1);
+	add_agent(f, "payroll", 1001, 7);
+	add_task(f, "t-b", "billing", 0);
+	add_task(f, "t-p", "payroll", 0);
+
+	assert_int_equal(gate(f, 1000, 1, "t-b", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	/* Another agent's uid. */
+	assert_int_equal(gate(f, 1001, 7, "t-b", MECH_ECDSA, NOW, &reason),
+			 STINT_E_NOT_YOURS);
+	assert_string_equal(reason, "task belongs to another agent");
+	/* payroll's uid with the wrong gid maps to no agent. */
+	assert_int_equal(gate(f, 1001, 8, "t-p", MECH_ECDSA, NOW, &reason),
+			 STINT_E_NO_AGENT);
+	/* An unregistered uid. */
+	assert_int_equal(stint_store_sign_gate(f->s, 4242, 4242, "t-b",
+					       MECH_ECDSA, NOW, &a, &t,
+					       &verdict, &reason),
+			 0);
+	assert_int_equal(verdict, STINT_E_NO_AGENT);
+	assert_string_equal(a.name, "");
+	assert_string_equal(t.id, "t-b");
+	/* An unknown task. */
+	assert_int_equal(stint_store_sign_gate(f->s, 1000, 1, "t-zzz",
+					       MECH_ECDSA, NOW, &a, &t,
+					       &verdict, &reason),
+			 0);
+	assert_int_equal(verdict, STINT_E_NOT_YOURS);
+	assert_string_equal(reason, "unknown task");
+	assert_string_equal(a.name, "billing");
+	assert_string_equal(t.id, "");
+
+	/* At the deadline. */
+	assert_int_equal(
+		gate(f, 1000, 1, "t-b", MECH_ECDSA, NOW + 600, &reason),
+		STINT_E_NOT_LIVE);
+	assert_string_equal(reason, "task past its deadline");
+	assert_int_equal(
+		gate(f, 1000, 1, "t-b", MECH_ECDSA, NOW + 599, &reason),
+		STINT_OK);
+
+	/* After end: refused, and nothing counted. */
+	assert_int_equal(stint_store_task_end(f->s, "t-b", STINT_TASK_ENDED,
+					      "done", NOW),
+			 0);
+	assert_int_equal(gate(f, 1000, 1, "t-b", MECH_ECDSA, NOW, &reason),
+			 STINT_E_NOT_LIVE);
+	assert_string_equal(reason, "task ended");
+	assert_int_equal(used_sigs(f, "t-b"), 2);
+	assert_int_equal(used_sigs(f, "t-p"), 0);
+
+	/* After the agent is removed, its uid maps to no agent. */
+	assert_int_equal(stint_store_agent_remove(f->s, "payroll"), 0);
+	assert_int_equal(gate(f, 1001, 7, "t-p", MECH_ECDSA, NOW, &reason),
+			 STINT_E_NO_AGENT);
+}
+
+/* The budget survives a restart: used_sigs is committed before the gate
+ * returns. */
+static void
+test_budget_survives_reopen(void **state)
+{
+	struct fixture *f = *state;
+	const char *reason;
+
+	add_agent(f, "billing", 1000, -1);
+	add_task(f, "t-1", "billing", 3);
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	reopen(f);
+	assert_int_equal(used_sigs(f, "t-1"), 2);
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	reopen(f);
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_E_BUDGET);
+	/* Ended state survives too. */
+	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_ENDED,
+					      "done", NOW),
+			 0);
+	reopen(f);
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_E_NOT_LIVE);
+}
+
+static int64_t
+db_used_sigs(struct fixture *f, const char *id)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT used_sigs FROM tasks "
+					    "WHERE id = ?1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Without a budget the count is batched in memory, but every read sees
+ * it, it reaches the database within a second, and close writes it. */
+static void
+test_unlimited_count(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task *list = NULL;
+	const char *reason;
+	size_t n = 0;
+	int i;
+
+	add_agent(f, "billing", 1000, -1);
+	add_task(f, "t-1", "billing", 0);
+	/* The first gate writes at once; the next ones within that second
+	 * stay in memory. */
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	assert_int_equal(db_used_sigs(f, "t-1"), 1);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(
+			gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			STINT_OK);
+	assert_int_equal(used_sigs(f, "t-1"), 5);
+	assert_int_equal(stint_store_task_list(f->s, NULL, false, NOW, "", 10,
+					       &list, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].used_sigs, 5);
+	stint_store_task_list_free(list, n);
+	/* A second later the next gate writes them out. */
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW + 1, &reason),
+			 STINT_OK);
+	assert_int_equal(db_used_sigs(f, "t-1"), 6);
+	/* The reaper's pass writes them too. */
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW + 1, &reason),
+			 STINT_OK);
+	{
+		char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+
+		assert_int_equal(stint_store_tasks_due(f->s, NOW, &ids, &n), 0);
+		free(ids);
+	}
+	assert_int_equal(db_used_sigs(f, "t-1"), 7);
+	/* And close. */
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW + 1, &reason),
+			 STINT_OK);
+	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_ENDED,
+					      "done", NOW + 1),
+			 0);
+	reopen(f);
+	assert_int_equal(used_sigs(f, "t-1"), 8);
+	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW + 1, &reason),
+			 STINT_E_NOT_LIVE);
+	assert_int_equal(used_sigs(f, "t-1"), 8);
+}
+
+struct gate_thread {
+	struct fixture *f;
+	const char *id;
+	int allowed;
+};
+
+static void *
+gate_loop(void *arg)
+{
+	struct gate_thread *g = arg;
+	struct stint_agent a;
+	struct stint_task t;
+	const char *reason;
+	int verdict, i;
+
+	for (i = 0; i < 100; i++) {
+		if (stint_store_sign_gate(g->f->s, 1000, 0, g->id, MECH_ECDSA,
+					  NOW, &a, &t, &verdict,
+					  &reason) == 0 &&
+		    verdict == STINT_OK)
+			g->allowed++;
+	}
+	return NULL;
+}
+
+static int
+race(struct fixture *f, const char *id)
+{
+	struct gate_thread g[4];
+	pthread_t th[4];
+	int i, total = 0;
+
+	for (i = 0; i < 4; i++) {
+		g[i].f = f;
+		g[i].id = id;
+		g[i].allowed = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, gate_loop, &g[i]),
+				 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		total += g[i].allowed;
+	}
+	return total;
+}
+
+/* Four threads race for a budget of 150: exactly 150 signatures pass; on
+ * a task without a budget all 400 pass and all are counted. */
+static void
+test_sign_gate_threads(void **state)
+{
+	struct fixture *f = *state;
+
+	add_agent(f, "billing", 1000, -1);
+	add_task(f, "t-1", "billing", 150);
+	add_task(f, "t-2", "billing", 0);
+	assert_int_equal(race(f, "t-1"), 150);
+	assert_int_equal(used_sigs(f, "t-1"), 150);
+	assert_int_equal(race(f, "t-2"), 400);
+	assert_int_equal(used_sigs(f, "t-2"), 400);
+	reopen(f);
+	assert_int_equal(used_sigs(f, "t-2"), 400);
+}
+
+static void
+test_tasks_due(void **state)
+{
+	struct fixture *f = *state;
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	size_t n = 0;
+
+	add_task(f, "t-live", "a", 0); /* deadline NOW + 600 */
+	add_task(f, "t-ended", "a", 0);
+	add_task(f, "t-gone", "a", 0);
+	assert_int_equal(stint_store_task_end(f->s, "t-ended", STINT_TASK_ENDED,
+					      "x", NOW),
+			 0);
+	assert_int_equal(stint_store_task_end(f->s, "t-gone", STINT_TASK_ENDED,
+					      "x", NOW),
+			 0);
+	assert_int_equal(stint_store_task_key_destroyed(f->s, "t-gone"), 0);
+	assert_int_equal(stint_store_task_key_destroyed(f->s, "t-nope"),
+			 STINT_STORE_NOT_FOUND);
+
+	assert_int_equal(stint_store_tasks_due(f->s, NOW, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "t-ended");
+	free(ids);
+
+	/* At its deadline the live task is due as well. */
+	assert_int_equal(stint_store_tasks_due(f->s, NOW + 600, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "t-ended");
+	assert_string_equal(ids[1], "t-live");
+	free(ids);
+
+	assert_int_equal(stint_store_task_end(f->s, "t-live",
+					      STINT_TASK_EXPIRED, "deadline",
+					      NOW + 600),
+			 0);
+	assert_int_equal(stint_store_task_key_destroyed(f->s, "t-live"), 0);
+	assert_int_equal(stint_store_task_key_destroyed(f->s, "t-ended"), 0);
+	assert_int_equal(stint_store_tasks_due(f->s, NOW + 9999, &ids, &n), 0);
+	assert_int_equal(n, 0);
+	free(ids);
+}
+
+/* ---- files and schema -------------------------------------------------- */
+
+static void
+test_file_mode(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_store *s2 = NULL;
+	char path[160], err[512];
+	struct stat st;
+	mode_t old;
+
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	/* Even with a permissive umask. */
+	snprintf(path, sizeof(path), "%s/open.db", f->dir);
+	old = umask(0);
+	assert_int_equal(stint_store_open(path, &s2, err, sizeof(err)), 0);
+	umask(old);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	stint_store_close(s2);
+
+	/* An existing file is tightened. */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(stint_store_open(path, &s2, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	stint_store_close(s2);
+}
+
+static void
+test_schema_version(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char err[512] = "";
+
+	/* A fresh database is at version 1, in WAL mode. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+
+	stint_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(
+		sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(stint_store_open(f->path, &f->s, err, sizeof(err)),
+			 STINT_STORE_ERROR);
+	assert_null(f->s);
+	assert_non_null(
+		strstr(err, "schema version 99 is newer than this stintd (1)"));
+
+	/* Back at version 1 it opens again, data intact. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	reopen(f);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_store *s2 = NULL;
+	char path[160], err[512] = "";
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/junk.db", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("this is not an SQLite database, not at all, no no no no no no "
+	      "no no no no no no no no no no no no no no no no no no no no\n",
+	      fp);
+	fclose(fp);
+	assert_int_equal(stint_store_open(path, &s2, err, sizeof(err)),
+			 STINT_STORE_ERROR);
+	assert_null(s2);
+	assert_non_null(strstr(err, path));
+
+	snprintf(path, sizeof(path), "%s/no/such/dir/state.db", f->dir);
+	assert_int_equal(stint_store_open(path, &s2, err, sizeof(err)),
+			 STINT_STORE_ERROR);
+	assert_non_null(strstr(err, "cannot open"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_agent_crud, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_agent_duplicates, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_agent_for_peer_deterministic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_task_insert_get, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_list_paging, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_agent_removal_keeps_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_gate_budget, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sign_gate_refusals, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_budget_survives_reopen,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlimited_count, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sign_gate_threads, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_due, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_file_mode, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_schema_version, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
