@@ -2,7 +2,6 @@
  * Backend selection. stintd names its key store in [backend] type; each
  * type has its own open function and fills in the ops table.
  */
-#include <config.h>
 
 #include <stdio.h>
 #include <stdlib.h>

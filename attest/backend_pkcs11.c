@@ -9,7 +9,6 @@
  * private key handles in a cache, since token object handles stay valid
  * across sessions of one application.
  */
-#include <config.h>
 
 #include <dlfcn.h>
 #include <pthread.h>

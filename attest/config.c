@@ -10,7 +10,6 @@
  * over-long lines and checks section names (inih does not call the handler
  * for an empty section). inih still does the key = value syntax.
  */
-#include <config.h>
 
 #include <errno.h>
 #include <stdarg.h>

@@ -3,7 +3,6 @@
  * leaks nothing to a stranger: a peer that is not the task's agent learns
  * only "not yours", never whether that task is live, expired or spent.
  */
-#include <config.h>
 
 #include <stddef.h>
 #include <string.h>

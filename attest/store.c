@@ -24,7 +24,6 @@
  * Schema: versioned with PRAGMA user_version; migrations[v] takes the
  * schema from version v to v + 1, all in one transaction.
  */
-#include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>

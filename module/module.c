@@ -1,2 +1,893 @@
-/* placeholder: not written yet */
-typedef int stint_placeholder_module;
+/*
+ * Module entry points: C_Initialize/C_Finalize, library, slot, token and
+ * mechanism information, locking, the function lists, and every function
+ * the token refuses.
+ *
+ * The slot always exists (id 1); its token is present while stintd answers
+ * HELLO and maps this process to an agent. The token is write-protected and
+ * needs no login: the process's OS identity is the credential, so no PIN
+ * ever reaches the agent.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "common/log.h"
+#include "common/mechanism.h"
+#include "module/module.h"
+
+static bool g_initialized;
+static pid_t g_init_pid;
+static uint32_t g_epoch;
+static void *g_lock;
+
+/* Application mutex callbacks, when given without CKF_OS_LOCKING_OK. */
+static CK_CREATEMUTEX g_create_mutex;
+static CK_DESTROYMUTEX g_destroy_mutex;
+static CK_LOCKMUTEX g_lock_mutex;
+static CK_UNLOCKMUTEX g_unlock_mutex;
+
+CK_RV
+mod_mutex_new(void **m)
+{
+	pthread_mutex_t *pm;
+
+	if (g_create_mutex != NULL)
+		return g_create_mutex(m);
+	if ((pm = malloc(sizeof(*pm))) == NULL)
+		return CKR_HOST_MEMORY;
+	if (pthread_mutex_init(pm, NULL) != 0) {
+		free(pm);
+		return CKR_CANT_LOCK;
+	}
+	*m = pm;
+	return CKR_OK;
+}
+
+void
+mod_mutex_free(void *m)
+{
+	if (m == NULL)
+		return;
+	if (g_destroy_mutex != NULL) {
+		g_destroy_mutex(m);
+		return;
+	}
+	pthread_mutex_destroy(m);
+	free(m);
+}
+
+void
+mod_mutex_lock(void *m)
+{
+	if (g_lock_mutex != NULL)
+		g_lock_mutex(m);
+	else
+		pthread_mutex_lock(m);
+}
+
+void
+mod_mutex_unlock(void *m)
+{
+	if (g_unlock_mutex != NULL)
+		g_unlock_mutex(m);
+	else
+		pthread_mutex_unlock(m);
+}
+
+void
+mod_lock(void)
+{
+	mod_mutex_lock(g_lock);
+}
+
+void
+mod_unlock(void)
+{
+	mod_mutex_unlock(g_lock);
+}
+
+uint32_t
+mod_epoch(void)
+{
+	return g_epoch;
+}
+
+CK_RV
+mod_check(void)
+{
+	return g_initialized ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+static const struct {
+	CK_RV rv;
+	const char *name;
+} ckr_names[] = {
+#define N(x)                                                                   \
+	{                                                                      \
+		x, #x                                                          \
+	}
+	N(CKR_OK),
+	N(CKR_CANCEL),
+	N(CKR_HOST_MEMORY),
+	N(CKR_SLOT_ID_INVALID),
+	N(CKR_GENERAL_ERROR),
+	N(CKR_FUNCTION_FAILED),
+	N(CKR_ARGUMENTS_BAD),
+	N(CKR_CANT_LOCK),
+	N(CKR_ATTRIBUTE_SENSITIVE),
+	N(CKR_ATTRIBUTE_TYPE_INVALID),
+	N(CKR_DATA_INVALID),
+	N(CKR_DATA_LEN_RANGE),
+	N(CKR_DEVICE_ERROR),
+	N(CKR_DEVICE_REMOVED),
+	N(CKR_FUNCTION_NOT_PARALLEL),
+	N(CKR_FUNCTION_NOT_SUPPORTED),
+	N(CKR_KEY_HANDLE_INVALID),
+	N(CKR_KEY_TYPE_INCONSISTENT),
+	N(CKR_KEY_FUNCTION_NOT_PERMITTED),
+	N(CKR_MECHANISM_INVALID),
+	N(CKR_MECHANISM_PARAM_INVALID),
+	N(CKR_OBJECT_HANDLE_INVALID),
+	N(CKR_OPERATION_ACTIVE),
+	N(CKR_OPERATION_NOT_INITIALIZED),
+	N(CKR_SESSION_HANDLE_INVALID),
+	N(CKR_SESSION_PARALLEL_NOT_SUPPORTED),
+	N(CKR_SESSION_READ_ONLY),
+	N(CKR_TOKEN_NOT_PRESENT),
+	N(CKR_TOKEN_WRITE_PROTECTED),
+	N(CKR_USER_ALREADY_LOGGED_IN),
+	N(CKR_USER_NOT_LOGGED_IN),
+	N(CKR_USER_TYPE_INVALID),
+	N(CKR_RANDOM_NO_RNG),
+	N(CKR_BUFFER_TOO_SMALL),
+	N(CKR_CRYPTOKI_NOT_INITIALIZED),
+	N(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+#undef N
+};
+
+const char *
+mod_ckr_name(CK_RV rv)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ckr_names) / sizeof(ckr_names[0]); i++)
+		if (ckr_names[i].rv == rv)
+			return ckr_names[i].name;
+	return "CKR_(other)";
+}
+
+CK_RV
+mod_trace(const char *fn, CK_RV rv)
+{
+	if (stint_debug_enabled("module"))
+		stint_debug("module", "%s: %s (0x%lx)", fn, mod_ckr_name(rv),
+			    (unsigned long)rv);
+	return rv;
+}
+
+static void
+pad(CK_UTF8CHAR *field, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	memset(field, ' ', cap);
+	memcpy(field, s, n < cap ? n : cap);
+}
+
+/* --- initialisation ------------------------------------------------- */
+
+static void
+teardown(void)
+{
+	sessions_reset();
+	objects_reset();
+	client_fini();
+	mod_mutex_free(g_lock);
+	g_lock = NULL;
+	g_initialized = false;
+}
+
+static CK_RV
+set_locking(const CK_C_INITIALIZE_ARGS *args)
+{
+	int n = 0;
+
+	g_create_mutex = NULL;
+	g_destroy_mutex = NULL;
+	g_lock_mutex = NULL;
+	g_unlock_mutex = NULL;
+	if (args == NULL)
+		return CKR_OK;
+	if (args->pReserved != NULL)
+		return CKR_ARGUMENTS_BAD;
+	n = (args->CreateMutex != NULL) + (args->DestroyMutex != NULL) +
+	    (args->LockMutex != NULL) + (args->UnlockMutex != NULL);
+	if (n != 0 && n != 4)
+		return CKR_ARGUMENTS_BAD;
+	/* With CKF_OS_LOCKING_OK we may use either; pthread is cheaper. Only
+	 * callbacks without the flag oblige us to use them. */
+	if (n == 4 && !(args->flags & CKF_OS_LOCKING_OK)) {
+		g_create_mutex = args->CreateMutex;
+		g_destroy_mutex = args->DestroyMutex;
+		g_lock_mutex = args->LockMutex;
+		g_unlock_mutex = args->UnlockMutex;
+	}
+	return CKR_OK;
+}
+
+CK_RV
+C_Initialize(CK_VOID_PTR pInitArgs)
+{
+	CK_RV rv;
+
+	if (g_initialized) {
+		/* A forked child may initialise again (libp11 does): start
+		 * afresh rather than refuse. Inherited connections are only
+		 * closed, never written to. */
+		if (getpid() == g_init_pid)
+			return TRACE(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+		teardown();
+	}
+	if ((rv = set_locking(pInitArgs)) != CKR_OK)
+		return TRACE(rv);
+	stint_log_init("stint-pkcs11", false);
+	if ((rv = mod_mutex_new(&g_lock)) != CKR_OK)
+		return TRACE(rv);
+	if ((rv = client_init()) != CKR_OK) {
+		mod_mutex_free(g_lock);
+		g_lock = NULL;
+		return TRACE(rv);
+	}
+	if (++g_epoch > 0xff)
+		g_epoch = 1;
+	g_init_pid = getpid();
+	g_initialized = true;
+	return TRACE(CKR_OK);
+}
+
+CK_RV
+C_Finalize(CK_VOID_PTR pReserved)
+{
+	if (pReserved != NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	teardown();
+	return TRACE(CKR_OK);
+}
+
+CK_RV
+C_GetInfo(CK_INFO_PTR pInfo)
+{
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (pInfo == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	memset(pInfo, 0, sizeof(*pInfo));
+	pInfo->cryptokiVersion.major = 2;
+	pInfo->cryptokiVersion.minor = 40;
+	pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "Stint");
+	pad(pInfo->libraryDescription, sizeof(pInfo->libraryDescription),
+	    "Stint task keys");
+	pInfo->libraryVersion.major = 0;
+	pInfo->libraryVersion.minor = 1;
+	return TRACE(CKR_OK);
+}
+
+/* --- slot and token ------------------------------------------------- */
+
+/* CKR_OK with the agent name when stintd maps this process to an agent. */
+static CK_RV
+token_probe(char agent[STINT_NAME_MAX + 1])
+{
+	if (client_hello(agent) != 0 || agent[0] == '\0')
+		return CKR_TOKEN_NOT_PRESENT;
+	return CKR_OK;
+}
+
+CK_RV
+C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
+	      CK_ULONG_PTR pulCount)
+{
+	char agent[STINT_NAME_MAX + 1];
+	CK_ULONG n = 1;
+
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (pulCount == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if (tokenPresent && token_probe(agent) != CKR_OK)
+		n = 0;
+	if (pSlotList == NULL) {
+		*pulCount = n;
+		return TRACE(CKR_OK);
+	}
+	if (*pulCount < n) {
+		*pulCount = n;
+		return TRACE(CKR_BUFFER_TOO_SMALL);
+	}
+	if (n == 1)
+		pSlotList[0] = STINT_SLOT_ID;
+	*pulCount = n;
+	return TRACE(CKR_OK);
+}
+
+CK_RV
+C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
+{
+	char agent[STINT_NAME_MAX + 1];
+
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (slotID != STINT_SLOT_ID)
+		return TRACE(CKR_SLOT_ID_INVALID);
+	if (pInfo == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	memset(pInfo, 0, sizeof(*pInfo));
+	pad(pInfo->slotDescription, sizeof(pInfo->slotDescription),
+	    "Stint agent socket");
+	pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "Stint");
+	/* The token comes and goes with stintd and the agent registration;
+	 * PKCS#11 says a slot without CKF_REMOVABLE_DEVICE always has its
+	 * token present, so the flag is set. */
+	pInfo->flags = CKF_REMOVABLE_DEVICE;
+	if (token_probe(agent) == CKR_OK)
+		pInfo->flags |= CKF_TOKEN_PRESENT;
+	pInfo->hardwareVersion.major = 0;
+	pInfo->firmwareVersion.major = 0;
+	pInfo->firmwareVersion.minor = 1;
+	return TRACE(CKR_OK);
+}
+
+CK_RV
+C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
+{
+	char agent[STINT_NAME_MAX + 1];
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char serial[17];
+	CK_ULONG all, rw;
+	CK_RV rv;
+	int i;
+
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (slotID != STINT_SLOT_ID)
+		return TRACE(CKR_SLOT_ID_INVALID);
+	if (pInfo == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if ((rv = token_probe(agent)) != CKR_OK)
+		return TRACE(rv);
+	memset(pInfo, 0, sizeof(*pInfo));
+	pad(pInfo->label, sizeof(pInfo->label), agent);
+	pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "Stint");
+	pad(pInfo->model, sizeof(pInfo->model), "stint-pkcs11");
+	/* Stable per agent, so tools can tell agents' tokens apart. */
+	SHA256((const unsigned char *)agent, strlen(agent), md);
+	for (i = 0; i < 8; i++)
+		snprintf(serial + 2 * i, 3, "%02x", md[i]);
+	pad(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
+	pInfo->flags = CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED;
+	mod_lock();
+	sessions_count(&all, &rw);
+	mod_unlock();
+	pInfo->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
+	pInfo->ulSessionCount = all;
+	pInfo->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+	pInfo->ulRwSessionCount = rw;
+	pInfo->ulMaxPinLen = 0;
+	pInfo->ulMinPinLen = 0;
+	pInfo->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->firmwareVersion.minor = 1;
+	/* No CKF_CLOCK_ON_TOKEN: utcTime is blank. */
+	memset(pInfo->utcTime, ' ', sizeof(pInfo->utcTime));
+	return TRACE(CKR_OK);
+}
+
+CK_RV
+C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pRsvd)
+{
+	(void)flags;
+	(void)pSlot;
+	(void)pRsvd;
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	return TRACE(CKR_FUNCTION_NOT_SUPPORTED);
+}
+
+CK_RV
+C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
+		   CK_ULONG_PTR pulCount)
+{
+	const struct stint_mech *all;
+	size_t n, i;
+
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (slotID != STINT_SLOT_ID)
+		return TRACE(CKR_SLOT_ID_INVALID);
+	if (pulCount == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	all = stint_mech_all(&n);
+	if (pMechanismList == NULL) {
+		*pulCount = n;
+		return TRACE(CKR_OK);
+	}
+	if (*pulCount < n) {
+		*pulCount = n;
+		return TRACE(CKR_BUFFER_TOO_SMALL);
+	}
+	for (i = 0; i < n; i++)
+		pMechanismList[i] = all[i].mech;
+	*pulCount = n;
+	return TRACE(CKR_OK);
+}
+
+CK_RV
+C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
+		   CK_MECHANISM_INFO_PTR pInfo)
+{
+	const struct stint_mech *m;
+
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (slotID != STINT_SLOT_ID)
+		return TRACE(CKR_SLOT_ID_INVALID);
+	if (pInfo == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if ((m = stint_mech_find(type)) == NULL)
+		return TRACE(CKR_MECHANISM_INVALID);
+	memset(pInfo, 0, sizeof(*pInfo));
+	pInfo->flags = CKF_SIGN;
+	if (m->ec) {
+		pInfo->ulMinKeySize = 256;
+		pInfo->ulMaxKeySize = 384;
+		pInfo->flags |=
+			CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+	} else {
+		pInfo->ulMinKeySize = 2048;
+		pInfo->ulMaxKeySize = 3072;
+	}
+	return TRACE(CKR_OK);
+}
+
+/* --- what a write-protected, sign-only token refuses ------------------ */
+
+/* Checks the session first, as the specification orders the errors. */
+static CK_RV
+refuse(CK_SESSION_HANDLE h, CK_RV rv)
+{
+	if (!g_initialized)
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	mod_lock();
+	if (session_get(h) == NULL)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	mod_unlock();
+	return rv;
+}
+
+CK_RV
+C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
+	    CK_UTF8CHAR_PTR pLabel)
+{
+	(void)pPin;
+	(void)ulPinLen;
+	(void)pLabel;
+	if (!g_initialized)
+		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (slotID != STINT_SLOT_ID)
+		return TRACE(CKR_SLOT_ID_INVALID);
+	return TRACE(CKR_TOKEN_WRITE_PROTECTED);
+}
+
+CK_RV
+C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
+{
+	(void)pPin;
+	(void)ulPinLen;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen,
+	 CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen)
+{
+	(void)pOldPin;
+	(void)ulOldLen;
+	(void)pNewPin;
+	(void)ulNewLen;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pState,
+		    CK_ULONG_PTR pulStateLen)
+{
+	(void)pState;
+	(void)pulStateLen;
+	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_SUPPORTED));
+}
+
+CK_RV
+C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pState,
+		    CK_ULONG ulStateLen, CK_OBJECT_HANDLE hEncKey,
+		    CK_OBJECT_HANDLE hAuthKey)
+{
+	(void)pState;
+	(void)ulStateLen;
+	(void)hEncKey;
+	(void)hAuthKey;
+	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_SUPPORTED));
+}
+
+CK_RV
+C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+	       CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
+{
+	(void)pTemplate;
+	(void)ulCount;
+	(void)phObject;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+	     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+	     CK_OBJECT_HANDLE_PTR phNewObject)
+{
+	(void)hObject;
+	(void)pTemplate;
+	(void)ulCount;
+	(void)phNewObject;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
+{
+	(void)hObject;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+		    CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	(void)hObject;
+	(void)pTemplate;
+	(void)ulCount;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+	      CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+	      CK_OBJECT_HANDLE_PTR phKey)
+{
+	(void)pMechanism;
+	(void)pTemplate;
+	(void)ulCount;
+	(void)phKey;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+CK_RV
+C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		  CK_ATTRIBUTE_PTR pPublicKeyTemplate,
+		  CK_ULONG ulPublicKeyAttributeCount,
+		  CK_ATTRIBUTE_PTR pPrivateKeyTemplate,
+		  CK_ULONG ulPrivateKeyAttributeCount,
+		  CK_OBJECT_HANDLE_PTR phPublicKey,
+		  CK_OBJECT_HANDLE_PTR phPrivateKey)
+{
+	(void)pMechanism;
+	(void)pPublicKeyTemplate;
+	(void)ulPublicKeyAttributeCount;
+	(void)pPrivateKeyTemplate;
+	(void)ulPrivateKeyAttributeCount;
+	(void)phPublicKey;
+	(void)phPrivateKey;
+	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+}
+
+/* Encryption, decryption, digests, verification, recovery, wrapping,
+ * derivation and dual-function calls: a sign-only token has none. */
+#define NOT_SUPPORTED(name, params, ...)                                       \
+	CK_RV name params                                                      \
+	{                                                                      \
+		__VA_ARGS__;                                                   \
+		return TRACE(refuse(hSession, CKR_FUNCTION_NOT_SUPPORTED));    \
+	}
+
+#define U(x) (void)(x)
+
+NOT_SUPPORTED(C_EncryptInit,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE k),
+	      U(m);
+	      U(k))
+NOT_SUPPORTED(C_Encrypt,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_EncryptUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_EncryptFinal,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), U(a);
+	      U(b))
+NOT_SUPPORTED(C_DecryptInit,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE k),
+	      U(m);
+	      U(k))
+NOT_SUPPORTED(C_Decrypt,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_DecryptUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_DecryptFinal,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), U(a);
+	      U(b))
+NOT_SUPPORTED(C_DigestInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m),
+	      U(m))
+NOT_SUPPORTED(C_Digest,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_DigestUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b), U(a);
+	      U(b))
+NOT_SUPPORTED(C_DigestKey, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE k),
+	      U(k))
+NOT_SUPPORTED(C_DigestFinal,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), U(a);
+	      U(b))
+NOT_SUPPORTED(C_SignRecoverInit,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE k),
+	      U(m);
+	      U(k))
+NOT_SUPPORTED(C_SignRecover,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_VerifyInit,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE k),
+	      U(m);
+	      U(k))
+NOT_SUPPORTED(C_Verify,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_VerifyUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b), U(a);
+	      U(b))
+NOT_SUPPORTED(C_VerifyFinal,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b), U(a);
+	      U(b))
+NOT_SUPPORTED(C_VerifyRecoverInit,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE k),
+	      U(m);
+	      U(k))
+NOT_SUPPORTED(C_VerifyRecover,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_DigestEncryptUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_DecryptDigestUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_SignEncryptUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_DecryptVerifyUpdate,
+	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
+	       CK_BYTE_PTR c, CK_ULONG_PTR d),
+	      U(a);
+	      U(b); U(c); U(d))
+NOT_SUPPORTED(C_WrapKey,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b, CK_BYTE_PTR c,
+	       CK_ULONG_PTR d),
+	      U(m);
+	      U(a); U(b); U(c); U(d))
+NOT_SUPPORTED(C_UnwrapKey,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,
+	       CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f),
+	      U(m);
+	      U(a); U(b); U(c); U(d); U(e); U(f))
+NOT_SUPPORTED(C_DeriveKey,
+	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+	       CK_OBJECT_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c,
+	       CK_OBJECT_HANDLE_PTR d),
+	      U(m);
+	      U(a); U(b); U(c); U(d))
+
+CK_RV
+C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulLen)
+{
+	(void)pSeed;
+	(void)ulLen;
+	return TRACE(refuse(hSession, CKR_RANDOM_NO_RNG));
+}
+
+CK_RV
+C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulLen)
+{
+	(void)pData;
+	(void)ulLen;
+	return TRACE(refuse(hSession, CKR_RANDOM_NO_RNG));
+}
+
+CK_RV
+C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
+{
+	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_PARALLEL));
+}
+
+CK_RV
+C_CancelFunction(CK_SESSION_HANDLE hSession)
+{
+	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_PARALLEL));
+}
+
+/* --- function lists and interfaces ---------------------------------- */
+
+static CK_FUNCTION_LIST function_list = {
+	.version = {2, 40},
+	.C_Initialize = C_Initialize,
+	.C_Finalize = C_Finalize,
+	.C_GetInfo = C_GetInfo,
+	.C_GetFunctionList = C_GetFunctionList,
+	.C_GetSlotList = C_GetSlotList,
+	.C_GetSlotInfo = C_GetSlotInfo,
+	.C_GetTokenInfo = C_GetTokenInfo,
+	.C_GetMechanismList = C_GetMechanismList,
+	.C_GetMechanismInfo = C_GetMechanismInfo,
+	.C_InitToken = C_InitToken,
+	.C_InitPIN = C_InitPIN,
+	.C_SetPIN = C_SetPIN,
+	.C_OpenSession = C_OpenSession,
+	.C_CloseSession = C_CloseSession,
+	.C_CloseAllSessions = C_CloseAllSessions,
+	.C_GetSessionInfo = C_GetSessionInfo,
+	.C_GetOperationState = C_GetOperationState,
+	.C_SetOperationState = C_SetOperationState,
+	.C_Login = C_Login,
+	.C_Logout = C_Logout,
+	.C_CreateObject = C_CreateObject,
+	.C_CopyObject = C_CopyObject,
+	.C_DestroyObject = C_DestroyObject,
+	.C_GetObjectSize = C_GetObjectSize,
+	.C_GetAttributeValue = C_GetAttributeValue,
+	.C_SetAttributeValue = C_SetAttributeValue,
+	.C_FindObjectsInit = C_FindObjectsInit,
+	.C_FindObjects = C_FindObjects,
+	.C_FindObjectsFinal = C_FindObjectsFinal,
+	.C_EncryptInit = C_EncryptInit,
+	.C_Encrypt = C_Encrypt,
+	.C_EncryptUpdate = C_EncryptUpdate,
+	.C_EncryptFinal = C_EncryptFinal,
+	.C_DecryptInit = C_DecryptInit,
+	.C_Decrypt = C_Decrypt,
+	.C_DecryptUpdate = C_DecryptUpdate,
+	.C_DecryptFinal = C_DecryptFinal,
+	.C_DigestInit = C_DigestInit,
+	.C_Digest = C_Digest,
+	.C_DigestUpdate = C_DigestUpdate,
+	.C_DigestKey = C_DigestKey,
+	.C_DigestFinal = C_DigestFinal,
+	.C_SignInit = C_SignInit,
+	.C_Sign = C_Sign,
+	.C_SignUpdate = C_SignUpdate,
+	.C_SignFinal = C_SignFinal,
+	.C_SignRecoverInit = C_SignRecoverInit,
+	.C_SignRecover = C_SignRecover,
+	.C_VerifyInit = C_VerifyInit,
+	.C_Verify = C_Verify,
+	.C_VerifyUpdate = C_VerifyUpdate,
+	.C_VerifyFinal = C_VerifyFinal,
+	.C_VerifyRecoverInit = C_VerifyRecoverInit,
+	.C_VerifyRecover = C_VerifyRecover,
+	.C_DigestEncryptUpdate = C_DigestEncryptUpdate,
+	.C_DecryptDigestUpdate = C_DecryptDigestUpdate,
+	.C_SignEncryptUpdate = C_SignEncryptUpdate,
+	.C_DecryptVerifyUpdate = C_DecryptVerifyUpdate,
+	.C_GenerateKey = C_GenerateKey,
+	.C_GenerateKeyPair = C_GenerateKeyPair,
+	.C_WrapKey = C_WrapKey,
+	.C_UnwrapKey = C_UnwrapKey,
+	.C_DeriveKey = C_DeriveKey,
+	.C_SeedRandom = C_SeedRandom,
+	.C_GenerateRandom = C_GenerateRandom,
+	.C_GetFunctionStatus = C_GetFunctionStatus,
+	.C_CancelFunction = C_CancelFunction,
+	.C_WaitForSlotEvent = C_WaitForSlotEvent,
+};
+
+static CK_UTF8CHAR interface_name[] = "PKCS 11";
+
+static CK_INTERFACE interfaces[] = {
+	{interface_name, &function_list, 0},
+};
+
+STINT_EXPORT CK_RV
+C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
+{
+	if (ppFunctionList == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	*ppFunctionList = &function_list;
+	return TRACE(CKR_OK);
+}
+
+STINT_EXPORT CK_RV
+C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount)
+{
+	const CK_ULONG n = sizeof(interfaces) / sizeof(interfaces[0]);
+
+	if (pulCount == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if (pInterfacesList == NULL) {
+		*pulCount = n;
+		return TRACE(CKR_OK);
+	}
+	if (*pulCount < n) {
+		*pulCount = n;
+		return TRACE(CKR_BUFFER_TOO_SMALL);
+	}
+	memcpy(pInterfacesList, interfaces, sizeof(interfaces));
+	*pulCount = n;
+	return TRACE(CKR_OK);
+}
+
+STINT_EXPORT CK_RV
+C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
+	       CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags)
+{
+	if (ppInterface == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if (pInterfaceName != NULL &&
+	    strcmp((const char *)pInterfaceName, (const char *)interface_name))
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if (pVersion != NULL &&
+	    (pVersion->major != function_list.version.major ||
+	     pVersion->minor != function_list.version.minor))
+		return TRACE(CKR_ARGUMENTS_BAD);
+	if ((flags & interfaces[0].flags) != flags)
+		return TRACE(CKR_ARGUMENTS_BAD);
+	*ppInterface = &interfaces[0];
+	return TRACE(CKR_OK);
+}

@@ -15,7 +15,6 @@
  * failure prints "backend_probe: FAIL: ..." and exits 1; a backend error
  * goes to stderr so that backend.sh can check its wording.
  */
-#include <config.h>
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -1,5 +1,4 @@
 /* stint.conf parsing and the PIN file checks, on files in a temp dir. */
-#include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>

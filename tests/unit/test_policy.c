@@ -1,5 +1,4 @@
 /* The SIGN decision: every branch, and the order the checks run in. */
-#include <config.h>
 
 #include <setjmp.h>
 #include <stdarg.h>

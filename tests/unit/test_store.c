@@ -1,6 +1,5 @@
 /* The SQLite store: agents, tasks, the SIGN gate and its budget, schema
  * versioning. Each test gets a fresh database in its own temp dir. */
-#include <config.h>
 
 #include <ftw.h>
 #include <pthread.h>
