@@ -36,9 +36,12 @@ struct stint_backend;
 
 struct stint_backend_ops {
 	const char *name;
+	/* not_after: the task deadline (seconds since the epoch); a backend
+	 * that can enforce it in hardware (TPM) binds the key to it. */
 	int (*generate)(struct stint_backend *b, uint32_t key_type,
-			const char *key_id, struct stint_pubkey *pub,
-			struct stint_key_facts *facts, char *err, size_t errlen);
+			const char *key_id, int64_t not_after,
+			struct stint_pubkey *pub, struct stint_key_facts *facts,
+			char *err, size_t errlen);
 	/* raw: CKM_ECDSA, CKM_RSA_PKCS or CKM_RSA_PKCS_PSS (pss non-NULL).
 	 * *sig_len is the capacity in, the length out. */
 	int (*sign)(struct stint_backend *b, const char *key_id,

@@ -706,8 +706,8 @@ key_id_ok(const char *key_id)
 
 static int
 p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
-	     struct stint_pubkey *pub, struct stint_key_facts *facts, char *err,
-	     size_t errlen)
+	     int64_t not_after, struct stint_pubkey *pub,
+	     struct stint_key_facts *facts, char *err, size_t errlen)
 {
 	struct p11_backend *b = (struct p11_backend *)base;
 	const struct key_spec *spec;

@@ -145,8 +145,9 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	if (req->intent)
 		snprintf(t->intent, sizeof(t->intent), "%s", req->intent);
 
-	if (d->backend->ops->generate(d->backend, t->key_type, t->id, &t->pub,
-				      &facts, berr, sizeof(berr)) != 0) {
+	if (d->backend->ops->generate(d->backend, t->key_type, t->id,
+				      t->not_after, &t->pub, &facts, berr,
+				      sizeof(berr)) != 0) {
 		audit(d, "key-generate", a.name, t->id, by, "deny", berr,
 		      stint_key_type_str(t->key_type));
 		snprintf(err, errlen, "key generation failed: %s", berr);

@@ -314,7 +314,7 @@ one_key_type(uint32_t t)
 
 	key_id_make(id, sizeof(id), type_name(t));
 	err[0] = '\0';
-	CHECK(backend->ops->generate(backend, t, id, &pub, &facts, err,
+	CHECK(backend->ops->generate(backend, t, id, 0, &pub, &facts, err,
 				     sizeof(err)) == 0,
 	      "%s: generate: %s", type_name(t), err);
 	facts_check(&facts, t);
@@ -322,7 +322,7 @@ one_key_type(uint32_t t)
 	spki_matches_attrs(pkey, t, &pub);
 
 	/* A second key under the same id is refused. */
-	CHECK(backend->ops->generate(backend, t, id, &pub2, &facts, err,
+	CHECK(backend->ops->generate(backend, t, id, 0, &pub2, &facts, err,
 				     sizeof(err)) != 0 &&
 		      strstr(err, "already exists") != NULL,
 	      "%s: second generate with one id: '%s'", type_name(t), err);
@@ -417,8 +417,9 @@ churn_run(void *arg)
 
 	for (i = 0; i < 5; i++) {
 		key_id_make(id, sizeof(id), "churn");
-		if (backend->ops->generate(backend, STINT_KEY_EC_P256, id, &pub,
-					   &facts, err, sizeof(err)) != 0) {
+		if (backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0,
+					   &pub, &facts, err,
+					   sizeof(err)) != 0) {
 			fprintf(stderr, "churn generate: %s\n", err);
 			(*failures)++;
 			continue;
@@ -439,7 +440,7 @@ gen_for_threads(uint32_t t, char *id, size_t cap, struct stint_pubkey *pub)
 	char err[ERRLEN];
 
 	key_id_make(id, cap, "mt");
-	CHECK(backend->ops->generate(backend, t, id, pub, &facts, err,
+	CHECK(backend->ops->generate(backend, t, id, 0, pub, &facts, err,
 				     sizeof(err)) == 0,
 	      "generate for threads: %s", err);
 	return spki_parse(pub);
@@ -513,7 +514,7 @@ stale_handle(const struct stint_config *cfg)
 	char id[64], err[ERRLEN];
 
 	key_id_make(id, sizeof(id), "stale");
-	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, &pub,
+	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0, &pub,
 				     &facts, err, sizeof(err)) == 0,
 	      "stale: generate: %s", err);
 	stint_pubkey_free(&pub);
@@ -529,7 +530,7 @@ stale_handle(const struct stint_config *cfg)
 		      strstr(err, id) != NULL,
 	      "stale: signing with a key destroyed elsewhere: '%s'", err);
 	/* The first backend keeps working after the second one closed. */
-	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, &pub,
+	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0, &pub,
 				     &facts, err, sizeof(err)) == 0,
 	      "stale: generate after the second backend closed: %s", err);
 	stint_pubkey_free(&pub);
@@ -553,7 +554,7 @@ odd_requests(const struct stint_config *cfg)
 	char err[ERRLEN];
 
 	err[0] = '\0';
-	CHECK(backend->ops->generate(backend, 99, "probe-bad-type", &pub,
+	CHECK(backend->ops->generate(backend, 99, "probe-bad-type", 0, &pub,
 				     &facts, err, sizeof(err)) != 0 &&
 		      strstr(err, "key type") != NULL,
 	      "unknown key type: '%s'", err);
@@ -608,7 +609,7 @@ main(int argc, char **argv)
 		printf("ok open\n");
 	} else if (strcmp(mode, "generate") == 0 && argc > 5) {
 		CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256,
-					     argv[5], &pub, &facts, err,
+					     argv[5], 0, &pub, &facts, err,
 					     sizeof(err)) == 0,
 		      "generate %s: %s", argv[5], err);
 		stint_pubkey_free(&pub);
