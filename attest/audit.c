@@ -254,11 +254,13 @@ out:
 }
 
 /*
- * BATCH mode: fdatasync whenever records were written since the last
- * sync. Appenders wake the thread on the first write after a sync; records
- * written while a sync runs are picked up by the next one (group commit).
+ * BATCH mode: the first record after a sync wakes the thread, which waits
+ * BATCH_WINDOW_MS and then fdatasyncs everything written meanwhile (group
+ * commit); records written while a sync runs are picked up by the next one.
  * Idle, the thread sleeps and never syncs.
  */
+#define BATCH_WINDOW_MS 5L
+
 static void *
 syncer_main(void *arg)
 {
@@ -277,6 +279,16 @@ syncer_main(void *arg)
 			pthread_cond_timedwait(&a->wake, &a->lock, &until);
 			continue;
 		}
+		/* Let the window fill: one fdatasync covers every record
+		 * written in it, and the disk sees at most one flush per
+		 * window however fast stintd signs. */
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += BATCH_WINDOW_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!a->stop &&
+		       pthread_cond_timedwait(&a->wake, &a->lock, &until) == 0)
+			;
 		a->dirty = false;
 		pthread_mutex_unlock(&a->lock);
 		if (fdatasync(a->fd) != 0) {
