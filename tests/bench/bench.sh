@@ -1,0 +1,412 @@
+#!/bin/bash
+# Stint performance benchmark (issue 2, section 8). Prints numbers; it is not
+# a pass/fail test. Run from a configured, optimized (non-sanitizer) build:
+#
+#	make bench
+#	top_builddir=/tmp/build tests/bench/bench.sh
+#
+# Everything runs side by side on one SoftHSM2 token in a temporary directory
+# (removed at exit), over Unix sockets only:
+#   (a) SoftHSM2 loaded in-process by the client (p11client --module
+#       libsofthsm2.so, logged in with the PIN);
+#   (b) stint-pkcs11.so -> agent.sock -> stintd -> SoftHSM2 (no PIN);
+#   (c) p11-kit-client.so -> p11-kit server -> SoftHSM2 (logged in).
+# All three sign with the very same key object: the task key stintd generated
+# (CKA_LABEL = task id), so key type and template are identical by
+# construction. Each figure is the median of BENCH_RUNS runs of
+# BENCH_SECONDS seconds; the paths are interleaved within each round so that
+# background noise spreads over all of them alike.
+#
+# Knobs (environment): BENCH_RUNS (5), BENCH_SECONDS (3), BENCH_TASKS (200,
+# task start/end latency), BENCH_CLI_TASKS (50), BENCH_LIVE_TASKS (1000),
+# BENCH_QUICK=1 (2 runs of 1 s, 50/20/100 tasks: a smoke run).
+
+# lib.sh names its temporary directory and messages after the script.
+. "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+
+RUNS=${BENCH_RUNS:-5}
+SECS=${BENCH_SECONDS:-3}
+NTASKS=${BENCH_TASKS:-200}
+NCLI=${BENCH_CLI_TASKS:-50}
+NLIVE=${BENCH_LIVE_TASKS:-1000}
+if [ -n "${BENCH_QUICK:-}" ]; then
+	RUNS=2 SECS=1 NTASKS=50 NCLI=20 NLIVE=100
+fi
+P11KIT_CLIENT=${P11KIT_CLIENT:-/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so}
+AGENT=bench
+
+need_cmd softhsm2-util p11-kit awk sort
+need_p11client
+[ -f "$P11KIT_CLIENT" ] || skip "no $P11KIT_CLIENT (package p11-kit-modules)"
+stint_tmpdir
+
+# --- refuse a build that would measure the wrong thing -----------------------
+
+[ -x "$STINTD" ] || skip "no stintd in $top_builddir (build first)"
+[ -f "$STINT_MODULE" ] || skip "no stint-pkcs11.so in $top_builddir/.libs"
+for b in "$STINTD" "$STINT_MODULE" "$P11CLIENT"; do
+	if ldd "$b" 2>/dev/null | grep -qE 'libasan|libubsan'; then
+		echo "bench: $b is a sanitizer build; benchmark an optimized" \
+			"build (./configure without --enable-sanitizers)" >&2
+		exit 1
+	fi
+done
+BUILD_CFLAGS=$(sed -n 's/^CFLAGS = //p' "$top_builddir/Makefile" 2>/dev/null)
+case " $BUILD_CFLAGS " in
+*" -O0 "*) echo "bench: warning: build uses -O0 ($BUILD_CFLAGS)" >&2 ;;
+esac
+
+# --- helpers ----------------------------------------------------------------
+
+median()
+{
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+	END {
+		if (NR == 0) { print "n/a"; exit }
+		if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]
+		else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+minmax()
+{
+	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+	END { if (NR) printf "%.0f-%.0f", lo, hi }'
+}
+
+ratio()
+{
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+
+rss_kb()
+{
+	awk -v k="${2:-VmRSS}:" '$1 == k { print $2 }' "/proc/$1/status"
+}
+
+now_ns()
+{
+	date +%s%N
+}
+
+# path_env PATH: the environment and module for one path, as words for env.
+path_cmd()
+{
+	case $1 in
+	a) echo "env $P11CLIENT --module $SOFTHSM_MODULE --token $HSM_LABEL --pin-env BENCH_PIN" ;;
+	b) echo "env STINT_SOCKET=$T/run/agent.sock $P11CLIENT --module $STINT_MODULE --token $AGENT" ;;
+	c) echo "env P11_KIT_SERVER_ADDRESS=unix:path=$T/p11kit.sock $P11CLIENT --module $P11KIT_CLIENT --token $HSM_LABEL --pin-env BENCH_PIN" ;;
+	esac
+}
+
+# measure NAME PATH PROCS KEYLABEL MECH [p11client args]: starts PROCS
+# clients at once, each signing for $SECS s, and appends the sum of their
+# rates to the list R[NAME]. A run in which a client fails is noted in
+# ERRORS and run again, at most twice (several processes opening one SoftHSM
+# token at once occasionally fail at start-up, before any signing).
+declare -A R
+ERRORS=()
+measure()
+{
+	local attempt
+
+	for attempt in 1 2 3; do
+		measure_once "$@" && return 0
+	done
+	return 0
+}
+
+measure_once()
+{
+	local name=$1 path=$2 procs=$3 label=$4 mech=$5 i pids=() sum=0 rate bad=
+
+	shift 5
+	for ((i = 0; i < procs; i++)); do
+		# shellcheck disable=SC2046
+		timeout $((SECS + 60)) $(path_cmd "$path") --label "$label" \
+			--mech "$mech" --seconds "$SECS" "$@" \
+			>"$T/m.$i.out" 2>&1 &
+		pids+=($!)
+	done
+	for ((i = 0; i < procs; i++)); do
+		rate=
+		if wait "${pids[$i]}"; then
+			rate=$(sed -n 's/.*rate=\([0-9.]*\)\/s.*/\1/p' "$T/m.$i.out")
+		fi
+		if [ -z "$rate" ]; then
+			bad="$bad [client $i: $(tr '\n' ' ' <"$T/m.$i.out" | cut -c1-160)]"
+			continue
+		fi
+		sum=$(awk -v s="$sum" -v r="$rate" 'BEGIN { print s + r }')
+	done
+	if [ -n "$bad" ]; then
+		ERRORS+=("$name:$bad")
+		printf 'x'
+		return 1
+	fi
+	R[$name]="${R[$name]:-} $sum"
+	printf '.'
+	return 0
+}
+
+# Median of a series, or n/a.
+med()
+{
+	# shellcheck disable=SC2086
+	median ${R[$1]:-}
+}
+
+# --- machine and versions ----------------------------------------------------
+
+echo "Stint benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine:  $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
+	"$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "kernel:   $(uname -sr)"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, at start)"
+echo "versions: SoftHSM $(softhsm2-util --version 2>/dev/null)," \
+	"$(openssl version 2>/dev/null | cut -d' ' -f1-2)," \
+	"p11-kit $(dpkg-query -W -f '${Version}' p11-kit 2>/dev/null || echo '?')," \
+	"SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1 || echo '?')"
+echo "build:    $top_builddir (CFLAGS: ${BUILD_CFLAGS:-?})"
+echo "method:   median of $RUNS runs x ${SECS}s per figure; C_SignInit+C_Sign per signature"
+echo
+
+# --- setup -------------------------------------------------------------------
+
+softhsm_token stint
+stintd_config sync=batch max_ttl=2h default_ttl=1h
+stintd_start
+export BENCH_PIN=$HSM_PIN
+RSS_START=$(rss_kb "$STINTD_PID")
+agent_add "$AGENT" "$(id -u)"
+EC_TASK=$(task_start "$AGENT" --key ec-p256 --ttl 1h)
+RSA_TASK=$(task_start "$AGENT" --key rsa-2048 --ttl 1h)
+
+# The p11-kit command runs the server as a child process: start the server
+# binary itself where it is, so that the pid we track is the server.
+P11KIT_SERVER=/usr/libexec/p11-kit/p11-kit-server
+[ -x "$P11KIT_SERVER" ] || P11KIT_SERVER="p11-kit server"
+# shellcheck disable=SC2086
+$P11KIT_SERVER -f -n "$T/p11kit.sock" --provider "$SOFTHSM_MODULE" \
+	"pkcs11:token=$HSM_LABEL" >"$T/p11kit.out" 2>&1 &
+P11KIT_PID=$!
+wait_for 10 test -S "$T/p11kit.sock" ||
+	{ cat "$T/p11kit.out" >&2; fail "p11-kit server did not start"; }
+# lib.sh kills the pids it tracks at exit (and the wrapper's child, if any).
+for p in "$P11KIT_PID" $(pgrep -P "$P11KIT_PID" 2>/dev/null); do
+	if declare -F bg_track >/dev/null; then
+		bg_track "$p"
+	else
+		_BG_PIDS+=("$p")
+	fi
+done
+
+# 32 bytes (a SHA-256 digest) for CKM_ECDSA; a SHA-256 DigestInfo (51 bytes)
+# for CKM_RSA_PKCS, which is what TLS 1.2 clients hand the token.
+head -c 32 /dev/urandom >"$T/digest"
+{
+	printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20'
+	cat "$T/digest"
+} >"$T/digestinfo"
+
+# One signature on every path first: a broken path fails here, not as a 0.
+for p in a b c; do
+	# shellcheck disable=SC2046
+	$(path_cmd "$p") --label "$EC_TASK" --mech ecdsa --in "$T/digest" \
+		>"$T/smoke.out" 2>&1 || { cat "$T/smoke.out" >&2; fail "path ($p) cannot sign"; }
+done
+
+# --- signatures per second ---------------------------------------------------
+
+printf 'ECDSA P-256, 1 client '
+for ((r = 0; r < RUNS; r++)); do
+	measure ec1a a 1 "$EC_TASK" ecdsa --in "$T/digest"
+	measure ec1b b 1 "$EC_TASK" ecdsa --in "$T/digest"
+	measure ec1bh b 1 "$EC_TASK" ecdsa-sha256 --in "$T/digest"
+	measure ec1c c 1 "$EC_TASK" ecdsa --in "$T/digest"
+done
+echo
+for n in 2 4; do
+	printf 'ECDSA P-256, %d client processes ' "$n"
+	for ((r = 0; r < RUNS; r++)); do
+		for p in a b c; do
+			measure "ec$n$p" "$p" "$n" "$EC_TASK" ecdsa --in "$T/digest"
+		done
+	done
+	echo
+done
+printf 'RSA-2048, 1 client '
+for ((r = 0; r < RUNS; r++)); do
+	measure rsa1a a 1 "$RSA_TASK" rsa-pkcs --in "$T/digestinfo"
+	measure rsa1b b 1 "$RSA_TASK" rsa-pkcs --in "$T/digestinfo"
+	measure rsa1c c 1 "$RSA_TASK" rsa-pkcs --in "$T/digestinfo"
+done
+echo
+RSS_LOAD=$(rss_kb "$STINTD_PID")
+
+# --- task start / end latency --------------------------------------------------
+
+ADMIN_BENCH=$top_builddir/tests/bench/admin_bench
+if [ ! -x "$ADMIN_BENCH" ]; then
+	# Not built by make (yet): compile it against the build's common code.
+	ADMIN_BENCH=$T/admin_bench
+	${CC:-cc} -std=c11 -O2 -D_GNU_SOURCE -I"$top_srcdir" -I"$top_srcdir/include" \
+		$(pkg-config --cflags p11-kit-1 2>/dev/null) \
+		-o "$ADMIN_BENCH" "$top_srcdir/tests/bench/admin_bench.c" \
+		"$top_builddir/.libs/libstint-common.a" -lcbor \
+		>"$T/cc.out" 2>&1 || { cat "$T/cc.out" >&2; ADMIN_BENCH=; }
+fi
+printf 'task start/end latency '
+LAT_START= LAT_END=
+if [ -n "$ADMIN_BENCH" ]; then
+	timeout 600 "$ADMIN_BENCH" --socket "$T/run/admin.sock" --agent "$AGENT" \
+		--count "$NTASKS" >"$T/lat.out" 2>&1 ||
+		{ cat "$T/lat.out" >&2; fail "admin_bench failed"; }
+	LAT_START=$(grep '^start ' "$T/lat.out")
+	LAT_END=$(grep '^end ' "$T/lat.out")
+fi
+printf '. '
+# The CLI, for comparison: process spawn and exit included.
+: >"$T/cli.start"
+: >"$T/cli.end"
+for ((i = 0; i < NCLI; i++)); do
+	t0=$(now_ns)
+	id=$(stint task start --agent "$AGENT" -q) || fail "stint task start failed"
+	t1=$(now_ns)
+	echo "$id" >>"$T/cli.ids"
+	echo $(((t1 - t0) / 1000)) >>"$T/cli.start"
+done
+while read -r id; do
+	t0=$(now_ns)
+	stint task end "$id" >/dev/null || fail "stint task end $id failed"
+	t1=$(now_ns)
+	echo $(((t1 - t0) / 1000)) >>"$T/cli.end"
+done <"$T/cli.ids"
+echo .
+# p50/p99 (nearest rank) in ms of a file of microseconds.
+pcts()
+{
+	sort -n "$1" | awk '{ v[NR] = $1 }
+	END {
+		i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+		printf "n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f", NR,
+		    v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
+	}'
+}
+CLI_START=$(pcts "$T/cli.start")
+CLI_END=$(pcts "$T/cli.end")
+
+# --- audit sync modes (path b, one client) -------------------------------------
+
+# Restart per run, the modes interleaved, so that drift in the machine's
+# load does not favour one mode; batch is measured again the same way.
+printf 'ECDSA P-256, 1 client, sync=batch|always|none '
+for ((r = 0; r < RUNS; r++)); do
+	for mode in batch always none; do
+		stintd_stop
+		stintd_config sync="$mode" max_ttl=2h default_ttl=1h
+		stintd_start
+		measure "sync_$mode" b 1 "$EC_TASK" ecdsa --in "$T/digest"
+	done
+done
+echo
+
+# --- memory with many live tasks ------------------------------------------------
+
+stintd_stop
+stintd_config sync=batch max_ttl=2h default_ttl=1h
+stintd_start
+RSS_RESTART=$(rss_kb "$STINTD_PID")
+printf '%d live tasks ' "$NLIVE"
+LAT_LIVE=
+if [ -n "$ADMIN_BENCH" ]; then
+	timeout 1200 "$ADMIN_BENCH" --socket "$T/run/admin.sock" --agent "$AGENT" \
+		--count "$NLIVE" --keep >"$T/live.out" 2>&1 ||
+		{ cat "$T/live.out" >&2; fail "admin_bench --keep failed"; }
+	LAT_LIVE=$(grep '^start ' "$T/live.out")
+else
+	for ((i = 0; i < NLIVE; i++)); do
+		stint task start --agent "$AGENT" -q >/dev/null ||
+			fail "stint task start failed"
+	done
+fi
+echo .
+N_LIVE=$(stint status --json 2>/dev/null | json_get live_tasks 2>/dev/null || echo '?')
+RSS_LIVE=$(rss_kb "$STINTD_PID")
+HWM_LIVE=$(rss_kb "$STINTD_PID" VmHWM)
+# One more signing run with that many keys in the token and the store.
+for ((r = 0; r < RUNS; r++)); do
+	measure live_b b 1 "$EC_TASK" ecdsa --in "$T/digest"
+done
+
+# --- report ------------------------------------------------------------------
+
+row()
+{
+	# label, series name
+	local n
+
+	n=$(echo ${R[$2]:-} | wc -w)
+	printf '  %-46s %9s   %-13s %s\n' "$1" "$(med "$2")" \
+		"$(minmax ${R[$2]:-})" "$n"
+}
+
+echo
+echo "== Signatures per second (median of $RUNS x ${SECS}s; min-max) =="
+printf '  %-46s %9s   %-13s %s\n' "path" "sig/s" "range" "runs"
+row "ECDSA P-256, 1 client: (a) SoftHSM2 direct" ec1a
+row "ECDSA P-256, 1 client: (b) stint, sync=batch" ec1b
+row "  (b) with CKM_ECDSA_SHA256" ec1bh
+row "ECDSA P-256, 1 client: (c) p11-kit RPC" ec1c
+row "  (b) sync=batch (after restart)" sync_batch
+row "  (b) sync=always (after restart)" sync_always
+row "  (b) sync=none (after restart)" sync_none
+row "  (b) sync=batch, $N_LIVE live tasks" live_b
+for n in 2 4; do
+	row "ECDSA P-256, $n procs: (a) SoftHSM2 direct" "ec${n}a"
+	row "ECDSA P-256, $n procs: (b) stint, sync=batch" "ec${n}b"
+	row "ECDSA P-256, $n procs: (c) p11-kit RPC" "ec${n}c"
+done
+row "RSA-2048 PKCS#1 v1.5, 1 client: (a) direct" rsa1a
+row "RSA-2048 PKCS#1 v1.5, 1 client: (b) stint" rsa1b
+row "RSA-2048 PKCS#1 v1.5, 1 client: (c) p11-kit" rsa1c
+
+echo
+echo "== Ratios (targets: b/a >= 0.80, b/c >= 2.00) =="
+for s in ec1 ec2 ec4 rsa1; do
+	printf '  %-6s b/a = %-5s  b/c = %-5s\n' "$s" \
+		"$(ratio "$(med "${s}b")" "$(med "${s}a")")" \
+		"$(ratio "$(med "${s}b")" "$(med "${s}c")")"
+done
+printf '  audit: always/batch = %s  none/batch = %s\n' \
+	"$(ratio "$(med sync_always)" "$(med sync_batch)")" \
+	"$(ratio "$(med sync_none)" "$(med sync_batch)")"
+
+echo
+echo "== Task latency (EC P-256 key generation included) =="
+if [ -n "$LAT_START" ]; then
+	echo "  admin protocol, task start: ${LAT_START#start }"
+	echo "  admin protocol, task end:   ${LAT_END#end }"
+else
+	echo "  admin protocol: admin_bench could not be built (see above)"
+fi
+echo "  stint CLI,      task start: $CLI_START"
+echo "  stint CLI,      task end:   $CLI_END"
+[ -n "$LAT_LIVE" ] && echo "  admin protocol, start of $NLIVE tasks in a row: ${LAT_LIVE#start }"
+
+echo
+echo "== stintd resident memory (VmRSS) =="
+echo "  idle after start:              ${RSS_START} kB"
+echo "  after the signing runs:        ${RSS_LOAD} kB"
+echo "  after restart (2 live tasks):  ${RSS_RESTART} kB"
+echo "  with $N_LIVE live tasks:          ${RSS_LIVE} kB (VmHWM ${HWM_LIVE} kB)"
+
+if [ "${#ERRORS[@]}" -gt 0 ]; then
+	echo
+	echo "== Failed runs (retried; left out of the medians) =="
+	printf '  %s\n' "${ERRORS[@]}"
+fi
+echo
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit 0
