@@ -17,14 +17,24 @@ stint_backend_open(const struct stint_config *cfg, struct stint_backend **out,
 	*out = NULL;
 	if (strcmp(cfg->backend.type, "pkcs11") == 0)
 		return stint_backend_pkcs11_open(cfg, out, err, errlen);
+	if (strcmp(cfg->backend.type, "tpm") == 0) {
+#ifdef HAVE_TPM
+		return stint_backend_tpm_open(cfg, out, err, errlen);
+#else
+		snprintf(err, errlen,
+			 "backend type 'tpm' is not built in: install "
+			 "tpm2-tss (libtss2-dev) and run configure again");
+		return -1;
+#endif
+	}
 	if (cfg->backend.type[0] == '\0')
 		snprintf(err, errlen,
 			 "no backend type configured: set [backend] type = "
-			 "pkcs11");
+			 "pkcs11 or tpm");
 	else
 		snprintf(err, errlen,
 			 "unknown backend type '%s': set [backend] type = "
-			 "pkcs11",
+			 "pkcs11 or tpm",
 			 cfg->backend.type);
 	return -1;
 }

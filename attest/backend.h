@@ -51,6 +51,14 @@ struct stint_backend_ops {
 	/* Destroys private and public objects; 0 also when already gone. */
 	int (*destroy)(struct stint_backend *b, const char *key_id, char *err,
 		       size_t errlen);
+	/* A long-lived host key (the CA key "stint-ca", the attestation key
+	 * "stint-ak"): found by key_id when it exists, else generated like a
+	 * task key (token object, sensitive, never extractable, sign-only).
+	 * *created says which. Its attributes are checked either way. */
+	int (*host_key)(struct stint_backend *b, const char *key_id,
+			uint32_t key_type, struct stint_pubkey *pub,
+			struct stint_key_facts *facts, bool *created, char *err,
+			size_t errlen);
 	void (*close)(struct stint_backend *b);
 };
 
@@ -66,6 +74,11 @@ int stint_backend_open(const struct stint_config *cfg,
 int stint_backend_pkcs11_open(const struct stint_config *cfg,
 			      struct stint_backend **out, char *err,
 			      size_t errlen);
+/* TPM 2.0 implementation (backend_tpm.c, built when configure finds
+ * tpm2-tss): cfg->backend.tcti, state in <state_dir>/tpm. */
+int stint_backend_tpm_open(const struct stint_config *cfg,
+			   struct stint_backend **out, char *err,
+			   size_t errlen);
 
 #define STINT_SIG_MAX 512 /* RSA-4096 fits */
 

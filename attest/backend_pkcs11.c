@@ -1055,11 +1055,89 @@ out:
 	return r;
 }
 
+/* Finds the host key key_id (a private key and its public key sharing the
+ * CKA_ID), or generates it. A host key that is found is held to the same
+ * attribute rules as a fresh one: an extractable CA key is refused. */
+static int
+p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
+	     struct stint_pubkey *pub, struct stint_key_facts *facts,
+	     bool *created, char *err, size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
+	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
+	const struct key_spec *spec;
+	CK_OBJECT_HANDLE hpriv[2], hpub[2];
+	CK_SESSION_HANDLE s;
+	const char *violation;
+	CK_ULONG n, npub;
+	bool clean = true;
+	CK_RV rv;
+	int r = -1;
+
+	*created = false;
+	memset(pub, 0, sizeof(*pub));
+	memset(facts, 0, sizeof(*facts));
+	if ((spec = key_spec_find(key_type)) == NULL || !key_id_ok(key_id)) {
+		snprintf(err, errlen, "bad host key type or id");
+		return -1;
+	}
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	if ((rv = find_by_id(b, s, key_id, &priv_cls, hpriv, 2, &n)) !=
+		    CKR_OK ||
+	    (rv = find_by_id(b, s, key_id, &pub_cls, hpub, 2, &npub)) !=
+		    CKR_OK) {
+		clean = !session_broken(rv);
+		ck_err(err, errlen, "cannot search the token", rv);
+		goto out;
+	}
+	if (n == 0 && npub == 0) {
+		session_put(b, s, clean);
+		r = p11_generate(base, key_type, key_id, 0, pub, facts, err,
+				 errlen);
+		*created = r == 0;
+		return r;
+	}
+	if (n != 1 || npub != 1) {
+		snprintf(err, errlen,
+			 "token '%s' holds %lu private and %lu public keys "
+			 "with id '%s', not one of each: remove the strays",
+			 b->token, (unsigned long)n, (unsigned long)npub,
+			 key_id);
+		goto out;
+	}
+	if ((rv = facts_read(b, s, hpriv[0], facts)) != CKR_OK) {
+		clean = !session_broken(rv);
+		ck_err(err, errlen, "cannot read the host key's attributes",
+		       rv);
+		goto out;
+	}
+	if ((violation = facts_violation(facts)) != NULL) {
+		snprintf(err, errlen,
+			 "host key '%s' in token '%s' is not sign-only and "
+			 "non-extractable (%s): refusing to use it",
+			 key_id, b->token, violation);
+		goto out;
+	}
+	if (pubkey_read(b, s, hpub[0], spec, pub, err, errlen) != 0)
+		goto out;
+	r = 0;
+out:
+	if (r != 0)
+		stint_pubkey_free(pub);
+	session_put(b, s, clean);
+	return r;
+}
+
 static const struct stint_backend_ops p11_ops = {
 	.name = "pkcs11",
 	.generate = p11_generate,
 	.sign = p11_sign,
 	.destroy = p11_destroy,
+	.host_key = p11_host_key,
 	.close = p11_close,
 };
 

@@ -85,10 +85,18 @@ int stint_cmd_agent(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_task(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_status(const struct stint_cli *cli, int argc, char **argv);
+/* cli_ca.c: ca cert|csr|install|attestation-key, attest verify,
+ * verify-peer */
+int stint_cmd_ca(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_attest(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv);
 
 void stint_help_agent(FILE *f);
 void stint_help_task(FILE *f);
 void stint_help_audit(FILE *f);
 void stint_help_status(FILE *f);
+void stint_help_ca(FILE *f);
+void stint_help_attest(FILE *f);
+void stint_help_verify_peer(FILE *f);
 
 #endif

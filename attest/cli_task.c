@@ -9,6 +9,7 @@
 #include "attest/cli.h"
 #include "common/duration.h"
 #include "common/mechanism.h"
+#include "attest/evidence.h"
 #include "stint/wire.h"
 
 void
@@ -23,12 +24,15 @@ stint_help_task(FILE *f)
 		"       stint task end ID [--reason TEXT]\n"
 		"       stint task list [--agent NAME] [--all] [--json]\n"
 		"       stint task show ID [--json | --pem | --cert]\n"
+		"       stint task evidence ID > EVIDENCE\n"
 		"\n"
 		"Start a task (a fresh key in the token, usable by the agent "
 		"until the task\n"
 		"ends or expires), end it (the key is destroyed before the "
 		"command returns),\n"
-		"list tasks and show one.\n"
+		"list tasks and show one. 'task evidence' prints the "
+		"attestation evidence\n"
+		"of the task's key (check it with 'stint attest verify').\n"
 		"\n"
 		"  --agent NAME          the agent the task is for\n"
 		"  --ttl DUR             lifetime, e.g. 10m (default: stintd's "
@@ -667,6 +671,44 @@ out:
 	return ret;
 }
 
+/* The evidence document, PEM-armoured, for `stint attest verify`. */
+static int
+task_evidence(const struct stint_cli *cli, int argc, char **argv)
+{
+	struct stint_msg *req, *rep = NULL;
+	const uint8_t *doc;
+	size_t len;
+	int ret = STINT_EXIT_FAIL;
+
+	if (argc != 2)
+		return stint_cli_usage("task",
+				       "'task evidence' takes exactly one task "
+				       "ID");
+	if (!stint_cli_task_id_ok(argv[1]))
+		return stint_cli_usage("task", "bad task id '%s'", argv[1]);
+	if ((req = stint_cli_request(STINT_OP_TASK_EVIDENCE)) == NULL)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_put_text(req, STINT_K_TASK, argv[1]) != 0) {
+		stint_msg_free(req);
+		stint_cli_err("task evidence: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	if (stint_cli_call(cli, "task evidence", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	if (stint_msg_get_bytes(rep, STINT_K_EVIDENCE, &doc, &len) != 0) {
+		stint_cli_err("task evidence: stintd's reply has no evidence");
+		goto out;
+	}
+	if (stint_evidence_pem_write(stdout, doc, len) != 0) {
+		stint_cli_err("cannot write the evidence");
+		goto out;
+	}
+	ret = STINT_EXIT_OK;
+out:
+	stint_msg_free(rep);
+	return ret;
+}
+
 int
 stint_cmd_task(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -678,5 +720,7 @@ stint_cmd_task(const struct stint_cli *cli, int argc, char **argv)
 		return task_list(cli, argc, argv);
 	if (strcmp(argv[0], "show") == 0)
 		return task_show(cli, argc, argv);
+	if (strcmp(argv[0], "evidence") == 0)
+		return task_evidence(cli, argc, argv);
 	return stint_cli_usage("task", "no such command 'task %s'", argv[0]);
 }

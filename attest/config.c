@@ -39,6 +39,8 @@ enum key_id {
 	K_MODULE,
 	K_TOKEN,
 	K_PIN_FILE,
+	K_TCTI,
+	K_KILL_SWITCH_INDEX,
 	K_AUDIT_PATH,
 	K_SYNC,
 	K_N,
@@ -57,6 +59,8 @@ static const struct {
 	[K_MODULE] = {"backend", "module"},
 	[K_TOKEN] = {"backend", "token"},
 	[K_PIN_FILE] = {"backend", "pin_file"},
+	[K_TCTI] = {"backend", "tcti"},
+	[K_KILL_SWITCH_INDEX] = {"backend", "kill_switch_index"},
 	[K_AUDIT_PATH] = {"audit", "path"},
 	[K_SYNC] = {"audit", "sync"},
 };
@@ -249,6 +253,28 @@ set_duration(struct parse_ctx *c, const char *key, const char *value,
 	return 1;
 }
 
+/* An owner-hierarchy NV index: 0x01000000 to 0x01bfffff (the 0x01c.....
+ * range is reserved for the platform and TCG, e.g. EK certificates). */
+static int
+set_nv_index(struct parse_ctx *c, const char *value, uint32_t *dst)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(value, &end, 0);
+	if (errno != 0 || *end != '\0' || value[0] == '-' ||
+	    v < 0x01000000ULL || v > 0x01bfffffULL) {
+		ctx_error(c,
+			  "kill_switch_index '%s' is not an owner NV index: "
+			  "use 0x01000000 to 0x01bfffff (e.g. 0x01500100)",
+			  value);
+		return 0;
+	}
+	*dst = (uint32_t)v;
+	return 1;
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -288,10 +314,10 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_MAX_TTL:
 		return set_duration(c, name, value, &cfg->max_ttl);
 	case K_TYPE:
-		if (strcmp(value, "pkcs11") != 0) {
+		if (strcmp(value, "pkcs11") != 0 && strcmp(value, "tpm") != 0) {
 			ctx_error(c,
 				  "unknown backend type '%s': set type = "
-				  "pkcs11",
+				  "pkcs11 or tpm",
 				  value);
 			return 0;
 		}
@@ -307,6 +333,16 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		}
 		memcpy(cfg->backend.token, value, strlen(value) + 1);
 		return 1;
+	case K_TCTI:
+		if (strlen(value) >= sizeof(cfg->backend.tcti)) {
+			ctx_error(c, "tcti is too long (at most %zu bytes)",
+				  sizeof(cfg->backend.tcti) - 1);
+			return 0;
+		}
+		memcpy(cfg->backend.tcti, value, strlen(value) + 1);
+		return 1;
+	case K_KILL_SWITCH_INDEX:
+		return set_nv_index(c, value, &cfg->backend.kill_switch_index);
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;
@@ -394,6 +430,7 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->backend.token, sizeof(cfg->backend.token), "stint");
 	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file),
 		 "/etc/stint/hsm.pin");
+	cfg->backend.kill_switch_index = 0x01500100;
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
 	cfg->audit.sync = STINT_SYNC_BATCH;
 }
@@ -477,6 +514,23 @@ config_finish(struct parse_ctx *c)
 			  "default_ttl (%s) is longer than max_ttl (%s): "
 			  "lower default_ttl or raise max_ttl",
 			  dflt, max);
+		return -1;
+	}
+	if (strcmp(cfg->backend.type, "tpm") == 0 &&
+	    cfg->backend.tcti[0] == '\0') {
+		c->lineno = c->key_line[K_TYPE];
+		ctx_error(c, "type = tpm needs a tcti in [backend], e.g. "
+			     "tcti = device:/dev/tpmrm0");
+		return -1;
+	}
+	if (strcmp(cfg->backend.type, "tpm") != 0 &&
+	    (c->key_line[K_TCTI] != 0 ||
+	     c->key_line[K_KILL_SWITCH_INDEX] != 0)) {
+		c->lineno = c->key_line[K_TCTI] != 0
+				    ? c->key_line[K_TCTI]
+				    : c->key_line[K_KILL_SWITCH_INDEX];
+		ctx_error(c, "tcti and kill_switch_index apply only to "
+			     "type = tpm");
 		return -1;
 	}
 	if (cfg->audit.path[0] == '\0') {

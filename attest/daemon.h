@@ -19,12 +19,14 @@
 #include "attest/store.h"
 
 struct stint_msg;
+struct stint_ca;
 
 struct stintd {
 	struct stint_config cfg;
 	struct stint_store *store;
 	struct stint_audit *audit;
 	struct stint_backend *backend;
+	struct stint_ca *ca; /* ca.h: CA key, attestation key, chain */
 	/* SIGN holds it shared from the gate until the backend has signed;
 	 * ending a task holds it exclusively while it marks the task ended.
 	 * So once `task end` returns, no signature for it is in flight. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/task.h"
 #include "common/log.h"
@@ -42,7 +43,7 @@ put_bytes_if(struct stint_msg *m, uint64_t key, const struct stint_bytes *b)
 
 /* Fills m with the task map fields of docs/protocol.md. */
 static int
-put_task(struct stint_msg *m, const struct stint_task *t)
+put_task(struct stint_msg *m, const struct stint_task *t, bool cert)
 {
 	char uri[256];
 	int r = 0;
@@ -66,7 +67,8 @@ put_task(struct stint_msg *m, const struct stint_task *t)
 	r |= stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
 	r |= stint_msg_put_text(m, STINT_K_URI, uri);
 	r |= put_bytes_if(m, STINT_K_SPKI, &t->pub.spki);
-	r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
+	if (cert)
+		r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
 	return r ? -1 : 0;
 }
 
@@ -284,7 +286,7 @@ task_start(struct stintd *d, const struct stint_peer *peer,
 		stint_task_clear(&t);
 		return -1;
 	}
-	r = put_task(m, &t);
+	r = put_task(m, &t, true);
 	stint_task_clear(&t);
 	return ok_reply(rep, m, r);
 }
@@ -336,7 +338,7 @@ task_show(struct stintd *d, const struct stint_msg *req,
 		stint_task_clear(&t);
 		return -1;
 	}
-	r = put_task(m, &t);
+	r = put_task(m, &t, true);
 	stint_task_clear(&t);
 	return ok_reply(rep, m, r);
 }
@@ -377,7 +379,9 @@ task_list(struct stintd *d, const struct stint_msg *req,
 			r = -1;
 			break;
 		}
-		if (put_task(e, &tasks[i]) != 0) {
+		/* No certificates in a list: a page of 64 RSA tasks with
+		 * them would not fit a frame (TASK_SHOW has the cert). */
+		if (put_task(e, &tasks[i], false) != 0) {
 			stint_msg_free(e);
 			r = -1;
 			break;
@@ -495,6 +499,99 @@ status(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
+/* The trust bundle relying parties configure, and the attestation key a
+ * remote verifier enrolls. */
+static int
+ca_cert(struct stintd *d, struct stint_reply *rep)
+{
+	const struct stint_bytes *ak = stint_ca_ak_spki(d->ca);
+	struct stint_msg *m;
+	char *pem;
+	int r = 0;
+
+	if ((pem = stint_ca_chain_pem(d->ca)) == NULL)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "cannot encode the CA chain");
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		free(pem);
+		return -1;
+	}
+	r |= stint_msg_put_bytes(m, STINT_K_PEM, (const uint8_t *)pem,
+				 strlen(pem));
+	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak->ptr, ak->len);
+	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
+	free(pem);
+	return ok_reply(rep, m, r);
+}
+
+static int
+ca_csr(struct stintd *d, struct stint_reply *rep)
+{
+	struct stint_msg *m;
+	char err[256], *pem;
+	int r;
+
+	if ((pem = stint_ca_csr_pem(d->ca, err, sizeof(err))) == NULL)
+		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		free(pem);
+		return -1;
+	}
+	r = stint_msg_put_bytes(m, STINT_K_PEM, (const uint8_t *)pem,
+				strlen(pem));
+	free(pem);
+	return ok_reply(rep, m, r);
+}
+
+static int
+ca_install(struct stintd *d, const struct stint_peer *peer,
+	   const struct stint_msg *req, struct stint_reply *rep)
+{
+	const uint8_t *pem;
+	size_t len;
+	char err[256];
+
+	if (stint_msg_get_bytes(req, STINT_K_PEM, &pem, &len) != 0 || len == 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "CA_INSTALL needs the PEM chain");
+	if (stint_ca_install(d->ca, (const char *)pem, len, err, sizeof(err)) !=
+	    0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "chain refused: %s", err);
+	audit_admin(d, "ca-install", NULL, NULL, peer,
+		    "CA chain installed; new leaves chain to it");
+	log_info("CA chain installed");
+	return ok_reply(rep, stint_msg_reply_ok(), 0);
+}
+
+static int
+task_evidence(struct stintd *d, const struct stint_msg *req,
+	      struct stint_reply *rep)
+{
+	char id[STINT_TASK_ID_MAX + 1];
+	struct stint_msg *m;
+	uint8_t *doc;
+	size_t len;
+	int r;
+
+	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "TASK_EVIDENCE needs a task id");
+	if (stint_ca_evidence_load(d->ca, id, &doc, &len) != 0)
+		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
+					  "no evidence for task '%s'", id);
+	if ((m = stint_msg_reply_ok()) == NULL) {
+		free(doc);
+		return -1;
+	}
+	r = stint_msg_put_bytes(m, STINT_K_EVIDENCE, doc, len);
+	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI,
+				 stint_ca_ak_spki(d->ca)->ptr,
+				 stint_ca_ak_spki(d->ca)->len);
+	free(doc);
+	return ok_reply(rep, m, r);
+}
+
 int
 stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
@@ -523,6 +620,26 @@ stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
 		return audit_tail(d, req, rep);
 	case STINT_OP_STATUS:
 		return status(d, rep);
+	case STINT_OP_CA_CERT:
+	case STINT_OP_CA_CSR:
+	case STINT_OP_CA_INSTALL:
+	case STINT_OP_TASK_EVIDENCE:
+		if (d->ca == NULL)
+			return stintd_error_reply(rep, STINT_E_BACKEND,
+						  "stintd runs without a CA");
+		break;
+	default:
+		break;
+	}
+	switch (op) {
+	case STINT_OP_CA_CERT:
+		return ca_cert(d, rep);
+	case STINT_OP_CA_CSR:
+		return ca_csr(d, rep);
+	case STINT_OP_CA_INSTALL:
+		return ca_install(d, peer, req, rep);
+	case STINT_OP_TASK_EVIDENCE:
+		return task_evidence(d, req, rep);
 	case STINT_OP_HELLO:
 	case STINT_OP_LIST:
 	case STINT_OP_SIGN:

@@ -37,6 +37,13 @@ help_main(FILE *f)
 		"  task end ID [--reason TEXT]\n"
 		"  task list [--agent NAME] [--all] [--json]\n"
 		"  task show ID [--json | --pem | --cert]\n"
+		"  task evidence ID\n"
+		"  ca cert | csr | install CHAIN.pem | attestation-key\n"
+		"  attest verify EVIDENCE --attestation-key PEM [--nonce HEX] "
+		"[--task ID]\n"
+		"  verify-peer CERT.pem [--agent NAME] [--trust-domain TD] "
+		"[--ca BUNDLE]\n"
+		"              [--json]\n"
 		"  audit verify [FILE] [--head SEQ:HASH] [--json]\n"
 		"  audit tail [-n N] [--json]\n"
 		"  status [--json]\n"
@@ -68,6 +75,9 @@ static const struct verb verbs[] = {
 	{"task", stint_cmd_task, stint_help_task},
 	{"audit", stint_cmd_audit, stint_help_audit},
 	{"status", stint_cmd_status, stint_help_status},
+	{"ca", stint_cmd_ca, stint_help_ca},
+	{"attest", stint_cmd_attest, stint_help_attest},
+	{"verify-peer", stint_cmd_verify_peer, stint_help_verify_peer},
 };
 
 static const struct verb *
@@ -288,7 +298,9 @@ main(int argc, char **argv)
 		return cmd_help(argc, argv);
 	if ((v = verb_find(argv[0])) == NULL)
 		return stint_cli_usage(NULL, "no such command '%s'", argv[0]);
-	if (strcmp(v->name, "status") == 0)
+	/* Verbs without subcommands parse their own argv. */
+	if (strcmp(v->name, "status") == 0 ||
+	    strcmp(v->name, "verify-peer") == 0)
 		return v->run(&cli, argc, argv);
 	if (argc < 2) {
 		return stint_cli_usage(v->name, "'stint %s' needs a subcommand",

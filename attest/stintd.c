@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/task.h"
 #include "common/log.h"
@@ -99,12 +100,19 @@ open_all(struct stintd *d, char *err, size_t errlen)
 		return -1;
 	if (stint_backend_open(&d->cfg, &d->backend, err, errlen) != 0)
 		return -1;
+	/* The CA and attestation keys live in the backend: found, or made
+	 * on first start. */
+	if (stint_ca_open(d->backend, d->cfg.state_dir, d->cfg.trust_domain,
+			  &d->ca, err, errlen) != 0)
+		return -1;
 	return 0;
 }
 
 static void
 close_all(struct stintd *d)
 {
+	stint_ca_close(d->ca);
+	d->ca = NULL;
 	if (d->backend != NULL)
 		d->backend->ops->close(d->backend);
 	if (d->audit != NULL)

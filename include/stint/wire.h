@@ -43,6 +43,10 @@ enum stint_op {
 	STINT_OP_TASK_SHOW = 22,
 	STINT_OP_AUDIT_TAIL = 23,
 	STINT_OP_STATUS = 24,
+	STINT_OP_CA_CERT = 25,       /* the CA chain (trust bundle), AK */
+	STINT_OP_CA_CSR = 26,        /* a CSR for the CA key */
+	STINT_OP_CA_INSTALL = 27,    /* install a signed CA chain */
+	STINT_OP_TASK_EVIDENCE = 28, /* a task's attestation evidence */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -117,6 +121,9 @@ enum stint_key {
 	STINT_K_N_LIVE = 48,       /* uint: live tasks */
 	STINT_K_SYNC = 49,         /* text: always | batch | none */
 	STINT_K_PID = 50,          /* uint: stintd's pid */
+	STINT_K_PEM = 51,          /* bytes: PEM certificates or CSR */
+	STINT_K_EVIDENCE = 52,     /* bytes: evidence document (CBOR) */
+	STINT_K_AK_SPKI = 53,      /* bytes: attestation key SPKI DER */
 };
 
 enum stint_key_type {

@@ -230,6 +230,36 @@ test_backend_type(void **state)
 }
 
 static void
+test_backend_tpm(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[backend]\ntype = tpm\n"
+			      "tcti = swtpm:host=127.0.0.1,port=2321\n"),
+			 0);
+	assert_string_equal(cfg.backend.type, "tpm");
+	assert_string_equal(cfg.backend.tcti, "swtpm:host=127.0.0.1,port=2321");
+	assert_int_equal(cfg.backend.kill_switch_index, 0x01500100);
+	assert_int_equal(load("[backend]\ntype = tpm\ntcti = tabrmd\n"
+			      "kill_switch_index = 0x01500200\n"),
+			 0);
+	assert_int_equal(cfg.backend.kill_switch_index, 0x01500200);
+	/* tcti is required for a TPM, and only meaningful for one. */
+	expect_refused("[backend]\ntype = tpm\n", 2, "type = tpm needs a tcti");
+	expect_refused("[backend]\ntype = pkcs11\ntcti = tabrmd\n", 3,
+		       "apply only to type = tpm");
+	/* EK certificate range and non-NV handles are refused. */
+	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\n"
+		       "kill_switch_index = 0x01c0000a\n",
+		       4, "is not an owner NV index");
+	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\n"
+		       "kill_switch_index = 0x81000001\n",
+		       4, "is not an owner NV index");
+	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\n"
+		       "kill_switch_index = 0x015x\n",
+		       4, "is not an owner NV index");
+}
+
+static void
 test_sync_value(void **state)
 {
 	(void)state;
@@ -460,6 +490,7 @@ main(void)
 		cmocka_unit_test(test_bad_duration),
 		cmocka_unit_test(test_default_above_max),
 		cmocka_unit_test(test_backend_type),
+		cmocka_unit_test(test_backend_tpm),
 		cmocka_unit_test(test_sync_value),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_token_label),

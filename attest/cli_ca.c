@@ -1,0 +1,516 @@
+/*
+ * stint ca cert|csr|install|attestation-key, stint attest verify (offline)
+ * and stint verify-peer (offline when given --ca).
+ */
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "attest/cli.h"
+#include "attest/evidence.h"
+#include "common/hex.h"
+#include "stint/verify.h"
+#include "stint/wire.h"
+
+#define FILE_MAX (1024 * 1024)
+
+void
+stint_help_ca(FILE *f)
+{
+	fprintf(f,
+		"usage: stint ca cert\n"
+		"       stint ca csr\n"
+		"       stint ca install CHAIN.pem\n"
+		"       stint ca attestation-key\n"
+		"\n"
+		"The Stint CA signs each task's certificate with a key held in "
+		"the backend.\n"
+		"  cert             print the CA chain (the trust bundle "
+		"relying parties use)\n"
+		"  csr              print a CSR for the CA key, for your own "
+		"PKI to sign\n"
+		"  install FILE     install the signed chain (CA certificate "
+		"first, then\n"
+		"                   its issuers); later task certificates "
+		"chain to it\n"
+		"  attestation-key  print the host attestation key (PEM) that "
+		"signs evidence\n");
+}
+
+void
+stint_help_attest(FILE *f)
+{
+	fprintf(f,
+		"usage: stint attest verify EVIDENCE --attestation-key PEM "
+		"[--nonce HEX]\n"
+		"                           [--task ID] [--json]\n"
+		"\n"
+		"Verify key attestation evidence offline (from 'stint task "
+		"evidence').\n"
+		"Checks the signature by the attestation key, the task id and "
+		"nonce when\n"
+		"given, the key type and the key's attributes; names the "
+		"check that failed.\n");
+}
+
+void
+stint_help_verify_peer(FILE *f)
+{
+	fprintf(f, "usage: stint verify-peer CERT.pem [--agent NAME] "
+		   "[--trust-domain TD]\n"
+		   "                         [--ca BUNDLE.pem] [--json]\n"
+		   "\n"
+		   "Check a presented certificate as a relying party would: "
+		   "chain to the\n"
+		   "Stint CA (--ca, else stintd's 'ca cert'), valid now, one "
+		   "SPIFFE ID\n"
+		   "spiffe://TD/agent/NAME, a leaf for TLS clients, and the "
+		   "task extension.\n"
+		   "Prints the agent and the task.\n");
+}
+
+static int
+read_all(const char *path, uint8_t **buf, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	size_t n = 0, cap = 4096, got;
+	uint8_t *p = NULL, *q;
+
+	*buf = NULL;
+	if (f == NULL)
+		return -1;
+	if ((p = malloc(cap + 1)) == NULL)
+		goto fail;
+	while ((got = fread(p + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			if (cap >= FILE_MAX ||
+			    (q = realloc(p, cap * 2 + 1)) == NULL)
+				goto fail;
+			p = q;
+			cap *= 2;
+		}
+	}
+	if (ferror(f))
+		goto fail;
+	if (f != stdin)
+		fclose(f);
+	p[n] = '\0';
+	*buf = p;
+	*len = n;
+	return 0;
+fail:
+	free(p);
+	if (f != stdin)
+		fclose(f);
+	return -1;
+}
+
+/* --- stint ca ---------------------------------------------------------- */
+
+static int
+ca_fetch(const struct stint_cli *cli, uint64_t op, const char *what,
+	 struct stint_msg **rep)
+{
+	struct stint_msg *req = stint_cli_request(op);
+
+	if (req == NULL)
+		return STINT_EXIT_FAIL;
+	return stint_cli_call(cli, what, req, rep);
+}
+
+static int
+print_bytes(const struct stint_msg *rep, uint64_t key, const char *what)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (stint_msg_get_bytes(rep, key, &p, &n) != 0 || n == 0) {
+		stint_cli_err("%s: stintd's reply lacks it", what);
+		return STINT_EXIT_FAIL;
+	}
+	if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) {
+		stint_cli_err("%s: cannot write the output", what);
+		return STINT_EXIT_FAIL;
+	}
+	return STINT_EXIT_OK;
+}
+
+static int
+ca_install(const struct stint_cli *cli, const char *path)
+{
+	struct stint_msg *req, *rep = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	if (read_all(path, &buf, &len) != 0 || len == 0) {
+		stint_cli_err("ca install: cannot read '%s'", path);
+		free(buf);
+		return STINT_EXIT_FAIL;
+	}
+	if ((req = stint_cli_request(STINT_OP_CA_INSTALL)) == NULL ||
+	    stint_msg_put_bytes(req, STINT_K_PEM, buf, len) != 0) {
+		stint_msg_free(req);
+		free(buf);
+		stint_cli_err("ca install: cannot build the request");
+		return STINT_EXIT_FAIL;
+	}
+	free(buf);
+	if (stint_cli_call(cli, "ca install", req, &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	stint_msg_free(rep);
+	printf("CA chain installed; new task certificates chain to it\n");
+	return STINT_EXIT_OK;
+}
+
+int
+stint_cmd_ca(const struct stint_cli *cli, int argc, char **argv)
+{
+	struct stint_msg *rep = NULL;
+	const uint8_t *spki;
+	size_t n;
+	EVP_PKEY *k;
+	int ret;
+
+	if (strcmp(argv[0], "install") == 0) {
+		if (argc != 2)
+			return stint_cli_usage("ca", "'ca install' takes one "
+						     "PEM file");
+		return ca_install(cli, argv[1]);
+	}
+	if (argc != 1)
+		return stint_cli_usage("ca", "'ca %s' takes no arguments",
+				       argv[0]);
+	if (strcmp(argv[0], "cert") == 0) {
+		if (ca_fetch(cli, STINT_OP_CA_CERT, "ca cert", &rep) != 0)
+			return STINT_EXIT_FAIL;
+		ret = print_bytes(rep, STINT_K_PEM, "ca cert");
+	} else if (strcmp(argv[0], "csr") == 0) {
+		if (ca_fetch(cli, STINT_OP_CA_CSR, "ca csr", &rep) != 0)
+			return STINT_EXIT_FAIL;
+		ret = print_bytes(rep, STINT_K_PEM, "ca csr");
+	} else if (strcmp(argv[0], "attestation-key") == 0) {
+		if (ca_fetch(cli, STINT_OP_CA_CERT, "ca attestation-key",
+			     &rep) != 0)
+			return STINT_EXIT_FAIL;
+		ret = STINT_EXIT_FAIL;
+		if (stint_msg_get_bytes(rep, STINT_K_AK_SPKI, &spki, &n) == 0 &&
+		    (k = d2i_PUBKEY(NULL, &spki, (long)n)) != NULL) {
+			if (PEM_write_PUBKEY(stdout, k) == 1)
+				ret = STINT_EXIT_OK;
+			EVP_PKEY_free(k);
+		}
+		if (ret != STINT_EXIT_OK)
+			stint_cli_err("ca attestation-key: no usable key in "
+				      "stintd's reply");
+	} else {
+		return stint_cli_usage("ca", "no such command 'ca %s'",
+				       argv[0]);
+	}
+	stint_msg_free(rep);
+	return ret;
+}
+
+/* --- stint attest verify ---------------------------------------------- */
+
+static EVP_PKEY *
+read_pubkey(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+
+	if (f == NULL)
+		return NULL;
+	k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	return k;
+}
+
+static void
+print_claims(const struct stint_evidence_claims *c, bool json)
+{
+	char nonce[2 * STINT_NONCE_LEN + 1], when[40];
+	json_t *o;
+
+	stint_hex_encode(c->nonce, sizeof(c->nonce), nonce);
+	if (json) {
+		o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:b, s:b}",
+			      "result", "ok", "task", c->task, "nonce", nonce,
+			      "time", (json_int_t)c->time, "key_type",
+			      stint_key_type_str(c->key_type), "local",
+			      c->local, "never_extractable",
+			      c->never_extractable, "sensitive", c->sensitive,
+			      "extractable", c->extractable);
+		(void)stint_cli_print_json(o);
+		return;
+	}
+	stint_cli_time(c->time, when, sizeof(when));
+	printf("evidence OK: key of task %s (%s) attested by the host "
+	       "attestation key\n"
+	       "nonce %s\ntime %s\nattributes: local, never extractable, "
+	       "sensitive, not extractable\n",
+	       c->task, stint_key_type_str(c->key_type), nonce, when);
+}
+
+static int
+attest_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"attestation-key", required_argument, NULL, 'k'},
+		{"nonce", required_argument, NULL, 'n'},
+		{"task", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_evidence_expect want;
+	struct stint_evidence_claims claims;
+	const char *key_path = NULL, *nonce_hex = NULL;
+	uint8_t nonce[STINT_NONCE_LEN], *buf = NULL, *doc = NULL;
+	size_t len, doc_len;
+	EVP_PKEY *ak = NULL;
+	bool json = false;
+	char err[300];
+	int c, check, ret = STINT_EXIT_FAIL;
+
+	memset(&want, 0, sizeof(want));
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":k:n:t:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			key_path = optarg;
+			break;
+		case 'n':
+			nonce_hex = optarg;
+			break;
+		case 't':
+			want.task = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_attest(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("attest", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("attest",
+				       "'attest verify' takes one evidence "
+				       "file");
+	if (key_path == NULL)
+		return stint_cli_usage("attest",
+				       "--attestation-key PEM is required "
+				       "(from 'stint ca attestation-key')");
+	if (nonce_hex != NULL) {
+		if (stint_hex_decode(nonce_hex, nonce, sizeof(nonce)) != 0)
+			return stint_cli_usage("attest",
+					       "--nonce takes %d hex digits",
+					       2 * STINT_NONCE_LEN);
+		want.nonce = nonce;
+	}
+	if ((ak = read_pubkey(key_path)) == NULL) {
+		stint_cli_err("attest verify: cannot read a PEM public key "
+			      "from '%s'",
+			      key_path);
+		return STINT_EXIT_FAIL;
+	}
+	if (read_all(argv[optind], &buf, &len) != 0 ||
+	    stint_evidence_read(buf, len, &doc, &doc_len) != 0) {
+		stint_cli_err("attest verify: check well-formedness failed: "
+			      "cannot read evidence from '%s'",
+			      argv[optind]);
+		goto out;
+	}
+	check = stint_evidence_verify(doc, doc_len, ak, &want, &claims, err,
+				      sizeof(err));
+	if (check != STINT_EV_OK) {
+		if (json)
+			(void)stint_cli_print_json(json_pack(
+				"{s:s, s:s, s:s}", "result", "fail", "check",
+				stint_evidence_check_str(check), "error", err));
+		stint_cli_err("attest verify: check %s failed: %s",
+			      stint_evidence_check_str(check), err);
+		goto out;
+	}
+	print_claims(&claims, json);
+	stint_evidence_claims_free(&claims);
+	ret = STINT_EXIT_OK;
+out:
+	EVP_PKEY_free(ak);
+	free(buf);
+	free(doc);
+	return ret;
+}
+
+int
+stint_cmd_attest(const struct stint_cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	if (strcmp(argv[0], "verify") == 0)
+		return attest_verify(argc, argv);
+	return stint_cli_usage("attest", "no such command 'attest %s'",
+			       argv[0]);
+}
+
+/* --- stint verify-peer ------------------------------------------------- */
+
+static X509_STORE *
+store_from_pem(const uint8_t *pem, size_t len)
+{
+	X509_STORE *st = X509_STORE_new();
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *x;
+	int n = 0;
+
+	if (st == NULL || bio == NULL)
+		goto fail;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(st, x) != 1) {
+			X509_free(x);
+			goto fail;
+		}
+		X509_free(x);
+		n++;
+	}
+	if (n == 0)
+		goto fail;
+	BIO_free(bio);
+	return st;
+fail:
+	BIO_free(bio);
+	X509_STORE_free(st);
+	return NULL;
+}
+
+int
+stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"agent", required_argument, NULL, 'a'},
+		{"trust-domain", required_argument, NULL, 'd'},
+		{"ca", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *agent = NULL, *td = NULL, *ca = NULL;
+	struct stint_peer_identity id;
+	struct stint_msg *rep = NULL;
+	STACK_OF(X509) *extra = NULL;
+	X509_STORE *store = NULL;
+	const uint8_t *pem;
+	uint8_t *buf = NULL;
+	char err[300], when[40], hex[65], ev_hex[65];
+	size_t len;
+	X509 *leaf = NULL, *x;
+	FILE *f;
+	bool json = false;
+	int c, r, ret = STINT_EXIT_FAIL;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":a:d:c:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			agent = optarg;
+			break;
+		case 'd':
+			td = optarg;
+			break;
+		case 'c':
+			ca = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_verify_peer(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("verify-peer", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("verify-peer",
+				       "'verify-peer' takes one certificate "
+				       "file");
+	if (ca != NULL) {
+		if (read_all(ca, &buf, &len) != 0 ||
+		    (store = store_from_pem(buf, len)) == NULL) {
+			stint_cli_err("verify-peer: no PEM certificates in "
+				      "'%s'",
+				      ca);
+			goto out;
+		}
+	} else {
+		if (ca_fetch(cli, STINT_OP_CA_CERT, "verify-peer", &rep) != 0)
+			goto out;
+		if (stint_msg_get_bytes(rep, STINT_K_PEM, &pem, &len) != 0 ||
+		    (store = store_from_pem(pem, len)) == NULL) {
+			stint_cli_err("verify-peer: stintd sent no CA chain");
+			goto out;
+		}
+	}
+	/* The leaf first; any further certificates are intermediates. */
+	if ((f = fopen(argv[optind], "r")) == NULL ||
+	    (leaf = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
+		if (f != NULL)
+			fclose(f);
+		stint_cli_err("verify-peer: no PEM certificate in '%s'",
+			      argv[optind]);
+		goto out;
+	}
+	if ((extra = sk_X509_new_null()) == NULL) {
+		fclose(f);
+		goto out;
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(extra, x))
+			X509_free(x);
+	fclose(f);
+	r = stint_verify_peer(leaf, extra, store, td, agent, 0, &id, err,
+			      sizeof(err));
+	if (r != STINT_VERIFY_OK) {
+		if (json)
+			(void)stint_cli_print_json(json_pack(
+				"{s:s, s:s, s:s}", "result", "fail", "check",
+				stint_verify_strerror(r), "error", err));
+		stint_cli_err("verify-peer: check %s failed: %s",
+			      stint_verify_strerror(r), err);
+		goto out;
+	}
+	stint_hex_encode(id.intent_digest, 32, hex);
+	stint_hex_encode(id.evidence_digest, 32, ev_hex);
+	if (json) {
+		ret = stint_cli_print_json(json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
+			"s:s}",
+			"result", "ok", "spiffe_id", id.spiffe_id,
+			"trust_domain", id.trust_domain, "agent", id.agent,
+			"task", id.task, "parent_task", id.parent_task,
+			"attestation", id.attestation_kind, "not_after",
+			(json_int_t)id.not_after, "serial", id.serial,
+			"intent_sha256", hex, "evidence_sha256", ev_hex));
+		goto out;
+	}
+	stint_cli_time((uint64_t)id.not_after, when, sizeof(when));
+	printf("OK %s\nagent %s\ntask %s\nnot_after %s\nattestation %s\n",
+	       id.spiffe_id, id.agent, id.task, when, id.attestation_kind);
+	ret = STINT_EXIT_OK;
+out:
+	sk_X509_pop_free(extra, X509_free);
+	X509_free(leaf);
+	X509_STORE_free(store);
+	stint_msg_free(rep);
+	free(buf);
+	return ret;
+}

@@ -1,0 +1,66 @@
+/*
+ * Checking a Stint client certificate, for relying parties written in C.
+ *
+ * A server that terminates mutual TLS itself calls stint_verify_peer with
+ * the presented leaf (and any intermediates), a store holding the Stint CA
+ * bundle (`stint ca cert`), and what it expects. The function checks:
+ * the chain to the bundle, validity now, exactly one URI SAN of the form
+ * spiffe://<trust domain>/agent/<name> (no other SAN), basicConstraints
+ * CA:FALSE, extendedKeyUsage clientAuth, keyUsage digitalSignature, and
+ * the Stint task extension; then returns the agent, the task id and the
+ * deadline. Link with -lstint-verify (it needs OpenSSL 3 libcrypto).
+ */
+#ifndef STINT_VERIFY_H
+#define STINT_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which check failed (stint_verify_strerror names it). */
+enum stint_verify_result {
+	STINT_VERIFY_OK = 0,
+	STINT_VERIFY_ERR_ARGS,         /* NULL leaf or store, bad buffers */
+	STINT_VERIFY_ERR_CHAIN,        /* does not chain to the bundle */
+	STINT_VERIFY_ERR_VALIDITY,     /* not yet valid, or expired */
+	STINT_VERIFY_ERR_SAN,          /* not exactly one spiffe:// URI SAN */
+	STINT_VERIFY_ERR_TRUST_DOMAIN, /* SPIFFE ID of another trust domain */
+	STINT_VERIFY_ERR_AGENT,        /* SPIFFE ID of another agent */
+	STINT_VERIFY_ERR_CA,           /* a CA certificate, not a leaf */
+	STINT_VERIFY_ERR_USAGE,        /* no clientAuth or digitalSignature */
+	STINT_VERIFY_ERR_TASK_EXT,     /* task extension missing or bad */
+	STINT_VERIFY_ERR_NOMEM,
+};
+
+struct stint_peer_identity {
+	char spiffe_id[384];
+	char trust_domain[256];
+	char agent[65];
+	char task[64];
+	char parent_task[64];
+	char attestation_kind[32];
+	uint8_t intent_digest[32];   /* SHA-256 of the task's intent */
+	uint8_t evidence_digest[32]; /* SHA-256 of the evidence document */
+	int64_t not_after;           /* the task deadline, epoch seconds */
+	char serial[80];             /* hex */
+};
+
+/* untrusted: intermediates the peer sent (may be NULL). trust_domain and
+ * agent: NULL accepts any. now: 0 for the current time. On failure err
+ * (if non-NULL) says exactly what is wrong. */
+int stint_verify_peer(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
+		      const char *trust_domain, const char *agent, time_t now,
+		      struct stint_peer_identity *out, char *err,
+		      size_t errlen);
+const char *stint_verify_strerror(int result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

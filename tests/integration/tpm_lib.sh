@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+#
+# tpm_lib.sh: swtpm for the TPM backend tests, on top of lib.sh.
+#
+#   swtpm_start      start swtpm on two free consecutive loopback ports with its state
+#                    in $T/swtpm (kept across restarts); sets TCTI, SWTPM_PID
+#   swtpm_stop       orderly: TPM2_Shutdown(CLEAR), then stop swtpm
+#   swtpm_kill       unorderly: SIGKILL (the TPM clock may fall back)
+#   tpm_config       write $STINTD_CONF with [backend] type = tpm
+#   TPM_PROBE        tests/integration/tpm_probe
+#
+# swtpm runs without a resource manager, as facts.md describes: one
+# client at a time, three transient object slots.
+
+TPM_PROBE=$top_builddir/tests/integration/tpm_probe
+SWTPM_PID=
+TCTI=
+
+free_port_pair()
+{
+	"$PYTHON" -c 'import socket, random
+for _ in range(200):
+    p = random.randint(20000, 60000)
+    try:
+        a = socket.socket(); a.bind(("127.0.0.1", p))
+        b = socket.socket(); b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        continue
+    print(p)
+    break
+else:
+    raise SystemExit(1)'
+}
+
+swtpm_start()
+{
+	local port ctrl i
+
+	need_cmd swtpm
+	[ -x "$TPM_PROBE" ] || skip "no tpm_probe (configure found no tpm2-tss)"
+	[ -d "$T/swtpm" ] || mkdir -m 0700 "$T/swtpm"
+	# tcti-swtpm finds the control channel at port + 1.
+	port=$(free_port_pair) || fail "no two free consecutive ports"
+	ctrl=$((port + 1))
+	swtpm socket --tpm2 \
+		--server type=tcp,port="$port",bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \
+		--tpmstate dir="$T/swtpm" --flags not-need-init,startup-clear \
+		>>"$T/swtpm.log" 2>&1 &
+	SWTPM_PID=$!
+	bg_track "$SWTPM_PID"
+	TCTI="swtpm:host=127.0.0.1,port=$port"
+	for ((i = 0; i < 50; i++)); do
+		if "$TPM_PROBE" handles "$TCTI" >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$SWTPM_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T/swtpm.log" >&2
+	fail "swtpm did not start"
+}
+
+swtpm_stop()
+{
+	if command -v tpm2_shutdown >/dev/null 2>&1; then
+		TPM2TOOLS_TCTI=$TCTI tpm2_shutdown >/dev/null 2>&1 ||
+			fail "tpm2_shutdown failed"
+	fi
+	kill -TERM "$SWTPM_PID" 2>/dev/null
+	wait "$SWTPM_PID" 2>/dev/null
+	SWTPM_PID=
+}
+
+swtpm_kill()
+{
+	kill -KILL "$SWTPM_PID" 2>/dev/null
+	wait "$SWTPM_PID" 2>/dev/null
+	SWTPM_PID=
+}
+
+tpm_config()
+{
+	[ -d "$T/state" ] || mkdir -m 0700 "$T/state"
+	[ -d "$T/run" ] || mkdir -m 0755 "$T/run"
+	STINTD_CONF=$T/stint.conf
+	AUDIT_LOG=$T/state/audit.log
+	export STINT_ADMIN_SOCKET=$T/run/admin.sock
+	cat >"$STINTD_CONF" <<CONF
+[stintd]
+state_dir = $T/state
+runtime_dir = $T/run
+trust_domain = test.example
+default_ttl = 15m
+max_ttl = 1h
+
+[backend]
+type = tpm
+tcti = $TCTI
+
+[audit]
+path = $AUDIT_LOG
+sync = batch
+CONF
+}

@@ -1,0 +1,731 @@
+/*
+ * tpm_probe: drives the TPM backend for tests/integration/tpm.sh.
+ *
+ * Raw commands talk to the TPM with their own ESAPI code, bypassing stintd
+ * and the backend entirely, as root on the host could:
+ *   raw-sign TCTI KEYFILE    load the stored blob under a freshly made
+ *                            storage primary, satisfy the policy in a policy
+ *                            session, sign, verify the signature.
+ *                            Exit 0 signed, 2 the TPM refused the policy.
+ *   clock-forward TCTI MS    TPM2_ClockSet (owner) MS milliseconds ahead.
+ *   handles TCTI             prints "transient N sessions M".
+ * Backend commands open the backend library with a stint.conf:
+ *   gen CONF KEYID TTL_S | sign CONF KEYID | destroy CONF KEYID |
+ *   kill CONF | evidence CONF KEYID | stress CONF NSIGN NCYCLE
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "attest/backend.h"
+#include "attest/backend_tpm.h"
+#include "attest/config.h"
+#include "attest/tpm_evidence.h"
+
+static int
+fail(const char *what, TSS2_RC rc)
+{
+	fprintf(stderr, "tpm_probe: %s: %s\n", what, Tss2_RC_Decode(rc));
+	return 1;
+}
+
+/* --- raw ESAPI ----------------------------------------------------------- */
+
+static int
+raw_open(const char *tcti_conf, TSS2_TCTI_CONTEXT **tcti, ESYS_CONTEXT **esys)
+{
+	TSS2_RC rc;
+
+	if ((rc = Tss2_TctiLdr_Initialize(tcti_conf, tcti)) != 0)
+		return fail("tcti", rc);
+	if ((rc = Esys_Initialize(esys, *tcti, NULL)) != 0)
+		return fail("Esys_Initialize", rc);
+	return 0;
+}
+
+static void
+raw_close(TSS2_TCTI_CONTEXT **tcti, ESYS_CONTEXT **esys)
+{
+	if (*esys != NULL)
+		Esys_Finalize(esys);
+	if (*tcti != NULL)
+		Tss2_TctiLdr_Finalize(tcti);
+}
+
+/* The standard ECC storage primary, written out here on purpose rather
+ * than shared with the backend. */
+static TSS2_RC
+raw_primary(ESYS_CONTEXT *esys, ESYS_TR *primary)
+{
+	TPM2B_SENSITIVE_CREATE sens = {0};
+	TPM2B_DATA outside = {0};
+	TPML_PCR_SELECTION pcrs = {0};
+	TPM2B_PUBLIC t = {0};
+
+	t.publicArea.type = TPM2_ALG_ECC;
+	t.publicArea.nameAlg = TPM2_ALG_SHA256;
+	t.publicArea.objectAttributes =
+		TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+		TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+		TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	t.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+	t.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
+	t.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+	t.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+	t.publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	t.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	return Esys_CreatePrimary(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
+				  ESYS_TR_NONE, ESYS_TR_NONE, &sens, &t,
+				  &outside, &pcrs, primary, NULL, NULL, NULL,
+				  NULL);
+}
+
+static void
+be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static int
+verify_ecdsa(const TPM2B_PUBLIC *pub, const uint8_t dgst[32],
+	     const TPMT_SIGNATURE *s)
+{
+	EVP_PKEY *pkey = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	unsigned char *der = NULL;
+	int len, ok = 0;
+
+	if (es == NULL ||
+	    !ECDSA_SIG_set0(es,
+			    BN_bin2bn(s->signature.ecdsa.signatureR.buffer,
+				      s->signature.ecdsa.signatureR.size, NULL),
+			    BN_bin2bn(s->signature.ecdsa.signatureS.buffer,
+				      s->signature.ecdsa.signatureS.size,
+				      NULL)) ||
+	    (len = i2d_ECDSA_SIG(es, &der)) <= 0 ||
+	    stint_tpm_pkey_from_public(&pub->publicArea, &pkey) != 0 ||
+	    (ctx = EVP_PKEY_CTX_new(pkey, NULL)) == NULL ||
+	    EVP_PKEY_verify_init(ctx) != 1)
+		goto out;
+	ok = EVP_PKEY_verify(ctx, der, (size_t)len, dgst, 32) == 1;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	OPENSSL_free(der);
+	ECDSA_SIG_free(es);
+	return ok;
+}
+
+static int
+cmd_raw_sign(const char *tcti_conf, const char *keyfile)
+{
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+	ESYS_CONTEXT *esys = NULL;
+	ESYS_TR primary = ESYS_TR_NONE, key = ESYS_TR_NONE;
+	ESYS_TR session = ESYS_TR_NONE, nv = ESYS_TR_NONE;
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_ECDSA};
+	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
+				    .hierarchy = TPM2_RH_NULL};
+	TPMT_SIGNATURE *sig = NULL;
+	struct stint_tpm_keyfile kf;
+	TPM2B_OPERAND op = {.size = 8};
+	TPM2B_DIGEST digest = {.size = 32};
+	char err[256];
+	TSS2_RC rc;
+	int r = 1;
+
+	if (stint_tpm_keyfile_read(keyfile, &kf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tpm_probe: %s\n", err);
+		return 1;
+	}
+	if (raw_open(tcti_conf, &tcti, &esys) != 0)
+		goto out;
+	if ((rc = raw_primary(esys, &primary)) != 0) {
+		r = fail("CreatePrimary", rc);
+		goto out;
+	}
+	if ((rc = Esys_Load(esys, primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+			    ESYS_TR_NONE, &kf.priv, &kf.pub, &key)) != 0) {
+		r = fail("Load", rc);
+		goto out;
+	}
+	/* Without the policy, the key must be unusable: try a password. */
+	memset(digest.buffer, 0x5a, 32);
+	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+	rc = Esys_Sign(esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+		       &digest, &scheme, &ticket, &sig);
+	if (rc == 0) {
+		fprintf(stderr, "tpm_probe: key signed without its policy\n");
+		Esys_Free(sig);
+		sig = NULL;
+		goto out;
+	}
+	if ((rc = Esys_TR_FromTPMPublic(esys, kf.nv_index, ESYS_TR_NONE,
+					ESYS_TR_NONE, ESYS_TR_NONE, &nv)) !=
+	    0) {
+		r = fail("NV index", rc);
+		goto out;
+	}
+	if ((rc = Esys_StartAuthSession(
+		     esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+		     ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
+		     TPM2_ALG_SHA256, &session)) != 0) {
+		r = fail("StartAuthSession", rc);
+		goto out;
+	}
+	be64(op.buffer, kf.deadline);
+	rc = Esys_PolicyCounterTimer(esys, session, ESYS_TR_NONE, ESYS_TR_NONE,
+				     ESYS_TR_NONE, &op, 8, TPM2_EO_UNSIGNED_LT);
+	if (rc != 0) {
+		printf("refused: PolicyCounterTimer: %s\n", Tss2_RC_Decode(rc));
+		r = 2;
+		goto out;
+	}
+	be64(op.buffer, kf.counter);
+	rc = Esys_PolicyNV(esys, ESYS_TR_RH_OWNER, nv, session,
+			   ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &op, 0,
+			   TPM2_EO_EQ);
+	if (rc != 0) {
+		printf("refused: PolicyNV: %s\n", Tss2_RC_Decode(rc));
+		r = 2;
+		goto out;
+	}
+	rc = Esys_Sign(esys, key, session, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
+		       &scheme, &ticket, &sig);
+	if (rc != 0) {
+		r = fail("Sign", rc);
+		goto out;
+	}
+	if (!verify_ecdsa(&kf.pub, digest.buffer, sig)) {
+		fprintf(stderr, "tpm_probe: signature does not verify\n");
+		goto out;
+	}
+	printf("signed\n");
+	r = 0;
+out:
+	Esys_Free(sig);
+	if (esys != NULL) {
+		if (session != ESYS_TR_NONE)
+			Esys_FlushContext(esys, session);
+		if (key != ESYS_TR_NONE)
+			Esys_FlushContext(esys, key);
+		if (primary != ESYS_TR_NONE)
+			Esys_FlushContext(esys, primary);
+	}
+	raw_close(&tcti, &esys);
+	return r;
+}
+
+static int
+cmd_clock_forward(const char *tcti_conf, const char *ms)
+{
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+	ESYS_CONTEXT *esys = NULL;
+	TPMS_TIME_INFO *ti = NULL;
+	TSS2_RC rc;
+	int r = 1;
+
+	if (raw_open(tcti_conf, &tcti, &esys) != 0)
+		goto out;
+	if ((rc = Esys_ReadClock(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				 &ti)) != 0) {
+		r = fail("ReadClock", rc);
+		goto out;
+	}
+	rc = Esys_ClockSet(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
+			   ESYS_TR_NONE, ESYS_TR_NONE,
+			   ti->clockInfo.clock + strtoull(ms, NULL, 10));
+	if (rc != 0) {
+		r = fail("ClockSet", rc);
+		goto out;
+	}
+	/* Backwards is refused: the deadline cannot be undone this way. */
+	rc = Esys_ClockSet(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
+			   ESYS_TR_NONE, ESYS_TR_NONE, ti->clockInfo.clock);
+	if (rc == 0) {
+		fprintf(stderr, "tpm_probe: ClockSet backwards accepted\n");
+		goto out;
+	}
+	r = 0;
+out:
+	Esys_Free(ti);
+	raw_close(&tcti, &esys);
+	return r;
+}
+
+static int
+count_handles(ESYS_CONTEXT *esys, TPM2_HANDLE first, UINT32 *n)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more;
+	TSS2_RC rc;
+
+	rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				TPM2_CAP_HANDLES, first, 64, &more, &cap);
+	if (rc != 0)
+		return fail("GetCapability", rc);
+	*n = cap->data.handles.count;
+	Esys_Free(cap);
+	return 0;
+}
+
+static int
+cmd_handles(const char *tcti_conf)
+{
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+	ESYS_CONTEXT *esys = NULL;
+	UINT32 t = 0, s = 0;
+	int r = 1;
+
+	if (raw_open(tcti_conf, &tcti, &esys) == 0 &&
+	    count_handles(esys, 0x80000000U, &t) == 0 &&
+	    count_handles(esys, 0x02000000U, &s) == 0) {
+		printf("transient %u sessions %u\n", (unsigned)t, (unsigned)s);
+		r = 0;
+	}
+	raw_close(&tcti, &esys);
+	return r;
+}
+
+/* --- through the backend library -------------------------------------------
+ */
+
+static struct stint_backend *
+backend_open(const char *conf)
+{
+	struct stint_config cfg;
+	struct stint_backend *b;
+	char err[512];
+
+	if (stint_config_load(conf, &cfg, err, sizeof(err)) != 0 ||
+	    stint_backend_open(&cfg, &b, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tpm_probe: %s\n", err);
+		return NULL;
+	}
+	return b;
+}
+
+static int
+b_gen(struct stint_backend *b, const char *id, long ttl)
+{
+	struct stint_pubkey pub;
+	struct stint_key_facts facts;
+	char err[512];
+
+	if (b->ops->generate(b, STINT_KEY_EC_P256, id,
+			     (int64_t)time(NULL) + ttl, &pub, &facts, err,
+			     sizeof(err)) != 0) {
+		fprintf(stderr, "tpm_probe: generate: %s\n", err);
+		return 1;
+	}
+	if (pub.spki.len == 0 || pub.ec_point.len != 67 || !facts.local ||
+	    !facts.never_extractable || !facts.sensitive || facts.extractable ||
+	    !facts.sign || facts.decrypt) {
+		fprintf(stderr, "tpm_probe: generate: bad public key or "
+				"facts\n");
+		stint_pubkey_free(&pub);
+		return 1;
+	}
+	stint_pubkey_free(&pub);
+	return 0;
+}
+
+static int
+b_sign(struct stint_backend *b, const char *id, int quiet)
+{
+	uint8_t dgst[32], sig[STINT_SIG_MAX];
+	size_t sig_len = sizeof(sig);
+	char err[512];
+
+	memset(dgst, 0xa5, sizeof(dgst));
+	if (b->ops->sign(b, id, CKM_ECDSA, NULL, dgst, sizeof(dgst), sig,
+			 &sig_len, err, sizeof(err)) != 0) {
+		if (quiet < 2)
+			printf("refused: %s\n", err);
+		return 2;
+	}
+	if (sig_len != 64)
+		return 1;
+	if (!quiet)
+		printf("signed\n");
+	return 0;
+}
+
+/* Re-encodes a document after changing one part. */
+static int
+reencode(const struct stint_tpm_evidence *ev, struct stint_bytes *out)
+{
+	return stint_tpm_evidence_encode(ev, out);
+}
+
+static int
+expect_refused(const struct stint_bytes *doc, const char *ak, size_t ak_len,
+	       const uint8_t *nonce, const char *task, const char *what,
+	       const char *check)
+{
+	char err[512];
+	int r;
+
+	r = stint_tpm_evidence_verify(doc->ptr, doc->len, (const uint8_t *)ak,
+				      ak_len, nonce, 16, task, NULL, err,
+				      sizeof(err));
+	if (r == 0 || strncmp(err, check, strlen(check)) != 0) {
+		printf("FAIL %s: %s\n", what, r == 0 ? "accepted" : err);
+		return 1;
+	}
+	printf("refused %s: %s\n", what, err);
+	return 0;
+}
+
+/* A software P-256 key dressed as a TPM AK, to sign forged attests. */
+static int
+soft_ak(EVP_PKEY **key, TPM2B_PUBLIC *pub, char **pem)
+{
+	BIGNUM *x = BN_new(), *y = BN_new();
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+	int r = -1;
+
+	memset(pub, 0, sizeof(*pub));
+	if ((*key = EVP_EC_gen("P-256")) == NULL || x == NULL || y == NULL ||
+	    bio == NULL || !EVP_PKEY_get_bn_param(*key, "qx", &x) ||
+	    !EVP_PKEY_get_bn_param(*key, "qy", &y))
+		goto out;
+	pub->publicArea.type = TPM2_ALG_ECC;
+	pub->publicArea.nameAlg = TPM2_ALG_SHA256;
+	pub->publicArea.objectAttributes =
+		TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+		TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+		TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
+	pub->publicArea.parameters.eccDetail.symmetric.algorithm =
+		TPM2_ALG_NULL;
+	pub->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+	pub->publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg =
+		TPM2_ALG_SHA256;
+	pub->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	pub->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	pub->publicArea.unique.ecc.x.size = 32;
+	pub->publicArea.unique.ecc.y.size = 32;
+	BN_bn2binpad(x, pub->publicArea.unique.ecc.x.buffer, 32);
+	BN_bn2binpad(y, pub->publicArea.unique.ecc.y.buffer, 32);
+	if (PEM_write_bio_PUBKEY(bio, *key) != 1 ||
+	    (n = BIO_get_mem_data(bio, &data)) <= 0 ||
+	    (*pem = strndup(data, (size_t)n)) == NULL)
+		goto out;
+	r = 0;
+out:
+	BIO_free(bio);
+	BN_free(x);
+	BN_free(y);
+	return r;
+}
+
+/* TPMT_SIGNATURE (ECDSA, SHA-256) over msg by a software key. */
+static int
+soft_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t *out,
+	  size_t *out_len)
+{
+	TPMT_SIGNATURE s = {.sigAlg = TPM2_ALG_ECDSA};
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char der[80];
+	const unsigned char *p = der;
+	size_t dlen = sizeof(der), off = 0;
+	ECDSA_SIG *es = NULL;
+	int r = -1;
+
+	if (md == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, der, &dlen, msg, len) != 1 ||
+	    (es = d2i_ECDSA_SIG(NULL, &p, (long)dlen)) == NULL)
+		goto out;
+	s.signature.ecdsa.hash = TPM2_ALG_SHA256;
+	s.signature.ecdsa.signatureR.size = 32;
+	s.signature.ecdsa.signatureS.size = 32;
+	BN_bn2binpad(ECDSA_SIG_get0_r(es), s.signature.ecdsa.signatureR.buffer,
+		     32);
+	BN_bn2binpad(ECDSA_SIG_get0_s(es), s.signature.ecdsa.signatureS.buffer,
+		     32);
+	if (Tss2_MU_TPMT_SIGNATURE_Marshal(&s, out, *out_len, &off) != 0)
+		goto out;
+	*out_len = off;
+	r = 0;
+out:
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(md);
+	return r;
+}
+
+static int
+b_evidence(struct stint_backend *b, const char *id)
+{
+	const char *task = "t-0123456789abcdef0123456789abcdef";
+	uint8_t nonce[16], bad_nonce[16], attest[sizeof(TPMS_ATTEST) + 64];
+	uint8_t pubbuf[sizeof(TPM2B_PUBLIC) + 8], sigbuf[256];
+	struct stint_bytes doc = {0}, t = {0};
+	struct stint_tpm_evidence ev, mod;
+	struct stint_tpm_evidence_info info;
+	TPM2B_PUBLIC kp, sp;
+	TPMS_ATTEST att;
+	EVP_PKEY *soft = NULL;
+	char *ak = NULL, *soft_pem = NULL, err[512];
+	size_t off, len, ak_len;
+	int bad = 0;
+
+	RAND_bytes(nonce, sizeof(nonce));
+	memcpy(bad_nonce, nonce, sizeof(nonce));
+	bad_nonce[0] ^= 1;
+	if (stint_backend_tpm_evidence(b, id, nonce, sizeof(nonce), task, &doc,
+				       err, sizeof(err)) != 0 ||
+	    stint_backend_tpm_ak_pem(b, &ak, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tpm_probe: evidence: %s\n", err);
+		return 1;
+	}
+	ak_len = strlen(ak);
+	if (stint_tpm_evidence_verify(doc.ptr, doc.len, (uint8_t *)ak, ak_len,
+				      nonce, sizeof(nonce), task, &info, err,
+				      sizeof(err)) != 0) {
+		printf("FAIL genuine evidence refused: %s\n", err);
+		bad++;
+	} else {
+		printf("accepted genuine evidence: deadline %llu counter %llu "
+		       "nv 0x%08x\n",
+		       (unsigned long long)info.deadline,
+		       (unsigned long long)info.counter,
+		       (unsigned)info.nv_index);
+		stint_tpm_evidence_info_free(&info);
+	}
+	if (stint_tpm_evidence_decode(doc.ptr, doc.len, &ev, err,
+				      sizeof(err)) != 0)
+		return 1;
+
+	bad += expect_refused(&doc, ak, ak_len, bad_nonce, task, "wrong nonce",
+			      "nonce:");
+	bad += expect_refused(&doc, ak, ak_len, nonce, "t-other",
+			      "wrong task id", "nonce:");
+
+	/* Flipped byte in the attest structure. */
+	mod = ev;
+	memcpy(attest, ev.attest.ptr, ev.attest.len);
+	attest[ev.attest.len / 2] ^= 0x01;
+	mod.attest.ptr = attest;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task,
+			      "flipped attest byte", "signature:");
+	free(t.ptr);
+
+	/* Flipped byte in the signature (inside r). */
+	mod = ev;
+	memcpy(sigbuf, ev.signature.ptr, ev.signature.len);
+	sigbuf[10] ^= 0x01;
+	mod.signature.ptr = sigbuf;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task,
+			      "flipped signature byte", "signature:");
+	free(t.ptr);
+
+	/* Key public area with userWithAuth set. */
+	off = 0;
+	Tss2_MU_TPM2B_PUBLIC_Unmarshal(ev.key_public.ptr, ev.key_public.len,
+				       &off, &kp);
+	kp.publicArea.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+	len = 0;
+	Tss2_MU_TPM2B_PUBLIC_Marshal(&kp, pubbuf, sizeof(pubbuf), &len);
+	mod = ev;
+	mod.key_public.ptr = pubbuf;
+	mod.key_public.len = len;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task,
+			      "public area with userWithAuth",
+			      "attributes: userWithAuth");
+	free(t.ptr);
+
+	/* Another key's public area (same attributes and policy). */
+	kp.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+	kp.publicArea.unique.ecc.x.buffer[0] ^= 1;
+	len = 0;
+	Tss2_MU_TPM2B_PUBLIC_Marshal(&kp, pubbuf, sizeof(pubbuf), &len);
+	mod.key_public.len = len;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task,
+			      "public area of another key", "name:");
+	free(t.ptr);
+
+	/* A later deadline than the policy binds. */
+	mod = ev;
+	mod.deadline += 60000;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task, "later deadline",
+			      "policy:");
+	free(t.ptr);
+	/* A counter value other than the one bound. */
+	mod = ev;
+	mod.counter += 1;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task, "other counter",
+			      "policy:");
+	free(t.ptr);
+
+	/* Attest signed by a key other than the AK. */
+	if (soft_ak(&soft, &sp, &soft_pem) != 0)
+		return 1;
+	mod = ev;
+	len = sizeof(sigbuf);
+	soft_sign(soft, ev.attest.ptr, ev.attest.len, sigbuf, &len);
+	mod.signature.ptr = sigbuf;
+	mod.signature.len = len;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task,
+			      "attest signed by another key", "signature:");
+	free(t.ptr);
+	len = 0;
+	Tss2_MU_TPM2B_PUBLIC_Marshal(&sp, pubbuf, sizeof(pubbuf), &len);
+	mod.ak_public.ptr = pubbuf;
+	mod.ak_public.len = len;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, ak, ak_len, nonce, task,
+			      "another key posing as the AK", "AK:");
+	free(t.ptr);
+
+	/* Forged attests, verified against the forger's own key, reach the
+	 * magic and type checks. */
+	off = 0;
+	Tss2_MU_TPMS_ATTEST_Unmarshal(ev.attest.ptr, ev.attest.len, &off, &att);
+	att.magic ^= 1;
+	len = 0;
+	Tss2_MU_TPMS_ATTEST_Marshal(&att, attest, sizeof(attest), &len);
+	mod.attest.ptr = attest;
+	mod.attest.len = len;
+	off = sizeof(sigbuf);
+	soft_sign(soft, attest, len, sigbuf, &off);
+	mod.signature.len = off;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, soft_pem, strlen(soft_pem), nonce, task,
+			      "wrong magic", "magic:");
+	free(t.ptr);
+	att.magic ^= 1;
+	att.type = TPM2_ST_ATTEST_QUOTE; /* an empty quote */
+	memset(&att.attested, 0, sizeof(att.attested));
+	len = 0;
+	Tss2_MU_TPMS_ATTEST_Marshal(&att, attest, sizeof(attest), &len);
+	mod.attest.len = len;
+	off = sizeof(sigbuf);
+	soft_sign(soft, attest, len, sigbuf, &off);
+	mod.signature.len = off;
+	reencode(&mod, &t);
+	bad += expect_refused(&t, soft_pem, strlen(soft_pem), nonce, task,
+			      "wrong type", "type:");
+	free(t.ptr);
+
+	/* Truncation. */
+	t.ptr = doc.ptr;
+	t.len = doc.len - 1;
+	bad += expect_refused(&t, ak, ak_len, nonce, task, "truncated",
+			      "document:");
+
+	EVP_PKEY_free(soft);
+	free(soft_pem);
+	free(ak);
+	free(doc.ptr);
+	return bad == 0 ? 0 : 1;
+}
+
+static int
+b_stress(struct stint_backend *b, long nsign, long ncycle)
+{
+	char id[64], err[512];
+	long i;
+
+	if (b_gen(b, "stress-sign", 600) != 0)
+		return 1;
+	for (i = 0; i < nsign; i++)
+		if (b_sign(b, "stress-sign", 1) != 0) {
+			fprintf(stderr, "tpm_probe: signature %ld failed\n", i);
+			return 1;
+		}
+	if (b->ops->destroy(b, "stress-sign", err, sizeof(err)) != 0)
+		return 1;
+	for (i = 0; i < ncycle; i++) {
+		snprintf(id, sizeof(id), "stress-%ld", i);
+		if (b_gen(b, id, 600) != 0 || b_sign(b, id, 1) != 0 ||
+		    b->ops->destroy(b, id, err, sizeof(err)) != 0) {
+			fprintf(stderr, "tpm_probe: cycle %ld failed\n", i);
+			return 1;
+		}
+		if (b_sign(b, id, 2) != 2) {
+			fprintf(stderr, "tpm_probe: destroyed key signed\n");
+			return 1;
+		}
+	}
+	printf("stress ok: %ld signatures, %ld cycles\n", nsign, ncycle);
+	return 0;
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr, "usage: tpm_probe raw-sign TCTI KEYFILE | "
+			"clock-forward TCTI MS | handles TCTI | gen CONF ID "
+			"TTL | sign CONF ID | destroy CONF ID | kill CONF | "
+			"evidence CONF ID | stress CONF NSIGN NCYCLE\n");
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct stint_backend *b;
+	const char *cmd;
+	char err[512];
+	int r = 1;
+
+	if (argc < 3)
+		return usage();
+	cmd = argv[1];
+	if (strcmp(cmd, "raw-sign") == 0 && argc == 4)
+		return cmd_raw_sign(argv[2], argv[3]);
+	if (strcmp(cmd, "clock-forward") == 0 && argc == 4)
+		return cmd_clock_forward(argv[2], argv[3]);
+	if (strcmp(cmd, "handles") == 0 && argc == 3)
+		return cmd_handles(argv[2]);
+	if ((b = backend_open(argv[2])) == NULL)
+		return 1;
+	if (strcmp(cmd, "gen") == 0 && argc == 5)
+		r = b_gen(b, argv[3], strtol(argv[4], NULL, 10));
+	else if (strcmp(cmd, "sign") == 0 && argc == 4)
+		r = b_sign(b, argv[3], 0);
+	else if (strcmp(cmd, "destroy") == 0 && argc == 4) {
+		r = b->ops->destroy(b, argv[3], err, sizeof(err));
+		if (r != 0)
+			fprintf(stderr, "tpm_probe: %s\n", err);
+	} else if (strcmp(cmd, "kill") == 0 && argc == 3) {
+		r = stint_backend_tpm_kill_switch(b, err, sizeof(err));
+		if (r != 0)
+			fprintf(stderr, "tpm_probe: %s\n", err);
+	} else if (strcmp(cmd, "evidence") == 0 && argc == 4)
+		r = b_evidence(b, argv[3]);
+	else if (strcmp(cmd, "stress") == 0 && argc == 5)
+		r = b_stress(b, strtol(argv[3], NULL, 10),
+			     strtol(argv[4], NULL, 10));
+	else
+		r = usage();
+	b->ops->close(b);
+	return r;
+}

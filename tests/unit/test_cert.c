@@ -1,0 +1,487 @@
+/* The Stint CA's certificates, built with software keys: the root, the
+ * CSR, the leaf with its task extension, chain checks, the relying-party
+ * check, and the EVP_PKEY that signs through a backend (with a fake
+ * backend that signs in software, so backend_sign.c is tested too). */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include "attest/ca.h"
+#include "attest/cert_ext.h"
+#include "stint/verify.h"
+
+#define NOW 1900000000 /* fixed, so the checks do not depend on the clock */
+
+struct fixture {
+	EVP_PKEY *ca_key, *task_key;
+	X509 *root;
+	uint8_t *task_der;
+	struct stint_bytes spki;
+	uint8_t ev_digest[32];
+	struct stint_leaf_req req;
+	X509_STORE *store;
+	char err[300];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int n;
+
+	assert_non_null(f);
+	assert_non_null(f->ca_key = EVP_EC_gen("P-256"));
+	assert_non_null(f->task_key = EVP_EC_gen("P-256"));
+	assert_int_equal(stint_ca_root_build(f->ca_key, "example.org", NOW,
+					     3650, &f->root, f->err,
+					     sizeof(f->err)),
+			 0);
+	n = i2d_PUBKEY(f->task_key, &f->task_der);
+	assert_true(n > 0);
+	f->spki.ptr = f->task_der;
+	f->spki.len = (size_t)n;
+	memset(f->ev_digest, 0x5a, sizeof(f->ev_digest));
+	f->req.trust_domain = "example.org";
+	f->req.agent = "billing";
+	f->req.task_id = "t-00112233445566778899aabbccddeeff";
+	f->req.intent = "refund order 1234";
+	f->req.parent_task = "";
+	f->req.attestation_kind = "pkcs11";
+	f->req.evidence_digest = f->ev_digest;
+	f->req.spki = &f->spki;
+	f->req.not_before = NOW - STINT_CA_SKEW;
+	f->req.not_after = NOW + 600;
+	assert_non_null(f->store = X509_STORE_new());
+	assert_int_equal(X509_STORE_add_cert(f->store, f->root), 1);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	X509_STORE_free(f->store);
+	X509_free(f->root);
+	EVP_PKEY_free(f->ca_key);
+	EVP_PKEY_free(f->task_key);
+	OPENSSL_free(f->task_der);
+	free(f);
+	return 0;
+}
+
+static X509 *
+issue(struct fixture *f)
+{
+	X509 *x = NULL;
+
+	assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req, &x,
+					  f->err, sizeof(f->err)),
+			 0);
+	assert_non_null(x);
+	return x;
+}
+
+static void
+test_root(void **state)
+{
+	struct fixture *f = *state;
+	char cn[128];
+	BASIC_CONSTRAINTS *bc;
+	int crit = -1;
+
+	assert_int_equal(X509_check_ca(f->root), 1);
+	assert_int_equal(X509_verify(f->root, f->ca_key), 1);
+	bc = X509_get_ext_d2i(f->root, NID_basic_constraints, &crit, NULL);
+	assert_non_null(bc);
+	assert_true(bc->ca);
+	assert_int_equal(crit, 1);
+	BASIC_CONSTRAINTS_free(bc);
+	assert_true(X509_get_key_usage(f->root) & KU_KEY_CERT_SIGN);
+	assert_non_null(X509_get0_subject_key_id(f->root));
+	X509_NAME_get_text_by_NID(X509_get_subject_name(f->root),
+				  NID_commonName, cn, sizeof(cn));
+	assert_string_equal(cn, "Stint CA example.org");
+}
+
+static void
+test_leaf_fields(void **state)
+{
+	struct fixture *f = *state;
+	X509 *x = issue(f);
+	struct stint_task_facts facts;
+	GENERAL_NAMES *san;
+	const GENERAL_NAME *gn;
+	BASIC_CONSTRAINTS *bc;
+	ASN1_TIME *want;
+	BIGNUM *serial;
+	uint8_t intent[32];
+	char cn[128];
+	int crit = -1;
+
+	assert_int_equal(X509_get_version(x), 2);
+	assert_int_equal(X509_verify(x, f->ca_key), 1);
+	/* Exactly one URI SAN with the SPIFFE ID. */
+	san = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
+	assert_non_null(san);
+	assert_int_equal(sk_GENERAL_NAME_num(san), 1);
+	gn = sk_GENERAL_NAME_value(san, 0);
+	assert_int_equal(gn->type, GEN_URI);
+	assert_string_equal((const char *)ASN1_STRING_get0_data(
+				    gn->d.uniformResourceIdentifier),
+			    "spiffe://example.org/agent/billing");
+	GENERAL_NAMES_free(san);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+				  sizeof(cn));
+	assert_string_equal(cn, "billing");
+	/* CA:FALSE, critical; keyUsage digitalSignature only, critical. */
+	bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+	assert_non_null(bc);
+	assert_false(bc->ca);
+	assert_int_equal(crit, 1);
+	BASIC_CONSTRAINTS_free(bc);
+	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+	assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(
+				 x, X509_get_ext_by_NID(x, NID_key_usage, -1))),
+			 1);
+	assert_int_equal(X509_get_extended_key_usage(x), XKU_SSL_CLIENT);
+	/* SKI and AKI = the root's SKI. */
+	assert_non_null(X509_get0_subject_key_id(x));
+	assert_int_equal(
+		ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x),
+				      X509_get0_subject_key_id(f->root)),
+		0);
+	/* notAfter is the deadline exactly; notBefore allows the skew. */
+	want = ASN1_TIME_set(NULL, NOW + 600);
+	assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(x), want), 0);
+	ASN1_TIME_set(want, NOW - STINT_CA_SKEW);
+	assert_int_equal(ASN1_TIME_compare(X509_get0_notBefore(x), want), 0);
+	ASN1_TIME_free(want);
+	/* Random positive serial of at least 64 bits. */
+	serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	assert_non_null(serial);
+	assert_false(BN_is_negative(serial));
+	assert_true(BN_num_bits(serial) >= 64);
+	BN_free(serial);
+	/* The task extension decodes to the facts. */
+	assert_int_equal(stint_task_ext_get(x, &facts, f->err, sizeof(f->err)),
+			 0);
+	assert_string_equal(facts.task_id, f->req.task_id);
+	assert_string_equal(facts.parent_task, "");
+	assert_string_equal(facts.attestation_kind, "pkcs11");
+	SHA256((const uint8_t *)f->req.intent, strlen(f->req.intent), intent);
+	assert_memory_equal(facts.intent_digest, intent, 32);
+	assert_memory_equal(facts.evidence_digest, f->ev_digest, 32);
+	assert_int_equal(
+		X509_EXTENSION_get_critical(X509_get_ext(
+			x, X509_get_ext_by_OBJ(x, stint_task_ext_oid(), -1))),
+		0);
+	X509_free(x);
+}
+
+static void
+test_serials_differ(void **state)
+{
+	struct fixture *f = *state;
+	X509 *a = issue(f), *b = issue(f);
+
+	assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(a),
+					      X509_get0_serialNumber(b)),
+			     0);
+	X509_free(a);
+	X509_free(b);
+}
+
+static void
+test_verify_peer(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id;
+	X509 *x = issue(f);
+
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, "example.org",
+					   "billing", NOW, &id, f->err,
+					   sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.agent, "billing");
+	assert_string_equal(id.trust_domain, "example.org");
+	assert_string_equal(id.spiffe_id, "spiffe://example.org/agent/billing");
+	assert_string_equal(id.task, f->req.task_id);
+	assert_int_equal(id.not_after, NOW + 600);
+	/* Any agent and trust domain when none is asked for. */
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, "example.org",
+					   "payroll", NOW, &id, f->err,
+					   sizeof(f->err)),
+			 STINT_VERIFY_ERR_AGENT);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, "other.org", NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_ERR_TRUST_DOMAIN);
+	/* After the deadline, and before notBefore. */
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL,
+					   NOW + 601, &id, f->err,
+					   sizeof(f->err)),
+			 STINT_VERIFY_ERR_VALIDITY);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL,
+					   NOW - 3600, &id, f->err,
+					   sizeof(f->err)),
+			 STINT_VERIFY_ERR_VALIDITY);
+	X509_free(x);
+}
+
+static void
+test_verify_peer_other_ca(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id;
+	EVP_PKEY *k2 = EVP_EC_gen("P-256");
+	X509 *root2 = NULL, *x = issue(f);
+	X509_STORE *st2 = X509_STORE_new();
+
+	assert_non_null(k2);
+	assert_int_equal(stint_ca_root_build(k2, "example.org", NOW, 10, &root2,
+					     f->err, sizeof(f->err)),
+			 0);
+	X509_STORE_add_cert(st2, root2);
+	assert_int_equal(stint_verify_peer(x, NULL, st2, NULL, NULL, NOW, &id,
+					   f->err, sizeof(f->err)),
+			 STINT_VERIFY_ERR_CHAIN);
+	/* The root itself is no client leaf. */
+	assert_int_not_equal(stint_verify_peer(f->root, NULL, f->store, NULL,
+					       NULL, NOW, &id, f->err,
+					       sizeof(f->err)),
+			     STINT_VERIFY_OK);
+	X509_STORE_free(st2);
+	X509_free(root2);
+	X509_free(x);
+	EVP_PKEY_free(k2);
+}
+
+static void
+test_bad_requests(void **state)
+{
+	struct fixture *f = *state;
+	X509 *x = NULL;
+
+	f->req.agent = "bill,URI:evil";
+	assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req, &x,
+					  f->err, sizeof(f->err)),
+			 -1);
+	assert_null(x);
+	f->req.agent = "billing";
+	f->req.not_after = f->req.not_before;
+	assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req, &x,
+					  f->err, sizeof(f->err)),
+			 -1);
+}
+
+/* csr → sign with an outside root as an intermediate → chain_check. */
+static void
+test_csr_and_chain(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *org_key = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+	X509 *org_root = NULL, *inter = X509_new();
+	X509_REQ *csr = NULL;
+	STACK_OF(X509_EXTENSION) * exts;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+	int i;
+
+	assert_int_equal(stint_ca_csr_build(f->ca_key, "example.org", &csr,
+					    f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(X509_REQ_verify(csr, f->ca_key), 1);
+	exts = X509_REQ_get_extensions(csr);
+	assert_int_equal(sk_X509_EXTENSION_num(exts), 2);
+	assert_int_equal(stint_ca_root_build(org_key, "corp", NOW, 100,
+					     &org_root, f->err, sizeof(f->err)),
+			 0);
+	/* What `openssl x509 -req -copy_extensions copy` would do. */
+	X509_set_version(inter, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(inter), 7);
+	X509_set_subject_name(inter, X509_REQ_get_subject_name(csr));
+	X509_set_issuer_name(inter, X509_get_subject_name(org_root));
+	X509_set_pubkey(inter, X509_REQ_get0_pubkey(csr));
+	ASN1_TIME_set(X509_getm_notBefore(inter), NOW - 10);
+	ASN1_TIME_set(X509_getm_notAfter(inter), NOW + 86400);
+	for (i = 0; i < sk_X509_EXTENSION_num(exts); i++)
+		X509_add_ext(inter, sk_X509_EXTENSION_value(exts, i), -1);
+	X509V3_set_ctx(&ctx, inter, inter, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
+	X509_add_ext(inter, e, -1);
+	X509_EXTENSION_free(e);
+	assert_true(X509_sign(inter, org_key, EVP_sha256()) > 0);
+	sk_X509_push(chain, inter);
+	sk_X509_push(chain, org_root);
+	assert_int_equal(stint_ca_chain_check(f->ca_key, chain, NOW, f->err,
+					      sizeof(f->err)),
+			 0);
+	/* Not for the CA key. */
+	assert_int_equal(
+		stint_ca_chain_check(other, chain, NOW, f->err, sizeof(f->err)),
+		-1);
+	assert_non_null(strstr(f->err, "CA key"));
+	sk_X509_pop_free(chain, X509_free);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(org_key);
+	EVP_PKEY_free(other);
+}
+
+static void
+test_chain_parse(void **state)
+{
+	struct fixture *f = *state;
+	static const char junk[] = "-----BEGIN CERTIFICATE-----\nAAAA\n"
+				   "-----END CERTIFICATE-----\n";
+	STACK_OF(X509) * chain;
+
+	assert_null(stint_ca_chain_parse("hello", 5, f->err, sizeof(f->err)));
+	assert_null(stint_ca_chain_parse(junk, sizeof(junk) - 1, f->err,
+					 sizeof(f->err)));
+	{
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+
+		PEM_write_bio_X509(b, f->root);
+		PEM_write_bio_X509(b, f->root);
+		n = BIO_get_mem_data(b, &data);
+		chain = stint_ca_chain_parse(data, (size_t)n, f->err,
+					     sizeof(f->err));
+		assert_non_null(chain);
+		assert_int_equal(sk_X509_num(chain), 2);
+		sk_X509_pop_free(chain, X509_free);
+		BIO_free(b);
+	}
+}
+
+/* --- backend_sign.c with a fake backend ------------------------------- */
+
+struct fake_backend {
+	struct stint_backend base;
+	EVP_PKEY *key;
+	int signs;
+	char last_id[64];
+};
+
+static int
+fake_sign(struct stint_backend *b, const char *key_id, CK_MECHANISM_TYPE raw,
+	  const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
+	  uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+{
+	struct fake_backend *fb = (struct fake_backend *)b;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(fb->key, NULL);
+	uint8_t der[128];
+	size_t der_len = sizeof(der);
+	const unsigned char *p = der;
+	ECDSA_SIG *s;
+
+	(void)pss;
+	(void)err;
+	(void)errlen;
+	assert_int_equal(raw, CKM_ECDSA);
+	assert_int_equal(in_len, 32); /* the digest, never the message */
+	snprintf(fb->last_id, sizeof(fb->last_id), "%s", key_id);
+	fb->signs++;
+	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_sign(ctx, der, &der_len, in, in_len), 1);
+	EVP_PKEY_CTX_free(ctx);
+	/* PKCS#11 returns r || s. */
+	s = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	assert_non_null(s);
+	assert_true(*sig_len >= 64);
+	BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, 32);
+	BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + 32, 32);
+	*sig_len = 64;
+	ECDSA_SIG_free(s);
+	return 0;
+}
+
+static const struct stint_backend_ops fake_ops = {
+	.name = "fake",
+	.sign = fake_sign,
+};
+
+static void
+test_backend_pkey(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_backend fb = {.base = {&fake_ops}};
+	struct stint_bytes spki;
+	uint8_t *der = NULL;
+	EVP_PKEY *pk;
+	X509 *root = NULL, *leaf = NULL;
+	int n;
+
+	fb.key = f->ca_key;
+	n = i2d_PUBKEY(f->ca_key, &der);
+	spki.ptr = der;
+	spki.len = (size_t)n;
+	pk = stint_backend_pkey(&fb.base, "stint-ca", &spki, f->err,
+				sizeof(f->err));
+	assert_non_null(pk);
+	/* The root and a leaf signed through the backend verify with the
+	 * software public key: one backend signature each. */
+	assert_int_equal(stint_ca_root_build(pk, "example.org", NOW, 10, &root,
+					     f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(fb.signs, 1);
+	assert_string_equal(fb.last_id, "stint-ca");
+	assert_int_equal(X509_verify(root, f->ca_key), 1);
+	assert_int_equal(stint_cert_issue(pk, root, &f->req, &leaf, f->err,
+					  sizeof(f->err)),
+			 0);
+	assert_int_equal(fb.signs, 2);
+	assert_int_equal(X509_verify(leaf, f->ca_key), 1);
+	X509_free(leaf);
+	X509_free(root);
+	EVP_PKEY_free(pk);
+	OPENSSL_free(der);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leaf_fields, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_serials_differ, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify_peer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify_peer_other_ca,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_csr_and_chain, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_chain_parse, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_backend_pkey, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
