@@ -1,0 +1,46 @@
+/* stintd configuration: /etc/stint/stint.conf (INI, libinih). */
+#ifndef STINT_ATTEST_CONFIG_H
+#define STINT_ATTEST_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
+
+struct stint_config {
+	char state_dir[PATH_MAX];   /* default /var/lib/stint */
+	char runtime_dir[PATH_MAX]; /* default /run/stint */
+	char trust_domain[256];     /* default example.org */
+	uint64_t default_ttl;       /* seconds, default 15m */
+	uint64_t max_ttl;           /* seconds, default 1h */
+	struct {
+		char type[16]; /* "pkcs11" or "tpm" */
+		char module[PATH_MAX];
+		char token[33]; /* token label, at most 32 bytes */
+		char pin_file[PATH_MAX];
+		/* tpm: a tpm2-tss TCTI string, required ("device:/dev/tpmrm0",
+		 * "swtpm:host=127.0.0.1,port=2321", "tabrmd") */
+		char tcti[256];
+		uint32_t kill_switch_index; /* NV index, default 0x01500100 */
+	} backend;
+	struct {
+		char path[PATH_MAX];        /* default <state_dir>/audit.log */
+		enum stint_audit_sync sync; /* default batch */
+	} audit;
+};
+
+/* Loads and validates. On failure returns -1 with err naming the file,
+ * line and what to fix ("stint.conf:7: unknown key 'foo' in [backend]").
+ * Checks here are about the file only; stintd checks the module, token and
+ * PIN when it opens the backend. */
+int stint_config_load(const char *path, struct stint_config *cfg, char *err,
+		      size_t errlen);
+/* Reads the PIN file: refuses one that is group- or world-readable or not a
+ * regular file; strips one trailing newline. The caller wipes pin with
+ * OPENSSL_cleanse. */
+int stint_config_read_pin(const char *pin_file, char *pin, size_t cap,
+			  char *err, size_t errlen);
+const char *stint_sync_str(enum stint_audit_sync s);
+
+#endif

@@ -1,0 +1,134 @@
+#!/bin/bash
+# The Stint demo: one task key, from birth to death, with an unmodified
+# OpenSSL as the agent. Run it through ci/demo.sh (which installs packages
+# and builds first), or by hand on a built tree:
+#	top_builddir=/path/to/build tests/demo.sh
+#
+# Everything happens in a temporary directory that is removed at the end:
+# a SoftHSM2 token, stintd's config, state, sockets and audit log.
+. "$(dirname "$0")/integration/lib.sh"
+TEST_NAME=demo
+need_cmd openssl softhsm2-util
+stint_tmpdir
+
+say()
+{
+	if [ -t 1 ]; then
+		printf '\n\033[1m== %s\033[0m\n' "$*"
+	else
+		printf '\n== %s\n' "$*"
+	fi
+}
+
+# Prints "$ CMD ARGS", quoting arguments with spaces.
+show()
+{
+	local a line='$'
+
+	for a in "$@"; do
+		case $a in
+		*' '*) line="$line '$a'" ;;
+		*) line="$line $a" ;;
+		esac
+	done
+	echo "$line"
+}
+
+# Shows a command, then runs it.
+run()
+{
+	show "$@"
+	"$@"
+}
+
+# The same for the stint CLI (shown without the --socket of this demo).
+run_stint()
+{
+	show stint "$@"
+	stint "$@"
+}
+
+say "A SoftHSM2 token and stintd, in $T"
+softhsm_token stint
+stintd_config default_ttl=10m
+cat "$STINTD_CONF"
+stintd_start
+p11_env
+echo "stintd is running (pid $STINTD_PID)"
+
+me=$(id -u)
+say "Register agent 'demo' for uid $me (the platform team does this once)"
+run_stint agent add demo --uid "$me" --max-ttl 30m ||
+	fail "agent add"
+
+say "Start a task (the orchestrator does this per task)"
+run_stint task start --agent demo --ttl 10m --intent "demo: sign one digest" \
+	--json | tee "$T/task.json" || fail "task start"
+task=$(json_get id <"$T/task.json")
+uri=$(json_get uri <"$T/task.json")
+deadline=$(json_get not_after <"$T/task.json")
+
+say "The agent signs with the task key: OpenSSL + libp11 engine, no PIN"
+head -c 256 /dev/urandom >"$T/request"
+openssl dgst -sha256 -binary -out "$T/digest" "$T/request"
+echo "(OPENSSL_CONF enables the libp11 engine with MODULE_PATH=stint-pkcs11.so;"
+echo " the module finds stintd at STINT_SOCKET=$STINT_SOCKET)"
+printf "\$ openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey '%s' -in digest -out sig\n" "$uri"
+engine_openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey "$uri" \
+	-in "$T/digest" -out "$T/sig" </dev/null 2>"$T/engine.err" ||
+	{ cat "$T/engine.err"; fail "the engine could not sign"; }
+echo "signature: $(stat -c %s "$T/sig") bytes"
+
+say "Anyone can verify it with the task's public key"
+run_stint task show "$task" --pem | tee "$T/pub.pem" ||
+	fail "task show --pem"
+run openssl pkeyutl -verify -pubin -inkey "$T/pub.pem" -in "$T/digest" \
+	-sigfile "$T/sig" || fail "the signature does not verify"
+
+say "The task ends: its key is destroyed"
+run_stint task end "$task" --reason "demo done" ||
+	fail "task end"
+
+say "The next signature is refused"
+printf "\$ openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey '%s' ...\n" "$uri"
+if engine_openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey "$uri" \
+	-in "$T/digest" -out "$T/sig2" </dev/null >"$T/refused.out" 2>&1; then
+	fail "a signature was produced after the task ended"
+fi
+refused=$(grep -m1 -iE 'error|fail|not found|cannot' "$T/refused.out" || head -n 1 "$T/refused.out")
+echo "openssl failed: $refused"
+echo "(the key is gone from the token; a process still holding its handle gets"
+echo " CKR_KEY_FUNCTION_NOT_PERMITTED from stintd, see tests/integration/30-revoke.sh)"
+
+say "The audit log: every step, hash-chained"
+printf '$ stint audit tail -n 20    # JSON lines; here one line per record:\n'
+stint audit tail -n 20 >"$T/tail" || fail "audit tail"
+python3 - "$T/tail" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    peer = r.get("peer", {})
+    print("  #%-3s %-13s %-6s %-36s %s" % (r["seq"], r["event"], r.get("agent", ""),
+          r.get("task", ""), peer.get("exe", "")))
+PY
+run_stint audit verify >"$T/verify.out" ||
+	{ cat "$T/verify.out"; fail "audit verify"; }
+cat "$T/verify.out"
+records=$(wc -l <"$AUDIT_LOG")
+allowed=$(audit_count "$task" sign-allowed)
+
+stintd_stop
+
+say "What happened"
+cat <<EOF
+1. Created a SoftHSM2 token and started stintd on it; only stintd knows the
+   token PIN.
+2. Registered agent 'demo' for uid $me: processes of that uid see a PKCS#11
+   token named 'demo' through stint-pkcs11.so, with no PIN.
+3. Started task $task (EC P-256, until $deadline);
+   stintd generated its key inside the token (not extractable).
+4. OpenSSL signed through the libp11 engine with $uri;
+   the signature verified with the task's public key ($allowed signature(s) audited).
+5. Ended the task: stintd destroyed the key, and the next signature was refused.
+6. The audit log ($records records, hash-chained) verified with 'stint audit verify'.
+EOF

@@ -1,0 +1,84 @@
+#!/bin/bash
+# Integration test 4: a task with a 2-second TTL signs before its deadline,
+# is refused by the very next SIGN after it (also through a handle opened
+# before), expires, and its key is destroyed in SoftHSM within seconds.
+. "$(dirname "$0")/lib.sh"
+stint_tmpdir
+stint_setup
+need_p11client
+agent_add alpha "$(id -u)"
+head -c 32 /dev/urandom >"$T/digest"
+
+# A 2 s task: sign at once, and keep a handle for after the deadline. On a
+# machine so loaded that even the first signatures come after the deadline
+# the attempt proves nothing either way, so it is retried.
+for attempt in 1 2 3; do
+	stint task start --agent alpha --ttl 2s --json >"$T/task.json" ||
+		fail "task start --ttl 2s"
+	started=$(date +%s%N)
+	id=$(json_get id <"$T/task.json")
+	deadline=$(json_get not_after_unix <"$T/task.json")
+	now=$(date +%s)
+	[ $((deadline - now)) -le 3 ] && [ $((deadline - now)) -ge 1 ] ||
+		fail "a 2 s task has not_after $deadline (now $now)"
+
+	rm -f "$T/go" "$T/held.out"
+	p11client --token alpha --label "$id" --mech ecdsa --in "$T/digest" \
+		--wait-file "$T/go" >"$T/held.out" 2>&1 &
+	held=$!
+	bg_track "$held"
+	p11client --token alpha --label "$id" --mech ecdsa --in "$T/digest" \
+		--count 5 >"$T/out" 2>&1
+	rc=$?
+	wait_for 10 grep -q '^first=' "$T/held.out"
+	if [ "$rc" -eq 0 ] && grep -q '^first=CKR_OK$' "$T/held.out"; then
+		note "signed within $((($(date +%s%N) - started) / 1000000)) ms of the start"
+		break
+	fi
+	[ "$(date +%s)" -ge "$deadline" ] ||
+		{ cat "$T/out" "$T/held.out"; fail "could not sign before the deadline"; }
+	note "attempt $attempt: the first signatures came after the deadline (slow machine); again"
+	kill "$held" 2>/dev/null
+	wait "$held" 2>/dev/null
+	[ "$attempt" -lt 3 ] || fail "three attempts too slow to sign within 2 s"
+done
+
+# Past the deadline (whole seconds on the wire, so wait one more).
+while [ "$(date +%s)" -le $((deadline + 1)) ]; do
+	sleep 0.2
+done
+touch "$T/go"
+wait "$held"
+cat "$T/held.out"
+grep -q '^second=CKR_KEY_FUNCTION_NOT_PERMITTED$' "$T/held.out" ||
+	fail "a handle opened before the deadline still signed after it"
+! p11client --token alpha --label "$id" --mech ecdsa --in "$T/digest" \
+	--count 1 >"$T/out" 2>&1 || { cat "$T/out"; fail "signed after the deadline"; }
+[ "$(audit_count "$id" sign-refused)" -ge 1 ] || fail "no sign-refused record after the deadline"
+
+# The reaper expires the task and destroys the key within a few seconds.
+gone=no
+for ((i = 0; i < 100; i++)); do
+	if ! softhsm_has_label "$id"; then
+		gone=yes
+		break
+	fi
+	sleep 0.1
+done
+[ "$gone" = yes ] || fail "key of expired task $id still in SoftHSM 10 s after its deadline"
+destroyed()
+{
+	[ "$(audit_count "$id" key-destroy)" -eq 1 ]
+}
+wait_for 5 destroyed ||
+	fail "no key-destroy audit record for the expired task"
+[ "$(audit_count "$id" task-expire)" -eq 1 ] || fail "no task-expire audit record"
+state=$(stint task show "$id" --json | json_get state) || fail "task show $id"
+[ "$state" = expired ] || fail "task $id is '$state', expected expired"
+
+# TTLs above the agent's or the daemon's maximum are refused.
+! stint task start --agent alpha --ttl 2h >"$T/out" 2>&1 ||
+	fail "a TTL above the daemon's max_ttl (1h) was accepted"
+
+stintd_stop
+note "2 s task: signed before, refused after, expired, key destroyed"

@@ -1,0 +1,694 @@
+# shellcheck shell=bash
+#
+# lib.sh: shared helpers for Stint's integration tests (bash).
+#
+# Every tests/integration/NN-*.sh script starts with
+#
+#	. "$(dirname "$0")/lib.sh"
+#	stint_tmpdir
+#
+# and then uses the helpers below. `make check` exports top_srcdir,
+# top_builddir, SOFTHSM_MODULE and STINT_SANITIZERS; run by hand, set
+# top_builddir (or STINT_BUILDDIR) to a configured and built tree, e.g.
+#	top_builddir=/tmp/build tests/integration/30-revoke.sh
+# A test exits 0 (pass), 1 (fail, via `fail`) or 77 (skipped, via `skip`).
+#
+# Environment and paths, after stint_tmpdir / softhsm_token / stintd_config:
+#   T               the test's private directory (0755; secrets inside are
+#                   in 0700 directories or 0600 files); removed on exit
+#   STINTD STINT    the daemon and CLI binaries of the build tree
+#   STINT_MODULE    $top_builddir/.libs/stint-pkcs11.so
+#   P11CLIENT       $top_builddir/tests/integration/p11client
+#   SOFTHSM2_CONF   private SoftHSM2 config (exported), tokens in $T/tokens
+#   HSM_LABEL HSM_PIN HSM_PIN_FILE   the backend token stintd logs in to
+#   STINTD_CONF     $T/stint.conf;  state in $T/state, sockets in $T/run
+#   STINT_SOCKET    $T/run/agent.sock (exported by p11_env)
+#   STINT_ADMIN_SOCKET  $T/run/admin.sock (exported)
+#   AUDIT_LOG       $T/state/audit.log
+#   STINTD_PID STINTD_LOG   the running daemon and its stderr
+#   FOREIGN         array prefix for programs that load our module but are
+#                   not built with the sanitizers (pkcs11-tool, openssl,
+#                   curl): `"${FOREIGN[@]}" pkcs11-tool ...` or `foreign ...`
+#
+# Helpers:
+#   stint_tmpdir            create $T and the EXIT trap that cleans up
+#   fail MSG / skip MSG / note MSG / need_root / need_cmd CMD...
+#   free_port               a free TCP port on 127.0.0.1
+#   softhsm_token [LABEL]   init a SoftHSM2 token in $T, PIN file 0600
+#   softhsm_objects [LABEL] list SoftHSM objects (as root, with the PIN)
+#   softhsm_has_label ID    true when SoftHSM holds an object labelled ID
+#   stintd_config [KEY=VAL...]  write $STINTD_CONF (keys: sync, default_ttl,
+#                           max_ttl, trust_domain, token)
+#   stintd_start / stintd_stop / stintd_kill9 / stintd_alive
+#   stint_setup [KEY=VAL...]  token + config + stintd_start + p11_env
+#   agent_add NAME UID [ARGS]  stint agent add, failing the test on error
+#   stint ARGS...           the CLI on $T/run/admin.sock
+#   task_start AGENT [ARGS] start a task, print its id
+#   p11_env                 export STINT_SOCKET; check the module exists
+#   need_p11client          skip unless tests/integration/p11client is built
+#   p11client ARGS...       tests/integration/p11client --module $STINT_MODULE
+#   p11tool ARGS...         pkcs11-tool --module $STINT_MODULE (FOREIGN env)
+#   engine_openssl ARGS...  openssl with the libp11 engine on our module, in
+#                           a process of its own (private OPENSSL_CONF)
+#   as_uid UID CMD...       run CMD with uid=gid=UID, no groups
+#   hex_of STRING           lowercase hex of a string's bytes (CKA_ID)
+#   audit_count TASK EVENT  records of EVENT (sign-allowed, ...) for TASK
+#   json_get KEY            read JSON on stdin, print member KEY
+#   bg_track PID            remember a background pid to kill at exit
+#   wait_for SECONDS CMD... poll CMD every 0.1 s until it succeeds
+#   wire_py                 write $T/wire.py, a raw agent-socket client
+#                           ($PYTHON $T/wire.py sign|hello SOCKET [TASK])
+#   san_check_log FILE      fail-report ASan/UBSan errors found in FILE
+#
+# Sanitizer builds: stintd runs with ASan leak checking and halt on error;
+# its logs are scanned at stintd_stop and at exit, and any report fails the
+# test.
+
+set -u
+set -o pipefail
+
+# --- locations --------------------------------------------------------------
+
+: "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+if [ -z "${top_builddir:-}" ]; then
+	if [ -n "${STINT_BUILDDIR:-}" ]; then
+		top_builddir=$STINT_BUILDDIR
+	else
+		top_builddir=$top_srcdir
+	fi
+fi
+: "${SOFTHSM_MODULE:=/usr/lib/softhsm/libsofthsm2.so}"
+STINTD=$top_builddir/stintd
+STINT=$top_builddir/stint
+STINT_MODULE=$top_builddir/.libs/stint-pkcs11.so
+P11CLIENT=$top_builddir/tests/integration/p11client
+TEST_NAME=$(basename "$0" .sh)
+# The system python, not a per-user shim: other uids run it too.
+PYTHON=python3
+[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+
+T=
+STINTD_PID=
+STINTD_LOG=
+STINTD_STARTS=0
+_BG_PIDS=()
+
+# --- reporting --------------------------------------------------------------
+
+fail()
+{
+	echo "FAIL: $TEST_NAME: $*" >&2
+	exit 1
+}
+
+skip()
+{
+	echo "SKIP: $TEST_NAME: $*" >&2
+	exit 77
+}
+
+note()
+{
+	echo "# $*"
+}
+
+need_root()
+{
+	[ "$(id -u)" -eq 0 ] ||
+		skip "needs root (runs processes as other uids); CI runs as root"
+}
+
+need_cmd()
+{
+	local c
+
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 ||
+			skip "'$c' not installed (ci/install-deps.sh installs it)"
+	done
+}
+
+# --- sanitizers ---------------------------------------------------------------
+
+# The sanitizer build instruments our binaries but not pkcs11-tool, openssl
+# or curl: when they load stint-pkcs11.so the ASan runtime must come first,
+# so those (and only those) get it preloaded, without leak checking.
+_sanitizers_detect()
+{
+	if [ -z "${STINT_SANITIZERS:-}" ]; then
+		STINT_SANITIZERS=no
+		# Captured first: with pipefail, `ldd | grep -q` can fail when
+		# grep exits early and ldd gets SIGPIPE.
+		case $(ldd "$STINT_MODULE" 2>/dev/null) in
+		*libasan*) STINT_SANITIZERS=yes ;;
+		esac
+	fi
+	FOREIGN=(env)
+	if [ "$STINT_SANITIZERS" = yes ]; then
+		local asan
+
+		asan=$(gcc -print-file-name=libasan.so 2>/dev/null || true)
+		[ -n "$asan" ] && [ -e "$asan" ] ||
+			fail "sanitizer build but no libasan.so (install libgcc-12-dev)"
+		asan=$(readlink -f "$asan")
+		FOREIGN=(env "LD_PRELOAD=$asan"
+			"ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0")
+	fi
+	# Our own instrumented programs: stop at the first error.
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1}"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+}
+
+foreign()
+{
+	"${FOREIGN[@]}" "$@"
+}
+
+# Prints sanitizer reports found in FILE and returns 1 if there are any.
+san_check_log()
+{
+	local f=$1
+
+	[ -f "$f" ] || return 0
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f"; then
+		echo "--- sanitizer report in $f:" >&2
+		cat "$f" >&2
+		return 1
+	fi
+	return 0
+}
+
+# --- temporary directory and cleanup ----------------------------------------
+
+bg_track()
+{
+	_BG_PIDS+=("$@")
+}
+
+_cleanup()
+{
+	local rc=$? p
+
+	set +e
+	for p in "${_BG_PIDS[@]}"; do
+		# A background subshell's children first (by parent pid).
+		pkill -P "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+	done
+	for p in "${_BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
+		kill -TERM "$STINTD_PID"
+		_wait_pid "$STINTD_PID" 20
+		kill -KILL "$STINTD_PID" 2>/dev/null
+		wait "$STINTD_PID" 2>/dev/null
+	fi
+	if [ -n "$T" ] && [ -d "$T" ]; then
+		for p in "$T"/stintd.*.log; do
+			if ! san_check_log "$p"; then
+				echo "FAIL: $TEST_NAME: sanitizer error in stintd" >&2
+				[ "$rc" -eq 0 ] && rc=1
+			fi
+		done
+		if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+			for p in "$T"/stintd.*.log; do
+				[ -f "$p" ] || continue
+				echo "--- $p (last 40 lines):" >&2
+				tail -n 40 "$p" >&2
+			done
+		fi
+		if [ -n "${STINT_KEEP_TMP:-}" ]; then
+			echo "# kept $T" >&2
+		else
+			rm -rf "$T"
+		fi
+	fi
+	exit "$rc"
+}
+
+stint_tmpdir()
+{
+	T=$(mktemp -d "${TMPDIR:-/tmp}/stint-$TEST_NAME.XXXXXX") ||
+		fail "mktemp -d failed"
+	# Other uids (the identity test) must reach agent.sock and the
+	# copies of our binaries; secrets live in 0700 subdirectories.
+	chmod 0755 "$T"
+	trap _cleanup EXIT
+	trap 'exit 130' INT TERM
+	_sanitizers_detect
+}
+
+_wait_pid()
+{
+	local pid=$1 secs=$2 i
+
+	for ((i = 0; i < secs * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_for()
+{
+	local secs=$1 i
+
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- small utilities ----------------------------------------------------------
+
+free_port()
+{
+	if command -v "$PYTHON" >/dev/null 2>&1; then
+		"$PYTHON" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+		return
+	fi
+	# No python: pick a random high port nobody listens on.
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		[ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && break
+	done
+	echo "$p"
+}
+
+hex_of()
+{
+	printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'
+}
+
+# Reads JSON on stdin, prints member $1 (top level; "a.b" for nested).
+json_get()
+{
+	"$PYTHON" -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(v if not isinstance(v, bool) else str(v).lower())' "$1"
+}
+
+as_uid()
+{
+	local uid=$1
+
+	shift
+	setpriv --reuid="$uid" --regid="$uid" --clear-groups -- "$@"
+}
+
+# --- SoftHSM2 ---------------------------------------------------------------
+
+softhsm_token()
+{
+	HSM_LABEL=${1:-stint}
+	need_cmd softhsm2-util
+	[ -f "$SOFTHSM_MODULE" ] || skip "no SoftHSM2 module at $SOFTHSM_MODULE"
+	mkdir -m 0700 "$T/tokens"
+	export SOFTHSM2_CONF=$T/softhsm2.conf
+	cat >"$SOFTHSM2_CONF" <<EOF
+directories.tokendir = $T/tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+EOF
+	HSM_PIN=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	HSM_PIN_FILE=$T/hsm.pin
+	(umask 077 && printf '%s' "$HSM_PIN" >"$HSM_PIN_FILE")
+	softhsm2-util --init-token --free --label "$HSM_LABEL" \
+		--pin "$HSM_PIN" --so-pin "so-$HSM_PIN" >"$T/softhsm-init.log" 2>&1 ||
+		{ cat "$T/softhsm-init.log" >&2; fail "softhsm2-util --init-token failed"; }
+}
+
+# Objects on the backend token, read straight from SoftHSM with the PIN
+# (what root could see; the agent cannot).
+softhsm_objects()
+{
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "${1:-$HSM_LABEL}" \
+		--login --pin "$HSM_PIN" --list-objects 2>&1
+}
+
+# True when SoftHSM holds an object labelled $1 (a task id). Fails the
+# test if SoftHSM cannot be listed, so "gone" is never a listing error.
+softhsm_has_label()
+{
+	local out
+
+	out=$(softhsm_objects) || { echo "$out" >&2; fail "cannot list the SoftHSM token"; }
+	grep -q "label: *$1\$" <<<"$out"
+}
+
+# --- stintd -----------------------------------------------------------------
+
+stintd_config()
+{
+	local kv k v sync=batch default_ttl=15m max_ttl=1h trust=test.example
+	local token=${HSM_LABEL:-stint}
+
+	for kv in "$@"; do
+		k=${kv%%=*}
+		v=${kv#*=}
+		case $k in
+		sync) sync=$v ;;
+		default_ttl) default_ttl=$v ;;
+		max_ttl) max_ttl=$v ;;
+		trust_domain) trust=$v ;;
+		token) token=$v ;;
+		*) fail "stintd_config: unknown key '$k'" ;;
+		esac
+	done
+	[ -d "$T/state" ] || mkdir -m 0700 "$T/state"
+	[ -d "$T/run" ] || mkdir -m 0755 "$T/run"
+	STINTD_CONF=$T/stint.conf
+	AUDIT_LOG=$T/state/audit.log
+	export STINT_ADMIN_SOCKET=$T/run/admin.sock
+	cat >"$STINTD_CONF" <<EOF
+[stintd]
+state_dir = $T/state
+runtime_dir = $T/run
+trust_domain = $trust
+default_ttl = $default_ttl
+max_ttl = $max_ttl
+
+[backend]
+type = pkcs11
+module = $SOFTHSM_MODULE
+token = $token
+pin_file = $HSM_PIN_FILE
+
+[audit]
+path = $AUDIT_LOG
+sync = $sync
+EOF
+}
+
+stintd_alive()
+{
+	[ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null
+}
+
+stintd_start()
+{
+	local i limit=100
+
+	[ -x "$STINTD" ] || skip "no stintd in $top_builddir (build first)"
+	[ -x "$STINT" ] || skip "no stint CLI in $top_builddir (build first)"
+	[ -n "${STINTD_CONF:-}" ] || stintd_config
+	[ "$STINT_SANITIZERS" = yes ] && limit=300
+	STINTD_STARTS=$((STINTD_STARTS + 1))
+	STINTD_LOG=$T/stintd.$STINTD_STARTS.log
+	"$STINTD" --config "$STINTD_CONF" --foreground >"$STINTD_LOG" 2>&1 &
+	STINTD_PID=$!
+	# After kill -9 the old sockets are still there: wait until the new
+	# daemon answers on admin.sock, not merely until the files exist.
+	for ((i = 0; i < limit; i++)); do
+		if [ -S "$T/run/agent.sock" ] && [ -S "$T/run/admin.sock" ] &&
+			"$STINT" --socket "$T/run/admin.sock" status >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! kill -0 "$STINTD_PID" 2>/dev/null; then
+			wait "$STINTD_PID"
+			echo "stintd exited with status $?; its log:" >&2
+			cat "$STINTD_LOG" >&2
+			STINTD_PID=
+			fail "stintd did not start"
+		fi
+		sleep 0.1
+	done
+	cat "$STINTD_LOG" >&2
+	fail "stintd did not create its sockets within $((limit / 10)) s"
+}
+
+stintd_stop()
+{
+	local rc
+
+	[ -n "$STINTD_PID" ] || fail "stintd_stop: stintd not running"
+	kill -TERM "$STINTD_PID" || fail "stintd (pid $STINTD_PID) already gone"
+	if ! _wait_pid "$STINTD_PID" 30; then
+		kill -KILL "$STINTD_PID"
+		fail "stintd did not exit within 30 s of SIGTERM"
+	fi
+	wait "$STINTD_PID"
+	rc=$?
+	STINTD_PID=
+	[ "$rc" -eq 0 ] || { cat "$STINTD_LOG" >&2; fail "stintd exited $rc on SIGTERM"; }
+	[ ! -e "$T/run/agent.sock" ] || fail "agent.sock left behind after SIGTERM"
+	[ ! -e "$T/run/admin.sock" ] || fail "admin.sock left behind after SIGTERM"
+	san_check_log "$STINTD_LOG" || fail "sanitizer error in stintd"
+}
+
+# kill -9: no cleanup; the sockets stay behind and the next start must cope.
+stintd_kill9()
+{
+	kill -KILL "$STINTD_PID"
+	wait "$STINTD_PID" 2>/dev/null
+	STINTD_PID=
+}
+
+stint()
+{
+	"$STINT" --socket "$T/run/admin.sock" "$@"
+}
+
+# The usual start of a test: a token, a config, a running daemon, and the
+# module's environment.
+stint_setup()
+{
+	softhsm_token stint
+	stintd_config "$@"
+	stintd_start
+	p11_env
+}
+
+agent_add()
+{
+	local name=$1 uid=$2
+
+	shift 2
+	stint agent add "$name" --uid "$uid" "$@" >/dev/null ||
+		fail "stint agent add $name --uid $uid $* failed"
+}
+
+# task_start AGENT [stint task start options]: prints the new task id.
+task_start()
+{
+	local agent=$1 id
+
+	shift
+	id=$(stint task start --agent "$agent" -q "$@") ||
+		fail "stint task start --agent $agent $* failed"
+	[ -n "$id" ] || fail "stint task start -q printed no task id"
+	echo "$id"
+}
+
+# Number of audit records with event $2 for task $1 (in $3, default the log).
+audit_count()
+{
+	"$PYTHON" - "$1" "$2" "${3:-$AUDIT_LOG}" <<'EOF'
+import json, sys
+task, event, path = sys.argv[1:4]
+n = 0
+with open(path, "rb") as f:
+    for line in f:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("task") == task and r.get("event") == event:
+            n += 1
+print(n)
+EOF
+}
+
+# --- the PKCS#11 module -------------------------------------------------------
+
+p11_env()
+{
+	[ -f "$STINT_MODULE" ] || skip "no stint-pkcs11.so in $top_builddir/.libs"
+	export STINT_SOCKET=$T/run/agent.sock
+}
+
+need_p11client()
+{
+	[ -x "$P11CLIENT" ] ||
+		skip "no $P11CLIENT (make check builds it; by hand: make tests/integration/p11client)"
+}
+
+p11client()
+{
+	"$P11CLIENT" --module "$STINT_MODULE" "$@"
+}
+
+# (A hung module must fail the test, not stall it: hence the timeouts.)
+p11tool()
+{
+	timeout 120 "${FOREIGN[@]}" pkcs11-tool --module "$STINT_MODULE" "$@"
+}
+
+# The libp11 engine (OpenSSL 3's engine API on Debian 12).
+engine_path()
+{
+	local d
+
+	d=$(openssl version -e 2>/dev/null | sed -n 's/^ENGINESDIR: "\(.*\)"$/\1/p')
+	for p in "$d/pkcs11.so" /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so \
+		/usr/lib/*/engines-3/pkcs11.so; do
+		[ -f "$p" ] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# Runs openssl with the engine configured for MODULE (default our module).
+# Only this process sees the config: libp11 0.4.12 breaks OpenSSL's own EC
+# operations in a process that loaded it (OpenSC/libp11 #456), so keys are
+# generated and signatures verified elsewhere.
+engine_openssl()
+{
+	local cnf=$T/engine-openssl.cnf eng
+
+	if [ ! -f "$cnf" ] || [ "${_ENGINE_MODULE:-}" != "${ENGINE_MODULE:-$STINT_MODULE}" ]; then
+		eng=$(engine_path) ||
+			skip "libp11 engine not installed (libengine-pkcs11-openssl)"
+		_ENGINE_MODULE=${ENGINE_MODULE:-$STINT_MODULE}
+		cat >"$cnf" <<EOF
+openssl_conf = openssl_init
+
+[openssl_init]
+engines = engine_section
+
+[engine_section]
+pkcs11 = pkcs11_section
+
+[pkcs11_section]
+engine_id = pkcs11
+dynamic_path = $eng
+MODULE_PATH = $_ENGINE_MODULE
+init = 0
+EOF
+	fi
+	OPENSSL_CONF=$cnf timeout 120 "${FOREIGN[@]}" openssl "$@"
+}
+
+# --- raw agent-socket client (python3), for the abuse and identity tests -----
+
+# Writes $T/wire.py: a minimal CBOR codec for Stint frames. Usage:
+#   $PYTHON $T/wire.py sign SOCKET TASK [MECH]  -> prints "status=N error=..."
+#   $PYTHON $T/wire.py hello SOCKET             -> prints "status=N agent=..."
+wire_py()
+{
+	cat >"$T/wire.py" <<'EOF'
+import socket, struct, sys
+
+def enc_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for ai, fmt in ((24, ">B"), (25, ">H"), (26, ">I"), (27, ">Q")):
+        if n < 1 << (8 * struct.calcsize(fmt)):
+            return bytes([major << 5 | ai]) + struct.pack(fmt, n)
+
+def enc(v):
+    if isinstance(v, bool):
+        return bytes([0xf5 if v else 0xf4])
+    if isinstance(v, int):
+        return enc_head(0, v)
+    if isinstance(v, bytes):
+        return enc_head(2, len(v)) + v
+    if isinstance(v, str):
+        b = v.encode()
+        return enc_head(3, len(b)) + b
+    if isinstance(v, list):
+        return enc_head(4, len(v)) + b"".join(enc(x) for x in v)
+    if isinstance(v, dict):
+        return enc_head(5, len(v)) + b"".join(enc(k) + enc(x) for k, x in v.items())
+    raise TypeError(v)
+
+def dec(b, i=0):
+    ib = b[i]; major = ib >> 5; ai = ib & 31; i += 1
+    if ai < 24:
+        n = ai
+    elif ai in (24, 25, 26, 27):
+        size = 1 << (ai - 24)
+        n = int.from_bytes(b[i:i + size], "big"); i += size
+    else:
+        n = ai
+    if major == 0:
+        return n, i
+    if major == 1:
+        return -1 - n, i
+    if major == 2:
+        return bytes(b[i:i + n]), i + n
+    if major == 3:
+        return b[i:i + n].decode(), i + n
+    if major == 4:
+        out = []
+        for _ in range(n):
+            x, i = dec(b, i); out.append(x)
+        return out, i
+    if major == 5:
+        out = {}
+        for _ in range(n):
+            k, i = dec(b, i); x, i = dec(b, i); out[k] = x
+        return out, i
+    if major == 7:
+        return {20: False, 21: True, 22: None}.get(ai), i
+    raise ValueError("cbor major %d" % major)
+
+def frame(m):
+    body = enc(m)
+    return struct.pack(">I", len(body)) + body
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+def read_reply(s):
+    head = recv_exact(s, 4)
+    if head is None:
+        return None
+    n = struct.unpack(">I", head)[0]
+    body = recv_exact(s, n)
+    if body is None:
+        return None
+    return dec(body)[0]
+
+def connect(path, timeout=10):
+    # A blocking connect: with a timeout set, Python connects non-blocking
+    # and a full listen backlog gives EAGAIN at once instead of waiting.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(timeout)
+    return s
+
+def show(rep):
+    if rep is None:
+        print("closed")
+    else:
+        print("status=%d error=%s agent=%s" % (rep.get(2, -1), rep.get(3, ""), rep.get(5, "")))
+
+if __name__ == "__main__":
+    cmd, path = sys.argv[1], sys.argv[2]
+    s = connect(path)
+    if cmd == "sign":
+        mech = int(sys.argv[4], 0) if len(sys.argv) > 4 else 0x1041
+        s.sendall(frame({1: 3, 6: sys.argv[3], 7: mech, 8: b"x" * 32}))
+    elif cmd == "hello":
+        s.sendall(frame({1: 1, 4: 1}))
+    else:
+        raise SystemExit("usage: wire.py sign|hello SOCKET [TASK [MECH]]")
+    show(read_reply(s))
+EOF
+}
