@@ -21,18 +21,18 @@
 #include "attest/peer.h"
 
 struct stint_audit_event {
-	const char *event; /* daemon-start, daemon-stop, agent-add,
-			      agent-remove, task-start, key-generate, task-end,
-			      task-expire, key-destroy, sign-allowed,
-			      sign-refused */
-	const char *agent;            /* NULL: omitted */
-	const char *task;             /* NULL: omitted */
+	const char *event;             /* daemon-start, daemon-stop, agent-add,
+					  agent-remove, task-start, key-generate, task-end,
+					  task-expire, key-destroy, sign-allowed,
+					  sign-refused */
+	const char *agent;             /* NULL: omitted */
+	const char *task;              /* NULL: omitted */
 	const struct stint_peer *peer; /* NULL: omitted */
-	const char *mechanism;        /* "CKM_ECDSA_SHA256" */
-	const uint8_t *input_sha256;  /* 32 bytes, or NULL */
-	const char *decision;         /* "allow" | "deny" */
+	const char *mechanism;         /* "CKM_ECDSA_SHA256" */
+	const uint8_t *input_sha256;   /* 32 bytes, or NULL */
+	const char *decision;          /* "allow" | "deny" */
 	const char *reason;
-	const char *detail;           /* free text: key type, ttl, intent... */
+	const char *detail; /* free text: key type, ttl, intent... */
 };
 
 struct stint_audit;
@@ -46,8 +46,7 @@ int stint_audit_open(const char *path, enum stint_audit_sync sync,
  * about to do) if the record could not be written. Thread-safe. */
 int stint_audit_append(struct stint_audit *a,
 		       const struct stint_audit_event *ev);
-void stint_audit_head(struct stint_audit *a, uint64_t *seq,
-		      uint8_t hash[32]);
+void stint_audit_head(struct stint_audit *a, uint64_t *seq, uint8_t hash[32]);
 void stint_audit_close(struct stint_audit *a); /* fsyncs */
 
 struct stint_audit_anchor {

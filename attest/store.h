@@ -25,8 +25,8 @@ enum {
 struct stint_agent {
 	char name[STINT_NAME_MAX + 1];
 	uint32_t uid;
-	int64_t gid; /* -1: any gid */
-	uint64_t max_ttl; /* seconds */
+	int64_t gid;                     /* -1: any gid */
+	uint64_t max_ttl;                /* seconds */
 	uint64_t mechs[STINT_MECHS_MAX]; /* allowed CKM_* */
 	size_t n_mechs;
 	int64_t created; /* seconds since the epoch */
@@ -106,10 +106,10 @@ int stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
 			  int *verdict, const char **reason);
 /* Live tasks past their deadline at now (ids), and ended tasks whose key
  * is not yet destroyed. */
-int stint_store_tasks_due(struct stint_store *s, int64_t now, char (**ids)[STINT_TASK_ID_MAX + 1],
-			  size_t *n);
+int stint_store_tasks_due(struct stint_store *s, int64_t now,
+			  char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n);
 int stint_store_task_key_destroyed(struct stint_store *s, const char *id);
-int stint_store_count(struct stint_store *s, size_t *agents,
-		      size_t *live_tasks, size_t *all_tasks);
+int stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
+		      size_t *all_tasks);
 
 #endif
