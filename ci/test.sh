@@ -129,6 +129,38 @@ run_fuzzers()
 	[ "$n" -gt 0 ] || record_fail "fuzzing: no fuzzer was built"
 }
 
+# make install into a DESTDIR puts every piece where the docs say.
+check_install()
+{
+	local dest f missing=0
+
+	stage "make install DESTDIR"
+	dest=$(mktemp -d)
+	if ! (cd "$ci_dir/default" && make install DESTDIR="$dest" \
+		prefix=/usr sysconfdir=/etc >/dev/null); then
+		record_fail "install: make install failed"
+		rm -rf "$dest"
+		return
+	fi
+	for f in usr/sbin/stintd usr/bin/stint usr/lib/pkcs11/stint-pkcs11.so \
+		usr/include/stint/wire.h usr/include/stint/verify.h \
+		etc/stint/stint.conf usr/share/man/man1/stint.1 \
+		usr/share/man/man8/stintd.8 usr/share/man/man5/stint.conf.5 \
+		usr/share/man/man8/stint-pkcs11.8 \
+		usr/lib/systemd/system/stintd.service; do
+		if [ ! -e "$dest/$f" ]; then
+			echo "install: missing $f"
+			missing=1
+		fi
+	done
+	rm -rf "$dest"
+	if [ "$missing" -eq 0 ]; then
+		passed=$((passed + 1))
+	else
+		record_fail "install: files missing from make install"
+	fi
+}
+
 check_style()
 {
 	stage "make check-style"
@@ -152,6 +184,7 @@ stage "autoreconf -fi"
 
 build_and_check default "$ci_dir/default"
 build_and_check sanitizers "$ci_dir/asan" --enable-sanitizers
+check_install
 run_fuzzers
 check_style
 
