@@ -71,68 +71,6 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* SHA-256 of body[0..n] followed by "}": the record without its hash. */
-static int
-record_hash(const char *body, size_t n, uint8_t out[32])
-{
-	EVP_MD_CTX *ctx;
-	unsigned int len = 0;
-	int r = -1;
-
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return -1;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, body, n) != 1 ||
-	    EVP_DigestUpdate(ctx, "}", 1) != 1 ||
-	    EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != 32)
-		goto out;
-	r = 0;
-out:
-	EVP_MD_CTX_free(ctx);
-	return r;
-}
-
-static bool
-is_lower_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return true;
-}
-
-/*
- * Checks that line[0..len] (without its "\n") ends with a well-formed hash
- * member whose value is the hash of the rest, and returns that hash.
- */
-static int
-check_line_hash(const char *line, size_t len, uint8_t hash[32])
-{
-	const char *suffix;
-	uint8_t want[32];
-	char hex[65];
-
-	if (len < HASH_SUFFIX_LEN + 1)
-		return -1;
-	suffix = line + len - HASH_SUFFIX_LEN;
-	if (memcmp(suffix, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
-	    !is_lower_hex(suffix + HASH_PREFIX_LEN, 64) ||
-	    memcmp(suffix + HASH_PREFIX_LEN + 64, "\"}", 2) != 0)
-		return -1;
-	/* stint_hex_decode wants exactly the digits, NUL-terminated. */
-	memcpy(hex, suffix + HASH_PREFIX_LEN, 64);
-	hex[64] = '\0';
-	if (stint_hex_decode(hex, want, 32) != 0)
-		return -1;
-	if (record_hash(line, len - HASH_SUFFIX_LEN, hash) != 0)
-		return -1;
-	if (memcmp(hash, want, 32) != 0)
-		return -1;
-	return 0;
-}
-
 #define ROTATE_ADVICE                                                          \
 	"run `stint audit verify %s`, then move the log aside (rotate) "       \
 	"before starting stintd"
@@ -229,7 +167,7 @@ load_tail(struct stint_audit *a, const char *path, off_t size, char *err,
 			strerror(errno));
 		goto out;
 	}
-	if (check_line_hash(line, len, a->prev) != 0) {
+	if (stint_audit_check_line(line, len, a->prev) != 0) {
 		set_err(err, errlen,
 			"audit log %s: the last record has no valid hash "
 			"(damaged or not a Stint audit log); " ROTATE_ADVICE,
@@ -514,7 +452,7 @@ build_line(struct stint_audit *a, const struct stint_audit_event *ev,
 	if (n < 2 || body[n - 1] != '}')
 		goto out;
 	/* hash = SHA-256(body), body being everything up to "}" inclusive. */
-	if (record_hash(body, n - 1, hash) != 0)
+	if (stint_audit_record_hash(body, n - 1, hash) != 0)
 		goto out;
 	stint_hex_encode(hash, 32, hex);
 	if ((p = malloc(n - 1 + HASH_SUFFIX_LEN + 2)) == NULL)

@@ -49,6 +49,21 @@ int stint_audit_append(struct stint_audit *a,
 void stint_audit_head(struct stint_audit *a, uint64_t *seq, uint8_t hash[32]);
 void stint_audit_close(struct stint_audit *a); /* fsyncs */
 
+/* The hash rule, shared by the writer and the verifier: SHA-256 of
+ * body[0..n] followed by "}" (the record without its hash member). */
+int stint_audit_record_hash(const char *body, size_t n, uint8_t out[32]);
+
+enum {
+	STINT_AUDIT_LINE_OK = 0,
+	STINT_AUDIT_LINE_SHORT,    /* too short to hold a hash member */
+	STINT_AUDIT_LINE_NO_HASH,  /* does not end with ,"hash":"<hex>"} */
+	STINT_AUDIT_LINE_MISMATCH, /* the hash is not that of the record */
+	STINT_AUDIT_LINE_ERROR,    /* out of memory or crypto failure */
+};
+/* Checks one line (without its "\n") against the hash rule; on OK, hash
+ * holds the record's hash. */
+int stint_audit_check_line(const char *line, size_t len, uint8_t hash[32]);
+
 struct stint_audit_anchor {
 	bool set;
 	uint64_t seq;     /* the last record must have this seq... */

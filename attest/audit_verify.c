@@ -85,8 +85,8 @@ next_line(struct line_reader *r, const char **line, size_t *len, bool *newline)
 	}
 }
 
-static int
-sha256_record(const char *body, size_t n, uint8_t out[32])
+int
+stint_audit_record_hash(const char *body, size_t n, uint8_t out[32])
 {
 	EVP_MD_CTX *ctx;
 	unsigned int len = 0;
@@ -114,6 +114,30 @@ is_lower_hex(const char *s, size_t n)
 			return false;
 	}
 	return true;
+}
+
+int
+stint_audit_check_line(const char *line, size_t len, uint8_t hash[32])
+{
+	const char *suffix;
+	uint8_t want[32];
+	char hex[65];
+
+	if (len < HASH_SUFFIX_LEN + 1)
+		return STINT_AUDIT_LINE_SHORT;
+	suffix = line + len - HASH_SUFFIX_LEN;
+	if (memcmp(suffix, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
+	    !is_lower_hex(suffix + HASH_PREFIX_LEN, 64) ||
+	    memcmp(suffix + HASH_PREFIX_LEN + 64, "\"}", 2) != 0)
+		return STINT_AUDIT_LINE_NO_HASH;
+	/* stint_hex_decode wants exactly the digits, NUL-terminated. */
+	memcpy(hex, suffix + HASH_PREFIX_LEN, 64);
+	hex[64] = '\0';
+	if (stint_hex_decode(hex, want, 32) != 0 ||
+	    stint_audit_record_hash(line, len - HASH_SUFFIX_LEN, hash) != 0)
+		return STINT_AUDIT_LINE_ERROR;
+	return memcmp(hash, want, 32) == 0 ? STINT_AUDIT_LINE_OK
+					   : STINT_AUDIT_LINE_MISMATCH;
 }
 
 static void bad(struct stint_audit_report *rep, uint64_t line, const char *fmt,
@@ -156,9 +180,8 @@ check_record(struct chain *c, const char *line, size_t len, bool newline,
 	     const struct stint_audit_anchor *anchor,
 	     struct stint_audit_report *rep)
 {
-	const char *suffix, *prevhex;
-	uint8_t hash[32], want[32], prev[32];
-	char hex[65];
+	const char *prevhex;
+	uint8_t hash[32], prev[32];
 	json_t *root = NULL, *jseq, *jprev;
 	json_int_t seq;
 	int r = 1;
@@ -167,29 +190,23 @@ check_record(struct chain *c, const char *line, size_t len, bool newline,
 		bad(rep, c->lineno, "truncated record (tail cut)");
 		return 1;
 	}
-	if (len < HASH_SUFFIX_LEN + 1) {
+	switch (stint_audit_check_line(line, len, hash)) {
+	case STINT_AUDIT_LINE_OK:
+		break;
+	case STINT_AUDIT_LINE_SHORT:
 		bad(rep, c->lineno,
 		    "too short to be a record (not a Stint audit record)");
 		return 1;
-	}
-	suffix = line + len - HASH_SUFFIX_LEN;
-	if (memcmp(suffix, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
-	    !is_lower_hex(suffix + HASH_PREFIX_LEN, 64) ||
-	    memcmp(suffix + HASH_PREFIX_LEN + 64, "\"}", 2) != 0) {
+	case STINT_AUDIT_LINE_NO_HASH:
 		bad(rep, c->lineno,
 		    "does not end with a hash member (record altered or not "
 		    "a Stint audit record)");
 		return 1;
-	}
-	/* stint_hex_decode wants exactly the digits, NUL-terminated. */
-	memcpy(hex, suffix + HASH_PREFIX_LEN, 64);
-	hex[64] = '\0';
-	if (stint_hex_decode(hex, want, 32) != 0 ||
-	    sha256_record(line, len - HASH_SUFFIX_LEN, hash) != 0)
-		return -1;
-	if (memcmp(hash, want, 32) != 0) {
+	case STINT_AUDIT_LINE_MISMATCH:
 		bad(rep, c->lineno, "hash mismatch (record altered)");
 		return 1;
+	default:
+		return -1;
 	}
 
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
