@@ -1539,6 +1539,23 @@ out:
 }
 
 int
+stint_backend_tpm_counter(struct stint_backend *base, uint64_t *value,
+			  char *err, size_t errlen)
+{
+	struct tpm_backend *b = (struct tpm_backend *)base;
+	int r;
+
+	if (base == NULL || base->ops->close != tpm_close) {
+		snprintf(err, errlen, "the kill switch needs the TPM backend");
+		return -1;
+	}
+	pthread_mutex_lock(&b->lock);
+	r = nv_read_counter(b, value, err, errlen);
+	pthread_mutex_unlock(&b->lock);
+	return r;
+}
+
+int
 stint_backend_tpm_ak_pem(struct stint_backend *base, char **pem, char *err,
 			 size_t errlen)
 {

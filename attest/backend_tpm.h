@@ -56,6 +56,9 @@ int stint_tpm_keyfile_read(const char *path, struct stint_tpm_keyfile *kf,
  */
 int stint_backend_tpm_kill_switch(struct stint_backend *b, char *err,
 				  size_t errlen);
+/* The kill-switch counter's current value (what new keys bind). */
+int stint_backend_tpm_counter(struct stint_backend *b, uint64_t *value,
+			      char *err, size_t errlen);
 
 /*
  * Evidence for the task key key_id: TPM2_Certify by the host AK with

@@ -90,6 +90,8 @@ int stint_cmd_status(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_ca(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_attest(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv);
+/* cli_tpm.c: kill-switch --confirm */
+int stint_cmd_kill_switch(const struct stint_cli *cli, int argc, char **argv);
 
 void stint_help_agent(FILE *f);
 void stint_help_task(FILE *f);
@@ -98,5 +100,6 @@ void stint_help_status(FILE *f);
 void stint_help_ca(FILE *f);
 void stint_help_attest(FILE *f);
 void stint_help_verify_peer(FILE *f);
+void stint_help_kill_switch(FILE *f);
 
 #endif

@@ -53,7 +53,12 @@ stint_help_attest(FILE *f)
 		"                           [--task ID] [--json]\n"
 		"\n"
 		"Verify key attestation evidence offline (from 'stint task "
-		"evidence').\n"
+		"evidence'),\n"
+		"of either kind: a PKCS#11 statement or a TPM2_Certify "
+		"(the TPM backend;\n"
+		"then the key is <state_dir>/tpm/ak.pub.pem, as 'stint ca "
+		"attestation-key'\n"
+		"prints).\n"
 		"Checks the signature by the attestation key, the task id and "
 		"nonce when\n"
 		"given, the key type and the key's attributes; names the "
@@ -233,6 +238,41 @@ read_pubkey(const char *path)
 	return k;
 }
 
+/* TPM2_Certify evidence: what the TPM's attestation key proves. */
+static void
+print_tpm_claims(const struct stint_evidence_claims *c, const char *nonce,
+		 bool json)
+{
+	char when[40];
+
+	if (json) {
+		(void)stint_cli_print_json(json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+			"result", "ok", "kind", c->kind, "task", c->task,
+			"nonce", nonce, "key_type",
+			stint_key_type_str(c->key_type), "tpm_deadline_ms",
+			(json_int_t)c->tpm_deadline, "tpm_clock_ms",
+			(json_int_t)c->tpm_clock, "kill_switch_counter",
+			(json_int_t)c->tpm_counter, "kill_switch_index",
+			(json_int_t)c->nv_index, "not_after",
+			(json_int_t)c->not_after));
+		return;
+	}
+	stint_cli_time((uint64_t)c->not_after, when, sizeof(when));
+	printf("evidence OK: key of task %s (%s) certified by the TPM "
+	       "attestation key\n"
+	       "nonce %s\n"
+	       "attributes: fixedTPM, fixedParent, sensitiveDataOrigin, "
+	       "sign; no userWithAuth\n"
+	       "policy: TPM clock < %llu ms (certified at %llu ms; about %s) "
+	       "AND\n"
+	       "        kill-switch counter 0x%08x == %llu\n",
+	       c->task, stint_key_type_str(c->key_type), nonce,
+	       (unsigned long long)c->tpm_deadline,
+	       (unsigned long long)c->tpm_clock, when, (unsigned)c->nv_index,
+	       (unsigned long long)c->tpm_counter);
+}
+
 static void
 print_claims(const struct stint_evidence_claims *c, bool json)
 {
@@ -240,6 +280,10 @@ print_claims(const struct stint_evidence_claims *c, bool json)
 	json_t *o;
 
 	stint_hex_encode(c->nonce, sizeof(c->nonce), nonce);
+	if (strcmp(c->kind, "tpm") == 0) {
+		print_tpm_claims(c, nonce, json);
+		return;
+	}
 	if (json) {
 		o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:b, s:b}",
 			      "result", "ok", "task", c->task, "nonce", nonce,

@@ -1,5 +1,7 @@
 /*
- * Evidence for the PKCS#11 backend (evidence.h, docs/attestation.md).
+ * Evidence (evidence.h, docs/attestation.md): the PKCS#11 statement, and
+ * the envelope around TPM2_Certify evidence (tpm_evidence.h). One
+ * verifier dispatches on the kind.
  */
 
 #include <stdio.h>
@@ -14,10 +16,20 @@
 
 #include "attest/evidence.h"
 #include "common/msg.h"
+#ifdef HAVE_TPM
+#include "attest/tpm_evidence.h"
+#endif
 
 #define PEM_NAME "STINT EVIDENCE"
 
-enum { D_VERSION = 1, D_KIND = 2, D_STATEMENT = 3, D_SIGNATURE = 4 };
+enum {
+	D_VERSION = 1,
+	D_KIND = 2,
+	D_STATEMENT = 3, /* the TPM document for kind "tpm" */
+	D_SIGNATURE = 4,
+	D_NONCE = 5, /* kind "tpm" */
+	D_TASK = 6,  /* kind "tpm" */
+};
 enum {
 	S_TASK = 1,
 	S_NONCE = 2,
@@ -53,6 +65,12 @@ stint_evidence_check_str(int check)
 		return "key";
 	case STINT_EV_ATTRIBUTES:
 		return "attributes";
+	case STINT_EV_ATTEST:
+		return "attest";
+	case STINT_EV_POLICY:
+		return "policy";
+	case STINT_EV_NAME:
+		return "name";
 	default:
 		return "internal";
 	}
@@ -100,6 +118,50 @@ stint_evidence_wrap(const uint8_t *stmt, size_t stmt_len, const uint8_t *sig,
 		r = stint_msg_serialize(m, doc, len);
 	stint_msg_free(m);
 	return r == 0 ? 0 : -1;
+}
+
+int
+stint_evidence_tpm_wrap(const uint8_t *tpm_doc, size_t tpm_len,
+			const uint8_t nonce[STINT_NONCE_LEN], const char *task,
+			uint8_t **doc, size_t *len)
+{
+	struct stint_msg *m = stint_msg_new();
+	int r = 0;
+
+	if (m == NULL)
+		return -1;
+	r |= stint_msg_put_uint(m, D_VERSION, STINT_EVIDENCE_VERSION);
+	r |= stint_msg_put_text(m, D_KIND, STINT_EVIDENCE_KIND_TPM);
+	r |= stint_msg_put_bytes(m, D_STATEMENT, tpm_doc, tpm_len);
+	r |= stint_msg_put_bytes(m, D_NONCE, nonce, STINT_NONCE_LEN);
+	r |= stint_msg_put_text(m, D_TASK, task);
+	if (r == 0)
+		r = stint_msg_serialize(m, doc, len);
+	stint_msg_free(m);
+	return r == 0 ? 0 : -1;
+}
+
+int
+stint_evidence_kind(const uint8_t *doc, size_t len, char *kind, size_t cap)
+{
+	struct stint_msg *m = NULL;
+	int r = -1;
+
+	if (len > 0 && len <= STINT_EVIDENCE_MAX &&
+	    stint_msg_parse(doc, len, &m) == 0 &&
+	    stint_msg_get_text(m, D_KIND, kind, cap) == 0)
+		r = 0;
+	stint_msg_free(m);
+	return r;
+}
+
+static bool
+is_tpm(const uint8_t *doc, size_t len)
+{
+	char kind[32];
+
+	return stint_evidence_kind(doc, len, kind, sizeof(kind)) == 0 &&
+	       strcmp(kind, STINT_EVIDENCE_KIND_TPM) == 0;
 }
 
 int
@@ -243,6 +305,39 @@ out:
 	return r;
 }
 
+static int decode_tpm(const struct stint_msg *m, const uint8_t **tdoc,
+		      size_t *tlen, struct stint_evidence_claims *c, char *err,
+		      size_t errlen);
+
+/* A TPM document's envelope and unverified figures, to show it. */
+static int
+decode_tpm_show(const uint8_t *doc, size_t len,
+		struct stint_evidence_claims *out, char *err, size_t errlen)
+{
+	struct stint_msg *m = NULL;
+	const uint8_t *tdoc;
+	size_t tlen;
+	int r = -1;
+#ifdef HAVE_TPM
+	struct stint_tpm_evidence ev;
+#endif
+
+	if (stint_msg_parse(doc, len, &m) != 0 ||
+	    decode_tpm(m, &tdoc, &tlen, out, err, errlen) != 0)
+		goto out;
+#ifdef HAVE_TPM
+	if (stint_tpm_evidence_decode(tdoc, tlen, &ev, err, errlen) != 0)
+		goto out;
+	out->tpm_deadline = ev.deadline;
+	out->tpm_counter = ev.counter;
+	out->not_after = ev.not_after;
+#endif
+	r = 0;
+out:
+	stint_msg_free(m);
+	return r;
+}
+
 int
 stint_evidence_decode(const uint8_t *doc, size_t len,
 		      struct stint_evidence_claims *out, char *err,
@@ -254,10 +349,15 @@ stint_evidence_decode(const uint8_t *doc, size_t len,
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	if (is_tpm(doc, len))
+		return decode_tpm_show(doc, len, out, err, errlen);
 	r = decode_doc(doc, len, &m, &stmt, &stmt_len, &sig, &sig_len, err,
 		       errlen);
 	if (r == 0)
 		r = decode_statement(stmt, stmt_len, out, err, errlen);
+	if (r == 0)
+		snprintf(out->kind, sizeof(out->kind), "%s",
+			 STINT_EVIDENCE_KIND);
 	stint_msg_free(m);
 	return r;
 }
@@ -338,6 +438,196 @@ check_claims(const struct stint_evidence_claims *c, EVP_PKEY *ak,
 	return STINT_EV_OK;
 }
 
+/* --- kind "tpm": the envelope around a TPM2_Certify document ----------- */
+
+static int
+decode_tpm(const struct stint_msg *m, const uint8_t **tdoc, size_t *tlen,
+	   struct stint_evidence_claims *c, char *err, size_t errlen)
+{
+	const uint8_t *nonce;
+	size_t nonce_len;
+	uint64_t v;
+
+	if (stint_msg_get_uint(m, D_VERSION, &v) != 0 ||
+	    v != STINT_EVIDENCE_VERSION) {
+		snprintf(err, errlen, "evidence version missing or not %d",
+			 STINT_EVIDENCE_VERSION);
+		return -1;
+	}
+	if (stint_msg_get_bytes(m, D_STATEMENT, tdoc, tlen) != 0 ||
+	    *tlen == 0 ||
+	    stint_msg_get_bytes(m, D_NONCE, &nonce, &nonce_len) != 0 ||
+	    nonce_len != STINT_NONCE_LEN ||
+	    stint_msg_get_text(m, D_TASK, c->task, sizeof(c->task)) != 0 ||
+	    c->task[0] == '\0') {
+		snprintf(err, errlen,
+			 "TPM evidence lacks its document, a 32-byte nonce "
+			 "or the task id");
+		return -1;
+	}
+	memcpy(c->nonce, nonce, STINT_NONCE_LEN);
+	snprintf(c->kind, sizeof(c->kind), "%s", STINT_EVIDENCE_KIND_TPM);
+	return 0;
+}
+
+#ifdef HAVE_TPM
+/* The TPM verifier names its check as the message's first word. */
+static int
+tpm_check(const char *err)
+{
+	static const struct {
+		const char *prefix;
+		int check;
+	} map[] = {
+		{"document:", STINT_EV_MALFORMED},
+		{"attest:", STINT_EV_MALFORMED},
+		{"AK:", STINT_EV_AK},
+		{"signature:", STINT_EV_SIGNATURE},
+		{"magic:", STINT_EV_ATTEST},
+		{"type:", STINT_EV_ATTEST},
+		{"nonce:", STINT_EV_NONCE},
+		{"key:", STINT_EV_KEY},
+		{"attributes:", STINT_EV_ATTRIBUTES},
+		{"nv:", STINT_EV_POLICY},
+		{"policy:", STINT_EV_POLICY},
+		{"name:", STINT_EV_NAME},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strncmp(err, map[i].prefix, strlen(map[i].prefix)) == 0)
+			return map[i].check;
+	return STINT_EV_MALFORMED;
+}
+
+/* The TPM backend makes EC P-256 and RSA-2048 keys. */
+static uint32_t
+key_type_of(const struct stint_bytes *spki)
+{
+	const unsigned char *p = spki->ptr;
+	EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)spki->len);
+	uint32_t t = 0;
+
+	if (k == NULL)
+		return 0;
+	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC &&
+	    EVP_PKEY_get_bits(k) == 256)
+		t = STINT_KEY_EC_P256;
+	else if (EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA &&
+		 EVP_PKEY_get_bits(k) == 2048)
+		t = STINT_KEY_RSA_2048;
+	EVP_PKEY_free(k);
+	return t;
+}
+
+static int
+copy_bytes(struct stint_bytes *dst, const uint8_t *p, size_t n)
+{
+	if ((dst->ptr = malloc(n ? n : 1)) == NULL)
+		return -1;
+	memcpy(dst->ptr, p, n);
+	dst->len = n;
+	return 0;
+}
+#endif
+
+/* The envelope's nonce and task id are checked against want first (so a
+ * wrong one is named as such), then the TPM verifier checks extraData
+ * against them, and everything else (tpm_evidence.h). */
+static int
+verify_tpm(const struct stint_msg *m, EVP_PKEY *ak,
+	   const struct stint_evidence_expect *want,
+	   struct stint_evidence_claims *c, char *err, size_t errlen)
+{
+	const uint8_t *tdoc;
+	size_t tlen;
+#ifdef HAVE_TPM
+	struct stint_tpm_evidence_info info;
+	struct stint_bytes ak_spki = {NULL, 0};
+	BIO *bio = NULL;
+	char *pem;
+	long pem_len;
+	int r;
+#endif
+
+	if (decode_tpm(m, &tdoc, &tlen, c, err, errlen) != 0)
+		return STINT_EV_MALFORMED;
+	if (want->task != NULL && strcmp(want->task, c->task) != 0) {
+		snprintf(err, errlen, "the evidence is for task '%s', not '%s'",
+			 c->task, want->task);
+		return STINT_EV_TASK;
+	}
+	if (want->nonce != NULL &&
+	    CRYPTO_memcmp(want->nonce, c->nonce, STINT_NONCE_LEN) != 0) {
+		snprintf(err, errlen,
+			 "the nonce is not the expected one (replayed or "
+			 "for another request)");
+		return STINT_EV_NONCE;
+	}
+#ifdef HAVE_TPM
+	memset(&info, 0, sizeof(info));
+	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PUBKEY(bio, ak) != 1 ||
+	    (pem_len = BIO_get_mem_data(bio, &pem)) <= 0) {
+		snprintf(err, errlen, "cannot encode the attestation key");
+		r = STINT_EV_INTERNAL;
+		goto out;
+	}
+	if (stint_tpm_evidence_verify(
+		    tdoc, tlen, (const uint8_t *)pem, (size_t)pem_len, c->nonce,
+		    STINT_NONCE_LEN, c->task, &info, err, errlen) != 0) {
+		r = tpm_check(err);
+		goto out;
+	}
+	c->key_type = key_type_of(&info.key_spki);
+	if (c->key_type == 0 ||
+	    (want->key_type != 0 && want->key_type != c->key_type)) {
+		snprintf(err, errlen, "the key type %u is not the expected %u",
+			 (unsigned)c->key_type, (unsigned)want->key_type);
+		r = STINT_EV_KEY_TYPE;
+		goto out;
+	}
+	if (want->spki != NULL &&
+	    !bytes_eq(&info.key_spki, want->spki->ptr, want->spki->len)) {
+		snprintf(err, errlen,
+			 "the certified public key is not the expected key");
+		r = STINT_EV_KEY;
+		goto out;
+	}
+	if (spki_of(ak, &ak_spki) != 0 ||
+	    copy_bytes(&c->ak_spki, ak_spki.ptr, ak_spki.len) != 0) {
+		snprintf(err, errlen, "out of memory");
+		r = STINT_EV_INTERNAL;
+		goto out;
+	}
+	c->spki = info.key_spki;
+	info.key_spki.ptr = NULL;
+	info.key_spki.len = 0;
+	/* fixedTPM, fixedParent, sensitiveDataOrigin, no userWithAuth:
+	 * verified above, and stronger than the PKCS#11 flags. */
+	c->local = c->never_extractable = c->sensitive = true;
+	c->extractable = false;
+	c->tpm_deadline = info.deadline;
+	c->tpm_counter = info.counter;
+	c->tpm_clock = info.clock;
+	c->not_after = info.not_after;
+	c->nv_index = info.nv_index;
+	r = STINT_EV_OK;
+out:
+	OPENSSL_free(ak_spki.ptr);
+	BIO_free(bio);
+	stint_tpm_evidence_info_free(&info);
+	return r;
+#else
+	(void)ak;
+	(void)tdoc;
+	(void)tlen;
+	snprintf(err, errlen,
+		 "TPM evidence: this stint was built without tpm2-tss");
+	return STINT_EV_INTERNAL;
+#endif
+}
+
 int
 stint_evidence_verify(const uint8_t *doc, size_t len, EVP_PKEY *ak,
 		      const struct stint_evidence_expect *want,
@@ -354,6 +644,15 @@ stint_evidence_verify(const uint8_t *doc, size_t len, EVP_PKEY *ak,
 	memset(&c, 0, sizeof(c));
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
+	if (is_tpm(doc, len)) {
+		if (stint_msg_parse(doc, len, &m) != 0) {
+			snprintf(err, errlen, "not a CBOR evidence document");
+			r = STINT_EV_MALFORMED;
+			goto out;
+		}
+		r = verify_tpm(m, ak, want, &c, err, errlen);
+		goto done;
+	}
 	if (decode_doc(doc, len, &m, &stmt, &stmt_len, &sig, &sig_len, err,
 		       errlen) != 0) {
 		r = STINT_EV_MALFORMED;
@@ -378,7 +677,9 @@ stint_evidence_verify(const uint8_t *doc, size_t len, EVP_PKEY *ak,
 		r = STINT_EV_MALFORMED;
 		goto out;
 	}
+	snprintf(c.kind, sizeof(c.kind), "%s", STINT_EVIDENCE_KIND);
 	r = check_claims(&c, ak, want, err, errlen);
+done:
 	if (r == STINT_EV_OK && out != NULL) {
 		*out = c;
 		memset(&c, 0, sizeof(c));

@@ -27,10 +27,11 @@
 
 #include "stint/wire.h"
 
-#define STINT_EVIDENCE_VERSION 1
-#define STINT_EVIDENCE_KIND    "pkcs11"
-#define STINT_NONCE_LEN        32
-#define STINT_EVIDENCE_MAX     (16u * 1024u)
+#define STINT_EVIDENCE_VERSION  1
+#define STINT_EVIDENCE_KIND     "pkcs11"
+#define STINT_EVIDENCE_KIND_TPM "tpm"
+#define STINT_NONCE_LEN         32
+#define STINT_EVIDENCE_MAX      (16u * 1024u)
 
 /* What the AK vouches for. Byte strings are borrowed when creating and
  * owned (malloc'ed) after decoding. */
@@ -42,6 +43,14 @@ struct stint_evidence_claims {
 	uint32_t key_type;
 	struct stint_bytes ak_spki;
 	bool local, never_extractable, sensitive, extractable;
+	/* Kind "tpm" (TPM2_Certify, tpm_evidence.h): time is 0, the
+	 * attributes above are implied by the certified ones, and: */
+	char kind[8];          /* "pkcs11" or "tpm" */
+	uint64_t tpm_deadline; /* TPM clock ms the key's policy ends at */
+	uint64_t tpm_counter;  /* kill-switch counter value bound */
+	uint64_t tpm_clock;    /* TPM clock when certified (signed) */
+	int64_t not_after;     /* stintd's wall mapping of the deadline */
+	uint32_t nv_index;
 };
 
 /* Which check failed; stint_evidence_check_str names it. */
@@ -56,6 +65,10 @@ enum stint_evidence_check {
 	STINT_EV_KEY,        /* SPKI differs from the expected key */
 	STINT_EV_ATTRIBUTES, /* the key may be extractable or not local */
 	STINT_EV_INTERNAL,   /* out of memory */
+	/* TPM2_Certify evidence only (the TPM verifier names the detail): */
+	STINT_EV_ATTEST, /* attest: magic or type not a TPM certification */
+	STINT_EV_POLICY, /* authPolicy or NV counter not as recomputed */
+	STINT_EV_NAME,   /* certified Name is not the key's public area */
 };
 const char *stint_evidence_check_str(int check);
 
@@ -79,7 +92,21 @@ int stint_evidence_wrap(const uint8_t *stmt, size_t stmt_len,
 			const uint8_t *sig, size_t sig_len, uint8_t **doc,
 			size_t *len);
 
-/* Verifies doc against the enrolled attestation key ak (a public key) and
+/*
+ * TPM evidence (kind "tpm") wraps a stint_tpm_evidence document with the
+ * nonce and task id its qualifying data hashes:
+ *   {1: 1, 2: "tpm", 3: bstr TPM document, 5: bstr nonce, 6: task id}
+ * The nonce and task id are not trusted: extraData is checked against
+ * them, and against want's when given.
+ */
+int stint_evidence_tpm_wrap(const uint8_t *tpm_doc, size_t tpm_len,
+			    const uint8_t nonce[STINT_NONCE_LEN],
+			    const char *task, uint8_t **doc, size_t *len);
+/* The kind of a document ("pkcs11" or "tpm"); -1 if it has none. */
+int stint_evidence_kind(const uint8_t *doc, size_t len, char *kind, size_t cap);
+
+/* The one verifier, for every kind: dispatches on the document's kind.
+ * Verifies doc against the enrolled attestation key ak (a public key) and
  * want. Returns STINT_EV_OK or the first failed check, with err saying
  * what exactly. On STINT_EV_OK and when out is non-NULL, fills out (free
  * with stint_evidence_claims_free). */

@@ -6,20 +6,28 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "attest/ca.h"
 #include "attest/daemon.h"
+#ifdef HAVE_TPM
+#include "attest/backend_tpm.h"
+#endif
 #include "attest/task.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 #include "common/msg.h"
 
-#define TASK_PAGE 64
-#define TAIL_MAX  1000
+#define TASK_PAGE   64
+#define KILL_REASON "kill switch"
+#define TAIL_MAX    1000
 
 static bool
 agent_name_ok(const char *s)
@@ -33,6 +41,12 @@ agent_name_ok(const char *s)
 		    s[i] != '_' && s[i] != '-')
 			return false;
 	return true;
+}
+
+static bool
+is_tpm(const struct stintd *d)
+{
+	return strcmp(d->backend->ops->name, "tpm") == 0;
 }
 
 static int
@@ -279,7 +293,14 @@ task_start(struct stintd *d, const struct stint_peer *peer,
 		tr.intent = intent;
 	}
 	memset(&t, 0, sizeof(t));
+	/* On the TPM the key binds the kill-switch counter when it is made:
+	 * the kill switch waits for starts in flight, so none slips past it
+	 * with a dead key and a live task. */
+	if (is_tpm(d))
+		pthread_rwlock_rdlock(&d->revoke_lock);
 	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
+	if (is_tpm(d))
+		pthread_rwlock_unlock(&d->revoke_lock);
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
 	if ((m = stint_msg_reply_ok()) == NULL) {
@@ -499,27 +520,85 @@ status(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
+/*
+ * The attestation key evidence verifies against (SPKI DER, malloc'ed):
+ * the CA's statement key for PKCS#11 evidence, the TPM's restricted AK
+ * (<state_dir>/tpm/ak.pub.pem) for TPM2_Certify evidence.
+ */
+static int
+ak_spki(struct stintd *d, struct stint_bytes *out, char *err, size_t errlen)
+{
+	const struct stint_bytes *ak;
+#ifdef HAVE_TPM
+	unsigned char *der = NULL;
+	EVP_PKEY *k = NULL;
+	BIO *bio = NULL;
+	char *pem = NULL;
+	int n = 0;
+#endif
+
+	memset(out, 0, sizeof(*out));
+	if (!is_tpm(d)) {
+		ak = stint_ca_ak_spki(d->ca);
+		if ((out->ptr = malloc(ak->len)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		memcpy(out->ptr, ak->ptr, ak->len);
+		out->len = ak->len;
+		return 0;
+	}
+#ifdef HAVE_TPM
+	if (stint_backend_tpm_ak_pem(d->backend, &pem, err, errlen) != 0)
+		return -1;
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL ||
+	    (n = i2d_PUBKEY(k, &der)) <= 0 ||
+	    (out->ptr = malloc((size_t)n)) == NULL) {
+		snprintf(err, errlen, "cannot encode the TPM AK");
+		n = -1;
+	} else {
+		memcpy(out->ptr, der, (size_t)n);
+		out->len = (size_t)n;
+	}
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	free(pem);
+	return n > 0 ? 0 : -1;
+#else
+	snprintf(err, errlen, "built without TPM support");
+	return -1;
+#endif
+}
+
 /* The trust bundle relying parties configure, and the attestation key a
  * remote verifier enrolls. */
 static int
 ca_cert(struct stintd *d, struct stint_reply *rep)
 {
-	const struct stint_bytes *ak = stint_ca_ak_spki(d->ca);
+	struct stint_bytes ak;
 	struct stint_msg *m;
-	char *pem;
+	char *pem, err[256];
 	int r = 0;
 
-	if ((pem = stint_ca_chain_pem(d->ca)) == NULL)
+	if (ak_spki(d, &ak, err, sizeof(err)) != 0)
+		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
+	if ((pem = stint_ca_chain_pem(d->ca)) == NULL) {
+		stint_bytes_free(&ak);
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "cannot encode the CA chain");
+	}
 	if ((m = stint_msg_reply_ok()) == NULL) {
+		stint_bytes_free(&ak);
 		free(pem);
 		return -1;
 	}
 	r |= stint_msg_put_bytes(m, STINT_K_PEM, (const uint8_t *)pem,
 				 strlen(pem));
-	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak->ptr, ak->len);
+	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
 	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
+	stint_bytes_free(&ak);
 	free(pem);
 	return ok_reply(rep, m, r);
 }
@@ -568,7 +647,8 @@ static int
 task_evidence(struct stintd *d, const struct stint_msg *req,
 	      struct stint_reply *rep)
 {
-	char id[STINT_TASK_ID_MAX + 1];
+	char id[STINT_TASK_ID_MAX + 1], err[256];
+	struct stint_bytes ak;
 	struct stint_msg *m;
 	uint8_t *doc;
 	size_t len;
@@ -580,16 +660,136 @@ task_evidence(struct stintd *d, const struct stint_msg *req,
 	if (stint_ca_evidence_load(d->ca, id, &doc, &len) != 0)
 		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
 					  "no evidence for task '%s'", id);
+	if (ak_spki(d, &ak, err, sizeof(err)) != 0) {
+		free(doc);
+		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
+	}
 	if ((m = stint_msg_reply_ok()) == NULL) {
+		stint_bytes_free(&ak);
 		free(doc);
 		return -1;
 	}
 	r = stint_msg_put_bytes(m, STINT_K_EVIDENCE, doc, len);
-	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI,
-				 stint_ca_ak_spki(d->ca)->ptr,
-				 stint_ca_ak_spki(d->ca)->len);
+	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
+	stint_bytes_free(&ak);
 	free(doc);
 	return ok_reply(rep, m, r);
+}
+
+#ifdef HAVE_TPM
+static void
+audit_kill(struct stintd *d, const struct stint_peer *peer, const char *event,
+	   const struct stint_task *t, const char *decision, const char *reason,
+	   const char *detail)
+{
+	struct stint_audit_event ev = {.event = event,
+				       .agent = t ? t->agent : NULL,
+				       .task = t ? t->id : NULL,
+				       .peer = peer,
+				       .decision = decision,
+				       .reason = reason,
+				       .detail = detail};
+
+	if (stint_audit_append(d->audit, &ev) != 0)
+		log_err("audit log write failed for %s", event);
+}
+
+/*
+ * The kill switch: under the exclusive revoke lock, so no SIGN is in
+ * flight and no task start is between reading the counter and storing
+ * its task, the TPM counter moves on and every live task is marked ended:
+ * their keys are dead in hardware, so they should stop being listed and
+ * SIGN should say NOT_LIVE, not a TPM error. The key files are deleted
+ * after the lock is released.
+ */
+static int
+kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
+		struct stint_reply *rep)
+{
+	struct stint_task *tasks = NULL;
+	struct stint_msg *m;
+	uint64_t counter = 0;
+	size_t n = 0, ended = 0, i;
+	char err[256], detail[64];
+	bool *mine = NULL;
+	int r = 0;
+
+	pthread_rwlock_wrlock(&d->revoke_lock);
+	if (stint_backend_tpm_kill_switch(d->backend, err, sizeof(err)) != 0 ||
+	    stint_backend_tpm_counter(d->backend, &counter, err, sizeof(err)) !=
+		    0) {
+		pthread_rwlock_unlock(&d->revoke_lock);
+		audit_kill(d, peer, "kill-switch", NULL, "deny", err, NULL);
+		return stintd_error_reply(rep, STINT_E_BACKEND,
+					  "kill switch failed: %s", err);
+	}
+	if (stint_store_task_list(d->store, NULL, true, stintd_now(), "",
+				  SIZE_MAX, &tasks, &n) != STINT_STORE_OK) {
+		tasks = NULL;
+		n = 0;
+		log_err("kill switch: cannot list live tasks (their keys are "
+			"dead in the TPM anyway)");
+	}
+	if (n > 0 && (mine = calloc(n, sizeof(*mine))) == NULL)
+		n = 0;
+	for (i = 0; i < n; i++)
+		mine[i] = stint_store_task_end(d->store, tasks[i].id,
+					       STINT_TASK_ENDED, KILL_REASON,
+					       stintd_now()) == STINT_STORE_OK;
+	pthread_rwlock_unlock(&d->revoke_lock);
+
+	snprintf(detail, sizeof(detail), "counter=%llu",
+		 (unsigned long long)counter);
+	audit_kill(d, peer, "kill-switch", NULL, "allow", NULL, detail);
+	for (i = 0; i < n; i++) {
+		if (!mine[i])
+			continue; /* ended meanwhile by someone else */
+		ended++;
+		audit_kill(d, peer, "task-end", &tasks[i], "allow", KILL_REASON,
+			   NULL);
+		if (tasks[i].key_destroyed)
+			continue;
+		if (d->backend->ops->destroy(d->backend, tasks[i].id, err,
+					     sizeof(err)) != 0) {
+			log_err("kill switch: deleting the key of task %s "
+				"failed: %s (will retry)",
+				tasks[i].id, err);
+			continue;
+		}
+		(void)stint_store_task_key_destroyed(d->store, tasks[i].id);
+		audit_kill(d, peer, "key-destroy", &tasks[i], "allow", NULL,
+			   NULL);
+	}
+	free(mine);
+	stint_store_task_list_free(tasks, n);
+	log_warn("kill switch: TPM counter now %llu, %zu live task(s) ended",
+		 (unsigned long long)counter, ended);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	r |= stint_msg_put_uint(m, STINT_K_COUNTER, counter);
+	r |= stint_msg_put_uint(m, STINT_K_COUNT, ended);
+	return ok_reply(rep, m, r);
+}
+#endif
+
+static int
+kill_switch(struct stintd *d, const struct stint_peer *peer,
+	    struct stint_reply *rep)
+{
+	if (!is_tpm(d))
+		return stintd_error_reply(
+			rep, STINT_E_BACKEND,
+			"the kill switch needs the TPM backend ([backend] "
+			"type = tpm); on '%s' end tasks with 'stint task "
+			"end', or remove their agent",
+			d->backend->ops->name);
+#ifdef HAVE_TPM
+	return kill_switch_tpm(d, peer, rep);
+#else
+	(void)peer;
+	return stintd_error_reply(rep, STINT_E_BACKEND,
+				  "stintd was built without TPM support");
+#endif
 }
 
 int
@@ -620,6 +820,8 @@ stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
 		return audit_tail(d, req, rep);
 	case STINT_OP_STATUS:
 		return status(d, rep);
+	case STINT_OP_KILL_SWITCH:
+		return kill_switch(d, peer, rep);
 	case STINT_OP_CA_CERT:
 	case STINT_OP_CA_CSR:
 	case STINT_OP_CA_INSTALL:

@@ -46,6 +46,8 @@ help_main(FILE *f)
 		"              [--json]\n"
 		"  audit verify [FILE] [--head SEQ:HASH] [--json]\n"
 		"  audit tail [-n N] [--json]\n"
+		"  kill-switch --confirm   (TPM: revoke every task key in "
+		"hardware)\n"
 		"  status [--json]\n"
 		"  help [COMMAND]\n"
 		"\n"
@@ -78,6 +80,7 @@ static const struct verb verbs[] = {
 	{"ca", stint_cmd_ca, stint_help_ca},
 	{"attest", stint_cmd_attest, stint_help_attest},
 	{"verify-peer", stint_cmd_verify_peer, stint_help_verify_peer},
+	{"kill-switch", stint_cmd_kill_switch, stint_help_kill_switch},
 };
 
 static const struct verb *
@@ -300,7 +303,8 @@ main(int argc, char **argv)
 		return stint_cli_usage(NULL, "no such command '%s'", argv[0]);
 	/* Verbs without subcommands parse their own argv. */
 	if (strcmp(v->name, "status") == 0 ||
-	    strcmp(v->name, "verify-peer") == 0)
+	    strcmp(v->name, "verify-peer") == 0 ||
+	    strcmp(v->name, "kill-switch") == 0)
 		return v->run(&cli, argc, argv);
 	if (argc < 2) {
 		return stint_cli_usage(v->name, "'stint %s' needs a subcommand",

@@ -14,11 +14,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "attest/ca.h"
 #include "attest/evidence.h"
+#ifdef HAVE_TPM
+#include "attest/backend_tpm.h"
+#endif
 #include "attest/task.h"
 #include "common/hex.h"
 #include "common/log.h"
@@ -94,32 +98,25 @@ task_mechs(const struct stint_agent *a, uint32_t key_type, struct stint_task *t)
 	}
 }
 
-/* Attestation before issuance: the attestation key signs a statement
- * about the new key, the same verifier a remote CA would run checks it
- * (signature by the enrolled key, fresh nonce, task id, attributes), and
- * only then is the leaf issued, for exactly the task's lifetime. */
+static bool
+backend_is_tpm(const struct stintd *d)
+{
+	return strcmp(d->backend->ops->name, "tpm") == 0;
+}
+
+/* The PKCS#11 backend: the attestation key signs a statement about the
+ * key's attributes as the token reports them. */
 static int
-attest_and_certify(struct stintd *d, struct stint_task *t,
-		   const struct stint_key_facts *facts,
-		   const struct stint_peer *by, char *err, size_t errlen)
+evidence_pkcs11(struct stintd *d, const struct stint_task *t,
+		const struct stint_key_facts *facts,
+		const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc,
+		size_t *len, EVP_PKEY **ak, char *why, size_t whylen)
 {
 	struct stint_evidence_claims claims;
-	struct stint_evidence_expect want;
-	uint8_t nonce[STINT_NONCE_LEN], wrong[STINT_NONCE_LEN];
-	uint8_t digest[32], *doc = NULL;
-	const char *fault = stint_ca_test_fault(d->ca);
-	struct stint_leaf_req leaf;
-	char why[256], detail[160], serial[80], dl[32];
-	size_t len = 0;
-	int check, r = STINT_E_INTERNAL;
 
-	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
-		snprintf(err, errlen, "no randomness for a nonce");
-		return STINT_E_INTERNAL;
-	}
 	memset(&claims, 0, sizeof(claims));
 	memcpy(claims.task, t->id, sizeof(claims.task));
-	memcpy(claims.nonce, nonce, sizeof(nonce));
+	memcpy(claims.nonce, nonce, STINT_NONCE_LEN);
 	claims.time = (uint64_t)stintd_now();
 	claims.spki = t->pub.spki;
 	claims.key_type = t->key_type;
@@ -128,8 +125,123 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	claims.never_extractable = facts->never_extractable;
 	claims.sensitive = facts->sensitive;
 	claims.extractable = facts->extractable;
-	if (stint_evidence_create(&claims, stint_ca_ak(d->ca), &doc, &len, why,
-				  sizeof(why)) != 0) {
+	if (stint_evidence_create(&claims, stint_ca_ak(d->ca), doc, len, why,
+				  whylen) != 0)
+		return -1;
+	*ak = stint_ca_ak_public(d->ca);
+	EVP_PKEY_up_ref(*ak);
+	return 0;
+}
+
+/* The TPM backend: TPM2_Certify of the task key by the TPM's restricted
+ * attestation key, qualifying data SHA-256(nonce || task id); verified
+ * against the AK's public key as enrolled (ak.pub.pem). */
+static int
+evidence_tpm(struct stintd *d, const struct stint_task *t,
+	     const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc, size_t *len,
+	     EVP_PKEY **ak, char *why, size_t whylen)
+{
+#ifdef HAVE_TPM
+	struct stint_bytes tdoc = {NULL, 0};
+	char *pem = NULL;
+	BIO *bio = NULL;
+	int r = -1;
+
+	if (stint_backend_tpm_evidence(d->backend, t->id, nonce,
+				       STINT_NONCE_LEN, t->id, &tdoc, why,
+				       whylen) != 0)
+		return -1;
+	if (stint_evidence_tpm_wrap(tdoc.ptr, tdoc.len, nonce, t->id, doc,
+				    len) != 0) {
+		snprintf(why, whylen, "cannot encode the TPM evidence");
+		goto out;
+	}
+	if (stint_backend_tpm_ak_pem(d->backend, &pem, why, whylen) != 0)
+		goto out;
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (*ak = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL) {
+		snprintf(why, whylen, "cannot read the TPM AK public key");
+		goto out;
+	}
+	r = 0;
+out:
+	if (r != 0) {
+		free(*doc);
+		*doc = NULL;
+	}
+	BIO_free(bio);
+	free(pem);
+	stint_bytes_free(&tdoc);
+	return r;
+#else
+	(void)d;
+	(void)t;
+	(void)nonce;
+	(void)doc;
+	(void)len;
+	(void)ak;
+	snprintf(why, whylen, "this stintd was built without TPM support");
+	return -1;
+#endif
+}
+
+/*
+ * The leaf's notAfter for a TPM key: the wall time of its TPM deadline,
+ * from the TPM clock the AK signed at certification (`since` is a wall
+ * time taken before certifying, so this errs early), never later than
+ * stintd's mapping in the evidence nor the task deadline.
+ */
+static int
+tpm_not_after(const struct stint_evidence_claims *c, int64_t since,
+	      int64_t task_deadline, int64_t *out)
+{
+	int64_t na = task_deadline;
+	uint64_t left_ms;
+
+	if (c->tpm_deadline <= c->tpm_clock)
+		return -1;
+	left_ms = c->tpm_deadline - c->tpm_clock;
+	if (left_ms / 1000 < (uint64_t)(task_deadline - since))
+		na = since + (int64_t)(left_ms / 1000);
+	if (c->not_after < na)
+		na = c->not_after;
+	*out = na;
+	return 0;
+}
+
+/* Attestation before issuance: evidence about the new key, checked by the
+ * same verifier a remote CA would run (signature by the enrolled key,
+ * fresh nonce, task id, attributes; on the TPM also the certified Name and
+ * the policy that enforces the deadline and the kill switch), and only
+ * then is the leaf issued, for at most the task's lifetime. */
+static int
+attest_and_certify(struct stintd *d, struct stint_task *t,
+		   const struct stint_key_facts *facts,
+		   const struct stint_peer *by, char *err, size_t errlen)
+{
+	struct stint_evidence_claims got;
+	struct stint_evidence_expect want;
+	uint8_t nonce[STINT_NONCE_LEN], wrong[STINT_NONCE_LEN];
+	uint8_t digest[32], *doc = NULL;
+	const char *fault = stint_ca_test_fault(d->ca);
+	struct stint_leaf_req leaf;
+	char why[256], detail[200], serial[80], dl[32];
+	bool tpm = backend_is_tpm(d);
+	EVP_PKEY *ak = NULL;
+	int64_t since = stintd_now(), not_after = t->not_after;
+	size_t len = 0;
+	int check, r = STINT_E_INTERNAL, made;
+
+	memset(&got, 0, sizeof(got));
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		snprintf(err, errlen, "no randomness for a nonce");
+		return STINT_E_INTERNAL;
+	}
+	made = tpm ? evidence_tpm(d, t, nonce, &doc, &len, &ak, why,
+				  sizeof(why))
+		   : evidence_pkcs11(d, t, facts, nonce, &doc, &len, &ak, why,
+				     sizeof(why));
+	if (made != 0) {
 		audit(d, "evidence-verify", t->agent, t->id, by, "deny", why,
 		      NULL);
 		snprintf(err, errlen, "attestation failed: %s", why);
@@ -148,8 +260,14 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	} else if (fault != NULL) {
 		doc[len / 2] ^= 1;
 	}
-	check = stint_evidence_verify(doc, len, stint_ca_ak_public(d->ca),
-				      &want, NULL, why, sizeof(why));
+	check = stint_evidence_verify(doc, len, ak, &want, &got, why,
+				      sizeof(why));
+	if (check == STINT_EV_OK && tpm &&
+	    tpm_not_after(&got, since, t->not_after, &not_after) != 0) {
+		snprintf(why, sizeof(why),
+			 "the TPM deadline is not after the certification");
+		check = STINT_EV_POLICY;
+	}
 	if (check != STINT_EV_OK) {
 		snprintf(detail, sizeof(detail), "check=%s",
 			 stint_evidence_check_str(check));
@@ -161,8 +279,21 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 		r = STINT_E_BACKEND;
 		goto out;
 	}
-	audit(d, "evidence-verify", t->agent, t->id, by, "allow", NULL,
-	      "kind=" STINT_EVIDENCE_KIND);
+	if (tpm)
+		snprintf(detail, sizeof(detail),
+			 "kind=%s tpm_deadline=%llu tpm_clock=%llu "
+			 "counter=%llu",
+			 got.kind, (unsigned long long)got.tpm_deadline,
+			 (unsigned long long)got.tpm_clock,
+			 (unsigned long long)got.tpm_counter);
+	else
+		snprintf(detail, sizeof(detail), "kind=%s", got.kind);
+	audit(d, "evidence-verify", t->agent, t->id, by, "allow", NULL, detail);
+	if (not_after <= t->created) {
+		snprintf(err, errlen, "the TPM deadline leaves no lifetime");
+		r = STINT_E_BACKEND;
+		goto out;
+	}
 	SHA256(doc, len, digest);
 	memset(&leaf, 0, sizeof(leaf));
 	leaf.trust_domain = d->cfg.trust_domain;
@@ -170,11 +301,11 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	leaf.task_id = t->id;
 	leaf.intent = t->intent;
 	leaf.parent_task = "";
-	leaf.attestation_kind = STINT_EVIDENCE_KIND;
+	leaf.attestation_kind = got.kind;
 	leaf.evidence_digest = digest;
 	leaf.spki = &t->pub.spki;
 	leaf.not_before = t->created - STINT_CA_SKEW;
-	leaf.not_after = t->not_after;
+	leaf.not_after = not_after;
 	if (stint_ca_issue(d->ca, &leaf, &t->cert, serial, sizeof(serial), why,
 			   sizeof(why)) != 0) {
 		audit(d, "cert-issue", t->agent, t->id, by, "deny", why, NULL);
@@ -188,11 +319,16 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 		stint_bytes_free(&t->cert);
 		goto out;
 	}
+	/* The task ends when its certificate does (never later than asked;
+	 * on the TPM at most a second earlier). */
+	t->not_after = not_after;
 	snprintf(dl, sizeof(dl), "%lld", (long long)t->not_after);
 	snprintf(detail, sizeof(detail), "serial=%s not_after=%s", serial, dl);
 	audit(d, "cert-issue", t->agent, t->id, by, "allow", NULL, detail);
 	r = STINT_OK;
 out:
+	stint_evidence_claims_free(&got);
+	EVP_PKEY_free(ak);
 	free(doc);
 	return r;
 }

@@ -593,6 +593,7 @@ stint_tpm_evidence_verify(const uint8_t *doc, size_t len, const uint8_t *ak,
 	if (info != NULL) {
 		info->deadline = ev.deadline;
 		info->counter = ev.counter;
+		info->clock = att.clockInfo.clock;
 		info->not_after = ev.not_after;
 		info->nv_index = nv_pub.nvPublic.nvIndex;
 		if ((info->key_spki.ptr = malloc((size_t)n)) == NULL ||

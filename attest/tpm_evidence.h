@@ -34,6 +34,7 @@ struct stint_tpm_evidence {
 /* What a successful verification establishes. All malloc'ed. */
 struct stint_tpm_evidence_info {
 	uint64_t deadline, counter;
+	uint64_t clock; /* TPM clock when the AK certified (signed data) */
 	int64_t not_after;
 	uint32_t nv_index;
 	struct stint_bytes key_spki; /* DER SubjectPublicKeyInfo of the key */

@@ -47,6 +47,7 @@ enum stint_op {
 	STINT_OP_CA_CSR = 26,        /* a CSR for the CA key */
 	STINT_OP_CA_INSTALL = 27,    /* install a signed CA chain */
 	STINT_OP_TASK_EVIDENCE = 28, /* a task's attestation evidence */
+	STINT_OP_KILL_SWITCH = 29, /* TPM: revoke every task key in hardware */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -124,6 +125,7 @@ enum stint_key {
 	STINT_K_PEM = 51,          /* bytes: PEM certificates or CSR */
 	STINT_K_EVIDENCE = 52,     /* bytes: evidence document (CBOR) */
 	STINT_K_AK_SPKI = 53,      /* bytes: attestation key SPKI DER */
+	STINT_K_COUNTER = 54,      /* uint: TPM kill-switch counter value */
 };
 
 enum stint_key_type {

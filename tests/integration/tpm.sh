@@ -129,6 +129,109 @@ if "${FOREIGN[@]}" pkcs11-tool --module "$STINT_MODULE" --sign -m ECDSA-SHA256 \
 	--id "$(hex_of "$id")" -i "$T/in" -o "$T/sig2" >/dev/null 2>&1; then
 	fail "signed after task end"
 fi
+
+# --- 8. TPM2_Certify evidence at task start, and the certificate -------------
+id=$(task_start billing --ttl 10m)
+stint task evidence "$id" >"$T/ev.pem" || fail "stint task evidence $id"
+stint ca attestation-key >"$T/ak.pem" || fail "stint ca attestation-key"
+cmp -s <(openssl pkey -pubin -in "$KEYS/ak.pub.pem" -outform DER) \
+	<(openssl pkey -pubin -in "$T/ak.pem" -outform DER) ||
+	fail "ca attestation-key is not the TPM AK (ak.pub.pem)"
+stint attest verify "$T/ev.pem" --attestation-key "$KEYS/ak.pub.pem" \
+	--task "$id" --json >"$T/ev.json" 2>"$T/err" ||
+	fail "attest verify refused genuine TPM evidence: $(cat "$T/err")"
+[ "$(json_get kind <"$T/ev.json")" = tpm ] || fail "evidence kind: $(cat "$T/ev.json")"
+[ "$(json_get task <"$T/ev.json")" = "$id" ] || fail "evidence task id"
+stint attest verify "$T/ev.pem" --attestation-key "$T/ak.pem" >"$T/out" 2>&1 ||
+	fail "attest verify (text) refused: $(cat "$T/out")"
+grep -q "certified by the TPM attestation key" "$T/out" || fail "text output: $(cat "$T/out")"
+# Another key as the enrolled AK.
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null |
+	openssl pkey -pubout >"$T/other.pem" || fail "cannot make a software key"
+if stint attest verify "$T/ev.pem" --attestation-key "$T/other.pem" >"$T/out" 2>&1; then
+	fail "attest verify accepted evidence with the wrong AK"
+fi
+grep -q "check attestation-key failed" "$T/out" || fail "wrong AK: $(cat "$T/out")"
+# A flipped byte inside the attest structure the AK signed.
+openssl base64 -d -in <(sed '/-----/d' "$T/ev.pem") -out "$T/ev.der" ||
+	fail "cannot decode the evidence PEM"
+"$PYTHON" - "$T/ev.der" "$T/ev.flip" <<'PY' || fail "cannot flip a byte"
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.find(b"STINTTPM")
+assert i >= 0
+# header: magic 8, version 2, deadline 8, counter 8, not_after 8, then
+# u32 length and the attest bytes; byte 10 is in qualifiedSigner.
+d[i + 34 + 4 + 10] ^= 1
+open(sys.argv[2], "wb").write(d)
+PY
+if stint attest verify "$T/ev.flip" --attestation-key "$KEYS/ak.pub.pem" >"$T/out" 2>&1; then
+	fail "attest verify accepted a flipped attest byte"
+fi
+grep -q "check signature failed" "$T/out" || fail "flipped byte: $(cat "$T/out")"
+if stint attest verify "$T/ev.pem" --attestation-key "$KEYS/ak.pub.pem" \
+	--task t-00000000000000000000000000000000 >"$T/out" 2>&1; then
+	fail "attest verify accepted evidence for another task"
+fi
+grep -q "check task failed" "$T/out" || fail "wrong task: $(cat "$T/out")"
+# The leaf: kind tpm, notAfter no later than the task deadline.
+stint task show "$id" --cert >"$T/leaf.pem" || fail "task show --cert"
+stint task show "$id" --json >"$T/task.json" || fail "task show --json"
+stint verify-peer "$T/leaf.pem" --json >"$T/peer.json" 2>"$T/err" ||
+	fail "verify-peer refused the TPM task leaf: $(cat "$T/err")"
+[ "$(json_get attestation <"$T/peer.json")" = tpm ] ||
+	fail "leaf attestation kind: $(cat "$T/peer.json")"
+na=$(json_get not_after <"$T/peer.json")
+dl=$(json_get not_after_unix <"$T/task.json")
+[ "$na" -le "$dl" ] || fail "leaf notAfter $na is after the task deadline $dl"
+[ "$na" -ge $((dl - 2)) ] || fail "leaf notAfter $na is far before the deadline $dl"
+ev_sha=$(sha256sum "$T/ev.der" | cut -d' ' -f1)
+[ "$(json_get evidence_sha256 <"$T/peer.json")" = "$ev_sha" ] ||
+	fail "leaf evidence digest is not SHA-256 of the exported evidence"
+
+# --- 9. the kill switch, end to end ------------------------------------------
+sign_id()
+{
+	"${FOREIGN[@]}" pkcs11-tool --module "$STINT_MODULE" --sign -m ECDSA-SHA256 \
+		--id "$(hex_of "$1")" -i "$T/in" -o "$T/sig.$1" >"$T/p11.out" 2>&1
+}
+stint kill-switch >"$T/out" 2>&1
+rc=$?
+[ "$rc" -eq 2 ] || fail "kill-switch without --confirm: exit $rc, wanted 2"
+grep -q -- "--confirm" "$T/out" || fail "kill-switch without --confirm does not explain: $(cat "$T/out")"
+grep -q "unusable in" "$T/out" || fail "kill-switch without --confirm does not say what it does"
+sign_id "$id" || fail "task started before the kill switch could not sign before it"
+cp "$KEYS/$id.key" "$T/before.key" || fail "no key file for $id"
+stint kill-switch --confirm --json >"$T/ks.json" 2>"$T/err" ||
+	fail "kill-switch --confirm: $(cat "$T/err")"
+counter=$(json_get counter <"$T/ks.json")
+[ "$(json_get tasks_ended <"$T/ks.json")" -ge 1 ] || fail "kill switch ended no task: $(cat "$T/ks.json")"
+if sign_id "$id"; then
+	fail "a task started before the kill switch still signs"
+fi
+stint task show "$id" --json >"$T/task.json" || fail "task show after kill switch"
+[ "$(json_get state <"$T/task.json")" = ended ] || fail "task not ended by the kill switch"
+[ "$(json_get reason <"$T/task.json")" = "kill switch" ] || fail "end reason: $(cat "$T/task.json")"
+[ ! -e "$KEYS/$id.key" ] || fail "kill switch left the key file of $id"
+after=$(task_start billing --ttl 10m)
+sign_id "$after" || fail "a task started after the kill switch cannot sign"
+[ "$(stat -c %s "$T/sig.$after")" = 64 ] || fail "signature after the kill switch is not 64 bytes"
+stint task evidence "$after" >"$T/ev2.pem" || fail "evidence after kill switch"
+stint attest verify "$T/ev2.pem" --attestation-key "$KEYS/ak.pub.pem" --json >"$T/ev2.json" ||
+	fail "evidence after the kill switch refused"
+[ "$(json_get kill_switch_counter <"$T/ev2.json")" = "$counter" ] ||
+	fail "new key does not bind counter $counter: $(cat "$T/ev2.json")"
+grep -q '"event":"kill-switch"' "$AUDIT_LOG" || fail "no kill-switch audit record"
+grep '"event":"kill-switch"' "$AUDIT_LOG" | grep -q "counter=$counter" ||
+	fail "kill-switch audit record lacks the counter"
+stint audit verify >"$T/out" 2>&1 || fail "audit verify after the kill switch: $(cat "$T/out")"
+
 stintd_stop
+# Bypassing stintd: the TPM itself refuses the blob kept from before.
+out=$(probe raw-sign "$TCTI" "$T/before.key")
+rc=$?
+[ "$rc" -eq 2 ] || fail "raw sign of a pre-kill-switch blob: exit $rc ($out)"
+case $out in *PolicyNV*) ;; *) fail "pre-kill-switch blob not refused by PolicyNV: $out" ;; esac
+raw_sign "$after" 0 >/dev/null
 handles_clean
 exit 0
