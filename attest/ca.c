@@ -36,11 +36,20 @@ struct stint_ca {
 	EVP_PKEY *ak_pub; /* the enrolled public key, for the verifier */
 	struct stint_bytes ak_spki;
 	const char *fault;
+	uint32_t ca_key_type;  /* [ca] key: used when the CA key is created */
+	int64_t skew;          /* [ca] skew, seconds */
 	pthread_rwlock_t lock; /* guards chain: install swaps it */
 	STACK_OF(X509) * chain;
 };
 
 /* --- builders --------------------------------------------------------- */
+
+/* SHA-256 for P-256 keys, SHA-384 for P-384 (the usual pairing). */
+static const EVP_MD *
+sign_md(EVP_PKEY *key)
+{
+	return EVP_PKEY_get_bits(key) > 256 ? EVP_sha384() : EVP_sha256();
+}
 
 static int
 random_serial(X509 *x)
@@ -126,7 +135,7 @@ stint_ca_root_build(EVP_PKEY *key, const char *trust_domain, int64_t now,
 		snprintf(err, errlen, "cannot add the CA extensions");
 		goto out;
 	}
-	if (X509_sign(x, key, EVP_sha256()) <= 0) {
+	if (X509_sign(x, key, sign_md(key)) <= 0) {
 		snprintf(err, errlen,
 			 "the CA key could not sign its "
 			 "certificate");
@@ -176,7 +185,7 @@ stint_ca_csr_build(EVP_PKEY *key, const char *trust_domain, X509_REQ **out,
 	}
 	if (X509_REQ_add_extensions(req, exts) != 1)
 		goto fail;
-	if (X509_REQ_sign(req, key, EVP_sha256()) <= 0) {
+	if (X509_REQ_sign(req, key, sign_md(key)) <= 0) {
 		snprintf(err, errlen, "the CA key could not sign the CSR");
 		goto out;
 	}
@@ -274,7 +283,7 @@ stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 		snprintf(err, errlen, "cannot add the leaf extensions");
 		goto out;
 	}
-	if (X509_sign(x, ca_key, EVP_sha256()) <= 0) {
+	if (X509_sign(x, ca_key, sign_md(ca_key)) <= 0) {
 		snprintf(err, errlen, "the CA key could not sign the leaf");
 		goto out;
 	}
@@ -385,8 +394,45 @@ fail:
 
 /* --- the CA in stintd ------------------------------------------------- */
 
+static const char *
+ec_type_name(uint32_t type)
+{
+	return type == STINT_KEY_EC_P384 ? "ec-p384" : "ec-p256";
+}
+
+/* An existing host key of another EC type than asked for: the backend
+ * refuses the type mismatch, so look for the other type. A CA key in use
+ * is kept (leaves chain to it; relying parties trust it), never replaced
+ * because the configuration changed. */
 static int
-host_key(struct stint_ca *ca, const char *id, EVP_PKEY **key,
+host_key_other_type(struct stint_ca *ca, const char *id, uint32_t type,
+		    struct stint_pubkey *pub, struct stint_key_facts *facts)
+{
+	uint32_t other = type == STINT_KEY_EC_P256 ? STINT_KEY_EC_P384
+						   : STINT_KEY_EC_P256;
+	char berr[256];
+	bool created;
+
+	if (ca->backend->ops->host_key(ca->backend, id, other, pub, facts,
+				       &created, berr, sizeof(berr)) != 0)
+		return -1;
+	if (created) {
+		/* There was no key after all: do not leave one of a type
+		 * nobody configured. */
+		if (ca->backend->ops->destroy != NULL)
+			ca->backend->ops->destroy(ca->backend, id, berr,
+						  sizeof(berr));
+		stint_pubkey_free(pub);
+		return -1;
+	}
+	log_warn("host key '%s' is %s but [ca] key = %s: keeping the existing "
+		 "key (remove it from the token to make a new CA)",
+		 id, ec_type_name(other), ec_type_name(type));
+	return 0;
+}
+
+static int
+host_key(struct stint_ca *ca, const char *id, uint32_t type, EVP_PKEY **key,
 	 struct stint_bytes *spki_out, char *err, size_t errlen)
 {
 	struct stint_pubkey pub;
@@ -399,11 +445,13 @@ host_key(struct stint_ca *ca, const char *id, EVP_PKEY **key,
 			 ca->backend->ops->name);
 		return -1;
 	}
-	if (ca->backend->ops->host_key(ca->backend, id, STINT_KEY_EC_P256, &pub,
-				       &facts, &created, berr,
-				       sizeof(berr)) != 0) {
-		snprintf(err, errlen, "host key '%s': %s", id, berr);
-		return -1;
+	if (ca->backend->ops->host_key(ca->backend, id, type, &pub, &facts,
+				       &created, berr, sizeof(berr)) != 0) {
+		if (host_key_other_type(ca, id, type, &pub, &facts) != 0) {
+			snprintf(err, errlen, "host key '%s': %s", id, berr);
+			return -1;
+		}
+		created = false;
 	}
 	if (created)
 		log_info("created host key '%s' in the backend", id);
@@ -571,7 +619,9 @@ load_chain(struct stint_ca *ca, char *err, size_t errlen)
 			 strerror(errno));
 		return -1;
 	}
-	if (stint_ca_root_build(ca->ca_key, ca->trust_domain, time(NULL),
+	/* The root allows the same skew as the leaves it will sign. */
+	if (stint_ca_root_build(ca->ca_key, ca->trust_domain,
+				time(NULL) - ca->skew + STINT_CA_SKEW,
 				STINT_CA_ROOT_DAYS, &root, err, errlen) != 0)
 		return -1;
 	if ((chain = sk_X509_new_null()) == NULL ||
@@ -593,8 +643,8 @@ load_chain(struct stint_ca *ca, char *err, size_t errlen)
 
 int
 stint_ca_open(struct stint_backend *b, const char *state_dir,
-	      const char *trust_domain, struct stint_ca **out, char *err,
-	      size_t errlen)
+	      const char *trust_domain, uint32_t ca_key_type, int64_t skew,
+	      struct stint_ca **out, char *err, size_t errlen)
 {
 	struct stint_ca *ca;
 	const unsigned char *p;
@@ -607,6 +657,10 @@ stint_ca_open(struct stint_backend *b, const char *state_dir,
 		return -1;
 	}
 	ca->backend = b;
+	ca->ca_key_type = ca_key_type == STINT_KEY_EC_P384 ? STINT_KEY_EC_P384
+							   : STINT_KEY_EC_P256;
+	ca->skew =
+		skew >= 0 && skew <= STINT_CA_SKEW_MAX ? skew : STINT_CA_SKEW;
 	pthread_rwlock_init(&ca->lock, NULL);
 	snprintf(ca->state_dir, sizeof(ca->state_dir), "%s", state_dir);
 	snprintf(ca->trust_domain, sizeof(ca->trust_domain), "%s",
@@ -618,10 +672,12 @@ stint_ca_open(struct stint_backend *b, const char *state_dir,
 		log_warn("STINT_TEST_EVIDENCE_FAULT=%s: every task start will "
 			 "fail evidence verification",
 			 ca->fault);
-	if (host_key(ca, STINT_CA_KEY_ID, &ca->ca_key, NULL, err, errlen) !=
-		    0 ||
-	    host_key(ca, STINT_AK_KEY_ID, &ca->ak, &ca->ak_spki, err, errlen) !=
-		    0)
+	/* The attestation key stays P-256: the evidence format names
+	 * ECDSA P-256 (docs/attestation.md). */
+	if (host_key(ca, STINT_CA_KEY_ID, ca->ca_key_type, &ca->ca_key, NULL,
+		     err, errlen) != 0 ||
+	    host_key(ca, STINT_AK_KEY_ID, STINT_KEY_EC_P256, &ca->ak,
+		     &ca->ak_spki, err, errlen) != 0)
 		goto fail;
 	p = ca->ak_spki.ptr;
 	if ((ca->ak_pub = d2i_PUBKEY(NULL, &p, (long)ca->ak_spki.len)) ==
@@ -646,6 +702,12 @@ stint_ca_open(struct stint_backend *b, const char *state_dir,
 fail:
 	stint_ca_close(ca);
 	return -1;
+}
+
+int64_t
+stint_ca_skew(const struct stint_ca *ca)
+{
+	return ca->skew;
 }
 
 void

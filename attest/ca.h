@@ -24,7 +24,8 @@
 
 #define STINT_CA_KEY_ID    "stint-ca"
 #define STINT_AK_KEY_ID    "stint-ak"
-#define STINT_CA_SKEW      60 /* notBefore allowance for clock skew, s */
+#define STINT_CA_SKEW      60  /* default notBefore allowance, s ([ca] skew) */
+#define STINT_CA_SKEW_MAX  600 /* the largest [ca] skew accepted */
 #define STINT_CA_ROOT_DAYS 3650
 
 /* backend_sign.c: an EC key whose private operation signs in b. */
@@ -62,11 +63,15 @@ STACK_OF(X509) * stint_ca_chain_parse(const char *buf, size_t len, char *err,
 
 struct stint_ca;
 
-/* Finds or creates the CA key and attestation key (EC P-256), loads or
- * makes the chain. */
+/* Finds or creates the CA key (ca_key_type: STINT_KEY_EC_P256 or
+ * STINT_KEY_EC_P384, from [ca] key; an existing key of the other type is
+ * kept with a warning) and the attestation key (EC P-256), loads or makes
+ * the chain. skew: the notBefore allowance in seconds ([ca] skew). */
 int stint_ca_open(struct stint_backend *b, const char *state_dir,
-		  const char *trust_domain, struct stint_ca **out, char *err,
-		  size_t errlen);
+		  const char *trust_domain, uint32_t ca_key_type, int64_t skew,
+		  struct stint_ca **out, char *err, size_t errlen);
+/* The notBefore allowance: a leaf's notBefore is task start minus this. */
+int64_t stint_ca_skew(const struct stint_ca *ca);
 void stint_ca_close(struct stint_ca *ca);
 
 /* The chain in PEM, leaf-side CA first (malloc'ed, NUL-terminated). */

@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "attest/config.h"
+#include "stint/wire.h"
 #include "common/duration.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
@@ -43,6 +44,8 @@ enum key_id {
 	K_KILL_SWITCH_INDEX,
 	K_AUDIT_PATH,
 	K_SYNC,
+	K_CA_KEY,
+	K_CA_SKEW,
 	K_N,
 };
 
@@ -63,6 +66,8 @@ static const struct {
 	[K_KILL_SWITCH_INDEX] = {"backend", "kill_switch_index"},
 	[K_AUDIT_PATH] = {"audit", "path"},
 	[K_SYNC] = {"audit", "sync"},
+	[K_CA_KEY] = {"ca", "key"},
+	[K_CA_SKEW] = {"ca", "skew"},
 };
 
 struct parse_ctx {
@@ -97,7 +102,7 @@ static bool
 known_section(const char *name)
 {
 	return strcmp(name, "stintd") == 0 || strcmp(name, "backend") == 0 ||
-	       strcmp(name, "audit") == 0;
+	       strcmp(name, "ca") == 0 || strcmp(name, "audit") == 0;
 }
 
 static bool
@@ -120,8 +125,8 @@ check_section_line(struct parse_ctx *c, const char *line)
 	n = (size_t)(end - line - 1);
 	if (n >= sizeof(name)) {
 		c->section_known = false;
-		ctx_error(c, "unknown section: use [stintd], [backend] or "
-			     "[audit]");
+		ctx_error(c, "unknown section: use [stintd], [backend], [ca] "
+			     "or [audit]");
 		return;
 	}
 	memcpy(name, line + 1, n);
@@ -129,8 +134,8 @@ check_section_line(struct parse_ctx *c, const char *line)
 	c->section_known = known_section(name);
 	if (!c->section_known)
 		ctx_error(c,
-			  "unknown section [%s]: use [stintd], [backend] or "
-			  "[audit]",
+			  "unknown section [%s]: use [stintd], [backend], [ca] "
+			  "or [audit]",
 			  name);
 }
 
@@ -275,6 +280,28 @@ set_nv_index(struct parse_ctx *c, const char *value, uint32_t *dst)
 	return 1;
 }
 
+/* [ca] skew: 0 or a duration of at most 10 minutes. A larger allowance
+ * would let a certificate be valid long before its task existed. */
+static int
+set_skew(struct parse_ctx *c, const char *value, uint64_t *dst)
+{
+	uint64_t v;
+
+	if (strcmp(value, "0") == 0 || strcmp(value, "0s") == 0) {
+		*dst = 0;
+		return 1;
+	}
+	if (stint_duration_parse(value, &v) != 0 || v > 600) {
+		ctx_error(c,
+			  "bad skew '%s': use a duration from 0 to 10m "
+			  "(default 60s)",
+			  value);
+		return 0;
+	}
+	*dst = v;
+	return 1;
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -343,6 +370,21 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		return 1;
 	case K_KILL_SWITCH_INDEX:
 		return set_nv_index(c, value, &cfg->backend.kill_switch_index);
+	case K_CA_KEY:
+		if (strcmp(value, "ec-p256") == 0)
+			cfg->ca.key_type = STINT_KEY_EC_P256;
+		else if (strcmp(value, "ec-p384") == 0)
+			cfg->ca.key_type = STINT_KEY_EC_P384;
+		else {
+			ctx_error(c,
+				  "bad CA key type '%s': use ec-p256 or "
+				  "ec-p384",
+				  value);
+			return 0;
+		}
+		return 1;
+	case K_CA_SKEW:
+		return set_skew(c, value, &cfg->ca.skew);
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;
@@ -431,6 +473,8 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file),
 		 "/etc/stint/hsm.pin");
 	cfg->backend.kill_switch_index = 0x01500100;
+	cfg->ca.key_type = STINT_KEY_EC_P256;
+	cfg->ca.skew = 60;
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
 	cfg->audit.sync = STINT_SYNC_BATCH;
 }

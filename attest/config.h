@@ -25,6 +25,15 @@ struct stint_config {
 		uint32_t kill_switch_index; /* NV index, default 0x01500100 */
 	} backend;
 	struct {
+		/* CA key type when stintd creates it: STINT_KEY_EC_P256
+		 * (default) or STINT_KEY_EC_P384. An existing CA key of
+		 * another type is kept (with a warning), never replaced. */
+		uint32_t key_type;
+		/* notBefore allowance for clock skew between hosts, seconds:
+		 * default 60 (STINT_CA_SKEW), at most 600. */
+		uint64_t skew;
+	} ca;
+	struct {
 		char path[PATH_MAX];        /* default <state_dir>/audit.log */
 		enum stint_audit_sync sync; /* default batch */
 	} audit;

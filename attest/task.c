@@ -304,7 +304,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	leaf.attestation_kind = got.kind;
 	leaf.evidence_digest = digest;
 	leaf.spki = &t->pub.spki;
-	leaf.not_before = t->created - STINT_CA_SKEW;
+	leaf.not_before = t->created - stint_ca_skew(d->ca);
 	leaf.not_after = not_after;
 	if (stint_ca_issue(d->ca, &leaf, &t->cert, serial, sizeof(serial), why,
 			   sizeof(why)) != 0) {

@@ -297,6 +297,104 @@ pcts()
 CLI_START=$(pcts "$T/cli.start")
 CLI_END=$(pcts "$T/cli.end")
 
+# --- mutual TLS handshakes: client key through Stint vs SoftHSM2 direct -------
+
+# One curl process makes NHS full handshakes (no session reuse: s_server -www
+# closes each connection, --no-sessionid forbids resumption), so the engine
+# and module start-up is paid once and the figure is handshakes per second.
+# (s_time cannot use engine keys.) Path (b): the task's key and certificate
+# through stint-pkcs11.so; path (a): a key of the same type generated in the
+# SoftHSM2 token directly, with its certificate, through the same libp11
+# engine with the PIN in the URI.
+NHS=${BENCH_HANDSHAKES:-200}
+[ -n "${BENCH_QUICK:-}" ] && NHS=50
+MTLS_A= MTLS_B=
+declare -A HS
+mtls_setup()
+{
+	local id=0d01 pub
+
+	command -v curl >/dev/null 2>&1 && command -v pkcs11-tool >/dev/null 2>&1 ||
+		return 1
+	engine_path >/dev/null || return 1
+	# Server and the direct key's CA: software keys, made without the engine.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$T/srv.key" -out "$T/srv.pem" -days 2 -subj /CN=localhost \
+		-addext subjectAltName=IP:127.0.0.1 2>/dev/null || return 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$T/dca.key" -out "$T/dca.pem" -days 2 -subj "/CN=Direct CA" \
+		2>/dev/null || return 1
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$HSM_LABEL" --login \
+		--pin "$HSM_PIN" --keypairgen --key-type EC:prime256v1 --id "$id" \
+		--label direct --usage-sign >/dev/null 2>&1 || return 1
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$HSM_LABEL" --login \
+		--pin "$HSM_PIN" --read-object --type pubkey --id "$id" \
+		-o "$T/direct.pub.der" >/dev/null 2>&1 || return 1
+	openssl pkey -pubin -inform DER -in "$T/direct.pub.der" -out "$T/direct.pub.pem" ||
+		return 1
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$T/junk.key" -subj /CN=direct -out "$T/direct.csr" 2>/dev/null ||
+		return 1
+	printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n' >"$T/direct.ext"
+	openssl x509 -req -in "$T/direct.csr" -force_pubkey "$T/direct.pub.pem" \
+		-CA "$T/dca.pem" -CAkey "$T/dca.key" -CAcreateserial -days 1 \
+		-extfile "$T/direct.ext" -outform DER -out "$T/direct.der" 2>/dev/null ||
+		return 1
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$HSM_LABEL" --login \
+		--pin "$HSM_PIN" --write-object "$T/direct.der" --type cert --id "$id" \
+		--label direct >/dev/null 2>&1 || return 1
+	{ stint ca cert; cat "$T/dca.pem"; } >"$T/clients-ca.pem"
+	HS_PORT=$(free_port)
+	openssl s_server -accept "127.0.0.1:$HS_PORT" -cert "$T/srv.pem" \
+		-key "$T/srv.key" -CAfile "$T/clients-ca.pem" -Verify 1 \
+		-verify_return_error -no_cache -num_tickets 0 -www -quiet \
+		</dev/null >"$T/s_server.log" 2>&1 &
+	bg_track $!
+	wait_for 10 curl -sk -o /dev/null "https://127.0.0.1:$HS_PORT/" 
+	return 0
+}
+
+# mtls_run NAME MODULE CERT-URI KEY-URI: appends handshakes/s to HS[NAME].
+mtls_run()
+{
+	local name=$1 module=$2 cert=$3 key=$4 t0 t1 n
+
+	t0=$(now_ns)
+	env PKCS11_MODULE_PATH="$module" STINT_SOCKET="$T/run/agent.sock" \
+		timeout 300 curl -sS --no-sessionid "${MTLS_OPTS[@]}" --cacert "$T/srv.pem" \
+		--cert "$cert" --key "$key" -o /dev/null -w '%{http_code}\n' \
+		"https://127.0.0.1:$HS_PORT/?[1-$NHS]" </dev/null >"$T/hs.out" 2>&1
+	t1=$(now_ns)
+	n=$(grep -c '^200$' "$T/hs.out")
+	if [ "$n" -ne "$NHS" ]; then
+		ERRORS+=("mtls $name: $n of $NHS requests succeeded: $(grep -v '^200$' "$T/hs.out" | head -2 | tr '\n' ' ')")
+		printf 'x'
+		return 1
+	fi
+	HS[$name]="${HS[$name]:-} $(awk -v n="$n" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')"
+	printf '.'
+}
+
+printf 'mutual TLS handshakes (curl, %d per run) ' "$NHS"
+if mtls_setup; then
+	for tls in 13 12; do
+		v=(--tlsv1.3)
+		[ "$tls" = 12 ] && v=(--tlsv1.2 --tls-max 1.2)
+		for ((r = 0; r < RUNS; r++)); do
+			MTLS_OPTS=("${v[@]}")
+			mtls_run "a$tls" "$SOFTHSM_MODULE" \
+				"pkcs11:token=$HSM_LABEL;object=direct;type=cert" \
+				"pkcs11:token=$HSM_LABEL;object=direct;type=private;pin-value=$HSM_PIN"
+			mtls_run "b$tls" "$STINT_MODULE" \
+				"pkcs11:token=$AGENT;object=$EC_TASK;type=cert" \
+				"pkcs11:token=$AGENT;object=$EC_TASK;type=private"
+		done
+	done
+	echo
+else
+	echo "skipped (needs curl, pkcs11-tool and the libp11 engine)"
+fi
+
 # --- audit sync modes (path b, one client) -------------------------------------
 
 # Restart per run, the modes interleaved, so that drift in the machine's
@@ -394,6 +492,34 @@ fi
 echo "  stint CLI,      task start: $CLI_START"
 echo "  stint CLI,      task end:   $CLI_END"
 [ -n "$LAT_LIVE" ] && echo "  admin protocol, start of $NLIVE tasks in a row: ${LAT_LIVE#start }"
+
+if [ -n "$LAT_START" ]; then
+	echo "  task start includes key generation, evidence (attestation key" \
+		"signs), its verification and certificate issuance (CA key signs)"
+	echo "  tasks/s (one client, in sequence): $(echo "$LAT_START" |
+		sed -n 's/.*mean_ms=\([0-9.]*\).*/\1/p' |
+		awk '{ if ($1 > 0) printf "%.0f", 1000 / $1; else print "n/a" }')"
+fi
+
+echo
+echo "== Mutual TLS full handshakes per second (curl + libp11 engine, EC P-256 client key) =="
+if [ "${#HS[@]}" -gt 0 ]; then
+	printf '  %-46s %9s   %-13s %s\n' "client key" "hs/s" "range" "runs"
+	for tls in 13 12; do
+		for p in a b; do
+			# shellcheck disable=SC2086
+			printf '  %-46s %9s   %-13s %s\n' \
+				"TLS 1.${tls#1}: ($p) $([ $p = a ] && echo SoftHSM2 direct || echo stint)" \
+				"$(median ${HS[$p$tls]:-})" "$(minmax ${HS[$p$tls]:-})" \
+				"$(echo ${HS[$p$tls]:-} | wc -w)"
+		done
+		# shellcheck disable=SC2086
+		printf '  TLS 1.%s ratio b/a = %s (target >= 0.80)\n' "${tls#1}" \
+			"$(ratio "$(median ${HS[b$tls]:-})" "$(median ${HS[a$tls]:-})")"
+	done
+else
+	echo "  not measured"
+fi
 
 echo
 echo "== stintd resident memory (VmRSS) =="

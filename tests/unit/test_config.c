@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "attest/config.h"
+#include "stint/wire.h"
 
 static char dir[64];
 static char conf[128];
@@ -103,6 +104,8 @@ test_defaults(void **state)
 	assert_string_equal(cfg.audit.path, "/var/lib/stint/audit.log");
 	assert_int_equal(cfg.audit.sync, STINT_SYNC_BATCH);
 	assert_string_equal(stint_sync_str(cfg.audit.sync), "batch");
+	assert_int_equal(cfg.ca.key_type, STINT_KEY_EC_P256);
+	assert_int_equal(cfg.ca.skew, 60);
 }
 
 static void
@@ -266,6 +269,31 @@ test_sync_value(void **state)
 	expect_refused("[audit]\nsync = sometimes\n", 2,
 		       "bad sync value 'sometimes'");
 	expect_refused("[audit]\nsync = Always\n", 2, "bad sync value");
+}
+
+static void
+test_ca_section(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[ca]\nkey = ec-p384\nskew = 2m\n"), 0);
+	assert_int_equal(cfg.ca.key_type, STINT_KEY_EC_P384);
+	assert_int_equal(cfg.ca.skew, 120);
+	assert_int_equal(load("[ca]\nkey = ec-p256\nskew = 10m\n"), 0);
+	assert_int_equal(cfg.ca.key_type, STINT_KEY_EC_P256);
+	assert_int_equal(cfg.ca.skew, 600);
+	assert_int_equal(load("[ca]\nskew = 0\n"), 0);
+	assert_int_equal(cfg.ca.skew, 0);
+	assert_int_equal(cfg.ca.key_type, STINT_KEY_EC_P256);
+	expect_refused("[ca]\nkey = rsa-2048\n", 2,
+		       "bad CA key type 'rsa-2048': use ec-p256 or ec-p384");
+	expect_refused("[ca]\nkey = EC-P256\n", 2, "bad CA key type");
+	expect_refused("[ca]\nskew = 11m\n", 2,
+		       "bad skew '11m': use a duration from 0 to 10m");
+	expect_refused("[ca]\nskew = -5s\n", 2, "bad skew");
+	expect_refused("[ca]\nskew = soon\n", 2, "bad skew");
+	/* The keys belong to [ca] and nowhere else. */
+	expect_refused("[stintd]\nskew = 60s\n", 2, "skew");
+	expect_refused("[ca]\nkey = ec-p256\nkey = ec-p384\n", 3, "key");
 }
 
 static void
@@ -492,6 +520,7 @@ main(void)
 		cmocka_unit_test(test_backend_type),
 		cmocka_unit_test(test_backend_tpm),
 		cmocka_unit_test(test_sync_value),
+		cmocka_unit_test(test_ca_section),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_token_label),
 		cmocka_unit_test(test_trust_domain),
