@@ -8,7 +8,7 @@
 # a SoftHSM2 token, stintd's config, state, sockets and audit log.
 . "$(dirname "$0")/integration/lib.sh"
 TEST_NAME=demo
-need_cmd openssl softhsm2-util
+need_cmd openssl softhsm2-util curl
 stint_tmpdir
 
 say()
@@ -31,7 +31,8 @@ show()
 		*) line="$line $a" ;;
 		esac
 	done
-	echo "$line"
+	# On stderr, so that piping a command's output captures only that.
+	echo "$line" >&2
 }
 
 # Shows a command, then runs it.
@@ -85,6 +86,47 @@ run_stint task show "$task" --pem | tee "$T/pub.pem" ||
 run openssl pkeyutl -verify -pubin -inkey "$T/pub.pem" -in "$T/digest" \
 	-sigfile "$T/sig" || fail "the signature does not verify"
 
+say "The agent calls a TLS server that requires client certificates (curl, unmodified)"
+# The server: a throwaway key and certificate, made without the engine; it
+# trusts only the Stint CA bundle and refuses clients without a certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	-keyout "$T/srv.key" -out "$T/srv.pem" -days 1 -subj "/CN=localhost" \
+	-addext "subjectAltName=IP:127.0.0.1" 2>/dev/null ||
+	fail "cannot make the server certificate"
+run_stint ca cert >"$T/bundle.pem" || fail "stint ca cert"
+echo "(the trust bundle relying parties configure: $(grep -c 'BEGIN CERT' "$T/bundle.pem") certificate(s))"
+PORT=$(free_port)
+openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" \
+	-key "$T/srv.key" -CAfile "$T/bundle.pem" -Verify 1 \
+	-verify_return_error -www </dev/null >"$T/s_server.log" 2>&1 &
+bg_track $!
+for ((i = 0; i < 100; i++)); do
+	curl -sk -o /dev/null "https://127.0.0.1:$PORT/" 2>/dev/null
+	[ $? -ne 7 ] && break
+	sleep 0.1
+done
+echo "openssl s_server on 127.0.0.1:$PORT (-Verify 1 -verify_return_error)"
+agent_curl()
+{
+	timeout 60 "${FOREIGN[@]}" PKCS11_MODULE_PATH="$STINT_MODULE" \
+		curl -sS --cacert "$T/srv.pem" \
+		--cert "$uri;type=cert" --key "$uri;type=private" \
+		"https://127.0.0.1:$PORT/" </dev/null
+}
+show curl --cacert srv.pem --cert "$uri;type=cert" \
+	--key "$uri;type=private" "https://127.0.0.1:$PORT/"
+agent_curl >"$T/page" 2>"$T/curl.err" ||
+	{ cat "$T/curl.err" "$T/s_server.log"; fail "curl could not authenticate"; }
+grep -m1 -E "^ *Protocol *:" "$T/page" | sed 's/^ */server: /'
+# What the server saw, checked as a relying party would.
+sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' \
+	"$T/page" | sed -n '1,/^-----END/p' >"$T/client.pem"
+[ -s "$T/client.pem" ] || { cat "$T/page"; fail "the server saw no client certificate"; }
+run_stint verify-peer "$T/client.pem" --ca "$T/bundle.pem" --json |
+	tee "$T/peer.json" || fail "verify-peer"
+spiffe=$(json_get spiffe_id <"$T/peer.json") || fail "verify-peer gave no SPIFFE ID"
+expires=$(openssl x509 -noout -enddate -in "$T/client.pem" | cut -d= -f2)
+
 say "The task ends: its key is destroyed"
 run_stint task end "$task" --reason "demo done" ||
 	fail "task end"
@@ -97,6 +139,11 @@ if engine_openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey "$uri" \
 fi
 refused=$(grep -m1 -iE 'error|fail|not found|cannot' "$T/refused.out" || head -n 1 "$T/refused.out")
 echo "openssl failed: $refused"
+printf '$ curl ... --key "%s;type=private" https://127.0.0.1:%s/\n' "$uri" "$PORT"
+if agent_curl >"$T/page2" 2>"$T/curl2.err"; then
+	fail "curl authenticated with an ended task's key"
+fi
+echo "curl failed: $(head -n 1 "$T/curl2.err")"
 echo "(the key is gone from the token; a process still holding its handle gets"
 echo " CKR_KEY_FUNCTION_NOT_PERMITTED from stintd, see tests/integration/30-revoke.sh)"
 
@@ -127,8 +174,15 @@ cat <<EOF
    token named 'demo' through stint-pkcs11.so, with no PIN.
 3. Started task $task (EC P-256, until $deadline);
    stintd generated its key inside the token (not extractable).
+   Before issuing it a certificate, stintd had the host attestation key sign
+   evidence of the key's attributes and verified it; the certificate
+   expires with the task ($expires).
 4. OpenSSL signed through the libp11 engine with $uri;
-   the signature verified with the task's public key ($allowed signature(s) audited).
-5. Ended the task: stintd destroyed the key, and the next signature was refused.
-6. The audit log ($records records, hash-chained) verified with 'stint audit verify'.
+   the signature verified with the task's public key.
+5. curl, given only the task's pkcs11: URIs, did mutual TLS with a server
+   trusting the Stint CA; the server saw $spiffe.
+   ($allowed signature(s) audited.)
+6. Ended the task: stintd destroyed the key; the next signature and the next
+   TLS connection were refused.
+7. The audit log ($records records, hash-chained) verified with 'stint audit verify'.
 EOF
