@@ -133,6 +133,30 @@ need_cmd()
 # The sanitizer build instruments our binaries but not pkcs11-tool, openssl
 # or curl: when they load stint-pkcs11.so the ASan runtime must come first,
 # so those (and only those) get it preloaded, without leak checking.
+#
+# A preloaded libasan initialises lazily, on the first intercepted call.
+# In curl, wget and p11tool (which link libp11-kit) that call is the
+# malloc inside libp11-kit's constructor's newlocale(), made while glibc
+# holds __libc_setlocale_lock for writing. ASan's init then calls
+# dlsym(RTLD_DEFAULT, "swift_demangle"), fails, and clears the error with
+# dlerror(), whose gettext read-locks the same lock (EDEADLK, ignored) and
+# unlocks it: the lock ends up with a reader count of -1 and curl's first
+# setlocale() in main() blocks forever, before it prints anything. A
+# preloaded swift_demangle (returning NULL, "not Swift") makes that dlsym
+# succeed, so dlerror() has nothing to translate. Prints ":PATH" or nothing.
+_asan_shim()
+{
+	local so=$T/asan-swift-demangle.so
+
+	[ -n "$T" ] || return 0
+	[ -f "$so" ] || printf '%s\n' '#include <stddef.h>' \
+		'char *swift_demangle(const char *, size_t, char *, size_t *, unsigned);' \
+		'char *swift_demangle(const char *n, size_t l, char *b, size_t *bl, unsigned f)' \
+		'{ (void)n; (void)l; (void)b; (void)bl; (void)f; return NULL; }' |
+		gcc -shared -fPIC -nostdlib -x c -o "$so" - 2>/dev/null || return 0
+	printf ':%s' "$so"
+}
+
 _sanitizers_detect()
 {
 	if [ -z "${STINT_SANITIZERS:-}" ]; then
@@ -151,7 +175,7 @@ _sanitizers_detect()
 		[ -n "$asan" ] && [ -e "$asan" ] ||
 			fail "sanitizer build but no libasan.so (install libgcc-12-dev)"
 		asan=$(readlink -f "$asan")
-		FOREIGN=(env "LD_PRELOAD=$asan"
+		FOREIGN=(env "LD_PRELOAD=$asan$(_asan_shim)"
 			"ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0")
 	fi
 	# Our own instrumented programs: stop at the first error.

@@ -12,8 +12,14 @@
  * Backend commands open the backend library with a stint.conf:
  *   gen CONF KEYID TTL_S | sign CONF KEYID | destroy CONF KEYID |
  *   kill CONF | evidence CONF KEYID | stress CONF NSIGN NCYCLE
+ * Benchmark commands (tests/bench/bench_tpm.sh), each printing
+ * "n=N median_us=M p99_us=P mean_us=A" for N signatures:
+ *   bench TCTI KEYFILE N     the raw ESAPI loop: Load, policy session,
+ *                            PolicyCounterTimer, PolicyNV, Sign, flushes.
+ *   bench-p11 MODULE TOKEN LABEL N   C_SignInit+C_Sign through a module.
  */
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -678,13 +684,288 @@ b_stress(struct stint_backend *b, long nsign, long ncycle)
 	return 0;
 }
 
+/* --- benchmark (tests/bench/bench_tpm.sh) -------------------------------- */
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Prints "n=N median_us=M p99_us=P mean_us=A" (p99: nearest rank). */
+static void
+lat_print(double *us, long n)
+{
+	double sum = 0;
+	long i, i99;
+
+	qsort(us, (size_t)n, sizeof(*us), cmp_double);
+	for (i = 0; i < n; i++)
+		sum += us[i];
+	i99 = (long)((double)n * 0.99 + 0.999999) - 1;
+	if (i99 < 0)
+		i99 = 0;
+	printf("n=%ld median_us=%.0f p99_us=%.0f mean_us=%.0f\n", n,
+	       n % 2 ? us[n / 2] : (us[n / 2 - 1] + us[n / 2]) / 2, us[i99],
+	       sum / (double)n);
+}
+
+static long
+bench_count(const char *s)
+{
+	long n = strtol(s, NULL, 10);
+
+	if (n < 1 || n > 1000000) {
+		fprintf(stderr, "tpm_probe: count must be 1 to 1000000\n");
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * One signature the way stintd makes one, minus stintd: load the blob,
+ * policy session, PolicyCounterTimer, PolicyNV, Sign, flush both. The
+ * primary and the NV index's ESYS_TR are made once, as stintd keeps them.
+ */
+static TSS2_RC
+bench_sign_once(ESYS_CONTEXT *esys, ESYS_TR primary, ESYS_TR nv,
+		const struct stint_tpm_keyfile *kf, const TPM2B_DIGEST *digest)
+{
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_ECDSA};
+	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
+				    .hierarchy = TPM2_RH_NULL};
+	ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE;
+	TPMT_SIGNATURE *sig = NULL;
+	TPM2B_OPERAND op = {.size = 8};
+	TSS2_RC rc;
+
+	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+	if ((rc = Esys_Load(esys, primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+			    ESYS_TR_NONE, &kf->priv, &kf->pub, &key)) != 0)
+		goto out;
+	if ((rc = Esys_StartAuthSession(
+		     esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+		     ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
+		     TPM2_ALG_SHA256, &session)) != 0) {
+		session = ESYS_TR_NONE;
+		goto out;
+	}
+	be64(op.buffer, kf->deadline);
+	if ((rc = Esys_PolicyCounterTimer(esys, session, ESYS_TR_NONE,
+					  ESYS_TR_NONE, ESYS_TR_NONE, &op, 8,
+					  TPM2_EO_UNSIGNED_LT)) != 0)
+		goto out;
+	be64(op.buffer, kf->counter);
+	if ((rc = Esys_PolicyNV(esys, ESYS_TR_RH_OWNER, nv, session,
+				ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+				&op, 0, TPM2_EO_EQ)) != 0)
+		goto out;
+	rc = Esys_Sign(esys, key, session, ESYS_TR_NONE, ESYS_TR_NONE, digest,
+		       &scheme, &ticket, &sig);
+out:
+	Esys_Free(sig);
+	if (session != ESYS_TR_NONE)
+		Esys_FlushContext(esys, session);
+	if (key != ESYS_TR_NONE)
+		Esys_FlushContext(esys, key);
+	return rc;
+}
+
+static int
+cmd_bench(const char *tcti_conf, const char *keyfile, const char *count)
+{
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+	ESYS_CONTEXT *esys = NULL;
+	ESYS_TR primary = ESYS_TR_NONE, nv = ESYS_TR_NONE;
+	struct stint_tpm_keyfile kf;
+	TPM2B_DIGEST digest = {.size = 32};
+	double *us = NULL, t0;
+	long n, i;
+	char err[256];
+	TSS2_RC rc;
+	int r = 1;
+
+	if ((n = bench_count(count)) < 0)
+		return 1;
+	if (stint_tpm_keyfile_read(keyfile, &kf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tpm_probe: %s\n", err);
+		return 1;
+	}
+	if ((us = calloc((size_t)n, sizeof(*us))) == NULL)
+		return 1;
+	memset(digest.buffer, 0x5a, 32);
+	if (raw_open(tcti_conf, &tcti, &esys) != 0)
+		goto out;
+	if ((rc = raw_primary(esys, &primary)) != 0) {
+		r = fail("CreatePrimary", rc);
+		goto out;
+	}
+	if ((rc = Esys_TR_FromTPMPublic(esys, kf.nv_index, ESYS_TR_NONE,
+					ESYS_TR_NONE, ESYS_TR_NONE, &nv)) !=
+	    0) {
+		r = fail("NV index", rc);
+		goto out;
+	}
+	/* One unmeasured signature: connection and caches warm, as stintd's. */
+	if ((rc = bench_sign_once(esys, primary, nv, &kf, &digest)) != 0) {
+		r = fail("sign", rc);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		t0 = now_us();
+		if ((rc = bench_sign_once(esys, primary, nv, &kf, &digest)) !=
+		    0) {
+			r = fail("sign", rc);
+			goto out;
+		}
+		us[i] = now_us() - t0;
+	}
+	lat_print(us, n);
+	r = 0;
+out:
+	if (esys != NULL && primary != ESYS_TR_NONE)
+		Esys_FlushContext(esys, primary);
+	raw_close(&tcti, &esys);
+	free(us);
+	OPENSSL_cleanse(&kf.priv, sizeof(kf.priv));
+	return r;
+}
+
+/*
+ * The same measurement through a PKCS#11 module (stint-pkcs11.so): one
+ * C_SignInit + C_Sign (CKM_ECDSA, 32 bytes) per signature, timed each.
+ */
+static CK_RV
+p11_find_key(CK_FUNCTION_LIST_PTR f, const char *token, const char *label,
+	     CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_CLASS, &cls, sizeof(cls)},
+		{CKA_LABEL, (void *)label, strlen(label)},
+	};
+	CK_SLOT_ID slots[16];
+	CK_ULONG ns = 16, i, found = 0;
+	CK_TOKEN_INFO ti;
+	size_t tl = strlen(token);
+	CK_RV rv;
+
+	if ((rv = f->C_GetSlotList(CK_TRUE, slots, &ns)) != CKR_OK)
+		return rv;
+	for (i = 0; i < ns; i++) {
+		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
+		    tl > sizeof(ti.label) || memcmp(ti.label, token, tl) != 0 ||
+		    (tl < sizeof(ti.label) && ti.label[tl] != ' '))
+			continue;
+		if ((rv = f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL,
+					   NULL, s)) != CKR_OK)
+			return rv;
+		if ((rv = f->C_FindObjectsInit(*s, tmpl, 2)) != CKR_OK)
+			return rv;
+		rv = f->C_FindObjects(*s, key, 1, &found);
+		f->C_FindObjectsFinal(*s);
+		if (rv != CKR_OK)
+			return rv;
+		return found == 1 ? CKR_OK : CKR_KEY_HANDLE_INVALID;
+	}
+	return CKR_TOKEN_NOT_PRESENT;
+}
+
+static CK_RV
+p11_sign_once(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+	      CK_BYTE *in)
+{
+	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+	CK_BYTE sig[256];
+	CK_ULONG sl = sizeof(sig);
+	CK_RV rv;
+
+	if ((rv = f->C_SignInit(s, &mech, key)) != CKR_OK)
+		return rv;
+	rv = f->C_Sign(s, in, 32, sig, &sl);
+	if (rv == CKR_OK && sl != 64)
+		rv = CKR_GENERAL_ERROR;
+	return rv;
+}
+
+static int
+cmd_bench_p11(const char *module, const char *token, const char *label,
+	      const char *count)
+{
+	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_FUNCTION_LIST_PTR f = NULL;
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE key;
+	CK_BYTE in[32];
+	double *us = NULL, t0;
+	void *dl;
+	long n, i;
+	CK_RV rv;
+	int r = 1;
+
+	if ((n = bench_count(count)) < 0)
+		return 1;
+	if ((dl = dlopen(module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		fprintf(stderr, "tpm_probe: %s\n", dlerror());
+		return 1;
+	}
+	*(void **)&get = dlsym(dl, "C_GetFunctionList");
+	if (get == NULL || get(&f) != CKR_OK ||
+	    (rv = f->C_Initialize(NULL)) != CKR_OK) {
+		fprintf(stderr, "tpm_probe: cannot initialise %s\n", module);
+		dlclose(dl);
+		return 1;
+	}
+	memset(in, 0x5a, sizeof(in));
+	if ((us = calloc((size_t)n, sizeof(*us))) == NULL)
+		goto out;
+	if ((rv = p11_find_key(f, token, label, &s, &key)) != CKR_OK ||
+	    (rv = p11_sign_once(f, s, key, in)) != CKR_OK) {
+		fprintf(stderr, "tpm_probe: %s/%s: CK_RV 0x%lx\n", token, label,
+			(unsigned long)rv);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		t0 = now_us();
+		if ((rv = p11_sign_once(f, s, key, in)) != CKR_OK) {
+			fprintf(stderr, "tpm_probe: sign: CK_RV 0x%lx\n",
+				(unsigned long)rv);
+			goto out;
+		}
+		us[i] = now_us() - t0;
+	}
+	lat_print(us, n);
+	r = 0;
+out:
+	if (s != CK_INVALID_HANDLE)
+		f->C_CloseSession(s);
+	f->C_Finalize(NULL);
+	dlclose(dl);
+	free(us);
+	return r;
+}
+
 static int
 usage(void)
 {
 	fprintf(stderr, "usage: tpm_probe raw-sign TCTI KEYFILE | "
 			"clock-forward TCTI MS | handles TCTI | gen CONF ID "
 			"TTL | sign CONF ID | destroy CONF ID | kill CONF | "
-			"evidence CONF ID | stress CONF NSIGN NCYCLE\n");
+			"evidence CONF ID | stress CONF NSIGN NCYCLE | "
+			"bench TCTI KEYFILE N | "
+			"bench-p11 MODULE TOKEN LABEL N\n");
 	return 1;
 }
 
@@ -705,6 +986,10 @@ main(int argc, char **argv)
 		return cmd_clock_forward(argv[2], argv[3]);
 	if (strcmp(cmd, "handles") == 0 && argc == 3)
 		return cmd_handles(argv[2]);
+	if (strcmp(cmd, "bench") == 0 && argc == 5)
+		return cmd_bench(argv[2], argv[3], argv[4]);
+	if (strcmp(cmd, "bench-p11") == 0 && argc == 6)
+		return cmd_bench_p11(argv[2], argv[3], argv[4], argv[5]);
 	if ((b = backend_open(argv[2])) == NULL)
 		return 1;
 	if (strcmp(cmd, "gen") == 0 && argc == 5)
