@@ -196,10 +196,15 @@ print_task(json_t *o, bool full)
 		printf("state       %s\n", jstr(o, "state"));
 		printf("created     %s\n", jstr(o, "created"));
 	}
-	stint_cli_time_rel((uint64_t)json_integer_value(
-				   json_object_get(o, "not_after_unix")),
-			   rel, sizeof(rel));
-	printf("not after   %s (%s)\n", jstr(o, "not_after"), rel);
+	/* A relative deadline only means something while the task lives. */
+	if (strcmp(jstr(o, "state"), "live") == 0) {
+		stint_cli_time_rel((uint64_t)json_integer_value(json_object_get(
+					   o, "not_after_unix")),
+				   rel, sizeof(rel));
+		printf("not after   %s (%s)\n", jstr(o, "not_after"), rel);
+	} else {
+		printf("not after   %s\n", jstr(o, "not_after"));
+	}
 	if (full && json_object_get(o, "ended") != NULL)
 		printf("ended       %s\n", jstr(o, "ended"));
 	if (full && json_object_get(o, "reason") != NULL)
