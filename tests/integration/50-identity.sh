@@ -2,8 +2,9 @@
 # Integration test 5: the OS identity of the calling process is the only
 # credential. A process of an unregistered uid sees no token and cannot
 # sign; agent A cannot sign with agent B's task; only stintd's uid and root
-# reach admin.sock; and the agent's uid cannot read the SoftHSM token
-# directory, the PIN file, the state database or the audit log.
+# reach admin.sock; and the agent's uid cannot read the backend's secrets
+# (SoftHSM token directory and PIN file, or the TPM key blobs and NV auth),
+# the state database or the audit log.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_cmd setpriv pkcs11-tool
@@ -106,24 +107,53 @@ stint agent list >"$T/agents" || fail "stint agent list"
 grep -q evil "$T/agents" && fail "an agent was added from an agent's uid"
 
 # --- secrets out of the agent's reach ----------------------------------------
-[ "$(stat -c %a "$HSM_PIN_FILE")" = 600 ] || fail "PIN file is not 0600"
+# The backend's secrets: SoftHSM's PIN file and token directory, or the
+# TPM backend's key blobs and kill-switch NV auth (stintd has no PIN there).
+case $STINT_TEST_BACKEND in
+softhsm)
+	[ "$(stat -c %a "$HSM_PIN_FILE")" = 600 ] || fail "PIN file is not 0600"
+	secrets=("$HSM_PIN_FILE")
+	keydir=$T/tokens
+	;;
+tpm)
+	[ -f "$TPM_KEYS/$ta.key" ] || fail "no TPM key blob for $ta"
+	[ -f "$TPM_KEYS/nv.auth" ] || fail "no nv.auth in $TPM_KEYS"
+	for f in "$TPM_KEYS/nv.auth" "$TPM_KEYS/$ta.key"; do
+		[ "$(stat -c %a "$f")" = 600 ] || fail "$f is not 0600"
+	done
+	secrets=("$TPM_KEYS/nv.auth" "$TPM_KEYS/$ta.key" "$TPM_KEYS/$tb.key")
+	keydir=$TPM_KEYS
+	;;
+esac
 [ -f "$T/state/state.db" ] || fail "no state.db in state_dir"
 [ -f "$AUDIT_LOG" ] || fail "no audit log at $AUDIT_LOG"
-for f in "$HSM_PIN_FILE" "$T/state/state.db" "$AUDIT_LOG"; do
+for f in "${secrets[@]}" "$T/state/state.db" "$AUDIT_LOG"; do
 	as_uid "$A" cat "$f" >/dev/null 2>&1 && fail "uid $A can read $f"
 done
-as_uid "$A" ls "$T/tokens" >/dev/null 2>&1 && fail "uid $A can list the SoftHSM token directory"
-as_uid "$A" find "$T/tokens" -type f -exec cat {} + >/dev/null 2>&1 &&
-	fail "uid $A can read SoftHSM token files"
+as_uid "$A" ls "$keydir" >/dev/null 2>&1 && fail "uid $A can list the backend's key directory $keydir"
+as_uid "$A" find "$keydir" -type f -exec cat {} + >/dev/null 2>&1 &&
+	fail "uid $A can read the backend's key files in $keydir"
 # The daemon's own files do not rely on the directory alone.
 m=$(stat -c %a "$AUDIT_LOG")
 [ $((0$m & 077)) -eq 0 ] || fail "audit.log is mode $m, expected no group/other access"
 m=$(stat -c %a "$T/state/state.db")
 [ $((0$m & 007)) -eq 0 ] || note "WARNING: state.db is mode $m (protected only by state_dir 0700)"
-# Loading SoftHSM directly gets the agent nothing either.
-as_uid "$A" "${FOREIGN[@]}" pkcs11-tool --module "$SOFTHSM_MODULE" --list-objects \
-	>"$T/out" 2>&1
-grep -q "$ta" "$T/out" && { cat "$T/out"; fail "uid $A sees task keys through SoftHSM directly"; }
+case $STINT_TEST_BACKEND in
+softhsm)
+	# Loading SoftHSM directly gets the agent nothing either.
+	as_uid "$A" "${FOREIGN[@]}" pkcs11-tool --module "$SOFTHSM_MODULE" --list-objects \
+		>"$T/out" 2>&1
+	grep -q "$ta" "$T/out" && { cat "$T/out"; fail "uid $A sees task keys through SoftHSM directly"; }
+	;;
+tpm)
+	# swtpm's state (its NV, hence the seeds) is out of reach too. Its
+	# TCP port is not: any local uid can send it commands, a test-rig
+	# artefact (a real host's /dev/tpmrm0 is root/tss only), and without
+	# the blobs above no task key can be loaded.
+	as_uid "$A" ls "$T/swtpm" >/dev/null 2>&1 && fail "uid $A can list swtpm's state directory"
+	note "tpm: swtpm's loopback port is reachable by any uid (test rig only); not checked"
+	;;
+esac
 
 stintd_stop
 note "identity: unregistered uid, cross-agent, admin socket and file access all refused"

@@ -10,16 +10,27 @@ stint_setup
 need_p11client
 agent_add alpha "$(id -u)"
 head -c 32 /dev/urandom >"$T/digest"
+# CKM_RSA_PKCS input: SoftHSM pads any bytes; the TPM signs only a
+# DigestInfo (as TLS 1.2 sends), so on the TPM it gets a SHA-256 one.
+rsa_in=$T/digest
+if [ "$STINT_TEST_BACKEND" = tpm ]; then
+	rsa_in=$T/digestinfo
+	{
+		printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65'
+		printf '\x03\x04\x02\x01\x05\x00\x04\x20'
+		cat "$T/digest"
+	} >"$rsa_in"
+fi
 
 # Some history: tasks, signatures, a refusal, an end.
 t1=$(task_start alpha --ttl 10m --intent "audit test: first task") || exit 1
 t2=$(task_start alpha --ttl 10m --key rsa-2048 --max-signatures 2) || exit 1
 p11client --token alpha --label "$t1" --mech ecdsa --in "$T/digest" --count 5 >/dev/null 2>&1 ||
 	fail "signing with $t1"
-p11client --token alpha --label "$t2" --mech rsa-pkcs --in "$T/digest" --count 2 >/dev/null 2>&1 ||
+p11client --token alpha --label "$t2" --mech rsa-pkcs --in "$rsa_in" --count 2 >/dev/null 2>&1 ||
 	fail "signing with $t2"
 # The budget of 2 is spent: the third is refused and audited.
-! p11client --token alpha --label "$t2" --mech rsa-pkcs --in "$T/digest" --count 1 >/dev/null 2>&1 ||
+! p11client --token alpha --label "$t2" --mech rsa-pkcs --in "$rsa_in" --count 1 >/dev/null 2>&1 ||
 	fail "a task with --max-signatures 2 signed a third time"
 [ "$(audit_count "$t2" sign-refused)" -ge 1 ] || fail "the budget refusal was not audited"
 stint task end "$t1" >/dev/null || fail "task end"

@@ -11,6 +11,12 @@ need_p11client
 agent_add alpha "$(id -u)"
 head -c 32 /dev/urandom >"$T/digest"
 clients=${RACE_CLIENTS:-6}
+# On the TPM (~10 ms a signature, one at a time) four clients keep a SIGN
+# in flight at every moment: task end must still get the revoke lock (it
+# starved when the lock preferred readers).
+if [ "$STINT_TEST_BACKEND" = tpm ] && [ -z "${RACE_CLIENTS:-}" ]; then
+	clients=4
+fi
 
 for round in 1 2 3; do
 	id=$(task_start alpha --ttl 10m) || exit 1
@@ -42,7 +48,7 @@ for round in 1 2 3; do
 			{ cat "$out"; fail "client $c was not refused with CKR_KEY_FUNCTION_NOT_PERMITTED"; }
 	done
 	stintd_alive || fail "stintd died during the race"
-	softhsm_has_label "$id" && fail "round $round: key of ended task still in SoftHSM"
+	backend_has_key "$id" && fail "round $round: key of ended task still in the backend"
 	after=$(audit_count "$id" sign-allowed)
 	note "round $round: $clients clients, $before signatures before task end, $after in all, 0 after"
 	[ "$before" -gt 0 ] || fail "round $round: no signature before task end (the race did not happen)"

@@ -13,14 +13,26 @@
 #	top_builddir=/tmp/build tests/integration/30-revoke.sh
 # A test exits 0 (pass), 1 (fail, via `fail`) or 77 (skipped, via `skip`).
 #
+# One suite, run per backend: STINT_TEST_BACKEND=softhsm (the default) runs
+# stintd on a SoftHSM2 token, STINT_TEST_BACKEND=tpm on swtpm (tpm_lib.sh;
+# the test skips with 77 when swtpm is missing). The tpm-NN-*.sh wrappers
+# run the core tests that way; by hand, e.g.
+#	STINT_TEST_BACKEND=tpm top_builddir=/tmp/build tests/integration/30-revoke.sh
+# Tests ask backend_has_key / backend_key_types instead of SoftHSM, and
+# branch on $STINT_TEST_BACKEND only where the backend is the point.
+#
 # Environment and paths, after stint_tmpdir / softhsm_token / stintd_config:
 #   T               the test's private directory (0755; secrets inside are
 #                   in 0700 directories or 0600 files); removed on exit
 #   STINTD STINT    the daemon and CLI binaries of the build tree
 #   STINT_MODULE    $top_builddir/.libs/stint-pkcs11.so
 #   P11CLIENT       $top_builddir/tests/integration/p11client
+#   STINT_TEST_BACKEND  softhsm | tpm
 #   SOFTHSM2_CONF   private SoftHSM2 config (exported), tokens in $T/tokens
 #   HSM_LABEL HSM_PIN HSM_PIN_FILE   the backend token stintd logs in to
+#                   (softhsm only)
+#   TCTI SWTPM_PID  swtpm's TCTI string and pid (tpm only; state in $T/swtpm)
+#   TPM_KEYS        $T/state/tpm, stintd's TPM key blobs (tpm only)
 #   STINTD_CONF     $T/stint.conf;  state in $T/state, sockets in $T/run
 #   STINT_SOCKET    $T/run/agent.sock (exported by p11_env)
 #   STINT_ADMIN_SOCKET  $T/run/admin.sock (exported)
@@ -34,13 +46,18 @@
 #   stint_tmpdir            create $T and the EXIT trap that cleans up
 #   fail MSG / skip MSG / note MSG / need_root / need_cmd CMD...
 #   free_port               a free TCP port on 127.0.0.1
+#   backend_init            the backend for stintd: a SoftHSM2 token, or
+#                           swtpm started (stopped by the EXIT trap)
+#   backend_has_key ID      true while the backend holds task ID's key
+#                           (SoftHSM object label / TPM key blob)
+#   backend_key_types       the --key types the backend supports
 #   softhsm_token [LABEL]   init a SoftHSM2 token in $T, PIN file 0600
 #   softhsm_objects [LABEL] list SoftHSM objects (as root, with the PIN)
 #   softhsm_has_label ID    true when SoftHSM holds an object labelled ID
-#   stintd_config [KEY=VAL...]  write $STINTD_CONF (keys: sync, default_ttl,
-#                           max_ttl, trust_domain, token)
+#   stintd_config [KEY=VAL...]  write $STINTD_CONF for the backend (keys: sync,
+#                           default_ttl, max_ttl, trust_domain, token)
 #   stintd_start / stintd_stop / stintd_kill9 / stintd_alive
-#   stint_setup [KEY=VAL...]  token + config + stintd_start + p11_env
+#   stint_setup [KEY=VAL...]  backend_init + config + stintd_start + p11_env
 #   agent_add NAME UID [ARGS]  stint agent add, failing the test on error
 #   stint ARGS...           the CLI on $T/run/admin.sock
 #   task_start AGENT [ARGS] start a task, print its id
@@ -83,6 +100,15 @@ STINT=$top_builddir/stint
 STINT_MODULE=$top_builddir/.libs/stint-pkcs11.so
 P11CLIENT=$top_builddir/tests/integration/p11client
 TEST_NAME=$(basename "$0" .sh)
+STINT_TEST_BACKEND=${STINT_TEST_BACKEND:-softhsm}
+case $STINT_TEST_BACKEND in
+softhsm) ;;
+tpm) TEST_NAME="$TEST_NAME (tpm)" ;;
+*)
+	echo "FAIL: $TEST_NAME: STINT_TEST_BACKEND='$STINT_TEST_BACKEND' (softhsm or tpm)" >&2
+	exit 1
+	;;
+esac
 # The system python, not a per-user shim: other uids run it too.
 PYTHON=python3
 [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
@@ -214,6 +240,14 @@ _cleanup()
 	local rc=$? p
 
 	set +e
+	# stintd first: on the TPM backend it still talks to swtpm (a
+	# background pid) while it shuts down.
+	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
+		kill -TERM "$STINTD_PID"
+		_wait_pid "$STINTD_PID" 20
+		kill -KILL "$STINTD_PID" 2>/dev/null
+		wait "$STINTD_PID" 2>/dev/null
+	fi
 	for p in "${_BG_PIDS[@]}"; do
 		# A background subshell's children first (by parent pid).
 		pkill -P "$p" 2>/dev/null
@@ -222,12 +256,6 @@ _cleanup()
 	for p in "${_BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
-	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
-		kill -TERM "$STINTD_PID"
-		_wait_pid "$STINTD_PID" 20
-		kill -KILL "$STINTD_PID" 2>/dev/null
-		wait "$STINTD_PID" 2>/dev/null
-	fi
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		for p in "$T"/stintd.*.log; do
 			if ! san_check_log "$p"; then
@@ -253,7 +281,7 @@ _cleanup()
 
 stint_tmpdir()
 {
-	T=$(mktemp -d "${TMPDIR:-/tmp}/stint-$TEST_NAME.XXXXXX") ||
+	T=$(mktemp -d "${TMPDIR:-/tmp}/stint-$(basename "$0" .sh)-$STINT_TEST_BACKEND.XXXXXX") ||
 		fail "mktemp -d failed"
 	# Other uids (the identity test) must reach agent.sock and the
 	# copies of our binaries; secrets live in 0700 subdirectories.
@@ -370,6 +398,45 @@ softhsm_has_label()
 	grep -q "label: *$1\$" <<<"$out"
 }
 
+# --- the backend, per STINT_TEST_BACKEND ---------------------------------------
+
+backend_init()
+{
+	case $STINT_TEST_BACKEND in
+	softhsm) softhsm_token stint ;;
+	tpm)
+		command -v swtpm >/dev/null 2>&1 ||
+			skip "swtpm is not installed (apt-get install swtpm swtpm-tools)"
+		# shellcheck source=tpm_lib.sh
+		. "$top_srcdir/tests/integration/tpm_lib.sh"
+		swtpm_start
+		TPM_KEYS=$T/state/tpm
+		;;
+	esac
+}
+
+# True while the backend holds the key of task $1. SoftHSM: an object
+# labelled with the id (a listing error fails the test); TPM: the key blob
+# <state_dir>/tpm/<id>.key, without which the key cannot be loaded.
+backend_has_key()
+{
+	case $STINT_TEST_BACKEND in
+	softhsm) softhsm_has_label "$1" ;;
+	tpm)
+		[ -d "$TPM_KEYS" ] || fail "no TPM key directory $TPM_KEYS"
+		[ -e "$TPM_KEYS/$1.key" ]
+		;;
+	esac
+}
+
+backend_key_types()
+{
+	case $STINT_TEST_BACKEND in
+	softhsm) echo ec-p256 ec-p384 rsa-2048 ;;
+	tpm) echo ec-p256 rsa-2048 ;;
+	esac
+}
+
 # --- stintd -----------------------------------------------------------------
 
 stintd_config()
@@ -401,12 +468,29 @@ runtime_dir = $T/run
 trust_domain = $trust
 default_ttl = $default_ttl
 max_ttl = $max_ttl
+EOF
+	case $STINT_TEST_BACKEND in
+	softhsm)
+		cat >>"$STINTD_CONF" <<EOF
 
 [backend]
 type = pkcs11
 module = $SOFTHSM_MODULE
 token = $token
 pin_file = $HSM_PIN_FILE
+EOF
+		;;
+	tpm)
+		[ -n "${TCTI:-}" ] || fail "stintd_config: swtpm not started (backend_init)"
+		cat >>"$STINTD_CONF" <<EOF
+
+[backend]
+type = tpm
+tcti = $TCTI
+EOF
+		;;
+	esac
+	cat >>"$STINTD_CONF" <<EOF
 
 [audit]
 path = $AUDIT_LOG
@@ -483,11 +567,11 @@ stint()
 	"$STINT" --socket "$T/run/admin.sock" "$@"
 }
 
-# The usual start of a test: a token, a config, a running daemon, and the
-# module's environment.
+# The usual start of a test: a backend (token or swtpm), a config, a running
+# daemon, and the module's environment.
 stint_setup()
 {
-	softhsm_token stint
+	backend_init
 	stintd_config "$@"
 	stintd_start
 	p11_env
