@@ -135,6 +135,27 @@ audit_daemon(struct stintd *d, const char *event, const char *detail)
 		log_err("audit log write failed for %s", event);
 }
 
+/* Writers first: glibc's default rwlock favours readers, and SIGN holds
+ * the lock shared across the backend call, so with clients signing back to
+ * back `task end`, expiry and the kill switch would wait for the signing to
+ * stop. No path takes the lock shared twice, so writer preference cannot
+ * deadlock. */
+static int
+revoke_lock_init(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+	int r;
+
+	if (pthread_rwlockattr_init(&attr) != 0)
+		return -1;
+	r = pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (r == 0)
+		r = pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return r == 0 ? 0 : -1;
+}
+
 static int
 daemonize(void)
 {
@@ -239,7 +260,11 @@ main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	pthread_rwlock_init(&d.revoke_lock, NULL);
+	if (revoke_lock_init(&d.revoke_lock) != 0) {
+		log_err("cannot create the revoke lock");
+		close_all(&d);
+		return 1;
+	}
 	d.started = stintd_now();
 
 	snprintf(detail, sizeof(detail), "stintd %s pid %ld backend %s",
