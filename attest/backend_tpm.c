@@ -1768,6 +1768,52 @@ make_dir(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * stintd is meant to be the TPM's only user. Without a resource manager
+ * (swtpm, /dev/tpm0) the objects and sessions of a stintd that died stay
+ * loaded and fill the TPM's few slots, so every later load fails with
+ * TPM_RC_OBJECT_MEMORY: flush whatever is loaded before starting.
+ */
+static void
+flush_stale(struct tpm_backend *b)
+{
+	static const TPM2_HANDLE firsts[] = {TPM2_TRANSIENT_FIRST,
+					     TPM2_LOADED_SESSION_FIRST};
+	TPMS_CAPABILITY_DATA *cap;
+	TPMI_YES_NO more;
+	ESYS_TR tr;
+	TSS2_RC rc;
+	size_t i, j, n = 0;
+
+	for (i = 0; i < sizeof(firsts) / sizeof(firsts[0]); i++) {
+		cap = NULL;
+		rc = Esys_GetCapability(b->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+					ESYS_TR_NONE, TPM2_CAP_HANDLES,
+					firsts[i], TPM2_MAX_CAP_HANDLES, &more,
+					&cap);
+		if (rc != TSS2_RC_SUCCESS || cap == NULL) {
+			Esys_Free(cap);
+			continue;
+		}
+		for (j = 0; j < cap->data.handles.count; j++) {
+			if (Esys_TR_FromTPMPublic(
+				    b->esys, cap->data.handles.handle[j],
+				    ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				    &tr) != TSS2_RC_SUCCESS)
+				continue;
+			if (Esys_FlushContext(b->esys, tr) == TSS2_RC_SUCCESS)
+				n++;
+			else
+				(void)Esys_TR_Close(b->esys, &tr);
+		}
+		Esys_Free(cap);
+	}
+	if (n > 0)
+		log_warn("TPM: flushed %zu object(s) and session(s) left "
+			 "loaded by a previous run",
+			 n);
+}
+
 int
 stint_backend_tpm_open(const struct stint_config *cfg,
 		       struct stint_backend **out, char *err, size_t errlen)
@@ -1819,6 +1865,7 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 		tss_err(err, errlen, "TPM2_Startup failed", rc);
 		goto fail;
 	}
+	flush_stale(b);
 	if (create_primary(b, err, errlen) != 0 ||
 	    ak_setup(b, err, errlen) != 0 || nv_setup(b, err, errlen) != 0)
 		goto fail;
