@@ -4,6 +4,15 @@
  * cannot hold a thread longer than the caller's timeout, and a declared
  * length above the limit is refused before any body byte is read or any
  * buffer of that size allocated.
+ *
+ * On a socket the syscall is tried first (MSG_DONTWAIT) and poll() is used
+ * only when it would block: a reply usually fits the socket buffer and a
+ * frame's body usually arrives with its prefix, so the common case costs one
+ * syscall instead of two. Only a frame's first byte is expected to wait, so
+ * that read polls first. A pipe or other non-socket fd may be blocking,
+ * so there every read and write is preceded by poll() as before. The
+ * deadline is checked before every wait, so a stalled peer is still cut off
+ * on time; data that is already there is taken even at the deadline.
  */
 #include <errno.h>
 #include <poll.h>
@@ -58,19 +67,24 @@ wait_fd(int fd, short events, int64_t deadline)
 }
 
 /* Reads exactly len bytes. *got counts what arrived, so the caller can tell
- * a clean close before the frame from a truncated one. */
+ * a clean close before the frame from a truncated one. With try_first, a
+ * socket is read before any poll (see the top). */
 static int
-read_full(int fd, uint8_t *buf, size_t len, int64_t deadline, size_t *got)
+read_full(int fd, uint8_t *buf, size_t len, int64_t deadline, size_t *got,
+	  bool try_first)
 {
-	bool is_sock = true;
+	bool is_sock = true, ready = try_first;
 
 	*got = 0;
 	while (*got < len) {
 		ssize_t n;
 		int r;
 
-		if ((r = wait_fd(fd, POLLIN, deadline)) != 0)
-			return r;
+		if (!ready || !is_sock) {
+			if ((r = wait_fd(fd, POLLIN, deadline)) != 0)
+				return r;
+		}
+		ready = true;
 		if (is_sock) {
 			n = recv(fd, buf + *got, len - *got, MSG_DONTWAIT);
 			if (n < 0 && errno == ENOTSOCK) {
@@ -81,6 +95,8 @@ read_full(int fd, uint8_t *buf, size_t len, int64_t deadline, size_t *got)
 			n = read(fd, buf + *got, len - *got);
 		}
 		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				ready = false; /* wait before the next try */
 			if (errno == EINTR || errno == EAGAIN ||
 			    errno == EWOULDBLOCK)
 				continue;
@@ -105,7 +121,9 @@ stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 
 	*body = NULL;
 	*len = 0;
-	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, &got)) != 0)
+	/* The first byte is what a reader usually waits for: poll first. */
+	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, &got,
+			   false)) != 0)
 		return r;
 	n = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
 	    (uint32_t)prefix[2] << 8 | prefix[3];
@@ -115,7 +133,7 @@ stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 		return STINT_WIRE_TOO_LARGE;
 	if ((buf = malloc(n)) == NULL)
 		return STINT_WIRE_NOMEM;
-	if ((r = read_full(fd, buf, n, deadline, &got)) != 0) {
+	if ((r = read_full(fd, buf, n, deadline, &got, true)) != 0) {
 		free(buf);
 		return r;
 	}
@@ -131,7 +149,7 @@ stint_frame_write(int fd, const uint8_t *body, size_t len, int timeout_ms)
 	uint8_t prefix[4];
 	struct iovec iov[2];
 	size_t total, sent = 0;
-	bool is_sock = true;
+	bool is_sock = true, ready = true;
 
 	if (body == NULL || len == 0)
 		return STINT_WIRE_MALFORMED;
@@ -160,8 +178,11 @@ stint_frame_write(int fd, const uint8_t *body, size_t len, int timeout_ms)
 				(void *)(body + (sent - sizeof(prefix)));
 			iov[iovcnt++].iov_len = total - sent;
 		}
-		if ((r = wait_fd(fd, POLLOUT, deadline)) != 0)
-			return r;
+		if (!ready || !is_sock) {
+			if ((r = wait_fd(fd, POLLOUT, deadline)) != 0)
+				return r;
+		}
+		ready = true;
 		if (is_sock) {
 			memset(&mh, 0, sizeof(mh));
 			mh.msg_iov = iov;
@@ -175,6 +196,8 @@ stint_frame_write(int fd, const uint8_t *body, size_t len, int timeout_ms)
 			n = writev(fd, iov, iovcnt);
 		}
 		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				ready = false; /* wait before the next try */
 			if (errno == EINTR || errno == EAGAIN ||
 			    errno == EWOULDBLOCK)
 				continue;

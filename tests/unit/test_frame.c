@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -254,6 +255,72 @@ test_pipe(void **state)
 	close(p[1]);
 }
 
+static void
+test_late_body(void **state)
+{
+	int sv[2], st;
+	uint8_t *body;
+	size_t len;
+	pid_t pid;
+
+	(void)state;
+	/* The body is tried without poll first: when it is not there yet
+	 * (EAGAIN), the reader must wait for it, not fail or spin. */
+	pair(sv);
+	put_prefix(sv[0], 6);
+	put_raw(sv[0], "abc", 3);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(100000);
+		put_raw(sv[0], "def", 3);
+		_exit(0);
+	}
+	assert_int_equal(
+		stint_frame_read(sv[1], STINT_FRAME_MAX, 5000, &body, &len), 0);
+	assert_int_equal(len, 6);
+	assert_memory_equal(body, "abcdef", 6);
+	free(body);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void
+test_writer_waits_for_reader(void **state)
+{
+	int sv[2], st;
+	size_t n = 4u << 20, i;
+	uint8_t *big = malloc(n), *body;
+	size_t len;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(big);
+	for (i = 0; i < n; i++)
+		big[i] = (uint8_t)(i * 7);
+	/* Larger than the socket buffer: the first send is partial, the next
+	 * one would block, and the writer must poll until the reader drains. */
+	pair(sv);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		usleep(100000);
+		if (stint_frame_read(sv[1], n, 5000, &body, &len) != 0 ||
+		    len != n || memcmp(body, big, n) != 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(sv[1]);
+	assert_int_equal(stint_frame_write(sv[0], big, n, 5000), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(sv[0]);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -265,6 +332,8 @@ main(void)
 		cmocka_unit_test(test_stalled_writer),
 		cmocka_unit_test(test_writer_bounded),
 		cmocka_unit_test(test_pipe),
+		cmocka_unit_test(test_late_body),
+		cmocka_unit_test(test_writer_waits_for_reader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
