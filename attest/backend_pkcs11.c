@@ -8,6 +8,20 @@
  * closes. Signing threads borrow R/W sessions from a small pool and look up
  * private key handles in a cache, since token object handles stay valid
  * across sessions of one application.
+ *
+ * Key pool ([backend] key_pool = N): SoftHSM's file store takes tens of
+ * milliseconds to generate a key pair (it writes the new objects attribute
+ * by attribute), while renaming an existing pair takes about two. So a
+ * background thread keeps N ec-p256 key pairs ready in the token, made with
+ * the task-key template and checks under the id and label "pool-<32 hex>",
+ * which no task id ("t-...") can equal. generate() for ec-p256 takes one,
+ * sets CKA_ID and CKA_LABEL to the task id on both objects, reads the facts
+ * and the public key back as for a fresh key, and falls back to generating
+ * when anything fails. stintd never signs with a pool key and the module
+ * only sees task ids. Pool keys stay in the token when stintd stops; the
+ * next open checks and adopts them (or destroys them). The refill thread
+ * starts with the first generate(), not at open: stintd forks to daemonize
+ * after opening the backend, and a thread does not survive a fork.
  */
 
 #include <dlfcn.h>
@@ -16,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/asn1.h>
@@ -25,6 +40,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "attest/backend.h"
@@ -38,6 +54,9 @@
 #define FIND_BATCH    16
 #define KEY_ID_MAX    255
 #define SIGN_IN_MAX   1024 /* largest raw input: RSA-4096 PKCS#1 block */
+#define POOL_PREFIX   "pool-"
+#define POOL_ID_LEN   37 /* "pool-" and 32 hex digits */
+#define POOL_RETRY_S  5  /* refill pause after a failed generation */
 
 struct key_entry {
 	struct key_entry *next;
@@ -64,6 +83,27 @@ struct p11_backend {
 	size_t n_idle;
 	struct key_entry *cache[CACHE_BUCKETS];
 	size_t n_cached;
+
+	/* Held around every call that creates, changes or removes a token
+	 * object (never while signing): SoftHSM's file store guards its
+	 * object files with fcntl locks, which do not exclude threads of
+	 * one process, and a key generated while another thread destroys
+	 * one fails with CKR_GENERAL_ERROR. The refill thread made that
+	 * overlap common. */
+	pthread_mutex_t write_lock;
+
+	/* Ready ec-p256 key pairs (see the top of this file). pool_lock
+	 * guards everything below; a key is removed from pool[] under it
+	 * before it is relabelled, so no two callers get the same key. */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	pthread_t pool_thread;
+	bool pool_started, pool_stop;
+	size_t pool_target, n_pool;
+	struct pool_key {
+		CK_OBJECT_HANDLE priv, pub;
+		char id[POOL_ID_LEN + 1];
+	} pool[STINT_KEY_POOL_MAX];
 };
 
 struct key_spec {
@@ -90,6 +130,8 @@ static const struct key_spec key_specs[] = {
 };
 
 static void p11_close(struct stint_backend *base);
+static int p11_destroy(struct stint_backend *base, const char *key_id,
+		       char *err, size_t errlen);
 
 /* --- return codes ------------------------------------------------------- */
 
@@ -373,6 +415,17 @@ attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, void *value,
 	t[*n].pValue = value;
 	t[*n].ulValueLen = len;
 	(*n)++;
+}
+
+static CK_RV
+obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	CK_RV rv;
+
+	pthread_mutex_lock(&b->write_lock);
+	rv = P11(b, C_DestroyObject, s, h);
+	pthread_mutex_unlock(&b->write_lock);
+	return rv;
 }
 
 /* Handles of up to max objects with CKA_ID = id (and CKA_CLASS = *cls). */
@@ -704,22 +757,467 @@ key_id_ok(const char *key_id)
 	return n > 0 && n <= KEY_ID_MAX;
 }
 
+/*
+ * Generates a key pair of spec under id with the task-key template in
+ * session s and reads it back: the facts must be sign-only and
+ * non-extractable, the public key must parse. On failure nothing is left in
+ * the token and *clean says whether s may be reused.
+ *
+ * SoftHSM makes objects CKA_MODIFIABLE by default, which pool keys need so
+ * that their CKA_ID and CKA_LABEL can be set to a task id. That leaves the
+ * id and label of any task key changeable too, but only by a holder of the
+ * user PIN, which only stintd has; agents reach keys only through stintd,
+ * which never sets attributes on task keys, and every fact that matters
+ * (CKA_SENSITIVE, CKA_EXTRACTABLE, usage) is read back after relabelling.
+ */
 static int
-p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
-	     int64_t not_after, struct stint_pubkey *pub,
-	     struct stint_key_facts *facts, char *err, size_t errlen)
+keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
+	     const struct key_spec *spec, const char *key_id,
+	     CK_OBJECT_HANDLE *hpubp, CK_OBJECT_HANDLE *hprivp,
+	     struct stint_pubkey *pub, struct stint_key_facts *facts,
+	     bool *clean, char *err, size_t errlen)
 {
-	struct p11_backend *b = (struct p11_backend *)base;
-	const struct key_spec *spec;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
-	CK_ULONG bits, id_len, npub = 0, npriv = 0, n;
+	CK_ULONG bits, id_len, npub = 0, npriv = 0;
 	CK_ATTRIBUTE pubt[10], privt[12];
 	CK_MECHANISM mech = {0, NULL, 0};
-	CK_OBJECT_HANDLE hpub = 0, hpriv = 0, existing;
-	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE hpub = 0, hpriv = 0;
 	const char *violation;
-	bool have_keys = false, clean = true;
+	bool have_keys = false;
+	CK_RV rv;
+	int r = -1;
+
+	id_len = strlen(key_id);
+	bits = spec->bits;
+	attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+	attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+	attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
+	attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
+	attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
+	if (spec->ec) {
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
+			 spec->oid_len);
+	} else {
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
+			 sizeof(exponent));
+	}
+	attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
+	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
+
+	pthread_mutex_lock(&b->write_lock);
+	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
+		 &hpub, &hpriv);
+	pthread_mutex_unlock(&b->write_lock);
+	if (rv != CKR_OK) {
+		*clean = !session_broken(rv);
+		snprintf(err, errlen,
+			 "cannot generate a key (%s) in token '%s'", spec->name,
+			 b->token);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	have_keys = true;
+
+	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
+		*clean = !session_broken(rv);
+		ck_err(err, errlen,
+		       "cannot read back the new key's attributes; key refused",
+		       rv);
+		goto out;
+	}
+	if ((violation = facts_violation(facts)) != NULL) {
+		snprintf(err, errlen,
+			 "token '%s' made a key (%s) that is not sign-only and "
+			 "non-extractable (%s); key refused and destroyed",
+			 b->token, spec->name, violation);
+		goto out;
+	}
+	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
+		goto out;
+	*hpubp = hpub;
+	*hprivp = hpriv;
+	r = 0;
+out:
+	if (r != 0 && have_keys) {
+		obj_destroy(b, s, hpriv);
+		obj_destroy(b, s, hpub);
+		stint_pubkey_free(pub);
+	}
+	return r;
+}
+
+/* --- key pool ------------------------------------------------------------ */
+
+static const struct key_spec *
+pool_spec(void)
+{
+	return &key_specs[0]; /* ec-p256 */
+}
+
+static int
+pool_id_make(char id[POOL_ID_LEN + 1])
+{
+	uint8_t rnd[16];
+	size_t i;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -1;
+	memcpy(id, POOL_PREFIX, strlen(POOL_PREFIX));
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(id + strlen(POOL_PREFIX) + 2 * i, 3, "%02x", rnd[i]);
+	return 0;
+}
+
+static bool
+pool_id_ok(const char *id, size_t len)
+{
+	size_t i;
+
+	if (len != POOL_ID_LEN ||
+	    memcmp(id, POOL_PREFIX, strlen(POOL_PREFIX)) != 0)
+		return false;
+	for (i = strlen(POOL_PREFIX); i < len; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		      (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Makes one pool key and adds it to the pool. Runs in the refill thread,
+ * holding neither lock while the token works. */
+static int
+pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
+{
+	struct pool_key k;
+	struct stint_pubkey pub;
+	struct stint_key_facts facts;
+	CK_SESSION_HANDLE s;
+	bool clean = true;
+	CK_RV rv;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pub, 0, sizeof(pub));
+	if (pool_id_make(k.id) != 0) {
+		snprintf(err, errlen, "no randomness for a pool key id");
+		return -1;
+	}
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	r = keypair_make(b, s, pool_spec(), k.id, &k.pub, &k.priv, &pub, &facts,
+			 &clean, err, errlen);
+	stint_pubkey_free(&pub);
+	if (r == 0) {
+		pthread_mutex_lock(&b->pool_lock);
+		if (b->n_pool < b->pool_target) {
+			b->pool[b->n_pool++] = k;
+			k.id[0] = '\0';
+		}
+		pthread_mutex_unlock(&b->pool_lock);
+		if (k.id[0] != '\0') { /* not wanted any more */
+			obj_destroy(b, s, k.priv);
+			obj_destroy(b, s, k.pub);
+		}
+	}
+	session_put(b, s, clean);
+	return r;
+}
+
+static void *
+pool_main(void *arg)
+{
+	struct p11_backend *b = arg;
+	struct timespec until;
+	char err[256];
+	bool failing = false;
+
+	pthread_mutex_lock(&b->pool_lock);
+	for (;;) {
+		while (!b->pool_stop && b->n_pool >= b->pool_target)
+			pthread_cond_wait(&b->pool_cond, &b->pool_lock);
+		if (b->pool_stop)
+			break;
+		pthread_mutex_unlock(&b->pool_lock);
+		err[0] = '\0';
+		if (pool_fill_one(b, err, sizeof(err)) == 0) {
+			failing = false;
+			pthread_mutex_lock(&b->pool_lock);
+			continue;
+		}
+		/* Task start still works by generating; retry later. */
+		if (!failing)
+			log_warn("backend: cannot refill the key pool: %s; "
+				 "retrying every %d s",
+				 err, POOL_RETRY_S);
+		failing = true;
+		pthread_mutex_lock(&b->pool_lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += POOL_RETRY_S;
+		while (!b->pool_stop &&
+		       pthread_cond_timedwait(&b->pool_cond, &b->pool_lock,
+					      &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&b->pool_lock);
+	return NULL;
+}
+
+/* Takes a ready key, starting the refill thread on first use; the caller
+ * calls pool_kick() when done. */
+static bool
+pool_take(struct p11_backend *b, struct pool_key *k)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&b->pool_lock);
+	if (b->pool_target == 0)
+		goto out;
+	if (!b->pool_started && !b->pool_stop) {
+		if (pthread_create(&b->pool_thread, NULL, pool_main, b) != 0) {
+			log_warn("backend: cannot start the key pool thread; "
+				 "generating every key at task start");
+			b->pool_target = 0;
+			goto out;
+		}
+		b->pool_started = true;
+	}
+	if (b->n_pool > 0) {
+		*k = b->pool[--b->n_pool];
+		got = true;
+	}
+out:
+	pthread_mutex_unlock(&b->pool_lock);
+	return got;
+}
+
+/* Wakes the refill thread. Called once the caller's own key work is done:
+ * woken earlier, the refill would hold write_lock for a whole generation
+ * while the task start waits to relabel its key. */
+static void
+pool_kick(struct p11_backend *b)
+{
+	pthread_mutex_lock(&b->pool_lock);
+	pthread_cond_signal(&b->pool_cond);
+	pthread_mutex_unlock(&b->pool_lock);
+}
+
+/* True when h still carries the pool id (it was not relabelled or
+ * destroyed behind our back). */
+static bool
+pool_handle_ok(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	       const char *id, CK_RV *rvp)
+{
+	char buf[POOL_ID_LEN + 1];
+	CK_ATTRIBUTE a = {CKA_ID, buf, POOL_ID_LEN};
+
+	*rvp = P11(b, C_GetAttributeValue, s, h, &a, 1);
+	return *rvp == CKR_OK && a.ulValueLen == POOL_ID_LEN &&
+	       memcmp(buf, id, POOL_ID_LEN) == 0;
+}
+
+/* Gives pool key k the id and label key_id and reads it back like a fresh
+ * key. On failure the caller destroys k. */
+static int
+pool_claim(struct p11_backend *b, CK_SESSION_HANDLE s, const struct pool_key *k,
+	   const char *key_id, struct stint_pubkey *pub,
+	   struct stint_key_facts *facts, char *err, size_t errlen)
+{
+	CK_ULONG id_len = strlen(key_id);
+	CK_ATTRIBUTE set[2] = {{CKA_ID, (void *)key_id, id_len},
+			       {CKA_LABEL, (void *)key_id, id_len}};
+	const char *violation;
+	CK_RV rv = CKR_OK;
+
+	if (!pool_handle_ok(b, s, k->priv, k->id, &rv) ||
+	    !pool_handle_ok(b, s, k->pub, k->id, &rv)) {
+		snprintf(err, errlen, "pool key %s is gone or changed (%s)",
+			 k->id, ckr_str(rv));
+		return -1;
+	}
+	pthread_mutex_lock(&b->write_lock);
+	if ((rv = P11(b, C_SetAttributeValue, s, k->priv, set, 2)) == CKR_OK)
+		rv = P11(b, C_SetAttributeValue, s, k->pub, set, 2);
+	pthread_mutex_unlock(&b->write_lock);
+	if (rv != CKR_OK) {
+		ck_err(err, errlen, "cannot relabel a pool key", rv);
+		return -1;
+	}
+	if ((rv = facts_read(b, s, k->priv, facts)) != CKR_OK) {
+		ck_err(err, errlen, "cannot read back a pool key's attributes",
+		       rv);
+		return -1;
+	}
+	if ((violation = facts_violation(facts)) != NULL) {
+		snprintf(err, errlen,
+			 "pool key is not sign-only and non-extractable (%s)",
+			 violation);
+		return -1;
+	}
+	return pubkey_read(b, s, k->pub, pool_spec(), pub, err, errlen);
+}
+
+/* Checks a pool key left in the token by an earlier run, as pool_claim
+ * would, without relabelling it. */
+static bool
+pool_adopt_one(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+	       struct pool_key *k)
+{
+	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
+	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
+	CK_OBJECT_HANDLE hpriv[2], hpub[2];
+	CK_KEY_TYPE type = 0;
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof(type)};
+	struct stint_key_facts facts;
+	struct stint_pubkey pub;
+	CK_ULONG n, npub;
+	char err[256];
+	bool ok;
+
+	if (find_by_id(b, s, id, &priv_cls, hpriv, 2, &n) != CKR_OK ||
+	    find_by_id(b, s, id, &pub_cls, hpub, 2, &npub) != CKR_OK ||
+	    n != 1 || npub != 1)
+		return false;
+	if (P11(b, C_GetAttributeValue, s, hpriv[0], &a, 1) != CKR_OK ||
+	    type != CKK_EC || facts_read(b, s, hpriv[0], &facts) != CKR_OK ||
+	    facts_violation(&facts) != NULL)
+		return false;
+	memset(&pub, 0, sizeof(pub));
+	ok = pubkey_read(b, s, hpub[0], pool_spec(), &pub, err, sizeof(err)) ==
+	     0;
+	stint_pubkey_free(&pub);
+	if (!ok)
+		return false;
+	k->priv = hpriv[0];
+	k->pub = hpub[0];
+	memcpy(k->id, id, POOL_ID_LEN + 1);
+	return true;
+}
+
+/* Distinct pool ids of all objects in the token (malloc'ed, n*(LEN+1)). */
+static char *
+pool_ids_find(struct p11_backend *b, CK_SESSION_HANDLE s, size_t *nids)
+{
+	CK_OBJECT_HANDLE h[FIND_BATCH];
+	char *ids = NULL, *tmp, buf[POOL_ID_LEN + 1];
+	CK_ATTRIBUTE a;
+	CK_ULONG n, i;
+	size_t j, cap = 0;
+
+	*nids = 0;
+	if (P11(b, C_FindObjectsInit, s, NULL, 0) != CKR_OK)
+		return NULL;
+	while (P11(b, C_FindObjects, s, h, FIND_BATCH, &n) == CKR_OK && n > 0) {
+		for (i = 0; i < n; i++) {
+			a.type = CKA_ID;
+			a.pValue = buf;
+			a.ulValueLen = POOL_ID_LEN;
+			/* Longer ids fail with CKR_BUFFER_TOO_SMALL. */
+			if (P11(b, C_GetAttributeValue, s, h[i], &a, 1) !=
+				    CKR_OK ||
+			    !pool_id_ok(buf, a.ulValueLen))
+				continue;
+			buf[POOL_ID_LEN] = '\0';
+			for (j = 0; j < *nids; j++)
+				if (strcmp(ids + j * (POOL_ID_LEN + 1), buf) ==
+				    0)
+					break;
+			if (j < *nids)
+				continue;
+			if (*nids == cap) {
+				cap = cap ? 2 * cap : 16;
+				tmp = realloc(ids, cap * (POOL_ID_LEN + 1));
+				if (tmp == NULL)
+					goto out;
+				ids = tmp;
+			}
+			memcpy(ids + (*nids)++ * (POOL_ID_LEN + 1), buf,
+			       POOL_ID_LEN + 1);
+		}
+	}
+out:
+	P11(b, C_FindObjectsFinal, s);
+	return ids;
+}
+
+/* At open, before the refill thread exists: pool keys an earlier run left
+ * in the token are checked and adopted up to key_pool; the rest (failed
+ * checks, a half-made pair, a smaller or disabled pool) are destroyed. */
+static void
+pool_adopt(struct p11_backend *b)
+{
+	CK_SESSION_HANDLE s;
+	char *ids, err[256];
+	size_t n, i, destroyed = 0;
+	const char *id;
+
+	if (session_get(b, &s) != CKR_OK)
+		return;
+	ids = pool_ids_find(b, s, &n);
+	for (i = 0; i < n; i++) {
+		id = ids + i * (POOL_ID_LEN + 1);
+		if (b->n_pool < b->pool_target &&
+		    pool_adopt_one(b, s, id, &b->pool[b->n_pool])) {
+			b->n_pool++;
+			continue;
+		}
+		if (p11_destroy(&b->base, id, err, sizeof(err)) == 0)
+			destroyed++;
+		else
+			log_warn("backend: cannot remove stale pool key %s: %s",
+				 id, err);
+	}
+	free(ids);
+	session_put(b, s, true);
+	if (n > 0)
+		stint_debug("backend", "key pool: adopted %zu, destroyed %zu",
+			    b->n_pool, destroyed);
+}
+
+static void
+pool_stop(struct p11_backend *b)
+{
+	bool started;
+
+	pthread_mutex_lock(&b->pool_lock);
+	b->pool_stop = true;
+	started = b->pool_started;
+	pthread_cond_broadcast(&b->pool_cond);
+	pthread_mutex_unlock(&b->pool_lock);
+	if (started)
+		pthread_join(b->pool_thread, NULL);
+}
+
+/* --- generate ------------------------------------------------------------ */
+
+/* A task key: a ready pool key relabelled when there is one (ec-p256,
+ * use_pool), else a fresh one. The pool never fails a task: a pool key that
+ * does not pass is destroyed and a key generated instead. */
+static int
+key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
+	     bool use_pool, struct stint_pubkey *pub,
+	     struct stint_key_facts *facts, char *err, size_t errlen)
+{
+	const struct key_spec *spec;
+	struct pool_key k;
+	CK_OBJECT_HANDLE hpub, hpriv, existing;
+	CK_SESSION_HANDLE s;
+	CK_ULONG n;
+	bool clean = true, took = false;
 	CK_RV rv;
 	int r = -1;
 
@@ -754,74 +1252,57 @@ p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 			 key_id, b->token);
 		goto out;
 	}
-
-	id_len = strlen(key_id);
-	bits = spec->bits;
-	attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
-	attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
-	attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
-	attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
-	attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
-	attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
-	if (spec->ec) {
-		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
-			 spec->oid_len);
-	} else {
-		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-		attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
-		attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
-			 sizeof(exponent));
+	if (use_pool && spec == pool_spec() && (took = pool_take(b, &k))) {
+		if (pool_claim(b, s, &k, key_id, pub, facts, err, errlen) ==
+		    0) {
+			hpriv = k.priv;
+			goto done;
+		}
+		log_warn("backend: pool key %s refused (%s); generating a "
+			 "fresh key for '%s'",
+			 k.id, err, key_id);
+		stint_pubkey_free(pub);
+		memset(facts, 0, sizeof(*facts));
+		/* The failed session may hold a broken state. */
+		session_put(b, s, false);
+		if ((rv = session_get(b, &s)) != CKR_OK) {
+			ck_err(err, errlen, "cannot open a token session", rv);
+			pool_kick(b);
+			return -1;
+		}
+		/* It may carry key_id already: a second key under the id
+		 * must not be made while it is there. */
+		rv = obj_destroy(b, s, k.priv);
+		if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
+			rv = obj_destroy(b, s, k.pub);
+		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
+			clean = !session_broken(rv);
+			ck_err(err, errlen, "cannot remove a refused pool key",
+			       rv);
+			goto out;
+		}
 	}
-	attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
-	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
-
-	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
-		 &hpub, &hpriv);
-	if (rv != CKR_OK) {
-		clean = !session_broken(rv);
-		snprintf(err, errlen,
-			 "cannot generate a key (%s) in token '%s'", spec->name,
-			 b->token);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+	if (keypair_make(b, s, spec, key_id, &hpub, &hpriv, pub, facts, &clean,
+			 err, errlen) != 0)
 		goto out;
-	}
-	have_keys = true;
-
-	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen,
-		       "cannot read back the new key's attributes; key refused",
-		       rv);
-		goto out;
-	}
-	if ((violation = facts_violation(facts)) != NULL) {
-		snprintf(err, errlen,
-			 "token '%s' made a key (%s) that is not sign-only and "
-			 "non-extractable (%s); key refused and destroyed",
-			 b->token, spec->name, violation);
-		goto out;
-	}
-	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
-		goto out;
+done:
 	cache_put(b, key_id, hpriv, spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
 out:
-	if (r != 0 && have_keys) {
-		P11(b, C_DestroyObject, s, hpriv);
-		P11(b, C_DestroyObject, s, hpub);
-		stint_pubkey_free(pub);
-	}
 	session_put(b, s, clean);
+	if (took)
+		pool_kick(b);
 	return r;
+}
+
+static int
+p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
+	     int64_t not_after, struct stint_pubkey *pub,
+	     struct stint_key_facts *facts, char *err, size_t errlen)
+{
+	(void)not_after; /* a PKCS#11 key cannot bind it */
+	return key_generate((struct p11_backend *)base, key_type, key_id, true,
+			    pub, facts, err, errlen);
 }
 
 static size_t
@@ -1030,7 +1511,7 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++) {
-			rv = P11(b, C_DestroyObject, s, h[i]);
+			rv = obj_destroy(b, s, h[i]);
 			/* Gone already: another thread got there first. */
 			if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
 				continue;
@@ -1096,7 +1577,9 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	}
 	if (n == 0 && npub == 0) {
 		session_put(b, s, clean);
-		r = p11_generate(base, key_type, key_id, 0, pub, facts, err,
+		/* Not from the pool: host keys are made at open, before
+		 * stintd forks, and the refill thread must not start yet. */
+		r = key_generate(b, key_type, key_id, false, pub, facts, err,
 				 errlen);
 		*created = r == 0;
 		return r;
@@ -1346,6 +1829,8 @@ p11_close(struct stint_backend *base)
 
 	if (b == NULL)
 		return;
+	/* Ready pool keys stay in the token for the next open to adopt. */
+	pool_stop(b);
 	if (b->f != NULL) {
 		pthread_mutex_lock(&b->lock);
 		while (b->n_idle > 0)
@@ -1364,6 +1849,9 @@ p11_close(struct stint_backend *base)
 	if (b->dl != NULL)
 		dlclose(b->dl);
 	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->pool_cond);
+	pthread_mutex_destroy(&b->pool_lock);
+	pthread_mutex_destroy(&b->write_lock);
 	free(b);
 }
 
@@ -1419,6 +1907,12 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	}
 	b->base.ops = &p11_ops;
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->write_lock, NULL);
+	pthread_mutex_init(&b->pool_lock, NULL);
+	pthread_cond_init(&b->pool_cond, NULL);
+	b->pool_target = cfg->backend.key_pool < STINT_KEY_POOL_MAX
+				 ? cfg->backend.key_pool
+				 : STINT_KEY_POOL_MAX;
 	if (copy_str(b->module, sizeof(b->module), cfg->backend.module) != 0 ||
 	    copy_str(b->token, sizeof(b->token), cfg->backend.token) != 0 ||
 	    copy_str(b->pin_file, sizeof(b->pin_file), cfg->backend.pin_file) !=
@@ -1444,6 +1938,7 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	}
 	if (token_find(b, err, errlen) != 0 || token_login(b, err, errlen) != 0)
 		goto out;
+	pool_adopt(b);
 	stint_debug("backend", "token '%s' ready", b->token);
 	*out = &b->base;
 	r = 0;

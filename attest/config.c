@@ -42,6 +42,7 @@ enum key_id {
 	K_PIN_FILE,
 	K_TCTI,
 	K_KILL_SWITCH_INDEX,
+	K_KEY_POOL,
 	K_AUDIT_PATH,
 	K_SYNC,
 	K_CA_KEY,
@@ -64,6 +65,7 @@ static const struct {
 	[K_PIN_FILE] = {"backend", "pin_file"},
 	[K_TCTI] = {"backend", "tcti"},
 	[K_KILL_SWITCH_INDEX] = {"backend", "kill_switch_index"},
+	[K_KEY_POOL] = {"backend", "key_pool"},
 	[K_AUDIT_PATH] = {"audit", "path"},
 	[K_SYNC] = {"audit", "sync"},
 	[K_CA_KEY] = {"ca", "key"},
@@ -302,6 +304,27 @@ set_skew(struct parse_ctx *c, const char *value, uint64_t *dst)
 	return 1;
 }
 
+/* Ready pre-generated keys the PKCS#11 backend keeps: 0 to 64. */
+static int
+set_key_pool(struct parse_ctx *c, const char *value, uint32_t *dst)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+	    v > STINT_KEY_POOL_MAX) {
+		ctx_error(c,
+			  "bad key_pool '%s': use a number of keys from 0 "
+			  "(no pool) to %d (default 4)",
+			  value, STINT_KEY_POOL_MAX);
+		return 0;
+	}
+	*dst = (uint32_t)v;
+	return 1;
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -370,6 +393,8 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		return 1;
 	case K_KILL_SWITCH_INDEX:
 		return set_nv_index(c, value, &cfg->backend.kill_switch_index);
+	case K_KEY_POOL:
+		return set_key_pool(c, value, &cfg->backend.key_pool);
 	case K_CA_KEY:
 		if (strcmp(value, "ec-p256") == 0)
 			cfg->ca.key_type = STINT_KEY_EC_P256;
@@ -473,6 +498,7 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file),
 		 "/etc/stint/hsm.pin");
 	cfg->backend.kill_switch_index = 0x01500100;
+	cfg->backend.key_pool = 4;
 	cfg->ca.key_type = STINT_KEY_EC_P256;
 	cfg->ca.skew = 60;
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
@@ -575,6 +601,16 @@ config_finish(struct parse_ctx *c)
 				    : c->key_line[K_KILL_SWITCH_INDEX];
 		ctx_error(c, "tcti and kill_switch_index apply only to "
 			     "type = tpm");
+		return -1;
+	}
+	/* A TPM key binds the task deadline when it is created, so it
+	 * cannot be made ahead of its task. */
+	if (strcmp(cfg->backend.type, "tpm") == 0 &&
+	    c->key_line[K_KEY_POOL] != 0) {
+		c->lineno = c->key_line[K_KEY_POOL];
+		ctx_error(c, "key_pool applies only to type = pkcs11: TPM task "
+			     "keys bind their task's deadline and cannot be "
+			     "made in advance");
 		return -1;
 	}
 	if (cfg->audit.path[0] == '\0') {

@@ -8,6 +8,8 @@
 
 enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 
+#define STINT_KEY_POOL_MAX 64
+
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */
 	char runtime_dir[PATH_MAX]; /* default /run/stint */
@@ -23,6 +25,10 @@ struct stint_config {
 		 * "swtpm:host=127.0.0.1,port=2321", "tabrmd") */
 		char tcti[256];
 		uint32_t kill_switch_index; /* NV index, default 0x01500100 */
+		/* pkcs11 only: ec-p256 keys generated ahead of time and kept
+		 * ready (labelled "pool-<hex>"), so task start relabels one
+		 * instead of generating. Default 4, 0 disables. */
+		uint32_t key_pool;
 	} backend;
 	struct {
 		/* CA key type when stintd creates it: STINT_KEY_EC_P256

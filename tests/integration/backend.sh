@@ -105,6 +105,105 @@ if grep -q "$keep" "$tmp/objects"; then
 fi
 ok "generated key visible to pkcs11-tool, gone after destroy"
 
+# --- key pool -----------------------------------------------------------------
+# Distinct pool ids in the token, and how many objects carry each label.
+pool_ids() {
+	list_objects | sed -n 's/^ *label: *\(pool-[0-9a-f]*\) *$/\1/p' | sort -u
+}
+label_count() {
+	list_objects | grep -c "label: *$1 *\$"
+}
+hex() {
+	printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
+}
+# Each task key the probe printed is a private and a public object whose
+# CKA_LABEL and CKA_ID are the task id.
+task_keys_ok() {
+	list_objects >"$tmp/objects"
+	for id in $(sed -n 's/^key //p' "$1"); do
+		n=$(grep -c "label: *$id *\$" "$tmp/objects")
+		[ "$n" -eq 2 ] || fail "task key $id: $n objects labelled, not 2"
+		n=$(grep -ci "ID: *$(hex "$id") *\$" "$tmp/objects")
+		[ "$n" -eq 2 ] || fail "task key $id: $n objects with its CKA_ID, not 2"
+	done
+}
+
+# key_pool = 2: one task key starts the refill thread, which fills the pool
+# before close; the ready keys stay in the token.
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 2 1 4000 >"$tmp/pool1" ||
+	fail "pool run 1"
+task_keys_ok "$tmp/pool1"
+pool_ids >"$tmp/ids1"
+[ "$(wc -l <"$tmp/ids1")" -eq 2 ] || {
+	cat "$tmp/ids1" >&2
+	fail "pool of 2 left $(wc -l <"$tmp/ids1") pool ids, not 2"
+}
+for id in $(cat "$tmp/ids1"); do
+	[ "$(label_count "$id")" -eq 2 ] || fail "pool key $id is not one pair"
+done
+ok "refill thread filled a pool of 2; pool keys stay in the token after close"
+
+# Reopen: the leftovers are adopted, neither destroyed nor duplicated.
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" open 2 >/dev/null ||
+	fail "open with key_pool = 2"
+pool_ids >"$tmp/ids1b"
+cmp -s "$tmp/ids1" "$tmp/ids1b" || fail "pool keys changed across a reopen"
+ok "reopen adopts the pool keys left by the previous run"
+
+# Five task keys back to back: the two adopted pool keys are handed out
+# (relabelled to task ids), each once; the rest are generated or refilled.
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 2 5 4000 >"$tmp/pool2" ||
+	fail "pool run 2"
+grep '^ok pool' "$tmp/pool2"
+task_keys_ok "$tmp/pool2"
+pool_ids >"$tmp/ids2"
+[ "$(wc -l <"$tmp/ids2")" -eq 2 ] || fail "pool not refilled to 2"
+if [ -n "$(comm -12 "$tmp/ids1" "$tmp/ids2")" ]; then
+	fail "an adopted pool key was not handed out to a task"
+fi
+n=$(list_objects | grep -c 'label: *t-pool-')
+[ "$n" -eq 12 ] || fail "$n task key objects, not 12 (6 keys)"
+ok "adopted pool keys became task keys (label and id = task id), pool refilled"
+
+# Stale pool objects that fail the checks are destroyed at open: an RSA
+# pair and a lone public EC key under pool ids.
+bad1="pool-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+bad2="pool-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
+	--pin "$pin" --keypairgen --key-type rsa:2048 --label "$bad1" \
+	--id "$(hex "$bad1")" >/dev/null 2>&1 || fail "pkcs11-tool keypairgen rsa"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
+	--pin "$pin" --keypairgen --key-type EC:prime256v1 --label "$bad2" \
+	--id "$(hex "$bad2")" >/dev/null 2>&1 || fail "pkcs11-tool keypairgen ec"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
+	--pin "$pin" --delete-object --type privkey --label "$bad2" \
+	>/dev/null 2>&1 || fail "pkcs11-tool delete-object"
+[ "$(label_count "$bad1")" -eq 2 ] && [ "$(label_count "$bad2")" -eq 1 ] ||
+	fail "stale pool objects not made"
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" open 2 >/dev/null ||
+	fail "open with stale pool objects"
+[ "$(label_count "$bad1")" -eq 0 ] && [ "$(label_count "$bad2")" -eq 0 ] ||
+	fail "stale pool objects survived an open"
+pool_ids >"$tmp/ids2b"
+cmp -s "$tmp/ids2" "$tmp/ids2b" || fail "good pool keys lost with the stale"
+ok "pool objects failing the checks destroyed at open, good ones kept"
+
+# key_pool = 0: generation still works, and leftover pool keys are removed.
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 0 2 0 >"$tmp/pool3" ||
+	fail "pool run with key_pool = 0"
+task_keys_ok "$tmp/pool3"
+[ -z "$(pool_ids)" ] || fail "pool keys left with key_pool = 0"
+ok "key_pool = 0 generates task keys and removes leftover pool keys"
+
+for id in $(sed -n 's/^key //p' "$tmp/pool1" "$tmp/pool2" "$tmp/pool3"); do
+	"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" destroy "$id" \
+		>/dev/null || fail "destroy $id"
+done
+if list_objects | grep -q -e 't-pool-' -e 'pool-'; then
+	fail "pool test objects left in the token"
+fi
+ok "pool test keys destroyed"
+
 # --- error paths --------------------------------------------------------------
 open_fails "$SOFTHSM_MODULE" nope "$tmp/pin"
 err_has "no token labelled 'nope'"

@@ -3,9 +3,18 @@
  * SoftHSM2 one) and checks every answer with OpenSSL.
  *
  *   backend_probe MODULE TOKEN PIN_FILE            full run (below)
- *   backend_probe MODULE TOKEN PIN_FILE open       open and close only
+ *   backend_probe MODULE TOKEN PIN_FILE open [N]   open (key_pool = N,
+ *                                                  default 0) and close
  *   backend_probe MODULE TOKEN PIN_FILE generate ID
  *   backend_probe MODULE TOKEN PIN_FILE destroy ID
+ *   backend_probe MODULE TOKEN PIN_FILE pool N COUNT SETTLE_MS
+ *
+ * The pool mode opens with key_pool = N, generates COUNT ec-p256 task keys
+ * ("t-pool-<hex>-<i>") back to back, checks each one's facts, SPKI and a
+ * signature, and that no two share a public key (a pool key handed out
+ * twice would); it prints "key ID" per key (left in the token for
+ * backend.sh to inspect) and the generate times, then waits SETTLE_MS so
+ * that the refill thread can fill the pool before close.
  *
  * The full run generates one key of every type, checks the facts and the
  * SubjectPublicKeyInfo against the raw public attributes, signs with every
@@ -21,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -572,6 +582,71 @@ odd_requests(const struct stint_config *cfg)
 	printf("ok odd requests: unknown type, key, backend refused\n");
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void
+pool_run(size_t count, unsigned settle_ms)
+{
+	struct stint_pubkey *pubs;
+	struct stint_key_facts facts;
+	char id[64], tag[32], err[ERRLEN];
+	double *ms, t0;
+	EVP_PKEY *pkey;
+	size_t i, j;
+
+	CHECK(count > 0 && count <= 1000, "pool COUNT must be 1 to 1000");
+	pubs = calloc(count, sizeof(*pubs));
+	ms = calloc(count, sizeof(*ms));
+	CHECK(pubs != NULL && ms != NULL, "out of memory");
+	for (i = 0; i < count; i++) {
+		key_id_make(tag, sizeof(tag), "x");
+		snprintf(id, sizeof(id), "t-pool-%s-%zu", tag + 8, i);
+		err[0] = '\0';
+		t0 = now_ms();
+		CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0,
+					     &pubs[i], &facts, err,
+					     sizeof(err)) == 0,
+		      "pool: generate %s: %s", id, err);
+		ms[i] = now_ms() - t0;
+		facts_check(&facts, STINT_KEY_EC_P256);
+		pkey = spki_parse(&pubs[i]);
+		spki_matches_attrs(pkey, STINT_KEY_EC_P256, &pubs[i]);
+		sign_and_verify(id, STINT_KEY_EC_P256, pkey, SIGN_ECDSA);
+		EVP_PKEY_free(pkey);
+		for (j = 0; j < i; j++)
+			CHECK(pubs[j].spki.len != pubs[i].spki.len ||
+				      memcmp(pubs[j].spki.ptr, pubs[i].spki.ptr,
+					     pubs[i].spki.len) != 0,
+			      "pool: keys %zu and %zu share a public key", j,
+			      i);
+		printf("key %s\n", id);
+	}
+	for (i = 0; i < count; i++)
+		stint_pubkey_free(&pubs[i]);
+	qsort(ms, count, sizeof(*ms), cmp_double);
+	printf("ok pool: %zu distinct task keys, generate min %.2f ms p50 "
+	       "%.2f ms max %.2f ms\n",
+	       count, ms[0], ms[count / 2], ms[count - 1]);
+	free(ms);
+	free(pubs);
+	usleep(settle_ms * 1000u);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -587,7 +662,8 @@ main(int argc, char **argv)
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: backend_probe MODULE TOKEN PIN_FILE "
-				"[open | generate ID | destroy ID]\n");
+				"[open | generate ID | destroy ID | "
+				"pool N COUNT SETTLE_MS]\n");
 		return 2;
 	}
 	memset(&cfg, 0, sizeof(cfg));
@@ -596,6 +672,9 @@ main(int argc, char **argv)
 	snprintf(cfg.backend.token, sizeof(cfg.backend.token), "%s", argv[2]);
 	snprintf(cfg.backend.pin_file, sizeof(cfg.backend.pin_file), "%s",
 		 argv[3]);
+	if ((strcmp(mode, "pool") == 0 || strcmp(mode, "open") == 0) &&
+	    argc > 5)
+		cfg.backend.key_pool = (uint32_t)strtoul(argv[5], NULL, 10);
 
 	err[0] = '\0';
 	if (stint_backend_open(&cfg, &backend, err, sizeof(err)) != 0) {
@@ -619,6 +698,9 @@ main(int argc, char **argv)
 					    sizeof(err)) == 0,
 		      "destroy %s: %s", argv[5], err);
 		printf("ok destroy %s\n", argv[5]);
+	} else if (strcmp(mode, "pool") == 0 && argc > 7) {
+		pool_run(strtoul(argv[6], NULL, 10),
+			 (unsigned)strtoul(argv[7], NULL, 10));
 	} else if (strcmp(mode, "full") == 0) {
 		for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 			one_key_type(types[i]);

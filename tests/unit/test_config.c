@@ -263,6 +263,25 @@ test_backend_tpm(void **state)
 }
 
 static void
+test_backend_key_pool(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[backend]\ntype = pkcs11\n"), 0);
+	assert_int_equal(cfg.backend.key_pool, 4);
+	assert_int_equal(load("[backend]\nkey_pool = 0\n"), 0);
+	assert_int_equal(cfg.backend.key_pool, 0);
+	assert_int_equal(load("[backend]\nkey_pool = 64\n"), 0);
+	assert_int_equal(cfg.backend.key_pool, 64);
+	expect_refused("[backend]\nkey_pool = 65\n", 2, "bad key_pool '65'");
+	expect_refused("[backend]\nkey_pool = -1\n", 2, "bad key_pool '-1'");
+	expect_refused("[backend]\nkey_pool = 4x\n", 2, "bad key_pool '4x'");
+	expect_refused("[backend]\nkey_pool = +3\n", 2, "bad key_pool");
+	/* TPM keys bind the task deadline at creation: no pool. */
+	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\nkey_pool = 2\n",
+		       4, "key_pool applies only to type = pkcs11");
+}
+
+static void
 test_sync_value(void **state)
 {
 	(void)state;
@@ -519,6 +538,7 @@ main(void)
 		cmocka_unit_test(test_default_above_max),
 		cmocka_unit_test(test_backend_type),
 		cmocka_unit_test(test_backend_tpm),
+		cmocka_unit_test(test_backend_key_pool),
 		cmocka_unit_test(test_sync_value),
 		cmocka_unit_test(test_ca_section),
 		cmocka_unit_test(test_relative_paths),
