@@ -958,17 +958,20 @@ out:
 	return r;
 }
 
-int
-stint_store_agent_remove(struct stint_store *s, const char *name)
+/* Runs a statement with one text parameter; NOT_FOUND when it changed
+ * no row. */
+static int
+exec_one(struct stint_store *s, enum stmt_id id, const char *key,
+	 const char *what)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_AGENT_DELETE);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	st = stmt(s, id);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_log(s, "agent remove");
+		db_log(s, what);
 		r = STINT_STORE_ERROR;
 	} else {
 		r = sqlite3_changes(s->db) > 0 ? STINT_STORE_OK
@@ -977,6 +980,12 @@ stint_store_agent_remove(struct stint_store *s, const char *name)
 	stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int
+stint_store_agent_remove(struct stint_store *s, const char *name)
+{
+	return exec_one(s, S_AGENT_DELETE, name, "agent remove");
 }
 
 /* ---- tasks ------------------------------------------------------------- */
@@ -1325,22 +1334,7 @@ out:
 int
 stint_store_task_key_destroyed(struct stint_store *s, const char *id)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_TASK_KEY_DESTROYED);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_log(s, "key destroyed");
-		r = STINT_STORE_ERROR;
-	} else {
-		r = sqlite3_changes(s->db) > 0 ? STINT_STORE_OK
-					       : STINT_STORE_NOT_FOUND;
-	}
-	stmt_done(st);
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return exec_one(s, S_TASK_KEY_DESTROYED, id, "key destroyed");
 }
 
 int
