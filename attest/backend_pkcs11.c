@@ -9,6 +9,11 @@
  * private key handles in a cache, since token object handles stay valid
  * across sessions of one application.
  *
+ * Prepared operations ([backend] prepared_ops = N, p11_prep.c): after a
+ * signature, C_SignInit for the next one with the same key and mechanism
+ * runs on a spare session in a background thread, so a SIGN usually costs
+ * only C_Sign. destroy() and generate() drop them for their key id.
+ *
  * Key pool ([backend] key_pool = N): SoftHSM's file store takes tens of
  * milliseconds to generate a key pair (it writes the new objects attribute
  * by attribute), while renaming an existing pair takes about two. So a
@@ -45,6 +50,7 @@
 
 #include "attest/backend.h"
 #include "attest/config.h"
+#include "attest/p11_prep.h"
 #include "common/log.h"
 
 #define PIN_MAX       256
@@ -83,6 +89,10 @@ struct p11_backend {
 	size_t n_idle;
 	struct key_entry *cache[CACHE_BUCKETS];
 	size_t n_cached;
+
+	/* C_SignInit done ahead for the next signature (p11_prep.h); NULL
+	 * with [backend] prepared_ops = 0. */
+	struct p11_prep *prep;
 
 	/* Held around every call that creates, changes or removes a token
 	 * object (never while signing): SoftHSM's file store guards its
@@ -1235,6 +1245,9 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 			 KEY_ID_MAX);
 		return -1;
 	}
+	/* An operation prepared for an earlier key of this id (destroyed
+	 * behind our back) must not sign for the new one. */
+	p11_prep_drop(b->prep, key_id);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
@@ -1422,6 +1435,11 @@ p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 		mech.pParameter = &pss_params;
 		mech.ulParameterLen = sizeof(pss_params);
 	}
+	len = *sig_len;
+	if (p11_prep_sign(b->prep, key_id, &mech, in, in_len, sig, &len)) {
+		*sig_len = len;
+		return 0;
+	}
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
@@ -1473,6 +1491,8 @@ p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 	r = 0;
 out:
 	session_put(b, s, clean);
+	if (r == 0)
+		p11_prep_request(b->prep, key_id, key, &mech);
 	return r;
 }
 
@@ -1494,6 +1514,7 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 		return -1;
 	}
 	cache_drop(b, key_id);
+	p11_prep_drop(b->prep, key_id);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
@@ -1530,8 +1551,10 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 	}
 	r = 0;
 out:
-	/* A signer may have cached the handle while we were destroying. */
+	/* A signer may have cached the handle, or asked for an operation to
+	 * be prepared, while we were destroying. */
 	cache_drop(b, key_id);
+	p11_prep_drop(b->prep, key_id);
 	session_put(b, s, clean);
 	return r;
 }
@@ -1831,6 +1854,8 @@ p11_close(struct stint_backend *base)
 		return;
 	/* Ready pool keys stay in the token for the next open to adopt. */
 	pool_stop(b);
+	p11_prep_free(b->prep);
+	b->prep = NULL;
 	if (b->f != NULL) {
 		pthread_mutex_lock(&b->lock);
 		while (b->n_idle > 0)
@@ -1939,6 +1964,7 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	if (token_find(b, err, errlen) != 0 || token_login(b, err, errlen) != 0)
 		goto out;
 	pool_adopt(b);
+	b->prep = p11_prep_new(b->f, b->slot, cfg->backend.prepared_ops);
 	stint_debug("backend", "token '%s' ready", b->token);
 	*out = &b->base;
 	r = 0;

@@ -43,6 +43,7 @@ enum key_id {
 	K_TCTI,
 	K_KILL_SWITCH_INDEX,
 	K_KEY_POOL,
+	K_PREPARED_OPS,
 	K_AUDIT_PATH,
 	K_SYNC,
 	K_CA_KEY,
@@ -66,6 +67,7 @@ static const struct {
 	[K_TCTI] = {"backend", "tcti"},
 	[K_KILL_SWITCH_INDEX] = {"backend", "kill_switch_index"},
 	[K_KEY_POOL] = {"backend", "key_pool"},
+	[K_PREPARED_OPS] = {"backend", "prepared_ops"},
 	[K_AUDIT_PATH] = {"audit", "path"},
 	[K_SYNC] = {"audit", "sync"},
 	[K_CA_KEY] = {"ca", "key"},
@@ -304,9 +306,10 @@ set_skew(struct parse_ctx *c, const char *value, uint64_t *dst)
 	return 1;
 }
 
-/* Ready pre-generated keys the PKCS#11 backend keeps: 0 to 64. */
+/* A small count, 0 to max: key_pool, prepared_ops. */
 static int
-set_key_pool(struct parse_ctx *c, const char *value, uint32_t *dst)
+set_count(struct parse_ctx *c, const char *value, uint32_t *dst,
+	  const char *what, unsigned long max, unsigned long dflt)
 {
 	char *end;
 	unsigned long v;
@@ -314,11 +317,11 @@ set_key_pool(struct parse_ctx *c, const char *value, uint32_t *dst)
 	errno = 0;
 	v = strtoul(value, &end, 10);
 	if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
-	    v > STINT_KEY_POOL_MAX) {
+	    v > max) {
 		ctx_error(c,
-			  "bad key_pool '%s': use a number of keys from 0 "
-			  "(no pool) to %d (default 4)",
-			  value, STINT_KEY_POOL_MAX);
+			  "bad %s '%s': use a number from 0 (off) to %lu "
+			  "(default %lu)",
+			  what, value, max, dflt);
 		return 0;
 	}
 	*dst = (uint32_t)v;
@@ -394,7 +397,12 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_KILL_SWITCH_INDEX:
 		return set_nv_index(c, value, &cfg->backend.kill_switch_index);
 	case K_KEY_POOL:
-		return set_key_pool(c, value, &cfg->backend.key_pool);
+		return set_count(c, value, &cfg->backend.key_pool, "key_pool",
+				 STINT_KEY_POOL_MAX, STINT_KEY_POOL_DEFAULT);
+	case K_PREPARED_OPS:
+		return set_count(c, value, &cfg->backend.prepared_ops,
+				 "prepared_ops", STINT_PREPARED_OPS_MAX,
+				 STINT_PREPARED_OPS_DEFAULT);
 	case K_CA_KEY:
 		if (strcmp(value, "ec-p256") == 0)
 			cfg->ca.key_type = STINT_KEY_EC_P256;
@@ -498,7 +506,8 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file),
 		 "/etc/stint/hsm.pin");
 	cfg->backend.kill_switch_index = 0x01500100;
-	cfg->backend.key_pool = 4;
+	cfg->backend.key_pool = STINT_KEY_POOL_DEFAULT;
+	cfg->backend.prepared_ops = STINT_PREPARED_OPS_DEFAULT;
 	cfg->ca.key_type = STINT_KEY_EC_P256;
 	cfg->ca.skew = 60;
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
@@ -611,6 +620,14 @@ config_finish(struct parse_ctx *c)
 		ctx_error(c, "key_pool applies only to type = pkcs11: TPM task "
 			     "keys bind their task's deadline and cannot be "
 			     "made in advance");
+		return -1;
+	}
+	if (strcmp(cfg->backend.type, "tpm") == 0 &&
+	    c->key_line[K_PREPARED_OPS] != 0) {
+		c->lineno = c->key_line[K_PREPARED_OPS];
+		ctx_error(c,
+			  "prepared_ops applies only to type = pkcs11: a TPM "
+			  "signature needs a fresh policy session each time");
 		return -1;
 	}
 	if (cfg->audit.path[0] == '\0') {

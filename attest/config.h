@@ -8,7 +8,10 @@
 
 enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 
-#define STINT_KEY_POOL_MAX 64
+#define STINT_KEY_POOL_MAX         64
+#define STINT_KEY_POOL_DEFAULT     4
+#define STINT_PREPARED_OPS_MAX     256 /* STINT_PREP_MAX in p11_prep.h */
+#define STINT_PREPARED_OPS_DEFAULT 16
 
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */
@@ -29,6 +32,10 @@ struct stint_config {
 		 * ready (labelled "pool-<hex>"), so task start relabels one
 		 * instead of generating. Default 4, 0 disables. */
 		uint32_t key_pool;
+		/* pkcs11 only: signing operations initialised ahead
+		 * (C_SignInit) for keys that just signed, each holding a
+		 * session. Default 16, 0 disables. */
+		uint32_t prepared_ops;
 	} backend;
 	struct {
 		/* CA key type when stintd creates it: STINT_KEY_EC_P256

@@ -530,11 +530,21 @@ stale_handle(const struct stint_config *cfg)
 	stint_pubkey_free(&pub);
 	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) == 0,
 	      "stale: first sign: %s", err);
+	usleep(200 * 1000); /* the next operation is prepared meanwhile */
 	CHECK(stint_backend_open(cfg, &other, err, sizeof(err)) == 0,
 	      "stale: second open: %s", err);
 	CHECK(other->ops->destroy(other, id, err, sizeof(err)) == 0,
 	      "stale: destroy through the second backend: %s", err);
 	other->ops->close(other);
+	/* The operation prepared before the key vanished behind our back
+	 * still signs once (documented: only destroy() through this backend
+	 * revokes); preparing the next one then fails on the stale handle,
+	 * so the signature after it is refused and names the key. */
+	sig_len = sizeof(sig);
+	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) ==
+		      (cfg->backend.prepared_ops > 0 ? 0 : -1),
+	      "stale: the prepared operation (prepared_ops = %u): '%s'",
+	      (unsigned)cfg->backend.prepared_ops, err);
 	sig_len = sizeof(sig);
 	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) != 0 &&
 		      strstr(err, id) != NULL,
@@ -672,6 +682,7 @@ main(int argc, char **argv)
 	snprintf(cfg.backend.token, sizeof(cfg.backend.token), "%s", argv[2]);
 	snprintf(cfg.backend.pin_file, sizeof(cfg.backend.pin_file), "%s",
 		 argv[3]);
+	cfg.backend.prepared_ops = STINT_PREPARED_OPS_DEFAULT;
 	if ((strcmp(mode, "pool") == 0 || strcmp(mode, "open") == 0) &&
 	    argc > 5)
 		cfg.backend.key_pool = (uint32_t)strtoul(argv[5], NULL, 10);

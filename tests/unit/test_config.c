@@ -282,6 +282,26 @@ test_backend_key_pool(void **state)
 }
 
 static void
+test_backend_prepared_ops(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[backend]\ntype = pkcs11\n"), 0);
+	assert_int_equal(cfg.backend.prepared_ops, 16);
+	assert_int_equal(load("[backend]\nprepared_ops = 0\n"), 0);
+	assert_int_equal(cfg.backend.prepared_ops, 0);
+	assert_int_equal(load("[backend]\nprepared_ops = 256\n"), 0);
+	assert_int_equal(cfg.backend.prepared_ops, 256);
+	expect_refused("[backend]\nprepared_ops = 257\n", 2,
+		       "bad prepared_ops '257': use a number from 0 (off) to "
+		       "256");
+	expect_refused("[backend]\nprepared_ops = yes\n", 2,
+		       "bad prepared_ops 'yes'");
+	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\n"
+		       "prepared_ops = 2\n",
+		       4, "prepared_ops applies only to type = pkcs11");
+}
+
+static void
 test_sync_value(void **state)
 {
 	(void)state;
@@ -539,6 +559,7 @@ main(void)
 		cmocka_unit_test(test_backend_type),
 		cmocka_unit_test(test_backend_tpm),
 		cmocka_unit_test(test_backend_key_pool),
+		cmocka_unit_test(test_backend_prepared_ops),
 		cmocka_unit_test(test_sync_value),
 		cmocka_unit_test(test_ca_section),
 		cmocka_unit_test(test_relative_paths),

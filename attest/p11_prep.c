@@ -1,0 +1,373 @@
+/*
+ * Prepared signing operations: see p11_prep.h.
+ *
+ * Each slot of the table goes FREE -> QUEUED (asked for) -> ARMING (the
+ * thread is in C_SignInit) -> READY (parked) -> INUSE (a signer is in
+ * C_Sign) -> QUEUED again, or back to FREE when anything fails or the key
+ * is dropped. The lock is never held across a PKCS#11 call; a drop that
+ * meets a slot in ARMING or INUSE marks it cancelled and the thread that
+ * owns the slot closes its session.
+ */
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attest/p11_prep.h"
+#include "common/log.h"
+
+#define PREP_PER_KEY    4  /* prepared ops per key and mechanism */
+#define PREP_WAIT_MS    50 /* longest wait for one being prepared */
+#define PREP_KEY_ID_MAX 255
+
+enum prep_state { P_FREE, P_QUEUED, P_ARMING, P_READY, P_INUSE };
+
+struct prep_op {
+	enum prep_state state;
+	bool cancelled;
+	bool has_session;
+	bool has_pss;
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE key;
+	CK_MECHANISM_TYPE mech;
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	uint64_t used; /* for evicting the least recently used */
+	char key_id[PREP_KEY_ID_MAX + 1];
+};
+
+struct p11_prep {
+	CK_FUNCTION_LIST_PTR f;
+	CK_SLOT_ID slot;
+	pthread_mutex_t lock;
+	pthread_cond_t work;  /* a slot became QUEUED, or stop */
+	pthread_cond_t ready; /* a slot left ARMING */
+	pthread_t thread;
+	bool started, stop;
+	uint64_t clock;
+	size_t n;
+	struct prep_op ops[];
+};
+
+struct p11_prep *
+p11_prep_new(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, size_t max)
+{
+	struct p11_prep *p;
+	pthread_condattr_t ca;
+
+	if (max == 0)
+		return NULL;
+	if (max > STINT_PREP_MAX)
+		max = STINT_PREP_MAX;
+	if ((p = calloc(1, sizeof(*p) + max * sizeof(p->ops[0]))) == NULL) {
+		log_warn("backend: out of memory for prepared operations; "
+			 "signing without them");
+		return NULL;
+	}
+	p->f = f;
+	p->slot = slot;
+	p->n = max;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->work, &ca);
+	pthread_cond_init(&p->ready, &ca);
+	pthread_condattr_destroy(&ca);
+	return p;
+}
+
+static void
+close_sessions(struct p11_prep *p, const CK_SESSION_HANDLE *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p->f->C_CloseSession(s[i]);
+}
+
+void
+p11_prep_free(struct p11_prep *p)
+{
+	CK_SESSION_HANDLE close[STINT_PREP_MAX];
+	size_t i, n = 0;
+	bool started;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	started = p->started;
+	pthread_cond_broadcast(&p->work);
+	pthread_cond_broadcast(&p->ready);
+	pthread_mutex_unlock(&p->lock);
+	if (started)
+		pthread_join(p->thread, NULL);
+	for (i = 0; i < p->n; i++) {
+		if (p->ops[i].has_session)
+			close[n++] = p->ops[i].s;
+	}
+	close_sessions(p, close, n);
+	pthread_cond_destroy(&p->ready);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* Only CKM_RSA_PKCS_PSS carries parameters in the backend's calls. */
+static bool
+mech_ok(const CK_MECHANISM *m)
+{
+	if (m->pParameter == NULL)
+		return m->ulParameterLen == 0;
+	return m->mechanism == CKM_RSA_PKCS_PSS &&
+	       m->ulParameterLen == sizeof(CK_RSA_PKCS_PSS_PARAMS);
+}
+
+static bool
+op_matches(const struct prep_op *op, const char *key_id, const CK_MECHANISM *m)
+{
+	const CK_RSA_PKCS_PSS_PARAMS *pss = m->pParameter;
+
+	if (op->state == P_FREE || op->cancelled || op->mech != m->mechanism ||
+	    strcmp(op->key_id, key_id) != 0)
+		return false;
+	if (pss == NULL)
+		return !op->has_pss;
+	return op->has_pss && op->pss.hashAlg == pss->hashAlg &&
+	       op->pss.mgf == pss->mgf && op->pss.sLen == pss->sLen;
+}
+
+/* Caller holds the lock. The slot goes FREE; its session, if any, is
+ * added to close[] for the caller to close after unlocking. */
+static void
+op_release(struct prep_op *op, CK_SESSION_HANDLE *close, size_t *n)
+{
+	if (op->has_session)
+		close[(*n)++] = op->s;
+	memset(op, 0, sizeof(*op));
+}
+
+static void *
+prep_main(void *arg)
+{
+	struct p11_prep *p = arg;
+	struct prep_op *op;
+	CK_MECHANISM m;
+	CK_SESSION_HANDLE s, close[1];
+	CK_RV rv;
+	size_t i, n;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		for (op = NULL, i = 0; i < p->n && op == NULL; i++) {
+			if (p->ops[i].state == P_QUEUED)
+				op = &p->ops[i];
+		}
+		if (op == NULL) {
+			pthread_cond_wait(&p->work, &p->lock);
+			continue;
+		}
+		op->state = P_ARMING;
+		m.mechanism = op->mech;
+		m.pParameter = op->has_pss ? &op->pss : NULL;
+		m.ulParameterLen = op->has_pss ? sizeof(op->pss) : 0;
+		s = op->s;
+		rv = CKR_OK;
+		pthread_mutex_unlock(&p->lock);
+
+		/* The slot is ARMING: nobody else touches it, and a drop only
+		 * marks it cancelled, so its fields are read without the lock.
+		 */
+		if (!op->has_session)
+			rv = p->f->C_OpenSession(p->slot, CKF_SERIAL_SESSION,
+						 NULL, NULL, &s);
+		if (rv == CKR_OK) {
+			op->s = s;
+			op->has_session = true;
+			rv = p->f->C_SignInit(s, &m, op->key);
+		}
+
+		pthread_mutex_lock(&p->lock);
+		if (rv == CKR_OK && !op->cancelled && !p->stop) {
+			op->state = P_READY;
+		} else {
+			n = 0;
+			op_release(op, close, &n);
+			pthread_mutex_unlock(&p->lock);
+			close_sessions(p, close, n);
+			pthread_mutex_lock(&p->lock);
+		}
+		pthread_cond_broadcast(&p->ready);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Caller holds the lock: a READY slot to take, or NULL after waiting at
+ * most PREP_WAIT_MS for one being prepared. */
+static struct prep_op *
+take_ready(struct p11_prep *p, const char *key_id, const CK_MECHANISM *m)
+{
+	struct timespec until;
+	bool arming;
+	size_t i;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += PREP_WAIT_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		arming = false;
+		for (i = 0; i < p->n; i++) {
+			if (!op_matches(&p->ops[i], key_id, m))
+				continue;
+			if (p->ops[i].state == P_READY)
+				return &p->ops[i];
+			arming |= p->ops[i].state == P_ARMING;
+		}
+		if (!arming || p->stop ||
+		    pthread_cond_timedwait(&p->ready, &p->lock, &until) != 0)
+			return NULL;
+	}
+}
+
+bool
+p11_prep_sign(struct p11_prep *p, const char *key_id, const CK_MECHANISM *mech,
+	      const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *sig,
+	      CK_ULONG *sig_len)
+{
+	CK_SESSION_HANDLE close[1];
+	struct prep_op *op;
+	CK_ULONG len = *sig_len;
+	size_t n = 0;
+	CK_RV rv;
+
+	if (p == NULL || !mech_ok(mech))
+		return false;
+	pthread_mutex_lock(&p->lock);
+	if ((op = take_ready(p, key_id, mech)) == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return false;
+	}
+	op->state = P_INUSE;
+	pthread_mutex_unlock(&p->lock);
+
+	rv = p->f->C_Sign(op->s, (CK_BYTE_PTR)in, in_len, sig, &len);
+
+	pthread_mutex_lock(&p->lock);
+	if (rv == CKR_OK && !op->cancelled && !p->stop) {
+		/* Same session, same key: prepare the next one. */
+		op->state = P_QUEUED;
+		op->used = ++p->clock;
+		pthread_cond_signal(&p->work);
+	} else {
+		/* Failed (or dropped meanwhile): the session may still hold
+		 * the operation, so it is closed, never reused. */
+		op_release(op, close, &n);
+	}
+	pthread_mutex_unlock(&p->lock);
+	close_sessions(p, close, n);
+	if (rv != CKR_OK) {
+		stint_debug("backend",
+			    "prepared C_Sign failed (0x%lx); "
+			    "signing afresh",
+			    (unsigned long)rv);
+		return false;
+	}
+	*sig_len = len;
+	return true;
+}
+
+/* Caller holds the lock: a FREE slot, evicting the least recently used
+ * READY one when the table is full; NULL when every slot is busy. */
+static struct prep_op *
+free_slot(struct p11_prep *p, CK_SESSION_HANDLE *close, size_t *n)
+{
+	struct prep_op *lru = NULL;
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		if (p->ops[i].state == P_FREE)
+			return &p->ops[i];
+		if (p->ops[i].state == P_READY &&
+		    (lru == NULL || p->ops[i].used < lru->used))
+			lru = &p->ops[i];
+	}
+	if (lru != NULL)
+		op_release(lru, close, n);
+	return lru;
+}
+
+/* Caller holds the lock. */
+static bool
+thread_running(struct p11_prep *p)
+{
+	if (p->started)
+		return true;
+	if (pthread_create(&p->thread, NULL, prep_main, p) != 0) {
+		log_warn("backend: cannot start the thread that prepares "
+			 "signing operations; signing without them");
+		p->stop = true;
+		return false;
+	}
+	p->started = true;
+	return true;
+}
+
+void
+p11_prep_request(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
+		 const CK_MECHANISM *mech)
+{
+	CK_SESSION_HANDLE close[1];
+	struct prep_op *op;
+	size_t i, have = 0, n = 0;
+
+	if (p == NULL || !mech_ok(mech) || strlen(key_id) > PREP_KEY_ID_MAX)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (p->stop || !thread_running(p))
+		goto out;
+	for (i = 0; i < p->n; i++)
+		have += op_matches(&p->ops[i], key_id, mech);
+	if (have >= PREP_PER_KEY || (op = free_slot(p, close, &n)) == NULL)
+		goto out;
+	op->state = P_QUEUED;
+	op->key = key;
+	op->mech = mech->mechanism;
+	if (mech->pParameter != NULL) {
+		op->has_pss = true;
+		memcpy(&op->pss, mech->pParameter, sizeof(op->pss));
+	}
+	memcpy(op->key_id, key_id, strlen(key_id) + 1);
+	op->used = ++p->clock;
+	pthread_cond_signal(&p->work);
+out:
+	pthread_mutex_unlock(&p->lock);
+	close_sessions(p, close, n);
+}
+
+void
+p11_prep_drop(struct p11_prep *p, const char *key_id)
+{
+	CK_SESSION_HANDLE close[STINT_PREP_MAX];
+	struct prep_op *op;
+	size_t i, n = 0;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->n; i++) {
+		op = &p->ops[i];
+		if (op->state == P_FREE || strcmp(op->key_id, key_id) != 0)
+			continue;
+		if (op->state == P_ARMING || op->state == P_INUSE)
+			op->cancelled = true; /* its owner closes it */
+		else
+			op_release(op, close, &n);
+	}
+	pthread_mutex_unlock(&p->lock);
+	close_sessions(p, close, n);
+}
