@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +34,7 @@
 #include "common/log.h"
 
 /* The hash member closes every line: ,"hash":"<64 hex>"}\n */
-#define HASH_PREFIX     ",\"hash\":\""
-#define HASH_PREFIX_LEN (sizeof(HASH_PREFIX) - 1)
-#define HASH_SUFFIX_LEN (HASH_PREFIX_LEN + 64 + 2) /* without the "\n" */
+#define HASH_PREFIX ",\"hash\":\""
 /* Longest line stint_audit_open reads back; audit_verify.c uses the same. */
 #define AUDIT_MAX_LINE (1024 * 1024)
 
@@ -42,7 +42,7 @@ struct stint_audit {
 	int fd;
 	enum stint_audit_sync sync;
 
-	pthread_mutex_t lock; /* seq, prev, size, writes, dirty, failed */
+	pthread_mutex_t lock; /* seq, prev, size, dirty, failed, buf, when */
 	uint64_t seq;         /* of the next record */
 	uint8_t prev[32];     /* hash of the last record written */
 	off_t size;           /* file length after the last record */
@@ -54,6 +54,15 @@ struct stint_audit {
 	bool syncer_running;
 	bool dirty;
 	bool stop;
+
+	/* The line being built (lock held), reused from record to record. */
+	char *buf;
+	size_t cap, used;
+	/* format_time's cache: when[0..when_len] is the time of when_sec
+	 * up to the seconds; when_len == 0 while empty. */
+	time_t when_sec;
+	size_t when_len;
+	char when[20];
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -349,126 +358,311 @@ out:
 	return r;
 }
 
-/* Adds key: value unless value is NULL. Bytes that are not UTF-8 (an
- * executable path can hold any) become '?' rather than losing the record. */
+/*
+ * Records are formatted straight into a buffer kept in struct stint_audit:
+ * building a jansson tree, dumping and copying it cost a noticeable share of
+ * a signature. The output is byte for byte what json_dumps(JSON_COMPACT |
+ * JSON_PRESERVE_ORDER) made of the same record before (old logs and new
+ * lines hash alike): members in a fixed order, NULL ones left out, strings
+ * escaped by jansson 2.14's rules (dump.c), integers as %lld.
+ */
+
+/* A buffer that grew past this for a huge record is given back after it. */
+#define AUDIT_BUF_KEEP (64 * 1024)
+
+/* Makes room for more bytes after a->used. Lock held. */
 static int
-set_string(json_t *o, const char *key, const char *value)
+buf_reserve(struct stint_audit *a, size_t more)
 {
-	json_t *s;
-	char *copy;
+	size_t cap;
+	char *p;
+
+	if (more <= a->cap - a->used)
+		return 0;
+	if (more > SIZE_MAX / 2 - a->used)
+		return -1;
+	for (cap = a->cap > 0 ? a->cap : 1024; cap - a->used < more; cap *= 2)
+		;
+	if ((p = realloc(a->buf, cap)) == NULL)
+		return -1;
+	a->buf = p;
+	a->cap = cap;
+	return 0;
+}
+
+static int
+put(struct stint_audit *a, const char *s, size_t n)
+{
+	if (buf_reserve(a, n) != 0)
+		return -1;
+	memcpy(a->buf + a->used, s, n);
+	a->used += n;
+	return 0;
+}
+
+#define PUT_LIT(a, lit) put((a), (lit), sizeof(lit) - 1)
+
+/* json_int_t as jansson prints it ("%lld"), without printf's cost. */
+static int
+put_int(struct stint_audit *a, json_int_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long long u =
+		v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	return put(a, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/*
+ * Length of the UTF-8 sequence starting with the byte >= 0x80 at s, or 0 if
+ * it is not valid: jansson's utf8_check_first/utf8_check_full rules (no
+ * continuation or C0/C1/F5..FF lead, no truncation, no overlong form, no
+ * surrogate, nothing above U+10FFFF). json_string() refused exactly these.
+ */
+static size_t
+utf8_len(const unsigned char *s, size_t avail)
+{
+	uint32_t cp, min;
+	size_t len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+		min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+		min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len > avail)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/*
+ * Escapes s[0..n] into out (room for 6n bytes) as jansson dumps a string
+ * without JSON_ENSURE_ASCII/JSON_ESCAPE_SLASH: '"' and '\\' backslashed,
+ * \b \f \n \r \t, other bytes below 0x20 as \u00XX (uppercase hex), all
+ * else (0x7f, '/', U+2028, any valid UTF-8) as is. With replace, each byte
+ * >= 0x80 is written as '?'; without, invalid UTF-8 returns NULL (what was
+ * written is garbage). Returns the end of the output.
+ */
+static char *
+escape(char *out, const unsigned char *s, size_t n, bool replace)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i = 0, k;
+	unsigned char c;
+
+	while (i < n) {
+		c = s[i];
+		if (c >= 0x80) {
+			if (replace) {
+				*out++ = '?';
+				i++;
+				continue;
+			}
+			if ((k = utf8_len(s + i, n - i)) == 0)
+				return NULL;
+			memcpy(out, s + i, k);
+			out += k;
+			i += k;
+			continue;
+		}
+		i++;
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*out++ = (char)c;
+			continue;
+		}
+		*out++ = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			*out++ = (char)c;
+			break;
+		case '\b':
+			*out++ = 'b';
+			break;
+		case '\f':
+			*out++ = 'f';
+			break;
+		case '\n':
+			*out++ = 'n';
+			break;
+		case '\r':
+			*out++ = 'r';
+			break;
+		case '\t':
+			*out++ = 't';
+			break;
+		default:
+			memcpy(out, "u00", 3);
+			out[3] = hex[c >> 4];
+			out[4] = hex[c & 0xf];
+			out += 5;
+			break;
+		}
+	}
+	return out;
+}
+
+/*
+ * Appends key (the literal `,"name":`) and value as a JSON string, unless
+ * value is NULL. Bytes that are not UTF-8 (an executable path can hold any)
+ * become '?' rather than losing the record: a string with any invalid
+ * sequence has every byte >= 0x80 replaced, as set_string did with jansson.
+ */
+static int
+put_string(struct stint_audit *a, const char *key, size_t keylen,
+	   const char *value)
+{
+	const unsigned char *s = (const unsigned char *)value;
+	size_t n;
+	char *start, *end;
 
 	if (value == NULL)
 		return 0;
-	if ((s = json_string(value)) == NULL) {
-		if ((copy = strdup(value)) == NULL)
-			return -1;
-		for (char *p = copy; *p != '\0'; p++) {
-			if ((unsigned char)*p >= 0x80)
-				*p = '?';
-		}
-		s = json_string(copy);
-		free(copy);
-	}
-	return json_object_set_new(o, key, s);
+	n = strlen(value);
+	if (n > (SIZE_MAX / 2 - keylen - 2) / 6 ||
+	    buf_reserve(a, keylen + 6 * n + 2) != 0)
+		return -1;
+	start = a->buf + a->used;
+	memcpy(start, key, keylen);
+	start[keylen] = '"';
+	start += keylen + 1;
+	if ((end = escape(start, s, n, false)) == NULL)
+		end = escape(start, s, n, true);
+	*end++ = '"';
+	a->used = (size_t)(end - a->buf);
+	return 0;
 }
 
+#define PUT_STRING(a, key, value)                                              \
+	put_string((a), (key), sizeof(key) - 1, (value))
+
+/* Appends 32 bytes as a JSON string of lowercase hex (never escaped). */
 static int
-set_int(json_t *o, const char *key, json_int_t value)
+put_hex32(struct stint_audit *a, const char *key, size_t keylen,
+	  const uint8_t *bytes)
 {
-	return json_object_set_new(o, key, json_integer(value));
+	if (buf_reserve(a, keylen + 64 + 3) != 0)
+		return -1;
+	memcpy(a->buf + a->used, key, keylen);
+	a->buf[a->used + keylen] = '"';
+	/* Writes 64 digits and a NUL, which the closing quote overwrites. */
+	stint_hex_encode(bytes, 32, a->buf + a->used + keylen + 1);
+	a->buf[a->used + keylen + 65] = '"';
+	a->used += keylen + 66;
+	return 0;
 }
 
+#define PUT_HEX32(a, key, bytes) put_hex32((a), (key), sizeof(key) - 1, (bytes))
+
+/*
+ * "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (UTC). gmtime_r and strftime run once per
+ * second: the seconds part is cached in a (lock held), the microseconds
+ * are written by hand. Same text as strftime + "%.19s.%06dZ".
+ */
 static int
-format_time(char out[32])
+format_time(struct stint_audit *a, char out[32])
 {
 	struct timespec ts;
 	struct tm tm;
 	char base[24];
+	size_t n;
+	int usec;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 ||
-	    gmtime_r(&ts.tv_sec, &tm) == NULL)
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
-	if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		return -1;
-	/* tv_nsec < 1e9, so six digits; the int cast tells the compiler. */
-	snprintf(out, 32, "%.19s.%06dZ", base,
-		 (int)(ts.tv_nsec / 1000) % 1000000);
+	if (a->when_len == 0 || ts.tv_sec != a->when_sec) {
+		if (gmtime_r(&ts.tv_sec, &tm) == NULL ||
+		    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+			return -1;
+		n = strnlen(base, 19);
+		memcpy(a->when, base, n);
+		a->when_len = n;
+		a->when_sec = ts.tv_sec;
+	}
+	/* tv_nsec < 1e9, so six digits. */
+	usec = (int)(ts.tv_nsec / 1000) % 1000000;
+	memcpy(out, a->when, a->when_len);
+	n = a->when_len;
+	out[n++] = '.';
+	for (int i = 5; i >= 0; i--, usec /= 10)
+		out[n + (size_t)i] = (char)('0' + usec % 10);
+	n += 6;
+	out[n++] = 'Z';
+	out[n] = '\0';
 	return 0;
 }
 
 /*
  * Serialises the record for the current seq/prev (lock held) into a
- * complete line with its hash and "\n". The caller frees *line.
+ * complete line with its hash and "\n", in a->buf[0..*len].
  */
 static int
 build_line(struct stint_audit *a, const struct stint_audit_event *ev,
-	   char **line, size_t *len, uint8_t hash[32])
+	   size_t *len, uint8_t hash[32])
 {
-	json_t *o = NULL, *peer = NULL;
 	char when[32], hex[65];
-	char *body = NULL, *p;
-	size_t n;
-	int r = -1;
 
-	if (format_time(when) != 0 || (o = json_object()) == NULL)
-		goto out;
-	if (set_int(o, "seq", (json_int_t)a->seq) != 0 ||
-	    set_string(o, "time", when) != 0 ||
-	    set_string(o, "event", ev->event) != 0 ||
-	    set_string(o, "agent", ev->agent) != 0 ||
-	    set_string(o, "task", ev->task) != 0)
-		goto out;
-	if (ev->peer != NULL) {
-		if ((peer = json_object()) == NULL ||
-		    set_int(peer, "pid", ev->peer->pid) != 0 ||
-		    set_int(peer, "uid", ev->peer->uid) != 0 ||
-		    set_string(peer, "exe", ev->peer->exe) != 0)
-			goto out;
-		if (json_object_set_new(o, "peer", peer) != 0) {
-			peer = NULL; /* set_new consumed it */
-			goto out;
-		}
-		peer = NULL;
-	}
-	if (set_string(o, "mechanism", ev->mechanism) != 0)
-		goto out;
-	if (ev->input_sha256 != NULL) {
-		stint_hex_encode(ev->input_sha256, 32, hex);
-		if (set_string(o, "input_sha256", hex) != 0)
-			goto out;
-	}
-	if (set_string(o, "decision", ev->decision) != 0 ||
-	    set_string(o, "reason", ev->reason) != 0 ||
-	    set_string(o, "detail", ev->detail) != 0)
-		goto out;
-	stint_hex_encode(a->prev, 32, hex);
-	if (set_string(o, "prev", hex) != 0)
-		goto out;
+	a->used = 0;
+	if (format_time(a, when) != 0)
+		return -1;
+	if (PUT_LIT(a, "{\"seq\":") != 0 ||
+	    put_int(a, (json_int_t)a->seq) != 0 ||
+	    PUT_STRING(a, ",\"time\":", when) != 0 ||
+	    PUT_STRING(a, ",\"event\":", ev->event) != 0 ||
+	    PUT_STRING(a, ",\"agent\":", ev->agent) != 0 ||
+	    PUT_STRING(a, ",\"task\":", ev->task) != 0)
+		return -1;
+	if (ev->peer != NULL &&
+	    (PUT_LIT(a, ",\"peer\":{\"pid\":") != 0 ||
+	     put_int(a, (json_int_t)ev->peer->pid) != 0 ||
+	     PUT_LIT(a, ",\"uid\":") != 0 ||
+	     put_int(a, (json_int_t)ev->peer->uid) != 0 ||
+	     PUT_STRING(a, ",\"exe\":", ev->peer->exe) != 0 ||
+	     PUT_LIT(a, "}") != 0))
+		return -1;
+	if (PUT_STRING(a, ",\"mechanism\":", ev->mechanism) != 0)
+		return -1;
+	if (ev->input_sha256 != NULL &&
+	    PUT_HEX32(a, ",\"input_sha256\":", ev->input_sha256) != 0)
+		return -1;
+	if (PUT_STRING(a, ",\"decision\":", ev->decision) != 0 ||
+	    PUT_STRING(a, ",\"reason\":", ev->reason) != 0 ||
+	    PUT_STRING(a, ",\"detail\":", ev->detail) != 0 ||
+	    PUT_HEX32(a, ",\"prev\":", a->prev) != 0)
+		return -1;
 
-	/* Compact, ordered: the bytes hashed are the bytes written. */
-	if ((body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-		goto out;
-	n = strlen(body);
-	if (n < 2 || body[n - 1] != '}')
-		goto out;
-	/* hash = SHA-256(body), body being everything up to "}" inclusive. */
-	if (stint_audit_record_hash(body, n - 1, hash) != 0)
-		goto out;
+	/* hash = SHA-256(body + "}"), body being all written so far. */
+	if (stint_audit_record_hash(a->buf, a->used, hash) != 0)
+		return -1;
 	stint_hex_encode(hash, 32, hex);
-	if ((p = malloc(n - 1 + HASH_SUFFIX_LEN + 2)) == NULL)
-		goto out;
-	memcpy(p, body, n - 1);
-	memcpy(p + n - 1, HASH_PREFIX, HASH_PREFIX_LEN);
-	memcpy(p + n - 1 + HASH_PREFIX_LEN, hex, 64);
-	memcpy(p + n - 1 + HASH_PREFIX_LEN + 64, "\"}\n", 4);
-	*line = p;
-	*len = n - 1 + HASH_SUFFIX_LEN + 1;
-	r = 0;
-out:
-	free(body);
-	json_decref(peer);
-	json_decref(o);
-	return r;
+	if (PUT_LIT(a, HASH_PREFIX) != 0 || put(a, hex, 64) != 0 ||
+	    PUT_LIT(a, "\"}\n") != 0)
+		return -1;
+	*len = a->used;
+	return 0;
 }
 
 /*
@@ -510,7 +704,6 @@ int
 stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
 {
 	uint8_t hash[32];
-	char *line = NULL;
 	size_t len = 0;
 	bool wake = false;
 	int r = -1, e = 0;
@@ -524,11 +717,11 @@ stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
 		e = a->failed;
 		goto out;
 	}
-	if (build_line(a, ev, &line, &len, hash) != 0) {
+	if (build_line(a, ev, &len, hash) != 0) {
 		e = ENOMEM;
 		goto out;
 	}
-	if (write_line(a, line, len) != 0) {
+	if (write_line(a, a->buf, len) != 0) {
 		e = errno;
 		goto out;
 	}
@@ -540,8 +733,13 @@ stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
 	}
 	r = 0;
 out:
+	if (a->cap > AUDIT_BUF_KEEP) {
+		/* One huge record should not pin its buffer for good. */
+		free(a->buf);
+		a->buf = NULL;
+		a->cap = 0;
+	}
 	pthread_mutex_unlock(&a->lock);
-	free(line);
 	if (wake)
 		pthread_cond_signal(&a->wake);
 	if (r == 0 && a->sync == STINT_SYNC_ALWAYS) {
@@ -592,5 +790,6 @@ stint_audit_close(struct stint_audit *a)
 			strerror(errno));
 	close(a->fd);
 	pthread_mutex_destroy(&a->lock);
+	free(a->buf);
 	free(a);
 }
