@@ -17,6 +17,15 @@
  * a second later (and at close). A crash loses at most that second of
  * counts for such tasks; the audit log still has every signature.
  *
+ * The SIGN gate decides from memory: stintd is the only process that opens
+ * the database and every change to agents and tasks goes through this file
+ * under the store's mutex, so an index of the agents and of the live tasks,
+ * loaded at open and updated after each change has committed, is as
+ * authoritative as the tables (see "the gate's index" below). SQLite is
+ * still asked when the index cannot answer: a task it does not hold (ended,
+ * unknown, or not indexed for lack of memory), and the committed increment
+ * of a budgeted task.
+ *
  * Concurrency: one connection, opened SQLITE_OPEN_FULLMUTEX, and the
  * store's own mutex around every function so that multi-statement
  * transactions from different threads never interleave.
@@ -107,6 +116,7 @@ enum stmt_id {
 	S_TASK_KEY_DESTROYED,
 	S_COUNT_AGENTS,
 	S_COUNT_TASKS,
+	S_TASKS_LIVE,
 	S_N,
 };
 
@@ -156,6 +166,7 @@ static const char *const stmt_sql[S_N] = {
 	[S_COUNT_AGENTS] = "SELECT count(*) FROM agents",
 	[S_COUNT_TASKS] = "SELECT count(*), coalesce(sum(state = 'live'), 0)"
 			  " FROM tasks",
+	[S_TASKS_LIVE] = "SELECT " TASK_COLS " FROM tasks WHERE state = 'live'",
 };
 
 /* Signatures of budget-less tasks not yet written (see the top). */
@@ -166,6 +177,29 @@ struct pending_sigs {
 	char id[STINT_TASK_ID_MAX + 1];
 };
 
+/* A live task as the gate sees it (no blobs, no intent). */
+struct task_entry {
+	struct task_entry *next;
+	uint32_t hash;
+	uint32_t key_type;
+	bool key_destroyed;
+	int64_t created, not_after;
+	uint64_t max_sigs;
+	uint64_t used_sigs; /* committed + pending */
+	size_t n_mechs;
+	uint64_t mechs[STINT_MECHS_MAX];
+	char id[STINT_TASK_ID_MAX + 1];
+	char agent[STINT_NAME_MAX + 1];
+};
+
+struct gate_index {
+	bool valid;                 /* false: every gate asks SQLite */
+	struct stint_agent *agents; /* every agents row, sorted by name */
+	size_t n_agents, cap_agents;
+	struct task_entry **buckets; /* live tasks by id; power of two */
+	size_t n_buckets, n_tasks;
+};
+
 struct stint_store {
 	pthread_mutex_t lock;
 	sqlite3 *db;
@@ -173,6 +207,10 @@ struct stint_store {
 	struct pending_sigs *pending[PENDING_BUCKETS];
 	size_t n_pending;
 	int64_t flush_at; /* write pending counts once now reaches it */
+	struct gate_index idx;
+	bool idx_off;         /* stint_store_gate_index(s, false) */
+	int64_t idx_retry_at; /* next rebuild attempt while !idx.valid */
+	uint64_t gates_fast, gates_sql;
 	char path[4096];
 };
 
@@ -442,15 +480,21 @@ stint_task_clear(struct stint_task *t)
 
 /* ---- counts of budget-less tasks, batched ------------------------------ */
 
-static struct pending_sigs **
-pending_slot(struct stint_store *s, const char *id)
+static uint32_t
+id_hash(const char *id)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
 	const unsigned char *p;
 
 	for (p = (const unsigned char *)id; *p != '\0'; p++)
 		h = (h ^ *p) * 16777619u;
-	return &s->pending[h % PENDING_BUCKETS];
+	return h;
+}
+
+static struct pending_sigs **
+pending_slot(struct stint_store *s, const char *id)
+{
+	return &s->pending[id_hash(id) % PENDING_BUCKETS];
 }
 
 static uint64_t
@@ -536,6 +580,329 @@ pending_flush(struct stint_store *s)
 		return -1;
 	pending_clear(s);
 	return 0;
+}
+
+/* ---- the gate's index --------------------------------------------------- */
+
+/*
+ * What the SIGN gate needs, in memory. Invariants, all under s->lock:
+ *  - while idx.valid, agents[] holds every agents row, sorted by name, so
+ *    the first match for a peer is the one the SQL gate would pick;
+ *  - every task entry is a row of tasks that is live in the database, with
+ *    the same gate fields (used_sigs includes the pending count);
+ *  - the index changes only after the SQLite change has committed, so a
+ *    failed change leaves it as it was.
+ * A live task may be missing from the index (no memory to index it at
+ * insert): a miss is decided by SQLite, so a missing entry is never more
+ * permissive than the database, only slower. A missing agent would be, so
+ * when an agent cannot be indexed the whole index is dropped and the gate
+ * asks SQLite until a rebuild succeeds. Removals never allocate.
+ */
+
+#define IDX_MIN_BUCKETS 64
+
+static void
+idx_free(struct gate_index *ix)
+{
+	struct task_entry *e, *next;
+	size_t i;
+
+	for (i = 0; i < ix->n_buckets; i++) {
+		for (e = ix->buckets[i]; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(ix->buckets);
+	free(ix->agents);
+	memset(ix, 0, sizeof(*ix));
+}
+
+static struct task_entry *
+idx_task_find(const struct gate_index *ix, const char *id)
+{
+	struct task_entry *e;
+	uint32_t h;
+
+	if (ix->n_buckets == 0 || id == NULL)
+		return NULL;
+	h = id_hash(id);
+	for (e = ix->buckets[h & (ix->n_buckets - 1)]; e != NULL; e = e->next)
+		if (e->hash == h && strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+/* Doubles the buckets; without memory it keeps the old ones (longer
+ * chains, same answers). */
+static void
+idx_grow(struct gate_index *ix)
+{
+	size_t n = ix->n_buckets != 0 ? ix->n_buckets * 2 : IDX_MIN_BUCKETS;
+	struct task_entry **nb, *e, *next;
+	size_t i;
+
+	nb = calloc(n, sizeof(*nb));
+	if (nb == NULL)
+		return;
+	for (i = 0; i < ix->n_buckets; i++) {
+		for (e = ix->buckets[i]; e != NULL; e = next) {
+			next = e->next;
+			e->next = nb[e->hash & (n - 1)];
+			nb[e->hash & (n - 1)] = e;
+		}
+	}
+	free(ix->buckets);
+	ix->buckets = nb;
+	ix->n_buckets = n;
+}
+
+/* Indexes a live task (others are left to SQLite); -1 without memory. */
+static int
+idx_task_put(struct gate_index *ix, const struct stint_task *t)
+{
+	struct task_entry *e;
+
+	if (t->state != STINT_TASK_LIVE || t->n_mechs > STINT_MECHS_MAX)
+		return 0;
+	e = idx_task_find(ix, t->id);
+	if (e == NULL) {
+		if (ix->n_tasks >= ix->n_buckets)
+			idx_grow(ix);
+		if (ix->n_buckets == 0)
+			return -1;
+		e = calloc(1, sizeof(*e));
+		if (e == NULL)
+			return -1;
+		snprintf(e->id, sizeof(e->id), "%s", t->id);
+		e->hash = id_hash(e->id);
+		e->next = ix->buckets[e->hash & (ix->n_buckets - 1)];
+		ix->buckets[e->hash & (ix->n_buckets - 1)] = e;
+		ix->n_tasks++;
+	}
+	snprintf(e->agent, sizeof(e->agent), "%s", t->agent);
+	e->key_type = t->key_type;
+	e->key_destroyed = t->key_destroyed;
+	e->created = t->created;
+	e->not_after = t->not_after;
+	e->max_sigs = t->max_sigs;
+	e->used_sigs = t->used_sigs;
+	e->n_mechs = t->n_mechs;
+	memcpy(e->mechs, t->mechs, t->n_mechs * sizeof(e->mechs[0]));
+	return 0;
+}
+
+static void
+idx_task_del(struct gate_index *ix, const char *id)
+{
+	struct task_entry **pp, *e;
+	uint32_t h;
+
+	if (ix->n_buckets == 0)
+		return;
+	h = id_hash(id);
+	for (pp = &ix->buckets[h & (ix->n_buckets - 1)]; (e = *pp) != NULL;
+	     pp = &e->next) {
+		if (e->hash == h && strcmp(e->id, id) == 0) {
+			*pp = e->next;
+			free(e);
+			ix->n_tasks--;
+			return;
+		}
+	}
+}
+
+/* Every task of an agent (agent_tasks_end): a walk of the whole table,
+ * which is fine for an admin operation. */
+static void
+idx_tasks_del_agent(struct gate_index *ix, const char *agent)
+{
+	struct task_entry **pp, *e;
+	size_t i;
+
+	for (i = 0; i < ix->n_buckets; i++) {
+		pp = &ix->buckets[i];
+		while ((e = *pp) != NULL) {
+			if (strcmp(e->agent, agent) == 0) {
+				*pp = e->next;
+				free(e);
+				ix->n_tasks--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+/* Fills the gate's out-parameter from an entry: no blobs, no intent. */
+static void
+task_from_entry(const struct task_entry *e, struct stint_task *t)
+{
+	memcpy(t->id, e->id, sizeof(t->id));
+	memcpy(t->agent, e->agent, sizeof(t->agent));
+	t->key_type = e->key_type;
+	t->state = STINT_TASK_LIVE;
+	t->created = e->created;
+	t->not_after = e->not_after;
+	t->max_sigs = e->max_sigs;
+	t->used_sigs = e->used_sigs;
+	t->n_mechs = e->n_mechs;
+	memcpy(t->mechs, e->mechs, e->n_mechs * sizeof(t->mechs[0]));
+	t->key_destroyed = e->key_destroyed;
+}
+
+/* Position of name in the sorted agents, or where it would go. */
+static size_t
+idx_agent_pos(const struct gate_index *ix, const char *name, bool *found)
+{
+	size_t lo = 0, hi = ix->n_agents, mid;
+	int c;
+
+	*found = false;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(ix->agents[mid].name, name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The agent as its row reads back: no gid (NULL) is -1. */
+static int
+idx_agent_put(struct gate_index *ix, const struct stint_agent *a)
+{
+	struct stint_agent *grown;
+	bool found;
+	size_t pos = idx_agent_pos(ix, a->name, &found), cap;
+
+	if (!found && ix->n_agents == ix->cap_agents) {
+		cap = ix->cap_agents != 0 ? ix->cap_agents * 2 : 16;
+		grown = realloc(ix->agents, cap * sizeof(*grown));
+		if (grown == NULL)
+			return -1;
+		ix->agents = grown;
+		ix->cap_agents = cap;
+	}
+	if (!found) {
+		memmove(&ix->agents[pos + 1], &ix->agents[pos],
+			(ix->n_agents - pos) * sizeof(ix->agents[0]));
+		ix->n_agents++;
+	}
+	ix->agents[pos] = *a;
+	if (ix->agents[pos].gid < 0)
+		ix->agents[pos].gid = -1;
+	if (a->n_mechs < STINT_MECHS_MAX)
+		memset(&ix->agents[pos].mechs[a->n_mechs], 0,
+		       (STINT_MECHS_MAX - a->n_mechs) *
+			       sizeof(ix->agents[pos].mechs[0]));
+	return 0;
+}
+
+static void
+idx_agent_del(struct gate_index *ix, const char *name)
+{
+	bool found;
+	size_t pos = idx_agent_pos(ix, name, &found);
+
+	if (!found)
+		return;
+	memmove(&ix->agents[pos], &ix->agents[pos + 1],
+		(ix->n_agents - pos - 1) * sizeof(ix->agents[0]));
+	ix->n_agents--;
+}
+
+/* S_AGENT_FOR_PEER from memory: the lowest name whose uid matches and
+ * whose gid is unset or matches. */
+static const struct stint_agent *
+idx_agent_for_peer(const struct gate_index *ix, uid_t uid, gid_t gid)
+{
+	const struct stint_agent *a;
+	size_t i;
+
+	for (i = 0; i < ix->n_agents; i++) {
+		a = &ix->agents[i];
+		if ((int64_t)a->uid == (int64_t)uid &&
+		    (a->gid < 0 || a->gid == (int64_t)gid))
+			return a;
+	}
+	return NULL;
+}
+
+/* Reads every agent and every live task into ix, in one read
+ * transaction. */
+static int
+idx_load(struct stint_store *s, struct gate_index *ix)
+{
+	struct stint_agent a;
+	struct stint_task t;
+	sqlite3_stmt *st;
+	int rc, r = -1;
+
+	memset(ix, 0, sizeof(*ix));
+	if (run(s, S_BEGIN_READ) != 0) {
+		db_log(s, "begin");
+		return -1;
+	}
+	st = stmt(s, S_AGENT_LIST);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (read_agent(st, &a) != 0 || idx_agent_put(ix, &a) != 0)
+			goto out;
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		goto out;
+	st = stmt(s, S_TASKS_LIVE);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (read_task(st, &t, false) != 0)
+			goto out;
+		t.used_sigs += pending_get(s, t.id);
+		if (idx_task_put(ix, &t) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	ix->valid = true;
+	r = 0;
+out:
+	stmt_done(st);
+	tx_rollback(s); /* a read: nothing to commit */
+	if (r != 0) {
+		db_log(s, "loading the gate index");
+		idx_free(ix);
+	}
+	return r;
+}
+
+/* Replaces the index with a fresh one read from the database; on failure
+ * the index stays invalid (the gate asks SQLite). */
+static int
+idx_rebuild(struct stint_store *s)
+{
+	struct gate_index fresh;
+
+	idx_free(&s->idx);
+	if (idx_load(s, &fresh) != 0)
+		return -1;
+	s->idx = fresh;
+	return 0;
+}
+
+/* The index cannot be trusted any more: drop it, rebuild at the next
+ * gate. */
+static void
+idx_invalidate(struct stint_store *s, const char *why)
+{
+	log_err("%s: gate index dropped (%s); the SIGN gate reads the "
+		"database until it is rebuilt",
+		s->path, why);
+	idx_free(&s->idx);
+	s->idx_retry_at = 0;
 }
 
 /* ---- open, schema ------------------------------------------------------ */
@@ -735,6 +1102,10 @@ stint_store_open(const char *path, struct stint_store **out, char *err,
 	}
 	if (configure_db(s, err, errlen) != 0)
 		goto fail;
+	if (idx_rebuild(s) != 0) {
+		snprintf(err, errlen, "%s: cannot load agents and tasks", path);
+		goto fail;
+	}
 	*out = s;
 	return STINT_STORE_OK;
 fail:
@@ -753,6 +1124,7 @@ stint_store_close(struct stint_store *s)
 		log_err("%s: signature counts of %zu tasks not written",
 			s->path, s->n_pending);
 	pending_clear(s);
+	idx_free(&s->idx);
 	for (i = 0; i < S_N; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -886,6 +1258,8 @@ stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 	}
 	if (r != STINT_STORE_OK)
 		tx_rollback(s);
+	else if (s->idx.valid && idx_agent_put(&s->idx, a) != 0)
+		idx_invalidate(s, "out of memory adding an agent");
 out:
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -958,16 +1332,15 @@ out:
 	return r;
 }
 
-/* Runs a statement with one text parameter; NOT_FOUND when it changed
- * no row. */
+/* Runs a statement with one text parameter (autocommit: done means
+ * committed); NOT_FOUND when it changed no row. */
 static int
-exec_one(struct stint_store *s, enum stmt_id id, const char *key,
-	 const char *what)
+exec_one_locked(struct stint_store *s, enum stmt_id id, const char *key,
+		const char *what)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	pthread_mutex_lock(&s->lock);
 	st = stmt(s, id);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
@@ -978,14 +1351,20 @@ exec_one(struct stint_store *s, enum stmt_id id, const char *key,
 					       : STINT_STORE_NOT_FOUND;
 	}
 	stmt_done(st);
-	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
 int
 stint_store_agent_remove(struct stint_store *s, const char *name)
 {
-	return exec_one(s, S_AGENT_DELETE, name, "agent remove");
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = exec_one_locked(s, S_AGENT_DELETE, name, "agent remove");
+	if (r == STINT_STORE_OK)
+		idx_agent_del(&s->idx, name);
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 /* ---- tasks ------------------------------------------------------------- */
@@ -1035,6 +1414,12 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 		r = STINT_STORE_ERROR;
 	}
 	stmt_done(st);
+	/* Not indexed for lack of memory: the gate asks SQLite for it. */
+	if (r == STINT_STORE_OK && s->idx.valid &&
+	    idx_task_put(&s->idx, t) != 0)
+		log_warn("%s: task %s not indexed (out of memory); its SIGN "
+			 "gate reads the database",
+			 s->path, t->id);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -1165,6 +1550,9 @@ stint_store_task_end(struct stint_store *s, const char *id,
 		/* Only a live task changes: ending twice is NOT_FOUND. */
 		r = sqlite3_changes(s->db) > 0 ? STINT_STORE_OK
 					       : STINT_STORE_NOT_FOUND;
+		/* Committed (autocommit): the gate refuses it from now on.
+		 * Not live either way, so it has no entry. */
+		idx_task_del(&s->idx, id);
 	}
 	stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
@@ -1187,6 +1575,8 @@ stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		db_log(s, "agent tasks end");
 		r = STINT_STORE_ERROR;
+	} else {
+		idx_tasks_del_agent(&s->idx, agent);
 	}
 	stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
@@ -1194,6 +1584,7 @@ stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 }
 
 #define GATE_NEEDS_WRITE 1
+#define GATE_MISS        2
 
 /*
  * One pass of the SIGN gate inside one transaction. A read transaction
@@ -1208,6 +1599,7 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 	  struct stint_agent *agent, struct stint_task *task, int *verdict,
 	  const char **reason)
 {
+	struct task_entry *e;
 	sqlite3_stmt *st;
 	int ra, rt;
 
@@ -1254,10 +1646,89 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 	}
 	if (tx_commit(s) != 0)
 		return -1;
+	/* Committed: an indexed task's count follows (a budgeted one must,
+	 * or the index would allow past the budget). */
+	if (*verdict == STINT_OK &&
+	    (e = idx_task_find(&s->idx, task->id)) != NULL)
+		e->used_sigs = task->used_sigs;
 	return 0;
 fail:
 	tx_rollback(s);
 	return -1;
+}
+
+/* The gate against the database alone, as it ran before the index. */
+static int
+gate_sql(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
+	 uint64_t mech, int64_t now, struct stint_agent *agent,
+	 struct stint_task *task, int *verdict, const char **reason)
+{
+	int r;
+
+	r = gate_once(s, false, uid, gid, task_id, mech, now, agent, task,
+		      verdict, reason);
+	if (r == GATE_NEEDS_WRITE)
+		r = gate_once(s, true, uid, gid, task_id, mech, now, agent,
+			      task, verdict, reason);
+	return r;
+}
+
+/*
+ * The gate from the index, without SQLite. Returns 0 when decided,
+ * GATE_MISS when the peer has an agent but the task is not indexed (ended,
+ * unknown or not indexed: SQLite knows which, and the reasons differ), and
+ * GATE_NEEDS_WRITE when a budgeted task is allowed (its increment is
+ * committed by gate_once before anything is signed). A peer without an
+ * agent is refused before the task matters, as stint_policy_sign does.
+ */
+static int
+gate_fast(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
+	  uint64_t mech, int64_t now, struct stint_agent *agent,
+	  struct stint_task *task, int *verdict, const char **reason)
+{
+	const struct stint_agent *a = idx_agent_for_peer(&s->idx, uid, gid);
+	struct task_entry *e = idx_task_find(&s->idx, task_id);
+
+	if (a != NULL)
+		*agent = *a;
+	if (e != NULL)
+		task_from_entry(e, task);
+	else if (a != NULL && task_id != NULL)
+		return GATE_MISS;
+	*verdict = stint_policy_sign(a, e != NULL ? task : NULL, mech, now,
+				     reason);
+	if (*verdict != STINT_OK)
+		return 0;
+	if (e->max_sigs != 0)
+		return GATE_NEEDS_WRITE;
+	/* No budget: counted in memory, written within a second. */
+	if (pending_add(s, e->id) != 0) {
+		log_err("out of memory counting signatures");
+		return -1;
+	}
+	e->used_sigs++;
+	task->used_sigs = e->used_sigs;
+	return 0;
+}
+
+/* A budgeted task the index allows: the committed write transaction
+ * decides, and must agree with the index. */
+static int
+gate_budget(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
+	    uint64_t mech, int64_t now, struct stint_agent *agent,
+	    struct stint_task *task, int *verdict, const char **reason)
+{
+	int r;
+
+	r = gate_once(s, true, uid, gid, task_id, mech, now, agent, task,
+		      verdict, reason);
+	if (r == 0 && *verdict != STINT_OK) {
+		log_err("%s: gate index allowed task %s, the database refuses "
+			"(%s)",
+			s->path, task_id, *reason);
+		idx_invalidate(s, "out of step with the database");
+	}
+	return r;
 }
 
 int
@@ -1271,11 +1742,23 @@ stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
 	memset(agent, 0, sizeof(*agent));
 	memset(task, 0, sizeof(*task));
 	pthread_mutex_lock(&s->lock);
-	r = gate_once(s, false, uid, gid, task_id, mech, now, agent, task,
-		      verdict, reason);
-	if (r == GATE_NEEDS_WRITE)
-		r = gate_once(s, true, uid, gid, task_id, mech, now, agent,
-			      task, verdict, reason);
+	/* After a failed rebuild, retry once a second, not per signature. */
+	if (!s->idx.valid && !s->idx_off && now >= s->idx_retry_at &&
+	    idx_rebuild(s) != 0)
+		s->idx_retry_at = now + 1;
+	r = s->idx.valid ? gate_fast(s, uid, gid, task_id, mech, now, agent,
+				     task, verdict, reason)
+			 : GATE_MISS;
+	if (r == 0)
+		s->gates_fast++;
+	else if (r > 0)
+		s->gates_sql++;
+	if (r == GATE_MISS)
+		r = gate_sql(s, uid, gid, task_id, mech, now, agent, task,
+			     verdict, reason);
+	else if (r == GATE_NEEDS_WRITE)
+		r = gate_budget(s, uid, gid, task_id, mech, now, agent, task,
+				verdict, reason);
 	if (r != 0) {
 		/* Nothing was counted, so nothing may be signed. */
 		*verdict = STINT_E_INTERNAL;
@@ -1334,7 +1817,17 @@ out:
 int
 stint_store_task_key_destroyed(struct stint_store *s, const char *id)
 {
-	return exec_one(s, S_TASK_KEY_DESTROYED, id, "key destroyed");
+	struct task_entry *e;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = exec_one_locked(s, S_TASK_KEY_DESTROYED, id, "key destroyed");
+	/* The policy does not look at it; kept so the entry stays equal to
+	 * its row. */
+	if (r == STINT_STORE_OK && (e = idx_task_find(&s->idx, id)) != NULL)
+		e->key_destroyed = true;
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 int
@@ -1369,4 +1862,31 @@ out:
 		db_log(s, "count");
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int
+stint_store_gate_index(struct stint_store *s, bool on)
+{
+	int r = STINT_STORE_OK;
+
+	pthread_mutex_lock(&s->lock);
+	s->idx_off = !on;
+	if (!on)
+		idx_free(&s->idx);
+	else if (idx_rebuild(s) != 0)
+		r = STINT_STORE_ERROR;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void
+stint_store_gate_stats(struct stint_store *s, struct stint_gate_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	st->index_valid = s->idx.valid;
+	st->agents = s->idx.n_agents;
+	st->tasks = s->idx.n_tasks;
+	st->fast = s->gates_fast;
+	st->sql = s->gates_sql;
+	pthread_mutex_unlock(&s->lock);
 }
