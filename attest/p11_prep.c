@@ -21,6 +21,11 @@
 #define PREP_PER_KEY    4  /* prepared ops per key and mechanism */
 #define PREP_WAIT_MS    50 /* longest wait for one being prepared */
 #define PREP_KEY_ID_MAX 255
+/* Prepared ops kept for a key that signs repeatedly: with two, one is
+ * being prepared while the other waits, so a client signing back to back
+ * finds one ready instead of waiting for C_SignInit. A key that signed
+ * once gets one. */
+#define PREP_DEPTH 2
 
 enum prep_state { P_FREE, P_QUEUED, P_ARMING, P_READY, P_INUSE };
 
@@ -234,53 +239,6 @@ take_ready(struct p11_prep *p, const char *key_id, const CK_MECHANISM *m)
 	}
 }
 
-bool
-p11_prep_sign(struct p11_prep *p, const char *key_id, const CK_MECHANISM *mech,
-	      const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *sig,
-	      CK_ULONG *sig_len)
-{
-	CK_SESSION_HANDLE close[1];
-	struct prep_op *op;
-	CK_ULONG len = *sig_len;
-	size_t n = 0;
-	CK_RV rv;
-
-	if (p == NULL || !mech_ok(mech))
-		return false;
-	pthread_mutex_lock(&p->lock);
-	if ((op = take_ready(p, key_id, mech)) == NULL) {
-		pthread_mutex_unlock(&p->lock);
-		return false;
-	}
-	op->state = P_INUSE;
-	pthread_mutex_unlock(&p->lock);
-
-	rv = p->f->C_Sign(op->s, (CK_BYTE_PTR)in, in_len, sig, &len);
-
-	pthread_mutex_lock(&p->lock);
-	if (rv == CKR_OK && !op->cancelled && !p->stop) {
-		/* Same session, same key: prepare the next one. */
-		op->state = P_QUEUED;
-		op->used = ++p->clock;
-		pthread_cond_signal(&p->work);
-	} else {
-		/* Failed (or dropped meanwhile): the session may still hold
-		 * the operation, so it is closed, never reused. */
-		op_release(op, close, &n);
-	}
-	pthread_mutex_unlock(&p->lock);
-	close_sessions(p, close, n);
-	if (rv != CKR_OK) {
-		stint_debug("backend",
-			    "prepared C_Sign failed (0x%lx); "
-			    "signing afresh",
-			    (unsigned long)rv);
-		return false;
-	}
-	*sig_len = len;
-	return true;
-}
-
 /* Caller holds the lock: a FREE slot, evicting the least recently used
  * READY one when the table is full; NULL when every slot is busy. */
 static struct prep_op *
@@ -317,23 +275,25 @@ thread_running(struct p11_prep *p)
 	return true;
 }
 
-void
-p11_prep_request(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
-		 const CK_MECHANISM *mech)
+/*
+ * Caller holds the lock. Queues operations for key_id until it has
+ * `depth` (at most PREP_PER_KEY), evicting least recently used ready ones
+ * of other keys when the table is full; evicted sessions go to close[]
+ * (room for one per call).
+ */
+static void
+queue_locked(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
+	     const CK_MECHANISM *mech, size_t depth, CK_SESSION_HANDLE *close,
+	     size_t *n)
 {
-	CK_SESSION_HANDLE close[1];
 	struct prep_op *op;
-	size_t i, have = 0, n = 0;
+	size_t i, have = 0;
 
-	if (p == NULL || !mech_ok(mech) || strlen(key_id) > PREP_KEY_ID_MAX)
-		return;
-	pthread_mutex_lock(&p->lock);
-	if (p->stop || !thread_running(p))
-		goto out;
 	for (i = 0; i < p->n; i++)
 		have += op_matches(&p->ops[i], key_id, mech);
-	if (have >= PREP_PER_KEY || (op = free_slot(p, close, &n)) == NULL)
-		goto out;
+	if (have >= depth || have >= PREP_PER_KEY ||
+	    (op = free_slot(p, close, n)) == NULL)
+		return;
 	op->state = P_QUEUED;
 	op->key = key;
 	op->mech = mech->mechanism;
@@ -344,7 +304,72 @@ p11_prep_request(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
 	memcpy(op->key_id, key_id, strlen(key_id) + 1);
 	op->used = ++p->clock;
 	pthread_cond_signal(&p->work);
-out:
+}
+
+bool
+p11_prep_sign(struct p11_prep *p, const char *key_id, const CK_MECHANISM *mech,
+	      const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *sig,
+	      CK_ULONG *sig_len)
+{
+	CK_SESSION_HANDLE close[2];
+	CK_OBJECT_HANDLE key;
+	struct prep_op *op;
+	CK_ULONG len = *sig_len;
+	size_t n = 0;
+	CK_RV rv;
+
+	if (p == NULL || !mech_ok(mech))
+		return false;
+	pthread_mutex_lock(&p->lock);
+	if ((op = take_ready(p, key_id, mech)) == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return false;
+	}
+	op->state = P_INUSE;
+	pthread_mutex_unlock(&p->lock);
+
+	rv = p->f->C_Sign(op->s, (CK_BYTE_PTR)in, in_len, sig, &len);
+
+	pthread_mutex_lock(&p->lock);
+	if (rv == CKR_OK && !op->cancelled && !p->stop) {
+		/* Same session, same key: prepare the next one. A key that
+		 * signs again gets a second, so that one is ready while the
+		 * other is being prepared. */
+		op->state = P_QUEUED;
+		op->used = ++p->clock;
+		key = op->key;
+		pthread_cond_signal(&p->work);
+		queue_locked(p, key_id, key, mech, PREP_DEPTH, close, &n);
+	} else {
+		/* Failed (or dropped meanwhile): the session may still hold
+		 * the operation, so it is closed, never reused. */
+		op_release(op, close, &n);
+	}
+	pthread_mutex_unlock(&p->lock);
+	close_sessions(p, close, n);
+	if (rv != CKR_OK) {
+		stint_debug("backend",
+			    "prepared C_Sign failed (0x%lx); "
+			    "signing afresh",
+			    (unsigned long)rv);
+		return false;
+	}
+	*sig_len = len;
+	return true;
+}
+
+void
+p11_prep_request(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
+		 const CK_MECHANISM *mech)
+{
+	CK_SESSION_HANDLE close[1];
+	size_t n = 0;
+
+	if (p == NULL || !mech_ok(mech) || strlen(key_id) > PREP_KEY_ID_MAX)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop && thread_running(p))
+		queue_locked(p, key_id, key, mech, 1, close, &n);
 	pthread_mutex_unlock(&p->lock);
 	close_sessions(p, close, n);
 }
