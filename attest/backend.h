@@ -59,6 +59,29 @@ struct stint_backend_ops {
 			uint32_t key_type, struct stint_pubkey *pub,
 			struct stint_key_facts *facts, bool *created, char *err,
 			size_t errlen);
+	/* A ready key of key_type from the backend's pool, made ahead under a
+	 * fresh task id (stint_task_id_new), which the caller must use as the
+	 * task's id: 0 with id, *pub (now the caller's) and *facts filled; -1
+	 * when none is ready, which is not an error (the caller mints an id
+	 * and calls generate). Makes no call into the token. NULL: no pool. */
+	int (*key_take)(struct stint_backend *b, uint32_t key_type,
+			char id[STINT_TASK_ID_MAX + 1],
+			struct stint_pubkey *pub,
+			struct stint_key_facts *facts);
+	/* Destroys every key in the backend whose id is shaped like a task
+	 * id (stint_task_id_shaped) and for which keep(ctx, id) is false, and
+	 * keys left under the "pool-<32 hex>" ids of earlier versions; never
+	 * touches anything else (host keys). gone(ctx, id), when not NULL,
+	 * is called for each key destroyed, *destroyed counts them. Keys the
+	 * backend holds ready for key_take are never destroyed. It must not
+	 * run while tasks start (a taken key is not in the store yet):
+	 * stintd calls it once, after daemonizing and before serving. -1
+	 * when some key could not be checked or destroyed (err says which);
+	 * the rest are still swept. NULL: nothing to sweep. */
+	int (*sweep)(struct stint_backend *b,
+		     bool (*keep)(void *ctx, const char *id),
+		     void (*gone)(void *ctx, const char *id), void *ctx,
+		     size_t *destroyed, char *err, size_t errlen);
 	void (*close)(struct stint_backend *b);
 };
 
@@ -79,6 +102,12 @@ int stint_backend_pkcs11_open(const struct stint_config *cfg,
 int stint_backend_tpm_open(const struct stint_config *cfg,
 			   struct stint_backend **out, char *err,
 			   size_t errlen);
+
+/* A fresh task id: "t-" and 32 lowercase hex digits from RAND_bytes
+ * (128 bits). It is also the key's CKA_ID and CKA_LABEL. */
+int stint_task_id_new(char id[STINT_TASK_ID_MAX + 1]);
+/* True when s[0..len) has exactly that shape. */
+bool stint_task_id_shaped(const char *s, size_t len);
 
 #define STINT_SIG_MAX 512 /* RSA-4096 fits */
 

@@ -16,17 +16,21 @@
  *
  * Key pool ([backend] key_pool = N): SoftHSM's file store takes tens of
  * milliseconds to generate a key pair (it writes the new objects attribute
- * by attribute), while renaming an existing pair takes about two. So a
- * background thread keeps N ec-p256 key pairs ready in the token, made with
- * the task-key template and checks under the id and label "pool-<32 hex>",
- * which no task id ("t-...") can equal. generate() for ec-p256 takes one,
- * sets CKA_ID and CKA_LABEL to the task id on both objects, reads the facts
- * and the public key back as for a fresh key, and falls back to generating
- * when anything fails. stintd never signs with a pool key and the module
- * only sees task ids. Pool keys stay in the token when stintd stops; the
- * next open checks and adopts them (or destroys them). The refill thread
- * starts with the first generate(), not at open: stintd forks to daemonize
- * after opening the backend, and a thread does not survive a fork.
+ * by attribute), and any change to an object rewrites its file. So a
+ * background thread keeps N ec-p256 key pairs ready, each made under its
+ * final name: it mints a task id (stint_task_id_new), checks that no object
+ * has that id, generates the pair with the task-key template and id and
+ * label = the task id, and reads the facts and the public key back, all off
+ * the task start's path. key_take() pops one from memory and the task gets
+ * the key's id: no call into the token at all. generate() always makes a
+ * fresh key under the caller's id. A ready key looks like any task key in
+ * the token, so a listing shows up to N keys named after tasks that do not
+ * exist yet. Ready keys still in memory are destroyed at close; after a
+ * crash, sweep() removes them with every other key no task owns (it
+ * removes any task-shaped key it is not told to keep: one token per
+ * stintd). The refill thread starts with the first key_take() or at the end
+ * of sweep(), never at open: stintd forks to daemonize after opening the
+ * backend, and a thread does not survive a fork.
  */
 
 #include <dlfcn.h>
@@ -45,7 +49,6 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "attest/backend.h"
@@ -60,9 +63,9 @@
 #define FIND_BATCH    16
 #define KEY_ID_MAX    255
 #define SIGN_IN_MAX   1024 /* largest raw input: RSA-4096 PKCS#1 block */
-#define POOL_PREFIX   "pool-"
-#define POOL_ID_LEN   37 /* "pool-" and 32 hex digits */
-#define POOL_RETRY_S  5  /* refill pause after a failed generation */
+#define POOL_RETRY_S  5    /* refill pause after a failed generation */
+
+#define LEGACY_POOL_PREFIX "pool-" /* ready keys of earlier versions */
 
 struct key_entry {
 	struct key_entry *next;
@@ -102,17 +105,21 @@ struct p11_backend {
 	 * overlap common. */
 	pthread_mutex_t write_lock;
 
-	/* Ready ec-p256 key pairs (see the top of this file). pool_lock
-	 * guards everything below; a key is removed from pool[] under it
-	 * before it is relabelled, so no two callers get the same key. */
+	/* Ready ec-p256 key pairs (see the top of this file), each with the
+	 * facts and public key read back when it was made. pool_lock guards
+	 * everything below; key_take() removes a key from pool[] under it,
+	 * so no two callers get the same key. */
 	pthread_mutex_t pool_lock;
 	pthread_cond_t pool_cond;
 	pthread_t pool_thread;
 	bool pool_started, pool_stop;
 	size_t pool_target, n_pool;
+	char pool_making[STINT_TASK_ID_MAX + 1]; /* "" or the id being made */
 	struct pool_key {
 		CK_OBJECT_HANDLE priv, pub;
-		char id[POOL_ID_LEN + 1];
+		char id[STINT_TASK_ID_MAX + 1];
+		struct stint_pubkey pubkey;
+		struct stint_key_facts facts;
 	} pool[STINT_KEY_POOL_MAX];
 };
 
@@ -142,6 +149,7 @@ static const struct key_spec key_specs[] = {
 static void p11_close(struct stint_backend *base);
 static int p11_destroy(struct stint_backend *base, const char *key_id,
 		       char *err, size_t errlen);
+static void *pool_main(void *arg);
 
 /* --- return codes ------------------------------------------------------- */
 
@@ -773,12 +781,9 @@ key_id_ok(const char *key_id)
  * non-extractable, the public key must parse. On failure nothing is left in
  * the token and *clean says whether s may be reused.
  *
- * SoftHSM makes objects CKA_MODIFIABLE by default, which pool keys need so
- * that their CKA_ID and CKA_LABEL can be set to a task id. That leaves the
- * id and label of any task key changeable too, but only by a holder of the
- * user PIN, which only stintd has; agents reach keys only through stintd,
- * which never sets attributes on task keys, and every fact that matters
- * (CKA_SENSITIVE, CKA_EXTRACTABLE, usage) is read back after relabelling.
+ * SoftHSM makes objects CKA_MODIFIABLE by default. Only a holder of the
+ * user PIN could change a key's attributes, and only stintd has it; agents
+ * reach keys only through stintd, which never sets attributes on keys.
  */
 static int
 keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
@@ -877,74 +882,99 @@ pool_spec(void)
 	return &key_specs[0]; /* ec-p256 */
 }
 
-static int
-pool_id_make(char id[POOL_ID_LEN + 1])
-{
-	uint8_t rnd[16];
-	size_t i;
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return -1;
-	memcpy(id, POOL_PREFIX, strlen(POOL_PREFIX));
-	for (i = 0; i < sizeof(rnd); i++)
-		snprintf(id + strlen(POOL_PREFIX) + 2 * i, 3, "%02x", rnd[i]);
-	return 0;
-}
-
+/* "pool-" and 32 lowercase hex digits: the ids under which earlier versions
+ * kept ready keys before relabelling them. The sweep removes any left. */
 static bool
-pool_id_ok(const char *id, size_t len)
+legacy_pool_id(const char *id, size_t len)
 {
-	size_t i;
+	size_t i, n = strlen(LEGACY_POOL_PREFIX);
 
-	if (len != POOL_ID_LEN ||
-	    memcmp(id, POOL_PREFIX, strlen(POOL_PREFIX)) != 0)
+	if (len != n + 32 || memcmp(id, LEGACY_POOL_PREFIX, n) != 0)
 		return false;
-	for (i = strlen(POOL_PREFIX); i < len; i++)
+	for (i = n; i < len; i++)
 		if (!((id[i] >= '0' && id[i] <= '9') ||
 		      (id[i] >= 'a' && id[i] <= 'f')))
 			return false;
 	return true;
 }
 
-/* Makes one pool key and adds it to the pool. Runs in the refill thread,
- * holding neither lock while the token works. */
+/* Starts the refill thread once; caller holds pool_lock. Not at open:
+ * stintd forks after opening the backend, and threads do not survive it. */
+static void
+pool_start_locked(struct p11_backend *b)
+{
+	if (b->pool_target == 0 || b->pool_started || b->pool_stop)
+		return;
+	if (pthread_create(&b->pool_thread, NULL, pool_main, b) != 0) {
+		log_warn("backend: cannot start the key pool thread; "
+			 "generating every key at task start");
+		b->pool_target = 0;
+		return;
+	}
+	b->pool_started = true;
+}
+
+/* Makes one ready key under a fresh task id and adds it to the pool. Runs
+ * in the refill thread, holding neither lock while the token works: the
+ * duplicate-id search, the generation and the read-back of the facts and
+ * the public key all happen here, off the task start's path. */
 static int
 pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 {
 	struct pool_key k;
-	struct stint_pubkey pub;
-	struct stint_key_facts facts;
+	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
-	bool clean = true;
+	CK_ULONG n;
+	bool clean = true, kept = false;
 	CK_RV rv;
-	int r;
+	int r = -1;
 
 	memset(&k, 0, sizeof(k));
-	memset(&pub, 0, sizeof(pub));
-	if (pool_id_make(k.id) != 0) {
-		snprintf(err, errlen, "no randomness for a pool key id");
+	if (stint_task_id_new(k.id) != 0) {
+		snprintf(err, errlen, "no randomness for a task id");
 		return -1;
 	}
+	/* From here until the key is in pool[], the sweep must spare it. */
+	pthread_mutex_lock(&b->pool_lock);
+	memcpy(b->pool_making, k.id, sizeof(k.id));
+	pthread_mutex_unlock(&b->pool_lock);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
-		return -1;
+		goto done;
 	}
-	r = keypair_make(b, s, pool_spec(), k.id, &k.pub, &k.priv, &pub, &facts,
-			 &clean, err, errlen);
-	stint_pubkey_free(&pub);
-	if (r == 0) {
-		pthread_mutex_lock(&b->pool_lock);
-		if (b->n_pool < b->pool_target) {
-			b->pool[b->n_pool++] = k;
-			k.id[0] = '\0';
-		}
-		pthread_mutex_unlock(&b->pool_lock);
-		if (k.id[0] != '\0') { /* not wanted any more */
-			obj_destroy(b, s, k.priv);
-			obj_destroy(b, s, k.pub);
-		}
+	/* As in generate(): a second key under one id would make every later
+	 * lookup a guess. */
+	if ((rv = find_by_id(b, s, k.id, NULL, &existing, 1, &n)) != CKR_OK) {
+		clean = !session_broken(rv);
+		ck_err(err, errlen, "cannot search the token", rv);
+		goto out;
 	}
+	if (n > 0) {
+		snprintf(err, errlen, "id %s is taken in token '%s'", k.id,
+			 b->token);
+		goto out;
+	}
+	if (keypair_make(b, s, pool_spec(), k.id, &k.pub, &k.priv, &k.pubkey,
+			 &k.facts, &clean, err, errlen) != 0)
+		goto out;
+	pthread_mutex_lock(&b->pool_lock);
+	if (b->n_pool < b->pool_target) {
+		b->pool[b->n_pool++] = k;
+		kept = true;
+	}
+	pthread_mutex_unlock(&b->pool_lock);
+	if (!kept) { /* not wanted any more */
+		obj_destroy(b, s, k.priv);
+		obj_destroy(b, s, k.pub);
+		stint_pubkey_free(&k.pubkey);
+	}
+	r = 0;
+out:
 	session_put(b, s, clean);
+done:
+	pthread_mutex_lock(&b->pool_lock);
+	b->pool_making[0] = '\0';
+	pthread_mutex_unlock(&b->pool_lock);
 	return r;
 }
 
@@ -987,215 +1017,58 @@ pool_main(void *arg)
 	return NULL;
 }
 
-/* Takes a ready key, starting the refill thread on first use; the caller
- * calls pool_kick() when done. */
-static bool
-pool_take(struct p11_backend *b, struct pool_key *k)
+/*
+ * Hands out a ready key: a pop under pool_lock, no call into the token.
+ * The facts read back when the key was made still hold: CKA_SENSITIVE can
+ * only be changed to true and CKA_EXTRACTABLE only to false (PKCS#11
+ * 2.40, 4.9), CKA_LOCAL and CKA_NEVER_EXTRACTABLE are read-only, and key
+ * material cannot be modified, so the public key read back then is still
+ * the private key's. The usage flags could be changed, but only by a
+ * holder of the user PIN, which only stintd has, and stintd never sets
+ * attributes on keys.
+ */
+static int
+p11_key_take(struct stint_backend *base, uint32_t key_type,
+	     char id[STINT_TASK_ID_MAX + 1], struct stint_pubkey *pub,
+	     struct stint_key_facts *facts)
 {
+	struct p11_backend *b = (struct p11_backend *)base;
+	struct pool_key k;
 	bool got = false;
 
+	if (key_spec_find(key_type) != pool_spec())
+		return -1;
 	pthread_mutex_lock(&b->pool_lock);
-	if (b->pool_target == 0)
-		goto out;
-	if (!b->pool_started && !b->pool_stop) {
-		if (pthread_create(&b->pool_thread, NULL, pool_main, b) != 0) {
-			log_warn("backend: cannot start the key pool thread; "
-				 "generating every key at task start");
-			b->pool_target = 0;
-			goto out;
-		}
-		b->pool_started = true;
-	}
+	pool_start_locked(b);
 	if (b->n_pool > 0) {
-		*k = b->pool[--b->n_pool];
+		k = b->pool[--b->n_pool];
+		memset(&b->pool[b->n_pool], 0, sizeof(b->pool[b->n_pool]));
+		pthread_cond_signal(&b->pool_cond); /* refill */
 		got = true;
 	}
-out:
 	pthread_mutex_unlock(&b->pool_lock);
-	return got;
+	if (!got)
+		return -1;
+	cache_put(b, k.id, k.priv, CKK_EC);
+	memcpy(id, k.id, sizeof(k.id));
+	*pub = k.pubkey;
+	*facts = k.facts;
+	return 0;
 }
 
-/* Wakes the refill thread. Called once the caller's own key work is done:
- * woken earlier, the refill would hold write_lock for a whole generation
- * while the task start waits to relabel its key. */
-static void
-pool_kick(struct p11_backend *b)
+/* True while id is a ready key in memory or being made as one. */
+static bool
+pool_holds(struct p11_backend *b, const char *id)
 {
+	bool held;
+	size_t i;
+
 	pthread_mutex_lock(&b->pool_lock);
-	pthread_cond_signal(&b->pool_cond);
+	held = strcmp(b->pool_making, id) == 0;
+	for (i = 0; i < b->n_pool && !held; i++)
+		held = strcmp(b->pool[i].id, id) == 0;
 	pthread_mutex_unlock(&b->pool_lock);
-}
-
-/* True when h still carries the pool id (it was not relabelled or
- * destroyed behind our back). */
-static bool
-pool_handle_ok(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-	       const char *id, CK_RV *rvp)
-{
-	char buf[POOL_ID_LEN + 1];
-	CK_ATTRIBUTE a = {CKA_ID, buf, POOL_ID_LEN};
-
-	*rvp = P11(b, C_GetAttributeValue, s, h, &a, 1);
-	return *rvp == CKR_OK && a.ulValueLen == POOL_ID_LEN &&
-	       memcmp(buf, id, POOL_ID_LEN) == 0;
-}
-
-/* Gives pool key k the id and label key_id and reads it back like a fresh
- * key. On failure the caller destroys k. */
-static int
-pool_claim(struct p11_backend *b, CK_SESSION_HANDLE s, const struct pool_key *k,
-	   const char *key_id, struct stint_pubkey *pub,
-	   struct stint_key_facts *facts, char *err, size_t errlen)
-{
-	CK_ULONG id_len = strlen(key_id);
-	CK_ATTRIBUTE set[2] = {{CKA_ID, (void *)key_id, id_len},
-			       {CKA_LABEL, (void *)key_id, id_len}};
-	const char *violation;
-	CK_RV rv = CKR_OK;
-
-	if (!pool_handle_ok(b, s, k->priv, k->id, &rv) ||
-	    !pool_handle_ok(b, s, k->pub, k->id, &rv)) {
-		snprintf(err, errlen, "pool key %s is gone or changed (%s)",
-			 k->id, ckr_str(rv));
-		return -1;
-	}
-	pthread_mutex_lock(&b->write_lock);
-	if ((rv = P11(b, C_SetAttributeValue, s, k->priv, set, 2)) == CKR_OK)
-		rv = P11(b, C_SetAttributeValue, s, k->pub, set, 2);
-	pthread_mutex_unlock(&b->write_lock);
-	if (rv != CKR_OK) {
-		ck_err(err, errlen, "cannot relabel a pool key", rv);
-		return -1;
-	}
-	if ((rv = facts_read(b, s, k->priv, facts)) != CKR_OK) {
-		ck_err(err, errlen, "cannot read back a pool key's attributes",
-		       rv);
-		return -1;
-	}
-	if ((violation = facts_violation(facts)) != NULL) {
-		snprintf(err, errlen,
-			 "pool key is not sign-only and non-extractable (%s)",
-			 violation);
-		return -1;
-	}
-	return pubkey_read(b, s, k->pub, pool_spec(), pub, err, errlen);
-}
-
-/* Checks a pool key left in the token by an earlier run, as pool_claim
- * would, without relabelling it. */
-static bool
-pool_adopt_one(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
-	       struct pool_key *k)
-{
-	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
-	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
-	CK_OBJECT_HANDLE hpriv[2], hpub[2];
-	CK_KEY_TYPE type = 0;
-	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof(type)};
-	struct stint_key_facts facts;
-	struct stint_pubkey pub;
-	CK_ULONG n, npub;
-	char err[256];
-	bool ok;
-
-	if (find_by_id(b, s, id, &priv_cls, hpriv, 2, &n) != CKR_OK ||
-	    find_by_id(b, s, id, &pub_cls, hpub, 2, &npub) != CKR_OK ||
-	    n != 1 || npub != 1)
-		return false;
-	if (P11(b, C_GetAttributeValue, s, hpriv[0], &a, 1) != CKR_OK ||
-	    type != CKK_EC || facts_read(b, s, hpriv[0], &facts) != CKR_OK ||
-	    facts_violation(&facts) != NULL)
-		return false;
-	memset(&pub, 0, sizeof(pub));
-	ok = pubkey_read(b, s, hpub[0], pool_spec(), &pub, err, sizeof(err)) ==
-	     0;
-	stint_pubkey_free(&pub);
-	if (!ok)
-		return false;
-	k->priv = hpriv[0];
-	k->pub = hpub[0];
-	memcpy(k->id, id, POOL_ID_LEN + 1);
-	return true;
-}
-
-/* Distinct pool ids of all objects in the token (malloc'ed, n*(LEN+1)). */
-static char *
-pool_ids_find(struct p11_backend *b, CK_SESSION_HANDLE s, size_t *nids)
-{
-	CK_OBJECT_HANDLE h[FIND_BATCH];
-	char *ids = NULL, *tmp, buf[POOL_ID_LEN + 1];
-	CK_ATTRIBUTE a;
-	CK_ULONG n, i;
-	size_t j, cap = 0;
-
-	*nids = 0;
-	if (P11(b, C_FindObjectsInit, s, NULL, 0) != CKR_OK)
-		return NULL;
-	while (P11(b, C_FindObjects, s, h, FIND_BATCH, &n) == CKR_OK && n > 0) {
-		for (i = 0; i < n; i++) {
-			a.type = CKA_ID;
-			a.pValue = buf;
-			a.ulValueLen = POOL_ID_LEN;
-			/* Longer ids fail with CKR_BUFFER_TOO_SMALL. */
-			if (P11(b, C_GetAttributeValue, s, h[i], &a, 1) !=
-				    CKR_OK ||
-			    !pool_id_ok(buf, a.ulValueLen))
-				continue;
-			buf[POOL_ID_LEN] = '\0';
-			for (j = 0; j < *nids; j++)
-				if (strcmp(ids + j * (POOL_ID_LEN + 1), buf) ==
-				    0)
-					break;
-			if (j < *nids)
-				continue;
-			if (*nids == cap) {
-				cap = cap ? 2 * cap : 16;
-				tmp = realloc(ids, cap * (POOL_ID_LEN + 1));
-				if (tmp == NULL)
-					goto out;
-				ids = tmp;
-			}
-			memcpy(ids + (*nids)++ * (POOL_ID_LEN + 1), buf,
-			       POOL_ID_LEN + 1);
-		}
-	}
-out:
-	P11(b, C_FindObjectsFinal, s);
-	return ids;
-}
-
-/* At open, before the refill thread exists: pool keys an earlier run left
- * in the token are checked and adopted up to key_pool; the rest (failed
- * checks, a half-made pair, a smaller or disabled pool) are destroyed. */
-static void
-pool_adopt(struct p11_backend *b)
-{
-	CK_SESSION_HANDLE s;
-	char *ids, err[256];
-	size_t n, i, destroyed = 0;
-	const char *id;
-
-	if (session_get(b, &s) != CKR_OK)
-		return;
-	ids = pool_ids_find(b, s, &n);
-	for (i = 0; i < n; i++) {
-		id = ids + i * (POOL_ID_LEN + 1);
-		if (b->n_pool < b->pool_target &&
-		    pool_adopt_one(b, s, id, &b->pool[b->n_pool])) {
-			b->n_pool++;
-			continue;
-		}
-		if (p11_destroy(&b->base, id, err, sizeof(err)) == 0)
-			destroyed++;
-		else
-			log_warn("backend: cannot remove stale pool key %s: %s",
-				 id, err);
-	}
-	free(ids);
-	session_put(b, s, true);
-	if (n > 0)
-		stint_debug("backend", "key pool: adopted %zu, destroyed %zu",
-			    b->n_pool, destroyed);
+	return held;
 }
 
 static void
@@ -1212,22 +1085,195 @@ pool_stop(struct p11_backend *b)
 		pthread_join(b->pool_thread, NULL);
 }
 
+/* At close, after pool_stop(): a stopped stintd leaves no unused ready key
+ * in the token (the sweep at the next start covers a crash). */
+static void
+pool_drain(struct p11_backend *b)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv = CKR_OK;
+	bool have_session;
+	size_t i;
+
+	if (b->n_pool == 0)
+		return;
+	have_session = b->f != NULL && (rv = session_get(b, &s)) == CKR_OK;
+	for (i = 0; i < b->n_pool; i++) {
+		if (have_session &&
+		    ((rv = obj_destroy(b, s, b->pool[i].priv)) == CKR_OK ||
+		     rv == CKR_OBJECT_HANDLE_INVALID))
+			rv = obj_destroy(b, s, b->pool[i].pub);
+		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID)
+			log_warn("backend: cannot remove unused ready key %s "
+				 "(%s); the next start removes it",
+				 b->pool[i].id, ckr_str(rv));
+		stint_pubkey_free(&b->pool[i].pubkey);
+	}
+	if (have_session)
+		session_put(b, s, !session_broken(rv));
+	stint_debug("backend", "key pool: %zu unused ready keys removed",
+		    b->n_pool);
+	b->n_pool = 0;
+}
+
+/* --- sweep --------------------------------------------------------------- */
+
+static int
+sweep_id_cmp(const void *x, const void *y)
+{
+	return strcmp(x, y);
+}
+
+/* Keeps the first of each run of equal ids in a sorted list. */
+static size_t
+sweep_ids_unique(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (k == 0 || strcmp(ids[k - 1], ids[i]) != 0)
+			memmove(ids[k++], ids[i], sizeof(ids[i]));
+	return k;
+}
+
+/* The distinct task-shaped and legacy pool ids of all objects in the token
+ * (*out malloc'ed, sorted). An object whose CKA_ID cannot be read, or is
+ * longer than any such id (CKR_BUFFER_TOO_SMALL), is none of ours. */
+static CK_RV
+sweep_ids(struct p11_backend *b, CK_SESSION_HANDLE s,
+	  char (**out)[STINT_TASK_ID_MAX + 1], size_t *nout)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	char(*grown)[STINT_TASK_ID_MAX + 1];
+	char buf[STINT_TASK_ID_MAX + 1];
+	CK_OBJECT_HANDLE h[FIND_BATCH];
+	CK_ATTRIBUTE a;
+	CK_ULONG n, i;
+	size_t cnt = 0, cap = 0;
+	CK_RV rv, rv2;
+
+	*out = NULL;
+	*nout = 0;
+	if ((rv = P11(b, C_FindObjectsInit, s, NULL, 0)) != CKR_OK)
+		return rv;
+	while ((rv = P11(b, C_FindObjects, s, h, FIND_BATCH, &n)) == CKR_OK &&
+	       n > 0) {
+		for (i = 0; i < n && rv == CKR_OK; i++) {
+			a.type = CKA_ID;
+			a.pValue = buf;
+			a.ulValueLen = STINT_TASK_ID_MAX;
+			rv = P11(b, C_GetAttributeValue, s, h[i], &a, 1);
+			if (rv != CKR_OK) {
+				/* A broken session would hide every key. */
+				if (!session_broken(rv))
+					rv = CKR_OK;
+				continue;
+			}
+			if (!stint_task_id_shaped(buf, a.ulValueLen) &&
+			    !legacy_pool_id(buf, a.ulValueLen))
+				continue;
+			buf[a.ulValueLen] = '\0';
+			if (cnt == cap) {
+				cap = cap ? 2 * cap : 64;
+				grown = realloc(ids, cap * sizeof(*ids));
+				if (grown == NULL) {
+					rv = CKR_HOST_MEMORY;
+					continue;
+				}
+				ids = grown;
+			}
+			memcpy(ids[cnt++], buf, sizeof(buf));
+		}
+		if (rv != CKR_OK)
+			break;
+	}
+	rv2 = P11(b, C_FindObjectsFinal, s);
+	if (rv == CKR_OK)
+		rv = rv2;
+	if (rv != CKR_OK) {
+		free(ids);
+		return rv;
+	}
+	if (cnt > 0)
+		qsort(ids, cnt, sizeof(*ids), sweep_id_cmp);
+	*out = ids;
+	*nout = sweep_ids_unique(ids, cnt);
+	return CKR_OK;
+}
+
+/*
+ * Removes keys no task owns: ready keys and fresh task keys a crashed
+ * stintd left between generation and storing the task, keys of tasks lost
+ * with the state, and keys under the pool ids of earlier versions. Ready
+ * keys in memory are spared. When done it starts the refill thread (this
+ * runs after stintd has forked), so the pool is full before the first
+ * task start.
+ */
+static int
+p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
+	  void (*gone)(void *ctx, const char *id), void *ctx, size_t *destroyed,
+	  char *err, size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	char why[256];
+	CK_SESSION_HANDLE s;
+	size_t n = 0, i, failed = 0;
+	CK_RV rv;
+	int r = -1;
+
+	*destroyed = 0;
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		goto out;
+	}
+	rv = sweep_ids(b, s, &ids, &n);
+	session_put(b, s, !session_broken(rv));
+	if (rv != CKR_OK) {
+		ck_err(err, errlen, "cannot list the objects in the token", rv);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (pool_holds(b, ids[i]))
+			continue;
+		if (!legacy_pool_id(ids[i], strlen(ids[i])) &&
+		    keep(ctx, ids[i]))
+			continue;
+		if (p11_destroy(base, ids[i], why, sizeof(why)) != 0) {
+			if (failed++ == 0)
+				snprintf(err, errlen, "%s", why);
+			continue;
+		}
+		(*destroyed)++;
+		if (gone != NULL)
+			gone(ctx, ids[i]);
+	}
+	if (failed > 1)
+		snprintf(err + strlen(err), errlen - strlen(err),
+			 " (and %zu more keys not removed)", failed - 1);
+	r = failed > 0 ? -1 : 0;
+out:
+	free(ids);
+	pthread_mutex_lock(&b->pool_lock);
+	pool_start_locked(b);
+	pthread_mutex_unlock(&b->pool_lock);
+	return r;
+}
+
 /* --- generate ------------------------------------------------------------ */
 
-/* A task key: a ready pool key relabelled when there is one (ec-p256,
- * use_pool), else a fresh one. The pool never fails a task: a pool key that
- * does not pass is destroyed and a key generated instead. */
+/* A fresh task key under key_id (ready keys are handed out only by
+ * key_take(), under their own ids). */
 static int
 key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
-	     bool use_pool, struct stint_pubkey *pub,
-	     struct stint_key_facts *facts, char *err, size_t errlen)
+	     struct stint_pubkey *pub, struct stint_key_facts *facts, char *err,
+	     size_t errlen)
 {
 	const struct key_spec *spec;
-	struct pool_key k;
 	CK_OBJECT_HANDLE hpub, hpriv, existing;
 	CK_SESSION_HANDLE s;
 	CK_ULONG n;
-	bool clean = true, took = false;
+	bool clean = true;
 	CK_RV rv;
 	int r = -1;
 
@@ -1265,46 +1311,13 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 			 key_id, b->token);
 		goto out;
 	}
-	if (use_pool && spec == pool_spec() && (took = pool_take(b, &k))) {
-		if (pool_claim(b, s, &k, key_id, pub, facts, err, errlen) ==
-		    0) {
-			hpriv = k.priv;
-			goto done;
-		}
-		log_warn("backend: pool key %s refused (%s); generating a "
-			 "fresh key for '%s'",
-			 k.id, err, key_id);
-		stint_pubkey_free(pub);
-		memset(facts, 0, sizeof(*facts));
-		/* The failed session may hold a broken state. */
-		session_put(b, s, false);
-		if ((rv = session_get(b, &s)) != CKR_OK) {
-			ck_err(err, errlen, "cannot open a token session", rv);
-			pool_kick(b);
-			return -1;
-		}
-		/* It may carry key_id already: a second key under the id
-		 * must not be made while it is there. */
-		rv = obj_destroy(b, s, k.priv);
-		if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
-			rv = obj_destroy(b, s, k.pub);
-		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
-			clean = !session_broken(rv);
-			ck_err(err, errlen, "cannot remove a refused pool key",
-			       rv);
-			goto out;
-		}
-	}
 	if (keypair_make(b, s, spec, key_id, &hpub, &hpriv, pub, facts, &clean,
 			 err, errlen) != 0)
 		goto out;
-done:
 	cache_put(b, key_id, hpriv, spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
 out:
 	session_put(b, s, clean);
-	if (took)
-		pool_kick(b);
 	return r;
 }
 
@@ -1314,8 +1327,8 @@ p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 	     struct stint_key_facts *facts, char *err, size_t errlen)
 {
 	(void)not_after; /* a PKCS#11 key cannot bind it */
-	return key_generate((struct p11_backend *)base, key_type, key_id, true,
-			    pub, facts, err, errlen);
+	return key_generate((struct p11_backend *)base, key_type, key_id, pub,
+			    facts, err, errlen);
 }
 
 static size_t
@@ -1600,10 +1613,7 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	}
 	if (n == 0 && npub == 0) {
 		session_put(b, s, clean);
-		/* Not from the pool: host keys are made at open, before
-		 * stintd forks, and the refill thread must not start yet. */
-		r = key_generate(b, key_type, key_id, false, pub, facts, err,
-				 errlen);
+		r = key_generate(b, key_type, key_id, pub, facts, err, errlen);
 		*created = r == 0;
 		return r;
 	}
@@ -1644,6 +1654,8 @@ static const struct stint_backend_ops p11_ops = {
 	.sign = p11_sign,
 	.destroy = p11_destroy,
 	.host_key = p11_host_key,
+	.key_take = p11_key_take,
+	.sweep = p11_sweep,
 	.close = p11_close,
 };
 
@@ -1852,8 +1864,9 @@ p11_close(struct stint_backend *base)
 
 	if (b == NULL)
 		return;
-	/* Ready pool keys stay in the token for the next open to adopt. */
+	/* Unused ready keys do not outlive this stintd. */
 	pool_stop(b);
+	pool_drain(b);
 	p11_prep_free(b->prep);
 	b->prep = NULL;
 	if (b->f != NULL) {
@@ -1963,7 +1976,6 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	}
 	if (token_find(b, err, errlen) != 0 || token_login(b, err, errlen) != 0)
 		goto out;
-	pool_adopt(b);
 	b->prep = p11_prep_new(b->f, b->slot, cfg->backend.prepared_ops);
 	stint_debug("backend", "token '%s' ready", b->token);
 	*out = &b->base;

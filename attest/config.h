@@ -28,9 +28,9 @@ struct stint_config {
 		 * "swtpm:host=127.0.0.1,port=2321", "tabrmd") */
 		char tcti[256];
 		uint32_t kill_switch_index; /* NV index, default 0x01500100 */
-		/* pkcs11 only: ec-p256 keys generated ahead of time and kept
-		 * ready (labelled "pool-<hex>"), so task start relabels one
-		 * instead of generating. Default 4, 0 disables. */
+		/* pkcs11 only: ec-p256 keys generated ahead of time under
+		 * fresh task ids and kept ready, so a task start takes one
+		 * (and its id) instead of generating. Default 4, 0 disables. */
 		uint32_t key_pool;
 		/* pkcs11 only: signing operations initialised ahead
 		 * (C_SignInit) for keys that just signed, each holding a

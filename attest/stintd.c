@@ -135,6 +135,61 @@ audit_daemon(struct stintd *d, const char *event, const char *detail)
 		log_err("audit log write failed for %s", event);
 }
 
+/* The sweep keeps a key while the store knows its task and has not
+ * recorded its key destroyed: the reaper ends tasks past their deadline
+ * and destroys the keys of ended ones, with their own audit records. A key
+ * is also kept when the store cannot answer. */
+static bool
+sweep_keep(void *ctx, const char *id)
+{
+	struct stintd *d = ctx;
+	struct stint_task t;
+	bool keep;
+	int r;
+
+	memset(&t, 0, sizeof(t));
+	r = stint_store_task_get(d->store, id, &t);
+	if (r == STINT_STORE_NOT_FOUND)
+		return false;
+	keep = r != STINT_STORE_OK || !t.key_destroyed;
+	stint_task_clear(&t);
+	return keep;
+}
+
+static void
+sweep_gone(void *ctx, const char *id)
+{
+	struct stintd *d = ctx;
+	struct stint_audit_event ev = {
+		.event = "key-destroy",
+		.task = id,
+		.decision = "allow",
+		.reason = "no live task: orphan or unused ready key"};
+
+	if (stint_audit_append(d->audit, &ev) != 0)
+		log_err("audit log write failed for key-destroy of %s", id);
+}
+
+/* Removes keys no task owns: ready keys of the backend's pool and fresh
+ * task keys left by a crash, before their task was stored. Once, before
+ * serving: a key taken for a task start is not in the store yet. */
+static void
+sweep_keys(struct stintd *d)
+{
+	size_t n = 0;
+	char err[512];
+
+	if (d->backend->ops->sweep == NULL)
+		return;
+	err[0] = '\0';
+	if (d->backend->ops->sweep(d->backend, sweep_keep, sweep_gone, d, &n,
+				   err, sizeof(err)) != 0)
+		log_warn("key sweep incomplete: %s (the next start tries "
+			 "again)",
+			 err);
+	log_info("key sweep: removed %zu keys that no live task owns", n);
+}
+
 /* Writers first: glibc's default rwlock favours readers, and SIGN holds
  * the lock shared across the backend call, so with clients signing back to
  * back `task end`, expiry and the kill switch would wait for the signing to
@@ -272,6 +327,8 @@ main(int argc, char **argv)
 	audit_daemon(&d, "daemon-start", detail);
 	log_info("started (%s, audit %s, sync %s)", detail, d.cfg.audit.path,
 		 stint_sync_str(d.cfg.audit.sync));
+	/* After daemonize(): the sweep starts the backend's refill thread. */
+	sweep_keys(&d);
 	if (stint_reaper_start(&d) != 0) {
 		log_err("cannot start the expiry thread");
 		goto out;

@@ -1,9 +1,11 @@
 /*
  * Task lifecycle. A task is born with its key (generated in the backend,
- * attributes checked) and dies with it: ending marks it in the store under
- * the exclusive revoke lock, so no SIGN is in flight or can start for it,
- * then destroys the key. The reaper does the same for tasks that reach
- * their deadline, and retries destruction that failed.
+ * attributes checked; or made ahead by the backend's key pool under a fresh
+ * task id, which the task then takes as its own) and dies with it: ending
+ * marks it in the store under the exclusive revoke lock, so no SIGN is in
+ * flight or can start for it, then destroys the key. The reaper does the
+ * same for tasks that reach their deadline, and retries destruction that
+ * failed.
  */
 
 #include <errno.h>
@@ -24,7 +26,6 @@
 #include "attest/backend_tpm.h"
 #endif
 #include "attest/task.h"
-#include "common/hex.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 
@@ -50,19 +51,6 @@ stint_task_uri(const struct stint_task *t, char *buf, size_t cap)
 {
 	/* Agent names and task ids are URI-safe by construction. */
 	snprintf(buf, cap, "pkcs11:token=%s;object=%s", t->agent, t->id);
-}
-
-static int
-new_task_id(char id[STINT_TASK_ID_MAX + 1])
-{
-	uint8_t rnd[16];
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return -1;
-	id[0] = 't';
-	id[1] = '-';
-	stint_hex_encode(rnd, sizeof(rnd), id + 2);
-	return 0;
 }
 
 static void
@@ -340,7 +328,9 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 {
 	struct stint_key_facts facts;
 	struct stint_agent a;
-	char detail[STINT_INTENT_MAX + 128], berr[256];
+	char detail[STINT_INTENT_MAX + 128], berr[256], kdetail[64];
+	const struct stint_backend_ops *ops = d->backend->ops;
+	bool ready;
 	uint64_t ttl;
 	int r;
 
@@ -375,7 +365,11 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 			 a.name, stint_key_type_str(t->key_type));
 		return STINT_E_MECHANISM;
 	}
-	if (new_task_id(t->id) != 0) {
+	/* A ready key comes with its id, which becomes the task's. */
+	ready = ops->key_take != NULL &&
+		ops->key_take(d->backend, t->key_type, t->id, &t->pub,
+			      &facts) == 0;
+	if (!ready && stint_task_id_new(t->id) != 0) {
 		snprintf(err, errlen, "no randomness for a task id");
 		return STINT_E_INTERNAL;
 	}
@@ -387,17 +381,19 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	if (req->intent)
 		snprintf(t->intent, sizeof(t->intent), "%s", req->intent);
 
-	if (d->backend->ops->generate(d->backend, t->key_type, t->id,
-				      t->not_after, &t->pub, &facts, berr,
-				      sizeof(berr)) != 0) {
+	if (!ready &&
+	    ops->generate(d->backend, t->key_type, t->id, t->not_after, &t->pub,
+			  &facts, berr, sizeof(berr)) != 0) {
 		audit(d, "key-generate", a.name, t->id, by, "deny", berr,
 		      stint_key_type_str(t->key_type));
 		snprintf(err, errlen, "key generation failed: %s", berr);
 		stint_task_clear(t);
 		return STINT_E_BACKEND;
 	}
-	audit(d, "key-generate", a.name, t->id, by, "allow", NULL,
-	      stint_key_type_str(t->key_type));
+	/* "ready": made ahead by the backend's pool, facts read back then. */
+	snprintf(kdetail, sizeof(kdetail), "%s%s",
+		 stint_key_type_str(t->key_type), ready ? " ready" : "");
+	audit(d, "key-generate", a.name, t->id, by, "allow", NULL, kdetail);
 	if (d->ca != NULL && (r = attest_and_certify(d, t, &facts, by, err,
 						     errlen)) != STINT_OK) {
 		(void)d->backend->ops->destroy(d->backend, t->id, berr,

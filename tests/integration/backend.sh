@@ -2,6 +2,8 @@
 # stintd's PKCS#11 backend against a real SoftHSM2 token in a temporary
 # directory: backend_probe generates, signs, verifies and destroys keys of
 # every type; SoftHSM's own view (pkcs11-tool) confirms no key is left; the
+# key pool hands out ready keys under their own task ids and the sweep
+# removes keys no task owns (also through stintd across a kill -9); the
 # error paths (wrong PIN, unknown token, bad module, readable PIN file) say
 # what to fix. Exit 0 pass, 1 fail, 77 skip.
 set -u
@@ -105,10 +107,11 @@ if grep -q "$keep" "$tmp/objects"; then
 fi
 ok "generated key visible to pkcs11-tool, gone after destroy"
 
-# --- key pool -----------------------------------------------------------------
-# Distinct pool ids in the token, and how many objects carry each label.
-pool_ids() {
-	list_objects | sed -n 's/^ *label: *\(pool-[0-9a-f]*\) *$/\1/p' | sort -u
+# --- key pool ---------------------------------------------------------------
+# Task-shaped ids ("t-" and 32 lowercase hex) in the token, one line per
+# object; `uniq` makes it one per key.
+task_labels() {
+	list_objects | sed -n 's/^ *label: *\(t-[0-9a-f]\{32\}\) *$/\1/p' | sort
 }
 label_count() {
 	list_objects | grep -c "label: *$1 *\$"
@@ -116,93 +119,264 @@ label_count() {
 hex() {
 	printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
 }
+rand32() {
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n'
+}
+# The ids of the keys a pool run printed ("key ID ready|fresh").
+probe_keys() {
+	sed -n 's/^key \([^ ]*\) .*$/\1/p' "$1"
+}
 # Each task key the probe printed is a private and a public object whose
 # CKA_LABEL and CKA_ID are the task id.
 task_keys_ok() {
 	list_objects >"$tmp/objects"
-	for id in $(sed -n 's/^key //p' "$1"); do
+	for id in $(probe_keys "$1"); do
 		n=$(grep -c "label: *$id *\$" "$tmp/objects")
 		[ "$n" -eq 2 ] || fail "task key $id: $n objects labelled, not 2"
 		n=$(grep -ci "ID: *$(hex "$id") *\$" "$tmp/objects")
 		[ "$n" -eq 2 ] || fail "task key $id: $n objects with its CKA_ID, not 2"
 	done
 }
-
-# key_pool = 2: one task key starts the refill thread, which fills the pool
-# before close; the ready keys stay in the token.
-"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 2 1 4000 >"$tmp/pool1" ||
-	fail "pool run 1"
-task_keys_ok "$tmp/pool1"
-pool_ids >"$tmp/ids1"
-[ "$(wc -l <"$tmp/ids1")" -eq 2 ] || {
-	cat "$tmp/ids1" >&2
-	fail "pool of 2 left $(wc -l <"$tmp/ids1") pool ids, not 2"
+# Polls (0.2 s) until command $2... succeeds, for at most $1 seconds.
+wait_until() {
+	secs=$1
+	shift
+	i=0
+	while ! "$@"; do
+		i=$((i + 1))
+		[ "$i" -le $((secs * 5)) ] || return 1
+		sleep 0.2
+	done
 }
-for id in $(cat "$tmp/ids1"); do
-	[ "$(label_count "$id")" -eq 2 ] || fail "pool key $id is not one pair"
-done
-ok "refill thread filled a pool of 2; pool keys stay in the token after close"
+n_task_keys_is() {
+	[ "$(task_labels | uniq | wc -l)" -eq "$1" ]
+}
 
-# Reopen: the leftovers are adopted, neither destroyed nor duplicated.
-"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" open 2 >/dev/null ||
-	fail "open with key_pool = 2"
-pool_ids >"$tmp/ids1b"
-cmp -s "$tmp/ids1" "$tmp/ids1b" || fail "pool keys changed across a reopen"
-ok "reopen adopts the pool keys left by the previous run"
+[ -z "$(task_labels)" ] || fail "task-shaped keys in the token before the pool test"
 
-# Five task keys back to back: the two adopted pool keys are handed out
-# (relabelled to task ids), each once; the rest are generated or refilled.
-"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 2 5 4000 >"$tmp/pool2" ||
-	fail "pool run 2"
-grep '^ok pool' "$tmp/pool2"
-task_keys_ok "$tmp/pool2"
-pool_ids >"$tmp/ids2"
-[ "$(wc -l <"$tmp/ids2")" -eq 2 ] || fail "pool not refilled to 2"
-if [ -n "$(comm -12 "$tmp/ids1" "$tmp/ids2")" ]; then
-	fail "an adopted pool key was not handed out to a task"
+# key_pool = 2. The first key starts the refill thread; while the probe
+# waits, the token holds that key and the two ready ones, each a pair
+# labelled with the task id it will be handed out under. Then three more
+# keys back to back: the ready ones come first, without a token call.
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 2 4 0 "$tmp/go" \
+	>"$tmp/pool1" &
+pool_pid=$!
+wait_until 120 grep -q '^ready$' "$tmp/pool1" || {
+	kill "$pool_pid" 2>/dev/null
+	fail "pool probe never got ready"
+}
+if ! wait_until 120 n_task_keys_is 3; then
+	task_labels >&2
+	kill "$pool_pid" 2>/dev/null
+	fail "the refill thread did not make 2 ready keys next to the first key"
 fi
-n=$(list_objects | grep -c 'label: *t-pool-')
-[ "$n" -eq 12 ] || fail "$n task key objects, not 12 (6 keys)"
-ok "adopted pool keys became task keys (label and id = task id), pool refilled"
-
-# Stale pool objects that fail the checks are destroyed at open: an RSA
-# pair and a lone public EC key under pool ids.
-bad1="pool-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-bad2="pool-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
-	--pin "$pin" --keypairgen --key-type rsa:2048 --label "$bad1" \
-	--id "$(hex "$bad1")" >/dev/null 2>&1 || fail "pkcs11-tool keypairgen rsa"
-pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
-	--pin "$pin" --keypairgen --key-type EC:prime256v1 --label "$bad2" \
-	--id "$(hex "$bad2")" >/dev/null 2>&1 || fail "pkcs11-tool keypairgen ec"
-pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
-	--pin "$pin" --delete-object --type privkey --label "$bad2" \
-	>/dev/null 2>&1 || fail "pkcs11-tool delete-object"
-[ "$(label_count "$bad1")" -eq 2 ] && [ "$(label_count "$bad2")" -eq 1 ] ||
-	fail "stale pool objects not made"
-"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" open 2 >/dev/null ||
-	fail "open with stale pool objects"
-[ "$(label_count "$bad1")" -eq 0 ] && [ "$(label_count "$bad2")" -eq 0 ] ||
-	fail "stale pool objects survived an open"
-pool_ids >"$tmp/ids2b"
-cmp -s "$tmp/ids2" "$tmp/ids2b" || fail "good pool keys lost with the stale"
-ok "pool objects failing the checks destroyed at open, good ones kept"
-
-# key_pool = 0: generation still works, and leftover pool keys are removed.
-"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 0 2 0 >"$tmp/pool3" ||
-	fail "pool run with key_pool = 0"
-task_keys_ok "$tmp/pool3"
-[ -z "$(pool_ids)" ] || fail "pool keys left with key_pool = 0"
-ok "key_pool = 0 generates task keys and removes leftover pool keys"
-
-for id in $(sed -n 's/^key //p' "$tmp/pool1" "$tmp/pool2" "$tmp/pool3"); do
+task_labels | uniq >"$tmp/open1"
+for id in $(cat "$tmp/open1"); do
+	[ "$(label_count "$id")" -eq 2 ] || fail "ready key $id is not one pair"
+done
+touch "$tmp/go"
+wait "$pool_pid" || fail "pool run with key_pool = 2"
+grep '^ok pool' "$tmp/pool1"
+grep -qx "$(probe_keys "$tmp/pool1" | head -n 1)" "$tmp/open1" ||
+	fail "the first key is not in the token"
+# Keys 2 and 3 are the two listed ready keys; key 4 may be a refilled one,
+# made after the listing.
+n=0
+for id in $(sed -n 's/^key \(.*\) ready$/\1/p' "$tmp/pool1"); do
+	grep -qx "$id" "$tmp/open1" && n=$((n + 1))
+done
+[ "$n" -ge 2 ] || fail "$n ready keys handed out that were in the token under their id before, not 2"
+ok "refill thread made 2 ready keys under their task ids; handed out as they were"
+task_keys_ok "$tmp/pool1"
+probe_keys "$tmp/pool1" | sort >"$tmp/handed1"
+task_labels | uniq >"$tmp/after1"
+cmp -s "$tmp/handed1" "$tmp/after1" || {
+	diff "$tmp/handed1" "$tmp/after1" >&2
+	fail "after close the token holds task-shaped keys not handed out (unused ready keys left)"
+}
+ok "4 distinct keys verified; close destroyed the unused ready keys"
+# Destroyed now: the next pool run sweeps, keeping only its own keys.
+for id in $(probe_keys "$tmp/pool1"); do
 	"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" destroy "$id" \
 		>/dev/null || fail "destroy $id"
 done
-if list_objects | grep -q -e 't-pool-' -e 'pool-'; then
-	fail "pool test objects left in the token"
-fi
+
+# key_pool = 0: every key is generated under a minted task id.
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" pool 0 2 0 >"$tmp/pool2" ||
+	fail "pool run with key_pool = 0"
+grep -q '^ok pool: 2 distinct task keys, 0 ready' "$tmp/pool2" ||
+	fail "key_pool = 0 handed out ready keys"
+task_keys_ok "$tmp/pool2"
+ok "key_pool = 0 generates every key"
+
+for id in $(probe_keys "$tmp/pool2"); do
+	"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" destroy "$id" \
+		>/dev/null || fail "destroy $id"
+done
+[ -z "$(task_labels)" ] || fail "pool test keys left in the token"
 ok "pool test keys destroyed"
+
+# --- sweep ------------------------------------------------------------------
+# Task keys A, B, C; D a lone public key (half a pair); a legacy pool pair;
+# and keys the sweep must never touch: host keys and ids that are not
+# exactly "t-" and 32 lowercase hex (or "pool-" and 32).
+ka="t-$(rand32)"
+kb="t-$(rand32)"
+kc="t-$(rand32)"
+kd="t-$(rand32)"
+legacy="pool-$(rand32)"
+others="stint-ca stint-ak t-$(rand32 | tr a-f A-F) t-$(rand32)0 t-short pool-$(rand32)0"
+for id in "$ka" "$kb" "$kc" "$kd" "$legacy" $others; do
+	"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" generate "$id" \
+		>/dev/null || fail "generate $id"
+done
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login \
+	--pin "$pin" --delete-object --type privkey --label "$kd" \
+	>/dev/null 2>&1 || fail "pkcs11-tool delete-object"
+[ "$(label_count "$kd")" -eq 1 ] || fail "half pair $kd not made"
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" sweep "$ka" >"$tmp/sweep" ||
+	fail "sweep keeping $ka"
+grep -qx 'ok sweep: destroyed 4' "$tmp/sweep" || {
+	cat "$tmp/sweep" >&2
+	fail "sweep did not report 4 keys destroyed"
+}
+[ "$(label_count "$ka")" -eq 2 ] || fail "sweep destroyed the kept key $ka"
+for id in "$kb" "$kc" "$kd" "$legacy"; do
+	[ "$(label_count "$id")" -eq 0 ] || fail "sweep left $id"
+	grep -qx "destroyed $id" "$tmp/sweep" || fail "sweep did not report $id"
+done
+for id in $others; do
+	[ "$(label_count "$id")" -eq 2 ] || fail "sweep touched $id"
+done
+ok "sweep: kept key stays; orphans, a half pair and a legacy pool key go; others untouched"
+"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" sweep >"$tmp/sweep" ||
+	fail "sweep keeping nothing"
+grep -qx 'ok sweep: destroyed 1' "$tmp/sweep" || fail "second sweep: $(cat "$tmp/sweep")"
+[ "$(label_count "$ka")" -eq 0 ] || fail "sweep keeping nothing left $ka"
+for id in $others; do
+	"$probe" "$SOFTHSM_MODULE" "$label" "$tmp/pin" destroy "$id" \
+		>/dev/null || fail "destroy $id"
+done
+ok "sweep keeping nothing removes the last task key"
+
+# --- stintd: task start takes a ready key; a restart sweeps --------------------
+stintd_bin="$top_builddir/stintd"
+stint_bin="$top_builddir/stint"
+if [ ! -x "$stintd_bin" ] || [ ! -x "$stint_bin" ]; then
+	echo "note: no stintd/stint in $top_builddir; stintd pool checks skipped"
+else
+	dlabel=stintd-pool
+	softhsm2-util --init-token --free --label "$dlabel" --pin "$pin" \
+		--so-pin 12345678 >/dev/null || fail "softhsm2-util --init-token $dlabel"
+	mkdir -m 0700 "$tmp/state"
+	mkdir -m 0755 "$tmp/run"
+	audit_log=$tmp/state/audit.log
+	cat >"$tmp/stint.conf" <<EOF
+[stintd]
+state_dir = $tmp/state
+runtime_dir = $tmp/run
+trust_domain = test.example
+
+[backend]
+type = pkcs11
+module = $SOFTHSM_MODULE
+token = $dlabel
+pin_file = $tmp/pin
+key_pool = 2
+
+[audit]
+path = $audit_log
+sync = batch
+EOF
+	dlist() {
+		pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$dlabel" \
+			--login --pin "$pin" --list-objects 2>&1
+	}
+	dlabel_count() {
+		dlist | grep -c "label: *$1 *\$"
+	}
+	dtask_labels() {
+		dlist | sed -n 's/^ *label: *\(t-[0-9a-f]\{32\}\) *$/\1/p' | sort | uniq
+	}
+	dn_task_keys_is() {
+		[ "$(dtask_labels | wc -l)" -eq "$1" ]
+	}
+	adm() {
+		"$stint_bin" --socket "$tmp/run/admin.sock" "$@"
+	}
+	starts=0
+	stintd_pid=
+	stintd_up() {
+		starts=$((starts + 1))
+		"$stintd_bin" --config "$tmp/stint.conf" --foreground \
+			>"$tmp/stintd.$starts.log" 2>&1 &
+		stintd_pid=$!
+		# After kill -9 the old socket files are still there.
+		wait_until 60 adm status >/dev/null 2>&1 || {
+			cat "$tmp/stintd.$starts.log" >&2
+			fail "stintd did not start"
+		}
+	}
+	# A record of event $2 for task $1 in the audit log that has $3.
+	audit_has() {
+		grep -F "\"task\":\"$1\"" "$audit_log" |
+			grep -F "\"event\":\"$2\"" | grep -qF -- "$3"
+	}
+	trap '[ -n "$stintd_pid" ] && kill -9 "$stintd_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+	# The sweep at start begins the refill: 2 ready keys before any task.
+	stintd_up
+	wait_until 120 dn_task_keys_is 2 || fail "stintd made no 2 ready keys after start"
+	dtask_labels >"$tmp/ready1"
+	adm agent add pool-agent --uid "$(id -u)" >/dev/null || fail "agent add"
+	t1=$(adm task start --agent pool-agent -q) || fail "task start"
+	grep -qx "$t1" "$tmp/ready1" ||
+		fail "task $t1 did not get one of the ready keys: $(cat "$tmp/ready1")"
+	audit_has "$t1" key-generate '"detail":"ec-p256 ready"' ||
+		fail "no key-generate record with detail 'ec-p256 ready' for $t1"
+	ok "task start took a ready key: the task id is the key's id in the token"
+
+	# kill -9 with a full pool, plus an orphan key of a task never stored
+	# (a crash between generation and storing): the next start sweeps both.
+	wait_until 120 dn_task_keys_is 3 || fail "pool not refilled to 2"
+	dtask_labels | grep -vx "$t1" >"$tmp/ready2"
+	kill -9 "$stintd_pid"
+	wait "$stintd_pid" 2>/dev/null
+	stintd_pid=
+	orphan="t-$(rand32)"
+	"$probe" "$SOFTHSM_MODULE" "$dlabel" "$tmp/pin" generate "$orphan" \
+		>/dev/null || fail "generate $orphan"
+	stintd_up
+	for id in $(cat "$tmp/ready2") "$orphan"; do
+		[ "$(dlabel_count "$id")" -eq 0 ] ||
+			fail "key $id survived the restart sweep"
+		audit_has "$id" key-destroy '"reason":"no live task: orphan or unused ready key"' ||
+			fail "no key-destroy record for the swept key $id"
+	done
+	[ "$(dlabel_count "$t1")" -eq 2 ] ||
+		fail "the restart sweep destroyed the live task's key $t1"
+	! audit_has "$t1" key-destroy '' || fail "key-destroy record for the live task $t1"
+	grep -q 'key sweep: removed 3 keys' "$tmp/stintd.$starts.log" || {
+		cat "$tmp/stintd.$starts.log" >&2
+		fail "stintd did not log the 3 keys it swept"
+	}
+	ok "restart after kill -9: ready keys and an orphan swept and audited, the live task's key kept"
+
+	# A clean stop leaves no unused ready key.
+	wait_until 120 dn_task_keys_is 3 || fail "pool not refilled after the restart"
+	kill -TERM "$stintd_pid"
+	wait "$stintd_pid" || fail "stintd exited $? on SIGTERM"
+	stintd_pid=
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+		"$tmp"/stintd.*.log; then
+		cat "$tmp"/stintd.*.log >&2
+		fail "sanitizer error in stintd"
+	fi
+	[ "$(dtask_labels)" = "$t1" ] ||
+		fail "after a clean stop the token holds $(dtask_labels | tr '\n' ' ')"
+	ok "clean stop destroyed the unused ready keys"
+	trap 'rm -rf "$tmp"' EXIT
+fi
 
 # --- error paths --------------------------------------------------------------
 open_fails "$SOFTHSM_MODULE" nope "$tmp/pin"

@@ -7,14 +7,25 @@
  *                                                  default 0) and close
  *   backend_probe MODULE TOKEN PIN_FILE generate ID
  *   backend_probe MODULE TOKEN PIN_FILE destroy ID
- *   backend_probe MODULE TOKEN PIN_FILE pool N COUNT SETTLE_MS
+ *   backend_probe MODULE TOKEN PIN_FILE pool N COUNT SETTLE_MS [GO_FILE]
+ *   backend_probe MODULE TOKEN PIN_FILE sweep [KEEP_ID...]
  *
- * The pool mode opens with key_pool = N, generates COUNT ec-p256 task keys
- * ("t-pool-<hex>-<i>") back to back, checks each one's facts, SPKI and a
- * signature, and that no two share a public key (a pool key handed out
- * twice would); it prints "key ID" per key (left in the token for
- * backend.sh to inspect) and the generate times, then waits SETTLE_MS so
- * that the refill thread can fill the pool before close.
+ * The pool mode opens with key_pool = N and gets COUNT ec-p256 task keys
+ * the way task start does: a ready key from key_take() with the id it comes
+ * with, else a fresh one generated under a minted task id. The first key
+ * starts the refill thread; the probe then waits SETTLE_MS, and with
+ * GO_FILE prints "ready" and waits until that file exists (backend.sh lists
+ * the token meanwhile); a sweep keeping only the first key must then
+ * destroy nothing (ready keys in memory are spared, and the token must hold
+ * no other task-shaped keys); then it gets the rest back to back. Every key's
+ * facts, SPKI and a signature are checked, its id must be task-shaped, and
+ * no two keys may share an id or a public key (a ready key handed out
+ * twice would). It prints "key ID ready|fresh" per key (left in the token
+ * for backend.sh to inspect) and the times; close then destroys the ready
+ * keys still in the pool.
+ *
+ * The sweep mode (key_pool = 0) runs the backend's sweep with keep() true
+ * exactly for the KEEP_IDs, prints "destroyed ID" per key and the count.
  *
  * The full run generates one key of every type, checks the facts and the
  * SubjectPublicKeyInfo against the raw public attributes, signs with every
@@ -609,52 +620,172 @@ now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Lets the refill thread work; with go_file, until backend.sh says go. */
 static void
-pool_run(size_t count, unsigned settle_ms)
+pool_settle(unsigned settle_ms, const char *go_file)
 {
-	struct stint_pubkey *pubs;
+	int i;
+
+	fflush(stdout);
+	usleep(settle_ms * 1000u);
+	if (go_file == NULL)
+		return;
+	printf("ready\n");
+	fflush(stdout);
+	for (i = 0; i < 1200 && access(go_file, F_OK) != 0; i++)
+		usleep(100 * 1000);
+	CHECK(access(go_file, F_OK) == 0, "pool: %s did not appear in 120 s",
+	      go_file);
+}
+
+struct held_ids {
+	char (*ids)[STINT_TASK_ID_MAX + 1];
+	size_t n;
+};
+
+static bool
+held_keep(void *ctx, const char *id)
+{
+	const struct held_ids *h = ctx;
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcmp(h->ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* A task key as task start gets one: ready from the pool, else fresh. */
+static bool
+pool_key_get(char id[STINT_TASK_ID_MAX + 1], struct stint_pubkey *pub,
+	     struct stint_key_facts *facts)
+{
+	char err[ERRLEN];
+
+	if (backend->ops->key_take(backend, STINT_KEY_EC_P256, id, pub,
+				   facts) == 0)
+		return true;
+	CHECK(stint_task_id_new(id) == 0, "pool: no task id");
+	err[0] = '\0';
+	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0, pub,
+				     facts, err, sizeof(err)) == 0,
+	      "pool: generate %s: %s", id, err);
+	return false;
+}
+
+static void
+pool_run(size_t count, unsigned settle_ms, const char *go_file)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1];
+	struct stint_pubkey *pubs, other;
 	struct stint_key_facts facts;
-	char id[64], tag[32], err[ERRLEN];
+	char other_id[STINT_TASK_ID_MAX + 1], err[ERRLEN];
+	struct held_ids held;
 	double *ms, t0;
 	EVP_PKEY *pkey;
-	size_t i, j;
+	size_t i, j, ready = 0, swept = 0;
+	bool took;
 
 	CHECK(count > 0 && count <= 1000, "pool COUNT must be 1 to 1000");
+	CHECK(backend->ops->key_take != NULL, "pool: no key_take");
 	pubs = calloc(count, sizeof(*pubs));
+	ids = calloc(count, sizeof(*ids));
 	ms = calloc(count, sizeof(*ms));
-	CHECK(pubs != NULL && ms != NULL, "out of memory");
+	CHECK(pubs != NULL && ids != NULL && ms != NULL, "out of memory");
 	for (i = 0; i < count; i++) {
-		key_id_make(tag, sizeof(tag), "x");
-		snprintf(id, sizeof(id), "t-pool-%s-%zu", tag + 8, i);
-		err[0] = '\0';
+		if (i == 1) {
+			pool_settle(settle_ms, go_file);
+			/* The pool holds ec-p256 keys only. */
+			CHECK(backend->ops->key_take(backend, STINT_KEY_EC_P384,
+						     other_id, &other,
+						     &facts) != 0,
+			      "pool: key_take handed out an ec-p384 key");
+			/* Keeping only the key handed out, a sweep spares
+			 * the ready keys (they are handed out below). */
+			held.ids = ids;
+			held.n = 1;
+			err[0] = '\0';
+			CHECK(backend->ops->sweep(backend, held_keep, NULL,
+						  &held, &swept, err,
+						  sizeof(err)) == 0 &&
+				      swept == 0,
+			      "pool: sweep destroyed %zu keys (%s)", swept,
+			      err);
+		}
 		t0 = now_ms();
-		CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0,
-					     &pubs[i], &facts, err,
-					     sizeof(err)) == 0,
-		      "pool: generate %s: %s", id, err);
+		took = pool_key_get(ids[i], &pubs[i], &facts);
 		ms[i] = now_ms() - t0;
+		ready += took;
+		CHECK(stint_task_id_shaped(ids[i], strlen(ids[i])),
+		      "pool: key id '%s' is not a task id", ids[i]);
 		facts_check(&facts, STINT_KEY_EC_P256);
 		pkey = spki_parse(&pubs[i]);
 		spki_matches_attrs(pkey, STINT_KEY_EC_P256, &pubs[i]);
-		sign_and_verify(id, STINT_KEY_EC_P256, pkey, SIGN_ECDSA);
+		sign_and_verify(ids[i], STINT_KEY_EC_P256, pkey, SIGN_ECDSA);
 		EVP_PKEY_free(pkey);
-		for (j = 0; j < i; j++)
+		for (j = 0; j < i; j++) {
+			CHECK(strcmp(ids[j], ids[i]) != 0,
+			      "pool: keys %zu and %zu share the id %s", j, i,
+			      ids[i]);
 			CHECK(pubs[j].spki.len != pubs[i].spki.len ||
 				      memcmp(pubs[j].spki.ptr, pubs[i].spki.ptr,
 					     pubs[i].spki.len) != 0,
 			      "pool: keys %zu and %zu share a public key", j,
 			      i);
-		printf("key %s\n", id);
+		}
+		printf("key %s %s\n", ids[i], took ? "ready" : "fresh");
 	}
 	for (i = 0; i < count; i++)
 		stint_pubkey_free(&pubs[i]);
 	qsort(ms, count, sizeof(*ms), cmp_double);
-	printf("ok pool: %zu distinct task keys, generate min %.2f ms p50 "
-	       "%.2f ms max %.2f ms\n",
-	       count, ms[0], ms[count / 2], ms[count - 1]);
+	printf("ok pool: %zu distinct task keys, %zu ready from the pool; "
+	       "take or generate min %.3f ms p50 %.3f ms max %.3f ms\n",
+	       count, ready, ms[0], ms[count / 2], ms[count - 1]);
 	free(ms);
+	free(ids);
 	free(pubs);
-	usleep(settle_ms * 1000u);
+}
+
+struct keep_list {
+	char **ids;
+	int n;
+};
+
+/* The sweep asks only about task-shaped ids. */
+static bool
+probe_keep(void *ctx, const char *id)
+{
+	const struct keep_list *k = ctx;
+	int i;
+
+	CHECK(stint_task_id_shaped(id, strlen(id)),
+	      "sweep: keep() asked about '%s', not a task id", id);
+	for (i = 0; i < k->n; i++)
+		if (strcmp(k->ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+static void
+probe_gone(void *ctx, const char *id)
+{
+	(void)ctx;
+	printf("destroyed %s\n", id);
+}
+
+static void
+sweep_run(char **keep, int n)
+{
+	struct keep_list k = {keep, n};
+	char err[ERRLEN];
+	size_t destroyed = 0;
+
+	CHECK(backend->ops->sweep != NULL, "sweep: no sweep op");
+	err[0] = '\0';
+	CHECK(backend->ops->sweep(backend, probe_keep, probe_gone, &k,
+				  &destroyed, err, sizeof(err)) == 0,
+	      "sweep: %s", err);
+	printf("ok sweep: destroyed %zu\n", destroyed);
 }
 
 int
@@ -672,8 +803,9 @@ main(int argc, char **argv)
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: backend_probe MODULE TOKEN PIN_FILE "
-				"[open | generate ID | destroy ID | "
-				"pool N COUNT SETTLE_MS]\n");
+				"[open [N] | generate ID | destroy ID | "
+				"pool N COUNT SETTLE_MS [GO_FILE] | "
+				"sweep [KEEP_ID...]]\n");
 		return 2;
 	}
 	memset(&cfg, 0, sizeof(cfg));
@@ -711,7 +843,10 @@ main(int argc, char **argv)
 		printf("ok destroy %s\n", argv[5]);
 	} else if (strcmp(mode, "pool") == 0 && argc > 7) {
 		pool_run(strtoul(argv[6], NULL, 10),
-			 (unsigned)strtoul(argv[7], NULL, 10));
+			 (unsigned)strtoul(argv[7], NULL, 10),
+			 argc > 8 ? argv[8] : NULL);
+	} else if (strcmp(mode, "sweep") == 0) {
+		sweep_run(argv + 5, argc - 5);
 	} else if (strcmp(mode, "full") == 0) {
 		for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 			one_key_type(types[i]);
