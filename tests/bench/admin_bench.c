@@ -14,6 +14,10 @@
  *
  * With --keep the tasks stay live (for the memory measurement) and their ids
  * are not printed; stopping stintd is the caller's business.
+ *
+ * With --pace MS each task is ended right after its start and the next
+ * start waits MS milliseconds: tasks that start when agents need them
+ * rather than in a burst, so a backend's ready keys have time to refill.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -207,8 +211,25 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: admin_bench --socket PATH --agent NAME [--count N] "
-		"[--key TYPE] [--ttl SECONDS] [--keep]\n");
+		"[--key TYPE] [--ttl SECONDS] [--keep | --pace MS]\n");
 	exit(2);
+}
+
+/* Ends the task just started, timed into *ms, then waits pace_ms. */
+static int
+paced_end(const char *sock, const char *id, long pace_ms, double *ms)
+{
+	struct timespec gap = {pace_ms / 1000, (pace_ms % 1000) * 1000000L};
+	double t0 = now_ms();
+
+	if (task_end(sock, id) != 0) {
+		fprintf(stderr, "admin_bench: task end %s failed\n", id);
+		return -1;
+	}
+	*ms = now_ms() - t0;
+	while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
+		;
+	return 0;
 }
 
 int
@@ -221,11 +242,13 @@ main(int argc, char **argv)
 		{"key", required_argument, NULL, 'k'},
 		{"ttl", required_argument, NULL, 't'},
 		{"keep", no_argument, NULL, 'K'},
+		{"pace", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *sock = NULL, *agent = NULL;
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
-	double *lat = NULL, t0;
+	double *lat = NULL, *lat_end = NULL, t0;
+	long pace = 0;
 	uint32_t key_type = STINT_KEY_EC_P256;
 	uint64_t ttl = 0;
 	long count = 200;
@@ -253,16 +276,20 @@ main(int argc, char **argv)
 		case 'K':
 			keep = 1;
 			break;
+		case 'p':
+			pace = strtol(optarg, NULL, 10);
+			break;
 		default:
 			usage();
 		}
 	}
 	if (sock == NULL || agent == NULL || count < 1 || count > 100000 ||
-	    optind != argc)
+	    pace < 0 || pace > 60000 || (pace > 0 && keep) || optind != argc)
 		usage();
 	n = (size_t)count;
 	if ((ids = calloc(n, sizeof(*ids))) == NULL ||
-	    (lat = calloc(n, sizeof(*lat))) == NULL) {
+	    (lat = calloc(n, sizeof(*lat))) == NULL ||
+	    (lat_end = calloc(n, sizeof(*lat_end))) == NULL) {
 		fprintf(stderr, "admin_bench: out of memory\n");
 		goto out;
 	}
@@ -275,9 +302,13 @@ main(int argc, char **argv)
 			goto out;
 		}
 		lat[i] = now_ms() - t0;
+		if (pace > 0 && paced_end(sock, ids[i], pace, &lat_end[i]) != 0)
+			goto out;
 	}
 	report("start", lat, n);
-	if (!keep) {
+	if (pace > 0) {
+		report("end", lat_end, n);
+	} else if (!keep) {
 		for (i = 0; i < n; i++) {
 			t0 = now_ms();
 			if (task_end(sock, ids[i]) != 0) {
@@ -295,5 +326,6 @@ main(int argc, char **argv)
 out:
 	free(ids);
 	free(lat);
+	free(lat_end);
 	return rc;
 }
