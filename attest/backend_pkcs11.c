@@ -64,6 +64,12 @@
 #define KEY_ID_MAX    255
 #define SIGN_IN_MAX   1024 /* largest raw input: RSA-4096 PKCS#1 block */
 #define POOL_RETRY_S  5    /* refill pause after a failed generation */
+/* The refill waits until the token has been left alone this long (at most
+ * POOL_QUIET_MAX_MS in all): a generation holds write_lock for tens of
+ * milliseconds, and a task end that came right after its start would
+ * otherwise wait for the replacement key behind it. */
+#define POOL_QUIET_MS     100
+#define POOL_QUIET_MAX_MS 1000
 
 #define LEGACY_POOL_PREFIX "pool-" /* ready keys of earlier versions */
 
@@ -113,6 +119,7 @@ struct p11_backend {
 	pthread_cond_t pool_cond;
 	pthread_t pool_thread;
 	bool pool_started, pool_stop;
+	struct timespec pool_quiet; /* CLOCK_REALTIME: refill not before */
 	size_t pool_target, n_pool;
 	char pool_making[STINT_TASK_ID_MAX + 1]; /* "" or the id being made */
 	struct pool_key {
@@ -978,6 +985,56 @@ done:
 	return r;
 }
 
+static void
+timespec_add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Caller holds pool_lock: the token is busy for a task now. */
+static void
+pool_busy_locked(struct p11_backend *b)
+{
+	clock_gettime(CLOCK_REALTIME, &b->pool_quiet);
+	timespec_add_ms(&b->pool_quiet, POOL_QUIET_MS);
+}
+
+static void
+pool_busy(struct p11_backend *b)
+{
+	pthread_mutex_lock(&b->pool_lock);
+	pool_busy_locked(b);
+	pthread_mutex_unlock(&b->pool_lock);
+}
+
+/* Caller holds pool_lock: waits for POOL_QUIET_MS without a task start or
+ * end, or POOL_QUIET_MAX_MS, or stop. */
+static void
+pool_wait_quiet(struct p11_backend *b)
+{
+	struct timespec now, limit, until;
+
+	clock_gettime(CLOCK_REALTIME, &limit);
+	timespec_add_ms(&limit, POOL_QUIET_MAX_MS);
+	while (!b->pool_stop) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		until = b->pool_quiet;
+		if (until.tv_sec > limit.tv_sec ||
+		    (until.tv_sec == limit.tv_sec &&
+		     until.tv_nsec > limit.tv_nsec))
+			until = limit;
+		if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec &&
+						  now.tv_nsec >= until.tv_nsec))
+			return;
+		pthread_cond_timedwait(&b->pool_cond, &b->pool_lock, &until);
+	}
+}
+
 static void *
 pool_main(void *arg)
 {
@@ -990,6 +1047,7 @@ pool_main(void *arg)
 	for (;;) {
 		while (!b->pool_stop && b->n_pool >= b->pool_target)
 			pthread_cond_wait(&b->pool_cond, &b->pool_lock);
+		pool_wait_quiet(b);
 		if (b->pool_stop)
 			break;
 		pthread_mutex_unlock(&b->pool_lock);
@@ -1043,6 +1101,7 @@ p11_key_take(struct stint_backend *base, uint32_t key_type,
 	if (b->n_pool > 0) {
 		k = b->pool[--b->n_pool];
 		memset(&b->pool[b->n_pool], 0, sizeof(b->pool[b->n_pool]));
+		pool_busy_locked(b);
 		pthread_cond_signal(&b->pool_cond); /* refill */
 		got = true;
 	}
@@ -1294,6 +1353,7 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	/* An operation prepared for an earlier key of this id (destroyed
 	 * behind our back) must not sign for the new one. */
 	p11_prep_drop(b->prep, key_id);
+	pool_busy(b);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
@@ -1528,6 +1588,7 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 	}
 	cache_drop(b, key_id);
 	p11_prep_drop(b->prep, key_id);
+	pool_busy(b);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
