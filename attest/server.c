@@ -193,12 +193,32 @@ admin_allowed(const struct stintd *d, const struct stint_peer *peer)
 	return peer->uid == 0 || peer->uid == d->uid;
 }
 
+/* Refusals an outsider can provoke at will are logged at most
+ * REFUSAL_BURST times per REFUSAL_INTERVAL seconds, each kind. */
+#define REFUSAL_INTERVAL 10
+#define REFUSAL_BURST    5
+static struct stint_ratelimit admin_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+static struct stint_ratelimit flood_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+
+static const char *
+dropped_note(unsigned long dropped, char note[64])
+{
+	if (dropped == 0)
+		return "";
+	snprintf(note, 64, " (%lu more like it not logged)", dropped);
+	return note;
+}
+
 static void
 accept_one(struct stintd *d, int lfd, bool admin)
 {
 	pthread_attr_t attr;
 	pthread_t tid;
 	struct conn *c;
+	unsigned long dropped;
+	char note[64];
 	int fd;
 
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -217,8 +237,11 @@ accept_one(struct stintd *d, int lfd, bool admin)
 		return;
 	}
 	if (admin && !admin_allowed(d, &c->peer)) {
-		log_warn("refused admin connection from uid %ld pid %ld (%s)",
-			 (long)c->peer.uid, (long)c->peer.pid, c->peer.exe);
+		if (stint_ratelimit(&admin_refusals, &dropped))
+			log_warn("refused admin connection from uid %ld pid "
+				 "%ld (%s)%s",
+				 (long)c->peer.uid, (long)c->peer.pid,
+				 c->peer.exe, dropped_note(dropped, note));
 		send_error(fd, STINT_E_DENIED,
 			   "permission denied: only root and stintd's user "
 			   "may use the admin socket");
@@ -230,8 +253,11 @@ accept_one(struct stintd *d, int lfd, bool admin)
 	if (n_conns >= MAX_CONNS ||
 	    conns_of_uid(c->peer.uid) >= MAX_CONNS_PER_UID) {
 		pthread_mutex_unlock(&conns_lock);
-		log_warn("too many connections (uid %ld): refusing pid %ld",
-			 (long)c->peer.uid, (long)c->peer.pid);
+		if (stint_ratelimit(&flood_refusals, &dropped))
+			log_warn("too many connections (uid %ld): refusing "
+				 "pid %ld%s",
+				 (long)c->peer.uid, (long)c->peer.pid,
+				 dropped_note(dropped, note));
 		close(fd);
 		free(c);
 		return;

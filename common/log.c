@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -141,4 +142,37 @@ stint_debug(const char *category, const char *fmt, ...)
 	va_start(ap, fmt);
 	emit(STINT_LOG_DEBUG, category, fmt, ap);
 	va_end(ap);
+}
+
+bool
+stint_ratelimit_at(struct stint_ratelimit *rl, int64_t now,
+		   unsigned long *dropped)
+{
+	bool ok;
+
+	pthread_mutex_lock(&rl->lock);
+	if (rl->n == 0 || now < rl->start ||
+	    now - rl->start >= (int64_t)rl->interval) {
+		rl->start = now;
+		rl->n = 0;
+	}
+	ok = rl->n < rl->burst;
+	if (ok) {
+		rl->n++;
+		*dropped = rl->dropped;
+		rl->dropped = 0;
+	} else {
+		rl->dropped++;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	return ok;
+}
+
+bool
+stint_ratelimit(struct stint_ratelimit *rl, unsigned long *dropped)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return stint_ratelimit_at(rl, (int64_t)ts.tv_sec, dropped);
 }
