@@ -32,6 +32,12 @@ struct stint_key_facts {
 	bool sign, decrypt, unwrap, derive;
 };
 
+/* What a backend keeps ready, for `stint status`. */
+struct stint_backend_stats {
+	uint64_t ready_keys, ready_target; /* key pool */
+	uint64_t prepared, prepared_max;   /* prepared signing operations */
+};
+
 struct stint_backend;
 
 struct stint_backend_ops {
@@ -82,6 +88,8 @@ struct stint_backend_ops {
 		     bool (*keep)(void *ctx, const char *id),
 		     void (*gone)(void *ctx, const char *id), void *ctx,
 		     size_t *destroyed, char *err, size_t errlen);
+	/* Fills *st. NULL: the backend keeps nothing ready. */
+	void (*stats)(struct stint_backend *b, struct stint_backend_stats *st);
 	void (*close)(struct stint_backend *b);
 };
 

@@ -1709,6 +1709,21 @@ out:
 	return r;
 }
 
+static void
+p11_stats(struct stint_backend *base, struct stint_backend_stats *st)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	size_t ready, max;
+
+	pthread_mutex_lock(&b->pool_lock);
+	st->ready_keys = b->n_pool;
+	st->ready_target = b->pool_target;
+	pthread_mutex_unlock(&b->pool_lock);
+	p11_prep_stats(b->prep, &ready, &max);
+	st->prepared = ready;
+	st->prepared_max = max;
+}
+
 static const struct stint_backend_ops p11_ops = {
 	.name = "pkcs11",
 	.generate = p11_generate,
@@ -1717,6 +1732,7 @@ static const struct stint_backend_ops p11_ops = {
 	.host_key = p11_host_key,
 	.key_take = p11_key_take,
 	.sweep = p11_sweep,
+	.stats = p11_stats,
 	.close = p11_close,
 };
 

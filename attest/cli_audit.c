@@ -62,6 +62,8 @@ struct daemon_status {
 	char backend[256], trust_domain[256], sync[16], path[PATH_MAX];
 	uint8_t audit_hash[32];
 	bool has_head;
+	bool has_ready; /* the backend reports what it keeps ready */
+	uint64_t ready_keys, ready_target, prepared, prepared_max;
 };
 
 static void
@@ -89,6 +91,14 @@ fetch_status(const struct stint_cli *cli, const char *what,
 	(void)stint_msg_get_uint(rep, STINT_K_UPTIME, &st->uptime);
 	(void)stint_msg_get_uint(rep, STINT_K_N_AGENTS, &st->n_agents);
 	(void)stint_msg_get_uint(rep, STINT_K_N_LIVE, &st->n_live);
+	st->has_ready =
+		stint_msg_get_uint(rep, STINT_K_READY_KEYS, &st->ready_keys) ==
+			0 &&
+		stint_msg_get_uint(rep, STINT_K_READY_TARGET,
+				   &st->ready_target) == 0 &&
+		stint_msg_get_uint(rep, STINT_K_PREPARED, &st->prepared) == 0 &&
+		stint_msg_get_uint(rep, STINT_K_PREPARED_MAX,
+				   &st->prepared_max) == 0;
 	get_text_or(rep, STINT_K_BACKEND, st->backend, sizeof(st->backend),
 		    "unknown");
 	get_text_or(rep, STINT_K_TRUST_DOMAIN, st->trust_domain,
@@ -413,6 +423,16 @@ status_json(const struct daemon_status *st)
 			    json_integer((json_int_t)st->n_agents));
 	json_object_set_new(o, "live_tasks",
 			    json_integer((json_int_t)st->n_live));
+	if (st->has_ready) {
+		json_object_set_new(o, "ready_keys",
+				    json_integer((json_int_t)st->ready_keys));
+		json_object_set_new(o, "ready_keys_target",
+				    json_integer((json_int_t)st->ready_target));
+		json_object_set_new(o, "prepared_ops",
+				    json_integer((json_int_t)st->prepared));
+		json_object_set_new(o, "prepared_ops_max",
+				    json_integer((json_int_t)st->prepared_max));
+	}
 	json_object_set_new(o, "audit_path", json_string(st->path));
 	json_object_set_new(o, "audit_sync", json_string(st->sync));
 	json_object_set_new(o, "audit_seq",
@@ -470,6 +490,14 @@ stint_cmd_status(const struct stint_cli *cli, int argc, char **argv)
 	printf("trust domain  %s\n", st.trust_domain);
 	printf("agents        %llu\n", (unsigned long long)st.n_agents);
 	printf("live tasks    %llu\n", (unsigned long long)st.n_live);
+	if (st.has_ready) {
+		printf("ready keys    %llu of %llu (key_pool)\n",
+		       (unsigned long long)st.ready_keys,
+		       (unsigned long long)st.ready_target);
+		printf("prepared ops  %llu of %llu (prepared_ops)\n",
+		       (unsigned long long)st.prepared,
+		       (unsigned long long)st.prepared_max);
+	}
 	printf("audit log     %s (sync %s)\n", st.path, st.sync);
 	if (st.has_head) {
 		stint_hex_encode(st.audit_hash, 32, hex);

@@ -491,6 +491,7 @@ audit_tail(struct stintd *d, const struct stint_msg *req,
 static int
 status(struct stintd *d, struct stint_reply *rep)
 {
+	struct stint_backend_stats bs;
 	struct stint_msg *m;
 	size_t agents = 0, live = 0, all = 0;
 	uint8_t hash[32];
@@ -517,6 +518,15 @@ status(struct stintd *d, struct stint_reply *rep)
 				stint_sync_str(d->cfg.audit.sync));
 	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
 	r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, hash, sizeof(hash));
+	if (d->backend->ops->stats != NULL) {
+		d->backend->ops->stats(d->backend, &bs);
+		r |= stint_msg_put_uint(m, STINT_K_READY_KEYS, bs.ready_keys);
+		r |= stint_msg_put_uint(m, STINT_K_READY_TARGET,
+					bs.ready_target);
+		r |= stint_msg_put_uint(m, STINT_K_PREPARED, bs.prepared);
+		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
+					bs.prepared_max);
+	}
 	return ok_reply(rep, m, r);
 }
 

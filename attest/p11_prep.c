@@ -396,3 +396,18 @@ p11_prep_drop(struct p11_prep *p, const char *key_id)
 	pthread_mutex_unlock(&p->lock);
 	close_sessions(p, close, n);
 }
+
+void
+p11_prep_stats(struct p11_prep *p, size_t *ready, size_t *max)
+{
+	size_t i;
+
+	*ready = *max = 0;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->n; i++)
+		*ready += p->ops[i].state == P_READY;
+	*max = p->n;
+	pthread_mutex_unlock(&p->lock);
+}

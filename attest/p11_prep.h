@@ -50,6 +50,9 @@ bool p11_prep_sign(struct p11_prep *p, const char *key_id,
 void p11_prep_request(struct p11_prep *p, const char *key_id,
 		      CK_OBJECT_HANDLE key, const CK_MECHANISM *mech);
 
+/* Operations ready to sign now, and the table's size (0, 0 when NULL). */
+void p11_prep_stats(struct p11_prep *p, size_t *ready, size_t *max);
+
 /* Forgets every operation on key_id: ready ones are closed now, one being
  * prepared is closed when its C_SignInit returns and is never handed out. */
 void p11_prep_drop(struct p11_prep *p, const char *key_id);

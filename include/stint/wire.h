@@ -126,6 +126,10 @@ enum stint_key {
 	STINT_K_EVIDENCE = 52,     /* bytes: evidence document (CBOR) */
 	STINT_K_AK_SPKI = 53,      /* bytes: attestation key SPKI DER */
 	STINT_K_COUNTER = 54,      /* uint: TPM kill-switch counter value */
+	STINT_K_READY_KEYS = 55,   /* uint: keys the backend holds ready */
+	STINT_K_READY_TARGET = 56, /* uint: [backend] key_pool */
+	STINT_K_PREPARED = 57,     /* uint: prepared signing operations */
+	STINT_K_PREPARED_MAX = 58, /* uint: [backend] prepared_ops */
 };
 
 enum stint_key_type {

@@ -336,6 +336,29 @@ EOF
 		fail "no key-generate record with detail 'ec-p256 ready' for $t1"
 	ok "task start took a ready key: the task id is the key's id in the token"
 
+	# stint status shows the pool refilled and the operations prepared
+	# for the CA and attestation keys, which signed for t1.
+	status_ready() {
+		adm status --json >"$tmp/status.json" &&
+			python3 - "$tmp/status.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s["ready_keys"] == 2 and s["ready_keys_target"] == 2 and
+         s["prepared_ops"] >= 1 and s["prepared_ops_max"] == 16 else 1)
+PY
+	}
+	wait_until 120 status_ready || {
+		cat "$tmp/status.json" >&2
+		fail "stint status --json does not show 2 of 2 ready keys and prepared operations"
+	}
+	adm status >"$tmp/status.txt" || fail "stint status"
+	grep -q '^ready keys    2 of 2 (key_pool)$' "$tmp/status.txt" &&
+		grep -q '^prepared ops  [1-9][0-9]* of 16 (prepared_ops)$' "$tmp/status.txt" || {
+		cat "$tmp/status.txt" >&2
+		fail "stint status does not show the ready keys and prepared operations"
+	}
+	ok "stint status reports ready keys and prepared operations"
+
 	# kill -9 with a full pool, plus an orphan key of a task never stored
 	# (a crash between generation and storing): the next start sweeps both.
 	wait_until 120 dn_task_keys_is 3 || fail "pool not refilled to 2"
