@@ -165,8 +165,10 @@ prep_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
-		for (op = NULL, i = 0; i < p->n && op == NULL; i++) {
-			if (p->ops[i].state == P_QUEUED)
+		/* Oldest request first, so that no key's turn is skipped. */
+		for (op = NULL, i = 0; i < p->n; i++) {
+			if (p->ops[i].state == P_QUEUED &&
+			    (op == NULL || p->ops[i].used < op->used))
 				op = &p->ops[i];
 		}
 		if (op == NULL) {

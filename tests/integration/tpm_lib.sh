@@ -16,11 +16,19 @@ TPM_PROBE=$top_builddir/tests/integration/tpm_probe
 SWTPM_PID=
 TCTI=
 
+# Below the kernel's ephemeral range, so that no outgoing connection (curl,
+# the TCTI itself) takes the port between this check and swtpm's bind.
 free_port_pair()
 {
 	"$PYTHON" -c 'import socket, random
+lo = 20000
+try:
+    lo_eph = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo_eph = 32768
+hi = max(lo + 1000, lo_eph - 2)
 for _ in range(200):
-    p = random.randint(20000, 60000)
+    p = random.randint(lo, hi)
     try:
         a = socket.socket(); a.bind(("127.0.0.1", p))
         b = socket.socket(); b.bind(("127.0.0.1", p + 1))
@@ -34,11 +42,25 @@ else:
 
 swtpm_start()
 {
-	local port ctrl i
+	local try
 
 	need_cmd swtpm
 	[ -x "$TPM_PROBE" ] || skip "no tpm_probe (configure found no tpm2-tss)"
 	[ -d "$T/swtpm" ] || mkdir -m 0700 "$T/swtpm"
+	# Tests run in parallel: another one may bind the pair first, so a
+	# swtpm that exits at once is tried again on other ports.
+	for ((try = 0; try < 5; try++)); do
+		swtpm_try && return 0
+	done
+	cat "$T/swtpm.log" >&2
+	fail "swtpm did not start"
+}
+
+# One attempt: 0 once swtpm answers, 1 if it exited (e.g. a port taken).
+swtpm_try()
+{
+	local port ctrl i
+
 	# tcti-swtpm finds the control channel at port + 1.
 	port=$(free_port_pair) || fail "no two free consecutive ports"
 	ctrl=$((port + 1))
@@ -57,8 +79,15 @@ swtpm_start()
 		kill -0 "$SWTPM_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	cat "$T/swtpm.log" >&2
-	fail "swtpm did not start"
+	if kill -0 "$SWTPM_PID" 2>/dev/null; then
+		# Running but not answering in 5 s: not a port clash.
+		cat "$T/swtpm.log" >&2
+		fail "swtpm runs but does not answer on $TCTI"
+	fi
+	wait "$SWTPM_PID" 2>/dev/null
+	SWTPM_PID=
+	echo "note: swtpm exited at start (port $port taken?); trying other ports" >>"$T/swtpm.log"
+	return 1
 }
 
 swtpm_stop()
