@@ -25,15 +25,18 @@
  * the key's id: no call into the token at all. generate() always makes a
  * fresh key under the caller's id. A ready key looks like any task key in
  * the token, so a listing shows up to N keys named after tasks that do not
- * exist yet. Ready keys still in memory are destroyed at close; after a
- * crash, sweep() removes them with every other key no task owns (it
- * removes any task-shaped key it is not told to keep: one token per
- * stintd). The refill thread starts with the first key_take() or at the end
- * of sweep(), never at open: stintd forks to daemonize after opening the
- * backend, and a thread does not survive a fork.
+ * exist yet. At close the ready keys are listed in <state_dir>/ready-keys
+ * (or destroyed when that cannot be written) and the next sweep() adopts
+ * them; after a crash there is no list and sweep() removes them with every
+ * other key no task owns (it removes any task-shaped key it is not told to
+ * keep: one token per stintd). The refill thread starts with the first
+ * key_take() or at the end of sweep(), never at open: stintd forks to daemonize
+ * after opening the backend, and a thread does not survive a fork.
  */
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -128,6 +131,9 @@ struct p11_backend {
 		struct stint_pubkey pubkey;
 		struct stint_key_facts facts;
 	} pool[STINT_KEY_POOL_MAX];
+	/* <state_dir>/ready-keys: the ready keys' ids, written at a clean
+	 * stop for the next start to adopt. Empty: destroy them at stop. */
+	char ready_path[PATH_MAX];
 };
 
 struct key_spec {
@@ -1144,6 +1150,134 @@ pool_stop(struct p11_backend *b)
 		pthread_join(b->pool_thread, NULL);
 }
 
+/*
+ * Ready keys across a clean restart: at stop their ids go to
+ * <state_dir>/ready-keys (0600, written whole and renamed into place); the
+ * next start reads the file, removes it, and adopts those of its keys that
+ * no task owns and that pass the task-key checks again. Only a clean stop
+ * writes the file and every start removes it, so after a crash nothing is
+ * adopted and the sweep destroys the keys instead: a key handed out to a
+ * task start that never finished is never handed out twice.
+ */
+static int
+ready_save(struct p11_backend *b)
+{
+	char tmp[PATH_MAX + 8], line[STINT_TASK_ID_MAX + 2];
+	size_t i, len;
+	int fd, ok = 1;
+
+	if (b->ready_path[0] == '\0' ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", b->ready_path) >=
+		    sizeof(tmp))
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	for (i = 0; i < b->n_pool && ok; i++) {
+		len = (size_t)snprintf(line, sizeof(line), "%s\n",
+				       b->pool[i].id);
+		ok = write(fd, line, len) == (ssize_t)len;
+	}
+	ok = ok && fsync(fd) == 0;
+	if (close(fd) != 0 || !ok || rename(tmp, b->ready_path) != 0) {
+		log_warn("backend: cannot keep the ready keys in %s (%s); "
+			 "destroying them",
+			 b->ready_path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The ids saved by the last clean stop (malloc'ed, n entries), and the file
+ * removed: nothing when it cannot be removed, so it is never read twice. */
+static char (*ready_load(struct p11_backend *b,
+			 size_t *n))[STINT_TASK_ID_MAX + 1]
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	char line[128];
+	size_t len;
+	FILE *f;
+
+	*n = 0;
+	if (b->ready_path[0] == '\0' ||
+	    (f = fopen(b->ready_path, "re")) == NULL)
+		return NULL;
+	if (unlink(b->ready_path) != 0) {
+		log_warn("backend: cannot remove %s (%s); not adopting the "
+			 "ready keys it lists",
+			 b->ready_path, strerror(errno));
+		fclose(f);
+		return NULL;
+	}
+	ids = calloc(STINT_KEY_POOL_MAX, sizeof(*ids));
+	while (ids != NULL && *n < STINT_KEY_POOL_MAX &&
+	       fgets(line, sizeof(line), f) != NULL) {
+		len = strcspn(line, "\n");
+		line[len] = '\0';
+		if (stint_task_id_shaped(line, len))
+			memcpy(ids[(*n)++], line, len + 1);
+	}
+	fclose(f);
+	return ids;
+}
+
+static bool
+ready_listed(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Adopts the key pair under id as a ready key if it still is one: one
+ * private and one public ec-p256 key, sign-only, never extractable. */
+static bool
+pool_adopt(struct p11_backend *b, const char *id)
+{
+	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
+	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
+	CK_OBJECT_HANDLE hpriv[2], hpub[2];
+	CK_KEY_TYPE type = 0;
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof(type)};
+	struct pool_key k;
+	CK_SESSION_HANDLE s;
+	CK_ULONG npriv, npub;
+	char why[256];
+	bool ok;
+
+	memset(&k, 0, sizeof(k));
+	if (session_get(b, &s) != CKR_OK)
+		return false;
+	ok = find_by_id(b, s, id, &priv_cls, hpriv, 2, &npriv) == CKR_OK &&
+	     find_by_id(b, s, id, &pub_cls, hpub, 2, &npub) == CKR_OK &&
+	     npriv == 1 && npub == 1 &&
+	     P11(b, C_GetAttributeValue, s, hpriv[0], &a, 1) == CKR_OK &&
+	     type == CKK_EC && facts_read(b, s, hpriv[0], &k.facts) == CKR_OK &&
+	     facts_violation(&k.facts) == NULL &&
+	     pubkey_read(b, s, hpub[0], pool_spec(), &k.pubkey, why,
+			 sizeof(why)) == 0;
+	session_put(b, s, true);
+	if (!ok) {
+		stint_pubkey_free(&k.pubkey);
+		return false;
+	}
+	k.priv = hpriv[0];
+	k.pub = hpub[0];
+	memcpy(k.id, id, strlen(id) + 1);
+	pthread_mutex_lock(&b->pool_lock);
+	ok = b->n_pool < b->pool_target;
+	if (ok)
+		b->pool[b->n_pool++] = k;
+	pthread_mutex_unlock(&b->pool_lock);
+	if (!ok)
+		stint_pubkey_free(&k.pubkey);
+	return ok;
+}
+
 /* At close, after pool_stop(): a stopped stintd leaves no unused ready key
  * in the token (the sweep at the next start covers a crash). */
 static void
@@ -1156,6 +1290,16 @@ pool_drain(struct p11_backend *b)
 
 	if (b->n_pool == 0)
 		return;
+	if (b->f != NULL && ready_save(b) == 0) {
+		stint_debug("backend",
+			    "key pool: %zu ready keys kept for the "
+			    "next start",
+			    b->n_pool);
+		for (i = 0; i < b->n_pool; i++)
+			stint_pubkey_free(&b->pool[i].pubkey);
+		b->n_pool = 0;
+		return;
+	}
 	have_session = b->f != NULL && (rv = session_get(b, &s)) == CKR_OK;
 	for (i = 0; i < b->n_pool; i++) {
 		if (have_session &&
@@ -1275,13 +1419,15 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 {
 	struct p11_backend *b = (struct p11_backend *)base;
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	char(*saved)[STINT_TASK_ID_MAX + 1];
 	char why[256];
 	CK_SESSION_HANDLE s;
-	size_t n = 0, i, failed = 0;
+	size_t n = 0, n_saved, i, failed = 0, adopted = 0;
 	CK_RV rv;
 	int r = -1;
 
 	*destroyed = 0;
+	saved = ready_load(b, &n_saved);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		goto out;
@@ -1295,9 +1441,16 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 	for (i = 0; i < n; i++) {
 		if (pool_holds(b, ids[i]))
 			continue;
-		if (!legacy_pool_id(ids[i], strlen(ids[i])) &&
-		    keep(ctx, ids[i]))
+		if (legacy_pool_id(ids[i], strlen(ids[i])))
+			goto destroy;
+		if (keep(ctx, ids[i]))
 			continue;
+		if (ready_listed(saved, n_saved, ids[i]) &&
+		    pool_adopt(b, ids[i])) {
+			adopted++;
+			continue;
+		}
+	destroy:
 		if (p11_destroy(base, ids[i], why, sizeof(why)) != 0) {
 			if (failed++ == 0)
 				snprintf(err, errlen, "%s", why);
@@ -1311,8 +1464,13 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 		snprintf(err + strlen(err), errlen - strlen(err),
 			 " (and %zu more keys not removed)", failed - 1);
 	r = failed > 0 ? -1 : 0;
+	if (n_saved > 0)
+		log_info("backend: %zu of %zu ready keys kept from the last "
+			 "stop adopted",
+			 adopted, n_saved);
 out:
 	free(ids);
+	free(saved);
 	pthread_mutex_lock(&b->pool_lock);
 	pool_start_locked(b);
 	pthread_mutex_unlock(&b->pool_lock);
@@ -2025,6 +2183,11 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	pthread_mutex_init(&b->write_lock, NULL);
 	pthread_mutex_init(&b->pool_lock, NULL);
 	pthread_cond_init(&b->pool_cond, NULL);
+	if (cfg->state_dir[0] != '\0' &&
+	    (size_t)snprintf(b->ready_path, sizeof(b->ready_path),
+			     "%s/ready-keys",
+			     cfg->state_dir) >= sizeof(b->ready_path))
+		b->ready_path[0] = '\0';
 	b->pool_target = cfg->backend.key_pool < STINT_KEY_POOL_MAX
 				 ? cfg->backend.key_pool
 				 : STINT_KEY_POOL_MAX;

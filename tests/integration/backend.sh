@@ -385,8 +385,47 @@ PY
 	}
 	ok "restart after kill -9: ready keys and an orphan swept and audited, the live task's key kept"
 
-	# A clean stop leaves no unused ready key.
+	# A clean stop keeps the ready keys for the next start, which adopts
+	# them: same keys, nothing destroyed, the list file consumed.
 	wait_until 120 dn_task_keys_is 3 || fail "pool not refilled after the restart"
+	dtask_labels | grep -vx "$t1" >"$tmp/ready3"
+	kill -TERM "$stintd_pid"
+	wait "$stintd_pid" || fail "stintd exited $? on SIGTERM"
+	stintd_pid=
+	dtask_labels >"$tmp/after_stop"
+	sort "$tmp/ready3" <(echo "$t1") | cmp -s - "$tmp/after_stop" ||
+		fail "after a clean stop the token holds $(tr '\n' ' ' <"$tmp/after_stop"), not the task key and the 2 ready keys"
+	sort "$tmp/state/ready-keys" | cmp -s - "$tmp/ready3" ||
+		fail "state/ready-keys does not list the 2 ready keys: $(cat "$tmp/state/ready-keys" 2>&1)"
+	[ "$(stat -c %a "$tmp/state/ready-keys")" = 600 ] || fail "state/ready-keys is not 0600"
+	destroys_before=$(grep -c '"event":"key-destroy"' "$audit_log")
+	stintd_up
+	[ ! -e "$tmp/state/ready-keys" ] || fail "state/ready-keys left after the start read it"
+	grep -q 'backend: 2 of 2 ready keys kept from the last stop adopted' "$tmp/stintd.$starts.log" || {
+		cat "$tmp/stintd.$starts.log" >&2
+		fail "stintd did not adopt the 2 ready keys"
+	}
+	[ "$(grep -c '"event":"key-destroy"' "$audit_log")" -eq "$destroys_before" ] ||
+		fail "the start after a clean stop destroyed keys"
+	adm status --json >"$tmp/status.json" || fail "stint status --json"
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ready_keys"] != 2)' \
+		"$tmp/status.json" || fail "adopted keys not ready: $(cat "$tmp/status.json")"
+	t2=$(adm task start --agent pool-agent -q) || fail "task start after the restart"
+	grep -qx "$t2" "$tmp/ready3" || fail "task $t2 did not get an adopted ready key"
+	ok "clean stop keeps the ready keys; the next start adopts and hands them out"
+
+	# The file is read once: a stop that cannot be clean (kill -9) leaves
+	# none, so the next start destroys the unused ready keys.
+	wait_until 120 dn_task_keys_is 4 || fail "pool not refilled to 2 after t2"
+	dtask_labels | grep -vx -e "$t1" -e "$t2" >"$tmp/ready4"
+	kill -9 "$stintd_pid"
+	wait "$stintd_pid" 2>/dev/null
+	stintd_pid=
+	[ ! -e "$tmp/state/ready-keys" ] || fail "kill -9 left a ready-keys file"
+	stintd_up
+	for id in $(cat "$tmp/ready4"); do
+		[ "$(dlabel_count "$id")" -eq 0 ] || fail "ready key $id survived a restart after kill -9"
+	done
 	kill -TERM "$stintd_pid"
 	wait "$stintd_pid" || fail "stintd exited $? on SIGTERM"
 	stintd_pid=
@@ -395,9 +434,7 @@ PY
 		cat "$tmp"/stintd.*.log >&2
 		fail "sanitizer error in stintd"
 	fi
-	[ "$(dtask_labels)" = "$t1" ] ||
-		fail "after a clean stop the token holds $(dtask_labels | tr '\n' ' ')"
-	ok "clean stop destroyed the unused ready keys"
+	ok "after kill -9 the unused ready keys are destroyed, not adopted"
 	trap 'rm -rf "$tmp"' EXIT
 fi
 
