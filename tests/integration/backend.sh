@@ -399,12 +399,17 @@ PY
 		fail "state/ready-keys does not list the 2 ready keys: $(cat "$tmp/state/ready-keys" 2>&1)"
 	[ "$(stat -c %a "$tmp/state/ready-keys")" = 600 ] || fail "state/ready-keys is not 0600"
 	destroys_before=$(grep -c '"event":"key-destroy"' "$audit_log")
+	# Someone who can write the state directory lists the live task's
+	# key as ready, hoping it is handed out to a second task: a key whose
+	# task the store knows is never adopted (nor destroyed).
+	echo "$t1" >>"$tmp/state/ready-keys"
 	stintd_up
 	[ ! -e "$tmp/state/ready-keys" ] || fail "state/ready-keys left after the start read it"
-	grep -q 'backend: 2 of 2 ready keys kept from the last stop adopted' "$tmp/stintd.$starts.log" || {
+	grep -q 'backend: 2 of 3 ready keys kept from the last stop adopted' "$tmp/stintd.$starts.log" || {
 		cat "$tmp/stintd.$starts.log" >&2
-		fail "stintd did not adopt the 2 ready keys"
+		fail "stintd did not adopt exactly the 2 ready keys (of 3 listed)"
 	}
+	[ "$(dlabel_count "$t1")" -eq 2 ] || fail "the live task's key $t1 listed as ready was destroyed"
 	[ "$(grep -c '"event":"key-destroy"' "$audit_log")" -eq "$destroys_before" ] ||
 		fail "the start after a clean stop destroyed keys"
 	adm status --json >"$tmp/status.json" || fail "stint status --json"
@@ -412,12 +417,14 @@ PY
 		"$tmp/status.json" || fail "adopted keys not ready: $(cat "$tmp/status.json")"
 	t2=$(adm task start --agent pool-agent -q) || fail "task start after the restart"
 	grep -qx "$t2" "$tmp/ready3" || fail "task $t2 did not get an adopted ready key"
+	t3=$(adm task start --agent pool-agent -q) || fail "second task start after the restart"
+	[ "$t3" != "$t1" ] && [ "$t3" != "$t2" ] || fail "a key was handed out twice ($t3)"
 	ok "clean stop keeps the ready keys; the next start adopts and hands them out"
 
 	# The file is read once: a stop that cannot be clean (kill -9) leaves
 	# none, so the next start destroys the unused ready keys.
-	wait_until 120 dn_task_keys_is 4 || fail "pool not refilled to 2 after t2"
-	dtask_labels | grep -vx -e "$t1" -e "$t2" >"$tmp/ready4"
+	wait_until 120 dn_task_keys_is 5 || fail "pool not refilled to 2 after t2 and t3"
+	dtask_labels | grep -vx -e "$t1" -e "$t2" -e "$t3" >"$tmp/ready4"
 	kill -9 "$stintd_pid"
 	wait "$stintd_pid" 2>/dev/null
 	stintd_pid=
