@@ -74,11 +74,15 @@ struct stint_backend_ops {
 			char id[STINT_TASK_ID_MAX + 1],
 			struct stint_pubkey *pub,
 			struct stint_key_facts *facts);
-	/* Destroys every key in the backend whose id is shaped like a task
-	 * id (stint_task_id_shaped) and for which keep(ctx, id) is false, and
-	 * keys left under the "pool-<32 hex>" ids of earlier versions; never
-	 * touches anything else (host keys). gone(ctx, id), when not NULL,
-	 * is called for each key destroyed, *destroyed counts them. Keys the
+	/* Destroys every key the backend marked as a task key when it made
+	 * it (PKCS#11: CKA_SUBJECT "CN=stintd task key") whose id is shaped
+	 * like a task id (stint_task_id_shaped) and for which keep(ctx, id)
+	 * is false, marked keys left under the "pool-<32 hex>" ids of earlier
+	 * versions, and marked keys without any id (left by a failed
+	 * generation) unless keep(ctx, "") is true; never touches an unmarked
+	 * key (host keys, an operator's own keys). gone(ctx, id), when not
+	 * NULL, is called for each key destroyed (id "" for one without id),
+	 * *destroyed counts them. Keys the
 	 * backend holds ready for key_take are never destroyed. It must not
 	 * run while tasks start (a taken key is not in the store yet):
 	 * stintd calls it once, after daemonizing and before serving. -1
@@ -88,6 +92,11 @@ struct stint_backend_ops {
 		     bool (*keep)(void *ctx, const char *id),
 		     void (*gone)(void *ctx, const char *id), void *ctx,
 		     size_t *destroyed, char *err, size_t errlen);
+	/* *n = how many objects in the backend carry the task-key marker
+	 * (any id): whether this token has served a stintd before. NULL: the
+	 * backend cannot tell. */
+	int (*own_keys)(struct stint_backend *b, size_t *n, char *err,
+			size_t errlen);
 	/* Fills *st. NULL: the backend keeps nothing ready. */
 	void (*stats)(struct stint_backend *b, struct stint_backend_stats *st);
 	void (*close)(struct stint_backend *b);

@@ -76,6 +76,22 @@
 
 #define LEGACY_POOL_PREFIX "pool-" /* ready keys of earlier versions */
 
+/*
+ * The marker on every task key (and ready key) stintd generates: CKA_SUBJECT
+ * on both halves of the pair, the DER Name "CN=stintd task key". The sweep
+ * finds stintd's keys by it, not by the shape of their id, so it also finds
+ * a pair a failed C_GenerateKeyPair left without CKA_ID and label, and it
+ * never touches a key without it (an operator's own key, the CA and
+ * attestation keys). CKA_SUBJECT is a standard attribute of public and
+ * private keys that SoftHSM2 stores as given; keys made by versions before
+ * the marker are not swept (their live and ended tasks' keys are still
+ * destroyed by id when their task ends).
+ */
+static const CK_BYTE key_mark[] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
+				   0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
+				   't',  'i',  'n',  't',  'd',  ' ',  't',
+				   'a',  's',  'k',  ' ',  'k',  'e',  'y'};
+
 struct key_entry {
 	struct key_entry *next;
 	CK_OBJECT_HANDLE priv;
@@ -800,7 +816,7 @@ key_id_ok(const char *key_id)
  */
 static int
 keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
-	     const struct key_spec *spec, const char *key_id,
+	     const struct key_spec *spec, const char *key_id, bool mark,
 	     CK_OBJECT_HANDLE *hpubp, CK_OBJECT_HANDLE *hprivp,
 	     struct stint_pubkey *pub, struct stint_key_facts *facts,
 	     bool *clean, char *err, size_t errlen)
@@ -844,6 +860,12 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
 	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
 	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
+	if (mark) {
+		attr_add(pubt, &npub, CKA_SUBJECT, (void *)key_mark,
+			 sizeof(key_mark));
+		attr_add(privt, &npriv, CKA_SUBJECT, (void *)key_mark,
+			 sizeof(key_mark));
+	}
 
 	pthread_mutex_lock(&b->write_lock);
 	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
@@ -967,8 +989,8 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 			 b->token);
 		goto out;
 	}
-	if (keypair_make(b, s, pool_spec(), k.id, &k.pub, &k.priv, &k.pubkey,
-			 &k.facts, &clean, err, errlen) != 0)
+	if (keypair_make(b, s, pool_spec(), k.id, true, &k.pub, &k.priv,
+			 &k.pubkey, &k.facts, &clean, err, errlen) != 0)
 		goto out;
 	pthread_mutex_lock(&b->pool_lock);
 	if (b->n_pool < b->pool_target) {
@@ -1339,54 +1361,100 @@ sweep_ids_unique(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n)
 	return k;
 }
 
-/* The distinct task-shaped and legacy pool ids of all objects in the token
- * (*out malloc'ed, sorted). An object whose CKA_ID cannot be read, or is
- * longer than any such id (CKR_BUFFER_TOO_SMALL), is none of ours. */
-static CK_RV
-sweep_ids(struct p11_backend *b, CK_SESSION_HANDLE s,
-	  char (**out)[STINT_TASK_ID_MAX + 1], size_t *nout)
+/* What the sweep considers: the marked objects of the token (key_mark). */
+struct sweep_list {
+	char (*ids)[STINT_TASK_ID_MAX + 1]; /* task-shaped or legacy pool */
+	size_t n, cap;
+	CK_OBJECT_HANDLE *idless; /* marked objects with an empty CKA_ID */
+	size_t n_idless, cap_idless;
+};
+
+static void
+sweep_list_free(struct sweep_list *l)
 {
-	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	free(l->ids);
+	free(l->idless);
+	memset(l, 0, sizeof(*l));
+}
+
+static CK_RV
+sweep_add_idless(struct sweep_list *l, CK_OBJECT_HANDLE h)
+{
+	CK_OBJECT_HANDLE *grown;
+	size_t cap;
+
+	if (l->n_idless == l->cap_idless) {
+		cap = l->cap_idless ? 2 * l->cap_idless : 16;
+		grown = realloc(l->idless, cap * sizeof(*grown));
+		if (grown == NULL)
+			return CKR_HOST_MEMORY;
+		l->idless = grown;
+		l->cap_idless = cap;
+	}
+	l->idless[l->n_idless++] = h;
+	return CKR_OK;
+}
+
+static CK_RV
+sweep_add_id(struct sweep_list *l, const char *buf)
+{
 	char(*grown)[STINT_TASK_ID_MAX + 1];
+	size_t cap;
+
+	if (l->n == l->cap) {
+		cap = l->cap ? 2 * l->cap : 64;
+		grown = realloc(l->ids, cap * sizeof(*grown));
+		if (grown == NULL)
+			return CKR_HOST_MEMORY;
+		l->ids = grown;
+		l->cap = cap;
+	}
+	memcpy(l->ids[l->n++], buf, sizeof(l->ids[0]));
+	return CKR_OK;
+}
+
+/* Sorts one marked object: an empty CKA_ID (a failed generation) goes to
+ * idless, a task-shaped or legacy pool id to ids; any other id (or one that
+ * cannot be read, or is longer than a task id) is none of the sweep's. */
+static CK_RV
+sweep_one(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	  struct sweep_list *l)
+{
 	char buf[STINT_TASK_ID_MAX + 1];
-	CK_OBJECT_HANDLE h[FIND_BATCH];
 	CK_ATTRIBUTE a;
+	CK_RV rv;
+
+	a.type = CKA_ID;
+	a.pValue = buf;
+	a.ulValueLen = STINT_TASK_ID_MAX;
+	rv = P11(b, C_GetAttributeValue, s, h, &a, 1);
+	if (rv != CKR_OK) /* a broken session would hide every key */
+		return session_broken(rv) ? rv : CKR_OK;
+	if (a.ulValueLen == 0)
+		return sweep_add_idless(l, h);
+	if (!stint_task_id_shaped(buf, a.ulValueLen) &&
+	    !legacy_pool_id(buf, a.ulValueLen))
+		return CKR_OK;
+	buf[a.ulValueLen] = '\0';
+	return sweep_add_id(l, buf);
+}
+
+/* The marked objects in the token: distinct ids sorted, id-less handles. */
+static CK_RV
+sweep_ids(struct p11_backend *b, CK_SESSION_HANDLE s, struct sweep_list *l)
+{
+	CK_OBJECT_HANDLE h[FIND_BATCH];
+	CK_ATTRIBUTE t = {CKA_SUBJECT, (void *)key_mark, sizeof(key_mark)};
 	CK_ULONG n, i;
-	size_t cnt = 0, cap = 0;
 	CK_RV rv, rv2;
 
-	*out = NULL;
-	*nout = 0;
-	if ((rv = P11(b, C_FindObjectsInit, s, NULL, 0)) != CKR_OK)
+	memset(l, 0, sizeof(*l));
+	if ((rv = P11(b, C_FindObjectsInit, s, &t, 1)) != CKR_OK)
 		return rv;
 	while ((rv = P11(b, C_FindObjects, s, h, FIND_BATCH, &n)) == CKR_OK &&
 	       n > 0) {
-		for (i = 0; i < n && rv == CKR_OK; i++) {
-			a.type = CKA_ID;
-			a.pValue = buf;
-			a.ulValueLen = STINT_TASK_ID_MAX;
-			rv = P11(b, C_GetAttributeValue, s, h[i], &a, 1);
-			if (rv != CKR_OK) {
-				/* A broken session would hide every key. */
-				if (!session_broken(rv))
-					rv = CKR_OK;
-				continue;
-			}
-			if (!stint_task_id_shaped(buf, a.ulValueLen) &&
-			    !legacy_pool_id(buf, a.ulValueLen))
-				continue;
-			buf[a.ulValueLen] = '\0';
-			if (cnt == cap) {
-				cap = cap ? 2 * cap : 64;
-				grown = realloc(ids, cap * sizeof(*ids));
-				if (grown == NULL) {
-					rv = CKR_HOST_MEMORY;
-					continue;
-				}
-				ids = grown;
-			}
-			memcpy(ids[cnt++], buf, sizeof(buf));
-		}
+		for (i = 0; i < n && rv == CKR_OK; i++)
+			rv = sweep_one(b, s, h[i], l);
 		if (rv != CKR_OK)
 			break;
 	}
@@ -1394,14 +1462,86 @@ sweep_ids(struct p11_backend *b, CK_SESSION_HANDLE s,
 	if (rv == CKR_OK)
 		rv = rv2;
 	if (rv != CKR_OK) {
-		free(ids);
+		sweep_list_free(l);
 		return rv;
 	}
-	if (cnt > 0)
-		qsort(ids, cnt, sizeof(*ids), sweep_id_cmp);
-	*out = ids;
-	*nout = sweep_ids_unique(ids, cnt);
+	if (l->n > 0)
+		qsort(l->ids, l->n, sizeof(*l->ids), sweep_id_cmp);
+	l->n = sweep_ids_unique(l->ids, l->n);
 	return CKR_OK;
+}
+
+/* Destroys the marked objects without an id that keep(ctx, "") does not
+ * keep: what a C_GenerateKeyPair that failed half-way left behind. */
+static size_t
+sweep_idless(struct p11_backend *b, const struct sweep_list *l,
+	     bool (*keep)(void *ctx, const char *id),
+	     void (*gone)(void *ctx, const char *id), void *ctx, size_t *failed,
+	     char *err, size_t errlen)
+{
+	CK_SESSION_HANDLE s;
+	size_t i, done = 0;
+	CK_RV rv;
+
+	if (l->n_idless == 0 || keep(ctx, ""))
+		return 0;
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		if ((*failed)++ == 0)
+			ck_err(err, errlen, "cannot open a token session", rv);
+		return 0;
+	}
+	for (i = 0; i < l->n_idless; i++) {
+		rv = obj_destroy(b, s, l->idless[i]);
+		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
+			if ((*failed)++ == 0)
+				ck_err(err, errlen,
+				       "cannot destroy a key without id", rv);
+			if (session_broken(rv))
+				break;
+			continue;
+		}
+		done++;
+		if (gone != NULL)
+			gone(ctx, "");
+	}
+	session_put(b, s, i == l->n_idless);
+	return done;
+}
+
+/* The number of marked objects in the token (keys this or an earlier
+ * stintd made for tasks), for the check that a new state.db is not
+ * replacing one in use. */
+static int
+p11_own_keys(struct stint_backend *base, size_t *count, char *err,
+	     size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	CK_OBJECT_HANDLE h[FIND_BATCH];
+	CK_ATTRIBUTE t = {CKA_SUBJECT, (void *)key_mark, sizeof(key_mark)};
+	CK_SESSION_HANDLE s;
+	CK_ULONG n;
+	CK_RV rv, rv2;
+
+	*count = 0;
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	if ((rv = P11(b, C_FindObjectsInit, s, &t, 1)) == CKR_OK) {
+		while ((rv = P11(b, C_FindObjects, s, h, FIND_BATCH, &n)) ==
+			       CKR_OK &&
+		       n > 0)
+			*count += n;
+		rv2 = P11(b, C_FindObjectsFinal, s);
+		if (rv == CKR_OK)
+			rv = rv2;
+	}
+	session_put(b, s, !session_broken(rv));
+	if (rv != CKR_OK) {
+		ck_err(err, errlen, "cannot list the objects in the token", rv);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1418,26 +1558,32 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 	  char *err, size_t errlen)
 {
 	struct p11_backend *b = (struct p11_backend *)base;
-	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct sweep_list l;
+	char(*ids)[STINT_TASK_ID_MAX + 1];
 	char(*saved)[STINT_TASK_ID_MAX + 1];
 	char why[256];
 	CK_SESSION_HANDLE s;
-	size_t n = 0, n_saved, i, failed = 0, adopted = 0;
+	size_t n, n_saved, i, failed = 0, adopted = 0;
 	CK_RV rv;
 	int r = -1;
 
 	*destroyed = 0;
+	memset(&l, 0, sizeof(l));
 	saved = ready_load(b, &n_saved);
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		goto out;
 	}
-	rv = sweep_ids(b, s, &ids, &n);
+	rv = sweep_ids(b, s, &l);
 	session_put(b, s, !session_broken(rv));
 	if (rv != CKR_OK) {
 		ck_err(err, errlen, "cannot list the objects in the token", rv);
 		goto out;
 	}
+	ids = l.ids;
+	n = l.n;
+	*destroyed +=
+		sweep_idless(b, &l, keep, gone, ctx, &failed, err, errlen);
 	for (i = 0; i < n; i++) {
 		if (pool_holds(b, ids[i]))
 			continue;
@@ -1469,7 +1615,7 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 			 "stop adopted",
 			 adopted, n_saved);
 out:
-	free(ids);
+	sweep_list_free(&l);
 	free(saved);
 	pthread_mutex_lock(&b->pool_lock);
 	pool_start_locked(b);
@@ -1483,8 +1629,8 @@ out:
  * key_take(), under their own ids). */
 static int
 key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
-	     struct stint_pubkey *pub, struct stint_key_facts *facts, char *err,
-	     size_t errlen)
+	     bool mark, struct stint_pubkey *pub, struct stint_key_facts *facts,
+	     char *err, size_t errlen)
 {
 	const struct key_spec *spec;
 	CK_OBJECT_HANDLE hpub, hpriv, existing;
@@ -1529,8 +1675,8 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 			 key_id, b->token);
 		goto out;
 	}
-	if (keypair_make(b, s, spec, key_id, &hpub, &hpriv, pub, facts, &clean,
-			 err, errlen) != 0)
+	if (keypair_make(b, s, spec, key_id, mark, &hpub, &hpriv, pub, facts,
+			 &clean, err, errlen) != 0)
 		goto out;
 	cache_put(b, key_id, hpriv, spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
@@ -1545,8 +1691,8 @@ p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 	     struct stint_key_facts *facts, char *err, size_t errlen)
 {
 	(void)not_after; /* a PKCS#11 key cannot bind it */
-	return key_generate((struct p11_backend *)base, key_type, key_id, pub,
-			    facts, err, errlen);
+	return key_generate((struct p11_backend *)base, key_type, key_id, true,
+			    pub, facts, err, errlen);
 }
 
 static size_t
@@ -1832,7 +1978,9 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	}
 	if (n == 0 && npub == 0) {
 		session_put(b, s, clean);
-		r = key_generate(b, key_type, key_id, pub, facts, err, errlen);
+		/* Unmarked: the sweep never considers host keys. */
+		r = key_generate(b, key_type, key_id, false, pub, facts, err,
+				 errlen);
 		*created = r == 0;
 		return r;
 	}
@@ -1890,6 +2038,7 @@ static const struct stint_backend_ops p11_ops = {
 	.host_key = p11_host_key,
 	.key_take = p11_key_take,
 	.sweep = p11_sweep,
+	.own_keys = p11_own_keys,
 	.stats = p11_stats,
 	.close = p11_close,
 };

@@ -48,6 +48,7 @@ enum key_id {
 	K_SYNC,
 	K_CA_KEY,
 	K_CA_SKEW,
+	K_RETENTION,
 	K_N,
 };
 
@@ -72,6 +73,7 @@ static const struct {
 	[K_SYNC] = {"audit", "sync"},
 	[K_CA_KEY] = {"ca", "key"},
 	[K_CA_SKEW] = {"ca", "skew"},
+	[K_RETENTION] = {"stintd", "retention"},
 };
 
 struct parse_ctx {
@@ -328,6 +330,25 @@ set_count(struct parse_ctx *c, const char *value, uint32_t *dst,
 	return 1;
 }
 
+/* [stintd] retention: how long ended tasks stay in state.db (and their
+ * evidence in state_dir): a duration, or 0 / off to keep them forever. */
+static int
+set_retention(struct parse_ctx *c, const char *value, uint64_t *dst)
+{
+	if (strcmp(value, "0") == 0 || strcmp(value, "off") == 0) {
+		*dst = 0;
+		return 1;
+	}
+	if (stint_duration_parse(value, dst) != 0) {
+		ctx_error(c,
+			  "bad retention '%s': use a duration such as 30d or "
+			  "12h, or 0 (or off) to keep ended tasks forever",
+			  value);
+		return 0;
+	}
+	return 1;
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -418,6 +439,8 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		return 1;
 	case K_CA_SKEW:
 		return set_skew(c, value, &cfg->ca.skew);
+	case K_RETENTION:
+		return set_retention(c, value, &cfg->retention);
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;
@@ -499,6 +522,7 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->trust_domain, sizeof(cfg->trust_domain), "example.org");
 	cfg->default_ttl = 15 * 60;
 	cfg->max_ttl = 60 * 60;
+	cfg->retention = STINT_RETENTION_DEFAULT;
 	snprintf(cfg->backend.type, sizeof(cfg->backend.type), "pkcs11");
 	snprintf(cfg->backend.module, sizeof(cfg->backend.module),
 		 "/usr/lib/softhsm/libsofthsm2.so");

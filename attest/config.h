@@ -12,6 +12,7 @@ enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 #define STINT_KEY_POOL_DEFAULT     4
 #define STINT_PREPARED_OPS_MAX     256 /* STINT_PREP_MAX in p11_prep.h */
 #define STINT_PREPARED_OPS_DEFAULT 16
+#define STINT_RETENTION_DEFAULT    (30 * 86400) /* 30d */
 
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */
@@ -19,6 +20,10 @@ struct stint_config {
 	char trust_domain[256];     /* default example.org */
 	uint64_t default_ttl;       /* seconds, default 15m */
 	uint64_t max_ttl;           /* seconds, default 1h */
+	/* Ended and expired tasks (rows and evidence files) are pruned this
+	 * long after they ended; their audit records stay. Seconds, default
+	 * 30d, 0: never. */
+	uint64_t retention;
 	struct {
 		char type[16]; /* "pkcs11" or "tpm" */
 		char module[PATH_MAX];

@@ -18,12 +18,18 @@
 
 #include "attest/ca.h"
 #include "attest/daemon.h"
+#include "attest/paths.h"
+#include "attest/store_guard.h"
 #include "attest/task.h"
 #include "common/log.h"
 
 #define DEFAULT_CONFIG "/etc/stint/stint.conf"
 
 static int wake_pipe[2] = {-1, -1};
+/* --init: create a new state.db even though stintd has run here before. */
+static bool opt_init;
+/* state.db is new on this start: the sweep destroys nothing. */
+static bool store_created;
 
 static void
 on_signal(int sig)
@@ -41,7 +47,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: stintd [--config FILE] [--foreground] [--check]\n"
+		"usage: stintd [--config FILE] [--foreground] [--check] "
+		"[--init]\n"
 		"\n"
 		"Stint daemon: holds task keys in the backend, checks every\n"
 		"signature against the live task, and logs it.\n"
@@ -50,6 +57,11 @@ usage(FILE *f)
 		"  -f, --foreground   stay in the foreground, log to stderr\n"
 		"      --check        validate the configuration, open the\n"
 		"                     backend, store and audit log, then exit\n"
+		"      --init         create a new, empty state.db where it "
+		"is\n"
+		"                     missing or empty although stintd has "
+		"run\n"
+		"                     here before (never replaces a store)\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -92,13 +104,20 @@ open_all(struct stintd *d, char *err, size_t errlen)
 	if (make_dir(d->cfg.state_dir, 0700, err, errlen) != 0 ||
 	    make_dir(d->cfg.runtime_dir, 0755, err, errlen) != 0)
 		return -1;
+	if (stint_paths_check(&d->cfg, geteuid(), err, errlen) != 0)
+		return -1;
+	/* The backend first: whether it holds task keys decides whether a
+	 * missing state.db may be created. */
+	if (stint_backend_open(&d->cfg, &d->backend, err, errlen) != 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/state.db", d->cfg.state_dir);
+	if (stint_store_guard(&d->cfg, d->backend, path, opt_init,
+			      &store_created, err, errlen) != 0)
+		return -1;
 	if (stint_store_open(path, &d->store, err, errlen) != 0)
 		return -1;
 	if (stint_audit_open(d->cfg.audit.path, d->cfg.audit.sync, &d->audit,
 			     err, errlen) != 0)
-		return -1;
-	if (stint_backend_open(&d->cfg, &d->backend, err, errlen) != 0)
 		return -1;
 	/* The CA and attestation keys live in the backend: found, or made
 	 * on first start. */
@@ -147,6 +166,8 @@ sweep_keep(void *ctx, const char *id)
 	bool keep;
 	int r;
 
+	if (store_created)
+		return true; /* a new store knows no task: destroy nothing */
 	memset(&t, 0, sizeof(t));
 	r = stint_store_task_get(d->store, id, &t);
 	if (r == STINT_STORE_NOT_FOUND)
@@ -166,6 +187,11 @@ sweep_gone(void *ctx, const char *id)
 		.decision = "allow",
 		.reason = "no live task: orphan or unused ready key"};
 
+	if (id[0] == '\0') {
+		ev.task = NULL;
+		ev.reason = "orphan key without id, left by a failed key "
+			    "generation";
+	}
 	if (stint_audit_append(d->audit, &ev) != 0)
 		log_err("audit log write failed for key-destroy of %s", id);
 }
@@ -246,6 +272,7 @@ main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"check", no_argument, NULL, 'k'},
+		{"init", no_argument, NULL, 'i'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
@@ -266,6 +293,9 @@ main(int argc, char **argv)
 		case 'k':
 			check = true;
 			foreground = true;
+			break;
+		case 'i':
+			opt_init = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -333,6 +363,10 @@ main(int argc, char **argv)
 		log_err("cannot start the expiry thread");
 		goto out;
 	}
+	if (stint_retention_start(&d) != 0) {
+		log_err("cannot start the retention thread");
+		goto out;
+	}
 	if (stintd_serve(&d, wake_pipe[0], err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		fprintf(stderr, "stintd: %s\n", err);
@@ -340,6 +374,7 @@ main(int argc, char **argv)
 		rc = 0;
 	}
 out:
+	stint_retention_stop();
 	stint_reaper_stop();
 	audit_daemon(&d, "daemon-stop", rc == 0 ? "clean stop" : err);
 	log_info("stopped");

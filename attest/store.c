@@ -1890,3 +1890,90 @@ stint_store_gate_stats(struct stint_store *s, struct stint_gate_stats *st)
 	st->sql = s->gates_sql;
 	pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- retention --------------------------------------------------------- */
+
+#define PRUNE_BATCH 500
+
+/* One batch: the ids of up to PRUNE_BATCH ended or expired tasks that ended
+ * before `before` and whose key is destroyed (the reaper still needs the
+ * row of one whose key is not), deleted in one transaction. */
+static int
+prune_batch_locked(struct stint_store *s, int64_t before,
+		   char (*ids)[STINT_TASK_ID_MAX + 1], size_t *n)
+{
+	sqlite3_stmt *sel = NULL, *del = NULL;
+	int rc, r = STINT_STORE_ERROR;
+
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id FROM tasks WHERE state <> 'live'"
+			       " AND key_destroyed = 1 AND ended < ?1"
+			       " ORDER BY id LIMIT ?2",
+			       -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM tasks WHERE id = ?1", -1,
+			       &del, NULL) != SQLITE_OK) {
+		db_log(s, "prune: prepare");
+		goto out;
+	}
+	if (tx_begin(s) != 0)
+		goto out;
+	sqlite3_bind_int64(sel, 1, before);
+	sqlite3_bind_int(sel, 2, PRUNE_BATCH);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (copy_text(sel, 0, ids[*n], sizeof(ids[0])) != 0)
+			continue;
+		sqlite3_reset(del);
+		sqlite3_bind_text(del, 1, ids[*n], -1, SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		(*n)++;
+	}
+	sqlite3_reset(sel);
+	sqlite3_reset(del);
+	if (rc != SQLITE_DONE) {
+		db_log(s, "prune");
+		tx_rollback(s);
+		*n = 0;
+		goto out;
+	}
+	if (tx_commit(s) != 0) {
+		*n = 0;
+		goto out;
+	}
+	r = STINT_STORE_OK;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	return r;
+}
+
+int
+stint_store_prune(struct stint_store *s, int64_t before,
+		  void (*pruned)(void *ctx, const char *id), void *ctx,
+		  size_t *count)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1];
+	size_t n, i;
+	int r;
+
+	*count = 0;
+	ids = calloc(PRUNE_BATCH, sizeof(*ids));
+	if (ids == NULL)
+		return STINT_STORE_ERROR;
+	do {
+		/* One batch per lock hold: signing and task starts wait at
+		 * most for one batch. */
+		pthread_mutex_lock(&s->lock);
+		r = prune_batch_locked(s, before, ids, &n);
+		pthread_mutex_unlock(&s->lock);
+		for (i = 0; i < n; i++)
+			if (pruned != NULL)
+				pruned(ctx, ids[i]);
+		*count += n;
+	} while (r == STINT_STORE_OK && n == PRUNE_BATCH);
+	free(ids);
+	return r;
+}

@@ -119,6 +119,14 @@ int stint_store_task_key_destroyed(struct stint_store *s, const char *id);
 int stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
 		      size_t *all_tasks);
 
+/* Retention: deletes the ended and expired tasks that ended before
+ * `before` and whose key is destroyed, in batches; pruned(ctx, id) is
+ * called for each (after its batch committed), *count counts them. Live
+ * tasks, and ended ones whose key the reaper has yet to destroy, stay. */
+int stint_store_prune(struct stint_store *s, int64_t before,
+		      void (*pruned)(void *ctx, const char *id), void *ctx,
+		      size_t *count);
+
 /* The gate's index (on by default). Off: every gate reads the database, as
  * a diagnostic and for tests that compare both; on: rebuilt from the
  * database (STINT_STORE_ERROR when that fails; the gate then reads the

@@ -751,14 +751,15 @@ struct keep_list {
 	int n;
 };
 
-/* The sweep asks only about task-shaped ids. */
+/* The sweep asks only about task-shaped ids ("" for marked keys without
+ * an id). */
 static bool
 probe_keep(void *ctx, const char *id)
 {
 	const struct keep_list *k = ctx;
 	int i;
 
-	CHECK(stint_task_id_shaped(id, strlen(id)),
+	CHECK(id[0] == '\0' || stint_task_id_shaped(id, strlen(id)),
 	      "sweep: keep() asked about '%s', not a task id", id);
 	for (i = 0; i < k->n; i++)
 		if (strcmp(k->ids[i], id) == 0)

@@ -513,7 +513,9 @@ stintd_start()
 	[ "$STINT_SANITIZERS" = yes ] && limit=300
 	STINTD_STARTS=$((STINTD_STARTS + 1))
 	STINTD_LOG=$T/stintd.$STINTD_STARTS.log
-	"$STINTD" --config "$STINTD_CONF" --foreground >"$STINTD_LOG" 2>&1 &
+	# shellcheck disable=SC2086 # STINTD_ARGS: extra words, e.g. --init
+	"$STINTD" --config "$STINTD_CONF" --foreground ${STINTD_ARGS:-} \
+		>"$STINTD_LOG" 2>&1 &
 	STINTD_PID=$!
 	# After kill -9 the old sockets are still there: wait until the new
 	# daemon answers on admin.sock, not merely until the files exist.
