@@ -442,7 +442,7 @@ backend_key_types()
 stintd_config()
 {
 	local kv k v sync=batch default_ttl=15m max_ttl=1h trust=test.example
-	local token=${HSM_LABEL:-stint}
+	local token=${HSM_LABEL:-stint} retention=
 
 	for kv in "$@"; do
 		k=${kv%%=*}
@@ -453,6 +453,7 @@ stintd_config()
 		max_ttl) max_ttl=$v ;;
 		trust_domain) trust=$v ;;
 		token) token=$v ;;
+		retention) retention="retention = $v" ;;
 		*) fail "stintd_config: unknown key '$k'" ;;
 		esac
 	done
@@ -468,6 +469,7 @@ runtime_dir = $T/run
 trust_domain = $trust
 default_ttl = $default_ttl
 max_ttl = $max_ttl
+$retention
 EOF
 	case $STINT_TEST_BACKEND in
 	softhsm)
