@@ -18,13 +18,13 @@
 
 #include <p11-kit/pkcs11.h>
 
-static const CK_BYTE key_mark[] = {
-	0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06, 0x03, 0x55, 0x04,
-	0x03, 0x0c, 0x0f, 's',  't',  'i',  'n',  't',  'd',  ' ',
-	't',  'a',  's',  'k',  ' ',  'k',  'e',  'y'};
+static const CK_BYTE key_mark[] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
+				   0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
+				   't',  'i',  'n',  't',  'd',  ' ',  't',
+				   'a',  's',  'k',  ' ',  'k',  'e',  'y'};
 /* OID 1.2.840.10045.3.1.7 (P-256) */
-static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-			       0x3d, 0x03, 0x01, 0x07};
+static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+			       0xce, 0x3d, 0x03, 0x01, 0x07};
 
 static CK_FUNCTION_LIST_PTR f;
 
@@ -59,8 +59,9 @@ open_token(const char *label, const char *pin_file)
 		fprintf(stderr, "orphan_key: no token '%s'\n", label);
 		exit(1);
 	}
-	if ((rv = f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION,
-				   NULL, NULL, &s)) != CKR_OK)
+	if ((rv = f->C_OpenSession(slots[i],
+				   CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+				   NULL, &s)) != CKR_OK)
 		die("C_OpenSession", rv);
 	if ((fp = fopen(pin_file, "r")) == NULL ||
 	    fgets(pin, sizeof(pin), fp) == NULL) {
@@ -69,8 +70,7 @@ open_token(const char *label, const char *pin_file)
 	}
 	fclose(fp);
 	len = strcspn(pin, "\r\n");
-	if ((rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, len)) !=
-	    CKR_OK)
+	if ((rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, len)) != CKR_OK)
 		die("C_Login", rv);
 	return s;
 }
@@ -111,8 +111,7 @@ make(CK_SESSION_HANDLE s, int marked, const char *id)
 		ADD(privt, nv, CKA_SUBJECT, key_mark, sizeof(key_mark));
 	}
 #undef ADD
-	rv = f->C_GenerateKeyPair(s, &mech, pubt, np, privt, nv, &hpub,
-				  &hpriv);
+	rv = f->C_GenerateKeyPair(s, &mech, pubt, np, privt, nv, &hpub, &hpriv);
 	if (rv != CKR_OK)
 		die("C_GenerateKeyPair", rv);
 	printf("ok made %s pair id=%s\n", marked ? "marked" : "plain",
