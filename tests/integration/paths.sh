@@ -57,12 +57,16 @@ chmod 0777 "$T/pub" # mkdir -m is subject to nothing, but be explicit
 set_conf state_dir "$T/pub/state"
 expect_refusal "world-writable parent" "$T/pub (a directory above it) is group- or world-writable"
 ok "a world-writable directory above state_dir refused"
+set_conf state_dir "$T/state"
 # Root-owned and sticky, like /tmp: nobody else can swap our entry in it.
+# (Checked with the audit log's directory: a second state_dir would give the
+# TPM backend a second kill-switch NV index owner.)
 chmod 1777 "$T/pub"
+mkdir -m 0700 "$T/pub/audit"
+sed -i "s|^path = .*|path = $T/pub/audit/audit.log|" "$STINTD_CONF"
 timeout 60 "$STINTD" --config "$STINTD_CONF" --check >"$T/check.log" 2>&1 ||
 	{ cat "$T/check.log" >&2; fail "a root-owned sticky parent (like /tmp) was refused"; }
 ok "a root-owned sticky parent (like /tmp) is allowed"
-set_conf state_dir "$T/state"
 
 # --- the audit log's directory group-writable; a swapped audit.log -----------
 mkdir -m 0770 "$T/audit"
@@ -102,6 +106,8 @@ if [ "$STINT_TEST_BACKEND" = softhsm ]; then
 fi
 
 # --- all fixed: it starts ------------------------------------------------------
+# (on the audit log the --check above began, which the store may remember)
+sed -i "s|^path = .*|path = $T/pub/audit/audit.log|" "$STINTD_CONF"
 stintd_start
 agent_add alpha "$(id -u)"
 task_start alpha --ttl 5m >/dev/null || exit 1
