@@ -301,6 +301,27 @@ test_backend_prepared_ops(void **state)
 		       4, "prepared_ops applies only to type = pkcs11");
 }
 
+/* [stintd] retention: default 30d, a duration, or 0 / off. */
+static void
+test_retention(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[stintd]\n"), 0);
+	assert_int_equal(cfg.retention, 30 * 86400);
+	assert_int_equal(load("[stintd]\nretention = 2s\n"), 0);
+	assert_int_equal(cfg.retention, 2);
+	assert_int_equal(load("[stintd]\nretention = 7d\n"), 0);
+	assert_int_equal(cfg.retention, 7 * 86400);
+	assert_int_equal(load("[stintd]\nretention = 0\n"), 0);
+	assert_int_equal(cfg.retention, 0);
+	assert_int_equal(load("[stintd]\nretention = off\n"), 0);
+	assert_int_equal(cfg.retention, 0);
+	expect_refused("[stintd]\nretention = forever\n", 2,
+		       "bad retention 'forever'");
+	expect_refused("[backend]\nretention = 1d\n", 2,
+		       "it belongs in [stintd]");
+}
+
 static void
 test_sync_value(void **state)
 {
@@ -565,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_token_label),
 		cmocka_unit_test(test_trust_domain),
+		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_empty_value),
