@@ -9,6 +9,9 @@
  *	it neither (what a C_GenerateKeyPair that failed half-way leaves)
  *   orphan_key MODULE TOKEN PIN_FILE list
  *	one line per key object: "pub|priv marked|plain id=<ID>"
+ *   orphan_key MODULE TOKEN PIN_FILE churn N
+ *	generates and destroys N marked pairs in this one process and prints
+ *	its VmRSS before and after (does the module keep memory per object?)
  */
 
 #include <dlfcn.h>
@@ -27,6 +30,7 @@ static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 			       0xce, 0x3d, 0x03, 0x01, 0x07};
 
 static CK_FUNCTION_LIST_PTR f;
+static CK_OBJECT_HANDLE last_pub, last_priv; /* of the last make() */
 
 static void
 die(const char *what, CK_RV rv)
@@ -114,8 +118,44 @@ make(CK_SESSION_HANDLE s, int marked, const char *id)
 	rv = f->C_GenerateKeyPair(s, &mech, pubt, np, privt, nv, &hpub, &hpriv);
 	if (rv != CKR_OK)
 		die("C_GenerateKeyPair", rv);
+	last_pub = hpub;
+	last_priv = hpriv;
+	if (id != NULL && strcmp(id, "t-churn") == 0)
+		return;
 	printf("ok made %s pair id=%s\n", marked ? "marked" : "plain",
 	       id != NULL ? id : "");
+}
+
+static long
+rss_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *fp = fopen("/proc/self/status", "r");
+
+	while (fp != NULL && fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	if (fp != NULL)
+		fclose(fp);
+	return kb;
+}
+
+static void
+churn(CK_SESSION_HANDLE s, long n)
+{
+	long i, before = rss_kb();
+	CK_RV rv;
+
+	for (i = 0; i < n; i++) {
+		make(s, 1, "t-churn");
+		if ((rv = f->C_DestroyObject(s, last_priv)) != CKR_OK ||
+		    (rv = f->C_DestroyObject(s, last_pub)) != CKR_OK)
+			die("C_DestroyObject", rv);
+		if ((i + 1) % (n / 4 > 0 ? n / 4 : 1) == 0)
+			printf("churn %ld: VmRSS %ld kB (start %ld kB)\n",
+			       i + 1, rss_kb(), before);
+	}
 }
 
 static void
@@ -192,6 +232,8 @@ main(int argc, char **argv)
 		     argc >= 7 ? argv[6] : NULL);
 	else if (strcmp(argv[4], "list") == 0)
 		list(s);
+	else if (strcmp(argv[4], "churn") == 0 && argc >= 6)
+		churn(s, strtol(argv[5], NULL, 10));
 	else {
 		fprintf(stderr, "orphan_key: unknown command\n");
 		return 2;
