@@ -40,6 +40,9 @@ struct stint_audit;
 /* Opens (creating 0600) and continues the chain from the last line. */
 int stint_audit_open(const char *path, enum stint_audit_sync sync,
 		     struct stint_audit **out, char *err, size_t errlen);
+/* Starts the BATCH sync thread. Call after any fork (daemonize): a thread
+ * does not survive one. Until then BATCH records are synced at close. */
+int stint_audit_start(struct stint_audit *a);
 /* Serialises and writes one record with a single write(2); with ALWAYS it
  * fsyncs before returning, with BATCH a background thread fsyncs within a
  * few milliseconds. Returns -1 (and the caller must refuse what it was
@@ -47,6 +50,47 @@ int stint_audit_open(const char *path, enum stint_audit_sync sync,
 int stint_audit_append(struct stint_audit *a,
 		       const struct stint_audit_event *ev);
 void stint_audit_head(struct stint_audit *a, uint64_t *seq, uint8_t hash[32]);
+/* The head and the current file's length (the head record ends there,
+ * unless the file is empty). */
+void stint_audit_head_at(struct stint_audit *a, uint64_t *seq, uint8_t hash[32],
+			 uint64_t *offset);
+const char *stint_audit_path(const struct stint_audit *a);
+
+/*
+ * Signed checkpoints: an "audit-checkpoint" record whose detail is
+ *   seq=<N> hash=<64 hex> key=<64 hex> sig=<hex>
+ * N and hash being the record before it, key the SHA-256 of the signing
+ * key's SubjectPublicKeyInfo (DER), sig an ECDSA signature (DER) with
+ * SHA-256 over the ASCII message STINT_AUDIT_CHECKPOINT_PREFIX "<N>:<hash>".
+ */
+#define STINT_AUDIT_CHECKPOINT_PREFIX "stint-audit-checkpoint:"
+#define STINT_AUDIT_SIG_MAX           160
+typedef int (*stint_audit_sign_fn)(void *ctx, const uint8_t *msg, size_t len,
+				   uint8_t *sig, size_t *sig_len, char *err,
+				   size_t errlen);
+void stint_audit_set_signer(struct stint_audit *a, stint_audit_sign_fn fn,
+			    void *ctx, const uint8_t spki_sha256[32]);
+int stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32],
+				   char *out, size_t cap);
+/* Writes a checkpoint of the head (and syncs); without force, only when
+ * records were written since the last one. */
+int stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
+			   size_t errlen);
+/*
+ * Rotation: ends the current file with a checkpoint (when a signer is
+ * set), moves it to <path>.<UTC time> unless someone (logrotate) already
+ * moved it, and continues the chain in a new file at path whose first
+ * record, "audit-rotate", links to the old file's head (seq continues, prev
+ * is the old head's hash, detail "continues NAME: seq=N hash=H"). old gets
+ * the old file's path.
+ */
+int stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
+		       size_t errlen);
+/* 0 when the log holds the record (seq, hash) ending at offset, or the
+ * current file starts right after it; -1 with err saying why not. */
+int stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
+			     const uint8_t hash[32], uint64_t offset, char *err,
+			     size_t errlen);
 void stint_audit_close(struct stint_audit *a); /* fsyncs */
 
 /* The hash rule, shared by the writer and the verifier: SHA-256 of
