@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "attest/config.h"
 #include "attest/peer.h"
 
@@ -120,7 +122,30 @@ struct stint_audit_report {
 	char reason[256];
 	uint64_t last_seq;
 	uint8_t last_hash[32];
+	/* stint_audit_verify_files: */
+	const char *bad_file;     /* the file bad_line is in */
+	uint64_t first_seq;       /* > 1: the first file continues another */
+	uint64_t checkpoints;     /* checkpoint records seen */
+	bool checkpoints_checked; /* their signatures were verified */
+	uint64_t checkpointed;    /* seq the last checkpoint covers */
+	uint64_t unpinned;        /* records after the last checkpoint */
 };
+
+struct stint_audit_verify_opts {
+	const struct stint_audit_anchor *anchor; /* NULL: none */
+	/* The key `stint ca attestation-key` prints: every checkpoint must
+	 * carry a valid signature by it, and the log must end with one
+	 * unless allow_unpinned_tail. NULL: signatures are not checked. */
+	EVP_PKEY *ak;
+	bool allow_unpinned_tail;
+};
+
+/* Verifies files as one chain, in order (rotated logs, oldest first): each
+ * file after the first must continue the one before it. Returns as
+ * stint_audit_verify_file. */
+int stint_audit_verify_files(const char *const *paths, size_t n,
+			     const struct stint_audit_verify_opts *opts,
+			     struct stint_audit_report *report);
 
 /* 0 when the whole chain is good (and matches the anchor when set);
  * 1 when it is not (report says the first bad line and why); -1 when the
