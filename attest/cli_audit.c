@@ -247,9 +247,10 @@ verify_report(const char *path, const struct stint_audit_anchor *anchor,
 		return STINT_EXIT_OK;
 	}
 	if (rep->bad_line != 0)
-		printf("audit log BROKEN at %s line %llu: %s\n",
+		printf("audit log BROKEN at line %llu of %s: %s\n",
+		       (unsigned long long)rep->bad_line,
 		       rep->bad_file != NULL ? rep->bad_file : path,
-		       (unsigned long long)rep->bad_line, bare_reason(rep));
+		       bare_reason(rep));
 	else
 		printf("audit log BROKEN%s%s: %s\n",
 		       rep->bad_file != NULL ? " in " : "",
