@@ -41,7 +41,7 @@
 static pthread_t anchor_thread;
 static bool anchor_running;
 static atomic_bool anchor_stop;
-static uint64_t stored_seq; /* the head last written to state.db */
+static _Atomic uint64_t stored_seq; /* the head last written to state.db */
 
 void
 stintd_anchor_block_signals(void)
