@@ -21,7 +21,10 @@ fi
 grep -q "audit log" "$T/bad.out" || { cat "$T/bad.out"; fail "the daemon's start-up error did not reach stderr"; }
 [ ! -e "$pidf" ] || fail "a failed start left a pid file"
 
-"$STINTD" --config "$STINTD_CONF" --pid-file "$pidf" >"$T/start.out" 2>&1 ||
+# The daemon's stderr is /dev/null: sanitizer reports go to files.
+ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$T/daemon-asan" \
+	UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$T/daemon-ubsan" \
+	"$STINTD" --config "$STINTD_CONF" --pid-file "$pidf" >"$T/start.out" 2>&1 ||
 	{ cat "$T/start.out"; fail "stintd (daemon mode) exited non-zero"; }
 [ -s "$pidf" ] || fail "no pid file after stintd returned"
 pid=$(cat "$pidf")
@@ -75,4 +78,8 @@ note "daemon exited $(((end - start) / 1000000)) ms after SIGTERM"
 [ ! -e "$T/run/admin.sock" ] || fail "admin.sock left behind after SIGTERM"
 tail -n 2 "$AUDIT_LOG" | grep -q '"daemon-stop"' || fail "no daemon-stop record"
 "$STINT" audit verify "$AUDIT_LOG" || fail "audit log does not verify after the daemon stopped"
+for f in "$T"/daemon-asan* "$T"/daemon-ubsan*; do
+	[ -e "$f" ] || continue
+	san_check_log "$f" || fail "sanitizer error in the daemon"
+done
 exit 0

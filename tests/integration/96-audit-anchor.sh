@@ -115,6 +115,8 @@ refused()
 		fail "stintd started on the $what log"
 	fi
 	grep -qi "$want" "$T/start.out" || { cat "$T/start.out"; fail "stintd start: no '$want'"; }
+	san_check_log "$T/check.out" && san_check_log "$T/start.out" ||
+		fail "sanitizer error in a refused start"
 }
 cp "$T/rechained.log" "$AUDIT_LOG"
 refused re-chained "re-chained"
@@ -134,8 +136,7 @@ stintd_stop
 # and the daemon-start record says so.
 mv "$AUDIT_LOG" "$T/evidence.log"
 "$STINTD" --config "$STINTD_CONF" --check >/dev/null 2>&1 && fail "a missing log was accepted"
-echo "--reset-audit-anchor" >/dev/null
-"$STINTD" --config "$STINTD_CONF" --foreground --reset-audit-anchor >"$T/reset.log" 2>&1 &
+"$STINTD" --config "$STINTD_CONF" --foreground --reset-audit-anchor >"$T/stintd.reset.log" 2>&1 &
 STINTD_PID=$!
 wait_for 30 stint status || fail "stintd --reset-audit-anchor did not start"
 grep -q "audit anchor reset" "$AUDIT_LOG" || fail "the reset is not in the daemon-start record"
