@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -41,6 +43,16 @@
 struct stint_audit {
 	int fd;
 	enum stint_audit_sync sync;
+	char path[PATH_MAX];
+	/* Held shared around an fdatasync done outside `lock`, exclusively
+	 * (with `lock`) while rotation swaps and closes the descriptor. */
+	pthread_rwlock_t fd_lock;
+
+	/* Signs checkpoints (stint_audit_set_signer); NULL: none. */
+	stint_audit_sign_fn sign;
+	void *sign_ctx;
+	char sign_key[65];     /* hex SHA-256 of the signer's SPKI */
+	uint64_t checkpointed; /* seq the last checkpoint covered */
 
 	pthread_mutex_t lock; /* seq, prev, size, dirty, failed, buf, when */
 	uint64_t seq;         /* of the next record */
@@ -237,9 +249,12 @@ syncer_main(void *arg)
 		       pthread_cond_timedwait(&a->wake, &a->lock, &until) == 0)
 			;
 		a->dirty = false;
+		pthread_rwlock_rdlock(&a->fd_lock);
 		pthread_mutex_unlock(&a->lock);
 		if (fdatasync(a->fd) != 0) {
 			int e = errno;
+
+			pthread_rwlock_unlock(&a->fd_lock);
 
 			/* After a failed sync Linux may drop the dirty pages:
 			 * records callers were told are written may be lost,
@@ -252,6 +267,7 @@ syncer_main(void *arg)
 				a->failed = e;
 			continue;
 		}
+		pthread_rwlock_unlock(&a->fd_lock);
 		pthread_mutex_lock(&a->lock);
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -300,7 +316,19 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	a->fd = -1;
 	a->sync = sync;
 	a->seq = 1;
+	if (strlen(path) >= sizeof(a->path)) {
+		free(a);
+		set_err(err, errlen, "audit log %s: %s", path, "path too long");
+		return -1;
+	}
+	memcpy(a->path, path, strlen(path) + 1);
+	if (pthread_rwlock_init(&a->fd_lock, NULL) != 0) {
+		free(a);
+		set_err(err, errlen, "audit log %s: %s", path, "lock init");
+		return -1;
+	}
 	if (pthread_mutex_init(&a->lock, NULL) != 0) {
+		pthread_rwlock_destroy(&a->fd_lock);
 		free(a);
 		set_err(err, errlen, "audit log %s: %s", path, "mutex init");
 		return -1;
@@ -340,11 +368,6 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	a->size = st.st_size;
 	if (st.st_size > 0 && load_tail(a, path, st.st_size, err, errlen) != 0)
 		goto out;
-	if (sync == STINT_SYNC_BATCH && start_syncer(a) != 0) {
-		set_err(err, errlen, "audit log %s: %s", path,
-			"cannot start the sync thread");
-		goto out;
-	}
 	*out = a;
 	a = NULL;
 	r = 0;
@@ -353,9 +376,24 @@ out:
 		if (a->fd >= 0)
 			close(a->fd);
 		pthread_mutex_destroy(&a->lock);
+		pthread_rwlock_destroy(&a->fd_lock);
 		free(a);
 	}
 	return r;
+}
+
+/*
+ * The BATCH sync thread starts here, not in stint_audit_open: stintd opens
+ * the log, then may fork to daemonize, and a thread does not survive a
+ * fork (the daemon would never sync, and close would wait for a thread that
+ * is not there).
+ */
+int
+stint_audit_start(struct stint_audit *a)
+{
+	if (a == NULL || a->sync != STINT_SYNC_BATCH || a->syncer_running)
+		return 0;
+	return start_syncer(a);
 }
 
 /*
@@ -700,19 +738,17 @@ fail:
 	return -1;
 }
 
-int
-stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
+/* Builds and writes one record, advancing seq and prev. Lock held.
+ * Returns 0, or -1 with errno set; *wake says the sync thread needs a
+ * signal (outside the lock). */
+static int
+append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
+	      bool *wake)
 {
 	uint8_t hash[32];
 	size_t len = 0;
-	bool wake = false;
-	int r = -1, e = 0;
+	int e = 0, r = -1;
 
-	if (a == NULL || ev == NULL || ev->event == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	pthread_mutex_lock(&a->lock);
 	if (a->failed != 0) {
 		e = a->failed;
 		goto out;
@@ -729,7 +765,7 @@ stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
 	memcpy(a->prev, hash, 32);
 	if (a->sync == STINT_SYNC_BATCH && !a->dirty) {
 		a->dirty = true;
-		wake = true;
+		*wake = true;
 	}
 	r = 0;
 out:
@@ -739,37 +775,454 @@ out:
 		a->buf = NULL;
 		a->cap = 0;
 	}
-	pthread_mutex_unlock(&a->lock);
-	if (wake)
-		pthread_cond_signal(&a->wake);
-	if (r == 0 && a->sync == STINT_SYNC_ALWAYS) {
-		/* Outside the lock, so concurrent appenders share syncs. */
-		if (fdatasync(a->fd) != 0) {
-			e = errno;
-			log_err("audit log: fdatasync failed: %s; refusing "
-				"further records",
-				strerror(e));
-			pthread_mutex_lock(&a->lock);
-			if (a->failed == 0)
-				a->failed = e;
-			pthread_mutex_unlock(&a->lock);
-			r = -1;
-		}
-	}
 	if (r != 0)
 		errno = e;
+	return r;
+}
+
+/* fdatasync with the lock held on entry and released on return; the
+ * descriptor cannot be closed by a rotation meanwhile. */
+static int
+sync_unlock(struct stint_audit *a)
+{
+	int e, r;
+
+	pthread_rwlock_rdlock(&a->fd_lock);
+	pthread_mutex_unlock(&a->lock);
+	r = fdatasync(a->fd);
+	e = errno;
+	pthread_rwlock_unlock(&a->fd_lock);
+	if (r == 0)
+		return 0;
+	log_err("audit log: fdatasync failed: %s; refusing further records",
+		strerror(e));
+	pthread_mutex_lock(&a->lock);
+	if (a->failed == 0)
+		a->failed = e;
+	pthread_mutex_unlock(&a->lock);
+	errno = e;
+	return -1;
+}
+
+int
+stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
+{
+	bool wake = false;
+	int r;
+
+	if (a == NULL || ev == NULL || ev->event == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&a->lock);
+	r = append_locked(a, ev, &wake);
+	if (r == 0 && a->sync == STINT_SYNC_ALWAYS) {
+		/* Outside the lock, so concurrent appenders share syncs. */
+		return sync_unlock(a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (wake && a->syncer_running)
+		pthread_cond_signal(&a->wake);
 	return r;
 }
 
 void
 stint_audit_head(struct stint_audit *a, uint64_t *seq, uint8_t hash[32])
 {
+	stint_audit_head_at(a, seq, hash, NULL);
+}
+
+void
+stint_audit_head_at(struct stint_audit *a, uint64_t *seq, uint8_t hash[32],
+		    uint64_t *offset)
+{
 	pthread_mutex_lock(&a->lock);
 	if (seq != NULL)
 		*seq = a->seq - 1;
 	if (hash != NULL)
 		memcpy(hash, a->prev, 32);
+	if (offset != NULL)
+		*offset = (uint64_t)a->size;
 	pthread_mutex_unlock(&a->lock);
+}
+
+const char *
+stint_audit_path(const struct stint_audit *a)
+{
+	return a->path;
+}
+
+/* --- checkpoints ----------------------------------------------------------
+ */
+
+void
+stint_audit_set_signer(struct stint_audit *a, stint_audit_sign_fn fn, void *ctx,
+		       const uint8_t spki_sha256[32])
+{
+	pthread_mutex_lock(&a->lock);
+	a->sign = fn;
+	a->sign_ctx = ctx;
+	if (spki_sha256 != NULL)
+		stint_hex_encode(spki_sha256, 32, a->sign_key);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int
+stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32], char *out,
+			       size_t cap)
+{
+	char hex[65];
+	int n;
+
+	stint_hex_encode(hash, 32, hex);
+	n = snprintf(out, cap, STINT_AUDIT_CHECKPOINT_PREFIX "%llu:%s",
+		     (unsigned long long)seq, hex);
+	return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Writes a checkpoint of the current head (lock held). */
+static int
+checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
+{
+	char msg[128], hex[65], *detail = NULL, *p;
+	uint8_t sig[STINT_AUDIT_SIG_MAX];
+	size_t sig_len = sizeof(sig), cap;
+	uint64_t seq = a->seq - 1;
+	int n, r = -1;
+
+	if ((n = stint_audit_checkpoint_message(seq, a->prev, msg,
+						sizeof(msg))) < 0 ||
+	    a->sign(a->sign_ctx, (const uint8_t *)msg, (size_t)n, sig, &sig_len,
+		    err, errlen) != 0)
+		return -1;
+	stint_hex_encode(a->prev, 32, hex);
+	cap = 128 + 64 + 64 + 2 * sig_len;
+	if ((detail = malloc(cap)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	n = snprintf(detail, cap,
+		     "seq=%llu hash=%s key=%s sig=", (unsigned long long)seq,
+		     hex, a->sign_key);
+	p = detail + n;
+	for (size_t i = 0; i < sig_len; i++, p += 2)
+		snprintf(p, 3, "%02x", sig[i]);
+	{
+		struct stint_audit_event ev = {.event = "audit-checkpoint",
+					       .decision = "allow",
+					       .detail = detail};
+
+		if (append_locked(a, &ev, wake) != 0) {
+			set_err(err, errlen, "cannot write: %s",
+				strerror(errno));
+			goto out;
+		}
+	}
+	a->checkpointed = seq;
+	r = 0;
+out:
+	free(detail);
+	return r;
+}
+
+int
+stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
+		       size_t errlen)
+{
+	bool wake = false;
+	int r = 0;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->sign == NULL) {
+		pthread_mutex_unlock(&a->lock);
+		set_err(err, errlen, "no checkpoint signer");
+		return -1;
+	}
+	/* An idle log gets no new checkpoints: the last one still covers
+	 * everything but itself. */
+	if (!force && a->seq - 1 <= a->checkpointed + 1) {
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	}
+	if (checkpoint_locked(a, &wake, err, errlen) != 0) {
+		pthread_mutex_unlock(&a->lock);
+		return -1;
+	}
+	/* Checkpoints are rare: sync them in every mode. */
+	r = sync_unlock(a);
+	if (r != 0)
+		set_err(err, errlen, "fdatasync: %s", strerror(errno));
+	return r;
+}
+
+/* --- rotation -------------------------------------------------------------
+ */
+
+/* Moves the log at a->path aside when it is still ours, or finds the name
+ * logrotate gave it; sets old (the file's path now). Lock held. */
+static int
+rotate_name(struct stint_audit *a, char *old, size_t cap, bool *ours, char *err,
+	    size_t errlen)
+{
+	char link_path[64], when[32];
+	struct stat mine, there;
+	struct tm tm;
+	time_t now = time(NULL);
+	ssize_t n;
+
+	if (fstat(a->fd, &mine) != 0) {
+		set_err(err, errlen, "fstat: %s", strerror(errno));
+		return -1;
+	}
+	if (lstat(a->path, &there) == 0 && there.st_dev == mine.st_dev &&
+	    there.st_ino == mine.st_ino) {
+		gmtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
+		for (int i = 0; i < 100; i++) {
+			n = i == 0 ? snprintf(old, cap, "%s.%s", a->path, when)
+				   : snprintf(old, cap, "%s.%s-%d", a->path,
+					      when, i);
+			if (n < 0 || (size_t)n >= cap) {
+				set_err(err, errlen, "path too long");
+				return -1;
+			}
+			/* link + unlink: never replaces an older file. */
+			if (link(a->path, old) == 0) {
+				if (unlink(a->path) != 0) {
+					set_err(err, errlen, "unlink %s: %s",
+						a->path, strerror(errno));
+					unlink(old);
+					return -1;
+				}
+				*ours = true;
+				return 0;
+			}
+			if (errno != EEXIST) {
+				set_err(err, errlen, "link %s: %s", old,
+					strerror(errno));
+				return -1;
+			}
+		}
+		set_err(err, errlen, "too many rotated logs named %s.%s-*",
+			a->path, when);
+		return -1;
+	}
+	/* Moved by someone else (logrotate renames, then sends SIGHUP). */
+	snprintf(link_path, sizeof(link_path), "/proc/self/fd/%d", a->fd);
+	n = readlink(link_path, old, cap - 1);
+	if (n <= 0 || (size_t)n >= cap - 1) {
+		set_err(err, errlen, "cannot find the moved log's name");
+		return -1;
+	}
+	old[n] = '\0';
+	if (strstr(old, " (deleted)") != NULL) {
+		set_err(err, errlen,
+			"the log was deleted instead of moved; keeping it "
+			"open (restore it with a copy of /proc/%ld/fd/%d)",
+			(long)getpid(), a->fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the new, empty log at a->path. */
+static int
+rotate_open(struct stint_audit *a, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot open %s: %s", a->path,
+			strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 ||
+	    !S_ISREG(st.st_mode) || st.st_size != 0) {
+		set_err(err, errlen,
+			"%s is locked, not a regular file or not empty: "
+			"remove it and rotate again",
+			a->path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
+		   size_t errlen)
+{
+	char hex[65], *detail = NULL, *base;
+	bool wake = false, ours = false;
+	off_t old_size;
+	int fd = -1, old_fd, r = -1;
+	size_t dcap;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->failed != 0) {
+		set_err(err, errlen,
+			"the log refuses records (%s): restart "
+			"stintd",
+			strerror(a->failed));
+		goto out;
+	}
+	/* The old file ends with a signed checkpoint, so a copy of it is
+	 * pinned by itself. */
+	if (a->sign != NULL && a->checkpointed + 1 != a->seq - 1 &&
+	    checkpoint_locked(a, &wake, err, errlen) != 0) {
+		/* Rotate anyway: the file is then pinned by the next file's
+		 * checkpoints through the link, not by one of its own. */
+		log_err("audit log: no checkpoint before rotation: %s", err);
+		if (a->failed != 0)
+			goto out;
+	}
+	if (rotate_name(a, old, cap, &ours, err, errlen) != 0)
+		goto out;
+	if ((fd = rotate_open(a, err, errlen)) < 0)
+		goto out;
+	base = strrchr(old, '/') != NULL ? strrchr(old, '/') + 1 : old;
+	stint_hex_encode(a->prev, 32, hex);
+	dcap = strlen(base) + 200;
+	if ((detail = malloc(dcap)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		close(fd);
+		unlink(a->path);
+		goto out;
+	}
+	snprintf(detail, dcap, "continues %s: seq=%llu hash=%s", base,
+		 (unsigned long long)(a->seq - 1), hex);
+
+	pthread_rwlock_wrlock(&a->fd_lock);
+	(void)fdatasync(a->fd);
+	old_fd = a->fd;
+	old_size = a->size;
+	a->fd = fd;
+	a->size = 0;
+	{
+		struct stint_audit_event ev = {.event = "audit-rotate",
+					       .decision = "allow",
+					       .detail = detail};
+
+		if (append_locked(a, &ev, &wake) != 0) {
+			/* Keep writing to the old file (now under its new
+			 * name) rather than lose the link. */
+			set_err(err, errlen, "cannot write to %s: %s", a->path,
+				strerror(errno));
+			a->fd = old_fd;
+			a->size = old_size;
+			pthread_rwlock_unlock(&a->fd_lock);
+			close(fd);
+			unlink(a->path);
+			fd = -1;
+			goto out;
+		}
+	}
+	close(old_fd);
+	pthread_rwlock_unlock(&a->fd_lock);
+	r = 0;
+out:
+	free(detail);
+	if (r == 0)
+		return sync_unlock(a) == 0 ? 0 : -1;
+	/* Our own rename is undone: the log stays where it was. */
+	if (ours && link(old, a->path) == 0)
+		unlink(old);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* --- the anchor -----------------------------------------------------------
+ */
+
+/* Reads the line that ends (with its "\n") at offset end, or the first line
+ * when end is 0; checks its hash and reads its seq and prev. */
+static int
+record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
+	  uint8_t prev[32])
+{
+	char *line = NULL, *nl;
+	json_t *root = NULL, *jseq;
+	const char *p;
+	off_t start = 0;
+	size_t len;
+	int r = -1;
+
+	if (end == 0) {
+		len = a->size < AUDIT_MAX_LINE ? (size_t)a->size
+					       : AUDIT_MAX_LINE;
+		if (len == 0 || (line = read_at(a->fd, 0, len)) == NULL ||
+		    (nl = memchr(line, '\n', len)) == NULL)
+			goto out;
+		len = (size_t)(nl - line);
+	} else {
+		if (end > a->size || find_last_line(a->fd, end, &start) != 0)
+			goto out;
+		len = (size_t)(end - 1 - start);
+		if ((line = read_at(a->fd, start, len + 1)) == NULL ||
+		    line[len] != '\n')
+			goto out;
+	}
+	if (stint_audit_check_line(line, len, hash) != 0)
+		goto out;
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	jseq = json_object_get(root, "seq");
+	p = json_string_value(json_object_get(root, "prev"));
+	if (!json_is_integer(jseq) || p == NULL || strlen(p) != 64 ||
+	    stint_hex_decode(p, prev, 32) != 0)
+		goto out;
+	*seq = (uint64_t)json_integer_value(jseq);
+	r = 0;
+out:
+	json_decref(root);
+	free(line);
+	return r;
+}
+
+int
+stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
+			 const uint8_t hash[32], uint64_t offset, char *err,
+			 size_t errlen)
+{
+	uint8_t h[32], prev[32];
+	uint64_t s, head;
+	int r = -1;
+
+	pthread_mutex_lock(&a->lock);
+	head = a->seq - 1;
+	if (head < seq) {
+		set_err(err, errlen,
+			"audit log %s ends at seq %llu, but state.db records "
+			"that stintd wrote up to seq %llu: records were "
+			"removed "
+			"from the end (truncated) or the log was replaced",
+			a->path, (unsigned long long)head,
+			(unsigned long long)seq);
+		goto out;
+	}
+	if (offset > 0 && offset <= (uint64_t)a->size &&
+	    record_at(a, (off_t)offset, &s, h, prev) == 0 && s == seq &&
+	    memcmp(h, hash, 32) == 0) {
+		r = 0;
+		goto out;
+	}
+	/* Rotated after the head was recorded: the new file's first record
+	 * continues from it. */
+	if (record_at(a, 0, &s, h, prev) == 0 && s == seq + 1 &&
+	    memcmp(prev, hash, 32) == 0) {
+		r = 0;
+		goto out;
+	}
+	set_err(err, errlen,
+		"audit log %s does not hold the record seq %llu that "
+		"state.db says stintd wrote (its hash differs or it is "
+		"missing): the log was edited and re-chained, or replaced",
+		a->path, (unsigned long long)seq);
+out:
+	pthread_mutex_unlock(&a->lock);
+	return r;
 }
 
 void
@@ -790,6 +1243,7 @@ stint_audit_close(struct stint_audit *a)
 			strerror(errno));
 	close(a->fd);
 	pthread_mutex_destroy(&a->lock);
+	pthread_rwlock_destroy(&a->fd_lock);
 	free(a->buf);
 	free(a);
 }

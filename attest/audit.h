@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "attest/config.h"
 #include "attest/peer.h"
 
@@ -40,6 +42,9 @@ struct stint_audit;
 /* Opens (creating 0600) and continues the chain from the last line. */
 int stint_audit_open(const char *path, enum stint_audit_sync sync,
 		     struct stint_audit **out, char *err, size_t errlen);
+/* Starts the BATCH sync thread. Call after any fork (daemonize): a thread
+ * does not survive one. Until then BATCH records are synced at close. */
+int stint_audit_start(struct stint_audit *a);
 /* Serialises and writes one record with a single write(2); with ALWAYS it
  * fsyncs before returning, with BATCH a background thread fsyncs within a
  * few milliseconds. Returns -1 (and the caller must refuse what it was
@@ -47,6 +52,47 @@ int stint_audit_open(const char *path, enum stint_audit_sync sync,
 int stint_audit_append(struct stint_audit *a,
 		       const struct stint_audit_event *ev);
 void stint_audit_head(struct stint_audit *a, uint64_t *seq, uint8_t hash[32]);
+/* The head and the current file's length (the head record ends there,
+ * unless the file is empty). */
+void stint_audit_head_at(struct stint_audit *a, uint64_t *seq, uint8_t hash[32],
+			 uint64_t *offset);
+const char *stint_audit_path(const struct stint_audit *a);
+
+/*
+ * Signed checkpoints: an "audit-checkpoint" record whose detail is
+ *   seq=<N> hash=<64 hex> key=<64 hex> sig=<hex>
+ * N and hash being the record before it, key the SHA-256 of the signing
+ * key's SubjectPublicKeyInfo (DER), sig an ECDSA signature (DER) with
+ * SHA-256 over the ASCII message STINT_AUDIT_CHECKPOINT_PREFIX "<N>:<hash>".
+ */
+#define STINT_AUDIT_CHECKPOINT_PREFIX "stint-audit-checkpoint:"
+#define STINT_AUDIT_SIG_MAX           160
+typedef int (*stint_audit_sign_fn)(void *ctx, const uint8_t *msg, size_t len,
+				   uint8_t *sig, size_t *sig_len, char *err,
+				   size_t errlen);
+void stint_audit_set_signer(struct stint_audit *a, stint_audit_sign_fn fn,
+			    void *ctx, const uint8_t spki_sha256[32]);
+int stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32],
+				   char *out, size_t cap);
+/* Writes a checkpoint of the head (and syncs); without force, only when
+ * records were written since the last one. */
+int stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
+			   size_t errlen);
+/*
+ * Rotation: ends the current file with a checkpoint (when a signer is
+ * set), moves it to <path>.<UTC time> unless someone (logrotate) already
+ * moved it, and continues the chain in a new file at path whose first
+ * record, "audit-rotate", links to the old file's head (seq continues, prev
+ * is the old head's hash, detail "continues NAME: seq=N hash=H"). old gets
+ * the old file's path.
+ */
+int stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
+		       size_t errlen);
+/* 0 when the log holds the record (seq, hash) ending at offset, or the
+ * current file starts right after it; -1 with err saying why not. */
+int stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
+			     const uint8_t hash[32], uint64_t offset, char *err,
+			     size_t errlen);
 void stint_audit_close(struct stint_audit *a); /* fsyncs */
 
 /* The hash rule, shared by the writer and the verifier: SHA-256 of
@@ -76,7 +122,30 @@ struct stint_audit_report {
 	char reason[256];
 	uint64_t last_seq;
 	uint8_t last_hash[32];
+	/* stint_audit_verify_files: */
+	const char *bad_file;     /* the file bad_line is in */
+	uint64_t first_seq;       /* > 1: the first file continues another */
+	uint64_t checkpoints;     /* checkpoint records seen */
+	bool checkpoints_checked; /* their signatures were verified */
+	uint64_t checkpointed;    /* seq the last checkpoint covers */
+	uint64_t unpinned;        /* records after the last checkpoint */
 };
+
+struct stint_audit_verify_opts {
+	const struct stint_audit_anchor *anchor; /* NULL: none */
+	/* The key `stint ca attestation-key` prints: every checkpoint must
+	 * carry a valid signature by it, and the log must end with one
+	 * unless allow_unpinned_tail. NULL: signatures are not checked. */
+	EVP_PKEY *ak;
+	bool allow_unpinned_tail;
+};
+
+/* Verifies files as one chain, in order (rotated logs, oldest first): each
+ * file after the first must continue the one before it. Returns as
+ * stint_audit_verify_file. */
+int stint_audit_verify_files(const char *const *paths, size_t n,
+			     const struct stint_audit_verify_opts *opts,
+			     struct stint_audit_report *report);
 
 /* 0 when the whole chain is good (and matches the anchor when set);
  * 1 when it is not (report says the first bad line and why); -1 when the

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "common/hex.h"
 
@@ -146,7 +147,7 @@ static void bad(struct stint_audit_report *rep, uint64_t line, const char *fmt,
 static void
 bad(struct stint_audit_report *rep, uint64_t line, const char *fmt, ...)
 {
-	char why[200];
+	char why[220];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -162,6 +163,11 @@ bad(struct stint_audit_report *rep, uint64_t line, const char *fmt, ...)
 
 /* State carried from one record to the next. */
 struct chain {
+	const struct stint_audit_verify_opts *opts;
+	uint8_t ak_id[32]; /* SHA-256 of opts->ak's SPKI */
+	uint64_t checkpoints, checkpointed, checkpoint_at;
+	bool first_file;
+	uint64_t first_seq;
 	uint64_t lineno;
 	uint64_t seq;     /* of the last good record, 0 before the first */
 	uint8_t hash[32]; /* of the last good record, zeros before the first */
@@ -170,6 +176,104 @@ struct chain {
 	uint64_t anchor_line;
 	uint8_t anchor_hash[32];
 };
+
+/* The value of "name=" in a checkpoint's detail, copied into out. */
+static int
+detail_field(const char *detail, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name), len;
+	const char *p = detail, *end;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == detail || p[-1] == ' ') && p[nl] == '=') {
+			p += nl + 1;
+			end = strchr(p, ' ');
+			len = end != NULL ? (size_t)(end - p) : strlen(p);
+			if (len >= cap)
+				return -1;
+			memcpy(out, p, len);
+			out[len] = '\0';
+			return 0;
+		}
+		p += nl;
+	}
+	return -1;
+}
+
+static bool
+sig_ok(EVP_PKEY *ak, const char *msg, size_t len, const char *sighex)
+{
+	uint8_t sig[STINT_AUDIT_SIG_MAX];
+	size_t n = strlen(sighex) / 2;
+	EVP_MD_CTX *md;
+	bool ok = false;
+
+	if (n == 0 || n > sizeof(sig) || strlen(sighex) % 2 != 0 ||
+	    stint_hex_decode(sighex, sig, n) != 0 ||
+	    (md = EVP_MD_CTX_new()) == NULL)
+		return false;
+	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, ak) == 1 &&
+	     EVP_DigestVerify(md, sig, n, (const uint8_t *)msg, len) == 1;
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+/*
+ * A checkpoint covers the record before it: its seq and hash must be the
+ * chain's, and with a key its signature must verify. A log edited and
+ * re-chained before a checkpoint fails here, since no one without the
+ * attestation key can sign the new hash.
+ */
+static int
+check_checkpoint(struct chain *c, json_t *root, struct stint_audit_report *rep)
+{
+	const char *detail = json_string_value(json_object_get(root, "detail"));
+	char seqs[24], hashhex[65], key[65],
+		sighex[2 * STINT_AUDIT_SIG_MAX + 1];
+	char msg[128], want[65];
+	uint8_t hash[32];
+	uint64_t seq;
+	int n;
+
+	if (detail == NULL || detail_field(detail, "seq", seqs, sizeof(seqs)) ||
+	    detail_field(detail, "hash", hashhex, sizeof(hashhex)) ||
+	    detail_field(detail, "key", key, sizeof(key)) ||
+	    detail_field(detail, "sig", sighex, sizeof(sighex)) ||
+	    strlen(hashhex) != 64 || stint_hex_decode(hashhex, hash, 32) ||
+	    sscanf(seqs, "%" SCNu64, &seq) != 1) {
+		bad(rep, c->lineno, "malformed checkpoint");
+		return 1;
+	}
+	if (seq != c->seq || memcmp(hash, c->hash, 32) != 0) {
+		bad(rep, c->lineno,
+		    "checkpoint of seq %" PRIu64
+		    " does not match the records before it (log edited and "
+		    "re-chained)",
+		    seq);
+		return 1;
+	}
+	if (c->opts != NULL && c->opts->ak != NULL) {
+		stint_hex_encode(c->ak_id, 32, want);
+		if (strcmp(key, want) != 0) {
+			bad(rep, c->lineno,
+			    "checkpoint signed by another key (%.16s..., not "
+			    "the given attestation key)",
+			    key);
+			return 1;
+		}
+		n = stint_audit_checkpoint_message(seq, hash, msg, sizeof(msg));
+		if (n < 0 || !sig_ok(c->opts->ak, msg, (size_t)n, sighex)) {
+			bad(rep, c->lineno,
+			    "checkpoint signature does not verify (forged, or "
+			    "the log was re-chained)");
+			return 1;
+		}
+	}
+	c->checkpoints++;
+	c->checkpointed = seq;
+	c->checkpoint_at = seq + 1;
+	return 0;
+}
 
 /*
  * Checks one line against the chain so far. Returns 0 when it is a good
@@ -180,10 +284,11 @@ check_record(struct chain *c, const char *line, size_t len, bool newline,
 	     const struct stint_audit_anchor *anchor,
 	     struct stint_audit_report *rep)
 {
-	const char *prevhex;
+	const char *prevhex, *event;
 	uint8_t hash[32], prev[32];
 	json_t *root = NULL, *jseq, *jprev;
 	json_int_t seq;
+	bool rotated;
 	int r = 1;
 
 	if (!newline) {
@@ -221,14 +326,28 @@ check_record(struct chain *c, const char *line, size_t len, bool newline,
 		goto out;
 	}
 	seq = json_integer_value(jseq);
-	if (c->lineno == 1 && seq != 1) {
+	event = json_string_value(json_object_get(root, "event"));
+	rotated = event != NULL && strcmp(event, "audit-rotate") == 0;
+	/* The first file may start with the link to a file not given. */
+	if (c->lineno == 1 && c->first_file && seq != 1 && !rotated) {
 		bad(rep, c->lineno,
 		    "first record has seq %lld, expected 1 (records removed "
 		    "from the start)",
 		    (long long)seq);
 		goto out;
 	}
-	if (c->lineno > 1 && (uint64_t)seq != c->seq + 1) {
+	if (c->lineno == 1 && !c->first_file && !rotated) {
+		bad(rep, c->lineno,
+		    "does not continue the previous file (no audit-rotate "
+		    "record: files out of order, or not rotated from it)");
+		goto out;
+	}
+	if (c->lineno == 1 && c->first_file && seq != 1) {
+		/* Continues a file that is not given: take its link. */
+		c->seq = (uint64_t)seq - 1;
+		c->first_seq = (uint64_t)seq;
+	}
+	if ((c->lineno > 1 || !c->first_file) && (uint64_t)seq != c->seq + 1) {
 		bad(rep, c->lineno,
 		    "seq %lld follows %" PRIu64
 		    " (record removed or reordered)",
@@ -242,8 +361,14 @@ check_record(struct chain *c, const char *line, size_t len, bool newline,
 		bad(rep, c->lineno, "no valid prev");
 		goto out;
 	}
-	if (memcmp(prev, c->hash, 32) != 0) {
-		if (c->lineno == 1)
+	if (c->lineno == 1 && c->first_file && seq != 1) {
+		memcpy(c->hash, prev, 32);
+	} else if (memcmp(prev, c->hash, 32) != 0) {
+		if (c->lineno == 1 && !c->first_file)
+			bad(rep, c->lineno,
+			    "prev does not match the previous file's last "
+			    "hash");
+		else if (c->lineno == 1)
 			bad(rep, c->lineno,
 			    "prev of the first record is not all zeros");
 		else
@@ -253,6 +378,9 @@ check_record(struct chain *c, const char *line, size_t len, bool newline,
 		goto out;
 	}
 
+	if (event != NULL && strcmp(event, "audit-checkpoint") == 0 &&
+	    check_checkpoint(c, root, rep) != 0)
+		goto out;
 	c->seq = (uint64_t)seq;
 	memcpy(c->hash, hash, 32);
 	if (anchor != NULL && anchor->set && c->seq == anchor->seq) {
@@ -296,21 +424,20 @@ check_anchor(const struct chain *c, const struct stint_audit_anchor *anchor,
 	return 0;
 }
 
-int
-stint_audit_verify_file(const char *path,
-			const struct stint_audit_anchor *anchor,
-			struct stint_audit_report *rep)
+/* One file of the chain; 0 good so far, 1 bad, -1 unreadable. */
+static int
+verify_one(const char *path, struct chain *c,
+	   const struct stint_audit_anchor *anchor,
+	   struct stint_audit_report *rep)
 {
 	struct line_reader rd = {.fd = -1};
-	struct chain c;
 	enum line_status st;
 	const char *line;
 	size_t len;
 	bool newline;
 	int r = -1, k;
 
-	memset(rep, 0, sizeof(*rep));
-	memset(&c, 0, sizeof(c));
+	c->lineno = 0;
 	if ((rd.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(rep->reason, sizeof(rep->reason), "%s: %s", path,
 			 strerror(errno));
@@ -325,19 +452,19 @@ stint_audit_verify_file(const char *path,
 		st = next_line(&rd, &line, &len, &newline);
 		if (st == LINE_EOF)
 			break;
-		c.lineno++;
+		c->lineno++;
 		if (st == LINE_IO_ERROR) {
 			snprintf(rep->reason, sizeof(rep->reason),
 				 "%s: read error at line %" PRIu64 ": %s", path,
-				 c.lineno, strerror(errno));
+				 c->lineno, strerror(errno));
 			goto out;
 		}
 		if (st == LINE_TOO_LONG) {
-			bad(rep, c.lineno, "longer than 1 MiB (not a record)");
+			bad(rep, c->lineno, "longer than 1 MiB (not a record)");
 			r = 1;
 			goto out;
 		}
-		k = check_record(&c, line, len, newline, anchor, rep);
+		k = check_record(c, line, len, newline, anchor, rep);
 		if (k < 0) {
 			snprintf(rep->reason, sizeof(rep->reason),
 				 "out of memory");
@@ -348,12 +475,85 @@ stint_audit_verify_file(const char *path,
 			goto out;
 		}
 		rep->records++;
-		rep->last_seq = c.seq;
-		memcpy(rep->last_hash, c.hash, 32);
+		rep->last_seq = c->seq;
+		memcpy(rep->last_hash, c->hash, 32);
 	}
-	r = check_anchor(&c, anchor, rep->records, rep);
+	r = 0;
 out:
+	if (r != 0)
+		rep->bad_file = path;
 	free(rd.buf);
 	close(rd.fd);
 	return r;
+}
+
+static int
+ak_id(EVP_PKEY *ak, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(ak, &der), r;
+
+	if (n <= 0)
+		return -1;
+	r = EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	return r == 1 ? 0 : -1;
+}
+
+int
+stint_audit_verify_files(const char *const *paths, size_t n,
+			 const struct stint_audit_verify_opts *opts,
+			 struct stint_audit_report *rep)
+{
+	const struct stint_audit_anchor *anchor = opts ? opts->anchor : NULL;
+	struct chain c;
+	int r = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&c, 0, sizeof(c));
+	c.opts = opts;
+	if (opts != NULL && opts->ak != NULL && ak_id(opts->ak, c.ak_id) != 0) {
+		snprintf(rep->reason, sizeof(rep->reason),
+			 "cannot read the attestation key");
+		return -1;
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		c.first_file = i == 0;
+		r = verify_one(paths[i], &c, anchor, rep);
+	}
+	rep->first_seq =
+		c.first_seq != 0 ? c.first_seq : (rep->records ? 1 : 0);
+	rep->checkpoints = c.checkpoints;
+	rep->checkpoints_checked = opts != NULL && opts->ak != NULL;
+	rep->checkpointed = c.checkpointed;
+	rep->unpinned =
+		c.checkpoint_at != 0 ? c.seq - c.checkpoint_at : rep->records;
+	if (r != 0)
+		return r;
+	if (check_anchor(&c, anchor, rep->records, rep) != 0) {
+		rep->bad_file = n > 0 ? paths[n - 1] : NULL;
+		return 1;
+	}
+	if (rep->checkpoints_checked && rep->unpinned > 0 &&
+	    !opts->allow_unpinned_tail) {
+		bad(rep, 0,
+		    "the last %" PRIu64 " records (after seq %" PRIu64
+		    ") are covered by no checkpoint: the tail was cut (or "
+		    "this is a copy of a running log: pass "
+		    "--allow-unpinned-tail)",
+		    rep->unpinned, c.checkpoint_at);
+		rep->bad_file = n > 0 ? paths[n - 1] : NULL;
+		return 1;
+	}
+	return 0;
+}
+
+int
+stint_audit_verify_file(const char *path,
+			const struct stint_audit_anchor *anchor,
+			struct stint_audit_report *rep)
+{
+	struct stint_audit_verify_opts opts = {.anchor = anchor};
+
+	return stint_audit_verify_files(&path, 1, &opts, rep);
 }

@@ -1887,3 +1887,68 @@ fail:
 	tpm_close(&b->base);
 	return -1;
 }
+
+/*
+ * Signs data with the restricted host AK (audit checkpoints): the TPM
+ * hashes the data itself (TPM2_Hash), and its ticket lets the restricted
+ * key sign that digest; data starting with TPM_GENERATED_VALUE is refused
+ * by TPM2_Hash, so nothing signed here can pass for a TPM attestation.
+ * sig gets r || s (64 bytes).
+ */
+int
+stint_backend_tpm_ak_sign(struct stint_backend *base, const uint8_t *data,
+			  size_t len, uint8_t *sig, size_t *sig_len, char *err,
+			  size_t errlen)
+{
+	struct tpm_backend *b = (struct tpm_backend *)base;
+	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_ECDSA};
+	TPMT_TK_HASHCHECK *ticket = NULL;
+	TPMT_SIGNATURE *s = NULL;
+	TPM2B_DIGEST *digest = NULL;
+	TPM2B_MAX_BUFFER buf;
+	ESYS_TR ak = ESYS_TR_NONE;
+	char path[PATH_MAX + 16];
+	struct keyfile akf;
+	TSS2_RC rc;
+	int r = -1;
+
+	if (base == NULL || base->ops->close != tpm_close) {
+		snprintf(err, errlen, "needs the TPM backend");
+		return -1;
+	}
+	if (len == 0 || len > sizeof(buf.buffer)) {
+		snprintf(err, errlen, "data to sign must be 1 to %zu bytes",
+			 sizeof(buf.buffer));
+		return -1;
+	}
+	memcpy(buf.buffer, data, len);
+	buf.size = (UINT16)len;
+	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
+	if (keyfile_load(path, &akf, err, errlen) != 0)
+		return -1;
+	pthread_mutex_lock(&b->lock);
+	rc = Esys_Hash(b->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &buf,
+		       TPM2_ALG_SHA256, ESYS_TR_RH_OWNER, &digest, &ticket);
+	if (rc != TSS2_RC_SUCCESS) {
+		tss_err(err, errlen, "TPM2_Hash failed", rc);
+		goto out;
+	}
+	if (load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
+		goto out;
+	rc = Esys_Sign(b->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+		       ESYS_TR_NONE, digest, &scheme, ticket, &s);
+	if (rc != TSS2_RC_SUCCESS) {
+		tss_err(err, errlen, "the TPM refused to sign with the AK", rc);
+		goto out;
+	}
+	r = sig_out(s, sig, sig_len, err, errlen);
+out:
+	Esys_Free(s);
+	Esys_Free(digest);
+	Esys_Free(ticket);
+	flush(b, &ak);
+	pthread_mutex_unlock(&b->lock);
+	OPENSSL_cleanse(&akf.k.priv, sizeof(akf.k.priv));
+	return r;
+}

@@ -78,4 +78,10 @@ int stint_backend_tpm_ak_pem(struct stint_backend *b, char **pem, char *err,
 /* An OpenSSL public key from a TPM public area (ECC P-256 or RSA). */
 int stint_tpm_pkey_from_public(const TPMT_PUBLIC *pub, EVP_PKEY **out);
 
+/* Signs data with the restricted host AK (TPM2_Hash ticket, ECDSA with
+ * SHA-256); sig gets r || s. For audit checkpoints. */
+int stint_backend_tpm_ak_sign(struct stint_backend *b, const uint8_t *data,
+			      size_t len, uint8_t *sig, size_t *sig_len,
+			      char *err, size_t errlen);
+
 #endif

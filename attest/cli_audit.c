@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/pem.h>
+
 #include "attest/audit.h"
 #include "attest/cli.h"
 #include "common/duration.h"
@@ -20,8 +22,11 @@ void
 stint_help_audit(FILE *f)
 {
 	fprintf(f,
-		"usage: stint audit verify [FILE] [--head SEQ:HASH] [--json]\n"
+		"usage: stint audit verify [FILE...] [--head SEQ:HASH]\n"
+		"                          [--attestation-key PEM] "
+		"[--allow-unpinned-tail] [--json]\n"
 		"       stint audit tail [-n N] [--json]\n"
+		"       stint audit rotate\n"
 		"\n"
 		"verify checks the hash chain of the audit log and names the "
 		"first bad line\n"
@@ -34,11 +39,22 @@ stint_help_audit(FILE *f)
 		"stintd for the\n"
 		"log's path and head, so a cut tail is detected too.\n"
 		"\n"
+		"Several FILEs (rotated logs, oldest first) are checked as one "
+		"chain.\n"
+		"--attestation-key (from 'stint ca attestation-key') checks "
+		"every signed\n"
+		"checkpoint and requires the log to end with one.\n"
+		"\n"
 		"tail prints the last N records (default 10, at most 1000) as "
 		"stored.\n"
+		"rotate closes the log and continues the chain in a new file "
+		"(as SIGHUP).\n"
 		"\n"
 		"  --head SEQ:HASH  the last record's seq and hash (64 hex "
 		"digits)\n"
+		"  --attestation-key PEM  verify the checkpoints' signatures\n"
+		"  --allow-unpinned-tail  accept records after the last "
+		"checkpoint\n"
 		"  -n, --lines N    number of records (tail)\n"
 		"  --json           print JSON (tail: an array of the "
 		"records)\n");
@@ -193,6 +209,18 @@ verify_report(const char *path, const struct stint_audit_anchor *anchor,
 			}
 			json_object_set_new(o, "anchored",
 					    json_boolean(anchor->set));
+			if (rc != 0 && rep->bad_file != NULL)
+				json_object_set_new(o, "bad_file",
+						    json_string(rep->bad_file));
+			json_object_set_new(
+				o, "checkpoints",
+				json_integer((json_int_t)rep->checkpoints));
+			json_object_set_new(
+				o, "checkpoints_verified",
+				json_boolean(rep->checkpoints_checked));
+			json_object_set_new(
+				o, "checkpointed_seq",
+				json_integer((json_int_t)rep->checkpointed));
 		}
 		if (stint_cli_print_json(o) != STINT_EXIT_OK)
 			return STINT_EXIT_FAIL;
@@ -202,13 +230,31 @@ verify_report(const char *path, const struct stint_audit_anchor *anchor,
 		printf("audit log OK: %llu records, last seq %llu\n",
 		       (unsigned long long)rep->records,
 		       (unsigned long long)rep->last_seq);
+		if (rep->first_seq > 1)
+			printf("continues an earlier file at seq %llu (pass "
+			       "it too to check the link)\n",
+			       (unsigned long long)rep->first_seq);
+		if (rep->checkpoints_checked)
+			printf("checkpoints: %llu verified, the last covers "
+			       "seq %llu; %llu records after it\n",
+			       (unsigned long long)rep->checkpoints,
+			       (unsigned long long)rep->checkpointed,
+			       (unsigned long long)rep->unpinned);
+		else if (rep->checkpoints > 0)
+			printf("checkpoints: %llu, signatures not checked "
+			       "(pass --attestation-key)\n",
+			       (unsigned long long)rep->checkpoints);
 		return STINT_EXIT_OK;
 	}
 	if (rep->bad_line != 0)
-		printf("audit log BROKEN at line %llu: %s\n",
-		       (unsigned long long)rep->bad_line, bare_reason(rep));
+		printf("audit log BROKEN at line %llu of %s: %s\n",
+		       (unsigned long long)rep->bad_line,
+		       rep->bad_file != NULL ? rep->bad_file : path,
+		       bare_reason(rep));
 	else
-		printf("audit log BROKEN: %s\n", rep->reason);
+		printf("audit log BROKEN%s%s: %s\n",
+		       rep->bad_file != NULL ? " in " : "",
+		       rep->bad_file != NULL ? rep->bad_file : "", rep->reason);
 	return STINT_EXIT_FAIL;
 }
 
@@ -250,19 +296,35 @@ verify_live(const struct stint_cli *cli, bool json)
 	return verify_report(st.path, &anchor, &rep, rc, json);
 }
 
+static EVP_PKEY *
+read_pem_key(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+
+	if (f == NULL)
+		return NULL;
+	k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	return k;
+}
+
 static int
 audit_verify(const struct stint_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"head", required_argument, NULL, 'H'},
+		{"attestation-key", required_argument, NULL, 'k'},
+		{"allow-unpinned-tail", no_argument, NULL, 'u'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct stint_audit_verify_opts vo;
 	struct stint_audit_anchor anchor;
 	struct stint_audit_report rep;
-	const char *head = NULL, *path;
-	bool json = false;
+	const char *head = NULL, *akpath = NULL;
+	bool json = false, unpinned = false;
 	int c, rc;
 
 	optind = 0;
@@ -270,6 +332,12 @@ audit_verify(const struct stint_cli *cli, int argc, char **argv)
 		switch (c) {
 		case 'H':
 			head = optarg;
+			break;
+		case 'k':
+			akpath = optarg;
+			break;
+		case 'u':
+			unpinned = true;
 			break;
 		case 'j':
 			json = true;
@@ -281,9 +349,6 @@ audit_verify(const struct stint_cli *cli, int argc, char **argv)
 			return stint_cli_bad_option("audit verify", c, argv);
 		}
 	}
-	if (argc - optind > 1)
-		return stint_cli_usage("audit verify",
-				       "'audit verify' takes at most one FILE");
 	memset(&anchor, 0, sizeof(anchor));
 	if (head != NULL && parse_head(head, &anchor) != 0)
 		return stint_cli_usage("audit verify",
@@ -291,16 +356,27 @@ audit_verify(const struct stint_cli *cli, int argc, char **argv)
 				       "42:<64 hex digits>",
 				       head);
 	if (optind == argc) {
-		if (head != NULL)
+		if (head != NULL || akpath != NULL)
 			return stint_cli_usage("audit verify",
-					       "--head needs a FILE (without "
-					       "one, stintd's head is used)");
+					       "--head and --attestation-key "
+					       "need a FILE (without one, "
+					       "stintd's head is used)");
 		return verify_live(cli, json);
 	}
-	path = argv[optind];
+	memset(&vo, 0, sizeof(vo));
+	vo.anchor = &anchor;
+	vo.allow_unpinned_tail = unpinned;
+	if (akpath != NULL && (vo.ak = read_pem_key(akpath)) == NULL) {
+		stint_cli_err("audit verify: %s: not a PEM public key (use "
+			      "'stint ca attestation-key > ak.pem')",
+			      akpath);
+		return STINT_EXIT_FAIL;
+	}
 	memset(&rep, 0, sizeof(rep));
-	rc = stint_audit_verify_file(path, &anchor, &rep);
-	return verify_report(path, &anchor, &rep, rc, json);
+	rc = stint_audit_verify_files((const char *const *)argv + optind,
+				      (size_t)(argc - optind), &vo, &rep);
+	EVP_PKEY_free(vo.ak);
+	return verify_report(argv[argc - 1], &anchor, &rep, rc, json);
 }
 
 static int
@@ -395,9 +471,38 @@ out:
 	return ret;
 }
 
+static int
+audit_rotate(const struct stint_cli *cli, int argc, char **argv)
+{
+	struct stint_msg *rep = NULL;
+	char old[PATH_MAX];
+	uint64_t seq = 0;
+
+	if (argc > 1 &&
+	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		stint_help_audit(stdout);
+		return STINT_EXIT_OK;
+	}
+	if (argc > 1)
+		return stint_cli_usage("audit rotate",
+				       "unexpected argument '%s'", argv[1]);
+	if (stint_cli_call(cli, "audit rotate",
+			   stint_cli_request(STINT_OP_AUDIT_ROTATE),
+			   &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	get_text_or(rep, STINT_K_PATH, old, sizeof(old), "?");
+	(void)stint_msg_get_uint(rep, STINT_K_AUDIT_SEQ, &seq);
+	printf("audit log rotated: records up to seq %llu are in %s\n",
+	       (unsigned long long)(seq > 0 ? seq - 1 : 0), old);
+	stint_msg_free(rep);
+	return STINT_EXIT_OK;
+}
+
 int
 stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv)
 {
+	if (strcmp(argv[0], "rotate") == 0)
+		return audit_rotate(cli, argc, argv);
 	if (strcmp(argv[0], "verify") == 0)
 		return audit_verify(cli, argc, argv);
 	if (strcmp(argv[0], "tail") == 0)

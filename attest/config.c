@@ -46,6 +46,7 @@ enum key_id {
 	K_PREPARED_OPS,
 	K_AUDIT_PATH,
 	K_SYNC,
+	K_CHECKPOINT,
 	K_CA_KEY,
 	K_CA_SKEW,
 	K_RETENTION,
@@ -71,6 +72,7 @@ static const struct {
 	[K_PREPARED_OPS] = {"backend", "prepared_ops"},
 	[K_AUDIT_PATH] = {"audit", "path"},
 	[K_SYNC] = {"audit", "sync"},
+	[K_CHECKPOINT] = {"audit", "checkpoint"},
 	[K_CA_KEY] = {"ca", "key"},
 	[K_CA_SKEW] = {"ca", "skew"},
 	[K_RETENTION] = {"stintd", "retention"},
@@ -441,6 +443,8 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		return set_skew(c, value, &cfg->ca.skew);
 	case K_RETENTION:
 		return set_retention(c, value, &cfg->retention);
+	case K_CHECKPOINT:
+		return set_duration(c, name, value, &cfg->audit.checkpoint);
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;
@@ -536,6 +540,7 @@ config_defaults(struct stint_config *cfg)
 	cfg->ca.skew = 60;
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
 	cfg->audit.sync = STINT_SYNC_BATCH;
+	cfg->audit.checkpoint = STINT_AUDIT_CHECKPOINT_DEFAULT;
 }
 
 /* Reads the whole file into a NUL-terminated malloc'ed buffer. */

@@ -14,6 +14,9 @@ enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 #define STINT_PREPARED_OPS_DEFAULT 16
 #define STINT_RETENTION_DEFAULT    (30 * 86400) /* 30d */
 
+/* [audit] checkpoint, seconds */
+#define STINT_AUDIT_CHECKPOINT_DEFAULT 60
+
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */
 	char runtime_dir[PATH_MAX]; /* default /run/stint */
@@ -54,6 +57,8 @@ struct stint_config {
 	struct {
 		char path[PATH_MAX];        /* default <state_dir>/audit.log */
 		enum stint_audit_sync sync; /* default batch */
+		/* seconds between signed checkpoints (audit_anchor.c) */
+		uint64_t checkpoint;
 	} audit;
 };
 

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "attest/ca.h"
+#include "attest/audit_anchor.h"
 #include "attest/daemon.h"
 #ifdef HAVE_TPM
 #include "attest/backend_tpm.h"
@@ -802,6 +803,27 @@ kill_switch(struct stintd *d, const struct stint_peer *peer,
 #endif
 }
 
+/* `stint audit rotate` (audit_anchor.c): replies with the old file's
+ * path and the seq the new file starts at. */
+static int
+audit_rotate(struct stintd *d, struct stint_reply *rep)
+{
+	char old[PATH_MAX], err[512];
+	struct stint_msg *m;
+	uint64_t seq;
+	int r = 0;
+
+	if (stintd_anchor_rotate(d, old, sizeof(old), err, sizeof(err)) != 0)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "audit rotate: %s", err);
+	stint_audit_head(d->audit, &seq, NULL);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	r |= stint_msg_put_text(m, STINT_K_PATH, old);
+	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
+	return ok_reply(rep, m, r);
+}
+
 int
 stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
@@ -828,6 +850,8 @@ stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
 		return task_show(d, req, rep);
 	case STINT_OP_AUDIT_TAIL:
 		return audit_tail(d, req, rep);
+	case STINT_OP_AUDIT_ROTATE:
+		return audit_rotate(d, rep);
 	case STINT_OP_STATUS:
 		return status(d, rep);
 	case STINT_OP_KILL_SWITCH:

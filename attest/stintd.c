@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest/audit_anchor.h"
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/paths.h"
@@ -49,6 +50,7 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: stintd [--config FILE] [--foreground] [--check] "
 		"[--init]\n"
+		"              [--pid-file FILE] [--reset-audit-anchor]\n"
 		"\n"
 		"Stint daemon: holds task keys in the backend, checks every\n"
 		"signature against the live task, and logs it.\n"
@@ -60,6 +62,11 @@ usage(FILE *f)
 		"      --init         create an empty state.db where it is\n"
 		"                     missing or empty though stintd ran here\n"
 		"                     before (never replaces a store)\n"
+		"      --pid-file FILE  write the daemon's pid there (removed\n"
+		"                     at exit)\n"
+		"      --reset-audit-anchor  start although the audit log "
+		"does\n"
+		"                     not hold the head state.db recorded\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -235,16 +242,45 @@ revoke_lock_init(pthread_rwlock_t *lock)
 	return r == 0 ? 0 : -1;
 }
 
+/*
+ * Forks before anything is opened: no thread, SQLite connection or PKCS#11
+ * session crosses the fork. The first process waits on a pipe until the
+ * daemon says it started (one NUL byte) or why it did not (the error
+ * text), and exits 0 or 1 accordingly; *ready_fd is the daemon's end.
+ */
 static int
-daemonize(void)
+daemonize(int *ready_fd)
 {
+	char buf[600];
+	size_t got = 0;
+	ssize_t n;
 	pid_t pid;
-	int fd;
+	int fd, p[2];
 
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
 	if ((pid = fork()) < 0)
 		return -1;
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(p[1]);
+		while (got < sizeof(buf) - 1) {
+			n = read(p[0], buf + got, sizeof(buf) - 1 - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		buf[got] = '\0';
+		if (got > 0 && buf[0] == '\0')
+			_exit(0);
+		fprintf(stderr, "stintd: %s\n",
+			got > 0 ? buf
+				: "the daemon exited during start-up (see "
+				  "the system log)");
+		_exit(1);
+	}
+	close(p[0]);
 	if (setsid() < 0)
 		return -1;
 	if ((pid = fork()) < 0)
@@ -260,6 +296,60 @@ daemonize(void)
 		if (fd > 2)
 			close(fd);
 	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+/* Start-up failed: tell the waiting parent (daemon mode) or stderr. */
+static void
+startup_error(int *ready_fd, const char *msg)
+{
+	log_err("%s", msg);
+	if (*ready_fd >= 0) {
+		if (write(*ready_fd, msg, strlen(msg)) < 0) {
+			/* the parent reports that the daemon exited */
+		}
+		close(*ready_fd);
+		*ready_fd = -1;
+	} else {
+		fprintf(stderr, "stintd: %s\n", msg);
+	}
+}
+
+static void
+startup_done(int *ready_fd)
+{
+	if (*ready_fd < 0)
+		return;
+	if (write(*ready_fd, "", 1) < 0) {
+		/* the parent then reports a failed start */
+	}
+	close(*ready_fd);
+	*ready_fd = -1;
+}
+
+/* The pid file: written once the log's lock shows no other stintd runs,
+ * world-readable, removed at exit. */
+static int
+pid_file_write(const char *path, char *err, size_t errlen)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "pid file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (fchmod(fd, 0644) != 0 || write(fd, buf, (size_t)n) != n) {
+		snprintf(err, errlen, "pid file %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 
@@ -271,14 +361,17 @@ main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},
 		{"check", no_argument, NULL, 'k'},
 		{"init", no_argument, NULL, 'i'},
+		{"pid-file", required_argument, NULL, 'p'},
+		{"reset-audit-anchor", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
-	const char *config = DEFAULT_CONFIG;
-	bool foreground = false, check = false;
+	const char *config = DEFAULT_CONFIG, *pid_file = NULL;
+	bool foreground = false, check = false, reset = false, was_reset;
+	bool pid_written = false;
 	struct stintd d;
-	char err[512], detail[256];
-	int c, rc = 1;
+	char err[512], detail[320];
+	int c, rc = 1, ready_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
 		switch (c) {
@@ -294,6 +387,11 @@ main(int argc, char **argv)
 			break;
 		case 'i':
 			opt_init = true;
+		case 'p':
+			pid_file = optarg;
+			break;
+		case 'R':
+			reset = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -313,6 +411,8 @@ main(int argc, char **argv)
 	stint_log_init("stintd", !foreground);
 	harden_process();
 	umask(077);
+	/* Before any thread exists, so that every thread inherits it. */
+	stintd_anchor_block_signals();
 
 	memset(&d, 0, sizeof(d));
 	d.uid = getuid();
@@ -320,9 +420,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "stintd: %s\n", err);
 		return 1;
 	}
-	if (open_all(&d, err, sizeof(err)) != 0) {
-		fprintf(stderr, "stintd: %s\n", err);
-		log_err("%s", err);
+	/* Fork first: threads, the store's connection and the backend's
+	 * sessions all belong to the daemon process. */
+	if (!foreground && daemonize(&ready_fd) != 0) {
+		snprintf(err, sizeof(err), "cannot daemonize: %s",
+			 strerror(errno));
+		startup_error(&ready_fd, err);
+		return 1;
+	}
+	if (open_all(&d, err, sizeof(err)) != 0 ||
+	    stintd_anchor_open(&d, reset, &was_reset, err, sizeof(err)) != 0) {
+		startup_error(&ready_fd, err);
 		close_all(&d);
 		return 1;
 	}
@@ -331,40 +439,50 @@ main(int argc, char **argv)
 		close_all(&d);
 		return 0;
 	}
-	if (!foreground && daemonize() != 0) {
-		log_err("cannot daemonize: %s", strerror(errno));
-		close_all(&d);
-		return 1;
+	if (pid_file != NULL) {
+		if (pid_file_write(pid_file, err, sizeof(err)) != 0) {
+			startup_error(&ready_fd, err);
+			close_all(&d);
+			return 1;
+		}
+		pid_written = true;
 	}
-	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-		log_err("pipe: %s", strerror(errno));
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    stint_audit_start(d.audit) != 0 ||
+	    revoke_lock_init(&d.revoke_lock) != 0) {
+		snprintf(err, sizeof(err),
+			 "cannot create the wake pipe, the audit sync thread "
+			 "or the revoke lock");
+		startup_error(&ready_fd, err);
 		close_all(&d);
+		if (pid_written)
+			unlink(pid_file);
 		return 1;
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	if (revoke_lock_init(&d.revoke_lock) != 0) {
-		log_err("cannot create the revoke lock");
-		close_all(&d);
-		return 1;
-	}
 	d.started = stintd_now();
 
-	snprintf(detail, sizeof(detail), "stintd %s pid %ld backend %s",
-		 PACKAGE_VERSION, (long)getpid(), d.backend->ops->name);
+	snprintf(detail, sizeof(detail), "stintd %s pid %ld backend %s%s",
+		 PACKAGE_VERSION, (long)getpid(), d.backend->ops->name,
+		 was_reset ? "; audit anchor reset (--reset-audit-anchor): "
+			     "the log did not hold the head state.db recorded"
+			   : "");
 	audit_daemon(&d, "daemon-start", detail);
+	stintd_anchor_store(&d);
 	log_info("started (%s, audit %s, sync %s)", detail, d.cfg.audit.path,
 		 stint_sync_str(d.cfg.audit.sync));
 	/* After daemonize(): the sweep starts the backend's refill thread. */
 	sweep_keys(&d);
-	if (stint_reaper_start(&d) != 0) {
-		log_err("cannot start the expiry thread");
+	if (stint_reaper_start(&d) != 0 || stintd_anchor_start(&d) != 0 ||
+	    stint_retention_start(&d) != 0) {
+		snprintf(err, sizeof(err),
+			 "cannot start the expiry, audit anchor or retention "
+			 "thread");
+		startup_error(&ready_fd, err);
 		goto out;
 	}
-	if (stint_retention_start(&d) != 0) {
-		log_err("cannot start the retention thread");
-		goto out;
-	}
+	startup_done(&ready_fd);
 	if (stintd_serve(&d, wake_pipe[0], err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		fprintf(stderr, "stintd: %s\n", err);
@@ -375,10 +493,13 @@ out:
 	stint_retention_stop();
 	stint_reaper_stop();
 	audit_daemon(&d, "daemon-stop", rc == 0 ? "clean stop" : err);
+	stintd_anchor_stop(&d);
 	log_info("stopped");
 	close_all(&d);
 	pthread_rwlock_destroy(&d.revoke_lock);
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);
+	if (pid_written)
+		unlink(pid_file);
 	return rc;
 }

@@ -1977,3 +1977,87 @@ stint_store_prune(struct stint_store *s, int64_t before,
 	free(ids);
 	return r;
 }
+
+/* ---- audit anchor -------------------------------------------------------
+ * The audit log's head as stintd last recorded it: one row, created on
+ * first use (so no schema version is spent on it). stintd refuses to start
+ * on a log that does not hold this record (see audit_anchor.c).
+ */
+
+static int
+audit_head_table(struct stint_store *s)
+{
+	return sqlite3_exec(
+		       s->db,
+		       "CREATE TABLE IF NOT EXISTS audit_head ("
+		       " id INTEGER PRIMARY KEY CHECK (id = 1),"
+		       " seq INTEGER NOT NULL, hash BLOB NOT NULL,"
+		       " offset INTEGER NOT NULL, updated INTEGER NOT NULL)",
+		       NULL, NULL, NULL) == SQLITE_OK
+		       ? 0
+		       : -1;
+}
+
+int
+stint_store_audit_head_get(struct stint_store *s,
+			   struct stint_store_audit_head *h)
+{
+	sqlite3_stmt *st = NULL;
+	int r = STINT_STORE_ERROR, rc;
+
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_lock(&s->lock);
+	if (audit_head_table(s) != 0 ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT seq, hash, offset, updated FROM "
+			       "audit_head WHERE id = 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = STINT_STORE_NOT_FOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 1) != 32)
+		goto out;
+	h->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	memcpy(h->hash, sqlite3_column_blob(st, 1), 32);
+	h->offset = (uint64_t)sqlite3_column_int64(st, 2);
+	h->updated = sqlite3_column_int64(st, 3);
+	r = STINT_STORE_OK;
+out:
+	if (r == STINT_STORE_ERROR)
+		db_log(s, "audit head");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_audit_head_set(struct stint_store *s,
+			   const struct stint_store_audit_head *h)
+{
+	sqlite3_stmt *st = NULL;
+	int r = STINT_STORE_ERROR;
+
+	pthread_mutex_lock(&s->lock);
+	if (audit_head_table(s) != 0 ||
+	    sqlite3_prepare_v2(s->db,
+			       "INSERT OR REPLACE INTO audit_head (id, seq, "
+			       "hash, offset, updated) VALUES (1, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_bind_int64(st, 1, (sqlite3_int64)h->seq) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 2, h->hash, 32, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, (sqlite3_int64)h->offset) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, h->updated) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	r = STINT_STORE_OK;
+out:
+	if (r != STINT_STORE_OK)
+		db_log(s, "audit head");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

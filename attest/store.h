@@ -140,4 +140,18 @@ struct stint_gate_stats {
 };
 void stint_store_gate_stats(struct stint_store *s, struct stint_gate_stats *st);
 
+/* The audit log's head as stintd last recorded it (audit_anchor.c):
+ * the record with this seq and hash ends at byte offset of the current
+ * log file. */
+struct stint_store_audit_head {
+	uint64_t seq;
+	uint8_t hash[32];
+	uint64_t offset;
+	int64_t updated; /* seconds since the epoch */
+};
+int stint_store_audit_head_get(struct stint_store *s,
+			       struct stint_store_audit_head *h);
+int stint_store_audit_head_set(struct stint_store *s,
+			       const struct stint_store_audit_head *h);
+
 #endif

@@ -12,7 +12,7 @@ packages=(
 	# tests and demo
 	softhsm2 opensc p11-kit p11-kit-modules libengine-pkcs11-openssl
 	openssl curl gnutls-bin python3 python3-pykcs11 libclang-rt-14-dev procps util-linux
-	passwd swtpm swtpm-tools tpm2-tools nginx-light git ca-certificates
+	passwd swtpm swtpm-tools tpm2-tools nginx-light git ca-certificates strace
 )
 
 missing=()

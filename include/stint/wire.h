@@ -48,6 +48,8 @@ enum stint_op {
 	STINT_OP_CA_INSTALL = 27,    /* install a signed CA chain */
 	STINT_OP_TASK_EVIDENCE = 28, /* a task's attestation evidence */
 	STINT_OP_KILL_SWITCH = 29, /* TPM: revoke every task key in hardware */
+	/* close the audit log, continue the chain in a new file */
+	STINT_OP_AUDIT_ROTATE = 45,
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */

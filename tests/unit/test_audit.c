@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "attest/audit.h"
 #include "common/hex.h"
@@ -97,6 +98,7 @@ open_log(const char *path, enum stint_audit_sync sync)
 
 	if (stint_audit_open(path, sync, &a, err, sizeof(err)) != 0)
 		fail_msg("stint_audit_open: %s", err);
+	assert_int_equal(stint_audit_start(a), 0);
 	return a;
 }
 
@@ -1287,6 +1289,143 @@ test_verify_bounds_line_length(void **state)
 	free(big);
 }
 
+/* --- anchor, checkpoints, rotation ----------------------------------------
+ */
+
+static int
+soft_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
+	  size_t *sig_len, char *err, size_t errlen)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok;
+
+	(void)err;
+	(void)errlen;
+	ok = md != NULL &&
+	     EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ctx) == 1 &&
+	     EVP_DigestSign(md, sig, sig_len, msg, len) == 1;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+static void
+set_soft_signer(struct stint_audit *a, EVP_PKEY *k)
+{
+	unsigned char *der = NULL;
+	uint8_t id[32];
+	int n = i2d_PUBKEY(k, &der);
+
+	assert_true(n > 0);
+	assert_int_equal(
+		EVP_Digest(der, (size_t)n, id, NULL, EVP_sha256(), NULL), 1);
+	OPENSSL_free(der);
+	stint_audit_set_signer(a, soft_sign, k, id);
+}
+
+static void
+test_checkpoints_and_rotation(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	struct stint_audit_verify_opts vo = {.ak = k};
+	struct stint_audit_report rep;
+	char old[PATH_MAX], err[512];
+	const char *files[2];
+	struct stint_audit *a;
+	uint64_t seq, again;
+
+	assert_non_null(k);
+	assert_non_null(other);
+	a = open_log(f->log, STINT_SYNC_BATCH);
+	set_soft_signer(a, k);
+	for (int i = 0; i < 5; i++)
+		append_sign(a, i);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	/* Idle: no second checkpoint of the same head. */
+	stint_audit_head(a, &seq, NULL);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	stint_audit_head(a, &again, NULL);
+	assert_int_equal(again, seq);
+	for (int i = 0; i < 3; i++)
+		append_sign(a, i);
+	assert_int_equal(
+		stint_audit_rotate(a, old, sizeof(old), err, sizeof(err)), 0);
+	for (int i = 0; i < 2; i++)
+		append_sign(a, i);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	stint_audit_close(a);
+
+	files[0] = old;
+	files[1] = f->log;
+	assert_int_equal(stint_audit_verify_files(files, 2, &vo, &rep), 0);
+	assert_int_equal(rep.checkpoints, 3);
+	assert_true(rep.checkpoints_checked);
+	assert_int_equal(rep.unpinned, 0);
+	/* 5 + cp + 3 + cp | rotate + 2 + cp */
+	assert_int_equal(rep.records, 14);
+	assert_int_equal(rep.last_seq, 14);
+	/* The new file alone continues an earlier one. */
+	assert_int_equal(stint_audit_verify_files(files + 1, 1, &vo, &rep), 0);
+	assert_int_equal(rep.first_seq, 11);
+	/* Out of order, or another key: refused. */
+	files[0] = f->log;
+	files[1] = old;
+	assert_int_equal(stint_audit_verify_files(files, 2, &vo, &rep), 1);
+	assert_string_equal(rep.bad_file, old);
+	files[0] = old;
+	files[1] = f->log;
+	vo.ak = other;
+	assert_int_equal(stint_audit_verify_files(files, 2, &vo, &rep), 1);
+	assert_non_null(strstr(rep.reason, "another key"));
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+}
+
+static void
+test_check_anchor(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t hash[32], bad[32];
+	char err[512], old[PATH_MAX];
+	struct stint_audit *a;
+	uint64_t seq, off;
+
+	a = open_log(f->log, STINT_SYNC_NONE);
+	for (int i = 0; i < 5; i++)
+		append_sign(a, i);
+	stint_audit_head_at(a, &seq, hash, &off);
+	for (int i = 0; i < 3; i++)
+		append_sign(a, i);
+	stint_audit_close(a);
+
+	a = open_log(f->log, STINT_SYNC_NONE);
+	/* The head recorded earlier is in the log (records after it too). */
+	assert_int_equal(
+		stint_audit_check_anchor(a, seq, hash, off, err, sizeof(err)),
+		0);
+	/* A head beyond the log's end: truncated. */
+	assert_int_not_equal(stint_audit_check_anchor(a, seq + 10, hash, off,
+						      err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "truncated"));
+	/* Another hash at that seq: re-chained. */
+	memcpy(bad, hash, 32);
+	bad[0] ^= 1;
+	assert_int_not_equal(
+		stint_audit_check_anchor(a, seq, bad, off, err, sizeof(err)),
+		0);
+	assert_non_null(strstr(err, "re-chained"));
+	/* After a rotation the old head is the new file's link. */
+	stint_audit_head_at(a, &seq, hash, &off);
+	assert_int_equal(
+		stint_audit_rotate(a, old, sizeof(old), err, sizeof(err)), 0);
+	assert_int_equal(
+		stint_audit_check_anchor(a, seq, hash, off, err, sizeof(err)),
+		0);
+	stint_audit_close(a);
+}
+
 int
 main(void)
 {
@@ -1333,6 +1472,10 @@ main(void)
 			test_verify_tail_removal_needs_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_empty_and_garbage,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoints_and_rotation,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_anchor, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_verify_bounds_line_length,
 						setup, teardown),
 	};
