@@ -37,7 +37,7 @@ stintd_config
 AUDIT_LOG=$AFS/audit.log
 sed -i "s|^path = .*|path = $AUDIT_LOG|" "$STINTD_CONF"
 # No ready keys: every key in the backend belongs to a task (or the CA).
-sed -i '/^\[backend\]/a key_pool = 0' "$STINTD_CONF"
+[ "$STINT_TEST_BACKEND" = tpm ] || sed -i '/^\[backend\]/a key_pool = 0' "$STINTD_CONF"
 stintd_start
 p11_env
 agent_add alpha "$(id -u)"
