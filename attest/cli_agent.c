@@ -418,6 +418,7 @@ agent_remove(const struct stint_cli *cli, int argc, char **argv)
 	struct stint_msg *req, *rep = NULL;
 	uint64_t count = 0;
 	const char *name;
+	char note[512];
 	int c;
 
 	optind = 0;
@@ -449,6 +450,8 @@ agent_remove(const struct stint_cli *cli, int argc, char **argv)
 	if (stint_cli_call(cli, "agent remove", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	(void)stint_msg_get_uint(rep, STINT_K_COUNT, &count);
+	if (stint_msg_get_text(rep, STINT_K_REASON, note, sizeof(note)) == 0)
+		fprintf(stderr, "stint: agent remove: warning: %s\n", note);
 	stint_msg_free(rep);
 	printf("agent %s removed (%llu live task%s ended)\n", name,
 	       (unsigned long long)count, count == 1 ? "" : "s");

@@ -393,6 +393,7 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 	};
 	struct stint_msg *req, *rep = NULL;
 	const char *id, *reason = NULL;
+	char note[512];
 	int c, r;
 
 	optind = 0;
@@ -434,6 +435,9 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 	}
 	if (stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
+	/* Ended, with something still pending (see stint(1)). */
+	if (stint_msg_get_text(rep, STINT_K_REASON, note, sizeof(note)) == 0)
+		fprintf(stderr, "stint: task end: warning: %s\n", note);
 	stint_msg_free(rep);
 	printf("task %s ended\n", id);
 	return STINT_EXIT_OK;

@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "attest/audit_pending.h"
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
 #include "attest/daemon.h"
@@ -97,7 +98,8 @@ ok_reply(struct stint_reply *rep, struct stint_msg *m, int r)
 	return stintd_msg_reply(rep, m);
 }
 
-static void
+/* -1 when the log refuses the record (the caller undoes what it did). */
+static int
 audit_admin(struct stintd *d, const char *event, const char *agent,
 	    const char *task, const struct stint_peer *peer, const char *detail)
 {
@@ -108,8 +110,23 @@ audit_admin(struct stintd *d, const char *event, const char *agent,
 				       .decision = "allow",
 				       .detail = detail};
 
-	if (stint_audit_append(d->audit, &ev) != 0)
-		log_err("audit log write failed for %s", event);
+	if (stint_audit_append(d->audit, &ev) == 0)
+		return 0;
+	log_err("audit log write failed for %s", event);
+	return -1;
+}
+
+/* A success whose record (or state.db entry) is still pending says so in
+ * STINT_K_REASON; the CLI prints it as a warning. */
+static int
+ok_note_reply(struct stint_reply *rep, struct stint_msg *m, int r,
+	      const char *note)
+{
+	if (m == NULL)
+		return -1;
+	if (r == 0 && note != NULL && note[0] != '\0')
+		r = stint_msg_put_text(m, STINT_K_REASON, note);
+	return ok_reply(rep, m, r);
 }
 
 static int
@@ -183,7 +200,18 @@ agent_add(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_INTERNAL, "%s", err);
 	snprintf(detail, sizeof(detail), "uid=%u gid=%lld max_ttl=%llus", a.uid,
 		 (long long)a.gid, (unsigned long long)a.max_ttl);
-	audit_admin(d, "agent-add", a.name, NULL, peer, detail);
+	/* No record, no agent. */
+	if (audit_admin(d, "agent-add", a.name, NULL, peer, detail) != 0) {
+		if (stint_store_agent_remove(d->store, a.name) !=
+		    STINT_STORE_OK)
+			log_err("agent %s: added without its audit record and "
+				"cannot be removed again",
+				a.name);
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "the audit log refuses records: "
+					  "agent '%s' not added",
+					  a.name);
+	}
 	log_info("agent %s added (uid %u)", a.name, a.uid);
 	return ok_reply(rep, stint_msg_reply_ok(), 0);
 }
@@ -231,7 +259,7 @@ static int
 agent_remove(struct stintd *d, const struct stint_peer *peer,
 	     const struct stint_msg *req, struct stint_reply *rep)
 {
-	char name[STINT_NAME_MAX + 1];
+	char name[STINT_NAME_MAX + 1], note[512];
 	struct stint_msg *m;
 	size_t n = 0;
 	int r;
@@ -239,20 +267,23 @@ agent_remove(struct stintd *d, const struct stint_peer *peer,
 	if (stint_msg_get_text(req, STINT_K_AGENT, name, sizeof(name)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "AGENT_REMOVE needs an agent");
-	r = stint_store_agent_remove(d->store, name);
+	/* Its tasks die with it, atomically with respect to task start,
+	 * keys included, before we answer. */
+	r = stint_task_remove_agent(d, name, peer, &n, note, sizeof(note));
 	if (r == STINT_STORE_NOT_FOUND)
 		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
 					  "no agent named '%s'", name);
 	if (r != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
-					  "agent store unavailable");
-	audit_admin(d, "agent-remove", name, NULL, peer, NULL);
-	/* Its tasks die with it, keys included, before we answer. */
-	(void)stint_task_end_agent(d, name, "agent removed", peer, &n);
+					  "agent store unavailable: the agent "
+					  "stays, its %zu live task(s) were "
+					  "ended",
+					  n);
 	log_info("agent %s removed, %zu live task(s) ended", name, n);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	return ok_reply(rep, m, stint_msg_put_uint(m, STINT_K_COUNT, n));
+	return ok_note_reply(rep, m, stint_msg_put_uint(m, STINT_K_COUNT, n),
+			     note);
 }
 
 static int
@@ -318,7 +349,7 @@ task_end(struct stintd *d, const struct stint_peer *peer,
 	 const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1], reason[STINT_REASON_MAX + 1] = "";
-	char err[256];
+	char err[256], note[512];
 	int status;
 
 	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
@@ -330,10 +361,10 @@ task_end(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "bad reason");
 	status = stint_task_end(d, id, reason[0] ? reason : "ended by admin",
-				peer, err, sizeof(err));
+				peer, err, sizeof(err), note, sizeof(note));
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
-	return ok_reply(rep, stint_msg_reply_ok(), 0);
+	return ok_note_reply(rep, stint_msg_reply_ok(), 0, note);
 }
 
 static int
@@ -688,7 +719,7 @@ task_evidence(struct stintd *d, const struct stint_msg *req,
 }
 
 #ifdef HAVE_TPM
-static void
+static int
 audit_kill(struct stintd *d, const struct stint_peer *peer, const char *event,
 	   const struct stint_task *t, const char *decision, const char *reason,
 	   const char *detail)
@@ -701,8 +732,9 @@ audit_kill(struct stintd *d, const struct stint_peer *peer, const char *event,
 				       .reason = reason,
 				       .detail = detail};
 
-	if (stint_audit_append(d->audit, &ev) != 0)
-		log_err("audit log write failed for %s", event);
+	/* The kill switch acts whether or not the log takes its records;
+	 * they wait until it does. */
+	return stint_audit_pending_append(d->audit, &ev);
 }
 
 /*
@@ -722,7 +754,7 @@ kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
 	uint64_t counter = 0;
 	size_t n = 0, ended = 0, i;
 	char err[256], detail[64];
-	bool *mine = NULL;
+	bool *mine = NULL, pending = false;
 	int r = 0;
 
 	pthread_rwlock_wrlock(&d->revoke_lock);
@@ -743,21 +775,25 @@ kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
 	}
 	if (n > 0 && (mine = calloc(n, sizeof(*mine))) == NULL)
 		n = 0;
-	for (i = 0; i < n; i++)
-		mine[i] = stint_store_task_end(d->store, tasks[i].id,
-					       STINT_TASK_ENDED, KILL_REASON,
-					       stintd_now()) == STINT_STORE_OK;
+	for (i = 0; i < n; i++) {
+		r = stint_store_task_end(d->store, tasks[i].id,
+					 STINT_TASK_ENDED, KILL_REASON,
+					 stintd_now());
+		mine[i] = r == STINT_STORE_OK || r == STINT_STORE_PENDING;
+	}
+	r = 0;
 	pthread_rwlock_unlock(&d->revoke_lock);
 
 	snprintf(detail, sizeof(detail), "counter=%llu",
 		 (unsigned long long)counter);
-	audit_kill(d, peer, "kill-switch", NULL, "allow", NULL, detail);
+	pending |= audit_kill(d, peer, "kill-switch", NULL, "allow", NULL,
+			      detail) != 0;
 	for (i = 0; i < n; i++) {
 		if (!mine[i])
 			continue; /* ended meanwhile by someone else */
 		ended++;
-		audit_kill(d, peer, "task-end", &tasks[i], "allow", KILL_REASON,
-			   NULL);
+		pending |= audit_kill(d, peer, "task-end", &tasks[i], "allow",
+				      KILL_REASON, NULL) != 0;
 		if (tasks[i].key_destroyed)
 			continue;
 		if (d->backend->ops->destroy(d->backend, tasks[i].id, err,
@@ -779,7 +815,12 @@ kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
 		return -1;
 	r |= stint_msg_put_uint(m, STINT_K_COUNTER, counter);
 	r |= stint_msg_put_uint(m, STINT_K_COUNT, ended);
-	return ok_reply(rep, m, r);
+	return ok_note_reply(rep, m, r,
+			     pending ? "the audit log refuses records: the "
+				       "kill switch's records are pending and "
+				       "are written as soon as the log accepts "
+				       "them"
+				     : NULL);
 }
 #endif
 

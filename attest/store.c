@@ -42,16 +42,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "attest/policy.h"
+#include "attest/revoke_journal.h"
 #include "attest/store.h"
 #include "common/log.h"
 
 /* Tasks keep naming their agent after the agent row is gone: their history
- * stays, so there is deliberately no foreign key from tasks to agents. */
+ * stays. Since version 2 an agent also has a stable id (AUTOINCREMENT: never
+ * reused) and a task references it (NULL once the agent is removed), so a
+ * task can only be stored for the agent row it was started for, and a name
+ * removed and added again for another principal never inherits a task. */
 static const char *const migrations[] = {
 	/* 0 → 1 */
 	"CREATE TABLE agents ("
@@ -84,13 +89,39 @@ static const char *const migrations[] = {
 	" cert BLOB);"
 	"CREATE INDEX tasks_agent_state ON tasks(agent, state);"
 	"CREATE INDEX tasks_state_not_after ON tasks(state, not_after);",
+	/* 1 → 2: agent ids and the foreign key from tasks. A live task is
+	 * given the id of the agent its name names now. */
+	"CREATE TABLE agents_v2 ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT UNIQUE NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" gid INTEGER,"
+	" max_ttl INTEGER NOT NULL,"
+	" mechs TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL);"
+	"INSERT INTO agents_v2 (name, uid, gid, max_ttl, mechs, created)"
+	" SELECT name, uid, gid, max_ttl, mechs, created FROM agents"
+	" ORDER BY name;"
+	"DROP TABLE agents;"
+	"ALTER TABLE agents_v2 RENAME TO agents;"
+	"CREATE INDEX agents_uid ON agents(uid);"
+	"ALTER TABLE tasks ADD COLUMN agent_id INTEGER"
+	" REFERENCES agents(id) ON DELETE SET NULL;"
+	"UPDATE tasks SET agent_id = (SELECT id FROM agents"
+	" WHERE agents.name = tasks.agent) WHERE state = 'live';"
+	"CREATE INDEX tasks_agent_id ON tasks(agent_id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-#define AGENT_COLS "name, uid, gid, max_ttl, mechs, created"
+#define AGENT_COLS "name, uid, gid, max_ttl, mechs, created, id"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
-	"max_sigs, used_sigs, intent, mechs, key_destroyed"
+	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id"
+/* Where an agent's live tasks are: by id, or by name for a task stored
+ * without one (?1 the agent id, ?2 its name). */
+#define AGENT_LIVE_TASKS                                                       \
+	" WHERE state = 'live' AND (agent_id = ?1 OR"                          \
+	" (agent_id IS NULL AND agent = ?2))"
 #define TASK_BLOB_COLS "spki, ec_params, ec_point, modulus, exponent, cert"
 
 enum stmt_id {
@@ -104,6 +135,9 @@ enum stmt_id {
 	S_AGENT_UID_CLASH,
 	S_AGENT_LIST,
 	S_AGENT_DELETE,
+	S_AGENT_DELETE_ID,
+	S_AGENT_LIVE_IDS,
+	S_AGENT_LIVE_END,
 	S_TASK_INSERT,
 	S_TASK_GET,
 	S_TASK_GATE,
@@ -114,6 +148,7 @@ enum stmt_id {
 	S_AGENT_TASKS_END,
 	S_TASKS_DUE,
 	S_TASK_KEY_DESTROYED,
+	S_TASK_DELETE,
 	S_COUNT_AGENTS,
 	S_COUNT_TASKS,
 	S_TASKS_LIVE,
@@ -125,8 +160,8 @@ static const char *const stmt_sql[S_N] = {
 	[S_BEGIN_READ] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_AGENT_INSERT] = "INSERT INTO agents (" AGENT_COLS
-			   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_AGENT_INSERT] = "INSERT INTO agents (name, uid, gid, max_ttl, mechs,"
+			   " created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_AGENT_BY_NAME] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
 	/* Several agents may share a uid with distinct gids; a peer that
 	 * matches more than one gets the lowest name, deterministically. */
@@ -138,9 +173,18 @@ static const char *const stmt_sql[S_N] = {
 			      " OR gid = ?2) ORDER BY name LIMIT 1",
 	[S_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
 	[S_AGENT_DELETE] = "DELETE FROM agents WHERE name = ?1",
+	[S_AGENT_DELETE_ID] = "DELETE FROM agents WHERE id = ?1",
+	[S_AGENT_LIVE_IDS] =
+		"SELECT id FROM tasks" AGENT_LIVE_TASKS " ORDER BY id",
+	[S_AGENT_LIVE_END] = "UPDATE tasks SET state = 'ended', ended = ?3,"
+			     " reason = ?4" AGENT_LIVE_TASKS,
+	/* The agent id the task was started for; without one (0), that of
+	 * the agent its name names now. */
 	[S_TASK_INSERT] = "INSERT INTO tasks (" TASK_COLS ", " TASK_BLOB_COLS
 			  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			  " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+			  " ?11, ?12, ?13, coalesce(?20, (SELECT id FROM"
+			  " agents WHERE name = ?2)),"
+			  " ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",
 	[S_TASK_GATE] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
@@ -163,6 +207,7 @@ static const char *const stmt_sql[S_N] = {
 			" ORDER BY id",
 	[S_TASK_KEY_DESTROYED] = "UPDATE tasks SET key_destroyed = 1"
 				 " WHERE id = ?1",
+	[S_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
 	[S_COUNT_AGENTS] = "SELECT count(*) FROM agents",
 	[S_COUNT_TASKS] = "SELECT count(*), coalesce(sum(state = 'live'), 0)"
 			  " FROM tasks",
@@ -186,6 +231,7 @@ struct task_entry {
 	int64_t created, not_after;
 	uint64_t max_sigs;
 	uint64_t used_sigs; /* committed + pending */
+	int64_t agent_id;   /* 0: stored without one */
 	size_t n_mechs;
 	uint64_t mechs[STINT_MECHS_MAX];
 	char id[STINT_TASK_ID_MAX + 1];
@@ -200,8 +246,18 @@ struct gate_index {
 	size_t n_buckets, n_tasks;
 };
 
+/* A task end state.db has not committed yet (see stint_store_task_end). */
+struct tomb {
+	bool used;
+	bool key_destroyed;
+	struct stint_rj_entry e;
+};
+
 struct stint_store {
 	pthread_mutex_t lock;
+	struct stint_rj *rj; /* the revocation journal, next to state.db */
+	struct tomb tombs[STINT_RJ_SLOTS];
+	size_t n_tombs;
 	sqlite3 *db;
 	sqlite3_stmt *st[S_N];
 	struct pending_sigs *pending[PENDING_BUCKETS];
@@ -213,6 +269,8 @@ struct stint_store {
 	uint64_t gates_fast, gates_sql;
 	char path[4096];
 };
+
+static void tombs_land(struct stint_store *s);
 
 static void
 db_log(struct stint_store *s, const char *what)
@@ -399,6 +457,7 @@ read_agent(sqlite3_stmt *st, struct stint_agent *a)
 			&a->n_mechs) != 0)
 		return -1;
 	a->created = sqlite3_column_int64(st, 5);
+	a->id = sqlite3_column_int64(st, 6);
 	return 0;
 }
 
@@ -453,14 +512,15 @@ read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs)
 	t->max_sigs = (uint64_t)sqlite3_column_int64(st, 8);
 	t->used_sigs = (uint64_t)sqlite3_column_int64(st, 9);
 	t->key_destroyed = sqlite3_column_int64(st, 12) != 0;
+	t->agent_id = sqlite3_column_int64(st, 13); /* NULL reads 0 */
 	if (!blobs)
 		return 0;
-	if (copy_blob(st, 13, &t->pub.spki) != 0 ||
-	    copy_blob(st, 14, &t->pub.ec_params) != 0 ||
-	    copy_blob(st, 15, &t->pub.ec_point) != 0 ||
-	    copy_blob(st, 16, &t->pub.modulus) != 0 ||
-	    copy_blob(st, 17, &t->pub.exponent) != 0 ||
-	    copy_blob(st, 18, &t->cert) != 0)
+	if (copy_blob(st, 14, &t->pub.spki) != 0 ||
+	    copy_blob(st, 15, &t->pub.ec_params) != 0 ||
+	    copy_blob(st, 16, &t->pub.ec_point) != 0 ||
+	    copy_blob(st, 17, &t->pub.modulus) != 0 ||
+	    copy_blob(st, 18, &t->pub.exponent) != 0 ||
+	    copy_blob(st, 19, &t->cert) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -476,6 +536,87 @@ stint_task_clear(struct stint_task *t)
 	stint_pubkey_free(&t->pub);
 	free(t->cert.ptr);
 	memset(t, 0, sizeof(*t));
+}
+
+/* ---- task ends state.db could not commit -------------------------------- */
+
+/*
+ * A "tomb" is an end that SQLite could not commit (ENOSPC, I/O error). It
+ * takes effect at once: the gate index loses the task, every read of the
+ * row shows it ended (tomb_apply), the index is never rebuilt with it, and
+ * the revocation journal (allocated in full when it was created) keeps it
+ * across a restart. stint_store_ends_retry writes it into state.db and
+ * frees the slot.
+ */
+
+static struct tomb *
+tomb_find(struct stint_store *s, const char *id)
+{
+	size_t i;
+
+	if (s->n_tombs == 0 || id == NULL)
+		return NULL;
+	for (i = 0; i < STINT_RJ_SLOTS; i++)
+		if (s->tombs[i].used && strcmp(s->tombs[i].e.id, id) == 0)
+			return &s->tombs[i];
+	return NULL;
+}
+
+/* A pending end overrides the row's live state. */
+static void
+tomb_apply(struct stint_store *s, struct stint_task *t)
+{
+	struct tomb *tb;
+
+	if (t->state != STINT_TASK_LIVE || (tb = tomb_find(s, t->id)) == NULL)
+		return;
+	t->state = (enum stint_task_state)tb->e.state;
+	t->ended = tb->e.when;
+	snprintf(t->reason, sizeof(t->reason), "%s", tb->e.reason);
+	if (tb->key_destroyed)
+		t->key_destroyed = true;
+}
+
+static struct tomb *
+tomb_put(struct stint_store *s, const struct stint_rj_entry *e)
+{
+	struct tomb *tb = tomb_find(s, e->id);
+	size_t i;
+
+	for (i = 0; tb == NULL && i < STINT_RJ_SLOTS; i++) {
+		if (s->tombs[i].used)
+			continue;
+		tb = &s->tombs[i];
+		memset(tb, 0, sizeof(*tb));
+		tb->used = true;
+		tb->e = *e;
+		s->n_tombs++;
+	}
+	return tb;
+}
+
+static void
+tomb_drop(struct stint_store *s, struct tomb *tb)
+{
+	if (stint_rj_remove(s->rj, tb->e.id) != 0)
+		log_warn("%s: cannot clear the journal slot of task %s (it is "
+			 "replayed harmlessly at the next start)",
+			 s->path, tb->e.id);
+	memset(tb, 0, sizeof(*tb));
+	s->n_tombs--;
+}
+
+static void
+tomb_replay(void *ctx, const struct stint_rj_entry *e)
+{
+	struct stint_store *s = ctx;
+
+	if (e->state != STINT_TASK_ENDED && e->state != STINT_TASK_EXPIRED)
+		return;
+	if (tomb_put(s, e) != NULL)
+		log_warn("%s: task %s ended while state.db was full; its end "
+			 "is replayed from the revocation journal",
+			 s->path, e->id);
 }
 
 /* ---- counts of budget-less tasks, batched ------------------------------ */
@@ -687,6 +828,7 @@ idx_task_put(struct gate_index *ix, const struct stint_task *t)
 	e->not_after = t->not_after;
 	e->max_sigs = t->max_sigs;
 	e->used_sigs = t->used_sigs;
+	e->agent_id = t->agent_id;
 	e->n_mechs = t->n_mechs;
 	memcpy(e->mechs, t->mechs, t->n_mechs * sizeof(e->mechs[0]));
 	return 0;
@@ -746,6 +888,7 @@ task_from_entry(const struct task_entry *e, struct stint_task *t)
 	t->not_after = e->not_after;
 	t->max_sigs = e->max_sigs;
 	t->used_sigs = e->used_sigs;
+	t->agent_id = e->agent_id;
 	t->n_mechs = e->n_mechs;
 	memcpy(t->mechs, e->mechs, e->n_mechs * sizeof(t->mechs[0]));
 	t->key_destroyed = e->key_destroyed;
@@ -861,6 +1004,8 @@ idx_load(struct stint_store *s, struct gate_index *ix)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (read_task(st, &t, false) != 0)
 			goto out;
+		if (tomb_find(s, t.id) != NULL)
+			continue; /* ended, state.db does not know yet */
 		t.used_sigs += pending_get(s, t.id);
 		if (idx_task_put(ix, &t) != 0)
 			goto out;
@@ -1065,6 +1210,22 @@ configure_db(struct stint_store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* <state.db>.revocations: ends a full disk kept out of state.db are
+ * replayed (in memory at once, into state.db when it accepts them) before
+ * the gate index is built, so a restart never revives such a task. */
+static int
+open_journal(struct stint_store *s, char *err, size_t errlen)
+{
+	char path[sizeof(s->path) + 16];
+
+	snprintf(path, sizeof(path), "%s.revocations", s->path);
+	if (stint_rj_open(path, &s->rj, err, errlen) != 0)
+		return -1;
+	stint_rj_each(s->rj, tomb_replay, s);
+	tombs_land(s);
+	return 0;
+}
+
 int
 stint_store_open(const char *path, struct stint_store **out, char *err,
 		 size_t errlen)
@@ -1100,7 +1261,8 @@ stint_store_open(const char *path, struct stint_store **out, char *err,
 				       : sqlite3_errstr(rc));
 		goto fail;
 	}
-	if (configure_db(s, err, errlen) != 0)
+	if (configure_db(s, err, errlen) != 0 ||
+	    open_journal(s, err, errlen) != 0)
 		goto fail;
 	if (idx_rebuild(s) != 0) {
 		snprintf(err, errlen, "%s: cannot load agents and tasks", path);
@@ -1123,6 +1285,13 @@ stint_store_close(struct stint_store *s)
 	if (s->db != NULL && s->st[S_N - 1] != NULL && pending_flush(s) != 0)
 		log_err("%s: signature counts of %zu tasks not written",
 			s->path, s->n_pending);
+	if (s->db != NULL && s->st[S_N - 1] != NULL)
+		tombs_land(s);
+	if (s->n_tombs > 0)
+		log_warn("%s: %zu task ends still pending; the revocation "
+			 "journal keeps them for the next start",
+			 s->path, s->n_tombs);
+	stint_rj_close(s->rj);
 	pending_clear(s);
 	idx_free(&s->idx);
 	for (i = 0; i < S_N; i++)
@@ -1242,6 +1411,7 @@ int
 stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 		      char *err, size_t errlen)
 {
+	struct stint_agent row = *a;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
@@ -1251,6 +1421,7 @@ stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 		goto out;
 	}
 	r = agent_add_locked(s, a, err, errlen);
+	row.id = sqlite3_last_insert_rowid(s->db);
 	if (r == STINT_STORE_OK && tx_commit(s) != 0) {
 		snprintf(err, errlen, "%s: cannot commit agent '%s'", s->path,
 			 a->name);
@@ -1258,7 +1429,7 @@ stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 	}
 	if (r != STINT_STORE_OK)
 		tx_rollback(s);
-	else if (s->idx.valid && idx_agent_put(&s->idx, a) != 0)
+	else if (s->idx.valid && idx_agent_put(&s->idx, &row) != 0)
 		idx_invalidate(s, "out of memory adding an agent");
 out:
 	pthread_mutex_unlock(&s->lock);
@@ -1357,13 +1528,119 @@ exec_one_locked(struct stint_store *s, enum stmt_id id, const char *key,
 int
 stint_store_agent_remove(struct stint_store *s, const char *name)
 {
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	size_t n = 0;
 	int r;
 
+	r = stint_store_agent_remove_tasks(s, name, "agent removed",
+					   (int64_t)time(NULL), &ids, &n);
+	free(ids);
+	return r;
+}
+
+/* The ids of an agent's live tasks (inside the caller's transaction). */
+static int
+agent_live_ids(struct stint_store *s, const struct stint_agent *a,
+	       char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n)
+{
+	char(*grown)[STINT_TASK_ID_MAX + 1];
+	sqlite3_stmt *st = stmt(s, S_AGENT_LIVE_IDS);
+	size_t cap = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, a->id);
+	sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			grown = realloc(*ids, cap * sizeof(**ids));
+			if (grown == NULL)
+				break;
+			*ids = grown;
+		}
+		if (copy_text(st, 0, (*ids)[*n], sizeof((*ids)[0])) != 0)
+			break;
+		(*n)++;
+	}
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+agent_remove_locked(struct stint_store *s, const struct stint_agent *a,
+		    const char *reason, int64_t when)
+{
+	sqlite3_stmt *st = stmt(s, S_AGENT_LIVE_END);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, a->id);
+	sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, when);
+	sqlite3_bind_text(st, 4, reason != NULL ? reason : "", -1,
+			  SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	st = stmt(s, S_AGENT_DELETE_ID);
+	sqlite3_bind_int64(st, 1, a->id);
+	rc = sqlite3_step(st);
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+stint_store_agent_remove_tasks(struct stint_store *s, const char *name,
+			       const char *reason, int64_t when,
+			       char (**ended)[STINT_TASK_ID_MAX + 1], size_t *n)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct stint_agent a;
+	struct tomb *tb;
+	sqlite3_stmt *st;
+	size_t count = 0, i, kept = 0;
+	int r;
+
+	*ended = NULL;
+	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	r = exec_one_locked(s, S_AGENT_DELETE, name, "agent remove");
-	if (r == STINT_STORE_OK)
-		idx_agent_del(&s->idx, name);
+	if (tx_begin(s) != 0) {
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	st = stmt(s, S_AGENT_BY_NAME);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = agent_find(s, S_AGENT_BY_NAME, st, &a);
+	if (r != STINT_STORE_OK)
+		goto out;
+	if (agent_live_ids(s, &a, &ids, &count) != 0 ||
+	    agent_remove_locked(s, &a, reason, when) != 0) {
+		db_log(s, "agent remove");
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	if (tx_commit(s) != 0) {
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	/* Committed: the gate refuses the agent and its tasks from now on.
+	 * A pending end has landed with them and was not ended now. */
+	idx_agent_del(&s->idx, name);
+	for (i = 0; i < count; i++) {
+		idx_task_del(&s->idx, ids[i]);
+		if ((tb = tomb_find(s, ids[i])) != NULL) {
+			tomb_drop(s, tb);
+			continue;
+		}
+		memmove(ids[kept++], ids[i], sizeof(ids[0]));
+	}
+	*ended = ids;
+	*n = kept;
+	ids = NULL;
+out:
+	tx_rollback(s);
 	pthread_mutex_unlock(&s->lock);
+	free(ids);
 	return r;
 }
 
@@ -1405,10 +1682,15 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 	bind_blob(st, 17, &t->pub.modulus);
 	bind_blob(st, 18, &t->pub.exponent);
 	bind_blob(st, 19, &t->cert);
+	if (t->agent_id > 0)
+		sqlite3_bind_int64(st, 20, t->agent_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
 		snprintf(err, errlen, "task '%s' already exists", t->id);
 		r = STINT_STORE_EXISTS;
+	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		snprintf(err, errlen, "agent '%s' was removed", t->agent);
+		r = STINT_STORE_NOT_FOUND;
 	} else if (rc != SQLITE_DONE) {
 		db_err(s, "cannot store task", err, errlen);
 		r = STINT_STORE_ERROR;
@@ -1420,6 +1702,19 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 		log_warn("%s: task %s not indexed (out of memory); its SIGN "
 			 "gate reads the database",
 			 s->path, t->id);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_task_delete(struct stint_store *s, const char *id)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = exec_one_locked(s, S_TASK_DELETE, id, "task delete");
+	if (r != STINT_STORE_ERROR)
+		idx_task_del(&s->idx, id);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -1437,8 +1732,10 @@ task_get_locked(struct stint_store *s, enum stmt_id id, const char *task_id,
 	if (rc == SQLITE_ROW) {
 		r = read_task(st, t, id == S_TASK_GET) == 0 ? STINT_STORE_OK
 							    : STINT_STORE_ERROR;
-		if (r == STINT_STORE_OK)
+		if (r == STINT_STORE_OK) {
 			t->used_sigs += pending_get(s, t->id);
+			tomb_apply(s, t);
+		}
 	} else if (rc == SQLITE_DONE)
 		r = STINT_STORE_NOT_FOUND;
 	else
@@ -1505,6 +1802,11 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 		if (read_task(st, &list[count], true) != 0)
 			goto out;
 		list[count].used_sigs += pending_get(s, list[count].id);
+		tomb_apply(s, &list[count]);
+		if (live_only && list[count].state != STINT_TASK_LIVE) {
+			stint_task_clear(&list[count]);
+			continue;
+		}
 		count++;
 	}
 	if (count < limit && rc != SQLITE_DONE) {
@@ -1526,11 +1828,58 @@ out:
 	return r;
 }
 
+/*
+ * state.db could not record the end of a task: fail closed. A task that is
+ * not live (or unknown) is left alone; any other (also one whose row cannot
+ * be read) becomes a tomb, goes into the journal and leaves the gate index,
+ * so the gate refuses it from now on.
+ */
+static int
+end_pending_locked(struct stint_store *s, const char *id,
+		   enum stint_task_state state, const char *reason,
+		   int64_t when)
+{
+	struct stint_rj_entry e;
+	struct stint_task t;
+	int r;
+
+	r = task_get_locked(s, S_TASK_GATE, id, &t);
+	if (r == STINT_STORE_NOT_FOUND ||
+	    (r == STINT_STORE_OK && t.state != STINT_TASK_LIVE))
+		return STINT_STORE_NOT_FOUND;
+	memset(&e, 0, sizeof(e));
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	e.state = (int)state;
+	e.when = when;
+	snprintf(e.reason, sizeof(e.reason), "%s",
+		 reason != NULL ? reason : "");
+	if (tomb_put(s, &e) == NULL) {
+		/* No room: the index keeps the task, and the caller
+		 * destroys the key, which refuses it in the backend. */
+		log_err("%s: %d task ends are pending already; task %s is "
+			"refused only by its key's destruction",
+			s->path, STINT_RJ_SLOTS, id);
+		return STINT_STORE_ERROR;
+	}
+	if (stint_rj_add(s->rj, &e) != 0)
+		log_err("%s: cannot write the end of task %s to the "
+			"revocation journal: a restart before state.db "
+			"records it would show the task live (its key is "
+			"destroyed all the same)",
+			s->path, id);
+	idx_task_del(&s->idx, id);
+	log_warn("%s: the end of task %s is pending: state.db cannot record "
+		 "it now (retried every second); the task is refused already",
+		 s->path, id);
+	return STINT_STORE_PENDING;
+}
+
 int
 stint_store_task_end(struct stint_store *s, const char *id,
 		     enum stint_task_state state, const char *reason,
 		     int64_t when)
 {
+	struct tomb *tb;
 	sqlite3_stmt *st;
 	int r;
 
@@ -1545,16 +1894,94 @@ stint_store_task_end(struct stint_store *s, const char *id,
 			  SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		db_log(s, "task end");
-		r = STINT_STORE_ERROR;
+		stmt_done(st);
+		r = end_pending_locked(s, id, state, reason, when);
 	} else {
 		/* Only a live task changes: ending twice is NOT_FOUND. */
 		r = sqlite3_changes(s->db) > 0 ? STINT_STORE_OK
 					       : STINT_STORE_NOT_FOUND;
+		stmt_done(st);
 		/* Committed (autocommit): the gate refuses it from now on.
 		 * Not live either way, so it has no entry. */
 		idx_task_del(&s->idx, id);
+		if ((tb = tomb_find(s, id)) != NULL) {
+			tomb_drop(s, tb); /* it was ended already */
+			r = STINT_STORE_NOT_FOUND;
+		}
 	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Writes one pending end (and its key's destruction) in a transaction. */
+static int
+tomb_land(struct stint_store *s, struct tomb *tb)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (tx_begin(s) != 0)
+		return -1;
+	st = stmt(s, S_TASK_END);
+	sqlite3_bind_text(st, 1, tb->e.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, state_str((enum stint_task_state)tb->e.state),
+			  -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, tb->e.when);
+	sqlite3_bind_text(st, 4, tb->e.reason, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
 	stmt_done(st);
+	if (rc == SQLITE_DONE && tb->key_destroyed) {
+		st = stmt(s, S_TASK_KEY_DESTROYED);
+		sqlite3_bind_text(st, 1, tb->e.id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		stmt_done(st);
+	}
+	if (rc != SQLITE_DONE) {
+		db_log(s, "pending task end");
+		tx_rollback(s);
+		return -1;
+	}
+	if (tx_commit(s) != 0)
+		return -1;
+	log_info("%s: the end of task %s is now recorded", s->path, tb->e.id);
+	tomb_drop(s, tb);
+	return 0;
+}
+
+static void
+tombs_land(struct stint_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < STINT_RJ_SLOTS && s->n_tombs > 0; i++)
+		if (s->tombs[i].used && tomb_land(s, &s->tombs[i]) != 0)
+			return; /* still failing: the next pass tries again */
+}
+
+int
+stint_store_ends_retry(struct stint_store *s, size_t *left,
+		       char (**keys)[STINT_TASK_ID_MAX + 1], size_t *n_keys)
+{
+	size_t i, n = 0;
+	int r = STINT_STORE_OK;
+
+	if (keys != NULL) {
+		*keys = NULL;
+		*n_keys = 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	tombs_land(s);
+	*left = s->n_tombs;
+	if (keys != NULL && s->n_tombs > 0) {
+		*keys = calloc(s->n_tombs, sizeof(**keys));
+		if (*keys == NULL)
+			r = STINT_STORE_ERROR;
+		for (i = 0; *keys != NULL && i < STINT_RJ_SLOTS; i++)
+			if (s->tombs[i].used && !s->tombs[i].key_destroyed)
+				memcpy((*keys)[n++], s->tombs[i].e.id,
+				       sizeof((*keys)[0]));
+		*n_keys = n;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -1616,6 +2043,12 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 			     : STINT_STORE_NOT_FOUND;
 	if (rt == STINT_STORE_ERROR)
 		goto fail;
+	/* A task of an earlier agent row with the same name (removed, then
+	 * added again) is not this agent's. */
+	if (rt == STINT_STORE_OK && ra == STINT_STORE_OK &&
+	    task->agent_id != 0 && task->agent_id != agent->id &&
+	    strcmp(task->agent, agent->name) == 0)
+		rt = STINT_STORE_NOT_FOUND;
 	if (rt != STINT_STORE_OK)
 		memset(task, 0, sizeof(*task));
 	*verdict = stint_policy_sign(ra == STINT_STORE_OK ? agent : NULL,
@@ -1689,6 +2122,10 @@ gate_fast(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
 	const struct stint_agent *a = idx_agent_for_peer(&s->idx, uid, gid);
 	struct task_entry *e = idx_task_find(&s->idx, task_id);
 
+	/* Started for another agent row of the same name: SQLite decides. */
+	if (a != NULL && e != NULL && e->agent_id != 0 &&
+	    e->agent_id != a->id && strcmp(e->agent, a->name) == 0)
+		e = NULL;
 	if (a != NULL)
 		*agent = *a;
 	if (e != NULL)
@@ -1822,6 +2259,8 @@ stint_store_task_key_destroyed(struct stint_store *s, const char *id)
 
 	pthread_mutex_lock(&s->lock);
 	r = exec_one_locked(s, S_TASK_KEY_DESTROYED, id, "key destroyed");
+	if (tomb_find(s, id) != NULL)
+		tomb_find(s, id)->key_destroyed = true;
 	/* The policy does not look at it; kept so the entry stays equal to
 	 * its row. */
 	if (r == STINT_STORE_OK && (e = idx_task_find(&s->idx, id)) != NULL)
@@ -1853,8 +2292,12 @@ stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
 	}
 	if (all_tasks != NULL)
 		*all_tasks = (size_t)sqlite3_column_int64(st, 0);
-	if (live_tasks != NULL)
+	if (live_tasks != NULL) {
 		*live_tasks = (size_t)sqlite3_column_int64(st, 1);
+		/* pending ends are live only in state.db */
+		*live_tasks -=
+			*live_tasks < s->n_tombs ? *live_tasks : s->n_tombs;
+	}
 	stmt_done(st);
 	r = STINT_STORE_OK;
 out:

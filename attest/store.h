@@ -19,6 +19,10 @@ enum {
 	STINT_STORE_OK = 0,
 	STINT_STORE_NOT_FOUND = 1,
 	STINT_STORE_EXISTS = 2,
+	/* A task end state.db could not commit (full disk): the task is
+	 * refused from now on and the end is in the revocation journal;
+	 * stint_store_ends_retry writes it to state.db later. */
+	STINT_STORE_PENDING = 3,
 	STINT_STORE_ERROR = -1,
 };
 
@@ -30,6 +34,7 @@ struct stint_agent {
 	uint64_t mechs[STINT_MECHS_MAX]; /* allowed CKM_* */
 	size_t n_mechs;
 	int64_t created; /* seconds since the epoch */
+	int64_t id;      /* stable row id, never reused; 0 before insert */
 };
 
 enum stint_task_state {
@@ -51,6 +56,8 @@ struct stint_task {
 	uint64_t mechs[STINT_MECHS_MAX]; /* allowed for this key */
 	size_t n_mechs;
 	bool key_destroyed;
+	int64_t agent_id;        /* the agent row it was started for; 0: any
+				    agent of that name (insert), none (read) */
 	struct stint_pubkey pub; /* owned; stint_task_clear frees */
 	struct stint_bytes cert; /* owned, may be empty */
 };
@@ -73,9 +80,21 @@ int stint_store_agent_for_peer(struct stint_store *s, uid_t uid, gid_t gid,
 int stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 			   size_t *n);
 int stint_store_agent_remove(struct stint_store *s, const char *name);
+/* Removes an agent and ends its live tasks (state ended, reason, when) in
+ * one transaction: a task start that read the agent before stores nothing
+ * afterwards (its insert names the removed agent id and fails). *ended
+ * (malloc'ed, may be NULL with *n 0) gets the ids of the tasks ended. */
+int stint_store_agent_remove_tasks(struct stint_store *s, const char *name,
+				   const char *reason, int64_t when,
+				   char (**ended)[STINT_TASK_ID_MAX + 1],
+				   size_t *n);
 
+/* NOT_FOUND when t->agent_id names an agent that is gone. */
 int stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 			    char *err, size_t errlen);
+/* Deletes a task row that never became usable (its start failed after the
+ * insert); the gate refuses it from now on. */
+int stint_store_task_delete(struct stint_store *s, const char *id);
 int stint_store_task_get(struct stint_store *s, const char *id,
 			 struct stint_task *t);
 /* Tasks ordered by id, after cursor ("" = from the start), at most limit.
@@ -85,7 +104,10 @@ int stint_store_task_list(struct stint_store *s, const char *agent,
 			  size_t limit, struct stint_task **out, size_t *n);
 void stint_store_task_list_free(struct stint_task *tasks, size_t n);
 /* Live → ended/expired, in one transaction. NOT_FOUND when the task is not
- * live (already ended) or unknown. */
+ * live (already ended) or unknown. PENDING when state.db cannot commit: the
+ * task is refused from now on all the same (gate index entry gone, every
+ * read shows it ended), and the end is kept in the revocation journal and
+ * in memory until stint_store_ends_retry lands it. */
 int stint_store_task_end(struct stint_store *s, const char *id,
 			 enum stint_task_state state, const char *reason,
 			 int64_t when);
@@ -116,6 +138,12 @@ int stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
 int stint_store_tasks_due(struct stint_store *s, int64_t now,
 			  char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n);
 int stint_store_task_key_destroyed(struct stint_store *s, const char *id);
+/* Writes pending ends to state.db (and clears their journal slots); *left
+ * ends are still pending. Ids of pending ends whose key is not known to be
+ * destroyed go to *keys (malloc'ed) when keys is not NULL. */
+int stint_store_ends_retry(struct stint_store *s, size_t *left,
+			   char (**keys)[STINT_TASK_ID_MAX + 1],
+			   size_t *n_keys);
 int stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
 		      size_t *all_tasks);
 

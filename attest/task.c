@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "attest/audit_pending.h"
 #include "attest/ca.h"
 #include "attest/evidence.h"
 #ifdef HAVE_TPM
@@ -53,7 +54,8 @@ stint_task_uri(const struct stint_task *t, char *buf, size_t cap)
 	snprintf(buf, cap, "pkcs11:token=%s;object=%s", t->agent, t->id);
 }
 
-static void
+/* A record a start depends on: -1 when the log refuses it. */
+static int
 audit(struct stintd *d, const char *event, const char *agent, const char *task,
       const struct stint_peer *by, const char *decision, const char *reason,
       const char *detail)
@@ -66,9 +68,29 @@ audit(struct stintd *d, const char *event, const char *agent, const char *task,
 				       .reason = reason,
 				       .detail = detail};
 
-	if (stint_audit_append(d->audit, &ev) != 0)
-		log_err("audit log write failed for %s of task %s", event,
-			task ? task : "-");
+	if (stint_audit_append(d->audit, &ev) == 0)
+		return 0;
+	log_err("audit log write failed for %s of task %s", event,
+		task ? task : "-");
+	return -1;
+}
+
+/* The record of a revocation, which happens whether or not the log takes
+ * it: written now (0) or kept until the log accepts it (1; -1 lost). */
+static int
+audit_revoke(struct stintd *d, const char *event, const char *agent,
+	     const char *task, const struct stint_peer *by, const char *reason,
+	     const char *detail)
+{
+	struct stint_audit_event ev = {.event = event,
+				       .agent = agent,
+				       .task = task,
+				       .peer = by,
+				       .decision = "allow",
+				       .reason = reason,
+				       .detail = detail};
+
+	return stint_audit_pending_append(d->audit, &ev);
 }
 
 /* The task may use what its agent allows and its key type can do. */
@@ -321,6 +343,35 @@ out:
 	return r;
 }
 
+/*
+ * A start that cannot complete leaves nothing usable: its row (when it was
+ * stored) is deleted, or failing that ended; the key is destroyed (a key the
+ * backend cannot destroy now has no task, so the next start-up sweep
+ * removes it); the evidence is removed. Called under the shared revoke lock
+ * on the TPM (handle_admin.c), so it takes no lock itself: nobody knows the
+ * new task id yet.
+ */
+static void
+start_undo(struct stintd *d, struct stint_task *t, const struct stint_peer *by,
+	   bool stored, const char *why)
+{
+	char berr[256];
+
+	if (stored &&
+	    stint_store_task_delete(d->store, t->id) == STINT_STORE_ERROR)
+		(void)stint_store_task_end(d->store, t->id, STINT_TASK_ENDED,
+					   why, stintd_now());
+	if (d->backend->ops->destroy(d->backend, t->id, berr, sizeof(berr)) !=
+	    0)
+		log_err("task %s did not start (%s) and its key could not be "
+			"destroyed: %s",
+			t->id, why, berr);
+	(void)audit_revoke(d, "key-destroy", t->agent, t->id, by, why, NULL);
+	if (d->ca != NULL)
+		stint_ca_evidence_remove(d->ca, t->id);
+	stint_task_clear(t);
+}
+
 int
 stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		 const struct stint_peer *by, struct stint_task *t, char *err,
@@ -374,6 +425,7 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		return STINT_E_INTERNAL;
 	}
 	memcpy(t->agent, a.name, sizeof(t->agent));
+	t->agent_id = a.id;
 	t->state = STINT_TASK_LIVE;
 	t->created = stintd_now();
 	t->not_after = t->created + (int64_t)ttl;
@@ -393,33 +445,41 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	/* "ready": made ahead by the backend's pool, facts read back then. */
 	snprintf(kdetail, sizeof(kdetail), "%s%s",
 		 stint_key_type_str(t->key_type), ready ? " ready" : "");
-	audit(d, "key-generate", a.name, t->id, by, "allow", NULL, kdetail);
+	if (audit(d, "key-generate", a.name, t->id, by, "allow", NULL,
+		  kdetail) != 0) {
+		start_undo(d, t, by, false, "audit log unavailable");
+		snprintf(err, errlen,
+			 "the audit log refuses records: no task started");
+		return STINT_E_INTERNAL;
+	}
 	if (d->ca != NULL && (r = attest_and_certify(d, t, &facts, by, err,
 						     errlen)) != STINT_OK) {
-		(void)d->backend->ops->destroy(d->backend, t->id, berr,
-					       sizeof(berr));
-		audit(d, "key-destroy", a.name, t->id, by, "allow",
-		      "task not created", NULL);
-		stint_task_clear(t);
+		start_undo(d, t, by, false, "task not created");
 		return r;
 	}
-	if (stint_store_task_insert(d->store, t, berr, sizeof(berr)) !=
-	    STINT_STORE_OK) {
-		(void)d->backend->ops->destroy(d->backend, t->id, berr,
-					       sizeof(berr));
-		audit(d, "key-destroy", a.name, t->id, by, "allow",
-		      "task could not be stored", NULL);
-		if (d->ca != NULL)
-			stint_ca_evidence_remove(d->ca, t->id);
-		snprintf(err, errlen, "task store unavailable");
-		stint_task_clear(t);
-		return STINT_E_INTERNAL;
+	r = stint_store_task_insert(d->store, t, berr, sizeof(berr));
+	if (r != STINT_STORE_OK) {
+		/* NOT_FOUND: the agent was removed while its key was made. */
+		if (r == STINT_STORE_NOT_FOUND)
+			snprintf(err, errlen, "agent '%s' was removed", a.name);
+		else
+			snprintf(err, errlen, "task store unavailable");
+		start_undo(d, t, by, false, "task could not be stored");
+		return r == STINT_STORE_NOT_FOUND ? STINT_E_NOT_FOUND
+						  : STINT_E_INTERNAL;
 	}
 	snprintf(detail, sizeof(detail),
 		 "key=%s ttl=%llus max_signatures=%llu intent=%s",
 		 stint_key_type_str(t->key_type), (unsigned long long)ttl,
 		 (unsigned long long)t->max_sigs, t->intent);
-	audit(d, "task-start", a.name, t->id, by, "allow", NULL, detail);
+	/* No record, no task. */
+	if (audit(d, "task-start", a.name, t->id, by, "allow", NULL, detail) !=
+	    0) {
+		start_undo(d, t, by, true, "audit log unavailable");
+		snprintf(err, errlen,
+			 "the audit log refuses records: no task started");
+		return STINT_E_INTERNAL;
+	}
 	log_info("task %s started for agent %s (%s, ttl %llus)", t->id, a.name,
 		 stint_key_type_str(t->key_type), (unsigned long long)ttl);
 	return STINT_OK;
@@ -437,11 +497,12 @@ destroy_key(struct stintd *d, const char *id, const char *agent,
 		return -1;
 	}
 	(void)stint_store_task_key_destroyed(d->store, id);
-	audit(d, "key-destroy", agent, id, by, "allow", NULL, NULL);
+	(void)audit_revoke(d, "key-destroy", agent, id, by, NULL, NULL);
 	return 0;
 }
 
-/* Live → state, under the exclusive lock. */
+/* Live → state, under the exclusive lock. STINT_STORE_PENDING counts as
+ * ended: the store refuses the task already and lands the end later. */
 static int
 revoke(struct stintd *d, const char *id, enum stint_task_state state,
        const char *reason)
@@ -454,13 +515,34 @@ revoke(struct stintd *d, const char *id, enum stint_task_state state,
 	return r;
 }
 
+#define NOTE_STORE                                                             \
+	"state.db cannot record the end now (is its filesystem full?): the "   \
+	"task is refused and its key destroyed; the end is kept in the "       \
+	"revocation journal and written to state.db once it accepts it"
+#define NOTE_AUDIT                                                             \
+	"the audit log refuses records: the record is pending and is written " \
+	"as soon as the log accepts it"
+
+/* What the admin is told besides success (empty: nothing pending). */
+static void
+pending_note(char *note, size_t notelen, bool store, bool record)
+{
+	if (note == NULL || notelen == 0)
+		return;
+	snprintf(note, notelen, "%s%s%s", store ? NOTE_STORE : "",
+		 store && record ? "; " : "", record ? NOTE_AUDIT : "");
+}
+
 int
 stint_task_end(struct stintd *d, const char *id, const char *reason,
-	       const struct stint_peer *by, char *err, size_t errlen)
+	       const struct stint_peer *by, char *err, size_t errlen,
+	       char *note, size_t notelen)
 {
 	struct stint_task t;
+	bool store_pending = false, record_pending = false;
 	int r;
 
+	pending_note(note, notelen, false, false);
 	memset(&t, 0, sizeof(t));
 	r = stint_store_task_get(d->store, id, &t);
 	if (r == STINT_STORE_NOT_FOUND) {
@@ -473,13 +555,24 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 	}
 	if (t.state == STINT_TASK_LIVE) {
 		r = revoke(d, id, STINT_TASK_ENDED, reason);
-		if (r == STINT_STORE_OK) {
-			audit(d, "task-end", t.agent, id, by, "allow", reason,
-			      NULL);
-			log_info("task %s ended: %s", id, reason);
+		if (r == STINT_STORE_OK || r == STINT_STORE_PENDING) {
+			store_pending = r == STINT_STORE_PENDING;
+			record_pending =
+				audit_revoke(d, "task-end", t.agent, id, by,
+					     reason,
+					     store_pending ? "store=pending"
+							   : NULL) != 0;
+			log_info("task %s ended: %s%s", id, reason,
+				 store_pending ? " (state.db: pending)" : "");
 		} else if (r != STINT_STORE_NOT_FOUND) {
+			/* Not even pending: the key goes all the same. */
+			r = destroy_key(d, id, t.agent, by, err, errlen);
+			snprintf(err, errlen,
+				 "task store unavailable; the task's key %s",
+				 r == 0 ? "is destroyed, so it signs nothing "
+					  "more"
+					: "could NOT be destroyed");
 			stint_task_clear(&t);
-			snprintf(err, errlen, "task store unavailable");
 			return STINT_E_INTERNAL;
 		}
 	}
@@ -489,36 +582,83 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 	if (!t.key_destroyed &&
 	    destroy_key(d, id, t.agent, by, err, errlen) != 0)
 		r = STINT_E_BACKEND;
+	pending_note(note, notelen, store_pending, record_pending);
 	stint_task_clear(&t);
 	return r;
 }
 
-int
-stint_task_end_agent(struct stintd *d, const char *agent, const char *reason,
-		     const struct stint_peer *by, size_t *n)
+/* state.db cannot remove the agent: end each of its live tasks on its own
+ * (a pending end where state.db cannot record it). */
+static void
+end_agent_tasks(struct stintd *d, const char *agent,
+		const struct stint_peer *by, size_t *n)
 {
 	struct stint_task *tasks = NULL;
 	size_t count = 0, i;
 	char err[256];
 
-	*n = 0;
-	if (stint_store_task_list(d->store, agent, false, stintd_now(), "",
+	if (stint_store_task_list(d->store, agent, true, stintd_now(), "",
 				  SIZE_MAX, &tasks, &count) != STINT_STORE_OK)
-		return -1;
-	for (i = 0; i < count; i++) {
-		if (tasks[i].state == STINT_TASK_LIVE &&
-		    revoke(d, tasks[i].id, STINT_TASK_ENDED, reason) ==
-			    STINT_STORE_OK) {
-			audit(d, "task-end", agent, tasks[i].id, by, "allow",
-			      reason, NULL);
+		return;
+	for (i = 0; i < count; i++)
+		if (stint_task_end(d, tasks[i].id, "agent removed", by, err,
+				   sizeof(err), NULL, 0) == STINT_OK)
 			(*n)++;
-		}
-		if (!tasks[i].key_destroyed)
-			(void)destroy_key(d, tasks[i].id, agent, by, err,
-					  sizeof(err));
-	}
 	stint_store_task_list_free(tasks, count);
-	return 0;
+}
+
+int
+stint_task_remove_agent(struct stintd *d, const char *agent,
+			const struct stint_peer *by, size_t *n, char *note,
+			size_t notelen)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	bool record_pending;
+	size_t count = 0, i;
+	char err[256];
+	int r;
+
+	*n = 0;
+	pending_note(note, notelen, false, false);
+	/* One transaction ends the tasks and removes the agent, under the
+	 * exclusive lock: no SIGN for them is in flight, and a start that
+	 * read the agent before cannot store its task afterwards. */
+	pthread_rwlock_wrlock(&d->revoke_lock);
+	r = stint_store_agent_remove_tasks(d->store, agent, "agent removed",
+					   stintd_now(), &ids, &count);
+	pthread_rwlock_unlock(&d->revoke_lock);
+	if (r == STINT_STORE_ERROR)
+		end_agent_tasks(d, agent, by, n);
+	if (r != STINT_STORE_OK)
+		return r;
+	record_pending = audit_revoke(d, "agent-remove", agent, NULL, by, NULL,
+				      NULL) != 0;
+	for (i = 0; i < count; i++) {
+		record_pending |= audit_revoke(d, "task-end", agent, ids[i], by,
+					       "agent removed", NULL) != 0;
+		(void)destroy_key(d, ids[i], agent, by, err, sizeof(err));
+	}
+	*n = count;
+	free(ids);
+	pending_note(note, notelen, false, record_pending);
+	return STINT_STORE_OK;
+}
+
+/* Ends state.db could not record: land them; destroy keys not known to
+ * be destroyed (an end replayed from the journal after a restart). */
+static void
+reap_pending_ends(struct stintd *d)
+{
+	char(*keys)[STINT_TASK_ID_MAX + 1] = NULL;
+	size_t left = 0, n = 0, i;
+	char err[256];
+
+	if (stint_store_ends_retry(d->store, &left, &keys, &n) !=
+	    STINT_STORE_OK)
+		return;
+	for (i = 0; i < n; i++)
+		(void)destroy_key(d, keys[i], NULL, NULL, err, sizeof(err));
+	free(keys);
 }
 
 void
@@ -528,7 +668,10 @@ stint_task_reap(struct stintd *d)
 	struct stint_task t;
 	char err[256];
 	size_t n = 0, i;
+	int r;
 
+	stint_audit_pending_flush(d->audit);
+	reap_pending_ends(d);
 	if (stint_store_tasks_due(d->store, stintd_now(), &ids, &n) !=
 	    STINT_STORE_OK)
 		return;
@@ -538,10 +681,14 @@ stint_task_reap(struct stintd *d)
 		    STINT_STORE_OK)
 			continue;
 		if (t.state == STINT_TASK_LIVE &&
-		    revoke(d, t.id, STINT_TASK_EXPIRED, "deadline reached") ==
-			    STINT_STORE_OK) {
-			audit(d, "task-expire", t.agent, t.id, NULL, "allow",
-			      "deadline reached", NULL);
+		    ((r = revoke(d, t.id, STINT_TASK_EXPIRED,
+				 "deadline reached")) == STINT_STORE_OK ||
+		     r == STINT_STORE_PENDING)) {
+			(void)audit_revoke(d, "task-expire", t.agent, t.id,
+					   NULL, "deadline reached",
+					   r == STINT_STORE_PENDING
+						   ? "store=pending"
+						   : NULL);
 			log_info("task %s expired", t.id);
 		}
 		if (!t.key_destroyed)
@@ -553,6 +700,7 @@ stint_task_reap(struct stintd *d)
 }
 
 static pthread_t reaper;
+static struct stintd *reaper_d;
 static pthread_mutex_t reaper_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reaper_cv = PTHREAD_COND_INITIALIZER;
 static bool reaper_stop, reaper_running;
@@ -584,6 +732,7 @@ int
 stint_reaper_start(struct stintd *d)
 {
 	reaper_stop = false;
+	reaper_d = d;
 	if (pthread_create(&reaper, NULL, reaper_main, d) != 0)
 		return -1;
 	reaper_running = true;
@@ -601,4 +750,6 @@ stint_reaper_stop(void)
 	pthread_mutex_unlock(&reaper_lock);
 	pthread_join(reaper, NULL);
 	reaper_running = false;
+	/* Records still waiting get a last chance before daemon-stop. */
+	stint_audit_pending_close(reaper_d->audit);
 }

@@ -22,12 +22,20 @@ struct stint_task_request {
 int stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		     const struct stint_peer *by, struct stint_task *out,
 		     char *err, size_t errlen);
+/* note (may be NULL) gets what is pending after a success: the end not
+ * yet in state.db (full disk) or its record not yet in the audit log;
+ * empty when nothing is. */
 int stint_task_end(struct stintd *d, const char *id, const char *reason,
-		   const struct stint_peer *by, char *err, size_t errlen);
-/* Ends every live task of an agent and destroys their keys; *n ended. */
-int stint_task_end_agent(struct stintd *d, const char *agent,
-			 const char *reason, const struct stint_peer *by,
-			 size_t *n);
+		   const struct stint_peer *by, char *err, size_t errlen,
+		   char *note, size_t notelen);
+/* Removes an agent and ends its live tasks atomically with respect to
+ * task start (one store transaction under the exclusive revoke lock), then
+ * destroys their keys. Returns a store status (NOT_FOUND: no such agent);
+ * *n tasks ended; note as for stint_task_end. When state.db cannot remove
+ * the agent, its live tasks are ended one by one all the same. */
+int stint_task_remove_agent(struct stintd *d, const char *agent,
+			    const struct stint_peer *by, size_t *n, char *note,
+			    size_t notelen);
 /* One reaper pass: expire live tasks past their deadline and destroy keys
  * of ended tasks still in the backend. */
 void stint_task_reap(struct stintd *d);

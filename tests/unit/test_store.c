@@ -292,11 +292,14 @@ test_agent_for_peer_deterministic(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_exec(db,
-			     "INSERT INTO agents VALUES ('zeta', 5000, NULL, "
+			     "INSERT INTO agents (name, uid, gid, max_ttl, "
+			     "mechs, created) VALUES ('zeta', 5000, NULL, "
 			     "60, '4161', 1);"
-			     "INSERT INTO agents VALUES ('alpha', 5000, NULL, "
+			     "INSERT INTO agents (name, uid, gid, max_ttl, "
+			     "mechs, created) VALUES ('alpha', 5000, NULL, "
 			     "60, '4161', 1);"
-			     "INSERT INTO agents VALUES ('mid', 5000, 9, "
+			     "INSERT INTO agents (name, uid, gid, max_ttl, "
+			     "mechs, created) VALUES ('mid', 5000, 9, "
 			     "60, '4161', 1);",
 			     NULL, NULL, NULL),
 		SQLITE_OK);
@@ -1077,11 +1080,13 @@ test_gate_index_gid_agents(void **state)
 	stint_store_close(f->s);
 	f->s = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "INSERT INTO agents VALUES ('mm-any', "
-				      "1000, NULL, 60, '4161', 1);",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO agents (name, uid, gid, max_ttl, "
+			     "mechs, created) VALUES ('mm-any', "
+			     "1000, NULL, 60, '4161', 1);",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
 	assert_int_equal(stats(f).agents, 3);
@@ -1276,7 +1281,7 @@ test_gate_index_reload(void **state)
 	assert_false(stats(f).index_valid);
 	assert_int_equal(stint_store_gate_index(f->s, true), 0);
 	assert_int_equal(stats(f).agents, 1);
-	assert_int_equal(stats(f).tasks, 2); /* t-3 (agent gone), t-4 */
+	assert_int_equal(stats(f).tasks, 1); /* t-4; t-3 ended with payroll */
 	assert_int_equal(
 		gate_cmp(f, 1000, 0, "t-4", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_OK);
@@ -1287,6 +1292,139 @@ test_gate_index_reload(void **state)
 	assert_int_equal(
 		gate_cmp(f, 1001, 0, "t-3", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_E_NO_AGENT);
+}
+
+/* Removing an agent ends its live tasks in the same transaction; a task
+ * started for the removed agent row cannot be stored afterwards, and a name
+ * added again (for another uid) inherits nothing. */
+static void
+test_agent_remove_ends_tasks(void **state)
+{
+	struct fixture *f = *state;
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct stint_agent a;
+	struct stint_task t;
+	const char *reason = NULL;
+	char err[256];
+	int64_t old_id;
+	size_t n = 0;
+	int pass;
+
+	add_agent(f, "demo", 1000, -1);
+	assert_int_equal(stint_store_agent_get(f->s, "demo", &a), 0);
+	assert_true(a.id > 0);
+	old_id = a.id;
+	add_task(f, "t-1", "demo", 0);
+	add_task(f, "t-2", "demo", 0);
+	assert_int_equal(stint_store_agent_remove_tasks(f->s, "demo", "gone",
+							NOW, &ids, &n),
+			 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "t-1");
+	assert_string_equal(ids[1], "t-2");
+	free(ids);
+	assert_int_equal(stint_store_task_get(f->s, "t-1", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_ENDED);
+	assert_string_equal(t.reason, "gone");
+	stint_task_clear(&t);
+
+	/* A start that read the old row stores nothing. */
+	t = make_task("t-late", "demo", 0);
+	t.agent_id = old_id;
+	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			 STINT_STORE_NOT_FOUND);
+	assert_non_null(strstr(err, "was removed"));
+
+	/* The name again, for another uid, with a fresh id; the same start
+	 * still fails, even across a reopen. */
+	add_agent(f, "demo", 2000, -1);
+	for (pass = 0; pass < 2; pass++) {
+		assert_int_equal(stint_store_agent_get(f->s, "demo", &a), 0);
+		assert_true(a.id > old_id);
+		assert_int_equal(
+			stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			STINT_STORE_NOT_FOUND);
+		assert_int_equal(
+			gate(f, 2000, 0, "t-1", MECH_ECDSA, NOW, &reason),
+			STINT_E_NOT_LIVE);
+		reopen(f);
+	}
+	t.agent_id = a.id;
+	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			 0);
+	assert_int_equal(gate(f, 2000, 0, "t-late", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	assert_int_equal(stint_store_agent_remove_tasks(f->s, "nope", "gone",
+							NOW, &ids, &n),
+			 STINT_STORE_NOT_FOUND);
+}
+
+/* A version 1 state.db (no agent ids) migrates: agents get ids, live tasks
+ * the id of their agent, ended ones none; the gate works as before. */
+static void
+test_migrate_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a;
+	struct stint_task t;
+	const char *reason = NULL;
+	sqlite3 *db;
+
+	stint_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(
+			db,
+			"CREATE TABLE agents (name TEXT PRIMARY KEY NOT NULL,"
+			" uid INTEGER NOT NULL, gid INTEGER, max_ttl INTEGER"
+			" NOT NULL, mechs TEXT NOT NULL DEFAULT '', created"
+			" INTEGER NOT NULL);"
+			"CREATE INDEX agents_uid ON agents(uid);"
+			"CREATE TABLE tasks (id TEXT PRIMARY KEY NOT NULL,"
+			" agent TEXT NOT NULL, key_type INTEGER NOT NULL,"
+			" state TEXT NOT NULL CHECK (state IN ('live',"
+			" 'ended', 'expired')), created INTEGER NOT NULL,"
+			" not_after INTEGER NOT NULL, ended INTEGER NOT NULL"
+			" DEFAULT 0, reason TEXT NOT NULL DEFAULT '',"
+			" max_sigs INTEGER NOT NULL DEFAULT 0, used_sigs"
+			" INTEGER NOT NULL DEFAULT 0, intent TEXT NOT NULL"
+			" DEFAULT '', mechs TEXT NOT NULL DEFAULT '',"
+			" key_destroyed INTEGER NOT NULL DEFAULT 0, spki BLOB,"
+			" ec_params BLOB, ec_point BLOB, modulus BLOB,"
+			" exponent BLOB, cert BLOB);"
+			"INSERT INTO agents VALUES ('billing', 1000, NULL, 60,"
+			" '4161', 1);"
+			"INSERT INTO tasks (id, agent, key_type, state, "
+			"created,"
+			" not_after, mechs) VALUES ('t-live', 'billing', 1,"
+			" 'live', 1, 99999999999, '4161');"
+			"INSERT INTO tasks (id, agent, key_type, state, "
+			"created,"
+			" not_after, mechs) VALUES ('t-old', 'billing', 1,"
+			" 'ended', 1, 2, '4161');"
+			"PRAGMA user_version = 1;",
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	reopen(f);
+	assert_int_equal(stint_store_agent_get(f->s, "billing", &a), 0);
+	assert_true(a.id > 0);
+	assert_int_equal(stint_store_task_get(f->s, "t-live", &t), 0);
+	assert_int_equal(t.agent_id, a.id);
+	stint_task_clear(&t);
+	assert_int_equal(stint_store_task_get(f->s, "t-old", &t), 0);
+	assert_int_equal(t.agent_id, 0);
+	stint_task_clear(&t);
+	assert_int_equal(gate(f, 1000, 0, "t-live", MECH_ECDSA, NOW, &reason),
+			 STINT_OK);
+	assert_int_equal(stint_store_agent_remove(f->s, "billing"), 0);
+	assert_int_equal(gate(f, 1000, 0, "t-live", MECH_ECDSA, NOW, &reason),
+			 STINT_E_NO_AGENT);
+	assert_int_equal(stint_store_task_get(f->s, "t-live", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_ENDED);
+	stint_task_clear(&t);
 }
 
 /* Thousands of live tasks: the table grows, ended ones leave it, and
@@ -1395,13 +1533,13 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at version 1, in WAL mode. */
+	/* A fresh database is at version 2, in WAL mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -1421,12 +1559,12 @@ test_schema_version(void **state)
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
 	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (1)"));
+		strstr(err, "schema version 99 is newer than this stintd (2)"));
 
-	/* Back at version 1 it opens again, data intact. */
+	/* Back at version 2 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
@@ -1500,6 +1638,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_gate_index_budget, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gate_index_reload, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_agent_remove_ends_tasks,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v1, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gate_index_many, setup,
 						teardown),
