@@ -387,6 +387,7 @@ main(int argc, char **argv)
 			break;
 		case 'i':
 			opt_init = true;
+			break;
 		case 'p':
 			pid_file = optarg;
 			break;
