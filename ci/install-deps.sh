@@ -13,7 +13,7 @@ packages=(
 	softhsm2 opensc p11-kit p11-kit-modules libengine-pkcs11-openssl
 	openssl curl gnutls-bin python3 python3-pykcs11 libclang-rt-14-dev procps util-linux
 	passwd swtpm swtpm-tools tpm2-tools nginx-light git ca-certificates
-	python3-cryptography iproute2
+	python3-cryptography iproute2 openssh-client openssh-server python3-pycurl
 )
 # The OpenSSL 3 provider (docs/clients.md) is not in Debian 12 itself:
 # it comes from bookworm-backports, pinned so that nothing else does.
@@ -60,4 +60,12 @@ if [ ! -f "$BACKPORTS_PIN" ] || [ ! -f "$BACKPORTS_LIST" ]; then
 	} | $sudo tee "$BACKPORTS_PIN" >/dev/null
 fi
 $sudo apt-get update -q
+# Installing openssh-server must not start a system sshd (the tests run
+# their own on 127.0.0.1): no service starts during this install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod 0755 "$policy"
+	trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
