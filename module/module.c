@@ -783,8 +783,17 @@ static CK_FUNCTION_LIST function_list = {
 
 static CK_UTF8CHAR interface_name[] = "PKCS 11";
 
+#ifndef CKF_INTERFACE_FORK_SAFE /* PKCS#11 3.0; p11-kit 0.24 lacks it */
+#define CKF_INTERFACE_FORK_SAFE 0x00000001UL
+#endif
+
+/* Fork-safe as PKCS#11 3.0 defines it: after fork(2) each process has its
+ * own copy of the sessions, their state and the login state, and object
+ * handles stay valid; the child opens its own connections to stintd on
+ * its next call (client.c). pkcs11-provider then keeps using the module
+ * in a child instead of finalizing it (tests/integration/provider.sh). */
 static CK_INTERFACE interfaces[] = {
-	{interface_name, &function_list, 0},
+	{interface_name, &function_list, CKF_INTERFACE_FORK_SAFE},
 };
 
 STINT_EXPORT CK_RV

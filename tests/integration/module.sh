@@ -98,7 +98,7 @@ check()
 	for c in null-generate-key null-generate-key-pair null-generate-random \
 		null-seed-random null-generate-random-bad-session digest-init-unknown \
 		digest-init-sha256 login-so-ro-session login-so-rw-session \
-		login-any-pin login-so-user-logged-in; do
+		login-any-pin login-so-user-logged-in interface-fork-safe fork-child-signs; do
 		grep -q "^check $c: ok" "$T/check" || fail "p11client check $c failed or missing"
 	done
 	grep -q '^check login-so-rw-session: ok (CKR_PIN_LOCKED)' "$T/check" ||

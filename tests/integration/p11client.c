@@ -130,6 +130,7 @@ struct opts {
 
 static struct opts o;
 static CK_FUNCTION_LIST_PTR p11;
+static void *module_handle;
 static CK_BYTE *data;
 static size_t data_len;
 
@@ -408,7 +409,8 @@ load_module(void)
 	void *h;
 	CK_RV rv;
 
-	if ((h = dlopen(o.module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	if ((h = module_handle = dlopen(o.module, RTLD_NOW | RTLD_LOCAL)) ==
+	    NULL) {
 		fprintf(stderr, "p11client: %s\n", dlerror());
 		return -1;
 	}
@@ -1199,6 +1201,37 @@ check_sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	       "%s", ckr(rv));
 }
 
+#ifndef CKF_INTERFACE_FORK_SAFE
+#define CKF_INTERFACE_FORK_SAFE 0x00000001UL
+#endif
+/* PKCS#11 3.0's CK_INTERFACE (p11-kit 0.24's pkcs11.h predates it). */
+struct interface_30 {
+	CK_UTF8CHAR_PTR name;
+	CK_VOID_PTR functions;
+	CK_FLAGS flags;
+};
+
+/* A module that has C_GetInterface (PKCS#11 3.0) says whether it is
+ * fork-safe; check_fork then holds it to that. */
+static void
+check_interface(void)
+{
+	typedef CK_RV (*get_interface_fn)(CK_UTF8CHAR_PTR, CK_VERSION_PTR,
+					  struct interface_30 **, CK_FLAGS);
+	get_interface_fn get;
+	struct interface_30 *intf = NULL;
+	CK_RV rv;
+
+	*(void **)&get = dlsym(module_handle, "C_GetInterface");
+	if (get == NULL)
+		return;
+	rv = get(NULL, NULL, &intf, CKF_INTERFACE_FORK_SAFE);
+	expect("interface-fork-safe",
+	       rv == CKR_OK && intf != NULL &&
+		       (intf->flags & CKF_INTERFACE_FORK_SAFE),
+	       "%s", ckr(rv));
+}
+
 /* A child that signs with the session it inherited, without calling
  * C_Initialize (what a forking agent does), then the parent signs again. */
 static void
@@ -1394,6 +1427,7 @@ run_check(CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	check_null_args(s, key);
 	check_digest_random(s);
 	check_login_so_ro(s);
+	check_interface();
 	check_fork(s, key);
 	/* Last: it closes s (main's C_CloseSession then fails harmlessly). */
 	check_login_so_rw(slot, s);
