@@ -14,6 +14,7 @@ packages=(
 	openssl curl gnutls-bin python3 python3-pykcs11 libclang-rt-14-dev procps util-linux
 	passwd swtpm swtpm-tools tpm2-tools nginx-light git ca-certificates
 	python3-cryptography iproute2 openssh-client openssh-server python3-pycurl
+	openjdk-17-jre-headless
 )
 # The OpenSSL 3 provider (docs/clients.md) is not in Debian 12 itself:
 # it comes from bookworm-backports, pinned so that nothing else does.
