@@ -36,9 +36,10 @@ struct stint_ca {
 	EVP_PKEY *ak_pub; /* the enrolled public key, for the verifier */
 	struct stint_bytes ak_spki;
 	const char *fault;
-	uint32_t ca_key_type;  /* [ca] key: used when the CA key is created */
-	int64_t skew;          /* [ca] skew, seconds */
-	pthread_rwlock_t lock; /* guards chain: install swaps it */
+	uint32_t ca_key_type; /* [ca] key: used when the CA key is created */
+	int64_t skew;         /* [ca] skew, seconds */
+	char ext_oid[STINT_OID_TEXT_MAX]; /* [ca] extension_oid, "" default */
+	pthread_rwlock_t lock;            /* guards chain: install swaps it */
 	STACK_OF(X509) * chain;
 };
 
@@ -278,7 +279,7 @@ stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 	    add_ext(x, &ctx, NID_subject_key_identifier, "hash") != 0 ||
 	    add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") !=
 		    0 ||
-	    (task_ext = stint_task_ext_build(&facts)) == NULL ||
+	    (task_ext = stint_task_ext_build(&facts, req->ext_oid)) == NULL ||
 	    X509_add_ext(x, task_ext, -1) != 1) {
 		snprintf(err, errlen, "cannot add the leaf extensions");
 		goto out;
@@ -644,7 +645,8 @@ load_chain(struct stint_ca *ca, char *err, size_t errlen)
 int
 stint_ca_open(struct stint_backend *b, const char *state_dir,
 	      const char *trust_domain, uint32_t ca_key_type, int64_t skew,
-	      struct stint_ca **out, char *err, size_t errlen)
+	      const char *ext_oid, struct stint_ca **out, char *err,
+	      size_t errlen)
 {
 	struct stint_ca *ca;
 	const unsigned char *p;
@@ -657,6 +659,13 @@ stint_ca_open(struct stint_backend *b, const char *state_dir,
 		return -1;
 	}
 	ca->backend = b;
+	if (ext_oid != NULL && ext_oid[0] != '\0') {
+		if (stint_task_ext_oid_check(ext_oid, err, errlen) != 0) {
+			free(ca);
+			return -1;
+		}
+		snprintf(ca->ext_oid, sizeof(ca->ext_oid), "%s", ext_oid);
+	}
 	ca->ca_key_type = ca_key_type == STINT_KEY_EC_P384 ? STINT_KEY_EC_P384
 							   : STINT_KEY_EC_P256;
 	ca->skew =
@@ -811,6 +820,7 @@ stint_ca_issue(struct stint_ca *ca, const struct stint_leaf_req *req,
 	       struct stint_bytes *der, char *serial, size_t serial_cap,
 	       char *err, size_t errlen)
 {
+	struct stint_leaf_req leaf = *req;
 	const ASN1_INTEGER *sn;
 	unsigned char *buf = NULL;
 	BIGNUM *bn = NULL;
@@ -820,8 +830,9 @@ stint_ca_issue(struct stint_ca *ca, const struct stint_leaf_req *req,
 
 	der->ptr = NULL;
 	der->len = 0;
+	leaf.ext_oid = ca->ext_oid;
 	pthread_rwlock_rdlock(&ca->lock);
-	r = stint_cert_issue(ca->ca_key, sk_X509_value(ca->chain, 0), req, &x,
+	r = stint_cert_issue(ca->ca_key, sk_X509_value(ca->chain, 0), &leaf, &x,
 			     err, errlen);
 	pthread_rwlock_unlock(&ca->lock);
 	if (r != 0)

@@ -44,6 +44,7 @@ struct stint_leaf_req {
 	const uint8_t *evidence_digest; /* SHA-256 of the evidence */
 	const struct stint_bytes *spki; /* the task key */
 	int64_t not_before, not_after;
+	const char *ext_oid; /* task extension OID; NULL: the default */
 };
 
 int stint_ca_root_build(EVP_PKEY *key, const char *trust_domain, int64_t now,
@@ -66,10 +67,13 @@ struct stint_ca;
 /* Finds or creates the CA key (ca_key_type: STINT_KEY_EC_P256 or
  * STINT_KEY_EC_P384, from [ca] key; an existing key of the other type is
  * kept with a warning) and the attestation key (EC P-256), loads or makes
- * the chain. skew: the notBefore allowance in seconds ([ca] skew). */
+ * the chain. skew: the notBefore allowance in seconds ([ca] skew).
+ * ext_oid: the task extension's OID ([ca] extension_oid; NULL or "" for
+ * STINT_TASK_EXT_OID). */
 int stint_ca_open(struct stint_backend *b, const char *state_dir,
 		  const char *trust_domain, uint32_t ca_key_type, int64_t skew,
-		  struct stint_ca **out, char *err, size_t errlen);
+		  const char *ext_oid, struct stint_ca **out, char *err,
+		  size_t errlen);
 /* The notBefore allowance: a leaf's notBefore is task start minus this. */
 int64_t stint_ca_skew(const struct stint_ca *ca);
 void stint_ca_close(struct stint_ca *ca);

@@ -3,6 +3,8 @@
  */
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,21 +25,100 @@ ASN1_SEQUENCE(STINT_TASK_EXT) =
 		IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_EXT)
 
 			static pthread_once_t oid_once = PTHREAD_ONCE_INIT;
-static ASN1_OBJECT *oid;
+static ASN1_OBJECT *oid_default, *oid_legacy;
 
 static void
 oid_init(void)
 {
-	/* Not OBJ_create: the OID stays out of OpenSSL's global table, so a
+	/* Not OBJ_create: the OIDs stay out of OpenSSL's global table, so a
 	 * server that loads this code is not changed by it. */
-	oid = OBJ_txt2obj(STINT_TASK_EXT_OID, 1);
+	oid_default = OBJ_txt2obj(STINT_TASK_EXT_OID, 1);
+	oid_legacy = OBJ_txt2obj(STINT_TASK_EXT_OID_LEGACY, 1);
 }
 
 const ASN1_OBJECT *
 stint_task_ext_oid(void)
 {
 	pthread_once(&oid_once, oid_init);
-	return oid;
+	return oid_default;
+}
+
+static const ASN1_OBJECT *
+legacy_oid(void)
+{
+	pthread_once(&oid_once, oid_init);
+	return oid_legacy;
+}
+
+/* One decimal arc at *p, canonical (no leading zero) and below 2^63. */
+static int
+parse_arc(const char **p, uint64_t *arc)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (INT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*p = s;
+	*arc = v;
+	return 0;
+}
+
+int
+stint_task_ext_oid_check(const char *dotted, char *err, size_t errlen)
+{
+	const char *p = dotted;
+	uint64_t arc, first = 0;
+	int n = 0;
+
+	if (strlen(dotted) >= STINT_OID_TEXT_MAX) {
+		snprintf(err, errlen, "OID longer than %d characters",
+			 STINT_OID_TEXT_MAX - 1);
+		return -1;
+	}
+	for (;;) {
+		if (parse_arc(&p, &arc) != 0) {
+			snprintf(err, errlen,
+				 "'%s' is not a dotted OID of decimal arcs, "
+				 "each below 2^63 (9223372036854775808)",
+				 dotted);
+			return -1;
+		}
+		if ((n == 0 && arc > 2) || (n == 1 && first < 2 && arc > 39) ||
+		    (n == 1 && arc > (uint64_t)INT64_MAX - 80)) {
+			snprintf(err, errlen,
+				 "'%s' has no valid root: it starts 0.N or "
+				 "1.N with N < 40, or 2.N",
+				 dotted);
+			return -1;
+		}
+		if (n++ == 0)
+			first = arc;
+		if (*p == '\0')
+			break;
+		if (*p++ != '.') {
+			snprintf(err, errlen,
+				 "'%s' is not a dotted OID of decimal arcs",
+				 dotted);
+			return -1;
+		}
+	}
+	if (n < 3) {
+		snprintf(err, errlen, "'%s' is too short to be your own arc",
+			 dotted);
+		return -1;
+	}
+	if (OBJ_txt2nid(dotted) != NID_undef) {
+		snprintf(err, errlen, "'%s' is a registered OID (%s)", dotted,
+			 OBJ_nid2sn(OBJ_txt2nid(dotted)));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -46,18 +127,34 @@ set_text(ASN1_UTF8STRING *s, const char *v)
 	return ASN1_STRING_set(s, v, (int)strlen(v));
 }
 
+/* The dotted OID as an object of its own (NULL or "": the default). */
+static ASN1_OBJECT *
+oid_dup(const char *dotted)
+{
+	char err[200];
+
+	if (dotted == NULL || dotted[0] == '\0')
+		return OBJ_dup(stint_task_ext_oid());
+	if (stint_task_ext_oid_check(dotted, err, sizeof(err)) != 0)
+		return NULL;
+	return OBJ_txt2obj(dotted, 1);
+}
+
 X509_EXTENSION *
-stint_task_ext_build(const struct stint_task_facts *f)
+stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 {
 	STINT_TASK_EXT *e = NULL;
 	X509_EXTENSION *ext = NULL;
 	ASN1_OCTET_STRING *os = NULL;
+	ASN1_OBJECT *obj = NULL;
 	unsigned char *der = NULL;
 	int len;
 
-	if (stint_task_ext_oid() == NULL ||
-	    memchr(f->task_id, 0, sizeof(f->task_id)) == NULL)
+	if (stint_task_ext_oid() == NULL || (obj = oid_dup(oid)) == NULL ||
+	    memchr(f->task_id, 0, sizeof(f->task_id)) == NULL) {
+		ASN1_OBJECT_free(obj);
 		return NULL;
+	}
 	if ((e = STINT_TASK_EXT_new()) == NULL ||
 	    !set_text(e->task_id, f->task_id) ||
 	    !ASN1_OCTET_STRING_set(e->intent_digest, f->intent_digest, 32) ||
@@ -70,8 +167,9 @@ stint_task_ext_build(const struct stint_task_facts *f)
 	if ((os = ASN1_OCTET_STRING_new()) == NULL ||
 	    !ASN1_OCTET_STRING_set(os, der, len))
 		goto out;
-	ext = X509_EXTENSION_create_by_OBJ(NULL, stint_task_ext_oid(), 0, os);
+	ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
 out:
+	ASN1_OBJECT_free(obj);
 	ASN1_OCTET_STRING_free(os);
 	OPENSSL_free(der);
 	STINT_TASK_EXT_free(e);
@@ -100,11 +198,48 @@ get_digest(const ASN1_OCTET_STRING *s, uint8_t out[32])
 	return 0;
 }
 
-int
-stint_task_ext_get(const X509 *cert, struct stint_task_facts *f, char *err,
-		   size_t errlen)
+static bool
+accepted(const ASN1_OBJECT *o, const ASN1_OBJECT *extra)
 {
-	const ASN1_OBJECT *obj = stint_task_ext_oid();
+	return OBJ_cmp(o, stint_task_ext_oid()) == 0 ||
+	       (legacy_oid() != NULL && OBJ_cmp(o, legacy_oid()) == 0) ||
+	       (extra != NULL && OBJ_cmp(o, extra) == 0);
+}
+
+/* The index of the one task extension, or -1 with err. */
+static int
+find_ext(const X509 *cert, const char *extra_oid, char *err, size_t errlen)
+{
+	ASN1_OBJECT *extra = NULL;
+	int i, n = X509_get_ext_count(cert), found = -1, count = 0;
+
+	if (extra_oid != NULL && extra_oid[0] != '\0' &&
+	    (extra = oid_dup(extra_oid)) == NULL) {
+		snprintf(err, errlen, "bad task extension OID '%s'", extra_oid);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (accepted(X509_EXTENSION_get_object(X509_get_ext(cert, i)),
+			     extra)) {
+			found = i;
+			count++;
+		}
+	ASN1_OBJECT_free(extra);
+	if (count == 0)
+		snprintf(err, errlen, "no Stint task extension (%s%s%s)",
+			 STINT_TASK_EXT_OID,
+			 extra_oid != NULL && extra_oid[0] != '\0' ? " or "
+								   : "",
+			 extra_oid != NULL ? extra_oid : "");
+	else if (count > 1)
+		snprintf(err, errlen, "more than one Stint task extension");
+	return count == 1 ? found : -1;
+}
+
+int
+stint_task_ext_get(const X509 *cert, const char *extra_oid,
+		   struct stint_task_facts *f, char *err, size_t errlen)
+{
 	const X509_EXTENSION *ext;
 	const ASN1_OCTET_STRING *os;
 	const unsigned char *p;
@@ -112,20 +247,12 @@ stint_task_ext_get(const X509 *cert, struct stint_task_facts *f, char *err,
 	int i, r = -1;
 
 	memset(f, 0, sizeof(*f));
-	if (obj == NULL) {
+	if (stint_task_ext_oid() == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	i = X509_get_ext_by_OBJ(cert, obj, -1);
-	if (i < 0) {
-		snprintf(err, errlen, "no Stint task extension (%s)",
-			 STINT_TASK_EXT_OID);
+	if ((i = find_ext(cert, extra_oid, err, errlen)) < 0)
 		return -1;
-	}
-	if (X509_get_ext_by_OBJ(cert, obj, i) >= 0) {
-		snprintf(err, errlen, "more than one Stint task extension");
-		return -1;
-	}
 	ext = X509_get_ext(cert, i);
 	os = X509_EXTENSION_get_data((X509_EXTENSION *)ext);
 	p = ASN1_STRING_get0_data(os);

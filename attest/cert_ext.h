@@ -1,11 +1,18 @@
 /*
  * The task-facts X.509 extension: what a relying party learns about the
- * task behind a Stint leaf certificate. Non-critical, under an OID in the
- * UUID arc (2.25, needs no registration):
+ * task behind a Stint leaf certificate. Non-critical. Its default OID is
+ * the project's UUID 134e0a11-9d51-4322-a77c-29ddc340239f in the
+ * registration-free GUID arc 1.2.840.113556.1.8000.2554, which splits the
+ * UUID into arcs of at most 24 bits (docs/attestation.md), so every parser
+ * reads it (libtasn1 and python-cryptography refuse arcs of 64 bits or
+ * more, as the 2.25 form of the same UUID has):
  *
- *   id-stint-task OBJECT IDENTIFIER ::=
- *       { 2 25 25660535294541303970547870080947987359 }
- *       -- UUID 134e0a11-9d51-4322-a77c-29ddc340239f
+ *   id-stint-task OBJECT IDENTIFIER ::= { 1 2 840 113556 1 8000 2554
+ *       4942 2577 40273 17186 42876 2743747 4203423 }
+ *
+ * An organisation may issue it under its own arc ([ca] extension_oid);
+ * verifiers accept the default, the configured one and the legacy
+ * 2.25.25660535294541303970547870080947987359 of earlier versions.
  *
  *   StintTask ::= SEQUENCE {
  *       taskId           UTF8String,
@@ -26,7 +33,13 @@
 #include <openssl/asn1t.h>
 #include <openssl/x509.h>
 
-#define STINT_TASK_EXT_OID "2.25.25660535294541303970547870080947987359"
+#define STINT_TASK_EXT_OID                                                     \
+	"1.2.840.113556.1.8000.2554.4942.2577.40273.17186.42876.2743747."      \
+	"4203423"
+/* Issued before; still accepted by the verifiers, never issued. */
+#define STINT_TASK_EXT_OID_LEGACY "2.25.25660535294541303970547870080947987359"
+/* The longest dotted OID accepted for [ca] extension_oid, with its NUL. */
+#define STINT_OID_TEXT_MAX 128
 
 typedef struct stint_task_ext_st {
 	ASN1_UTF8STRING *task_id;
@@ -47,14 +60,21 @@ struct stint_task_facts {
 	uint8_t evidence_digest[32];
 };
 
-/* The extension's OID (a shared object; never free it). */
+/* The default OID (a shared object; never free it). */
 const ASN1_OBJECT *stint_task_ext_oid(void);
-/* Builds the non-critical extension. NULL on a bad field or no memory. */
-X509_EXTENSION *stint_task_ext_build(const struct stint_task_facts *f);
-/* Finds exactly one task extension in cert and decodes it strictly (no
- * trailing bytes, digests of 32 bytes, texts without NUL that fit).
- * -1 with err saying why. */
-int stint_task_ext_get(const X509 *cert, struct stint_task_facts *f, char *err,
-		       size_t errlen);
+/* Checks a dotted OID for [ca] extension_oid: canonical decimal arcs, a
+ * valid root, at least three arcs, every arc (and the first two combined)
+ * below 2^63, and not an OID OpenSSL already knows. -1 with err. */
+int stint_task_ext_oid_check(const char *dotted, char *err, size_t errlen);
+/* Builds the non-critical extension under oid (dotted; NULL or "" for
+ * STINT_TASK_EXT_OID). NULL on a bad field or OID, or no memory. */
+X509_EXTENSION *stint_task_ext_build(const struct stint_task_facts *f,
+				     const char *oid);
+/* Finds exactly one task extension in cert, under STINT_TASK_EXT_OID,
+ * STINT_TASK_EXT_OID_LEGACY or extra_oid (dotted; NULL or "" for none),
+ * and decodes it strictly (no trailing bytes, digests of 32 bytes, texts
+ * without NUL that fit). -1 with err saying why. */
+int stint_task_ext_get(const X509 *cert, const char *extra_oid,
+		       struct stint_task_facts *f, char *err, size_t errlen);
 
 #endif

@@ -70,7 +70,8 @@ stint_help_verify_peer(FILE *f)
 {
 	fprintf(f, "usage: stint verify-peer CERT.pem [--agent NAME] "
 		   "[--trust-domain TD]\n"
-		   "                         [--ca BUNDLE.pem] [--json]\n"
+		   "                         [--ca BUNDLE.pem] "
+		   "[--extension-oid OID] [--json]\n"
 		   "\n"
 		   "Check a presented certificate as a relying party would: "
 		   "chain to the\n"
@@ -78,6 +79,9 @@ stint_help_verify_peer(FILE *f)
 		   "SPIFFE ID\n"
 		   "spiffe://TD/agent/NAME, a leaf for TLS clients, and the "
 		   "task extension.\n"
+		   "The task extension is found under Stint's default OID, the "
+		   "legacy 2.25 one,\n"
+		   "or --extension-oid (a [ca] extension_oid of your own).\n"
 		   "Prints the agent and the task.\n");
 }
 
@@ -443,11 +447,12 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 		{"agent", required_argument, NULL, 'a'},
 		{"trust-domain", required_argument, NULL, 'd'},
 		{"ca", required_argument, NULL, 'c'},
+		{"extension-oid", required_argument, NULL, 'o'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *agent = NULL, *td = NULL, *ca = NULL;
+	const char *agent = NULL, *td = NULL, *ca = NULL, *oid = NULL;
 	struct stint_peer_identity id;
 	struct stint_msg *rep = NULL;
 	STACK_OF(X509) *extra = NULL;
@@ -462,10 +467,13 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	int c, r, ret = STINT_EXIT_FAIL;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":a:d:c:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:d:c:o:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			agent = optarg;
+			break;
+		case 'o':
+			oid = optarg;
 			break;
 		case 'd':
 			td = optarg;
@@ -521,8 +529,8 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 		if (!sk_X509_push(extra, x))
 			X509_free(x);
 	fclose(f);
-	r = stint_verify_peer(leaf, extra, store, td, agent, 0, &id, err,
-			      sizeof(err));
+	r = stint_verify_peer_oid(leaf, extra, store, td, agent, oid, 0, &id,
+				  err, sizeof(err));
 	if (r != STINT_VERIFY_OK) {
 		if (json)
 			(void)stint_cli_print_json(json_pack(

@@ -24,6 +24,7 @@
 #include <ini.h>
 #include <openssl/crypto.h>
 
+#include "attest/cert_ext.h"
 #include "attest/config.h"
 #include "stint/wire.h"
 #include "common/duration.h"
@@ -50,6 +51,7 @@ enum key_id {
 	K_CA_KEY,
 	K_CA_SKEW,
 	K_RETENTION,
+	K_CA_EXTENSION_OID,
 	K_N,
 };
 
@@ -76,6 +78,7 @@ static const struct {
 	[K_CA_KEY] = {"ca", "key"},
 	[K_CA_SKEW] = {"ca", "skew"},
 	[K_RETENTION] = {"stintd", "retention"},
+	[K_CA_EXTENSION_OID] = {"ca", "extension_oid"},
 };
 
 struct parse_ctx {
@@ -288,6 +291,27 @@ set_nv_index(struct parse_ctx *c, const char *value, uint32_t *dst)
 	return 1;
 }
 
+_Static_assert(sizeof(((struct stint_config *)0)->ca.extension_oid) ==
+		       STINT_OID_TEXT_MAX,
+	       "[ca] extension_oid holds any OID cert_ext.c accepts");
+
+/* [ca] extension_oid: an OID of the organisation's own arc that every
+ * certificate parser reads (cert_ext.h). */
+static int
+set_extension_oid(struct parse_ctx *c, const char *value, char *dst, size_t cap)
+{
+	char why[256];
+
+	if (strlen(value) >= cap ||
+	    stint_task_ext_oid_check(value, why, sizeof(why)) != 0) {
+		ctx_error(c, "bad extension_oid: %s",
+			  strlen(value) >= cap ? "too long" : why);
+		return 0;
+	}
+	memcpy(dst, value, strlen(value) + 1);
+	return 1;
+}
+
 /* [ca] skew: 0 or a duration of at most 10 minutes. A larger allowance
  * would let a certificate be valid long before its task existed. */
 static int
@@ -445,6 +469,9 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		return set_retention(c, value, &cfg->retention);
 	case K_CHECKPOINT:
 		return set_duration(c, name, value, &cfg->audit.checkpoint);
+	case K_CA_EXTENSION_OID:
+		return set_extension_oid(c, value, cfg->ca.extension_oid,
+					 sizeof(cfg->ca.extension_oid));
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;

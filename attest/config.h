@@ -53,6 +53,9 @@ struct stint_config {
 		/* notBefore allowance for clock skew between hosts, seconds:
 		 * default 60 (STINT_CA_SKEW), at most 600. */
 		uint64_t skew;
+		/* The task extension's OID, dotted; "" for Stint's default
+		 * (cert_ext.h). Every arc below 2^63. */
+		char extension_oid[128];
 	} ca;
 	struct {
 		char path[PATH_MAX];        /* default <state_dir>/audit.log */

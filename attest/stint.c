@@ -43,7 +43,7 @@ help_main(FILE *f)
 		"[--task ID]\n"
 		"  verify-peer CERT.pem [--agent NAME] [--trust-domain TD] "
 		"[--ca BUNDLE]\n"
-		"              [--json]\n"
+		"              [--extension-oid OID] [--json]\n"
 		"  audit verify [FILE...] [--head SEQ:HASH] [--attestation-key "
 		"PEM] [--json]\n"
 		"  audit tail [-n N] [--json]\n"

@@ -127,8 +127,8 @@ open_all(struct stintd *d, char *err, size_t errlen)
 	/* The CA and attestation keys live in the backend: found, or made
 	 * on first start. */
 	if (stint_ca_open(d->backend, d->cfg.state_dir, d->cfg.trust_domain,
-			  d->cfg.ca.key_type, (int64_t)d->cfg.ca.skew, &d->ca,
-			  err, errlen) != 0)
+			  d->cfg.ca.key_type, (int64_t)d->cfg.ca.skew,
+			  d->cfg.ca.extension_oid, &d->ca, err, errlen) != 0)
 		return -1;
 	return 0;
 }

@@ -186,6 +186,16 @@ stint_verify_peer(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 		  const char *trust_domain, const char *agent, time_t now,
 		  struct stint_peer_identity *out, char *err, size_t errlen)
 {
+	return stint_verify_peer_oid(leaf, untrusted, trust, trust_domain,
+				     agent, NULL, now, out, err, errlen);
+}
+
+int
+stint_verify_peer_oid(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
+		      const char *trust_domain, const char *agent,
+		      const char *task_oid, time_t now,
+		      struct stint_peer_identity *out, char *err, size_t errlen)
+{
 	struct stint_peer_identity id;
 	struct stint_task_facts facts;
 	const ASN1_TIME *na;
@@ -225,7 +235,7 @@ stint_verify_peer(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 	if (agent != NULL && strcmp(agent, id.agent) != 0)
 		return fail(err, errlen, STINT_VERIFY_ERR_AGENT,
 			    "SPIFFE ID %s is of another agent", id.spiffe_id);
-	if (stint_task_ext_get(leaf, &facts, why, sizeof(why)) != 0)
+	if (stint_task_ext_get(leaf, task_oid, &facts, why, sizeof(why)) != 0)
 		return fail(err, errlen, STINT_VERIFY_ERR_TASK_EXT, "%s", why);
 	snprintf(id.task, sizeof(id.task), "%s", facts.task_id);
 	snprintf(id.parent_task, sizeof(id.parent_task), "%s",

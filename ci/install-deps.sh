@@ -13,10 +13,17 @@ packages=(
 	softhsm2 opensc p11-kit p11-kit-modules libengine-pkcs11-openssl
 	openssl curl gnutls-bin python3 python3-pykcs11 libclang-rt-14-dev procps util-linux
 	passwd swtpm swtpm-tools tpm2-tools nginx-light git ca-certificates strace
+	python3-cryptography iproute2 openssh-client openssh-server python3-pycurl
+	openjdk-17-jre-headless
 )
+# The OpenSSL 3 provider (docs/clients.md) is not in Debian 12 itself:
+# it comes from bookworm-backports, pinned so that nothing else does.
+backports=(pkcs11-provider)
+BACKPORTS_LIST=/etc/apt/sources.list.d/stint-bookworm-backports.sources
+BACKPORTS_PIN=/etc/apt/preferences.d/stint-bookworm-backports
 
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]}" "${backports[@]}"; do
 	# "install ok installed" only: a removed package leaves config behind.
 	if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != \
 		"install ok installed" ]; then
@@ -39,5 +46,27 @@ if [ "$(id -u)" -ne 0 ]; then
 	sudo=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Backports is enabled for the packages in $backports only: priority -1
+# for everything else in it, 500 (as main) for those.
+if [ ! -f "$BACKPORTS_PIN" ] || [ ! -f "$BACKPORTS_LIST" ]; then
+	printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+		'Suites: bookworm-backports' 'Components: main' \
+		'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |
+		$sudo tee "$BACKPORTS_LIST" >/dev/null
+	{
+		printf '%s\n' 'Package: *' 'Pin: release n=bookworm-backports' \
+			'Pin-Priority: -1' ''
+		printf '%s\n' "Package: ${backports[*]}" \
+			'Pin: release n=bookworm-backports' 'Pin-Priority: 500'
+	} | $sudo tee "$BACKPORTS_PIN" >/dev/null
+fi
 $sudo apt-get update -q
+# Installing openssh-server must not start a system sshd (the tests run
+# their own on 127.0.0.1): no service starts during this install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod 0755 "$policy"
+	trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -149,6 +149,9 @@ static const struct {
 	N(CKR_BUFFER_TOO_SMALL),
 	N(CKR_CRYPTOKI_NOT_INITIALIZED),
 	N(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+	N(CKR_SESSION_READ_ONLY_EXISTS),
+	N(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+	N(CKR_PIN_LOCKED),
 #undef N
 };
 
@@ -373,7 +376,9 @@ C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	for (i = 0; i < 8; i++)
 		snprintf(serial + 2 * i, 3, "%02x", md[i]);
 	pad(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
-	pInfo->flags = CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED;
+	/* No SO PIN exists: C_Login(CKU_SO) can never succeed. */
+	pInfo->flags =
+		CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED | CKF_SO_PIN_LOCKED;
 	mod_lock();
 	sessions_count(&all, &rw);
 	mod_unlock();
@@ -462,12 +467,16 @@ C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 
 /* --- what a write-protected, sign-only token refuses ------------------ */
 
-/* Checks the session first, as the specification orders the errors. */
+/* The order conformance suites expect (and SoftHSM follows): not
+ * initialised, then bad arguments (a NULL pointer the function needs),
+ * then the session handle, then the verdict rv. */
 static CK_RV
-refuse(CK_SESSION_HANDLE h, CK_RV rv)
+refuse_args(CK_SESSION_HANDLE h, bool bad_args, CK_RV rv)
 {
 	if (!g_initialized)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (bad_args)
+		return CKR_ARGUMENTS_BAD;
 	mod_lock();
 	if (session_get(h) == NULL)
 		rv = CKR_SESSION_HANDLE_INVALID;
@@ -475,15 +484,17 @@ refuse(CK_SESSION_HANDLE h, CK_RV rv)
 	return rv;
 }
 
+/* A NULL buffer with a non-zero length. */
+#define NULL_LEN(p, n) ((p) == NULL && (n) > 0)
+
 CK_RV
 C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
 	    CK_UTF8CHAR_PTR pLabel)
 {
-	(void)pPin;
-	(void)ulPinLen;
-	(void)pLabel;
 	if (!g_initialized)
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
+	if (NULL_LEN(pPin, ulPinLen) || pLabel == NULL)
+		return TRACE(CKR_ARGUMENTS_BAD);
 	if (slotID != STINT_SLOT_ID)
 		return TRACE(CKR_SLOT_ID_INVALID);
 	return TRACE(CKR_TOKEN_WRITE_PROTECTED);
@@ -492,20 +503,18 @@ C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
 CK_RV
 C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
 {
-	(void)pPin;
-	(void)ulPinLen;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession, NULL_LEN(pPin, ulPinLen),
+				 CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
 C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen,
 	 CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen)
 {
-	(void)pOldPin;
-	(void)ulOldLen;
-	(void)pNewPin;
-	(void)ulNewLen;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession,
+				 NULL_LEN(pOldPin, ulOldLen) ||
+					 NULL_LEN(pNewPin, ulNewLen),
+				 CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
@@ -513,8 +522,8 @@ C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pState,
 		    CK_ULONG_PTR pulStateLen)
 {
 	(void)pState;
-	(void)pulStateLen;
-	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_SUPPORTED));
+	return TRACE(refuse_args(hSession, pulStateLen == NULL,
+				 CKR_FUNCTION_NOT_SUPPORTED));
 }
 
 CK_RV
@@ -522,21 +531,19 @@ C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pState,
 		    CK_ULONG ulStateLen, CK_OBJECT_HANDLE hEncKey,
 		    CK_OBJECT_HANDLE hAuthKey)
 {
-	(void)pState;
-	(void)ulStateLen;
 	(void)hEncKey;
 	(void)hAuthKey;
-	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_SUPPORTED));
+	return TRACE(refuse_args(hSession, NULL_LEN(pState, ulStateLen),
+				 CKR_FUNCTION_NOT_SUPPORTED));
 }
 
 CK_RV
 C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 	       CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
 {
-	(void)pTemplate;
-	(void)ulCount;
-	(void)phObject;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession,
+				 pTemplate == NULL || phObject == NULL,
+				 CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
@@ -545,17 +552,16 @@ C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	     CK_OBJECT_HANDLE_PTR phNewObject)
 {
 	(void)hObject;
-	(void)pTemplate;
-	(void)ulCount;
-	(void)phNewObject;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(
+		hSession, NULL_LEN(pTemplate, ulCount) || phNewObject == NULL,
+		CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
 C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 {
 	(void)hObject;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession, false, CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
@@ -563,9 +569,8 @@ C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 		    CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
 {
 	(void)hObject;
-	(void)pTemplate;
-	(void)ulCount;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession, pTemplate == NULL,
+				 CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
@@ -573,11 +578,11 @@ C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	      CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
 	      CK_OBJECT_HANDLE_PTR phKey)
 {
-	(void)pMechanism;
-	(void)pTemplate;
-	(void)ulCount;
-	(void)phKey;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession,
+				 pMechanism == NULL ||
+					 NULL_LEN(pTemplate, ulCount) ||
+					 phKey == NULL,
+				 CKR_TOKEN_WRITE_PROTECTED));
 }
 
 CK_RV
@@ -589,179 +594,117 @@ C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		  CK_OBJECT_HANDLE_PTR phPublicKey,
 		  CK_OBJECT_HANDLE_PTR phPrivateKey)
 {
-	(void)pMechanism;
-	(void)pPublicKeyTemplate;
-	(void)ulPublicKeyAttributeCount;
-	(void)pPrivateKeyTemplate;
-	(void)ulPrivateKeyAttributeCount;
-	(void)phPublicKey;
-	(void)phPrivateKey;
-	return TRACE(refuse(hSession, CKR_TOKEN_WRITE_PROTECTED));
+	return TRACE(refuse_args(hSession,
+				 pMechanism == NULL ||
+					 NULL_LEN(pPublicKeyTemplate,
+						  ulPublicKeyAttributeCount) ||
+					 NULL_LEN(pPrivateKeyTemplate,
+						  ulPrivateKeyAttributeCount) ||
+					 phPublicKey == NULL ||
+					 phPrivateKey == NULL,
+				 CKR_TOKEN_WRITE_PROTECTED));
 }
 
-/* Encryption, decryption, digests, verification, recovery, wrapping,
- * derivation and dual-function calls: a sign-only token has none. */
-#define NOT_SUPPORTED(name, params, ...)                                       \
+/* Encryption, decryption, verification, recovery, wrapping, derivation
+ * and dual-function calls: a sign-only token has none. bad: the
+ * arguments that make the call malformed whatever the token. */
+#define REFUSED(name, params, bad, rv)                                         \
 	CK_RV name params                                                      \
 	{                                                                      \
-		__VA_ARGS__;                                                   \
-		return TRACE(refuse(hSession, CKR_FUNCTION_NOT_SUPPORTED));    \
+		return TRACE(refuse_args(hSession, (bad), (rv)));              \
 	}
+#define NOT_SUPPORTED(name, params, bad)                                       \
+	REFUSED(name, params, bad, CKR_FUNCTION_NOT_SUPPORTED)
 
-#define U(x) (void)(x)
+/* The shapes of the calls: Init(mechanism, key); one-shot or update
+ * (in, in_len, out, out_len); final (out, out_len). */
+#define P_INIT                                                                 \
+	(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+#define P_DATA                                                                 \
+	(CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b, CK_BYTE_PTR c, \
+	 CK_ULONG_PTR d)
+#define P_FINAL    (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b)
+#define P_UPDATE   (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b)
+#define BAD_INIT   ((void)k, m == NULL)
+#define BAD_DATA   ((void)c, NULL_LEN(a, b) || d == NULL)
+#define BAD_FINAL  ((void)a, b == NULL)
+#define BAD_UPDATE NULL_LEN(a, b)
 
-NOT_SUPPORTED(C_EncryptInit,
-	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
-	       CK_OBJECT_HANDLE k),
-	      U(m);
-	      U(k))
-NOT_SUPPORTED(C_Encrypt,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_EncryptUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_EncryptFinal,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), U(a);
-	      U(b))
-NOT_SUPPORTED(C_DecryptInit,
-	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
-	       CK_OBJECT_HANDLE k),
-	      U(m);
-	      U(k))
-NOT_SUPPORTED(C_Decrypt,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_DecryptUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_DecryptFinal,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), U(a);
-	      U(b))
-NOT_SUPPORTED(C_DigestInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m),
-	      U(m))
-NOT_SUPPORTED(C_Digest,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_DigestUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b), U(a);
-	      U(b))
-NOT_SUPPORTED(C_DigestKey, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE k),
-	      U(k))
-NOT_SUPPORTED(C_DigestFinal,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), U(a);
-	      U(b))
-NOT_SUPPORTED(C_SignRecoverInit,
-	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
-	       CK_OBJECT_HANDLE k),
-	      U(m);
-	      U(k))
-NOT_SUPPORTED(C_SignRecover,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_VerifyInit,
-	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
-	       CK_OBJECT_HANDLE k),
-	      U(m);
-	      U(k))
+NOT_SUPPORTED(C_EncryptInit, P_INIT, BAD_INIT)
+NOT_SUPPORTED(C_Encrypt, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_EncryptUpdate, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_EncryptFinal, P_FINAL, BAD_FINAL)
+NOT_SUPPORTED(C_DecryptInit, P_INIT, BAD_INIT)
+NOT_SUPPORTED(C_Decrypt, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_DecryptUpdate, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_DecryptFinal, P_FINAL, BAD_FINAL)
+NOT_SUPPORTED(C_SignRecoverInit, P_INIT, BAD_INIT)
+NOT_SUPPORTED(C_SignRecover, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_VerifyInit, P_INIT, BAD_INIT)
 NOT_SUPPORTED(C_Verify,
 	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
 	       CK_BYTE_PTR c, CK_ULONG d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_VerifyUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b), U(a);
-	      U(b))
-NOT_SUPPORTED(C_VerifyFinal,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b), U(a);
-	      U(b))
-NOT_SUPPORTED(C_VerifyRecoverInit,
-	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
-	       CK_OBJECT_HANDLE k),
-	      U(m);
-	      U(k))
-NOT_SUPPORTED(C_VerifyRecover,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_DigestEncryptUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_DecryptDigestUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_SignEncryptUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
-NOT_SUPPORTED(C_DecryptVerifyUpdate,
-	      (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b,
-	       CK_BYTE_PTR c, CK_ULONG_PTR d),
-	      U(a);
-	      U(b); U(c); U(d))
+	      NULL_LEN(a, b) || c == NULL)
+NOT_SUPPORTED(C_VerifyUpdate, P_UPDATE, BAD_UPDATE)
+NOT_SUPPORTED(C_VerifyFinal, P_UPDATE, ((void)b, a == NULL))
+NOT_SUPPORTED(C_VerifyRecoverInit, P_INIT, BAD_INIT)
+NOT_SUPPORTED(C_VerifyRecover, P_DATA, ((void)c, a == NULL || d == NULL))
+NOT_SUPPORTED(C_DigestEncryptUpdate, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_DecryptDigestUpdate, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_SignEncryptUpdate, P_DATA, BAD_DATA)
+NOT_SUPPORTED(C_DecryptVerifyUpdate, P_DATA, BAD_DATA)
 NOT_SUPPORTED(C_WrapKey,
 	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
 	       CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b, CK_BYTE_PTR c,
 	       CK_ULONG_PTR d),
-	      U(m);
-	      U(a); U(b); U(c); U(d))
+	      ((void)a, (void)b, (void)c, m == NULL || d == NULL))
 NOT_SUPPORTED(C_UnwrapKey,
 	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
 	       CK_OBJECT_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,
 	       CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f),
-	      U(m);
-	      U(a); U(b); U(c); U(d); U(e); U(f))
+	      ((void)a, (void)c,
+	       m == NULL || b == NULL || NULL_LEN(d, e) || f == NULL))
 NOT_SUPPORTED(C_DeriveKey,
 	      (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
 	       CK_OBJECT_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c,
 	       CK_OBJECT_HANDLE_PTR d),
-	      U(m);
-	      U(a); U(b); U(c); U(d))
+	      ((void)a, m == NULL || NULL_LEN(b, c) || d == NULL))
+
+/* Digests: the token knows no digest mechanism (C_GetMechanismList lists
+ * none), so C_DigestInit refuses every mechanism as unknown and no digest
+ * operation is ever initialised. */
+REFUSED(C_DigestInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m),
+	m == NULL, CKR_MECHANISM_INVALID)
+REFUSED(C_Digest, P_DATA, BAD_DATA, CKR_OPERATION_NOT_INITIALIZED)
+REFUSED(C_DigestUpdate, P_UPDATE, BAD_UPDATE, CKR_OPERATION_NOT_INITIALIZED)
+REFUSED(C_DigestKey, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE k),
+	((void)k, false), CKR_OPERATION_NOT_INITIALIZED)
+REFUSED(C_DigestFinal, P_FINAL, BAD_FINAL, CKR_OPERATION_NOT_INITIALIZED)
 
 CK_RV
 C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulLen)
 {
-	(void)pSeed;
 	(void)ulLen;
-	return TRACE(refuse(hSession, CKR_RANDOM_NO_RNG));
+	return TRACE(refuse_args(hSession, pSeed == NULL, CKR_RANDOM_NO_RNG));
 }
 
 CK_RV
 C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulLen)
 {
-	(void)pData;
 	(void)ulLen;
-	return TRACE(refuse(hSession, CKR_RANDOM_NO_RNG));
+	return TRACE(refuse_args(hSession, pData == NULL, CKR_RANDOM_NO_RNG));
 }
 
 CK_RV
 C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
 {
-	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_PARALLEL));
+	return TRACE(refuse_args(hSession, false, CKR_FUNCTION_NOT_PARALLEL));
 }
 
 CK_RV
 C_CancelFunction(CK_SESSION_HANDLE hSession)
 {
-	return TRACE(refuse(hSession, CKR_FUNCTION_NOT_PARALLEL));
+	return TRACE(refuse_args(hSession, false, CKR_FUNCTION_NOT_PARALLEL));
 }
 
 /* --- function lists and interfaces ---------------------------------- */
@@ -840,8 +783,17 @@ static CK_FUNCTION_LIST function_list = {
 
 static CK_UTF8CHAR interface_name[] = "PKCS 11";
 
+#ifndef CKF_INTERFACE_FORK_SAFE /* PKCS#11 3.0; p11-kit 0.24 lacks it */
+#define CKF_INTERFACE_FORK_SAFE 0x00000001UL
+#endif
+
+/* Fork-safe as PKCS#11 3.0 defines it: after fork(2) each process has its
+ * own copy of the sessions, their state and the login state, and object
+ * handles stay valid; the child opens its own connections to stintd on
+ * its next call (client.c). pkcs11-provider then keeps using the module
+ * in a child instead of finalizing it (tests/integration/provider.sh). */
 static CK_INTERFACE interfaces[] = {
-	{interface_name, &function_list, 0},
+	{interface_name, &function_list, CKF_INTERFACE_FORK_SAFE},
 };
 
 STINT_EXPORT CK_RV

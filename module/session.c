@@ -6,11 +6,14 @@
  * several operations, Java's SunPKCS11 and NSS do by default), and every
  * write is refused anyway with CKR_TOKEN_WRITE_PROTECTED.
  *
- * C_Login is accepted and changes nothing but the session state PKCS#11
- * reports: the token sets no CKF_LOGIN_REQUIRED, so libp11 never asks for
- * a PIN, and the PIN an application may still pass is neither stored nor
- * sent anywhere. The process's OS identity, checked by stintd, is the
- * credential.
+ * C_Login(CKU_USER) accepts any PIN and changes only the session state
+ * PKCS#11 reports (C_GetSessionInfo: CKS_RO/RW_USER_FUNCTIONS until
+ * C_Logout or the last session closes): the token sets no
+ * CKF_LOGIN_REQUIRED, so libp11 never asks for a PIN, and the PIN an
+ * application may still pass is neither stored nor sent anywhere. What a
+ * session may see or sign is the same before and after. The process's OS
+ * identity, checked by stintd, is the credential. CKU_SO is refused
+ * (login_so).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +185,33 @@ C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
 	return TRACE(CKR_OK);
 }
 
+/* Any R/O session open: the security officer may not log in then. */
+static bool
+ro_session_exists(void)
+{
+	struct session *s;
+
+	for (s = g_sessions; s != NULL; s = s->next)
+		if (!(s->flags & CKF_RW_SESSION))
+			return true;
+	return false;
+}
+
+/* CKU_SO, in the order PKCS#11 gives: a R/O session open refuses it
+ * (CKR_SESSION_READ_ONLY_EXISTS), a logged-in user too; otherwise the
+ * token has no SO PIN at all (nothing of it can be administered from the
+ * agent's side), which it reports as permanently locked (CKF_SO_PIN_LOCKED
+ * in the token flags). */
+static CK_RV
+login_so(void)
+{
+	if (ro_session_exists())
+		return CKR_SESSION_READ_ONLY_EXISTS;
+	if (g_logged_in)
+		return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+	return CKR_PIN_LOCKED;
+}
+
 CK_RV
 C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
 	CK_ULONG ulPinLen)
@@ -189,23 +219,24 @@ C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
 	struct session *s;
 	CK_RV rv = CKR_OK;
 
-	(void)pPin;
-	(void)ulPinLen;
 	if ((rv = mod_check()) != CKR_OK)
 		return TRACE(rv);
+	if (pPin == NULL && ulPinLen > 0)
+		return TRACE(CKR_ARGUMENTS_BAD);
 	mod_lock();
 	if ((s = session_get(hSession)) == NULL) {
 		rv = CKR_SESSION_HANDLE_INVALID;
 	} else if (userType == CKU_USER) {
+		/* Any PIN: it is neither stored nor sent anywhere. */
 		if (g_logged_in)
 			rv = CKR_USER_ALREADY_LOGGED_IN;
 		g_logged_in = true;
 	} else if (userType == CKU_CONTEXT_SPECIFIC) {
 		/* No key needs it (CKA_ALWAYS_AUTHENTICATE is false). */
 		rv = s->sign != NULL ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+	} else if (userType == CKU_SO) {
+		rv = login_so();
 	} else {
-		/* There is no security officer: nothing about the token can
-		 * be administered from the agent's side. */
 		rv = CKR_USER_TYPE_INVALID;
 	}
 	mod_unlock();
@@ -238,6 +269,8 @@ C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 
 	if ((rv = mod_check()) != CKR_OK)
 		return TRACE(rv);
+	if (pTemplate == NULL && ulCount > 0)
+		return TRACE(CKR_ARGUMENTS_BAD);
 	mod_lock();
 	if (session_get(hSession) == NULL)
 		rv = CKR_SESSION_HANDLE_INVALID;

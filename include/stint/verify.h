@@ -8,7 +8,8 @@
  * spiffe://<trust domain>/agent/<name> (no other SAN), basicConstraints
  * CA:FALSE, extendedKeyUsage clientAuth, keyUsage digitalSignature, and
  * the Stint task extension; then returns the agent, the task id and the
- * deadline. Link with -lstint-verify (it needs OpenSSL 3 libcrypto).
+ * deadline. Link with -lstint-verify (it needs OpenSSL 3 libcrypto):
+ * `pkg-config --cflags --libs stint-verify`; see stint_verify_peer(3).
  */
 #ifndef STINT_VERIFY_H
 #define STINT_VERIFY_H
@@ -58,6 +59,14 @@ int stint_verify_peer(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 		      const char *trust_domain, const char *agent, time_t now,
 		      struct stint_peer_identity *out, char *err,
 		      size_t errlen);
+/* The same, also accepting the task extension under task_oid (dotted, an
+ * organisation's [ca] extension_oid; NULL for none). Both functions always
+ * accept Stint's default OID and the legacy 2.25 one. */
+int stint_verify_peer_oid(X509 *leaf, STACK_OF(X509) * untrusted,
+			  X509_STORE *trust, const char *trust_domain,
+			  const char *agent, const char *task_oid, time_t now,
+			  struct stint_peer_identity *out, char *err,
+			  size_t errlen);
 const char *stint_verify_strerror(int result);
 
 #ifdef __cplusplus

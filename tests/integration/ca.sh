@@ -57,7 +57,7 @@ grep -A1 "Basic Constraints: critical" "$T/leaf.txt" | grep -q "CA:FALSE" ||
 	fail "leaf basicConstraints is not CA:FALSE critical"
 grep -q "Subject Key Identifier" "$T/leaf.txt" || fail "leaf lacks SKI"
 grep -q "Authority Key Identifier" "$T/leaf.txt" || fail "leaf lacks AKI"
-grep -q "2.25.25660535294541303970547870080947987359" "$T/leaf.txt" ||
+grep -q "1.2.840.113556.1.8000.2554.4942.2577.40273.17186.42876.2743747.4203423" "$T/leaf.txt" ||
 	fail "leaf lacks the task extension"
 deadline=$(date -u -d "$(stint task show "$id" --json | json_get not_after)" +%s)
 end=$(openssl x509 -in "$T/leaf.pem" -noout -enddate | cut -d= -f2)

@@ -93,6 +93,16 @@ check()
 	done
 	grep -q '^check sign-multi-part: ok' "$T/check" || fail "no multi-part check for $mech"
 	grep -q '^check login-twice: ok' "$T/check" || fail "no login checks (token requires login?)"
+	# Argument checks first; digests unknown; CKU_SO refused by the
+	# spec's code for the session state; any user PIN accepted.
+	for c in null-generate-key null-generate-key-pair null-generate-random \
+		null-seed-random null-generate-random-bad-session digest-init-unknown \
+		digest-init-sha256 login-so-ro-session login-so-rw-session \
+		login-any-pin login-so-user-logged-in interface-fork-safe fork-child-signs; do
+		grep -q "^check $c: ok" "$T/check" || fail "p11client check $c failed or missing"
+	done
+	grep -q '^check login-so-rw-session: ok (CKR_PIN_LOCKED)' "$T/check" ||
+		fail "CKU_SO with only R/W sessions is not CKR_PIN_LOCKED"
 }
 check "$ec" ecdsa-sha256
 check "$rsa" sha256-rsa-pss

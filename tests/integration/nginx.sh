@@ -154,6 +154,34 @@ serial=$(stint task show "$id" --cert | openssl x509 -noout -serial | cut -d= -f
 [ "$(json_get serial <"$T/resp")" = "$serial" ] || fail "ssl_client_serial"
 note "nginx passed $(json_get peer.spiffe_id <"$T/resp") task $id upstream"
 
+# The OpenSSL 3 provider path (pkcs11-provider, issue 11) to the same
+# nginx: s_client with the task key by URI. The provider is loaded early
+# from a config file (provider.sh says why); not in sanitizer builds
+# (pkcs11-provider's RTLD_DEEPBIND).
+modules=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
+if [ -f "$modules/pkcs11.so" ] && [ "$STINT_SANITIZERS" != yes ]; then
+	printf '%s\n' 'openssl_conf = openssl_init' '[openssl_init]' \
+		'providers = provider_sect' '[provider_sect]' 'default = default_sect' \
+		'pkcs11 = pkcs11_sect' '[default_sect]' 'activate = 1' '[pkcs11_sect]' \
+		"module = $modules/pkcs11.so" 'pkcs11-module-load-behavior = early' \
+		'activate = 1' >"$T/provider.cnf"
+	stint task show "$id" --cert >"$T/leaf.pem"
+	printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' |
+		OPENSSL_CONF=$T/provider.cnf PKCS11_PROVIDER_MODULE=$STINT_MODULE \
+			timeout 60 openssl s_client -provider pkcs11 -provider default \
+			-connect "127.0.0.1:$PORT" -CAfile "$N/stint/server.pem" \
+			-verify_return_error -cert "$T/leaf.pem" \
+			-key "pkcs11:token=alpha;object=$id;type=private" -ign_eof -quiet \
+			>"$T/presp" 2>"$T/perr" ||
+		{ cat "$T/perr" "$T/presp"; fail "s_client through pkcs11-provider to nginx failed"; }
+	grep -q "^HTTP/1.1 200" "$T/presp" || { cat "$T/presp"; fail "provider s_client: no 200 from nginx"; }
+	grep -q "\"task\": \"$id\"" "$T/presp" ||
+		{ cat "$T/presp"; fail "provider s_client: the upstream did not get the task id"; }
+	note "pkcs11-provider s_client through nginx: task $id upstream"
+else
+	note "pkcs11-provider not installed or sanitizer build: provider half skipped"
+fi
+
 # A certificate from another CA is refused by nginx itself.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-keyout "$T/rogue.key" -out "$T/rogue.pem" -days 1 -subj "/CN=alpha" \

@@ -113,6 +113,8 @@ static const struct {
 	N(CKR_BUFFER_TOO_SMALL),
 	N(CKR_CRYPTOKI_NOT_INITIALIZED),
 	N(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+	N(CKR_SESSION_READ_ONLY_EXISTS),
+	N(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
 #undef N
 };
 
@@ -128,6 +130,7 @@ struct opts {
 
 static struct opts o;
 static CK_FUNCTION_LIST_PTR p11;
+static void *module_handle;
 static CK_BYTE *data;
 static size_t data_len;
 
@@ -406,7 +409,8 @@ load_module(void)
 	void *h;
 	CK_RV rv;
 
-	if ((h = dlopen(o.module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	if ((h = module_handle = dlopen(o.module, RTLD_NOW | RTLD_LOCAL)) ==
+	    NULL) {
 		fprintf(stderr, "p11client: %s\n", dlerror());
 		return -1;
 	}
@@ -1197,6 +1201,37 @@ check_sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	       "%s", ckr(rv));
 }
 
+#ifndef CKF_INTERFACE_FORK_SAFE
+#define CKF_INTERFACE_FORK_SAFE 0x00000001UL
+#endif
+/* PKCS#11 3.0's CK_INTERFACE (p11-kit 0.24's pkcs11.h predates it). */
+struct interface_30 {
+	CK_UTF8CHAR_PTR name;
+	CK_VOID_PTR functions;
+	CK_FLAGS flags;
+};
+
+/* A module that has C_GetInterface (PKCS#11 3.0) says whether it is
+ * fork-safe; check_fork then holds it to that. */
+static void
+check_interface(void)
+{
+	typedef CK_RV (*get_interface_fn)(CK_UTF8CHAR_PTR, CK_VERSION_PTR,
+					  struct interface_30 **, CK_FLAGS);
+	get_interface_fn get;
+	struct interface_30 *intf = NULL;
+	CK_RV rv;
+
+	*(void **)&get = dlsym(module_handle, "C_GetInterface");
+	if (get == NULL)
+		return;
+	rv = get(NULL, NULL, &intf, CKF_INTERFACE_FORK_SAFE);
+	expect("interface-fork-safe",
+	       rv == CKR_OK && intf != NULL &&
+		       (intf->flags & CKF_INTERFACE_FORK_SAFE),
+	       "%s", ckr(rv));
+}
+
 /* A child that signs with the session it inherited, without calling
  * C_Initialize (what a forking agent does), then the parent signs again. */
 static void
@@ -1256,6 +1291,126 @@ check_login(CK_SLOT_ID slot, CK_SESSION_HANDLE s)
 	expect("logout-twice", rv == CKR_USER_NOT_LOGGED_IN, "%s", ckr(rv));
 }
 
+/* A NULL pointer the function needs: CKR_ARGUMENTS_BAD before any other
+ * verdict (the token is write-protected and has no RNG, and the session
+ * handle in the last two is invalid). */
+static void
+check_null_args(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
+{
+	CK_MECHANISM gen = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM aes = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_OBJECT_HANDLE h = 0;
+	CK_ULONG n = 0;
+	struct {
+		const char *name;
+		CK_RV rv;
+	} c[] = {
+		{"generate-key", p11->C_GenerateKey(s, NULL, NULL, 0, NULL)},
+		{"generate-key-out",
+		 p11->C_GenerateKey(s, &aes, NULL, 0, NULL)},
+		{"generate-key-pair",
+		 p11->C_GenerateKeyPair(s, NULL, NULL, 0, NULL, 0, NULL, NULL)},
+		{"generate-key-pair-out",
+		 p11->C_GenerateKeyPair(s, &gen, NULL, 0, NULL, 0, &h, NULL)},
+		{"generate-random", p11->C_GenerateRandom(s, NULL, 16)},
+		{"seed-random", p11->C_SeedRandom(s, NULL, 16)},
+		{"create-object", p11->C_CreateObject(s, NULL, 1, &h)},
+		{"set-attribute", p11->C_SetAttributeValue(s, key, NULL, 1)},
+		{"get-attribute", p11->C_GetAttributeValue(s, key, NULL, 1)},
+		{"find-objects", p11->C_FindObjects(s, NULL, 1, &n)},
+		{"digest-init", p11->C_DigestInit(s, NULL)},
+		{"encrypt-init", p11->C_EncryptInit(s, NULL, key)},
+		{"verify-init", p11->C_VerifyInit(s, NULL, key)},
+		{"sign-init", p11->C_SignInit(s, NULL, key)},
+		{"login", p11->C_Login(s, CKU_USER, NULL, 4)},
+		{"operation-state", p11->C_GetOperationState(s, NULL, NULL)},
+		{"generate-random-bad-session",
+		 p11->C_GenerateRandom(s + 0x5717, NULL, 16)},
+		{"generate-key-pair-bad-session",
+		 p11->C_GenerateKeyPair(s + 0x5717, NULL, NULL, 0, NULL, 0,
+					NULL, NULL)},
+	};
+	char name[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(name, sizeof(name), "null-%s", c[i].name);
+		expect(name, c[i].rv == CKR_ARGUMENTS_BAD, "%s", ckr(c[i].rv));
+	}
+}
+
+/* The token knows no digest mechanism; with good arguments the
+ * write-protection and RNG verdicts stand. */
+static void
+check_digest_random(CK_SESSION_HANDLE s)
+{
+	CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+	CK_MECHANISM bogus = {CKM_VENDOR_DEFINED | 0x5717, NULL, 0};
+	CK_BYTE buf[16], out[32];
+	CK_ULONG len = sizeof(out);
+	CK_RV rv;
+
+	rv = p11->C_DigestInit(s, &sha);
+	expect("digest-init-sha256", rv == CKR_MECHANISM_INVALID, "%s",
+	       ckr(rv));
+	rv = p11->C_DigestInit(s, &bogus);
+	expect("digest-init-unknown", rv == CKR_MECHANISM_INVALID, "%s",
+	       ckr(rv));
+	rv = p11->C_Digest(s, buf, sizeof(buf), out, &len);
+	expect("digest-not-initialized", rv == CKR_OPERATION_NOT_INITIALIZED,
+	       "%s", ckr(rv));
+	rv = p11->C_GenerateRandom(s, buf, sizeof(buf));
+	expect("generate-random", rv == CKR_RANDOM_NO_RNG, "%s", ckr(rv));
+}
+
+/* CKU_SO on a R/O session: CKR_SESSION_READ_ONLY_EXISTS, never
+ * CKR_USER_TYPE_INVALID (kept for user types PKCS#11 does not define). */
+static void
+check_login_so_ro(CK_SESSION_HANDLE s)
+{
+	CK_RV rv;
+
+	rv = p11->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR) "so", 2);
+	expect("login-so-ro-session", rv == CKR_SESSION_READ_ONLY_EXISTS, "%s",
+	       ckr(rv));
+	rv = p11->C_Login(s, 77, (CK_UTF8CHAR_PTR) "x", 1);
+	expect("login-user-type-invalid", rv == CKR_USER_TYPE_INVALID, "%s",
+	       ckr(rv));
+}
+
+/* With only a R/W session open (s is closed first): CKU_SO is refused
+ * with another code, and with CKR_USER_ANOTHER_ALREADY_LOGGED_IN once the
+ * user has logged in (with any PIN). */
+static void
+check_login_so_rw(CK_SLOT_ID slot, CK_SESSION_HANDLE s)
+{
+	CK_SESSION_HANDLE rw;
+	CK_TOKEN_INFO ti;
+	CK_RV rv;
+
+	if (p11->C_GetTokenInfo(slot, &ti) != CKR_OK ||
+	    (ti.flags & CKF_LOGIN_REQUIRED) || o.pin_env != NULL)
+		return;
+	p11->C_CloseSession(s);
+	rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+				NULL, &rw);
+	expect("open-rw-session", rv == CKR_OK, "%s", ckr(rv));
+	if (rv != CKR_OK)
+		return;
+	rv = p11->C_Login(rw, CKU_SO, (CK_UTF8CHAR_PTR) "so", 2);
+	expect("login-so-rw-session",
+	       rv != CKR_OK && rv != CKR_USER_TYPE_INVALID &&
+		       rv != CKR_SESSION_READ_ONLY_EXISTS,
+	       "%s", ckr(rv));
+	rv = p11->C_Login(rw, CKU_USER, (CK_UTF8CHAR_PTR) "any pin", 7);
+	expect("login-any-pin", rv == CKR_OK, "%s", ckr(rv));
+	rv = p11->C_Login(rw, CKU_SO, (CK_UTF8CHAR_PTR) "so", 2);
+	expect("login-so-user-logged-in",
+	       rv == CKR_USER_ANOTHER_ALREADY_LOGGED_IN, "%s", ckr(rv));
+	p11->C_Logout(rw);
+	p11->C_CloseSession(rw);
+}
+
 static int
 run_check(CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 {
@@ -1269,7 +1424,13 @@ run_check(CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	check_writes(s, key);
 	check_sign(s, key);
 	check_login(slot, s);
+	check_null_args(s, key);
+	check_digest_random(s);
+	check_login_so_ro(s);
+	check_interface();
 	check_fork(s, key);
+	/* Last: it closes s (main's C_CloseSession then fails harmlessly). */
+	check_login_so_rw(slot, s);
 	printf("checks=%u failed=%u\n", checks, failures);
 	return failures == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
  * check, and the EVP_PKEY that signs through a backend (with a fake
  * backend that signs in software, so backend_sign.c is tested too). */
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,8 +181,8 @@ test_leaf_fields(void **state)
 	assert_true(BN_num_bits(serial) >= 64);
 	BN_free(serial);
 	/* The task extension decodes to the facts. */
-	assert_int_equal(stint_task_ext_get(x, &facts, f->err, sizeof(f->err)),
-			 0);
+	assert_int_equal(
+		stint_task_ext_get(x, NULL, &facts, f->err, sizeof(f->err)), 0);
 	assert_string_equal(facts.task_id, f->req.task_id);
 	assert_string_equal(facts.parent_task, "");
 	assert_string_equal(facts.attestation_kind, "pkcs11");
@@ -460,6 +461,174 @@ test_backend_pkey(void **state)
 	OPENSSL_free(der);
 }
 
+/* Every arc of o below 2^63: what libtasn1 and python-cryptography read. */
+static void
+assert_arcs_fit(const ASN1_OBJECT *o)
+{
+	char txt[256], *p, *end;
+	unsigned long long v;
+
+	assert_true(OBJ_obj2txt(txt, sizeof(txt), o, 1) > 0);
+	for (p = txt;; p = end + 1) {
+		errno = 0;
+		v = strtoull(p, &end, 10);
+		assert_int_equal(errno, 0);
+		assert_true(end != p);
+		assert_true(v <= (unsigned long long)INT64_MAX);
+		if (*end == '\0')
+			break;
+		assert_int_equal(*end, '.');
+	}
+}
+
+/* The leaf (every extension, the signature and key algorithms) and the
+ * root use only OIDs with small arcs; the task extension is under the
+ * default OID. */
+static void
+test_oid_arcs_fit(void **state)
+{
+	struct fixture *f = *state;
+	const X509_ALGOR *alg;
+	const ASN1_OBJECT *o;
+	X509 *certs[2] = {issue(f), f->root};
+	X509_PUBKEY *pk;
+	char txt[128];
+	int c, i;
+
+	for (c = 0; c < 2; c++) {
+		for (i = 0; i < X509_get_ext_count(certs[c]); i++)
+			assert_arcs_fit(X509_EXTENSION_get_object(
+				X509_get_ext(certs[c], i)));
+		X509_get0_signature(NULL, &alg, certs[c]);
+		X509_ALGOR_get0(&o, NULL, NULL, alg);
+		assert_arcs_fit(o);
+		pk = X509_get_X509_PUBKEY(certs[c]);
+		assert_int_equal(X509_PUBKEY_get0_param((ASN1_OBJECT **)&o,
+							NULL, NULL, NULL, pk),
+				 1);
+		assert_arcs_fit(o);
+	}
+	i = X509_get_ext_by_OBJ(certs[0], stint_task_ext_oid(), -1);
+	assert_true(i >= 0);
+	OBJ_obj2txt(txt, sizeof(txt),
+		    X509_EXTENSION_get_object(X509_get_ext(certs[0], i)), 1);
+	assert_string_equal(txt, STINT_TASK_EXT_OID);
+	X509_free(certs[0]);
+}
+
+/* A leaf issued under an organisation's OID: decoded when the verifier is
+ * given that OID, refused (naming the extension) when it is not. */
+static void
+test_ext_oid_configured(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id;
+	X509 *x;
+
+	f->req.ext_oid = "1.3.6.1.4.1.32473.7.1";
+	x = issue(f);
+	assert_true(X509_get_ext_by_OBJ(x, stint_task_ext_oid(), -1) < 0);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_ERR_TASK_EXT);
+	assert_int_equal(stint_verify_peer_oid(x, NULL, f->store, NULL, NULL,
+					       "1.3.6.1.4.1.32473.7.1", NOW,
+					       &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.task, f->req.task_id);
+	X509_free(x);
+	/* An OID that does not fit is never issued. */
+	f->req.ext_oid = STINT_TASK_EXT_OID_LEGACY;
+	x = NULL;
+	assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req, &x,
+					  f->err, sizeof(f->err)),
+			 -1);
+	assert_null(x);
+}
+
+/* Re-signs x with its task extension moved to (or added under) the
+ * legacy 2.25 OID. */
+static void
+with_legacy_ext(struct fixture *f, X509 *x, int keep_default)
+{
+	int i = X509_get_ext_by_OBJ(x, stint_task_ext_oid(), -1);
+	X509_EXTENSION *e = X509_get_ext(x, i), *old;
+	ASN1_OBJECT *legacy = OBJ_txt2obj(STINT_TASK_EXT_OID_LEGACY, 1);
+
+	assert_non_null(legacy);
+	old = X509_EXTENSION_create_by_OBJ(NULL, legacy, 0,
+					   X509_EXTENSION_get_data(e));
+	assert_non_null(old);
+	if (!keep_default)
+		X509_EXTENSION_free(X509_delete_ext(x, i));
+	assert_int_equal(X509_add_ext(x, old, -1), 1);
+	assert_true(X509_sign(x, f->ca_key, EVP_sha256()) > 0);
+	X509_EXTENSION_free(old);
+	ASN1_OBJECT_free(legacy);
+}
+
+/* Leaves of earlier versions (the 2.25 OID) still verify; a leaf with
+ * the extension twice, under two accepted OIDs, does not. */
+static void
+test_ext_oid_legacy(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id;
+	X509 *x = issue(f), *y = issue(f);
+
+	with_legacy_ext(f, x, 0);
+	assert_true(X509_get_ext_by_OBJ(x, stint_task_ext_oid(), -1) < 0);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.task, f->req.task_id);
+	with_legacy_ext(f, y, 1);
+	assert_int_equal(stint_verify_peer(y, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_ERR_TASK_EXT);
+	assert_non_null(strstr(f->err, "more than one"));
+	X509_free(x);
+	X509_free(y);
+}
+
+static void
+test_oid_check(void **state)
+{
+	static const char *const good[] = {
+		"1.3.6.1.4.1.32473.1",
+		"2.999.1",
+		"1.3.9223372036854775807",
+		STINT_TASK_EXT_OID,
+	};
+	static const char *const bad[] = {
+		STINT_TASK_EXT_OID_LEGACY, /* a 128-bit arc */
+		"1.3.9223372036854775808",
+		"1.2",
+		"3.1.2",
+		"1.40.1",
+		"1.3.06.1",
+		"1.3..6",
+		"",
+		"1.3.6.",
+		"1.3.6.1.5.5.7.1.1",
+		"1.3.6.1.4.1.x",
+		" 1.3.6.1",
+	};
+	size_t i;
+	char err[256];
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(
+			stint_task_ext_oid_check(good[i], err, sizeof(err)), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(
+			stint_task_ext_oid_check(bad[i], err, sizeof(err)), -1);
+		assert_true(err[0] != '\0');
+	}
+}
+
 int
 main(void)
 {
@@ -481,6 +650,13 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_backend_pkey, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_oid_arcs_fit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ext_oid_configured, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ext_oid_legacy, setup,
+						teardown),
+		cmocka_unit_test(test_oid_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
