@@ -23,7 +23,7 @@ agent_add alpha "$AGENT_UID"
 configs=$(sed -n 's/^P11_MODULE_CONFIGS = //p' "$top_builddir/Makefile")
 [ "$configs" = "$(pkg-config --variable=p11_module_configs p11-kit-1)" ] ||
 	fail "configure chose '$configs', not p11-kit's module config directory"
-pkcs11dir=$(make -s --no-print-directory -C "$top_builddir" -f Makefile -f - print-pkcs11dir <<'EOF'
+pkcs11dir=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$top_builddir" -f Makefile -f - print-pkcs11dir <<'EOF'
 print-pkcs11dir:
 	@echo $(pkcs11dir)
 EOF
