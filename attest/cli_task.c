@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/pem.h>
 
@@ -383,6 +384,44 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	return STINT_EXIT_OK;
 }
 
+/* After a successful TASK_END: "ended", or, when the task was over before
+ * this command (ending it again is not an error), when and why. */
+static void
+print_ended(const struct stint_cli *cli, const char *id, uint64_t before)
+{
+	struct stint_msg *req, *rep = NULL;
+	char state[16] = "", why[STINT_REASON_MAX + 1] = "", when[64];
+	uint64_t t = 0;
+
+	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) != NULL &&
+	    stint_msg_put_text(req, STINT_K_TASK, id) != 0) {
+		stint_msg_free(req);
+		req = NULL;
+	}
+	/* stint_cli_call frees req. */
+	if (req == NULL ||
+	    stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK ||
+	    stint_msg_get_text(rep, STINT_K_STATE, state, sizeof(state)) != 0) {
+		stint_msg_free(rep);
+		printf("task %s ended\n", id);
+		return;
+	}
+	if (strcmp(state, "expired") == 0) {
+		(void)stint_msg_get_uint(rep, STINT_K_NOT_AFTER, &t);
+		stint_cli_time(t, when, sizeof(when));
+		printf("task %s already expired at %s\n", id, when);
+	} else if (stint_msg_get_uint(rep, STINT_K_ENDED, &t) == 0 &&
+		   t + 1 < before) {
+		(void)stint_msg_get_text(rep, STINT_K_REASON, why, sizeof(why));
+		stint_cli_time(t, when, sizeof(when));
+		printf("task %s already ended at %s%s%s%s\n", id, when,
+		       why[0] ? " (" : "", why, why[0] ? ")" : "");
+	} else {
+		printf("task %s ended\n", id);
+	}
+	stint_msg_free(rep);
+}
+
 static int
 task_end(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -393,6 +432,7 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 	};
 	struct stint_msg *req, *rep = NULL;
 	const char *id, *reason = NULL;
+	uint64_t before;
 	int c, r;
 
 	optind = 0;
@@ -432,10 +472,11 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 		stint_cli_err("task end: cannot build the request");
 		return STINT_EXIT_FAIL;
 	}
+	before = (uint64_t)time(NULL);
 	if (stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	stint_msg_free(rep);
-	printf("task %s ended\n", id);
+	print_ended(cli, id, before);
 	return STINT_EXIT_OK;
 }
 

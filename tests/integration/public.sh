@@ -4,7 +4,8 @@
 # --pem/--cert` work for any uid (through agent.sock, which answers these
 # two read-only requests for anyone), give the same bytes root gets, and
 # leave out what only administrators see (the task's intent). Everything
-# else stays on admin.sock.
+# else stays on admin.sock. And `stint task end` on a task already over
+# says when it ended (or expired), exit 0.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_cmd setpriv openssl
@@ -60,3 +61,20 @@ grep -q "no task" "$T/err" || { cat "$T/err" >&2; fail "unknown task: no clear e
 ! STINT_SOCKET=$T/run/agent.sock "$STINT" --socket "$T/run/agent.sock" task list >/dev/null 2>&1 ||
 	fail "agent.sock answered TASK_LIST"
 note "agent.sock still refuses TASK_LIST, CA_CSR, TASK_END"
+
+# `stint task end` on a task that is already over says so, and still exits 0.
+out=$(stint task end "$id" --reason first) || fail "task end"
+[ "$out" = "task $id ended" ] || fail "first end printed '$out'"
+sleep 2.1
+out=$(stint task end "$id" --reason again) || fail "a second task end exited non-zero"
+case $out in
+"task $id already ended at "*"(first)") note "second end: $out" ;;
+*) fail "second end printed '$out', not 'already ended at … (first)'" ;;
+esac
+short=$(task_start pub --ttl 2s)
+sleep 3
+out=$(stint task end "$short") || fail "task end of an expired task exited non-zero"
+case $out in
+"task $short already expired at "*) note "end after expiry: $out" ;;
+*) fail "end after expiry printed '$out'" ;;
+esac
