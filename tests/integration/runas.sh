@@ -11,6 +11,9 @@
 # starts past the pool and rsa starts fail; without CAP_SYS_PTRACE the
 # audit records "exe":"?" and stintd says why.
 #
+# Then the TPM backend (swtpm over TCP) under the same confinement: only
+# state_dir is writable, and start, sign, end work there too.
+#
 # The user `stint` is created with etc/sysusers.d/stint.conf when missing,
 # and removed at the end if this test created it.
 . "$(dirname "$0")/lib.sh"
@@ -92,6 +95,7 @@ chown stint:stint "$T/etc/hsm.pin"
 install -d -m 0700 -o stint -g stint "$T/state"
 install -d -m 0755 -o stint -g stint "$T/run"
 STINTD_CONF=$T/etc/stint.conf
+RUN=$T/run
 AUDIT_LOG=$T/state/audit.log
 cat >"$STINTD_CONF" <<EOF
 [stintd]
@@ -163,7 +167,7 @@ ro_stintd()
 		"$T/bin" "$T/logs" "$@" &
 	STINTD_PID=$!
 	for ((i = 0; i < 300; i++)); do
-		"$STINT" --socket "$T/run/admin.sock" status >/dev/null 2>&1 && return 0
+		"$STINT" --socket "$RUN/admin.sock" status >/dev/null 2>&1 && return 0
 		if ! kill -0 "$STINTD_PID" 2>/dev/null; then
 			wait "$STINTD_PID"
 			echo "stintd exited $?:" >&2
@@ -191,7 +195,7 @@ head -c 32 /dev/urandom >"$T/digest"
 chmod 0644 "$T/digest"
 agent_sign()
 {
-	as_uid "$A" env STINT_SOCKET="$T/run/agent.sock" "$T/bin/p11client" \
+	as_uid "$A" env STINT_SOCKET="$RUN/agent.sock" "$T/bin/p11client" \
 		--module "$T/bin/$(basename "$STINT_MODULE")" --token ra \
 		--label "$1" --mech "$2" --in "$T/digest" --count 1 >"$T/out" 2>&1
 }
@@ -255,3 +259,57 @@ print(e)' "$AUDIT_LOG")
 [ "$last" = "?" ] || fail "without CAP_SYS_PTRACE the audit shows exe '$last'"
 note "without CAP_SYS_PTRACE: exe \"?\" and a warning naming the capability"
 stintd_stop
+
+# --- the TPM backend, same confinement (swtpm over TCP) -------------------------
+# Its key blobs live in state_dir: nothing outside it is written.
+if ! command -v swtpm >/dev/null 2>&1 || [ ! -x "$top_builddir/tests/integration/tpm_probe" ]; then
+	note "TPM part skipped: no swtpm or no tpm2-tss build"
+	exit 0
+fi
+TPM_PROBE=$top_builddir/tests/integration/tpm_probe
+# shellcheck source=tpm_lib.sh
+. "$top_srcdir/tests/integration/tpm_lib.sh"
+swtpm_start
+install -d -m 0700 -o stint -g stint "$T/tstate"
+install -d -m 0755 -o stint -g stint "$T/trun"
+STINTD_CONF=$T/etc/tpm.conf
+RUN=$T/trun
+AUDIT_LOG=$T/tstate/audit.log
+cat >"$STINTD_CONF" <<EOF2
+[stintd]
+state_dir = $T/tstate
+runtime_dir = $RUN
+trust_domain = test.example
+
+[backend]
+type = tpm
+tcti = $TCTI
+
+[audit]
+path = $AUDIT_LOG
+EOF2
+chown root:stint "$STINTD_CONF"
+chmod 0640 "$STINTD_CONF"
+ro_stintd ptrace "$T/tstate" "$RUN" || fail "stintd (tpm) as stint did not start"
+stint_user
+"$STINT" --socket "$RUN/admin.sock" agent add ra --uid "$A" >/dev/null || fail "agent add (tpm)"
+n=0
+for key in ec-p256 ec-p256 ec-p256 rsa-2048; do
+	id=$("$STINT" --socket "$RUN/admin.sock" task start --agent ra --key "$key" --ttl 5m -q 2>"$T/err") ||
+		{ cat "$T/err" "$STINTD_LOG" >&2; fail "tpm task start $((n + 1)) ($key) failed as stint"; }
+	mech=ecdsa
+	[ "$key" = rsa-2048 ] && mech=sha256-rsa-pkcs
+	agent_sign "$id" "$mech" || { cat "$T/out" >&2; fail "agent cannot sign with tpm $key task $id"; }
+	"$STINT" --socket "$RUN/admin.sock" task end "$id" >/dev/null 2>"$T/err" ||
+		{ cat "$T/err" "$STINTD_LOG" >&2; fail "tpm task end $id failed as stint"; }
+	[ ! -e "$T/tstate/tpm/$id.key" ] || fail "tpm key blob of $id left after end"
+	n=$((n + 1))
+done
+note "TPM backend as stint, read-only root: $n tasks started, signed, ended"
+kill -TERM "$STINTD_PID"
+_wait_pid "$STINTD_PID" 30 || fail "stintd (tpm) did not stop"
+wait "$STINTD_PID"
+rc=$?
+STINTD_PID=
+[ "$rc" -eq 0 ] || { cat "$STINTD_LOG" >&2; fail "stintd (tpm) exited $rc"; }
+san_check_log "$STINTD_LOG" || fail "sanitizer error in stintd (tpm)"
