@@ -42,8 +42,6 @@ static pid_t g_pool_pid;
 static char g_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static bool g_path_ok;
 static int g_timeout_ms = DEFAULT_TIMEOUT_MS;
-/* errno of the last failed connect, for the STINT_DEBUG explanation. */
-static _Thread_local int t_connect_errno;
 
 CK_RV
 client_init(void)
@@ -146,7 +144,7 @@ now_ms(void)
 /* Non-blocking connect bounded by the timeout; the socket is returned in
  * blocking mode, since frame.c bounds each read and write itself. */
 static int
-connect_bounded(int *fdp)
+connect_bounded(int *fdp, int *errp)
 {
 	struct sockaddr_un sun;
 	struct pollfd pfd;
@@ -160,10 +158,10 @@ connect_bounded(int *fdp)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, g_path, strlen(g_path) + 1);
-	t_connect_errno = 0;
+	*errp = 0;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		t_connect_errno = errno;
+		*errp = errno;
 		return STINT_WIRE_IO;
 	}
 	for (;;) {
@@ -179,7 +177,7 @@ connect_bounded(int *fdp)
 			continue;
 		}
 		if (errno != EINPROGRESS) {
-			t_connect_errno = errno;
+			*errp = errno;
 			goto fail;
 		}
 		pfd.fd = fd;
@@ -193,7 +191,7 @@ connect_bounded(int *fdp)
 		slen = sizeof(err);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &slen) != 0 ||
 		    err != 0) {
-			t_connect_errno = err;
+			*errp = err;
 			goto fail;
 		}
 		break;
@@ -225,10 +223,8 @@ roundtrip(int fd, const uint8_t *req, size_t req_len, uint8_t **rep,
 
 /* What the agent can do about a failed connect (STINT_DEBUG=1). */
 static void
-explain_connect(int r)
+explain_connect(int r, int e)
 {
-	int e = t_connect_errno;
-
 	if (!stint_debug_enabled("module"))
 		return;
 	if (r == STINT_WIRE_TIMEOUT)
@@ -304,10 +300,10 @@ static int
 conn_open(int *fdp, char agent[STINT_NAME_MAX + 1])
 {
 	char name[STINT_NAME_MAX + 1];
-	int fd, r;
+	int fd, r, e = 0;
 
-	if ((r = connect_bounded(&fd)) != 0) {
-		explain_connect(r);
+	if ((r = connect_bounded(&fd, &e)) != 0) {
+		explain_connect(r, e);
 		return r;
 	}
 	if ((r = hello_on(fd, agent != NULL ? agent : name)) != 0) {
