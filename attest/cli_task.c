@@ -121,15 +121,21 @@ task_to_json(const struct stint_msg *m, bool pems)
 	}
 	if (stint_msg_get_text(m, STINT_K_REASON, text, sizeof(text)) == 0)
 		json_object_set_new(o, "reason", json_string(text));
-	v = 0;
-	(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &v);
-	/* 0 on the wire means unlimited; null says so without a magic
-	 * number. */
-	json_object_set_new(o, "max_signatures",
-			    v ? json_integer((json_int_t)v) : json_null());
-	v = 0;
-	(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &v);
-	json_object_set_new(o, "signatures_used", json_integer((json_int_t)v));
+	/* The public view (agent.sock, for non-administrators) has no
+	 * counters: leave them out rather than show zeros. */
+	if (stint_msg_has(m, STINT_K_SIGS_USED)) {
+		v = 0;
+		(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &v);
+		/* 0 on the wire means unlimited; null says so without a
+		 * magic number. */
+		json_object_set_new(o, "max_signatures",
+				    v ? json_integer((json_int_t)v)
+				      : json_null());
+		v = 0;
+		(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &v);
+		json_object_set_new(o, "signatures_used",
+				    json_integer((json_int_t)v));
+	}
 	if (stint_msg_get_text(m, STINT_K_INTENT, text, sizeof(text)) == 0)
 		json_object_set_new(o, "intent", json_string(text));
 	arr = json_array();
@@ -211,7 +217,9 @@ print_task(json_t *o, bool full)
 	if (full && json_object_get(o, "reason") != NULL)
 		printf("reason      %s\n", jstr(o, "reason"));
 	max = json_object_get(o, "max_signatures");
-	if (full) {
+	if (json_object_get(o, "signatures_used") == NULL) {
+		/* public view: no counters */
+	} else if (full) {
 		sigs_str(o, sigs, sizeof(sigs));
 		printf("signatures  %s%s\n", sigs,
 		       json_is_integer(max) ? " used" : " used (no limit)");

@@ -48,6 +48,8 @@ user_stint task show "$id" >"$T/show.user" 2>"$T/err" ||
 	{ cat "$T/err" >&2; fail "uid $U: stint task show failed"; }
 grep -q "$id" "$T/show.user" || fail "task show lacks the id"
 ! grep -q "secret intent" "$T/show.user" || fail "task show gave uid $U the task's intent"
+! grep -q "^signatures" "$T/show.user" || fail "task show made up signature counters for uid $U"
+grep -q "^state *live" "$T/show.user" || { cat "$T/show.user" >&2; fail "task show lacks the state"; }
 stint task show "$id" | grep -q "secret intent" || fail "root no longer sees the intent"
 
 # Unknown tasks are reported, and nothing else opens up.
