@@ -49,6 +49,12 @@ int stint_cli_call(const struct stint_cli *cli, const char *what,
 		   struct stint_msg *req, struct stint_msg **rep);
 /* A fresh request map holding only op; NULL (after printing) on ENOMEM. */
 struct stint_msg *stint_cli_request(uint64_t op);
+/* cli_public.c: the socket for a read-only public command (CA_CERT,
+ * TASK_SHOW): cli itself when this user may use admin.sock, else tmp
+ * pointed at agent.sock (path in buf). */
+const struct stint_cli *stint_cli_public(const struct stint_cli *cli,
+					 struct stint_cli *tmp, char *buf,
+					 size_t cap);
 
 /* --- stint.c: helpers shared by the verbs ------------------------------- */
 

@@ -135,6 +135,19 @@ ca_fetch(const struct stint_cli *cli, uint64_t op, const char *what,
 	return stint_cli_call(cli, what, req, rep);
 }
 
+/* The CA chain, which any user may fetch (through agent.sock when
+ * admin.sock is not this user's). */
+static int
+ca_fetch_public(const struct stint_cli *cli, const char *what,
+		struct stint_msg **rep)
+{
+	struct stint_cli tmp;
+	char path[4096];
+
+	return ca_fetch(stint_cli_public(cli, &tmp, path, sizeof(path)),
+			STINT_OP_CA_CERT, what, rep);
+}
+
 static int
 print_bytes(const struct stint_msg *rep, uint64_t key, const char *what)
 {
@@ -198,7 +211,7 @@ stint_cmd_ca(const struct stint_cli *cli, int argc, char **argv)
 		return stint_cli_usage("ca", "'ca %s' takes no arguments",
 				       argv[0]);
 	if (strcmp(argv[0], "cert") == 0) {
-		if (ca_fetch(cli, STINT_OP_CA_CERT, "ca cert", &rep) != 0)
+		if (ca_fetch_public(cli, "ca cert", &rep) != 0)
 			return STINT_EXIT_FAIL;
 		ret = print_bytes(rep, STINT_K_PEM, "ca cert");
 	} else if (strcmp(argv[0], "csr") == 0) {
@@ -504,7 +517,7 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 			goto out;
 		}
 	} else {
-		if (ca_fetch(cli, STINT_OP_CA_CERT, "verify-peer", &rep) != 0)
+		if (ca_fetch_public(cli, "verify-peer", &rep) != 0)
 			goto out;
 		if (stint_msg_get_bytes(rep, STINT_K_PEM, &pem, &len) != 0 ||
 		    (store = store_from_pem(pem, len)) == NULL) {

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/pem.h>
 
@@ -120,15 +121,21 @@ task_to_json(const struct stint_msg *m, bool pems)
 	}
 	if (stint_msg_get_text(m, STINT_K_REASON, text, sizeof(text)) == 0)
 		json_object_set_new(o, "reason", json_string(text));
-	v = 0;
-	(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &v);
-	/* 0 on the wire means unlimited; null says so without a magic
-	 * number. */
-	json_object_set_new(o, "max_signatures",
-			    v ? json_integer((json_int_t)v) : json_null());
-	v = 0;
-	(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &v);
-	json_object_set_new(o, "signatures_used", json_integer((json_int_t)v));
+	/* The public view (agent.sock, for non-administrators) has no
+	 * counters: leave them out rather than show zeros. */
+	if (stint_msg_has(m, STINT_K_SIGS_USED)) {
+		v = 0;
+		(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &v);
+		/* 0 on the wire means unlimited; null says so without a
+		 * magic number. */
+		json_object_set_new(o, "max_signatures",
+				    v ? json_integer((json_int_t)v)
+				      : json_null());
+		v = 0;
+		(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &v);
+		json_object_set_new(o, "signatures_used",
+				    json_integer((json_int_t)v));
+	}
 	if (stint_msg_get_text(m, STINT_K_INTENT, text, sizeof(text)) == 0)
 		json_object_set_new(o, "intent", json_string(text));
 	arr = json_array();
@@ -210,7 +217,9 @@ print_task(json_t *o, bool full)
 	if (full && json_object_get(o, "reason") != NULL)
 		printf("reason      %s\n", jstr(o, "reason"));
 	max = json_object_get(o, "max_signatures");
-	if (full) {
+	if (json_object_get(o, "signatures_used") == NULL) {
+		/* public view: no counters */
+	} else if (full) {
 		sigs_str(o, sigs, sizeof(sigs));
 		printf("signatures  %s%s\n", sigs,
 		       json_is_integer(max) ? " used" : " used (no limit)");
@@ -383,6 +392,44 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	return STINT_EXIT_OK;
 }
 
+/* After a successful TASK_END: "ended", or, when the task was over before
+ * this command (ending it again is not an error), when and why. */
+static void
+print_ended(const struct stint_cli *cli, const char *id, uint64_t before)
+{
+	struct stint_msg *req, *rep = NULL;
+	char state[16] = "", why[STINT_REASON_MAX + 1] = "", when[64];
+	uint64_t t = 0;
+
+	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) != NULL &&
+	    stint_msg_put_text(req, STINT_K_TASK, id) != 0) {
+		stint_msg_free(req);
+		req = NULL;
+	}
+	/* stint_cli_call frees req. */
+	if (req == NULL ||
+	    stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK ||
+	    stint_msg_get_text(rep, STINT_K_STATE, state, sizeof(state)) != 0) {
+		stint_msg_free(rep);
+		printf("task %s ended\n", id);
+		return;
+	}
+	if (strcmp(state, "expired") == 0) {
+		(void)stint_msg_get_uint(rep, STINT_K_NOT_AFTER, &t);
+		stint_cli_time(t, when, sizeof(when));
+		printf("task %s already expired at %s\n", id, when);
+	} else if (stint_msg_get_uint(rep, STINT_K_ENDED, &t) == 0 &&
+		   t + 1 < before) {
+		(void)stint_msg_get_text(rep, STINT_K_REASON, why, sizeof(why));
+		stint_cli_time(t, when, sizeof(when));
+		printf("task %s already ended at %s%s%s%s\n", id, when,
+		       why[0] ? " (" : "", why, why[0] ? ")" : "");
+	} else {
+		printf("task %s ended\n", id);
+	}
+	stint_msg_free(rep);
+}
+
 static int
 task_end(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -394,6 +441,7 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 	struct stint_msg *req, *rep = NULL;
 	const char *id, *reason = NULL;
 	char note[512];
+	uint64_t before;
 	int c, r;
 
 	optind = 0;
@@ -433,13 +481,14 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 		stint_cli_err("task end: cannot build the request");
 		return STINT_EXIT_FAIL;
 	}
+	before = (uint64_t)time(NULL);
 	if (stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	/* Ended, with something still pending (see stint(1)). */
 	if (stint_msg_get_text(rep, STINT_K_REASON, note, sizeof(note)) == 0)
 		fprintf(stderr, "stint: task end: warning: %s\n", note);
 	stint_msg_free(rep);
-	printf("task %s ended\n", id);
+	print_ended(cli, id, before);
 	return STINT_EXIT_OK;
 }
 
@@ -599,6 +648,8 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct stint_msg *req, *rep = NULL;
+	struct stint_cli pub;
+	char pub_path[4096];
 	bool json = false, pem = false, cert = false;
 	const uint8_t *der;
 	size_t len;
@@ -644,7 +695,11 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 		stint_cli_err("task show: cannot build the request");
 		return STINT_EXIT_FAIL;
 	}
-	if (stint_cli_call(cli, "task show", req, &rep) != STINT_EXIT_OK)
+	/* Anyone may see a task's public facts (agent.sock answers them);
+	 * root and stintd's user also see its intent and counters. */
+	if (stint_cli_call(
+		    stint_cli_public(cli, &pub, pub_path, sizeof(pub_path)),
+		    "task show", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 
 	if (pem || cert) {

@@ -47,6 +47,10 @@ int stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
 			const struct stint_msg *req, struct stint_reply *rep);
 int stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
 			const struct stint_msg *req, struct stint_reply *rep);
+/* handle_public.c: CA_CERT (chain only) and TASK_SHOW (public facts) for
+ * anyone on agent.sock; op is one of those two. */
+int stintd_handle_public(struct stintd *d, uint64_t op,
+			 const struct stint_msg *req, struct stint_reply *rep);
 /* An error reply with a formatted message. */
 int stintd_error_reply(struct stint_reply *rep, int status, const char *fmt,
 		       ...) __attribute__((format(printf, 3, 4)));

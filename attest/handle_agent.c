@@ -296,6 +296,9 @@ stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
 		return handle_list(d, peer, req, rep);
 	case STINT_OP_SIGN:
 		return handle_sign(d, peer, req, rep);
+	case STINT_OP_CA_CERT:   /* read-only, public: the trust bundle */
+	case STINT_OP_TASK_SHOW: /* read-only, public: key and certificate */
+		return stintd_handle_public(d, op, req, rep);
 	default:
 		if (op >= STINT_OP_AGENT_ADD && op <= STINT_OP_STATUS)
 			return stintd_error_reply(rep, STINT_E_DENIED,

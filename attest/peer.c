@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include "attest/peer.h"
+#include "common/log.h"
 
 static uint64_t
 proc_start_time(pid_t pid)
@@ -38,6 +41,20 @@ proc_start_time(pid_t pid)
 	return start;
 }
 
+/* Another uid's /proc/PID/exe needs ptrace rights (CAP_SYS_PTRACE when
+ * stintd is not root): say so once, the first time it is missing. */
+static void
+warn_no_ptrace(uid_t uid)
+{
+	static atomic_bool warned;
+
+	if (!atomic_exchange(&warned, true))
+		log_warn("cannot read the executable of a peer of uid %ld: "
+			 "the audit records \"exe\":\"?\" (stintd needs "
+			 "CAP_SYS_PTRACE when not root; see stintd(8))",
+			 (long)uid);
+}
+
 int
 stint_peer_from_socket(int fd, struct stint_peer *peer)
 {
@@ -56,10 +73,13 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 	peer->start_time = proc_start_time(cred.pid);
 	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)cred.pid);
 	n = readlink(path, peer->exe, sizeof(peer->exe) - 1);
-	if (n <= 0)
+	if (n <= 0) {
+		if (errno == EACCES || errno == EPERM)
+			warn_no_ptrace(cred.uid);
 		strcpy(peer->exe, "?");
-	else
+	} else {
 		peer->exe[n] = '\0';
+	}
 	/* Policy uses only uid and gid, which SO_PEERCRED fixes at connect
 	 * time. pid and exe are audit facts: if the process exited and its
 	 * pid was reused while we read /proc, the start time changes and the

@@ -86,14 +86,33 @@ harden_process(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Creates path with exactly mode, whatever the umask (stintd runs with
+ * umask 077, which would make runtime_dir 0700 and hide agent.sock from
+ * every agent). An existing directory is left as the administrator made
+ * it; a runtime_dir others cannot search is reported. */
 static int
 make_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (mkdir(path, mode) == 0 || errno == EEXIST) {
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+	if (mkdir(path, mode) == 0) {
+		if (chmod(path, mode) == 0)
 			return 0;
+		snprintf(err, errlen, "cannot chmod %04o %s: %s",
+			 (unsigned)mode, path, strerror(errno));
+		return -1;
+	}
+	if (errno == EEXIST) {
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if ((mode & S_IXOTH) != 0 &&
+			    (st.st_mode & S_IXOTH) == 0)
+				log_warn(
+					"%s is mode %04o: agents of other uids "
+					"cannot reach its sockets (chmod 755 "
+					"it)",
+					path, (unsigned)(st.st_mode & 07777));
+			return 0;
+		}
 		snprintf(err, errlen, "%s exists and is not a directory", path);
 		return -1;
 	}

@@ -147,7 +147,8 @@ check_install()
 		etc/stint/stint.conf usr/share/man/man1/stint.1 \
 		usr/share/man/man8/stintd.8 usr/share/man/man5/stint.conf.5 \
 		usr/share/man/man8/stint-pkcs11.8 \
-		usr/lib/systemd/system/stintd.service; do
+		usr/lib/systemd/system/stintd.service \
+		usr/lib/sysusers.d/stint.conf usr/lib/tmpfiles.d/stint.conf; do
 		if [ ! -e "$dest/$f" ]; then
 			echo "install: missing $f"
 			missing=1
@@ -182,7 +183,9 @@ stage "dependencies"
 stage "autoreconf -fi"
 (cd "$srcdir" && autoreconf -fi) || { echo "ci: autoreconf failed" >&2; exit 1; }
 
-build_and_check default "$ci_dir/default"
+# The default build's make check also runs README.md's Quick start verbatim
+# (tests/integration/quickstart.sh: installs to /usr and /etc, then undoes it).
+STINT_QUICKSTART=1 build_and_check default "$ci_dir/default"
 build_and_check sanitizers "$ci_dir/asan" --enable-sanitizers
 check_install
 run_fuzzers

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/msg.h"
 #include "module/module.h"
 
 #define POOL_MAX           16
@@ -142,7 +144,7 @@ now_ms(void)
 /* Non-blocking connect bounded by the timeout; the socket is returned in
  * blocking mode, since frame.c bounds each read and write itself. */
 static int
-connect_bounded(int *fdp)
+connect_bounded(int *fdp, int *errp)
 {
 	struct sockaddr_un sun;
 	struct pollfd pfd;
@@ -156,9 +158,12 @@ connect_bounded(int *fdp)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, g_path, strlen(g_path) + 1);
+	*errp = 0;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		*errp = errno;
 		return STINT_WIRE_IO;
+	}
 	for (;;) {
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
 			break;
@@ -171,8 +176,10 @@ connect_bounded(int *fdp)
 			nanosleep(&pause, NULL);
 			continue;
 		}
-		if (errno != EINPROGRESS)
+		if (errno != EINPROGRESS) {
+			*errp = errno;
 			goto fail;
+		}
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
 		pfd.revents = 0;
@@ -183,8 +190,10 @@ connect_bounded(int *fdp)
 			goto fail;
 		slen = sizeof(err);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &slen) != 0 ||
-		    err != 0)
+		    err != 0) {
+			*errp = err;
 			goto fail;
+		}
 		break;
 	}
 	if ((flags = fcntl(fd, F_GETFL)) < 0 ||
@@ -212,6 +221,46 @@ roundtrip(int fd, const uint8_t *req, size_t req_len, uint8_t **rep,
 				rep_len);
 }
 
+/* What the agent can do about a failed connect (STINT_DEBUG=1). */
+static void
+explain_connect(int r, int e)
+{
+	if (!stint_debug_enabled("module"))
+		return;
+	if (r == STINT_WIRE_TIMEOUT)
+		stint_debug("module",
+			    "stintd is busy: no connection to %s within %d ms "
+			    "(STINT_TIMEOUT_MS)",
+			    g_path, g_timeout_ms);
+	else if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR)
+		stint_debug("module",
+			    "stintd is not running: cannot connect to %s: %s "
+			    "(start stintd, or set STINT_SOCKET to its "
+			    "agent.sock)",
+			    g_path, strerror(e));
+	else if (e == EACCES || e == EPERM)
+		stint_debug("module",
+			    "%s is not reachable by uid %ld: %s (its "
+			    "directory must be searchable by all, mode 0755, "
+			    "and the socket 0666)",
+			    g_path, (long)getuid(), strerror(e));
+	else if (e != 0)
+		stint_debug("module", "cannot connect to %s: %s", g_path,
+			    strerror(e));
+	else
+		stint_debug("module", "cannot connect to %s (%s)", g_path,
+			    g_path_ok ? "socket error" : "path too long");
+}
+
+static void
+explain_no_agent(void)
+{
+	stint_debug("module",
+		    "uid %ld (gid %ld) is not registered with stintd: the "
+		    "token is absent (root: stint agent add NAME --uid %ld)",
+		    (long)getuid(), (long)getgid(), (long)getuid());
+}
+
 /* HELLO on a connection; agent receives the name ("" for none). */
 static int
 hello_on(int fd, char agent[STINT_NAME_MAX + 1])
@@ -231,12 +280,15 @@ hello_on(int fd, char agent[STINT_NAME_MAX + 1])
 		goto out;
 	if (head.status == STINT_E_NO_AGENT) {
 		agent[0] = '\0';
+		explain_no_agent();
 	} else if (head.status != STINT_OK) {
 		stint_debug("module", "HELLO refused: %s",
 			    stint_status_str(head.status));
 		r = STINT_WIRE_RANGE;
 	} else {
 		memcpy(agent, hello.agent, sizeof(hello.agent));
+		if (agent[0] == '\0')
+			explain_no_agent();
 	}
 out:
 	free(req);
@@ -248,10 +300,10 @@ static int
 conn_open(int *fdp, char agent[STINT_NAME_MAX + 1])
 {
 	char name[STINT_NAME_MAX + 1];
-	int fd, r;
+	int fd, r, e = 0;
 
-	if ((r = connect_bounded(&fd)) != 0) {
-		stint_debug("module", "connect %s failed (%d)", g_path, r);
+	if ((r = connect_bounded(&fd, &e)) != 0) {
+		explain_connect(r, e);
 		return r;
 	}
 	if ((r = hello_on(fd, agent != NULL ? agent : name)) != 0) {
@@ -321,6 +373,8 @@ client_hello(char agent[STINT_NAME_MAX + 1])
 		memcpy(agent, hello.agent, sizeof(hello.agent));
 	else if (head.status != STINT_E_NO_AGENT)
 		r = STINT_WIRE_RANGE;
+	if (r == 0 && agent[0] == '\0')
+		explain_no_agent();
 out:
 	free(req);
 	free(rep);
@@ -472,6 +526,9 @@ client_sign(const struct stint_sign_req *sreq, uint64_t *status, uint8_t *sig,
 	if ((*status = head.status) != STINT_OK) {
 		stint_debug("module", "SIGN refused: %s (%s)",
 			    stint_status_str(head.status), head.error);
+		if (head.status == STINT_E_NOT_LIVE ||
+		    head.status == STINT_E_NOT_YOURS)
+			client_explain_task(sreq->task, "");
 		goto out;
 	}
 	if (s.len > *sig_len) {
@@ -485,4 +542,90 @@ out:
 	free(req);
 	free(rep);
 	return r;
+}
+
+/* UTC "YYYY-MM-DDTHH:MM:SSZ". */
+static void
+utc_time(uint64_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, cap, "%llu", (unsigned long long)t);
+}
+
+static void
+explain_reply(const char *id, const struct stint_msg *m, const char *mine)
+{
+	char state[16] = "", agent[STINT_NAME_MAX + 1] = "", when[32];
+	uint64_t status = STINT_E_INTERNAL, t = 0;
+
+	(void)stint_msg_get_uint(m, STINT_K_STATUS, &status);
+	if (status == STINT_E_NOT_FOUND) {
+		stint_debug("module", "task %s is unknown to stintd", id);
+		return;
+	}
+	if (status != STINT_OK ||
+	    stint_msg_get_text(m, STINT_K_STATE, state, sizeof(state)) != 0 ||
+	    stint_msg_get_text(m, STINT_K_AGENT, agent, sizeof(agent)) != 0) {
+		stint_debug("module", "task %s: stintd gave no details", id);
+		return;
+	}
+	if (mine[0] != '\0' && strcmp(agent, mine) != 0) {
+		stint_debug("module",
+			    "task %s belongs to agent '%s', not to this uid's "
+			    "agent '%s'",
+			    id, agent, mine);
+		return;
+	}
+	if (strcmp(state, "ended") == 0 &&
+	    stint_msg_get_uint(m, STINT_K_ENDED, &t) == 0) {
+		utc_time(t, when, sizeof(when));
+		stint_debug("module",
+			    "task %s ended at %s: its key is destroyed", id,
+			    when);
+	} else if (strcmp(state, "live") != 0 ||
+		   (stint_msg_get_uint(m, STINT_K_NOT_AFTER, &t) == 0 &&
+		    (int64_t)t <= (int64_t)time(NULL))) {
+		(void)stint_msg_get_uint(m, STINT_K_NOT_AFTER, &t);
+		utc_time(t, when, sizeof(when));
+		stint_debug("module", "task %s expired at %s", id, when);
+	} else {
+		stint_debug("module", "task %s of agent '%s' is live", id,
+			    agent);
+	}
+}
+
+void
+client_explain_task(const char *id, const char *mine)
+{
+	struct stint_msg *req = NULL, *rep = NULL;
+	uint8_t *out = NULL, *in = NULL;
+	size_t out_len, in_len;
+
+	char me[STINT_NAME_MAX + 1] = "";
+
+	if (!stint_debug_enabled("module"))
+		return;
+	if (mine == NULL || mine[0] == '\0') {
+		if (client_hello(me) != 0)
+			me[0] = '\0';
+		mine = me;
+	}
+	if ((req = stint_msg_new()) == NULL ||
+	    stint_msg_put_uint(req, STINT_K_OP, STINT_OP_TASK_SHOW) != 0 ||
+	    stint_msg_put_text(req, STINT_K_TASK, id) != 0 ||
+	    stint_msg_serialize(req, &out, &out_len) != 0 ||
+	    call(out, out_len, &in, &in_len) != 0 ||
+	    stint_msg_parse(in, in_len, &rep) != 0)
+		stint_debug("module", "task %s: cannot ask stintd about it",
+			    id);
+	else
+		explain_reply(id, rep, mine);
+	stint_msg_free(rep);
+	stint_msg_free(req);
+	free(out);
+	free(in);
 }

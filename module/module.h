@@ -74,6 +74,9 @@ int client_hello(char agent[STINT_NAME_MAX + 1]);
  * (STINT_E_NO_AGENT: the peer is no agent). Free with client_tasks_free. */
 int client_list(struct stint_task_key **tasks, size_t *n, uint64_t *status);
 void client_tasks_free(struct stint_task_key *tasks, size_t n);
+/* STINT_DEBUG only: logs what stintd knows of task id (unknown, ended at,
+ * expired at, another agent's); mine is this uid's agent or "". */
+void client_explain_task(const char *id, const char *mine);
 /* On STINT_OK, sig receives up to *sig_len bytes and *sig_len the length;
  * STINT_WIRE_RANGE if the signature does not fit. */
 int client_sign(const struct stint_sign_req *req, uint64_t *status,

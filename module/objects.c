@@ -444,6 +444,11 @@ objects_refresh(void)
 
 	if (client_list(&tasks, &n, &status) != 0)
 		return CKR_DEVICE_ERROR;
+	if (status == STINT_OK)
+		stint_debug("module",
+			    "stintd lists %zu live task(s) for this "
+			    "uid",
+			    n);
 	if (status == STINT_E_NO_AGENT)
 		rv = CKR_TOKEN_NOT_PRESENT;
 	else if (status != STINT_OK)
@@ -594,6 +599,31 @@ matches(const struct attrs *as, const CK_ATTRIBUTE *templ, CK_ULONG n)
 	return true;
 }
 
+/* STINT_DEBUG: a search by task id (CKA_LABEL or CKA_ID) that found
+ * nothing gets stintd's account of that task (ended at, expired at,
+ * unknown, another agent's). */
+static void
+explain_miss(const CK_ATTRIBUTE *templ, CK_ULONG n)
+{
+	char id[STINT_TASK_ID_MAX + 1];
+	CK_ULONG i;
+
+	if (!stint_debug_enabled("module"))
+		return;
+	for (i = 0; i < n; i++) {
+		if ((templ[i].type != CKA_LABEL && templ[i].type != CKA_ID) ||
+		    templ[i].pValue == NULL || templ[i].ulValueLen < 3 ||
+		    templ[i].ulValueLen > STINT_TASK_ID_MAX ||
+		    memcmp(templ[i].pValue, "t-", 2) != 0)
+			continue;
+		memcpy(id, templ[i].pValue, templ[i].ulValueLen);
+		id[templ[i].ulValueLen] = '\0';
+		stint_debug("module", "no live task object matches '%s'", id);
+		client_explain_task(id, "");
+		return;
+	}
+}
+
 CK_RV
 objects_find(CK_ATTRIBUTE_PTR templ, CK_ULONG n, CK_OBJECT_HANDLE **out,
 	     size_t *n_out)
@@ -606,8 +636,10 @@ objects_find(CK_ATTRIBUTE_PTR templ, CK_ULONG n, CK_OBJECT_HANDLE **out,
 	*n_out = 0;
 	if (templ == NULL && n > 0)
 		return CKR_ARGUMENTS_BAD;
-	if (g_n_tasks == 0)
+	if (g_n_tasks == 0) {
+		explain_miss(templ, n);
 		return CKR_OK;
+	}
 	if ((found = calloc(g_n_tasks * 3, sizeof(*found))) == NULL)
 		return CKR_HOST_MEMORY;
 	for (i = 0; i < g_n_tasks; i++) {
@@ -620,6 +652,8 @@ objects_find(CK_ATTRIBUTE_PTR templ, CK_ULONG n, CK_OBJECT_HANDLE **out,
 				found[m++] = handle_of(i, (enum obj_kind)k);
 		}
 	}
+	if (m == 0)
+		explain_miss(templ, n);
 	*out = found;
 	*n_out = m;
 	return CKR_OK;
