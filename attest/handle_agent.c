@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "attest/daemon.h"
+#include "attest/refusals.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 #include "common/msg.h"
@@ -164,11 +165,36 @@ audit_sign(struct sign_ctx *s, const char *event, const char *decision,
 	return stint_audit_append(s->d->audit, &ev);
 }
 
+/* A refusal's record: its own, or counted into its peer's aggregate
+ * (refusals.h), so that refusals cannot flood the log. */
+static int
+audit_refusal(struct sign_ctx *s, const char *reason)
+{
+	struct timespec now;
+	struct stint_audit_event ev = {
+		.event = "sign-refused",
+		.agent = s->agent,
+		.task = s->req->task[0] ? s->req->task : NULL,
+		.peer = s->peer,
+		.mechanism = s->mech ? s->mech->name : NULL,
+		.input_sha256 = s->input_sha256,
+		.decision = "deny",
+		.reason = reason,
+		.when = s->decided.tv_sec != 0 ? &s->decided : NULL,
+	};
+
+	if (s->decided.tv_sec != 0)
+		now = s->decided;
+	else
+		realtime(&now);
+	return stint_refusals_audit(s->d->audit, &ev, (int64_t)now.tv_sec);
+}
+
 static int
 refuse(struct sign_ctx *s, struct stint_reply *rep, int status,
        const char *reason)
 {
-	if (audit_sign(s, "sign-refused", "deny", reason) != 0)
+	if (audit_refusal(s, reason) != 0)
 		log_err("audit log write failed while refusing a signature");
 	stint_debug("sign", "refused task %s for pid %ld: %s", s->req->task,
 		    (long)s->peer->pid, reason);

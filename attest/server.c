@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "attest/daemon.h"
+#include "attest/refusals.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -545,7 +546,9 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 		spare_restore();
 		/* While backing off, agent.sock is not polled (fd < 0). */
 		p[0].fd = afd_paused > 0 ? -1 : afd;
-		if (poll(p, 3, afd_paused > 0 ? BACKOFF_MS : -1) < 0) {
+		/* Refusal aggregates are written when their interval ends. */
+		stint_refusals_flush(d->audit, stintd_now(), false);
+		if (poll(p, 3, afd_paused > 0 ? BACKOFF_MS : 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "poll: %s", strerror(errno));
@@ -573,6 +576,7 @@ out:
 		unlink(admin_path);
 	}
 	close_all_conns();
+	stint_refusals_flush(d->audit, stintd_now(), true);
 	if (spare_fd >= 0) {
 		close(spare_fd);
 		spare_fd = -1;
