@@ -12,6 +12,7 @@ enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 #define STINT_KEY_POOL_DEFAULT     4
 #define STINT_PREPARED_OPS_MAX     256 /* STINT_PREP_MAX in p11_prep.h */
 #define STINT_PREPARED_OPS_DEFAULT 16
+#define STINT_CONNS_MAX            65536
 
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */
@@ -19,6 +20,10 @@ struct stint_config {
 	char trust_domain[256];     /* default example.org */
 	uint64_t default_ttl;       /* seconds, default 15m */
 	uint64_t max_ttl;           /* seconds, default 1h */
+	/* agent.sock connection caps (server.c); stintd lowers them at start
+	 * to fit its open-file limit. */
+	uint32_t max_connections;         /* default 1024, 16 to 65536 */
+	uint32_t max_connections_per_uid; /* default 256, 1 to 65536 */
 	struct {
 		char type[16]; /* "pkcs11" or "tpm" */
 		char module[PATH_MAX];
@@ -49,6 +54,9 @@ struct stint_config {
 	struct {
 		char path[PATH_MAX];        /* default <state_dir>/audit.log */
 		enum stint_audit_sync sync; /* default batch */
+		/* refused SIGNs of one uid beyond the first few are counted
+		 * into one record per this many seconds (refusals.h) */
+		uint64_t refusal_interval; /* default 10s, 1s to 1h */
 	} audit;
 };
 

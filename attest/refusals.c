@@ -29,6 +29,15 @@ struct slot {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot slots[SLOTS + 1];
+static int64_t interval = 10;
+
+void
+stint_refusals_init(uint64_t seconds)
+{
+	pthread_mutex_lock(&lock);
+	interval = seconds > 0 && seconds <= 3600 ? (int64_t)seconds : 10;
+	pthread_mutex_unlock(&lock);
+}
 
 static struct slot *
 slot_for(uid_t uid, int64_t now)
@@ -76,8 +85,8 @@ write_aggregate(struct stint_audit *a, struct slot *s)
 
 	if (s == &slots[OVERFLOW])
 		s->peer.uid = (uid_t)-1; /* many uids: none in particular */
-	snprintf(detail, sizeof(detail), "count=%llu interval=%ds",
-		 (unsigned long long)s->count, REFUSALS_INTERVAL);
+	snprintf(detail, sizeof(detail), "count=%llu interval=%llds",
+		 (unsigned long long)s->count, (long long)interval);
 	if (stint_audit_append(a, &ev) != 0)
 		log_err("audit log write failed: %llu refused signatures of "
 			"uid %ld not recorded",
@@ -133,7 +142,7 @@ stint_refusals_audit(struct stint_audit *a, const struct stint_audit_event *ev,
 
 	pthread_mutex_lock(&lock);
 	s = slot_for(ev->peer->uid, now);
-	if (now >= s->start + REFUSALS_INTERVAL) {
+	if (now >= s->start + interval) {
 		/* Its interval is over: close it, start the next. */
 		if (s->count > 0)
 			write_aggregate(a, s);
@@ -161,7 +170,7 @@ stint_refusals_flush(struct stint_audit *a, int64_t now, bool all)
 	for (i = 0; i <= SLOTS; i++) {
 		struct slot *s = &slots[i];
 
-		if (!s->used || (!all && now < s->start + REFUSALS_INTERVAL))
+		if (!s->used || (!all && now < s->start + interval))
 			continue;
 		if (s->count > 0)
 			write_aggregate(a, s);

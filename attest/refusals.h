@@ -17,9 +17,10 @@
 
 #include "attest/audit.h"
 
-#define REFUSALS_INTERVAL    10 /* seconds */
 #define REFUSALS_BURST_AGENT 8
 
+/* The interval in seconds ([audit] refusal_interval, default 10). */
+void stint_refusals_init(uint64_t interval);
 /* Audits the refusal ev (ev->peer set): its own record, or a count in its
  * peer's aggregate. Returns what stint_audit_append returned, 0 when
  * counted. Thread-safe. */

@@ -43,16 +43,14 @@
 #include "common/log.h"
 #include "common/msg.h"
 
-#define MAX_CONNS         1024 /* agent connections (agents and strangers) */
-#define MAX_CONNS_PER_UID 256
-#define ADMIN_RESERVE     64  /* descriptors kept for admin connections */
-#define FD_HEADROOM       128 /* the store, backend, evidence, logs ... */
-#define MIN_AGENT_CONNS   8
-#define BACKOFF_MS        100
-#define IDLE_TIMEOUT_MS   (5 * 60 * 1000)
-#define FRAME_TIMEOUT_MS  10000
-#define WRITE_TIMEOUT_MS  10000
-#define CONN_STACK        (256 * 1024)
+#define ADMIN_RESERVE    64  /* descriptors kept for admin connections */
+#define FD_HEADROOM      128 /* the store, backend, evidence, logs ... */
+#define MIN_AGENT_CONNS  8
+#define BACKOFF_MS       100
+#define IDLE_TIMEOUT_MS  (5 * 60 * 1000)
+#define FRAME_TIMEOUT_MS 10000
+#define WRITE_TIMEOUT_MS 10000
+#define CONN_STACK       (256 * 1024)
 
 enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER };
 
@@ -70,7 +68,7 @@ static struct {
 	size_t agents;    /* agent connections, strangers' included */
 	size_t strangers; /* connections of peers that map to no agent */
 	size_t per_uid;   /* agent connections of one uid */
-} caps = {MAX_CONNS, MAX_CONNS / 2, MAX_CONNS_PER_UID};
+} caps;
 
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_cv = PTHREAD_COND_INITIALIZER;
@@ -108,17 +106,19 @@ open_fds(void)
 }
 
 /*
- * Raises the soft RLIMIT_NOFILE (up to the hard limit) to what MAX_CONNS
- * agent connections need on top of what is open now, ADMIN_RESERVE and
- * FD_HEADROOM, then fits the caps into the limit there is.
+ * Raises the soft RLIMIT_NOFILE (up to the hard limit) to what
+ * max_connections agent connections need on top of what is open now,
+ * ADMIN_RESERVE and FD_HEADROOM, then fits the caps into the limit there
+ * is.
  */
 static void
-budget_fds(void)
+budget_fds(const struct stint_config *cfg)
 {
 	struct rlimit rl;
 	size_t used = open_fds() + 1 /* spare_fd */, want, avail;
+	size_t fixed = used + FD_HEADROOM + ADMIN_RESERVE;
 
-	want = used + FD_HEADROOM + ADMIN_RESERVE + MAX_CONNS;
+	want = fixed + cfg->max_connections;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
 		rl.rlim_cur = rl.rlim_max = 1024;
@@ -136,20 +136,27 @@ budget_fds(void)
 			log_warn("cannot raise RLIMIT_NOFILE to %zu: %s", want,
 				 strerror(errno));
 	}
-	avail = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want ? MAX_CONNS
-		: rl.rlim_cur > used + FD_HEADROOM + ADMIN_RESERVE
-			? rl.rlim_cur - used - FD_HEADROOM - ADMIN_RESERVE
-			: 0;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		avail = cfg->max_connections;
+	else
+		avail = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 0;
 	if (avail < MIN_AGENT_CONNS) {
 		log_warn("open-file limit %llu leaves no room for agent "
 			 "connections: raise LimitNOFILE (want %zu)",
 			 (unsigned long long)rl.rlim_cur, want);
 		avail = MIN_AGENT_CONNS;
+	} else if (avail < cfg->max_connections) {
+		log_warn("open-file limit %llu allows %zu agent connections, "
+			 "not max_connections = %lu: raise LimitNOFILE to %zu",
+			 (unsigned long long)rl.rlim_cur, avail,
+			 (unsigned long)cfg->max_connections, want);
 	}
 	caps.agents = avail;
 	caps.strangers = avail / 2;
-	caps.per_uid = avail / 4 < MAX_CONNS_PER_UID ? avail / 4 + 1
-						     : MAX_CONNS_PER_UID;
+	/* One uid may hold at most a quarter of a lowered cap. */
+	caps.per_uid = cfg->max_connections_per_uid;
+	if (avail < cfg->max_connections && caps.per_uid > avail / 4 + 1)
+		caps.per_uid = avail / 4 + 1;
 	if ((spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		log_warn("cannot open /dev/null: %s", strerror(errno));
 	log_info("connections: at most %zu on agent.sock (%zu from peers that "
@@ -538,7 +545,8 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 		goto out;
 	log_info("listening on %s and %s", agent_path, admin_path);
 
-	budget_fds();
+	budget_fds(&d->cfg);
+	stint_refusals_init(d->cfg.audit.refusal_interval);
 	p[0] = (struct pollfd){.fd = afd, .events = POLLIN};
 	p[1] = (struct pollfd){.fd = mfd, .events = POLLIN};
 	p[2] = (struct pollfd){.fd = wake_fd, .events = POLLIN};

@@ -16,7 +16,7 @@ agent_add alpha "$(id -u)"
 SIGNERS=5
 ROUNDS=3
 ttl=2
-[ "$STINT_TEST_BACKEND" = tpm ] && ttl=4
+[ "$STINT_TEST_BACKEND" = tpm ] || [ "$STINT_SANITIZERS" = yes ] && ttl=4
 
 # Signs back to back on one connection until a refusal after the deadline;
 # prints "<signatures> <refusals>". Every digest is distinct.
@@ -25,10 +25,13 @@ import os, sys, time
 sys.path.insert(0, os.path.dirname(sys.argv[0]))
 import wire
 
-path, task, deadline, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# Connected before the task exists: $go then holds "<task id> <deadline>".
+path, go = sys.argv[1], sys.argv[2]
 s = wire.connect(path, 30)
 while not os.path.exists(go):
     time.sleep(0.001)
+task, deadline = open(go).read().split()
+deadline = int(deadline)
 ok = refused = 0
 while True:
     s.sendall(wire.frame({1: 3, 6: task, 7: 0x1041, 8: os.urandom(32)}))
@@ -46,19 +49,21 @@ PY
 
 late_total=0
 for round in $(seq 1 "$ROUNDS"); do
-	stint task start --agent alpha --ttl "${ttl}s" --json >"$T/task.json" ||
-		fail "task start --ttl ${ttl}s"
-	id=$(json_get id <"$T/task.json")
-	deadline=$(json_get not_after_unix <"$T/task.json")
 	rm -f "$T/go" "$T"/signer.*.out
 	pids=()
 	for i in $(seq 1 "$SIGNERS"); do
-		"$PYTHON" "$T/signer.py" "$STINT_SOCKET" "$id" "$deadline" "$T/go" \
+		"$PYTHON" "$T/signer.py" "$STINT_SOCKET" "$T/go" \
 			>"$T/signer.$i.out" 2>&1 &
 		pids+=("$!")
 	done
 	bg_track "${pids[@]}"
-	touch "$T/go"
+	sleep 1 # python starts and connects
+	stint task start --agent alpha --ttl "${ttl}s" --json >"$T/task.json" ||
+		fail "task start --ttl ${ttl}s"
+	id=$(json_get id <"$T/task.json")
+	deadline=$(json_get not_after_unix <"$T/task.json")
+	echo "$id $deadline" >"$T/go.tmp"
+	mv "$T/go.tmp" "$T/go"
 	for p in "${pids[@]}"; do
 		wait "$p" || { cat "$T"/signer.*.out; fail "a signer failed"; }
 	done

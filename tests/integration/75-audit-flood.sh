@@ -3,7 +3,7 @@
 # (uids 65530 and 65531, which map to no agent) send refused SIGNs as fast
 # as they can for 5 s while the task's agent signs. The log may grow by
 # the agent's sign-allowed records (each still has its own) plus less than
-# 16 KiB; the refusals are counted in sign-refused-aggregate records whose
+# 16 KiB (refusal_interval = 2s); the refusals are counted in sign-refused-aggregate records whose
 # counts, with the refusals written on their own, add up to what was sent;
 # the chain verifies. Before the fix every refusal had its own record
 # (tens of MB per 10 s).
@@ -12,7 +12,12 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-stint_setup
+backend_init
+stintd_config
+# [audit] is the config's last section: aggregates every 2 s.
+echo "refusal_interval = 2s" >>"$STINTD_CONF"
+stintd_start
+p11_env
 wire_py
 chmod 0644 "$T/wire.py"
 AGENT_UID=4242
@@ -71,6 +76,12 @@ note "flood: $sent refused SIGNs sent by two uids; the agent signed $agent_ok ti
 [ "$agent_ok" -eq 300 ] || fail "the agent signed $agent_ok of 300 times during the flood"
 [ "$sent" -gt 100 ] || fail "only $sent refusals sent: no flood to test"
 
+# Aggregates are written when their interval ends, not only at stop.
+aggregates()
+{
+	[ "$(grep -c '"event":"sign-refused-aggregate"' "$AUDIT_LOG")" -ge 2 ]
+}
+wait_for 10 aggregates || fail "no sign-refused-aggregate record 10 s after the flood"
 # At stop the open aggregates are written.
 stintd_stop
 "$PYTHON" - "$AUDIT_LOG" "$size0" "$id" "$sent" "$agent_ok" <<'PY' || fail "audit flood bounds (above)"
