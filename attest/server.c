@@ -257,6 +257,89 @@ dispatch(struct conn *c, const uint8_t *body, size_t len,
 	return r;
 }
 
+/* Refusals an outsider can provoke at will are logged at most
+ * REFUSAL_BURST times per REFUSAL_INTERVAL seconds, each kind. */
+#define REFUSAL_INTERVAL 10
+#define REFUSAL_BURST    5
+static struct stint_ratelimit admin_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+static struct stint_ratelimit flood_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+
+static const char *
+dropped_note(unsigned long dropped, char note[64])
+{
+	if (dropped == 0)
+		return "";
+	snprintf(note, 64, " (%lu more like it not logged)", dropped);
+	return note;
+}
+
+/* Whether one more connection of c's uid fits on agent.sock. Lock
+ * held; c is not counted yet. */
+static const char *
+agent_caps_full(const struct conn *c)
+{
+	if (n_lane[LANE_AGENT] + n_lane[LANE_STRANGER] >= caps.agents)
+		return "agent.sock is at its connection limit";
+	if (conns_of_uid(c->peer.uid) >= caps.per_uid)
+		return "too many connections from this uid";
+	return NULL;
+}
+
+static void
+refuse_conn(int fd, struct conn *c, int status, const char *why)
+{
+	send_error(fd, status, why);
+	close(fd);
+	free(c);
+}
+
+static void
+log_conn_refused(const struct conn *c, const char *why)
+{
+	unsigned long dropped;
+	char note[64];
+
+	if (stint_ratelimit(&flood_refusals, &dropped))
+		log_warn("too many connections (uid %ld): refusing pid %ld: "
+			 "%s%s",
+			 (long)c->peer.uid, (long)c->peer.pid, why,
+			 dropped_note(dropped, note));
+}
+
+/*
+ * An agent.sock connection is counted in the agent lane at accept; its
+ * thread then asks the store whether the peer maps to an agent (off the
+ * accept loop, which must never wait for the store) and moves a stranger
+ * to the strangers' lane, or refuses it when that lane is full.
+ */
+static bool
+classify(struct conn *c)
+{
+	struct stint_agent agent;
+	const char *why = "too many connections from peers that map to no "
+			  "agent";
+
+	if (c->admin ||
+	    stint_store_agent_for_peer(c->d->store, c->peer.uid, c->peer.gid,
+				       &agent) == STINT_STORE_OK)
+		return true;
+	pthread_mutex_lock(&conns_lock);
+	if (n_lane[LANE_STRANGER] < caps.strangers) {
+		n_lane[LANE_AGENT]--;
+		n_lane[LANE_STRANGER]++;
+		c->lane = LANE_STRANGER;
+		why = NULL;
+	}
+	pthread_mutex_unlock(&conns_lock);
+	if (why == NULL)
+		return true;
+	log_conn_refused(c, why);
+	send_error(c->fd, STINT_E_LIMIT, why);
+	return false;
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -266,7 +349,7 @@ conn_main(void *arg)
 	size_t len;
 	int r;
 
-	for (;;) {
+	for (bool ok = classify(c); ok;) {
 		if (wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
 			break;
 		body = NULL;
@@ -303,24 +386,6 @@ admin_allowed(const struct stintd *d, const struct stint_peer *peer)
 	return peer->uid == 0 || peer->uid == d->uid;
 }
 
-/* Refusals an outsider can provoke at will are logged at most
- * REFUSAL_BURST times per REFUSAL_INTERVAL seconds, each kind. */
-#define REFUSAL_INTERVAL 10
-#define REFUSAL_BURST    5
-static struct stint_ratelimit admin_refusals =
-	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
-static struct stint_ratelimit flood_refusals =
-	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
-
-static const char *
-dropped_note(unsigned long dropped, char note[64])
-{
-	if (dropped == 0)
-		return "";
-	snprintf(note, 64, " (%lu more like it not logged)", dropped);
-	return note;
-}
-
 /*
  * accept() with no descriptor left: the spare one is given up so that the
  * connection can be taken off the queue (else poll() reports it again at
@@ -345,43 +410,6 @@ spare_restore(void)
 {
 	if (spare_fd < 0)
 		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-/* Which lane a peer's connection counts in, and whether it fits. Lock
- * held. */
-static const char *
-lane_full(const struct conn *c)
-{
-	if (c->lane == LANE_ADMIN)
-		return NULL;
-	if (n_lane[LANE_AGENT] + n_lane[LANE_STRANGER] >= caps.agents)
-		return "agent.sock is at its connection limit";
-	if (c->lane == LANE_STRANGER && n_lane[LANE_STRANGER] >= caps.strangers)
-		return "too many connections from peers that map to no agent";
-	if (conns_of_uid(c->peer.uid) >= caps.per_uid)
-		return "too many connections from this uid";
-	return NULL;
-}
-
-static enum lane
-lane_of(struct stintd *d, const struct stint_peer *peer, bool admin)
-{
-	struct stint_agent agent;
-
-	if (admin)
-		return LANE_ADMIN;
-	return stint_store_agent_for_peer(d->store, peer->uid, peer->gid,
-					  &agent) == STINT_STORE_OK
-		       ? LANE_AGENT
-		       : LANE_STRANGER;
-}
-
-static void
-refuse_conn(int fd, struct conn *c, int status, const char *why)
-{
-	send_error(fd, status, why);
-	close(fd);
-	free(c);
 }
 
 /* Returns -1 when the socket should be left alone for a while (no
@@ -441,15 +469,11 @@ accept_one(struct stintd *d, int lfd, bool admin)
 		spare_restore();
 		return backoff;
 	}
-	c->lane = lane_of(d, &c->peer, admin);
+	c->lane = admin ? LANE_ADMIN : LANE_AGENT;
 	pthread_mutex_lock(&conns_lock);
-	if ((full = lane_full(c)) != NULL) {
+	if (!admin && (full = agent_caps_full(c)) != NULL) {
 		pthread_mutex_unlock(&conns_lock);
-		if (stint_ratelimit(&flood_refusals, &dropped))
-			log_warn("too many connections (uid %ld): refusing "
-				 "pid %ld: %s%s",
-				 (long)c->peer.uid, (long)c->peer.pid, full,
-				 dropped_note(dropped, note));
+		log_conn_refused(c, full);
 		refuse_conn(fd, c, STINT_E_LIMIT, full);
 		spare_restore();
 		return backoff;

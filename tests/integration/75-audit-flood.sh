@@ -23,6 +23,7 @@ chmod 0644 "$T/wire.py"
 AGENT_UID=4242
 agent_add worker "$AGENT_UID"
 id=$(task_start worker --ttl 10m) || exit 1
+id2=$(task_start worker --ttl 10m) || exit 1
 mkdir -m 1777 "$T/out"
 
 # Sends SIGNs on one connection until $3 exists; prints the number of
@@ -60,7 +61,15 @@ bg_track "${pids[@]}"
 setpriv --reuid="$AGENT_UID" --regid="$AGENT_UID" --clear-groups -- \
 	"$PYTHON" "$T/flood.py" "$STINT_SOCKET" "$id" "$T/stop" 300 >"$T/out/agent" 2>&1 ||
 	{ cat "$T/out/agent"; fail "the agent's signer failed"; }
-sleep 5
+# Revocation during the flood.
+t0=$(date +%s%N)
+timeout 30 "$STINT" --socket "$T/run/admin.sock" task end "$id2" >"$T/end.out" 2>&1 ||
+	{ cat "$T/end.out"; fail "stint task end failed during the flood"; }
+note "stint task end took $((($(date +%s%N) - t0) / 1000000)) ms during the flood"
+out=$(setpriv --reuid="$AGENT_UID" --regid="$AGENT_UID" --clear-groups -- \
+	"$PYTHON" "$T/wire.py" sign "$STINT_SOCKET" "$id2" 2>&1)
+[[ $out == status=5* ]] || fail "SIGN after task end during the flood: $out"
+sleep 4
 touch "$T/stop"
 for p in "${pids[@]}"; do
 	wait "$p" || { cat "$T"/out/*; fail "a flooding process failed"; }
