@@ -10,8 +10,10 @@
  * admin (admin.sock: never capped, so `task end` and the kill switch get
  * through whatever agent.sock's peers do), agents (peers that map to a
  * registered agent) and strangers (peers that map to none, who share at
- * most half of the agent connections, however many uids they use). Every
- * uid has its own cap too. At start stintd raises RLIMIT_NOFILE (soft, up
+ * most half of the agent connections, however many uids they use; the
+ * connection's thread asks the store, so the accept loop never waits for
+ * it). Every uid has its own cap too ([stintd] max_connections and
+ * max_connections_per_uid). At start stintd raises RLIMIT_NOFILE (soft, up
  * to the hard limit) to what the caps need, and lowers the caps to what the
  * limit allows after the descriptors already open, ADMIN_RESERVE for admin
  * connections and FD_HEADROOM for files the daemon opens as it works:
