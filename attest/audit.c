@@ -621,7 +621,7 @@ put_hex32(struct stint_audit *a, const char *key, size_t keylen,
  * are written by hand. Same text as strftime + "%.19s.%06dZ".
  */
 static int
-format_time(struct stint_audit *a, char out[32])
+format_time(struct stint_audit *a, const struct timespec *when, char out[32])
 {
 	struct timespec ts;
 	struct tm tm;
@@ -629,7 +629,9 @@ format_time(struct stint_audit *a, char out[32])
 	size_t n;
 	int usec;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+	if (when != NULL)
+		ts = *when;
+	else if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
 	if (a->when_len == 0 || ts.tv_sec != a->when_sec) {
 		if (gmtime_r(&ts.tv_sec, &tm) == NULL ||
@@ -664,7 +666,7 @@ build_line(struct stint_audit *a, const struct stint_audit_event *ev,
 	char when[32], hex[65];
 
 	a->used = 0;
-	if (format_time(a, when) != 0)
+	if (format_time(a, ev->when, when) != 0)
 		return -1;
 	if (PUT_LIT(a, "{\"seq\":") != 0 ||
 	    put_int(a, (json_int_t)a->seq) != 0 ||

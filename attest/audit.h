@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -35,6 +36,9 @@ struct stint_audit_event {
 	const char *decision;          /* "allow" | "deny" */
 	const char *reason;
 	const char *detail; /* free text: key type, ttl, intent... */
+	/* When the event happened (CLOCK_REALTIME), e.g. the moment a SIGN
+	 * was decided; NULL: when the record is written. */
+	const struct timespec *when;
 };
 
 struct stint_audit;

@@ -52,6 +52,10 @@ enum key_id {
 	K_CA_SKEW,
 	K_RETENTION,
 	K_CA_EXTENSION_OID,
+	/* connection and refusal limits (server.c, refusals.c) */
+	K_MAX_CONNECTIONS,
+	K_MAX_CONNECTIONS_PER_UID,
+	K_REFUSAL_INTERVAL,
 	K_N,
 };
 
@@ -79,6 +83,9 @@ static const struct {
 	[K_CA_SKEW] = {"ca", "skew"},
 	[K_RETENTION] = {"stintd", "retention"},
 	[K_CA_EXTENSION_OID] = {"ca", "extension_oid"},
+	[K_MAX_CONNECTIONS] = {"stintd", "max_connections"},
+	[K_MAX_CONNECTIONS_PER_UID] = {"stintd", "max_connections_per_uid"},
+	[K_REFUSAL_INTERVAL] = {"audit", "refusal_interval"},
 };
 
 struct parse_ctx {
@@ -375,6 +382,65 @@ set_retention(struct parse_ctx *c, const char *value, uint64_t *dst)
 	return 1;
 }
 
+/* max_connections, max_connections_per_uid: min to STINT_CONNS_MAX. */
+static int
+set_conn_limit(struct parse_ctx *c, const char *value, uint32_t *dst,
+	       const char *what, unsigned long min, unsigned long dflt)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+	    v < min || v > STINT_CONNS_MAX) {
+		ctx_error(c,
+			  "bad %s '%s': use a number from %lu to %d "
+			  "(default %lu)",
+			  what, value, min, STINT_CONNS_MAX, dflt);
+		return 0;
+	}
+	*dst = (uint32_t)v;
+	return 1;
+}
+
+/* [audit] refusal_interval: 1s to 1h. */
+static int
+set_refusal_interval(struct parse_ctx *c, const char *value, uint64_t *dst)
+{
+	uint64_t v;
+
+	if (stint_duration_parse(value, &v) != 0 || v < 1 || v > 3600) {
+		ctx_error(c,
+			  "bad refusal_interval '%s': use a duration from 1s "
+			  "to 1h (default 10s)",
+			  value);
+		return 0;
+	}
+	*dst = v;
+	return 1;
+}
+
+static int
+apply_limit_key(struct parse_ctx *c, enum key_id k, const char *value)
+{
+	struct stint_config *cfg = c->cfg;
+
+	switch (k) {
+	case K_MAX_CONNECTIONS:
+		return set_conn_limit(c, value, &cfg->max_connections,
+				      "max_connections", 16, 1024);
+	case K_MAX_CONNECTIONS_PER_UID:
+		return set_conn_limit(c, value, &cfg->max_connections_per_uid,
+				      "max_connections_per_uid", 1, 256);
+	case K_REFUSAL_INTERVAL:
+		return set_refusal_interval(c, value,
+					    &cfg->audit.refusal_interval);
+	default:
+		return 0;
+	}
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -487,6 +553,10 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 			return 0;
 		}
 		return 1;
+	case K_MAX_CONNECTIONS:
+	case K_MAX_CONNECTIONS_PER_UID:
+	case K_REFUSAL_INTERVAL:
+		return apply_limit_key(c, k, value);
 	case K_N:
 		break;
 	}
@@ -568,6 +638,9 @@ config_defaults(struct stint_config *cfg)
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
 	cfg->audit.sync = STINT_SYNC_BATCH;
 	cfg->audit.checkpoint = STINT_AUDIT_CHECKPOINT_DEFAULT;
+	cfg->max_connections = 1024;
+	cfg->max_connections_per_uid = 256;
+	cfg->audit.refusal_interval = 10;
 }
 
 /* Reads the whole file into a NUL-terminated malloc'ed buffer. */

@@ -16,6 +16,7 @@ enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 
 /* [audit] checkpoint, seconds */
 #define STINT_AUDIT_CHECKPOINT_DEFAULT 60
+#define STINT_CONNS_MAX            65536
 
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */
@@ -27,6 +28,10 @@ struct stint_config {
 	 * long after they ended; their audit records stay. Seconds, default
 	 * 30d, 0: never. */
 	uint64_t retention;
+	/* agent.sock connection caps (server.c); stintd lowers them at start
+	 * to fit its open-file limit. */
+	uint32_t max_connections;         /* default 1024, 16 to 65536 */
+	uint32_t max_connections_per_uid; /* default 256, 1 to 65536 */
 	struct {
 		char type[16]; /* "pkcs11" or "tpm" */
 		char module[PATH_MAX];
@@ -62,6 +67,9 @@ struct stint_config {
 		enum stint_audit_sync sync; /* default batch */
 		/* seconds between signed checkpoints (audit_anchor.c) */
 		uint64_t checkpoint;
+		/* refused SIGNs of one uid beyond the first few are counted
+		 * into one record per this many seconds (refusals.h) */
+		uint64_t refusal_interval; /* default 10s, 1s to 1h */
 	} audit;
 };
 

@@ -16,16 +16,34 @@
 #include <openssl/evp.h>
 
 #include "attest/daemon.h"
+#include "attest/refusals.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 #include "common/msg.h"
 
 #define LIST_PAGE 16 /* keeps a page of RSA-3072 tasks with certs < 64 KiB */
 
+/*
+ * Deadlines are whole seconds, and a deadline N is reached at the instant
+ * N.000000000: floor(t) >= N exactly when t >= N, so the seconds of the
+ * full-resolution clock decide as exactly as its nanoseconds would.
+ * time(NULL) would not do: it reads the kernel's coarse clock, which lags
+ * by up to a tick (1-4 ms), and allowed signatures after the deadline.
+ */
+static void
+realtime(struct timespec *ts)
+{
+	if (clock_gettime(CLOCK_REALTIME, ts) != 0)
+		abort(); /* cannot fail with a valid clock and pointer */
+}
+
 int64_t
 stintd_now(void)
 {
-	return (int64_t)time(NULL);
+	struct timespec ts;
+
+	realtime(&ts);
+	return (int64_t)ts.tv_sec;
 }
 
 static int
@@ -124,7 +142,8 @@ struct sign_ctx {
 	const struct stint_sign_req *req;
 	const struct stint_mech *mech;
 	uint8_t input_sha256[32];
-	const char *agent; /* as found by the gate, may be NULL */
+	const char *agent;       /* as found by the gate, may be NULL */
+	struct timespec decided; /* the clock the gate compared with */
 };
 
 static int
@@ -140,16 +159,42 @@ audit_sign(struct sign_ctx *s, const char *event, const char *decision,
 		.input_sha256 = s->input_sha256,
 		.decision = decision,
 		.reason = reason,
+		.when = s->decided.tv_sec != 0 ? &s->decided : NULL,
 	};
 
 	return stint_audit_append(s->d->audit, &ev);
+}
+
+/* A refusal's record: its own, or counted into its peer's aggregate
+ * (refusals.h), so that refusals cannot flood the log. */
+static int
+audit_refusal(struct sign_ctx *s, const char *reason)
+{
+	struct timespec now;
+	struct stint_audit_event ev = {
+		.event = "sign-refused",
+		.agent = s->agent,
+		.task = s->req->task[0] ? s->req->task : NULL,
+		.peer = s->peer,
+		.mechanism = s->mech ? s->mech->name : NULL,
+		.input_sha256 = s->input_sha256,
+		.decision = "deny",
+		.reason = reason,
+		.when = s->decided.tv_sec != 0 ? &s->decided : NULL,
+	};
+
+	if (s->decided.tv_sec != 0)
+		now = s->decided;
+	else
+		realtime(&now);
+	return stint_refusals_audit(s->d->audit, &ev, (int64_t)now.tv_sec);
 }
 
 static int
 refuse(struct sign_ctx *s, struct stint_reply *rep, int status,
        const char *reason)
 {
-	if (audit_sign(s, "sign-refused", "deny", reason) != 0)
+	if (audit_refusal(s, reason) != 0)
 		log_err("audit log write failed while refusing a signature");
 	stint_debug("sign", "refused task %s for pid %ld: %s", s->req->task,
 		    (long)s->peer->pid, reason);
@@ -240,9 +285,12 @@ handle_sign(struct stintd *d, const struct stint_peer *peer,
 	}
 
 	pthread_rwlock_rdlock(&d->revoke_lock);
+	/* Read once: the gate decides with it and the record carries it, so
+	 * every sign-allowed record's time is before the task's deadline. */
+	realtime(&s.decided);
 	if (stint_store_sign_gate(d->store, peer->uid, peer->gid, sr.task,
-				  sr.mech, stintd_now(), &agent, &task,
-				  &verdict, &reason) != STINT_STORE_OK) {
+				  sr.mech, (int64_t)s.decided.tv_sec, &agent,
+				  &task, &verdict, &reason) != STINT_STORE_OK) {
 		verdict = STINT_E_INTERNAL;
 		reason = "task store unavailable";
 	}

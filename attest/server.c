@@ -4,16 +4,35 @@
  * keep one misbehaving uid from starving the others: frames over
  * STINT_FRAME_MAX are refused unread, a frame must arrive within
  * FRAME_TIMEOUT_MS once started, idle connections are closed after
- * IDLE_TIMEOUT_MS, and each uid may hold at most MAX_CONNS_PER_UID.
+ * IDLE_TIMEOUT_MS.
+ *
+ * Revocation has its own lane. Connections are counted in three lanes:
+ * admin (admin.sock: never capped, so `task end` and the kill switch get
+ * through whatever agent.sock's peers do), agents (peers that map to a
+ * registered agent) and strangers (peers that map to none, who share at
+ * most half of the agent connections, however many uids they use; the
+ * connection's thread asks the store, so the accept loop never waits for
+ * it). Every uid has its own cap too ([stintd] max_connections and
+ * max_connections_per_uid). At start stintd raises RLIMIT_NOFILE (soft, up
+ * to the hard limit) to what the caps need, and lowers the caps to what the
+ * limit allows after the descriptors already open, ADMIN_RESERVE for admin
+ * connections and FD_HEADROOM for files the daemon opens as it works:
+ * agent connections are refused before descriptors run out. Should accept()
+ * still fail with EMFILE or ENFILE, a spare descriptor is given up to take
+ * the connection (an admin one is served, an agent one closed) and the agent
+ * socket is left alone for BACKOFF_MS instead of spinning on it.
  */
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,29 +40,44 @@
 #include <unistd.h>
 
 #include "attest/daemon.h"
+#include "attest/refusals.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/msg.h"
 
-#define MAX_CONNS         1024
-#define MAX_CONNS_PER_UID 256
-#define IDLE_TIMEOUT_MS   (5 * 60 * 1000)
-#define FRAME_TIMEOUT_MS  10000
-#define WRITE_TIMEOUT_MS  10000
-#define CONN_STACK        (256 * 1024)
+#define ADMIN_RESERVE    64  /* descriptors kept for admin connections */
+#define FD_HEADROOM      128 /* the store, backend, evidence, logs ... */
+#define MIN_AGENT_CONNS  8
+#define BACKOFF_MS       100
+#define IDLE_TIMEOUT_MS  (5 * 60 * 1000)
+#define FRAME_TIMEOUT_MS 10000
+#define WRITE_TIMEOUT_MS 10000
+#define CONN_STACK       (256 * 1024)
+
+enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER };
 
 struct conn {
 	struct stintd *d;
 	int fd;
 	bool admin;
+	enum lane lane;
 	struct stint_peer peer;
 	struct conn *next;
 };
 
+/* The caps, fixed at start by budget_fds(). */
+static struct {
+	size_t agents;    /* agent connections, strangers' included */
+	size_t strangers; /* connections of peers that map to no agent */
+	size_t per_uid;   /* agent connections of one uid */
+} caps;
+
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_cv = PTHREAD_COND_INITIALIZER;
 static struct conn *conns;
-static size_t n_conns;
+static size_t n_conns;    /* all, admin included */
+static size_t n_lane[3];  /* per enum lane */
+static int spare_fd = -1; /* given up when accept() runs out of fds */
 
 static size_t
 conns_of_uid(uid_t uid)
@@ -52,9 +86,86 @@ conns_of_uid(uid_t uid)
 	size_t n = 0;
 
 	for (c = conns; c != NULL; c = c->next)
-		if (c->peer.uid == uid)
+		if (c->lane != LANE_ADMIN && c->peer.uid == uid)
 			n++;
 	return n;
+}
+
+static size_t
+open_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	size_t n = 0;
+
+	if (dir == NULL)
+		return 64; /* a guess: no /proc */
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n > 0 ? n - 1 : 0; /* not the directory's own */
+}
+
+/*
+ * Raises the soft RLIMIT_NOFILE (up to the hard limit) to what
+ * max_connections agent connections need on top of what is open now,
+ * ADMIN_RESERVE and FD_HEADROOM, then fits the caps into the limit there
+ * is.
+ */
+static void
+budget_fds(const struct stint_config *cfg)
+{
+	struct rlimit rl;
+	size_t used = open_fds() + 1 /* spare_fd */, want, avail;
+	size_t fixed = used + FD_HEADROOM + ADMIN_RESERVE;
+
+	want = fixed + cfg->max_connections;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		rl.rlim_cur = rl.rlim_max = 1024;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		struct rlimit raised = rl;
+
+		raised.rlim_cur =
+			rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
+				? want
+				: rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl = raised;
+		else
+			log_warn("cannot raise RLIMIT_NOFILE to %zu: %s", want,
+				 strerror(errno));
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		avail = cfg->max_connections;
+	else
+		avail = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 0;
+	if (avail < MIN_AGENT_CONNS) {
+		log_warn("open-file limit %llu leaves no room for agent "
+			 "connections: raise LimitNOFILE (want %zu)",
+			 (unsigned long long)rl.rlim_cur, want);
+		avail = MIN_AGENT_CONNS;
+	} else if (avail < cfg->max_connections) {
+		log_warn("open-file limit %llu allows %zu agent connections, "
+			 "not max_connections = %lu: raise LimitNOFILE to %zu",
+			 (unsigned long long)rl.rlim_cur, avail,
+			 (unsigned long)cfg->max_connections, want);
+	}
+	caps.agents = avail;
+	caps.strangers = avail / 2;
+	/* One uid may hold at most a quarter of a lowered cap. */
+	caps.per_uid = cfg->max_connections_per_uid;
+	if (avail < cfg->max_connections && caps.per_uid > avail / 4 + 1)
+		caps.per_uid = avail / 4 + 1;
+	if ((spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		log_warn("cannot open /dev/null: %s", strerror(errno));
+	log_info("connections: at most %zu on agent.sock (%zu from peers that "
+		 "map to no agent, %zu per uid), admin.sock uncapped; "
+		 "open-file limit %llu",
+		 caps.agents, caps.strangers, caps.per_uid,
+		 (unsigned long long)rl.rlim_cur);
 }
 
 static void
@@ -70,6 +181,7 @@ conn_unlink(struct conn *c)
 		}
 	}
 	n_conns--;
+	n_lane[c->lane]--;
 	pthread_cond_broadcast(&conns_cv);
 	pthread_mutex_unlock(&conns_lock);
 }
@@ -147,6 +259,89 @@ dispatch(struct conn *c, const uint8_t *body, size_t len,
 	return r;
 }
 
+/* Refusals an outsider can provoke at will are logged at most
+ * REFUSAL_BURST times per REFUSAL_INTERVAL seconds, each kind. */
+#define REFUSAL_INTERVAL 10
+#define REFUSAL_BURST    5
+static struct stint_ratelimit admin_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+static struct stint_ratelimit flood_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+
+static const char *
+dropped_note(unsigned long dropped, char note[64])
+{
+	if (dropped == 0)
+		return "";
+	snprintf(note, 64, " (%lu more like it not logged)", dropped);
+	return note;
+}
+
+/* Whether one more connection of c's uid fits on agent.sock. Lock
+ * held; c is not counted yet. */
+static const char *
+agent_caps_full(const struct conn *c)
+{
+	if (n_lane[LANE_AGENT] + n_lane[LANE_STRANGER] >= caps.agents)
+		return "agent.sock is at its connection limit";
+	if (conns_of_uid(c->peer.uid) >= caps.per_uid)
+		return "too many connections from this uid";
+	return NULL;
+}
+
+static void
+refuse_conn(int fd, struct conn *c, int status, const char *why)
+{
+	send_error(fd, status, why);
+	close(fd);
+	free(c);
+}
+
+static void
+log_conn_refused(const struct conn *c, const char *why)
+{
+	unsigned long dropped;
+	char note[64];
+
+	if (stint_ratelimit(&flood_refusals, &dropped))
+		log_warn("too many connections (uid %ld): refusing pid %ld: "
+			 "%s%s",
+			 (long)c->peer.uid, (long)c->peer.pid, why,
+			 dropped_note(dropped, note));
+}
+
+/*
+ * An agent.sock connection is counted in the agent lane at accept; its
+ * thread then asks the store whether the peer maps to an agent (off the
+ * accept loop, which must never wait for the store) and moves a stranger
+ * to the strangers' lane, or refuses it when that lane is full.
+ */
+static bool
+classify(struct conn *c)
+{
+	struct stint_agent agent;
+	const char *why = "too many connections from peers that map to no "
+			  "agent";
+
+	if (c->admin ||
+	    stint_store_agent_for_peer(c->d->store, c->peer.uid, c->peer.gid,
+				       &agent) == STINT_STORE_OK)
+		return true;
+	pthread_mutex_lock(&conns_lock);
+	if (n_lane[LANE_STRANGER] < caps.strangers) {
+		n_lane[LANE_AGENT]--;
+		n_lane[LANE_STRANGER]++;
+		c->lane = LANE_STRANGER;
+		why = NULL;
+	}
+	pthread_mutex_unlock(&conns_lock);
+	if (why == NULL)
+		return true;
+	log_conn_refused(c, why);
+	send_error(c->fd, STINT_E_LIMIT, why);
+	return false;
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -156,7 +351,7 @@ conn_main(void *arg)
 	size_t len;
 	int r;
 
-	for (;;) {
+	for (bool ok = classify(c); ok;) {
 		if (wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
 			break;
 		body = NULL;
@@ -193,40 +388,67 @@ admin_allowed(const struct stintd *d, const struct stint_peer *peer)
 	return peer->uid == 0 || peer->uid == d->uid;
 }
 
-/* Refusals an outsider can provoke at will are logged at most
- * REFUSAL_BURST times per REFUSAL_INTERVAL seconds, each kind. */
-#define REFUSAL_INTERVAL 10
-#define REFUSAL_BURST    5
-static struct stint_ratelimit admin_refusals =
-	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
-static struct stint_ratelimit flood_refusals =
-	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
-
-static const char *
-dropped_note(unsigned long dropped, char note[64])
+/*
+ * accept() with no descriptor left: the spare one is given up so that the
+ * connection can be taken off the queue (else poll() reports it again at
+ * once, forever). Returns the connection's fd or -1; the caller must call
+ * spare_restore() when done.
+ */
+static int
+accept_with_spare(int lfd)
 {
-	if (dropped == 0)
-		return "";
-	snprintf(note, 64, " (%lu more like it not logged)", dropped);
-	return note;
+	int fd;
+
+	if (spare_fd < 0)
+		return -1;
+	close(spare_fd);
+	spare_fd = -1;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return fd;
 }
 
 static void
+spare_restore(void)
+{
+	if (spare_fd < 0)
+		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Returns -1 when the socket should be left alone for a while (no
+ * descriptors), else 0. */
+static int
 accept_one(struct stintd *d, int lfd, bool admin)
 {
 	pthread_attr_t attr;
 	pthread_t tid;
 	struct conn *c;
 	unsigned long dropped;
+	const char *full;
 	char note[64];
-	int fd;
+	int fd, backoff = 0;
 
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		if (stint_ratelimit(&flood_refusals, &dropped))
+			log_warn("out of file descriptors accepting on %s%s",
+				 admin ? "admin.sock" : "agent.sock",
+				 dropped_note(dropped, note));
+		fd = accept_with_spare(lfd);
+		/* An agent connection would need the spare back: closed. */
+		if (fd >= 0 && !admin) {
+			close(fd);
+			fd = -1;
+		}
+		backoff = -1;
+	}
+	if (fd < 0) {
+		spare_restore();
+		return backoff;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
-		return;
+		spare_restore();
+		return -1;
 	}
 	c->d = d;
 	c->fd = fd;
@@ -234,7 +456,8 @@ accept_one(struct stintd *d, int lfd, bool admin)
 	if (stint_peer_from_socket(fd, &c->peer) != 0) {
 		close(fd);
 		free(c);
-		return;
+		spare_restore();
+		return backoff;
 	}
 	if (admin && !admin_allowed(d, &c->peer)) {
 		if (stint_ratelimit(&admin_refusals, &dropped))
@@ -242,29 +465,25 @@ accept_one(struct stintd *d, int lfd, bool admin)
 				 "%ld (%s)%s",
 				 (long)c->peer.uid, (long)c->peer.pid,
 				 c->peer.exe, dropped_note(dropped, note));
-		send_error(fd, STINT_E_DENIED,
-			   "permission denied: only root and stintd's user "
-			   "may use the admin socket");
-		close(fd);
-		free(c);
-		return;
+		refuse_conn(fd, c, STINT_E_DENIED,
+			    "permission denied: only root and stintd's user "
+			    "may use the admin socket");
+		spare_restore();
+		return backoff;
 	}
+	c->lane = admin ? LANE_ADMIN : LANE_AGENT;
 	pthread_mutex_lock(&conns_lock);
-	if (n_conns >= MAX_CONNS ||
-	    conns_of_uid(c->peer.uid) >= MAX_CONNS_PER_UID) {
+	if (!admin && (full = agent_caps_full(c)) != NULL) {
 		pthread_mutex_unlock(&conns_lock);
-		if (stint_ratelimit(&flood_refusals, &dropped))
-			log_warn("too many connections (uid %ld): refusing "
-				 "pid %ld%s",
-				 (long)c->peer.uid, (long)c->peer.pid,
-				 dropped_note(dropped, note));
-		close(fd);
-		free(c);
-		return;
+		log_conn_refused(c, full);
+		refuse_conn(fd, c, STINT_E_LIMIT, full);
+		spare_restore();
+		return backoff;
 	}
 	c->next = conns;
 	conns = c;
 	n_conns++;
+	n_lane[c->lane]++;
 	pthread_mutex_unlock(&conns_lock);
 
 	pthread_attr_init(&attr);
@@ -274,8 +493,11 @@ accept_one(struct stintd *d, int lfd, bool admin)
 		conn_unlink(c);
 		close(fd);
 		free(c);
+		backoff = -1;
 	}
 	pthread_attr_destroy(&attr);
+	spare_restore();
+	return backoff;
 }
 
 /* Refuses to take over a socket another stintd is still serving. */
@@ -332,7 +554,7 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 {
 	char agent_path[PATH_MAX], admin_path[PATH_MAX];
 	struct pollfd p[3];
-	int afd = -1, mfd = -1, r = -1;
+	int afd = -1, mfd = -1, r = -1, afd_paused = 0;
 
 	if (snprintf(agent_path, sizeof(agent_path), "%s/agent.sock",
 		     d->cfg.runtime_dir) >= (int)sizeof(agent_path) ||
@@ -349,11 +571,18 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 		goto out;
 	log_info("listening on %s and %s", agent_path, admin_path);
 
+	budget_fds(&d->cfg);
+	stint_refusals_init(d->cfg.audit.refusal_interval);
 	p[0] = (struct pollfd){.fd = afd, .events = POLLIN};
 	p[1] = (struct pollfd){.fd = mfd, .events = POLLIN};
 	p[2] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
 	for (;;) {
-		if (poll(p, 3, -1) < 0) {
+		spare_restore();
+		/* While backing off, agent.sock is not polled (fd < 0). */
+		p[0].fd = afd_paused > 0 ? -1 : afd;
+		/* Refusal aggregates are written when their interval ends. */
+		stint_refusals_flush(d->audit, stintd_now(), false);
+		if (poll(p, 3, afd_paused > 0 ? BACKOFF_MS : 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "poll: %s", strerror(errno));
@@ -361,10 +590,14 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 		}
 		if (p[2].revents)
 			break;
-		if (p[0].revents & POLLIN)
-			accept_one(d, afd, false);
 		if (p[1].revents & POLLIN)
-			accept_one(d, mfd, true);
+			(void)accept_one(d, mfd, true);
+		if (afd_paused > 0) {
+			afd_paused = 0; /* one BACKOFF_MS pause, then retry */
+			continue;
+		}
+		if ((p[0].revents & POLLIN) && accept_one(d, afd, false) != 0)
+			afd_paused = 1;
 	}
 	r = 0;
 out:
@@ -377,5 +610,10 @@ out:
 		unlink(admin_path);
 	}
 	close_all_conns();
+	stint_refusals_flush(d->audit, stintd_now(), true);
+	if (spare_fd >= 0) {
+		close(spare_fd);
+		spare_fd = -1;
+	}
 	return r;
 }

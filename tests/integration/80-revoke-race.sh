@@ -52,8 +52,11 @@ for round in 1 2 3; do
 	after=$(audit_count "$id" sign-allowed)
 	note "round $round: $clients clients, $before signatures before task end, $after in all, 0 after"
 	[ "$before" -gt 0 ] || fail "round $round: no signature before task end (the race did not happen)"
-	[ "$(audit_count "$id" sign-refused)" -ge "$clients" ] ||
-		fail "round $round: fewer refusals audited than clients"
+	# Identical refusals of one uid are counted into an aggregate record
+	# written at the end of its interval (docs/audit.md): one of their
+	# own at least.
+	[ "$(audit_count "$id" sign-refused)" -ge 1 ] ||
+		fail "round $round: the refusals after task end were not audited"
 done
 
 stintd_stop

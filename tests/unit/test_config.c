@@ -262,6 +262,36 @@ test_backend_tpm(void **state)
 		       4, "is not an owner NV index");
 }
 
+/* Connection caps and the refusal interval (server.c, refusals.c). */
+static void
+test_limits(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[stintd]\n"), 0);
+	assert_int_equal(cfg.max_connections, 1024);
+	assert_int_equal(cfg.max_connections_per_uid, 256);
+	assert_int_equal(cfg.audit.refusal_interval, 10);
+	assert_int_equal(load("[stintd]\nmax_connections = 16\n"
+			      "max_connections_per_uid = 1\n"
+			      "[audit]\nrefusal_interval = 1m\n"),
+			 0);
+	assert_int_equal(cfg.max_connections, 16);
+	assert_int_equal(cfg.max_connections_per_uid, 1);
+	assert_int_equal(cfg.audit.refusal_interval, 60);
+	expect_refused("[stintd]\nmax_connections = 15\n", 2,
+		       "bad max_connections '15'");
+	expect_refused("[stintd]\nmax_connections = 65537\n", 2,
+		       "bad max_connections");
+	expect_refused("[stintd]\nmax_connections_per_uid = 0\n", 2,
+		       "bad max_connections_per_uid '0'");
+	expect_refused("[audit]\nrefusal_interval = 0s\n", 2,
+		       "bad refusal_interval");
+	expect_refused("[audit]\nrefusal_interval = 2h\n", 2,
+		       "bad refusal_interval '2h'");
+	expect_refused("[stintd]\nrefusal_interval = 10s\n", 2,
+		       "belongs in [audit]");
+}
+
 static void
 test_backend_key_pool(void **state)
 {
@@ -581,6 +611,7 @@ main(void)
 		cmocka_unit_test(test_backend_tpm),
 		cmocka_unit_test(test_backend_key_pool),
 		cmocka_unit_test(test_backend_prepared_ops),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_sync_value),
 		cmocka_unit_test(test_ca_section),
 		cmocka_unit_test(test_relative_paths),
