@@ -48,7 +48,12 @@ print(ok, refused)
 PY
 
 late_total=0
-for round in $(seq 1 "$ROUNDS"); do
+conclusive=0
+# A round in which no signature was allowed at all (on a machine so loaded
+# that the signers only got going after the deadline) proves nothing either
+# way: it is repeated, up to twice as many rounds in all.
+for round in $(seq 1 $((2 * ROUNDS))); do
+	[ "$conclusive" -lt "$ROUNDS" ] || break
 	rm -f "$T/go" "$T"/signer.*.out
 	pids=()
 	for i in $(seq 1 "$SIGNERS"); do
@@ -91,11 +96,16 @@ PY
 	)
 	note "round $round: $got signatures received, $allowed sign-allowed records," \
 		"$late at or after not_after; last allowed ${closest} us before it"
-	[ "$allowed" -gt 0 ] || fail "round $round: no signature was allowed"
+	late_total=$((late_total + late))
+	if [ "$allowed" -eq 0 ]; then
+		note "round $round: nothing allowed before the deadline (slow machine); again"
+		continue
+	fi
+	conclusive=$((conclusive + 1))
 	[ "$got" -eq "$allowed" ] ||
 		fail "round $round: $got signatures received but $allowed sign-allowed records"
-	late_total=$((late_total + late))
 done
+[ "$conclusive" -gt 0 ] || fail "no round allowed any signature before its deadline"
 [ "$late_total" -eq 0 ] ||
 	fail "$late_total signatures allowed at or after the deadline"
 
