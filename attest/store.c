@@ -1,0 +1,648 @@
+/*
+ * stintd's durable state: agents and tasks in one SQLite database.
+ *
+ * Durability: journal_mode=WAL with synchronous=NORMAL. A committed
+ * transaction survives a crash of stintd (the WAL is in the OS page cache
+ * and SQLite replays it on the next open), but the last transactions can be
+ * lost on power loss or a kernel crash, because NORMAL does not fsync the
+ * WAL on each commit. The signature budget relies on process-crash
+ * durability only: used_sigs is incremented and committed before the
+ * signature is produced, so a stintd crash never hands a spent budget back.
+ * FULL would fsync on every SIGN, which costs more than the signature.
+ *
+ * Concurrency: one connection, opened SQLITE_OPEN_FULLMUTEX, and the
+ * store's own mutex around every function so that multi-statement
+ * transactions from different threads never interleave.
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "attest/store_int.h"
+#include "common/log.h"
+
+/* <state.db>.revocations: ends a full disk kept out of state.db are
+ * replayed (in memory at once, into state.db when it accepts them) before
+ * the gate index is built, so a restart never revives such a task. */
+static int
+open_journal(struct stint_store *s, char *err, size_t errlen)
+{
+	char path[sizeof(s->path) + 16];
+
+	snprintf(path, sizeof(path), "%s.revocations", s->path);
+	if (stint_rj_open(path, &s->rj, err, errlen) != 0)
+		return -1;
+	stint_rj_each(s->rj, tomb_replay, s);
+	tombs_land(s);
+	return 0;
+}
+
+int
+stint_store_open(const char *path, struct stint_store **out, char *err,
+		 size_t errlen)
+{
+	struct stint_store *s;
+	int rc;
+
+	*out = NULL;
+	if (strlen(path) >= sizeof(s->path)) {
+		snprintf(err, errlen, "state database path too long");
+		return STINT_STORE_ERROR;
+	}
+	if (prepare_file(path, err, errlen) != 0)
+		return STINT_STORE_ERROR;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return STINT_STORE_ERROR;
+	}
+	memcpy(s->path, path, strlen(path) + 1);
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		snprintf(err, errlen, "cannot create the store mutex");
+		free(s);
+		return STINT_STORE_ERROR;
+	}
+	rc = sqlite3_open_v2(path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
+				     SQLITE_OPEN_NOFOLLOW,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+			 s->db != NULL ? sqlite3_errmsg(s->db)
+				       : sqlite3_errstr(rc));
+		goto fail;
+	}
+	if (configure_db(s, err, errlen) != 0 ||
+	    open_journal(s, err, errlen) != 0)
+		goto fail;
+	if (idx_rebuild(s) != 0) {
+		snprintf(err, errlen, "%s: cannot load agents and tasks", path);
+		goto fail;
+	}
+	*out = s;
+	return STINT_STORE_OK;
+fail:
+	stint_store_close(s);
+	return STINT_STORE_ERROR;
+}
+
+void
+stint_store_close(struct stint_store *s)
+{
+	int i;
+
+	if (s == NULL)
+		return;
+	if (s->db != NULL && s->st[S_N - 1] != NULL && pending_flush(s) != 0)
+		log_err("%s: signature counts of %zu tasks not written",
+			s->path, s->n_pending);
+	if (s->db != NULL && s->st[S_N - 1] != NULL)
+		tombs_land(s);
+	if (s->n_tombs > 0)
+		log_warn("%s: %zu task ends still pending; the revocation "
+			 "journal keeps them for the next start",
+			 s->path, s->n_tombs);
+	stint_rj_close(s->rj);
+	pending_clear(s);
+	idx_free(&s->idx);
+	for (i = 0; i < S_N; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- agents ------------------------------------------------------------ */
+
+static int
+agent_find(struct stint_store *s, enum stmt_id id, sqlite3_stmt *st,
+	   struct stint_agent *a)
+{
+	int rc = sqlite3_step(st);
+	int r;
+
+	if (rc == SQLITE_ROW)
+		r = read_agent(st, a) == 0 ? STINT_STORE_OK : STINT_STORE_ERROR;
+	else if (rc == SQLITE_DONE)
+		r = STINT_STORE_NOT_FOUND;
+	else
+		r = STINT_STORE_ERROR;
+	if (r == STINT_STORE_ERROR)
+		db_log(s,
+		       id == S_AGENT_BY_NAME ? "agent lookup" : "peer lookup");
+	stmt_done(st);
+	return r;
+}
+
+int
+agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
+		      struct stint_agent *a)
+{
+	sqlite3_stmt *st = stmt(s, S_AGENT_FOR_PEER);
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)uid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
+	return agent_find(s, S_AGENT_FOR_PEER, st, a);
+}
+
+/* The name of an agent the (uid, gid) of a would collide with. */
+static int
+agent_uid_clash(struct stint_store *s, const struct stint_agent *a, char *name,
+		size_t cap)
+{
+	sqlite3_stmt *st = stmt(s, S_AGENT_UID_CLASH);
+	int rc, r;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->uid);
+	if (a->gid >= 0)
+		sqlite3_bind_int64(st, 2, a->gid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = copy_text(st, 0, name, cap) == 0 ? STINT_STORE_EXISTS
+						     : STINT_STORE_ERROR;
+	else
+		r = rc == SQLITE_DONE ? STINT_STORE_OK : STINT_STORE_ERROR;
+	stmt_done(st);
+	return r;
+}
+
+static int
+agent_add_locked(struct stint_store *s, const struct stint_agent *a, char *err,
+		 size_t errlen)
+{
+	char mechs[MECHS_TEXT_MAX], other[STINT_NAME_MAX + 1];
+	struct stint_agent existing;
+	sqlite3_stmt *st;
+	int r;
+
+	if (a->name[0] == '\0' ||
+	    mechs_format(a->mechs, a->n_mechs, mechs, sizeof(mechs)) != 0 ||
+	    a->max_ttl > INT64_MAX) {
+		snprintf(err, errlen, "invalid agent record");
+		return STINT_STORE_ERROR;
+	}
+	st = stmt(s, S_AGENT_BY_NAME);
+	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+	r = agent_find(s, S_AGENT_BY_NAME, st, &existing);
+	if (r == STINT_STORE_OK) {
+		snprintf(err, errlen, "agent '%s' already exists", a->name);
+		return STINT_STORE_EXISTS;
+	}
+	if (r != STINT_STORE_NOT_FOUND)
+		goto dberr;
+	r = agent_uid_clash(s, a, other, sizeof(other));
+	if (r == STINT_STORE_EXISTS) {
+		snprintf(err, errlen,
+			 "uid %" PRIu32 " already acts as agent '%s': remove "
+			 "it first or give each agent its own uid or gid",
+			 a->uid, other);
+		return STINT_STORE_EXISTS;
+	}
+	if (r != STINT_STORE_OK)
+		goto dberr;
+	st = stmt(s, S_AGENT_INSERT);
+	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->uid);
+	if (a->gid >= 0)
+		sqlite3_bind_int64(st, 3, a->gid);
+	bind_u64(st, 4, a->max_ttl);
+	sqlite3_bind_text(st, 5, mechs, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, a->created);
+	r = sqlite3_step(st);
+	stmt_done(st);
+	if (r != SQLITE_DONE)
+		goto dberr;
+	return STINT_STORE_OK;
+dberr:
+	db_err(s, "cannot add agent", err, errlen);
+	return STINT_STORE_ERROR;
+}
+
+int
+stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
+		      char *err, size_t errlen)
+{
+	struct stint_agent row = *a;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (tx_begin(s) != 0) {
+		db_err(s, "cannot add agent", err, errlen);
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	r = agent_add_locked(s, a, err, errlen);
+	row.id = sqlite3_last_insert_rowid(s->db);
+	if (r == STINT_STORE_OK && tx_commit(s) != 0) {
+		snprintf(err, errlen, "%s: cannot commit agent '%s'", s->path,
+			 a->name);
+		r = STINT_STORE_ERROR;
+	}
+	if (r != STINT_STORE_OK)
+		tx_rollback(s);
+	else if (s->idx.valid && idx_agent_put(&s->idx, &row) != 0)
+		idx_invalidate(s, "out of memory adding an agent");
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_agent_get(struct stint_store *s, const char *name,
+		      struct stint_agent *a)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_AGENT_BY_NAME);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = agent_find(s, S_AGENT_BY_NAME, st, a);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_agent_for_peer(struct stint_store *s, uid_t uid, gid_t gid,
+			   struct stint_agent *a)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = agent_for_peer_locked(s, uid, gid, a);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
+		       size_t *n)
+{
+	struct stint_agent *list = NULL, *grown;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, r = STINT_STORE_ERROR;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_AGENT_LIST);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			grown = realloc(list, cap * sizeof(*list));
+			if (grown == NULL)
+				goto out;
+			list = grown;
+		}
+		if (read_agent(st, &list[count]) != 0)
+			goto out;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		db_log(s, "agent list");
+		goto out;
+	}
+	*out = list;
+	*n = count;
+	list = NULL;
+	r = STINT_STORE_OK;
+out:
+	stmt_done(st);
+	pthread_mutex_unlock(&s->lock);
+	free(list);
+	return r;
+}
+
+int
+stint_store_agent_remove(struct stint_store *s, const char *name)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	size_t n = 0;
+	int r;
+
+	r = stint_store_agent_remove_tasks(s, name, "agent removed",
+					   (int64_t)time(NULL), &ids, &n);
+	free(ids);
+	return r;
+}
+
+/* The ids of an agent's live tasks (inside the caller's transaction). */
+static int
+agent_live_ids(struct stint_store *s, const struct stint_agent *a,
+	       char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n)
+{
+	char(*grown)[STINT_TASK_ID_MAX + 1];
+	sqlite3_stmt *st = stmt(s, S_AGENT_LIVE_IDS);
+	size_t cap = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, a->id);
+	sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			grown = realloc(*ids, cap * sizeof(**ids));
+			if (grown == NULL)
+				break;
+			*ids = grown;
+		}
+		if (copy_text(st, 0, (*ids)[*n], sizeof((*ids)[0])) != 0)
+			break;
+		(*n)++;
+	}
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+agent_remove_locked(struct stint_store *s, const struct stint_agent *a,
+		    const char *reason, int64_t when)
+{
+	sqlite3_stmt *st = stmt(s, S_AGENT_LIVE_END);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, a->id);
+	sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, when);
+	sqlite3_bind_text(st, 4, reason != NULL ? reason : "", -1,
+			  SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	st = stmt(s, S_AGENT_DELETE_ID);
+	sqlite3_bind_int64(st, 1, a->id);
+	rc = sqlite3_step(st);
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+stint_store_agent_remove_tasks(struct stint_store *s, const char *name,
+			       const char *reason, int64_t when,
+			       char (**ended)[STINT_TASK_ID_MAX + 1], size_t *n)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct stint_agent a;
+	struct tomb *tb;
+	sqlite3_stmt *st;
+	size_t count = 0, i, kept = 0;
+	int r;
+
+	*ended = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	if (tx_begin(s) != 0) {
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	st = stmt(s, S_AGENT_BY_NAME);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = agent_find(s, S_AGENT_BY_NAME, st, &a);
+	if (r != STINT_STORE_OK)
+		goto out;
+	if (agent_live_ids(s, &a, &ids, &count) != 0 ||
+	    agent_remove_locked(s, &a, reason, when) != 0) {
+		db_log(s, "agent remove");
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	if (tx_commit(s) != 0) {
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	/* Committed: the gate refuses the agent and its tasks from now on.
+	 * A pending end has landed with them and was not ended now. */
+	idx_agent_del(&s->idx, name);
+	for (i = 0; i < count; i++) {
+		idx_task_del(&s->idx, ids[i]);
+		if ((tb = tomb_find(s, ids[i])) != NULL) {
+			tomb_drop(s, tb);
+			continue;
+		}
+		memmove(ids[kept++], ids[i], sizeof(ids[0]));
+	}
+	*ended = ids;
+	*n = kept;
+	ids = NULL;
+out:
+	tx_rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	free(ids);
+	return r;
+}
+
+int
+stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
+		  size_t *all_tasks)
+{
+	sqlite3_stmt *st;
+	int r = STINT_STORE_ERROR;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_COUNT_AGENTS);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		stmt_done(st);
+		goto out;
+	}
+	if (agents != NULL)
+		*agents = (size_t)sqlite3_column_int64(st, 0);
+	stmt_done(st);
+	st = stmt(s, S_COUNT_TASKS);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		stmt_done(st);
+		goto out;
+	}
+	if (all_tasks != NULL)
+		*all_tasks = (size_t)sqlite3_column_int64(st, 0);
+	if (live_tasks != NULL) {
+		*live_tasks = (size_t)sqlite3_column_int64(st, 1);
+		/* pending ends are live only in state.db */
+		*live_tasks -=
+			*live_tasks < s->n_tombs ? *live_tasks : s->n_tombs;
+	}
+	stmt_done(st);
+	r = STINT_STORE_OK;
+out:
+	if (r != STINT_STORE_OK)
+		db_log(s, "count");
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- retention --------------------------------------------------------- */
+
+#define PRUNE_BATCH 500
+
+/* One batch: the ids of up to PRUNE_BATCH ended or expired tasks that ended
+ * before `before` and whose key is destroyed (the reaper still needs the
+ * row of one whose key is not), deleted in one transaction. */
+static int
+prune_batch_locked(struct stint_store *s, int64_t before,
+		   char (*ids)[STINT_TASK_ID_MAX + 1], size_t *n)
+{
+	sqlite3_stmt *sel = NULL, *del = NULL;
+	int rc, r = STINT_STORE_ERROR;
+
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id FROM tasks WHERE state <> 'live'"
+			       " AND key_destroyed = 1 AND ended < ?1"
+			       " ORDER BY id LIMIT ?2",
+			       -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM tasks WHERE id = ?1", -1,
+			       &del, NULL) != SQLITE_OK) {
+		db_log(s, "prune: prepare");
+		goto out;
+	}
+	if (tx_begin(s) != 0)
+		goto out;
+	sqlite3_bind_int64(sel, 1, before);
+	sqlite3_bind_int(sel, 2, PRUNE_BATCH);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (copy_text(sel, 0, ids[*n], sizeof(ids[0])) != 0)
+			continue;
+		sqlite3_reset(del);
+		sqlite3_bind_text(del, 1, ids[*n], -1, SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		(*n)++;
+	}
+	sqlite3_reset(sel);
+	sqlite3_reset(del);
+	if (rc != SQLITE_DONE) {
+		db_log(s, "prune");
+		tx_rollback(s);
+		*n = 0;
+		goto out;
+	}
+	if (tx_commit(s) != 0) {
+		*n = 0;
+		goto out;
+	}
+	r = STINT_STORE_OK;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	return r;
+}
+
+int
+stint_store_prune(struct stint_store *s, int64_t before,
+		  void (*pruned)(void *ctx, const char *id), void *ctx,
+		  size_t *count)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1];
+	size_t n, i;
+	int r;
+
+	*count = 0;
+	ids = calloc(PRUNE_BATCH, sizeof(*ids));
+	if (ids == NULL)
+		return STINT_STORE_ERROR;
+	do {
+		/* One batch per lock hold: signing and task starts wait at
+		 * most for one batch. */
+		pthread_mutex_lock(&s->lock);
+		r = prune_batch_locked(s, before, ids, &n);
+		pthread_mutex_unlock(&s->lock);
+		for (i = 0; i < n; i++)
+			if (pruned != NULL)
+				pruned(ctx, ids[i]);
+		*count += n;
+	} while (r == STINT_STORE_OK && n == PRUNE_BATCH);
+	free(ids);
+	return r;
+}
+
+/* ---- audit anchor -------------------------------------------------------
+ * The audit log's head as stintd last recorded it: one row, created on
+ * first use (so no schema version is spent on it). stintd refuses to start
+ * on a log that does not hold this record (see audit_anchor.c).
+ */
+
+static int
+audit_head_table(struct stint_store *s)
+{
+	return sqlite3_exec(
+		       s->db,
+		       "CREATE TABLE IF NOT EXISTS audit_head ("
+		       " id INTEGER PRIMARY KEY CHECK (id = 1),"
+		       " seq INTEGER NOT NULL, hash BLOB NOT NULL,"
+		       " offset INTEGER NOT NULL, updated INTEGER NOT NULL)",
+		       NULL, NULL, NULL) == SQLITE_OK
+		       ? 0
+		       : -1;
+}
+
+int
+stint_store_audit_head_get(struct stint_store *s,
+			   struct stint_store_audit_head *h)
+{
+	sqlite3_stmt *st = NULL;
+	int r = STINT_STORE_ERROR, rc;
+
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_lock(&s->lock);
+	if (audit_head_table(s) != 0 ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT seq, hash, offset, updated FROM "
+			       "audit_head WHERE id = 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = STINT_STORE_NOT_FOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 1) != 32)
+		goto out;
+	h->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	memcpy(h->hash, sqlite3_column_blob(st, 1), 32);
+	h->offset = (uint64_t)sqlite3_column_int64(st, 2);
+	h->updated = sqlite3_column_int64(st, 3);
+	r = STINT_STORE_OK;
+out:
+	if (r == STINT_STORE_ERROR)
+		db_log(s, "audit head");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_audit_head_set(struct stint_store *s,
+			   const struct stint_store_audit_head *h)
+{
+	sqlite3_stmt *st = NULL;
+	int r = STINT_STORE_ERROR;
+
+	pthread_mutex_lock(&s->lock);
+	if (audit_head_table(s) != 0 ||
+	    sqlite3_prepare_v2(s->db,
+			       "INSERT OR REPLACE INTO audit_head (id, seq, "
+			       "hash, offset, updated) VALUES (1, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_bind_int64(st, 1, (sqlite3_int64)h->seq) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 2, h->hash, 32, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, (sqlite3_int64)h->offset) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, h->updated) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	r = STINT_STORE_OK;
+out:
+	if (r != STINT_STORE_OK)
+		db_log(s, "audit head");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
