@@ -49,7 +49,7 @@ pending_slot(struct stint_store *s, const char *id)
 }
 
 uint64_t
-pending_get(struct stint_store *s, const char *id)
+gate_pending_get(struct stint_store *s, const char *id)
 {
 	struct pending_sigs *e;
 
@@ -84,7 +84,7 @@ pending_add(struct stint_store *s, const char *id)
 }
 
 void
-pending_clear(struct stint_store *s)
+gate_pending_clear(struct stint_store *s)
 {
 	struct pending_sigs *e, *next;
 	size_t i;
@@ -102,7 +102,7 @@ pending_clear(struct stint_store *s)
 /* Writes the batched counts in one transaction; on failure they stay in
  * memory for the next attempt. */
 int
-pending_flush(struct stint_store *s)
+gate_pending_flush(struct stint_store *s)
 {
 	struct pending_sigs *e;
 	sqlite3_stmt *st;
@@ -111,25 +111,25 @@ pending_flush(struct stint_store *s)
 
 	if (s->n_pending == 0)
 		return 0;
-	if (tx_begin(s) != 0)
+	if (store_tx_begin(s) != 0)
 		return -1;
 	for (i = 0; i < PENDING_BUCKETS; i++) {
 		for (e = s->pending[i]; e != NULL; e = e->next) {
-			st = stmt(s, S_TASK_ADD_SIGS);
+			st = store_stmt(s, S_TASK_ADD_SIGS);
 			sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
-			bind_u64(st, 2, e->n);
+			store_bind_u64(st, 2, e->n);
 			rc = sqlite3_step(st);
-			stmt_done(st);
+			store_stmt_done(st);
 			if (rc != SQLITE_DONE) {
-				db_log(s, "signature counts");
-				tx_rollback(s);
+				store_db_log(s, "signature counts");
+				store_tx_rollback(s);
 				return -1;
 			}
 		}
 	}
-	if (tx_commit(s) != 0)
+	if (store_tx_commit(s) != 0)
 		return -1;
-	pending_clear(s);
+	gate_pending_clear(s);
 	return 0;
 }
 
@@ -153,7 +153,7 @@ pending_flush(struct stint_store *s)
 #define IDX_MIN_BUCKETS 64
 
 void
-idx_free(struct gate_index *ix)
+gate_idx_free(struct gate_index *ix)
 {
 	struct task_entry *e, *next;
 	size_t i;
@@ -170,7 +170,7 @@ idx_free(struct gate_index *ix)
 }
 
 struct task_entry *
-idx_task_find(const struct gate_index *ix, const char *id)
+gate_idx_task_find(const struct gate_index *ix, const char *id)
 {
 	struct task_entry *e;
 	uint32_t h;
@@ -210,13 +210,13 @@ idx_grow(struct gate_index *ix)
 
 /* Indexes a live task (others are left to SQLite); -1 without memory. */
 int
-idx_task_put(struct gate_index *ix, const struct stint_task *t)
+gate_idx_task_put(struct gate_index *ix, const struct stint_task *t)
 {
 	struct task_entry *e;
 
 	if (t->state != STINT_TASK_LIVE || t->n_mechs > STINT_MECHS_MAX)
 		return 0;
-	e = idx_task_find(ix, t->id);
+	e = gate_idx_task_find(ix, t->id);
 	if (e == NULL) {
 		if (ix->n_tasks >= ix->n_buckets)
 			idx_grow(ix);
@@ -245,7 +245,7 @@ idx_task_put(struct gate_index *ix, const struct stint_task *t)
 }
 
 void
-idx_task_del(struct gate_index *ix, const char *id)
+gate_idx_task_del(struct gate_index *ix, const char *id)
 {
 	struct task_entry **pp, *e;
 	uint32_t h;
@@ -267,7 +267,7 @@ idx_task_del(struct gate_index *ix, const char *id)
 /* Every task of an agent (agent_tasks_end): a walk of the whole table,
  * which is fine for an admin operation. */
 void
-idx_tasks_del_agent(struct gate_index *ix, const char *agent)
+gate_idx_tasks_del_agent(struct gate_index *ix, const char *agent)
 {
 	struct task_entry **pp, *e;
 	size_t i;
@@ -329,7 +329,7 @@ idx_agent_pos(const struct gate_index *ix, const char *name, bool *found)
 
 /* The agent as its row reads back: no gid (NULL) is -1. */
 int
-idx_agent_put(struct gate_index *ix, const struct stint_agent *a)
+gate_idx_agent_put(struct gate_index *ix, const struct stint_agent *a)
 {
 	struct stint_agent *grown;
 	bool found;
@@ -359,7 +359,7 @@ idx_agent_put(struct gate_index *ix, const struct stint_agent *a)
 }
 
 void
-idx_agent_del(struct gate_index *ix, const char *name)
+gate_idx_agent_del(struct gate_index *ix, const char *name)
 {
 	bool found;
 	size_t pos = idx_agent_pos(ix, name, &found);
@@ -399,25 +399,26 @@ idx_load(struct stint_store *s, struct gate_index *ix)
 	int rc, r = -1;
 
 	memset(ix, 0, sizeof(*ix));
-	if (run(s, S_BEGIN_READ) != 0) {
-		db_log(s, "begin");
+	if (store_run(s, S_BEGIN_READ) != 0) {
+		store_db_log(s, "begin");
 		return -1;
 	}
-	st = stmt(s, S_AGENT_LIST);
+	st = store_stmt(s, S_AGENT_LIST);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (read_agent(st, &a) != 0 || idx_agent_put(ix, &a) != 0)
+		if (store_read_agent(st, &a) != 0 ||
+		    gate_idx_agent_put(ix, &a) != 0)
 			goto out;
-	stmt_done(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		goto out;
-	st = stmt(s, S_TASKS_LIVE);
+	st = store_stmt(s, S_TASKS_LIVE);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (read_task(st, &t, false) != 0)
+		if (store_read_task(st, &t, false) != 0)
 			goto out;
-		if (tomb_find(s, t.id) != NULL)
+		if (store_tomb_find(s, t.id) != NULL)
 			continue; /* ended, state.db does not know yet */
-		t.used_sigs += pending_get(s, t.id);
-		if (idx_task_put(ix, &t) != 0)
+		t.used_sigs += gate_pending_get(s, t.id);
+		if (gate_idx_task_put(ix, &t) != 0)
 			goto out;
 	}
 	if (rc != SQLITE_DONE)
@@ -425,11 +426,11 @@ idx_load(struct stint_store *s, struct gate_index *ix)
 	ix->valid = true;
 	r = 0;
 out:
-	stmt_done(st);
-	tx_rollback(s); /* a read: nothing to commit */
+	store_stmt_done(st);
+	store_tx_rollback(s); /* a read: nothing to commit */
 	if (r != 0) {
-		db_log(s, "loading the gate index");
-		idx_free(ix);
+		store_db_log(s, "loading the gate index");
+		gate_idx_free(ix);
 	}
 	return r;
 }
@@ -437,11 +438,11 @@ out:
 /* Replaces the index with a fresh one read from the database; on failure
  * the index stays invalid (the gate asks SQLite). */
 int
-idx_rebuild(struct stint_store *s)
+gate_idx_rebuild(struct stint_store *s)
 {
 	struct gate_index fresh;
 
-	idx_free(&s->idx);
+	gate_idx_free(&s->idx);
 	if (idx_load(s, &fresh) != 0)
 		return -1;
 	s->idx = fresh;
@@ -451,12 +452,12 @@ idx_rebuild(struct stint_store *s)
 /* The index cannot be trusted any more: drop it, rebuild at the next
  * gate. */
 void
-idx_invalidate(struct stint_store *s, const char *why)
+gate_idx_invalidate(struct stint_store *s, const char *why)
 {
 	log_err("%s: gate index dropped (%s); the SIGN gate reads the "
 		"database until it is rebuilt",
 		s->path, why);
-	idx_free(&s->idx);
+	gate_idx_free(&s->idx);
 	s->idx_retry_at = 0;
 }
 
@@ -480,17 +481,18 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 	sqlite3_stmt *st;
 	int ra, rt;
 
-	if (run(s, write ? S_BEGIN : S_BEGIN_READ) != 0) {
-		db_log(s, "begin");
+	if (store_run(s, write ? S_BEGIN : S_BEGIN_READ) != 0) {
+		store_db_log(s, "begin");
 		return -1;
 	}
-	ra = agent_for_peer_locked(s, uid, gid, agent);
+	ra = store_agent_for_peer_locked(s, uid, gid, agent);
 	if (ra == STINT_STORE_ERROR)
 		goto fail;
 	if (ra != STINT_STORE_OK)
 		memset(agent, 0, sizeof(*agent));
-	rt = task_id != NULL ? task_get_locked(s, S_TASK_GATE, task_id, task)
-			     : STINT_STORE_NOT_FOUND;
+	rt = task_id != NULL
+		     ? store_task_get_locked(s, S_TASK_GATE, task_id, task)
+		     : STINT_STORE_NOT_FOUND;
 	if (rt == STINT_STORE_ERROR)
 		goto fail;
 	/* A task of an earlier agent row with the same name (removed, then
@@ -506,18 +508,18 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 				     now, reason);
 	if (*verdict == STINT_OK && task->max_sigs != 0) {
 		if (!write) {
-			tx_rollback(s);
+			store_tx_rollback(s);
 			return GATE_NEEDS_WRITE;
 		}
-		st = stmt(s, S_TASK_USE);
+		st = store_stmt(s, S_TASK_USE);
 		sqlite3_bind_text(st, 1, task->id, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE ||
 		    sqlite3_changes(s->db) != 1) {
-			stmt_done(st);
-			db_log(s, "signature count");
+			store_stmt_done(st);
+			store_db_log(s, "signature count");
 			goto fail;
 		}
-		stmt_done(st);
+		store_stmt_done(st);
 		task->used_sigs++;
 	} else if (*verdict == STINT_OK) {
 		/* No budget: counted in memory, written within a second. */
@@ -527,16 +529,16 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 		}
 		task->used_sigs++;
 	}
-	if (tx_commit(s) != 0)
+	if (store_tx_commit(s) != 0)
 		return -1;
 	/* Committed: an indexed task's count follows (a budgeted one must,
 	 * or the index would allow past the budget). */
 	if (*verdict == STINT_OK &&
-	    (e = idx_task_find(&s->idx, task->id)) != NULL)
+	    (e = gate_idx_task_find(&s->idx, task->id)) != NULL)
 		e->used_sigs = task->used_sigs;
 	return 0;
 fail:
-	tx_rollback(s);
+	store_tx_rollback(s);
 	return -1;
 }
 
@@ -570,7 +572,7 @@ gate_fast(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
 	  struct stint_task *task, int *verdict, const char **reason)
 {
 	const struct stint_agent *a = idx_agent_for_peer(&s->idx, uid, gid);
-	struct task_entry *e = idx_task_find(&s->idx, task_id);
+	struct task_entry *e = gate_idx_task_find(&s->idx, task_id);
 
 	/* Started for another agent row of the same name: SQLite decides. */
 	if (a != NULL && e != NULL && e->agent_id != 0 &&
@@ -613,7 +615,7 @@ gate_budget(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
 		log_err("%s: gate index allowed task %s, the database refuses "
 			"(%s)",
 			s->path, task_id, *reason);
-		idx_invalidate(s, "out of step with the database");
+		gate_idx_invalidate(s, "out of step with the database");
 	}
 	return r;
 }
@@ -631,7 +633,7 @@ stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
 	pthread_mutex_lock(&s->lock);
 	/* After a failed rebuild, retry once a second, not per signature. */
 	if (!s->idx.valid && !s->idx_off && now >= s->idx_retry_at &&
-	    idx_rebuild(s) != 0)
+	    gate_idx_rebuild(s) != 0)
 		s->idx_retry_at = now + 1;
 	r = s->idx.valid ? gate_fast(s, uid, gid, task_id, mech, now, agent,
 				     task, verdict, reason)
@@ -651,7 +653,7 @@ stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
 		*verdict = STINT_E_INTERNAL;
 		*reason = "state database failure";
 	} else if (now >= s->flush_at) {
-		if (pending_flush(s) == 0)
+		if (gate_pending_flush(s) == 0)
 			s->flush_at = now + 1;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -666,8 +668,8 @@ stint_store_gate_index(struct stint_store *s, bool on)
 	pthread_mutex_lock(&s->lock);
 	s->idx_off = !on;
 	if (!on)
-		idx_free(&s->idx);
-	else if (idx_rebuild(s) != 0)
+		gate_idx_free(&s->idx);
+	else if (gate_idx_rebuild(s) != 0)
 		r = STINT_STORE_ERROR;
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -37,8 +37,8 @@ open_journal(struct stint_store *s, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s.revocations", s->path);
 	if (stint_rj_open(path, &s->rj, err, errlen) != 0)
 		return -1;
-	stint_rj_each(s->rj, tomb_replay, s);
-	tombs_land(s);
+	stint_rj_each(s->rj, store_tomb_replay, s);
+	store_tombs_land(s);
 	return 0;
 }
 
@@ -54,7 +54,7 @@ stint_store_open(const char *path, struct stint_store **out, char *err,
 		snprintf(err, errlen, "state database path too long");
 		return STINT_STORE_ERROR;
 	}
-	if (prepare_file(path, err, errlen) != 0)
+	if (store_prepare_file(path, err, errlen) != 0)
 		return STINT_STORE_ERROR;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
@@ -77,10 +77,10 @@ stint_store_open(const char *path, struct stint_store **out, char *err,
 				       : sqlite3_errstr(rc));
 		goto fail;
 	}
-	if (configure_db(s, err, errlen) != 0 ||
+	if (store_configure_db(s, err, errlen) != 0 ||
 	    open_journal(s, err, errlen) != 0)
 		goto fail;
-	if (idx_rebuild(s) != 0) {
+	if (gate_idx_rebuild(s) != 0) {
 		snprintf(err, errlen, "%s: cannot load agents and tasks", path);
 		goto fail;
 	}
@@ -98,18 +98,19 @@ stint_store_close(struct stint_store *s)
 
 	if (s == NULL)
 		return;
-	if (s->db != NULL && s->st[S_N - 1] != NULL && pending_flush(s) != 0)
+	if (s->db != NULL && s->st[S_N - 1] != NULL &&
+	    gate_pending_flush(s) != 0)
 		log_err("%s: signature counts of %zu tasks not written",
 			s->path, s->n_pending);
 	if (s->db != NULL && s->st[S_N - 1] != NULL)
-		tombs_land(s);
+		store_tombs_land(s);
 	if (s->n_tombs > 0)
 		log_warn("%s: %zu task ends still pending; the revocation "
 			 "journal keeps them for the next start",
 			 s->path, s->n_tombs);
 	stint_rj_close(s->rj);
-	pending_clear(s);
-	idx_free(&s->idx);
+	gate_pending_clear(s);
+	gate_idx_free(&s->idx);
 	for (i = 0; i < S_N; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -127,23 +128,24 @@ agent_find(struct stint_store *s, enum stmt_id id, sqlite3_stmt *st,
 	int r;
 
 	if (rc == SQLITE_ROW)
-		r = read_agent(st, a) == 0 ? STINT_STORE_OK : STINT_STORE_ERROR;
+		r = store_read_agent(st, a) == 0 ? STINT_STORE_OK
+						 : STINT_STORE_ERROR;
 	else if (rc == SQLITE_DONE)
 		r = STINT_STORE_NOT_FOUND;
 	else
 		r = STINT_STORE_ERROR;
 	if (r == STINT_STORE_ERROR)
-		db_log(s,
-		       id == S_AGENT_BY_NAME ? "agent lookup" : "peer lookup");
-	stmt_done(st);
+		store_db_log(s, id == S_AGENT_BY_NAME ? "agent lookup"
+						      : "peer lookup");
+	store_stmt_done(st);
 	return r;
 }
 
 int
-agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
-		      struct stint_agent *a)
+store_agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
+			    struct stint_agent *a)
 {
-	sqlite3_stmt *st = stmt(s, S_AGENT_FOR_PEER);
+	sqlite3_stmt *st = store_stmt(s, S_AGENT_FOR_PEER);
 
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)uid);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
@@ -155,7 +157,7 @@ static int
 agent_uid_clash(struct stint_store *s, const struct stint_agent *a, char *name,
 		size_t cap)
 {
-	sqlite3_stmt *st = stmt(s, S_AGENT_UID_CLASH);
+	sqlite3_stmt *st = store_stmt(s, S_AGENT_UID_CLASH);
 	int rc, r;
 
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->uid);
@@ -163,11 +165,11 @@ agent_uid_clash(struct stint_store *s, const struct stint_agent *a, char *name,
 		sqlite3_bind_int64(st, 2, a->gid);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		r = copy_text(st, 0, name, cap) == 0 ? STINT_STORE_EXISTS
-						     : STINT_STORE_ERROR;
+		r = store_copy_text(st, 0, name, cap) == 0 ? STINT_STORE_EXISTS
+							   : STINT_STORE_ERROR;
 	else
 		r = rc == SQLITE_DONE ? STINT_STORE_OK : STINT_STORE_ERROR;
-	stmt_done(st);
+	store_stmt_done(st);
 	return r;
 }
 
@@ -181,12 +183,13 @@ agent_add_locked(struct stint_store *s, const struct stint_agent *a, char *err,
 	int r;
 
 	if (a->name[0] == '\0' ||
-	    mechs_format(a->mechs, a->n_mechs, mechs, sizeof(mechs)) != 0 ||
+	    store_mechs_format(a->mechs, a->n_mechs, mechs, sizeof(mechs)) !=
+		    0 ||
 	    a->max_ttl > INT64_MAX) {
 		snprintf(err, errlen, "invalid agent record");
 		return STINT_STORE_ERROR;
 	}
-	st = stmt(s, S_AGENT_BY_NAME);
+	st = store_stmt(s, S_AGENT_BY_NAME);
 	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
 	r = agent_find(s, S_AGENT_BY_NAME, st, &existing);
 	if (r == STINT_STORE_OK) {
@@ -205,21 +208,21 @@ agent_add_locked(struct stint_store *s, const struct stint_agent *a, char *err,
 	}
 	if (r != STINT_STORE_OK)
 		goto dberr;
-	st = stmt(s, S_AGENT_INSERT);
+	st = store_stmt(s, S_AGENT_INSERT);
 	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->uid);
 	if (a->gid >= 0)
 		sqlite3_bind_int64(st, 3, a->gid);
-	bind_u64(st, 4, a->max_ttl);
+	store_bind_u64(st, 4, a->max_ttl);
 	sqlite3_bind_text(st, 5, mechs, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, a->created);
 	r = sqlite3_step(st);
-	stmt_done(st);
+	store_stmt_done(st);
 	if (r != SQLITE_DONE)
 		goto dberr;
 	return STINT_STORE_OK;
 dberr:
-	db_err(s, "cannot add agent", err, errlen);
+	store_db_err(s, "cannot add agent", err, errlen);
 	return STINT_STORE_ERROR;
 }
 
@@ -231,22 +234,22 @@ stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	if (tx_begin(s) != 0) {
-		db_err(s, "cannot add agent", err, errlen);
+	if (store_tx_begin(s) != 0) {
+		store_db_err(s, "cannot add agent", err, errlen);
 		r = STINT_STORE_ERROR;
 		goto out;
 	}
 	r = agent_add_locked(s, a, err, errlen);
 	row.id = sqlite3_last_insert_rowid(s->db);
-	if (r == STINT_STORE_OK && tx_commit(s) != 0) {
+	if (r == STINT_STORE_OK && store_tx_commit(s) != 0) {
 		snprintf(err, errlen, "%s: cannot commit agent '%s'", s->path,
 			 a->name);
 		r = STINT_STORE_ERROR;
 	}
 	if (r != STINT_STORE_OK)
-		tx_rollback(s);
-	else if (s->idx.valid && idx_agent_put(&s->idx, &row) != 0)
-		idx_invalidate(s, "out of memory adding an agent");
+		store_tx_rollback(s);
+	else if (s->idx.valid && gate_idx_agent_put(&s->idx, &row) != 0)
+		gate_idx_invalidate(s, "out of memory adding an agent");
 out:
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -260,7 +263,7 @@ stint_store_agent_get(struct stint_store *s, const char *name,
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_AGENT_BY_NAME);
+	st = store_stmt(s, S_AGENT_BY_NAME);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	r = agent_find(s, S_AGENT_BY_NAME, st, a);
 	pthread_mutex_unlock(&s->lock);
@@ -274,7 +277,7 @@ stint_store_agent_for_peer(struct stint_store *s, uid_t uid, gid_t gid,
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	r = agent_for_peer_locked(s, uid, gid, a);
+	r = store_agent_for_peer_locked(s, uid, gid, a);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -291,7 +294,7 @@ stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_AGENT_LIST);
+	st = store_stmt(s, S_AGENT_LIST);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (count == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -300,12 +303,12 @@ stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 				goto out;
 			list = grown;
 		}
-		if (read_agent(st, &list[count]) != 0)
+		if (store_read_agent(st, &list[count]) != 0)
 			goto out;
 		count++;
 	}
 	if (rc != SQLITE_DONE) {
-		db_log(s, "agent list");
+		store_db_log(s, "agent list");
 		goto out;
 	}
 	*out = list;
@@ -313,7 +316,7 @@ stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 	list = NULL;
 	r = STINT_STORE_OK;
 out:
-	stmt_done(st);
+	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
 	free(list);
 	return r;
@@ -338,7 +341,7 @@ agent_live_ids(struct stint_store *s, const struct stint_agent *a,
 	       char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n)
 {
 	char(*grown)[STINT_TASK_ID_MAX + 1];
-	sqlite3_stmt *st = stmt(s, S_AGENT_LIVE_IDS);
+	sqlite3_stmt *st = store_stmt(s, S_AGENT_LIVE_IDS);
 	size_t cap = 0;
 	int rc;
 
@@ -352,11 +355,11 @@ agent_live_ids(struct stint_store *s, const struct stint_agent *a,
 				break;
 			*ids = grown;
 		}
-		if (copy_text(st, 0, (*ids)[*n], sizeof((*ids)[0])) != 0)
+		if (store_copy_text(st, 0, (*ids)[*n], sizeof((*ids)[0])) != 0)
 			break;
 		(*n)++;
 	}
-	stmt_done(st);
+	store_stmt_done(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -364,7 +367,7 @@ static int
 agent_remove_locked(struct stint_store *s, const struct stint_agent *a,
 		    const char *reason, int64_t when)
 {
-	sqlite3_stmt *st = stmt(s, S_AGENT_LIVE_END);
+	sqlite3_stmt *st = store_stmt(s, S_AGENT_LIVE_END);
 	int rc;
 
 	sqlite3_bind_int64(st, 1, a->id);
@@ -373,13 +376,13 @@ agent_remove_locked(struct stint_store *s, const struct stint_agent *a,
 	sqlite3_bind_text(st, 4, reason != NULL ? reason : "", -1,
 			  SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	stmt_done(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		return -1;
-	st = stmt(s, S_AGENT_DELETE_ID);
+	st = store_stmt(s, S_AGENT_DELETE_ID);
 	sqlite3_bind_int64(st, 1, a->id);
 	rc = sqlite3_step(st);
-	stmt_done(st);
+	store_stmt_done(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -398,32 +401,32 @@ stint_store_agent_remove_tasks(struct stint_store *s, const char *name,
 	*ended = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	if (tx_begin(s) != 0) {
+	if (store_tx_begin(s) != 0) {
 		r = STINT_STORE_ERROR;
 		goto out;
 	}
-	st = stmt(s, S_AGENT_BY_NAME);
+	st = store_stmt(s, S_AGENT_BY_NAME);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	r = agent_find(s, S_AGENT_BY_NAME, st, &a);
 	if (r != STINT_STORE_OK)
 		goto out;
 	if (agent_live_ids(s, &a, &ids, &count) != 0 ||
 	    agent_remove_locked(s, &a, reason, when) != 0) {
-		db_log(s, "agent remove");
+		store_db_log(s, "agent remove");
 		r = STINT_STORE_ERROR;
 		goto out;
 	}
-	if (tx_commit(s) != 0) {
+	if (store_tx_commit(s) != 0) {
 		r = STINT_STORE_ERROR;
 		goto out;
 	}
 	/* Committed: the gate refuses the agent and its tasks from now on.
 	 * A pending end has landed with them and was not ended now. */
-	idx_agent_del(&s->idx, name);
+	gate_idx_agent_del(&s->idx, name);
 	for (i = 0; i < count; i++) {
-		idx_task_del(&s->idx, ids[i]);
-		if ((tb = tomb_find(s, ids[i])) != NULL) {
-			tomb_drop(s, tb);
+		gate_idx_task_del(&s->idx, ids[i]);
+		if ((tb = store_tomb_find(s, ids[i])) != NULL) {
+			store_tomb_drop(s, tb);
 			continue;
 		}
 		memmove(ids[kept++], ids[i], sizeof(ids[0]));
@@ -432,7 +435,7 @@ stint_store_agent_remove_tasks(struct stint_store *s, const char *name,
 	*n = kept;
 	ids = NULL;
 out:
-	tx_rollback(s);
+	store_tx_rollback(s);
 	pthread_mutex_unlock(&s->lock);
 	free(ids);
 	return r;
@@ -446,17 +449,17 @@ stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
 	int r = STINT_STORE_ERROR;
 
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_COUNT_AGENTS);
+	st = store_stmt(s, S_COUNT_AGENTS);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		stmt_done(st);
+		store_stmt_done(st);
 		goto out;
 	}
 	if (agents != NULL)
 		*agents = (size_t)sqlite3_column_int64(st, 0);
-	stmt_done(st);
-	st = stmt(s, S_COUNT_TASKS);
+	store_stmt_done(st);
+	st = store_stmt(s, S_COUNT_TASKS);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		stmt_done(st);
+		store_stmt_done(st);
 		goto out;
 	}
 	if (all_tasks != NULL)
@@ -467,11 +470,11 @@ stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
 		*live_tasks -=
 			*live_tasks < s->n_tombs ? *live_tasks : s->n_tombs;
 	}
-	stmt_done(st);
+	store_stmt_done(st);
 	r = STINT_STORE_OK;
 out:
 	if (r != STINT_STORE_OK)
-		db_log(s, "count");
+		store_db_log(s, "count");
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -498,15 +501,15 @@ prune_batch_locked(struct stint_store *s, int64_t before,
 			       -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "DELETE FROM tasks WHERE id = ?1", -1,
 			       &del, NULL) != SQLITE_OK) {
-		db_log(s, "prune: prepare");
+		store_db_log(s, "prune: prepare");
 		goto out;
 	}
-	if (tx_begin(s) != 0)
+	if (store_tx_begin(s) != 0)
 		goto out;
 	sqlite3_bind_int64(sel, 1, before);
 	sqlite3_bind_int(sel, 2, PRUNE_BATCH);
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		if (copy_text(sel, 0, ids[*n], sizeof(ids[0])) != 0)
+		if (store_copy_text(sel, 0, ids[*n], sizeof(ids[0])) != 0)
 			continue;
 		sqlite3_reset(del);
 		sqlite3_bind_text(del, 1, ids[*n], -1, SQLITE_STATIC);
@@ -519,12 +522,12 @@ prune_batch_locked(struct stint_store *s, int64_t before,
 	sqlite3_reset(sel);
 	sqlite3_reset(del);
 	if (rc != SQLITE_DONE) {
-		db_log(s, "prune");
-		tx_rollback(s);
+		store_db_log(s, "prune");
+		store_tx_rollback(s);
 		*n = 0;
 		goto out;
 	}
-	if (tx_commit(s) != 0) {
+	if (store_tx_commit(s) != 0) {
 		*n = 0;
 		goto out;
 	}
@@ -612,7 +615,7 @@ stint_store_audit_head_get(struct stint_store *s,
 	r = STINT_STORE_OK;
 out:
 	if (r == STINT_STORE_ERROR)
-		db_log(s, "audit head");
+		store_db_log(s, "audit head");
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -641,7 +644,7 @@ stint_store_audit_head_set(struct stint_store *s,
 	r = STINT_STORE_OK;
 out:
 	if (r != STINT_STORE_OK)
-		db_log(s, "audit head");
+		store_db_log(s, "audit head");
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return r;

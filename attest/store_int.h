@@ -107,48 +107,50 @@ struct stint_store {
 #define MECHS_TEXT_MAX (STINT_MECHS_MAX * 21)
 
 /* ---- store_sql.c: SQLite layer ------------------------------------------ */
-void db_log(struct stint_store *s, const char *what);
-void db_err(struct stint_store *s, const char *what, char *err, size_t errlen);
-sqlite3_stmt *stmt(struct stint_store *s, enum stmt_id id);
-void stmt_done(sqlite3_stmt *st);
-int run(struct stint_store *s, enum stmt_id id);
-int tx_begin(struct stint_store *s);
-int tx_commit(struct stint_store *s);
-void tx_rollback(struct stint_store *s);
-int bind_u64(sqlite3_stmt *st, int col, uint64_t v);
-int bind_blob(sqlite3_stmt *st, int col, const struct stint_bytes *b);
-int mechs_format(const uint64_t *mechs, size_t n, char *buf, size_t cap);
-int copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap);
-int read_agent(sqlite3_stmt *st, struct stint_agent *a);
-const char *state_str(enum stint_task_state state);
-int read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs);
-int prepare_file(const char *path, char *err, size_t errlen);
-int configure_db(struct stint_store *s, char *err, size_t errlen);
+void store_db_log(struct stint_store *s, const char *what);
+void store_db_err(struct stint_store *s, const char *what, char *err,
+		  size_t errlen);
+sqlite3_stmt *store_stmt(struct stint_store *s, enum stmt_id id);
+void store_stmt_done(sqlite3_stmt *st);
+int store_run(struct stint_store *s, enum stmt_id id);
+int store_tx_begin(struct stint_store *s);
+int store_tx_commit(struct stint_store *s);
+void store_tx_rollback(struct stint_store *s);
+int store_bind_u64(sqlite3_stmt *st, int col, uint64_t v);
+int store_bind_blob(sqlite3_stmt *st, int col, const struct stint_bytes *b);
+int store_mechs_format(const uint64_t *mechs, size_t n, char *buf, size_t cap);
+int store_copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap);
+int store_read_agent(sqlite3_stmt *st, struct stint_agent *a);
+const char *store_state_str(enum stint_task_state state);
+int store_read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs);
+int store_prepare_file(const char *path, char *err, size_t errlen);
+int store_configure_db(struct stint_store *s, char *err, size_t errlen);
 
 /* ---- store.c: agents ----------------------------------------------------- */
-int agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
-			  struct stint_agent *a);
+int store_agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
+				struct stint_agent *a);
 
 /* ---- store_tasks.c: tasks and pending ends (tombs) ---------------------- */
-struct tomb *tomb_find(struct stint_store *s, const char *id);
-void tomb_drop(struct stint_store *s, struct tomb *tb);
-void tomb_replay(void *ctx, const struct stint_rj_entry *e);
-void tombs_land(struct stint_store *s);
-int task_get_locked(struct stint_store *s, enum stmt_id id, const char *task_id,
-		    struct stint_task *t);
+struct tomb *store_tomb_find(struct stint_store *s, const char *id);
+void store_tomb_drop(struct stint_store *s, struct tomb *tb);
+void store_tomb_replay(void *ctx, const struct stint_rj_entry *e);
+void store_tombs_land(struct stint_store *s);
+int store_task_get_locked(struct stint_store *s, enum stmt_id id,
+			  const char *task_id, struct stint_task *t);
 
 /* ---- gate.c: batched counts and the gate's index ------------------------- */
-uint64_t pending_get(struct stint_store *s, const char *id);
-int pending_flush(struct stint_store *s);
-void pending_clear(struct stint_store *s);
-void idx_free(struct gate_index *ix);
-int idx_rebuild(struct stint_store *s);
-void idx_invalidate(struct stint_store *s, const char *why);
-int idx_agent_put(struct gate_index *ix, const struct stint_agent *a);
-void idx_agent_del(struct gate_index *ix, const char *name);
-struct task_entry *idx_task_find(const struct gate_index *ix, const char *id);
-int idx_task_put(struct gate_index *ix, const struct stint_task *t);
-void idx_task_del(struct gate_index *ix, const char *id);
-void idx_tasks_del_agent(struct gate_index *ix, const char *agent);
+uint64_t gate_pending_get(struct stint_store *s, const char *id);
+int gate_pending_flush(struct stint_store *s);
+void gate_pending_clear(struct stint_store *s);
+void gate_idx_free(struct gate_index *ix);
+int gate_idx_rebuild(struct stint_store *s);
+void gate_idx_invalidate(struct stint_store *s, const char *why);
+int gate_idx_agent_put(struct gate_index *ix, const struct stint_agent *a);
+void gate_idx_agent_del(struct gate_index *ix, const char *name);
+struct task_entry *gate_idx_task_find(const struct gate_index *ix,
+				      const char *id);
+int gate_idx_task_put(struct gate_index *ix, const struct stint_task *t);
+void gate_idx_task_del(struct gate_index *ix, const char *id);
+void gate_idx_tasks_del_agent(struct gate_index *ix, const char *agent);
 
 #endif

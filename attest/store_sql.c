@@ -152,24 +152,24 @@ static const char *const stmt_sql[S_N] = {
 };
 
 void
-db_log(struct stint_store *s, const char *what)
+store_db_log(struct stint_store *s, const char *what)
 {
 	log_err("%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
 void
-db_err(struct stint_store *s, const char *what, char *err, size_t errlen)
+store_db_err(struct stint_store *s, const char *what, char *err, size_t errlen)
 {
 	if (err != NULL)
 		snprintf(err, errlen, "%s: %s: %s", s->path, what,
 			 sqlite3_errmsg(s->db));
 	else
-		db_log(s, what);
+		store_db_log(s, what);
 }
 
 /* A cached statement, ready to bind. */
 sqlite3_stmt *
-stmt(struct stint_store *s, enum stmt_id id)
+store_stmt(struct stint_store *s, enum stmt_id id)
 {
 	sqlite3_reset(s->st[id]);
 	sqlite3_clear_bindings(s->st[id]);
@@ -177,7 +177,7 @@ stmt(struct stint_store *s, enum stmt_id id)
 }
 
 void
-stmt_done(sqlite3_stmt *st)
+store_stmt_done(sqlite3_stmt *st)
 {
 	/* Reset now so that a read statement does not hold its snapshot
 	 * (and block WAL checkpoints) until its next use. */
@@ -185,46 +185,46 @@ stmt_done(sqlite3_stmt *st)
 }
 
 int
-run(struct stint_store *s, enum stmt_id id)
+store_run(struct stint_store *s, enum stmt_id id)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_stmt(s, id);
 	int rc = sqlite3_step(st);
 
-	stmt_done(st);
+	store_stmt_done(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int
-tx_begin(struct stint_store *s)
+store_tx_begin(struct stint_store *s)
 {
-	if (run(s, S_BEGIN) != 0) {
-		db_log(s, "begin");
+	if (store_run(s, S_BEGIN) != 0) {
+		store_db_log(s, "begin");
 		return -1;
 	}
 	return 0;
 }
 
 int
-tx_commit(struct stint_store *s)
+store_tx_commit(struct stint_store *s)
 {
-	if (run(s, S_COMMIT) != 0) {
-		db_log(s, "commit");
-		run(s, S_ROLLBACK);
+	if (store_run(s, S_COMMIT) != 0) {
+		store_db_log(s, "commit");
+		store_run(s, S_ROLLBACK);
 		return -1;
 	}
 	return 0;
 }
 
 void
-tx_rollback(struct stint_store *s)
+store_tx_rollback(struct stint_store *s)
 {
 	if (sqlite3_get_autocommit(s->db) == 0)
-		run(s, S_ROLLBACK);
+		store_run(s, S_ROLLBACK);
 }
 
 /* SQLite integers are signed 64-bit: refuse what would wrap. */
 int
-bind_u64(sqlite3_stmt *st, int col, uint64_t v)
+store_bind_u64(sqlite3_stmt *st, int col, uint64_t v)
 {
 	if (v > INT64_MAX)
 		return SQLITE_RANGE;
@@ -232,7 +232,7 @@ bind_u64(sqlite3_stmt *st, int col, uint64_t v)
 }
 
 int
-bind_blob(sqlite3_stmt *st, int col, const struct stint_bytes *b)
+store_bind_blob(sqlite3_stmt *st, int col, const struct stint_bytes *b)
 {
 	if (b->ptr == NULL || b->len == 0)
 		return sqlite3_bind_null(st, col);
@@ -241,7 +241,7 @@ bind_blob(sqlite3_stmt *st, int col, const struct stint_bytes *b)
 
 /* Comma-separated decimal CKM_* numbers. */
 int
-mechs_format(const uint64_t *mechs, size_t n, char *buf, size_t cap)
+store_mechs_format(const uint64_t *mechs, size_t n, char *buf, size_t cap)
 {
 	size_t off = 0, i;
 	int k;
@@ -285,7 +285,7 @@ mechs_parse(const char *s, uint64_t *mechs, size_t *n)
 }
 
 int
-copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
+store_copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
 	const unsigned char *txt = sqlite3_column_text(st, col);
 	int len = sqlite3_column_bytes(st, col);
@@ -320,10 +320,10 @@ copy_blob(sqlite3_stmt *st, int col, struct stint_bytes *b)
 }
 
 int
-read_agent(sqlite3_stmt *st, struct stint_agent *a)
+store_read_agent(sqlite3_stmt *st, struct stint_agent *a)
 {
 	memset(a, 0, sizeof(*a));
-	if (copy_text(st, 0, a->name, sizeof(a->name)) != 0)
+	if (store_copy_text(st, 0, a->name, sizeof(a->name)) != 0)
 		return -1;
 	a->uid = (uint32_t)sqlite3_column_int64(st, 1);
 	a->gid = sqlite3_column_type(st, 2) == SQLITE_NULL
@@ -353,7 +353,7 @@ state_parse(const char *s, enum stint_task_state *state)
 }
 
 const char *
-state_str(enum stint_task_state state)
+store_state_str(enum stint_task_state state)
 {
 	switch (state) {
 	case STINT_TASK_LIVE:
@@ -368,17 +368,17 @@ state_str(enum stint_task_state state)
 
 /* Columns in TASK_COLS order, then TASK_BLOB_COLS when blobs is set. */
 int
-read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs)
+store_read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs)
 {
 	char state[16];
 
 	memset(t, 0, sizeof(*t));
-	if (copy_text(st, 0, t->id, sizeof(t->id)) != 0 ||
-	    copy_text(st, 1, t->agent, sizeof(t->agent)) != 0 ||
-	    copy_text(st, 3, state, sizeof(state)) != 0 ||
+	if (store_copy_text(st, 0, t->id, sizeof(t->id)) != 0 ||
+	    store_copy_text(st, 1, t->agent, sizeof(t->agent)) != 0 ||
+	    store_copy_text(st, 3, state, sizeof(state)) != 0 ||
 	    state_parse(state, &t->state) != 0 ||
-	    copy_text(st, 7, t->reason, sizeof(t->reason)) != 0 ||
-	    copy_text(st, 10, t->intent, sizeof(t->intent)) != 0 ||
+	    store_copy_text(st, 7, t->reason, sizeof(t->reason)) != 0 ||
+	    store_copy_text(st, 10, t->intent, sizeof(t->intent)) != 0 ||
 	    mechs_parse((const char *)sqlite3_column_text(st, 11), t->mechs,
 			&t->n_mechs) != 0)
 		goto fail;
@@ -439,7 +439,7 @@ user_version(struct stint_store *s, int *version, char *err, size_t errlen)
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
 	    SQLITE_OK) {
-		db_err(s, "cannot read the schema version", err, errlen);
+		store_db_err(s, "cannot read the schema version", err, errlen);
 		return -1;
 	}
 	rc = sqlite3_step(st);
@@ -447,7 +447,7 @@ user_version(struct stint_store *s, int *version, char *err, size_t errlen)
 		*version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW) {
-		db_err(s, "cannot read the schema version", err, errlen);
+		store_db_err(s, "cannot read the schema version", err, errlen);
 		return -1;
 	}
 	return 0;
@@ -495,7 +495,7 @@ fail:
 /* Creates the file 0600 regardless of umask, and tightens an existing one:
  * the agents' uids must not read who acts as whom or the task history. */
 int
-prepare_file(const char *path, char *err, size_t errlen)
+store_prepare_file(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd, r = -1;
@@ -528,7 +528,7 @@ out:
 }
 
 int
-configure_db(struct stint_store *s, char *err, size_t errlen)
+store_configure_db(struct stint_store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	const char *mode;
@@ -536,7 +536,7 @@ configure_db(struct stint_store *s, char *err, size_t errlen)
 
 	sqlite3_extended_result_codes(s->db, 1);
 	if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK) {
-		db_err(s, "cannot set busy timeout", err, errlen);
+		store_db_err(s, "cannot set busy timeout", err, errlen);
 		return -1;
 	}
 	/* Refuse a newer schema before touching the file (WAL changes its
@@ -546,7 +546,7 @@ configure_db(struct stint_store *s, char *err, size_t errlen)
 		return -1;
 	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st,
 			       NULL) != SQLITE_OK) {
-		db_err(s, "cannot set WAL mode", err, errlen);
+		store_db_err(s, "cannot set WAL mode", err, errlen);
 		return -1;
 	}
 	rc = sqlite3_step(st);
@@ -568,7 +568,8 @@ configure_db(struct stint_store *s, char *err, size_t errlen)
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1,
 				       SQLITE_PREPARE_PERSISTENT, &s->st[i],
 				       NULL) != SQLITE_OK) {
-			db_err(s, "cannot prepare statement", err, errlen);
+			store_db_err(s, "cannot prepare statement", err,
+				     errlen);
 			return -1;
 		}
 	}

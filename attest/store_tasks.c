@@ -24,7 +24,7 @@
  */
 
 struct tomb *
-tomb_find(struct stint_store *s, const char *id)
+store_tomb_find(struct stint_store *s, const char *id)
 {
 	size_t i;
 
@@ -42,7 +42,8 @@ tomb_apply(struct stint_store *s, struct stint_task *t)
 {
 	struct tomb *tb;
 
-	if (t->state != STINT_TASK_LIVE || (tb = tomb_find(s, t->id)) == NULL)
+	if (t->state != STINT_TASK_LIVE ||
+	    (tb = store_tomb_find(s, t->id)) == NULL)
 		return;
 	t->state = (enum stint_task_state)tb->e.state;
 	t->ended = tb->e.when;
@@ -54,7 +55,7 @@ tomb_apply(struct stint_store *s, struct stint_task *t)
 static struct tomb *
 tomb_put(struct stint_store *s, const struct stint_rj_entry *e)
 {
-	struct tomb *tb = tomb_find(s, e->id);
+	struct tomb *tb = store_tomb_find(s, e->id);
 	size_t i;
 
 	for (i = 0; tb == NULL && i < STINT_RJ_SLOTS; i++) {
@@ -70,7 +71,7 @@ tomb_put(struct stint_store *s, const struct stint_rj_entry *e)
 }
 
 void
-tomb_drop(struct stint_store *s, struct tomb *tb)
+store_tomb_drop(struct stint_store *s, struct tomb *tb)
 {
 	if (stint_rj_remove(s->rj, tb->e.id) != 0)
 		log_warn("%s: cannot clear the journal slot of task %s (it is "
@@ -81,7 +82,7 @@ tomb_drop(struct stint_store *s, struct tomb *tb)
 }
 
 void
-tomb_replay(void *ctx, const struct stint_rj_entry *e)
+store_tomb_replay(void *ctx, const struct stint_rj_entry *e)
 {
 	struct stint_store *s = ctx;
 
@@ -102,16 +103,16 @@ exec_one_locked(struct stint_store *s, enum stmt_id id, const char *key,
 	sqlite3_stmt *st;
 	int r;
 
-	st = stmt(s, id);
+	st = store_stmt(s, id);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_log(s, what);
+		store_db_log(s, what);
 		r = STINT_STORE_ERROR;
 	} else {
 		r = sqlite3_changes(s->db) > 0 ? STINT_STORE_OK
 					       : STINT_STORE_NOT_FOUND;
 	}
-	stmt_done(st);
+	store_stmt_done(st);
 	return r;
 }
 
@@ -122,18 +123,19 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 			char *err, size_t errlen)
 {
 	char mechs[MECHS_TEXT_MAX];
-	const char *state = state_str(t->state);
+	const char *state = store_state_str(t->state);
 	sqlite3_stmt *st;
 	int rc, r = STINT_STORE_OK;
 
 	if (t->id[0] == '\0' || t->agent[0] == '\0' || state == NULL ||
-	    mechs_format(t->mechs, t->n_mechs, mechs, sizeof(mechs)) != 0 ||
+	    store_mechs_format(t->mechs, t->n_mechs, mechs, sizeof(mechs)) !=
+		    0 ||
 	    t->max_sigs > INT64_MAX || t->used_sigs > INT64_MAX) {
 		snprintf(err, errlen, "invalid task record");
 		return STINT_STORE_ERROR;
 	}
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_TASK_INSERT);
+	st = store_stmt(s, S_TASK_INSERT);
 	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->agent, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, t->key_type);
@@ -142,17 +144,17 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 	sqlite3_bind_int64(st, 6, t->not_after);
 	sqlite3_bind_int64(st, 7, t->ended);
 	sqlite3_bind_text(st, 8, t->reason, -1, SQLITE_STATIC);
-	bind_u64(st, 9, t->max_sigs);
-	bind_u64(st, 10, t->used_sigs);
+	store_bind_u64(st, 9, t->max_sigs);
+	store_bind_u64(st, 10, t->used_sigs);
 	sqlite3_bind_text(st, 11, t->intent, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, mechs, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 13, t->key_destroyed ? 1 : 0);
-	bind_blob(st, 14, &t->pub.spki);
-	bind_blob(st, 15, &t->pub.ec_params);
-	bind_blob(st, 16, &t->pub.ec_point);
-	bind_blob(st, 17, &t->pub.modulus);
-	bind_blob(st, 18, &t->pub.exponent);
-	bind_blob(st, 19, &t->cert);
+	store_bind_blob(st, 14, &t->pub.spki);
+	store_bind_blob(st, 15, &t->pub.ec_params);
+	store_bind_blob(st, 16, &t->pub.ec_point);
+	store_bind_blob(st, 17, &t->pub.modulus);
+	store_bind_blob(st, 18, &t->pub.exponent);
+	store_bind_blob(st, 19, &t->cert);
 	if (t->agent_id > 0)
 		sqlite3_bind_int64(st, 20, t->agent_id);
 	rc = sqlite3_step(st);
@@ -163,13 +165,13 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 		snprintf(err, errlen, "agent '%s' was removed", t->agent);
 		r = STINT_STORE_NOT_FOUND;
 	} else if (rc != SQLITE_DONE) {
-		db_err(s, "cannot store task", err, errlen);
+		store_db_err(s, "cannot store task", err, errlen);
 		r = STINT_STORE_ERROR;
 	}
-	stmt_done(st);
+	store_stmt_done(st);
 	/* Not indexed for lack of memory: the gate asks SQLite for it. */
 	if (r == STINT_STORE_OK && s->idx.valid &&
-	    idx_task_put(&s->idx, t) != 0)
+	    gate_idx_task_put(&s->idx, t) != 0)
 		log_warn("%s: task %s not indexed (out of memory); its SIGN "
 			 "gate reads the database",
 			 s->path, t->id);
@@ -185,26 +187,27 @@ stint_store_task_delete(struct stint_store *s, const char *id)
 	pthread_mutex_lock(&s->lock);
 	r = exec_one_locked(s, S_TASK_DELETE, id, "task delete");
 	if (r != STINT_STORE_ERROR)
-		idx_task_del(&s->idx, id);
+		gate_idx_task_del(&s->idx, id);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
 int
-task_get_locked(struct stint_store *s, enum stmt_id id, const char *task_id,
-		struct stint_task *t)
+store_task_get_locked(struct stint_store *s, enum stmt_id id,
+		      const char *task_id, struct stint_task *t)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_stmt(s, id);
 	int rc, r;
 
 	memset(t, 0, sizeof(*t));
 	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		r = read_task(st, t, id == S_TASK_GET) == 0 ? STINT_STORE_OK
-							    : STINT_STORE_ERROR;
+		r = store_read_task(st, t, id == S_TASK_GET) == 0
+			    ? STINT_STORE_OK
+			    : STINT_STORE_ERROR;
 		if (r == STINT_STORE_OK) {
-			t->used_sigs += pending_get(s, t->id);
+			t->used_sigs += gate_pending_get(s, t->id);
 			tomb_apply(s, t);
 		}
 	} else if (rc == SQLITE_DONE)
@@ -212,8 +215,8 @@ task_get_locked(struct stint_store *s, enum stmt_id id, const char *task_id,
 	else
 		r = STINT_STORE_ERROR;
 	if (r == STINT_STORE_ERROR)
-		db_log(s, "task lookup");
-	stmt_done(st);
+		store_db_log(s, "task lookup");
+	store_stmt_done(st);
 	return r;
 }
 
@@ -224,7 +227,7 @@ stint_store_task_get(struct stint_store *s, const char *id,
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	r = task_get_locked(s, S_TASK_GET, id, t);
+	r = store_task_get_locked(s, S_TASK_GET, id, t);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -261,7 +264,7 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 	if (list == NULL)
 		return STINT_STORE_ERROR;
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_TASK_LIST);
+	st = store_stmt(s, S_TASK_LIST);
 	sqlite3_bind_text(st, 1, cursor != NULL ? cursor : "", -1,
 			  SQLITE_STATIC);
 	if (agent != NULL)
@@ -270,9 +273,9 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 	sqlite3_bind_int64(st, 4, now);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)limit);
 	while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (read_task(st, &list[count], true) != 0)
+		if (store_read_task(st, &list[count], true) != 0)
 			goto out;
-		list[count].used_sigs += pending_get(s, list[count].id);
+		list[count].used_sigs += gate_pending_get(s, list[count].id);
 		tomb_apply(s, &list[count]);
 		if (live_only && list[count].state != STINT_TASK_LIVE) {
 			stint_task_clear(&list[count]);
@@ -281,7 +284,7 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 		count++;
 	}
 	if (count < limit && rc != SQLITE_DONE) {
-		db_log(s, "task list");
+		store_db_log(s, "task list");
 		goto out;
 	}
 	if (count == 0) {
@@ -293,7 +296,7 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 	list = NULL;
 	r = STINT_STORE_OK;
 out:
-	stmt_done(st);
+	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
 	stint_store_task_list_free(list, count);
 	return r;
@@ -314,7 +317,7 @@ end_pending_locked(struct stint_store *s, const char *id,
 	struct stint_task t;
 	int r;
 
-	r = task_get_locked(s, S_TASK_GATE, id, &t);
+	r = store_task_get_locked(s, S_TASK_GATE, id, &t);
 	if (r == STINT_STORE_NOT_FOUND ||
 	    (r == STINT_STORE_OK && t.state != STINT_TASK_LIVE))
 		return STINT_STORE_NOT_FOUND;
@@ -338,7 +341,7 @@ end_pending_locked(struct stint_store *s, const char *id,
 			"records it would show the task live (its key is "
 			"destroyed all the same)",
 			s->path, id);
-	idx_task_del(&s->idx, id);
+	gate_idx_task_del(&s->idx, id);
 	log_warn("%s: the end of task %s is pending: state.db cannot record "
 		 "it now (retried every second); the task is refused already",
 		 s->path, id);
@@ -357,26 +360,26 @@ stint_store_task_end(struct stint_store *s, const char *id,
 	if (state != STINT_TASK_ENDED && state != STINT_TASK_EXPIRED)
 		return STINT_STORE_ERROR;
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_TASK_END);
+	st = store_stmt(s, S_TASK_END);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, state_str(state), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, store_state_str(state), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, when);
 	sqlite3_bind_text(st, 4, reason != NULL ? reason : "", -1,
 			  SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_log(s, "task end");
-		stmt_done(st);
+		store_db_log(s, "task end");
+		store_stmt_done(st);
 		r = end_pending_locked(s, id, state, reason, when);
 	} else {
 		/* Only a live task changes: ending twice is NOT_FOUND. */
 		r = sqlite3_changes(s->db) > 0 ? STINT_STORE_OK
 					       : STINT_STORE_NOT_FOUND;
-		stmt_done(st);
+		store_stmt_done(st);
 		/* Committed (autocommit): the gate refuses it from now on.
 		 * Not live either way, so it has no entry. */
-		idx_task_del(&s->idx, id);
-		if ((tb = tomb_find(s, id)) != NULL) {
-			tomb_drop(s, tb); /* it was ended already */
+		gate_idx_task_del(&s->idx, id);
+		if ((tb = store_tomb_find(s, id)) != NULL) {
+			store_tomb_drop(s, tb); /* it was ended already */
 			r = STINT_STORE_NOT_FOUND;
 		}
 	}
@@ -391,36 +394,37 @@ tomb_land(struct stint_store *s, struct tomb *tb)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (tx_begin(s) != 0)
+	if (store_tx_begin(s) != 0)
 		return -1;
-	st = stmt(s, S_TASK_END);
+	st = store_stmt(s, S_TASK_END);
 	sqlite3_bind_text(st, 1, tb->e.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, state_str((enum stint_task_state)tb->e.state),
+	sqlite3_bind_text(st, 2,
+			  store_state_str((enum stint_task_state)tb->e.state),
 			  -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, tb->e.when);
 	sqlite3_bind_text(st, 4, tb->e.reason, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	stmt_done(st);
+	store_stmt_done(st);
 	if (rc == SQLITE_DONE && tb->key_destroyed) {
-		st = stmt(s, S_TASK_KEY_DESTROYED);
+		st = store_stmt(s, S_TASK_KEY_DESTROYED);
 		sqlite3_bind_text(st, 1, tb->e.id, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
-		stmt_done(st);
+		store_stmt_done(st);
 	}
 	if (rc != SQLITE_DONE) {
-		db_log(s, "pending task end");
-		tx_rollback(s);
+		store_db_log(s, "pending task end");
+		store_tx_rollback(s);
 		return -1;
 	}
-	if (tx_commit(s) != 0)
+	if (store_tx_commit(s) != 0)
 		return -1;
 	log_info("%s: the end of task %s is now recorded", s->path, tb->e.id);
-	tomb_drop(s, tb);
+	store_tomb_drop(s, tb);
 	return 0;
 }
 
 void
-tombs_land(struct stint_store *s)
+store_tombs_land(struct stint_store *s)
 {
 	size_t i;
 
@@ -441,7 +445,7 @@ stint_store_ends_retry(struct stint_store *s, size_t *left,
 		*n_keys = 0;
 	}
 	pthread_mutex_lock(&s->lock);
-	tombs_land(s);
+	store_tombs_land(s);
 	*left = s->n_tombs;
 	if (keys != NULL && s->n_tombs > 0) {
 		*keys = calloc(s->n_tombs, sizeof(**keys));
@@ -465,18 +469,18 @@ stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 	int r = STINT_STORE_OK;
 
 	pthread_mutex_lock(&s->lock);
-	st = stmt(s, S_AGENT_TASKS_END);
+	st = store_stmt(s, S_AGENT_TASKS_END);
 	sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, when);
 	sqlite3_bind_text(st, 3, reason != NULL ? reason : "", -1,
 			  SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_log(s, "agent tasks end");
+		store_db_log(s, "agent tasks end");
 		r = STINT_STORE_ERROR;
 	} else {
-		idx_tasks_del_agent(&s->idx, agent);
+		gate_idx_tasks_del_agent(&s->idx, agent);
 	}
-	stmt_done(st);
+	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -494,8 +498,9 @@ stint_store_tasks_due(struct stint_store *s, int64_t now,
 	*ids = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	(void)pending_flush(s); /* the reaper's pass doubles as the writer */
-	st = stmt(s, S_TASKS_DUE);
+	(void)gate_pending_flush(
+		s); /* the reaper's pass doubles as the writer */
+	st = store_stmt(s, S_TASKS_DUE);
 	sqlite3_bind_int64(st, 1, now);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (count == cap) {
@@ -505,12 +510,13 @@ stint_store_tasks_due(struct stint_store *s, int64_t now,
 				goto out;
 			list = grown;
 		}
-		if (copy_text(st, 0, list[count], sizeof(list[count])) != 0)
+		if (store_copy_text(st, 0, list[count], sizeof(list[count])) !=
+		    0)
 			goto out;
 		count++;
 	}
 	if (rc != SQLITE_DONE) {
-		db_log(s, "due tasks");
+		store_db_log(s, "due tasks");
 		goto out;
 	}
 	*ids = list;
@@ -518,7 +524,7 @@ stint_store_tasks_due(struct stint_store *s, int64_t now,
 	list = NULL;
 	r = STINT_STORE_OK;
 out:
-	stmt_done(st);
+	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
 	free(list);
 	return r;
@@ -532,11 +538,12 @@ stint_store_task_key_destroyed(struct stint_store *s, const char *id)
 
 	pthread_mutex_lock(&s->lock);
 	r = exec_one_locked(s, S_TASK_KEY_DESTROYED, id, "key destroyed");
-	if (tomb_find(s, id) != NULL)
-		tomb_find(s, id)->key_destroyed = true;
+	if (store_tomb_find(s, id) != NULL)
+		store_tomb_find(s, id)->key_destroyed = true;
 	/* The policy does not look at it; kept so the entry stays equal to
 	 * its row. */
-	if (r == STINT_STORE_OK && (e = idx_task_find(&s->idx, id)) != NULL)
+	if (r == STINT_STORE_OK &&
+	    (e = gate_idx_task_find(&s->idx, id)) != NULL)
 		e->key_destroyed = true;
 	pthread_mutex_unlock(&s->lock);
 	return r;
