@@ -10,13 +10,13 @@
  * counts for such tasks; the audit log still has every signature.
  *
  * The SIGN gate decides from memory: stintd is the only process that opens
- * the database and every change to agents and tasks goes through this file
- * under the store's mutex, so an index of the agents and of the live tasks,
- * loaded at open and updated after each change has committed, is as
- * authoritative as the tables (see "the gate's index" below). SQLite is
- * still asked when the index cannot answer: a task it does not hold (ended,
- * unknown, or not indexed for lack of memory), and the committed increment
- * of a budgeted task.
+ * the database and every change to agents and tasks goes through the store
+ * (store*.c and this file) under the store's mutex, so an index of the agents
+ * and of the live tasks, loaded at open and updated after each change has
+ * committed, is as authoritative as the tables (see "the gate's index" below).
+ * SQLite is still asked when the index cannot answer: a task it does not hold
+ * (ended, unknown, or not indexed for lack of memory), and the committed
+ * increment of a budgeted task.
  */
 
 #include <stdio.h>
@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include "attest/gate.h"
 #include "attest/policy.h"
 #include "attest/store_int.h"
 #include "common/log.h"
@@ -464,6 +465,13 @@ gate_idx_invalidate(struct stint_store *s, const char *why)
 #define GATE_NEEDS_WRITE 1
 #define GATE_MISS        2
 
+/* The deadline is in whole seconds: a task is refused from not_after.000. */
+static int64_t
+req_now(const struct stint_gate_req *req)
+{
+	return (int64_t)req->now.tv_sec;
+}
+
 /*
  * One pass of the SIGN gate inside one transaction. A read transaction
  * suffices unless the task has a budget and the policy allows: then
@@ -472,11 +480,11 @@ gate_idx_invalidate(struct stint_store *s, const char *why)
  * with task end, and the increment is committed before anything is signed.
  */
 static int
-gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
-	  const char *task_id, uint64_t mech, int64_t now,
-	  struct stint_agent *agent, struct stint_task *task, int *verdict,
-	  const char **reason)
+gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
+	  struct stint_gate_result *res)
 {
+	struct stint_agent *agent = &res->agent;
+	struct stint_task *task = &res->task;
 	struct task_entry *e;
 	sqlite3_stmt *st;
 	int ra, rt;
@@ -485,13 +493,13 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 		store_db_log(s, "begin");
 		return -1;
 	}
-	ra = store_agent_for_peer_locked(s, uid, gid, agent);
+	ra = store_agent_for_peer_locked(s, req->uid, req->gid, agent);
 	if (ra == STINT_STORE_ERROR)
 		goto fail;
 	if (ra != STINT_STORE_OK)
 		memset(agent, 0, sizeof(*agent));
-	rt = task_id != NULL
-		     ? store_task_get_locked(s, S_TASK_GATE, task_id, task)
+	rt = req->task_id != NULL
+		     ? store_task_get_locked(s, S_TASK_GATE, req->task_id, task)
 		     : STINT_STORE_NOT_FOUND;
 	if (rt == STINT_STORE_ERROR)
 		goto fail;
@@ -503,10 +511,11 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 		rt = STINT_STORE_NOT_FOUND;
 	if (rt != STINT_STORE_OK)
 		memset(task, 0, sizeof(*task));
-	*verdict = stint_policy_sign(ra == STINT_STORE_OK ? agent : NULL,
-				     rt == STINT_STORE_OK ? task : NULL, mech,
-				     now, reason);
-	if (*verdict == STINT_OK && task->max_sigs != 0) {
+	res->decision =
+		stint_policy_sign(ra == STINT_STORE_OK ? agent : NULL,
+				  rt == STINT_STORE_OK ? task : NULL, req->mech,
+				  req_now(req), &res->reason);
+	if (res->decision == STINT_OK && task->max_sigs != 0) {
 		if (!write) {
 			store_tx_rollback(s);
 			return GATE_NEEDS_WRITE;
@@ -521,7 +530,7 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 		}
 		store_stmt_done(st);
 		task->used_sigs++;
-	} else if (*verdict == STINT_OK) {
+	} else if (res->decision == STINT_OK) {
 		/* No budget: counted in memory, written within a second. */
 		if (pending_add(s, task->id) != 0) {
 			log_err("out of memory counting signatures");
@@ -533,7 +542,7 @@ gate_once(struct stint_store *s, bool write, uid_t uid, gid_t gid,
 		return -1;
 	/* Committed: an indexed task's count follows (a budgeted one must,
 	 * or the index would allow past the budget). */
-	if (*verdict == STINT_OK &&
+	if (res->decision == STINT_OK &&
 	    (e = gate_idx_task_find(&s->idx, task->id)) != NULL)
 		e->used_sigs = task->used_sigs;
 	return 0;
@@ -544,17 +553,14 @@ fail:
 
 /* The gate against the database alone, as it ran before the index. */
 static int
-gate_sql(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
-	 uint64_t mech, int64_t now, struct stint_agent *agent,
-	 struct stint_task *task, int *verdict, const char **reason)
+gate_sql(struct stint_store *s, const struct stint_gate_req *req,
+	 struct stint_gate_result *res)
 {
 	int r;
 
-	r = gate_once(s, false, uid, gid, task_id, mech, now, agent, task,
-		      verdict, reason);
+	r = gate_once(s, false, req, res);
 	if (r == GATE_NEEDS_WRITE)
-		r = gate_once(s, true, uid, gid, task_id, mech, now, agent,
-			      task, verdict, reason);
+		r = gate_once(s, true, req, res);
 	return r;
 }
 
@@ -567,26 +573,27 @@ gate_sql(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
  * agent is refused before the task matters, as stint_policy_sign does.
  */
 static int
-gate_fast(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
-	  uint64_t mech, int64_t now, struct stint_agent *agent,
-	  struct stint_task *task, int *verdict, const char **reason)
+gate_fast(struct stint_store *s, const struct stint_gate_req *req,
+	  struct stint_gate_result *res)
 {
-	const struct stint_agent *a = idx_agent_for_peer(&s->idx, uid, gid);
-	struct task_entry *e = gate_idx_task_find(&s->idx, task_id);
+	const struct stint_agent *a =
+		idx_agent_for_peer(&s->idx, req->uid, req->gid);
+	struct task_entry *e = gate_idx_task_find(&s->idx, req->task_id);
 
 	/* Started for another agent row of the same name: SQLite decides. */
 	if (a != NULL && e != NULL && e->agent_id != 0 &&
 	    e->agent_id != a->id && strcmp(e->agent, a->name) == 0)
 		e = NULL;
 	if (a != NULL)
-		*agent = *a;
+		res->agent = *a;
 	if (e != NULL)
-		task_from_entry(e, task);
-	else if (a != NULL && task_id != NULL)
+		task_from_entry(e, &res->task);
+	else if (a != NULL && req->task_id != NULL)
 		return GATE_MISS;
-	*verdict = stint_policy_sign(a, e != NULL ? task : NULL, mech, now,
-				     reason);
-	if (*verdict != STINT_OK)
+	res->decision =
+		stint_policy_sign(a, e != NULL ? &res->task : NULL, req->mech,
+				  req_now(req), &res->reason);
+	if (res->decision != STINT_OK)
 		return 0;
 	if (e->max_sigs != 0)
 		return GATE_NEEDS_WRITE;
@@ -596,72 +603,77 @@ gate_fast(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
 		return -1;
 	}
 	e->used_sigs++;
-	task->used_sigs = e->used_sigs;
+	res->task.used_sigs = e->used_sigs;
 	return 0;
 }
 
 /* A budgeted task the index allows: the committed write transaction
  * decides, and must agree with the index. */
 static int
-gate_budget(struct stint_store *s, uid_t uid, gid_t gid, const char *task_id,
-	    uint64_t mech, int64_t now, struct stint_agent *agent,
-	    struct stint_task *task, int *verdict, const char **reason)
+gate_budget(struct stint_store *s, const struct stint_gate_req *req,
+	    struct stint_gate_result *res)
 {
 	int r;
 
-	r = gate_once(s, true, uid, gid, task_id, mech, now, agent, task,
-		      verdict, reason);
-	if (r == 0 && *verdict != STINT_OK) {
+	r = gate_once(s, true, req, res);
+	if (r == 0 && res->decision != STINT_OK) {
 		log_err("%s: gate index allowed task %s, the database refuses "
 			"(%s)",
-			s->path, task_id, *reason);
+			s->path, req->task_id, res->reason);
 		gate_idx_invalidate(s, "out of step with the database");
 	}
 	return r;
 }
 
-int
-stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
-		      const char *task_id, uint64_t mech, int64_t now,
-		      struct stint_agent *agent, struct stint_task *task,
-		      int *verdict, const char **reason)
+/* Signatures the task may still make, once the gate has decided. */
+static uint64_t
+budget_left(const struct stint_task *t)
 {
+	if (t->id[0] == '\0')
+		return 0;
+	if (t->max_sigs == 0)
+		return STINT_GATE_UNLIMITED;
+	return t->used_sigs < t->max_sigs ? t->max_sigs - t->used_sigs : 0;
+}
+
+int
+stint_gate_sign(struct stint_store *s, const struct stint_gate_req *req,
+		struct stint_gate_result *res)
+{
+	int64_t now = req_now(req);
 	int r;
 
-	memset(agent, 0, sizeof(*agent));
-	memset(task, 0, sizeof(*task));
+	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&s->lock);
 	/* After a failed rebuild, retry once a second, not per signature. */
 	if (!s->idx.valid && !s->idx_off && now >= s->idx_retry_at &&
 	    gate_idx_rebuild(s) != 0)
 		s->idx_retry_at = now + 1;
-	r = s->idx.valid ? gate_fast(s, uid, gid, task_id, mech, now, agent,
-				     task, verdict, reason)
-			 : GATE_MISS;
+	r = s->idx.valid ? gate_fast(s, req, res) : GATE_MISS;
 	if (r == 0)
 		s->gates_fast++;
 	else if (r > 0)
 		s->gates_sql++;
+	res->from_index = r == 0;
 	if (r == GATE_MISS)
-		r = gate_sql(s, uid, gid, task_id, mech, now, agent, task,
-			     verdict, reason);
+		r = gate_sql(s, req, res);
 	else if (r == GATE_NEEDS_WRITE)
-		r = gate_budget(s, uid, gid, task_id, mech, now, agent, task,
-				verdict, reason);
+		r = gate_budget(s, req, res);
 	if (r != 0) {
 		/* Nothing was counted, so nothing may be signed. */
-		*verdict = STINT_E_INTERNAL;
-		*reason = "state database failure";
+		res->decision = STINT_E_INTERNAL;
+		res->reason = "state database failure";
 	} else if (now >= s->flush_at) {
 		if (gate_pending_flush(s) == 0)
 			s->flush_at = now + 1;
 	}
+	res->budget_left = budget_left(&res->task);
 	pthread_mutex_unlock(&s->lock);
 	return r == 0 ? STINT_STORE_OK : STINT_STORE_ERROR;
 }
 
 int
-stint_store_gate_index(struct stint_store *s, bool on)
+stint_gate_index(struct stint_store *s, bool on)
 {
 	int r = STINT_STORE_OK;
 
@@ -676,7 +688,7 @@ stint_store_gate_index(struct stint_store *s, bool on)
 }
 
 void
-stint_store_gate_stats(struct stint_store *s, struct stint_gate_stats *st)
+stint_gate_stats_get(struct stint_store *s, struct stint_gate_stats *st)
 {
 	pthread_mutex_lock(&s->lock);
 	st->index_valid = s->idx.valid;

@@ -98,7 +98,7 @@ struct stint_store {
 	size_t n_pending;
 	int64_t flush_at; /* write pending counts once now reaches it */
 	struct gate_index idx;
-	bool idx_off;         /* stint_store_gate_index(s, false) */
+	bool idx_off;         /* stint_gate_index(s, false) */
 	int64_t idx_retry_at; /* next rebuild attempt while !idx.valid */
 	uint64_t gates_fast, gates_sql;
 	char path[4096];

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "attest/gate.h"
 #include "attest/store.h"
 
 #define NOW        1700000000
@@ -148,18 +150,42 @@ add_task(struct fixture *f, const char *id, const char *agent,
 		fail_msg("task insert %s: %s", id, err);
 }
 
+/* One SIGN gate through the gate's API at a precise time; the call itself
+ * must succeed and fill the whole result. */
+static struct stint_gate_result
+gate_at(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
+	struct timespec now)
+{
+	struct stint_gate_req req = {.uid = uid,
+				     .gid = gid,
+				     .task_id = id,
+				     .mech = mech,
+				     .now = now};
+	struct stint_gate_result res;
+
+	memset(&res, 0xa5, sizeof(res));
+	assert_int_equal(stint_gate_sign(f->s, &req, &res), STINT_STORE_OK);
+	assert_non_null(res.reason);
+	return res;
+}
+
+static struct stint_gate_result
+sign_gate(struct fixture *f, uid_t uid, gid_t gid, const char *id,
+	  uint64_t mech, int64_t now)
+{
+	struct timespec ts = {.tv_sec = (time_t)now, .tv_nsec = 0};
+
+	return gate_at(f, uid, gid, id, mech, ts);
+}
+
 static int
 gate(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
      int64_t now, const char **reason)
 {
-	struct stint_agent a;
-	struct stint_task t;
-	int verdict = -1;
+	struct stint_gate_result res = sign_gate(f, uid, gid, id, mech, now);
 
-	assert_int_equal(stint_store_sign_gate(f->s, uid, gid, id, mech, now,
-					       &a, &t, &verdict, reason),
-			 0);
-	return verdict;
+	*reason = res.reason;
+	return res.decision;
 }
 
 static uint64_t
@@ -524,10 +550,9 @@ static void
 test_sign_gate_budget(void **state)
 {
 	struct fixture *f = *state;
-	struct stint_agent a;
-	struct stint_task t;
+	struct stint_gate_result res;
 	const char *reason = NULL;
-	int verdict, i;
+	int i;
 
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 3);
@@ -545,15 +570,12 @@ test_sign_gate_budget(void **state)
 
 	/* The gate reports what it found; used_sigs after the count. */
 	add_task(f, "t-2", "billing", 0);
-	assert_int_equal(stint_store_sign_gate(f->s, 1000, 1000, "t-2",
-					       MECH_ECDSA, NOW, &a, &t,
-					       &verdict, &reason),
-			 0);
-	assert_int_equal(verdict, STINT_OK);
-	assert_string_equal(a.name, "billing");
-	assert_string_equal(t.id, "t-2");
-	assert_int_equal(t.used_sigs, 1);
-	assert_null(t.pub.spki.ptr);
+	res = sign_gate(f, 1000, 1000, "t-2", MECH_ECDSA, NOW);
+	assert_int_equal(res.decision, STINT_OK);
+	assert_string_equal(res.agent.name, "billing");
+	assert_string_equal(res.task.id, "t-2");
+	assert_int_equal(res.task.used_sigs, 1);
+	assert_null(res.task.pub.spki.ptr);
 
 	/* A mechanism the key does not allow. */
 	assert_int_equal(gate(f, 1000, 1000, "t-2", MECH_RSA, NOW, &reason),
@@ -565,10 +587,8 @@ static void
 test_sign_gate_refusals(void **state)
 {
 	struct fixture *f = *state;
-	struct stint_agent a;
-	struct stint_task t;
+	struct stint_gate_result res;
 	const char *reason = NULL;
-	int verdict;
 
 	add_agent(f, "billing", 1000, -1);
 	add_agent(f, "payroll", 1001, 7);
@@ -585,22 +605,16 @@ test_sign_gate_refusals(void **state)
 	assert_int_equal(gate(f, 1001, 8, "t-p", MECH_ECDSA, NOW, &reason),
 			 STINT_E_NO_AGENT);
 	/* An unregistered uid. */
-	assert_int_equal(stint_store_sign_gate(f->s, 4242, 4242, "t-b",
-					       MECH_ECDSA, NOW, &a, &t,
-					       &verdict, &reason),
-			 0);
-	assert_int_equal(verdict, STINT_E_NO_AGENT);
-	assert_string_equal(a.name, "");
-	assert_string_equal(t.id, "t-b");
+	res = sign_gate(f, 4242, 4242, "t-b", MECH_ECDSA, NOW);
+	assert_int_equal(res.decision, STINT_E_NO_AGENT);
+	assert_string_equal(res.agent.name, "");
+	assert_string_equal(res.task.id, "t-b");
 	/* An unknown task. */
-	assert_int_equal(stint_store_sign_gate(f->s, 1000, 1, "t-zzz",
-					       MECH_ECDSA, NOW, &a, &t,
-					       &verdict, &reason),
-			 0);
-	assert_int_equal(verdict, STINT_E_NOT_YOURS);
-	assert_string_equal(reason, "unknown task");
-	assert_string_equal(a.name, "billing");
-	assert_string_equal(t.id, "");
+	res = sign_gate(f, 1000, 1, "t-zzz", MECH_ECDSA, NOW);
+	assert_int_equal(res.decision, STINT_E_NOT_YOURS);
+	assert_string_equal(res.reason, "unknown task");
+	assert_string_equal(res.agent.name, "billing");
+	assert_string_equal(res.task.id, "");
 
 	/* At the deadline. */
 	assert_int_equal(
@@ -744,16 +758,17 @@ static void *
 gate_loop(void *arg)
 {
 	struct gate_thread *g = arg;
-	struct stint_agent a;
-	struct stint_task t;
-	const char *reason;
-	int verdict, i;
+	struct stint_gate_req req = {.uid = 1000,
+				     .gid = 0,
+				     .task_id = g->id,
+				     .mech = MECH_ECDSA,
+				     .now = {.tv_sec = NOW}};
+	struct stint_gate_result res;
+	int i;
 
 	for (i = 0; i < 100; i++) {
-		if (stint_store_sign_gate(g->f->s, 1000, 0, g->id, MECH_ECDSA,
-					  NOW, &a, &t, &verdict,
-					  &reason) == 0 &&
-		    verdict == STINT_OK)
+		if (stint_gate_sign(g->f->s, &req, &res) == 0 &&
+		    res.decision == STINT_OK)
 			g->allowed++;
 	}
 	return NULL;
@@ -849,7 +864,7 @@ stats(struct fixture *f)
 	struct stint_gate_stats st;
 
 	memset(&st, 0xa5, sizeof(st));
-	stint_store_gate_stats(f->s, &st);
+	stint_gate_stats_get(f->s, &st);
 	return st;
 }
 
@@ -874,10 +889,10 @@ gate_cmp(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
 	assert_int_equal(after.fast, before.fast + (path == FAST));
 	assert_int_equal(after.sql, before.sql + (path == SQL));
 
-	assert_int_equal(stint_store_gate_index(f->s, false), 0);
+	assert_int_equal(stint_gate_index(f->s, false), 0);
 	assert_false(stats(f).index_valid);
 	sql_verdict = gate(f, uid, gid, id, mech, now, &sql_reason);
-	assert_int_equal(stint_store_gate_index(f->s, true), 0);
+	assert_int_equal(stint_gate_index(f->s, true), 0);
 	assert_true(stats(f).index_valid);
 
 	assert_int_equal(verdict, sql_verdict);
@@ -1003,40 +1018,37 @@ test_gate_index_fast_fill(void **state)
 {
 	struct fixture *f = *state;
 	struct stint_gate_stats st;
-	struct stint_agent a;
-	struct stint_task t;
+	struct stint_gate_result res;
 	const char *reason;
-	int verdict, i;
+	int i;
 
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 0);
 	st = stats(f);
 	for (i = 0; i < 10; i++) {
-		assert_int_equal(stint_store_sign_gate(f->s, 1000, 0, "t-1",
-						       MECH_ECDSA, NOW, &a, &t,
-						       &verdict, &reason),
-				 0);
-		assert_int_equal(verdict, STINT_OK);
+		res = sign_gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW);
+		assert_int_equal(res.decision, STINT_OK);
+		assert_true(res.from_index);
 	}
 	assert_int_equal(stats(f).fast, st.fast + 10);
 	assert_int_equal(stats(f).sql, st.sql);
-	assert_string_equal(a.name, "billing");
-	assert_int_equal(a.uid, 1000);
-	assert_int_equal(a.gid, -1);
-	assert_int_equal(a.max_ttl, 3600);
-	assert_int_equal(a.n_mechs, 2);
-	assert_string_equal(t.id, "t-1");
-	assert_string_equal(t.agent, "billing");
-	assert_int_equal(t.state, STINT_TASK_LIVE);
-	assert_int_equal(t.key_type, STINT_KEY_EC_P256);
-	assert_int_equal(t.not_after, NOW + 600);
-	assert_int_equal(t.created, NOW - 10);
-	assert_int_equal(t.used_sigs, 10);
-	assert_int_equal(t.n_mechs, 1);
-	assert_int_equal(t.mechs[0], MECH_ECDSA);
-	assert_null(t.pub.spki.ptr);
-	assert_null(t.cert.ptr);
-	assert_string_equal(t.intent, "");
+	assert_string_equal(res.agent.name, "billing");
+	assert_int_equal(res.agent.uid, 1000);
+	assert_int_equal(res.agent.gid, -1);
+	assert_int_equal(res.agent.max_ttl, 3600);
+	assert_int_equal(res.agent.n_mechs, 2);
+	assert_string_equal(res.task.id, "t-1");
+	assert_string_equal(res.task.agent, "billing");
+	assert_int_equal(res.task.state, STINT_TASK_LIVE);
+	assert_int_equal(res.task.key_type, STINT_KEY_EC_P256);
+	assert_int_equal(res.task.not_after, NOW + 600);
+	assert_int_equal(res.task.created, NOW - 10);
+	assert_int_equal(res.task.used_sigs, 10);
+	assert_int_equal(res.task.n_mechs, 1);
+	assert_int_equal(res.task.mechs[0], MECH_ECDSA);
+	assert_null(res.task.pub.spki.ptr);
+	assert_null(res.task.cert.ptr);
+	assert_string_equal(res.task.intent, "");
 	/* The first gate wrote at once, the rest within the second. */
 	assert_int_equal(db_used_sigs(f, "t-1"), 1);
 	assert_int_equal(used_sigs(f, "t-1"), 10);
@@ -1051,10 +1063,7 @@ static void
 test_gate_index_gid_agents(void **state)
 {
 	struct fixture *f = *state;
-	struct stint_agent a;
-	struct stint_task t;
 	const char *reason;
-	int verdict;
 	sqlite3 *db;
 
 	add_agent(f, "zz-ops", 1000, 5);
@@ -1094,11 +1103,9 @@ test_gate_index_gid_agents(void **state)
 	assert_int_equal(
 		gate_cmp(f, 1000, 5, "t-ops", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_E_NOT_YOURS);
-	assert_int_equal(stint_store_sign_gate(f->s, 1000, 5, "t-ops",
-					       MECH_ECDSA, NOW, &a, &t,
-					       &verdict, &reason),
-			 0);
-	assert_string_equal(a.name, "mm-any");
+	assert_string_equal(
+		sign_gate(f, 1000, 5, "t-ops", MECH_ECDSA, NOW).agent.name,
+		"mm-any");
 	/* gid 6: aa-dev is lower than mm-any. */
 	assert_int_equal(
 		gate_cmp(f, 1000, 6, "t-dev", MECH_ECDSA, NOW, FAST, &reason),
@@ -1270,7 +1277,7 @@ test_gate_index_reload(void **state)
 		STINT_E_NOT_LIVE);
 
 	/* Off: changes go to the database only; on: read back. */
-	assert_int_equal(stint_store_gate_index(f->s, false), 0);
+	assert_int_equal(stint_gate_index(f->s, false), 0);
 	assert_int_equal(stint_store_agent_remove(f->s, "payroll"), 0);
 	add_task(f, "t-4", "billing", 0);
 	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_ENDED,
@@ -1279,7 +1286,7 @@ test_gate_index_reload(void **state)
 	assert_int_equal(gate(f, 1000, 0, "t-4", MECH_ECDSA, NOW, &reason),
 			 STINT_OK);
 	assert_false(stats(f).index_valid);
-	assert_int_equal(stint_store_gate_index(f->s, true), 0);
+	assert_int_equal(stint_gate_index(f->s, true), 0);
 	assert_int_equal(stats(f).agents, 1);
 	assert_int_equal(stats(f).tasks, 1); /* t-4; t-3 ended with payroll */
 	assert_int_equal(
