@@ -13,6 +13,12 @@
  * Concurrency: one connection, opened SQLITE_OPEN_FULLMUTEX, and the
  * store's own mutex around every function so that multi-statement
  * transactions from different threads never interleave.
+ *
+ * The store is four files sharing the private store_int.h: this one (open
+ * and close, agents, counts, retention, the audit head), store_sql.c (the
+ * SQLite layer: schema, statements, row codecs), store_tasks.c (tasks and
+ * the ends state.db could not commit yet) and gate.c (the SIGN gate, its
+ * in-memory index and batched counts; public API in gate.h).
  */
 
 #include <inttypes.h>

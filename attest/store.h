@@ -3,6 +3,7 @@
  * (PRAGMA user_version). One connection, serialized by the store's mutex;
  * every function is safe to call from any thread. Functions return 0, or
  * STINT_STORE_NOT_FOUND / STINT_STORE_EXISTS / STINT_STORE_ERROR (err set).
+ * The SIGN gate over this state is in gate.h.
  */
 #ifndef STINT_ATTEST_STORE_H
 #define STINT_ATTEST_STORE_H
