@@ -1,7 +1,7 @@
 /*
  * stintd's process-wide state and the request handlers. The path of a SIGN
  * request: server.c (accept, peer identity, frames) → handle_agent.c
- * (decode, gate, audit, sign) → store.c (stint_store_sign_gate, which runs
+ * (decode, gate, audit, sign) → gate.c (stint_gate_sign, which runs
  * policy.c) → audit.c → the backend.
  */
 #ifndef STINT_ATTEST_DAEMON_H

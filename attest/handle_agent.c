@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "attest/daemon.h"
+#include "attest/gate.h"
 #include "attest/refusals.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -254,18 +255,16 @@ handle_sign(struct stintd *d, const struct stint_peer *peer,
 {
 	struct stint_sign_req sr;
 	struct sign_ctx s = {.d = d, .peer = peer, .req = &sr};
-	struct stint_agent agent;
-	struct stint_task task;
+	struct stint_gate_req gate_req;
+	struct stint_gate_result gate;
 	CK_RSA_PKCS_PSS_PARAMS pss = {0};
 	uint8_t in[1024], sig[STINT_SIG_MAX];
 	size_t in_len = 0, sig_len = sizeof(sig);
 	const char *reason;
 	char err[256];
-	int verdict, r;
+	int r;
 
 	memset(&sr, 0, sizeof(sr));
-	memset(&agent, 0, sizeof(agent));
-	memset(&task, 0, sizeof(task));
 	if (stint_dec_sign_req(req, &sr) != 0) {
 		memset(&sr, 0, sizeof(sr));
 		memset(s.input_sha256, 0, sizeof(s.input_sha256));
@@ -288,16 +287,19 @@ handle_sign(struct stintd *d, const struct stint_peer *peer,
 	/* Read once: the gate decides with it and the record carries it, so
 	 * every sign-allowed record's time is before the task's deadline. */
 	realtime(&s.decided);
-	if (stint_store_sign_gate(d->store, peer->uid, peer->gid, sr.task,
-				  sr.mech, (int64_t)s.decided.tv_sec, &agent,
-				  &task, &verdict, &reason) != STINT_STORE_OK) {
-		verdict = STINT_E_INTERNAL;
-		reason = "task store unavailable";
+	gate_req = (struct stint_gate_req){.uid = peer->uid,
+					   .gid = peer->gid,
+					   .task_id = sr.task,
+					   .mech = sr.mech,
+					   .now = s.decided};
+	if (stint_gate_sign(d->store, &gate_req, &gate) != STINT_STORE_OK) {
+		gate.decision = STINT_E_INTERNAL;
+		gate.reason = "task store unavailable";
 	}
-	s.agent = agent.name[0] ? agent.name : NULL;
-	if (verdict != STINT_OK) {
+	s.agent = gate.agent.name[0] ? gate.agent.name : NULL;
+	if (gate.decision != STINT_OK) {
 		pthread_rwlock_unlock(&d->revoke_lock);
-		r = refuse(&s, rep, verdict, reason);
+		r = refuse(&s, rep, gate.decision, gate.reason);
 		goto out;
 	}
 	/* No signature without its record. */
@@ -324,7 +326,6 @@ handle_sign(struct stintd *d, const struct stint_peer *peer,
 out:
 	OPENSSL_cleanse(in, sizeof(in));
 	stint_bytes_free(&sr.data);
-	stint_task_clear(&task);
 	return r;
 }
 

@@ -3,6 +3,7 @@
  * (PRAGMA user_version). One connection, serialized by the store's mutex;
  * every function is safe to call from any thread. Functions return 0, or
  * STINT_STORE_NOT_FOUND / STINT_STORE_EXISTS / STINT_STORE_ERROR (err set).
+ * The SIGN gate over this state is in gate.h.
  */
 #ifndef STINT_ATTEST_STORE_H
 #define STINT_ATTEST_STORE_H
@@ -114,25 +115,6 @@ int stint_store_task_end(struct stint_store *s, const char *id,
 /* Ends every live task of an agent (agent removal). */
 int stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 				const char *reason, int64_t when);
-/* The SIGN gate: finds the agent the peer (uid, gid) acts as and the task,
- * runs stint_policy_sign, and when it allows, counts the signature before
- * returning; a budgeted task's increment is committed first (a crash never
- * gives a spent budget back). The verdict and reason are those of the
- * database; they are decided from the store's in-memory index of agents and
- * live tasks when it can (no SQLite call for an unbudgeted task), and from
- * the database for a task that is not live, a budgeted one, or while the
- * index is unavailable. Returns 0 with *verdict = STINT_OK or the refusal
- * status and *reason a static text. Fills: agent completely (name "" when
- * the peer maps to none); task's id, agent, key_type, state, created,
- * not_after, max_sigs, used_sigs (after this count), mechs, key_destroyed
- * when it was found (id "" when unknown, and possibly when the peer maps to
- * no agent and the task is not live); never intent, reason, pub or cert.
- * Returns STINT_STORE_ERROR only when the database fails (or memory to
- * count runs out). */
-int stint_store_sign_gate(struct stint_store *s, uid_t uid, gid_t gid,
-			  const char *task_id, uint64_t mech, int64_t now,
-			  struct stint_agent *agent, struct stint_task *task,
-			  int *verdict, const char **reason);
 /* Live tasks past their deadline at now (ids), and ended tasks whose key
  * is not yet destroyed. */
 int stint_store_tasks_due(struct stint_store *s, int64_t now,
@@ -154,19 +136,6 @@ int stint_store_count(struct stint_store *s, size_t *agents, size_t *live_tasks,
 int stint_store_prune(struct stint_store *s, int64_t before,
 		      void (*pruned)(void *ctx, const char *id), void *ctx,
 		      size_t *count);
-
-/* The gate's index (on by default). Off: every gate reads the database, as
- * a diagnostic and for tests that compare both; on: rebuilt from the
- * database (STINT_STORE_ERROR when that fails; the gate then reads the
- * database and retries). */
-int stint_store_gate_index(struct stint_store *s, bool on);
-struct stint_gate_stats {
-	bool index_valid;
-	size_t agents, tasks; /* in the index */
-	uint64_t fast;        /* gates decided from memory */
-	uint64_t sql;         /* gates that read the database */
-};
-void stint_store_gate_stats(struct stint_store *s, struct stint_gate_stats *st);
 
 /* The audit log's head as stintd last recorded it (audit_anchor.c):
  * the record with this seq and hash ends at byte offset of the current

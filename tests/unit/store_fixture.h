@@ -1,0 +1,49 @@
+/* The unit tests' store fixture (store_fixture.c), shared by test_store
+ * and test_gate. setup/teardown are cmocka fixtures: *state is a struct
+ * fixture with a fresh store. */
+#ifndef STINT_TESTS_UNIT_STORE_FIXTURE_H
+#define STINT_TESTS_UNIT_STORE_FIXTURE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "attest/gate.h"
+#include "attest/store.h"
+
+#define NOW        1700000000
+#define MECH_ECDSA 0x1041u
+#define MECH_RSA   0x1u
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct stint_store *s;
+};
+
+/* The public key bytes make_task borrows. */
+extern uint8_t spki_bytes[6], point_bytes[5], params_bytes[4];
+
+int setup(void **state);
+int teardown(void **state);
+/* Closes and opens the store again (a stintd restart). */
+void reopen(struct fixture *f);
+struct stint_agent make_agent(const char *name, uint32_t uid, int64_t gid);
+void add_agent(struct fixture *f, const char *name, uint32_t uid, int64_t gid);
+/* A live EC task for agent, NOW - 10 to NOW + 600, ECDSA only. */
+struct stint_task make_task(const char *id, const char *agent,
+			    uint64_t max_sigs);
+void add_task(struct fixture *f, const char *id, const char *agent,
+	      uint64_t max_sigs);
+struct stint_gate_result gate_at(struct fixture *f, uid_t uid, gid_t gid,
+				 const char *id, uint64_t mech,
+				 struct timespec now);
+struct stint_gate_result sign_gate(struct fixture *f, uid_t uid, gid_t gid,
+				   const char *id, uint64_t mech, int64_t now);
+/* The decision; *reason its text. */
+int gate(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
+	 int64_t now, const char **reason);
+/* used_sigs as the store reads it (pending counts included). */
+uint64_t used_sigs(struct fixture *f, const char *id);
+
+#endif
