@@ -35,7 +35,6 @@ struct stint_ca {
 	EVP_PKEY *ak;     /* signs in the backend */
 	EVP_PKEY *ak_pub; /* the enrolled public key, for the verifier */
 	struct stint_bytes ak_spki;
-	const char *fault;
 	uint32_t ca_key_type; /* [ca] key: used when the CA key is created */
 	int64_t skew;         /* [ca] skew, seconds */
 	char ext_oid[STINT_OID_TEXT_MAX]; /* [ca] extension_oid, "" default */
@@ -674,13 +673,6 @@ stint_ca_open(struct stint_backend *b, const char *state_dir,
 	snprintf(ca->state_dir, sizeof(ca->state_dir), "%s", state_dir);
 	snprintf(ca->trust_domain, sizeof(ca->trust_domain), "%s",
 		 trust_domain);
-	ca->fault = getenv("STINT_TEST_EVIDENCE_FAULT");
-	if (ca->fault != NULL && ca->fault[0] == '\0')
-		ca->fault = NULL;
-	if (ca->fault != NULL)
-		log_warn("STINT_TEST_EVIDENCE_FAULT=%s: every task start will "
-			 "fail evidence verification",
-			 ca->fault);
 	/* The attestation key stays P-256: the evidence format names
 	 * ECDSA P-256 (docs/attestation.md). */
 	if (host_key(ca, STINT_CA_KEY_ID, ca->ca_key_type, &ca->ca_key, NULL,
@@ -809,10 +801,13 @@ stint_ca_ak_spki(struct stint_ca *ca)
 	return &ca->ak_spki;
 }
 
+/* Always NULL in stintd: the test build tests/integration/stintd-fault
+ * replaces this function at link time (-Wl,--wrap). */
 const char *
 stint_ca_test_fault(const struct stint_ca *ca)
 {
-	return ca->fault;
+	(void)ca;
+	return NULL;
 }
 
 int
