@@ -375,7 +375,7 @@ out:
 }
 
 static void
-task_free(struct stint_task_key *t)
+task_clear(struct stint_task_key *t)
 {
 	stint_bytes_free(&t->spki);
 	stint_bytes_free(&t->ec_params);
@@ -401,7 +401,7 @@ task_dup(struct stint_task_key *dst, const struct stint_task_key *src)
 	    stint_bytes_dup(&dst->modulus, &src->modulus) != 0 ||
 	    stint_bytes_dup(&dst->exponent, &src->exponent) != 0 ||
 	    stint_bytes_dup(&dst->cert, &src->cert) != 0) {
-		task_free(dst);
+		task_clear(dst);
 		return STINT_WIRE_NOMEM;
 	}
 	return 0;
@@ -413,7 +413,7 @@ client_tasks_free(struct stint_task_key *tasks, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		task_free(&tasks[i]);
+		task_clear(&tasks[i]);
 	free(tasks);
 }
 
