@@ -24,8 +24,13 @@
 
 #include "attest/ca.h"
 #include "attest/cert_ext.h"
+#include "common/fileio.h"
 #include "common/hex.h"
+#include "common/ident.h"
 #include "common/log.h"
+
+/* ca.pem and evidence files are read whole, up to this size. */
+#define CA_FILE_MAX (1024 * 1024)
 
 struct stint_ca {
 	struct stint_backend *backend;
@@ -35,7 +40,6 @@ struct stint_ca {
 	EVP_PKEY *ak;     /* signs in the backend */
 	EVP_PKEY *ak_pub; /* the enrolled public key, for the verifier */
 	struct stint_bytes ak_spki;
-	const char *fault;
 	uint32_t ca_key_type; /* [ca] key: used when the CA key is created */
 	int64_t skew;         /* [ca] skew, seconds */
 	char ext_oid[STINT_OID_TEXT_MAX]; /* [ca] extension_oid, "" default */
@@ -206,15 +210,7 @@ out:
 static bool
 label_ok(const char *s)
 {
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		      s[i] == '-' || s[i] == '_'))
-			return false;
-	return i > 0;
+	return s[0] != '\0' && stint_ident_chars_ok(s);
 }
 
 int
@@ -529,30 +525,6 @@ write_public(const char *path, const void *buf, size_t len, bool durable,
 }
 
 static int
-read_file(const char *path, char **buf, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-
-	*buf = NULL;
-	if (f == NULL)
-		return -1;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    n > 1024 * 1024 || fseek(f, 0, SEEK_SET) != 0 ||
-	    (*buf = malloc((size_t)n + 1)) == NULL ||
-	    fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-		free(*buf);
-		*buf = NULL;
-		fclose(f);
-		return -1;
-	}
-	(*buf)[n] = '\0';
-	*len = (size_t)n;
-	fclose(f);
-	return 0;
-}
-
-static int
 save_chain(struct stint_ca *ca, STACK_OF(X509) * chain, char *err,
 	   size_t errlen)
 {
@@ -579,13 +551,14 @@ self_signed(X509 *x)
 static int
 load_chain(struct stint_ca *ca, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 16], *buf = NULL;
+	char path[PATH_MAX + 16], *buf = NULL, why[PATH_MAX + 64];
 	STACK_OF(X509) *chain = NULL;
 	X509 *root = NULL;
 	size_t len;
 
 	ca_path(ca, path, sizeof(path));
-	if (read_file(path, &buf, &len) == 0) {
+	if (stint_file_read(path, CA_FILE_MAX, &buf, &len, why, sizeof(why)) ==
+	    0) {
 		chain = stint_ca_chain_parse(buf, len, err, errlen);
 		free(buf);
 		if (chain == NULL) {
@@ -674,13 +647,6 @@ stint_ca_open(struct stint_backend *b, const char *state_dir,
 	snprintf(ca->state_dir, sizeof(ca->state_dir), "%s", state_dir);
 	snprintf(ca->trust_domain, sizeof(ca->trust_domain), "%s",
 		 trust_domain);
-	ca->fault = getenv("STINT_TEST_EVIDENCE_FAULT");
-	if (ca->fault != NULL && ca->fault[0] == '\0')
-		ca->fault = NULL;
-	if (ca->fault != NULL)
-		log_warn("STINT_TEST_EVIDENCE_FAULT=%s: every task start will "
-			 "fail evidence verification",
-			 ca->fault);
 	/* The attestation key stays P-256: the evidence format names
 	 * ECDSA P-256 (docs/attestation.md). */
 	if (host_key(ca, STINT_CA_KEY_ID, ca->ca_key_type, &ca->ca_key, NULL,
@@ -809,10 +775,13 @@ stint_ca_ak_spki(struct stint_ca *ca)
 	return &ca->ak_spki;
 }
 
+/* Always NULL in stintd: the test build tests/integration/stintd-fault
+ * replaces this function at link time (-Wl,--wrap). */
 const char *
 stint_ca_test_fault(const struct stint_ca *ca)
 {
-	return ca->fault;
+	(void)ca;
+	return NULL;
 }
 
 int
@@ -890,11 +859,12 @@ int
 stint_ca_evidence_load(struct stint_ca *ca, const char *task, uint8_t **doc,
 		       size_t *len)
 {
-	char path[PATH_MAX + 64], *buf;
+	char path[PATH_MAX + 64], *buf, why[PATH_MAX + 128];
 
 	*doc = NULL;
 	if (evidence_path(ca, task, path, sizeof(path)) != 0 ||
-	    read_file(path, &buf, len) != 0)
+	    stint_file_read(path, CA_FILE_MAX, &buf, len, why, sizeof(why)) !=
+		    0)
 		return -1;
 	*doc = (uint8_t *)buf;
 	return 0;

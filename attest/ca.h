@@ -100,9 +100,11 @@ int stint_ca_evidence_load(struct stint_ca *ca, const char *task, uint8_t **doc,
 			   size_t *len);
 void stint_ca_evidence_remove(struct stint_ca *ca, const char *task);
 
-/* STINT_TEST_EVIDENCE_FAULT ("flip" or "nonce") read at open, for the
- * test that a failed verification creates no task; NULL normally. It can
- * only make task start fail. */
+/* An evidence fault to inject ("flip" or "nonce"), for the test that a
+ * failed verification creates no task. NULL in stintd; only the test-only
+ * program tests/integration/stintd-fault (tests/integration/evidence_fault.c,
+ * linked with -Wl,--wrap=stint_ca_test_fault) returns one. It can only
+ * make task start fail. */
 const char *stint_ca_test_fault(const struct stint_ca *ca);
 
 #endif

@@ -28,6 +28,7 @@
 #include "attest/config.h"
 #include "stint/wire.h"
 #include "common/duration.h"
+#include "common/fileio.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
 
@@ -643,66 +644,6 @@ config_defaults(struct stint_config *cfg)
 	cfg->audit.refusal_interval = 10;
 }
 
-/* Reads the whole file into a NUL-terminated malloc'ed buffer. */
-static int
-read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, r = -1;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) != 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path,
-			 strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "cannot read %s: not a regular file",
-			 path);
-		goto out;
-	}
-	if (st.st_size > CONFIG_FILE_MAX) {
-		snprintf(err, errlen, "cannot read %s: larger than %d bytes",
-			 path, CONFIG_FILE_MAX);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		snprintf(err, errlen, "cannot read %s: out of memory", path);
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "cannot read %s: %s", path,
-				 strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break; /* shrank while reading: use what is there */
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
-	return r;
-}
-
 /* Checks that involve more than one key, reported at the line that set
  * the offending value. */
 static int
@@ -781,7 +722,8 @@ stint_config_load(const char *path, struct stint_config *cfg, char *err,
 	int r;
 
 	config_defaults(cfg);
-	if (read_file(path, &text, &len, err, errlen) != 0)
+	if (stint_file_read(path, CONFIG_FILE_MAX, &text, &len, err, errlen) !=
+	    0)
 		return -1;
 	memset(&c, 0, sizeof(c));
 	c.path = path;

@@ -16,7 +16,7 @@ enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
 
 /* [audit] checkpoint, seconds */
 #define STINT_AUDIT_CHECKPOINT_DEFAULT 60
-#define STINT_CONNS_MAX            65536
+#define STINT_CONNS_MAX                65536
 
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default /var/lib/stint */

@@ -22,6 +22,7 @@
 #include "attest/paths.h"
 #include "attest/store_guard.h"
 #include "attest/task.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 #define DEFAULT_CONFIG "/etc/stint/stint.conf"
@@ -95,29 +96,14 @@ make_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (mkdir(path, mode) == 0) {
-		if (chmod(path, mode) == 0)
-			return 0;
-		snprintf(err, errlen, "cannot chmod %04o %s: %s",
-			 (unsigned)mode, path, strerror(errno));
+	if (stint_dir_make(path, mode, err, errlen) != 0)
 		return -1;
-	}
-	if (errno == EEXIST) {
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			if ((mode & S_IXOTH) != 0 &&
-			    (st.st_mode & S_IXOTH) == 0)
-				log_warn(
-					"%s is mode %04o: agents of other uids "
-					"cannot reach its sockets (chmod 755 "
-					"it)",
-					path, (unsigned)(st.st_mode & 07777));
-			return 0;
-		}
-		snprintf(err, errlen, "%s exists and is not a directory", path);
-		return -1;
-	}
-	snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-	return -1;
+	if ((mode & S_IXOTH) != 0 && stat(path, &st) == 0 &&
+	    (st.st_mode & S_IXOTH) == 0)
+		log_warn("%s is mode %04o: agents of other uids cannot reach "
+			 "its sockets (chmod 755 it)",
+			 path, (unsigned)(st.st_mode & 07777));
+	return 0;
 }
 
 static int

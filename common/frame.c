@@ -24,17 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/frame.h"
 #include "stint/wire.h"
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits until fd is ready for events or the deadline (-1: none) passes. */
 static int
@@ -45,7 +37,7 @@ wait_fd(int fd, short events, int64_t deadline)
 		int timeout = -1, n;
 
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - stint_mono_ms();
 
 			if (left <= 0)
 				return STINT_WIRE_TIMEOUT;
@@ -113,7 +105,7 @@ int
 stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 		 size_t *len)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : stint_mono_ms() + timeout_ms;
 	uint8_t prefix[4], *buf;
 	uint32_t n;
 	size_t got;
@@ -145,7 +137,7 @@ stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 int
 stint_frame_write(int fd, const uint8_t *body, size_t len, int timeout_ms)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : stint_mono_ms() + timeout_ms;
 	uint8_t prefix[4];
 	struct iovec iov[2];
 	size_t total, sent = 0;

@@ -80,21 +80,48 @@ stint_mech_fits_key(const struct stint_mech *m, uint32_t key_type)
 	}
 }
 
+/* SHA-1 and SHA-224 are known (names, lengths) but never PSS hashes:
+ * stintd's backends sign PSS with SHA-256/384/512 only. */
+static const struct stint_hash hashes[] = {
+	{CKM_SHA_1, CKG_MGF1_SHA1, 20, "SHA1", false},
+	{CKM_SHA224, CKG_MGF1_SHA224, 28, "SHA224", false},
+	{CKM_SHA256, CKG_MGF1_SHA256, 32, "SHA256", true},
+	{CKM_SHA384, CKG_MGF1_SHA384, 48, "SHA384", true},
+	{CKM_SHA512, CKG_MGF1_SHA512, 64, "SHA512", true},
+};
+
+const struct stint_hash *
+stint_hash_find(CK_MECHANISM_TYPE hash)
+{
+	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++)
+		if (hashes[i].hash == hash)
+			return &hashes[i];
+	return NULL;
+}
+
 size_t
 stint_hash_len(CK_MECHANISM_TYPE hash)
 {
-	switch (hash) {
-	case CKM_SHA_1:
-		return 20;
-	case CKM_SHA256:
-		return 32;
-	case CKM_SHA384:
-		return 48;
-	case CKM_SHA512:
-		return 64;
-	default:
-		return 0;
-	}
+	const struct stint_hash *h = stint_hash_find(hash);
+
+	return h != NULL ? h->len : 0;
+}
+
+const char *
+stint_pss_params_check(const struct stint_mech *m, CK_MECHANISM_TYPE hash,
+		       CK_RSA_PKCS_MGF_TYPE mgf, uint64_t salt)
+{
+	const struct stint_hash *h = stint_hash_find(hash);
+
+	if (m == NULL || !m->pss)
+		return "not a PSS mechanism";
+	if (m->hash != 0 && hash != m->hash)
+		return "PSS hashAlg does not match the mechanism";
+	if (h == NULL || !h->pss || mgf != h->mgf)
+		return "unsupported PSS hash or MGF";
+	if (salt > STINT_PSS_SALT_MAX)
+		return "PSS salt length out of range";
+	return NULL;
 }
 
 /* DER of DigestInfo { AlgorithmIdentifier { oid, NULL }, OCTET STRING }

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
+#include "common/clock.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -132,15 +134,6 @@ pool_put(int fd, pid_t opener)
 		close(fd);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Non-blocking connect bounded by the timeout; the socket is returned in
  * blocking mode, since frame.c bounds each read and write itself. */
 static int
@@ -149,7 +142,7 @@ connect_bounded(int *fdp, int *errp)
 	struct sockaddr_un sun;
 	struct pollfd pfd;
 	struct timespec pause = {0, 5 * 1000 * 1000};
-	int64_t deadline = now_ms() + g_timeout_ms;
+	int64_t deadline = stint_mono_ms() + g_timeout_ms;
 	socklen_t slen;
 	int fd, err, flags;
 
@@ -171,7 +164,7 @@ connect_bounded(int *fdp, int *errp)
 			continue;
 		if (errno == EAGAIN) {
 			/* Listen backlog full: stintd is busy. */
-			if (now_ms() >= deadline)
+			if (stint_mono_ms() >= deadline)
 				goto timeout;
 			nanosleep(&pause, NULL);
 			continue;
@@ -183,7 +176,7 @@ connect_bounded(int *fdp, int *errp)
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
 		pfd.revents = 0;
-		err = poll(&pfd, 1, (int)(deadline - now_ms()));
+		err = poll(&pfd, 1, (int)(deadline - stint_mono_ms()));
 		if (err == 0)
 			goto timeout;
 		if (err < 0 && errno != EINTR)
@@ -381,22 +374,8 @@ out:
 	return r;
 }
 
-static int
-bytes_dup(struct stint_bytes *dst, const struct stint_bytes *src)
-{
-	dst->ptr = NULL;
-	dst->len = 0;
-	if (src->len == 0)
-		return 0;
-	if ((dst->ptr = malloc(src->len)) == NULL)
-		return STINT_WIRE_NOMEM;
-	memcpy(dst->ptr, src->ptr, src->len);
-	dst->len = src->len;
-	return 0;
-}
-
 static void
-task_free(struct stint_task_key *t)
+task_clear(struct stint_task_key *t)
 {
 	stint_bytes_free(&t->spki);
 	stint_bytes_free(&t->ec_params);
@@ -416,13 +395,13 @@ task_dup(struct stint_task_key *dst, const struct stint_task_key *src)
 	memset(&dst->modulus, 0, sizeof(dst->modulus));
 	memset(&dst->exponent, 0, sizeof(dst->exponent));
 	memset(&dst->cert, 0, sizeof(dst->cert));
-	if (bytes_dup(&dst->spki, &src->spki) != 0 ||
-	    bytes_dup(&dst->ec_params, &src->ec_params) != 0 ||
-	    bytes_dup(&dst->ec_point, &src->ec_point) != 0 ||
-	    bytes_dup(&dst->modulus, &src->modulus) != 0 ||
-	    bytes_dup(&dst->exponent, &src->exponent) != 0 ||
-	    bytes_dup(&dst->cert, &src->cert) != 0) {
-		task_free(dst);
+	if (stint_bytes_dup(&dst->spki, &src->spki) != 0 ||
+	    stint_bytes_dup(&dst->ec_params, &src->ec_params) != 0 ||
+	    stint_bytes_dup(&dst->ec_point, &src->ec_point) != 0 ||
+	    stint_bytes_dup(&dst->modulus, &src->modulus) != 0 ||
+	    stint_bytes_dup(&dst->exponent, &src->exponent) != 0 ||
+	    stint_bytes_dup(&dst->cert, &src->cert) != 0) {
+		task_clear(dst);
 		return STINT_WIRE_NOMEM;
 	}
 	return 0;
@@ -434,7 +413,7 @@ client_tasks_free(struct stint_task_key *tasks, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		task_free(&tasks[i]);
+		task_clear(&tasks[i]);
 	free(tasks);
 }
 

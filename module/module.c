@@ -19,6 +19,7 @@
 #include <openssl/sha.h>
 
 #include "common/log.h"
+#include "common/p11names.h"
 #include "common/mechanism.h"
 #include "module/module.h"
 
@@ -105,65 +106,12 @@ mod_check(void)
 	return g_initialized ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
-static const struct {
-	CK_RV rv;
-	const char *name;
-} ckr_names[] = {
-#define N(x)                                                                   \
-	{                                                                      \
-		x, #x                                                          \
-	}
-	N(CKR_OK),
-	N(CKR_CANCEL),
-	N(CKR_HOST_MEMORY),
-	N(CKR_SLOT_ID_INVALID),
-	N(CKR_GENERAL_ERROR),
-	N(CKR_FUNCTION_FAILED),
-	N(CKR_ARGUMENTS_BAD),
-	N(CKR_CANT_LOCK),
-	N(CKR_ATTRIBUTE_SENSITIVE),
-	N(CKR_ATTRIBUTE_TYPE_INVALID),
-	N(CKR_DATA_INVALID),
-	N(CKR_DATA_LEN_RANGE),
-	N(CKR_DEVICE_ERROR),
-	N(CKR_DEVICE_REMOVED),
-	N(CKR_FUNCTION_NOT_PARALLEL),
-	N(CKR_FUNCTION_NOT_SUPPORTED),
-	N(CKR_KEY_HANDLE_INVALID),
-	N(CKR_KEY_TYPE_INCONSISTENT),
-	N(CKR_KEY_FUNCTION_NOT_PERMITTED),
-	N(CKR_MECHANISM_INVALID),
-	N(CKR_MECHANISM_PARAM_INVALID),
-	N(CKR_OBJECT_HANDLE_INVALID),
-	N(CKR_OPERATION_ACTIVE),
-	N(CKR_OPERATION_NOT_INITIALIZED),
-	N(CKR_SESSION_HANDLE_INVALID),
-	N(CKR_SESSION_PARALLEL_NOT_SUPPORTED),
-	N(CKR_SESSION_READ_ONLY),
-	N(CKR_TOKEN_NOT_PRESENT),
-	N(CKR_TOKEN_WRITE_PROTECTED),
-	N(CKR_USER_ALREADY_LOGGED_IN),
-	N(CKR_USER_NOT_LOGGED_IN),
-	N(CKR_USER_TYPE_INVALID),
-	N(CKR_RANDOM_NO_RNG),
-	N(CKR_BUFFER_TOO_SMALL),
-	N(CKR_CRYPTOKI_NOT_INITIALIZED),
-	N(CKR_CRYPTOKI_ALREADY_INITIALIZED),
-	N(CKR_SESSION_READ_ONLY_EXISTS),
-	N(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
-	N(CKR_PIN_LOCKED),
-#undef N
-};
-
 const char *
 mod_ckr_name(CK_RV rv)
 {
-	size_t i;
+	const char *name = stint_ckr_name(rv);
 
-	for (i = 0; i < sizeof(ckr_names) / sizeof(ckr_names[0]); i++)
-		if (ckr_names[i].rv == rv)
-			return ckr_names[i].name;
-	return "CKR_(other)";
+	return name != NULL ? name : "CKR_(other)";
 }
 
 CK_RV

@@ -63,7 +63,7 @@ is_ec(uint32_t key_type)
 /* --- attribute lists ------------------------------------------------ */
 
 static void
-attrs_free(struct attrs *as)
+attrs_clear(struct attrs *as)
 {
 	size_t i;
 
@@ -154,7 +154,7 @@ struct cert_facts {
 };
 
 static void
-cert_facts_free(struct cert_facts *cf)
+cert_facts_clear(struct cert_facts *cf)
 {
 	OPENSSL_free(cf->subject);
 	OPENSSL_free(cf->issuer);
@@ -192,7 +192,7 @@ cert_parse(const struct stint_bytes *der, struct cert_facts *cf)
 	r = 0;
 out:
 	if (r != 0)
-		cert_facts_free(cf);
+		cert_facts_clear(cf);
 	X509_free(x);
 	return r;
 }
@@ -342,7 +342,7 @@ task_obj_clear(struct task_obj *t)
 	int i;
 
 	for (i = 0; i < 3; i++)
-		attrs_free(&t->obj[i]);
+		attrs_clear(&t->obj[i]);
 	stint_bytes_free(&t->key.spki);
 	stint_bytes_free(&t->key.ec_params);
 	stint_bytes_free(&t->key.ec_point);
@@ -377,7 +377,7 @@ task_obj_build(struct task_obj *t, struct stint_task_key *k)
 	t->live = true;
 	r = 0;
 out:
-	cert_facts_free(&cf);
+	cert_facts_clear(&cf);
 	if (r != 0)
 		task_obj_clear(t);
 	return r;

@@ -31,9 +31,8 @@
 #include "common/mechanism.h"
 #include "module/module.h"
 
-/* Raw input is a digest or a DigestInfo: RSA-3072 takes at most 373
- * bytes, so anything this long is an application error. */
-#define RAW_MAX 1024
+/* Raw input is a digest or a DigestInfo (mechanism.h). */
+#define RAW_MAX STINT_RAW_INPUT_MAX
 
 struct sign_op {
 	struct sign_key key;
@@ -68,28 +67,9 @@ sign_op_abandon(struct sign_op *op)
 static const EVP_MD *
 md_of(CK_MECHANISM_TYPE hash)
 {
-	switch (hash) {
-	case CKM_SHA_1:
-		return EVP_sha1();
-	case CKM_SHA224:
-		return EVP_sha224();
-	case CKM_SHA256:
-		return EVP_sha256();
-	case CKM_SHA384:
-		return EVP_sha384();
-	case CKM_SHA512:
-		return EVP_sha512();
-	default:
-		return NULL;
-	}
-}
+	const struct stint_hash *h = stint_hash_find(hash);
 
-static bool
-mgf_valid(CK_RSA_PKCS_MGF_TYPE mgf)
-{
-	return mgf == CKG_MGF1_SHA1 || mgf == CKG_MGF1_SHA224 ||
-	       mgf == CKG_MGF1_SHA256 || mgf == CKG_MGF1_SHA384 ||
-	       mgf == CKG_MGF1_SHA512;
+	return h != NULL ? EVP_get_digestbyname(h->md_name) : NULL;
 }
 
 static CK_RV
@@ -105,12 +85,12 @@ check_params(const CK_MECHANISM *mech, const struct stint_mech *m,
 	    mech->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
 		return CKR_MECHANISM_PARAM_INVALID;
 	memcpy(&op->pss, mech->pParameter, sizeof(op->pss));
-	if ((hlen = stint_hash_len(op->pss.hashAlg)) == 0 ||
-	    md_of(op->pss.hashAlg) == NULL || !mgf_valid(op->pss.mgf))
+	/* stintd's rule (common/mechanism.c), so that what it would refuse
+	 * is refused here, without a round trip. */
+	if (stint_pss_params_check(m, op->pss.hashAlg, op->pss.mgf,
+				   op->pss.sLen) != NULL)
 		return CKR_MECHANISM_PARAM_INVALID;
-	/* CKM_SHA256_RSA_PKCS_PSS hashes with SHA-256 and says so. */
-	if (m->hash != 0 && op->pss.hashAlg != m->hash)
-		return CKR_MECHANISM_PARAM_INVALID;
+	hlen = stint_hash_len(op->pss.hashAlg);
 	if (op->key.sig_len < hlen + 2 ||
 	    op->pss.sLen > op->key.sig_len - hlen - 2)
 		return CKR_MECHANISM_PARAM_INVALID;

@@ -177,6 +177,9 @@ stint task show "$id2" --cert | openssl verify -purpose sslclient -CAfile "$T/bu
 
 # --- a failed verification creates no task and leaves no key ------------------------
 stintd_stop
+# The test-only stintd (Makefile.am: stintd-fault) injects the fault.
+REAL_STINTD=$STINTD
+STINTD=$top_builddir/tests/integration/stintd-fault
 STINT_TEST_EVIDENCE_FAULT=flip stintd_start
 n_before=$(stint task list --all --json | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))')
 ! stint task start --agent alpha --ttl 5m >"$T/out" 2>&1 || fail "a start with bad evidence succeeded"
@@ -190,6 +193,7 @@ bad=$(grep '"evidence-verify"' "$AUDIT_LOG" | grep deny | tail -1 |
 softhsm_has_label "$bad" && fail "the key of the refused task is still in the token"
 stintd_stop
 unset STINT_TEST_EVIDENCE_FAULT
+STINTD=$REAL_STINTD
 stintd_start
 
 # --- an outside PKI: csr, sign, install ------------------------------------------

@@ -106,6 +106,12 @@ check()
 }
 check "$ec" ecdsa-sha256
 check "$rsa" sha256-rsa-pss
+# PSS parameters stintd would refuse are refused by the module at
+# C_SignInit (one mechanism table, common/mechanism.c).
+for c in sign-init-pss-mgf-sha1 sign-init-pss-mgf-sha224 sign-init-pss-mgf-other-hash; do
+	grep -q "^check $c: ok (CKR_MECHANISM_PARAM_INVALID)" "$T/check" ||
+		fail "p11client check $c: the module accepted PSS parameters stintd refuses"
+done
 # Mechanism against the key type, and against CKA_ALLOWED_MECHANISMS.
 p11client --label "$ec" --mech sha256-rsa-pkcs >"$T/out" 2>&1 && fail "an RSA mechanism signed with an EC key"
 grep -q '^error=CKR_KEY_TYPE_INCONSISTENT$' "$T/out" || { cat "$T/out"; fail "RSA mechanism on EC key: wrong error"; }

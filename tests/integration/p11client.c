@@ -20,6 +20,8 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "common/p11names.h"
+
 #define SIG_MAX        1024
 #define DATA_MAX       (16u * 1024u * 1024u)
 #define WAIT_DEFAULT_S 600
@@ -52,72 +54,6 @@ static const struct mech_name mechs[] = {
 	 64, false},
 };
 
-static const struct {
-	CK_RV rv;
-	const char *name;
-} ckr_names[] = {
-#define N(x)                                                                   \
-	{                                                                      \
-		x, #x                                                          \
-	}
-	N(CKR_OK),
-	N(CKR_CANCEL),
-	N(CKR_HOST_MEMORY),
-	N(CKR_SLOT_ID_INVALID),
-	N(CKR_GENERAL_ERROR),
-	N(CKR_FUNCTION_FAILED),
-	N(CKR_ARGUMENTS_BAD),
-	N(CKR_NO_EVENT),
-	N(CKR_NEED_TO_CREATE_THREADS),
-	N(CKR_CANT_LOCK),
-	N(CKR_ATTRIBUTE_READ_ONLY),
-	N(CKR_ATTRIBUTE_SENSITIVE),
-	N(CKR_ATTRIBUTE_TYPE_INVALID),
-	N(CKR_ATTRIBUTE_VALUE_INVALID),
-	N(CKR_ACTION_PROHIBITED),
-	N(CKR_DATA_INVALID),
-	N(CKR_DATA_LEN_RANGE),
-	N(CKR_DEVICE_ERROR),
-	N(CKR_DEVICE_MEMORY),
-	N(CKR_DEVICE_REMOVED),
-	N(CKR_FUNCTION_CANCELED),
-	N(CKR_FUNCTION_NOT_PARALLEL),
-	N(CKR_FUNCTION_NOT_SUPPORTED),
-	N(CKR_KEY_HANDLE_INVALID),
-	N(CKR_KEY_SIZE_RANGE),
-	N(CKR_KEY_TYPE_INCONSISTENT),
-	N(CKR_KEY_FUNCTION_NOT_PERMITTED),
-	N(CKR_MECHANISM_INVALID),
-	N(CKR_MECHANISM_PARAM_INVALID),
-	N(CKR_OBJECT_HANDLE_INVALID),
-	N(CKR_OPERATION_ACTIVE),
-	N(CKR_OPERATION_NOT_INITIALIZED),
-	N(CKR_PIN_INCORRECT),
-	N(CKR_PIN_LOCKED),
-	N(CKR_SESSION_CLOSED),
-	N(CKR_SESSION_COUNT),
-	N(CKR_SESSION_HANDLE_INVALID),
-	N(CKR_SESSION_PARALLEL_NOT_SUPPORTED),
-	N(CKR_SESSION_READ_ONLY),
-	N(CKR_SESSION_EXISTS),
-	N(CKR_TEMPLATE_INCOMPLETE),
-	N(CKR_TEMPLATE_INCONSISTENT),
-	N(CKR_TOKEN_NOT_PRESENT),
-	N(CKR_TOKEN_NOT_RECOGNIZED),
-	N(CKR_TOKEN_WRITE_PROTECTED),
-	N(CKR_USER_ALREADY_LOGGED_IN),
-	N(CKR_USER_NOT_LOGGED_IN),
-	N(CKR_USER_PIN_NOT_INITIALIZED),
-	N(CKR_USER_TYPE_INVALID),
-	N(CKR_RANDOM_NO_RNG),
-	N(CKR_BUFFER_TOO_SMALL),
-	N(CKR_CRYPTOKI_NOT_INITIALIZED),
-	N(CKR_CRYPTOKI_ALREADY_INITIALIZED),
-	N(CKR_SESSION_READ_ONLY_EXISTS),
-	N(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
-#undef N
-};
-
 struct opts {
 	const char *module, *token, *pin_env, *id, *label, *in, *out;
 	const char *after_file, *wait_file, *pubkey;
@@ -147,11 +83,10 @@ static const char *
 ckr(CK_RV rv)
 {
 	static char buf[32];
-	size_t i;
+	const char *name = stint_ckr_name(rv);
 
-	for (i = 0; i < sizeof(ckr_names) / sizeof(ckr_names[0]); i++)
-		if (ckr_names[i].rv == rv)
-			return ckr_names[i].name;
+	if (name != NULL)
+		return name;
 	snprintf(buf, sizeof(buf), "CKR_0x%lx", (unsigned long)rv);
 	return buf;
 }
@@ -1139,6 +1074,42 @@ sign_init(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	return p11->C_SignInit(s, &m, key);
 }
 
+/* PSS parameters stintd refuses are refused at C_SignInit by the module
+ * too (common/mechanism.c: stint_pss_params_check), not after a round
+ * trip: MGF1 with another hash than hashAlg, SHA-1 or SHA-224. */
+static void
+check_pss_params(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
+{
+	static const struct {
+		const char *name;
+		CK_RSA_PKCS_MGF_TYPE mgf;
+	} bad[] = {
+		{"sign-init-pss-mgf-sha1", CKG_MGF1_SHA1},
+		{"sign-init-pss-mgf-sha224", CKG_MGF1_SHA224},
+		{"sign-init-pss-mgf-other-hash", 0},
+	};
+	CK_RSA_PKCS_PSS_PARAMS pss = {o.mech->pss_hash, 0, o.mech->salt};
+	CK_MECHANISM m = {o.mech->mech, &pss, sizeof(pss)};
+	CK_RV rv;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pss.mgf = bad[i].mgf;
+		if (pss.mgf == 0)
+			pss.mgf = o.mech->mgf == CKG_MGF1_SHA512
+					  ? CKG_MGF1_SHA256
+					  : CKG_MGF1_SHA512;
+		rv = p11->C_SignInit(s, &m, key);
+		expect(bad[i].name, rv == CKR_MECHANISM_PARAM_INVALID, "%s",
+		       ckr(rv));
+		if (rv == CKR_OK) { /* end the operation the bug began */
+			CK_BYTE sig[SIG_MAX];
+			CK_ULONG len = sizeof(sig);
+
+			(void)p11->C_Sign(s, data, data_len, sig, &len);
+		}
+	}
+}
+
 static void
 check_sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 {
@@ -1195,6 +1166,8 @@ check_sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	rv = p11->C_SignInit(s, &bogus, key);
 	expect("sign-bad-mechanism", rv == CKR_MECHANISM_INVALID, "%s",
 	       ckr(rv));
+	if (o.mech->pss_hash != 0)
+		check_pss_params(s, key);
 	rv = sign_init(s, (CK_OBJECT_HANDLE)0x7ffffff0UL);
 	expect("sign-bad-handle",
 	       rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID,
