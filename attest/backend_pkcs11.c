@@ -56,6 +56,7 @@
 
 #include "attest/backend.h"
 #include "attest/config.h"
+#include "attest/evidence.h"
 #include "attest/p11_prep.h"
 #include "common/log.h"
 
@@ -2032,6 +2033,7 @@ p11_stats(struct stint_backend *base, struct stint_backend_stats *st)
 
 static const struct stint_backend_ops p11_ops = {
 	.name = "pkcs11",
+	.evidence_kind = STINT_EVIDENCE_KIND,
 	.generate = p11_generate,
 	.sign = p11_sign,
 	.destroy = p11_destroy,

@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -42,6 +44,7 @@
 #include "attest/backend.h"
 #include "attest/backend_tpm.h"
 #include "attest/config.h"
+#include "attest/evidence.h"
 #include "attest/tpm_evidence.h"
 #include "common/log.h"
 
@@ -1748,12 +1751,135 @@ tpm_close(struct stint_backend *base)
 	free(b);
 }
 
+/* --- the optional ops: evidence, attestation key, kill switch ----------- */
+
+/* TPM2_Certify by the host AK, in the evidence envelope (evidence.h). */
+static int
+tpm_evidence(struct stint_backend *base, const char *key_id,
+	     const uint8_t *nonce, size_t nonce_len, const char *task_id,
+	     struct stint_bytes *doc, char *err, size_t errlen)
+{
+	struct stint_bytes tdoc = {NULL, 0};
+	int r = 0;
+
+	doc->ptr = NULL;
+	doc->len = 0;
+	if (nonce_len != STINT_NONCE_LEN) {
+		snprintf(err, errlen, "the nonce must be %d bytes",
+			 STINT_NONCE_LEN);
+		return -1;
+	}
+	if (stint_backend_tpm_evidence(base, key_id, nonce, nonce_len, task_id,
+				       &tdoc, err, errlen) != 0)
+		return -1;
+	if (stint_evidence_tpm_wrap(tdoc.ptr, tdoc.len, nonce, task_id,
+				    &doc->ptr, &doc->len) != 0) {
+		snprintf(err, errlen, "cannot encode the TPM evidence");
+		r = -1;
+	}
+	stint_bytes_free(&tdoc);
+	return r;
+}
+
+/* The AK's SPKI DER, from its public area in ak.blob. */
+static int
+tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
+	    size_t errlen)
+{
+	struct tpm_backend *b = (struct tpm_backend *)base;
+	char path[PATH_MAX + 16];
+	unsigned char *der = NULL;
+	EVP_PKEY *pkey = NULL;
+	struct keyfile f;
+	int n = 0;
+
+	spki->ptr = NULL;
+	spki->len = 0;
+	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
+	if (keyfile_load(path, &f, err, errlen) != 0)
+		return -1;
+	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
+	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) != 0 ||
+	    (n = i2d_PUBKEY(pkey, &der)) <= 0 ||
+	    (spki->ptr = malloc((size_t)n)) == NULL) {
+		snprintf(err, errlen, "cannot encode the TPM AK");
+		n = -1;
+	} else {
+		memcpy(spki->ptr, der, (size_t)n);
+		spki->len = (size_t)n;
+	}
+	OPENSSL_free(der);
+	EVP_PKEY_free(pkey);
+	return n > 0 ? 0 : -1;
+}
+
+/* r || s → DER ECDSA-Sig-Value. */
+static int
+rs_to_der(const uint8_t *rs, size_t len, uint8_t *der, size_t *der_len)
+{
+	ECDSA_SIG *s = ECDSA_SIG_new();
+	BIGNUM *r = NULL, *ss = NULL;
+	unsigned char *p = der;
+	int n = -1;
+
+	if (s == NULL || len % 2 != 0)
+		goto out;
+	r = BN_bin2bn(rs, (int)(len / 2), NULL);
+	ss = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
+	if (r == NULL || ss == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
+		goto out;
+	r = ss = NULL;
+	if (i2d_ECDSA_SIG(s, NULL) > (int)*der_len)
+		goto out;
+	n = i2d_ECDSA_SIG(s, &p);
+out:
+	BN_free(r);
+	BN_free(ss);
+	ECDSA_SIG_free(s);
+	if (n <= 0)
+		return -1;
+	*der_len = (size_t)n;
+	return 0;
+}
+
+static int
+tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
+		uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+{
+	uint8_t rs[128];
+	size_t rs_len = sizeof(rs);
+
+	if (stint_backend_tpm_ak_sign(base, data, len, rs, &rs_len, err,
+				      errlen) != 0)
+		return -1;
+	if (rs_to_der(rs, rs_len, sig, sig_len) != 0) {
+		snprintf(err, errlen, "cannot encode the signature");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+tpm_kill_switch(struct stint_backend *base, uint64_t *counter, char *err,
+		size_t errlen)
+{
+	if (stint_backend_tpm_kill_switch(base, err, errlen) != 0)
+		return -1;
+	return stint_backend_tpm_counter(base, counter, err, errlen);
+}
+
 static const struct stint_backend_ops tpm_ops = {
 	.name = "tpm",
+	.caps = STINT_BACKEND_HW_DEADLINE | STINT_BACKEND_KILL_SWITCH,
+	.evidence_kind = STINT_EVIDENCE_KIND_TPM,
 	.generate = tpm_generate,
 	.sign = tpm_sign,
 	.destroy = tpm_destroy,
 	.host_key = tpm_host_key,
+	.evidence = tpm_evidence,
+	.ak_spki = tpm_ak_spki,
+	.ak_sign = tpm_ak_sign_der,
+	.kill_switch = tpm_kill_switch,
 	.close = tpm_close,
 };
 
