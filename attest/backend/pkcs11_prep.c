@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "attest/p11_prep.h"
+#include "attest/backend/pkcs11_prep.h"
 #include "common/log.h"
 
 #define PREP_PER_KEY    4  /* prepared ops per key and mechanism */

@@ -57,7 +57,7 @@
 #include "attest/backend.h"
 #include "attest/config.h"
 #include "attest/evidence.h"
-#include "attest/p11_prep.h"
+#include "attest/backend/pkcs11_prep.h"
 #include "common/log.h"
 
 #define PIN_MAX       256
