@@ -56,6 +56,14 @@ enum {
 	STINT_BACKEND_KILL_SWITCH = 1u << 1,
 };
 
+/* What evidence is asked about (stint_backend_ops.evidence). */
+struct stint_backend_evidence_req {
+	const char *key_id;   /* the task key */
+	const char *task_id;  /* bound into the evidence */
+	const uint8_t *nonce; /* the verifier's, bound into the evidence */
+	size_t nonce_len;
+};
+
 struct stint_backend_ops {
 	/* The [backend] type that opens it; for messages only. */
 	const char *name;
@@ -124,13 +132,12 @@ struct stint_backend_ops {
 	 * stintd's attestation key, the host key "stint-ak" the CA holds,
 	 * signs a statement of the key facts generate reported).
 	 * Evidence about task key key_id from the backend's own attestation
-	 * key, bound to nonce and task_id: a complete evidence document
-	 * (evidence.h, kind evidence_kind) in *doc (malloc'ed), which
+	 * key, bound to req->nonce and req->task_id: a complete evidence
+	 * document (evidence.h, kind evidence_kind) in *doc (malloc'ed), which
 	 * stint_evidence_verify() checks against ak_spki. */
-	int (*evidence)(struct stint_backend *b, const char *key_id,
-			const uint8_t *nonce, size_t nonce_len,
-			const char *task_id, struct stint_bytes *doc, char *err,
-			size_t errlen);
+	int (*evidence)(struct stint_backend *b,
+			const struct stint_backend_evidence_req *req,
+			struct stint_bytes *doc, char *err, size_t errlen);
 	/* Optional, non-NULL exactly when evidence is: the backend's
 	 * attestation key as SPKI DER (malloc'ed): what evidence and
 	 * ak_sign verify against, and what `stint ca attestation-key`
@@ -170,12 +177,12 @@ stint_backend_has(const struct stint_backend *b, unsigned caps)
 /* Opens the backend named in cfg->backend. err says what to fix. */
 int stint_backend_open(const struct stint_config *cfg,
 		       struct stint_backend **out, char *err, size_t errlen);
-/* PKCS#11 implementation (backend_pkcs11.c). The PIN is read from
+/* PKCS#11 implementation (backend/pkcs11_*.c). The PIN is read from
  * cfg->backend.pin_file, used for C_Login and wiped. */
 int stint_backend_pkcs11_open(const struct stint_config *cfg,
 			      struct stint_backend **out, char *err,
 			      size_t errlen);
-/* TPM 2.0 implementation (backend_tpm.c, built when configure finds
+/* TPM 2.0 implementation (backend/tpm_*.c, built when configure finds
  * tpm2-tss): cfg->backend.tcti, state in <state_dir>/tpm. */
 int stint_backend_tpm_open(const struct stint_config *cfg,
 			   struct stint_backend **out, char *err,

@@ -147,9 +147,14 @@ evidence_backend(struct stintd *d, const struct stint_task *t,
 	const struct stint_backend_ops *ops = d->backend->ops;
 	struct stint_bytes ev = {NULL, 0}, spki = {NULL, 0};
 	const unsigned char *p;
+	const struct stint_backend_evidence_req req = {
+		.key_id = t->id,
+		.task_id = t->id,
+		.nonce = nonce,
+		.nonce_len = STINT_NONCE_LEN,
+	};
 
-	if (ops->evidence(d->backend, t->id, nonce, STINT_NONCE_LEN, t->id, &ev,
-			  why, whylen) != 0)
+	if (ops->evidence(d->backend, &req, &ev, why, whylen) != 0)
 		return -1;
 	if (ops->ak_spki(d->backend, &spki, why, whylen) != 0)
 		goto fail;

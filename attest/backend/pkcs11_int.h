@@ -18,7 +18,7 @@
  * private key handles in a cache, since token object handles stay valid
  * across sessions of one application.
  *
- * Prepared operations ([backend] prepared_ops = N, p11_prep.c): after a
+ * Prepared operations ([backend] prepared_ops = N, pkcs11_prep.c): after a
  * signature, C_SignInit for the next one with the same key and mechanism
  * runs on a spare session in a background thread, so a SIGN usually costs
  * only C_Sign. destroy() and generate() drop them for their key id.
@@ -171,6 +171,23 @@ struct key_spec {
 	CK_ULONG bits;
 };
 
+/* A key pair to generate (keypair_make). */
+struct keypair_req {
+	const struct key_spec *spec;
+	const char *key_id; /* its CKA_ID and CKA_LABEL */
+	bool mark;          /* add the task-key marker (key_mark) */
+};
+
+/* What keypair_make made. pub and facts point at the caller's structs
+ * and are filled in (pub's parts malloc'ed, the caller's); clean starts
+ * true and is false after a failure that leaves the session unusable. */
+struct keypair {
+	CK_OBJECT_HANDLE hpub, hpriv;
+	struct stint_pubkey *pub;
+	struct stint_key_facts *facts;
+	bool clean;
+};
+
 /* The key types this backend makes, ec-p256 first (pkcs11_keys.c). */
 extern const struct key_spec key_specs[];
 extern const struct stint_backend_ops p11_ops;
@@ -214,10 +231,8 @@ int pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 const struct key_spec *key_spec_find(uint32_t type);
 bool key_id_ok(const char *key_id);
 int keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
-		 const struct key_spec *spec, const char *key_id, bool mark,
-		 CK_OBJECT_HANDLE *hpubp, CK_OBJECT_HANDLE *hprivp,
-		 struct stint_pubkey *pub, struct stint_key_facts *facts,
-		 bool *clean, char *err, size_t errlen);
+		 const struct keypair_req *req, struct keypair *out, char *err,
+		 size_t errlen);
 
 /* pkcs11_pool.c: the key pool and the ready-keys file. */
 bool legacy_pool_id(const char *id, size_t len);

@@ -215,11 +215,13 @@ key_id_ok(const char *key_id)
  */
 int
 keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
-	     const struct key_spec *spec, const char *key_id, bool mark,
-	     CK_OBJECT_HANDLE *hpubp, CK_OBJECT_HANDLE *hprivp,
-	     struct stint_pubkey *pub, struct stint_key_facts *facts,
-	     bool *clean, char *err, size_t errlen)
+	     const struct keypair_req *req, struct keypair *out, char *err,
+	     size_t errlen)
 {
+	const struct key_spec *spec = req->spec;
+	const char *key_id = req->key_id;
+	struct stint_pubkey *pub = out->pub;
+	struct stint_key_facts *facts = out->facts;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
 	CK_ULONG bits, id_len, npub = 0, npriv = 0;
@@ -259,7 +261,7 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
 	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
 	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
-	if (mark) {
+	if (req->mark) {
 		attr_add(pubt, &npub, CKA_SUBJECT, (void *)key_mark,
 			 sizeof(key_mark));
 		attr_add(privt, &npriv, CKA_SUBJECT, (void *)key_mark,
@@ -271,7 +273,7 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 		 &hpub, &hpriv);
 	pthread_mutex_unlock(&b->write_lock);
 	if (rv != CKR_OK) {
-		*clean = !session_broken(rv);
+		out->clean = !session_broken(rv);
 		snprintf(err, errlen,
 			 "cannot generate a key (%s) in token '%s'", spec->name,
 			 b->token);
@@ -281,7 +283,7 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	have_keys = true;
 
 	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
-		*clean = !session_broken(rv);
+		out->clean = !session_broken(rv);
 		ck_err(err, errlen,
 		       "cannot read back the new key's attributes; key refused",
 		       rv);
@@ -296,8 +298,8 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	}
 	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
 		goto out;
-	*hpubp = hpub;
-	*hprivp = hpriv;
+	out->hpub = hpub;
+	out->hpriv = hpriv;
 	r = 0;
 out:
 	if (r != 0 && have_keys) {

@@ -15,7 +15,9 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	     char *err, size_t errlen)
 {
 	const struct key_spec *spec;
-	CK_OBJECT_HANDLE hpub, hpriv, existing;
+	struct keypair_req req;
+	struct keypair kp;
+	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
 	CK_ULONG n;
 	bool clean = true;
@@ -57,10 +59,17 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 			 key_id, b->token);
 		goto out;
 	}
-	if (keypair_make(b, s, spec, key_id, mark, &hpub, &hpriv, pub, facts,
-			 &clean, err, errlen) != 0)
+	req.spec = spec;
+	req.key_id = key_id;
+	req.mark = mark;
+	kp.pub = pub;
+	kp.facts = facts;
+	kp.clean = true;
+	if (keypair_make(b, s, &req, &kp, err, errlen) != 0) {
+		clean = kp.clean;
 		goto out;
-	cache_put(b, key_id, hpriv, spec->ec ? CKK_EC : CKK_RSA);
+	}
+	cache_put(b, key_id, kp.hpriv, spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
 out:
 	session_put(b, s, clean);

@@ -54,6 +54,8 @@ pool_start_locked(struct p11_backend *b)
 static int
 pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 {
+	struct keypair_req req;
+	struct keypair kp;
 	struct pool_key k;
 	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
@@ -87,9 +89,18 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 			 b->token);
 		goto out;
 	}
-	if (keypair_make(b, s, pool_spec(), k.id, true, &k.pub, &k.priv,
-			 &k.pubkey, &k.facts, &clean, err, errlen) != 0)
+	req.spec = pool_spec();
+	req.key_id = k.id;
+	req.mark = true;
+	kp.pub = &k.pubkey;
+	kp.facts = &k.facts;
+	kp.clean = true;
+	if (keypair_make(b, s, &req, &kp, err, errlen) != 0) {
+		clean = kp.clean;
 		goto out;
+	}
+	k.pub = kp.hpub;
+	k.priv = kp.hpriv;
 	pthread_mutex_lock(&b->pool_lock);
 	if (b->n_pool < b->pool_target) {
 		b->pool[b->n_pool++] = k;

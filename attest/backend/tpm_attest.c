@@ -77,7 +77,7 @@ nv_auth_read(struct tpm_backend *b, TPM2B_AUTH *auth, char *err, size_t errlen)
 	int r;
 
 	snprintf(path, sizeof(path), "%s/nv.auth", b->dir);
-	r = read_file(path, &buf, &len, NV_AUTH_LEN, err, errlen);
+	r = tpm_read_file(path, &buf, &len, NV_AUTH_LEN, err, errlen);
 	if (r == 1)
 		snprintf(err, errlen, "%s is missing", path);
 	if (r != 0)
@@ -187,7 +187,7 @@ nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 	pubinfo.nvPublic.dataSize = 8;
 	/* The auth goes to disk first: a counter whose auth is lost could
 	 * never be incremented again. */
-	if (write_file(path, auth.buffer, NV_AUTH_LEN, err, errlen) != 0)
+	if (tpm_write_file(path, auth.buffer, NV_AUTH_LEN, err, errlen) != 0)
 		goto out;
 	rc = Esys_NV_DefineSpace(b->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
 				 ESYS_TR_NONE, ESYS_TR_NONE, &auth, &pubinfo,
@@ -242,7 +242,8 @@ ak_setup(struct tpm_backend *b, char *err, size_t errlen)
 	if (stint_backend_tpm_ak_pem(&b->base, &pem, err, errlen) != 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/ak.pub.pem", b->dir);
-	r = write_file(path, (const uint8_t *)pem, strlen(pem), err, errlen);
+	r = tpm_write_file(path, (const uint8_t *)pem, strlen(pem), err,
+			   errlen);
 	free(pem);
 	return r;
 }
@@ -291,7 +292,7 @@ ek_cert_record(struct tpm_backend *b)
 		if (off < size)
 			goto next;
 		snprintf(path, sizeof(path), "%s/ek.cert", b->dir);
-		if (write_file(path, cert, size, err, sizeof(err)) == 0) {
+		if (tpm_write_file(path, cert, size, err, sizeof(err)) == 0) {
 			b->have_ek_cert = true;
 			log_info("TPM: EK certificate recorded from NV 0x%08x",
 				 idx[i]);
@@ -394,7 +395,7 @@ marshal_bytes(struct stint_bytes *out, const void *src,
 
 	if (fn(src, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
 		return -1;
-	return bytes_dup(out, buf, off);
+	return tpm_bytes_dup(out, buf, off);
 }
 
 static TSS2_RC
@@ -486,24 +487,25 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 			rc);
 		goto out;
 	}
-	flush(b, &key);
-	flush(b, &ak);
+	tpm_flush(b, &key);
+	tpm_flush(b, &ak);
 	pthread_mutex_unlock(&b->lock);
 
 	if (b->have_ek_cert) {
 		snprintf(path, sizeof(path), "%s/ek.cert", b->dir);
-		if (read_file(path, &ek, &ek_len, EK_CERT_MAX, err, errlen) < 0)
+		if (tpm_read_file(path, &ek, &ek_len, EK_CERT_MAX, err,
+				  errlen) < 0)
 			goto done;
 	}
 	ev.deadline = f.k.deadline;
 	ev.counter = f.k.counter;
 	ev.not_after = f.k.not_after;
-	if (bytes_dup(&ev.attest, attest->attestationData, attest->size) ||
+	if (tpm_bytes_dup(&ev.attest, attest->attestationData, attest->size) ||
 	    marshal_bytes(&ev.signature, sig, mu_signature) ||
 	    marshal_bytes(&ev.key_public, &f.k.pub, mu_public) ||
 	    marshal_bytes(&ev.ak_public, &akf.k.pub, mu_public) ||
 	    marshal_bytes(&ev.nv_public, nvpub, mu_nvpublic) ||
-	    bytes_dup(&ev.ek_cert, ek, ek_len) ||
+	    tpm_bytes_dup(&ev.ek_cert, ek, ek_len) ||
 	    stint_tpm_evidence_encode(&ev, doc) != 0) {
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		goto done;
@@ -511,8 +513,8 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	r = 0;
 	goto done;
 out:
-	flush(b, &key);
-	flush(b, &ak);
+	tpm_flush(b, &key);
+	tpm_flush(b, &ak);
 	pthread_mutex_unlock(&b->lock);
 done:
 	free(ek);
@@ -529,8 +531,8 @@ done:
 
 /* TPM2_Certify by the host AK, in the evidence envelope (evidence.h). */
 int
-tpm_evidence(struct stint_backend *base, const char *key_id,
-	     const uint8_t *nonce, size_t nonce_len, const char *task_id,
+tpm_evidence(struct stint_backend *base,
+	     const struct stint_backend_evidence_req *req,
 	     struct stint_bytes *doc, char *err, size_t errlen)
 {
 	struct stint_bytes tdoc = {NULL, 0};
@@ -538,16 +540,17 @@ tpm_evidence(struct stint_backend *base, const char *key_id,
 
 	doc->ptr = NULL;
 	doc->len = 0;
-	if (nonce_len != STINT_NONCE_LEN) {
+	if (req->nonce_len != STINT_NONCE_LEN) {
 		snprintf(err, errlen, "the nonce must be %d bytes",
 			 STINT_NONCE_LEN);
 		return -1;
 	}
-	if (stint_backend_tpm_evidence(base, key_id, nonce, nonce_len, task_id,
-				       &tdoc, err, errlen) != 0)
+	if (stint_backend_tpm_evidence(base, req->key_id, req->nonce,
+				       req->nonce_len, req->task_id, &tdoc, err,
+				       errlen) != 0)
 		return -1;
-	if (stint_evidence_tpm_wrap(tdoc.ptr, tdoc.len, nonce, task_id,
-				    &doc->ptr, &doc->len) != 0) {
+	if (stint_evidence_tpm_wrap(tdoc.ptr, tdoc.len, req->nonce,
+				    req->task_id, &doc->ptr, &doc->len) != 0) {
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		r = -1;
 	}
@@ -701,7 +704,7 @@ out:
 	Esys_Free(s);
 	Esys_Free(digest);
 	Esys_Free(ticket);
-	flush(b, &ak);
+	tpm_flush(b, &ak);
 	pthread_mutex_unlock(&b->lock);
 	OPENSSL_cleanse(&akf.k.priv, sizeof(akf.k.priv));
 	return r;

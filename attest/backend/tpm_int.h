@@ -91,14 +91,14 @@ struct keyfile {
 enum policy_step { STEP_NONE, STEP_CLOCK, STEP_NV };
 
 void tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc);
-void flush(struct tpm_backend *b, ESYS_TR *tr);
+void tpm_flush(struct tpm_backend *b, ESYS_TR *tr);
 bool tpm_key_id_ok(const char *id);
-int path_for(const struct tpm_backend *b, const char *prefix, const char *id,
-	     char *path, size_t cap);
-int write_file(const char *path, const uint8_t *buf, size_t len, char *err,
-	       size_t errlen);
-int read_file(const char *path, uint8_t **out, size_t *len, size_t max,
-	      char *err, size_t errlen);
+int tpm_path_for(const struct tpm_backend *b, const char *prefix,
+		 const char *id, char *path, size_t cap);
+int tpm_write_file(const char *path, const uint8_t *buf, size_t len, char *err,
+		   size_t errlen);
+int tpm_read_file(const char *path, uint8_t **out, size_t *len, size_t max,
+		  char *err, size_t errlen);
 int keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen);
 int keyfile_save(const char *path, const struct keyfile *f, char *err,
 		 size_t errlen);
@@ -116,8 +116,8 @@ int nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen);
 int nv_setup(struct tpm_backend *b, char *err, size_t errlen);
 int ak_setup(struct tpm_backend *b, char *err, size_t errlen);
 void ek_cert_record(struct tpm_backend *b);
-int tpm_evidence(struct stint_backend *base, const char *key_id,
-		 const uint8_t *nonce, size_t nonce_len, const char *task_id,
+int tpm_evidence(struct stint_backend *base,
+		 const struct stint_backend_evidence_req *req,
 		 struct stint_bytes *doc, char *err, size_t errlen);
 int tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 		size_t errlen);
@@ -131,7 +131,7 @@ int create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
 	       size_t errlen);
 int load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
 	     const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen);
-int bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n);
+int tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n);
 int sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
 	    size_t errlen);
 int key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
