@@ -17,7 +17,7 @@ tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc)
 }
 
 void
-flush(struct tpm_backend *b, ESYS_TR *tr)
+tpm_flush(struct tpm_backend *b, ESYS_TR *tr)
 {
 	TSS2_RC rc;
 
@@ -49,8 +49,8 @@ tpm_key_id_ok(const char *id)
 }
 
 int
-path_for(const struct tpm_backend *b, const char *prefix, const char *id,
-	 char *path, size_t cap)
+tpm_path_for(const struct tpm_backend *b, const char *prefix, const char *id,
+	     char *path, size_t cap)
 {
 	int n = snprintf(path, cap, "%s/%s%s.key", b->dir, prefix, id);
 
@@ -59,8 +59,8 @@ path_for(const struct tpm_backend *b, const char *prefix, const char *id,
 
 /* Writes via a temporary file and rename, mode 0600, fsync'ed. */
 int
-write_file(const char *path, const uint8_t *buf, size_t len, char *err,
-	   size_t errlen)
+tpm_write_file(const char *path, const uint8_t *buf, size_t len, char *err,
+	       size_t errlen)
 {
 	char tmp[PATH_MAX + 8];
 	size_t off = 0;
@@ -101,8 +101,8 @@ out:
 
 /* Reads a whole file of at most max bytes. 1 when it does not exist. */
 int
-read_file(const char *path, uint8_t **out, size_t *len, size_t max, char *err,
-	  size_t errlen)
+tpm_read_file(const char *path, uint8_t **out, size_t *len, size_t max,
+	      char *err, size_t errlen)
 {
 	struct stat st;
 	uint8_t *buf = NULL;
@@ -232,7 +232,7 @@ keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen)
 	size_t len;
 	int r;
 
-	r = read_file(path, &buf, &len, KEYFILE_MAX, err, errlen);
+	r = tpm_read_file(path, &buf, &len, KEYFILE_MAX, err, errlen);
 	if (r != 0)
 		return r;
 	r = keyfile_decode(buf, len, f);
@@ -268,5 +268,5 @@ keyfile_save(const char *path, const struct keyfile *f, char *err,
 		snprintf(err, errlen, "cannot encode the key file");
 		return -1;
 	}
-	return write_file(path, buf, len, err, errlen);
+	return tpm_write_file(path, buf, len, err, errlen);
 }

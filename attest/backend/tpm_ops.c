@@ -169,7 +169,7 @@ read_clock(struct tpm_backend *b, TPMS_TIME_INFO *ti, char *err, size_t errlen)
  */
 
 int
-bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n)
+tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n)
 {
 	if ((dst->ptr = malloc(n > 0 ? n : 1)) == NULL)
 		return -1;
@@ -193,7 +193,7 @@ pubkey_fill(const TPM2B_PUBLIC *tp, struct stint_pubkey *pub, char *err,
 	memset(pub, 0, sizeof(*pub));
 	if (stint_tpm_pkey_from_public(p, &pkey) != 0 ||
 	    (len = i2d_PUBKEY(pkey, &der)) <= 0 ||
-	    bytes_dup(&pub->spki, der, (size_t)len) != 0)
+	    tpm_bytes_dup(&pub->spki, der, (size_t)len) != 0)
 		goto fail;
 	if (p->type == TPM2_ALG_ECC) {
 		point[0] = 0x04; /* DER OCTET STRING of 65 bytes */
@@ -204,13 +204,14 @@ pubkey_fill(const TPM2B_PUBLIC *tp, struct stint_pubkey *pub, char *err,
 		       p->unique.ecc.x.buffer, p->unique.ecc.x.size);
 		memcpy(point + 3 + 64 - p->unique.ecc.y.size,
 		       p->unique.ecc.y.buffer, p->unique.ecc.y.size);
-		if (bytes_dup(&pub->ec_params, oid_p256, sizeof(oid_p256)) ||
-		    bytes_dup(&pub->ec_point, point, sizeof(point)))
+		if (tpm_bytes_dup(&pub->ec_params, oid_p256,
+				  sizeof(oid_p256)) ||
+		    tpm_bytes_dup(&pub->ec_point, point, sizeof(point)))
 			goto fail;
 	} else {
-		if (bytes_dup(&pub->modulus, p->unique.rsa.buffer,
-			      p->unique.rsa.size) ||
-		    bytes_dup(&pub->exponent, e65537, sizeof(e65537)))
+		if (tpm_bytes_dup(&pub->modulus, p->unique.rsa.buffer,
+				  p->unique.rsa.size) ||
+		    tpm_bytes_dup(&pub->exponent, e65537, sizeof(e65537)))
 			goto fail;
 	}
 	r = 0;
@@ -291,7 +292,7 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 		return -1;
 	}
 	if (!tpm_key_id_ok(key_id) ||
-	    path_for(b, "", key_id, path, sizeof(path)) != 0) {
+	    tpm_path_for(b, "", key_id, path, sizeof(path)) != 0) {
 		snprintf(err, errlen,
 			 "key id must be 1 to %d bytes of [A-Za-z0-9._-]",
 			 KEY_ID_MAX);
@@ -365,7 +366,7 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	memset(facts, 0, sizeof(*facts));
 	*created = false;
 	if (!tpm_key_id_ok(key_id) ||
-	    path_for(b, "host-", key_id, path, sizeof(path)) != 0) {
+	    tpm_path_for(b, "host-", key_id, path, sizeof(path)) != 0) {
 		snprintf(err, errlen, "bad host key id '%s'", key_id);
 		return -1;
 	}
@@ -598,13 +599,13 @@ key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
 	int r;
 
 	if (!tpm_key_id_ok(key_id) ||
-	    path_for(b, "", key_id, path, sizeof(path)) != 0) {
+	    tpm_path_for(b, "", key_id, path, sizeof(path)) != 0) {
 		snprintf(err, errlen, "no TPM key '%s'", key_id);
 		return -1;
 	}
 	r = keyfile_load(path, f, err, errlen);
 	if (r == 1) {
-		if (path_for(b, "host-", key_id, path, sizeof(path)) != 0)
+		if (tpm_path_for(b, "host-", key_id, path, sizeof(path)) != 0)
 			return -1;
 		r = keyfile_load(path, f, err, errlen);
 	}
@@ -686,8 +687,8 @@ tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 	r = sig_out(s, sig, sig_len, err, errlen);
 out:
 	Esys_Free(s);
-	flush(b, &session);
-	flush(b, &key);
+	tpm_flush(b, &session);
+	tpm_flush(b, &key);
 	pthread_mutex_unlock(&b->lock);
 	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
 	return r;
@@ -707,7 +708,7 @@ tpm_destroy(struct stint_backend *base, const char *key_id, char *err,
 	char path[PATH_MAX + 160];
 
 	if (!tpm_key_id_ok(key_id) ||
-	    path_for(b, "", key_id, path, sizeof(path)) != 0)
+	    tpm_path_for(b, "", key_id, path, sizeof(path)) != 0)
 		return 0; /* no such file can exist */
 	if (unlink(path) != 0 && errno != ENOENT) {
 		snprintf(err, errlen, "cannot delete %s: %s", path,
@@ -725,7 +726,7 @@ tpm_close(struct stint_backend *base)
 	if (b == NULL)
 		return;
 	if (b->esys != NULL) {
-		flush(b, &b->primary);
+		tpm_flush(b, &b->primary);
 		if (b->nv != ESYS_TR_NONE)
 			(void)Esys_TR_Close(b->esys, &b->nv);
 		Esys_Finalize(&b->esys);

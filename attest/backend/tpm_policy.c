@@ -57,8 +57,8 @@ clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti, bool first,
 	snprintf(path, sizeof(path), "%s/clock", b->dir);
 	snprintf(text, sizeof(text), "%lu %lu\n", (unsigned long)b->last_reset,
 		 (unsigned long)b->min_reset);
-	return write_file(path, (const uint8_t *)text, strlen(text), err,
-			  errlen);
+	return tpm_write_file(path, (const uint8_t *)text, strlen(text), err,
+			      errlen);
 }
 
 /* --- policy ------------------------------------------------------------------
@@ -158,6 +158,6 @@ policy_digest(struct tpm_backend *b, uint64_t deadline, uint64_t counter,
 	r = 0;
 out:
 	Esys_Free(d);
-	flush(b, &session);
+	tpm_flush(b, &session);
 	return r;
 }
