@@ -34,9 +34,6 @@
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "common/log.h"
-#ifdef HAVE_TPM
-#include "attest/backend_tpm.h"
-#endif
 
 static pthread_t anchor_thread;
 static bool anchor_running;
@@ -54,42 +51,8 @@ stintd_anchor_block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static bool
-is_tpm(const struct stintd *d)
-{
-	return strcmp(d->backend->ops->name, "tpm") == 0;
-}
-
-/* r || s → DER ECDSA-Sig-Value. */
-static int
-rs_to_der(const uint8_t *rs, size_t len, uint8_t *der, size_t *der_len)
-{
-	ECDSA_SIG *s = ECDSA_SIG_new();
-	BIGNUM *r = NULL, *ss = NULL;
-	unsigned char *p = der;
-	int n = -1;
-
-	if (s == NULL || len % 2 != 0)
-		goto out;
-	r = BN_bin2bn(rs, (int)(len / 2), NULL);
-	ss = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
-	if (r == NULL || ss == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
-		goto out;
-	r = ss = NULL;
-	if (i2d_ECDSA_SIG(s, NULL) > (int)*der_len)
-		goto out;
-	n = i2d_ECDSA_SIG(s, &p);
-out:
-	BN_free(r);
-	BN_free(ss);
-	ECDSA_SIG_free(s);
-	if (n <= 0)
-		return -1;
-	*der_len = (size_t)n;
-	return 0;
-}
-
-/* The checkpoint signer: the key `stint ca attestation-key` prints. */
+/* The checkpoint signer: the key `stint ca attestation-key` prints (the
+ * backend's own attestation key when it has one, else the CA's). */
 static int
 anchor_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
 	    size_t *sig_len, char *err, size_t errlen)
@@ -98,21 +61,9 @@ anchor_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
 	EVP_MD_CTX *md;
 	int r = -1;
 
-#ifdef HAVE_TPM
-	if (is_tpm(d)) {
-		uint8_t rs[128];
-		size_t rs_len = sizeof(rs);
-
-		if (stint_backend_tpm_ak_sign(d->backend, msg, len, rs, &rs_len,
-					      err, errlen) != 0)
-			return -1;
-		if (rs_to_der(rs, rs_len, sig, sig_len) != 0) {
-			snprintf(err, errlen, "cannot encode the signature");
-			return -1;
-		}
-		return 0;
-	}
-#endif
+	if (d->backend->ops->ak_sign != NULL)
+		return d->backend->ops->ak_sign(d->backend, msg, len, sig,
+						sig_len, err, errlen);
 	if ((md = EVP_MD_CTX_new()) == NULL)
 		return -1;
 	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
@@ -130,31 +81,18 @@ static int
 anchor_key_id(struct stintd *d, uint8_t out[32])
 {
 	const struct stint_bytes *spki;
-	unsigned char *der = NULL;
-	int n = -1;
+	struct stint_bytes own = {NULL, 0};
+	char err[256];
+	int n;
 
-#ifdef HAVE_TPM
-	if (is_tpm(d)) {
-		char err[256], *pem = NULL;
-		EVP_PKEY *k = NULL;
-		BIO *bio = NULL;
-
-		if (stint_backend_tpm_ak_pem(d->backend, &pem, err,
-					     sizeof(err)) == 0 &&
-		    (bio = BIO_new_mem_buf(pem, -1)) != NULL &&
-		    (k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) != NULL)
-			n = i2d_PUBKEY(k, &der);
-		EVP_PKEY_free(k);
-		BIO_free(bio);
-		free(pem);
-		if (n <= 0)
+	if (d->backend->ops->ak_spki != NULL) {
+		if (d->backend->ops->ak_spki(d->backend, &own, err,
+					     sizeof(err)) != 0)
 			return -1;
-		n = EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL);
-		OPENSSL_free(der);
+		n = EVP_Digest(own.ptr, own.len, out, NULL, EVP_sha256(), NULL);
+		stint_bytes_free(&own);
 		return n == 1 ? 0 : -1;
 	}
-#endif
-	(void)der;
 	spki = stint_ca_ak_spki(d->ca);
 	n = EVP_Digest(spki->ptr, spki->len, out, NULL, EVP_sha256(), NULL);
 	return n == 1 ? 0 : -1;

@@ -40,8 +40,39 @@ struct stint_backend_stats {
 
 struct stint_backend;
 
+/* Capability flags (stint_backend_ops.caps): what a backend enforces
+ * beyond the required ops. Callers test flags and optional ops, never a
+ * backend's name. */
+enum {
+	/* generate binds not_after in hardware: the key is refused after
+	 * it whoever asks. The evidence then carries the hardware deadline
+	 * and the hardware clock at certification (stint_evidence_claims
+	 * tpm_deadline, tpm_clock), and the leaf's notAfter follows them. */
+	STINT_BACKEND_HW_DEADLINE = 1u << 0,
+	/* A hardware kill switch (kill_switch below, non-NULL): generate
+	 * binds the switch's current state, so task starts must not run
+	 * while the switch moves (stintd holds its revoke lock shared
+	 * around a start, exclusive around kill_switch). */
+	STINT_BACKEND_KILL_SWITCH = 1u << 1,
+};
+
+/* What evidence is asked about (stint_backend_ops.evidence). */
+struct stint_backend_evidence_req {
+	const char *key_id;   /* the task key */
+	const char *task_id;  /* bound into the evidence */
+	const uint8_t *nonce; /* the verifier's, bound into the evidence */
+	size_t nonce_len;
+};
+
 struct stint_backend_ops {
+	/* The [backend] type that opens it; for messages only. */
 	const char *name;
+	unsigned caps; /* STINT_BACKEND_* flags */
+	/* Evidence kind of the documents evidence() returns ("tpm"), or
+	 * "pkcs11" for the statement stintd's attestation key signs about
+	 * the facts generate reported (evidence == NULL). Informational:
+	 * stint_evidence_verify() reads the kind from the document. */
+	const char *evidence_kind;
 	/* not_after: the task deadline (seconds since the epoch); a backend
 	 * that can enforce it in hardware (TPM) binds the key to it. */
 	int (*generate)(struct stint_backend *b, uint32_t key_type,
@@ -97,6 +128,36 @@ struct stint_backend_ops {
 	 * backend cannot tell. */
 	int (*own_keys)(struct stint_backend *b, size_t *n, char *err,
 			size_t errlen);
+	/* Optional (NULL: the backend has no attestation key of its own;
+	 * stintd's attestation key, the host key "stint-ak" the CA holds,
+	 * signs a statement of the key facts generate reported).
+	 * Evidence about task key key_id from the backend's own attestation
+	 * key, bound to req->nonce and req->task_id: a complete evidence
+	 * document (evidence.h, kind evidence_kind) in *doc (malloc'ed), which
+	 * stint_evidence_verify() checks against ak_spki. */
+	int (*evidence)(struct stint_backend *b,
+			const struct stint_backend_evidence_req *req,
+			struct stint_bytes *doc, char *err, size_t errlen);
+	/* Optional, non-NULL exactly when evidence is: the backend's
+	 * attestation key as SPKI DER (malloc'ed): what evidence and
+	 * ak_sign verify against, and what `stint ca attestation-key`
+	 * prints for enrolment. */
+	int (*ak_spki)(struct stint_backend *b, struct stint_bytes *spki,
+		       char *err, size_t errlen);
+	/* Optional, non-NULL exactly when evidence is: signs data (audit
+	 * checkpoints) with the attestation key, ECDSA with SHA-256; sig
+	 * gets a DER ECDSA-Sig-Value, *sig_len is the capacity in, the
+	 * length out. Must never produce a signature that could pass for
+	 * the backend's own evidence. */
+	int (*ak_sign)(struct stint_backend *b, const uint8_t *data, size_t len,
+		       uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
+	/* Optional (NULL: no hardware kill switch; set exactly when caps
+	 * has STINT_BACKEND_KILL_SWITCH). Moves the switch on: from then on
+	 * the hardware refuses every task key made before; keys made
+	 * afterwards bind the new state. Cannot be undone. *counter gets
+	 * the switch's new value. Called with no task start in flight. */
+	int (*kill_switch)(struct stint_backend *b, uint64_t *counter,
+			   char *err, size_t errlen);
 	/* Fills *st. NULL: the backend keeps nothing ready. */
 	void (*stats)(struct stint_backend *b, struct stint_backend_stats *st);
 	void (*close)(struct stint_backend *b);
@@ -106,15 +167,22 @@ struct stint_backend {
 	const struct stint_backend_ops *ops;
 };
 
+/* True when b has every flag in caps. */
+static inline bool
+stint_backend_has(const struct stint_backend *b, unsigned caps)
+{
+	return (b->ops->caps & caps) == caps;
+}
+
 /* Opens the backend named in cfg->backend. err says what to fix. */
 int stint_backend_open(const struct stint_config *cfg,
 		       struct stint_backend **out, char *err, size_t errlen);
-/* PKCS#11 implementation (backend_pkcs11.c). The PIN is read from
+/* PKCS#11 implementation (backend/pkcs11_*.c). The PIN is read from
  * cfg->backend.pin_file, used for C_Login and wiped. */
 int stint_backend_pkcs11_open(const struct stint_config *cfg,
 			      struct stint_backend **out, char *err,
 			      size_t errlen);
-/* TPM 2.0 implementation (backend_tpm.c, built when configure finds
+/* TPM 2.0 implementation (backend/tpm_*.c, built when configure finds
  * tpm2-tss): cfg->backend.tcti, state in <state_dir>/tpm. */
 int stint_backend_tpm_open(const struct stint_config *cfg,
 			   struct stint_backend **out, char *err,

@@ -19,9 +19,6 @@
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
 #include "attest/daemon.h"
-#ifdef HAVE_TPM
-#include "attest/backend_tpm.h"
-#endif
 #include "attest/task.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -43,12 +40,6 @@ agent_name_ok(const char *s)
 		    s[i] != '_' && s[i] != '-')
 			return false;
 	return true;
-}
-
-static bool
-is_tpm(const struct stintd *d)
-{
-	return strcmp(d->backend->ops->name, "tpm") == 0;
 }
 
 static int
@@ -325,13 +316,13 @@ task_start(struct stintd *d, const struct stint_peer *peer,
 		tr.intent = intent;
 	}
 	memset(&t, 0, sizeof(t));
-	/* On the TPM the key binds the kill-switch counter when it is made:
-	 * the kill switch waits for starts in flight, so none slips past it
-	 * with a dead key and a live task. */
-	if (is_tpm(d))
+	/* With a hardware kill switch (the TPM) the key binds the switch's
+	 * state when it is made: the kill switch waits for starts in
+	 * flight, so none slips past it with a dead key and a live task. */
+	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
 		pthread_rwlock_rdlock(&d->revoke_lock);
 	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
-	if (is_tpm(d))
+	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
 		pthread_rwlock_unlock(&d->revoke_lock);
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
@@ -564,54 +555,25 @@ status(struct stintd *d, struct stint_reply *rep)
 
 /*
  * The attestation key evidence verifies against (SPKI DER, malloc'ed):
- * the CA's statement key for PKCS#11 evidence, the TPM's restricted AK
- * (<state_dir>/tpm/ak.pub.pem) for TPM2_Certify evidence.
+ * the backend's own (the TPM's restricted AK) when it has one, else the
+ * CA's statement key.
  */
 static int
 ak_spki(struct stintd *d, struct stint_bytes *out, char *err, size_t errlen)
 {
 	const struct stint_bytes *ak;
-#ifdef HAVE_TPM
-	unsigned char *der = NULL;
-	EVP_PKEY *k = NULL;
-	BIO *bio = NULL;
-	char *pem = NULL;
-	int n = 0;
-#endif
 
 	memset(out, 0, sizeof(*out));
-	if (!is_tpm(d)) {
-		ak = stint_ca_ak_spki(d->ca);
-		if ((out->ptr = malloc(ak->len)) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		memcpy(out->ptr, ak->ptr, ak->len);
-		out->len = ak->len;
-		return 0;
-	}
-#ifdef HAVE_TPM
-	if (stint_backend_tpm_ak_pem(d->backend, &pem, err, errlen) != 0)
+	if (d->backend->ops->ak_spki != NULL)
+		return d->backend->ops->ak_spki(d->backend, out, err, errlen);
+	ak = stint_ca_ak_spki(d->ca);
+	if ((out->ptr = malloc(ak->len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
-	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL ||
-	    (n = i2d_PUBKEY(k, &der)) <= 0 ||
-	    (out->ptr = malloc((size_t)n)) == NULL) {
-		snprintf(err, errlen, "cannot encode the TPM AK");
-		n = -1;
-	} else {
-		memcpy(out->ptr, der, (size_t)n);
-		out->len = (size_t)n;
 	}
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-	BIO_free(bio);
-	free(pem);
-	return n > 0 ? 0 : -1;
-#else
-	snprintf(err, errlen, "built without TPM support");
-	return -1;
-#endif
+	memcpy(out->ptr, ak->ptr, ak->len);
+	out->len = ak->len;
+	return 0;
 }
 
 /* The trust bundle relying parties configure, and the attestation key a
@@ -718,7 +680,6 @@ task_evidence(struct stintd *d, const struct stint_msg *req,
 	return ok_reply(rep, m, r);
 }
 
-#ifdef HAVE_TPM
 static int
 audit_kill(struct stintd *d, const struct stint_peer *peer, const char *event,
 	   const struct stint_task *t, const char *decision, const char *reason,
@@ -738,16 +699,17 @@ audit_kill(struct stintd *d, const struct stint_peer *peer, const char *event,
 }
 
 /*
- * The kill switch: under the exclusive revoke lock, so no SIGN is in
- * flight and no task start is between reading the counter and storing
- * its task, the TPM counter moves on and every live task is marked ended:
- * their keys are dead in hardware, so they should stop being listed and
- * SIGN should say NOT_LIVE, not a TPM error. The key files are deleted
- * after the lock is released.
+ * The kill switch (backends with STINT_BACKEND_KILL_SWITCH, the TPM):
+ * under the exclusive revoke lock, so no SIGN is in flight and no task
+ * start is between reading the counter and storing its task, the
+ * hardware counter moves on and every live task is marked ended: their
+ * keys are dead in hardware, so they should stop being listed and SIGN
+ * should say NOT_LIVE, not a backend error. The keys are destroyed after
+ * the lock is released.
  */
 static int
-kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
-		struct stint_reply *rep)
+kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
+	       struct stint_reply *rep)
 {
 	struct stint_task *tasks = NULL;
 	struct stint_msg *m;
@@ -758,9 +720,8 @@ kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
 	int r = 0;
 
 	pthread_rwlock_wrlock(&d->revoke_lock);
-	if (stint_backend_tpm_kill_switch(d->backend, err, sizeof(err)) != 0 ||
-	    stint_backend_tpm_counter(d->backend, &counter, err, sizeof(err)) !=
-		    0) {
+	if (d->backend->ops->kill_switch(d->backend, &counter, err,
+					 sizeof(err)) != 0) {
 		pthread_rwlock_unlock(&d->revoke_lock);
 		audit_kill(d, peer, "kill-switch", NULL, "deny", err, NULL);
 		return stintd_error_reply(rep, STINT_E_BACKEND,
@@ -822,26 +783,19 @@ kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
 				       "them"
 				     : NULL);
 }
-#endif
 
 static int
 kill_switch(struct stintd *d, const struct stint_peer *peer,
 	    struct stint_reply *rep)
 {
-	if (!is_tpm(d))
+	if (d->backend->ops->kill_switch == NULL)
 		return stintd_error_reply(
 			rep, STINT_E_BACKEND,
 			"the kill switch needs the TPM backend ([backend] "
 			"type = tpm); on '%s' end tasks with 'stint task "
 			"end', or remove their agent",
 			d->backend->ops->name);
-#ifdef HAVE_TPM
-	return kill_switch_tpm(d, peer, rep);
-#else
-	(void)peer;
-	return stintd_error_reply(rep, STINT_E_BACKEND,
-				  "stintd was built without TPM support");
-#endif
+	return kill_switch_hw(d, peer, rep);
 }
 
 /* `stint audit rotate` (audit_anchor.c): replies with the old file's

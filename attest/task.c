@@ -16,16 +16,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "attest/audit_pending.h"
 #include "attest/ca.h"
 #include "attest/evidence.h"
-#ifdef HAVE_TPM
-#include "attest/backend_tpm.h"
-#endif
 #include "attest/task.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -108,19 +105,14 @@ task_mechs(const struct stint_agent *a, uint32_t key_type, struct stint_task *t)
 	}
 }
 
-static bool
-backend_is_tpm(const struct stintd *d)
-{
-	return strcmp(d->backend->ops->name, "tpm") == 0;
-}
-
-/* The PKCS#11 backend: the attestation key signs a statement about the
- * key's attributes as the token reports them. */
+/* A backend without an attestation key of its own (evidence op NULL):
+ * stintd's attestation key signs a statement about the key's attributes
+ * as the backend reports them. */
 static int
-evidence_pkcs11(struct stintd *d, const struct stint_task *t,
-		const struct stint_key_facts *facts,
-		const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc,
-		size_t *len, EVP_PKEY **ak, char *why, size_t whylen)
+evidence_statement(struct stintd *d, const struct stint_task *t,
+		   const struct stint_key_facts *facts,
+		   const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc,
+		   size_t *len, EVP_PKEY **ak, char *why, size_t whylen)
 {
 	struct stint_evidence_claims claims;
 
@@ -143,67 +135,55 @@ evidence_pkcs11(struct stintd *d, const struct stint_task *t,
 	return 0;
 }
 
-/* The TPM backend: TPM2_Certify of the task key by the TPM's restricted
- * attestation key, qualifying data SHA-256(nonce || task id); verified
- * against the AK's public key as enrolled (ak.pub.pem). */
+/* A backend with its own attestation key makes the evidence itself (the
+ * TPM: TPM2_Certify of the task key by its restricted attestation key,
+ * qualifying data SHA-256(nonce || task id)); verified against that key
+ * as the backend reports it (what `stint ca attestation-key` enrols). */
 static int
-evidence_tpm(struct stintd *d, const struct stint_task *t,
-	     const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc, size_t *len,
-	     EVP_PKEY **ak, char *why, size_t whylen)
+evidence_backend(struct stintd *d, const struct stint_task *t,
+		 const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc,
+		 size_t *len, EVP_PKEY **ak, char *why, size_t whylen)
 {
-#ifdef HAVE_TPM
-	struct stint_bytes tdoc = {NULL, 0};
-	char *pem = NULL;
-	BIO *bio = NULL;
-	int r = -1;
+	const struct stint_backend_ops *ops = d->backend->ops;
+	struct stint_bytes ev = {NULL, 0}, spki = {NULL, 0};
+	const unsigned char *p;
+	const struct stint_backend_evidence_req req = {
+		.key_id = t->id,
+		.task_id = t->id,
+		.nonce = nonce,
+		.nonce_len = STINT_NONCE_LEN,
+	};
 
-	if (stint_backend_tpm_evidence(d->backend, t->id, nonce,
-				       STINT_NONCE_LEN, t->id, &tdoc, why,
-				       whylen) != 0)
+	if (ops->evidence(d->backend, &req, &ev, why, whylen) != 0)
 		return -1;
-	if (stint_evidence_tpm_wrap(tdoc.ptr, tdoc.len, nonce, t->id, doc,
-				    len) != 0) {
-		snprintf(why, whylen, "cannot encode the TPM evidence");
-		goto out;
+	if (ops->ak_spki(d->backend, &spki, why, whylen) != 0)
+		goto fail;
+	p = spki.ptr;
+	if ((*ak = d2i_PUBKEY(NULL, &p, (long)spki.len)) == NULL) {
+		snprintf(why, whylen,
+			 "cannot read the backend's attestation key");
+		goto fail;
 	}
-	if (stint_backend_tpm_ak_pem(d->backend, &pem, why, whylen) != 0)
-		goto out;
-	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (*ak = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL) {
-		snprintf(why, whylen, "cannot read the TPM AK public key");
-		goto out;
-	}
-	r = 0;
-out:
-	if (r != 0) {
-		free(*doc);
-		*doc = NULL;
-	}
-	BIO_free(bio);
-	free(pem);
-	stint_bytes_free(&tdoc);
-	return r;
-#else
-	(void)d;
-	(void)t;
-	(void)nonce;
-	(void)doc;
-	(void)len;
-	(void)ak;
-	snprintf(why, whylen, "this stintd was built without TPM support");
+	stint_bytes_free(&spki);
+	*doc = ev.ptr;
+	*len = ev.len;
+	return 0;
+fail:
+	stint_bytes_free(&spki);
+	stint_bytes_free(&ev);
 	return -1;
-#endif
 }
 
 /*
- * The leaf's notAfter for a TPM key: the wall time of its TPM deadline,
+ * The leaf's notAfter for a key whose deadline the hardware enforces (the
+ * TPM): the wall time of its TPM deadline,
  * from the TPM clock the AK signed at certification (`since` is a wall
  * time taken before certifying, so this errs early), never later than
  * stintd's mapping in the evidence nor the task deadline.
  */
 static int
-tpm_not_after(const struct stint_evidence_claims *c, int64_t since,
-	      int64_t task_deadline, int64_t *out)
+hw_not_after(const struct stint_evidence_claims *c, int64_t since,
+	     int64_t task_deadline, int64_t *out)
 {
 	int64_t na = task_deadline;
 	uint64_t left_ms;
@@ -236,7 +216,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	const char *fault = stint_ca_test_fault(d->ca);
 	struct stint_leaf_req leaf;
 	char why[256], detail[200], serial[80], dl[32];
-	bool tpm = backend_is_tpm(d);
+	bool hw = stint_backend_has(d->backend, STINT_BACKEND_HW_DEADLINE);
 	EVP_PKEY *ak = NULL;
 	int64_t since = stintd_now(), not_after = t->not_after;
 	size_t len = 0;
@@ -247,10 +227,11 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 		snprintf(err, errlen, "no randomness for a nonce");
 		return STINT_E_INTERNAL;
 	}
-	made = tpm ? evidence_tpm(d, t, nonce, &doc, &len, &ak, why,
-				  sizeof(why))
-		   : evidence_pkcs11(d, t, facts, nonce, &doc, &len, &ak, why,
-				     sizeof(why));
+	made = d->backend->ops->evidence != NULL
+		       ? evidence_backend(d, t, nonce, &doc, &len, &ak, why,
+					  sizeof(why))
+		       : evidence_statement(d, t, facts, nonce, &doc, &len, &ak,
+					    why, sizeof(why));
 	if (made != 0) {
 		audit(d, "evidence-verify", t->agent, t->id, by, "deny", why,
 		      NULL);
@@ -272,8 +253,8 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	}
 	check = stint_evidence_verify(doc, len, ak, &want, &got, why,
 				      sizeof(why));
-	if (check == STINT_EV_OK && tpm &&
-	    tpm_not_after(&got, since, t->not_after, &not_after) != 0) {
+	if (check == STINT_EV_OK && hw &&
+	    hw_not_after(&got, since, t->not_after, &not_after) != 0) {
 		snprintf(why, sizeof(why),
 			 "the TPM deadline is not after the certification");
 		check = STINT_EV_POLICY;
@@ -289,7 +270,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 		r = STINT_E_BACKEND;
 		goto out;
 	}
-	if (tpm)
+	if (hw)
 		snprintf(detail, sizeof(detail),
 			 "kind=%s tpm_deadline=%llu tpm_clock=%llu "
 			 "counter=%llu",

@@ -4,7 +4,7 @@
  *
  *   orphan_key MODULE TOKEN PIN_FILE make marked|plain [ID]
  *	an EC P-256 token key pair; "marked" carries stintd's task-key marker
- *	(CKA_SUBJECT = DER "CN=stintd task key", as attest/backend_pkcs11.c
+ *	(CKA_SUBJECT = DER "CN=stintd task key", as attest/backend/pkcs11_keys.c
  *	sets it), "plain" none; with ID, CKA_ID and CKA_LABEL = ID, without
  *	it neither (what a C_GenerateKeyPair that failed half-way leaves)
  *   orphan_key MODULE TOKEN PIN_FILE list

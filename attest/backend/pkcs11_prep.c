@@ -15,7 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "attest/p11_prep.h"
+#include "attest/backend/pkcs11_int.h"
+#include "attest/backend/pkcs11_prep.h"
 #include "common/log.h"
 
 #define PREP_PER_KEY    4  /* prepared ops per key and mechanism */
@@ -88,7 +89,7 @@ close_sessions(struct p11_prep *p, const CK_SESSION_HANDLE *s, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		p->f->C_CloseSession(s[i]);
+		(void)P11(p, C_CloseSession, s[i]);
 }
 
 void
@@ -187,12 +188,12 @@ prep_main(void *arg)
 		 * marks it cancelled, so its fields are read without the lock.
 		 */
 		if (!op->has_session)
-			rv = p->f->C_OpenSession(p->slot, CKF_SERIAL_SESSION,
-						 NULL, NULL, &s);
+			rv = P11(p, C_OpenSession, p->slot, CKF_SERIAL_SESSION,
+				 NULL, NULL, &s);
 		if (rv == CKR_OK) {
 			op->s = s;
 			op->has_session = true;
-			rv = p->f->C_SignInit(s, &m, op->key);
+			rv = P11(p, C_SignInit, s, &m, op->key);
 		}
 
 		pthread_mutex_lock(&p->lock);
@@ -330,7 +331,7 @@ p11_prep_sign(struct p11_prep *p, const char *key_id, const CK_MECHANISM *mech,
 	op->state = P_INUSE;
 	pthread_mutex_unlock(&p->lock);
 
-	rv = p->f->C_Sign(op->s, (CK_BYTE_PTR)in, in_len, sig, &len);
+	rv = P11(p, C_Sign, op->s, (CK_BYTE_PTR)in, in_len, sig, &len);
 
 	pthread_mutex_lock(&p->lock);
 	if (rv == CKR_OK && !op->cancelled && !p->stop) {

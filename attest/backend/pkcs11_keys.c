@@ -1,0 +1,311 @@
+/*
+ * PKCS#11 backend: key specs, the task-key marker, public keys as
+ * SubjectPublicKeyInfo, and key pair generation. See pkcs11_int.h.
+ */
+
+#include "attest/backend/pkcs11_int.h"
+
+static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+				   0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+
+const struct key_spec key_specs[] = {
+	{STINT_KEY_EC_P256, "ec-p256", true, NID_X9_62_prime256v1, oid_p256,
+	 sizeof(oid_p256), 256},
+	{STINT_KEY_EC_P384, "ec-p384", true, NID_secp384r1, oid_p384,
+	 sizeof(oid_p384), 384},
+	{STINT_KEY_RSA_2048, "rsa-2048", false, 0, NULL, 0, 2048},
+	{STINT_KEY_RSA_3072, "rsa-3072", false, 0, NULL, 0, 3072},
+};
+
+const CK_BYTE key_mark[28] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
+			      0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
+			      't',  'i',  'n',  't',  'd',  ' ',  't',
+			      'a',  's',  'k',  ' ',  'k',  'e',  'y'};
+
+/* --- SubjectPublicKeyInfo ------------------------------------------------ */
+
+static int
+spki_from_params(const char *alg, OSSL_PARAM *params, struct stint_bytes *spki,
+		 int want_bits)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	unsigned char *der = NULL;
+	int len, r = -1;
+
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		goto out;
+	if (EVP_PKEY_get_bits(pkey) != want_bits)
+		goto out;
+	if ((len = i2d_PUBKEY(pkey, &der)) <= 0)
+		goto out;
+	/* stint_bytes are freed with free(), not OPENSSL_free(). */
+	if ((spki->ptr = malloc((size_t)len)) == NULL)
+		goto out;
+	memcpy(spki->ptr, der, (size_t)len);
+	spki->len = (size_t)len;
+	r = 0;
+out:
+	OPENSSL_free(der);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	return r;
+}
+
+static int
+spki_ec(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+	size_t whylen)
+{
+	const unsigned char *p;
+	ASN1_OBJECT *oid = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	const uint8_t *point;
+	size_t point_len;
+	int r = -1;
+
+	p = pub->ec_params.ptr;
+	oid = d2i_ASN1_OBJECT(NULL, &p, (long)pub->ec_params.len);
+	if (oid == NULL || p != pub->ec_params.ptr + pub->ec_params.len ||
+	    OBJ_obj2nid(oid) != spec->nid) {
+		snprintf(why, whylen, "CKA_EC_PARAMS is not the %s curve OID",
+			 spec->name);
+		goto out;
+	}
+	/* PKCS#11 says CKA_EC_POINT is a DER OCTET STRING; some tokens give
+	 * the raw point, which is accepted too. */
+	p = pub->ec_point.ptr;
+	os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)pub->ec_point.len);
+	if (os != NULL && p == pub->ec_point.ptr + pub->ec_point.len) {
+		point = os->data;
+		point_len = (size_t)os->length;
+	} else {
+		point = pub->ec_point.ptr;
+		point_len = pub->ec_point.len;
+	}
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+					     OBJ_nid2sn(spec->nid), 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
+					      point, point_len) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	if (spki_from_params("EC", params, &pub->spki, (int)spec->bits) != 0) {
+		snprintf(why, whylen, "CKA_EC_POINT is not a %s point",
+			 spec->name);
+		goto out;
+	}
+	r = 0;
+out:
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(oid);
+	return r;
+}
+
+static int
+spki_rsa(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+	 size_t whylen)
+{
+	BIGNUM *n = NULL, *e = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	int r = -1;
+
+	if ((n = BN_bin2bn(pub->modulus.ptr, (int)pub->modulus.len, NULL)) ==
+		    NULL ||
+	    (e = BN_bin2bn(pub->exponent.ptr, (int)pub->exponent.len, NULL)) ==
+		    NULL ||
+	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	if (spki_from_params("RSA", params, &pub->spki, (int)spec->bits) != 0) {
+		snprintf(why, whylen, "CKA_MODULUS is not a %s modulus",
+			 spec->name);
+		goto out;
+	}
+	r = 0;
+out:
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(e);
+	BN_free(n);
+	return r;
+}
+
+int
+pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	    const struct key_spec *spec, struct stint_pubkey *pub, char *err,
+	    size_t errlen)
+{
+	char why[128];
+	CK_RV rv;
+
+	if (spec->ec) {
+		if ((rv = attr_read(b, s, h, CKA_EC_PARAMS, &pub->ec_params)) !=
+			    CKR_OK ||
+		    (rv = attr_read(b, s, h, CKA_EC_POINT, &pub->ec_point)) !=
+			    CKR_OK) {
+			ck_err(err, errlen, "cannot read the EC public key",
+			       rv);
+			return -1;
+		}
+		if (spki_ec(spec, pub, why, sizeof(why)) != 0)
+			goto bad;
+	} else {
+		if ((rv = attr_read(b, s, h, CKA_MODULUS, &pub->modulus)) !=
+			    CKR_OK ||
+		    (rv = attr_read(b, s, h, CKA_PUBLIC_EXPONENT,
+				    &pub->exponent)) != CKR_OK) {
+			ck_err(err, errlen, "cannot read the RSA public key",
+			       rv);
+			return -1;
+		}
+		if (spki_rsa(spec, pub, why, sizeof(why)) != 0)
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "token '%s' returned an unusable public key: %s",
+		 b->token, why);
+	return -1;
+}
+
+/* --- operations ---------------------------------------------------------- */
+
+const struct key_spec *
+key_spec_find(uint32_t type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(key_specs) / sizeof(key_specs[0]); i++)
+		if (key_specs[i].type == type)
+			return &key_specs[i];
+	return NULL;
+}
+
+bool
+key_id_ok(const char *key_id)
+{
+	size_t n = strlen(key_id);
+
+	return n > 0 && n <= KEY_ID_MAX;
+}
+
+/*
+ * Generates a key pair of spec under id with the task-key template in
+ * session s and reads it back: the facts must be sign-only and
+ * non-extractable, the public key must parse. On failure nothing is left in
+ * the token and *clean says whether s may be reused.
+ *
+ * SoftHSM makes objects CKA_MODIFIABLE by default. Only a holder of the
+ * user PIN could change a key's attributes, and only stintd has it; agents
+ * reach keys only through stintd, which never sets attributes on keys.
+ */
+int
+keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
+	     const struct keypair_req *req, struct keypair *out, char *err,
+	     size_t errlen)
+{
+	const struct key_spec *spec = req->spec;
+	const char *key_id = req->key_id;
+	struct stint_pubkey *pub = out->pub;
+	struct stint_key_facts *facts = out->facts;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
+	CK_ULONG bits, id_len, npub = 0, npriv = 0;
+	CK_ATTRIBUTE pubt[10], privt[12];
+	CK_MECHANISM mech = {0, NULL, 0};
+	CK_OBJECT_HANDLE hpub = 0, hpriv = 0;
+	const char *violation;
+	bool have_keys = false;
+	CK_RV rv;
+	int r = -1;
+
+	id_len = strlen(key_id);
+	bits = spec->bits;
+	attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+	attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+	attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
+	attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
+	attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
+	if (spec->ec) {
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
+			 spec->oid_len);
+	} else {
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
+			 sizeof(exponent));
+	}
+	attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
+	attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
+	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
+	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
+	if (req->mark) {
+		attr_add(pubt, &npub, CKA_SUBJECT, (void *)key_mark,
+			 sizeof(key_mark));
+		attr_add(privt, &npriv, CKA_SUBJECT, (void *)key_mark,
+			 sizeof(key_mark));
+	}
+
+	pthread_mutex_lock(&b->write_lock);
+	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
+		 &hpub, &hpriv);
+	pthread_mutex_unlock(&b->write_lock);
+	if (rv != CKR_OK) {
+		out->clean = !session_broken(rv);
+		snprintf(err, errlen,
+			 "cannot generate a key (%s) in token '%s'", spec->name,
+			 b->token);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		goto out;
+	}
+	have_keys = true;
+
+	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
+		out->clean = !session_broken(rv);
+		ck_err(err, errlen,
+		       "cannot read back the new key's attributes; key refused",
+		       rv);
+		goto out;
+	}
+	if ((violation = facts_violation(facts)) != NULL) {
+		snprintf(err, errlen,
+			 "token '%s' made a key (%s) that is not sign-only and "
+			 "non-extractable (%s); key refused and destroyed",
+			 b->token, spec->name, violation);
+		goto out;
+	}
+	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
+		goto out;
+	out->hpub = hpub;
+	out->hpriv = hpriv;
+	r = 0;
+out:
+	if (r != 0 && have_keys) {
+		obj_destroy(b, s, hpriv);
+		obj_destroy(b, s, hpub);
+		stint_pubkey_free(pub);
+	}
+	return r;
+}

@@ -1,0 +1,141 @@
+/*
+ * TPM 2.0 key-store backend, through tpm2-tss ESAPI: what its files
+ * (attest/backend/tpm_*.c) share. Private to them; attest/backend_tpm.h
+ * is what the verifier and the tests use.
+ *
+ * Files: tpm_keyfile.c key files and file helpers; tpm_policy.c the key
+ * policy (deadline, kill-switch counter) and the clock-safety checks;
+ * tpm_attest.c the NV counter, the attestation key, Certify evidence and
+ * the optional ops built on them; tpm_ops.c templates, TPM plumbing, the
+ * ops, open and close.
+ *
+ * There is one TPM and, on many hosts, no resource manager: the TPM holds
+ * three transient objects and a few sessions. So one mutex serialises every
+ * TPM command, the storage primary is the only object kept loaded, and
+ * every other object or session is flushed on every path before the mutex
+ * is released.
+ *
+ * Task keys are never persisted in the TPM: their public area and encrypted
+ * private part live in <state_dir>/tpm/<key_id>.key and are loaded per
+ * signature. Each key's authPolicy is
+ *   PolicyCounterTimer(TPMS_TIME_INFO.clock < deadline)
+ *   AND PolicyNV(kill-switch counter == its value at creation),
+ * and the key has no userWithAuth, so the TPM itself refuses it after the
+ * deadline or after the kill switch, whoever asks. See docs/tpm.md.
+ */
+#ifndef STINT_ATTEST_BACKEND_TPM_INT_H
+#define STINT_ATTEST_BACKEND_TPM_INT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "attest/backend.h"
+#include "attest/backend_tpm.h"
+#include "attest/config.h"
+#include "attest/evidence.h"
+#include "attest/tpm_evidence.h"
+#include "common/log.h"
+
+#define KEY_ID_MAX  128
+#define KEYFILE_MAX 4096
+#define EK_CERT_MAX 4096
+#define NV_AUTH_LEN 32
+#define EK_CERT_ECC 0x01c0000a
+#define EK_CERT_RSA 0x01c00002
+#define KIND_TASK   0
+#define KIND_HOST   1
+#define SIGN_IN_MAX 512
+
+struct tpm_backend {
+	struct stint_backend base; /* first: the ops see a stint_backend */
+	pthread_mutex_t lock;      /* one TPM, one command at a time */
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *esys;
+	ESYS_TR primary;
+	ESYS_TR nv;
+	uint32_t nv_index;
+	char dir[PATH_MAX]; /* <state_dir>/tpm */
+	uint32_t last_reset, min_reset;
+	bool have_ek_cert;
+};
+
+/* The full keyfile, with its kind (task key or long-lived host key). */
+struct keyfile {
+	struct stint_tpm_keyfile k;
+	uint8_t kind;
+};
+
+/* Which policy command failed (policy_run). */
+enum policy_step { STEP_NONE, STEP_CLOCK, STEP_NV };
+
+void tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc);
+void tpm_flush(struct tpm_backend *b, ESYS_TR *tr);
+bool tpm_key_id_ok(const char *id);
+int tpm_path_for(const struct tpm_backend *b, const char *prefix,
+		 const char *id, char *path, size_t cap);
+int tpm_write_file(const char *path, const uint8_t *buf, size_t len, char *err,
+		   size_t errlen);
+int tpm_read_file(const char *path, uint8_t **out, size_t *len, size_t max,
+		  char *err, size_t errlen);
+int keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen);
+int keyfile_save(const char *path, const struct keyfile *f, char *err,
+		 size_t errlen);
+int clock_state_load(struct tpm_backend *b);
+int clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti, bool first,
+		  char *err, size_t errlen);
+TSS2_RC policy_run(struct tpm_backend *b, ESYS_TR session, uint64_t deadline,
+		   uint64_t counter, enum policy_step *failed);
+TSS2_RC session_start(struct tpm_backend *b, TPM2_SE type, ESYS_TR *session);
+int policy_digest(struct tpm_backend *b, uint64_t deadline, uint64_t counter,
+		  TPM2B_DIGEST *out, char *err, size_t errlen);
+int nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
+		    size_t errlen);
+int nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen);
+int nv_setup(struct tpm_backend *b, char *err, size_t errlen);
+int ak_setup(struct tpm_backend *b, char *err, size_t errlen);
+void ek_cert_record(struct tpm_backend *b);
+int tpm_evidence(struct stint_backend *base,
+		 const struct stint_backend_evidence_req *req,
+		 struct stint_bytes *doc, char *err, size_t errlen);
+int tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
+		size_t errlen);
+int tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
+		    uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
+int tpm_kill_switch(struct stint_backend *base, uint64_t *counter, char *err,
+		    size_t errlen);
+void template_ak(TPM2B_PUBLIC *t);
+int create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
+	       TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv, char *err,
+	       size_t errlen);
+int load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
+	     const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen);
+int tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n);
+int sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
+	    size_t errlen);
+int key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
+	     char *err, size_t errlen);
+void tpm_close(struct stint_backend *base);
+
+#endif
