@@ -15,8 +15,9 @@
 #
 # One suite, run per backend: STINT_TEST_BACKEND=softhsm (the default) runs
 # stintd on a SoftHSM2 token, STINT_TEST_BACKEND=tpm on swtpm (tpm_lib.sh;
-# the test skips with 77 when swtpm is missing). The tpm-NN-*.sh wrappers
-# run the core tests that way; by hand, e.g.
+# the test skips with 77 when swtpm is missing). make check runs the core
+# tests that way as tests/tpm/NAME.tpm (the driver on-tpm.sh; Makefile.am,
+# TPM_SUITE_TESTS); by hand, e.g.
 #	STINT_TEST_BACKEND=tpm top_builddir=/tmp/build tests/integration/30-revoke.sh
 # Tests ask backend_has_key / backend_key_types instead of SoftHSM, and
 # branch on $STINT_TEST_BACKEND only where the backend is the point.
