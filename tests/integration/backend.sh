@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # stintd's PKCS#11 backend against a real SoftHSM2 token in a temporary
 # directory: backend_probe generates, signs, verifies and destroys keys of
 # every type; SoftHSM's own view (pkcs11-tool) confirms no key is left; the
@@ -6,22 +6,14 @@
 # removes keys no task owns (also through stintd across a kill -9); the
 # error paths (wrong PIN, unknown token, bad module, readable PIN file) say
 # what to fix. Exit 0 pass, 1 fail, 77 skip.
-set -u
-
-here=$(cd "$(dirname "$0")" && pwd)
-: "${top_srcdir:=$(cd "$here/../.." && pwd)}"
-: "${top_builddir:=$top_srcdir}"
-: "${SOFTHSM_MODULE:=/usr/lib/softhsm/libsofthsm2.so}"
+. "$(dirname "$0")/lib.sh"
+stint_tmpdir
+# This test's pipelines end in `grep -q`, which may leave the writer a
+# SIGPIPE: only the last command's status counts here.
+set +o pipefail
+tmp=$T
 probe="$top_builddir/tests/integration/backend_probe"
 
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 ok() {
 	echo "ok $*"
 }
@@ -30,10 +22,6 @@ command -v softhsm2-util >/dev/null 2>&1 || skip "softhsm2-util not installed (a
 command -v pkcs11-tool >/dev/null 2>&1 || skip "pkcs11-tool not installed (apt install opensc)"
 [ -r "$SOFTHSM_MODULE" ] || skip "SoftHSM module $SOFTHSM_MODULE not found"
 [ -x "$probe" ] || fail "$probe not built (run make check)"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stint-backend.XXXXXX") || fail "mktemp"
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
 
 label=stint-test
 other=other-token
@@ -311,6 +299,7 @@ EOF
 		"$stintd_bin" --config "$tmp/stint.conf" --foreground \
 			>"$tmp/stintd.$starts.log" 2>&1 &
 		stintd_pid=$!
+		bg_track "$stintd_pid" # killed at exit (lib.sh)
 		# After kill -9 the old socket files are still there.
 		wait_until 60 adm status >/dev/null 2>&1 || {
 			cat "$tmp/stintd.$starts.log" >&2
@@ -322,8 +311,6 @@ EOF
 		grep -F "\"task\":\"$1\"" "$audit_log" |
 			grep -F "\"event\":\"$2\"" | grep -qF -- "$3"
 	}
-	trap '[ -n "$stintd_pid" ] && kill -9 "$stintd_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-
 	# The sweep at start begins the refill: 2 ready keys before any task.
 	stintd_up
 	wait_until 120 dn_task_keys_is 2 || fail "stintd made no 2 ready keys after start"
@@ -442,7 +429,6 @@ PY
 		fail "sanitizer error in stintd"
 	fi
 	ok "after kill -9 the unused ready keys are destroyed, not adopted"
-	trap 'rm -rf "$tmp"' EXIT
 fi
 
 # --- error paths --------------------------------------------------------------

@@ -197,21 +197,12 @@ STINTD=$REAL_STINTD
 stintd_start
 
 # --- an outside PKI: csr, sign, install ------------------------------------------
-stint ca csr >"$T/ca.csr" || fail "stint ca csr"
+org_root_signs_ca # stint ca csr >$T/ca.csr, signed by $T/org.pem
 openssl req -in "$T/ca.csr" -noout -verify 2>&1 | grep -q "verify OK" || fail "CSR signature"
 openssl req -in "$T/ca.csr" -noout -subject | grep -q "Stint CA $TD" || fail "CSR subject"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$T/org.key" -out "$T/org.pem" -days 2 -subj "/CN=Org Root" \
-	-addext "basicConstraints=critical,CA:TRUE" \
-	-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || fail "org root"
-printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' >"$T/ext.cnf"
-openssl x509 -req -in "$T/ca.csr" -CA "$T/org.pem" -CAkey "$T/org.key" \
-	-CAcreateserial -days 1 -extfile "$T/ext.cnf" -out "$T/inter.pem" 2>/dev/null ||
-	fail "signing the CSR"
 # A chain for another key is refused.
 ! stint ca install "$T/org.pem" >"$T/out" 2>&1 || fail "installed a chain for another key"
 grep -q "not for Stint's CA key" "$T/out" || { cat "$T/out"; fail "wrong-key refusal not explained"; }
-cat "$T/inter.pem" "$T/org.pem" >"$T/chain.pem"
 stint ca install "$T/chain.pem" >/dev/null || fail "stint ca install"
 id3=$(task_start alpha --ttl 5m)
 stint task show "$id3" --cert >"$T/leaf3.pem"

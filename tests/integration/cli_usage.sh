@@ -1,11 +1,11 @@
-#!/bin/sh
+#!/bin/bash
 # stint CLI without a daemon: help, usage errors (exit 2), connection
 # errors (exit 1), offline `stint audit verify` on a hand-built log (the hash
 # rule of attest/audit.h, computed by python3), tamper/delete/cut detection.
-set -u
-STINT=${top_builddir:-.}/stint
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+stint_tmpdir
+tmp=$T
+[ -x "$STINT" ] || skip "no stint CLI in $top_builddir (build first)"
 fails=0
 check() { # expected-rc description command...
 	want=$1; what=$2; shift 2
@@ -89,5 +89,5 @@ check 1 "cut tail against head" "$STINT" audit verify "$tmp/t.log" --head "$(cat
 grep_out out "BROKEN" "cut tail reported"
 check 1 "missing file" "$STINT" audit verify "$tmp/nope.log"
 
-[ "$fails" -eq 0 ] || { echo "$fails failures"; exit 1; }
+[ "$fails" -eq 0 ] || fail "$fails failures"
 echo "all passed"

@@ -69,17 +69,8 @@ done
 note "certtool and python3-cryptography read the leaf, the CA and the CSR"
 
 # --- gnutls-cli with the task key, against openssl s_server -Verify 1 --------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$T/srv.key" -out "$T/srv.pem" -days 2 -subj "/CN=localhost" \
-	-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null ||
-	fail "cannot make the server certificate"
-PORT=$(free_port)
-openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -key "$T/srv.key" \
-	-CAfile "$T/ca.pem" -Verify 1 -verify_return_error -www \
-	</dev/null >"$T/s_server.log" 2>&1 &
-bg_track $!
-wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null ||
-	{ cat "$T/s_server.log"; fail "s_server did not listen"; }
+tls_server_cert "$T/srv"
+s_server_start "$T/srv" "$T/ca.pem"
 
 gnutls_client()
 {

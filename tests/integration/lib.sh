@@ -15,8 +15,9 @@
 #
 # One suite, run per backend: STINT_TEST_BACKEND=softhsm (the default) runs
 # stintd on a SoftHSM2 token, STINT_TEST_BACKEND=tpm on swtpm (tpm_lib.sh;
-# the test skips with 77 when swtpm is missing). The tpm-NN-*.sh wrappers
-# run the core tests that way; by hand, e.g.
+# the test skips with 77 when swtpm is missing). make check runs the core
+# tests that way as tests/tpm/NAME.tpm (the driver on-tpm.sh; Makefile.am,
+# TPM_SUITE_TESTS); by hand, e.g.
 #	STINT_TEST_BACKEND=tpm top_builddir=/tmp/build tests/integration/30-revoke.sh
 # Tests ask backend_has_key / backend_key_types instead of SoftHSM, and
 # branch on $STINT_TEST_BACKEND only where the backend is the point.
@@ -76,6 +77,17 @@
 #   wire_py                 write $T/wire.py, a raw agent-socket client
 #                           ($PYTHON $T/wire.py sign|hello SOCKET [TASK])
 #   san_check_log FILE      fail-report ASan/UBSan errors found in FILE
+#   tls_server_cert PREFIX  a throwaway server key and certificate for
+#                           localhost/127.0.0.1: PREFIX.key, PREFIX.pem
+#   s_server_start PREFIX CAFILE  openssl s_server -www with PREFIX.pem
+#                           that requires a client certificate chaining to
+#                           CAFILE; sets PORT and SRV_PID ($T/s_server.log)
+#   s_server_stop           stop it
+#   org_root_signs_ca       an outside root ($T/org.key, $T/org.pem) signs
+#                           `stint ca csr`: $T/inter.pem, and $T/chain.pem
+#                           (inter + root) for `stint ca install`
+#   curl_env                CURL_ENV: the FOREIGN prefix for curl, plus its
+#                           setlocale shim in sanitizer builds
 #
 # Sanitizer builds: stintd runs with ASan leak checking and halt on error;
 # its logs are scanned at stintd_stop and at exit, and any report fails the
@@ -803,4 +815,86 @@ if __name__ == "__main__":
         raise SystemExit("usage: wire.py sign|hello SOCKET [TASK [MECH]]")
     show(read_reply(s))
 EOF
+}
+
+# --- TLS peers: server certificates, s_server, an outside root, curl ---------
+
+# A throwaway EC P-256 key and self-signed certificate for a TLS server on
+# 127.0.0.1 (PREFIX.key, PREFIX.pem), made without the engine.
+tls_server_cert()
+{
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=localhost" \
+		-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null ||
+		fail "cannot make the server certificate $1.pem"
+}
+
+# openssl s_server on a free port ($PORT, pid $SRV_PID) with the key and
+# certificate PREFIX.key/.pem; it requires a client certificate that
+# chains to CAFILE and answers with its session report (-www).
+SRV_PID=
+s_server_start()
+{
+	local prefix=$1 cafile=$2
+
+	PORT=$(free_port)
+	openssl s_server -accept "127.0.0.1:$PORT" -cert "$prefix.pem" \
+		-key "$prefix.key" -CAfile "$cafile" -Verify 1 \
+		-verify_return_error -www </dev/null >"$T/s_server.log" 2>&1 &
+	SRV_PID=$!
+	bg_track "$SRV_PID"
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null ||
+		{ cat "$T/s_server.log" >&2; fail "s_server did not listen on port $PORT"; }
+}
+
+s_server_stop()
+{
+	kill "$SRV_PID" 2>/dev/null
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=
+}
+
+# An outside PKI: a root CA ($T/org.key, $T/org.pem) signs Stint's CSR as
+# an intermediate ($T/inter.pem); $T/chain.pem (intermediate, then root)
+# is what `stint ca install` takes.
+org_root_signs_ca()
+{
+	stint ca csr >"$T/ca.csr" || fail "stint ca csr"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$T/org.key" -out "$T/org.pem" -days 2 -subj "/CN=Org Root" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null ||
+		fail "cannot make the org root"
+	printf '%s\n' 'basicConstraints=critical,CA:TRUE' \
+		'keyUsage=critical,keyCertSign,cRLSign' 'subjectKeyIdentifier=hash' \
+		'authorityKeyIdentifier=keyid' >"$T/ext.cnf"
+	openssl x509 -req -in "$T/ca.csr" -CA "$T/org.pem" -CAkey "$T/org.key" \
+		-CAcreateserial -days 1 -extfile "$T/ext.cnf" -out "$T/inter.pem" \
+		2>/dev/null || fail "cannot sign the CSR"
+	cat "$T/inter.pem" "$T/org.pem" >"$T/chain.pem"
+}
+
+# Sanitizer builds: curl with libasan preloaded deadlocks in its first
+# setlocale() and, at exit, in p11-kit's freelocale() (glibc 2.36's
+# locale lock is left held under ASan's interceptors), so curl, and only
+# curl, also gets a setlocale that keeps the C locale and a freelocale
+# that leaks at exit. Sets CURL_ENV, the prefix to run curl with.
+curl_env()
+{
+	local e
+
+	CURL_ENV=("${FOREIGN[@]}")
+	[ "$STINT_SANITIZERS" = yes ] || return 0
+	printf '%s\n' '#include <locale.h>' \
+		'char *setlocale(int c, const char *l) { (void)c; (void)l; return (char *)"C"; }' \
+		'void freelocale(locale_t l) { (void)l; }' >"$T/nolocale.c"
+	gcc -shared -fPIC -o "$T/nolocale.so" "$T/nolocale.c" ||
+		fail "cannot build the setlocale shim for curl"
+	CURL_ENV=()
+	for e in "${FOREIGN[@]}"; do
+		case $e in
+		LD_PRELOAD=*) e="$e $T/nolocale.so" ;;
+		esac
+		CURL_ENV+=("$e")
+	done
 }

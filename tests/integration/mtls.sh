@@ -16,61 +16,9 @@ agent_add alpha "$(id -u)"
 TD=test.example
 
 # --- the server: a throwaway key and certificate, made without the engine ---
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$T/srv.key" -out "$T/srv.pem" -days 2 -subj "/CN=localhost" \
-	-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null ||
-	fail "cannot make the server certificate"
+tls_server_cert "$T/srv"
 stint ca cert >"$T/bundle.pem" || fail "stint ca cert"
-
-SRV_PID=
-srv_start()
-{
-	local cafile=$1 i
-
-	PORT=$(free_port)
-	openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" \
-		-key "$T/srv.key" -CAfile "$cafile" -Verify 1 \
-		-verify_return_error -www </dev/null >"$T/s_server.log" 2>&1 &
-	SRV_PID=$!
-	bg_track "$SRV_PID"
-	for ((i = 0; i < 100; i++)); do
-		curl -sk -o /dev/null "https://127.0.0.1:$PORT/" 2>/dev/null
-		[ $? -ne 7 ] && return 0 # 7: could not connect
-		kill -0 "$SRV_PID" 2>/dev/null ||
-			{ cat "$T/s_server.log"; fail "s_server exited"; }
-		sleep 0.1
-	done
-	fail "s_server did not listen on port $PORT"
-}
-
-srv_stop()
-{
-	kill "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=
-}
-
-# Sanitizer builds: curl with libasan preloaded deadlocks in its first
-# setlocale() and, at exit, in p11-kit's freelocale() (glibc 2.36's
-# locale lock is left held under ASan's interceptors), so curl, and only
-# curl, also gets a setlocale that keeps the C locale and a freelocale
-# that leaks at exit.
-CURL_ENV=("${FOREIGN[@]}")
-if [ "$STINT_SANITIZERS" = yes ]; then
-	printf '%s\n' '#include <locale.h>' \
-		'char *setlocale(int c, const char *l) { (void)c; (void)l; return (char *)"C"; }' \
-		'void freelocale(locale_t l) { (void)l; }' \
-		>"$T/nolocale.c"
-	gcc -shared -fPIC -o "$T/nolocale.so" "$T/nolocale.c" ||
-		fail "cannot build the setlocale shim for curl"
-	CURL_ENV=()
-	for e in "${FOREIGN[@]}"; do
-		case $e in
-		LD_PRELOAD=*) e="$e $T/nolocale.so" ;;
-		esac
-		CURL_ENV+=("$e")
-	done
-fi
+curl_env
 
 # curl with the task's URIs only; the module chosen by PKCS11_MODULE_PATH
 # (libp11's default module is p11-kit-proxy, which would not know Stint).
@@ -88,7 +36,7 @@ agent_curl()
 		"$@" "https://127.0.0.1:$PORT/" </dev/null
 }
 
-srv_start "$T/bundle.pem"
+s_server_start "$T/srv" "$T/bundle.pem"
 
 # Without a client certificate the server refuses: the assertions below
 # therefore mean client authentication took place.
@@ -157,22 +105,10 @@ fi
 note "after task end curl fails: $(head -1 "$T/err")"
 
 # --- test 6: an outside root signs the CA; the server trusts only it ----------
-stint ca csr >"$T/ca.csr" || fail "stint ca csr"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$T/org.key" -out "$T/org.pem" -days 2 -subj "/CN=Org Root" \
-	-addext "basicConstraints=critical,CA:TRUE" \
-	-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null ||
-	fail "cannot make the org root"
-printf '%s\n' 'basicConstraints=critical,CA:TRUE' \
-	'keyUsage=critical,keyCertSign,cRLSign' 'subjectKeyIdentifier=hash' \
-	'authorityKeyIdentifier=keyid' >"$T/ext.cnf"
-openssl x509 -req -in "$T/ca.csr" -CA "$T/org.pem" -CAkey "$T/org.key" \
-	-CAcreateserial -days 1 -extfile "$T/ext.cnf" -out "$T/inter.pem" \
-	2>/dev/null || fail "cannot sign the CSR"
-cat "$T/inter.pem" "$T/org.pem" >"$T/chain.pem"
+org_root_signs_ca
 stint ca install "$T/chain.pem" >/dev/null || fail "stint ca install"
-srv_stop
-srv_start "$T/org.pem"
+s_server_stop
+s_server_start "$T/srv" "$T/org.pem"
 id=$(task_start alpha --ttl 10m) || exit 1
 # The leaf alone does not chain to the org root: the client sends the
 # intermediate. curl cannot name extra chain certificates for a pkcs11:
@@ -192,6 +128,6 @@ sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' \
 openssl verify -purpose sslclient -CAfile "$T/org.pem" -untrusted "$T/inter.pem" \
 	"$T/seen.pem" >/dev/null 2>&1 || fail "the leaf the server saw does not chain to the org root"
 note "installed CA: curl authenticated to a server trusting only the org root"
-srv_stop
+s_server_stop
 stintd_stop
 exit 0

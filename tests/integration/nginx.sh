@@ -19,30 +19,12 @@ stint_setup
 agent_add alpha "$(id -u)"
 TD=test.example
 
-# Sanitizer builds: see mtls.sh; curl with libasan preloaded deadlocks on
-# glibc's locale lock unless setlocale/freelocale are kept out of it.
-CURL_ENV=("${FOREIGN[@]}")
-if [ "$STINT_SANITIZERS" = yes ]; then
-	printf '%s\n' '#include <locale.h>' \
-		'char *setlocale(int c, const char *l) { (void)c; (void)l; return (char *)"C"; }' \
-		'void freelocale(locale_t l) { (void)l; }' >"$T/nolocale.c"
-	gcc -shared -fPIC -o "$T/nolocale.so" "$T/nolocale.c" ||
-		fail "cannot build the setlocale shim for curl"
-	CURL_ENV=()
-	for e in "${FOREIGN[@]}"; do
-		case $e in
-		LD_PRELOAD=*) e="$e $T/nolocale.so" ;;
-		esac
-		CURL_ENV+=("$e")
-	done
-fi
+# Sanitizer builds: curl needs a setlocale shim (lib.sh, curl_env).
+curl_env
 
 N=$T/nginx
 mkdir -p "$N/stint" "$N/logs" "$N/tmp"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$N/stint/server.key" -out "$N/stint/server.pem" -days 2 \
-	-subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-	2>/dev/null || fail "cannot make the server certificate"
+tls_server_cert "$N/stint/server"
 stint ca cert >"$N/stint/stint-ca.pem" || fail "stint ca cert"
 
 # --- the upstream: extracts the agent's identity with stint verify-peer -----

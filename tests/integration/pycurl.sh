@@ -25,17 +25,9 @@ sed "s|^module: .*|module: $T/stint-pkcs11.so|" "$top_builddir/etc/stint.module"
 	>"$T/home/.config/pkcs11/modules/stint.module" || fail "no etc/stint.module in the build"
 chown -R "$AGENT_UID:$AGENT_UID" "$T/home"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$T/srv.key" -out "$T/srv.pem" -days 2 -subj "/CN=localhost" \
-	-addext "subjectAltName=IP:127.0.0.1" 2>/dev/null || fail "server certificate"
+tls_server_cert "$T/srv"
 stint ca cert >"$T/ca.pem"
-PORT=$(free_port)
-openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" -key "$T/srv.key" \
-	-CAfile "$T/ca.pem" -Verify 1 -verify_return_error -www \
-	</dev/null >"$T/s_server.log" 2>&1 &
-bg_track $!
-wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null ||
-	{ cat "$T/s_server.log"; fail "s_server did not listen"; }
+s_server_start "$T/srv" "$T/ca.pem"
 
 example()
 {

@@ -236,19 +236,9 @@ stint audit verify >"$T/out" 2>&1 || fail "audit verify after the kill switch: $
 if ! command -v curl >/dev/null 2>&1 || ! engine_path >/dev/null; then
 	note "curl or the libp11 engine missing: TPM mutual TLS skipped"
 else
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-		-nodes -keyout "$T/srv.key" -out "$T/srv.pem" -days 2 \
-		-subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1" \
-		2>/dev/null || fail "cannot make the server certificate"
+	tls_server_cert "$T/srv"
 	stint ca cert >"$T/bundle.pem" || fail "stint ca cert"
-	PORT=$(free_port)
-	openssl s_server -accept "127.0.0.1:$PORT" -cert "$T/srv.pem" \
-		-key "$T/srv.key" -CAfile "$T/bundle.pem" -Verify 1 \
-		-verify_return_error -www </dev/null >"$T/s_server.log" 2>&1 &
-	srv=$!
-	bg_track "$srv"
-	wait_for 10 bash -c "</dev/tcp/127.0.0.1/$PORT" 2>/dev/null ||
-		fail "s_server did not listen on $PORT"
+	s_server_start "$T/srv" "$T/bundle.pem"
 	tpm_curl()
 	{
 		local task=$1
@@ -289,8 +279,7 @@ else
 	if tpm_curl "$tid" >"$T/page" 2>"$T/err"; then
 		fail "curl connected with an ended TPM task's key"
 	fi
-	kill "$srv" 2>/dev/null
-	wait "$srv" 2>/dev/null
+	s_server_stop
 fi
 
 stintd_stop

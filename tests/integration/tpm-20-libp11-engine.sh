@@ -1,5 +1,0 @@
-#!/bin/sh
-# 20-libp11-engine.sh on the TPM backend (swtpm): one suite, run per backend (lib.sh).
-command -v swtpm >/dev/null 2>&1 ||
-	{ echo "SKIP: tpm-20-libp11-engine: swtpm is not installed" >&2; exit 77; }
-STINT_TEST_BACKEND=tpm exec bash "$(dirname "$0")/20-libp11-engine.sh" "$@"
