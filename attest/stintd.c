@@ -20,6 +20,7 @@
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/paths.h"
+#include "attest/sd.h"
 #include "attest/store_guard.h"
 #include "attest/task.h"
 #include "common/log.h"
@@ -510,6 +511,7 @@ main(int argc, char **argv)
 		rc = 0;
 	}
 out:
+	(void)stint_sd_notify("STOPPING=1");
 	stint_retention_stop();
 	stint_reaper_stop();
 	audit_daemon(&d, "daemon-stop", rc == 0 ? "clean stop" : err);
