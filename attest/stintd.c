@@ -142,7 +142,10 @@ open_all(struct stintd *d, char *err, size_t errlen)
 	if (stint_store_open(path, &d->store, err, errlen) != 0)
 		return -1;
 	if (stint_audit_open(d->cfg.audit.path, d->cfg.audit.sync, &d->audit,
-			     err, errlen) != 0)
+			     err, errlen) != 0 ||
+	    stint_audit_set_forward(d->audit, d->cfg.audit.forward,
+				    d->cfg.audit.forward_socket, err,
+				    errlen) != 0)
 		return -1;
 	/* The CA and attestation keys live in the backend: found, or made
 	 * on first start. */
