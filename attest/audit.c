@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "attest/audit_forward.h"
 #include "common/hex.h"
 #include "common/log.h"
 
@@ -53,6 +54,8 @@ struct stint_audit {
 	void *sign_ctx;
 	char sign_key[65];     /* hex SHA-256 of the signer's SPKI */
 	uint64_t checkpointed; /* seq the last checkpoint covered */
+	/* [audit] forward: a copy of each record written; NULL: none. */
+	struct stint_audit_fwd *fwd;
 
 	pthread_mutex_t lock; /* seq, prev, size, dirty, failed, buf, when */
 	uint64_t seq;         /* of the next record */
@@ -763,6 +766,7 @@ append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
 		e = errno;
 		goto out;
 	}
+	stint_audit_fwd_send(a->fwd, ev, a->seq, hash, a->buf, len);
 	a->seq++;
 	memcpy(a->prev, hash, 32);
 	if (a->sync == STINT_SYNC_BATCH && !a->dirty) {
@@ -1244,8 +1248,24 @@ stint_audit_close(struct stint_audit *a)
 		log_err("audit log: fdatasync at close failed: %s",
 			strerror(errno));
 	close(a->fd);
+	stint_audit_fwd_close(a->fwd);
 	pthread_mutex_destroy(&a->lock);
 	pthread_rwlock_destroy(&a->fd_lock);
 	free(a->buf);
 	free(a);
+}
+
+int
+stint_audit_set_forward(struct stint_audit *a, enum stint_audit_fwd_kind kind,
+			const char *socket_path, char *err, size_t errlen)
+{
+	struct stint_audit_fwd *f;
+
+	if (stint_audit_fwd_open(kind, socket_path, &f, err, errlen) != 0)
+		return -1;
+	pthread_mutex_lock(&a->lock);
+	stint_audit_fwd_close(a->fwd);
+	a->fwd = f;
+	pthread_mutex_unlock(&a->lock);
+	return 0;
 }

@@ -98,6 +98,11 @@ int stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
 			     const uint8_t hash[32], uint64_t offset, char *err,
 			     size_t errlen);
 void stint_audit_close(struct stint_audit *a); /* fsyncs */
+/* [audit] forward: from now on a copy of each record written goes to the
+ * journal or syslog (audit_forward.h); STINT_FWD_NONE stops it. */
+int stint_audit_set_forward(struct stint_audit *a,
+			    enum stint_audit_fwd_kind kind,
+			    const char *socket_path, char *err, size_t errlen);
 
 /* The hash rule, shared by the writer and the verifier: SHA-256 of
  * body[0..n] followed by "}" (the record without its hash member). */

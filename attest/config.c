@@ -57,6 +57,8 @@ enum key_id {
 	K_MAX_CONNECTIONS,
 	K_MAX_CONNECTIONS_PER_UID,
 	K_REFUSAL_INTERVAL,
+	K_AUDIT_FORWARD,
+	K_AUDIT_FORWARD_SOCKET,
 	K_N,
 };
 
@@ -87,6 +89,8 @@ static const struct {
 	[K_MAX_CONNECTIONS] = {"stintd", "max_connections"},
 	[K_MAX_CONNECTIONS_PER_UID] = {"stintd", "max_connections_per_uid"},
 	[K_REFUSAL_INTERVAL] = {"audit", "refusal_interval"},
+	[K_AUDIT_FORWARD] = {"audit", "forward"},
+	[K_AUDIT_FORWARD_SOCKET] = {"audit", "forward_socket"},
 };
 
 struct parse_ctx {
@@ -442,6 +446,32 @@ apply_limit_key(struct parse_ctx *c, enum key_id k, const char *value)
 	}
 }
 
+/* [audit] forward and forward_socket (audit_forward.c). */
+static int
+apply_forward_key(struct parse_ctx *c, enum key_id k, const char *value)
+{
+	struct stint_config *cfg = c->cfg;
+
+	if (k == K_AUDIT_FORWARD_SOCKET)
+		return set_path(c, "forward_socket", value,
+				cfg->audit.forward_socket,
+				sizeof(cfg->audit.forward_socket));
+	if (strcmp(value, "none") == 0)
+		cfg->audit.forward = STINT_FWD_NONE;
+	else if (strcmp(value, "journal") == 0)
+		cfg->audit.forward = STINT_FWD_JOURNAL;
+	else if (strcmp(value, "syslog") == 0)
+		cfg->audit.forward = STINT_FWD_SYSLOG;
+	else {
+		ctx_error(c,
+			  "bad forward value '%s': use journal, syslog or "
+			  "none",
+			  value);
+		return 0;
+	}
+	return 1;
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -558,6 +588,9 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_MAX_CONNECTIONS_PER_UID:
 	case K_REFUSAL_INTERVAL:
 		return apply_limit_key(c, k, value);
+	case K_AUDIT_FORWARD:
+	case K_AUDIT_FORWARD_SOCKET:
+		return apply_forward_key(c, k, value);
 	case K_N:
 		break;
 	}

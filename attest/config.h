@@ -7,6 +7,12 @@
 #include <stdint.h>
 
 enum stint_audit_sync { STINT_SYNC_ALWAYS, STINT_SYNC_BATCH, STINT_SYNC_NONE };
+/* [audit] forward: where each record also goes (audit_forward.h) */
+enum stint_audit_fwd_kind {
+	STINT_FWD_NONE,
+	STINT_FWD_JOURNAL,
+	STINT_FWD_SYSLOG
+};
 
 #define STINT_KEY_POOL_MAX         64
 #define STINT_KEY_POOL_DEFAULT     4
@@ -70,6 +76,10 @@ struct stint_config {
 		/* refused SIGNs of one uid beyond the first few are counted
 		 * into one record per this many seconds (refusals.h) */
 		uint64_t refusal_interval; /* default 10s, 1s to 1h */
+		/* forward: a copy of each record to the journal or syslog;
+		 * forward_socket: "" for the default socket of that kind */
+		enum stint_audit_fwd_kind forward; /* default none */
+		char forward_socket[108];
 	} audit;
 };
 

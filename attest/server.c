@@ -41,6 +41,7 @@
 
 #include "attest/daemon.h"
 #include "attest/refusals.h"
+#include "attest/sd.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -500,13 +501,19 @@ accept_one(struct stintd *d, int lfd, bool admin)
 	return backoff;
 }
 
-/* Refuses to take over a socket another stintd is still serving. */
+/* Takes the socket systemd passed for path (socket activation: its mode
+ * and owner are the socket unit's), else binds it itself. Refuses to take
+ * over a socket another stintd is still serving. */
 static int
 listen_unix(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
+	if ((fd = stint_sd_listen_fd(path)) >= 0) {
+		log_info("%s: socket passed by systemd", path);
+		return fd;
+	}
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "socket path too long: %s", path);
 		return -1;
@@ -570,6 +577,7 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 	if ((mfd = listen_unix(admin_path, 0600, err, errlen)) < 0)
 		goto out;
 	log_info("listening on %s and %s", agent_path, admin_path);
+	(void)stint_sd_notify("READY=1");
 
 	budget_fds(&d->cfg);
 	stint_refusals_init(d->cfg.audit.refusal_interval);
@@ -603,11 +611,13 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 out:
 	if (afd >= 0) {
 		close(afd);
-		unlink(agent_path);
+		if (!stint_sd_inherited(afd))
+			unlink(agent_path);
 	}
 	if (mfd >= 0) {
 		close(mfd);
-		unlink(admin_path);
+		if (!stint_sd_inherited(mfd))
+			unlink(admin_path);
 	}
 	close_all_conns();
 	stint_refusals_flush(d->audit, stintd_now(), true);

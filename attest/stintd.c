@@ -20,6 +20,7 @@
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/paths.h"
+#include "attest/sd.h"
 #include "attest/store_guard.h"
 #include "attest/task.h"
 #include "common/fileio.h"
@@ -127,7 +128,10 @@ open_all(struct stintd *d, char *err, size_t errlen)
 	if (stint_store_open(path, &d->store, err, errlen) != 0)
 		return -1;
 	if (stint_audit_open(d->cfg.audit.path, d->cfg.audit.sync, &d->audit,
-			     err, errlen) != 0)
+			     err, errlen) != 0 ||
+	    stint_audit_set_forward(d->audit, d->cfg.audit.forward,
+				    d->cfg.audit.forward_socket, err,
+				    errlen) != 0)
 		return -1;
 	/* The CA and attestation keys live in the backend: found, or made
 	 * on first start. */
@@ -496,6 +500,7 @@ main(int argc, char **argv)
 		rc = 0;
 	}
 out:
+	(void)stint_sd_notify("STOPPING=1");
 	stint_retention_stop();
 	stint_reaper_stop();
 	audit_daemon(&d, "daemon-stop", rc == 0 ? "clean stop" : err);

@@ -15,6 +15,10 @@ packages=(
 	passwd swtpm swtpm-tools tpm2-tools nginx-light git ca-certificates strace
 	python3-cryptography iproute2 openssh-client openssh-server python3-pycurl
 	openjdk-17-jre-headless
+	# audit-forward.sh: a private rsyslogd receives forwarded records;
+	# systemd.sh: systemd-analyze and systemd-socket-activate (the package
+	# only, systemd need not be pid 1)
+	rsyslog systemd
 )
 # The OpenSSL 3 provider (docs/clients.md) is not in Debian 12 itself:
 # it comes from bookworm-backports, pinned so that nothing else does.
