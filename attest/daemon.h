@@ -14,8 +14,10 @@
 
 #include "attest/audit.h"
 #include "attest/backend.h"
+#include "attest/clock.h"
 #include "attest/config.h"
 #include "attest/peer.h"
+#include "attest/reply.h"
 #include "attest/store.h"
 
 struct stint_msg;
@@ -35,12 +37,6 @@ struct stintd {
 	int64_t started; /* seconds since the epoch */
 };
 
-/* A reply frame body, malloc'ed. */
-struct stint_reply {
-	uint8_t *buf;
-	size_t len;
-};
-
 /* Handlers encode the reply to one decoded request; they return -1 only
  * when memory ran out (the connection is then closed). */
 int stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
@@ -51,17 +47,9 @@ int stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
  * anyone on agent.sock; op is one of those two. */
 int stintd_handle_public(struct stintd *d, uint64_t op,
 			 const struct stint_msg *req, struct stint_reply *rep);
-/* An error reply with a formatted message. */
-int stintd_error_reply(struct stint_reply *rep, int status, const char *fmt,
-		       ...) __attribute__((format(printf, 3, 4)));
-/* Serialises m into rep and frees m. */
-int stintd_msg_reply(struct stint_reply *rep, struct stint_msg *m);
 
 /* server.c: listens on agent.sock and admin.sock until *stop is set or a
  * byte arrives on wake_fd; returns 0 on a clean stop. */
 int stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen);
-
-/* Seconds since the epoch; one clock for every deadline decision. */
-int64_t stintd_now(void);
 
 #endif

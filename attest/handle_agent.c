@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -22,29 +21,6 @@
 #include "common/msg.h"
 
 #define LIST_PAGE 16 /* keeps a page of RSA-3072 tasks with certs < 64 KiB */
-
-/*
- * Deadlines are whole seconds, and a deadline N is reached at the instant
- * N.000000000: floor(t) >= N exactly when t >= N, so the seconds of the
- * full-resolution clock decide as exactly as its nanoseconds would.
- * time(NULL) would not do: it reads the kernel's coarse clock, which lags
- * by up to a tick (1-4 ms), and allowed signatures after the deadline.
- */
-static void
-realtime(struct timespec *ts)
-{
-	if (clock_gettime(CLOCK_REALTIME, ts) != 0)
-		abort(); /* cannot fail with a valid clock and pointer */
-}
-
-int64_t
-stintd_now(void)
-{
-	struct timespec ts;
-
-	realtime(&ts);
-	return (int64_t)ts.tv_sec;
-}
 
 static int
 handle_hello(struct stintd *d, const struct stint_peer *peer,
@@ -186,7 +162,7 @@ audit_refusal(struct sign_ctx *s, const char *reason)
 	if (s->decided.tv_sec != 0)
 		now = s->decided;
 	else
-		realtime(&now);
+		stintd_realtime(&now);
 	return stint_refusals_audit(s->d->audit, &ev, (int64_t)now.tv_sec);
 }
 
@@ -287,7 +263,7 @@ handle_sign(struct stintd *d, const struct stint_peer *peer,
 	pthread_rwlock_rdlock(&d->revoke_lock);
 	/* Read once: the gate decides with it and the record carries it, so
 	 * every sign-allowed record's time is before the task's deadline. */
-	realtime(&s.decided);
+	stintd_realtime(&s.decided);
 	if (stint_store_sign_gate(d->store, peer->uid, peer->gid, sr.task,
 				  sr.mech, (int64_t)s.decided.tv_sec, &agent,
 				  &task, &verdict, &reason) != STINT_STORE_OK) {

@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,35 +183,6 @@ conn_unlink(struct conn *c)
 	n_lane[c->lane]--;
 	pthread_cond_broadcast(&conns_cv);
 	pthread_mutex_unlock(&conns_lock);
-}
-
-int
-stintd_error_reply(struct stint_reply *rep, int status, const char *fmt, ...)
-{
-	char text[STINT_REASON_MAX + 1];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	rep->buf = NULL;
-	return stint_enc_error_rep((uint64_t)status, text, &rep->buf,
-				   &rep->len) == 0
-		       ? 0
-		       : -1;
-}
-
-int
-stintd_msg_reply(struct stint_reply *rep, struct stint_msg *m)
-{
-	int r;
-
-	rep->buf = NULL;
-	if (m == NULL)
-		return -1;
-	r = stint_msg_serialize(m, &rep->buf, &rep->len) == 0 ? 0 : -1;
-	stint_msg_free(m);
-	return r;
 }
 
 static void
