@@ -37,16 +37,7 @@ struct stintd {
 	int64_t started; /* seconds since the epoch */
 };
 
-/* Handlers encode the reply to one decoded request; they return -1 only
- * when memory ran out (the connection is then closed). */
-int stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
-			const struct stint_msg *req, struct stint_reply *rep);
-int stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
-			const struct stint_msg *req, struct stint_reply *rep);
-/* handle_public.c: CA_CERT (chain only) and TASK_SHOW (public facts) for
- * anyone on agent.sock; op is one of those two. */
-int stintd_handle_public(struct stintd *d, uint64_t op,
-			 const struct stint_msg *req, struct stint_reply *rep);
+/* The handlers and the op table that routes to them: ops.h. */
 
 /* server.c: listens on agent.sock and admin.sock until *stop is set or a
  * byte arrives on wake_fd; returns 0 on a clean stop. */

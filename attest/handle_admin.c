@@ -19,6 +19,7 @@
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
 #include "attest/daemon.h"
+#include "attest/ops.h"
 #ifdef HAVE_TPM
 #include "attest/backend_tpm.h"
 #endif
@@ -129,9 +130,9 @@ ok_note_reply(struct stint_reply *rep, struct stint_msg *m, int r,
 	return ok_reply(rep, m, r);
 }
 
-static int
-agent_add(struct stintd *d, const struct stint_peer *peer,
-	  const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_agent a;
 	const struct stint_mech *all;
@@ -216,14 +217,17 @@ agent_add(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, stint_msg_reply_ok(), 0);
 }
 
-static int
-agent_list(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_agent *agents = NULL;
 	struct stint_msg *m, *e;
 	size_t n = 0, i;
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (stint_store_agent_list(d->store, &agents, &n) != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "agent store unavailable");
@@ -255,9 +259,9 @@ agent_list(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
-static int
-agent_remove(struct stintd *d, const struct stint_peer *peer,
-	     const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_agent_remove(struct stintd *d, const struct stint_peer *peer,
+		       const struct stint_msg *req, struct stint_reply *rep)
 {
 	char name[STINT_NAME_MAX + 1], note[512];
 	struct stint_msg *m;
@@ -286,9 +290,9 @@ agent_remove(struct stintd *d, const struct stint_peer *peer,
 			     note);
 }
 
-static int
-task_start(struct stintd *d, const struct stint_peer *peer,
-	   const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	char agent[STINT_NAME_MAX + 1], intent[STINT_INTENT_MAX + 1] = "";
 	struct stint_task_request tr = {.agent = agent};
@@ -344,9 +348,9 @@ task_start(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, m, r);
 }
 
-static int
-task_end(struct stintd *d, const struct stint_peer *peer,
-	 const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_task_end(struct stintd *d, const struct stint_peer *peer,
+		   const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1], reason[STINT_REASON_MAX + 1] = "";
 	char err[256], note[512];
@@ -367,15 +371,16 @@ task_end(struct stintd *d, const struct stint_peer *peer,
 	return ok_note_reply(rep, stint_msg_reply_ok(), 0, note);
 }
 
-static int
-task_show(struct stintd *d, const struct stint_msg *req,
-	  struct stint_reply *rep)
+int
+stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1];
 	struct stint_task t;
 	struct stint_msg *m;
 	int r;
 
+	(void)peer;
 	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_SHOW needs a task id");
@@ -396,9 +401,9 @@ task_show(struct stintd *d, const struct stint_msg *req,
 	return ok_reply(rep, m, r);
 }
 
-static int
-task_list(struct stintd *d, const struct stint_msg *req,
-	  struct stint_reply *rep)
+int
+stintd_op_task_list(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
 {
 	char agent[STINT_NAME_MAX + 1] = "", cursor[STINT_TASK_ID_MAX + 1] = "";
 	struct stint_task *tasks = NULL;
@@ -407,6 +412,7 @@ task_list(struct stintd *d, const struct stint_msg *req,
 	size_t n = 0, i, shown;
 	int r = 0;
 
+	(void)peer;
 	if ((stint_msg_has(req, STINT_K_AGENT) &&
 	     stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) !=
 		     0) ||
@@ -450,9 +456,9 @@ task_list(struct stintd *d, const struct stint_msg *req,
 }
 
 /* The last count lines of the audit log, read backwards from its end. */
-static int
-audit_tail(struct stintd *d, const struct stint_msg *req,
-	   struct stint_reply *rep)
+int
+stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	uint64_t count = 10;
 	struct stint_msg *m;
@@ -462,6 +468,7 @@ audit_tail(struct stintd *d, const struct stint_msg *req,
 	FILE *f;
 	int r = 0;
 
+	(void)peer;
 	if (stint_msg_has(req, STINT_K_COUNT) &&
 	    (stint_msg_get_uint(req, STINT_K_COUNT, &count) != 0 ||
 	     count == 0 || count > TAIL_MAX))
@@ -520,8 +527,9 @@ audit_tail(struct stintd *d, const struct stint_msg *req,
 	return ok_reply(rep, m, r);
 }
 
-static int
-status(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_status(struct stintd *d, const struct stint_peer *peer,
+		 const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_backend_stats bs;
 	struct stint_msg *m;
@@ -531,6 +539,8 @@ status(struct stintd *d, struct stint_reply *rep)
 	char backend[128];
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	(void)stint_store_count(d->store, &agents, &live, &all);
 	stint_audit_head(d->audit, &seq, hash);
 	snprintf(backend, sizeof(backend), "%s (token '%s')",
@@ -616,14 +626,17 @@ ak_spki(struct stintd *d, struct stint_bytes *out, char *err, size_t errlen)
 
 /* The trust bundle relying parties configure, and the attestation key a
  * remote verifier enrolls. */
-static int
-ca_cert(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
+		  const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_bytes ak;
 	struct stint_msg *m;
 	char *pem, err[256];
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (ak_spki(d, &ak, err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((pem = stint_ca_chain_pem(d->ca)) == NULL) {
@@ -645,13 +658,16 @@ ca_cert(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
-static int
-ca_csr(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_ca_csr(struct stintd *d, const struct stint_peer *peer,
+		 const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_msg *m;
 	char err[256], *pem;
 	int r;
 
+	(void)peer;
+	(void)req;
 	if ((pem = stint_ca_csr_pem(d->ca, err, sizeof(err))) == NULL)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((m = stint_msg_reply_ok()) == NULL) {
@@ -664,9 +680,9 @@ ca_csr(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
-static int
-ca_install(struct stintd *d, const struct stint_peer *peer,
-	   const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_ca_install(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	const uint8_t *pem;
 	size_t len;
@@ -685,9 +701,9 @@ ca_install(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, stint_msg_reply_ok(), 0);
 }
 
-static int
-task_evidence(struct stintd *d, const struct stint_msg *req,
-	      struct stint_reply *rep)
+int
+stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
+			const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1], err[256];
 	struct stint_bytes ak;
@@ -696,6 +712,7 @@ task_evidence(struct stintd *d, const struct stint_msg *req,
 	size_t len;
 	int r;
 
+	(void)peer;
 	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_EVIDENCE needs a task id");
@@ -824,10 +841,11 @@ kill_switch_tpm(struct stintd *d, const struct stint_peer *peer,
 }
 #endif
 
-static int
-kill_switch(struct stintd *d, const struct stint_peer *peer,
-	    struct stint_reply *rep)
+int
+stintd_op_kill_switch(struct stintd *d, const struct stint_peer *peer,
+		      const struct stint_msg *req, struct stint_reply *rep)
 {
+	(void)req;
 	if (!is_tpm(d))
 		return stintd_error_reply(
 			rep, STINT_E_BACKEND,
@@ -846,14 +864,17 @@ kill_switch(struct stintd *d, const struct stint_peer *peer,
 
 /* `stint audit rotate` (audit_anchor.c): replies with the old file's
  * path and the seq the new file starts at. */
-static int
-audit_rotate(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_audit_rotate(struct stintd *d, const struct stint_peer *peer,
+		       const struct stint_msg *req, struct stint_reply *rep)
 {
 	char old[PATH_MAX], err[512];
 	struct stint_msg *m;
 	uint64_t seq;
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (stintd_anchor_rotate(d, old, sizeof(old), err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "audit rotate: %s", err);
@@ -863,69 +884,4 @@ audit_rotate(struct stintd *d, struct stint_reply *rep)
 	r |= stint_msg_put_text(m, STINT_K_PATH, old);
 	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
 	return ok_reply(rep, m, r);
-}
-
-int
-stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
-		    const struct stint_msg *req, struct stint_reply *rep)
-{
-	uint64_t op;
-
-	if (stint_dec_request_op(req, &op) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "request has no op");
-	switch (op) {
-	case STINT_OP_AGENT_ADD:
-		return agent_add(d, peer, req, rep);
-	case STINT_OP_AGENT_LIST:
-		return agent_list(d, rep);
-	case STINT_OP_AGENT_REMOVE:
-		return agent_remove(d, peer, req, rep);
-	case STINT_OP_TASK_START:
-		return task_start(d, peer, req, rep);
-	case STINT_OP_TASK_END:
-		return task_end(d, peer, req, rep);
-	case STINT_OP_TASK_LIST:
-		return task_list(d, req, rep);
-	case STINT_OP_TASK_SHOW:
-		return task_show(d, req, rep);
-	case STINT_OP_AUDIT_TAIL:
-		return audit_tail(d, req, rep);
-	case STINT_OP_AUDIT_ROTATE:
-		return audit_rotate(d, rep);
-	case STINT_OP_STATUS:
-		return status(d, rep);
-	case STINT_OP_KILL_SWITCH:
-		return kill_switch(d, peer, rep);
-	case STINT_OP_CA_CERT:
-	case STINT_OP_CA_CSR:
-	case STINT_OP_CA_INSTALL:
-	case STINT_OP_TASK_EVIDENCE:
-		if (d->ca == NULL)
-			return stintd_error_reply(rep, STINT_E_BACKEND,
-						  "stintd runs without a CA");
-		break;
-	default:
-		break;
-	}
-	switch (op) {
-	case STINT_OP_CA_CERT:
-		return ca_cert(d, rep);
-	case STINT_OP_CA_CSR:
-		return ca_csr(d, rep);
-	case STINT_OP_CA_INSTALL:
-		return ca_install(d, peer, req, rep);
-	case STINT_OP_TASK_EVIDENCE:
-		return task_evidence(d, req, rep);
-	case STINT_OP_HELLO:
-	case STINT_OP_LIST:
-	case STINT_OP_SIGN:
-		return stintd_error_reply(rep, STINT_E_DENIED,
-					  "agent operations are only accepted "
-					  "on agent.sock");
-	default:
-		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
-					  "unknown operation %llu",
-					  (unsigned long long)op);
-	}
 }

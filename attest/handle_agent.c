@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "attest/daemon.h"
+#include "attest/ops.h"
 #include "attest/refusals.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -22,9 +23,9 @@
 
 #define LIST_PAGE 16 /* keeps a page of RSA-3072 tasks with certs < 64 KiB */
 
-static int
-handle_hello(struct stintd *d, const struct stint_peer *peer,
-	     const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_hello(struct stintd *d, const struct stint_peer *peer,
+		const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_hello_rep hello = {.version = STINT_WIRE_VERSION};
 	struct stint_agent agent;
@@ -63,9 +64,9 @@ task_key_from_task(struct stint_task_key *k, const struct stint_task *t)
 	k->cert = t->cert;
 }
 
-static int
-handle_list(struct stintd *d, const struct stint_peer *peer,
-	    const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_list(struct stintd *d, const struct stint_peer *peer,
+	       const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_list_rep list = {0};
 	struct stint_agent agent;
@@ -224,9 +225,9 @@ raw_input(const struct stint_mech *m, const struct stint_sign_req *r,
 	return NULL;
 }
 
-static int
-handle_sign(struct stintd *d, const struct stint_peer *peer,
-	    const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
+	       const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_sign_req sr;
 	struct sign_ctx s = {.d = d, .peer = peer, .req = &sr};
@@ -302,34 +303,4 @@ out:
 	stint_bytes_free(&sr.data);
 	stint_task_clear(&task);
 	return r;
-}
-
-int
-stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
-		    const struct stint_msg *req, struct stint_reply *rep)
-{
-	uint64_t op;
-
-	if (stint_dec_request_op(req, &op) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "request has no op");
-	switch (op) {
-	case STINT_OP_HELLO:
-		return handle_hello(d, peer, req, rep);
-	case STINT_OP_LIST:
-		return handle_list(d, peer, req, rep);
-	case STINT_OP_SIGN:
-		return handle_sign(d, peer, req, rep);
-	case STINT_OP_CA_CERT:   /* read-only, public: the trust bundle */
-	case STINT_OP_TASK_SHOW: /* read-only, public: key and certificate */
-		return stintd_handle_public(d, op, req, rep);
-	default:
-		if (op >= STINT_OP_AGENT_ADD && op <= STINT_OP_STATUS)
-			return stintd_error_reply(rep, STINT_E_DENIED,
-						  "admin operations are only "
-						  "accepted on admin.sock");
-		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
-					  "unknown operation %llu",
-					  (unsigned long long)op);
-	}
 }

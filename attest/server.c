@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "attest/daemon.h"
+#include "attest/ops.h"
 #include "attest/refusals.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -221,10 +222,9 @@ dispatch(struct conn *c, const uint8_t *body, size_t len,
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "request is not one valid CBOR map "
 					  "with integer keys");
-	if (c->admin)
-		r = stintd_handle_admin(c->d, &c->peer, req, rep);
-	else
-		r = stintd_handle_agent(c->d, &c->peer, req, rep);
+	r = stintd_dispatch(c->d,
+			    c->admin ? STINTD_SOCK_ADMIN : STINTD_SOCK_AGENT,
+			    &c->peer, req, rep);
 	stint_msg_free(req);
 	return r;
 }
