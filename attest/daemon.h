@@ -19,6 +19,7 @@
 #include "attest/peer.h"
 #include "attest/reply.h"
 #include "attest/store.h"
+#include "common/proto.h"
 
 struct stint_msg;
 struct stint_ca;
