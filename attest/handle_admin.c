@@ -134,53 +134,45 @@ int
 stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_agent_add_req ar;
 	struct stint_agent a;
 	const struct stint_mech *all;
 	char err[256], detail[128];
-	uint64_t v;
+	uint64_t bad;
 	size_t n, i;
-	int r;
+	int r, dec;
 
 	memset(&a, 0, sizeof(a));
-	if (stint_msg_get_text(req, STINT_K_AGENT, a.name, sizeof(a.name)) !=
-		    0 ||
-	    !agent_name_ok(a.name))
+	dec = stint_dec_agent_add_req(req, &ar, &bad);
+	if (!agent_name_ok(ar.name))
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "agent name must be 1-64 characters "
 					  "of A-Z a-z 0-9 . _ -");
-	if (stint_msg_get_uint(req, STINT_K_UID, &v) != 0 || v >= UINT32_MAX)
+	if (dec != 0 && bad == STINT_K_UID)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "agent needs a uid");
-	a.uid = (uint32_t)v;
-	a.gid = -1;
-	if (stint_msg_has(req, STINT_K_GID)) {
-		if (stint_msg_get_uint(req, STINT_K_GID, &v) != 0 ||
-		    v >= UINT32_MAX)
-			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-						  "bad gid");
-		a.gid = (int64_t)v;
-	}
-	a.max_ttl = d->cfg.max_ttl;
-	if (stint_msg_has(req, STINT_K_MAX_TTL)) {
-		if (stint_msg_get_uint(req, STINT_K_MAX_TTL, &a.max_ttl) != 0 ||
-		    a.max_ttl == 0)
-			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-						  "bad max_ttl");
-		if (a.max_ttl > d->cfg.max_ttl)
-			return stintd_error_reply(
-				rep, STINT_E_LIMIT,
-				"max TTL %llus is above stintd's max_ttl "
-				"(%llus)",
-				(unsigned long long)a.max_ttl,
-				(unsigned long long)d->cfg.max_ttl);
-	}
-	if (stint_msg_has(req, STINT_K_MECHS)) {
-		if (stint_msg_get_uint_array(req, STINT_K_MECHS, a.mechs,
-					     STINT_MECHS_MAX,
-					     &a.n_mechs) != 0 ||
-		    a.n_mechs == 0)
-			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-						  "bad mechanism list");
+	if (dec != 0 && bad == STINT_K_GID)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "bad gid");
+	if (dec != 0 && bad == STINT_K_MAX_TTL)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad max_ttl");
+	memcpy(a.name, ar.name, sizeof(a.name));
+	a.uid = ar.uid;
+	a.gid = ar.has_gid ? (int64_t)ar.gid : -1;
+	a.max_ttl = ar.has_max_ttl ? ar.max_ttl : d->cfg.max_ttl;
+	if (a.max_ttl > d->cfg.max_ttl)
+		return stintd_error_reply(
+			rep, STINT_E_LIMIT,
+			"max TTL %llus is above stintd's max_ttl "
+			"(%llus)",
+			(unsigned long long)a.max_ttl,
+			(unsigned long long)d->cfg.max_ttl);
+	if (dec != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad mechanism list");
+	if (ar.n_mechs > 0) {
+		memcpy(a.mechs, ar.mechs, sizeof(a.mechs));
+		a.n_mechs = ar.n_mechs;
 		for (i = 0; i < a.n_mechs; i++)
 			if (stint_mech_find(a.mechs[i]) == NULL)
 				return stintd_error_reply(
@@ -222,7 +214,8 @@ stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
 		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_agent *agents = NULL;
-	struct stint_msg *m, *e;
+	struct stint_agent_info info;
+	struct stint_msg *m;
 	size_t n = 0, i;
 	int r = 0;
 
@@ -236,25 +229,19 @@ stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
 		return -1;
 	}
 	for (i = 0; i < n && r == 0; i++) {
-		if ((e = stint_msg_new()) == NULL) {
-			r = -1;
-			break;
-		}
-		r |= stint_msg_put_text(e, STINT_K_AGENT, agents[i].name);
-		r |= stint_msg_put_uint(e, STINT_K_UID, agents[i].uid);
-		if (agents[i].gid >= 0)
-			r |= stint_msg_put_uint(e, STINT_K_GID,
-						(uint64_t)agents[i].gid);
-		r |= stint_msg_put_uint(e, STINT_K_MAX_TTL, agents[i].max_ttl);
-		r |= stint_msg_put_uint_array(e, STINT_K_MECHS, agents[i].mechs,
-					      agents[i].n_mechs);
-		r |= stint_msg_put_uint(e, STINT_K_CREATED,
-					(uint64_t)agents[i].created);
-		r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
+		memset(&info, 0, sizeof(info));
+		memcpy(info.name, agents[i].name, sizeof(info.name));
+		info.uid = agents[i].uid;
+		info.has_gid = agents[i].gid >= 0;
+		info.gid = info.has_gid ? (uint32_t)agents[i].gid : 0;
+		info.max_ttl = agents[i].max_ttl;
+		memcpy(info.mechs, agents[i].mechs, sizeof(info.mechs));
+		info.n_mechs = agents[i].n_mechs;
+		info.created = (uint64_t)agents[i].created;
+		r = stint_put_agent_list_entry(m, &info);
 	}
-	/* An empty list is still a list. */
-	if (r == 0 && n == 0)
-		r = stint_msg_put_uint_array(m, STINT_K_AGENTS, NULL, 0);
+	if (r == 0)
+		r = stint_put_agent_list_end(m, n);
 	free(agents);
 	return ok_reply(rep, m, r);
 }
@@ -264,11 +251,12 @@ stintd_op_agent_remove(struct stintd *d, const struct stint_peer *peer,
 		       const struct stint_msg *req, struct stint_reply *rep)
 {
 	char name[STINT_NAME_MAX + 1], note[512];
+	struct stint_done_rep done = {0};
 	struct stint_msg *m;
 	size_t n = 0;
 	int r;
 
-	if (stint_msg_get_text(req, STINT_K_AGENT, name, sizeof(name)) != 0)
+	if (stint_dec_name_req(req, STINT_K_AGENT, name, sizeof(name)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "AGENT_REMOVE needs an agent");
 	/* Its tasks die with it, atomically with respect to task start,
@@ -284,10 +272,12 @@ stintd_op_agent_remove(struct stintd *d, const struct stint_peer *peer,
 					  "ended",
 					  n);
 	log_info("agent %s removed, %zu live task(s) ended", name, n);
+	done.has_count = true;
+	done.count = n;
+	snprintf(done.note, sizeof(done.note), "%s", note);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	return ok_note_reply(rep, m, stint_msg_put_uint(m, STINT_K_COUNT, n),
-			     note);
+	return ok_reply(rep, m, stint_put_done_rep(m, &done));
 }
 
 int

@@ -114,4 +114,70 @@ int stint_dec_list_req(const struct stint_msg *m,
 		       char cursor[STINT_TASK_ID_MAX + 1]);
 int stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req);
 
+/* --- Admin messages, typed (common/proto_admin.c). ---------------------
+ * Requests are built into and read from a stint_msg: the CLI makes the map
+ * with its op (stint_cli_request) and calls stint_enc_*_req; stintd's
+ * handler calls stint_dec_*_req, which checks shapes only (limits and
+ * policy stay in the handler) and, on failure, sets *bad to the key of the
+ * first field that failed, every field before it filled. Replies: stintd
+ * fills a stint_msg_reply_ok() map with stint_put_*_rep, the CLI reads it
+ * with stint_get_*_rep. Unknown keys are ignored. docs/protocol.md. */
+
+/* AGENT_ADD. The name is only checked to be text that fits; its charset
+ * is the handler's to check. n_mechs 0: every supported mechanism. */
+struct stint_agent_add_req {
+	char name[STINT_NAME_MAX + 1];
+	uint32_t uid;
+	bool has_gid;
+	uint32_t gid;
+	bool has_max_ttl;
+	uint64_t max_ttl; /* seconds, > 0 */
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+};
+int stint_enc_agent_add_req(struct stint_msg *m,
+			    const struct stint_agent_add_req *r);
+int stint_dec_agent_add_req(const struct stint_msg *m,
+			    struct stint_agent_add_req *r, uint64_t *bad);
+
+/* One AGENT_LIST entry. */
+struct stint_agent_info {
+	char name[STINT_NAME_MAX + 1];
+	uint32_t uid;
+	bool has_gid; /* false: any gid */
+	uint32_t gid;
+	uint64_t max_ttl; /* seconds */
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+	uint64_t created; /* seconds since the epoch */
+};
+/* Appends one entry to the reply's agent array. */
+int stint_put_agent_list_entry(struct stint_msg *m,
+			       const struct stint_agent_info *a);
+/* Closes the list: an empty list is still a list. n: entries put. */
+int stint_put_agent_list_end(struct stint_msg *m, size_t n);
+/* *out is malloc'ed (free()); NULL when n is 0. An entry without a name
+ * or uid makes the reply malformed. */
+int stint_get_agent_list_rep(const struct stint_msg *m,
+			     struct stint_agent_info **out, size_t *n);
+
+/* Requests naming one agent or task (AGENT_REMOVE, TASK_SHOW,
+ * TASK_EVIDENCE): the name under key (STINT_K_AGENT or STINT_K_TASK). */
+int stint_enc_name_req(struct stint_msg *m, uint64_t key, const char *name);
+int stint_dec_name_req(const struct stint_msg *m, uint64_t key, char *buf,
+		       size_t cap);
+
+/* Replies that end or remove things (AGENT_REMOVE, TASK_END,
+ * KILL_SWITCH): a count, and a note when a record or a store entry is
+ * still pending (the CLI prints it as a warning). */
+struct stint_done_rep {
+	bool has_count;
+	uint64_t count;
+	bool has_counter;
+	uint64_t counter; /* KILL_SWITCH: the TPM counter */
+	char note[512];   /* "" when none */
+};
+int stint_put_done_rep(struct stint_msg *m, const struct stint_done_rep *r);
+void stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r);
+
 #endif
