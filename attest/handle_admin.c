@@ -284,40 +284,39 @@ int
 stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 		     const struct stint_msg *req, struct stint_reply *rep)
 {
-	char agent[STINT_NAME_MAX + 1], intent[STINT_INTENT_MAX + 1] = "";
-	struct stint_task_request tr = {.agent = agent};
+	struct stint_task_start_req sr;
+	struct stint_task_request tr = {.agent = sr.agent};
 	struct stint_task t;
 	struct stint_msg *m;
-	uint64_t v;
+	uint64_t bad;
 	char err[256];
 	int status, r;
 
-	if (stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "TASK_START needs an agent");
-	if (stint_msg_has(req, STINT_K_TTL) &&
-	    (stint_msg_get_uint(req, STINT_K_TTL, &tr.ttl) != 0 || tr.ttl == 0))
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "bad ttl");
-	if (stint_msg_has(req, STINT_K_KEY_TYPE)) {
-		if (stint_msg_get_uint(req, STINT_K_KEY_TYPE, &v) != 0 ||
-		    stint_key_type_str((uint32_t)v) == NULL || v > UINT32_MAX)
+	if (stint_dec_task_start_req(req, &sr, &bad) != 0) {
+		switch (bad) {
+		case STINT_K_AGENT:
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "TASK_START needs an agent");
+		case STINT_K_TTL:
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad ttl");
+		case STINT_K_KEY_TYPE:
 			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 						  "unknown key type");
-		tr.key_type = (uint32_t)v;
-	}
-	if (stint_msg_has(req, STINT_K_MAX_SIGS) &&
-	    stint_msg_get_uint(req, STINT_K_MAX_SIGS, &tr.max_sigs) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "bad max_sigs");
-	if (stint_msg_has(req, STINT_K_INTENT)) {
-		if (stint_msg_get_text(req, STINT_K_INTENT, intent,
-				       sizeof(intent)) != 0)
+		case STINT_K_MAX_SIGS:
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad max_sigs");
+		default:
 			return stintd_error_reply(
 				rep, STINT_E_BAD_REQUEST,
 				"intent must be text of at most %d bytes",
 				STINT_INTENT_MAX);
-		tr.intent = intent;
+		}
 	}
+	tr.ttl = sr.ttl;
+	tr.key_type = sr.key_type;
+	tr.max_sigs = sr.max_sigs;
+	tr.intent = sr.has_intent ? sr.intent : NULL;
 	memset(&t, 0, sizeof(t));
 	/* On the TPM the key binds the kill-switch counter when it is made:
 	 * the kill switch waits for starts in flight, so none slips past it
@@ -342,19 +341,18 @@ int
 stintd_op_task_end(struct stintd *d, const struct stint_peer *peer,
 		   const struct stint_msg *req, struct stint_reply *rep)
 {
-	char id[STINT_TASK_ID_MAX + 1], reason[STINT_REASON_MAX + 1] = "";
+	struct stint_task_end_req er;
 	char err[256], note[512];
+	uint64_t bad;
 	int status;
 
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	if (stint_dec_task_end_req(req, &er, &bad) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "TASK_END needs a task id");
-	if (stint_msg_has(req, STINT_K_REASON) &&
-	    stint_msg_get_text(req, STINT_K_REASON, reason, sizeof(reason)) !=
-		    0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "bad reason");
-	status = stint_task_end(d, id, reason[0] ? reason : "ended by admin",
+					  bad == STINT_K_TASK
+						  ? "TASK_END needs a task id"
+						  : "bad reason");
+	status = stint_task_end(d, er.task,
+				er.reason[0] ? er.reason : "ended by admin",
 				peer, err, sizeof(err), note, sizeof(note));
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
@@ -371,7 +369,7 @@ stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
 	int r;
 
 	(void)peer;
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_SHOW needs a task id");
 	memset(&t, 0, sizeof(t));
@@ -395,27 +393,19 @@ int
 stintd_op_task_list(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
 {
-	char agent[STINT_NAME_MAX + 1] = "", cursor[STINT_TASK_ID_MAX + 1] = "";
+	struct stint_task_list_req lr;
 	struct stint_task *tasks = NULL;
 	struct stint_msg *m, *e;
-	bool all = false;
 	size_t n = 0, i, shown;
 	int r = 0;
 
 	(void)peer;
-	if ((stint_msg_has(req, STINT_K_AGENT) &&
-	     stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) !=
-		     0) ||
-	    (stint_msg_has(req, STINT_K_ALL) &&
-	     stint_msg_get_bool(req, STINT_K_ALL, &all) != 0) ||
-	    (stint_msg_has(req, STINT_K_CURSOR) &&
-	     stint_msg_get_text(req, STINT_K_CURSOR, cursor, sizeof(cursor)) !=
-		     0))
+	if (stint_dec_task_list_req(req, &lr) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "malformed TASK_LIST request");
-	if (stint_store_task_list(d->store, agent[0] ? agent : NULL, !all,
-				  stintd_now(), cursor, TASK_PAGE + 1, &tasks,
-				  &n) != STINT_STORE_OK)
+	if (stint_store_task_list(d->store, lr.agent[0] ? lr.agent : NULL,
+				  !lr.all, stintd_now(), lr.cursor,
+				  TASK_PAGE + 1, &tasks, &n) != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "task store unavailable");
 	if ((m = stint_msg_reply_ok()) == NULL) {
@@ -703,7 +693,7 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 	int r;
 
 	(void)peer;
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_EVIDENCE needs a task id");
 	if (stint_ca_evidence_load(d->ca, id, &doc, &len) != 0)

@@ -180,4 +180,46 @@ struct stint_done_rep {
 int stint_put_done_rep(struct stint_msg *m, const struct stint_done_rep *r);
 void stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r);
 
+/* TASK_START. Bad fields, in the order checked: STINT_K_AGENT (missing),
+ * STINT_K_TTL (0 or not a uint), STINT_K_KEY_TYPE (unknown),
+ * STINT_K_MAX_SIGS, STINT_K_INTENT (not text of at most STINT_INTENT_MAX
+ * bytes). */
+struct stint_task_start_req {
+	char agent[STINT_NAME_MAX + 1];
+	bool has_ttl;
+	uint64_t ttl; /* seconds, > 0 */
+	bool has_key_type;
+	uint32_t key_type; /* enum stint_key_type */
+	uint64_t max_sigs; /* 0: unlimited (not sent) */
+	bool has_intent;
+	char intent[STINT_INTENT_MAX + 1];
+};
+int stint_enc_task_start_req(struct stint_msg *m,
+			     const struct stint_task_start_req *r);
+int stint_dec_task_start_req(const struct stint_msg *m,
+			     struct stint_task_start_req *r, uint64_t *bad);
+
+/* TASK_END. Bad fields: STINT_K_TASK (missing), STINT_K_REASON. */
+struct stint_task_end_req {
+	char task[STINT_TASK_ID_MAX + 1];
+	bool has_reason;
+	char reason[STINT_REASON_MAX + 1];
+};
+int stint_enc_task_end_req(struct stint_msg *m,
+			   const struct stint_task_end_req *r);
+int stint_dec_task_end_req(const struct stint_msg *m,
+			   struct stint_task_end_req *r, uint64_t *bad);
+
+/* TASK_LIST request: one page after cursor ("" from the start). */
+struct stint_task_list_req {
+	bool has_agent;
+	char agent[STINT_NAME_MAX + 1];
+	bool all; /* ended and expired tasks too */
+	char cursor[STINT_TASK_ID_MAX + 1];
+};
+int stint_enc_task_list_req(struct stint_msg *m,
+			    const struct stint_task_list_req *r);
+int stint_dec_task_list_req(const struct stint_msg *m,
+			    struct stint_task_list_req *r);
+
 #endif

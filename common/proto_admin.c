@@ -206,3 +206,123 @@ stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r)
 	    0)
 		r->note[0] = '\0';
 }
+
+/* --- TASK_START, TASK_END, TASK_LIST requests ------------------------ */
+
+int
+stint_enc_task_start_req(struct stint_msg *m,
+			 const struct stint_task_start_req *r)
+{
+	int e = stint_msg_put_text(m, STINT_K_AGENT, r->agent);
+
+	if (e == 0 && r->has_ttl)
+		e = stint_msg_put_uint(m, STINT_K_TTL, r->ttl);
+	if (e == 0 && r->has_key_type)
+		e = stint_msg_put_uint(m, STINT_K_KEY_TYPE, r->key_type);
+	if (e == 0 && r->max_sigs != 0)
+		e = stint_msg_put_uint(m, STINT_K_MAX_SIGS, r->max_sigs);
+	if (e == 0 && r->has_intent)
+		e = stint_msg_put_text(m, STINT_K_INTENT, r->intent);
+	return e;
+}
+
+int
+stint_dec_task_start_req(const struct stint_msg *m,
+			 struct stint_task_start_req *r, uint64_t *bad)
+{
+	uint64_t v;
+
+	memset(r, 0, sizeof(*r));
+	*bad = 0;
+	if (stint_msg_get_text(m, STINT_K_AGENT, r->agent, sizeof(r->agent)) !=
+	    0)
+		return bad_field(bad, STINT_K_AGENT);
+	if (stint_msg_has(m, STINT_K_TTL)) {
+		if (stint_msg_get_uint(m, STINT_K_TTL, &r->ttl) != 0 ||
+		    r->ttl == 0)
+			return bad_field(bad, STINT_K_TTL);
+		r->has_ttl = true;
+	}
+	if (stint_msg_has(m, STINT_K_KEY_TYPE)) {
+		if (stint_msg_get_uint(m, STINT_K_KEY_TYPE, &v) != 0 ||
+		    stint_key_type_str((uint32_t)v) == NULL || v > UINT32_MAX)
+			return bad_field(bad, STINT_K_KEY_TYPE);
+		r->has_key_type = true;
+		r->key_type = (uint32_t)v;
+	}
+	if (stint_msg_has(m, STINT_K_MAX_SIGS) &&
+	    stint_msg_get_uint(m, STINT_K_MAX_SIGS, &r->max_sigs) != 0)
+		return bad_field(bad, STINT_K_MAX_SIGS);
+	if (stint_msg_has(m, STINT_K_INTENT)) {
+		if (stint_msg_get_text(m, STINT_K_INTENT, r->intent,
+				       sizeof(r->intent)) != 0)
+			return bad_field(bad, STINT_K_INTENT);
+		r->has_intent = true;
+	}
+	return 0;
+}
+
+int
+stint_enc_task_end_req(struct stint_msg *m, const struct stint_task_end_req *r)
+{
+	int e = stint_msg_put_text(m, STINT_K_TASK, r->task);
+
+	if (e == 0 && r->has_reason)
+		e = stint_msg_put_text(m, STINT_K_REASON, r->reason);
+	return e;
+}
+
+int
+stint_dec_task_end_req(const struct stint_msg *m, struct stint_task_end_req *r,
+		       uint64_t *bad)
+{
+	memset(r, 0, sizeof(*r));
+	*bad = 0;
+	if (stint_msg_get_text(m, STINT_K_TASK, r->task, sizeof(r->task)) != 0)
+		return bad_field(bad, STINT_K_TASK);
+	if (stint_msg_has(m, STINT_K_REASON)) {
+		if (stint_msg_get_text(m, STINT_K_REASON, r->reason,
+				       sizeof(r->reason)) != 0) {
+			r->reason[0] = '\0';
+			return bad_field(bad, STINT_K_REASON);
+		}
+		r->has_reason = true;
+	}
+	return 0;
+}
+
+int
+stint_enc_task_list_req(struct stint_msg *m,
+			const struct stint_task_list_req *r)
+{
+	int e = 0;
+
+	if (r->has_agent)
+		e = stint_msg_put_text(m, STINT_K_AGENT, r->agent);
+	if (e == 0 && r->all)
+		e = stint_msg_put_bool(m, STINT_K_ALL, true);
+	if (e == 0 && r->cursor[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_CURSOR, r->cursor);
+	return e;
+}
+
+int
+stint_dec_task_list_req(const struct stint_msg *m,
+			struct stint_task_list_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (stint_msg_has(m, STINT_K_AGENT)) {
+		if (stint_msg_get_text(m, STINT_K_AGENT, r->agent,
+				       sizeof(r->agent)) != 0)
+			return STINT_WIRE_RANGE;
+		r->has_agent = true;
+	}
+	if (stint_msg_has(m, STINT_K_ALL) &&
+	    stint_msg_get_bool(m, STINT_K_ALL, &r->all) != 0)
+		return STINT_WIRE_TYPE;
+	if (stint_msg_has(m, STINT_K_CURSOR) &&
+	    stint_msg_get_text(m, STINT_K_CURSOR, r->cursor,
+			       sizeof(r->cursor)) != 0)
+		return STINT_WIRE_RANGE;
+	return 0;
+}
