@@ -512,44 +512,39 @@ stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 		 const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_backend_stats bs;
+	struct stint_status_rep st;
 	struct stint_msg *m;
 	size_t agents = 0, live = 0, all = 0;
-	uint8_t hash[32];
-	uint64_t seq;
-	char backend[128];
-	int r = 0;
 
 	(void)peer;
 	(void)req;
+	memset(&st, 0, sizeof(st));
 	(void)stint_store_count(d->store, &agents, &live, &all);
-	stint_audit_head(d->audit, &seq, hash);
-	snprintf(backend, sizeof(backend), "%s (token '%s')",
+	stint_audit_head(d->audit, &st.audit_seq, st.audit_hash);
+	st.has_head = true;
+	snprintf(st.backend, sizeof(st.backend), "%s (token '%s')",
 		 d->backend->ops->name, d->cfg.backend.token);
-	if ((m = stint_msg_reply_ok()) == NULL)
-		return -1;
-	r |= stint_msg_put_uint(m, STINT_K_VERSION, STINT_WIRE_VERSION);
-	r |= stint_msg_put_uint(m, STINT_K_PID, (uint64_t)getpid());
-	r |= stint_msg_put_uint(m, STINT_K_UPTIME,
-				(uint64_t)(stintd_now() - d->started));
-	r |= stint_msg_put_text(m, STINT_K_BACKEND, backend);
-	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
-	r |= stint_msg_put_uint(m, STINT_K_N_AGENTS, agents);
-	r |= stint_msg_put_uint(m, STINT_K_N_LIVE, live);
-	r |= stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
-	r |= stint_msg_put_text(m, STINT_K_SYNC,
-				stint_sync_str(d->cfg.audit.sync));
-	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
-	r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, hash, sizeof(hash));
+	st.version = STINT_WIRE_VERSION;
+	st.pid = (uint64_t)getpid();
+	st.uptime = (uint64_t)(stintd_now() - d->started);
+	snprintf(st.trust_domain, sizeof(st.trust_domain), "%s",
+		 d->cfg.trust_domain);
+	st.n_agents = agents;
+	st.n_live = live;
+	snprintf(st.path, sizeof(st.path), "%s", d->cfg.audit.path);
+	snprintf(st.sync, sizeof(st.sync), "%s",
+		 stint_sync_str(d->cfg.audit.sync));
 	if (d->backend->ops->stats != NULL) {
 		d->backend->ops->stats(d->backend, &bs);
-		r |= stint_msg_put_uint(m, STINT_K_READY_KEYS, bs.ready_keys);
-		r |= stint_msg_put_uint(m, STINT_K_READY_TARGET,
-					bs.ready_target);
-		r |= stint_msg_put_uint(m, STINT_K_PREPARED, bs.prepared);
-		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
-					bs.prepared_max);
+		st.has_ready = true;
+		st.ready_keys = bs.ready_keys;
+		st.ready_target = bs.ready_target;
+		st.prepared = bs.prepared;
+		st.prepared_max = bs.prepared_max;
 	}
-	return ok_reply(rep, m, r);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	return ok_reply(rep, m, stint_put_status_rep(m, &st));
 }
 
 /*

@@ -222,4 +222,19 @@ int stint_enc_task_list_req(struct stint_msg *m,
 int stint_dec_task_list_req(const struct stint_msg *m,
 			    struct stint_task_list_req *r);
 
+/* STATUS reply. The getter is lenient: absent numbers are 0, absent
+ * texts "unknown" (path: ""). */
+struct stint_status_rep {
+	uint64_t version, pid, uptime, n_agents, n_live;
+	char backend[256], trust_domain[256], sync[16], path[4096];
+	bool has_head; /* the audit log's head: seq and hash */
+	uint64_t audit_seq;
+	uint8_t audit_hash[32];
+	bool has_ready; /* the backend reports what it keeps ready */
+	uint64_t ready_keys, ready_target, prepared, prepared_max;
+};
+int stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *r);
+void stint_get_status_rep(const struct stint_msg *m,
+			  struct stint_status_rep *r);
+
 #endif

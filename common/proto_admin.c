@@ -4,6 +4,7 @@
  * the same way. Field tables: docs/protocol.md.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,4 +326,78 @@ stint_dec_task_list_req(const struct stint_msg *m,
 			       sizeof(r->cursor)) != 0)
 		return STINT_WIRE_RANGE;
 	return 0;
+}
+
+/* --- STATUS ---------------------------------------------------------- */
+
+int
+stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *s)
+{
+	int r = 0;
+
+	r |= stint_msg_put_uint(m, STINT_K_VERSION, s->version);
+	r |= stint_msg_put_uint(m, STINT_K_PID, s->pid);
+	r |= stint_msg_put_uint(m, STINT_K_UPTIME, s->uptime);
+	r |= stint_msg_put_text(m, STINT_K_BACKEND, s->backend);
+	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, s->trust_domain);
+	r |= stint_msg_put_uint(m, STINT_K_N_AGENTS, s->n_agents);
+	r |= stint_msg_put_uint(m, STINT_K_N_LIVE, s->n_live);
+	r |= stint_msg_put_text(m, STINT_K_PATH, s->path);
+	r |= stint_msg_put_text(m, STINT_K_SYNC, s->sync);
+	if (s->has_head) {
+		r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, s->audit_seq);
+		r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, s->audit_hash,
+					 sizeof(s->audit_hash));
+	}
+	if (s->has_ready) {
+		r |= stint_msg_put_uint(m, STINT_K_READY_KEYS, s->ready_keys);
+		r |= stint_msg_put_uint(m, STINT_K_READY_TARGET,
+					s->ready_target);
+		r |= stint_msg_put_uint(m, STINT_K_PREPARED, s->prepared);
+		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
+					s->prepared_max);
+	}
+	return r ? -1 : 0;
+}
+
+static void
+get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
+	    const char *dflt)
+{
+	if (stint_msg_get_text(m, key, buf, cap) != 0)
+		snprintf(buf, cap, "%s", dflt);
+}
+
+void
+stint_get_status_rep(const struct stint_msg *m, struct stint_status_rep *st)
+{
+	const uint8_t *hash;
+	size_t len;
+
+	memset(st, 0, sizeof(*st));
+	(void)stint_msg_get_uint(m, STINT_K_VERSION, &st->version);
+	(void)stint_msg_get_uint(m, STINT_K_PID, &st->pid);
+	(void)stint_msg_get_uint(m, STINT_K_UPTIME, &st->uptime);
+	(void)stint_msg_get_uint(m, STINT_K_N_AGENTS, &st->n_agents);
+	(void)stint_msg_get_uint(m, STINT_K_N_LIVE, &st->n_live);
+	st->has_ready =
+		stint_msg_get_uint(m, STINT_K_READY_KEYS, &st->ready_keys) ==
+			0 &&
+		stint_msg_get_uint(m, STINT_K_READY_TARGET,
+				   &st->ready_target) == 0 &&
+		stint_msg_get_uint(m, STINT_K_PREPARED, &st->prepared) == 0 &&
+		stint_msg_get_uint(m, STINT_K_PREPARED_MAX,
+				   &st->prepared_max) == 0;
+	get_text_or(m, STINT_K_BACKEND, st->backend, sizeof(st->backend),
+		    "unknown");
+	get_text_or(m, STINT_K_TRUST_DOMAIN, st->trust_domain,
+		    sizeof(st->trust_domain), "unknown");
+	get_text_or(m, STINT_K_SYNC, st->sync, sizeof(st->sync), "unknown");
+	get_text_or(m, STINT_K_PATH, st->path, sizeof(st->path), "");
+	if (stint_msg_get_uint(m, STINT_K_AUDIT_SEQ, &st->audit_seq) == 0 &&
+	    stint_msg_get_bytes(m, STINT_K_AUDIT_HASH, &hash, &len) == 0 &&
+	    len == sizeof(st->audit_hash)) {
+		memcpy(st->audit_hash, hash, len);
+		st->has_head = true;
+	}
 }
