@@ -148,11 +148,12 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	};
 	const char *uid_s = NULL, *gid_s = NULL, *ttl_s = NULL, *mech_s = NULL;
 	uint64_t uid = 0, gid = 0, ttl = 0, mechs[STINT_MECHS_MAX];
+	struct stint_agent_add_req ar = {0};
 	struct stint_msg *req, *rep = NULL;
 	char bad[128];
 	const char *name;
 	size_t n_mechs = 0;
-	int c, r;
+	int c;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":u:g:t:m:h", opts, NULL)) != -1) {
@@ -202,19 +203,19 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 					  &n_mechs, bad, sizeof(bad)) != NULL)
 		return stint_cli_usage("agent add", "--mechanisms: %s", bad);
 
+	memcpy(ar.name, name, strlen(name) + 1);
+	ar.uid = (uint32_t)uid;
+	ar.has_gid = gid_s != NULL;
+	ar.gid = (uint32_t)gid;
+	ar.has_max_ttl = ttl_s != NULL;
+	ar.max_ttl = ttl;
+	if (mech_s != NULL) {
+		memcpy(ar.mechs, mechs, sizeof(ar.mechs));
+		ar.n_mechs = n_mechs;
+	}
 	if ((req = stint_cli_request(STINT_OP_AGENT_ADD)) == NULL)
 		return STINT_EXIT_FAIL;
-	r = stint_msg_put_text(req, STINT_K_AGENT, name);
-	if (r == 0)
-		r = stint_msg_put_uint(req, STINT_K_UID, uid);
-	if (r == 0 && gid_s != NULL)
-		r = stint_msg_put_uint(req, STINT_K_GID, gid);
-	if (r == 0 && ttl_s != NULL)
-		r = stint_msg_put_uint(req, STINT_K_MAX_TTL, ttl);
-	if (r == 0 && mech_s != NULL)
-		r = stint_msg_put_uint_array(req, STINT_K_MECHS, mechs,
-					     n_mechs);
-	if (r != 0) {
+	if (stint_enc_agent_add_req(req, &ar) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("agent add: cannot build the request");
 		return STINT_EXIT_FAIL;
@@ -230,19 +231,15 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 }
 
 static json_t *
-mech_names(const struct stint_msg *m)
+mech_names(const uint64_t *mechs, size_t n)
 {
-	uint64_t mechs[STINT_MECHS_MAX];
 	const struct stint_mech *mech;
 	json_t *arr;
-	size_t n = 0, i;
+	size_t i;
 	char buf[32];
 
 	if ((arr = json_array()) == NULL)
 		return NULL;
-	if (stint_msg_get_uint_array(m, STINT_K_MECHS, mechs, STINT_MECHS_MAX,
-				     &n) != 0)
-		n = 0;
 	for (i = 0; i < n; i++) {
 		if ((mech = stint_mech_find(mechs[i])) != NULL) {
 			json_array_append_new(arr,
@@ -257,29 +254,22 @@ mech_names(const struct stint_msg *m)
 }
 
 static json_t *
-agent_to_json(const struct stint_msg *m)
+agent_to_json(const struct stint_agent_info *a)
 {
-	char name[STINT_NAME_MAX + 1], t[40];
-	uint64_t uid = 0, gid = 0, max_ttl = 0, created = 0;
+	char t[40];
 	json_t *o;
 
-	if (stint_msg_get_text(m, STINT_K_AGENT, name, sizeof(name)) != 0 ||
-	    stint_msg_get_uint(m, STINT_K_UID, &uid) != 0)
-		return NULL;
-	(void)stint_msg_get_uint(m, STINT_K_MAX_TTL, &max_ttl);
-	(void)stint_msg_get_uint(m, STINT_K_CREATED, &created);
 	if ((o = json_object()) == NULL)
 		return NULL;
-	json_object_set_new(o, "name", json_string(name));
-	json_object_set_new(o, "uid", json_integer((json_int_t)uid));
-	if (stint_msg_has(m, STINT_K_GID) &&
-	    stint_msg_get_uint(m, STINT_K_GID, &gid) == 0)
-		json_object_set_new(o, "gid", json_integer((json_int_t)gid));
+	json_object_set_new(o, "name", json_string(a->name));
+	json_object_set_new(o, "uid", json_integer((json_int_t)a->uid));
+	if (a->has_gid)
+		json_object_set_new(o, "gid", json_integer((json_int_t)a->gid));
 	else
 		json_object_set_new(o, "gid", json_null());
-	json_object_set_new(o, "max_ttl", json_integer((json_int_t)max_ttl));
-	json_object_set_new(o, "mechanisms", mech_names(m));
-	stint_cli_time(created, t, sizeof(t));
+	json_object_set_new(o, "max_ttl", json_integer((json_int_t)a->max_ttl));
+	json_object_set_new(o, "mechanisms", mech_names(a->mechs, a->n_mechs));
+	stint_cli_time(a->created, t, sizeof(t));
 	json_object_set_new(o, "created", json_string(t));
 	return o;
 }
@@ -348,7 +338,7 @@ agent_list(const struct stint_cli *cli, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const struct stint_msg *child;
+	struct stint_agent_info *agents = NULL;
 	struct stint_msg *rep = NULL;
 	bool json = false;
 	json_t *arr, *o;
@@ -375,20 +365,20 @@ agent_list(const struct stint_cli *cli, int argc, char **argv)
 			   stint_cli_request(STINT_OP_AGENT_LIST),
 			   &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_has(rep, STINT_K_AGENTS) &&
-	    stint_msg_get_array_len(rep, STINT_K_AGENTS, &n) != 0) {
+	if (stint_get_agent_list_rep(rep, &agents, &n) != 0) {
 		stint_msg_free(rep);
 		stint_cli_err("agent list: stintd sent a bad agent list");
 		return STINT_EXIT_FAIL;
 	}
 	if ((arr = json_array()) == NULL) {
 		stint_msg_free(rep);
+		free(agents);
 		return stint_cli_print_json(NULL);
 	}
 	for (i = 0; i < n; i++) {
-		if (stint_msg_get_map_at(rep, STINT_K_AGENTS, i, &child) != 0 ||
-		    (o = agent_to_json(child)) == NULL) {
+		if ((o = agent_to_json(&agents[i])) == NULL) {
 			stint_msg_free(rep);
+			free(agents);
 			json_decref(arr);
 			stint_cli_err("agent list: stintd sent a bad agent "
 				      "entry");
@@ -396,6 +386,7 @@ agent_list(const struct stint_cli *cli, int argc, char **argv)
 		}
 		json_array_append_new(arr, o);
 	}
+	free(agents);
 	stint_msg_free(rep);
 	if (json)
 		return stint_cli_print_json(arr);
@@ -415,10 +406,9 @@ agent_remove(const struct stint_cli *cli, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct stint_done_rep done;
 	struct stint_msg *req, *rep = NULL;
-	uint64_t count = 0;
 	const char *name;
-	char note[512];
 	int c;
 
 	optind = 0;
@@ -442,19 +432,20 @@ agent_remove(const struct stint_cli *cli, int argc, char **argv)
 				       name, STINT_NAME_MAX);
 	if ((req = stint_cli_request(STINT_OP_AGENT_REMOVE)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_put_text(req, STINT_K_AGENT, name) != 0) {
+	if (stint_enc_name_req(req, STINT_K_AGENT, name) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("agent remove: cannot build the request");
 		return STINT_EXIT_FAIL;
 	}
 	if (stint_cli_call(cli, "agent remove", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	(void)stint_msg_get_uint(rep, STINT_K_COUNT, &count);
-	if (stint_msg_get_text(rep, STINT_K_REASON, note, sizeof(note)) == 0)
-		fprintf(stderr, "stint: agent remove: warning: %s\n", note);
+	stint_get_done_rep(rep, &done);
 	stint_msg_free(rep);
+	if (done.note[0] != '\0')
+		fprintf(stderr, "stint: agent remove: warning: %s\n",
+			done.note);
 	printf("agent %s removed (%llu live task%s ended)\n", name,
-	       (unsigned long long)count, count == 1 ? "" : "s");
+	       (unsigned long long)done.count, done.count == 1 ? "" : "s");
 	return STINT_EXIT_OK;
 }
 

@@ -73,15 +73,6 @@ stint_help_status(FILE *f)
 		"  --json  print JSON\n");
 }
 
-struct daemon_status {
-	uint64_t version, pid, uptime, n_agents, n_live, audit_seq;
-	char backend[256], trust_domain[256], sync[16], path[PATH_MAX];
-	uint8_t audit_hash[32];
-	bool has_head;
-	bool has_ready; /* the backend reports what it keeps ready */
-	uint64_t ready_keys, ready_target, prepared, prepared_max;
-};
-
 static void
 get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
 	    const char *dflt)
@@ -92,41 +83,15 @@ get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
 
 static int
 fetch_status(const struct stint_cli *cli, const char *what,
-	     struct daemon_status *st)
+	     struct stint_status_rep *st)
 {
 	struct stint_msg *rep = NULL;
-	const uint8_t *hash;
-	size_t len;
 
 	memset(st, 0, sizeof(*st));
 	if (stint_cli_call(cli, what, stint_cli_request(STINT_OP_STATUS),
 			   &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	(void)stint_msg_get_uint(rep, STINT_K_VERSION, &st->version);
-	(void)stint_msg_get_uint(rep, STINT_K_PID, &st->pid);
-	(void)stint_msg_get_uint(rep, STINT_K_UPTIME, &st->uptime);
-	(void)stint_msg_get_uint(rep, STINT_K_N_AGENTS, &st->n_agents);
-	(void)stint_msg_get_uint(rep, STINT_K_N_LIVE, &st->n_live);
-	st->has_ready =
-		stint_msg_get_uint(rep, STINT_K_READY_KEYS, &st->ready_keys) ==
-			0 &&
-		stint_msg_get_uint(rep, STINT_K_READY_TARGET,
-				   &st->ready_target) == 0 &&
-		stint_msg_get_uint(rep, STINT_K_PREPARED, &st->prepared) == 0 &&
-		stint_msg_get_uint(rep, STINT_K_PREPARED_MAX,
-				   &st->prepared_max) == 0;
-	get_text_or(rep, STINT_K_BACKEND, st->backend, sizeof(st->backend),
-		    "unknown");
-	get_text_or(rep, STINT_K_TRUST_DOMAIN, st->trust_domain,
-		    sizeof(st->trust_domain), "unknown");
-	get_text_or(rep, STINT_K_SYNC, st->sync, sizeof(st->sync), "unknown");
-	get_text_or(rep, STINT_K_PATH, st->path, sizeof(st->path), "");
-	if (stint_msg_get_uint(rep, STINT_K_AUDIT_SEQ, &st->audit_seq) == 0 &&
-	    stint_msg_get_bytes(rep, STINT_K_AUDIT_HASH, &hash, &len) == 0 &&
-	    len == sizeof(st->audit_hash)) {
-		memcpy(st->audit_hash, hash, len);
-		st->has_head = true;
-	}
+	stint_get_status_rep(rep, st);
 	stint_msg_free(rep);
 	return STINT_EXIT_OK;
 }
@@ -266,7 +231,7 @@ verify_live(const struct stint_cli *cli, bool json)
 {
 	struct stint_audit_anchor anchor;
 	struct stint_audit_report rep;
-	struct daemon_status st, again;
+	struct stint_status_rep st, again;
 	int attempt, rc = -1;
 
 	for (attempt = 0; attempt < VERIFY_ATTEMPTS; attempt++) {
@@ -511,7 +476,7 @@ stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv)
 }
 
 static json_t *
-status_json(const struct daemon_status *st)
+status_json(const struct stint_status_rep *st)
 {
 	char hex[65];
 	json_t *o;
@@ -559,7 +524,7 @@ stint_cmd_status(const struct stint_cli *cli, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct daemon_status st;
+	struct stint_status_rep st;
 	bool json = false;
 	char up[32], hex[65];
 	int c;

@@ -251,26 +251,28 @@ print_task(json_t *o, bool full)
 	}
 }
 
+/* The TASK_START request; every field was checked (sizes included). */
 static int
 put_optional(struct stint_msg *req, const char *agent, bool has_ttl,
 	     uint64_t ttl, const char *key, uint64_t max_sigs,
 	     const char *intent)
 {
-	uint32_t kt = 0;
-	int r;
+	struct stint_task_start_req r;
 
-	r = stint_msg_put_text(req, STINT_K_AGENT, agent);
-	if (r == 0 && has_ttl)
-		r = stint_msg_put_uint(req, STINT_K_TTL, ttl);
-	if (r == 0 && key != NULL) {
-		(void)stint_key_type_parse(key, &kt);
-		r = stint_msg_put_uint(req, STINT_K_KEY_TYPE, kt);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.agent, sizeof(r.agent), "%s", agent);
+	r.has_ttl = has_ttl;
+	r.ttl = ttl;
+	if (key != NULL) {
+		(void)stint_key_type_parse(key, &r.key_type);
+		r.has_key_type = true;
 	}
-	if (r == 0 && max_sigs != 0)
-		r = stint_msg_put_uint(req, STINT_K_MAX_SIGS, max_sigs);
-	if (r == 0 && intent != NULL)
-		r = stint_msg_put_text(req, STINT_K_INTENT, intent);
-	return r;
+	r.max_sigs = max_sigs;
+	if (intent != NULL) {
+		snprintf(r.intent, sizeof(r.intent), "%s", intent);
+		r.has_intent = true;
+	}
+	return stint_enc_task_start_req(req, &r);
 }
 
 static int
@@ -402,7 +404,7 @@ print_ended(const struct stint_cli *cli, const char *id, uint64_t before)
 	uint64_t t = 0;
 
 	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) != NULL &&
-	    stint_msg_put_text(req, STINT_K_TASK, id) != 0) {
+	    stint_enc_name_req(req, STINT_K_TASK, id) != 0) {
 		stint_msg_free(req);
 		req = NULL;
 	}
@@ -438,11 +440,12 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct stint_task_end_req er = {0};
+	struct stint_done_rep done;
 	struct stint_msg *req, *rep = NULL;
 	const char *id, *reason = NULL;
-	char note[512];
 	uint64_t before;
-	int c, r;
+	int c;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":r:h", opts, NULL)) != -1) {
@@ -473,10 +476,12 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 				       strlen(reason), STINT_REASON_MAX);
 	if ((req = stint_cli_request(STINT_OP_TASK_END)) == NULL)
 		return STINT_EXIT_FAIL;
-	r = stint_msg_put_text(req, STINT_K_TASK, id);
-	if (r == 0 && reason != NULL)
-		r = stint_msg_put_text(req, STINT_K_REASON, reason);
-	if (r != 0) {
+	snprintf(er.task, sizeof(er.task), "%s", id);
+	if (reason != NULL) {
+		snprintf(er.reason, sizeof(er.reason), "%s", reason);
+		er.has_reason = true;
+	}
+	if (stint_enc_task_end_req(req, &er) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("task end: cannot build the request");
 		return STINT_EXIT_FAIL;
@@ -485,8 +490,9 @@ task_end(const struct stint_cli *cli, int argc, char **argv)
 	if (stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	/* Ended, with something still pending (see stint(1)). */
-	if (stint_msg_get_text(rep, STINT_K_REASON, note, sizeof(note)) == 0)
-		fprintf(stderr, "stint: task end: warning: %s\n", note);
+	stint_get_done_rep(rep, &done);
+	if (done.note[0] != '\0')
+		fprintf(stderr, "stint: task end: warning: %s\n", done.note);
 	stint_msg_free(rep);
 	print_ended(cli, id, before);
 	return STINT_EXIT_OK;
@@ -499,21 +505,21 @@ list_page(const struct stint_cli *cli, const char *agent, bool all,
 	  char cursor[STINT_TASK_ID_MAX + 1], bool *more, json_t *arr)
 {
 	const struct stint_msg *child;
+	struct stint_task_list_req lr;
 	struct stint_msg *req, *rep = NULL;
 	size_t n = 0, i;
 	json_t *o;
-	int r;
 
 	if ((req = stint_cli_request(STINT_OP_TASK_LIST)) == NULL)
 		return STINT_EXIT_FAIL;
-	r = 0;
-	if (agent != NULL)
-		r = stint_msg_put_text(req, STINT_K_AGENT, agent);
-	if (r == 0 && all)
-		r = stint_msg_put_bool(req, STINT_K_ALL, true);
-	if (r == 0 && cursor[0] != '\0')
-		r = stint_msg_put_text(req, STINT_K_CURSOR, cursor);
-	if (r != 0) {
+	memset(&lr, 0, sizeof(lr));
+	if (agent != NULL) {
+		snprintf(lr.agent, sizeof(lr.agent), "%s", agent);
+		lr.has_agent = true;
+	}
+	lr.all = all;
+	memcpy(lr.cursor, cursor, sizeof(lr.cursor));
+	if (stint_enc_task_list_req(req, &lr) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("task list: cannot build the request");
 		return STINT_EXIT_FAIL;
@@ -690,7 +696,7 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 				       id);
 	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_put_text(req, STINT_K_TASK, id) != 0) {
+	if (stint_enc_name_req(req, STINT_K_TASK, id) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("task show: cannot build the request");
 		return STINT_EXIT_FAIL;
@@ -752,7 +758,7 @@ task_evidence(const struct stint_cli *cli, int argc, char **argv)
 		return stint_cli_usage("task", "bad task id '%s'", argv[1]);
 	if ((req = stint_cli_request(STINT_OP_TASK_EVIDENCE)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_put_text(req, STINT_K_TASK, argv[1]) != 0) {
+	if (stint_enc_name_req(req, STINT_K_TASK, argv[1]) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("task evidence: cannot build the request");
 		return STINT_EXIT_FAIL;

@@ -14,9 +14,12 @@
 
 #include "attest/audit.h"
 #include "attest/backend.h"
+#include "attest/clock.h"
 #include "attest/config.h"
 #include "attest/peer.h"
+#include "attest/reply.h"
 #include "attest/store.h"
+#include "common/proto.h"
 
 struct stint_msg;
 struct stint_ca;
@@ -35,33 +38,10 @@ struct stintd {
 	int64_t started; /* seconds since the epoch */
 };
 
-/* A reply frame body, malloc'ed. */
-struct stint_reply {
-	uint8_t *buf;
-	size_t len;
-};
-
-/* Handlers encode the reply to one decoded request; they return -1 only
- * when memory ran out (the connection is then closed). */
-int stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
-			const struct stint_msg *req, struct stint_reply *rep);
-int stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
-			const struct stint_msg *req, struct stint_reply *rep);
-/* handle_public.c: CA_CERT (chain only) and TASK_SHOW (public facts) for
- * anyone on agent.sock; op is one of those two. */
-int stintd_handle_public(struct stintd *d, uint64_t op,
-			 const struct stint_msg *req, struct stint_reply *rep);
-/* An error reply with a formatted message. */
-int stintd_error_reply(struct stint_reply *rep, int status, const char *fmt,
-		       ...) __attribute__((format(printf, 3, 4)));
-/* Serialises m into rep and frees m. */
-int stintd_msg_reply(struct stint_reply *rep, struct stint_msg *m);
+/* The handlers and the op table that routes to them: ops.h. */
 
 /* server.c: listens on agent.sock and admin.sock until *stop is set or a
  * byte arrives on wake_fd; returns 0 on a clean stop. */
 int stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen);
-
-/* Seconds since the epoch; one clock for every deadline decision. */
-int64_t stintd_now(void);
 
 #endif

@@ -19,6 +19,7 @@
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
 #include "attest/daemon.h"
+#include "attest/ops.h"
 #include "attest/task.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -120,57 +121,49 @@ ok_note_reply(struct stint_reply *rep, struct stint_msg *m, int r,
 	return ok_reply(rep, m, r);
 }
 
-static int
-agent_add(struct stintd *d, const struct stint_peer *peer,
-	  const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_agent_add_req ar;
 	struct stint_agent a;
 	const struct stint_mech *all;
 	char err[256], detail[128];
-	uint64_t v;
+	uint64_t bad;
 	size_t n, i;
-	int r;
+	int r, dec;
 
 	memset(&a, 0, sizeof(a));
-	if (stint_msg_get_text(req, STINT_K_AGENT, a.name, sizeof(a.name)) !=
-		    0 ||
-	    !agent_name_ok(a.name))
+	dec = stint_dec_agent_add_req(req, &ar, &bad);
+	if (!agent_name_ok(ar.name))
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "agent name must be 1-64 characters "
 					  "of A-Z a-z 0-9 . _ -");
-	if (stint_msg_get_uint(req, STINT_K_UID, &v) != 0 || v >= UINT32_MAX)
+	if (dec != 0 && bad == STINT_K_UID)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "agent needs a uid");
-	a.uid = (uint32_t)v;
-	a.gid = -1;
-	if (stint_msg_has(req, STINT_K_GID)) {
-		if (stint_msg_get_uint(req, STINT_K_GID, &v) != 0 ||
-		    v >= UINT32_MAX)
-			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-						  "bad gid");
-		a.gid = (int64_t)v;
-	}
-	a.max_ttl = d->cfg.max_ttl;
-	if (stint_msg_has(req, STINT_K_MAX_TTL)) {
-		if (stint_msg_get_uint(req, STINT_K_MAX_TTL, &a.max_ttl) != 0 ||
-		    a.max_ttl == 0)
-			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-						  "bad max_ttl");
-		if (a.max_ttl > d->cfg.max_ttl)
-			return stintd_error_reply(
-				rep, STINT_E_LIMIT,
-				"max TTL %llus is above stintd's max_ttl "
-				"(%llus)",
-				(unsigned long long)a.max_ttl,
-				(unsigned long long)d->cfg.max_ttl);
-	}
-	if (stint_msg_has(req, STINT_K_MECHS)) {
-		if (stint_msg_get_uint_array(req, STINT_K_MECHS, a.mechs,
-					     STINT_MECHS_MAX,
-					     &a.n_mechs) != 0 ||
-		    a.n_mechs == 0)
-			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-						  "bad mechanism list");
+	if (dec != 0 && bad == STINT_K_GID)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "bad gid");
+	if (dec != 0 && bad == STINT_K_MAX_TTL)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad max_ttl");
+	memcpy(a.name, ar.name, sizeof(a.name));
+	a.uid = ar.uid;
+	a.gid = ar.has_gid ? (int64_t)ar.gid : -1;
+	a.max_ttl = ar.has_max_ttl ? ar.max_ttl : d->cfg.max_ttl;
+	if (a.max_ttl > d->cfg.max_ttl)
+		return stintd_error_reply(
+			rep, STINT_E_LIMIT,
+			"max TTL %llus is above stintd's max_ttl "
+			"(%llus)",
+			(unsigned long long)a.max_ttl,
+			(unsigned long long)d->cfg.max_ttl);
+	if (dec != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad mechanism list");
+	if (ar.n_mechs > 0) {
+		memcpy(a.mechs, ar.mechs, sizeof(a.mechs));
+		a.n_mechs = ar.n_mechs;
 		for (i = 0; i < a.n_mechs; i++)
 			if (stint_mech_find(a.mechs[i]) == NULL)
 				return stintd_error_reply(
@@ -207,14 +200,18 @@ agent_add(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, stint_msg_reply_ok(), 0);
 }
 
-static int
-agent_list(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_agent *agents = NULL;
-	struct stint_msg *m, *e;
+	struct stint_agent_info info;
+	struct stint_msg *m;
 	size_t n = 0, i;
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (stint_store_agent_list(d->store, &agents, &n) != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "agent store unavailable");
@@ -223,39 +220,34 @@ agent_list(struct stintd *d, struct stint_reply *rep)
 		return -1;
 	}
 	for (i = 0; i < n && r == 0; i++) {
-		if ((e = stint_msg_new()) == NULL) {
-			r = -1;
-			break;
-		}
-		r |= stint_msg_put_text(e, STINT_K_AGENT, agents[i].name);
-		r |= stint_msg_put_uint(e, STINT_K_UID, agents[i].uid);
-		if (agents[i].gid >= 0)
-			r |= stint_msg_put_uint(e, STINT_K_GID,
-						(uint64_t)agents[i].gid);
-		r |= stint_msg_put_uint(e, STINT_K_MAX_TTL, agents[i].max_ttl);
-		r |= stint_msg_put_uint_array(e, STINT_K_MECHS, agents[i].mechs,
-					      agents[i].n_mechs);
-		r |= stint_msg_put_uint(e, STINT_K_CREATED,
-					(uint64_t)agents[i].created);
-		r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
+		memset(&info, 0, sizeof(info));
+		memcpy(info.name, agents[i].name, sizeof(info.name));
+		info.uid = agents[i].uid;
+		info.has_gid = agents[i].gid >= 0;
+		info.gid = info.has_gid ? (uint32_t)agents[i].gid : 0;
+		info.max_ttl = agents[i].max_ttl;
+		memcpy(info.mechs, agents[i].mechs, sizeof(info.mechs));
+		info.n_mechs = agents[i].n_mechs;
+		info.created = (uint64_t)agents[i].created;
+		r = stint_put_agent_list_entry(m, &info);
 	}
-	/* An empty list is still a list. */
-	if (r == 0 && n == 0)
-		r = stint_msg_put_uint_array(m, STINT_K_AGENTS, NULL, 0);
+	if (r == 0)
+		r = stint_put_agent_list_end(m, n);
 	free(agents);
 	return ok_reply(rep, m, r);
 }
 
-static int
-agent_remove(struct stintd *d, const struct stint_peer *peer,
-	     const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_agent_remove(struct stintd *d, const struct stint_peer *peer,
+		       const struct stint_msg *req, struct stint_reply *rep)
 {
 	char name[STINT_NAME_MAX + 1], note[512];
+	struct stint_done_rep done = {0};
 	struct stint_msg *m;
 	size_t n = 0;
 	int r;
 
-	if (stint_msg_get_text(req, STINT_K_AGENT, name, sizeof(name)) != 0)
+	if (stint_dec_name_req(req, STINT_K_AGENT, name, sizeof(name)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "AGENT_REMOVE needs an agent");
 	/* Its tasks die with it, atomically with respect to task start,
@@ -271,50 +263,51 @@ agent_remove(struct stintd *d, const struct stint_peer *peer,
 					  "ended",
 					  n);
 	log_info("agent %s removed, %zu live task(s) ended", name, n);
+	done.has_count = true;
+	done.count = n;
+	snprintf(done.note, sizeof(done.note), "%s", note);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	return ok_note_reply(rep, m, stint_msg_put_uint(m, STINT_K_COUNT, n),
-			     note);
+	return ok_reply(rep, m, stint_put_done_rep(m, &done));
 }
 
-static int
-task_start(struct stintd *d, const struct stint_peer *peer,
-	   const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
-	char agent[STINT_NAME_MAX + 1], intent[STINT_INTENT_MAX + 1] = "";
-	struct stint_task_request tr = {.agent = agent};
+	struct stint_task_start_req sr;
+	struct stint_task_request tr = {.agent = sr.agent};
 	struct stint_task t;
 	struct stint_msg *m;
-	uint64_t v;
+	uint64_t bad;
 	char err[256];
 	int status, r;
 
-	if (stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "TASK_START needs an agent");
-	if (stint_msg_has(req, STINT_K_TTL) &&
-	    (stint_msg_get_uint(req, STINT_K_TTL, &tr.ttl) != 0 || tr.ttl == 0))
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "bad ttl");
-	if (stint_msg_has(req, STINT_K_KEY_TYPE)) {
-		if (stint_msg_get_uint(req, STINT_K_KEY_TYPE, &v) != 0 ||
-		    stint_key_type_str((uint32_t)v) == NULL || v > UINT32_MAX)
+	if (stint_dec_task_start_req(req, &sr, &bad) != 0) {
+		switch (bad) {
+		case STINT_K_AGENT:
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "TASK_START needs an agent");
+		case STINT_K_TTL:
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad ttl");
+		case STINT_K_KEY_TYPE:
 			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 						  "unknown key type");
-		tr.key_type = (uint32_t)v;
-	}
-	if (stint_msg_has(req, STINT_K_MAX_SIGS) &&
-	    stint_msg_get_uint(req, STINT_K_MAX_SIGS, &tr.max_sigs) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "bad max_sigs");
-	if (stint_msg_has(req, STINT_K_INTENT)) {
-		if (stint_msg_get_text(req, STINT_K_INTENT, intent,
-				       sizeof(intent)) != 0)
+		case STINT_K_MAX_SIGS:
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "bad max_sigs");
+		default:
 			return stintd_error_reply(
 				rep, STINT_E_BAD_REQUEST,
 				"intent must be text of at most %d bytes",
 				STINT_INTENT_MAX);
-		tr.intent = intent;
+		}
 	}
+	tr.ttl = sr.ttl;
+	tr.key_type = sr.key_type;
+	tr.max_sigs = sr.max_sigs;
+	tr.intent = sr.has_intent ? sr.intent : NULL;
 	memset(&t, 0, sizeof(t));
 	/* With a hardware kill switch (the TPM) the key binds the switch's
 	 * state when it is made: the kill switch waits for starts in
@@ -335,39 +328,39 @@ task_start(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, m, r);
 }
 
-static int
-task_end(struct stintd *d, const struct stint_peer *peer,
-	 const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_task_end(struct stintd *d, const struct stint_peer *peer,
+		   const struct stint_msg *req, struct stint_reply *rep)
 {
-	char id[STINT_TASK_ID_MAX + 1], reason[STINT_REASON_MAX + 1] = "";
+	struct stint_task_end_req er;
 	char err[256], note[512];
+	uint64_t bad;
 	int status;
 
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	if (stint_dec_task_end_req(req, &er, &bad) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "TASK_END needs a task id");
-	if (stint_msg_has(req, STINT_K_REASON) &&
-	    stint_msg_get_text(req, STINT_K_REASON, reason, sizeof(reason)) !=
-		    0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "bad reason");
-	status = stint_task_end(d, id, reason[0] ? reason : "ended by admin",
+					  bad == STINT_K_TASK
+						  ? "TASK_END needs a task id"
+						  : "bad reason");
+	status = stint_task_end(d, er.task,
+				er.reason[0] ? er.reason : "ended by admin",
 				peer, err, sizeof(err), note, sizeof(note));
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
 	return ok_note_reply(rep, stint_msg_reply_ok(), 0, note);
 }
 
-static int
-task_show(struct stintd *d, const struct stint_msg *req,
-	  struct stint_reply *rep)
+int
+stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1];
 	struct stint_task t;
 	struct stint_msg *m;
 	int r;
 
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	(void)peer;
+	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_SHOW needs a task id");
 	memset(&t, 0, sizeof(t));
@@ -387,30 +380,23 @@ task_show(struct stintd *d, const struct stint_msg *req,
 	return ok_reply(rep, m, r);
 }
 
-static int
-task_list(struct stintd *d, const struct stint_msg *req,
-	  struct stint_reply *rep)
+int
+stintd_op_task_list(struct stintd *d, const struct stint_peer *peer,
+		    const struct stint_msg *req, struct stint_reply *rep)
 {
-	char agent[STINT_NAME_MAX + 1] = "", cursor[STINT_TASK_ID_MAX + 1] = "";
+	struct stint_task_list_req lr;
 	struct stint_task *tasks = NULL;
 	struct stint_msg *m, *e;
-	bool all = false;
 	size_t n = 0, i, shown;
 	int r = 0;
 
-	if ((stint_msg_has(req, STINT_K_AGENT) &&
-	     stint_msg_get_text(req, STINT_K_AGENT, agent, sizeof(agent)) !=
-		     0) ||
-	    (stint_msg_has(req, STINT_K_ALL) &&
-	     stint_msg_get_bool(req, STINT_K_ALL, &all) != 0) ||
-	    (stint_msg_has(req, STINT_K_CURSOR) &&
-	     stint_msg_get_text(req, STINT_K_CURSOR, cursor, sizeof(cursor)) !=
-		     0))
+	(void)peer;
+	if (stint_dec_task_list_req(req, &lr) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "malformed TASK_LIST request");
-	if (stint_store_task_list(d->store, agent[0] ? agent : NULL, !all,
-				  stintd_now(), cursor, TASK_PAGE + 1, &tasks,
-				  &n) != STINT_STORE_OK)
+	if (stint_store_task_list(d->store, lr.agent[0] ? lr.agent : NULL,
+				  !lr.all, stintd_now(), lr.cursor,
+				  TASK_PAGE + 1, &tasks, &n) != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "task store unavailable");
 	if ((m = stint_msg_reply_ok()) == NULL) {
@@ -441,9 +427,9 @@ task_list(struct stintd *d, const struct stint_msg *req,
 }
 
 /* The last count lines of the audit log, read backwards from its end. */
-static int
-audit_tail(struct stintd *d, const struct stint_msg *req,
-	   struct stint_reply *rep)
+int
+stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	uint64_t count = 10;
 	struct stint_msg *m;
@@ -453,6 +439,7 @@ audit_tail(struct stintd *d, const struct stint_msg *req,
 	FILE *f;
 	int r = 0;
 
+	(void)peer;
 	if (stint_msg_has(req, STINT_K_COUNT) &&
 	    (stint_msg_get_uint(req, STINT_K_COUNT, &count) != 0 ||
 	     count == 0 || count > TAIL_MAX))
@@ -511,46 +498,44 @@ audit_tail(struct stintd *d, const struct stint_msg *req,
 	return ok_reply(rep, m, r);
 }
 
-static int
-status(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_status(struct stintd *d, const struct stint_peer *peer,
+		 const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_backend_stats bs;
+	struct stint_status_rep st;
 	struct stint_msg *m;
 	size_t agents = 0, live = 0, all = 0;
-	uint8_t hash[32];
-	uint64_t seq;
-	char backend[128];
-	int r = 0;
 
+	(void)peer;
+	(void)req;
+	memset(&st, 0, sizeof(st));
 	(void)stint_store_count(d->store, &agents, &live, &all);
-	stint_audit_head(d->audit, &seq, hash);
-	snprintf(backend, sizeof(backend), "%s (token '%s')",
+	stint_audit_head(d->audit, &st.audit_seq, st.audit_hash);
+	st.has_head = true;
+	snprintf(st.backend, sizeof(st.backend), "%s (token '%s')",
 		 d->backend->ops->name, d->cfg.backend.token);
-	if ((m = stint_msg_reply_ok()) == NULL)
-		return -1;
-	r |= stint_msg_put_uint(m, STINT_K_VERSION, STINT_WIRE_VERSION);
-	r |= stint_msg_put_uint(m, STINT_K_PID, (uint64_t)getpid());
-	r |= stint_msg_put_uint(m, STINT_K_UPTIME,
-				(uint64_t)(stintd_now() - d->started));
-	r |= stint_msg_put_text(m, STINT_K_BACKEND, backend);
-	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
-	r |= stint_msg_put_uint(m, STINT_K_N_AGENTS, agents);
-	r |= stint_msg_put_uint(m, STINT_K_N_LIVE, live);
-	r |= stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
-	r |= stint_msg_put_text(m, STINT_K_SYNC,
-				stint_sync_str(d->cfg.audit.sync));
-	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
-	r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, hash, sizeof(hash));
+	st.version = STINT_WIRE_VERSION;
+	st.pid = (uint64_t)getpid();
+	st.uptime = (uint64_t)(stintd_now() - d->started);
+	snprintf(st.trust_domain, sizeof(st.trust_domain), "%s",
+		 d->cfg.trust_domain);
+	st.n_agents = agents;
+	st.n_live = live;
+	snprintf(st.path, sizeof(st.path), "%s", d->cfg.audit.path);
+	snprintf(st.sync, sizeof(st.sync), "%s",
+		 stint_sync_str(d->cfg.audit.sync));
 	if (d->backend->ops->stats != NULL) {
 		d->backend->ops->stats(d->backend, &bs);
-		r |= stint_msg_put_uint(m, STINT_K_READY_KEYS, bs.ready_keys);
-		r |= stint_msg_put_uint(m, STINT_K_READY_TARGET,
-					bs.ready_target);
-		r |= stint_msg_put_uint(m, STINT_K_PREPARED, bs.prepared);
-		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
-					bs.prepared_max);
+		st.has_ready = true;
+		st.ready_keys = bs.ready_keys;
+		st.ready_target = bs.ready_target;
+		st.prepared = bs.prepared;
+		st.prepared_max = bs.prepared_max;
 	}
-	return ok_reply(rep, m, r);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	return ok_reply(rep, m, stint_put_status_rep(m, &st));
 }
 
 /*
@@ -578,14 +563,17 @@ ak_spki(struct stintd *d, struct stint_bytes *out, char *err, size_t errlen)
 
 /* The trust bundle relying parties configure, and the attestation key a
  * remote verifier enrolls. */
-static int
-ca_cert(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
+		  const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_bytes ak;
 	struct stint_msg *m;
 	char *pem, err[256];
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (ak_spki(d, &ak, err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((pem = stint_ca_chain_pem(d->ca)) == NULL) {
@@ -607,13 +595,16 @@ ca_cert(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
-static int
-ca_csr(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_ca_csr(struct stintd *d, const struct stint_peer *peer,
+		 const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_msg *m;
 	char err[256], *pem;
 	int r;
 
+	(void)peer;
+	(void)req;
 	if ((pem = stint_ca_csr_pem(d->ca, err, sizeof(err))) == NULL)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((m = stint_msg_reply_ok()) == NULL) {
@@ -626,9 +617,9 @@ ca_csr(struct stintd *d, struct stint_reply *rep)
 	return ok_reply(rep, m, r);
 }
 
-static int
-ca_install(struct stintd *d, const struct stint_peer *peer,
-	   const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_ca_install(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
 {
 	const uint8_t *pem;
 	size_t len;
@@ -647,9 +638,9 @@ ca_install(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, stint_msg_reply_ok(), 0);
 }
 
-static int
-task_evidence(struct stintd *d, const struct stint_msg *req,
-	      struct stint_reply *rep)
+int
+stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
+			const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1], err[256];
 	struct stint_bytes ak;
@@ -658,7 +649,8 @@ task_evidence(struct stintd *d, const struct stint_msg *req,
 	size_t len;
 	int r;
 
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	(void)peer;
+	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_EVIDENCE needs a task id");
 	if (stint_ca_evidence_load(d->ca, id, &doc, &len) != 0)
@@ -784,10 +776,11 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 				     : NULL);
 }
 
-static int
-kill_switch(struct stintd *d, const struct stint_peer *peer,
-	    struct stint_reply *rep)
+int
+stintd_op_kill_switch(struct stintd *d, const struct stint_peer *peer,
+		      const struct stint_msg *req, struct stint_reply *rep)
 {
+	(void)req;
 	if (d->backend->ops->kill_switch == NULL)
 		return stintd_error_reply(
 			rep, STINT_E_BACKEND,
@@ -800,14 +793,17 @@ kill_switch(struct stintd *d, const struct stint_peer *peer,
 
 /* `stint audit rotate` (audit_anchor.c): replies with the old file's
  * path and the seq the new file starts at. */
-static int
-audit_rotate(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_audit_rotate(struct stintd *d, const struct stint_peer *peer,
+		       const struct stint_msg *req, struct stint_reply *rep)
 {
 	char old[PATH_MAX], err[512];
 	struct stint_msg *m;
 	uint64_t seq;
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (stintd_anchor_rotate(d, old, sizeof(old), err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "audit rotate: %s", err);
@@ -817,69 +813,4 @@ audit_rotate(struct stintd *d, struct stint_reply *rep)
 	r |= stint_msg_put_text(m, STINT_K_PATH, old);
 	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
 	return ok_reply(rep, m, r);
-}
-
-int
-stintd_handle_admin(struct stintd *d, const struct stint_peer *peer,
-		    const struct stint_msg *req, struct stint_reply *rep)
-{
-	uint64_t op;
-
-	if (stint_dec_request_op(req, &op) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "request has no op");
-	switch (op) {
-	case STINT_OP_AGENT_ADD:
-		return agent_add(d, peer, req, rep);
-	case STINT_OP_AGENT_LIST:
-		return agent_list(d, rep);
-	case STINT_OP_AGENT_REMOVE:
-		return agent_remove(d, peer, req, rep);
-	case STINT_OP_TASK_START:
-		return task_start(d, peer, req, rep);
-	case STINT_OP_TASK_END:
-		return task_end(d, peer, req, rep);
-	case STINT_OP_TASK_LIST:
-		return task_list(d, req, rep);
-	case STINT_OP_TASK_SHOW:
-		return task_show(d, req, rep);
-	case STINT_OP_AUDIT_TAIL:
-		return audit_tail(d, req, rep);
-	case STINT_OP_AUDIT_ROTATE:
-		return audit_rotate(d, rep);
-	case STINT_OP_STATUS:
-		return status(d, rep);
-	case STINT_OP_KILL_SWITCH:
-		return kill_switch(d, peer, rep);
-	case STINT_OP_CA_CERT:
-	case STINT_OP_CA_CSR:
-	case STINT_OP_CA_INSTALL:
-	case STINT_OP_TASK_EVIDENCE:
-		if (d->ca == NULL)
-			return stintd_error_reply(rep, STINT_E_BACKEND,
-						  "stintd runs without a CA");
-		break;
-	default:
-		break;
-	}
-	switch (op) {
-	case STINT_OP_CA_CERT:
-		return ca_cert(d, rep);
-	case STINT_OP_CA_CSR:
-		return ca_csr(d, rep);
-	case STINT_OP_CA_INSTALL:
-		return ca_install(d, peer, req, rep);
-	case STINT_OP_TASK_EVIDENCE:
-		return task_evidence(d, req, rep);
-	case STINT_OP_HELLO:
-	case STINT_OP_LIST:
-	case STINT_OP_SIGN:
-		return stintd_error_reply(rep, STINT_E_DENIED,
-					  "agent operations are only accepted "
-					  "on agent.sock");
-	default:
-		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
-					  "unknown operation %llu",
-					  (unsigned long long)op);
-	}
 }

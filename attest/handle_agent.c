@@ -10,13 +10,13 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "attest/daemon.h"
 #include "attest/gate.h"
+#include "attest/ops.h"
 #include "attest/refusals.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -24,32 +24,9 @@
 
 #define LIST_PAGE 16 /* keeps a page of RSA-3072 tasks with certs < 64 KiB */
 
-/*
- * Deadlines are whole seconds, and a deadline N is reached at the instant
- * N.000000000: floor(t) >= N exactly when t >= N, so the seconds of the
- * full-resolution clock decide as exactly as its nanoseconds would.
- * time(NULL) would not do: it reads the kernel's coarse clock, which lags
- * by up to a tick (1-4 ms), and allowed signatures after the deadline.
- */
-static void
-realtime(struct timespec *ts)
-{
-	if (clock_gettime(CLOCK_REALTIME, ts) != 0)
-		abort(); /* cannot fail with a valid clock and pointer */
-}
-
-int64_t
-stintd_now(void)
-{
-	struct timespec ts;
-
-	realtime(&ts);
-	return (int64_t)ts.tv_sec;
-}
-
-static int
-handle_hello(struct stintd *d, const struct stint_peer *peer,
-	     const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_hello(struct stintd *d, const struct stint_peer *peer,
+		const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_hello_rep hello = {.version = STINT_WIRE_VERSION};
 	struct stint_agent agent;
@@ -88,9 +65,9 @@ task_key_from_task(struct stint_task_key *k, const struct stint_task *t)
 	k->cert = t->cert;
 }
 
-static int
-handle_list(struct stintd *d, const struct stint_peer *peer,
-	    const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_list(struct stintd *d, const struct stint_peer *peer,
+	       const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_list_rep list = {0};
 	struct stint_agent agent;
@@ -187,7 +164,7 @@ audit_refusal(struct sign_ctx *s, const char *reason)
 	if (s->decided.tv_sec != 0)
 		now = s->decided;
 	else
-		realtime(&now);
+		stintd_realtime(&now);
 	return stint_refusals_audit(s->d->audit, &ev, (int64_t)now.tv_sec);
 }
 
@@ -249,9 +226,9 @@ raw_input(const struct stint_mech *m, const struct stint_sign_req *r,
 	return NULL;
 }
 
-static int
-handle_sign(struct stintd *d, const struct stint_peer *peer,
-	    const struct stint_msg *req, struct stint_reply *rep)
+int
+stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
+	       const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_sign_req sr;
 	struct sign_ctx s = {.d = d, .peer = peer, .req = &sr};
@@ -286,7 +263,7 @@ handle_sign(struct stintd *d, const struct stint_peer *peer,
 	pthread_rwlock_rdlock(&d->revoke_lock);
 	/* Read once: the gate decides with it and the record carries it, so
 	 * every sign-allowed record's time is before the task's deadline. */
-	realtime(&s.decided);
+	stintd_realtime(&s.decided);
 	gate_req = (struct stint_gate_req){.uid = peer->uid,
 					   .gid = peer->gid,
 					   .task_id = sr.task,
@@ -327,34 +304,4 @@ out:
 	OPENSSL_cleanse(in, sizeof(in));
 	stint_bytes_free(&sr.data);
 	return r;
-}
-
-int
-stintd_handle_agent(struct stintd *d, const struct stint_peer *peer,
-		    const struct stint_msg *req, struct stint_reply *rep)
-{
-	uint64_t op;
-
-	if (stint_dec_request_op(req, &op) != 0)
-		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
-					  "request has no op");
-	switch (op) {
-	case STINT_OP_HELLO:
-		return handle_hello(d, peer, req, rep);
-	case STINT_OP_LIST:
-		return handle_list(d, peer, req, rep);
-	case STINT_OP_SIGN:
-		return handle_sign(d, peer, req, rep);
-	case STINT_OP_CA_CERT:   /* read-only, public: the trust bundle */
-	case STINT_OP_TASK_SHOW: /* read-only, public: key and certificate */
-		return stintd_handle_public(d, op, req, rep);
-	default:
-		if (op >= STINT_OP_AGENT_ADD && op <= STINT_OP_STATUS)
-			return stintd_error_reply(rep, STINT_E_DENIED,
-						  "admin operations are only "
-						  "accepted on admin.sock");
-		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
-					  "unknown operation %llu",
-					  (unsigned long long)op);
-	}
 }

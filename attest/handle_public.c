@@ -12,6 +12,7 @@
 
 #include "attest/ca.h"
 #include "attest/daemon.h"
+#include "attest/ops.h"
 #include "attest/task.h"
 #include "common/msg.h"
 
@@ -32,13 +33,16 @@ reply_ok(struct stint_reply *rep, struct stint_msg *m, int r)
 }
 
 /* CA_CERT without the attestation key: the chain and the trust domain. */
-static int
-public_ca_cert(struct stintd *d, struct stint_reply *rep)
+int
+stintd_op_public_ca_cert(struct stintd *d, const struct stint_peer *peer,
+			 const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_msg *m;
 	char *pem;
 	int r = 0;
 
+	(void)peer;
+	(void)req;
 	if (d->ca == NULL)
 		return stintd_error_reply(rep, STINT_E_BACKEND,
 					  "stintd runs without a CA");
@@ -79,15 +83,16 @@ put_public_task(struct stint_msg *m, const struct stint_task *t)
 	return r ? -1 : 0;
 }
 
-static int
-public_task_show(struct stintd *d, const struct stint_msg *req,
-		 struct stint_reply *rep)
+int
+stintd_op_public_task_show(struct stintd *d, const struct stint_peer *peer,
+			   const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1];
 	struct stint_task t;
 	struct stint_msg *m;
 	int r;
 
+	(void)peer;
 	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_SHOW needs a task id");
@@ -106,13 +111,4 @@ public_task_show(struct stintd *d, const struct stint_msg *req,
 	r = put_public_task(m, &t);
 	stint_task_clear(&t);
 	return reply_ok(rep, m, r);
-}
-
-int
-stintd_handle_public(struct stintd *d, uint64_t op, const struct stint_msg *req,
-		     struct stint_reply *rep)
-{
-	if (op == STINT_OP_CA_CERT)
-		return public_ca_cert(d, rep);
-	return public_task_show(d, req, rep);
 }

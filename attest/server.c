@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +39,7 @@
 #include <unistd.h>
 
 #include "attest/daemon.h"
+#include "attest/ops.h"
 #include "attest/refusals.h"
 #include "attest/sd.h"
 #include "common/frame.h"
@@ -187,35 +187,6 @@ conn_unlink(struct conn *c)
 	pthread_mutex_unlock(&conns_lock);
 }
 
-int
-stintd_error_reply(struct stint_reply *rep, int status, const char *fmt, ...)
-{
-	char text[STINT_REASON_MAX + 1];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	rep->buf = NULL;
-	return stint_enc_error_rep((uint64_t)status, text, &rep->buf,
-				   &rep->len) == 0
-		       ? 0
-		       : -1;
-}
-
-int
-stintd_msg_reply(struct stint_reply *rep, struct stint_msg *m)
-{
-	int r;
-
-	rep->buf = NULL;
-	if (m == NULL)
-		return -1;
-	r = stint_msg_serialize(m, &rep->buf, &rep->len) == 0 ? 0 : -1;
-	stint_msg_free(m);
-	return r;
-}
-
 static void
 send_error(int fd, int status, const char *text)
 {
@@ -252,10 +223,9 @@ dispatch(struct conn *c, const uint8_t *body, size_t len,
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "request is not one valid CBOR map "
 					  "with integer keys");
-	if (c->admin)
-		r = stintd_handle_admin(c->d, &c->peer, req, rep);
-	else
-		r = stintd_handle_agent(c->d, &c->peer, req, rep);
+	r = stintd_dispatch(c->d,
+			    c->admin ? STINTD_SOCK_ADMIN : STINTD_SOCK_AGENT,
+			    &c->peer, req, rep);
 	stint_msg_free(req);
 	return r;
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/proto.h"
+
 /* Reads one frame into a malloc'ed buffer. timeout_ms < 0 waits forever;
  * otherwise the whole frame must arrive within timeout_ms. Returns 0 or a
  * STINT_WIRE_* code: IO (including orderly close before the first byte),

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stint/wire.h"
+#include "common/proto.h"
 
 struct stint_msg;
 
@@ -59,15 +59,5 @@ int stint_msg_append_text(struct stint_msg *m, uint64_t key, const char *s);
 struct stint_msg *stint_msg_reply_ok(void);
 int stint_msg_get_reply_head(const struct stint_msg *m,
 			     struct stint_reply_head *head);
-
-/* Daemon-side request decoders (the agent socket). Unknown keys are
- * ignored. stint_dec_list_req leaves cursor "" when absent.
- * stint_dec_sign_req copies the data: free req->data with stint_bytes_free
- * (on error nothing is allocated). */
-int stint_dec_request_op(const struct stint_msg *m, uint64_t *op);
-int stint_dec_hello_req(const struct stint_msg *m, uint64_t *version);
-int stint_dec_list_req(const struct stint_msg *m,
-		       char cursor[STINT_TASK_ID_MAX + 1]);
-int stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req);
 
 #endif

@@ -25,7 +25,7 @@
 
 #include <p11-kit/pkcs11.h>
 
-#include "stint/wire.h"
+#include "common/proto.h"
 
 #define STINT_EXPORT __attribute__((visibility("default")))
 

@@ -6,6 +6,9 @@
  * integers (STINT_K_*). Requests carry STINT_K_OP; replies carry
  * STINT_K_STATUS and, when it is not STINT_OK, a human-readable
  * STINT_K_ERROR. See docs/protocol.md for every message and its fields.
+ *
+ * Installed: what a third-party client needs (limits, ops, statuses, keys).
+ * Stint's own codecs are private, in common/proto.h.
  */
 #ifndef STINT_WIRE_H
 #define STINT_WIRE_H
@@ -141,101 +144,13 @@ enum stint_key_type {
 	STINT_KEY_RSA_3072 = 4,
 };
 
-/* Codec results: 0 on success, or one of these (never a wire status). */
-enum stint_wire_err {
-	STINT_WIRE_OK = 0,
-	STINT_WIRE_MALFORMED = -1, /* not one definite CBOR map, trailing bytes,
-				      non-uint or duplicate keys */
-	STINT_WIRE_MISSING = -2,   /* required field absent */
-	STINT_WIRE_TYPE = -3,      /* field of the wrong type */
-	STINT_WIRE_RANGE = -4,     /* value or length out of range */
-	STINT_WIRE_NOMEM = -5,
-	STINT_WIRE_IO = -6, /* read/write failed or peer closed */
-	STINT_WIRE_TIMEOUT = -7,
-	STINT_WIRE_TOO_LARGE = -8, /* frame longer than allowed */
-};
-
 /* A borrowed or owned byte string. */
 struct stint_bytes {
 	uint8_t *ptr;
 	size_t len;
 };
-
-/* --- Agent messages, typed. Decoders allocate; free with *_free. --- */
-
-struct stint_hello_rep {
-	uint64_t version;
-	char agent[STINT_NAME_MAX + 1]; /* "" when the peer maps to no agent */
-};
-
-/* One live task as the module sees it (LIST reply entry). */
-struct stint_task_key {
-	char id[STINT_TASK_ID_MAX + 1];
-	uint32_t key_type;  /* enum stint_key_type */
-	uint64_t not_after; /* seconds since the epoch */
-	uint64_t mechs[STINT_MECHS_MAX];
-	size_t n_mechs;
-	struct stint_bytes spki;      /* required */
-	struct stint_bytes ec_params; /* EC keys */
-	struct stint_bytes ec_point;  /* EC keys */
-	struct stint_bytes modulus;   /* RSA keys */
-	struct stint_bytes exponent;  /* RSA keys */
-	struct stint_bytes cert;      /* optional, len 0 when absent */
-};
-
-struct stint_list_rep {
-	struct stint_task_key *tasks;
-	size_t n_tasks;
-	bool more; /* ask again with cursor = last id */
-};
-
-struct stint_sign_req {
-	char task[STINT_TASK_ID_MAX + 1];
-	uint64_t mech;
-	bool has_pss;
-	uint64_t pss_hash, pss_mgf, pss_salt;
-	struct stint_bytes data; /* for hash-and-sign mechanisms: the digest */
-};
-
-/* Generic reply head: every reply has a status; errors have a message. */
-struct stint_reply_head {
-	uint64_t status;
-	char error[STINT_REASON_MAX + 1];
-};
-
-/* Encoders return a malloc'ed frame body (no length prefix) in *out. */
-int stint_enc_hello_req(uint64_t version, uint8_t **out, size_t *len);
-int stint_enc_list_req(const char *cursor /* NULL or "" */, uint8_t **out,
-		       size_t *len);
-int stint_enc_sign_req(const struct stint_sign_req *req, uint8_t **out,
-		       size_t *len);
-
-int stint_enc_hello_rep(const struct stint_hello_rep *rep, uint8_t **out,
-			size_t *len);
-int stint_enc_list_rep(const struct stint_list_rep *rep, uint8_t **out,
-		       size_t *len);
-int stint_enc_sign_rep(const uint8_t *sig, size_t sig_len, uint8_t **out,
-		       size_t *len);
-int stint_enc_error_rep(uint64_t status, const char *message, uint8_t **out,
-			size_t *len);
-
-/* Reply decoders (module side). They first decode the head; when
- * head->status != STINT_OK they return 0 with the body zeroed (nothing to
- * free). On any error return the body is zeroed too. */
-int stint_dec_hello_rep(const uint8_t *buf, size_t len,
-			struct stint_reply_head *head,
-			struct stint_hello_rep *rep);
-int stint_dec_list_rep(const uint8_t *buf, size_t len,
-		       struct stint_reply_head *head,
-		       struct stint_list_rep *rep);
-int stint_dec_sign_rep(const uint8_t *buf, size_t len,
-		       struct stint_reply_head *head, struct stint_bytes *sig);
-void stint_list_rep_free(struct stint_list_rep *rep);
+/* Frees b->ptr and zeroes b (libstint-common). */
 void stint_bytes_free(struct stint_bytes *b);
-
-const char *stint_status_str(uint64_t status);
-const char *stint_key_type_str(uint32_t key_type); /* "ec-p256", ... */
-int stint_key_type_parse(const char *s, uint32_t *key_type);
 
 #ifdef __cplusplus
 }

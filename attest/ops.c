@@ -1,0 +1,94 @@
+/* The op table and the one dispatch both sockets use (ops.h). */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "attest/daemon.h"
+#include "attest/ops.h"
+#include "common/msg.h"
+
+#define AGENT STINTD_SOCK_AGENT
+#define ADMIN STINTD_SOCK_ADMIN
+#define CA    STINTD_OP_NEEDS_CA
+
+static const struct stintd_op ops[] = {
+	{STINT_OP_HELLO, "HELLO", AGENT, 0, stintd_op_hello, NULL},
+	{STINT_OP_LIST, "LIST", AGENT, 0, stintd_op_list, NULL},
+	{STINT_OP_SIGN, "SIGN", AGENT, 0, stintd_op_sign, NULL},
+	{STINT_OP_AGENT_ADD, "AGENT_ADD", ADMIN, 0, stintd_op_agent_add, NULL},
+	{STINT_OP_AGENT_LIST, "AGENT_LIST", ADMIN, 0, stintd_op_agent_list,
+	 NULL},
+	{STINT_OP_AGENT_REMOVE, "AGENT_REMOVE", ADMIN, 0,
+	 stintd_op_agent_remove, NULL},
+	{STINT_OP_TASK_START, "TASK_START", ADMIN, 0, stintd_op_task_start,
+	 NULL},
+	{STINT_OP_TASK_END, "TASK_END", ADMIN, 0, stintd_op_task_end, NULL},
+	{STINT_OP_TASK_LIST, "TASK_LIST", ADMIN, 0, stintd_op_task_list, NULL},
+	/* Public on agent.sock: key and certificate, no intent. */
+	{STINT_OP_TASK_SHOW, "TASK_SHOW", ADMIN | AGENT, 0, stintd_op_task_show,
+	 stintd_op_public_task_show},
+	{STINT_OP_AUDIT_TAIL, "AUDIT_TAIL", ADMIN, 0, stintd_op_audit_tail,
+	 NULL},
+	{STINT_OP_STATUS, "STATUS", ADMIN, 0, stintd_op_status, NULL},
+	/* Public on agent.sock: the trust bundle, no attestation key. */
+	{STINT_OP_CA_CERT, "CA_CERT", ADMIN | AGENT, CA, stintd_op_ca_cert,
+	 stintd_op_public_ca_cert},
+	{STINT_OP_CA_CSR, "CA_CSR", ADMIN, CA, stintd_op_ca_csr, NULL},
+	{STINT_OP_CA_INSTALL, "CA_INSTALL", ADMIN, CA, stintd_op_ca_install,
+	 NULL},
+	{STINT_OP_TASK_EVIDENCE, "TASK_EVIDENCE", ADMIN, CA,
+	 stintd_op_task_evidence, NULL},
+	{STINT_OP_KILL_SWITCH, "KILL_SWITCH", ADMIN, 0, stintd_op_kill_switch,
+	 NULL},
+	{STINT_OP_AUDIT_ROTATE, "AUDIT_ROTATE", ADMIN, 0,
+	 stintd_op_audit_rotate, NULL},
+};
+
+const struct stintd_op *
+stintd_ops(size_t *n)
+{
+	*n = sizeof(ops) / sizeof(ops[0]);
+	return ops;
+}
+
+const struct stintd_op *
+stintd_op_find(uint64_t op)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (ops[i].op == op)
+			return &ops[i];
+	return NULL;
+}
+
+int
+stintd_dispatch(struct stintd *d, enum stintd_sock sock,
+		const struct stint_peer *peer, const struct stint_msg *req,
+		struct stint_reply *rep)
+{
+	const struct stintd_op *e;
+	uint64_t op;
+
+	if (stint_dec_request_op(req, &op) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "request has no op");
+	if ((e = stintd_op_find(op)) == NULL)
+		return stintd_error_reply(rep, STINT_E_UNKNOWN_OP,
+					  "unknown operation %llu",
+					  (unsigned long long)op);
+	if ((e->sockets & sock) == 0)
+		return stintd_error_reply(
+			rep, STINT_E_DENIED,
+			sock == STINTD_SOCK_AGENT
+				? "admin operations are only accepted on "
+				  "admin.sock"
+				: "agent operations are only accepted on "
+				  "agent.sock");
+	if ((e->flags & STINTD_OP_NEEDS_CA) && d->ca == NULL)
+		return stintd_error_reply(rep, STINT_E_BACKEND,
+					  "stintd runs without a CA");
+	if (sock == STINTD_SOCK_AGENT && e->public_handler != NULL)
+		return e->public_handler(d, peer, req, rep);
+	return e->handler(d, peer, req, rep);
+}

@@ -1,0 +1,240 @@
+/*
+ * Stint's typed codecs, shared by stint-pkcs11.so, stintd and the stint
+ * CLI (private: not installed; include/stint/wire.h holds the numbers a
+ * third-party client needs). The agent protocol lives in
+ * common/proto_agent.c, the admin protocol in common/proto_admin.c.
+ */
+#ifndef STINT_COMMON_PROTO_H
+#define STINT_COMMON_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stint/wire.h"
+
+struct stint_msg;
+
+/* Codec results: 0 on success, or one of these (never a wire status). */
+enum stint_wire_err {
+	STINT_WIRE_OK = 0,
+	STINT_WIRE_MALFORMED = -1, /* not one definite CBOR map, trailing bytes,
+				      non-uint or duplicate keys */
+	STINT_WIRE_MISSING = -2,   /* required field absent */
+	STINT_WIRE_TYPE = -3,      /* field of the wrong type */
+	STINT_WIRE_RANGE = -4,     /* value or length out of range */
+	STINT_WIRE_NOMEM = -5,
+	STINT_WIRE_IO = -6, /* read/write failed or peer closed */
+	STINT_WIRE_TIMEOUT = -7,
+	STINT_WIRE_TOO_LARGE = -8, /* frame longer than allowed */
+};
+
+/* --- Agent messages, typed. Decoders allocate; free with *_free. --- */
+
+struct stint_hello_rep {
+	uint64_t version;
+	char agent[STINT_NAME_MAX + 1]; /* "" when the peer maps to no agent */
+};
+
+/* One live task as the module sees it (LIST reply entry). */
+struct stint_task_key {
+	char id[STINT_TASK_ID_MAX + 1];
+	uint32_t key_type;  /* enum stint_key_type */
+	uint64_t not_after; /* seconds since the epoch */
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+	struct stint_bytes spki;      /* required */
+	struct stint_bytes ec_params; /* EC keys */
+	struct stint_bytes ec_point;  /* EC keys */
+	struct stint_bytes modulus;   /* RSA keys */
+	struct stint_bytes exponent;  /* RSA keys */
+	struct stint_bytes cert;      /* optional, len 0 when absent */
+};
+
+struct stint_list_rep {
+	struct stint_task_key *tasks;
+	size_t n_tasks;
+	bool more; /* ask again with cursor = last id */
+};
+
+struct stint_sign_req {
+	char task[STINT_TASK_ID_MAX + 1];
+	uint64_t mech;
+	bool has_pss;
+	uint64_t pss_hash, pss_mgf, pss_salt;
+	struct stint_bytes data; /* for hash-and-sign mechanisms: the digest */
+};
+
+/* Generic reply head: every reply has a status; errors have a message. */
+struct stint_reply_head {
+	uint64_t status;
+	char error[STINT_REASON_MAX + 1];
+};
+
+/* Encoders return a malloc'ed frame body (no length prefix) in *out. */
+int stint_enc_hello_req(uint64_t version, uint8_t **out, size_t *len);
+int stint_enc_list_req(const char *cursor /* NULL or "" */, uint8_t **out,
+		       size_t *len);
+int stint_enc_sign_req(const struct stint_sign_req *req, uint8_t **out,
+		       size_t *len);
+
+int stint_enc_hello_rep(const struct stint_hello_rep *rep, uint8_t **out,
+			size_t *len);
+int stint_enc_list_rep(const struct stint_list_rep *rep, uint8_t **out,
+		       size_t *len);
+int stint_enc_sign_rep(const uint8_t *sig, size_t sig_len, uint8_t **out,
+		       size_t *len);
+int stint_enc_error_rep(uint64_t status, const char *message, uint8_t **out,
+			size_t *len);
+
+/* Reply decoders (module side). They first decode the head; when
+ * head->status != STINT_OK they return 0 with the body zeroed (nothing to
+ * free). On any error return the body is zeroed too. */
+int stint_dec_hello_rep(const uint8_t *buf, size_t len,
+			struct stint_reply_head *head,
+			struct stint_hello_rep *rep);
+int stint_dec_list_rep(const uint8_t *buf, size_t len,
+		       struct stint_reply_head *head,
+		       struct stint_list_rep *rep);
+int stint_dec_sign_rep(const uint8_t *buf, size_t len,
+		       struct stint_reply_head *head, struct stint_bytes *sig);
+void stint_list_rep_free(struct stint_list_rep *rep);
+
+const char *stint_status_str(uint64_t status);
+const char *stint_key_type_str(uint32_t key_type); /* "ec-p256", ... */
+int stint_key_type_parse(const char *s, uint32_t *key_type);
+
+/* Daemon-side request decoders (the agent socket). Unknown keys are
+ * ignored. stint_dec_list_req leaves cursor "" when absent.
+ * stint_dec_sign_req copies the data: free req->data with stint_bytes_free
+ * (on error nothing is allocated). */
+int stint_dec_request_op(const struct stint_msg *m, uint64_t *op);
+int stint_dec_hello_req(const struct stint_msg *m, uint64_t *version);
+int stint_dec_list_req(const struct stint_msg *m,
+		       char cursor[STINT_TASK_ID_MAX + 1]);
+int stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req);
+
+/* --- Admin messages, typed (common/proto_admin.c). ---------------------
+ * Requests are built into and read from a stint_msg: the CLI makes the map
+ * with its op (stint_cli_request) and calls stint_enc_*_req; stintd's
+ * handler calls stint_dec_*_req, which checks shapes only (limits and
+ * policy stay in the handler) and, on failure, sets *bad to the key of the
+ * first field that failed, every field before it filled. Replies: stintd
+ * fills a stint_msg_reply_ok() map with stint_put_*_rep, the CLI reads it
+ * with stint_get_*_rep. Unknown keys are ignored. docs/protocol.md. */
+
+/* AGENT_ADD. The name is only checked to be text that fits; its charset
+ * is the handler's to check. n_mechs 0: every supported mechanism. */
+struct stint_agent_add_req {
+	char name[STINT_NAME_MAX + 1];
+	uint32_t uid;
+	bool has_gid;
+	uint32_t gid;
+	bool has_max_ttl;
+	uint64_t max_ttl; /* seconds, > 0 */
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+};
+int stint_enc_agent_add_req(struct stint_msg *m,
+			    const struct stint_agent_add_req *r);
+int stint_dec_agent_add_req(const struct stint_msg *m,
+			    struct stint_agent_add_req *r, uint64_t *bad);
+
+/* One AGENT_LIST entry. */
+struct stint_agent_info {
+	char name[STINT_NAME_MAX + 1];
+	uint32_t uid;
+	bool has_gid; /* false: any gid */
+	uint32_t gid;
+	uint64_t max_ttl; /* seconds */
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+	uint64_t created; /* seconds since the epoch */
+};
+/* Appends one entry to the reply's agent array. */
+int stint_put_agent_list_entry(struct stint_msg *m,
+			       const struct stint_agent_info *a);
+/* Closes the list: an empty list is still a list. n: entries put. */
+int stint_put_agent_list_end(struct stint_msg *m, size_t n);
+/* *out is malloc'ed (free()); NULL when n is 0. An entry without a name
+ * or uid makes the reply malformed. */
+int stint_get_agent_list_rep(const struct stint_msg *m,
+			     struct stint_agent_info **out, size_t *n);
+
+/* Requests naming one agent or task (AGENT_REMOVE, TASK_SHOW,
+ * TASK_EVIDENCE): the name under key (STINT_K_AGENT or STINT_K_TASK). */
+int stint_enc_name_req(struct stint_msg *m, uint64_t key, const char *name);
+int stint_dec_name_req(const struct stint_msg *m, uint64_t key, char *buf,
+		       size_t cap);
+
+/* Replies that end or remove things (AGENT_REMOVE, TASK_END,
+ * KILL_SWITCH): a count, and a note when a record or a store entry is
+ * still pending (the CLI prints it as a warning). */
+struct stint_done_rep {
+	bool has_count;
+	uint64_t count;
+	bool has_counter;
+	uint64_t counter; /* KILL_SWITCH: the TPM counter */
+	char note[512];   /* "" when none */
+};
+int stint_put_done_rep(struct stint_msg *m, const struct stint_done_rep *r);
+void stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r);
+
+/* TASK_START. Bad fields, in the order checked: STINT_K_AGENT (missing),
+ * STINT_K_TTL (0 or not a uint), STINT_K_KEY_TYPE (unknown),
+ * STINT_K_MAX_SIGS, STINT_K_INTENT (not text of at most STINT_INTENT_MAX
+ * bytes). */
+struct stint_task_start_req {
+	char agent[STINT_NAME_MAX + 1];
+	bool has_ttl;
+	uint64_t ttl; /* seconds, > 0 */
+	bool has_key_type;
+	uint32_t key_type; /* enum stint_key_type */
+	uint64_t max_sigs; /* 0: unlimited (not sent) */
+	bool has_intent;
+	char intent[STINT_INTENT_MAX + 1];
+};
+int stint_enc_task_start_req(struct stint_msg *m,
+			     const struct stint_task_start_req *r);
+int stint_dec_task_start_req(const struct stint_msg *m,
+			     struct stint_task_start_req *r, uint64_t *bad);
+
+/* TASK_END. Bad fields: STINT_K_TASK (missing), STINT_K_REASON. */
+struct stint_task_end_req {
+	char task[STINT_TASK_ID_MAX + 1];
+	bool has_reason;
+	char reason[STINT_REASON_MAX + 1];
+};
+int stint_enc_task_end_req(struct stint_msg *m,
+			   const struct stint_task_end_req *r);
+int stint_dec_task_end_req(const struct stint_msg *m,
+			   struct stint_task_end_req *r, uint64_t *bad);
+
+/* TASK_LIST request: one page after cursor ("" from the start). */
+struct stint_task_list_req {
+	bool has_agent;
+	char agent[STINT_NAME_MAX + 1];
+	bool all; /* ended and expired tasks too */
+	char cursor[STINT_TASK_ID_MAX + 1];
+};
+int stint_enc_task_list_req(struct stint_msg *m,
+			    const struct stint_task_list_req *r);
+int stint_dec_task_list_req(const struct stint_msg *m,
+			    struct stint_task_list_req *r);
+
+/* STATUS reply. The getter is lenient: absent numbers are 0, absent
+ * texts "unknown" (path: ""). */
+struct stint_status_rep {
+	uint64_t version, pid, uptime, n_agents, n_live;
+	char backend[256], trust_domain[256], sync[16], path[4096];
+	bool has_head; /* the audit log's head: seq and hash */
+	uint64_t audit_seq;
+	uint8_t audit_hash[32];
+	bool has_ready; /* the backend reports what it keeps ready */
+	uint64_t ready_keys, ready_target, prepared, prepared_max;
+};
+int stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *r);
+void stint_get_status_rep(const struct stint_msg *m,
+			  struct stint_status_rep *r);
+
+#endif

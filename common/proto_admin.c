@@ -1,0 +1,403 @@
+/*
+ * The admin protocol's codecs (common/proto.h), shared by the stint CLI
+ * and stintd's admin handlers so that both read and write each message
+ * the same way. Field tables: docs/protocol.md.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/msg.h"
+#include "common/proto.h"
+
+/* --- AGENT_ADD ------------------------------------------------------- */
+
+int
+stint_enc_agent_add_req(struct stint_msg *m,
+			const struct stint_agent_add_req *r)
+{
+	int e = stint_msg_put_text(m, STINT_K_AGENT, r->name);
+
+	if (e == 0)
+		e = stint_msg_put_uint(m, STINT_K_UID, r->uid);
+	if (e == 0 && r->has_gid)
+		e = stint_msg_put_uint(m, STINT_K_GID, r->gid);
+	if (e == 0 && r->has_max_ttl)
+		e = stint_msg_put_uint(m, STINT_K_MAX_TTL, r->max_ttl);
+	if (e == 0 && r->n_mechs > 0)
+		e = stint_msg_put_uint_array(m, STINT_K_MECHS, r->mechs,
+					     r->n_mechs);
+	return e;
+}
+
+/* A uint below UINT32_MAX under key. */
+static int
+get_id32(const struct stint_msg *m, uint64_t key, uint32_t *v)
+{
+	uint64_t u;
+
+	if (stint_msg_get_uint(m, key, &u) != 0 || u >= UINT32_MAX)
+		return STINT_WIRE_RANGE;
+	*v = (uint32_t)u;
+	return 0;
+}
+
+static int
+bad_field(uint64_t *bad, uint64_t key)
+{
+	*bad = key;
+	return STINT_WIRE_RANGE;
+}
+
+int
+stint_dec_agent_add_req(const struct stint_msg *m,
+			struct stint_agent_add_req *r, uint64_t *bad)
+{
+	memset(r, 0, sizeof(*r));
+	*bad = 0;
+	if (stint_msg_get_text(m, STINT_K_AGENT, r->name, sizeof(r->name)) !=
+	    0) {
+		r->name[0] = '\0';
+		return bad_field(bad, STINT_K_AGENT);
+	}
+	if (get_id32(m, STINT_K_UID, &r->uid) != 0)
+		return bad_field(bad, STINT_K_UID);
+	if (stint_msg_has(m, STINT_K_GID)) {
+		if (get_id32(m, STINT_K_GID, &r->gid) != 0)
+			return bad_field(bad, STINT_K_GID);
+		r->has_gid = true;
+	}
+	if (stint_msg_has(m, STINT_K_MAX_TTL)) {
+		if (stint_msg_get_uint(m, STINT_K_MAX_TTL, &r->max_ttl) != 0 ||
+		    r->max_ttl == 0)
+			return bad_field(bad, STINT_K_MAX_TTL);
+		r->has_max_ttl = true;
+	}
+	if (stint_msg_has(m, STINT_K_MECHS) &&
+	    (stint_msg_get_uint_array(m, STINT_K_MECHS, r->mechs,
+				      STINT_MECHS_MAX, &r->n_mechs) != 0 ||
+	     r->n_mechs == 0)) {
+		r->n_mechs = 0;
+		return bad_field(bad, STINT_K_MECHS);
+	}
+	return 0;
+}
+
+/* --- AGENT_LIST ------------------------------------------------------ */
+
+int
+stint_put_agent_list_entry(struct stint_msg *m,
+			   const struct stint_agent_info *a)
+{
+	struct stint_msg *e;
+	int r = 0;
+
+	if ((e = stint_msg_new()) == NULL)
+		return STINT_WIRE_NOMEM;
+	r |= stint_msg_put_text(e, STINT_K_AGENT, a->name);
+	r |= stint_msg_put_uint(e, STINT_K_UID, a->uid);
+	if (a->has_gid)
+		r |= stint_msg_put_uint(e, STINT_K_GID, a->gid);
+	r |= stint_msg_put_uint(e, STINT_K_MAX_TTL, a->max_ttl);
+	r |= stint_msg_put_uint_array(e, STINT_K_MECHS, a->mechs, a->n_mechs);
+	r |= stint_msg_put_uint(e, STINT_K_CREATED, a->created);
+	r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
+	return r ? -1 : 0;
+}
+
+int
+stint_put_agent_list_end(struct stint_msg *m, size_t n)
+{
+	return n == 0 ? stint_msg_put_uint_array(m, STINT_K_AGENTS, NULL, 0)
+		      : 0;
+}
+
+static int
+get_agent_info(const struct stint_msg *m, struct stint_agent_info *a)
+{
+	uint64_t uid = 0, gid = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (stint_msg_get_text(m, STINT_K_AGENT, a->name, sizeof(a->name)) !=
+		    0 ||
+	    stint_msg_get_uint(m, STINT_K_UID, &uid) != 0)
+		return STINT_WIRE_MISSING;
+	a->uid = (uint32_t)uid;
+	(void)stint_msg_get_uint(m, STINT_K_MAX_TTL, &a->max_ttl);
+	(void)stint_msg_get_uint(m, STINT_K_CREATED, &a->created);
+	if (stint_msg_has(m, STINT_K_GID) &&
+	    stint_msg_get_uint(m, STINT_K_GID, &gid) == 0) {
+		a->has_gid = true;
+		a->gid = (uint32_t)gid;
+	}
+	if (stint_msg_get_uint_array(m, STINT_K_MECHS, a->mechs,
+				     STINT_MECHS_MAX, &a->n_mechs) != 0)
+		a->n_mechs = 0;
+	return 0;
+}
+
+int
+stint_get_agent_list_rep(const struct stint_msg *m,
+			 struct stint_agent_info **out, size_t *n)
+{
+	const struct stint_msg *child;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (stint_msg_has(m, STINT_K_AGENTS) &&
+	    stint_msg_get_array_len(m, STINT_K_AGENTS, n) != 0)
+		return STINT_WIRE_MALFORMED;
+	if (*n == 0)
+		return 0;
+	if ((*out = calloc(*n, sizeof(**out))) == NULL) {
+		*n = 0;
+		return STINT_WIRE_NOMEM;
+	}
+	for (i = 0; i < *n; i++) {
+		if (stint_msg_get_map_at(m, STINT_K_AGENTS, i, &child) != 0 ||
+		    get_agent_info(child, &(*out)[i]) != 0) {
+			free(*out);
+			*out = NULL;
+			*n = 0;
+			return STINT_WIRE_MALFORMED;
+		}
+	}
+	return 0;
+}
+
+/* --- requests naming one thing, replies that end things -------------- */
+
+int
+stint_enc_name_req(struct stint_msg *m, uint64_t key, const char *name)
+{
+	return stint_msg_put_text(m, key, name);
+}
+
+int
+stint_dec_name_req(const struct stint_msg *m, uint64_t key, char *buf,
+		   size_t cap)
+{
+	return stint_msg_get_text(m, key, buf, cap);
+}
+
+int
+stint_put_done_rep(struct stint_msg *m, const struct stint_done_rep *r)
+{
+	int e = 0;
+
+	if (r->has_counter)
+		e |= stint_msg_put_uint(m, STINT_K_COUNTER, r->counter);
+	if (r->has_count)
+		e |= stint_msg_put_uint(m, STINT_K_COUNT, r->count);
+	if (e == 0 && r->note[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_REASON, r->note);
+	return e ? -1 : 0;
+}
+
+void
+stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->has_count = stint_msg_get_uint(m, STINT_K_COUNT, &r->count) == 0;
+	r->has_counter =
+		stint_msg_get_uint(m, STINT_K_COUNTER, &r->counter) == 0;
+	if (stint_msg_get_text(m, STINT_K_REASON, r->note, sizeof(r->note)) !=
+	    0)
+		r->note[0] = '\0';
+}
+
+/* --- TASK_START, TASK_END, TASK_LIST requests ------------------------ */
+
+int
+stint_enc_task_start_req(struct stint_msg *m,
+			 const struct stint_task_start_req *r)
+{
+	int e = stint_msg_put_text(m, STINT_K_AGENT, r->agent);
+
+	if (e == 0 && r->has_ttl)
+		e = stint_msg_put_uint(m, STINT_K_TTL, r->ttl);
+	if (e == 0 && r->has_key_type)
+		e = stint_msg_put_uint(m, STINT_K_KEY_TYPE, r->key_type);
+	if (e == 0 && r->max_sigs != 0)
+		e = stint_msg_put_uint(m, STINT_K_MAX_SIGS, r->max_sigs);
+	if (e == 0 && r->has_intent)
+		e = stint_msg_put_text(m, STINT_K_INTENT, r->intent);
+	return e;
+}
+
+int
+stint_dec_task_start_req(const struct stint_msg *m,
+			 struct stint_task_start_req *r, uint64_t *bad)
+{
+	uint64_t v;
+
+	memset(r, 0, sizeof(*r));
+	*bad = 0;
+	if (stint_msg_get_text(m, STINT_K_AGENT, r->agent, sizeof(r->agent)) !=
+	    0)
+		return bad_field(bad, STINT_K_AGENT);
+	if (stint_msg_has(m, STINT_K_TTL)) {
+		if (stint_msg_get_uint(m, STINT_K_TTL, &r->ttl) != 0 ||
+		    r->ttl == 0)
+			return bad_field(bad, STINT_K_TTL);
+		r->has_ttl = true;
+	}
+	if (stint_msg_has(m, STINT_K_KEY_TYPE)) {
+		if (stint_msg_get_uint(m, STINT_K_KEY_TYPE, &v) != 0 ||
+		    stint_key_type_str((uint32_t)v) == NULL || v > UINT32_MAX)
+			return bad_field(bad, STINT_K_KEY_TYPE);
+		r->has_key_type = true;
+		r->key_type = (uint32_t)v;
+	}
+	if (stint_msg_has(m, STINT_K_MAX_SIGS) &&
+	    stint_msg_get_uint(m, STINT_K_MAX_SIGS, &r->max_sigs) != 0)
+		return bad_field(bad, STINT_K_MAX_SIGS);
+	if (stint_msg_has(m, STINT_K_INTENT)) {
+		if (stint_msg_get_text(m, STINT_K_INTENT, r->intent,
+				       sizeof(r->intent)) != 0)
+			return bad_field(bad, STINT_K_INTENT);
+		r->has_intent = true;
+	}
+	return 0;
+}
+
+int
+stint_enc_task_end_req(struct stint_msg *m, const struct stint_task_end_req *r)
+{
+	int e = stint_msg_put_text(m, STINT_K_TASK, r->task);
+
+	if (e == 0 && r->has_reason)
+		e = stint_msg_put_text(m, STINT_K_REASON, r->reason);
+	return e;
+}
+
+int
+stint_dec_task_end_req(const struct stint_msg *m, struct stint_task_end_req *r,
+		       uint64_t *bad)
+{
+	memset(r, 0, sizeof(*r));
+	*bad = 0;
+	if (stint_msg_get_text(m, STINT_K_TASK, r->task, sizeof(r->task)) != 0)
+		return bad_field(bad, STINT_K_TASK);
+	if (stint_msg_has(m, STINT_K_REASON)) {
+		if (stint_msg_get_text(m, STINT_K_REASON, r->reason,
+				       sizeof(r->reason)) != 0) {
+			r->reason[0] = '\0';
+			return bad_field(bad, STINT_K_REASON);
+		}
+		r->has_reason = true;
+	}
+	return 0;
+}
+
+int
+stint_enc_task_list_req(struct stint_msg *m,
+			const struct stint_task_list_req *r)
+{
+	int e = 0;
+
+	if (r->has_agent)
+		e = stint_msg_put_text(m, STINT_K_AGENT, r->agent);
+	if (e == 0 && r->all)
+		e = stint_msg_put_bool(m, STINT_K_ALL, true);
+	if (e == 0 && r->cursor[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_CURSOR, r->cursor);
+	return e;
+}
+
+int
+stint_dec_task_list_req(const struct stint_msg *m,
+			struct stint_task_list_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (stint_msg_has(m, STINT_K_AGENT)) {
+		if (stint_msg_get_text(m, STINT_K_AGENT, r->agent,
+				       sizeof(r->agent)) != 0)
+			return STINT_WIRE_RANGE;
+		r->has_agent = true;
+	}
+	if (stint_msg_has(m, STINT_K_ALL) &&
+	    stint_msg_get_bool(m, STINT_K_ALL, &r->all) != 0)
+		return STINT_WIRE_TYPE;
+	if (stint_msg_has(m, STINT_K_CURSOR) &&
+	    stint_msg_get_text(m, STINT_K_CURSOR, r->cursor,
+			       sizeof(r->cursor)) != 0)
+		return STINT_WIRE_RANGE;
+	return 0;
+}
+
+/* --- STATUS ---------------------------------------------------------- */
+
+int
+stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *s)
+{
+	int r = 0;
+
+	r |= stint_msg_put_uint(m, STINT_K_VERSION, s->version);
+	r |= stint_msg_put_uint(m, STINT_K_PID, s->pid);
+	r |= stint_msg_put_uint(m, STINT_K_UPTIME, s->uptime);
+	r |= stint_msg_put_text(m, STINT_K_BACKEND, s->backend);
+	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, s->trust_domain);
+	r |= stint_msg_put_uint(m, STINT_K_N_AGENTS, s->n_agents);
+	r |= stint_msg_put_uint(m, STINT_K_N_LIVE, s->n_live);
+	r |= stint_msg_put_text(m, STINT_K_PATH, s->path);
+	r |= stint_msg_put_text(m, STINT_K_SYNC, s->sync);
+	if (s->has_head) {
+		r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, s->audit_seq);
+		r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, s->audit_hash,
+					 sizeof(s->audit_hash));
+	}
+	if (s->has_ready) {
+		r |= stint_msg_put_uint(m, STINT_K_READY_KEYS, s->ready_keys);
+		r |= stint_msg_put_uint(m, STINT_K_READY_TARGET,
+					s->ready_target);
+		r |= stint_msg_put_uint(m, STINT_K_PREPARED, s->prepared);
+		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
+					s->prepared_max);
+	}
+	return r ? -1 : 0;
+}
+
+static void
+get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
+	    const char *dflt)
+{
+	if (stint_msg_get_text(m, key, buf, cap) != 0)
+		snprintf(buf, cap, "%s", dflt);
+}
+
+void
+stint_get_status_rep(const struct stint_msg *m, struct stint_status_rep *st)
+{
+	const uint8_t *hash;
+	size_t len;
+
+	memset(st, 0, sizeof(*st));
+	(void)stint_msg_get_uint(m, STINT_K_VERSION, &st->version);
+	(void)stint_msg_get_uint(m, STINT_K_PID, &st->pid);
+	(void)stint_msg_get_uint(m, STINT_K_UPTIME, &st->uptime);
+	(void)stint_msg_get_uint(m, STINT_K_N_AGENTS, &st->n_agents);
+	(void)stint_msg_get_uint(m, STINT_K_N_LIVE, &st->n_live);
+	st->has_ready =
+		stint_msg_get_uint(m, STINT_K_READY_KEYS, &st->ready_keys) ==
+			0 &&
+		stint_msg_get_uint(m, STINT_K_READY_TARGET,
+				   &st->ready_target) == 0 &&
+		stint_msg_get_uint(m, STINT_K_PREPARED, &st->prepared) == 0 &&
+		stint_msg_get_uint(m, STINT_K_PREPARED_MAX,
+				   &st->prepared_max) == 0;
+	get_text_or(m, STINT_K_BACKEND, st->backend, sizeof(st->backend),
+		    "unknown");
+	get_text_or(m, STINT_K_TRUST_DOMAIN, st->trust_domain,
+		    sizeof(st->trust_domain), "unknown");
+	get_text_or(m, STINT_K_SYNC, st->sync, sizeof(st->sync), "unknown");
+	get_text_or(m, STINT_K_PATH, st->path, sizeof(st->path), "");
+	if (stint_msg_get_uint(m, STINT_K_AUDIT_SEQ, &st->audit_seq) == 0 &&
+	    stint_msg_get_bytes(m, STINT_K_AUDIT_HASH, &hash, &len) == 0 &&
+	    len == sizeof(st->audit_hash)) {
+		memcpy(st->audit_hash, hash, len);
+		st->has_head = true;
+	}
+}
