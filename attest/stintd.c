@@ -24,7 +24,7 @@
 #include "attest/task.h"
 #include "common/log.h"
 
-#define DEFAULT_CONFIG "/etc/stint/stint.conf"
+#define DEFAULT_CONFIG STINT_CONFIG_DEFAULT
 
 static int wake_pipe[2] = {-1, -1};
 /* --init: create a new state.db even though stintd has run here before. */
