@@ -6,6 +6,8 @@
  * A record is written with one write(2) on an O_APPEND descriptor under a
  * mutex that also guards seq and prev: concurrent appenders serialise into
  * one chain, and a failed write leaves the file and the chain as they were.
+ * A failed fdatasync makes the log refuse records until recover_locked
+ * has made the records since the last good sync durable again.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_condattr_setclock, O_CLOEXEC, flock */
@@ -57,11 +59,16 @@ struct stint_audit {
 	/* [audit] forward: a copy of each record written; NULL: none. */
 	struct stint_audit_fwd *fwd;
 
-	pthread_mutex_t lock; /* seq, prev, size, dirty, failed, buf, when */
-	uint64_t seq;         /* of the next record */
-	uint8_t prev[32];     /* hash of the last record written */
-	off_t size;           /* file length after the last record */
-	int failed;           /* errno that made the log unusable, or 0 */
+	pthread_mutex_t lock;  /* seq, prev, size, dirty, failed, buf, when */
+	uint64_t seq;          /* of the next record */
+	uint8_t prev[32];      /* hash of the last record written */
+	off_t size;            /* file length after the last record */
+	off_t synced;          /* file length the last good fdatasync covered */
+	unsigned generation;   /* bumped when rotation swaps the file */
+	int failed;            /* errno that made the log unusable, or 0 */
+	struct timespec retry; /* while failed: no recovery before this */
+	char *tail;            /* while failed: bytes [synced, size) */
+	size_t tail_len;
 
 	/* BATCH: the sync thread waits on wake while nothing is dirty. */
 	pthread_cond_t wake;
@@ -215,6 +222,36 @@ out:
 	return r;
 }
 
+/* Longest in-doubt tail kept for recover_locked (the records written since
+ * the last good sync: one window in batch mode, one record in always). */
+#define AUDIT_TAIL_MAX (64L * 1024 * 1024)
+
+/* The log refuses records from now on (recover_locked lifts it). The
+ * records since the last good sync are read back at once, while the page
+ * cache still holds them: a failed writeback may have left them nowhere
+ * else (ext4 then reads them back as zeros once the pages are gone). Lock
+ * held. */
+static void
+mark_failed(struct stint_audit *a, int e)
+{
+	if (a->failed != 0)
+		return;
+	a->failed = e;
+	if (a->size > a->synced && a->size - a->synced <= AUDIT_TAIL_MAX) {
+		a->tail_len = (size_t)(a->size - a->synced);
+		a->tail = read_at(a->fd, a->synced, a->tail_len);
+	}
+}
+
+/* A sync that began when the file was upto bytes long succeeded. Lock
+ * held. */
+static void
+synced_to(struct stint_audit *a, off_t upto, unsigned gen)
+{
+	if (gen == a->generation && a->failed == 0 && upto > a->synced)
+		a->synced = upto;
+}
+
 /*
  * BATCH mode: the first record after a sync wakes the thread, which waits
  * BATCH_WINDOW_MS and then fdatasyncs everything written meanwhile (group
@@ -228,6 +265,8 @@ syncer_main(void *arg)
 {
 	struct stint_audit *a = arg;
 	struct timespec until;
+	unsigned gen;
+	off_t upto;
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop) {
@@ -252,6 +291,8 @@ syncer_main(void *arg)
 		       pthread_cond_timedwait(&a->wake, &a->lock, &until) == 0)
 			;
 		a->dirty = false;
+		upto = a->size;
+		gen = a->generation;
 		pthread_rwlock_rdlock(&a->fd_lock);
 		pthread_mutex_unlock(&a->lock);
 		if (fdatasync(a->fd) != 0) {
@@ -266,12 +307,12 @@ syncer_main(void *arg)
 				"further records",
 				strerror(e));
 			pthread_mutex_lock(&a->lock);
-			if (a->failed == 0)
-				a->failed = e;
+			mark_failed(a, e);
 			continue;
 		}
 		pthread_rwlock_unlock(&a->fd_lock);
 		pthread_mutex_lock(&a->lock);
+		synced_to(a, upto, gen);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -369,6 +410,7 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 			 "chmod 600 it",
 			 path, (unsigned int)(st.st_mode & 0777));
 	a->size = st.st_size;
+	a->synced = st.st_size;
 	if (st.st_size > 0 && load_tail(a, path, st.st_size, err, errlen) != 0)
 		goto out;
 	*out = a;
@@ -737,9 +779,100 @@ fail:
 		 * chain onto it, so stop appending altogether. */
 		log_err("audit log: cannot remove a partial record: %s",
 			strerror(errno));
-		a->failed = e;
+		mark_failed(a, e);
 	}
 	errno = e;
+	return -1;
+}
+
+static int record_at(struct stint_audit *a, off_t end, uint64_t *seq,
+		     uint8_t hash[32], uint8_t prev[32]);
+
+/* Writes the kept tail again after the last good sync: into blocks the
+ * file system allocates afresh (rewriting in place can leave ext4 with
+ * an extent it still reads as zeros). */
+static int
+rewrite_tail(struct stint_audit *a)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	if (ftruncate(a->fd, a->synced) != 0)
+		return -1;
+	while (done < a->tail_len) {
+		n = write(a->fd, a->tail + done, a->tail_len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			(void)ftruncate(a->fd, a->synced);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The log refuses records after a failed fdatasync (records written since
+ * the last good sync may not be on the disk) or a partial record it could
+ * not cut off. Each later append tries this first: cut the file back to the
+ * last good sync and write the records since then again (or, when they
+ * could not be kept, cut it back to the end of the last record), sync, and
+ * check that the file ends with the record the chain continues from. Only then
+ * are records accepted again, so every record is either wholly in the chain or
+ * not in the file. Lock held.
+ */
+static int
+recover_locked(struct stint_audit *a)
+{
+	uint8_t hash[32], prev[32];
+	struct stat st;
+	struct timespec now;
+	uint64_t seq;
+	int e;
+
+	/* Every refused append would otherwise cost a sync. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec < a->retry.tv_sec ||
+	    (now.tv_sec == a->retry.tv_sec && now.tv_nsec < a->retry.tv_nsec))
+		return -1;
+	a->retry = now;
+	a->retry.tv_nsec += 100L * 1000000L;
+	a->retry.tv_sec += a->retry.tv_nsec / 1000000000L;
+	a->retry.tv_nsec %= 1000000000L;
+	if (a->tail != NULL) {
+		if (rewrite_tail(a) != 0)
+			return -1;
+	} else {
+		if (fstat(a->fd, &st) != 0)
+			return -1;
+		if (st.st_size < a->size)
+			goto lost; /* records we wrote are gone */
+		if (st.st_size > a->size && ftruncate(a->fd, a->size) != 0)
+			return -1;
+	}
+	pthread_rwlock_rdlock(&a->fd_lock);
+	e = fdatasync(a->fd) == 0 ? 0 : errno;
+	pthread_rwlock_unlock(&a->fd_lock);
+	if (e != 0)
+		return -1;
+	if (a->size > 0 &&
+	    (record_at(a, a->size, &seq, hash, prev) != 0 ||
+	     seq != a->seq - 1 || memcmp(hash, a->prev, 32) != 0))
+		goto lost;
+	log_info("audit log: writable again after %s; records accepted",
+		 strerror(a->failed));
+	a->failed = 0;
+	a->synced = a->size;
+	free(a->tail);
+	a->tail = NULL;
+	return 0;
+lost:
+	/* Nothing to chain onto: stay closed for good (say it once). */
+	log_err("audit log %s no longer ends with the head of the chain (seq "
+		"%llu): refusing records; restart stintd",
+		a->path, (unsigned long long)(a->seq - 1));
+	a->retry.tv_sec = (time_t)INT64_MAX;
 	return -1;
 }
 
@@ -754,7 +887,7 @@ append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
 	size_t len = 0;
 	int e = 0, r = -1;
 
-	if (a->failed != 0) {
+	if (a->failed != 0 && recover_locked(a) != 0) {
 		e = a->failed;
 		goto out;
 	}
@@ -791,6 +924,8 @@ out:
 static int
 sync_unlock(struct stint_audit *a)
 {
+	off_t upto = a->size;
+	unsigned gen = a->generation;
 	int e, r;
 
 	pthread_rwlock_rdlock(&a->fd_lock);
@@ -798,13 +933,16 @@ sync_unlock(struct stint_audit *a)
 	r = fdatasync(a->fd);
 	e = errno;
 	pthread_rwlock_unlock(&a->fd_lock);
-	if (r == 0)
+	if (r == 0) {
+		pthread_mutex_lock(&a->lock);
+		synced_to(a, upto, gen);
+		pthread_mutex_unlock(&a->lock);
 		return 0;
+	}
 	log_err("audit log: fdatasync failed: %s; refusing further records",
 		strerror(e));
 	pthread_mutex_lock(&a->lock);
-	if (a->failed == 0)
-		a->failed = e;
+	mark_failed(a, e);
 	pthread_mutex_unlock(&a->lock);
 	errno = e;
 	return -1;
@@ -1063,15 +1201,15 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 {
 	char hex[65], *detail = NULL, *base;
 	bool wake = false, ours = false;
-	off_t old_size;
+	off_t old_size, old_synced;
 	int fd = -1, old_fd, r = -1;
 	size_t dcap;
 
 	pthread_mutex_lock(&a->lock);
-	if (a->failed != 0) {
+	if (a->failed != 0 && recover_locked(a) != 0) {
 		set_err(err, errlen,
-			"the log refuses records (%s): restart "
-			"stintd",
+			"the log refuses records (%s) until it can be "
+			"written and synced again",
 			strerror(a->failed));
 		goto out;
 	}
@@ -1105,8 +1243,11 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 	(void)fdatasync(a->fd);
 	old_fd = a->fd;
 	old_size = a->size;
+	old_synced = a->synced;
 	a->fd = fd;
 	a->size = 0;
+	a->synced = 0;
+	a->generation++;
 	{
 		struct stint_audit_event ev = {.event = "audit-rotate",
 					       .decision = "allow",
@@ -1119,6 +1260,7 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 				strerror(errno));
 			a->fd = old_fd;
 			a->size = old_size;
+			a->synced = old_synced;
 			pthread_rwlock_unlock(&a->fd_lock);
 			close(fd);
 			unlink(a->path);
@@ -1252,6 +1394,7 @@ stint_audit_close(struct stint_audit *a)
 	pthread_mutex_destroy(&a->lock);
 	pthread_rwlock_destroy(&a->fd_lock);
 	free(a->buf);
+	free(a->tail);
 	free(a);
 }
 

@@ -23,10 +23,9 @@
 #define STINT_EXIT_FAIL  1
 #define STINT_EXIT_USAGE 2
 
-/* The documented default. RUNSTATEDIR follows --prefix (/usr/local/var/run
- * for a default install), but stintd's runtime_dir defaults to /run/stint,
- * so the CLI must look there too. */
-#define STINT_ADMIN_SOCKET_DEFAULT "/run/stint/admin.sock"
+/* stintd's default runtime_dir (configure's runstatedir, /run/stint with
+ * --runstatedir=/run) holds admin.sock. */
+#define STINT_ADMIN_SOCKET_DEFAULT RUNSTATEDIR "/stint/admin.sock"
 
 /* Admin requests may take a while: TASK_START generates a key, TASK_END
  * waits until the key is destroyed in the token. */

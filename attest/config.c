@@ -652,8 +652,10 @@ static void
 config_defaults(struct stint_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/stint");
-	snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/run/stint");
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s",
+		 STINT_STATE_DIR_DEFAULT);
+	snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s",
+		 STINT_RUNTIME_DIR_DEFAULT);
 	snprintf(cfg->trust_domain, sizeof(cfg->trust_domain), "example.org");
 	cfg->default_ttl = 15 * 60;
 	cfg->max_ttl = 60 * 60;
@@ -662,8 +664,8 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->backend.module, sizeof(cfg->backend.module),
 		 "/usr/lib/softhsm/libsofthsm2.so");
 	snprintf(cfg->backend.token, sizeof(cfg->backend.token), "stint");
-	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file),
-		 "/etc/stint/hsm.pin");
+	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file), "%s",
+		 STINT_PIN_FILE_DEFAULT);
 	cfg->backend.kill_switch_index = 0x01500100;
 	cfg->backend.key_pool = STINT_KEY_POOL_DEFAULT;
 	cfg->backend.prepared_ops = STINT_PREPARED_OPS_DEFAULT;

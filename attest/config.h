@@ -24,9 +24,17 @@ enum stint_audit_fwd_kind {
 #define STINT_AUDIT_CHECKPOINT_DEFAULT 60
 #define STINT_CONNS_MAX                65536
 
+/* Default paths from configure's directories (Makefile.am passes them):
+ * /etc/stint, /var/lib/stint, /run/stint with --sysconfdir=/etc
+ * --localstatedir=/var --runstatedir=/run. */
+#define STINT_CONFIG_DEFAULT      SYSCONFDIR "/stint/stint.conf"
+#define STINT_PIN_FILE_DEFAULT    SYSCONFDIR "/stint/hsm.pin"
+#define STINT_STATE_DIR_DEFAULT   LOCALSTATEDIR "/lib/stint"
+#define STINT_RUNTIME_DIR_DEFAULT RUNSTATEDIR "/stint"
+
 struct stint_config {
-	char state_dir[PATH_MAX];   /* default /var/lib/stint */
-	char runtime_dir[PATH_MAX]; /* default /run/stint */
+	char state_dir[PATH_MAX];   /* default STINT_STATE_DIR_DEFAULT */
+	char runtime_dir[PATH_MAX]; /* default STINT_RUNTIME_DIR_DEFAULT */
 	char trust_domain[256];     /* default example.org */
 	uint64_t default_ttl;       /* seconds, default 15m */
 	uint64_t max_ttl;           /* seconds, default 1h */

@@ -26,7 +26,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 
-#define DEFAULT_CONFIG "/etc/stint/stint.conf"
+#define DEFAULT_CONFIG STINT_CONFIG_DEFAULT
 
 static int wake_pipe[2] = {-1, -1};
 /* --init: create a new state.db even though stintd has run here before. */

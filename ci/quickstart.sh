@@ -5,14 +5,16 @@
 # terminal), from a fresh copy of the source tree. Then checks what the
 # reader is told to expect (the first signature verifies, the mTLS request
 # is accepted with the task's certificate, the signature after the end is
-# refused) and undoes the installation: make uninstall, the SoftHSM token,
-# the agent user, /etc/stint, /var/lib/stint, /run/stint, /tmp/rp.
+# refused) and undoes the installation: make uninstall, the agent user,
+# /etc/stint, /var/lib/stint (with the SoftHSM token directory the README
+# makes there), /run/stint, /tmp/rp.
 #
 # Conventions the README follows (and this script relies on):
 #   - a block whose first line is "# as USER, with VAR=<...>" is typed in
 #     USER's shell: it runs as USER (runuser), in its own bash, with each
 #     VAR named that way copied from the root shell;
-#   - the one line that runs "stintd ... --foreground" (a second terminal,
+#   - the one line that runs "[VAR=value ...] stintd ... --foreground" (a
+#     second terminal,
 #     says the README) runs in the background here, and the next block
 #     waits for stintd's sockets;
 #   - commands the README puts in the background (&) are stopped at the end.
@@ -55,10 +57,6 @@ done
 if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Htln "sport = :$RP_PORT")" ]; then
 	skip "port $RP_PORT is in use"
 fi
-if env -u SOFTHSM2_CONF softhsm2-util --show-slots 2>/dev/null |
-	grep -Eq '^ *Label: *stint *$'; then
-	skip "a SoftHSM token labelled 'stint' exists in the system token directory"
-fi
 
 W=$(mktemp -d /tmp/stint-quickstart.XXXXXX) || fail "mktemp failed"
 chmod 0755 "$W"
@@ -81,7 +79,6 @@ cleanup()
 		make -C "$W/src/build" uninstall >"$W/uninstall.log" 2>&1 ||
 			{ cat "$W/uninstall.log"; echo "make uninstall failed" >&2; rc=1; }
 	fi
-	env -u SOFTHSM2_CONF softhsm2-util --delete-token --token stint >/dev/null 2>&1
 	getent passwd "$AGENT_USER" >/dev/null && userdel -r "$AGENT_USER" 2>/dev/null
 	rm -rf /etc/stint /var/lib/stint /run/stint "$RP_DIR"
 	for d in "${new_dirs[@]}"; do
@@ -148,7 +145,7 @@ for n, b in enumerate(blocks, 1):
         out.append("runuser -u %s -- env %s bash %s" % (who.group(1), env, agent))
         continue
     for line in lines:
-        if re.match(r"\s*stintd\b.*--foreground", line):
+        if re.match(r"\s*(?:[A-Z_][A-Z0-9_]*=\S+\s+)*stintd\b.*--foreground", line):
             out.append("%s >%s/stintd.log 2>&1 &" % (line.split("#")[0].rstrip(), work))
             out.append("QS_STINTD=$!; qs_wait_stintd")
         else:

@@ -33,7 +33,7 @@
 #include "module/module.h"
 
 #define POOL_MAX           16
-#define DEFAULT_SOCKET     "/run/stint/agent.sock"
+#define DEFAULT_SOCKET     RUNSTATEDIR "/stint/agent.sock"
 #define DEFAULT_TIMEOUT_MS 10000
 #define MAX_LIST_PAGES     4096
 

@@ -1,15 +1,16 @@
 #!/bin/bash
 # stintd as user `stint`, confined as etc/systemd/stintd.service confines
 # it: a mount namespace where everything is read-only (ProtectSystem=strict)
-# except the state and runtime directories and what the unit lists in
-# ReadWritePaths (SoftHSM2's token directory), with the supplementary group
-# softhsm (the token directory and softhsm2.conf are root:softhsm) and the
-# ambient CAP_SYS_PTRACE the unit grants. It starts, signs with and ends
-# more tasks than the key pool holds, of two key types, and the audit log
-# names each agent's executable. Negative controls show what each piece is
-# for: with the token directory read-only (the unit before this fix),
-# starts past the pool and rsa starts fail; without CAP_SYS_PTRACE the
-# audit records "exe":"?" and stintd says why.
+# except the state and runtime directories, with SOFTHSM2_CONF naming
+# Stint's own SoftHSM2 config (the unit's Environment=), whose token
+# directory is state_dir/tokens (0700 stint, as tmpfiles.d makes
+# /var/lib/stint/tokens), and the ambient CAP_SYS_PTRACE the unit grants.
+# It starts, signs with and ends more tasks than the key pool holds, of two
+# key types, and the audit log names each agent's executable. Negative
+# controls show what each piece is for: Debian's shared token directory
+# layout (2770 root:softhsm) is refused at start, naming the path; with the
+# token directory read-only, starts past the pool and rsa starts fail;
+# without CAP_SYS_PTRACE the audit records "exe":"?" and stintd says why.
 #
 # Then the TPM backend (swtpm over TCP) under the same confinement: only
 # state_dir is writable, and start, sign, end work there too.
@@ -23,14 +24,15 @@ need_cmd setpriv unshare findmnt softhsm2-util
 stint_tmpdir
 need_p11client
 [ -f "$SOFTHSM_MODULE" ] || skip "no SoftHSM2 module at $SOFTHSM_MODULE"
-getent group softhsm >/dev/null || skip "no group softhsm (install softhsm2)"
 
 # --- the unit grants what this run needs ---------------------------------------
 UNIT=$top_srcdir/etc/systemd/stintd.service
-grep -Eq '^ReadWritePaths=.*/var/lib/softhsm/tokens' "$UNIT" ||
-	fail "the unit does not make SoftHSM2's token directory writable"
-grep -Eq '^SupplementaryGroups=.*\bsofthsm\b' "$UNIT" ||
-	fail "the unit does not give stintd the softhsm group"
+grep -Eq '^Environment=SOFTHSM2_CONF=/etc/stint/softhsm2.conf$' "$UNIT" ||
+	fail "the unit does not point SOFTHSM2_CONF at Stint's own config"
+grep -Eq '^StateDirectory=stint$' "$UNIT" ||
+	fail "the unit does not make /var/lib/stint (and its tokens) writable"
+grep -Eq '^d /var/lib/stint/tokens 0700 stint stint' "$top_srcdir/etc/tmpfiles.d/stint.conf" ||
+	fail "tmpfiles.d does not create /var/lib/stint/tokens 0700 stint"
 grep -Eq '^AmbientCapabilities=.*CAP_SYS_PTRACE' "$UNIT" ||
 	fail "the unit does not grant CAP_SYS_PTRACE (exe of peers)"
 grep -Eq '^User=stint$' "$UNIT" || fail "the unit does not run as stint"
@@ -50,8 +52,7 @@ if ! getent passwd stint >/dev/null; then
 fi
 SU=$(id -u stint)
 SG=$(id -g stint)
-SOFTHSM_GID=$(getent group softhsm | cut -d: -f3)
-note "user stint: uid $SU gid $SG, supplementary softhsm ($SOFTHSM_GID)"
+note "user stint: uid $SU gid $SG"
 
 runas_exit()
 {
@@ -79,21 +80,22 @@ trap runas_exit EXIT
 mkdir -m 0755 "$T/bin"
 cp "$STINTD" "$STINT" "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
 chmod 0755 "$T/bin"/*
-# /var/lib/softhsm/tokens and /etc/softhsm/softhsm2.conf, as Debian ships them.
-install -d -m 2770 -o root -g softhsm "$T/tokens"
-export SOFTHSM2_CONF=$T/softhsm2.conf
-printf '%s\n' "directories.tokendir = $T/tokens" 'objectstore.backend = file' \
-	'log.level = ERROR' 'slots.removable = false' >"$SOFTHSM2_CONF"
-chown root:softhsm "$SOFTHSM2_CONF"
-chmod 0640 "$SOFTHSM2_CONF"
-# /etc/stint 0750 root:stint, the config 0640, the PIN file stint's own.
+# /etc/stint 0750 root:stint, the configs 0640, the PIN file stint's own.
 install -d -m 0750 -o root -g stint "$T/etc"
+# StateDirectory= and RuntimeDirectory= (0700 and 0755, owned by stint),
+# and the token directory inside the state directory (tmpfiles.d).
+install -d -m 0700 -o stint -g stint "$T/state"
+install -d -m 0700 -o stint -g stint "$T/state/tokens"
+install -d -m 0755 -o stint -g stint "$T/run"
+# /etc/stint/softhsm2.conf, as the README writes it (the unit's Environment=).
+export SOFTHSM2_CONF=$T/etc/softhsm2.conf
+printf '%s\n' "directories.tokendir = $T/state/tokens" 'objectstore.backend = file' \
+	'log.level = ERROR' 'slots.removable = false' >"$SOFTHSM2_CONF"
+chown root:stint "$SOFTHSM2_CONF"
+chmod 0640 "$SOFTHSM2_CONF"
 PIN=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 (umask 077 && printf '%s' "$PIN" >"$T/etc/hsm.pin")
 chown stint:stint "$T/etc/hsm.pin"
-# StateDirectory= and RuntimeDirectory= (0700 and 0755, owned by stint).
-install -d -m 0700 -o stint -g stint "$T/state"
-install -d -m 0755 -o stint -g stint "$T/run"
 STINTD_CONF=$T/etc/stint.conf
 RUN=$T/run
 AUDIT_LOG=$T/state/audit.log
@@ -121,7 +123,7 @@ chmod 0640 "$STINTD_CONF"
 
 as_stint()
 {
-	setpriv --reuid "$SU" --regid "$SG" --groups "$SOFTHSM_GID" -- "$@"
+	setpriv --reuid "$SU" --regid "$SG" --init-groups -- "$@"
 }
 
 # The token, initialised by stintd's user so its files are stintd's.
@@ -130,9 +132,9 @@ as_stint softhsm2-util --init-token --free --label stint --pin "$PIN" \
 	{ cat "$T/init.log" >&2; fail "softhsm2-util --init-token as stint failed"; }
 
 # --- stintd in a read-only namespace -----------------------------------------
-# ro_stintd CAPS RW-PATH...: every mount read-only (ProtectSystem=strict),
-# then each RW-PATH writable again; stintd as stint with CAPS ("ptrace" or
-# "none").
+# ro_stintd CAPS PATH...: every mount read-only (ProtectSystem=strict),
+# then each PATH writable again, or read-only again if written ro:PATH
+# (inside a writable one); stintd as stint with CAPS ("ptrace" or "none").
 ro_stintd()
 {
 	local caps=$1 i
@@ -146,24 +148,26 @@ ro_stintd()
 	chown stint "$STINTD_LOG"
 	unshare -m --propagation private -- /bin/bash -c '
 		set -e
-		caps=$1; log=$2; conf=$3; su=$4; sg=$5; hg=$6; bin=$7; shift 7
+		caps=$1; log=$2; conf=$3; su=$4; sg=$5; bin=$6; shift 6
 		findmnt -rno TARGET | while read -r m; do
 			case $m in /proc* | /sys* | /dev*) continue ;; esac
 			mount -o remount,bind,ro "$m" 2>/dev/null || true
 		done
 		for p in "$@"; do
+			rw=rw
+			case $p in ro:*) p=${p#ro:}; rw=ro ;; esac
 			mount --bind "$p" "$p"
-			mount -o remount,bind,rw "$p"
+			mount -o remount,bind,$rw "$p"
 		done
 		# The proof that the rest is read-only.
 		if touch "$(dirname "$conf")/probe" 2>/dev/null; then
 			echo "namespace is not read-only" >"$log"; exit 97
 		fi
-		set -- setpriv --reuid "$su" --regid "$sg" --groups "$hg"
+		set -- setpriv --reuid "$su" --regid "$sg" --init-groups
 		[ "$caps" = ptrace ] && set -- "$@" --inh-caps +sys_ptrace \
 			--ambient-caps +sys_ptrace --bounding-set -all,+sys_ptrace
 		exec "$@" -- "$bin/stintd" --config "$conf" --foreground >>"$log" 2>&1
-	' ro "$caps" "$STINTD_LOG" "$STINTD_CONF" "$SU" "$SG" "$SOFTHSM_GID" \
+	' ro "$caps" "$STINTD_LOG" "$STINTD_CONF" "$SU" "$SG" \
 		"$T/bin" "$T/logs" "$@" &
 	STINTD_PID=$!
 	for ((i = 0; i < 300; i++)); do
@@ -201,7 +205,7 @@ agent_sign()
 }
 
 # --- the unit's confinement: works ------------------------------------------
-ro_stintd ptrace "$T/state" "$T/run" "$T/tokens" || fail "stintd as stint did not start"
+ro_stintd ptrace "$T/state" "$T/run" || fail "stintd as stint did not start"
 stint_user
 agent_add ra "$A"
 n=0
@@ -229,11 +233,26 @@ esac
 stintd_stop
 
 # --- negative controls ------------------------------------------------------
-# The token directory read-only, as the unit had it: past the ready keys
-# (kept across the clean stop) ec-p256 starts fail, rsa at once. And no
-# CAP_SYS_PTRACE: exe "?".
+# Debian's shared token directory layout (2770 root:softhsm, what the
+# README and the unit used before): stintd refuses to start and names it.
+if getent group softhsm >/dev/null; then
+	chown root:softhsm "$T/state/tokens"
+	chmod 2770 "$T/state/tokens"
+	if ro_stintd ptrace "$T/state" "$T/run" 2>"$T/err"; then
+		fail "stintd started on a group-writable SoftHSM2 token directory"
+	fi
+	grep -q "SoftHSM2 token directory $T/state/tokens" "$STINTD_LOG" ||
+		{ cat "$STINTD_LOG" >&2; fail "stintd did not name the group-writable token directory"; }
+	note "a 2770 root:softhsm token directory is refused: $(grep -m1 'token directory' "$STINTD_LOG")"
+	chown stint:stint "$T/state/tokens"
+	chmod 0700 "$T/state/tokens"
+fi
+# The token directory read-only (a unit without it writable): past the
+# ready keys (kept across the clean stop) ec-p256 starts fail, rsa at once.
+# And no CAP_SYS_PTRACE: exe "?".
 : >"$AUDIT_LOG.mark"
-ro_stintd none "$T/state" "$T/run" || fail "stintd did not start with a read-only token"
+ro_stintd none "$T/state" "$T/run" "ro:$T/state/tokens" ||
+	fail "stintd did not start with a read-only token"
 stint_user
 failed=0
 ok_id=
@@ -245,7 +264,7 @@ for key in ec-p256 ec-p256 ec-p256 rsa-2048; do
 	fi
 done
 [ "$failed" -ge 2 ] || fail "with a read-only token directory only $failed of 4 starts failed: the namespace does not confine stintd"
-note "read-only token directory: $failed of 4 starts failed (the unit's old confinement)"
+note "read-only token directory: $failed of 4 starts failed"
 [ -n "$ok_id" ] || fail "no ready key was handed out"
 agent_sign "$ok_id" ecdsa || { cat "$T/out" >&2; fail "sign with a ready key"; }
 grep -q 'CAP_SYS_PTRACE' "$STINTD_LOG" || fail "stintd did not say why exe is unknown"

@@ -91,8 +91,8 @@ test_defaults(void **state)
 {
 	(void)state;
 	assert_int_equal(load(""), 0);
-	assert_string_equal(cfg.state_dir, "/var/lib/stint");
-	assert_string_equal(cfg.runtime_dir, "/run/stint");
+	assert_string_equal(cfg.state_dir, LOCALSTATEDIR "/lib/stint");
+	assert_string_equal(cfg.runtime_dir, RUNSTATEDIR "/stint");
 	assert_string_equal(cfg.trust_domain, "example.org");
 	assert_int_equal(cfg.default_ttl, 15 * 60);
 	assert_int_equal(cfg.max_ttl, 3600);
@@ -100,8 +100,9 @@ test_defaults(void **state)
 	assert_string_equal(cfg.backend.module,
 			    "/usr/lib/softhsm/libsofthsm2.so");
 	assert_string_equal(cfg.backend.token, "stint");
-	assert_string_equal(cfg.backend.pin_file, "/etc/stint/hsm.pin");
-	assert_string_equal(cfg.audit.path, "/var/lib/stint/audit.log");
+	assert_string_equal(cfg.backend.pin_file, SYSCONFDIR "/stint/hsm.pin");
+	assert_string_equal(cfg.audit.path,
+			    LOCALSTATEDIR "/lib/stint/audit.log");
 	assert_int_equal(cfg.audit.sync, STINT_SYNC_BATCH);
 	assert_string_equal(stint_sync_str(cfg.audit.sync), "batch");
 	assert_int_equal(cfg.ca.key_type, STINT_KEY_EC_P256);
