@@ -183,6 +183,10 @@ list(CK_SESSION_HANDLE s)
 			a[2].pValue = subj;
 			a[2].ulValueLen = sizeof(subj);
 			rv = f->C_GetAttributeValue(s, h[i], a, 3);
+			/* stintd's key pool may destroy an object between
+			 * the search and this read: it is simply gone. */
+			if (rv == CKR_OBJECT_HANDLE_INVALID)
+				continue;
 			if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID)
 				die("C_GetAttributeValue", rv);
 			if (cls != CKO_PUBLIC_KEY && cls != CKO_PRIVATE_KEY)
