@@ -138,6 +138,9 @@ struct p11_backend {
 	 * one fails with CKR_GENERAL_ERROR. The refill thread made that
 	 * overlap common. */
 	pthread_mutex_t write_lock;
+	/* Id-less key objects a failed C_GenerateKeyPair left and
+	 * keypair_make destroyed (under write_lock). */
+	size_t genfail_destroyed;
 
 	/* Ready ec-p256 key pairs (see the top of this file), each with the
 	 * facts and public key read back when it was made. pool_lock guards

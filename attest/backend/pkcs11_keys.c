@@ -182,6 +182,156 @@ bad:
 	return -1;
 }
 
+/* --- what a failed generation left --------------------------------------- */
+
+/* Object handles of a token, sorted (handles_list). */
+struct handle_list {
+	CK_OBJECT_HANDLE *h;
+	size_t n, cap;
+};
+
+#define HANDLE_BATCH 128
+
+static int
+handle_cmp(const void *x, const void *y)
+{
+	CK_OBJECT_HANDLE a = *(const CK_OBJECT_HANDLE *)x;
+	CK_OBJECT_HANDLE c = *(const CK_OBJECT_HANDLE *)y;
+
+	return a < c ? -1 : a > c;
+}
+
+static CK_RV
+handles_grow(struct handle_list *l, size_t more)
+{
+	CK_OBJECT_HANDLE *grown;
+	size_t cap = l->cap ? l->cap : 64;
+
+	while (cap < l->n + more)
+		cap *= 2;
+	if (cap == l->cap)
+		return CKR_OK;
+	if ((grown = realloc(l->h, cap * sizeof(*grown))) == NULL)
+		return CKR_HOST_MEMORY;
+	l->h = grown;
+	l->cap = cap;
+	return CKR_OK;
+}
+
+/* Every object of the token that session s sees (an empty template), its
+ * handles sorted into l (free l->h). */
+static CK_RV
+handles_list(struct p11_backend *b, CK_SESSION_HANDLE s, struct handle_list *l)
+{
+	CK_OBJECT_HANDLE h[HANDLE_BATCH];
+	CK_ULONG n;
+	CK_RV rv, rv2;
+
+	memset(l, 0, sizeof(*l));
+	if ((rv = P11(b, C_FindObjectsInit, s, NULL, 0)) != CKR_OK)
+		return rv;
+	while ((rv = P11(b, C_FindObjects, s, h, HANDLE_BATCH, &n)) == CKR_OK &&
+	       n > 0) {
+		if ((rv = handles_grow(l, n)) != CKR_OK)
+			break;
+		memcpy(l->h + l->n, h, n * sizeof(*h));
+		l->n += n;
+	}
+	rv2 = P11(b, C_FindObjectsFinal, s);
+	if (rv == CKR_OK)
+		rv = rv2;
+	if (rv != CKR_OK) {
+		free(l->h);
+		memset(l, 0, sizeof(*l));
+		return rv;
+	}
+	if (l->n > 1)
+		qsort(l->h, l->n, sizeof(*l->h), handle_cmp);
+	return CKR_OK;
+}
+
+static bool
+handles_has(const struct handle_list *l, CK_OBJECT_HANDLE h)
+{
+	return l->n > 0 &&
+	       bsearch(&h, l->h, l->n, sizeof(*l->h), handle_cmp) != NULL;
+}
+
+/* True when h is a private or public key whose CKA_ID is missing or
+ * empty; false when that cannot be read. */
+static bool
+key_idless(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_ATTRIBUTE a[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_ID, NULL, 0}};
+	CK_RV rv;
+
+	rv = P11(b, C_GetAttributeValue, s, h, a, 2);
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID)
+		return false;
+	if (a[0].ulValueLen != sizeof(cls) ||
+	    (cls != CKO_PRIVATE_KEY && cls != CKO_PUBLIC_KEY))
+		return false;
+	return a[1].ulValueLen == 0 ||
+	       a[1].ulValueLen == CK_UNAVAILABLE_INFORMATION;
+}
+
+/*
+ * After a failed C_GenerateKeyPair (write_lock held, before = the token's
+ * handles listed just before it): destroys every key object that is new
+ * and has no CKA_ID. SoftHSM2 under load has been seen to fail with
+ * CKR_GENERAL_ERROR and leave such a pair, made without the template (no
+ * id, no label, no marker, not even CKA_SENSITIVE), which neither the
+ * sweep (it selects by the marker) nor a task end (by id) would ever
+ * remove. An object that existed before, or one with an id, is never
+ * touched. Uses a session of its own: the failed one may be unusable.
+ */
+static void
+genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
+		const struct key_spec *spec)
+{
+	struct handle_list after;
+	CK_SESSION_HANDLE s;
+	size_t i, found = 0, done = 0;
+	CK_RV rv;
+
+	if ((rv = session_get(b, &s)) != CKR_OK) {
+		log_warn("backend: cannot open a session on token '%s' (%s) "
+			 "to remove what a failed key generation left",
+			 b->token, ckr_str(rv));
+		return;
+	}
+	if ((rv = handles_list(b, s, &after)) != CKR_OK) {
+		log_warn("backend: cannot list token '%s' (%s) after a failed "
+			 "key generation; id-less keys it left stay",
+			 b->token, ckr_str(rv));
+		session_put(b, s, !session_broken(rv));
+		return;
+	}
+	for (i = 0; i < after.n; i++) {
+		if (handles_has(before, after.h[i]) ||
+		    !key_idless(b, s, after.h[i]))
+			continue;
+		found++;
+		rv = P11(b, C_DestroyObject, s, after.h[i]);
+		if (rv == CKR_OK)
+			done++;
+		else
+			log_warn("backend: cannot destroy key object %lu "
+				 "without id in token '%s' (%s)",
+				 (unsigned long)after.h[i], b->token,
+				 ckr_str(rv));
+	}
+	session_put(b, s, !session_broken(rv));
+	free(after.h);
+	if (found == 0)
+		return;
+	b->genfail_destroyed += done;
+	log_warn("backend: a failed key generation (%s) left %zu key objects "
+		 "without id in token '%s': %zu destroyed (%zu since start)",
+		 spec->name, found, b->token, done, b->genfail_destroyed);
+}
+
 /* --- operations ---------------------------------------------------------- */
 
 const struct key_spec *
@@ -207,7 +357,9 @@ key_id_ok(const char *key_id)
  * Generates a key pair of spec under id with the task-key template in
  * session s and reads it back: the facts must be sign-only and
  * non-extractable, the public key must parse. On failure nothing is left in
- * the token and *clean says whether s may be reused.
+ * the token and *clean says whether s may be reused: that includes key
+ * objects without id that a failed C_GenerateKeyPair left behind
+ * (genfail_cleanup; the token's objects are listed before each call).
  *
  * SoftHSM makes objects CKA_MODIFIABLE by default. Only a holder of the
  * user PIN could change a key's attributes, and only stintd has it; agents
@@ -228,9 +380,10 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	CK_ATTRIBUTE pubt[10], privt[12];
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_OBJECT_HANDLE hpub = 0, hpriv = 0;
+	struct handle_list before;
 	const char *violation;
 	bool have_keys = false;
-	CK_RV rv;
+	CK_RV rv, before_rv;
 	int r = -1;
 
 	id_len = strlen(key_id);
@@ -269,9 +422,17 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	}
 
 	pthread_mutex_lock(&b->write_lock);
+	before_rv = handles_list(b, s, &before);
 	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
 		 &hpub, &hpriv);
+	if (rv != CKR_OK && before_rv == CKR_OK)
+		genfail_cleanup(b, &before, spec);
+	else if (rv != CKR_OK)
+		log_warn("backend: cannot list token '%s' (%s) before a key "
+			 "generation that failed; id-less keys it left stay",
+			 b->token, ckr_str(before_rv));
 	pthread_mutex_unlock(&b->write_lock);
+	free(before.h);
 	if (rv != CKR_OK) {
 		out->clean = !session_broken(rv);
 		snprintf(err, errlen,
