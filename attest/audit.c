@@ -6,7 +6,7 @@
  * A record is written with one write(2) on an O_APPEND descriptor under a
  * mutex that also guards seq and prev: concurrent appenders serialise into
  * one chain, and a failed write leaves the file and the chain as they were.
- * A failed fdatasync makes the log refuse records until recover_locked
+ * A failed fdatasync makes the log refuse records until audit_recover_locked
  * has made the records since the last good sync durable again.
  */
 #ifndef _GNU_SOURCE
@@ -40,7 +40,7 @@
 #include "common/log.h"
 
 void
-set_err(char *err, size_t errlen, const char *fmt, ...)
+audit_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -57,7 +57,7 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* Reads into a fresh buffer exactly len bytes at off. */
 char *
-read_at(int fd, off_t off, size_t len)
+audit_read_at(int fd, off_t off, size_t len)
 {
 	char *buf;
 	ssize_t n;
@@ -87,7 +87,7 @@ find_last_line(int fd, off_t size, off_t *start)
 	for (;;) {
 		from = end > (off_t)window ? end - (off_t)window : 0;
 		want = (size_t)(end - from);
-		if ((buf = read_at(fd, from, want)) == NULL)
+		if ((buf = audit_read_at(fd, from, want)) == NULL)
 			return -1;
 		for (i = (off_t)want; i > 0 && buf[i - 1] != '\n'; i--)
 			;
@@ -121,34 +121,37 @@ load_tail(struct stint_audit *a, const char *path, off_t size, char *err,
 	int r = -1;
 
 	if (pread(a->fd, &last, 1, size - 1) != 1) {
-		set_err(err, errlen, "audit log %s: cannot read: %s", path,
-			strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: cannot read: %s",
+			      path, strerror(errno));
 		return -1;
 	}
 	if (last != '\n') {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"audit log %s: the last record is incomplete (torn "
 			"write); " ROTATE_ADVICE,
 			path, path);
 		return -1;
 	}
 	if (find_last_line(a->fd, size, &start) != 0) {
-		set_err(err, errlen,
-			"audit log %s: cannot read the last record: "
-			"%s; " ROTATE_ADVICE,
-			path,
-			errno == EFBIG ? "longer than 1 MiB" : strerror(errno),
-			path);
+		audit_set_err(err, errlen,
+			      "audit log %s: cannot read the last record: "
+			      "%s; " ROTATE_ADVICE,
+			      path,
+			      errno == EFBIG ? "longer than 1 MiB"
+					     : strerror(errno),
+			      path);
 		return -1;
 	}
 	len = (size_t)(size - 1 - start); /* without the "\n" */
-	if ((line = read_at(a->fd, start, len)) == NULL) {
-		set_err(err, errlen, "audit log %s: cannot read: %s", path,
-			strerror(errno));
+	if ((line = audit_read_at(a->fd, start, len)) == NULL) {
+		audit_set_err(err, errlen, "audit log %s: cannot read: %s",
+			      path, strerror(errno));
 		goto out;
 	}
 	if (stint_audit_check_line(line, len, a->prev) != 0) {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"audit log %s: the last record has no valid hash "
 			"(damaged or not a Stint audit log); " ROTATE_ADVICE,
 			path, path);
@@ -157,10 +160,10 @@ load_tail(struct stint_audit *a, const char *path, off_t size, char *err,
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
 	seq = json_is_object(root) ? json_object_get(root, "seq") : NULL;
 	if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
-		set_err(err, errlen,
-			"audit log %s: the last record has no valid "
-			"seq; " ROTATE_ADVICE,
-			path, path);
+		audit_set_err(err, errlen,
+			      "audit log %s: the last record has no valid "
+			      "seq; " ROTATE_ADVICE,
+			      path, path);
 		goto out;
 	}
 	a->seq = (uint64_t)json_integer_value(seq) + 1;
@@ -226,12 +229,12 @@ syncer_main(void *arg)
 				"further records",
 				strerror(e));
 			pthread_mutex_lock(&a->lock);
-			mark_failed(a, e);
+			audit_mark_failed(a, e);
 			continue;
 		}
 		pthread_rwlock_unlock(&a->fd_lock);
 		pthread_mutex_lock(&a->lock);
-		synced_to(a, upto, gen);
+		audit_synced_to(a, upto, gen);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -268,12 +271,14 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	int r = -1;
 
 	if (path == NULL || out == NULL) {
-		set_err(err, errlen, "audit log %s: %s", "?", "bad argument");
+		audit_set_err(err, errlen, "audit log %s: %s", "?",
+			      "bad argument");
 		return -1;
 	}
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
-		set_err(err, errlen, "audit log %s: %s", path, "out of memory");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "out of memory");
 		return -1;
 	}
 	a->fd = -1;
@@ -281,19 +286,22 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	a->seq = 1;
 	if (strlen(path) >= sizeof(a->path)) {
 		free(a);
-		set_err(err, errlen, "audit log %s: %s", path, "path too long");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "path too long");
 		return -1;
 	}
 	memcpy(a->path, path, strlen(path) + 1);
 	if (pthread_rwlock_init(&a->fd_lock, NULL) != 0) {
 		free(a);
-		set_err(err, errlen, "audit log %s: %s", path, "lock init");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "lock init");
 		return -1;
 	}
 	if (pthread_mutex_init(&a->lock, NULL) != 0) {
 		pthread_rwlock_destroy(&a->fd_lock);
 		free(a);
-		set_err(err, errlen, "audit log %s: %s", path, "mutex init");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "mutex init");
 		return -1;
 	}
 
@@ -301,27 +309,27 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		     0600);
 	if (a->fd < 0) {
-		set_err(err, errlen, "audit log %s: cannot open: %s", path,
-			strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: cannot open: %s",
+			      path, strerror(errno));
 		goto out;
 	}
 	/* Two writers would fork the chain: one stintd per log. */
 	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
-		set_err(err, errlen, "audit log %s: %s", path,
-			errno == EWOULDBLOCK
-				? "in use by another process (is another "
-				  "stintd running on it?)"
-				: strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      errno == EWOULDBLOCK
+				      ? "in use by another process (is another "
+					"stintd running on it?)"
+				      : strerror(errno));
 		goto out;
 	}
 	if (fstat(a->fd, &st) != 0) {
-		set_err(err, errlen, "audit log %s: cannot stat: %s", path,
-			strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: cannot stat: %s",
+			      path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "audit log %s: %s", path,
-			"not a regular file");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "not a regular file");
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0)
@@ -698,7 +706,7 @@ fail:
 		 * chain onto it, so stop appending altogether. */
 		log_err("audit log: cannot remove a partial record: %s",
 			strerror(errno));
-		mark_failed(a, e);
+		audit_mark_failed(a, e);
 	}
 	errno = e;
 	return -1;
@@ -708,14 +716,14 @@ fail:
  * Returns 0, or -1 with errno set; *wake says the sync thread needs a
  * signal (outside the lock). */
 int
-append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
-	      bool *wake)
+audit_append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
+		    bool *wake)
 {
 	uint8_t hash[32];
 	size_t len = 0;
 	int e = 0, r = -1;
 
-	if (a->failed != 0 && recover_locked(a) != 0) {
+	if (a->failed != 0 && audit_recover_locked(a) != 0) {
 		e = a->failed;
 		goto out;
 	}
@@ -750,7 +758,7 @@ out:
 /* fdatasync with the lock held on entry and released on return; the
  * descriptor cannot be closed by a rotation meanwhile. */
 int
-sync_unlock(struct stint_audit *a)
+audit_sync_unlock(struct stint_audit *a)
 {
 	off_t upto = a->size;
 	unsigned gen = a->generation;
@@ -763,14 +771,14 @@ sync_unlock(struct stint_audit *a)
 	pthread_rwlock_unlock(&a->fd_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&a->lock);
-		synced_to(a, upto, gen);
+		audit_synced_to(a, upto, gen);
 		pthread_mutex_unlock(&a->lock);
 		return 0;
 	}
 	log_err("audit log: fdatasync failed: %s; refusing further records",
 		strerror(e));
 	pthread_mutex_lock(&a->lock);
-	mark_failed(a, e);
+	audit_mark_failed(a, e);
 	pthread_mutex_unlock(&a->lock);
 	errno = e;
 	return -1;
@@ -787,10 +795,10 @@ stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
 		return -1;
 	}
 	pthread_mutex_lock(&a->lock);
-	r = append_locked(a, ev, &wake);
+	r = audit_append_locked(a, ev, &wake);
 	if (r == 0 && a->sync == STINT_SYNC_ALWAYS) {
 		/* Outside the lock, so concurrent appenders share syncs. */
-		return sync_unlock(a);
+		return audit_sync_unlock(a);
 	}
 	pthread_mutex_unlock(&a->lock);
 	if (wake && a->syncer_running)
@@ -854,7 +862,8 @@ stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32], char *out,
 
 /* Writes a checkpoint of the current head (lock held). */
 int
-checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
+audit_checkpoint_locked(struct stint_audit *a, bool *wake, char *err,
+			size_t errlen)
 {
 	char msg[128], hex[65], *detail = NULL, *p;
 	uint8_t sig[STINT_AUDIT_SIG_MAX];
@@ -870,7 +879,7 @@ checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
 	stint_hex_encode(a->prev, 32, hex);
 	cap = 128 + 64 + 64 + 2 * sig_len;
 	if ((detail = malloc(cap)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		audit_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	n = snprintf(detail, cap,
@@ -884,9 +893,9 @@ checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
 					       .decision = "allow",
 					       .detail = detail};
 
-		if (append_locked(a, &ev, wake) != 0) {
-			set_err(err, errlen, "cannot write: %s",
-				strerror(errno));
+		if (audit_append_locked(a, &ev, wake) != 0) {
+			audit_set_err(err, errlen, "cannot write: %s",
+				      strerror(errno));
 			goto out;
 		}
 	}
@@ -907,7 +916,7 @@ stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
 	pthread_mutex_lock(&a->lock);
 	if (a->sign == NULL) {
 		pthread_mutex_unlock(&a->lock);
-		set_err(err, errlen, "no checkpoint signer");
+		audit_set_err(err, errlen, "no checkpoint signer");
 		return -1;
 	}
 	/* An idle log gets no new checkpoints: the last one still covers
@@ -916,14 +925,14 @@ stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
 		pthread_mutex_unlock(&a->lock);
 		return 0;
 	}
-	if (checkpoint_locked(a, &wake, err, errlen) != 0) {
+	if (audit_checkpoint_locked(a, &wake, err, errlen) != 0) {
 		pthread_mutex_unlock(&a->lock);
 		return -1;
 	}
 	/* Checkpoints are rare: sync them in every mode. */
-	r = sync_unlock(a);
+	r = audit_sync_unlock(a);
 	if (r != 0)
-		set_err(err, errlen, "fdatasync: %s", strerror(errno));
+		audit_set_err(err, errlen, "fdatasync: %s", strerror(errno));
 	return r;
 }
 
@@ -933,8 +942,8 @@ stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
 /* Reads the line that ends (with its "\n") at offset end, or the first line
  * when end is 0; checks its hash and reads its seq and prev. */
 int
-record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
-	  uint8_t prev[32])
+audit_record_at(struct stint_audit *a, off_t end, uint64_t *seq,
+		uint8_t hash[32], uint8_t prev[32])
 {
 	char *line = NULL, *nl;
 	json_t *root = NULL, *jseq;
@@ -946,7 +955,7 @@ record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
 	if (end == 0) {
 		len = a->size < AUDIT_MAX_LINE ? (size_t)a->size
 					       : AUDIT_MAX_LINE;
-		if (len == 0 || (line = read_at(a->fd, 0, len)) == NULL ||
+		if (len == 0 || (line = audit_read_at(a->fd, 0, len)) == NULL ||
 		    (nl = memchr(line, '\n', len)) == NULL)
 			goto out;
 		len = (size_t)(nl - line);
@@ -954,7 +963,7 @@ record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
 		if (end > a->size || find_last_line(a->fd, end, &start) != 0)
 			goto out;
 		len = (size_t)(end - 1 - start);
-		if ((line = read_at(a->fd, start, len + 1)) == NULL ||
+		if ((line = audit_read_at(a->fd, start, len + 1)) == NULL ||
 		    line[len] != '\n')
 			goto out;
 	}
@@ -986,7 +995,8 @@ stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
 	pthread_mutex_lock(&a->lock);
 	head = a->seq - 1;
 	if (head < seq) {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"audit log %s ends at seq %llu, but state.db records "
 			"that stintd wrote up to seq %llu: records were "
 			"removed "
@@ -996,19 +1006,20 @@ stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
 		goto out;
 	}
 	if (offset > 0 && offset <= (uint64_t)a->size &&
-	    record_at(a, (off_t)offset, &s, h, prev) == 0 && s == seq &&
+	    audit_record_at(a, (off_t)offset, &s, h, prev) == 0 && s == seq &&
 	    memcmp(h, hash, 32) == 0) {
 		r = 0;
 		goto out;
 	}
 	/* Rotated after the head was recorded: the new file's first record
 	 * continues from it. */
-	if (record_at(a, 0, &s, h, prev) == 0 && s == seq + 1 &&
+	if (audit_record_at(a, 0, &s, h, prev) == 0 && s == seq + 1 &&
 	    memcmp(prev, hash, 32) == 0) {
 		r = 0;
 		goto out;
 	}
-	set_err(err, errlen,
+	audit_set_err(
+		err, errlen,
 		"audit log %s does not hold the record seq %llu that "
 		"state.db says stintd wrote (its hash differs or it is "
 		"missing): the log was edited and re-chained, or replaced",

@@ -66,26 +66,26 @@ struct stint_audit {
 };
 
 /* audit.c */
-void set_err(char *err, size_t errlen, const char *fmt, ...)
+void audit_set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Reads into a fresh buffer exactly len bytes at off. */
-char *read_at(int fd, off_t off, size_t len);
+char *audit_read_at(int fd, off_t off, size_t len);
 /* Reads the line that ends (with its "\n") at offset end, or the first line
  * when end is 0; checks its hash and reads its seq and prev. */
-int record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
-	      uint8_t prev[32]);
+int audit_record_at(struct stint_audit *a, off_t end, uint64_t *seq,
+		    uint8_t hash[32], uint8_t prev[32]);
 /* Writes a checkpoint of the current head (lock held). */
-int checkpoint_locked(struct stint_audit *a, bool *wake, char *err,
-		      size_t errlen);
+int audit_checkpoint_locked(struct stint_audit *a, bool *wake, char *err,
+			    size_t errlen);
 /* Builds and writes one record, advancing seq and prev (lock held). */
-int append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
-		  bool *wake);
+int audit_append_locked(struct stint_audit *a,
+			const struct stint_audit_event *ev, bool *wake);
 /* fdatasync with the lock held on entry and released on return. */
-int sync_unlock(struct stint_audit *a);
+int audit_sync_unlock(struct stint_audit *a);
 
 /* audit_recover.c: after a failed fdatasync (lock held in each). */
-void mark_failed(struct stint_audit *a, int e);
-void synced_to(struct stint_audit *a, off_t upto, unsigned gen);
-int recover_locked(struct stint_audit *a);
+void audit_mark_failed(struct stint_audit *a, int e);
+void audit_synced_to(struct stint_audit *a, off_t upto, unsigned gen);
+int audit_recover_locked(struct stint_audit *a);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * Audit log recovery after a failed fdatasync: the records written since
- * the last good sync are kept (mark_failed), written again and synced
- * (recover_locked) before the log accepts records again.
+ * the last good sync are kept (audit_mark_failed), written again and synced
+ * (audit_recover_locked) before the log accepts records again.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,31 +21,31 @@
 #include "common/hex.h"
 #include "common/log.h"
 
-/* Longest in-doubt tail kept for recover_locked (the records written since
- * the last good sync: one window in batch mode, one record in always). */
+/* Longest in-doubt tail kept for audit_recover_locked (the records written
+ * since the last good sync: one window in batch mode, one record in always). */
 #define AUDIT_TAIL_MAX (64L * 1024 * 1024)
 
-/* The log refuses records from now on (recover_locked lifts it). The
+/* The log refuses records from now on (audit_recover_locked lifts it). The
  * records since the last good sync are read back at once, while the page
  * cache still holds them: a failed writeback may have left them nowhere
  * else (ext4 then reads them back as zeros once the pages are gone). Lock
  * held. */
 void
-mark_failed(struct stint_audit *a, int e)
+audit_mark_failed(struct stint_audit *a, int e)
 {
 	if (a->failed != 0)
 		return;
 	a->failed = e;
 	if (a->size > a->synced && a->size - a->synced <= AUDIT_TAIL_MAX) {
 		a->tail_len = (size_t)(a->size - a->synced);
-		a->tail = read_at(a->fd, a->synced, a->tail_len);
+		a->tail = audit_read_at(a->fd, a->synced, a->tail_len);
 	}
 }
 
 /* A sync that began when the file was upto bytes long succeeded. Lock
  * held. */
 void
-synced_to(struct stint_audit *a, off_t upto, unsigned gen)
+audit_synced_to(struct stint_audit *a, off_t upto, unsigned gen)
 {
 	if (gen == a->generation && a->failed == 0 && upto > a->synced)
 		a->synced = upto;
@@ -86,7 +86,7 @@ rewrite_tail(struct stint_audit *a)
  * not in the file. Lock held.
  */
 int
-recover_locked(struct stint_audit *a)
+audit_recover_locked(struct stint_audit *a)
 {
 	uint8_t hash[32], prev[32];
 	struct stat st;
@@ -120,7 +120,7 @@ recover_locked(struct stint_audit *a)
 	if (e != 0)
 		return -1;
 	if (a->size > 0 &&
-	    (record_at(a, a->size, &seq, hash, prev) != 0 ||
+	    (audit_record_at(a, a->size, &seq, hash, prev) != 0 ||
 	     seq != a->seq - 1 || memcmp(hash, a->prev, 32) != 0))
 		goto lost;
 	log_info("audit log: writable again after %s; records accepted",

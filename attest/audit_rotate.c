@@ -36,7 +36,7 @@ rotate_name(struct stint_audit *a, char *old, size_t cap, bool *ours, char *err,
 	ssize_t n;
 
 	if (fstat(a->fd, &mine) != 0) {
-		set_err(err, errlen, "fstat: %s", strerror(errno));
+		audit_set_err(err, errlen, "fstat: %s", strerror(errno));
 		return -1;
 	}
 	if (lstat(a->path, &there) == 0 && there.st_dev == mine.st_dev &&
@@ -48,14 +48,15 @@ rotate_name(struct stint_audit *a, char *old, size_t cap, bool *ours, char *err,
 				   : snprintf(old, cap, "%s.%s-%d", a->path,
 					      when, i);
 			if (n < 0 || (size_t)n >= cap) {
-				set_err(err, errlen, "path too long");
+				audit_set_err(err, errlen, "path too long");
 				return -1;
 			}
 			/* link + unlink: never replaces an older file. */
 			if (link(a->path, old) == 0) {
 				if (unlink(a->path) != 0) {
-					set_err(err, errlen, "unlink %s: %s",
-						a->path, strerror(errno));
+					audit_set_err(err, errlen,
+						      "unlink %s: %s", a->path,
+						      strerror(errno));
 					unlink(old);
 					return -1;
 				}
@@ -63,25 +64,27 @@ rotate_name(struct stint_audit *a, char *old, size_t cap, bool *ours, char *err,
 				return 0;
 			}
 			if (errno != EEXIST) {
-				set_err(err, errlen, "link %s: %s", old,
-					strerror(errno));
+				audit_set_err(err, errlen, "link %s: %s", old,
+					      strerror(errno));
 				return -1;
 			}
 		}
-		set_err(err, errlen, "too many rotated logs named %s.%s-*",
-			a->path, when);
+		audit_set_err(err, errlen,
+			      "too many rotated logs named %s.%s-*", a->path,
+			      when);
 		return -1;
 	}
 	/* Moved by someone else (logrotate renames, then sends SIGHUP). */
 	snprintf(link_path, sizeof(link_path), "/proc/self/fd/%d", a->fd);
 	n = readlink(link_path, old, cap - 1);
 	if (n <= 0 || (size_t)n >= cap - 1) {
-		set_err(err, errlen, "cannot find the moved log's name");
+		audit_set_err(err, errlen, "cannot find the moved log's name");
 		return -1;
 	}
 	old[n] = '\0';
 	if (strstr(old, " (deleted)") != NULL) {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"the log was deleted instead of moved; keeping it "
 			"open (restore it with a copy of /proc/%ld/fd/%d)",
 			(long)getpid(), a->fd);
@@ -100,16 +103,16 @@ rotate_open(struct stint_audit *a, char *err, size_t errlen)
 	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot open %s: %s", a->path,
-			strerror(errno));
+		audit_set_err(err, errlen, "cannot open %s: %s", a->path,
+			      strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 ||
 	    !S_ISREG(st.st_mode) || st.st_size != 0) {
-		set_err(err, errlen,
-			"%s is locked, not a regular file or not empty: "
-			"remove it and rotate again",
-			a->path);
+		audit_set_err(err, errlen,
+			      "%s is locked, not a regular file or not empty: "
+			      "remove it and rotate again",
+			      a->path);
 		close(fd);
 		return -1;
 	}
@@ -127,17 +130,17 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 	size_t dcap;
 
 	pthread_mutex_lock(&a->lock);
-	if (a->failed != 0 && recover_locked(a) != 0) {
-		set_err(err, errlen,
-			"the log refuses records (%s) until it can be "
-			"written and synced again",
-			strerror(a->failed));
+	if (a->failed != 0 && audit_recover_locked(a) != 0) {
+		audit_set_err(err, errlen,
+			      "the log refuses records (%s) until it can be "
+			      "written and synced again",
+			      strerror(a->failed));
 		goto out;
 	}
 	/* The old file ends with a signed checkpoint, so a copy of it is
 	 * pinned by itself. */
 	if (a->sign != NULL && a->checkpointed + 1 != a->seq - 1 &&
-	    checkpoint_locked(a, &wake, err, errlen) != 0) {
+	    audit_checkpoint_locked(a, &wake, err, errlen) != 0) {
 		/* Rotate anyway: the file is then pinned by the next file's
 		 * checkpoints through the link, not by one of its own. */
 		log_err("audit log: no checkpoint before rotation: %s", err);
@@ -152,7 +155,7 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 	stint_hex_encode(a->prev, 32, hex);
 	dcap = strlen(base) + 200;
 	if ((detail = malloc(dcap)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		audit_set_err(err, errlen, "out of memory");
 		close(fd);
 		unlink(a->path);
 		goto out;
@@ -174,11 +177,11 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 					       .decision = "allow",
 					       .detail = detail};
 
-		if (append_locked(a, &ev, &wake) != 0) {
+		if (audit_append_locked(a, &ev, &wake) != 0) {
 			/* Keep writing to the old file (now under its new
 			 * name) rather than lose the link. */
-			set_err(err, errlen, "cannot write to %s: %s", a->path,
-				strerror(errno));
+			audit_set_err(err, errlen, "cannot write to %s: %s",
+				      a->path, strerror(errno));
 			a->fd = old_fd;
 			a->size = old_size;
 			a->synced = old_synced;
@@ -195,7 +198,7 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 out:
 	free(detail);
 	if (r == 0)
-		return sync_unlock(a) == 0 ? 0 : -1;
+		return audit_sync_unlock(a) == 0 ? 0 : -1;
 	/* Our own rename is undone: the log stays where it was. */
 	if (ours && link(old, a->path) == 0)
 		unlink(old);
