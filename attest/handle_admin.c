@@ -564,12 +564,12 @@ stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
 	if (ak_spki(d, &ak, err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((pem = stint_ca_chain_pem(d->ca)) == NULL) {
-		stint_bytes_free(&ak);
+		stint_bytes_clear(&ak);
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "cannot encode the CA chain");
 	}
 	if ((m = stint_msg_reply_ok()) == NULL) {
-		stint_bytes_free(&ak);
+		stint_bytes_clear(&ak);
 		free(pem);
 		return -1;
 	}
@@ -577,7 +577,7 @@ stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
 				 strlen(pem));
 	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
 	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
-	stint_bytes_free(&ak);
+	stint_bytes_clear(&ak);
 	free(pem);
 	return ok_reply(rep, m, r);
 }
@@ -648,13 +648,13 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	}
 	if ((m = stint_msg_reply_ok()) == NULL) {
-		stint_bytes_free(&ak);
+		stint_bytes_clear(&ak);
 		free(doc);
 		return -1;
 	}
 	r = stint_msg_put_bytes(m, STINT_K_EVIDENCE, doc, len);
 	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
-	stint_bytes_free(&ak);
+	stint_bytes_clear(&ak);
 	free(doc);
 	return ok_reply(rep, m, r);
 }

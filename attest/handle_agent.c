@@ -293,6 +293,6 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 									: -1;
 out:
 	OPENSSL_cleanse(in, sizeof(in));
-	stint_bytes_free(&sr.data);
+	stint_bytes_clear(&sr.data);
 	return r;
 }

@@ -178,7 +178,7 @@ stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req)
 		req->has_pss = true;
 	}
 	/* Copied so the request outlives the message; the caller frees it
-	 * with stint_bytes_free(&req->data). */
+	 * with stint_bytes_clear(&req->data). */
 	req->data.ptr = malloc(n ? n : 1);
 	if (req->data.ptr == NULL)
 		return STINT_WIRE_NOMEM;
@@ -403,14 +403,14 @@ dup_bytes(const struct stint_msg *m, uint64_t key, bool required,
 }
 
 static void
-task_key_free(struct stint_task_key *t)
+task_key_clear(struct stint_task_key *t)
 {
-	stint_bytes_free(&t->spki);
-	stint_bytes_free(&t->ec_params);
-	stint_bytes_free(&t->ec_point);
-	stint_bytes_free(&t->modulus);
-	stint_bytes_free(&t->exponent);
-	stint_bytes_free(&t->cert);
+	stint_bytes_clear(&t->spki);
+	stint_bytes_clear(&t->ec_params);
+	stint_bytes_clear(&t->ec_point);
+	stint_bytes_clear(&t->modulus);
+	stint_bytes_clear(&t->exponent);
+	stint_bytes_clear(&t->cert);
 }
 
 static int
@@ -488,7 +488,7 @@ stint_dec_list_rep(const uint8_t *buf, size_t len,
 	r = 0;
 out:
 	if (r != 0)
-		stint_list_rep_free(rep);
+		stint_list_rep_clear(rep);
 	stint_msg_free(m);
 	return r;
 }
@@ -510,18 +510,18 @@ stint_dec_sign_rep(const uint8_t *buf, size_t len,
 }
 
 void
-stint_list_rep_free(struct stint_list_rep *rep)
+stint_list_rep_clear(struct stint_list_rep *rep)
 {
 	if (rep == NULL)
 		return;
 	for (size_t i = 0; i < rep->n_tasks; i++)
-		task_key_free(&rep->tasks[i]);
+		task_key_clear(&rep->tasks[i]);
 	free(rep->tasks);
 	memset(rep, 0, sizeof(*rep));
 }
 
 void
-stint_bytes_free(struct stint_bytes *b)
+stint_bytes_clear(struct stint_bytes *b)
 {
 	if (b == NULL)
 		return;

@@ -377,12 +377,12 @@ out:
 static void
 task_clear(struct stint_task_key *t)
 {
-	stint_bytes_free(&t->spki);
-	stint_bytes_free(&t->ec_params);
-	stint_bytes_free(&t->ec_point);
-	stint_bytes_free(&t->modulus);
-	stint_bytes_free(&t->exponent);
-	stint_bytes_free(&t->cert);
+	stint_bytes_clear(&t->spki);
+	stint_bytes_clear(&t->ec_params);
+	stint_bytes_clear(&t->ec_point);
+	stint_bytes_clear(&t->modulus);
+	stint_bytes_clear(&t->exponent);
+	stint_bytes_clear(&t->cert);
 }
 
 static int
@@ -455,7 +455,7 @@ list_page(const char *cursor, struct stint_task_key **tasks, size_t *n,
 	/* A page that claims more but brings nothing would loop forever. */
 	*more = page.more && page.n_tasks > 0;
 out:
-	stint_list_rep_free(&page);
+	stint_list_rep_clear(&page);
 	free(req);
 	free(rep);
 	return r;
@@ -517,7 +517,7 @@ client_sign(const struct stint_sign_req *sreq, uint64_t *status, uint8_t *sig,
 	memcpy(sig, s.ptr, s.len);
 	*sig_len = s.len;
 out:
-	stint_bytes_free(&s);
+	stint_bytes_clear(&s);
 	free(req);
 	free(rep);
 	return r;

@@ -554,7 +554,7 @@ tpm_evidence(struct stint_backend *base,
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		r = -1;
 	}
-	stint_bytes_free(&tdoc);
+	stint_bytes_clear(&tdoc);
 	return r;
 }
 
