@@ -29,7 +29,7 @@ enum stint_wire_err {
 	STINT_WIRE_TOO_LARGE = -8, /* frame longer than allowed */
 };
 
-/* --- Agent messages, typed. Decoders allocate; free with *_free. --- */
+/* --- Agent messages, typed. Decoders allocate; empty with *_clear. --- */
 
 struct stint_hello_rep {
 	uint64_t version;
@@ -99,6 +99,8 @@ int stint_dec_list_rep(const uint8_t *buf, size_t len,
 int stint_dec_sign_rep(const uint8_t *buf, size_t len,
 		       struct stint_reply_head *head, struct stint_bytes *sig);
 void stint_list_rep_clear(struct stint_list_rep *rep);
+/* Frees what t owns and empties it (t itself is not freed). */
+void stint_task_key_clear(struct stint_task_key *t);
 
 const char *stint_status_str(uint64_t status);
 const char *stint_key_type_str(uint32_t key_type); /* "ec-p256", ... */

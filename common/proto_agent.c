@@ -402,8 +402,8 @@ dup_bytes(const struct stint_msg *m, uint64_t key, bool required,
 	return 0;
 }
 
-static void
-task_key_clear(struct stint_task_key *t)
+void
+stint_task_key_clear(struct stint_task_key *t)
 {
 	stint_bytes_clear(&t->spki);
 	stint_bytes_clear(&t->ec_params);
@@ -515,7 +515,7 @@ stint_list_rep_clear(struct stint_list_rep *rep)
 	if (rep == NULL)
 		return;
 	for (size_t i = 0; i < rep->n_tasks; i++)
-		task_key_clear(&rep->tasks[i]);
+		stint_task_key_clear(&rep->tasks[i]);
 	free(rep->tasks);
 	memset(rep, 0, sizeof(*rep));
 }

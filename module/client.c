@@ -374,17 +374,6 @@ out:
 	return r;
 }
 
-static void
-task_clear(struct stint_task_key *t)
-{
-	stint_bytes_clear(&t->spki);
-	stint_bytes_clear(&t->ec_params);
-	stint_bytes_clear(&t->ec_point);
-	stint_bytes_clear(&t->modulus);
-	stint_bytes_clear(&t->exponent);
-	stint_bytes_clear(&t->cert);
-}
-
 static int
 task_dup(struct stint_task_key *dst, const struct stint_task_key *src)
 {
@@ -401,7 +390,7 @@ task_dup(struct stint_task_key *dst, const struct stint_task_key *src)
 	    stint_bytes_dup(&dst->modulus, &src->modulus) != 0 ||
 	    stint_bytes_dup(&dst->exponent, &src->exponent) != 0 ||
 	    stint_bytes_dup(&dst->cert, &src->cert) != 0) {
-		task_clear(dst);
+		stint_task_key_clear(dst);
 		return STINT_WIRE_NOMEM;
 	}
 	return 0;
@@ -413,7 +402,7 @@ client_tasks_free(struct stint_task_key *tasks, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		task_clear(&tasks[i]);
+		stint_task_key_clear(&tasks[i]);
 	free(tasks);
 }
 
