@@ -6,7 +6,7 @@
  * A record is written with one write(2) on an O_APPEND descriptor under a
  * mutex that also guards seq and prev: concurrent appenders serialise into
  * one chain, and a failed write leaves the file and the chain as they were.
- * A failed fdatasync makes the log refuse records until recover_locked
+ * A failed fdatasync makes the log refuse records until audit_recover_locked
  * has made the records since the last good sync durable again.
  */
 #ifndef _GNU_SOURCE
@@ -14,6 +14,7 @@
 #endif
 
 #include "attest/audit.h"
+#include "attest/audit_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,60 +39,8 @@
 #include "common/hex.h"
 #include "common/log.h"
 
-/* The hash member closes every line: ,"hash":"<64 hex>"}\n */
-#define HASH_PREFIX ",\"hash\":\""
-/* Longest line stint_audit_open reads back; audit_verify.c uses the same. */
-#define AUDIT_MAX_LINE (1024 * 1024)
-
-struct stint_audit {
-	int fd;
-	enum stint_audit_sync sync;
-	char path[PATH_MAX];
-	/* Held shared around an fdatasync done outside `lock`, exclusively
-	 * (with `lock`) while rotation swaps and closes the descriptor. */
-	pthread_rwlock_t fd_lock;
-
-	/* Signs checkpoints (stint_audit_set_signer); NULL: none. */
-	stint_audit_sign_fn sign;
-	void *sign_ctx;
-	char sign_key[65];     /* hex SHA-256 of the signer's SPKI */
-	uint64_t checkpointed; /* seq the last checkpoint covered */
-	/* [audit] forward: a copy of each record written; NULL: none. */
-	struct stint_audit_fwd *fwd;
-
-	pthread_mutex_t lock;  /* seq, prev, size, dirty, failed, buf, when */
-	uint64_t seq;          /* of the next record */
-	uint8_t prev[32];      /* hash of the last record written */
-	off_t size;            /* file length after the last record */
-	off_t synced;          /* file length the last good fdatasync covered */
-	unsigned generation;   /* bumped when rotation swaps the file */
-	int failed;            /* errno that made the log unusable, or 0 */
-	struct timespec retry; /* while failed: no recovery before this */
-	char *tail;            /* while failed: bytes [synced, size) */
-	size_t tail_len;
-
-	/* BATCH: the sync thread waits on wake while nothing is dirty. */
-	pthread_cond_t wake;
-	pthread_t syncer;
-	bool syncer_running;
-	bool dirty;
-	bool stop;
-
-	/* The line being built (lock held), reused from record to record. */
-	char *buf;
-	size_t cap, used;
-	/* format_time's cache: when[0..when_len] is the time of when_sec
-	 * up to the seconds; when_len == 0 while empty. */
-	time_t when_sec;
-	size_t when_len;
-	char when[20];
-};
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
+void
+audit_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -107,8 +56,8 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	"before starting stintd"
 
 /* Reads into a fresh buffer exactly len bytes at off. */
-static char *
-read_at(int fd, off_t off, size_t len)
+char *
+audit_read_at(int fd, off_t off, size_t len)
 {
 	char *buf;
 	ssize_t n;
@@ -138,7 +87,7 @@ find_last_line(int fd, off_t size, off_t *start)
 	for (;;) {
 		from = end > (off_t)window ? end - (off_t)window : 0;
 		want = (size_t)(end - from);
-		if ((buf = read_at(fd, from, want)) == NULL)
+		if ((buf = audit_read_at(fd, from, want)) == NULL)
 			return -1;
 		for (i = (off_t)want; i > 0 && buf[i - 1] != '\n'; i--)
 			;
@@ -172,34 +121,37 @@ load_tail(struct stint_audit *a, const char *path, off_t size, char *err,
 	int r = -1;
 
 	if (pread(a->fd, &last, 1, size - 1) != 1) {
-		set_err(err, errlen, "audit log %s: cannot read: %s", path,
-			strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: cannot read: %s",
+			      path, strerror(errno));
 		return -1;
 	}
 	if (last != '\n') {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"audit log %s: the last record is incomplete (torn "
 			"write); " ROTATE_ADVICE,
 			path, path);
 		return -1;
 	}
 	if (find_last_line(a->fd, size, &start) != 0) {
-		set_err(err, errlen,
-			"audit log %s: cannot read the last record: "
-			"%s; " ROTATE_ADVICE,
-			path,
-			errno == EFBIG ? "longer than 1 MiB" : strerror(errno),
-			path);
+		audit_set_err(err, errlen,
+			      "audit log %s: cannot read the last record: "
+			      "%s; " ROTATE_ADVICE,
+			      path,
+			      errno == EFBIG ? "longer than 1 MiB"
+					     : strerror(errno),
+			      path);
 		return -1;
 	}
 	len = (size_t)(size - 1 - start); /* without the "\n" */
-	if ((line = read_at(a->fd, start, len)) == NULL) {
-		set_err(err, errlen, "audit log %s: cannot read: %s", path,
-			strerror(errno));
+	if ((line = audit_read_at(a->fd, start, len)) == NULL) {
+		audit_set_err(err, errlen, "audit log %s: cannot read: %s",
+			      path, strerror(errno));
 		goto out;
 	}
 	if (stint_audit_check_line(line, len, a->prev) != 0) {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"audit log %s: the last record has no valid hash "
 			"(damaged or not a Stint audit log); " ROTATE_ADVICE,
 			path, path);
@@ -208,10 +160,10 @@ load_tail(struct stint_audit *a, const char *path, off_t size, char *err,
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
 	seq = json_is_object(root) ? json_object_get(root, "seq") : NULL;
 	if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
-		set_err(err, errlen,
-			"audit log %s: the last record has no valid "
-			"seq; " ROTATE_ADVICE,
-			path, path);
+		audit_set_err(err, errlen,
+			      "audit log %s: the last record has no valid "
+			      "seq; " ROTATE_ADVICE,
+			      path, path);
 		goto out;
 	}
 	a->seq = (uint64_t)json_integer_value(seq) + 1;
@@ -220,36 +172,6 @@ out:
 	json_decref(root);
 	free(line);
 	return r;
-}
-
-/* Longest in-doubt tail kept for recover_locked (the records written since
- * the last good sync: one window in batch mode, one record in always). */
-#define AUDIT_TAIL_MAX (64L * 1024 * 1024)
-
-/* The log refuses records from now on (recover_locked lifts it). The
- * records since the last good sync are read back at once, while the page
- * cache still holds them: a failed writeback may have left them nowhere
- * else (ext4 then reads them back as zeros once the pages are gone). Lock
- * held. */
-static void
-mark_failed(struct stint_audit *a, int e)
-{
-	if (a->failed != 0)
-		return;
-	a->failed = e;
-	if (a->size > a->synced && a->size - a->synced <= AUDIT_TAIL_MAX) {
-		a->tail_len = (size_t)(a->size - a->synced);
-		a->tail = read_at(a->fd, a->synced, a->tail_len);
-	}
-}
-
-/* A sync that began when the file was upto bytes long succeeded. Lock
- * held. */
-static void
-synced_to(struct stint_audit *a, off_t upto, unsigned gen)
-{
-	if (gen == a->generation && a->failed == 0 && upto > a->synced)
-		a->synced = upto;
 }
 
 /*
@@ -307,12 +229,12 @@ syncer_main(void *arg)
 				"further records",
 				strerror(e));
 			pthread_mutex_lock(&a->lock);
-			mark_failed(a, e);
+			audit_mark_failed(a, e);
 			continue;
 		}
 		pthread_rwlock_unlock(&a->fd_lock);
 		pthread_mutex_lock(&a->lock);
-		synced_to(a, upto, gen);
+		audit_synced_to(a, upto, gen);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -349,12 +271,14 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	int r = -1;
 
 	if (path == NULL || out == NULL) {
-		set_err(err, errlen, "audit log %s: %s", "?", "bad argument");
+		audit_set_err(err, errlen, "audit log %s: %s", "?",
+			      "bad argument");
 		return -1;
 	}
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
-		set_err(err, errlen, "audit log %s: %s", path, "out of memory");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "out of memory");
 		return -1;
 	}
 	a->fd = -1;
@@ -362,19 +286,22 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	a->seq = 1;
 	if (strlen(path) >= sizeof(a->path)) {
 		free(a);
-		set_err(err, errlen, "audit log %s: %s", path, "path too long");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "path too long");
 		return -1;
 	}
 	memcpy(a->path, path, strlen(path) + 1);
 	if (pthread_rwlock_init(&a->fd_lock, NULL) != 0) {
 		free(a);
-		set_err(err, errlen, "audit log %s: %s", path, "lock init");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "lock init");
 		return -1;
 	}
 	if (pthread_mutex_init(&a->lock, NULL) != 0) {
 		pthread_rwlock_destroy(&a->fd_lock);
 		free(a);
-		set_err(err, errlen, "audit log %s: %s", path, "mutex init");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "mutex init");
 		return -1;
 	}
 
@@ -382,27 +309,27 @@ stint_audit_open(const char *path, enum stint_audit_sync sync,
 	a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		     0600);
 	if (a->fd < 0) {
-		set_err(err, errlen, "audit log %s: cannot open: %s", path,
-			strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: cannot open: %s",
+			      path, strerror(errno));
 		goto out;
 	}
 	/* Two writers would fork the chain: one stintd per log. */
 	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
-		set_err(err, errlen, "audit log %s: %s", path,
-			errno == EWOULDBLOCK
-				? "in use by another process (is another "
-				  "stintd running on it?)"
-				: strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      errno == EWOULDBLOCK
+				      ? "in use by another process (is another "
+					"stintd running on it?)"
+				      : strerror(errno));
 		goto out;
 	}
 	if (fstat(a->fd, &st) != 0) {
-		set_err(err, errlen, "audit log %s: cannot stat: %s", path,
-			strerror(errno));
+		audit_set_err(err, errlen, "audit log %s: cannot stat: %s",
+			      path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "audit log %s: %s", path,
-			"not a regular file");
+		audit_set_err(err, errlen, "audit log %s: %s", path,
+			      "not a regular file");
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0)
@@ -779,115 +706,24 @@ fail:
 		 * chain onto it, so stop appending altogether. */
 		log_err("audit log: cannot remove a partial record: %s",
 			strerror(errno));
-		mark_failed(a, e);
+		audit_mark_failed(a, e);
 	}
 	errno = e;
-	return -1;
-}
-
-static int record_at(struct stint_audit *a, off_t end, uint64_t *seq,
-		     uint8_t hash[32], uint8_t prev[32]);
-
-/* Writes the kept tail again after the last good sync: into blocks the
- * file system allocates afresh (rewriting in place can leave ext4 with
- * an extent it still reads as zeros). */
-static int
-rewrite_tail(struct stint_audit *a)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	if (ftruncate(a->fd, a->synced) != 0)
-		return -1;
-	while (done < a->tail_len) {
-		n = write(a->fd, a->tail + done, a->tail_len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			(void)ftruncate(a->fd, a->synced);
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * The log refuses records after a failed fdatasync (records written since
- * the last good sync may not be on the disk) or a partial record it could
- * not cut off. Each later append tries this first: cut the file back to the
- * last good sync and write the records since then again (or, when they
- * could not be kept, cut it back to the end of the last record), sync, and
- * check that the file ends with the record the chain continues from. Only then
- * are records accepted again, so every record is either wholly in the chain or
- * not in the file. Lock held.
- */
-static int
-recover_locked(struct stint_audit *a)
-{
-	uint8_t hash[32], prev[32];
-	struct stat st;
-	struct timespec now;
-	uint64_t seq;
-	int e;
-
-	/* Every refused append would otherwise cost a sync. */
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec < a->retry.tv_sec ||
-	    (now.tv_sec == a->retry.tv_sec && now.tv_nsec < a->retry.tv_nsec))
-		return -1;
-	a->retry = now;
-	a->retry.tv_nsec += 100L * 1000000L;
-	a->retry.tv_sec += a->retry.tv_nsec / 1000000000L;
-	a->retry.tv_nsec %= 1000000000L;
-	if (a->tail != NULL) {
-		if (rewrite_tail(a) != 0)
-			return -1;
-	} else {
-		if (fstat(a->fd, &st) != 0)
-			return -1;
-		if (st.st_size < a->size)
-			goto lost; /* records we wrote are gone */
-		if (st.st_size > a->size && ftruncate(a->fd, a->size) != 0)
-			return -1;
-	}
-	pthread_rwlock_rdlock(&a->fd_lock);
-	e = fdatasync(a->fd) == 0 ? 0 : errno;
-	pthread_rwlock_unlock(&a->fd_lock);
-	if (e != 0)
-		return -1;
-	if (a->size > 0 &&
-	    (record_at(a, a->size, &seq, hash, prev) != 0 ||
-	     seq != a->seq - 1 || memcmp(hash, a->prev, 32) != 0))
-		goto lost;
-	log_info("audit log: writable again after %s; records accepted",
-		 strerror(a->failed));
-	a->failed = 0;
-	a->synced = a->size;
-	free(a->tail);
-	a->tail = NULL;
-	return 0;
-lost:
-	/* Nothing to chain onto: stay closed for good (say it once). */
-	log_err("audit log %s no longer ends with the head of the chain (seq "
-		"%llu): refusing records; restart stintd",
-		a->path, (unsigned long long)(a->seq - 1));
-	a->retry.tv_sec = (time_t)INT64_MAX;
 	return -1;
 }
 
 /* Builds and writes one record, advancing seq and prev. Lock held.
  * Returns 0, or -1 with errno set; *wake says the sync thread needs a
  * signal (outside the lock). */
-static int
-append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
-	      bool *wake)
+int
+audit_append_locked(struct stint_audit *a, const struct stint_audit_event *ev,
+		    bool *wake)
 {
 	uint8_t hash[32];
 	size_t len = 0;
 	int e = 0, r = -1;
 
-	if (a->failed != 0 && recover_locked(a) != 0) {
+	if (a->failed != 0 && audit_recover_locked(a) != 0) {
 		e = a->failed;
 		goto out;
 	}
@@ -921,8 +757,8 @@ out:
 
 /* fdatasync with the lock held on entry and released on return; the
  * descriptor cannot be closed by a rotation meanwhile. */
-static int
-sync_unlock(struct stint_audit *a)
+int
+audit_sync_unlock(struct stint_audit *a)
 {
 	off_t upto = a->size;
 	unsigned gen = a->generation;
@@ -935,14 +771,14 @@ sync_unlock(struct stint_audit *a)
 	pthread_rwlock_unlock(&a->fd_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&a->lock);
-		synced_to(a, upto, gen);
+		audit_synced_to(a, upto, gen);
 		pthread_mutex_unlock(&a->lock);
 		return 0;
 	}
 	log_err("audit log: fdatasync failed: %s; refusing further records",
 		strerror(e));
 	pthread_mutex_lock(&a->lock);
-	mark_failed(a, e);
+	audit_mark_failed(a, e);
 	pthread_mutex_unlock(&a->lock);
 	errno = e;
 	return -1;
@@ -959,10 +795,10 @@ stint_audit_append(struct stint_audit *a, const struct stint_audit_event *ev)
 		return -1;
 	}
 	pthread_mutex_lock(&a->lock);
-	r = append_locked(a, ev, &wake);
+	r = audit_append_locked(a, ev, &wake);
 	if (r == 0 && a->sync == STINT_SYNC_ALWAYS) {
 		/* Outside the lock, so concurrent appenders share syncs. */
-		return sync_unlock(a);
+		return audit_sync_unlock(a);
 	}
 	pthread_mutex_unlock(&a->lock);
 	if (wake && a->syncer_running)
@@ -1025,8 +861,9 @@ stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32], char *out,
 }
 
 /* Writes a checkpoint of the current head (lock held). */
-static int
-checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
+int
+audit_checkpoint_locked(struct stint_audit *a, bool *wake, char *err,
+			size_t errlen)
 {
 	char msg[128], hex[65], *detail = NULL, *p;
 	uint8_t sig[STINT_AUDIT_SIG_MAX];
@@ -1042,7 +879,7 @@ checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
 	stint_hex_encode(a->prev, 32, hex);
 	cap = 128 + 64 + 64 + 2 * sig_len;
 	if ((detail = malloc(cap)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		audit_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	n = snprintf(detail, cap,
@@ -1056,9 +893,9 @@ checkpoint_locked(struct stint_audit *a, bool *wake, char *err, size_t errlen)
 					       .decision = "allow",
 					       .detail = detail};
 
-		if (append_locked(a, &ev, wake) != 0) {
-			set_err(err, errlen, "cannot write: %s",
-				strerror(errno));
+		if (audit_append_locked(a, &ev, wake) != 0) {
+			audit_set_err(err, errlen, "cannot write: %s",
+				      strerror(errno));
 			goto out;
 		}
 	}
@@ -1079,7 +916,7 @@ stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
 	pthread_mutex_lock(&a->lock);
 	if (a->sign == NULL) {
 		pthread_mutex_unlock(&a->lock);
-		set_err(err, errlen, "no checkpoint signer");
+		audit_set_err(err, errlen, "no checkpoint signer");
 		return -1;
 	}
 	/* An idle log gets no new checkpoints: the last one still covers
@@ -1088,197 +925,14 @@ stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
 		pthread_mutex_unlock(&a->lock);
 		return 0;
 	}
-	if (checkpoint_locked(a, &wake, err, errlen) != 0) {
+	if (audit_checkpoint_locked(a, &wake, err, errlen) != 0) {
 		pthread_mutex_unlock(&a->lock);
 		return -1;
 	}
 	/* Checkpoints are rare: sync them in every mode. */
-	r = sync_unlock(a);
+	r = audit_sync_unlock(a);
 	if (r != 0)
-		set_err(err, errlen, "fdatasync: %s", strerror(errno));
-	return r;
-}
-
-/* --- rotation -------------------------------------------------------------
- */
-
-/* Moves the log at a->path aside when it is still ours, or finds the name
- * logrotate gave it; sets old (the file's path now). Lock held. */
-static int
-rotate_name(struct stint_audit *a, char *old, size_t cap, bool *ours, char *err,
-	    size_t errlen)
-{
-	char link_path[64], when[32];
-	struct stat mine, there;
-	struct tm tm;
-	time_t now = time(NULL);
-	ssize_t n;
-
-	if (fstat(a->fd, &mine) != 0) {
-		set_err(err, errlen, "fstat: %s", strerror(errno));
-		return -1;
-	}
-	if (lstat(a->path, &there) == 0 && there.st_dev == mine.st_dev &&
-	    there.st_ino == mine.st_ino) {
-		gmtime_r(&now, &tm);
-		strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
-		for (int i = 0; i < 100; i++) {
-			n = i == 0 ? snprintf(old, cap, "%s.%s", a->path, when)
-				   : snprintf(old, cap, "%s.%s-%d", a->path,
-					      when, i);
-			if (n < 0 || (size_t)n >= cap) {
-				set_err(err, errlen, "path too long");
-				return -1;
-			}
-			/* link + unlink: never replaces an older file. */
-			if (link(a->path, old) == 0) {
-				if (unlink(a->path) != 0) {
-					set_err(err, errlen, "unlink %s: %s",
-						a->path, strerror(errno));
-					unlink(old);
-					return -1;
-				}
-				*ours = true;
-				return 0;
-			}
-			if (errno != EEXIST) {
-				set_err(err, errlen, "link %s: %s", old,
-					strerror(errno));
-				return -1;
-			}
-		}
-		set_err(err, errlen, "too many rotated logs named %s.%s-*",
-			a->path, when);
-		return -1;
-	}
-	/* Moved by someone else (logrotate renames, then sends SIGHUP). */
-	snprintf(link_path, sizeof(link_path), "/proc/self/fd/%d", a->fd);
-	n = readlink(link_path, old, cap - 1);
-	if (n <= 0 || (size_t)n >= cap - 1) {
-		set_err(err, errlen, "cannot find the moved log's name");
-		return -1;
-	}
-	old[n] = '\0';
-	if (strstr(old, " (deleted)") != NULL) {
-		set_err(err, errlen,
-			"the log was deleted instead of moved; keeping it "
-			"open (restore it with a copy of /proc/%ld/fd/%d)",
-			(long)getpid(), a->fd);
-		return -1;
-	}
-	return 0;
-}
-
-/* Opens the new, empty log at a->path. */
-static int
-rotate_open(struct stint_audit *a, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd;
-
-	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0) {
-		set_err(err, errlen, "cannot open %s: %s", a->path,
-			strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 ||
-	    !S_ISREG(st.st_mode) || st.st_size != 0) {
-		set_err(err, errlen,
-			"%s is locked, not a regular file or not empty: "
-			"remove it and rotate again",
-			a->path);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-int
-stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
-		   size_t errlen)
-{
-	char hex[65], *detail = NULL, *base;
-	bool wake = false, ours = false;
-	off_t old_size, old_synced;
-	int fd = -1, old_fd, r = -1;
-	size_t dcap;
-
-	pthread_mutex_lock(&a->lock);
-	if (a->failed != 0 && recover_locked(a) != 0) {
-		set_err(err, errlen,
-			"the log refuses records (%s) until it can be "
-			"written and synced again",
-			strerror(a->failed));
-		goto out;
-	}
-	/* The old file ends with a signed checkpoint, so a copy of it is
-	 * pinned by itself. */
-	if (a->sign != NULL && a->checkpointed + 1 != a->seq - 1 &&
-	    checkpoint_locked(a, &wake, err, errlen) != 0) {
-		/* Rotate anyway: the file is then pinned by the next file's
-		 * checkpoints through the link, not by one of its own. */
-		log_err("audit log: no checkpoint before rotation: %s", err);
-		if (a->failed != 0)
-			goto out;
-	}
-	if (rotate_name(a, old, cap, &ours, err, errlen) != 0)
-		goto out;
-	if ((fd = rotate_open(a, err, errlen)) < 0)
-		goto out;
-	base = strrchr(old, '/') != NULL ? strrchr(old, '/') + 1 : old;
-	stint_hex_encode(a->prev, 32, hex);
-	dcap = strlen(base) + 200;
-	if ((detail = malloc(dcap)) == NULL) {
-		set_err(err, errlen, "out of memory");
-		close(fd);
-		unlink(a->path);
-		goto out;
-	}
-	snprintf(detail, dcap, "continues %s: seq=%llu hash=%s", base,
-		 (unsigned long long)(a->seq - 1), hex);
-
-	pthread_rwlock_wrlock(&a->fd_lock);
-	(void)fdatasync(a->fd);
-	old_fd = a->fd;
-	old_size = a->size;
-	old_synced = a->synced;
-	a->fd = fd;
-	a->size = 0;
-	a->synced = 0;
-	a->generation++;
-	{
-		struct stint_audit_event ev = {.event = "audit-rotate",
-					       .decision = "allow",
-					       .detail = detail};
-
-		if (append_locked(a, &ev, &wake) != 0) {
-			/* Keep writing to the old file (now under its new
-			 * name) rather than lose the link. */
-			set_err(err, errlen, "cannot write to %s: %s", a->path,
-				strerror(errno));
-			a->fd = old_fd;
-			a->size = old_size;
-			a->synced = old_synced;
-			pthread_rwlock_unlock(&a->fd_lock);
-			close(fd);
-			unlink(a->path);
-			fd = -1;
-			goto out;
-		}
-	}
-	close(old_fd);
-	pthread_rwlock_unlock(&a->fd_lock);
-	r = 0;
-out:
-	free(detail);
-	if (r == 0)
-		return sync_unlock(a) == 0 ? 0 : -1;
-	/* Our own rename is undone: the log stays where it was. */
-	if (ours && link(old, a->path) == 0)
-		unlink(old);
-	pthread_mutex_unlock(&a->lock);
+		audit_set_err(err, errlen, "fdatasync: %s", strerror(errno));
 	return r;
 }
 
@@ -1287,9 +941,9 @@ out:
 
 /* Reads the line that ends (with its "\n") at offset end, or the first line
  * when end is 0; checks its hash and reads its seq and prev. */
-static int
-record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
-	  uint8_t prev[32])
+int
+audit_record_at(struct stint_audit *a, off_t end, uint64_t *seq,
+		uint8_t hash[32], uint8_t prev[32])
 {
 	char *line = NULL, *nl;
 	json_t *root = NULL, *jseq;
@@ -1301,7 +955,7 @@ record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
 	if (end == 0) {
 		len = a->size < AUDIT_MAX_LINE ? (size_t)a->size
 					       : AUDIT_MAX_LINE;
-		if (len == 0 || (line = read_at(a->fd, 0, len)) == NULL ||
+		if (len == 0 || (line = audit_read_at(a->fd, 0, len)) == NULL ||
 		    (nl = memchr(line, '\n', len)) == NULL)
 			goto out;
 		len = (size_t)(nl - line);
@@ -1309,7 +963,7 @@ record_at(struct stint_audit *a, off_t end, uint64_t *seq, uint8_t hash[32],
 		if (end > a->size || find_last_line(a->fd, end, &start) != 0)
 			goto out;
 		len = (size_t)(end - 1 - start);
-		if ((line = read_at(a->fd, start, len + 1)) == NULL ||
+		if ((line = audit_read_at(a->fd, start, len + 1)) == NULL ||
 		    line[len] != '\n')
 			goto out;
 	}
@@ -1341,7 +995,8 @@ stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
 	pthread_mutex_lock(&a->lock);
 	head = a->seq - 1;
 	if (head < seq) {
-		set_err(err, errlen,
+		audit_set_err(
+			err, errlen,
 			"audit log %s ends at seq %llu, but state.db records "
 			"that stintd wrote up to seq %llu: records were "
 			"removed "
@@ -1351,19 +1006,20 @@ stint_audit_check_anchor(struct stint_audit *a, uint64_t seq,
 		goto out;
 	}
 	if (offset > 0 && offset <= (uint64_t)a->size &&
-	    record_at(a, (off_t)offset, &s, h, prev) == 0 && s == seq &&
+	    audit_record_at(a, (off_t)offset, &s, h, prev) == 0 && s == seq &&
 	    memcmp(h, hash, 32) == 0) {
 		r = 0;
 		goto out;
 	}
 	/* Rotated after the head was recorded: the new file's first record
 	 * continues from it. */
-	if (record_at(a, 0, &s, h, prev) == 0 && s == seq + 1 &&
+	if (audit_record_at(a, 0, &s, h, prev) == 0 && s == seq + 1 &&
 	    memcmp(prev, hash, 32) == 0) {
 		r = 0;
 		goto out;
 	}
-	set_err(err, errlen,
+	audit_set_err(
+		err, errlen,
 		"audit log %s does not hold the record seq %llu that "
 		"state.db says stintd wrote (its hash differs or it is "
 		"missing): the log was edited and re-chained, or replaced",

@@ -90,7 +90,7 @@ anchor_key_id(struct stintd *d, uint8_t out[32])
 					     sizeof(err)) != 0)
 			return -1;
 		n = EVP_Digest(own.ptr, own.len, out, NULL, EVP_sha256(), NULL);
-		stint_bytes_free(&own);
+		stint_bytes_clear(&own);
 		return n == 1 ? 0 : -1;
 	}
 	spki = stint_ca_ak_spki(d->ca);

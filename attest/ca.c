@@ -694,7 +694,7 @@ stint_ca_close(struct stint_ca *ca)
 	EVP_PKEY_free(ca->ca_key);
 	EVP_PKEY_free(ca->ak);
 	EVP_PKEY_free(ca->ak_pub);
-	stint_bytes_free(&ca->ak_spki);
+	stint_bytes_clear(&ca->ak_spki);
 	pthread_rwlock_destroy(&ca->lock);
 	free(ca);
 }

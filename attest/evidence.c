@@ -203,8 +203,8 @@ out:
 void
 stint_evidence_claims_free(struct stint_evidence_claims *c)
 {
-	stint_bytes_free(&c->spki);
-	stint_bytes_free(&c->ak_spki);
+	stint_bytes_clear(&c->spki);
+	stint_bytes_clear(&c->ak_spki);
 	memset(c, 0, sizeof(*c));
 }
 

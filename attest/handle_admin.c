@@ -21,6 +21,7 @@
 #include "attest/daemon.h"
 #include "attest/ops.h"
 #include "attest/task.h"
+#include "common/ident.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 #include "common/msg.h"
@@ -28,20 +29,6 @@
 #define TASK_PAGE   64
 #define KILL_REASON "kill switch"
 #define TAIL_MAX    1000
-
-static bool
-agent_name_ok(const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n == 0 || n > STINT_NAME_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
-		    s[i] != '_' && s[i] != '-')
-			return false;
-	return true;
-}
 
 static int
 put_bytes_if(struct stint_msg *m, uint64_t key, const struct stint_bytes *b)
@@ -135,7 +122,7 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 
 	memset(&a, 0, sizeof(a));
 	dec = stint_dec_agent_add_req(req, &ar, &bad);
-	if (!agent_name_ok(ar.name))
+	if (!stint_name_ok(ar.name))
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "agent name must be 1-64 characters "
 					  "of A-Z a-z 0-9 . _ -");
@@ -577,12 +564,12 @@ stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
 	if (ak_spki(d, &ak, err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((pem = stint_ca_chain_pem(d->ca)) == NULL) {
-		stint_bytes_free(&ak);
+		stint_bytes_clear(&ak);
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "cannot encode the CA chain");
 	}
 	if ((m = stint_msg_reply_ok()) == NULL) {
-		stint_bytes_free(&ak);
+		stint_bytes_clear(&ak);
 		free(pem);
 		return -1;
 	}
@@ -590,7 +577,7 @@ stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
 				 strlen(pem));
 	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
 	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
-	stint_bytes_free(&ak);
+	stint_bytes_clear(&ak);
 	free(pem);
 	return ok_reply(rep, m, r);
 }
@@ -661,13 +648,13 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	}
 	if ((m = stint_msg_reply_ok()) == NULL) {
-		stint_bytes_free(&ak);
+		stint_bytes_clear(&ak);
 		free(doc);
 		return -1;
 	}
 	r = stint_msg_put_bytes(m, STINT_K_EVIDENCE, doc, len);
 	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
-	stint_bytes_free(&ak);
+	stint_bytes_clear(&ak);
 	free(doc);
 	return ok_reply(rep, m, r);
 }

@@ -179,32 +179,23 @@ refuse(struct sign_ctx *s, struct stint_reply *rep, int status,
 	return stintd_error_reply(rep, status, "%s", reason);
 }
 
-static bool
-mgf_supported(uint64_t mgf)
-{
-	return mgf == CKG_MGF1_SHA256 || mgf == CKG_MGF1_SHA384 ||
-	       mgf == CKG_MGF1_SHA512;
-}
-
 /* The bytes the backend signs with mech->raw, checked for shape. */
 static const char *
 raw_input(const struct stint_mech *m, const struct stint_sign_req *r,
 	  uint8_t *buf, size_t cap, size_t *len, CK_RSA_PKCS_PSS_PARAMS *pss)
 {
 	const uint8_t *prefix;
-	size_t plen = 0, want;
+	const char *why;
+	size_t plen = 0;
 
 	if (m->pss) {
 		if (!r->has_pss)
 			return "PSS mechanism without PSS parameters";
-		if (m->hash != 0 && r->pss_hash != m->hash)
-			return "PSS hashAlg does not match the mechanism";
-		want = stint_hash_len(r->pss_hash);
-		if (want == 0 || !mgf_supported(r->pss_mgf))
-			return "unsupported PSS hash or MGF";
-		if (r->pss_salt > 64)
-			return "PSS salt length out of range";
-		if (r->data.len != want)
+		why = stint_pss_params_check(m, r->pss_hash, r->pss_mgf,
+					     r->pss_salt);
+		if (why != NULL)
+			return why;
+		if (r->data.len != stint_hash_len(r->pss_hash))
 			return "PSS input is not a digest of hashAlg";
 		pss->hashAlg = r->pss_hash;
 		pss->mgf = r->pss_mgf;
@@ -235,7 +226,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	struct stint_gate_req gate_req;
 	struct stint_gate_result gate;
 	CK_RSA_PKCS_PSS_PARAMS pss = {0};
-	uint8_t in[1024], sig[STINT_SIG_MAX];
+	uint8_t in[STINT_RAW_INPUT_MAX], sig[STINT_SIG_MAX];
 	size_t in_len = 0, sig_len = sizeof(sig);
 	const char *reason;
 	char err[256];
@@ -302,6 +293,6 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 									: -1;
 out:
 	OPENSSL_cleanse(in, sizeof(in));
-	stint_bytes_free(&sr.data);
+	stint_bytes_clear(&sr.data);
 	return r;
 }

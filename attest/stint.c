@@ -5,7 +5,6 @@
  * `stint audit verify FILE` alone works offline.
  */
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -16,6 +15,7 @@
 
 #include "attest/cli.h"
 #include "common/duration.h"
+#include "common/ident.h"
 #include "stint/wire.h"
 
 static void
@@ -138,31 +138,16 @@ stint_cli_bad_option(const char *verb, int c, char **argv)
 	return stint_cli_usage(verb, "unknown option '%s'", opt);
 }
 
-static bool
-ident_ok(const char *s, size_t max)
-{
-	size_t n;
-
-	for (n = 0; s[n] != '\0'; n++) {
-		unsigned char ch = (unsigned char)s[n];
-
-		if (!isascii(ch) ||
-		    !(isalnum(ch) || ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return n >= 1 && n <= max;
-}
-
 bool
 stint_cli_name_ok(const char *name)
 {
-	return ident_ok(name, STINT_NAME_MAX);
+	return stint_name_ok(name);
 }
 
 bool
 stint_cli_task_id_ok(const char *id)
 {
-	return ident_ok(id, STINT_TASK_ID_MAX);
+	return stint_task_id_ok(id);
 }
 
 int

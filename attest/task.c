@@ -164,13 +164,13 @@ evidence_backend(struct stintd *d, const struct stint_task *t,
 			 "cannot read the backend's attestation key");
 		goto fail;
 	}
-	stint_bytes_free(&spki);
+	stint_bytes_clear(&spki);
 	*doc = ev.ptr;
 	*len = ev.len;
 	return 0;
 fail:
-	stint_bytes_free(&spki);
-	stint_bytes_free(&ev);
+	stint_bytes_clear(&spki);
+	stint_bytes_clear(&ev);
 	return -1;
 }
 
@@ -307,7 +307,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	    0) {
 		audit(d, "cert-issue", t->agent, t->id, by, "deny", why, NULL);
 		snprintf(err, errlen, "cannot keep the evidence: %s", why);
-		stint_bytes_free(&t->cert);
+		stint_bytes_clear(&t->cert);
 		goto out;
 	}
 	/* The task ends when its certificate does (never later than asked;

@@ -8,7 +8,7 @@
 
 /* dst becomes a malloc'ed copy of len bytes at src ({NULL, 0} for len 0).
  * 0, or -1 when out of memory (dst is then {NULL, 0}). dst is overwritten,
- * not freed: empty it first (stint_bytes_free) if it held a copy. */
+ * not freed: empty it first (stint_bytes_clear) if it held a copy. */
 int stint_bytes_copy(struct stint_bytes *dst, const void *src, size_t len);
 /* The same, from another stint_bytes. */
 int stint_bytes_dup(struct stint_bytes *dst, const struct stint_bytes *src);

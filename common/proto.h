@@ -29,7 +29,7 @@ enum stint_wire_err {
 	STINT_WIRE_TOO_LARGE = -8, /* frame longer than allowed */
 };
 
-/* --- Agent messages, typed. Decoders allocate; free with *_free. --- */
+/* --- Agent messages, typed. Decoders allocate; empty with *_clear. --- */
 
 struct stint_hello_rep {
 	uint64_t version;
@@ -98,7 +98,9 @@ int stint_dec_list_rep(const uint8_t *buf, size_t len,
 		       struct stint_list_rep *rep);
 int stint_dec_sign_rep(const uint8_t *buf, size_t len,
 		       struct stint_reply_head *head, struct stint_bytes *sig);
-void stint_list_rep_free(struct stint_list_rep *rep);
+void stint_list_rep_clear(struct stint_list_rep *rep);
+/* Frees what t owns and empties it (t itself is not freed). */
+void stint_task_key_clear(struct stint_task_key *t);
 
 const char *stint_status_str(uint64_t status);
 const char *stint_key_type_str(uint32_t key_type); /* "ec-p256", ... */
@@ -106,7 +108,7 @@ int stint_key_type_parse(const char *s, uint32_t *key_type);
 
 /* Daemon-side request decoders (the agent socket). Unknown keys are
  * ignored. stint_dec_list_req leaves cursor "" when absent.
- * stint_dec_sign_req copies the data: free req->data with stint_bytes_free
+ * stint_dec_sign_req copies the data: free req->data with stint_bytes_clear
  * (on error nothing is allocated). */
 int stint_dec_request_op(const struct stint_msg *m, uint64_t *op);
 int stint_dec_hello_req(const struct stint_msg *m, uint64_t *version);

@@ -7,36 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ident.h"
 #include "common/msg.h"
 #include "stint/wire.h"
 
-/* Agent names and task ids become PKCS#11 labels and URI components. */
-static bool
-name_chars_ok(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		char c = *s;
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool
-task_id_ok(const char *s)
-{
-	size_t len = strlen(s);
-
-	return len > 0 && len <= STINT_TASK_ID_MAX && name_chars_ok(s);
-}
-
+/* Agent names and task ids become PKCS#11 labels and URI components
+ * (common/ident.h). */
 static bool
 agent_ok(const char *s) /* "" allowed: no agent */
 {
-	return strlen(s) <= STINT_NAME_MAX && name_chars_ok(s);
+	return s[0] == '\0' || stint_name_ok(s);
 }
 
 static bool
@@ -100,7 +80,7 @@ stint_enc_list_req(const char *cursor, uint8_t **out, size_t *len)
 	struct stint_msg *m = request(STINT_OP_LIST, &r);
 
 	if (r == 0 && cursor != NULL && cursor[0] != '\0') {
-		if (!task_id_ok(cursor))
+		if (!stint_task_id_ok(cursor))
 			r = STINT_WIRE_RANGE;
 		else
 			r = stint_msg_put_text(m, STINT_K_CURSOR, cursor);
@@ -114,7 +94,7 @@ stint_enc_sign_req(const struct stint_sign_req *req, uint8_t **out, size_t *len)
 	int r;
 	struct stint_msg *m = request(STINT_OP_SIGN, &r);
 
-	if (r == 0 && !task_id_ok(req->task))
+	if (r == 0 && !stint_task_id_ok(req->task))
 		r = STINT_WIRE_RANGE;
 	if (r == 0)
 		r = stint_msg_put_text(m, STINT_K_TASK, req->task);
@@ -158,7 +138,7 @@ stint_dec_list_req(const struct stint_msg *m,
 		return 0;
 	r = stint_msg_get_text(m, STINT_K_CURSOR, cursor,
 			       STINT_TASK_ID_MAX + 1);
-	if (r == 0 && cursor[0] != '\0' && !task_id_ok(cursor))
+	if (r == 0 && cursor[0] != '\0' && !stint_task_id_ok(cursor))
 		r = STINT_WIRE_RANGE;
 	if (r != 0)
 		cursor[0] = '\0';
@@ -176,7 +156,7 @@ stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req)
 	if ((r = stint_msg_get_text(m, STINT_K_TASK, req->task,
 				    sizeof(req->task))) != 0)
 		return r;
-	if (!task_id_ok(req->task))
+	if (!stint_task_id_ok(req->task))
 		return STINT_WIRE_RANGE;
 	if ((r = stint_msg_get_uint(m, STINT_K_MECH, &req->mech)) != 0)
 		return r;
@@ -198,7 +178,7 @@ stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req)
 		req->has_pss = true;
 	}
 	/* Copied so the request outlives the message; the caller frees it
-	 * with stint_bytes_free(&req->data). */
+	 * with stint_bytes_clear(&req->data). */
 	req->data.ptr = malloc(n ? n : 1);
 	if (req->data.ptr == NULL)
 		return STINT_WIRE_NOMEM;
@@ -242,7 +222,7 @@ enc_task_key(const struct stint_task_key *t, struct stint_msg **out)
 	int r = 0;
 
 	*out = NULL;
-	if (!task_id_ok(t->id) || !key_type_ok(t->key_type) ||
+	if (!stint_task_id_ok(t->id) || !key_type_ok(t->key_type) ||
 	    t->n_mechs > STINT_MECHS_MAX || t->spki.len == 0)
 		return STINT_WIRE_RANGE;
 	if (key_type_ec(t->key_type)
@@ -422,15 +402,15 @@ dup_bytes(const struct stint_msg *m, uint64_t key, bool required,
 	return 0;
 }
 
-static void
-task_key_free(struct stint_task_key *t)
+void
+stint_task_key_clear(struct stint_task_key *t)
 {
-	stint_bytes_free(&t->spki);
-	stint_bytes_free(&t->ec_params);
-	stint_bytes_free(&t->ec_point);
-	stint_bytes_free(&t->modulus);
-	stint_bytes_free(&t->exponent);
-	stint_bytes_free(&t->cert);
+	stint_bytes_clear(&t->spki);
+	stint_bytes_clear(&t->ec_params);
+	stint_bytes_clear(&t->ec_point);
+	stint_bytes_clear(&t->modulus);
+	stint_bytes_clear(&t->exponent);
+	stint_bytes_clear(&t->cert);
 }
 
 static int
@@ -443,7 +423,7 @@ dec_task_key(const struct stint_msg *c, struct stint_task_key *t)
 	if ((r = stint_msg_get_text(c, STINT_K_TASK, t->id, sizeof(t->id))) !=
 	    0)
 		return r;
-	if (!task_id_ok(t->id))
+	if (!stint_task_id_ok(t->id))
 		return STINT_WIRE_RANGE;
 	if ((r = stint_msg_get_uint(c, STINT_K_KEY_TYPE, &kt)) != 0)
 		return r;
@@ -508,7 +488,7 @@ stint_dec_list_rep(const uint8_t *buf, size_t len,
 	r = 0;
 out:
 	if (r != 0)
-		stint_list_rep_free(rep);
+		stint_list_rep_clear(rep);
 	stint_msg_free(m);
 	return r;
 }
@@ -530,18 +510,18 @@ stint_dec_sign_rep(const uint8_t *buf, size_t len,
 }
 
 void
-stint_list_rep_free(struct stint_list_rep *rep)
+stint_list_rep_clear(struct stint_list_rep *rep)
 {
 	if (rep == NULL)
 		return;
 	for (size_t i = 0; i < rep->n_tasks; i++)
-		task_key_free(&rep->tasks[i]);
+		stint_task_key_clear(&rep->tasks[i]);
 	free(rep->tasks);
 	memset(rep, 0, sizeof(*rep));
 }
 
 void
-stint_bytes_free(struct stint_bytes *b)
+stint_bytes_clear(struct stint_bytes *b)
 {
 	if (b == NULL)
 		return;

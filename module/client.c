@@ -374,17 +374,6 @@ out:
 	return r;
 }
 
-static void
-task_clear(struct stint_task_key *t)
-{
-	stint_bytes_free(&t->spki);
-	stint_bytes_free(&t->ec_params);
-	stint_bytes_free(&t->ec_point);
-	stint_bytes_free(&t->modulus);
-	stint_bytes_free(&t->exponent);
-	stint_bytes_free(&t->cert);
-}
-
 static int
 task_dup(struct stint_task_key *dst, const struct stint_task_key *src)
 {
@@ -401,7 +390,7 @@ task_dup(struct stint_task_key *dst, const struct stint_task_key *src)
 	    stint_bytes_dup(&dst->modulus, &src->modulus) != 0 ||
 	    stint_bytes_dup(&dst->exponent, &src->exponent) != 0 ||
 	    stint_bytes_dup(&dst->cert, &src->cert) != 0) {
-		task_clear(dst);
+		stint_task_key_clear(dst);
 		return STINT_WIRE_NOMEM;
 	}
 	return 0;
@@ -413,7 +402,7 @@ client_tasks_free(struct stint_task_key *tasks, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		task_clear(&tasks[i]);
+		stint_task_key_clear(&tasks[i]);
 	free(tasks);
 }
 
@@ -455,7 +444,7 @@ list_page(const char *cursor, struct stint_task_key **tasks, size_t *n,
 	/* A page that claims more but brings nothing would loop forever. */
 	*more = page.more && page.n_tasks > 0;
 out:
-	stint_list_rep_free(&page);
+	stint_list_rep_clear(&page);
 	free(req);
 	free(rep);
 	return r;
@@ -517,7 +506,7 @@ client_sign(const struct stint_sign_req *sreq, uint64_t *status, uint8_t *sig,
 	memcpy(sig, s.ptr, s.len);
 	*sig_len = s.len;
 out:
-	stint_bytes_free(&s);
+	stint_bytes_clear(&s);
 	free(req);
 	free(rep);
 	return r;

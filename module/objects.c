@@ -343,12 +343,12 @@ task_obj_clear(struct task_obj *t)
 
 	for (i = 0; i < 3; i++)
 		attrs_clear(&t->obj[i]);
-	stint_bytes_free(&t->key.spki);
-	stint_bytes_free(&t->key.ec_params);
-	stint_bytes_free(&t->key.ec_point);
-	stint_bytes_free(&t->key.modulus);
-	stint_bytes_free(&t->key.exponent);
-	stint_bytes_free(&t->key.cert);
+	stint_bytes_clear(&t->key.spki);
+	stint_bytes_clear(&t->key.ec_params);
+	stint_bytes_clear(&t->key.ec_point);
+	stint_bytes_clear(&t->key.modulus);
+	stint_bytes_clear(&t->key.exponent);
+	stint_bytes_clear(&t->key.cert);
 }
 
 /* Takes ownership of *k (its byte strings) on success and failure. */

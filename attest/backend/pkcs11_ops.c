@@ -5,6 +5,8 @@
 
 #include "attest/backend/pkcs11_int.h"
 
+#include "common/mechanism.h"
+
 /* --- generate ------------------------------------------------------------ */
 
 /* A fresh task key under key_id (ready keys are handed out only by
@@ -86,57 +88,22 @@ p11_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 			    pub, facts, err, errlen);
 }
 
-static size_t
-hash_len(CK_MECHANISM_TYPE hash)
-{
-	switch (hash) {
-	case CKM_SHA_1:
-		return 20;
-	case CKM_SHA224:
-		return 28;
-	case CKM_SHA256:
-		return 32;
-	case CKM_SHA384:
-		return 48;
-	case CKM_SHA512:
-		return 64;
-	default:
-		return 0;
-	}
-}
-
-static CK_RSA_PKCS_MGF_TYPE
-mgf_for(CK_MECHANISM_TYPE hash)
-{
-	switch (hash) {
-	case CKM_SHA_1:
-		return CKG_MGF1_SHA1;
-	case CKM_SHA224:
-		return CKG_MGF1_SHA224;
-	case CKM_SHA256:
-		return CKG_MGF1_SHA256;
-	case CKM_SHA384:
-		return CKG_MGF1_SHA384;
-	default:
-		return CKG_MGF1_SHA512;
-	}
-}
-
 /* Raw PSS signs a digest: its length must be the hash's. */
 static int
 pss_check(const CK_RSA_PKCS_PSS_PARAMS *pss, size_t in_len, char *err,
 	  size_t errlen)
 {
-	size_t want = hash_len(pss->hashAlg);
+	const struct stint_hash *h = stint_hash_find(pss->hashAlg);
+	size_t want = h != NULL ? h->len : 0;
 
-	if (want == 0) {
+	if (h == NULL) {
 		snprintf(err, errlen,
 			 "PSS hash 0x%lx is not SHA-1/224/256/"
 			 "384/512",
 			 (unsigned long)pss->hashAlg);
 		return -1;
 	}
-	if (pss->mgf != mgf_for(pss->hashAlg)) {
+	if (pss->mgf != h->mgf) {
 		snprintf(err, errlen,
 			 "PSS MGF1 hash differs from the message "
 			 "hash");

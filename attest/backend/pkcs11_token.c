@@ -6,72 +6,17 @@
 
 #include "attest/backend/pkcs11_int.h"
 
+#include "common/p11names.h"
+
 /* --- return codes ------------------------------------------------------- */
 
+/* The name of rv (common/p11names.c), never NULL. */
 const char *
 ckr_str(CK_RV rv)
 {
-#define R(x)                                                                   \
-	case x:                                                                \
-		return #x
-	switch (rv) {
-		R(CKR_OK);
-		R(CKR_HOST_MEMORY);
-		R(CKR_SLOT_ID_INVALID);
-		R(CKR_GENERAL_ERROR);
-		R(CKR_FUNCTION_FAILED);
-		R(CKR_ARGUMENTS_BAD);
-		R(CKR_CANT_LOCK);
-		R(CKR_ATTRIBUTE_SENSITIVE);
-		R(CKR_ATTRIBUTE_TYPE_INVALID);
-		R(CKR_ATTRIBUTE_VALUE_INVALID);
-		R(CKR_DATA_INVALID);
-		R(CKR_DATA_LEN_RANGE);
-		R(CKR_DEVICE_ERROR);
-		R(CKR_DEVICE_MEMORY);
-		R(CKR_DEVICE_REMOVED);
-		R(CKR_FUNCTION_CANCELED);
-		R(CKR_FUNCTION_NOT_SUPPORTED);
-		R(CKR_KEY_HANDLE_INVALID);
-		R(CKR_KEY_SIZE_RANGE);
-		R(CKR_KEY_TYPE_INCONSISTENT);
-		R(CKR_KEY_FUNCTION_NOT_PERMITTED);
-		R(CKR_MECHANISM_INVALID);
-		R(CKR_MECHANISM_PARAM_INVALID);
-		R(CKR_OBJECT_HANDLE_INVALID);
-		R(CKR_OPERATION_ACTIVE);
-		R(CKR_OPERATION_NOT_INITIALIZED);
-		R(CKR_PIN_INCORRECT);
-		R(CKR_PIN_INVALID);
-		R(CKR_PIN_LEN_RANGE);
-		R(CKR_PIN_EXPIRED);
-		R(CKR_PIN_LOCKED);
-		R(CKR_SESSION_CLOSED);
-		R(CKR_SESSION_COUNT);
-		R(CKR_SESSION_HANDLE_INVALID);
-		R(CKR_SESSION_READ_ONLY);
-		R(CKR_SESSION_EXISTS);
-		R(CKR_SESSION_READ_WRITE_SO_EXISTS);
-		R(CKR_TEMPLATE_INCOMPLETE);
-		R(CKR_TEMPLATE_INCONSISTENT);
-		R(CKR_TOKEN_NOT_PRESENT);
-		R(CKR_TOKEN_NOT_RECOGNIZED);
-		R(CKR_TOKEN_WRITE_PROTECTED);
-		R(CKR_USER_ALREADY_LOGGED_IN);
-		R(CKR_USER_NOT_LOGGED_IN);
-		R(CKR_USER_PIN_NOT_INITIALIZED);
-		R(CKR_USER_TYPE_INVALID);
-		R(CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
-		R(CKR_DOMAIN_PARAMS_INVALID);
-		R(CKR_CURVE_NOT_SUPPORTED);
-		R(CKR_BUFFER_TOO_SMALL);
-		R(CKR_CRYPTOKI_NOT_INITIALIZED);
-		R(CKR_CRYPTOKI_ALREADY_INITIALIZED);
-		R(CKR_FUNCTION_REJECTED);
-	default:
-		return "CKR_(unknown)";
-	}
-#undef R
+	const char *name = stint_ckr_name(rv);
+
+	return name != NULL ? name : "CKR_(unknown)";
 }
 
 /* What an operator can do about a failure, where there is something. */

@@ -72,12 +72,12 @@ static int
 nv_auth_read(struct tpm_backend *b, TPM2B_AUTH *auth, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
-	uint8_t *buf;
+	char *buf;
 	size_t len;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/nv.auth", b->dir);
-	r = tpm_read_file(path, &buf, &len, NV_AUTH_LEN, err, errlen);
+	r = stint_file_read(path, NV_AUTH_LEN, &buf, &len, err, errlen);
 	if (r == 1)
 		snprintf(err, errlen, "%s is missing", path);
 	if (r != 0)
@@ -434,7 +434,7 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	TPM2B_DATA qual;
 	EVP_MD_CTX *md = NULL;
 	unsigned int qlen = 0;
-	uint8_t *ek = NULL;
+	char *ek = NULL;
 	size_t ek_len = 0;
 	TSS2_RC rc;
 	int r = -1;
@@ -493,8 +493,8 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 
 	if (b->have_ek_cert) {
 		snprintf(path, sizeof(path), "%s/ek.cert", b->dir);
-		if (tpm_read_file(path, &ek, &ek_len, EK_CERT_MAX, err,
-				  errlen) < 0)
+		if (stint_file_read(path, EK_CERT_MAX, &ek, &ek_len, err,
+				    errlen) < 0)
 			goto done;
 	}
 	ev.deadline = f.k.deadline;
@@ -505,7 +505,7 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	    marshal_bytes(&ev.key_public, &f.k.pub, mu_public) ||
 	    marshal_bytes(&ev.ak_public, &akf.k.pub, mu_public) ||
 	    marshal_bytes(&ev.nv_public, nvpub, mu_nvpublic) ||
-	    tpm_bytes_dup(&ev.ek_cert, ek, ek_len) ||
+	    tpm_bytes_dup(&ev.ek_cert, (const uint8_t *)ek, ek_len) ||
 	    stint_tpm_evidence_encode(&ev, doc) != 0) {
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		goto done;
@@ -554,7 +554,7 @@ tpm_evidence(struct stint_backend *base,
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		r = -1;
 	}
-	stint_bytes_free(&tdoc);
+	stint_bytes_clear(&tdoc);
 	return r;
 }
 

@@ -56,6 +56,8 @@
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "attest/tpm_evidence.h"
+#include "common/fileio.h"
+#include "common/ident.h"
 #include "common/log.h"
 
 #define KEY_ID_MAX  128
@@ -97,8 +99,6 @@ int tpm_path_for(const struct tpm_backend *b, const char *prefix,
 		 const char *id, char *path, size_t cap);
 int tpm_write_file(const char *path, const uint8_t *buf, size_t len, char *err,
 		   size_t errlen);
-int tpm_read_file(const char *path, uint8_t **out, size_t *len, size_t max,
-		  char *err, size_t errlen);
 int keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen);
 int keyfile_save(const char *path, const struct keyfile *f, char *err,
 		 size_t errlen);

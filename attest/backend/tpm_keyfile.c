@@ -30,22 +30,12 @@ tpm_flush(struct tpm_backend *b, ESYS_TR *tr)
 	*tr = ESYS_TR_NONE;
 }
 
+/* A key id names a file in the key directory: an identifier
+ * (common/ident.h) that does not start with a '.'. */
 bool
 tpm_key_id_ok(const char *id)
 {
-	size_t n = strlen(id), i;
-
-	if (n == 0 || n > KEY_ID_MAX || id[0] == '.')
-		return false;
-	for (i = 0; i < n; i++) {
-		char c = id[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		      c == '.'))
-			return false;
-	}
-	return true;
+	return id[0] != '.' && stint_ident_ok(id, KEY_ID_MAX);
 }
 
 int
@@ -96,60 +86,6 @@ out:
 	close(fd);
 	if (r != 0)
 		(void)unlink(tmp);
-	return r;
-}
-
-/* Reads a whole file of at most max bytes. 1 when it does not exist. */
-int
-tpm_read_file(const char *path, uint8_t **out, size_t *len, size_t max,
-	      char *err, size_t errlen)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, r = -1;
-
-	*out = NULL;
-	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 && errno == ENOENT)
-		return 1;
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    (size_t)st.st_size > max) {
-		snprintf(err, errlen,
-			 "cannot read %s: not a regular file of at most %zu "
-			 "bytes",
-			 path, max);
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "cannot read %s: %s", path,
-				 n < 0 ? strerror(errno) : "short read");
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*out = buf;
-	*len = got;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
 	return r;
 }
 
@@ -228,14 +164,14 @@ stint_tpm_keyfile_parse(const uint8_t *buf, size_t len,
 int
 keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen)
 {
-	uint8_t *buf;
+	char *buf;
 	size_t len;
 	int r;
 
-	r = tpm_read_file(path, &buf, &len, KEYFILE_MAX, err, errlen);
+	r = stint_file_read(path, KEYFILE_MAX, &buf, &len, err, errlen);
 	if (r != 0)
 		return r;
-	r = keyfile_decode(buf, len, f);
+	r = keyfile_decode((const uint8_t *)buf, len, f);
 	free(buf);
 	if (r != 0)
 		snprintf(err, errlen, "%s is not a Stint TPM key file", path);

@@ -752,17 +752,6 @@ static const struct stint_backend_ops tpm_ops = {
 	.close = tpm_close,
 };
 
-static int
-make_dir(const char *path, char *err, size_t errlen)
-{
-	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * stintd is meant to be the TPM's only user. Without a resource manager
  * (swtpm, /dev/tpm0) the objects and sessions of a stintd that died stay
@@ -837,8 +826,8 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 		snprintf(err, errlen, "state_dir is too long");
 		goto fail;
 	}
-	if (make_dir(cfg->state_dir, err, errlen) != 0 ||
-	    make_dir(b->dir, err, errlen) != 0)
+	if (stint_dir_make(cfg->state_dir, 0700, err, errlen) != 0 ||
+	    stint_dir_make(b->dir, 0700, err, errlen) != 0)
 		goto fail;
 	rc = Tss2_TctiLdr_Initialize(cfg->backend.tcti, &b->tcti);
 	if (rc != TSS2_RC_SUCCESS) {

@@ -150,7 +150,7 @@ struct stint_bytes {
 	size_t len;
 };
 /* Frees b->ptr and zeroes b (libstint-common). */
-void stint_bytes_free(struct stint_bytes *b);
+void stint_bytes_clear(struct stint_bytes *b);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,7 @@ check_list(const struct stint_list_rep *rep)
 	    stint_dec_list_rep(out, len, &head, &again) != 0 ||
 	    again.n_tasks != rep->n_tasks || again.more != rep->more)
 		abort();
-	stint_list_rep_free(&again);
+	stint_list_rep_clear(&again);
 	free(out);
 }
 
@@ -52,14 +52,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (stint_dec_list_rep(data, size, &head, &list) == 0) {
 		if (head.status == STINT_OK)
 			check_list(&list);
-		stint_list_rep_free(&list);
+		stint_list_rep_clear(&list);
 	} else if (list.tasks != NULL) {
 		abort(); /* freed on failure */
 	}
 	if (stint_dec_sign_rep(data, size, &head, &sig) == 0) {
 		if (head.status == STINT_OK && sig.len == 0)
 			abort();
-		stint_bytes_free(&sig);
+		stint_bytes_clear(&sig);
 	}
 	return 0;
 }

@@ -36,7 +36,7 @@ decode(const struct stint_msg *m)
 			if (strlen(req.task) == 0 ||
 			    (req.data.len > 0 && req.data.ptr == NULL))
 				abort();
-			stint_bytes_free(&req.data);
+			stint_bytes_clear(&req.data);
 		} else if (req.data.ptr != NULL) {
 			abort(); /* nothing allocated on failure */
 		}

@@ -178,6 +178,36 @@ touch "$T/stop"
 wait "$good"
 [ -e "$T/good.failed" ] && { cat "$T/good.failed"; fail "the well-behaved client failed during the abuse"; }
 note "well-behaved client completed $(cat "$T/good.runs") runs of 20 signatures"
+# Raw PSS: stintd applies the module's rule (common/mechanism.c) up front,
+# so an MGF1 hash that differs from hashAlg is a bad request, refused
+# before the backend is asked (it used to get as far as the backend).
+case " $(backend_key_types) " in
+*" rsa-2048 "*)
+	rsa=$(task_start alpha --ttl 10m --key rsa-2048) || exit 1
+	"$PYTHON" - "$STINT_SOCKET" "$rsa" <<PY || fail "raw PSS parameters (see above)"
+import sys
+sys.path.insert(0, "$T")
+import wire
+path, task = sys.argv[1], sys.argv[2]
+PSS, SHA256, MGF1_SHA256, MGF1_SHA384 = 0x0D, 0x250, 2, 3
+def sign(mgf):
+    s = wire.connect(path, 10)
+    try:
+        s.sendall(wire.frame({1: 3, 6: task, 7: PSS, 8: b"d" * 32,
+                              10: SHA256, 11: mgf, 12: 32}))
+        return wire.read_reply(s)
+    finally:
+        s.close()
+ok, mixed = sign(MGF1_SHA256), sign(MGF1_SHA384)
+print("PSS SHA-256/MGF1-SHA-256: status=%s" % ok.get(2))
+print("PSS SHA-256/MGF1-SHA-384: status=%s error=%s" % (mixed.get(2), mixed.get(3)))
+if ok.get(2) != 0 or mixed.get(2) != 1:
+    sys.exit(1)
+PY
+	;;
+*) note "backend has no rsa-2048 keys: raw PSS case skipped" ;;
+esac
+
 [ "$(audit_count t-deadbeef sign-refused)" -ge 1 ] || fail "the SIGN for an unknown task was not audited"
 
 stintd_stop

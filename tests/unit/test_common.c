@@ -127,7 +127,7 @@ test_bytes(void **state)
 	stint_bytes_wipe_clear(&a);
 	assert_null(a.ptr);
 	assert_int_equal(a.len, 0);
-	stint_bytes_free(&b);
+	stint_bytes_clear(&b);
 	assert_int_equal(stint_bytes_copy(&a, NULL, 0), 0);
 	assert_null(a.ptr);
 	assert_int_equal(a.len, 0);

@@ -144,7 +144,7 @@ note_sign(const struct stint_msg *m)
 				      : sizeof(g_srv.sign_data);
 	memcpy(g_srv.sign_data, req.data.ptr, g_srv.sign_data_len);
 	pthread_mutex_unlock(&g_srv.lock);
-	stint_bytes_free(&req.data);
+	stint_bytes_clear(&req.data);
 }
 
 /* The proper reply to op. */

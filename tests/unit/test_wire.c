@@ -133,7 +133,7 @@ dec_sign(const uint8_t *buf, size_t len)
 		return r;
 	r = stint_dec_sign_req(m, &req);
 	if (r == 0)
-		stint_bytes_free(&req.data);
+		stint_bytes_clear(&req.data);
 	else
 		assert_null(req.data.ptr);
 	stint_msg_free(m);
@@ -269,7 +269,7 @@ test_list_rep_round_trip(void **state)
 	assert_bytes(&out.tasks[1].exponent, exponent, sizeof(exponent));
 	assert_int_equal(out.tasks[1].cert.len, 0);
 	assert_null(out.tasks[1].cert.ptr);
-	stint_list_rep_free(&out);
+	stint_list_rep_clear(&out);
 	assert_null(out.tasks);
 
 	/* An empty page. */
@@ -279,7 +279,7 @@ test_list_rep_round_trip(void **state)
 	assert_int_equal(stint_dec_list_rep(buf, len, &head, &out), 0);
 	assert_int_equal(out.n_tasks, 0);
 	assert_false(out.more);
-	stint_list_rep_free(&out);
+	stint_list_rep_clear(&out);
 	free(buf);
 }
 
@@ -309,7 +309,7 @@ test_list_rep_full_page(void **state)
 	assert_true(len <= STINT_FRAME_MAX);
 	assert_int_equal(stint_dec_list_rep(buf, len, &head, &out), 0);
 	assert_int_equal(out.n_tasks, STINT_LIST_PAGE);
-	stint_list_rep_free(&out);
+	stint_list_rep_clear(&out);
 	free(buf);
 
 	rep.n_tasks = STINT_LIST_PAGE + 1;
@@ -354,7 +354,7 @@ test_sign_round_trip(void **state)
 	assert_int_equal(out.pss_mgf, CKG_MGF1_SHA384);
 	assert_int_equal(out.pss_salt, 48);
 	assert_bytes(&out.data, digest, sizeof(digest));
-	stint_bytes_free(&out.data);
+	stint_bytes_clear(&out.data);
 
 	req.has_pss = false;
 	req.mech = CKM_ECDSA;
@@ -366,14 +366,14 @@ test_sign_round_trip(void **state)
 	assert_int_equal(stint_dec_sign_req(m, &out), 0);
 	assert_false(out.has_pss);
 	assert_bytes(&out.data, digest, 32);
-	stint_bytes_free(&out.data);
+	stint_bytes_clear(&out.data);
 	stint_msg_free(m);
 
 	assert_int_equal(stint_enc_sign_rep(digest, 40, &buf, &len), 0);
 	assert_int_equal(stint_dec_sign_rep(buf, len, &head, &sig), 0);
 	assert_int_equal(head.status, STINT_OK);
 	assert_bytes(&sig, digest, 40);
-	stint_bytes_free(&sig);
+	stint_bytes_clear(&sig);
 	free(buf);
 }
 
@@ -401,7 +401,7 @@ test_error_replies(void **state)
 	assert_int_equal(stint_dec_list_rep(buf, len, &head, &list), 0);
 	assert_int_equal(head.status, STINT_E_NOT_LIVE);
 	assert_null(list.tasks);
-	stint_list_rep_free(&list); /* safe on a zeroed body */
+	stint_list_rep_clear(&list); /* safe on a zeroed body */
 	assert_int_equal(stint_dec_sign_rep(buf, len, &head, &sig), 0);
 	assert_int_equal(head.status, STINT_E_NOT_LIVE);
 	assert_null(sig.ptr);
@@ -731,7 +731,7 @@ dec_list_with_task(struct stint_msg *task)
 	serialize(m, &buf, &len);
 	r = stint_dec_list_rep(buf, len, &head, &list);
 	if (r == 0)
-		stint_list_rep_free(&list);
+		stint_list_rep_clear(&list);
 	else
 		assert_null(list.tasks);
 	free(buf);
