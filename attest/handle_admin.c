@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -498,6 +499,26 @@ stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, m, r);
 }
 
+/* The counters, and the gauges read now: the audit file's size and the
+ * records waiting for the log. */
+static void
+status_counters(struct stintd *d, struct stint_status_rep *st)
+{
+	struct stat sb;
+	size_t i;
+
+	st->has_counters = true;
+	for (i = 0; i < STINT_C_N; i++)
+		st->counters[i] = atomic_load_explicit(&d->count[i],
+						       memory_order_relaxed);
+	for (i = 0; i < STINT_REFUSED_N; i++)
+		st->refused[i] = atomic_load_explicit(&d->refused[i],
+						      memory_order_relaxed);
+	if (stat(stint_audit_path(d->audit), &sb) == 0)
+		st->counters[STINT_C_AUDIT_BYTES] = (uint64_t)sb.st_size;
+	st->counters[STINT_C_AUDIT_PENDING] = stint_audit_pending_count();
+}
+
 int
 stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 		 const struct stint_msg *req, struct stint_reply *rep)
@@ -533,6 +554,7 @@ stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 		st.prepared = bs.prepared;
 		st.prepared_max = bs.prepared_max;
 	}
+	status_counters(d, &st);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
 	return ok_reply(rep, m, stint_put_status_rep(m, &st));

@@ -222,6 +222,24 @@ int stint_enc_task_list_req(struct stint_msg *m,
 int stint_dec_task_list_req(const struct stint_msg *m,
 			    struct stint_task_list_req *r);
 
+/* STATUS counters (STINT_K_COUNTERS, a uint array in this order; a
+ * reader takes what it knows and ignores the rest). Counts since stintd
+ * started, except the gauges audit_bytes and audit_pending. */
+enum stint_counter {
+	STINT_C_SIGN_ALLOWED,   /* signatures made */
+	STINT_C_TASK_STARTS,    /* tasks started */
+	STINT_C_TASK_ENDS,      /* live tasks ended (task end, agent remove) */
+	STINT_C_TASK_EXPIRES,   /* live tasks expired at their deadline */
+	STINT_C_BACKEND_ERRORS, /* SIGNs the backend failed */
+	STINT_C_AUDIT_FAILURES, /* audit records that could not be written */
+	STINT_C_AUDIT_BYTES,    /* gauge: size of the current audit file */
+	STINT_C_AUDIT_PENDING,  /* gauge: records waiting for the log */
+	STINT_C_N
+};
+/* Refused SIGNs by wire status (STINT_K_REFUSED, a uint array indexed by
+ * the status: [0] is always 0). */
+#define STINT_REFUSED_N 16
+
 /* STATUS reply. The getter is lenient: absent numbers are 0, absent
  * texts "unknown" (path: ""). */
 struct stint_status_rep {
@@ -232,6 +250,9 @@ struct stint_status_rep {
 	uint8_t audit_hash[32];
 	bool has_ready; /* the backend reports what it keeps ready */
 	uint64_t ready_keys, ready_target, prepared, prepared_max;
+	bool has_counters; /* a stintd that counts */
+	uint64_t counters[STINT_C_N];
+	uint64_t refused[STINT_REFUSED_N];
 };
 int stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *r);
 void stint_get_status_rep(const struct stint_msg *m,

@@ -357,6 +357,12 @@ stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *s)
 		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
 					s->prepared_max);
 	}
+	if (s->has_counters) {
+		r |= stint_msg_put_uint_array(m, STINT_K_COUNTERS, s->counters,
+					      STINT_C_N);
+		r |= stint_msg_put_uint_array(m, STINT_K_REFUSED, s->refused,
+					      STINT_REFUSED_N);
+	}
 	return r ? -1 : 0;
 }
 
@@ -366,6 +372,24 @@ get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
 {
 	if (stint_msg_get_text(m, key, buf, cap) != 0)
 		snprintf(buf, cap, "%s", dflt);
+}
+
+/* Takes the counters this build knows; a newer stintd may send more. */
+static void
+get_counters(const struct stint_msg *m, struct stint_status_rep *st)
+{
+	uint64_t v[64];
+	size_t n = 0, i;
+
+	if (stint_msg_get_uint_array(m, STINT_K_COUNTERS, v, 64, &n) != 0)
+		return;
+	for (i = 0; i < n && i < STINT_C_N; i++)
+		st->counters[i] = v[i];
+	st->has_counters = true;
+	if (stint_msg_get_uint_array(m, STINT_K_REFUSED, v, 64, &n) != 0)
+		return;
+	for (i = 0; i < n && i < STINT_REFUSED_N; i++)
+		st->refused[i] = v[i];
 }
 
 void
@@ -400,4 +424,5 @@ stint_get_status_rep(const struct stint_msg *m, struct stint_status_rep *st)
 		memcpy(st->audit_hash, hash, len);
 		st->has_head = true;
 	}
+	get_counters(m, st);
 }

@@ -245,6 +245,11 @@ test_done_and_status(void **state)
 	s.ready_target = 2;
 	s.prepared = 3;
 	s.prepared_max = 4;
+	s.has_counters = true;
+	for (size_t i = 0; i < STINT_C_N; i++)
+		s.counters[i] = 100 + i;
+	s.refused[STINT_E_NOT_YOURS] = 7;
+	s.refused[STINT_E_NOT_LIVE] = 1ULL << 40;
 	m = stint_msg_reply_ok();
 	assert_int_equal(stint_put_status_rep(m, &s), 0);
 	m = wire(m);
@@ -258,6 +263,23 @@ test_done_and_status(void **state)
 	assert_string_equal(sb.path, "");
 	assert_false(sb.has_head);
 	assert_false(sb.has_ready);
+	assert_false(sb.has_counters);
+	stint_msg_free(m);
+	/* A newer stintd's longer counter array: the known ones are read. */
+	m = stint_msg_reply_ok();
+	{
+		uint64_t more[STINT_C_N + 3];
+
+		for (size_t i = 0; i < STINT_C_N + 3; i++)
+			more[i] = i + 1;
+		assert_int_equal(stint_msg_put_uint_array(m, STINT_K_COUNTERS,
+							  more, STINT_C_N + 3),
+				 0);
+	}
+	m = wire(m);
+	stint_get_status_rep(m, &sb);
+	assert_true(sb.has_counters);
+	assert_int_equal(sb.counters[STINT_C_N - 1], STINT_C_N);
 	stint_msg_free(m);
 }
 
