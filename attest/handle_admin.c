@@ -726,12 +726,13 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 	       struct stint_reply *rep)
 {
 	struct stint_task *tasks = NULL;
+	struct stint_done_rep done;
 	struct stint_msg *m;
 	uint64_t counter = 0;
 	size_t n = 0, ended = 0, i;
 	char err[256], detail[64];
 	bool *mine = NULL, pending = false;
-	int r = 0;
+	int r;
 
 	pthread_rwlock_wrlock(&d->revoke_lock);
 	if (d->backend->ops->kill_switch(d->backend, &counter, err,
@@ -756,7 +757,6 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 					 stintd_now());
 		mine[i] = r == STINT_STORE_OK || r == STINT_STORE_PENDING;
 	}
-	r = 0;
 	pthread_rwlock_unlock(&d->revoke_lock);
 
 	snprintf(detail, sizeof(detail), "counter=%llu",
@@ -786,16 +786,18 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 	stint_store_task_list_free(tasks, n);
 	log_warn("kill switch: TPM counter now %llu, %zu live task(s) ended",
 		 (unsigned long long)counter, ended);
+	done = (struct stint_done_rep){.has_counter = true,
+				       .counter = counter,
+				       .has_count = true,
+				       .count = ended};
+	if (pending)
+		snprintf(done.note, sizeof(done.note), "%s",
+			 "the audit log refuses records: the kill switch's "
+			 "records are pending and are written as soon as the "
+			 "log accepts them");
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	r |= stint_msg_put_uint(m, STINT_K_COUNTER, counter);
-	r |= stint_msg_put_uint(m, STINT_K_COUNT, ended);
-	return ok_note_reply(rep, m, r,
-			     pending ? "the audit log refuses records: the "
-				       "kill switch's records are pending and "
-				       "are written as soon as the log accepts "
-				       "them"
-				     : NULL);
+	return ok_reply(rep, m, stint_put_done_rep(m, &done));
 }
 
 int

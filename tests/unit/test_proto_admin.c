@@ -283,6 +283,35 @@ test_done_and_status(void **state)
 	stint_msg_free(m);
 }
 
+/* KILL_SWITCH's reply (a done reply with counter and count) writes the
+ * bytes the handler's key-by-key construction did: counter, count, note. */
+static void
+test_kill_switch_rep(void **state)
+{
+	struct stint_done_rep d = {.has_counter = true,
+				   .counter = 12,
+				   .has_count = true,
+				   .count = 3,
+				   .note = "pending"};
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_done_rep(a, &d), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_uint(b, STINT_K_COUNTER, 12);
+	stint_msg_put_uint(b, STINT_K_COUNT, 3);
+	stint_msg_put_text(b, STINT_K_REASON, "pending");
+	same_bytes(a, b);
+	d.note[0] = '\0';
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_done_rep(a, &d), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_uint(b, STINT_K_COUNTER, 12);
+	stint_msg_put_uint(b, STINT_K_COUNT, 3);
+	same_bytes(a, b);
+}
+
 int
 main(void)
 {
@@ -291,6 +320,7 @@ main(void)
 		cmocka_unit_test(test_agent_list),
 		cmocka_unit_test(test_task_requests),
 		cmocka_unit_test(test_done_and_status),
+		cmocka_unit_test(test_kill_switch_rep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
