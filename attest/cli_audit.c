@@ -73,14 +73,6 @@ stint_help_status(FILE *f)
 		"  --json  print JSON\n");
 }
 
-static void
-get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
-	    const char *dflt)
-{
-	if (stint_msg_get_text(m, key, buf, cap) != 0)
-		snprintf(buf, cap, "%s", dflt);
-}
-
 static int
 fetch_status(const struct stint_cli *cli, const char *what,
 	     struct stint_status_rep *st)
@@ -439,9 +431,8 @@ out:
 static int
 audit_rotate(const struct stint_cli *cli, int argc, char **argv)
 {
+	struct stint_audit_rotate_rep rr;
 	struct stint_msg *rep = NULL;
-	char old[PATH_MAX];
-	uint64_t seq = 0;
 
 	if (argc > 1 &&
 	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
@@ -455,10 +446,9 @@ audit_rotate(const struct stint_cli *cli, int argc, char **argv)
 			   stint_cli_request(STINT_OP_AUDIT_ROTATE),
 			   &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	get_text_or(rep, STINT_K_PATH, old, sizeof(old), "?");
-	(void)stint_msg_get_uint(rep, STINT_K_AUDIT_SEQ, &seq);
+	stint_get_audit_rotate_rep(rep, &rr);
 	printf("audit log rotated: records up to seq %llu are in %s\n",
-	       (unsigned long long)(seq > 0 ? seq - 1 : 0), old);
+	       (unsigned long long)(rr.seq > 0 ? rr.seq - 1 : 0), rr.path);
 	stint_msg_free(rep);
 	return STINT_EXIT_OK;
 }

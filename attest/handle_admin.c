@@ -821,20 +821,19 @@ int
 stintd_op_audit_rotate(struct stintd *d, const struct stint_peer *peer,
 		       const struct stint_msg *req, struct stint_reply *rep)
 {
-	char old[PATH_MAX], err[512];
+	struct stint_audit_rotate_rep rr;
 	struct stint_msg *m;
-	uint64_t seq;
-	int r = 0;
+	char err[512];
 
 	(void)peer;
 	(void)req;
-	if (stintd_anchor_rotate(d, old, sizeof(old), err, sizeof(err)) != 0)
+	memset(&rr, 0, sizeof(rr));
+	if (stintd_anchor_rotate(d, rr.path, sizeof(rr.path), err,
+				 sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "audit rotate: %s", err);
-	stint_audit_head(d->audit, &seq, NULL);
+	stint_audit_head(d->audit, &rr.seq, NULL);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	r |= stint_msg_put_text(m, STINT_K_PATH, old);
-	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
-	return ok_reply(rep, m, r);
+	return ok_reply(rep, m, stint_put_audit_rotate_rep(m, &rr));
 }

@@ -222,6 +222,17 @@ int stint_enc_task_list_req(struct stint_msg *m,
 int stint_dec_task_list_req(const struct stint_msg *m,
 			    struct stint_task_list_req *r);
 
+/* AUDIT_ROTATE reply: the rotated file's path and the seq the new file
+ * starts at. The getter is lenient: path "?" and seq 0 when absent. */
+struct stint_audit_rotate_rep {
+	char path[4096];
+	uint64_t seq;
+};
+int stint_put_audit_rotate_rep(struct stint_msg *m,
+			       const struct stint_audit_rotate_rep *r);
+void stint_get_audit_rotate_rep(const struct stint_msg *m,
+				struct stint_audit_rotate_rep *r);
+
 /* STATUS counters (STINT_K_COUNTERS, a uint array in this order; a
  * reader takes what it knows and ignores the rest). Counts since stintd
  * started, except the gauges audit_bytes and audit_pending. */

@@ -328,6 +328,29 @@ stint_dec_task_list_req(const struct stint_msg *m,
 	return 0;
 }
 
+/* --- AUDIT_ROTATE ---------------------------------------------------- */
+
+int
+stint_put_audit_rotate_rep(struct stint_msg *m,
+			   const struct stint_audit_rotate_rep *r)
+{
+	int e = 0;
+
+	e |= stint_msg_put_text(m, STINT_K_PATH, r->path);
+	e |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, r->seq);
+	return e ? -1 : 0;
+}
+
+void
+stint_get_audit_rotate_rep(const struct stint_msg *m,
+			   struct stint_audit_rotate_rep *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (stint_msg_get_text(m, STINT_K_PATH, r->path, sizeof(r->path)) != 0)
+		snprintf(r->path, sizeof(r->path), "?");
+	(void)stint_msg_get_uint(m, STINT_K_AUDIT_SEQ, &r->seq);
+}
+
 /* --- STATUS ---------------------------------------------------------- */
 
 int

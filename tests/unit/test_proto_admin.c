@@ -312,6 +312,35 @@ test_kill_switch_rep(void **state)
 	same_bytes(a, b);
 }
 
+/* AUDIT_ROTATE's reply: same bytes as PATH then AUDIT_SEQ, read back. */
+static void
+test_audit_rotate_rep(void **state)
+{
+	struct stint_audit_rotate_rep r = {.path = "/var/lib/stint/audit.log.1",
+					   .seq = 77},
+				      rb;
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_rotate_rep(a, &r), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_text(b, STINT_K_PATH, "/var/lib/stint/audit.log.1");
+	stint_msg_put_uint(b, STINT_K_AUDIT_SEQ, 77);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_rotate_rep(a, &r), 0);
+	a = wire(a);
+	stint_get_audit_rotate_rep(a, &rb);
+	assert_memory_equal(&rb, &r, sizeof(r));
+	stint_msg_free(a);
+	a = stint_msg_reply_ok();
+	stint_get_audit_rotate_rep(a, &rb);
+	assert_string_equal(rb.path, "?");
+	assert_int_equal(rb.seq, 0);
+	stint_msg_free(a);
+}
+
 int
 main(void)
 {
@@ -321,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_task_requests),
 		cmocka_unit_test(test_done_and_status),
 		cmocka_unit_test(test_kill_switch_rep),
+		cmocka_unit_test(test_audit_rotate_rep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
