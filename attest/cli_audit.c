@@ -346,6 +346,7 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct stint_msg *req, *rep = NULL;
+	struct stint_audit_tail_req tr;
 	const char *n_s = NULL;
 	uint64_t count = 10;
 	size_t n = 0, i;
@@ -381,15 +382,15 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 				       n_s);
 	if ((req = stint_cli_request(STINT_OP_AUDIT_TAIL)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_put_uint(req, STINT_K_COUNT, count) != 0) {
+	tr = (struct stint_audit_tail_req){.has_count = true, .count = count};
+	if (stint_enc_audit_tail_req(req, &tr) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("audit tail: cannot build the request");
 		return STINT_EXIT_FAIL;
 	}
 	if (stint_cli_call(cli, "audit tail", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_has(rep, STINT_K_LINES) &&
-	    stint_msg_get_array_len(rep, STINT_K_LINES, &n) != 0)
+	if (stint_get_audit_tail_n(rep, &n) != 0)
 		goto bad;
 	if ((line = malloc(STINT_FRAME_MAX)) == NULL ||
 	    (json && (arr = json_array()) == NULL)) {
@@ -397,8 +398,8 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (stint_msg_get_text_at(rep, STINT_K_LINES, i, line,
-					  STINT_FRAME_MAX) != 0)
+		if (stint_get_audit_tail_line(rep, i, line, STINT_FRAME_MAX) !=
+		    0)
 			goto bad;
 		if (!json) {
 			printf("%s\n", line);

@@ -432,20 +432,23 @@ int
 stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
 		     const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_audit_tail_req tr;
 	uint64_t count = 10;
 	struct stint_msg *m;
 	char *buf = NULL, *p, *start;
+	const char **recs;
 	long size, from;
 	size_t got, lines = 0;
 	FILE *f;
-	int r = 0;
+	int r;
 
 	(void)peer;
-	if (stint_msg_has(req, STINT_K_COUNT) &&
-	    (stint_msg_get_uint(req, STINT_K_COUNT, &count) != 0 ||
-	     count == 0 || count > TAIL_MAX))
+	if (stint_dec_audit_tail_req(req, &tr) != 0 ||
+	    (tr.has_count && (tr.count == 0 || tr.count > TAIL_MAX)))
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "count must be 1..%d", TAIL_MAX);
+	if (tr.has_count)
+		count = tr.count;
 	if ((f = fopen(d->cfg.audit.path, "re")) == NULL)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "cannot read %s: %s",
@@ -477,24 +480,24 @@ stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
 		p++;
 	if (p < start)
 		p = start;
-	if ((m = stint_msg_reply_ok()) == NULL) {
+	if ((recs = calloc(count, sizeof(*recs))) == NULL ||
+	    (m = stint_msg_reply_ok()) == NULL) {
+		free(recs);
 		free(buf);
 		return -1;
 	}
-	r |= stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
 	lines = 0;
-	while (r == 0 && *p != '\0') {
+	while (*p != '\0' && lines < count) {
 		char *nl = strchr(p, '\n');
 
 		if (nl == NULL)
 			break; /* a torn last line is not a record */
 		*nl = '\0';
-		r = stint_msg_append_text(m, STINT_K_LINES, p);
-		lines++;
+		recs[lines++] = p;
 		p = nl + 1;
 	}
-	if (r == 0 && lines == 0)
-		r = stint_msg_put_uint_array(m, STINT_K_LINES, NULL, 0);
+	r = stint_put_audit_tail_rep(m, d->cfg.audit.path, recs, lines);
+	free(recs);
 	free(buf);
 	return ok_reply(rep, m, r);
 }

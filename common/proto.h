@@ -222,6 +222,25 @@ int stint_enc_task_list_req(struct stint_msg *m,
 int stint_dec_task_list_req(const struct stint_msg *m,
 			    struct stint_task_list_req *r);
 
+/* AUDIT_TAIL. Request: the number of records (absent: the daemon's
+ * default); bad field STINT_K_COUNT (not a uint). Reply: the log's path
+ * and the last records, oldest first, one text each (an empty array when
+ * none). */
+struct stint_audit_tail_req {
+	bool has_count;
+	uint64_t count;
+};
+int stint_enc_audit_tail_req(struct stint_msg *m,
+			     const struct stint_audit_tail_req *r);
+int stint_dec_audit_tail_req(const struct stint_msg *m,
+			     struct stint_audit_tail_req *r);
+int stint_put_audit_tail_rep(struct stint_msg *m, const char *path,
+			     const char *const *lines, size_t n);
+/* The number of records (0 when absent); STINT_WIRE_TYPE when bad. */
+int stint_get_audit_tail_n(const struct stint_msg *m, size_t *n);
+int stint_get_audit_tail_line(const struct stint_msg *m, size_t i, char *buf,
+			      size_t cap);
+
 /* AUDIT_ROTATE reply: the rotated file's path and the seq the new file
  * starts at. The getter is lenient: path "?" and seq 0 when absent. */
 struct stint_audit_rotate_rep {

@@ -328,6 +328,64 @@ stint_dec_task_list_req(const struct stint_msg *m,
 	return 0;
 }
 
+/* --- AUDIT_TAIL ------------------------------------------------------ */
+
+int
+stint_enc_audit_tail_req(struct stint_msg *m,
+			 const struct stint_audit_tail_req *r)
+{
+	return r->has_count ? stint_msg_put_uint(m, STINT_K_COUNT, r->count)
+			    : 0;
+}
+
+int
+stint_dec_audit_tail_req(const struct stint_msg *m,
+			 struct stint_audit_tail_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (!stint_msg_has(m, STINT_K_COUNT))
+		return 0;
+	if (stint_msg_get_uint(m, STINT_K_COUNT, &r->count) != 0)
+		return STINT_WIRE_TYPE;
+	r->has_count = true;
+	return 0;
+}
+
+int
+stint_put_audit_tail_rep(struct stint_msg *m, const char *path,
+			 const char *const *lines, size_t n)
+{
+	size_t i;
+	int e;
+
+	e = stint_msg_put_text(m, STINT_K_PATH, path);
+	for (i = 0; e == 0 && i < n; i++)
+		e = stint_msg_append_text(m, STINT_K_LINES, lines[i]);
+	if (e == 0 && n == 0)
+		e = stint_msg_put_uint_array(m, STINT_K_LINES, NULL, 0);
+	return e ? -1 : 0;
+}
+
+int
+stint_get_audit_tail_n(const struct stint_msg *m, size_t *n)
+{
+	*n = 0;
+	if (!stint_msg_has(m, STINT_K_LINES))
+		return 0;
+	return stint_msg_get_array_len(m, STINT_K_LINES, n) != 0
+		       ? STINT_WIRE_TYPE
+		       : 0;
+}
+
+int
+stint_get_audit_tail_line(const struct stint_msg *m, size_t i, char *buf,
+			  size_t cap)
+{
+	return stint_msg_get_text_at(m, STINT_K_LINES, i, buf, cap) != 0
+		       ? STINT_WIRE_TYPE
+		       : 0;
+}
+
 /* --- AUDIT_ROTATE ---------------------------------------------------- */
 
 int

@@ -312,6 +312,56 @@ test_kill_switch_rep(void **state)
 	same_bytes(a, b);
 }
 
+/* AUDIT_TAIL: request and reply write the old key-by-key bytes. */
+static void
+test_audit_tail(void **state)
+{
+	const char *lines[] = {"{\"seq\":1}", "{\"seq\":2}"};
+	struct stint_audit_tail_req r = {.has_count = true, .count = 5}, rb;
+	struct stint_msg *a, *b;
+	char buf[64];
+	size_t n;
+
+	(void)state;
+	a = stint_msg_new();
+	assert_int_equal(stint_enc_audit_tail_req(a, &r), 0);
+	b = stint_msg_new();
+	stint_msg_put_uint(b, STINT_K_COUNT, 5);
+	same_bytes(a, b);
+	a = stint_msg_new();
+	assert_int_equal(stint_enc_audit_tail_req(a, &r), 0);
+	a = wire(a);
+	assert_int_equal(stint_dec_audit_tail_req(a, &rb), 0);
+	assert_memory_equal(&rb, &r, sizeof(r));
+	stint_msg_free(a);
+	a = stint_msg_new();
+	stint_msg_put_text(a, STINT_K_COUNT, "5");
+	assert_int_equal(stint_dec_audit_tail_req(a, &rb), STINT_WIRE_TYPE);
+	stint_msg_free(a);
+
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_tail_rep(a, "/l", lines, 2), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_text(b, STINT_K_PATH, "/l");
+	stint_msg_append_text(b, STINT_K_LINES, lines[0]);
+	stint_msg_append_text(b, STINT_K_LINES, lines[1]);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_tail_rep(a, "/l", NULL, 0), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_text(b, STINT_K_PATH, "/l");
+	stint_msg_put_uint_array(b, STINT_K_LINES, NULL, 0);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_tail_rep(a, "/l", lines, 2), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_audit_tail_n(a, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(stint_get_audit_tail_line(a, 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, lines[1]);
+	stint_msg_free(a);
+}
+
 /* AUDIT_ROTATE's reply: same bytes as PATH then AUDIT_SEQ, read back. */
 static void
 test_audit_rotate_rep(void **state)
@@ -351,6 +401,7 @@ main(void)
 		cmocka_unit_test(test_done_and_status),
 		cmocka_unit_test(test_kill_switch_rep),
 		cmocka_unit_test(test_audit_rotate_rep),
+		cmocka_unit_test(test_audit_tail),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
