@@ -671,6 +671,7 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 	struct stint_bytes ak;
 	struct stint_msg *m;
 	uint8_t *doc;
+	struct stint_evidence_rep er;
 	size_t len;
 	int r;
 
@@ -690,8 +691,11 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 		free(doc);
 		return -1;
 	}
-	r = stint_msg_put_bytes(m, STINT_K_EVIDENCE, doc, len);
-	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
+	er = (struct stint_evidence_rep){.doc = doc,
+					 .doc_len = len,
+					 .ak_spki = ak.ptr,
+					 .ak_len = ak.len};
+	r = stint_put_evidence_rep(m, &er);
 	stint_bytes_free(&ak);
 	free(doc);
 	return ok_reply(rep, m, r);

@@ -241,6 +241,21 @@ int stint_get_audit_tail_n(const struct stint_msg *m, size_t *n);
 int stint_get_audit_tail_line(const struct stint_msg *m, size_t i, char *buf,
 			      size_t cap);
 
+/* TASK_EVIDENCE reply: the evidence document and the attestation key's
+ * SPKI. Borrowed: the getter's pointers live as long as the message. The
+ * getter fails (STINT_WIRE_MISSING/TYPE) without the evidence; ak may be
+ * absent (len 0). */
+struct stint_evidence_rep {
+	const uint8_t *doc;
+	size_t doc_len;
+	const uint8_t *ak_spki;
+	size_t ak_len;
+};
+int stint_put_evidence_rep(struct stint_msg *m,
+			   const struct stint_evidence_rep *r);
+int stint_get_evidence_rep(const struct stint_msg *m,
+			   struct stint_evidence_rep *r);
+
 /* AUDIT_ROTATE reply: the rotated file's path and the seq the new file
  * starts at. The getter is lenient: path "?" and seq 0 when absent. */
 struct stint_audit_rotate_rep {

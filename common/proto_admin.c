@@ -386,6 +386,35 @@ stint_get_audit_tail_line(const struct stint_msg *m, size_t i, char *buf,
 		       : 0;
 }
 
+/* --- TASK_EVIDENCE --------------------------------------------------- */
+
+int
+stint_put_evidence_rep(struct stint_msg *m, const struct stint_evidence_rep *r)
+{
+	int e = 0;
+
+	e |= stint_msg_put_bytes(m, STINT_K_EVIDENCE, r->doc, r->doc_len);
+	e |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, r->ak_spki, r->ak_len);
+	return e ? -1 : 0;
+}
+
+int
+stint_get_evidence_rep(const struct stint_msg *m, struct stint_evidence_rep *r)
+{
+	int e;
+
+	memset(r, 0, sizeof(*r));
+	if ((e = stint_msg_get_bytes(m, STINT_K_EVIDENCE, &r->doc,
+				     &r->doc_len)) != 0)
+		return e;
+	if (stint_msg_get_bytes(m, STINT_K_AK_SPKI, &r->ak_spki, &r->ak_len) !=
+	    0) {
+		r->ak_spki = NULL;
+		r->ak_len = 0;
+	}
+	return 0;
+}
+
 /* --- AUDIT_ROTATE ---------------------------------------------------- */
 
 int

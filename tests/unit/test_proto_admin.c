@@ -362,6 +362,35 @@ test_audit_tail(void **state)
 	stint_msg_free(a);
 }
 
+/* TASK_EVIDENCE's reply: EVIDENCE then AK_SPKI, as before. */
+static void
+test_evidence_rep(void **state)
+{
+	static const uint8_t doc[] = {0xa1, 1, 2}, ak[] = {0x30, 0x59, 9};
+	struct stint_evidence_rep r = {doc, sizeof(doc), ak, sizeof(ak)}, rb;
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_evidence_rep(a, &r), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_bytes(b, STINT_K_EVIDENCE, doc, sizeof(doc));
+	stint_msg_put_bytes(b, STINT_K_AK_SPKI, ak, sizeof(ak));
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_evidence_rep(a, &r), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_evidence_rep(a, &rb), 0);
+	assert_int_equal(rb.doc_len, sizeof(doc));
+	assert_memory_equal(rb.doc, doc, sizeof(doc));
+	assert_int_equal(rb.ak_len, sizeof(ak));
+	assert_memory_equal(rb.ak_spki, ak, sizeof(ak));
+	stint_msg_free(a);
+	a = stint_msg_reply_ok();
+	assert_int_not_equal(stint_get_evidence_rep(a, &rb), 0);
+	stint_msg_free(a);
+}
+
 /* AUDIT_ROTATE's reply: same bytes as PATH then AUDIT_SEQ, read back. */
 static void
 test_audit_rotate_rep(void **state)
@@ -402,6 +431,7 @@ main(void)
 		cmocka_unit_test(test_kill_switch_rep),
 		cmocka_unit_test(test_audit_rotate_rep),
 		cmocka_unit_test(test_audit_tail),
+		cmocka_unit_test(test_evidence_rep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
