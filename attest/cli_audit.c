@@ -73,14 +73,6 @@ stint_help_status(FILE *f)
 		"  --json  print JSON\n");
 }
 
-static void
-get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
-	    const char *dflt)
-{
-	if (stint_msg_get_text(m, key, buf, cap) != 0)
-		snprintf(buf, cap, "%s", dflt);
-}
-
 static int
 fetch_status(const struct stint_cli *cli, const char *what,
 	     struct stint_status_rep *st)
@@ -354,6 +346,7 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct stint_msg *req, *rep = NULL;
+	struct stint_audit_tail_req tr;
 	const char *n_s = NULL;
 	uint64_t count = 10;
 	size_t n = 0, i;
@@ -389,15 +382,15 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 				       n_s);
 	if ((req = stint_cli_request(STINT_OP_AUDIT_TAIL)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_put_uint(req, STINT_K_COUNT, count) != 0) {
+	tr = (struct stint_audit_tail_req){.has_count = true, .count = count};
+	if (stint_enc_audit_tail_req(req, &tr) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("audit tail: cannot build the request");
 		return STINT_EXIT_FAIL;
 	}
 	if (stint_cli_call(cli, "audit tail", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_has(rep, STINT_K_LINES) &&
-	    stint_msg_get_array_len(rep, STINT_K_LINES, &n) != 0)
+	if (stint_get_audit_tail_n(rep, &n) != 0)
 		goto bad;
 	if ((line = malloc(STINT_FRAME_MAX)) == NULL ||
 	    (json && (arr = json_array()) == NULL)) {
@@ -405,8 +398,8 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (stint_msg_get_text_at(rep, STINT_K_LINES, i, line,
-					  STINT_FRAME_MAX) != 0)
+		if (stint_get_audit_tail_line(rep, i, line, STINT_FRAME_MAX) !=
+		    0)
 			goto bad;
 		if (!json) {
 			printf("%s\n", line);
@@ -439,9 +432,8 @@ out:
 static int
 audit_rotate(const struct stint_cli *cli, int argc, char **argv)
 {
+	struct stint_audit_rotate_rep rr;
 	struct stint_msg *rep = NULL;
-	char old[PATH_MAX];
-	uint64_t seq = 0;
 
 	if (argc > 1 &&
 	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
@@ -455,10 +447,9 @@ audit_rotate(const struct stint_cli *cli, int argc, char **argv)
 			   stint_cli_request(STINT_OP_AUDIT_ROTATE),
 			   &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	get_text_or(rep, STINT_K_PATH, old, sizeof(old), "?");
-	(void)stint_msg_get_uint(rep, STINT_K_AUDIT_SEQ, &seq);
+	stint_get_audit_rotate_rep(rep, &rr);
 	printf("audit log rotated: records up to seq %llu are in %s\n",
-	       (unsigned long long)(seq > 0 ? seq - 1 : 0), old);
+	       (unsigned long long)(rr.seq > 0 ? rr.seq - 1 : 0), rr.path);
 	stint_msg_free(rep);
 	return STINT_EXIT_OK;
 }
@@ -473,6 +464,113 @@ stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv)
 	if (strcmp(argv[0], "tail") == 0)
 		return audit_tail(cli, argc, argv);
 	return stint_cli_usage("audit", "no such command 'audit %s'", argv[0]);
+}
+
+/* Names of SIGN refusals, by wire status (JSON keys, metric labels). */
+static const char *const refused_names[STINT_REFUSED_N] = {
+	[STINT_E_BAD_REQUEST] = "bad_request",
+	[STINT_E_VERSION] = "version",
+	[STINT_E_NO_AGENT] = "no_agent",
+	[STINT_E_NOT_YOURS] = "not_yours",
+	[STINT_E_NOT_LIVE] = "not_live",
+	[STINT_E_MECHANISM] = "mechanism",
+	[STINT_E_BUDGET] = "budget",
+	[STINT_E_INTERNAL] = "internal",
+};
+
+static const char *const counter_names[STINT_C_N] = {
+	[STINT_C_SIGN_ALLOWED] = "sign_allowed",
+	[STINT_C_TASK_STARTS] = "task_starts",
+	[STINT_C_TASK_ENDS] = "task_ends",
+	[STINT_C_TASK_EXPIRES] = "task_expires",
+	[STINT_C_BACKEND_ERRORS] = "backend_errors",
+	[STINT_C_AUDIT_FAILURES] = "audit_write_failures",
+	[STINT_C_AUDIT_BYTES] = "audit_bytes",
+	[STINT_C_AUDIT_PENDING] = "audit_pending",
+};
+
+static uint64_t
+refused_total(const struct stint_status_rep *st)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < STINT_REFUSED_N; i++)
+		n += st->refused[i];
+	return n;
+}
+
+/* sign_refused_by_reason: every named reason (0 too, so that a scraper
+ * sees a stable set), and any status this CLI has no name for as its
+ * number. */
+static json_t *
+refused_json(const struct stint_status_rep *st)
+{
+	char name[16];
+	json_t *o;
+	size_t i;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (i = 1; i < STINT_REFUSED_N; i++) {
+		if (refused_names[i] == NULL && st->refused[i] == 0)
+			continue;
+		if (refused_names[i] == NULL)
+			snprintf(name, sizeof(name), "status_%zu", i);
+		json_object_set_new(o,
+				    refused_names[i] ? refused_names[i] : name,
+				    json_integer((json_int_t)st->refused[i]));
+	}
+	return o;
+}
+
+static void
+counters_json(json_t *o, const struct stint_status_rep *st)
+{
+	size_t i;
+
+	if (!st->has_counters)
+		return;
+	for (i = 0; i < STINT_C_N; i++)
+		json_object_set_new(o, counter_names[i],
+				    json_integer((json_int_t)st->counters[i]));
+	json_object_set_new(o, "sign_refused",
+			    json_integer((json_int_t)refused_total(st)));
+	json_object_set_new(o, "sign_refused_by_reason", refused_json(st));
+}
+
+static void
+counters_print(const struct stint_status_rep *st)
+{
+	const uint64_t *c = st->counters;
+	size_t i;
+	bool first = true;
+
+	if (!st->has_counters)
+		return;
+	printf("signatures    %llu allowed, %llu refused",
+	       (unsigned long long)c[STINT_C_SIGN_ALLOWED],
+	       (unsigned long long)refused_total(st));
+	for (i = 1; i < STINT_REFUSED_N; i++) {
+		if (st->refused[i] == 0)
+			continue;
+		printf("%s%s %llu", first ? " (" : ", ",
+		       refused_names[i] ? refused_names[i] : "other",
+		       (unsigned long long)st->refused[i]);
+		first = false;
+	}
+	printf("%s\n", first ? "" : ")");
+	printf("tasks         %llu started, %llu ended, %llu expired\n",
+	       (unsigned long long)c[STINT_C_TASK_STARTS],
+	       (unsigned long long)c[STINT_C_TASK_ENDS],
+	       (unsigned long long)c[STINT_C_TASK_EXPIRES]);
+	printf("audit size    %llu bytes\n",
+	       (unsigned long long)c[STINT_C_AUDIT_BYTES]);
+	printf("errors        %llu backend, %llu audit write, "
+	       "%llu audit records pending\n",
+	       (unsigned long long)c[STINT_C_BACKEND_ERRORS],
+	       (unsigned long long)c[STINT_C_AUDIT_FAILURES],
+	       (unsigned long long)c[STINT_C_AUDIT_PENDING]);
 }
 
 static json_t *
@@ -513,6 +611,7 @@ status_json(const struct stint_status_rep *st)
 	} else {
 		json_object_set_new(o, "audit_hash", json_null());
 	}
+	counters_json(o, st);
 	return o;
 }
 
@@ -574,5 +673,6 @@ stint_cmd_status(const struct stint_cli *cli, int argc, char **argv)
 		printf("audit head    %llu:%s\n",
 		       (unsigned long long)st.audit_seq, hex);
 	}
+	counters_print(&st);
 	return STINT_EXIT_OK;
 }

@@ -746,8 +746,7 @@ static int
 task_evidence(const struct stint_cli *cli, int argc, char **argv)
 {
 	struct stint_msg *req, *rep = NULL;
-	const uint8_t *doc;
-	size_t len;
+	struct stint_evidence_rep er;
 	int ret = STINT_EXIT_FAIL;
 
 	if (argc != 2)
@@ -765,11 +764,11 @@ task_evidence(const struct stint_cli *cli, int argc, char **argv)
 	}
 	if (stint_cli_call(cli, "task evidence", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_get_bytes(rep, STINT_K_EVIDENCE, &doc, &len) != 0) {
+	if (stint_get_evidence_rep(rep, &er) != 0) {
 		stint_cli_err("task evidence: stintd's reply has no evidence");
 		goto out;
 	}
-	if (stint_evidence_pem_write(stdout, doc, len) != 0) {
+	if (stint_evidence_pem_write(stdout, er.doc, er.doc_len) != 0) {
 		stint_cli_err("cannot write the evidence");
 		goto out;
 	}

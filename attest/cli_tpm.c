@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attest/cli.h"
+#include "common/proto.h"
 #include "stint/wire.h"
 
 void
@@ -39,6 +40,7 @@ stint_cmd_kill_switch(const struct stint_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct stint_msg *req, *rep = NULL;
+	struct stint_done_rep done;
 	uint64_t counter = 0, ended = 0;
 	bool confirm = false, json = false;
 	int c, ret;
@@ -76,13 +78,14 @@ stint_cmd_kill_switch(const struct stint_cli *cli, int argc, char **argv)
 	ret = stint_cli_call(cli, "kill-switch", req, &rep);
 	if (ret != STINT_EXIT_OK)
 		return ret;
-	if (stint_msg_get_uint(rep, STINT_K_COUNTER, &counter) != 0) {
+	stint_get_done_rep(rep, &done);
+	stint_msg_free(rep);
+	if (!done.has_counter) {
 		stint_cli_err("kill-switch: stintd sent no counter value");
-		stint_msg_free(rep);
 		return STINT_EXIT_FAIL;
 	}
-	(void)stint_msg_get_uint(rep, STINT_K_COUNT, &ended);
-	stint_msg_free(rep);
+	counter = done.counter;
+	ended = done.count;
 	if (json)
 		return stint_cli_print_json(json_pack(
 			"{s:s, s:I, s:I}", "result", "ok", "counter",

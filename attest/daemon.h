@@ -8,6 +8,7 @@
 #define STINT_ATTEST_DAEMON_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -36,7 +37,27 @@ struct stintd {
 	pthread_rwlock_t revoke_lock;
 	uid_t uid;       /* stintd's own uid: may use admin.sock */
 	int64_t started; /* seconds since the epoch */
+	/* STATUS counters (proto.h's enum stint_counter; the gauges are
+	 * read at STATUS time) and refused SIGNs by wire status. Atomics:
+	 * counting takes no lock. */
+	_Atomic uint64_t count[STINT_C_N];
+	_Atomic uint64_t refused[STINT_REFUSED_N];
 };
+
+/* Counts one event; relaxed, lock-free. */
+static inline void
+stintd_count(struct stintd *d, enum stint_counter c)
+{
+	atomic_fetch_add_explicit(&d->count[c], 1, memory_order_relaxed);
+}
+
+static inline void
+stintd_count_refused(struct stintd *d, int status)
+{
+	if (status > 0 && status < STINT_REFUSED_N)
+		atomic_fetch_add_explicit(&d->refused[status], 1,
+					  memory_order_relaxed);
+}
 
 /* The handlers and the op table that routes to them: ops.h. */
 

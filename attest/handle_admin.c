@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -418,20 +419,23 @@ int
 stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
 		     const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_audit_tail_req tr;
 	uint64_t count = 10;
 	struct stint_msg *m;
 	char *buf = NULL, *p, *start;
+	const char **recs;
 	long size, from;
 	size_t got, lines = 0;
 	FILE *f;
-	int r = 0;
+	int r;
 
 	(void)peer;
-	if (stint_msg_has(req, STINT_K_COUNT) &&
-	    (stint_msg_get_uint(req, STINT_K_COUNT, &count) != 0 ||
-	     count == 0 || count > TAIL_MAX))
+	if (stint_dec_audit_tail_req(req, &tr) != 0 ||
+	    (tr.has_count && (tr.count == 0 || tr.count > TAIL_MAX)))
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "count must be 1..%d", TAIL_MAX);
+	if (tr.has_count)
+		count = tr.count;
 	if ((f = fopen(d->cfg.audit.path, "re")) == NULL)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "cannot read %s: %s",
@@ -463,26 +467,46 @@ stintd_op_audit_tail(struct stintd *d, const struct stint_peer *peer,
 		p++;
 	if (p < start)
 		p = start;
-	if ((m = stint_msg_reply_ok()) == NULL) {
+	if ((recs = calloc(count, sizeof(*recs))) == NULL ||
+	    (m = stint_msg_reply_ok()) == NULL) {
+		free(recs);
 		free(buf);
 		return -1;
 	}
-	r |= stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
 	lines = 0;
-	while (r == 0 && *p != '\0') {
+	while (*p != '\0' && lines < count) {
 		char *nl = strchr(p, '\n');
 
 		if (nl == NULL)
 			break; /* a torn last line is not a record */
 		*nl = '\0';
-		r = stint_msg_append_text(m, STINT_K_LINES, p);
-		lines++;
+		recs[lines++] = p;
 		p = nl + 1;
 	}
-	if (r == 0 && lines == 0)
-		r = stint_msg_put_uint_array(m, STINT_K_LINES, NULL, 0);
+	r = stint_put_audit_tail_rep(m, d->cfg.audit.path, recs, lines);
+	free(recs);
 	free(buf);
 	return ok_reply(rep, m, r);
+}
+
+/* The counters, and the gauges read now: the audit file's size and the
+ * records waiting for the log. */
+static void
+status_counters(struct stintd *d, struct stint_status_rep *st)
+{
+	struct stat sb;
+	size_t i;
+
+	st->has_counters = true;
+	for (i = 0; i < STINT_C_N; i++)
+		st->counters[i] = atomic_load_explicit(&d->count[i],
+						       memory_order_relaxed);
+	for (i = 0; i < STINT_REFUSED_N; i++)
+		st->refused[i] = atomic_load_explicit(&d->refused[i],
+						      memory_order_relaxed);
+	if (stat(stint_audit_path(d->audit), &sb) == 0)
+		st->counters[STINT_C_AUDIT_BYTES] = (uint64_t)sb.st_size;
+	st->counters[STINT_C_AUDIT_PENDING] = stint_audit_pending_count();
 }
 
 int
@@ -520,6 +544,7 @@ stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 		st.prepared = bs.prepared;
 		st.prepared_max = bs.prepared_max;
 	}
+	status_counters(d, &st);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
 	return ok_reply(rep, m, stint_put_status_rep(m, &st));
@@ -633,6 +658,7 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 	struct stint_bytes ak;
 	struct stint_msg *m;
 	uint8_t *doc;
+	struct stint_evidence_rep er;
 	size_t len;
 	int r;
 
@@ -652,8 +678,11 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 		free(doc);
 		return -1;
 	}
-	r = stint_msg_put_bytes(m, STINT_K_EVIDENCE, doc, len);
-	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
+	er = (struct stint_evidence_rep){.doc = doc,
+					 .doc_len = len,
+					 .ak_spki = ak.ptr,
+					 .ak_len = ak.len};
+	r = stint_put_evidence_rep(m, &er);
 	stint_bytes_clear(&ak);
 	free(doc);
 	return ok_reply(rep, m, r);
@@ -691,12 +720,13 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 	       struct stint_reply *rep)
 {
 	struct stint_task *tasks = NULL;
+	struct stint_done_rep done;
 	struct stint_msg *m;
 	uint64_t counter = 0;
 	size_t n = 0, ended = 0, i;
 	char err[256], detail[64];
 	bool *mine = NULL, pending = false;
-	int r = 0;
+	int r;
 
 	pthread_rwlock_wrlock(&d->revoke_lock);
 	if (d->backend->ops->kill_switch(d->backend, &counter, err,
@@ -721,7 +751,6 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 					 stintd_now());
 		mine[i] = r == STINT_STORE_OK || r == STINT_STORE_PENDING;
 	}
-	r = 0;
 	pthread_rwlock_unlock(&d->revoke_lock);
 
 	snprintf(detail, sizeof(detail), "counter=%llu",
@@ -751,16 +780,18 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 	stint_store_task_list_free(tasks, n);
 	log_warn("kill switch: TPM counter now %llu, %zu live task(s) ended",
 		 (unsigned long long)counter, ended);
+	done = (struct stint_done_rep){.has_counter = true,
+				       .counter = counter,
+				       .has_count = true,
+				       .count = ended};
+	if (pending)
+		snprintf(done.note, sizeof(done.note), "%s",
+			 "the audit log refuses records: the kill switch's "
+			 "records are pending and are written as soon as the "
+			 "log accepts them");
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	r |= stint_msg_put_uint(m, STINT_K_COUNTER, counter);
-	r |= stint_msg_put_uint(m, STINT_K_COUNT, ended);
-	return ok_note_reply(rep, m, r,
-			     pending ? "the audit log refuses records: the "
-				       "kill switch's records are pending and "
-				       "are written as soon as the log accepts "
-				       "them"
-				     : NULL);
+	return ok_reply(rep, m, stint_put_done_rep(m, &done));
 }
 
 int
@@ -784,20 +815,19 @@ int
 stintd_op_audit_rotate(struct stintd *d, const struct stint_peer *peer,
 		       const struct stint_msg *req, struct stint_reply *rep)
 {
-	char old[PATH_MAX], err[512];
+	struct stint_audit_rotate_rep rr;
 	struct stint_msg *m;
-	uint64_t seq;
-	int r = 0;
+	char err[512];
 
 	(void)peer;
 	(void)req;
-	if (stintd_anchor_rotate(d, old, sizeof(old), err, sizeof(err)) != 0)
+	memset(&rr, 0, sizeof(rr));
+	if (stintd_anchor_rotate(d, rr.path, sizeof(rr.path), err,
+				 sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "audit rotate: %s", err);
-	stint_audit_head(d->audit, &seq, NULL);
+	stint_audit_head(d->audit, &rr.seq, NULL);
 	if ((m = stint_msg_reply_ok()) == NULL)
 		return -1;
-	r |= stint_msg_put_text(m, STINT_K_PATH, old);
-	r |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, seq);
-	return ok_reply(rep, m, r);
+	return ok_reply(rep, m, stint_put_audit_rotate_rep(m, &rr));
 }

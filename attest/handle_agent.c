@@ -172,8 +172,11 @@ static int
 refuse(struct sign_ctx *s, struct stint_reply *rep, int status,
        const char *reason)
 {
-	if (audit_refusal(s, reason) != 0)
+	stintd_count_refused(s->d, status);
+	if (audit_refusal(s, reason) != 0) {
+		stintd_count(s->d, STINT_C_AUDIT_FAILURES);
 		log_err("audit log write failed while refusing a signature");
+	}
 	stint_debug("sign", "refused task %s for pid %ld: %s", s->req->task,
 		    (long)s->peer->pid, reason);
 	return stintd_error_reply(rep, status, "%s", reason);
@@ -273,6 +276,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	/* No signature without its record. */
 	if (audit_sign(&s, "sign-allowed", "allow", NULL) != 0) {
 		pthread_rwlock_unlock(&d->revoke_lock);
+		stintd_count(d, STINT_C_AUDIT_FAILURES);
 		log_err("audit log write failed: refusing to sign");
 		r = stintd_error_reply(rep, STINT_E_INTERNAL,
 				       "audit log unavailable; nothing signed");
@@ -284,11 +288,14 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	pthread_rwlock_unlock(&d->revoke_lock);
 	if (r != 0) {
 		log_err("backend failed to sign for task %s: %s", sr.task, err);
-		(void)audit_sign(&s, "sign-error", "deny", err);
+		stintd_count(d, STINT_C_BACKEND_ERRORS);
+		if (audit_sign(&s, "sign-error", "deny", err) != 0)
+			stintd_count(d, STINT_C_AUDIT_FAILURES);
 		r = stintd_error_reply(rep, STINT_E_BACKEND,
 				       "backend failed to sign: %s", err);
 		goto out;
 	}
+	stintd_count(d, STINT_C_SIGN_ALLOWED);
 	r = stint_enc_sign_rep(sig, sig_len, &rep->buf, &rep->len) == 0 ? 0
 									: -1;
 out:

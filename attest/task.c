@@ -67,6 +67,7 @@ audit(struct stintd *d, const char *event, const char *agent, const char *task,
 
 	if (stint_audit_append(d->audit, &ev) == 0)
 		return 0;
+	stintd_count(d, STINT_C_AUDIT_FAILURES);
 	log_err("audit log write failed for %s of task %s", event,
 		task ? task : "-");
 	return -1;
@@ -461,6 +462,7 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 			 "the audit log refuses records: no task started");
 		return STINT_E_INTERNAL;
 	}
+	stintd_count(d, STINT_C_TASK_STARTS);
 	log_info("task %s started for agent %s (%s, ttl %llus)", t->id, a.name,
 		 stint_key_type_str(t->key_type), (unsigned long long)ttl);
 	return STINT_OK;
@@ -538,6 +540,7 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 		r = revoke(d, id, STINT_TASK_ENDED, reason);
 		if (r == STINT_STORE_OK || r == STINT_STORE_PENDING) {
 			store_pending = r == STINT_STORE_PENDING;
+			stintd_count(d, STINT_C_TASK_ENDS);
 			record_pending =
 				audit_revoke(d, "task-end", t.agent, id, by,
 					     reason,
@@ -670,6 +673,7 @@ stint_task_reap(struct stintd *d)
 					   r == STINT_STORE_PENDING
 						   ? "store=pending"
 						   : NULL);
+			stintd_count(d, STINT_C_TASK_EXPIRES);
 			log_info("task %s expired", t.id);
 		}
 		if (!t.key_destroyed)

@@ -224,6 +224,69 @@ int stint_enc_task_list_req(struct stint_msg *m,
 int stint_dec_task_list_req(const struct stint_msg *m,
 			    struct stint_task_list_req *r);
 
+/* AUDIT_TAIL. Request: the number of records (absent: the daemon's
+ * default); bad field STINT_K_COUNT (not a uint). Reply: the log's path
+ * and the last records, oldest first, one text each (an empty array when
+ * none). */
+struct stint_audit_tail_req {
+	bool has_count;
+	uint64_t count;
+};
+int stint_enc_audit_tail_req(struct stint_msg *m,
+			     const struct stint_audit_tail_req *r);
+int stint_dec_audit_tail_req(const struct stint_msg *m,
+			     struct stint_audit_tail_req *r);
+int stint_put_audit_tail_rep(struct stint_msg *m, const char *path,
+			     const char *const *lines, size_t n);
+/* The number of records (0 when absent); STINT_WIRE_TYPE when bad. */
+int stint_get_audit_tail_n(const struct stint_msg *m, size_t *n);
+int stint_get_audit_tail_line(const struct stint_msg *m, size_t i, char *buf,
+			      size_t cap);
+
+/* TASK_EVIDENCE reply: the evidence document and the attestation key's
+ * SPKI. Borrowed: the getter's pointers live as long as the message. The
+ * getter fails (STINT_WIRE_MISSING/TYPE) without the evidence; ak may be
+ * absent (len 0). */
+struct stint_evidence_rep {
+	const uint8_t *doc;
+	size_t doc_len;
+	const uint8_t *ak_spki;
+	size_t ak_len;
+};
+int stint_put_evidence_rep(struct stint_msg *m,
+			   const struct stint_evidence_rep *r);
+int stint_get_evidence_rep(const struct stint_msg *m,
+			   struct stint_evidence_rep *r);
+
+/* AUDIT_ROTATE reply: the rotated file's path and the seq the new file
+ * starts at. The getter is lenient: path "?" and seq 0 when absent. */
+struct stint_audit_rotate_rep {
+	char path[4096];
+	uint64_t seq;
+};
+int stint_put_audit_rotate_rep(struct stint_msg *m,
+			       const struct stint_audit_rotate_rep *r);
+void stint_get_audit_rotate_rep(const struct stint_msg *m,
+				struct stint_audit_rotate_rep *r);
+
+/* STATUS counters (STINT_K_COUNTERS, a uint array in this order; a
+ * reader takes what it knows and ignores the rest). Counts since stintd
+ * started, except the gauges audit_bytes and audit_pending. */
+enum stint_counter {
+	STINT_C_SIGN_ALLOWED,   /* signatures made */
+	STINT_C_TASK_STARTS,    /* tasks started */
+	STINT_C_TASK_ENDS,      /* live tasks ended (task end, agent remove) */
+	STINT_C_TASK_EXPIRES,   /* live tasks expired at their deadline */
+	STINT_C_BACKEND_ERRORS, /* SIGNs the backend failed */
+	STINT_C_AUDIT_FAILURES, /* audit records that could not be written */
+	STINT_C_AUDIT_BYTES,    /* gauge: size of the current audit file */
+	STINT_C_AUDIT_PENDING,  /* gauge: records waiting for the log */
+	STINT_C_N
+};
+/* Refused SIGNs by wire status (STINT_K_REFUSED, a uint array indexed by
+ * the status: [0] is always 0). */
+#define STINT_REFUSED_N 16
+
 /* STATUS reply. The getter is lenient: absent numbers are 0, absent
  * texts "unknown" (path: ""). */
 struct stint_status_rep {
@@ -234,6 +297,9 @@ struct stint_status_rep {
 	uint8_t audit_hash[32];
 	bool has_ready; /* the backend reports what it keeps ready */
 	uint64_t ready_keys, ready_target, prepared, prepared_max;
+	bool has_counters; /* a stintd that counts */
+	uint64_t counters[STINT_C_N];
+	uint64_t refused[STINT_REFUSED_N];
 };
 int stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *r);
 void stint_get_status_rep(const struct stint_msg *m,

@@ -328,6 +328,116 @@ stint_dec_task_list_req(const struct stint_msg *m,
 	return 0;
 }
 
+/* --- AUDIT_TAIL ------------------------------------------------------ */
+
+int
+stint_enc_audit_tail_req(struct stint_msg *m,
+			 const struct stint_audit_tail_req *r)
+{
+	return r->has_count ? stint_msg_put_uint(m, STINT_K_COUNT, r->count)
+			    : 0;
+}
+
+int
+stint_dec_audit_tail_req(const struct stint_msg *m,
+			 struct stint_audit_tail_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (!stint_msg_has(m, STINT_K_COUNT))
+		return 0;
+	if (stint_msg_get_uint(m, STINT_K_COUNT, &r->count) != 0)
+		return STINT_WIRE_TYPE;
+	r->has_count = true;
+	return 0;
+}
+
+int
+stint_put_audit_tail_rep(struct stint_msg *m, const char *path,
+			 const char *const *lines, size_t n)
+{
+	size_t i;
+	int e;
+
+	e = stint_msg_put_text(m, STINT_K_PATH, path);
+	for (i = 0; e == 0 && i < n; i++)
+		e = stint_msg_append_text(m, STINT_K_LINES, lines[i]);
+	if (e == 0 && n == 0)
+		e = stint_msg_put_uint_array(m, STINT_K_LINES, NULL, 0);
+	return e ? -1 : 0;
+}
+
+int
+stint_get_audit_tail_n(const struct stint_msg *m, size_t *n)
+{
+	*n = 0;
+	if (!stint_msg_has(m, STINT_K_LINES))
+		return 0;
+	return stint_msg_get_array_len(m, STINT_K_LINES, n) != 0
+		       ? STINT_WIRE_TYPE
+		       : 0;
+}
+
+int
+stint_get_audit_tail_line(const struct stint_msg *m, size_t i, char *buf,
+			  size_t cap)
+{
+	return stint_msg_get_text_at(m, STINT_K_LINES, i, buf, cap) != 0
+		       ? STINT_WIRE_TYPE
+		       : 0;
+}
+
+/* --- TASK_EVIDENCE --------------------------------------------------- */
+
+int
+stint_put_evidence_rep(struct stint_msg *m, const struct stint_evidence_rep *r)
+{
+	int e = 0;
+
+	e |= stint_msg_put_bytes(m, STINT_K_EVIDENCE, r->doc, r->doc_len);
+	e |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, r->ak_spki, r->ak_len);
+	return e ? -1 : 0;
+}
+
+int
+stint_get_evidence_rep(const struct stint_msg *m, struct stint_evidence_rep *r)
+{
+	int e;
+
+	memset(r, 0, sizeof(*r));
+	if ((e = stint_msg_get_bytes(m, STINT_K_EVIDENCE, &r->doc,
+				     &r->doc_len)) != 0)
+		return e;
+	if (stint_msg_get_bytes(m, STINT_K_AK_SPKI, &r->ak_spki, &r->ak_len) !=
+	    0) {
+		r->ak_spki = NULL;
+		r->ak_len = 0;
+	}
+	return 0;
+}
+
+/* --- AUDIT_ROTATE ---------------------------------------------------- */
+
+int
+stint_put_audit_rotate_rep(struct stint_msg *m,
+			   const struct stint_audit_rotate_rep *r)
+{
+	int e = 0;
+
+	e |= stint_msg_put_text(m, STINT_K_PATH, r->path);
+	e |= stint_msg_put_uint(m, STINT_K_AUDIT_SEQ, r->seq);
+	return e ? -1 : 0;
+}
+
+void
+stint_get_audit_rotate_rep(const struct stint_msg *m,
+			   struct stint_audit_rotate_rep *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (stint_msg_get_text(m, STINT_K_PATH, r->path, sizeof(r->path)) != 0)
+		snprintf(r->path, sizeof(r->path), "?");
+	(void)stint_msg_get_uint(m, STINT_K_AUDIT_SEQ, &r->seq);
+}
+
 /* --- STATUS ---------------------------------------------------------- */
 
 int
@@ -357,6 +467,12 @@ stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *s)
 		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
 					s->prepared_max);
 	}
+	if (s->has_counters) {
+		r |= stint_msg_put_uint_array(m, STINT_K_COUNTERS, s->counters,
+					      STINT_C_N);
+		r |= stint_msg_put_uint_array(m, STINT_K_REFUSED, s->refused,
+					      STINT_REFUSED_N);
+	}
 	return r ? -1 : 0;
 }
 
@@ -366,6 +482,24 @@ get_text_or(const struct stint_msg *m, uint64_t key, char *buf, size_t cap,
 {
 	if (stint_msg_get_text(m, key, buf, cap) != 0)
 		snprintf(buf, cap, "%s", dflt);
+}
+
+/* Takes the counters this build knows; a newer stintd may send more. */
+static void
+get_counters(const struct stint_msg *m, struct stint_status_rep *st)
+{
+	uint64_t v[64];
+	size_t n = 0, i;
+
+	if (stint_msg_get_uint_array(m, STINT_K_COUNTERS, v, 64, &n) != 0)
+		return;
+	for (i = 0; i < n && i < STINT_C_N; i++)
+		st->counters[i] = v[i];
+	st->has_counters = true;
+	if (stint_msg_get_uint_array(m, STINT_K_REFUSED, v, 64, &n) != 0)
+		return;
+	for (i = 0; i < n && i < STINT_REFUSED_N; i++)
+		st->refused[i] = v[i];
 }
 
 void
@@ -400,4 +534,5 @@ stint_get_status_rep(const struct stint_msg *m, struct stint_status_rep *st)
 		memcpy(st->audit_hash, hash, len);
 		st->has_head = true;
 	}
+	get_counters(m, st);
 }

@@ -135,6 +135,8 @@ enum stint_key {
 	STINT_K_READY_TARGET = 56, /* uint: [backend] key_pool */
 	STINT_K_PREPARED = 57,     /* uint: prepared signing operations */
 	STINT_K_PREPARED_MAX = 58, /* uint: [backend] prepared_ops */
+	STINT_K_COUNTERS = 59,     /* uint array: STATUS counters */
+	STINT_K_REFUSED = 60,      /* uint array: refused SIGNs by status */
 };
 
 enum stint_key_type {

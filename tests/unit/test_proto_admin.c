@@ -245,6 +245,11 @@ test_done_and_status(void **state)
 	s.ready_target = 2;
 	s.prepared = 3;
 	s.prepared_max = 4;
+	s.has_counters = true;
+	for (size_t i = 0; i < STINT_C_N; i++)
+		s.counters[i] = 100 + i;
+	s.refused[STINT_E_NOT_YOURS] = 7;
+	s.refused[STINT_E_NOT_LIVE] = 1ULL << 40;
 	m = stint_msg_reply_ok();
 	assert_int_equal(stint_put_status_rep(m, &s), 0);
 	m = wire(m);
@@ -258,7 +263,161 @@ test_done_and_status(void **state)
 	assert_string_equal(sb.path, "");
 	assert_false(sb.has_head);
 	assert_false(sb.has_ready);
+	assert_false(sb.has_counters);
 	stint_msg_free(m);
+	/* A newer stintd's longer counter array: the known ones are read. */
+	m = stint_msg_reply_ok();
+	{
+		uint64_t more[STINT_C_N + 3];
+
+		for (size_t i = 0; i < STINT_C_N + 3; i++)
+			more[i] = i + 1;
+		assert_int_equal(stint_msg_put_uint_array(m, STINT_K_COUNTERS,
+							  more, STINT_C_N + 3),
+				 0);
+	}
+	m = wire(m);
+	stint_get_status_rep(m, &sb);
+	assert_true(sb.has_counters);
+	assert_int_equal(sb.counters[STINT_C_N - 1], STINT_C_N);
+	stint_msg_free(m);
+}
+
+/* KILL_SWITCH's reply (a done reply with counter and count) writes the
+ * bytes the handler's key-by-key construction did: counter, count, note. */
+static void
+test_kill_switch_rep(void **state)
+{
+	struct stint_done_rep d = {.has_counter = true,
+				   .counter = 12,
+				   .has_count = true,
+				   .count = 3,
+				   .note = "pending"};
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_done_rep(a, &d), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_uint(b, STINT_K_COUNTER, 12);
+	stint_msg_put_uint(b, STINT_K_COUNT, 3);
+	stint_msg_put_text(b, STINT_K_REASON, "pending");
+	same_bytes(a, b);
+	d.note[0] = '\0';
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_done_rep(a, &d), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_uint(b, STINT_K_COUNTER, 12);
+	stint_msg_put_uint(b, STINT_K_COUNT, 3);
+	same_bytes(a, b);
+}
+
+/* AUDIT_TAIL: request and reply write the old key-by-key bytes. */
+static void
+test_audit_tail(void **state)
+{
+	const char *lines[] = {"{\"seq\":1}", "{\"seq\":2}"};
+	struct stint_audit_tail_req r = {.has_count = true, .count = 5}, rb;
+	struct stint_msg *a, *b;
+	char buf[64];
+	size_t n;
+
+	(void)state;
+	a = stint_msg_new();
+	assert_int_equal(stint_enc_audit_tail_req(a, &r), 0);
+	b = stint_msg_new();
+	stint_msg_put_uint(b, STINT_K_COUNT, 5);
+	same_bytes(a, b);
+	a = stint_msg_new();
+	assert_int_equal(stint_enc_audit_tail_req(a, &r), 0);
+	a = wire(a);
+	assert_int_equal(stint_dec_audit_tail_req(a, &rb), 0);
+	assert_memory_equal(&rb, &r, sizeof(r));
+	stint_msg_free(a);
+	a = stint_msg_new();
+	stint_msg_put_text(a, STINT_K_COUNT, "5");
+	assert_int_equal(stint_dec_audit_tail_req(a, &rb), STINT_WIRE_TYPE);
+	stint_msg_free(a);
+
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_tail_rep(a, "/l", lines, 2), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_text(b, STINT_K_PATH, "/l");
+	stint_msg_append_text(b, STINT_K_LINES, lines[0]);
+	stint_msg_append_text(b, STINT_K_LINES, lines[1]);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_tail_rep(a, "/l", NULL, 0), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_text(b, STINT_K_PATH, "/l");
+	stint_msg_put_uint_array(b, STINT_K_LINES, NULL, 0);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_tail_rep(a, "/l", lines, 2), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_audit_tail_n(a, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(stint_get_audit_tail_line(a, 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, lines[1]);
+	stint_msg_free(a);
+}
+
+/* TASK_EVIDENCE's reply: EVIDENCE then AK_SPKI, as before. */
+static void
+test_evidence_rep(void **state)
+{
+	static const uint8_t doc[] = {0xa1, 1, 2}, ak[] = {0x30, 0x59, 9};
+	struct stint_evidence_rep r = {doc, sizeof(doc), ak, sizeof(ak)}, rb;
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_evidence_rep(a, &r), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_bytes(b, STINT_K_EVIDENCE, doc, sizeof(doc));
+	stint_msg_put_bytes(b, STINT_K_AK_SPKI, ak, sizeof(ak));
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_evidence_rep(a, &r), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_evidence_rep(a, &rb), 0);
+	assert_int_equal(rb.doc_len, sizeof(doc));
+	assert_memory_equal(rb.doc, doc, sizeof(doc));
+	assert_int_equal(rb.ak_len, sizeof(ak));
+	assert_memory_equal(rb.ak_spki, ak, sizeof(ak));
+	stint_msg_free(a);
+	a = stint_msg_reply_ok();
+	assert_int_not_equal(stint_get_evidence_rep(a, &rb), 0);
+	stint_msg_free(a);
+}
+
+/* AUDIT_ROTATE's reply: same bytes as PATH then AUDIT_SEQ, read back. */
+static void
+test_audit_rotate_rep(void **state)
+{
+	struct stint_audit_rotate_rep r = {.path = "/var/lib/stint/audit.log.1",
+					   .seq = 77},
+				      rb;
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_rotate_rep(a, &r), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_text(b, STINT_K_PATH, "/var/lib/stint/audit.log.1");
+	stint_msg_put_uint(b, STINT_K_AUDIT_SEQ, 77);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_audit_rotate_rep(a, &r), 0);
+	a = wire(a);
+	stint_get_audit_rotate_rep(a, &rb);
+	assert_memory_equal(&rb, &r, sizeof(r));
+	stint_msg_free(a);
+	a = stint_msg_reply_ok();
+	stint_get_audit_rotate_rep(a, &rb);
+	assert_string_equal(rb.path, "?");
+	assert_int_equal(rb.seq, 0);
+	stint_msg_free(a);
 }
 
 int
@@ -269,6 +428,10 @@ main(void)
 		cmocka_unit_test(test_agent_list),
 		cmocka_unit_test(test_task_requests),
 		cmocka_unit_test(test_done_and_status),
+		cmocka_unit_test(test_kill_switch_rep),
+		cmocka_unit_test(test_audit_rotate_rep),
+		cmocka_unit_test(test_audit_tail),
+		cmocka_unit_test(test_evidence_rep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
