@@ -365,7 +365,7 @@ sign_allowed_signs_once(void **state)
 	assert_int_equal(stint_dec_sign_rep(rep.buf, rep.len, &head, &sig), 0);
 	assert_int_equal(sig.len, FAKE_SIG_LEN);
 	assert_int_equal(sig.ptr[0], 0x5a);
-	stint_bytes_free(&sig);
+	stint_bytes_clear(&sig);
 	free(rep.buf);
 
 	assert_int_equal(f->fb.sign_calls, 1);
@@ -553,6 +553,8 @@ static const struct raw_case raw_cases[] = {
 	 CKM_SHA256, CKG_MGF1_SHA1, 32, STINT_E_BAD_REQUEST, 0},
 	{"pss sha256 with mgf1-sha224", T_RSA, CKM_RSA_PKCS_PSS, 32, 1,
 	 CKM_SHA256, CKG_MGF1_SHA224, 32, STINT_E_BAD_REQUEST, 0},
+	{"pss sha256 with mgf1-sha384", T_RSA, CKM_RSA_PKCS_PSS, 32, 1,
+	 CKM_SHA256, SHA384_MGF, 32, STINT_E_BAD_REQUEST, 0},
 	{"pss unknown hash", T_RSA, CKM_RSA_PKCS_PSS, 32, 1, 0x9999, SHA256_MGF,
 	 32, STINT_E_BAD_REQUEST, 0},
 	{"pss input not the hash's digest", T_RSA, CKM_RSA_PKCS_PSS, 48, 1,
