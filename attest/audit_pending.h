@@ -19,6 +19,12 @@
  * possible (out of memory, or more than STINT_AUDIT_PENDING_MAX waiting). */
 int stint_audit_pending_append(struct stint_audit *a,
 			       const struct stint_audit_event *ev);
+/* A record an action depends on (a SIGN, a task start, an agent add):
+ * written only after every waiting record is, so the log keeps its order
+ * and a short record cannot slip into room a waiting one did not fit in.
+ * 0 written; -1 refused (the caller fails closed). */
+int stint_audit_append_in_order(struct stint_audit *a,
+				const struct stint_audit_event *ev);
 /* Writes what is waiting, oldest first, until the log refuses one. */
 void stint_audit_pending_flush(struct stint_audit *a);
 size_t stint_audit_pending_count(void);

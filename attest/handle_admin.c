@@ -90,7 +90,7 @@ audit_admin(struct stintd *d, const char *event, const char *agent,
 				       .decision = "allow",
 				       .detail = detail};
 
-	if (stint_audit_append(d->audit, &ev) == 0)
+	if (stint_audit_append_in_order(d->audit, &ev) == 0)
 		return 0;
 	log_err("audit log write failed for %s", event);
 	return -1;
@@ -763,18 +763,10 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 		ended++;
 		pending |= audit_kill(d, peer, "task-end", &tasks[i], "allow",
 				      KILL_REASON, NULL) != 0;
-		if (tasks[i].key_destroyed)
-			continue;
-		if (d->backend->ops->destroy(d->backend, tasks[i].id, err,
-					     sizeof(err)) != 0) {
-			log_err("kill switch: deleting the key of task %s "
-				"failed: %s (will retry)",
-				tasks[i].id, err);
-			continue;
-		}
-		(void)stint_store_task_key_destroyed(d->store, tasks[i].id);
-		audit_kill(d, peer, "key-destroy", &tasks[i], "allow", NULL,
-			   NULL);
+		if (!tasks[i].key_destroyed)
+			(void)stint_task_destroy_key(d, tasks[i].id,
+						     tasks[i].agent, peer, err,
+						     sizeof(err));
 	}
 	free(mine);
 	stint_store_task_list_free(tasks, n);

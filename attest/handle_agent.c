@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "attest/audit_pending.h"
 #include "attest/daemon.h"
 #include "attest/gate.h"
 #include "attest/ops.h"
@@ -140,7 +141,7 @@ audit_sign(struct sign_ctx *s, const char *event, const char *decision,
 		.when = s->decided.tv_sec != 0 ? &s->decided : NULL,
 	};
 
-	return stint_audit_append(s->d->audit, &ev);
+	return stint_audit_append_in_order(s->d->audit, &ev);
 }
 
 /* A refusal's record: its own, or counted into its peer's aggregate

@@ -65,7 +65,7 @@ audit(struct stintd *d, const char *event, const char *agent, const char *task,
 				       .reason = reason,
 				       .detail = detail};
 
-	if (stint_audit_append(d->audit, &ev) == 0)
+	if (stint_audit_append_in_order(d->audit, &ev) == 0)
 		return 0;
 	stintd_count(d, STINT_C_AUDIT_FAILURES);
 	log_err("audit log write failed for %s of task %s", event,
@@ -468,20 +468,37 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	return STINT_OK;
 }
 
-/* Destroys the key of a task that is no longer live. */
-static int
-destroy_key(struct stintd *d, const char *id, const char *agent,
-	    const struct stint_peer *by, char *err, size_t errlen)
+/* One key destruction at a time: `task end`, the kill switch and the
+ * reaper (which destroys the keys of ended tasks) may reach the same ended
+ * task at once; the second finds the key recorded destroyed and neither
+ * destroys nor audits it again. */
+static pthread_mutex_t destroy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int
+stint_task_destroy_key(struct stintd *d, const char *id, const char *agent,
+		       const struct stint_peer *by, char *err, size_t errlen)
 {
+	struct stint_task t;
+	int r = 0;
+
+	pthread_mutex_lock(&destroy_lock);
+	memset(&t, 0, sizeof(t));
+	if (stint_store_task_get(d->store, id, &t) == STINT_STORE_OK &&
+	    t.key_destroyed)
+		goto out; /* someone else did it */
 	if (d->backend->ops->destroy(d->backend, id, err, errlen) != 0) {
 		log_err("destroying the key of task %s failed: %s (will "
 			"retry)",
 			id, err);
-		return -1;
+		r = -1;
+		goto out;
 	}
 	(void)stint_store_task_key_destroyed(d->store, id);
 	(void)audit_revoke(d, "key-destroy", agent, id, by, NULL, NULL);
-	return 0;
+out:
+	pthread_mutex_unlock(&destroy_lock);
+	stint_task_clear(&t);
+	return r;
 }
 
 /* Live → state, under the exclusive lock. STINT_STORE_PENDING counts as
@@ -550,7 +567,8 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 				 store_pending ? " (state.db: pending)" : "");
 		} else if (r != STINT_STORE_NOT_FOUND) {
 			/* Not even pending: the key goes all the same. */
-			r = destroy_key(d, id, t.agent, by, err, errlen);
+			r = stint_task_destroy_key(d, id, t.agent, by, err,
+						   errlen);
 			snprintf(err, errlen,
 				 "task store unavailable; the task's key %s",
 				 r == 0 ? "is destroyed, so it signs nothing "
@@ -564,7 +582,7 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 	 * destruction that failed before. */
 	r = STINT_OK;
 	if (!t.key_destroyed &&
-	    destroy_key(d, id, t.agent, by, err, errlen) != 0)
+	    stint_task_destroy_key(d, id, t.agent, by, err, errlen) != 0)
 		r = STINT_E_BACKEND;
 	pending_note(note, notelen, store_pending, record_pending);
 	stint_task_clear(&t);
@@ -620,7 +638,8 @@ stint_task_remove_agent(struct stintd *d, const char *agent,
 	for (i = 0; i < count; i++) {
 		record_pending |= audit_revoke(d, "task-end", agent, ids[i], by,
 					       "agent removed", NULL) != 0;
-		(void)destroy_key(d, ids[i], agent, by, err, sizeof(err));
+		(void)stint_task_destroy_key(d, ids[i], agent, by, err,
+					     sizeof(err));
 	}
 	*n = count;
 	free(ids);
@@ -641,7 +660,8 @@ reap_pending_ends(struct stintd *d)
 	    STINT_STORE_OK)
 		return;
 	for (i = 0; i < n; i++)
-		(void)destroy_key(d, keys[i], NULL, NULL, err, sizeof(err));
+		(void)stint_task_destroy_key(d, keys[i], NULL, NULL, err,
+					     sizeof(err));
 	free(keys);
 }
 
@@ -677,8 +697,8 @@ stint_task_reap(struct stintd *d)
 			log_info("task %s expired", t.id);
 		}
 		if (!t.key_destroyed)
-			(void)destroy_key(d, t.id, t.agent, NULL, err,
-					  sizeof(err));
+			(void)stint_task_destroy_key(d, t.id, t.agent, NULL,
+						     err, sizeof(err));
 		stint_task_clear(&t);
 	}
 	free(ids);

@@ -39,6 +39,11 @@ int stint_task_remove_agent(struct stintd *d, const char *agent,
 /* One reaper pass: expire live tasks past their deadline and destroy keys
  * of ended tasks still in the backend. */
 void stint_task_reap(struct stintd *d);
+/* Destroys the key of a task that is no longer live, once: 0 destroyed
+ * (now or before, by another path), -1 the backend failed (retried). */
+int stint_task_destroy_key(struct stintd *d, const char *id, const char *agent,
+			   const struct stint_peer *by, char *err,
+			   size_t errlen);
 /* "pkcs11:token=<agent>;object=<task>" into buf. */
 void stint_task_uri(const struct stint_task *t, char *buf, size_t cap);
 const char *stint_task_state_str(int state);
