@@ -62,7 +62,8 @@ __wrap_fdatasync(int fd)
 	if (sw != NULL && sw[0] != '\0' && fault_armed(sw, fd)) {
 		log_warn("STINT_TEST_SYNC_FAULT: fdatasync(fd %d) fails with "
 			 "ENOSPC (injected fault %lu)",
-			 fd, __atomic_add_fetch(&injected, 1, __ATOMIC_RELAXED));
+			 fd,
+			 __atomic_add_fetch(&injected, 1, __ATOMIC_RELAXED));
 		errno = ENOSPC;
 		return -1;
 	}
