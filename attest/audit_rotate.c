@@ -164,7 +164,25 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 		 (unsigned long long)(a->seq - 1), hex);
 
 	pthread_rwlock_wrlock(&a->fd_lock);
-	(void)fdatasync(a->fd);
+	if (fdatasync(a->fd) != 0) {
+		/* The old file's last records (its checkpoint among them) may
+		 * not be on the disk: do not chain a new file onto them. Keep
+		 * writing to the old one, which refuses records until
+		 * audit_recover_locked has written them again. */
+		int e = errno;
+
+		pthread_rwlock_unlock(&a->fd_lock);
+		log_err("audit log: fdatasync before rotation failed: %s; "
+			"refusing further records",
+			strerror(e));
+		audit_mark_failed(a, e);
+		audit_set_err(err, errlen, "cannot sync %s before rotating: %s",
+			      old, strerror(e));
+		close(fd);
+		unlink(a->path);
+		fd = -1;
+		goto out;
+	}
 	old_fd = a->fd;
 	old_size = a->size;
 	old_synced = a->synced;
@@ -197,8 +215,13 @@ stint_audit_rotate(struct stint_audit *a, char *old, size_t cap, char *err,
 	r = 0;
 out:
 	free(detail);
-	if (r == 0)
-		return audit_sync_unlock(a) == 0 ? 0 : -1;
+	if (r == 0) {
+		if (audit_sync_unlock(a) == 0)
+			return 0;
+		audit_set_err(err, errlen, "cannot sync %s: %s", a->path,
+			      strerror(errno));
+		return -1;
+	}
 	/* Our own rename is undone: the log stays where it was. */
 	if (ours && link(old, a->path) == 0)
 		unlink(old);

@@ -13,7 +13,10 @@
 # seconds, the pending task-end record is written once, signing resumes,
 # and the chain verifies online, offline and at a restart (the anchor in
 # state.db matches the file). The same with sync = batch, where the
-# background syncer's fdatasync fails. Before the recovery
+# background syncer's fdatasync fails; and a rotation whose final sync of
+# the old file fails is refused (the log stays where it was, closed until
+# it recovers) instead of chaining a new file onto records that may not be
+# on the disk. Before the recovery
 # (attest/audit_recover.c) the log refused records until stintd restarted.
 . "$(dirname "$0")/lib.sh"
 stint_tmpdir
@@ -106,11 +109,32 @@ again=$(task_start alpha --ttl 10m) || exit 1
 wait_for 10 signs_again "$again" || { cat "$T/sign.out"; fail "cannot sign once fdatasync works again (sync = batch)"; }
 stint audit verify >"$T/verify.out" 2>&1 || { cat "$T/verify.out"; fail "stint audit verify (online, sync = batch)"; }
 
+# --- rotation: the old file's final sync fails ----------------------------
+# Before the fix the rotation ignored it and chained a new file onto
+# records that may not be on the disk. An empty switch file fails every
+# fdatasync: the old file already has its rotated name when it is synced.
+: >"$SWITCH"
+if stint audit rotate >"$T/rot.out" 2>&1; then
+	cat "$T/rot.out"
+	fail "stint audit rotate succeeded although the old file could not be synced"
+fi
+[ -z "$(find "$T/state" -name 'audit.log.*' -print -quit)" ] ||
+	fail "the log was rotated although its last records could not be synced: $(ls "$T/state")"
+[ -s "$AUDIT_LOG" ] || fail "a failed rotation left no log at $AUDIT_LOG"
+grep -q "cannot sync .* before rotating" "$T/rot.out" || { cat "$T/rot.out"; fail "rotate did not say the sync failed"; }
+! sign "$again" || fail "a SIGN succeeded after the rotation's sync failed"
+rm -f "$SWITCH"
+wait_for 10 signs_again "$again" || { cat "$T/sign.out"; fail "cannot sign once fdatasync works again (after a failed rotation)"; }
+stint audit rotate >"$T/rot.out" 2>&1 || { cat "$T/rot.out"; fail "stint audit rotate once fdatasync works again"; }
+rotated=$(find "$T/state" -name 'audit.log.*' -print -quit)
+[ -n "$rotated" ] || fail "stint audit rotate left no rotated file"
+sign "$again" || { cat "$T/sign.out"; fail "cannot sign after the rotation"; }
+
 # What is in the file: offline verification, and a restart that checks the
 # anchor in state.db against the file.
 stintd_stop
-"$STINT" audit verify "$AUDIT_LOG" >"$T/verify.out" 2>&1 ||
-	{ cat "$T/verify.out"; fail "stint audit verify (offline) after two recoveries"; }
+"$STINT" audit verify "$rotated" "$AUDIT_LOG" >"$T/verify.out" 2>&1 ||
+	{ cat "$T/verify.out"; fail "stint audit verify (offline, both files) after three recoveries"; }
 stintd_start
 stint audit verify >"$T/verify.out" 2>&1 || { cat "$T/verify.out"; fail "stint audit verify after a restart"; }
 stintd_stop
