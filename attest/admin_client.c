@@ -64,8 +64,8 @@ admin_connect(const char *path, int *out)
 		e = errno;
 		close(fd);
 		if (e == EACCES || e == EPERM)
-			stint_cli_err("permission denied on %s: only root and "
-				      "stintd's user may administer",
+			stint_cli_err("permission denied on %s: only root, "
+				      "stintd's user and operators may use it",
 				      path);
 		else
 			stint_cli_err("cannot connect to %s: %s (is stintd "
@@ -130,9 +130,8 @@ report_refusal(const char *what, uint64_t status, const char *error)
 	const char *text = error[0] ? error : stint_status_str(status);
 
 	if (status == STINT_E_DENIED)
-		stint_cli_err("%s: refused by stintd (%s): %s (only root and "
-			      "stintd's user may administer)",
-			      what, status_name(status), text);
+		stint_cli_err("%s: refused by stintd (%s): %s", what,
+			      status_name(status), text);
 	else if (status == STINT_E_UNKNOWN_OP || status == STINT_E_VERSION)
 		stint_cli_err("%s: refused by stintd (%s): %s (are stint and "
 			      "stintd the same version?)",
@@ -146,14 +145,25 @@ int
 stint_cli_call(const struct stint_cli *cli, const char *what,
 	       struct stint_msg *req, struct stint_msg **rep)
 {
+	uint64_t status;
+
+	return stint_cli_call_status(cli, what, req, rep, &status, false);
+}
+
+int
+stint_cli_call_status(const struct stint_cli *cli, const char *what,
+		      struct stint_msg *req, struct stint_msg **rep,
+		      uint64_t *status_out, bool quiet_denied)
+{
 	char error[STINT_REASON_MAX + 1];
 	struct stint_msg *m = NULL;
 	uint64_t status;
 	uint8_t *out = NULL, *in = NULL;
 	size_t out_len = 0, in_len = 0;
-	int fd = -1, r, ret = STINT_EXIT_FAIL;
+	int fd = -1, r, w, ret = STINT_EXIT_FAIL;
 
 	*rep = NULL;
+	*status_out = UINT64_MAX;
 	if (req == NULL)
 		goto out;
 	if ((r = stint_msg_serialize(req, &out, &out_len)) != 0) {
@@ -169,20 +179,21 @@ stint_cli_call(const struct stint_cli *cli, const char *what,
 	}
 	if (admin_connect(cli->socket, &fd) != 0)
 		goto out;
-	if ((r = stint_frame_write(fd, out, out_len, STINT_ADMIN_TIMEOUT_MS)) !=
-	    0) {
+	/* stintd refuses a uid that may not use admin.sock at accept, with
+	 * a reply sent before it closes: a failed send still reads it. */
+	w = stint_frame_write(fd, out, out_len, STINT_ADMIN_TIMEOUT_MS);
+	r = stint_frame_read(fd, STINT_ADMIN_REPLY_MAX,
+			     w != 0 ? 1000 : STINT_ADMIN_TIMEOUT_MS, &in,
+			     &in_len);
+	if (w != 0 && r != 0) {
 		stint_cli_err("%s: cannot send the request to %s: %s (check "
 			      "stintd's log)",
-			      what, cli->socket, wire_err_str(r));
+			      what, cli->socket, wire_err_str(w));
 		goto out;
 	}
-	r = stint_frame_read(fd, STINT_ADMIN_REPLY_MAX, STINT_ADMIN_TIMEOUT_MS,
-			     &in, &in_len);
 	if (r == STINT_WIRE_IO) {
-		/* stintd drops admin connections from other users without
-		 * a word; say that first, it is the usual cause. */
 		stint_cli_err("%s: stintd closed %s without replying (only "
-			      "root and stintd's user may administer; "
+			      "root, stintd's user and operators may use it; "
 			      "otherwise check stintd's log)",
 			      what, cli->socket);
 		goto out;
@@ -203,12 +214,14 @@ stint_cli_call(const struct stint_cli *cli, const char *what,
 			      what, wire_err_str(r));
 		goto out;
 	}
+	*status_out = status;
 	if (status != STINT_OK) {
 		/* An overlong or missing message still leaves the status. */
 		if (stint_msg_get_text(m, STINT_K_ERROR, error,
 				       sizeof(error)) != 0)
 			error[0] = '\0';
-		report_refusal(what, status, error);
+		if (!quiet_denied || status != STINT_E_DENIED)
+			report_refusal(what, status, error);
 		goto out;
 	}
 	*rep = m;

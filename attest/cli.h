@@ -46,6 +46,16 @@ struct stint_cli {
  * with `what`, e.g. "task start") and returns STINT_EXIT_FAIL. */
 int stint_cli_call(const struct stint_cli *cli, const char *what,
 		   struct stint_msg *req, struct stint_msg **rep);
+/* The same, and *status the daemon's reply status (UINT64_MAX when none
+ * came); with quiet_denied a DENIED reply is not printed. */
+int stint_cli_call_status(const struct stint_cli *cli, const char *what,
+			  struct stint_msg *req, struct stint_msg **rep,
+			  uint64_t *status, bool quiet_denied);
+/* cli_public.c: stint_cli_call for a read-only public request (CA_CERT,
+ * TASK_SHOW): on admin.sock when this user may use it (root, stintd's
+ * user, an operator: full answer), else on agent.sock (public facts). */
+int stint_cli_call_public(const struct stint_cli *cli, const char *what,
+			  struct stint_msg *req, struct stint_msg **rep);
 /* A fresh request map holding only op; NULL (after printing) on ENOMEM. */
 struct stint_msg *stint_cli_request(uint64_t op);
 /* cli_public.c: the socket for a read-only public command (CA_CERT,
@@ -87,6 +97,8 @@ int stint_cli_print_json(json_t *j);
 /* --- verbs: argv[0] is the subcommand (or "status") --------------------- */
 
 int stint_cmd_agent(const struct stint_cli *cli, int argc, char **argv);
+/* cli_operator.c: operator add|list|remove */
+int stint_cmd_operator(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_task(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_audit(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_status(const struct stint_cli *cli, int argc, char **argv);
@@ -99,6 +111,7 @@ int stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_kill_switch(const struct stint_cli *cli, int argc, char **argv);
 
 void stint_help_agent(FILE *f);
+void stint_help_operator(FILE *f);
 void stint_help_task(FILE *f);
 void stint_help_audit(FILE *f);
 void stint_help_status(FILE *f);

@@ -141,11 +141,11 @@ static int
 ca_fetch_public(const struct stint_cli *cli, const char *what,
 		struct stint_msg **rep)
 {
-	struct stint_cli tmp;
-	char path[4096];
+	struct stint_msg *req = stint_cli_request(STINT_OP_CA_CERT);
 
-	return ca_fetch(stint_cli_public(cli, &tmp, path, sizeof(path)),
-			STINT_OP_CA_CERT, what, rep);
+	if (req == NULL)
+		return STINT_EXIT_FAIL;
+	return stint_cli_call_public(cli, what, req, rep);
 }
 
 static int

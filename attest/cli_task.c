@@ -654,8 +654,6 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct stint_msg *req, *rep = NULL;
-	struct stint_cli pub;
-	char pub_path[4096];
 	bool json = false, pem = false, cert = false;
 	const uint8_t *der;
 	size_t len;
@@ -703,9 +701,7 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 	}
 	/* Anyone may see a task's public facts (agent.sock answers them);
 	 * root and stintd's user also see its intent and counters. */
-	if (stint_cli_call(
-		    stint_cli_public(cli, &pub, pub_path, sizeof(pub_path)),
-		    "task show", req, &rep) != STINT_EXIT_OK)
+	if (stint_cli_call_public(cli, "task show", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 
 	if (pem || cert) {

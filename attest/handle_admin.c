@@ -1,7 +1,8 @@
 /*
- * The admin socket: what the stint CLI does. Only root and stintd's own
- * uid get this far (server.c checks SO_PEERCRED at accept). Field tables:
- * docs/protocol.md.
+ * The admin socket: what the stint CLI does. Only root, stintd's own uid
+ * and operators get this far (server.c checks SO_PEERCRED at accept);
+ * operators only into the ops ops.c marks STINTD_OP_OPERATOR, whose
+ * handlers check the agent (operator.h). Field tables: docs/protocol.md.
  */
 
 #include <ctype.h>
@@ -20,6 +21,7 @@
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
 #include "attest/daemon.h"
+#include "attest/operator.h"
 #include "attest/ops.h"
 #include "attest/task.h"
 #include "common/ident.h"
@@ -265,6 +267,7 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 {
 	struct stint_task_start_req sr;
 	struct stint_task_request tr = {.agent = sr.agent};
+	struct stintd_actor actor;
 	struct stint_task t;
 	struct stint_msg *m;
 	uint64_t bad;
@@ -292,7 +295,12 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 				STINT_INTENT_MAX);
 		}
 	}
+	if (!stintd_may_act_for_agent(d, peer, sr.agent, "task start", &actor,
+				      rep, &r))
+		return r;
 	tr.ttl = sr.ttl;
+	if (!stintd_operator_ttl(d, peer, &actor, sr.agent, &tr.ttl, rep, &r))
+		return r;
 	tr.key_type = sr.key_type;
 	tr.max_sigs = sr.max_sigs;
 	tr.intent = sr.has_intent ? sr.intent : NULL;
@@ -323,13 +331,15 @@ stintd_op_task_end(struct stintd *d, const struct stint_peer *peer,
 	struct stint_task_end_req er;
 	char err[256], note[512];
 	uint64_t bad;
-	int status;
+	int status, r;
 
 	if (stint_dec_task_end_req(req, &er, &bad) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  bad == STINT_K_TASK
 						  ? "TASK_END needs a task id"
 						  : "bad reason");
+	if (!stintd_may_act_for_task(d, peer, er.task, "task end", rep, &r))
+		return r;
 	status = stint_task_end(d, er.task,
 				er.reason[0] ? er.reason : "ended by admin",
 				peer, err, sizeof(err), note, sizeof(note));
@@ -347,10 +357,11 @@ stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
 	struct stint_msg *m;
 	int r;
 
-	(void)peer;
 	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_SHOW needs a task id");
+	if (!stintd_may_act_for_task(d, peer, id, "task show", rep, &r))
+		return r;
 	memset(&t, 0, sizeof(t));
 	r = stint_store_task_get(d->store, id, &t);
 	if (r == STINT_STORE_NOT_FOUND)
@@ -368,23 +379,77 @@ stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, m, r);
 }
 
+/* TASK_LIST for an operator without --agent: the tasks of its agents, in
+ * id order from lr->cursor, at most TASK_PAGE + 1 (the extra one says
+ * "more"), read LIST_CHUNK at a time. */
+#define LIST_CHUNK 256
+static int
+list_for_operator(struct stintd *d, const struct stintd_actor *a,
+		  const struct stint_task_list_req *lr, struct stint_task **out,
+		  size_t *n)
+{
+	char cursor[STINT_TASK_ID_MAX + 1];
+	struct stint_task *page, *got;
+	size_t np, k = 0, i;
+
+	*out = NULL;
+	*n = 0;
+	if ((got = calloc(TASK_PAGE + 1, sizeof(*got))) == NULL)
+		return STINT_STORE_ERROR;
+	snprintf(cursor, sizeof(cursor), "%s", lr->cursor);
+	for (;;) {
+		if (stint_store_task_list(d->store, NULL, !lr->all,
+					  stintd_now(), cursor, LIST_CHUNK,
+					  &page, &np) != STINT_STORE_OK) {
+			stint_store_task_list_free(got, k);
+			return STINT_STORE_ERROR;
+		}
+		if (np > 0)
+			snprintf(cursor, sizeof(cursor), "%s", page[np - 1].id);
+		for (i = 0; i < np && k <= TASK_PAGE; i++) {
+			if (!stintd_actor_may(a, page[i].agent))
+				continue;
+			got[k++] = page[i];
+			memset(&page[i], 0, sizeof(page[i]));
+		}
+		stint_store_task_list_free(page, np);
+		if (np < LIST_CHUNK || k > TASK_PAGE)
+			break;
+	}
+	*out = got;
+	*n = k;
+	return STINT_STORE_OK;
+}
+
 int
 stintd_op_task_list(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_task_list_req lr;
 	struct stint_task *tasks = NULL;
+	struct stintd_actor actor;
 	struct stint_msg *m, *e;
 	size_t n = 0, i, shown;
 	int r = 0;
 
-	(void)peer;
 	if (stint_dec_task_list_req(req, &lr) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "malformed TASK_LIST request");
-	if (stint_store_task_list(d->store, lr.agent[0] ? lr.agent : NULL,
-				  !lr.all, stintd_now(), lr.cursor,
-				  TASK_PAGE + 1, &tasks, &n) != STINT_STORE_OK)
+	/* An operator sees its agents' tasks only. */
+	if (lr.agent[0] != '\0' &&
+	    !stintd_may_act_for_agent(d, peer, lr.agent, "task list", &actor,
+				      rep, &r))
+		return r;
+	if (lr.agent[0] == '\0' && stintd_actor_of(d, peer, &actor) != 0)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "operator store unavailable");
+	if (lr.agent[0] == '\0' && actor.role != STINTD_ROLE_ADMIN)
+		r = list_for_operator(d, &actor, &lr, &tasks, &n);
+	else
+		r = stint_store_task_list(
+			d->store, lr.agent[0] ? lr.agent : NULL, !lr.all,
+			stintd_now(), lr.cursor, TASK_PAGE + 1, &tasks, &n);
+	if (r != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "task store unavailable");
 	if ((m = stint_msg_reply_ok()) == NULL) {

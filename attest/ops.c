@@ -4,12 +4,14 @@
 #include <stddef.h>
 
 #include "attest/daemon.h"
+#include "attest/operator.h"
 #include "attest/ops.h"
 #include "common/msg.h"
 
 #define AGENT STINTD_SOCK_AGENT
 #define ADMIN STINTD_SOCK_ADMIN
 #define CA    STINTD_OP_NEEDS_CA
+#define OPER  STINTD_OP_OPERATOR
 
 static const struct stintd_op ops[] = {
 	{STINT_OP_HELLO, "HELLO", AGENT, 0, stintd_op_hello, NULL},
@@ -20,19 +22,20 @@ static const struct stintd_op ops[] = {
 	 NULL},
 	{STINT_OP_AGENT_REMOVE, "AGENT_REMOVE", ADMIN, 0,
 	 stintd_op_agent_remove, NULL},
-	{STINT_OP_TASK_START, "TASK_START", ADMIN, 0, stintd_op_task_start,
+	{STINT_OP_TASK_START, "TASK_START", ADMIN, OPER, stintd_op_task_start,
 	 NULL},
-	{STINT_OP_TASK_END, "TASK_END", ADMIN, 0, stintd_op_task_end, NULL},
-	{STINT_OP_TASK_LIST, "TASK_LIST", ADMIN, 0, stintd_op_task_list, NULL},
+	{STINT_OP_TASK_END, "TASK_END", ADMIN, OPER, stintd_op_task_end, NULL},
+	{STINT_OP_TASK_LIST, "TASK_LIST", ADMIN, OPER, stintd_op_task_list,
+	 NULL},
 	/* Public on agent.sock: key and certificate, no intent. */
-	{STINT_OP_TASK_SHOW, "TASK_SHOW", ADMIN | AGENT, 0, stintd_op_task_show,
-	 stintd_op_public_task_show},
+	{STINT_OP_TASK_SHOW, "TASK_SHOW", ADMIN | AGENT, OPER,
+	 stintd_op_task_show, stintd_op_public_task_show},
 	{STINT_OP_AUDIT_TAIL, "AUDIT_TAIL", ADMIN, 0, stintd_op_audit_tail,
 	 NULL},
 	{STINT_OP_STATUS, "STATUS", ADMIN, 0, stintd_op_status, NULL},
 	/* Public on agent.sock: the trust bundle, no attestation key. */
-	{STINT_OP_CA_CERT, "CA_CERT", ADMIN | AGENT, CA, stintd_op_ca_cert,
-	 stintd_op_public_ca_cert},
+	{STINT_OP_CA_CERT, "CA_CERT", ADMIN | AGENT, CA | OPER,
+	 stintd_op_ca_cert, stintd_op_public_ca_cert},
 	{STINT_OP_CA_CSR, "CA_CSR", ADMIN, CA, stintd_op_ca_csr, NULL},
 	{STINT_OP_CA_INSTALL, "CA_INSTALL", ADMIN, CA, stintd_op_ca_install,
 	 NULL},
@@ -42,6 +45,13 @@ static const struct stintd_op ops[] = {
 	 NULL},
 	{STINT_OP_AUDIT_ROTATE, "AUDIT_ROTATE", ADMIN, 0,
 	 stintd_op_audit_rotate, NULL},
+	/* operators (oper): root's and stintd's user's only */
+	{STINT_OP_OPERATOR_ADD, "OPERATOR_ADD", ADMIN, 0,
+	 stintd_op_operator_add, NULL},
+	{STINT_OP_OPERATOR_LIST, "OPERATOR_LIST", ADMIN, 0,
+	 stintd_op_operator_list, NULL},
+	{STINT_OP_OPERATOR_REMOVE, "OPERATOR_REMOVE", ADMIN, 0,
+	 stintd_op_operator_remove, NULL},
 };
 
 const struct stintd_op *
@@ -69,6 +79,7 @@ stintd_dispatch(struct stintd *d, enum stintd_sock sock,
 {
 	const struct stintd_op *e;
 	uint64_t op;
+	int r;
 
 	if (stint_dec_request_op(req, &op) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
@@ -85,6 +96,9 @@ stintd_dispatch(struct stintd *d, enum stintd_sock sock,
 				  "admin.sock"
 				: "agent operations are only accepted on "
 				  "agent.sock");
+	/* admin.sock: operators only for STINTD_OP_OPERATOR ops. */
+	if (sock == STINTD_SOCK_ADMIN && !stintd_may_call(d, peer, e, rep, &r))
+		return r;
 	if ((e->flags & STINTD_OP_NEEDS_CA) && d->ca == NULL)
 		return stintd_error_reply(rep, STINT_E_BACKEND,
 					  "stintd runs without a CA");

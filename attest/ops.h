@@ -18,12 +18,17 @@ struct stint_msg;
 /* The sockets an op is accepted on (a mask). */
 enum stintd_sock {
 	STINTD_SOCK_AGENT = 1u << 0, /* agent.sock: anyone, SO_PEERCRED */
-	STINTD_SOCK_ADMIN = 1u << 1, /* admin.sock: root and stintd's uid */
+	STINTD_SOCK_ADMIN = 1u << 1, /* admin.sock: root, stintd's uid and
+					operators (operator.h) */
 };
 
 /* Entry flags. */
 enum stintd_op_flag {
 	STINTD_OP_NEEDS_CA = 1u << 0, /* "stintd runs without a CA" if none */
+	/* An operator (operator.h) may call it on admin.sock; the handler
+	 * checks the agent with stintd_may_act_for_agent(). Without the
+	 * flag an admin.sock op is root's and stintd's user's only. */
+	STINTD_OP_OPERATOR = 1u << 1,
 };
 
 /* Handlers encode the reply to one decoded request; they return -1 only
@@ -64,5 +69,8 @@ stintd_handler stintd_op_task_start, stintd_op_task_end, stintd_op_task_list,
 stintd_handler stintd_op_audit_tail, stintd_op_audit_rotate, stintd_op_status;
 stintd_handler stintd_op_ca_cert, stintd_op_ca_csr, stintd_op_ca_install;
 stintd_handler stintd_op_kill_switch;
+/* operator.c */
+stintd_handler stintd_op_operator_add, stintd_op_operator_list,
+	stintd_op_operator_remove;
 
 #endif

@@ -6,9 +6,14 @@
  * FRAME_TIMEOUT_MS once started, idle connections are closed after
  * IDLE_TIMEOUT_MS.
  *
- * Revocation has its own lane. Connections are counted in three lanes:
- * admin (admin.sock: never capped, so `task end` and the kill switch get
- * through whatever agent.sock's peers do), agents (peers that map to a
+ * Revocation has its own lane. Connections are counted in four lanes:
+ * admin (admin.sock from root or stintd's uid: never capped, so `task end`
+ * and the kill switch get through whatever agent.sock's peers do),
+ * operators (admin.sock from a registered operator's uid, operator.h: they
+ * share agent.sock's budget, at most half of it and the per-uid cap, so
+ * they never eat into the descriptors kept for admins; any other uid's
+ * admin.sock connection is refused and closed at accept, from an in-memory
+ * set of operator uids, so strangers hold nothing), agents (peers that map to a
  * registered agent) and strangers (peers that map to none, who share at
  * most half of the agent connections, however many uids they use; the
  * connection's thread asks the store, so the accept loop never waits for
@@ -39,6 +44,7 @@
 #include <unistd.h>
 
 #include "attest/daemon.h"
+#include "attest/operator.h"
 #include "attest/ops.h"
 #include "attest/refusals.h"
 #include "attest/sd.h"
@@ -55,7 +61,7 @@
 #define WRITE_TIMEOUT_MS 10000
 #define CONN_STACK       (256 * 1024)
 
-enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER };
+enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER, LANE_OPERATOR };
 
 struct conn {
 	struct stintd *d;
@@ -71,13 +77,14 @@ static struct {
 	size_t agents;    /* agent connections, strangers' included */
 	size_t strangers; /* connections of peers that map to no agent */
 	size_t per_uid;   /* agent connections of one uid */
+	size_t operators; /* admin.sock connections of operators */
 } caps;
 
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_cv = PTHREAD_COND_INITIALIZER;
 static struct conn *conns;
 static size_t n_conns;    /* all, admin included */
-static size_t n_lane[3];  /* per enum lane */
+static size_t n_lane[4];  /* per enum lane */
 static int spare_fd = -1; /* given up when accept() runs out of fds */
 
 static size_t
@@ -156,6 +163,7 @@ budget_fds(const struct stint_config *cfg)
 	}
 	caps.agents = avail;
 	caps.strangers = avail / 2;
+	caps.operators = avail / 2 > 0 ? avail / 2 : 1;
 	/* One uid may hold at most a quarter of a lowered cap. */
 	caps.per_uid = cfg->max_connections_per_uid;
 	if (avail < cfg->max_connections && caps.per_uid > avail / 4 + 1)
@@ -163,9 +171,10 @@ budget_fds(const struct stint_config *cfg)
 	if ((spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		log_warn("cannot open /dev/null: %s", strerror(errno));
 	log_info("connections: at most %zu on agent.sock (%zu from peers that "
-		 "map to no agent, %zu per uid), admin.sock uncapped; "
-		 "open-file limit %llu",
-		 caps.agents, caps.strangers, caps.per_uid,
+		 "map to no agent, %zu per uid), admin.sock uncapped for "
+		 "root and stintd's user, %zu for operators; open-file limit "
+		 "%llu",
+		 caps.agents, caps.strangers, caps.per_uid, caps.operators,
 		 (unsigned long long)rl.rlim_cur);
 }
 
@@ -253,8 +262,15 @@ dropped_note(unsigned long dropped, char note[64])
 static const char *
 agent_caps_full(const struct conn *c)
 {
-	if (n_lane[LANE_AGENT] + n_lane[LANE_STRANGER] >= caps.agents)
-		return "agent.sock is at its connection limit";
+	if (c->lane == LANE_OPERATOR && n_lane[LANE_OPERATOR] >= caps.operators)
+		return "admin.sock is at its connection limit for operators";
+	if (n_lane[LANE_AGENT] + n_lane[LANE_STRANGER] +
+		    n_lane[LANE_OPERATOR] >=
+	    caps.agents)
+		return c->lane == LANE_OPERATOR
+			       ? "no connection left for operators (agent.sock "
+				 "is at its limit)"
+			       : "agent.sock is at its connection limit";
 	if (conns_of_uid(c->peer.uid) >= caps.per_uid)
 		return "too many connections from this uid";
 	return NULL;
@@ -353,10 +369,44 @@ conn_main(void *arg)
 	return NULL;
 }
 
-static bool
-admin_allowed(const struct stintd *d, const struct stint_peer *peer)
+/* The role of an admin.sock peer by SO_PEERCRED alone (the in-memory
+ * operator set: no store, no /proc). NONE also when the kernel says
+ * nothing. */
+static enum stintd_role
+admin_role(const struct stintd *d, int fd)
 {
-	return peer->uid == 0 || peer->uid == d->uid;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+		return STINTD_ROLE_NONE;
+	return stintd_uid_role(d, cr.uid);
+}
+
+/* Refuses an admin.sock connection at accept, logged at a bounded rate
+ * (any local uid can provoke it). */
+static void
+refuse_admin(int fd, enum stintd_role role)
+{
+	struct ucred cr = {.pid = -1, .uid = (uid_t)-1};
+	socklen_t len = sizeof(cr);
+	unsigned long dropped;
+	char note[64];
+
+	(void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len);
+	if (stint_ratelimit(&admin_refusals, &dropped))
+		log_warn("refused admin connection from uid %ld pid %ld%s%s",
+			 (long)cr.uid, (long)cr.pid,
+			 role == STINTD_ROLE_NONE ? ""
+						  : " (out of descriptors)",
+			 dropped_note(dropped, note));
+	send_error(fd,
+		   role == STINTD_ROLE_NONE ? STINT_E_DENIED : STINT_E_LIMIT,
+		   role == STINTD_ROLE_NONE
+			   ? "permission denied: only root, stintd's user and "
+			     "registered operators may use the admin socket"
+			   : "stintd is out of file descriptors");
+	close(fd);
 }
 
 /*
@@ -394,6 +444,7 @@ accept_one(struct stintd *d, int lfd, bool admin)
 	pthread_t tid;
 	struct conn *c;
 	unsigned long dropped;
+	enum stintd_role role;
 	const char *full;
 	char note[64];
 	int fd, backoff = 0;
@@ -416,6 +467,16 @@ accept_one(struct stintd *d, int lfd, bool admin)
 		spare_restore();
 		return backoff;
 	}
+	/* admin.sock: a stranger costs one getsockopt, a refusal and a
+	 * close, before any /proc read or allocation; with no descriptor
+	 * left (the spare taken) only an admin is served. */
+	role = admin ? admin_role(d, fd) : STINTD_ROLE_NONE;
+	if (admin && (role == STINTD_ROLE_NONE ||
+		      (backoff != 0 && role != STINTD_ROLE_ADMIN))) {
+		refuse_admin(fd, role);
+		spare_restore();
+		return backoff;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		spare_restore();
@@ -430,21 +491,11 @@ accept_one(struct stintd *d, int lfd, bool admin)
 		spare_restore();
 		return backoff;
 	}
-	if (admin && !admin_allowed(d, &c->peer)) {
-		if (stint_ratelimit(&admin_refusals, &dropped))
-			log_warn("refused admin connection from uid %ld pid "
-				 "%ld (%s)%s",
-				 (long)c->peer.uid, (long)c->peer.pid,
-				 c->peer.exe, dropped_note(dropped, note));
-		refuse_conn(fd, c, STINT_E_DENIED,
-			    "permission denied: only root and stintd's user "
-			    "may use the admin socket");
-		spare_restore();
-		return backoff;
-	}
-	c->lane = admin ? LANE_ADMIN : LANE_AGENT;
+	c->lane = !admin                         ? LANE_AGENT
+		  : role == STINTD_ROLE_OPERATOR ? LANE_OPERATOR
+						 : LANE_ADMIN;
 	pthread_mutex_lock(&conns_lock);
-	if (!admin && (full = agent_caps_full(c)) != NULL) {
+	if (c->lane != LANE_ADMIN && (full = agent_caps_full(c)) != NULL) {
 		pthread_mutex_unlock(&conns_lock);
 		log_conn_refused(c, full);
 		refuse_conn(fd, c, STINT_E_LIMIT, full);
@@ -540,11 +591,13 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 		snprintf(err, errlen, "runtime_dir too long");
 		return -1;
 	}
-	/* Any local process may reach agent.sock: identity comes from
-	 * SO_PEERCRED. admin.sock is 0600 and checked per connection. */
+	/* Any local process may reach both sockets: identity comes from
+	 * SO_PEERCRED. admin.sock takes root, stintd's uid and operators
+	 * (checked at accept, and per op by ops.c); anyone else is refused
+	 * and closed at once. */
 	if ((afd = listen_unix(agent_path, 0666, err, errlen)) < 0)
 		goto out;
-	if ((mfd = listen_unix(admin_path, 0600, err, errlen)) < 0)
+	if ((mfd = listen_unix(admin_path, 0666, err, errlen)) < 0)
 		goto out;
 	log_info("listening on %s and %s", agent_path, admin_path);
 	(void)stint_sd_notify("READY=1");

@@ -31,6 +31,10 @@ help_main(FILE *f)
 		"[--mechanisms LIST]\n"
 		"  agent list [--json]\n"
 		"  agent remove NAME\n"
+		"  operator add NAME --uid UID --agents A[,B...] [--max-ttl "
+		"DUR]\n"
+		"  operator list [--json]\n"
+		"  operator remove NAME\n"
 		"  task start --agent NAME [--ttl DUR] [--key TYPE] "
 		"[--max-signatures N]\n"
 		"             [--intent TEXT] [--json | --quiet]\n"
@@ -76,6 +80,7 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"agent", stint_cmd_agent, stint_help_agent},
+	{"operator", stint_cmd_operator, stint_help_operator},
 	{"task", stint_cmd_task, stint_help_task},
 	{"audit", stint_cmd_audit, stint_help_audit},
 	{"status", stint_cmd_status, stint_help_status},

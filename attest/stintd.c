@@ -21,6 +21,7 @@
 #include "attest/daemon.h"
 #include "attest/paths.h"
 #include "attest/sd.h"
+#include "attest/operator.h"
 #include "attest/store_guard.h"
 #include "attest/task.h"
 #include "common/fileio.h"
@@ -125,7 +126,8 @@ open_all(struct stintd *d, char *err, size_t errlen)
 	if (stint_store_guard(&d->cfg, d->backend, path, opt_init,
 			      &store_created, err, errlen) != 0)
 		return -1;
-	if (stint_store_open(path, &d->store, err, errlen) != 0)
+	if (stint_store_open(path, &d->store, err, errlen) != 0 ||
+	    stintd_operators_load(d, err, errlen) != 0)
 		return -1;
 	if (stint_audit_open(d->cfg.audit.path, d->cfg.audit.sync, &d->audit,
 			     err, errlen) != 0 ||

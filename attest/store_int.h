@@ -45,6 +45,12 @@ enum stmt_id {
 	S_COUNT_AGENTS,
 	S_COUNT_TASKS,
 	S_TASKS_LIVE,
+	/* operators (oper): store_operator.c */
+	S_OPERATOR_INSERT,
+	S_OPERATOR_BY_NAME,
+	S_OPERATOR_BY_UID,
+	S_OPERATOR_LIST,
+	S_OPERATOR_DELETE,
 	S_N,
 };
 

@@ -78,6 +78,14 @@ static const char *const migrations[] = {
 	"UPDATE tasks SET agent_id = (SELECT id FROM agents"
 	" WHERE agents.name = tasks.agent) WHERE state = 'live';"
 	"CREATE INDEX tasks_agent_id ON tasks(agent_id);",
+	/* 2 → 3 (oper): operators, uids that may act for named agents on
+	 * admin.sock (agents: comma-separated names; max_ttl 0: none). */
+	"CREATE TABLE operators ("
+	" name TEXT PRIMARY KEY NOT NULL,"
+	" uid INTEGER UNIQUE NOT NULL,"
+	" agents TEXT NOT NULL,"
+	" max_ttl INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -90,6 +98,7 @@ static const char *const migrations[] = {
 #define AGENT_LIVE_TASKS                                                       \
 	" WHERE state = 'live' AND (agent_id = ?1 OR"                          \
 	" (agent_id IS NULL AND agent = ?2))"
+#define OPERATOR_COLS  "name, uid, agents, max_ttl, created" /* oper */
 #define TASK_BLOB_COLS "spki, ec_params, ec_point, modulus, exponent, cert"
 
 static const char *const stmt_sql[S_N] = {
@@ -149,6 +158,16 @@ static const char *const stmt_sql[S_N] = {
 	[S_COUNT_TASKS] = "SELECT count(*), coalesce(sum(state = 'live'), 0)"
 			  " FROM tasks",
 	[S_TASKS_LIVE] = "SELECT " TASK_COLS " FROM tasks WHERE state = 'live'",
+	/* operators (oper) */
+	[S_OPERATOR_INSERT] = "INSERT INTO operators (name, uid, agents,"
+			      " max_ttl, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_OPERATOR_BY_NAME] = "SELECT " OPERATOR_COLS " FROM operators"
+			       " WHERE name = ?1",
+	[S_OPERATOR_BY_UID] = "SELECT " OPERATOR_COLS " FROM operators"
+			      " WHERE uid = ?1",
+	[S_OPERATOR_LIST] = "SELECT " OPERATOR_COLS " FROM operators"
+			    " ORDER BY name",
+	[S_OPERATOR_DELETE] = "DELETE FROM operators WHERE name = ?1",
 };
 
 void

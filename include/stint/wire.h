@@ -53,6 +53,10 @@ enum stint_op {
 	STINT_OP_KILL_SWITCH = 29, /* TPM: revoke every task key in hardware */
 	/* close the audit log, continue the chain in a new file */
 	STINT_OP_AUDIT_ROTATE = 45,
+	/* operators (oper): orchestrators that may act for named agents */
+	STINT_OP_OPERATOR_ADD = 50,
+	STINT_OP_OPERATOR_LIST = 51,
+	STINT_OP_OPERATOR_REMOVE = 52,
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -137,6 +141,10 @@ enum stint_key {
 	STINT_K_PREPARED_MAX = 58, /* uint: [backend] prepared_ops */
 	STINT_K_COUNTERS = 59,     /* uint array: STATUS counters */
 	STINT_K_REFUSED = 60,      /* uint array: refused SIGNs by status */
+	/* operators (oper) */
+	STINT_K_OPERATOR = 80,  /* text: operator name */
+	STINT_K_OPERATORS = 81, /* array of operator maps */
+	STINT_K_OP_AGENTS = 82, /* array of text: agents an operator serves */
 };
 
 enum stint_key_type {

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "attest/daemon.h"
+#include "attest/operator.h"
 #include "attest/ops.h"
 #include "common/msg.h"
 
@@ -53,15 +54,47 @@ FAKE(stintd_op_ca_cert)
 FAKE(stintd_op_ca_csr)
 FAKE(stintd_op_ca_install)
 FAKE(stintd_op_kill_switch)
+FAKE(stintd_op_operator_add)
+FAKE(stintd_op_operator_list)
+FAKE(stintd_op_operator_remove)
+
+/* operator.c's admin.sock check: these tests ask as root (uid 0), who may
+ * call everything; operators are tested in tests/integration/operators.sh. */
+bool
+stintd_may_call(struct stintd *d, const struct stint_peer *peer,
+		const struct stintd_op *e, struct stint_reply *rep, int *ret)
+{
+	(void)d;
+	(void)e;
+	(void)rep;
+	(void)ret;
+	return peer->uid == 0;
+}
 
 /* Every value of enum stint_op (include/stint/wire.h). */
 static const uint64_t wire_ops[] = {
-	STINT_OP_HELLO,         STINT_OP_LIST,        STINT_OP_SIGN,
-	STINT_OP_AGENT_ADD,     STINT_OP_AGENT_LIST,  STINT_OP_AGENT_REMOVE,
-	STINT_OP_TASK_START,    STINT_OP_TASK_END,    STINT_OP_TASK_LIST,
-	STINT_OP_TASK_SHOW,     STINT_OP_AUDIT_TAIL,  STINT_OP_STATUS,
-	STINT_OP_CA_CERT,       STINT_OP_CA_CSR,      STINT_OP_CA_INSTALL,
-	STINT_OP_TASK_EVIDENCE, STINT_OP_KILL_SWITCH, STINT_OP_AUDIT_ROTATE,
+	STINT_OP_HELLO,
+	STINT_OP_LIST,
+	STINT_OP_SIGN,
+	STINT_OP_AGENT_ADD,
+	STINT_OP_AGENT_LIST,
+	STINT_OP_AGENT_REMOVE,
+	STINT_OP_TASK_START,
+	STINT_OP_TASK_END,
+	STINT_OP_TASK_LIST,
+	STINT_OP_TASK_SHOW,
+	STINT_OP_AUDIT_TAIL,
+	STINT_OP_STATUS,
+	STINT_OP_CA_CERT,
+	STINT_OP_CA_CSR,
+	STINT_OP_CA_INSTALL,
+	STINT_OP_TASK_EVIDENCE,
+	STINT_OP_KILL_SWITCH,
+	STINT_OP_AUDIT_ROTATE,
+	/* operators (oper) */
+	STINT_OP_OPERATOR_ADD,
+	STINT_OP_OPERATOR_LIST,
+	STINT_OP_OPERATOR_REMOVE,
 };
 
 #define N_WIRE_OPS (sizeof(wire_ops) / sizeof(wire_ops[0]))
@@ -189,13 +222,37 @@ test_admin_ops_refused_on_agent_sock(void **state)
 		assert_null(called);
 		refused++;
 	}
-	assert_int_equal(refused, 13);
+	assert_int_equal(refused, 16); /* 13, and OPERATOR_ADD/LIST/REMOVE */
 	assert_int_equal(route(&daemon_with_ca, STINTD_SOCK_AGENT,
 			       STINT_OP_KILL_SWITCH, text, sizeof(text)),
 			 STINT_E_DENIED);
 	assert_int_equal(route(&daemon_without_ca, STINTD_SOCK_AGENT,
 			       STINT_OP_CA_CSR, text, sizeof(text)),
 			 STINT_E_DENIED);
+}
+
+/* Operators (issue 12 §5) may call exactly these ops on admin.sock; every
+ * other op stays root's and stintd's user's. */
+static void
+test_operator_ops(void **state)
+{
+	static const uint64_t allowed[] = {
+		STINT_OP_TASK_START, STINT_OP_TASK_END, STINT_OP_TASK_LIST,
+		STINT_OP_TASK_SHOW, STINT_OP_CA_CERT};
+	const struct stintd_op *ops;
+	size_t n, i, j, flagged = 0;
+
+	(void)state;
+	ops = stintd_ops(&n);
+	for (i = 0; i < n; i++) {
+		bool want = false;
+
+		for (j = 0; j < sizeof(allowed) / sizeof(allowed[0]); j++)
+			want |= ops[i].op == allowed[j];
+		assert_int_equal(!!(ops[i].flags & STINTD_OP_OPERATOR), want);
+		flagged += want;
+	}
+	assert_int_equal(flagged, sizeof(allowed) / sizeof(allowed[0]));
 }
 
 static void
@@ -281,6 +338,7 @@ main(void)
 		cmocka_unit_test(test_table_is_one_entry_per_op),
 		cmocka_unit_test(test_each_op_reaches_its_handler),
 		cmocka_unit_test(test_admin_ops_refused_on_agent_sock),
+		cmocka_unit_test(test_operator_ops),
 		cmocka_unit_test(test_agent_ops_refused_on_admin_sock),
 		cmocka_unit_test(test_unknown_and_missing_op),
 		cmocka_unit_test(test_ca_ops_without_ca),
