@@ -8,8 +8,10 @@
  * On a socket the syscall is tried first (MSG_DONTWAIT) and poll() is used
  * only when it would block: a reply usually fits the socket buffer and a
  * frame's body usually arrives with its prefix, so the common case costs one
- * syscall instead of two. Only a frame's first byte is expected to wait, so
- * that read polls first. A pipe or other non-socket fd may be blocking,
+ * syscall instead of two. The prefix is tried first too: stintd's
+ * connection threads read only after poll() said the socket is readable,
+ * so a poll there would be a second one per request; a reader that does
+ * wait pays one EAGAIN instead. A pipe or other non-socket fd may be blocking,
  * so there every read and write is preceded by poll() as before. The
  * deadline is checked before every wait, so a stalled peer is still cut off
  * on time; data that is already there is taken even at the deadline.
@@ -113,9 +115,8 @@ stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 
 	*body = NULL;
 	*len = 0;
-	/* The first byte is what a reader usually waits for: poll first. */
-	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, &got,
-			   false)) != 0)
+	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, &got, true)) !=
+	    0)
 		return r;
 	n = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
 	    (uint32_t)prefix[2] << 8 | prefix[3];
