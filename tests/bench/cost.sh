@@ -13,6 +13,9 @@
 #    /proc/PID/stat (all threads), p11-kit's from the server's
 #    /proc/PID/stat children fields once it has reaped the connection's
 #    p11-kit-remote. Median of BENCH_CPU_RUNS runs, paths interleaved.
+#    Then system calls per signature of (a) and (b) (client, and stintd's
+#    threads together) with strace -c over 1,000 signatures, if strace is
+#    installed.
 # 2. Instructions (user space only), under valgrind's callgrind: the count
 #    is the same for the same inputs whatever else the machine does, so this
 #    is the reproducible figure. A figure is
@@ -186,6 +189,33 @@ done
 echo
 [ -n "$HAVE_C" ] && p11kit_stop
 
+# --- 1b. system calls per signature (strace -c; a and b) -------------------------
+
+# syscalls FILE: "name calls/N, ..." for calls made at least N/2 times.
+syscalls()
+{
+	awk -v n="$SYS_N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 >= n / 2 {
+		printf "%s %.1f, ", $NF, $4 / n }' "$1" | sed 's/, $//'
+}
+SYS_N=1000
+SYS_A= SYS_B= SYS_D=
+if command -v strace >/dev/null 2>&1; then
+	# shellcheck disable=SC2046
+	strace -f -c -o "$T/strace.a" $(client_args a) --label "$EC_TASK" \
+		--mech ecdsa --in "$T/digest" --count "$SYS_N" >/dev/null 2>&1 &&
+		SYS_A=$(syscalls "$T/strace.a")
+	strace -f -c -o "$T/strace.d" -p "$STINTD_PID" 2>"$T/strace.d.err" &
+	STRACE_PID=$!
+	wait_for 10 grep -q attached "$T/strace.d.err"
+	# shellcheck disable=SC2046
+	env $(client_env b) strace -f -c -o "$T/strace.b" $(client_args b) \
+		--label "$EC_TASK" --mech ecdsa --in "$T/digest" --count "$SYS_N" \
+		>/dev/null 2>&1 && SYS_B=$(syscalls "$T/strace.b")
+	kill -INT "$STRACE_PID" 2>/dev/null
+	wait "$STRACE_PID" 2>/dev/null
+	SYS_D=$(syscalls "$T/strace.d")
+fi
+
 # --- 2. instructions per signature, callgrind -----------------------------------
 
 stintd_stop
@@ -289,6 +319,14 @@ for p in $paths; do
 		"$(median ${CPU_C[$p]})" "$(median ${CPU_S[$p]})" "${CT[$p]}" \
 		"$(awk -v x="${CT[$p]}" -v a="${CT[a]}" 'BEGIN { printf "%.2f", x / a }')"
 done
+
+if [ -n "$SYS_B" ]; then
+	echo
+	echo "== System calls per signature (strace -c, $SYS_N signatures; those made at least every other signature) =="
+	echo "  (a) client:  $SYS_A"
+	echo "  (b) client:  $SYS_B"
+	echo "  (b) stintd:  $SYS_D"
+fi
 
 echo
 echo "== Instructions per signature, ECDSA P-256, one client (callgrind, user space) =="
