@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "attest/sha256.h"
 #include "common/hex.h"
 
 #define HASH_PREFIX     ",\"hash\":\""
@@ -89,21 +90,7 @@ next_line(struct line_reader *r, const char **line, size_t *len, bool *newline)
 int
 stint_audit_record_hash(const char *body, size_t n, uint8_t out[32])
 {
-	EVP_MD_CTX *ctx;
-	unsigned int len = 0;
-	int r = -1;
-
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return -1;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, body, n) != 1 ||
-	    EVP_DigestUpdate(ctx, "}", 1) != 1 ||
-	    EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != 32)
-		goto out;
-	r = 0;
-out:
-	EVP_MD_CTX_free(ctx);
-	return r;
+	return stint_sha256(body, n, "}", 1, out);
 }
 
 static bool

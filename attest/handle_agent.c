@@ -12,13 +12,13 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "attest/audit_pending.h"
 #include "attest/daemon.h"
 #include "attest/gate.h"
 #include "attest/ops.h"
 #include "attest/refusals.h"
+#include "attest/sha256.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 #include "common/msg.h"
@@ -105,14 +105,6 @@ stintd_op_list(struct stintd *d, const struct stint_peer *peer,
 	free(list.tasks); /* entries borrow from tasks */
 	stint_store_task_list_free(tasks, n);
 	return r;
-}
-
-static void
-sha256(const uint8_t *in, size_t len, uint8_t out[32])
-{
-	unsigned int n = 32;
-
-	EVP_Digest(in, len, out, &n, EVP_sha256(), NULL);
 }
 
 struct sign_ctx {
@@ -244,7 +236,12 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 			   "malformed SIGN request");
 		goto out;
 	}
-	sha256(sr.data.ptr, sr.data.len, s.input_sha256);
+	if (stint_sha256(sr.data.ptr, sr.data.len, NULL, 0, s.input_sha256) !=
+	    0) {
+		memset(s.input_sha256, 0, sizeof(s.input_sha256));
+		r = refuse(&s, rep, STINT_E_INTERNAL, "cannot hash the input");
+		goto out;
+	}
 	if ((s.mech = stint_mech_find(sr.mech)) == NULL) {
 		r = refuse(&s, rep, STINT_E_MECHANISM, "unsupported mechanism");
 		goto out;

@@ -8,8 +8,10 @@
  * On a socket the syscall is tried first (MSG_DONTWAIT) and poll() is used
  * only when it would block: a reply usually fits the socket buffer and a
  * frame's body usually arrives with its prefix, so the common case costs one
- * syscall instead of two. Only a frame's first byte is expected to wait, so
- * that read polls first. A pipe or other non-socket fd may be blocking,
+ * syscall instead of two. The prefix is tried first too: stintd's
+ * connection threads read only after poll() said the socket is readable,
+ * so a poll there would be a second one per request; a reader that does
+ * wait pays one EAGAIN instead. A pipe or other non-socket fd may be blocking,
  * so there every read and write is preceded by poll() as before. The
  * deadline is checked before every wait, so a stalled peer is still cut off
  * on time; data that is already there is taken even at the deadline.
@@ -113,9 +115,8 @@ stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 
 	*body = NULL;
 	*len = 0;
-	/* The first byte is what a reader usually waits for: poll first. */
-	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, &got,
-			   false)) != 0)
+	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, &got, true)) !=
+	    0)
 		return r;
 	n = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
 	    (uint32_t)prefix[2] << 8 | prefix[3];
@@ -126,6 +127,62 @@ stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 	if ((buf = malloc(n)) == NULL)
 		return STINT_WIRE_NOMEM;
 	if ((r = read_full(fd, buf, n, deadline, &got, true)) != 0) {
+		free(buf);
+		return r;
+	}
+	*body = buf;
+	*len = n;
+	return 0;
+}
+
+/* A reply's prefix and up to this much of its body come in one recv. */
+#define REPLY_FIRST 1020
+
+int
+stint_frame_read_reply(int fd, size_t max, int timeout_ms, uint8_t **body,
+		       size_t *len)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : stint_mono_ms() + timeout_ms;
+	uint8_t first[4 + REPLY_FIRST], *buf;
+	size_t got = 0, more, have;
+	uint32_t n;
+	ssize_t k;
+	int r;
+
+	*body = NULL;
+	*len = 0;
+	for (;;) {
+		if ((r = wait_fd(fd, POLLIN, deadline)) != 0)
+			return r;
+		k = recv(fd, first, sizeof(first), MSG_DONTWAIT);
+		if (k < 0 && errno == ENOTSOCK)
+			return stint_frame_read(fd, max, timeout_ms, body, len);
+		if (k < 0 &&
+		    (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;
+		if (k <= 0)
+			return STINT_WIRE_IO; /* error, or closed */
+		got = (size_t)k;
+		break;
+	}
+	if (got < 4 && (r = read_full(fd, first + got, 4 - got, deadline, &more,
+				      true)) != 0)
+		return r;
+	got = got < 4 ? 4 : got;
+	n = (uint32_t)first[0] << 24 | (uint32_t)first[1] << 16 |
+	    (uint32_t)first[2] << 8 | first[3];
+	have = got - 4;
+	if (n == 0)
+		return STINT_WIRE_MALFORMED;
+	if (n > max)
+		return STINT_WIRE_TOO_LARGE;
+	if (have > n)
+		return STINT_WIRE_MALFORMED; /* sent unasked: not a reply */
+	if ((buf = malloc(n)) == NULL)
+		return STINT_WIRE_NOMEM;
+	memcpy(buf, first + 4, have);
+	if (have < n && (r = read_full(fd, buf + have, n - have, deadline,
+				       &more, true)) != 0) {
 		free(buf);
 		return r;
 	}

@@ -16,6 +16,12 @@
  * TIMEOUT, TOO_LARGE (len > max; the body is not read). */
 int stint_frame_read(int fd, size_t max, int timeout_ms, uint8_t **body,
 		     size_t *len);
+/* The same for the reply to a request, from a peer that sends nothing
+ * unasked (stintd to the module): the prefix and a short body arrive with
+ * one recv instead of a recv each; bytes past the frame are
+ * STINT_WIRE_MALFORMED. Not for a stream that may carry a next frame. */
+int stint_frame_read_reply(int fd, size_t max, int timeout_ms, uint8_t **body,
+			   size_t *len);
 /* Writes prefix and body; handles short writes and EINTR, never raises
  * SIGPIPE (MSG_NOSIGNAL on sockets). timeout_ms as above. */
 int stint_frame_write(int fd, const uint8_t *body, size_t len, int timeout_ms);

@@ -10,6 +10,20 @@
  * frame can neither make libcbor allocate for items that are not there nor
  * recurse deeply when the tree is freed. The second pass checks map keys
  * (unsigned, no duplicates) and indexes every map by key.
+ *
+ * Flat messages (a map of at most FLAT_MAX scalars: unsigned integers,
+ * definite byte and text strings, booleans; every head in its shortest
+ * form) take a fast path that libcbor never sees: parsed, their entries
+ * point into the message's copy of the bytes; built, put_uint/bool/bytes/
+ * text keep the value in the entry, and serialization writes the bytes
+ * directly, identical to what libcbor writes for the same message. This is
+ * every SIGN request and reply (issue 14: libcbor's per-item allocations
+ * were a large part of stintd's own cost per signature). The fast parser
+ * accepts only what the libcbor path accepts with the same values; for
+ * anything else (nesting, arrays, a non-shortest head, a duplicate key,
+ * malformed input) it steps aside and the libcbor path decides.
+ * stint_msg_parse_full and stint_msg_serialize_full run the libcbor path
+ * alone, so that tests and fuzzers can compare the two.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +33,9 @@
 #include "common/msg.h"
 
 #define MSG_DEPTH_MAX 4
+#define FLAT_MAX      16 /* entries of a map the fast path handles */
+
+enum flat_kind { FLAT_NONE, FLAT_UINT, FLAT_BOOL, FLAT_BYTES, FLAT_TEXT };
 
 struct entry {
 	uint64_t key;
@@ -29,6 +46,14 @@ struct entry {
 	 * For a map value: one slot holding it (validated, not exposed). */
 	struct stint_msg **maps;
 	size_t n_maps, cap_maps;
+	/* A scalar held without libcbor (val and maps NULL): kind, the
+	 * integer or boolean, or the string (into the parsed message's raw
+	 * copy, or a copy of its own when owned). */
+	uint8_t flat;
+	bool owned;
+	uint64_t u;
+	const uint8_t *p;
+	size_t plen;
 };
 
 struct stint_msg {
@@ -36,6 +61,7 @@ struct stint_msg {
 	size_t n, cap;
 	cbor_item_t
 		*root; /* parsed messages: the tree the entries point into */
+	uint8_t raw[]; /* flat parsed messages: the bytes */
 };
 
 static const uint8_t empty_bytes[1];
@@ -328,6 +354,8 @@ entry_clear(struct entry *e)
 	free(e->maps);
 	if (e->val != NULL)
 		cbor_decref(&e->val);
+	if (e->owned)
+		free((void *)e->p);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -452,7 +480,7 @@ out:
 }
 
 int
-stint_msg_parse(const uint8_t *buf, size_t len, struct stint_msg **out)
+stint_msg_parse_full(const uint8_t *buf, size_t len, struct stint_msg **out)
 {
 	struct cbor_load_result res;
 	cbor_item_t *root = NULL;
@@ -484,6 +512,146 @@ out:
 	if (root != NULL)
 		cbor_decref(&root);
 	return r;
+}
+
+/* --- the flat fast path: parse ------------------------------------------ */
+
+#define FLAT_DECLINE 1 /* not flat: the libcbor path decides */
+
+/* One head (initial byte and argument) in its shortest form: returns its
+ * length, or 0 for anything else (indefinite, reserved, non-shortest,
+ * truncated). */
+static size_t
+flat_head(const uint8_t *b, size_t left, uint8_t *major, uint64_t *v)
+{
+	uint8_t ai;
+	size_t n;
+
+	if (left == 0)
+		return 0;
+	*major = b[0] >> 5;
+	ai = b[0] & 0x1f;
+	if (ai < 24) {
+		*v = ai;
+		return 1;
+	}
+	if (ai > 27)
+		return 0;
+	n = (size_t)1 << (ai - 24);
+	if (left - 1 < n)
+		return 0;
+	*v = 0;
+	for (size_t k = 1; k <= n; k++)
+		*v = *v << 8 | b[k];
+	if ((n == 1 && *v < 24) || (n == 2 && *v <= UINT8_MAX) ||
+	    (n == 4 && *v <= UINT16_MAX) || (n == 8 && *v <= UINT32_MAX))
+		return 0;
+	return 1 + n;
+}
+
+/* One value at b: fills kind, u and the string's offset and length. */
+static size_t
+flat_value(const uint8_t *b, size_t left, struct entry *e)
+{
+	uint8_t major;
+	uint64_t v;
+	size_t h;
+
+	if (left > 0 && (b[0] == 0xf4 || b[0] == 0xf5)) {
+		e->flat = FLAT_BOOL;
+		e->u = b[0] == 0xf5;
+		return 1;
+	}
+	if ((h = flat_head(b, left, &major, &v)) == 0)
+		return 0;
+	if (major == 0) {
+		e->flat = FLAT_UINT;
+		e->u = v;
+		return h;
+	}
+	if ((major != 2 && major != 3) || v > left - h)
+		return 0;
+	if (major == 3 && !utf8_ok(b + h, (size_t)v))
+		return 0;
+	e->flat = major == 2 ? FLAT_BYTES : FLAT_TEXT;
+	e->u = h; /* offset of the string from b, fixed below */
+	e->plen = (size_t)v;
+	return h + (size_t)v;
+}
+
+static int
+parse_flat(const uint8_t *buf, size_t len, struct stint_msg **out)
+{
+	struct entry ents[FLAT_MAX];
+	size_t offs[FLAT_MAX];
+	struct stint_msg *m;
+	uint8_t major;
+	uint64_t n, key;
+	size_t pos, h, i, j;
+
+	if ((h = flat_head(buf, len, &major, &n)) == 0 || major != 5 ||
+	    n > FLAT_MAX)
+		return FLAT_DECLINE;
+	pos = h;
+	for (i = 0; i < n; i++) {
+		struct entry e;
+		size_t off;
+
+		memset(&e, 0, sizeof(e));
+		if ((h = flat_head(buf + pos, len - pos, &major, &key)) == 0 ||
+		    major != 0)
+			return FLAT_DECLINE;
+		pos += h;
+		if ((h = flat_value(buf + pos, len - pos, &e)) == 0)
+			return FLAT_DECLINE;
+		off = pos + (size_t)e.u;
+		pos += h;
+		e.key = key;
+		/* Insert sorted; a duplicate key is the libcbor path's to
+		 * refuse. */
+		for (j = i; j > 0 && ents[j - 1].key > key; j--) {
+			ents[j] = ents[j - 1];
+			offs[j] = offs[j - 1];
+		}
+		if (j > 0 && ents[j - 1].key == key)
+			return FLAT_DECLINE;
+		ents[j] = e;
+		offs[j] = off;
+	}
+	if (pos != len)
+		return FLAT_DECLINE;
+	if ((m = calloc(1, sizeof(*m) + len)) == NULL)
+		return STINT_WIRE_NOMEM;
+	if (n > 0 && (m->ents = calloc(n, sizeof(*m->ents))) == NULL) {
+		free(m);
+		return STINT_WIRE_NOMEM;
+	}
+	memcpy(m->raw, buf, len);
+	for (i = 0; i < n; i++) {
+		m->ents[i] = ents[i];
+		if (ents[i].flat == FLAT_BYTES || ents[i].flat == FLAT_TEXT) {
+			m->ents[i].p = m->raw + offs[i];
+			m->ents[i].u = 0;
+		}
+	}
+	m->n = m->cap = (size_t)n;
+	*out = m;
+	return 0;
+}
+
+int
+stint_msg_parse(const uint8_t *buf, size_t len, struct stint_msg **out)
+{
+	int r;
+
+	if (out == NULL)
+		return STINT_WIRE_MALFORMED;
+	*out = NULL;
+	if (buf == NULL || len == 0)
+		return STINT_WIRE_MALFORMED;
+	if ((r = parse_flat(buf, len, out)) != FLAT_DECLINE)
+		return r;
+	return stint_msg_parse_full(buf, len, out);
 }
 
 struct stint_msg *
@@ -542,6 +710,10 @@ stint_msg_get_uint(const struct stint_msg *m, uint64_t key, uint64_t *v)
 
 	if (e == NULL)
 		return STINT_WIRE_MISSING;
+	if (e->flat == FLAT_UINT) {
+		*v = e->u;
+		return 0;
+	}
 	if (e->val == NULL || !cbor_isa_uint(e->val))
 		return STINT_WIRE_TYPE;
 	*v = cbor_get_int(e->val);
@@ -555,6 +727,10 @@ stint_msg_get_bool(const struct stint_msg *m, uint64_t key, bool *v)
 
 	if (e == NULL)
 		return STINT_WIRE_MISSING;
+	if (e->flat == FLAT_BOOL) {
+		*v = e->u != 0;
+		return 0;
+	}
 	if (e->val == NULL || !cbor_is_bool(e->val))
 		return STINT_WIRE_TYPE;
 	*v = cbor_get_bool(e->val);
@@ -562,16 +738,8 @@ stint_msg_get_bool(const struct stint_msg *m, uint64_t key, bool *v)
 }
 
 static int
-text_copy(const cbor_item_t *item, char *buf, size_t cap)
+text_copy_n(const uint8_t *p, size_t len, char *buf, size_t cap)
 {
-	size_t len;
-	const uint8_t *p;
-
-	if (item == NULL || !cbor_isa_string(item) ||
-	    !cbor_string_is_definite(item))
-		return STINT_WIRE_TYPE;
-	len = cbor_string_length(item);
-	p = cbor_string_handle(item);
 	if (cap == 0 || len > cap - 1 || (len > 0 && p == NULL) ||
 	    (len > 0 && memchr(p, 0, len) != NULL))
 		return STINT_WIRE_RANGE;
@@ -579,6 +747,16 @@ text_copy(const cbor_item_t *item, char *buf, size_t cap)
 		memcpy(buf, p, len);
 	buf[len] = '\0';
 	return 0;
+}
+
+static int
+text_copy(const cbor_item_t *item, char *buf, size_t cap)
+{
+	if (item == NULL || !cbor_isa_string(item) ||
+	    !cbor_string_is_definite(item))
+		return STINT_WIRE_TYPE;
+	return text_copy_n(cbor_string_handle(item), cbor_string_length(item),
+			   buf, cap);
 }
 
 int
@@ -589,6 +767,8 @@ stint_msg_get_text(const struct stint_msg *m, uint64_t key, char *buf,
 
 	if (e == NULL)
 		return STINT_WIRE_MISSING;
+	if (e->flat == FLAT_TEXT)
+		return text_copy_n(e->p, e->plen, buf, cap);
 	return text_copy(e->val, buf, cap);
 }
 
@@ -600,11 +780,16 @@ stint_msg_get_bytes(const struct stint_msg *m, uint64_t key,
 
 	if (e == NULL)
 		return STINT_WIRE_MISSING;
-	if (e->val == NULL || !cbor_isa_bytestring(e->val) ||
-	    !cbor_bytestring_is_definite(e->val))
+	if (e->flat == FLAT_BYTES) {
+		*len = e->plen;
+		*ptr = e->p;
+	} else if (e->val == NULL || !cbor_isa_bytestring(e->val) ||
+		   !cbor_bytestring_is_definite(e->val)) {
 		return STINT_WIRE_TYPE;
-	*len = cbor_bytestring_length(e->val);
-	*ptr = cbor_bytestring_handle(e->val);
+	} else {
+		*len = cbor_bytestring_length(e->val);
+		*ptr = cbor_bytestring_handle(e->val);
+	}
 	/* Never hand out NULL: callers may memcpy from it. */
 	if (*len == 0 || *ptr == NULL) {
 		*ptr = empty_bytes;
@@ -645,6 +830,8 @@ stint_msg_get_array_len(const struct stint_msg *m, uint64_t key, size_t *n)
 
 	if (e == NULL)
 		return STINT_WIRE_MISSING;
+	if (e->flat != FLAT_NONE)
+		return STINT_WIRE_TYPE;
 	if (e->val == NULL) {
 		*n = e->n_maps;
 		return 0;
@@ -773,9 +960,8 @@ build_bytes(const uint8_t *p, size_t len)
 }
 
 static cbor_item_t *
-build_text(const char *s)
+build_text_n(const char *s, size_t len)
 {
-	size_t len = strlen(s);
 	cbor_item_t *item = cbor_new_definite_string();
 	uint8_t *copy;
 
@@ -792,16 +978,53 @@ build_text(const char *s)
 	return item;
 }
 
+static cbor_item_t *
+build_text(const char *s)
+{
+	return build_text_n(s, strlen(s));
+}
+
+/* Stores a scalar under key without libcbor (see the top), replacing any
+ * previous value; strings are copied. */
+static int
+put_flat(struct stint_msg *m, uint64_t key, enum flat_kind kind, uint64_t u,
+	 const uint8_t *p, size_t len)
+{
+	struct entry *e;
+	uint8_t *copy = NULL;
+
+	if (m == NULL)
+		return STINT_WIRE_NOMEM;
+	if (kind == FLAT_BYTES || kind == FLAT_TEXT) {
+		if ((copy = malloc(len ? len : 1)) == NULL)
+			return STINT_WIRE_NOMEM;
+		if (len > 0)
+			memcpy(copy, p, len);
+	}
+	if ((e = entry_get(m, key)) == NULL) {
+		free(copy);
+		return STINT_WIRE_NOMEM;
+	}
+	entry_clear(e);
+	e->key = key;
+	e->flat = (uint8_t)kind;
+	e->u = u;
+	e->p = copy;
+	e->plen = len;
+	e->owned = copy != NULL;
+	return 0;
+}
+
 int
 stint_msg_put_uint(struct stint_msg *m, uint64_t key, uint64_t v)
 {
-	return put_item(m, key, build_uint(v));
+	return put_flat(m, key, FLAT_UINT, v, NULL, 0);
 }
 
 int
 stint_msg_put_bool(struct stint_msg *m, uint64_t key, bool v)
 {
-	return put_item(m, key, cbor_build_bool(v));
+	return put_flat(m, key, FLAT_BOOL, v, NULL, 0);
 }
 
 int
@@ -810,7 +1033,7 @@ stint_msg_put_text(struct stint_msg *m, uint64_t key, const char *s)
 	/* Refuse here what the peer's parser would refuse. */
 	if (s == NULL || !utf8_ok((const uint8_t *)s, strlen(s)))
 		return STINT_WIRE_RANGE;
-	return put_item(m, key, build_text(s));
+	return put_flat(m, key, FLAT_TEXT, 0, (const uint8_t *)s, strlen(s));
 }
 
 int
@@ -819,7 +1042,7 @@ stint_msg_put_bytes(struct stint_msg *m, uint64_t key, const uint8_t *p,
 {
 	if (p == NULL && len > 0)
 		return STINT_WIRE_RANGE;
-	return put_item(m, key, build_bytes(p, len));
+	return put_flat(m, key, FLAT_BYTES, 0, p, len);
 }
 
 int
@@ -861,7 +1084,7 @@ stint_msg_append_map(struct stint_msg *m, uint64_t key, struct stint_msg *child)
 		r = STINT_WIRE_NOMEM;
 		goto out;
 	}
-	if (e->val != NULL) {
+	if (e->val != NULL || e->flat != FLAT_NONE) {
 		r = STINT_WIRE_TYPE;
 		goto out;
 	}
@@ -944,6 +1167,18 @@ entry_value(const struct entry *e)
 {
 	cbor_item_t *a;
 
+	switch (e->flat) {
+	case FLAT_UINT:
+		return build_uint(e->u);
+	case FLAT_BOOL:
+		return cbor_build_bool(e->u != 0);
+	case FLAT_BYTES:
+		return build_bytes(e->p, e->plen);
+	case FLAT_TEXT:
+		return build_text_n((const char *)e->p, e->plen);
+	default:
+		break;
+	}
 	if (e->val != NULL) {
 		if (cbor_isa_array(e->val) && cbor_array_is_indefinite(e->val))
 			return definite_copy(e->val);
@@ -992,7 +1227,7 @@ to_item(const struct stint_msg *m)
 }
 
 int
-stint_msg_serialize(const struct stint_msg *m, uint8_t **out, size_t *len)
+stint_msg_serialize_full(const struct stint_msg *m, uint8_t **out, size_t *len)
 {
 	cbor_item_t *root;
 	unsigned char *buf = NULL;
@@ -1011,6 +1246,98 @@ stint_msg_serialize(const struct stint_msg *m, uint8_t **out, size_t *len)
 	*out = buf;
 	*len = n;
 	return 0;
+}
+
+/* --- the flat fast path: serialize -------------------------------------- */
+
+/* Length of a head in its shortest form (what libcbor writes too). */
+static size_t
+head_len(uint64_t v)
+{
+	if (v < 24)
+		return 1;
+	if (v <= UINT8_MAX)
+		return 2;
+	if (v <= UINT16_MAX)
+		return 3;
+	if (v <= UINT32_MAX)
+		return 5;
+	return 9;
+}
+
+static uint8_t *
+put_head(uint8_t *o, uint8_t major, uint64_t v)
+{
+	size_t n = head_len(v) - 1;
+
+	if (n == 0) {
+		*o++ = (uint8_t)(major << 5 | v);
+		return o;
+	}
+	*o++ = (uint8_t)(major << 5 | (n == 1   ? 24
+				       : n == 2 ? 25
+				       : n == 4 ? 26
+						: 27));
+	for (size_t k = n; k > 0; k--)
+		*o++ = (uint8_t)(v >> (8 * (k - 1)));
+	return o;
+}
+
+static size_t
+flat_size(const struct entry *e)
+{
+	size_t n = head_len(e->key);
+
+	if (e->flat == FLAT_BOOL)
+		return n + 1;
+	if (e->flat == FLAT_UINT)
+		return n + head_len(e->u);
+	return n + head_len(e->plen) + e->plen;
+}
+
+static int
+serialize_flat(const struct stint_msg *m, uint8_t **out, size_t *len)
+{
+	size_t n = head_len(m->n);
+	uint8_t *buf, *o;
+
+	for (size_t i = 0; i < m->n; i++)
+		n += flat_size(&m->ents[i]);
+	if ((buf = malloc(n)) == NULL)
+		return STINT_WIRE_NOMEM;
+	o = put_head(buf, 5, m->n);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct entry *e = &m->ents[i];
+
+		o = put_head(o, 0, e->key);
+		if (e->flat == FLAT_BOOL) {
+			*o++ = e->u ? 0xf5 : 0xf4;
+		} else if (e->flat == FLAT_UINT) {
+			o = put_head(o, 0, e->u);
+		} else {
+			o = put_head(o, e->flat == FLAT_BYTES ? 2 : 3, e->plen);
+			if (e->plen > 0)
+				memcpy(o, e->p, e->plen);
+			o += e->plen;
+		}
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int
+stint_msg_serialize(const struct stint_msg *m, uint8_t **out, size_t *len)
+{
+	bool flat = m != NULL && m->n <= FLAT_MAX;
+
+	*out = NULL;
+	*len = 0;
+	for (size_t i = 0; flat && i < m->n; i++)
+		flat = m->ents[i].flat != FLAT_NONE;
+	if (flat)
+		return serialize_flat(m, out, len);
+	return stint_msg_serialize_full(m, out, len);
 }
 
 /* --- reply head ------------------------------------------------------------

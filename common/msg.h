@@ -18,6 +18,12 @@ struct stint_msg;
 /* Strict parse: exactly one definite-length map, uint keys, no duplicate
  * keys, no trailing bytes, nesting at most 4 deep. */
 int stint_msg_parse(const uint8_t *buf, size_t len, struct stint_msg **out);
+/* The libcbor path alone, without the flat fast path (msg.c): for tests
+ * and fuzzers that check the two agree. */
+int stint_msg_parse_full(const uint8_t *buf, size_t len,
+			 struct stint_msg **out);
+int stint_msg_serialize_full(const struct stint_msg *m, uint8_t **out,
+			     size_t *len);
 struct stint_msg *stint_msg_new(void);
 void stint_msg_free(struct stint_msg *m);
 int stint_msg_serialize(const struct stint_msg *m, uint8_t **out, size_t *len);

@@ -104,16 +104,17 @@ pool_flush(void)
 	mod_mutex_unlock(g_pool_lock);
 }
 
-/* An idle connection of this process, or -1. */
+/* An idle connection of this process (me: getpid(), which is a system
+ * call, so the caller asks once per request), or -1. */
 static int
-pool_take(void)
+pool_take(pid_t me)
 {
 	int fd = -1;
 
 	mod_mutex_lock(g_pool_lock);
-	if (g_pool_pid != getpid()) {
+	if (g_pool_pid != me) {
 		pool_flush_locked();
-		g_pool_pid = getpid();
+		g_pool_pid = me;
 	}
 	if (g_n_idle > 0)
 		fd = g_idle[--g_n_idle];
@@ -121,11 +122,14 @@ pool_take(void)
 	return fd;
 }
 
+/* me: the pid that took or opened fd (getpid() of the caller). A fork
+ * copies only the forking thread, so a caller's pid cannot change under
+ * it; the pool keeps fd only while it belongs to that pid. */
 static void
-pool_put(int fd, pid_t opener)
+pool_put(int fd, pid_t me)
 {
 	mod_mutex_lock(g_pool_lock);
-	if (opener == getpid() && g_pool_pid == opener && g_n_idle < POOL_MAX) {
+	if (g_pool_pid == me && g_n_idle < POOL_MAX) {
 		g_idle[g_n_idle++] = fd;
 		fd = -1;
 	}
@@ -210,8 +214,8 @@ roundtrip(int fd, const uint8_t *req, size_t req_len, uint8_t **rep,
 
 	if ((r = stint_frame_write(fd, req, req_len, g_timeout_ms)) != 0)
 		return r;
-	return stint_frame_read(fd, STINT_FRAME_MAX, g_timeout_ms, rep,
-				rep_len);
+	return stint_frame_read_reply(fd, STINT_FRAME_MAX, g_timeout_ms, rep,
+				      rep_len);
 }
 
 /* What the agent can do about a failed connect (STINT_DEBUG=1). */
@@ -319,7 +323,7 @@ call(const uint8_t *req, size_t req_len, uint8_t **rep, size_t *rep_len)
 	if (req_len > STINT_FRAME_MAX)
 		return STINT_WIRE_TOO_LARGE;
 	for (attempt = 0; attempt < 2; attempt++) {
-		fd = pool_take();
+		fd = pool_take(me);
 		if ((fresh = fd < 0) && (r = conn_open(&fd, NULL)) != 0)
 			return r;
 		r = roundtrip(fd, req, req_len, rep, rep_len);
@@ -344,17 +348,18 @@ client_hello(char agent[STINT_NAME_MAX + 1])
 	struct stint_hello_rep hello;
 	uint8_t *req = NULL, *rep = NULL;
 	size_t req_len, rep_len;
+	pid_t me = getpid();
 	int fd, r;
 
 	agent[0] = '\0';
 	/* Without an idle connection, the HELLO that opens one answers. */
-	if ((fd = pool_take()) < 0) {
+	if ((fd = pool_take(me)) < 0) {
 		if ((r = conn_open(&fd, agent)) != 0)
 			return r;
-		pool_put(fd, getpid());
+		pool_put(fd, me);
 		return 0;
 	}
-	pool_put(fd, getpid());
+	pool_put(fd, me);
 	if ((r = stint_enc_hello_req(STINT_WIRE_VERSION, &req, &req_len)) != 0)
 		goto out;
 	if ((r = call(req, req_len, &rep, &rep_len)) != 0)

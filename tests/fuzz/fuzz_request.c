@@ -2,7 +2,8 @@
  * libFuzzer target for what stintd does with an agent's frame body: strict
  * parse, then the decoder for the op it names. A message that parses must
  * also survive re-serialization and parse again: the codec never produces
- * what it would refuse.
+ * what it would refuse. The flat fast path and the libcbor path (msg.c)
+ * must accept and refuse alike and read the same values.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +47,27 @@ decode(const struct stint_msg *m)
 	}
 }
 
+/* Both parsers agree on data; m is the fast path's verdict. */
+static void
+paths_agree(const uint8_t *data, size_t size, const struct stint_msg *m)
+{
+	struct stint_msg *full = NULL;
+	uint8_t *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+
+	if ((stint_msg_parse_full(data, size, &full) == 0) != (m != NULL))
+		abort();
+	if (m == NULL)
+		return;
+	if (stint_msg_serialize_full(m, &a, &alen) != 0 ||
+	    stint_msg_serialize_full(full, &b, &blen) != 0 || alen != blen ||
+	    memcmp(a, b, alen) != 0)
+		abort();
+	free(a);
+	free(b);
+	stint_msg_free(full);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -58,12 +80,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (stint_msg_parse(data, size, &m) != 0) {
 		if (m != NULL)
 			abort();
+		paths_agree(data, size, NULL);
 		return 0;
 	}
+	paths_agree(data, size, m);
 	decode(m);
 	if (stint_msg_serialize(m, &out, &out_len) != 0 ||
 	    stint_msg_parse(out, out_len, &again) != 0)
 		abort();
+	paths_agree(out, out_len, again);
 	decode(again);
 	stint_msg_free(again);
 	free(out);

@@ -321,6 +321,81 @@ test_writer_waits_for_reader(void **state)
 	free(big);
 }
 
+static void
+test_reply_reads(void **state)
+{
+	static uint8_t big[5000];
+	int sv[2], st;
+	uint8_t *body;
+	size_t len;
+	pid_t pid;
+
+	(void)state;
+	memset(big, 0x5a, sizeof(big));
+	pair(sv);
+	/* Short and long replies, each alone on the socket. */
+	assert_int_equal(
+		stint_frame_write(sv[0], (const uint8_t *)"sig", 3, 1000), 0);
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 1000,
+						&body, &len),
+			 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(body, "sig", 3);
+	free(body);
+	assert_int_equal(stint_frame_write(sv[0], big, sizeof(big), 1000), 0);
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 1000,
+						&body, &len),
+			 0);
+	assert_int_equal(len, sizeof(big));
+	assert_memory_equal(body, big, sizeof(big));
+	free(body);
+	/* A prefix torn in two and a body that comes later. */
+	put_raw(sv[0], "\0\0", 2);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(100000);
+		put_raw(sv[0], "\0\6abc", 5);
+		usleep(100000);
+		put_raw(sv[0], "def", 3);
+		_exit(0);
+	}
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 5000,
+						&body, &len),
+			 0);
+	assert_int_equal(len, 6);
+	assert_memory_equal(body, "abcdef", 6);
+	free(body);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	/* Limits, the empty frame, and a second frame nobody asked for. */
+	put_prefix(sv[0], STINT_FRAME_MAX + 1);
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 1000,
+						&body, &len),
+			 STINT_WIRE_TOO_LARGE);
+	assert_null(body);
+	put_prefix(sv[0], 0);
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 1000,
+						&body, &len),
+			 STINT_WIRE_MALFORMED);
+	assert_int_equal(
+		stint_frame_write(sv[0], (const uint8_t *)"a", 1, 1000), 0);
+	assert_int_equal(
+		stint_frame_write(sv[0], (const uint8_t *)"b", 1, 1000), 0);
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 1000,
+						&body, &len),
+			 STINT_WIRE_MALFORMED);
+	assert_null(body);
+	/* Nothing comes: the timeout; the peer closes: I/O. */
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 100,
+						&body, &len),
+			 STINT_WIRE_TIMEOUT);
+	close(sv[0]);
+	assert_int_equal(stint_frame_read_reply(sv[1], STINT_FRAME_MAX, 1000,
+						&body, &len),
+			 STINT_WIRE_IO);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -334,6 +409,7 @@ main(void)
 		cmocka_unit_test(test_pipe),
 		cmocka_unit_test(test_late_body),
 		cmocka_unit_test(test_writer_waits_for_reader),
+		cmocka_unit_test(test_reply_reads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

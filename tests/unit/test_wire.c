@@ -1048,6 +1048,166 @@ test_names_and_mechanisms(void **state)
 	assert_int_equal(stint_hex_decode("00ab10fg", bytes, 4), -1);
 }
 
+/* --- the flat fast path (issue 14) agrees with the libcbor path -------- */
+
+/* Both parsers accept or refuse buf alike; when they accept, the messages
+ * hold the same values (compared through the libcbor serializer). */
+static void
+parsers_agree(const uint8_t *buf, size_t len)
+{
+	struct stint_msg *fast = NULL, *full = NULL;
+	uint8_t *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	int rf = stint_msg_parse(buf, len, &fast);
+	int rs = stint_msg_parse_full(buf, len, &full);
+
+	assert_int_equal(rf == 0, rs == 0);
+	if (rf == 0) {
+		assert_int_equal(stint_msg_serialize_full(fast, &a, &alen), 0);
+		assert_int_equal(stint_msg_serialize_full(full, &b, &blen), 0);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(a, b, alen);
+	}
+	free(a);
+	free(b);
+	stint_msg_free(fast);
+	stint_msg_free(full);
+}
+
+/* The direct encoder writes what libcbor writes, byte for byte, and
+ * both parsers read it back alike. */
+static void
+encoders_agree(struct stint_msg *m)
+{
+	uint8_t *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+
+	assert_int_equal(stint_msg_serialize(m, &a, &alen), 0);
+	assert_int_equal(stint_msg_serialize_full(m, &b, &blen), 0);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(a, b, alen);
+	parsers_agree(a, alen);
+	free(a);
+	free(b);
+	stint_msg_free(m);
+}
+
+static void
+test_flat_matches_libcbor(void **state)
+{
+	static const uint64_t edges[] = {
+		0,         1,     23,    24,         255,
+		256,       65535, 65536, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+		UINT64_MAX};
+	static uint8_t big[70000];
+	static char text[300];
+	struct stint_sign_req req;
+	struct stint_msg *m;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		m = stint_msg_new();
+		assert_int_equal(stint_msg_put_uint(m, edges[i], edges[i]), 0);
+		assert_int_equal(stint_msg_put_bool(m, 3, i % 2), 0);
+		encoders_agree(m);
+	}
+	memset(big, 0xab, sizeof(big));
+	memset(text, 'x', sizeof(text) - 1);
+	for (size_t n = 0; n < 300; n += (n < 30 ? 1 : 37)) {
+		m = stint_msg_new();
+		assert_int_equal(stint_msg_put_bytes(m, 1, big, n), 0);
+		text[n] = '\0';
+		assert_int_equal(stint_msg_put_text(m, 2, text), 0);
+		text[n] = 'x';
+		encoders_agree(m);
+	}
+	m = stint_msg_new();
+	assert_int_equal(stint_msg_put_bytes(m, 1, big, sizeof(big)), 0);
+	assert_int_equal(stint_msg_put_text(m, 2, "h\xc3\xa9llo"), 0);
+	encoders_agree(m);
+	encoders_agree(stint_msg_new()); /* the empty map */
+	/* Replacing a value, and a message that is not flat. */
+	m = stint_msg_new();
+	assert_int_equal(stint_msg_put_text(m, 1, "a"), 0);
+	assert_int_equal(stint_msg_put_uint(m, 1, 7), 0);
+	assert_int_equal(stint_msg_put_uint_array(m, 2, edges, 4), 0);
+	encoders_agree(m);
+	m = stint_msg_new();
+	for (uint64_t k = 0; k < 20; k++)
+		assert_int_equal(stint_msg_put_uint(m, k, k), 0);
+	encoders_agree(m);
+
+	/* The SIGN request and reply themselves. */
+	memset(&req, 0, sizeof(req));
+	strcpy(req.task, TASK_A);
+	req.mech = CKM_RSA_PKCS_PSS;
+	req.data.ptr = big;
+	req.data.len = 32;
+	req.has_pss = true;
+	req.pss_hash = CKM_SHA256;
+	req.pss_mgf = CKG_MGF1_SHA256;
+	req.pss_salt = 32;
+	assert_int_equal(stint_enc_sign_req(&req, &buf, &len), 0);
+	assert_int_equal(stint_msg_parse_full(buf, len, &m), 0);
+	encoders_agree(m);
+	free(buf);
+	assert_int_equal(stint_enc_sign_rep(big, 72, &buf, &len), 0);
+	assert_int_equal(stint_msg_parse_full(buf, len, &m), 0);
+	encoders_agree(m);
+	free(buf);
+}
+
+static void
+test_flat_parser_declines(void **state)
+{
+	static const char *cases[] = {
+		"a10118",                 /* truncated head */
+		"a1011805",               /* non-shortest uint value */
+		"a1180105",               /* non-shortest key */
+		"b8010105",               /* non-shortest map count */
+		"a1010500",               /* trailing byte */
+		"a201050106",             /* duplicate key */
+		"a1012005",               /* negative value */
+		"a12005",                 /* negative key */
+		"a10162610a",             /* text ... */
+		"a1016261",               /* truncated text */
+		"a1016200ff",             /* NUL and invalid UTF-8 */
+		"a10162c080",             /* overlong UTF-8 */
+		"a10142c080",             /* the same as bytes: fine */
+		"a1015f4100ff",           /* indefinite bytes */
+		"a101f6",                 /* null */
+		"a101f7",                 /* undefined */
+		"a101f0",                 /* simple value */
+		"a101f93c00",             /* half float */
+		"a101c105",               /* tag */
+		"a10181f5",               /* array */
+		"a101a10105",             /* nested map */
+		"bf0105ff",               /* indefinite map */
+		"a0",                     /* empty map */
+		"80",                     /* not a map */
+		"a1f505",                 /* bool key */
+		"a1015a00000001",         /* bytes longer than the buffer */
+		"a10119ffff",             /* uint16 */
+		"a1011a00010000",         /* uint32 */
+		"a1011b0000000100000000", /* uint64 */
+		"a1011b00000000ffffffff", /* uint64 that fits 32 bits */
+	};
+	uint8_t buf[64];
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = strlen(cases[i]) / 2;
+		assert_int_equal(stint_hex_decode(cases[i], buf, len), 0);
+		parsers_agree(buf, len);
+		/* And every prefix of it. */
+		for (size_t n = 1; n < len; n++)
+			parsers_agree(buf, n);
+	}
+}
+
 int
 main(void)
 {
@@ -1072,6 +1232,8 @@ main(void)
 		cmocka_unit_test(test_unknown_keys_ignored),
 		cmocka_unit_test(test_msg_accessors),
 		cmocka_unit_test(test_names_and_mechanisms),
+		cmocka_unit_test(test_flat_matches_libcbor),
+		cmocka_unit_test(test_flat_parser_declines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
