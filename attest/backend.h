@@ -64,6 +64,23 @@ struct stint_backend_evidence_req {
 	size_t nonce_len;
 };
 
+/* One signature (stint_backend_ops.sign). */
+struct stint_backend_sign_req {
+	const char *key_id;
+	/* CKM_ECDSA, CKM_RSA_PKCS or CKM_RSA_PKCS_PSS; the input is what
+	 * the raw mechanism signs (a digest, a DigestInfo). */
+	CK_MECHANISM_TYPE raw;
+	const CK_RSA_PKCS_PSS_PARAMS *pss; /* non-NULL exactly for PSS */
+	const uint8_t *in;
+	size_t in_len;
+};
+
+/* Where a signature goes: cap bytes at ptr; len is set on success. */
+struct stint_backend_sig {
+	uint8_t *ptr;
+	size_t cap, len;
+};
+
 struct stint_backend_ops {
 	/* The [backend] type that opens it; for messages only. */
 	const char *name;
@@ -79,12 +96,10 @@ struct stint_backend_ops {
 			const char *key_id, int64_t not_after,
 			struct stint_pubkey *pub, struct stint_key_facts *facts,
 			char *err, size_t errlen);
-	/* raw: CKM_ECDSA, CKM_RSA_PKCS or CKM_RSA_PKCS_PSS (pss non-NULL).
-	 * *sig_len is the capacity in, the length out. */
-	int (*sign)(struct stint_backend *b, const char *key_id,
-		    CK_MECHANISM_TYPE raw, const CK_RSA_PKCS_PSS_PARAMS *pss,
-		    const uint8_t *in, size_t in_len, uint8_t *sig,
-		    size_t *sig_len, char *err, size_t errlen);
+	/* Signs req->in with key req->key_id into sig (see the structs). */
+	int (*sign)(struct stint_backend *b,
+		    const struct stint_backend_sign_req *req,
+		    struct stint_backend_sig *sig, char *err, size_t errlen);
 	/* Destroys private and public objects; 0 also when already gone. */
 	int (*destroy)(struct stint_backend *b, const char *key_id, char *err,
 		       size_t errlen);

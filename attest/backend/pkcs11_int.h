@@ -217,9 +217,15 @@ CK_RV obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s,
 CK_RV find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
 		 const CK_OBJECT_CLASS *cls, CK_OBJECT_HANDLE *out,
 		 CK_ULONG max, CK_ULONG *n);
+/* A private key key_lookup found. */
+struct key_found {
+	CK_OBJECT_HANDLE h;
+	CK_KEY_TYPE type; /* CKK_EC or CKK_RSA */
+	bool cached;      /* from the handle cache: may be stale */
+	CK_RV rv;         /* the module's code when it failed, else CKR_OK */
+};
 int key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
-	       CK_OBJECT_HANDLE *h, CK_KEY_TYPE *type, bool *cached, CK_RV *rvp,
-	       char *err, size_t errlen);
+	       struct key_found *out, char *err, size_t errlen);
 CK_RV attr_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 		CK_ATTRIBUTE_TYPE type, struct stint_bytes *out);
 CK_RV facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,

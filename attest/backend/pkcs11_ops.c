@@ -123,21 +123,12 @@ pss_check(const CK_RSA_PKCS_PSS_PARAMS *pss, size_t in_len, char *err,
 	return 0;
 }
 
+/* What the token may be asked to sign at all: the mechanism, its
+ * parameters, the key id and the input's length. */
 static int
-p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
-	 const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	 uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+sign_check(const struct stint_backend_sign_req *req, char *err, size_t errlen)
 {
-	struct p11_backend *b = (struct p11_backend *)base;
-	CK_RSA_PKCS_PSS_PARAMS pss_params;
-	CK_MECHANISM mech = {raw, NULL, 0};
-	CK_SESSION_HANDLE s;
-	CK_OBJECT_HANDLE key;
-	CK_KEY_TYPE type;
-	CK_ULONG len;
-	CK_RV rv = CKR_OK;
-	bool cached, clean = true;
-	int attempt, r = -1;
+	CK_MECHANISM_TYPE raw = req->raw;
 
 	if (raw != CKM_ECDSA && raw != CKM_RSA_PKCS &&
 	    raw != CKM_RSA_PKCS_PSS) {
@@ -147,87 +138,125 @@ p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 			 (unsigned long)raw);
 		return -1;
 	}
-	if ((raw == CKM_RSA_PKCS_PSS) != (pss != NULL)) {
+	if ((raw == CKM_RSA_PKCS_PSS) != (req->pss != NULL)) {
 		snprintf(err, errlen,
 			 "PSS parameters go with CKM_RSA_PKCS_PSS "
 			 "and only with it");
 		return -1;
 	}
-	if (!key_id_ok(key_id)) {
+	if (!key_id_ok(req->key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
 	}
-	if (in_len == 0 || in_len > SIGN_IN_MAX) {
+	if (req->in_len == 0 || req->in_len > SIGN_IN_MAX) {
 		snprintf(err, errlen, "input to sign must be 1 to %d bytes",
 			 SIGN_IN_MAX);
 		return -1;
 	}
-	if (pss != NULL && pss_check(pss, in_len, err, errlen) != 0)
+	if (req->pss != NULL && pss_check(req->pss, req->in_len, err, errlen))
 		return -1;
-	if (pss != NULL) {
-		pss_params = *pss;
+	return 0;
+}
+
+/* C_SignInit for key_id in s. A cached handle can be stale if the key was
+ * destroyed behind our back; then it is looked up once more in the token.
+ * *key gets the handle used; *clean false when s is unusable. */
+static int
+sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
+	  const struct stint_backend_sign_req *req, CK_MECHANISM *mech,
+	  CK_OBJECT_HANDLE *key, bool *clean, char *err, size_t errlen)
+{
+	struct key_found k;
+	CK_RV rv = CKR_OK;
+	int attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (key_lookup(b, s, req->key_id, &k, err, errlen) != 0) {
+			*clean = !session_broken(k.rv);
+			return -1;
+		}
+		/* SoftHSM 2.6 crashes in C_Sign when an RSA mechanism is used
+		 * with an EC key, so the token is not asked. */
+		if (k.type != (req->raw == CKM_ECDSA ? CKK_EC : CKK_RSA)) {
+			snprintf(err, errlen,
+				 "key '%s' is not an %s key: mechanism does "
+				 "not fit",
+				 req->key_id,
+				 req->raw == CKM_ECDSA ? "EC" : "RSA");
+			return -1;
+		}
+		rv = P11(b, C_SignInit, s, mech, k.h);
+		if ((rv == CKR_KEY_HANDLE_INVALID ||
+		     rv == CKR_OBJECT_HANDLE_INVALID) &&
+		    k.cached) {
+			cache_drop(b, req->key_id);
+			continue;
+		}
+		break;
+	}
+	if (rv != CKR_OK) {
+		*clean = !session_broken(rv);
+		if (rv == CKR_KEY_HANDLE_INVALID ||
+		    rv == CKR_OBJECT_HANDLE_INVALID)
+			cache_drop(b, req->key_id);
+		snprintf(err, errlen, "cannot sign with key '%s'", req->key_id);
+		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		return -1;
+	}
+	*key = k.h;
+	return 0;
+}
+
+static int
+p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
+	 struct stint_backend_sig *sig, char *err, size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	CK_RSA_PKCS_PSS_PARAMS pss_params;
+	CK_MECHANISM mech = {req->raw, NULL, 0};
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE key;
+	CK_ULONG len;
+	CK_RV rv;
+	bool clean = true;
+	int r = -1;
+
+	if (sign_check(req, err, errlen) != 0)
+		return -1;
+	if (req->pss != NULL) {
+		pss_params = *req->pss;
 		mech.pParameter = &pss_params;
 		mech.ulParameterLen = sizeof(pss_params);
 	}
-	len = *sig_len;
-	if (p11_prep_sign(b->prep, key_id, &mech, in, in_len, sig, &len)) {
-		*sig_len = len;
+	len = sig->cap;
+	if (p11_prep_sign(b->prep, req->key_id, &mech, req->in, req->in_len,
+			  sig->ptr, &len)) {
+		sig->len = len;
 		return 0;
 	}
 	if ((rv = session_get(b, &s)) != CKR_OK) {
 		ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
-	/* A cached handle can be stale if the key was destroyed behind our
-	 * back; then look it up once more in the token. */
-	for (attempt = 0; attempt < 2; attempt++) {
-		if (key_lookup(b, s, key_id, &key, &type, &cached, &rv, err,
-			       errlen) != 0) {
-			clean = !session_broken(rv);
-			goto out;
-		}
-		/* SoftHSM 2.6 crashes in C_Sign when an RSA mechanism is used
-		 * with an EC key, so the token is not asked. */
-		if (type != (raw == CKM_ECDSA ? CKK_EC : CKK_RSA)) {
-			snprintf(err, errlen,
-				 "key '%s' is not an %s key: mechanism does "
-				 "not fit",
-				 key_id, raw == CKM_ECDSA ? "EC" : "RSA");
-			goto out;
-		}
-		rv = P11(b, C_SignInit, s, &mech, key);
-		if ((rv == CKR_KEY_HANDLE_INVALID ||
-		     rv == CKR_OBJECT_HANDLE_INVALID) &&
-		    cached) {
-			cache_drop(b, key_id);
-			continue;
-		}
-		break;
-	}
-	if (rv != CKR_OK) {
-		clean = !session_broken(rv);
-		if (rv == CKR_KEY_HANDLE_INVALID ||
-		    rv == CKR_OBJECT_HANDLE_INVALID)
-			cache_drop(b, key_id);
-		snprintf(err, errlen, "cannot sign with key '%s'", key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+	if (sign_init(b, s, req, &mech, &key, &clean, err, errlen) != 0)
 		goto out;
-	}
-	len = *sig_len;
-	rv = P11(b, C_Sign, s, (CK_BYTE_PTR)in, in_len, sig, &len);
+	len = sig->cap;
+	rv = P11(b, C_Sign, s, (CK_BYTE_PTR)req->in, req->in_len, sig->ptr,
+		 &len);
 	if (rv != CKR_OK) {
 		clean = false;
-		snprintf(err, errlen, "signing with key '%s' failed", key_id);
+		snprintf(err, errlen, "signing with key '%s' failed",
+			 req->key_id);
 		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
-	*sig_len = len;
+	sig->len = len;
 	r = 0;
 out:
 	session_put(b, s, clean);
 	if (r == 0)
-		p11_prep_request(b->prep, key_id, key, &mech);
+		p11_prep_request(b->prep, req->key_id, key, &mech);
 	return r;
 }
 

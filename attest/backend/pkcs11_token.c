@@ -269,21 +269,20 @@ find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
 /* The private key of key_id and its CKK_*, from the cache or the token. */
 int
 key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
-	   CK_OBJECT_HANDLE *h, CK_KEY_TYPE *type, bool *cached, CK_RV *rvp,
-	   char *err, size_t errlen)
+	   struct key_found *out, char *err, size_t errlen)
 {
 	static const CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY;
 	CK_OBJECT_HANDLE found[2];
-	CK_ATTRIBUTE a = {CKA_KEY_TYPE, type, sizeof(*type)};
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &out->type, sizeof(out->type)};
 	CK_ULONG n;
-	CK_RV rv;
 
-	*rvp = CKR_OK;
-	if ((*cached = cache_get(b, key_id, h, type)))
+	out->rv = CKR_OK;
+	if ((out->cached = cache_get(b, key_id, &out->h, &out->type)))
 		return 0;
-	if ((rv = find_by_id(b, s, key_id, &priv, found, 2, &n)) != CKR_OK) {
-		*rvp = rv;
-		ck_err(err, errlen, "cannot search the token for the key", rv);
+	out->rv = find_by_id(b, s, key_id, &priv, found, 2, &n);
+	if (out->rv != CKR_OK) {
+		ck_err(err, errlen, "cannot search the token for the key",
+		       out->rv);
 		return -1;
 	}
 	if (n == 0) {
@@ -300,15 +299,15 @@ key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
 			 key_id, b->token);
 		return -1;
 	}
-	*h = found[0];
-	if ((rv = P11(b, C_GetAttributeValue, s, *h, &a, 1)) != CKR_OK) {
-		*rvp = rv;
+	out->h = found[0];
+	if ((out->rv = P11(b, C_GetAttributeValue, s, out->h, &a, 1)) !=
+	    CKR_OK) {
 		snprintf(err, errlen, "cannot read the type of key '%s'",
 			 key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		ck_err(err + strlen(err), errlen - strlen(err), "", out->rv);
 		return -1;
 	}
-	cache_put(b, key_id, *h, *type);
+	cache_put(b, key_id, out->h, out->type);
 	return 0;
 }
 

@@ -493,14 +493,15 @@ digest_info_split(const uint8_t *in, size_t len, TPMI_ALG_HASH *hash,
 
 /* Maps the raw mechanism and input onto a TPM scheme and digest. */
 static int
-sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
-	    const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
+sign_scheme(const struct keyfile *f, const struct stint_backend_sign_req *req,
 	    TPMT_SIG_SCHEME *scheme, TPM2B_DIGEST *digest, char *err,
 	    size_t errlen)
 {
 	bool ec = f->k.pub.publicArea.type == TPM2_ALG_ECC;
-	const uint8_t *d = in;
-	size_t dlen = in_len;
+	const CK_RSA_PKCS_PSS_PARAMS *pss = req->pss;
+	CK_MECHANISM_TYPE raw = req->raw;
+	const uint8_t *d = req->in;
+	size_t dlen = req->in_len;
 	TPMI_ALG_HASH hash;
 
 	if ((raw == CKM_ECDSA) != ec) {
@@ -518,11 +519,12 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 	switch (raw) {
 	case CKM_ECDSA:
 		scheme->scheme = TPM2_ALG_ECDSA;
-		hash = hash_for_len(in_len);
+		hash = hash_for_len(req->in_len);
 		break;
 	case CKM_RSA_PKCS:
 		scheme->scheme = TPM2_ALG_RSASSA;
-		if (digest_info_split(in, in_len, &hash, &d, &dlen) != 0) {
+		if (digest_info_split(req->in, req->in_len, &hash, &d, &dlen) !=
+		    0) {
 			snprintf(err, errlen,
 				 "CKM_RSA_PKCS input is not a SHA-1/256/384/"
 				 "512 DigestInfo: the TPM signs digests only");
@@ -532,8 +534,8 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 	case CKM_RSA_PKCS_PSS:
 		scheme->scheme = TPM2_ALG_RSAPSS;
 		hash = hash_for_ck(pss->hashAlg);
-		if (hash != hash_for_len(in_len) ||
-		    pss->sLen != (CK_ULONG)in_len) {
+		if (hash != hash_for_len(req->in_len) ||
+		    pss->sLen != (CK_ULONG)req->in_len) {
 			snprintf(err, errlen,
 				 "the TPM signs PSS with a salt as long as the "
 				 "digest, over a SHA-1/256/384/512 digest");
@@ -551,7 +553,7 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 		snprintf(err, errlen,
 			 "input of %zu bytes is not a SHA-1/256/384/512 "
 			 "digest",
-			 in_len);
+			 req->in_len);
 		return -1;
 	}
 	scheme->details.any.hashAlg = hash;
@@ -616,11 +618,11 @@ key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
 }
 
 static int
-tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
-	 const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	 uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
+	 struct stint_backend_sig *sig, char *err, size_t errlen)
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
+	const char *key_id = req->key_id;
 	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
 				    .hierarchy = TPM2_RH_NULL};
 	ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE;
@@ -632,7 +634,7 @@ tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 	TSS2_RC rc;
 	int r = -1;
 
-	if (in_len == 0 || in_len > SIGN_IN_MAX) {
+	if (req->in_len == 0 || req->in_len > SIGN_IN_MAX) {
 		snprintf(err, errlen, "input to sign must be 1 to %d bytes",
 			 SIGN_IN_MAX);
 		return -1;
@@ -641,8 +643,7 @@ tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 		return -1;
 	memset(&scheme, 0, sizeof(scheme));
 	memset(&digest, 0, sizeof(digest));
-	if (sign_scheme(&f, raw, pss, in, in_len, &scheme, &digest, err,
-			errlen) != 0)
+	if (sign_scheme(&f, req, &scheme, &digest, err, errlen) != 0)
 		return -1;
 
 	pthread_mutex_lock(&b->lock);
@@ -684,7 +685,8 @@ tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 		tss_err(err, errlen, "the TPM refused to sign", rc);
 		goto out;
 	}
-	r = sig_out(s, sig, sig_len, err, errlen);
+	sig->len = sig->cap;
+	r = sig_out(s, sig->ptr, &sig->len, err, errlen);
 out:
 	Esys_Free(s);
 	tpm_flush(b, &session);

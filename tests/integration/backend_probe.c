@@ -272,23 +272,25 @@ sign_digest(const char *id, enum sign_kind kind, const uint8_t digest[32],
 	    uint8_t *sig, size_t *sig_len, char *err)
 {
 	uint8_t di[sizeof(sha256_digestinfo) + 32];
+	struct stint_backend_sign_req req = {
+		.key_id = id, .raw = CKM_ECDSA, .in = digest, .in_len = 32};
+	struct stint_backend_sig out = {sig, *sig_len, 0};
+	int r;
 
 	err[0] = '\0';
-	switch (kind) {
-	case SIGN_ECDSA:
-		return backend->ops->sign(backend, id, CKM_ECDSA, NULL, digest,
-					  32, sig, sig_len, err, ERRLEN);
-	case SIGN_PKCS1:
+	if (kind == SIGN_PKCS1) {
 		memcpy(di, sha256_digestinfo, sizeof(sha256_digestinfo));
 		memcpy(di + sizeof(sha256_digestinfo), digest, 32);
-		return backend->ops->sign(backend, id, CKM_RSA_PKCS, NULL, di,
-					  sizeof(di), sig, sig_len, err,
-					  ERRLEN);
-	default:
-		return backend->ops->sign(backend, id, CKM_RSA_PKCS_PSS,
-					  &pss_sha256, digest, 32, sig, sig_len,
-					  err, ERRLEN);
+		req.raw = CKM_RSA_PKCS;
+		req.in = di;
+		req.in_len = sizeof(di);
+	} else if (kind == SIGN_PSS) {
+		req.raw = CKM_RSA_PKCS_PSS;
+		req.pss = &pss_sha256;
 	}
+	r = backend->ops->sign(backend, &req, &out, err, ERRLEN);
+	*sig_len = out.len;
+	return r;
 }
 
 static int
