@@ -9,7 +9,7 @@ static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 				   0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 
-const struct key_spec key_specs[] = {
+const struct p11_key_spec p11_key_specs[] = {
 	{STINT_KEY_EC_P256, "ec-p256", true, NID_X9_62_prime256v1, oid_p256,
 	 sizeof(oid_p256), 256},
 	{STINT_KEY_EC_P384, "ec-p384", true, NID_secp384r1, oid_p384,
@@ -18,10 +18,10 @@ const struct key_spec key_specs[] = {
 	{STINT_KEY_RSA_3072, "rsa-3072", false, 0, NULL, 0, 3072},
 };
 
-const CK_BYTE key_mark[28] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
-			      0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
-			      't',  'i',  'n',  't',  'd',  ' ',  't',
-			      'a',  's',  'k',  ' ',  'k',  'e',  'y'};
+const CK_BYTE p11_key_mark[28] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
+				  0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
+				  't',  'i',  'n',  't',  'd',  ' ',  't',
+				  'a',  's',  'k',  ' ',  'k',  'e',  'y'};
 
 /* --- SubjectPublicKeyInfo ------------------------------------------------ */
 
@@ -56,7 +56,7 @@ out:
 }
 
 static int
-spki_ec(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+spki_ec(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 	size_t whylen)
 {
 	const unsigned char *p;
@@ -111,7 +111,7 @@ out:
 }
 
 static int
-spki_rsa(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+spki_rsa(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 	 size_t whylen)
 {
 	BIGNUM *n = NULL, *e = NULL;
@@ -145,31 +145,31 @@ out:
 }
 
 int
-pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-	    const struct key_spec *spec, struct stint_pubkey *pub, char *err,
-	    size_t errlen)
+p11_pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+		const struct p11_key_spec *spec, struct stint_pubkey *pub,
+		char *err, size_t errlen)
 {
 	char why[128];
 	CK_RV rv;
 
 	if (spec->ec) {
-		if ((rv = attr_read(b, s, h, CKA_EC_PARAMS, &pub->ec_params)) !=
-			    CKR_OK ||
-		    (rv = attr_read(b, s, h, CKA_EC_POINT, &pub->ec_point)) !=
-			    CKR_OK) {
-			ck_err(err, errlen, "cannot read the EC public key",
-			       rv);
+		if ((rv = p11_attr_read(b, s, h, CKA_EC_PARAMS,
+					&pub->ec_params)) != CKR_OK ||
+		    (rv = p11_attr_read(b, s, h, CKA_EC_POINT,
+					&pub->ec_point)) != CKR_OK) {
+			p11_ck_err(err, errlen, "cannot read the EC public key",
+				   rv);
 			return -1;
 		}
 		if (spki_ec(spec, pub, why, sizeof(why)) != 0)
 			goto bad;
 	} else {
-		if ((rv = attr_read(b, s, h, CKA_MODULUS, &pub->modulus)) !=
+		if ((rv = p11_attr_read(b, s, h, CKA_MODULUS, &pub->modulus)) !=
 			    CKR_OK ||
-		    (rv = attr_read(b, s, h, CKA_PUBLIC_EXPONENT,
-				    &pub->exponent)) != CKR_OK) {
-			ck_err(err, errlen, "cannot read the RSA public key",
-			       rv);
+		    (rv = p11_attr_read(b, s, h, CKA_PUBLIC_EXPONENT,
+					&pub->exponent)) != CKR_OK) {
+			p11_ck_err(err, errlen,
+				   "cannot read the RSA public key", rv);
 			return -1;
 		}
 		if (spki_rsa(spec, pub, why, sizeof(why)) != 0)
@@ -288,24 +288,24 @@ key_idless(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
  */
 static void
 genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
-		const struct key_spec *spec)
+		const struct p11_key_spec *spec)
 {
 	struct handle_list after;
 	CK_SESSION_HANDLE s;
 	size_t i, found = 0, done = 0;
 	CK_RV rv;
 
-	if ((rv = session_get(b, &s)) != CKR_OK) {
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
 		log_warn("backend: cannot open a session on token '%s' (%s) "
 			 "to remove what a failed key generation left",
-			 b->token, ckr_str(rv));
+			 b->token, p11_ckr_str(rv));
 		return;
 	}
 	if ((rv = handles_list(b, s, &after)) != CKR_OK) {
 		log_warn("backend: cannot list token '%s' (%s) after a failed "
 			 "key generation; id-less keys it left stay",
-			 b->token, ckr_str(rv));
-		session_put(b, s, !session_broken(rv));
+			 b->token, p11_ckr_str(rv));
+		p11_session_put(b, s, !p11_session_broken(rv));
 		return;
 	}
 	for (i = 0; i < after.n; i++) {
@@ -320,9 +320,9 @@ genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
 			log_warn("backend: cannot destroy key object %lu "
 				 "without id in token '%s' (%s)",
 				 (unsigned long)after.h[i], b->token,
-				 ckr_str(rv));
+				 p11_ckr_str(rv));
 	}
-	session_put(b, s, !session_broken(rv));
+	p11_session_put(b, s, !p11_session_broken(rv));
 	free(after.h);
 	if (found == 0)
 		return;
@@ -334,19 +334,19 @@ genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
 
 /* --- operations ---------------------------------------------------------- */
 
-const struct key_spec *
-key_spec_find(uint32_t type)
+const struct p11_key_spec *
+p11_key_spec_find(uint32_t type)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(key_specs) / sizeof(key_specs[0]); i++)
-		if (key_specs[i].type == type)
-			return &key_specs[i];
+	for (i = 0; i < sizeof(p11_key_specs) / sizeof(p11_key_specs[0]); i++)
+		if (p11_key_specs[i].type == type)
+			return &p11_key_specs[i];
 	return NULL;
 }
 
 bool
-key_id_ok(const char *key_id)
+p11_key_id_ok(const char *key_id)
 {
 	size_t n = strlen(key_id);
 
@@ -366,11 +366,11 @@ key_id_ok(const char *key_id)
  * reach keys only through stintd, which never sets attributes on keys.
  */
 int
-keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
-	     const struct keypair_req *req, struct keypair *out, char *err,
-	     size_t errlen)
+p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
+		 const struct p11_keypair_req *req, struct p11_keypair *out,
+		 char *err, size_t errlen)
 {
-	const struct key_spec *spec = req->spec;
+	const struct p11_key_spec *spec = req->spec;
 	const char *key_id = req->key_id;
 	struct stint_pubkey *pub = out->pub;
 	struct stint_key_facts *facts = out->facts;
@@ -388,37 +388,38 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 
 	id_len = strlen(key_id);
 	bits = spec->bits;
-	attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
-	attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
-	attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
-	attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
-	attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
-	attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
+	p11_attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	p11_attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+	p11_attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+	p11_attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
+	p11_attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
+	p11_attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
 	if (spec->ec) {
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
-			 spec->oid_len);
+		p11_attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
+			     spec->oid_len);
 	} else {
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-		attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
-		attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
-			 sizeof(exponent));
+		p11_attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits,
+			     sizeof(bits));
+		p11_attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
+			     sizeof(exponent));
 	}
-	attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
-	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
+	p11_attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
+	p11_attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
 	if (req->mark) {
-		attr_add(pubt, &npub, CKA_SUBJECT, (void *)key_mark,
-			 sizeof(key_mark));
-		attr_add(privt, &npriv, CKA_SUBJECT, (void *)key_mark,
-			 sizeof(key_mark));
+		p11_attr_add(pubt, &npub, CKA_SUBJECT, (void *)p11_key_mark,
+			     sizeof(p11_key_mark));
+		p11_attr_add(privt, &npriv, CKA_SUBJECT, (void *)p11_key_mark,
+			     sizeof(p11_key_mark));
 	}
 
 	pthread_mutex_lock(&b->write_lock);
@@ -430,42 +431,43 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	else if (rv != CKR_OK)
 		log_warn("backend: cannot list token '%s' (%s) before a key "
 			 "generation that failed; id-less keys it left stay",
-			 b->token, ckr_str(before_rv));
+			 b->token, p11_ckr_str(before_rv));
 	pthread_mutex_unlock(&b->write_lock);
 	free(before.h);
 	if (rv != CKR_OK) {
-		out->clean = !session_broken(rv);
+		out->clean = !p11_session_broken(rv);
 		snprintf(err, errlen,
 			 "cannot generate a key (%s) in token '%s'", spec->name,
 			 b->token);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
 	have_keys = true;
 
-	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
-		out->clean = !session_broken(rv);
-		ck_err(err, errlen,
-		       "cannot read back the new key's attributes; key refused",
-		       rv);
+	if ((rv = p11_facts_read(b, s, hpriv, facts)) != CKR_OK) {
+		out->clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen,
+			   "cannot read back the new key's attributes; key "
+			   "refused",
+			   rv);
 		goto out;
 	}
-	if ((violation = facts_violation(facts)) != NULL) {
+	if ((violation = p11_facts_violation(facts)) != NULL) {
 		snprintf(err, errlen,
 			 "token '%s' made a key (%s) that is not sign-only and "
 			 "non-extractable (%s); key refused and destroyed",
 			 b->token, spec->name, violation);
 		goto out;
 	}
-	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
+	if (p11_pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
 		goto out;
 	out->hpub = hpub;
 	out->hpriv = hpriv;
 	r = 0;
 out:
 	if (r != 0 && have_keys) {
-		obj_destroy(b, s, hpriv);
-		obj_destroy(b, s, hpub);
+		p11_obj_destroy(b, s, hpriv);
+		p11_obj_destroy(b, s, hpub);
 		stint_pubkey_free(pub);
 	}
 	return r;

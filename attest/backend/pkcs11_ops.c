@@ -16,9 +16,9 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	     bool mark, struct stint_pubkey *pub, struct stint_key_facts *facts,
 	     char *err, size_t errlen)
 {
-	const struct key_spec *spec;
-	struct keypair_req req;
-	struct keypair kp;
+	const struct p11_key_spec *spec;
+	struct p11_keypair_req req;
+	struct p11_keypair kp;
 	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
 	CK_ULONG n;
@@ -28,14 +28,14 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 
 	memset(pub, 0, sizeof(*pub));
 	memset(facts, 0, sizeof(*facts));
-	if ((spec = key_spec_find(key_type)) == NULL) {
+	if ((spec = p11_key_spec_find(key_type)) == NULL) {
 		snprintf(err, errlen,
 			 "unknown key type %u (use ec-p256, ec-p384, rsa-2048 "
 			 "or rsa-3072)",
 			 (unsigned)key_type);
 		return -1;
 	}
-	if (!key_id_ok(key_id)) {
+	if (!p11_key_id_ok(key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
@@ -43,15 +43,16 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	/* An operation prepared for an earlier key of this id (destroyed
 	 * behind our back) must not sign for the new one. */
 	p11_prep_drop(b->prep, key_id);
-	pool_busy(b);
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	p11_pool_busy(b);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
 	/* A second key under one id would make every later lookup a guess. */
-	if ((rv = find_by_id(b, s, key_id, NULL, &existing, 1, &n)) != CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot search the token", rv);
+	if ((rv = p11_find_by_id(b, s, key_id, NULL, &existing, 1, &n)) !=
+	    CKR_OK) {
+		clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot search the token", rv);
 		goto out;
 	}
 	if (n > 0) {
@@ -67,14 +68,14 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	kp.pub = pub;
 	kp.facts = facts;
 	kp.clean = true;
-	if (keypair_make(b, s, &req, &kp, err, errlen) != 0) {
+	if (p11_keypair_make(b, s, &req, &kp, err, errlen) != 0) {
 		clean = kp.clean;
 		goto out;
 	}
-	cache_put(b, key_id, kp.hpriv, spec->ec ? CKK_EC : CKK_RSA);
+	p11_cache_put(b, key_id, kp.hpriv, spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
 out:
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	return r;
 }
 
@@ -144,7 +145,7 @@ sign_check(const struct stint_backend_sign_req *req, char *err, size_t errlen)
 			 "and only with it");
 		return -1;
 	}
-	if (!key_id_ok(req->key_id)) {
+	if (!p11_key_id_ok(req->key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
@@ -167,13 +168,13 @@ sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
 	  const struct stint_backend_sign_req *req, CK_MECHANISM *mech,
 	  CK_OBJECT_HANDLE *key, bool *clean, char *err, size_t errlen)
 {
-	struct key_found k;
+	struct p11_key_found k;
 	CK_RV rv = CKR_OK;
 	int attempt;
 
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (key_lookup(b, s, req->key_id, &k, err, errlen) != 0) {
-			*clean = !session_broken(k.rv);
+		if (p11_key_lookup(b, s, req->key_id, &k, err, errlen) != 0) {
+			*clean = !p11_session_broken(k.rv);
 			return -1;
 		}
 		/* SoftHSM 2.6 crashes in C_Sign when an RSA mechanism is used
@@ -190,18 +191,18 @@ sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
 		if ((rv == CKR_KEY_HANDLE_INVALID ||
 		     rv == CKR_OBJECT_HANDLE_INVALID) &&
 		    k.cached) {
-			cache_drop(b, req->key_id);
+			p11_cache_drop(b, req->key_id);
 			continue;
 		}
 		break;
 	}
 	if (rv != CKR_OK) {
-		*clean = !session_broken(rv);
+		*clean = !p11_session_broken(rv);
 		if (rv == CKR_KEY_HANDLE_INVALID ||
 		    rv == CKR_OBJECT_HANDLE_INVALID)
-			cache_drop(b, req->key_id);
+			p11_cache_drop(b, req->key_id);
 		snprintf(err, errlen, "cannot sign with key '%s'", req->key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		return -1;
 	}
 	*key = k.h;
@@ -235,8 +236,8 @@ p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 		sig->len = len;
 		return 0;
 	}
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
 	if (sign_init(b, s, req, &mech, &key, &clean, err, errlen) != 0)
@@ -248,13 +249,13 @@ p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 		clean = false;
 		snprintf(err, errlen, "signing with key '%s' failed",
 			 req->key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
 	sig->len = len;
 	r = 0;
 out:
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	if (r == 0)
 		p11_prep_request(b->prep, req->key_id, key, &mech);
 	return r;
@@ -272,39 +273,41 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 	bool clean = true;
 	int round, r = -1;
 
-	if (!key_id_ok(key_id)) {
+	if (!p11_key_id_ok(key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
 	}
-	cache_drop(b, key_id);
+	p11_cache_drop(b, key_id);
 	p11_prep_drop(b->prep, key_id);
-	pool_busy(b);
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	p11_pool_busy(b);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
 	/* Bounded: each round destroys what it found or fails. */
 	for (round = 0; round < 64; round++) {
-		if ((rv = find_by_id(b, s, key_id, NULL, h, FIND_BATCH, &n)) !=
-		    CKR_OK) {
-			clean = !session_broken(rv);
+		if ((rv = p11_find_by_id(b, s, key_id, NULL, h, FIND_BATCH,
+					 &n)) != CKR_OK) {
+			clean = !p11_session_broken(rv);
 			snprintf(err, errlen, "cannot search for key '%s'",
 				 key_id);
-			ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+			p11_ck_err(err + strlen(err), errlen - strlen(err), "",
+				   rv);
 			goto out;
 		}
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++) {
-			rv = obj_destroy(b, s, h[i]);
+			rv = p11_obj_destroy(b, s, h[i]);
 			/* Gone already: another thread got there first. */
 			if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
 				continue;
-			clean = !session_broken(rv);
+			clean = !p11_session_broken(rv);
 			snprintf(err, errlen, "cannot destroy key '%s'",
 				 key_id);
-			ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+			p11_ck_err(err + strlen(err), errlen - strlen(err), "",
+				   rv);
 			goto out;
 		}
 	}
@@ -318,9 +321,9 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 out:
 	/* A signer may have cached the handle, or asked for an operation to
 	 * be prepared, while we were destroying. */
-	cache_drop(b, key_id);
+	p11_cache_drop(b, key_id);
 	p11_prep_drop(b->prep, key_id);
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	return r;
 }
 
@@ -335,7 +338,7 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	struct p11_backend *b = (struct p11_backend *)base;
 	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
 	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
-	const struct key_spec *spec;
+	const struct p11_key_spec *spec;
 	CK_OBJECT_HANDLE hpriv[2], hpub[2];
 	CK_SESSION_HANDLE s;
 	const char *violation;
@@ -347,24 +350,25 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	*created = false;
 	memset(pub, 0, sizeof(*pub));
 	memset(facts, 0, sizeof(*facts));
-	if ((spec = key_spec_find(key_type)) == NULL || !key_id_ok(key_id)) {
+	if ((spec = p11_key_spec_find(key_type)) == NULL ||
+	    !p11_key_id_ok(key_id)) {
 		snprintf(err, errlen, "bad host key type or id");
 		return -1;
 	}
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
-	if ((rv = find_by_id(b, s, key_id, &priv_cls, hpriv, 2, &n)) !=
+	if ((rv = p11_find_by_id(b, s, key_id, &priv_cls, hpriv, 2, &n)) !=
 		    CKR_OK ||
-	    (rv = find_by_id(b, s, key_id, &pub_cls, hpub, 2, &npub)) !=
+	    (rv = p11_find_by_id(b, s, key_id, &pub_cls, hpub, 2, &npub)) !=
 		    CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot search the token", rv);
+		clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot search the token", rv);
 		goto out;
 	}
 	if (n == 0 && npub == 0) {
-		session_put(b, s, clean);
+		p11_session_put(b, s, clean);
 		/* Unmarked: the sweep never considers host keys. */
 		r = key_generate(b, key_type, key_id, false, pub, facts, err,
 				 errlen);
@@ -379,26 +383,26 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 			 key_id);
 		goto out;
 	}
-	if ((rv = facts_read(b, s, hpriv[0], facts)) != CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot read the host key's attributes",
-		       rv);
+	if ((rv = p11_facts_read(b, s, hpriv[0], facts)) != CKR_OK) {
+		clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot read the host key's attributes",
+			   rv);
 		goto out;
 	}
-	if ((violation = facts_violation(facts)) != NULL) {
+	if ((violation = p11_facts_violation(facts)) != NULL) {
 		snprintf(err, errlen,
 			 "host key '%s' in token '%s' is not sign-only and "
 			 "non-extractable (%s): refusing to use it",
 			 key_id, b->token, violation);
 		goto out;
 	}
-	if (pubkey_read(b, s, hpub[0], spec, pub, err, errlen) != 0)
+	if (p11_pubkey_read(b, s, hpub[0], spec, pub, err, errlen) != 0)
 		goto out;
 	r = 0;
 out:
 	if (r != 0)
 		stint_pubkey_free(pub);
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	return r;
 }
 

@@ -20,16 +20,16 @@ nv_refresh(struct tpm_backend *b, char *err, size_t errlen)
 				   ESYS_TR_NONE, ESYS_TR_NONE, &b->nv);
 	if (rc != TSS2_RC_SUCCESS) {
 		b->nv = ESYS_TR_NONE;
-		tss_err(err, errlen, "cannot find the kill-switch NV index",
-			rc);
+		tpm_tss_err(err, errlen, "cannot find the kill-switch NV index",
+			    rc);
 		return -1;
 	}
 	return 0;
 }
 
 int
-nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
-		size_t errlen)
+tpm_nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
+		    size_t errlen)
 {
 	TPM2B_MAX_NV_BUFFER *data = NULL;
 	size_t off = 0;
@@ -39,7 +39,8 @@ nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
 	rc = Esys_NV_Read(b->esys, ESYS_TR_RH_OWNER, b->nv, ESYS_TR_PASSWORD,
 			  ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot read the kill-switch counter", rc);
+		tpm_tss_err(err, errlen, "cannot read the kill-switch counter",
+			    rc);
 		return -1;
 	}
 	if (data->size == 8 &&
@@ -53,14 +54,14 @@ nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
 }
 
 int
-nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen)
+tpm_nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen)
 {
 	TPM2B_NAME *n = NULL;
 	TSS2_RC rc;
 
 	rc = Esys_TR_GetName(b->esys, b->nv, &n);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot get the NV index Name", rc);
+		tpm_tss_err(err, errlen, "cannot get the NV index Name", rc);
 		return -1;
 	}
 	*name = *n;
@@ -114,8 +115,8 @@ nv_increment(struct tpm_backend *b, char *err, size_t errlen)
 	(void)Esys_TR_SetAuth(b->esys, b->nv, &empty);
 	OPENSSL_cleanse(&auth, sizeof(auth));
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot increment the kill-switch counter",
-			rc);
+		tpm_tss_err(err, errlen,
+			    "cannot increment the kill-switch counter", rc);
 		goto out;
 	}
 	r = nv_refresh(b, err, errlen);
@@ -130,7 +131,7 @@ out:
  * guessing. Defined and incremented once on first start.
  */
 int
-nv_setup(struct tpm_backend *b, char *err, size_t errlen)
+tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
 	TPM2B_NV_PUBLIC pubinfo;
@@ -195,8 +196,8 @@ nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 	if (rc != TSS2_RC_SUCCESS) {
 		b->nv = ESYS_TR_NONE;
 		(void)unlink(path);
-		tss_err(err, errlen, "cannot define the kill-switch NV counter",
-			rc);
+		tpm_tss_err(err, errlen,
+			    "cannot define the kill-switch NV counter", rc);
 		goto out;
 	}
 	/* A counter reads only once written. */
@@ -216,26 +217,26 @@ out:
  */
 
 int
-ak_setup(struct tpm_backend *b, char *err, size_t errlen)
+tpm_ak_setup(struct tpm_backend *b, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
-	struct keyfile f;
+	struct tpm_keyfile f;
 	TPM2B_PUBLIC tmpl;
 	char *pem = NULL;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	r = keyfile_load(path, &f, err, errlen);
+	r = tpm_keyfile_load(path, &f, err, errlen);
 	if (r < 0)
 		return -1;
 	if (r == 1) {
 		memset(&f, 0, sizeof(f));
 		f.kind = KIND_HOST;
 		f.k.key_type = STINT_KEY_EC_P256;
-		template_ak(&tmpl);
-		if (create_key(b, &tmpl, &f.k.pub, &f.k.priv, err, errlen) !=
-			    0 ||
-		    keyfile_save(path, &f, err, errlen) != 0)
+		tpm_template_ak(&tmpl);
+		if (tpm_create_key(b, &tmpl, &f.k.pub, &f.k.priv, err,
+				   errlen) != 0 ||
+		    tpm_keyfile_save(path, &f, err, errlen) != 0)
 			return -1;
 		log_info("TPM: host attestation key created");
 	}
@@ -250,7 +251,7 @@ ak_setup(struct tpm_backend *b, char *err, size_t errlen)
 
 /* Reads the EK certificate from its TCG NV index, when there is one. */
 void
-ek_cert_record(struct tpm_backend *b)
+tpm_ek_cert_record(struct tpm_backend *b)
 {
 	static const uint32_t idx[] = {EK_CERT_ECC, EK_CERT_RSA};
 	char path[PATH_MAX + 16], err[256];
@@ -318,9 +319,9 @@ stint_backend_tpm_kill_switch(struct stint_backend *base, char *err,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
-	if (nv_read_counter(b, &before, err, errlen) != 0 ||
+	if (tpm_nv_read_counter(b, &before, err, errlen) != 0 ||
 	    nv_increment(b, err, errlen) != 0 ||
-	    nv_read_counter(b, &after, err, errlen) != 0)
+	    tpm_nv_read_counter(b, &after, err, errlen) != 0)
 		goto out;
 	if (after <= before) {
 		snprintf(err, errlen, "the kill-switch counter did not move");
@@ -347,7 +348,7 @@ stint_backend_tpm_counter(struct stint_backend *base, uint64_t *value,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
-	r = nv_read_counter(b, value, err, errlen);
+	r = tpm_nv_read_counter(b, value, err, errlen);
 	pthread_mutex_unlock(&b->lock);
 	return r;
 }
@@ -359,7 +360,7 @@ stint_backend_tpm_ak_pem(struct stint_backend *base, char **pem, char *err,
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 16];
 	EVP_PKEY *pkey = NULL;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	BIO *bio = NULL;
 	char *data;
 	long n;
@@ -367,7 +368,7 @@ stint_backend_tpm_ak_pem(struct stint_backend *base, char **pem, char *err,
 
 	*pem = NULL;
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &f, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &f, err, errlen) != 0)
 		return -1;
 	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) != 0 ||
 	    (bio = BIO_new(BIO_s_mem())) == NULL ||
@@ -430,7 +431,7 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	TPM2B_NV_PUBLIC *nvpub = NULL;
 	TPM2B_ATTEST *attest = NULL;
 	TPMT_SIGNATURE *sig = NULL;
-	struct keyfile f, akf;
+	struct tpm_keyfile f, akf;
 	TPM2B_DATA qual;
 	EVP_MD_CTX *md = NULL;
 	unsigned int qlen = 0;
@@ -445,14 +446,14 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 		snprintf(err, errlen, "TPM evidence needs the TPM backend");
 		return -1;
 	}
-	if (key_find(b, key_id, &f, err, errlen) != 0)
+	if (tpm_key_find(b, key_id, &f, err, errlen) != 0)
 		return -1;
 	if (f.kind != KIND_TASK) {
 		snprintf(err, errlen, "'%s' is not a task key", key_id);
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &akf, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &akf, err, errlen) != 0)
 		return -1;
 	memset(&qual, 0, sizeof(qual));
 	if ((md = EVP_MD_CTX_new()) == NULL ||
@@ -469,22 +470,22 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
 
 	pthread_mutex_lock(&b->lock);
-	if (load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0 ||
-	    load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
+	if (tpm_load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0 ||
+	    tpm_load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
 		goto out;
 	/* The task key's ADMIN role: its (empty) auth value, since the key
 	 * is not adminWithPolicy. Certify reveals nothing secret. */
 	rc = Esys_Certify(b->esys, key, ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
 			  ESYS_TR_NONE, &qual, &scheme, &attest, &sig);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "TPM2_Certify failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Certify failed", rc);
 		goto out;
 	}
 	rc = Esys_NV_ReadPublic(b->esys, b->nv, ESYS_TR_NONE, ESYS_TR_NONE,
 				ESYS_TR_NONE, &nvpub, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot read the NV index public area",
-			rc);
+		tpm_tss_err(err, errlen, "cannot read the NV index public area",
+			    rc);
 		goto out;
 	}
 	tpm_flush(b, &key);
@@ -567,13 +568,13 @@ tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 	char path[PATH_MAX + 16];
 	unsigned char *der = NULL;
 	EVP_PKEY *pkey = NULL;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	int n = 0;
 
 	spki->ptr = NULL;
 	spki->len = 0;
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &f, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &f, err, errlen) != 0)
 		return -1;
 	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
 	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) != 0 ||
@@ -665,7 +666,7 @@ stint_backend_tpm_ak_sign(struct stint_backend *base, const uint8_t *data,
 	TPM2B_MAX_BUFFER buf;
 	ESYS_TR ak = ESYS_TR_NONE;
 	char path[PATH_MAX + 16];
-	struct keyfile akf;
+	struct tpm_keyfile akf;
 	TSS2_RC rc;
 	int r = -1;
 
@@ -682,24 +683,25 @@ stint_backend_tpm_ak_sign(struct stint_backend *base, const uint8_t *data,
 	buf.size = (UINT16)len;
 	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &akf, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &akf, err, errlen) != 0)
 		return -1;
 	pthread_mutex_lock(&b->lock);
 	rc = Esys_Hash(b->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &buf,
 		       TPM2_ALG_SHA256, ESYS_TR_RH_OWNER, &digest, &ticket);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "TPM2_Hash failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Hash failed", rc);
 		goto out;
 	}
-	if (load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
+	if (tpm_load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
 		goto out;
 	rc = Esys_Sign(b->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 		       ESYS_TR_NONE, digest, &scheme, ticket, &s);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "the TPM refused to sign with the AK", rc);
+		tpm_tss_err(err, errlen, "the TPM refused to sign with the AK",
+			    rc);
 		goto out;
 	}
-	r = sig_out(s, sig, sig_len, err, errlen);
+	r = tpm_sig_out(s, sig, sig_len, err, errlen);
 out:
 	Esys_Free(s);
 	Esys_Free(digest);

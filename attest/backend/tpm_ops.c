@@ -60,7 +60,7 @@ template_rsa_sign(TPM2B_PUBLIC *t, TPMA_OBJECT attrs)
 /* The host attestation key: a restricted ECDSA P-256 signing key, the only
  * kind TPM2_Certify accepts as signer. */
 void
-template_ak(TPM2B_PUBLIC *t)
+tpm_template_ak(TPM2B_PUBLIC *t)
 {
 	template_ecc_sign(t, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
 				     TPMA_OBJECT_SENSITIVEDATAORIGIN |
@@ -93,7 +93,8 @@ create_primary(struct tpm_backend *b, char *err, size_t errlen)
 				&outside, &pcrs, &b->primary, NULL, NULL, NULL,
 				NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen,
+		tpm_tss_err(
+			err, errlen,
 			"cannot create the storage primary key under the owner "
 			"hierarchy (is the owner auth empty?)",
 			rc);
@@ -105,8 +106,8 @@ create_primary(struct tpm_backend *b, char *err, size_t errlen)
 
 /* Creates a key under the primary; the caller saves the blobs. */
 int
-create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl, TPM2B_PUBLIC *pub,
-	   TPM2B_PRIVATE *priv, char *err, size_t errlen)
+tpm_create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
+	       TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv, char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE sens;
 	TPM2B_DATA outside;
@@ -122,7 +123,7 @@ create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl, TPM2B_PUBLIC *pub,
 			 ESYS_TR_NONE, &sens, tmpl, &outside, &pcrs, &opriv,
 			 &opub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "TPM2_Create failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Create failed", rc);
 		return -1;
 	}
 	*pub = *opub;
@@ -133,8 +134,8 @@ create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl, TPM2B_PUBLIC *pub,
 }
 
 int
-load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
-	 const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen)
+tpm_load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
+	     const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen)
 {
 	TSS2_RC rc;
 
@@ -142,7 +143,8 @@ load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
 		       ESYS_TR_NONE, priv, pub, out);
 	if (rc != TSS2_RC_SUCCESS) {
 		*out = ESYS_TR_NONE;
-		tss_err(err, errlen, "cannot load the key into the TPM", rc);
+		tpm_tss_err(err, errlen, "cannot load the key into the TPM",
+			    rc);
 		return -1;
 	}
 	return 0;
@@ -157,7 +159,7 @@ read_clock(struct tpm_backend *b, TPMS_TIME_INFO *ti, char *err, size_t errlen)
 	rc = Esys_ReadClock(b->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
 			    &t);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot read the TPM clock", rc);
+		tpm_tss_err(err, errlen, "cannot read the TPM clock", rc);
 		return -1;
 	}
 	*ti = *t;
@@ -269,7 +271,7 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 160];
 	TPMS_TIME_INFO ti;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	struct stat st;
 	time_t now;
 	uint64_t ttl_ms;
@@ -312,7 +314,7 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 
 	pthread_mutex_lock(&b->lock);
 	if (read_clock(b, &ti, err, errlen) != 0 ||
-	    clock_observe(b, &ti, false, err, errlen) != 0)
+	    tpm_clock_observe(b, &ti, false, err, errlen) != 0)
 		goto out;
 	if (ti.clockInfo.clock > UINT64_MAX - ttl_ms) {
 		snprintf(err, errlen, "TPM clock too close to wrapping");
@@ -327,12 +329,13 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 	f.k.restart_count = ti.clockInfo.restartCount;
 	f.k.safe = ti.clockInfo.safe;
 	f.k.not_after = not_after;
-	if (nv_read_counter(b, &f.k.counter, err, errlen) != 0 ||
-	    policy_digest(b, f.k.deadline, f.k.counter,
-			  &f.k.pub.publicArea.authPolicy, err, errlen) != 0 ||
-	    create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err, errlen) != 0)
+	if (tpm_nv_read_counter(b, &f.k.counter, err, errlen) != 0 ||
+	    tpm_policy_digest(b, f.k.deadline, f.k.counter,
+			      &f.k.pub.publicArea.authPolicy, err,
+			      errlen) != 0 ||
+	    tpm_create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err, errlen) != 0)
 		goto out;
-	if (keyfile_save(path, &f, err, errlen) != 0)
+	if (tpm_keyfile_save(path, &f, err, errlen) != 0)
 		goto out;
 	if (pubkey_fill(&f.k.pub, pub, err, errlen) != 0) {
 		(void)unlink(path);
@@ -359,7 +362,7 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 160];
-	struct keyfile f;
+	struct tpm_keyfile f;
 	int r = -1, lr;
 
 	memset(pub, 0, sizeof(*pub));
@@ -371,7 +374,7 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
-	lr = keyfile_load(path, &f, err, errlen);
+	lr = tpm_keyfile_load(path, &f, err, errlen);
 	if (lr < 0)
 		goto out;
 	if (lr == 0 && (f.kind != KIND_HOST || f.k.key_type != key_type)) {
@@ -395,9 +398,9 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 				 (unsigned)key_type);
 			goto out;
 		}
-		if (create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err, errlen) !=
-			    0 ||
-		    keyfile_save(path, &f, err, errlen) != 0)
+		if (tpm_create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err,
+				   errlen) != 0 ||
+		    tpm_keyfile_save(path, &f, err, errlen) != 0)
 			goto out;
 		*created = true;
 	}
@@ -493,9 +496,9 @@ digest_info_split(const uint8_t *in, size_t len, TPMI_ALG_HASH *hash,
 
 /* Maps the raw mechanism and input onto a TPM scheme and digest. */
 static int
-sign_scheme(const struct keyfile *f, const struct stint_backend_sign_req *req,
-	    TPMT_SIG_SCHEME *scheme, TPM2B_DIGEST *digest, char *err,
-	    size_t errlen)
+sign_scheme(const struct tpm_keyfile *f,
+	    const struct stint_backend_sign_req *req, TPMT_SIG_SCHEME *scheme,
+	    TPM2B_DIGEST *digest, char *err, size_t errlen)
 {
 	bool ec = f->k.pub.publicArea.type == TPM2_ALG_ECC;
 	const CK_RSA_PKCS_PSS_PARAMS *pss = req->pss;
@@ -563,8 +566,8 @@ sign_scheme(const struct keyfile *f, const struct stint_backend_sign_req *req,
 }
 
 int
-sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
-	size_t errlen)
+tpm_sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
+	    size_t errlen)
 {
 	const TPM2B_ECC_PARAMETER *rr, *ss;
 
@@ -594,8 +597,8 @@ sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
 
 /* Finds the key file: a task key, else a host key. */
 int
-key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
-	 char *err, size_t errlen)
+tpm_key_find(struct tpm_backend *b, const char *key_id, struct tpm_keyfile *f,
+	     char *err, size_t errlen)
 {
 	char path[PATH_MAX + 160];
 	int r;
@@ -605,11 +608,11 @@ key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
 		snprintf(err, errlen, "no TPM key '%s'", key_id);
 		return -1;
 	}
-	r = keyfile_load(path, f, err, errlen);
+	r = tpm_keyfile_load(path, f, err, errlen);
 	if (r == 1) {
 		if (tpm_path_for(b, "host-", key_id, path, sizeof(path)) != 0)
 			return -1;
-		r = keyfile_load(path, f, err, errlen);
+		r = tpm_keyfile_load(path, f, err, errlen);
 	}
 	if (r == 1)
 		snprintf(err, errlen,
@@ -626,11 +629,11 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
 				    .hierarchy = TPM2_RH_NULL};
 	ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE;
-	enum policy_step step = STEP_NONE;
+	enum tpm_policy_step step = STEP_NONE;
 	TPMT_SIGNATURE *s = NULL;
 	TPMT_SIG_SCHEME scheme;
 	TPM2B_DIGEST digest;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	TSS2_RC rc;
 	int r = -1;
 
@@ -639,7 +642,7 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 			 SIGN_IN_MAX);
 		return -1;
 	}
-	if (key_find(b, key_id, &f, err, errlen) != 0)
+	if (tpm_key_find(b, key_id, &f, err, errlen) != 0)
 		return -1;
 	memset(&scheme, 0, sizeof(scheme));
 	memset(&digest, 0, sizeof(digest));
@@ -655,17 +658,18 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 			 key_id);
 		goto out;
 	}
-	if (load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0)
+	if (tpm_load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0)
 		goto out;
 	if (f.kind == KIND_TASK) {
-		if ((rc = session_start(b, TPM2_SE_POLICY, &session)) !=
+		if ((rc = tpm_session_start(b, TPM2_SE_POLICY, &session)) !=
 		    TSS2_RC_SUCCESS) {
 			session = ESYS_TR_NONE;
-			tss_err(err, errlen, "cannot start a policy session",
-				rc);
+			tpm_tss_err(err, errlen,
+				    "cannot start a policy session", rc);
 			goto out;
 		}
-		rc = policy_run(b, session, f.k.deadline, f.k.counter, &step);
+		rc = tpm_policy_run(b, session, f.k.deadline, f.k.counter,
+				    &step);
 		if (rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen,
 				 "the TPM refused key '%s': policy %s (%s)",
@@ -682,11 +686,11 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 		b->esys, key, f.kind == KIND_TASK ? session : ESYS_TR_PASSWORD,
 		ESYS_TR_NONE, ESYS_TR_NONE, &digest, &scheme, &ticket, &s);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "the TPM refused to sign", rc);
+		tpm_tss_err(err, errlen, "the TPM refused to sign", rc);
 		goto out;
 	}
 	sig->len = sig->cap;
-	r = sig_out(s, sig->ptr, &sig->len, err, errlen);
+	r = tpm_sig_out(s, sig->ptr, &sig->len, err, errlen);
 out:
 	Esys_Free(s);
 	tpm_flush(b, &session);
@@ -834,7 +838,7 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	rc = Tss2_TctiLdr_Initialize(cfg->backend.tcti, &b->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		b->tcti = NULL;
-		tss_err(err, errlen, "cannot open the TPM", rc);
+		tpm_tss_err(err, errlen, "cannot open the TPM", rc);
 		snprintf(err + strlen(err), errlen - strlen(err),
 			 " with tcti '%s': check [backend] tcti",
 			 cfg->backend.tcti);
@@ -843,30 +847,31 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	rc = Esys_Initialize(&b->esys, b->tcti, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		b->esys = NULL;
-		tss_err(err, errlen, "cannot initialise ESAPI", rc);
+		tpm_tss_err(err, errlen, "cannot initialise ESAPI", rc);
 		goto fail;
 	}
 	rc = Esys_Startup(b->esys, TPM2_SU_CLEAR);
 	if (rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
-		tss_err(err, errlen, "TPM2_Startup failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Startup failed", rc);
 		goto fail;
 	}
 	flush_stale(b);
 	if (create_primary(b, err, errlen) != 0 ||
-	    ak_setup(b, err, errlen) != 0 || nv_setup(b, err, errlen) != 0)
+	    tpm_ak_setup(b, err, errlen) != 0 ||
+	    tpm_nv_setup(b, err, errlen) != 0)
 		goto fail;
-	cs = clock_state_load(b);
+	cs = tpm_clock_state_load(b);
 	if (cs < 0) {
 		snprintf(err, errlen, "%s/clock is unreadable", b->dir);
 		goto fail;
 	}
 	if (read_clock(b, &ti, err, errlen) != 0 ||
-	    clock_observe(b, &ti, cs == 1, err, errlen) != 0)
+	    tpm_clock_observe(b, &ti, cs == 1, err, errlen) != 0)
 		goto fail;
 	if (!ti.clockInfo.safe)
 		log_warn("TPM: clock not safe (it may have fallen back after "
 			 "an unorderly reset)");
-	ek_cert_record(b);
+	tpm_ek_cert_record(b);
 	*out = &b->base;
 	return 0;
 fail:
