@@ -24,6 +24,7 @@
 
 #include "attest/backend_tpm.h"
 #include "attest/tpm_evidence.h"
+#include "common/bytes.h"
 
 #define BLOB_MAX 65536
 
@@ -63,28 +64,33 @@ get_u64(const uint8_t *p)
 #define HEAD_LEN (8 + 2 + 8 + 8 + 8)
 #define N_BLOBS  6
 
-static const struct stint_bytes *
-blob_at(const struct stint_tpm_evidence *ev, int i)
+/* The document's byte strings, in their order on the wire. */
+static void
+blobs_of(struct stint_tpm_evidence *ev, struct stint_bytes *b[N_BLOBS])
 {
-	const struct stint_bytes *b[N_BLOBS] = {&ev->attest,     &ev->signature,
-						&ev->key_public, &ev->ak_public,
-						&ev->nv_public,  &ev->ek_cert};
-
-	return b[i];
+	b[0] = &ev->attest;
+	b[1] = &ev->signature;
+	b[2] = &ev->key_public;
+	b[3] = &ev->ak_public;
+	b[4] = &ev->nv_public;
+	b[5] = &ev->ek_cert;
 }
 
 int
 stint_tpm_evidence_encode(const struct stint_tpm_evidence *ev,
 			  struct stint_bytes *out)
 {
+	struct stint_tpm_evidence v = *ev; /* shallow: only read */
+	struct stint_bytes *b[N_BLOBS];
 	size_t len = HEAD_LEN, off;
 	uint8_t *p;
 	int i;
 
+	blobs_of(&v, b);
 	for (i = 0; i < N_BLOBS; i++) {
-		if (blob_at(ev, i)->len > BLOB_MAX)
+		if (b[i]->len > BLOB_MAX)
 			return -1;
-		len += 4 + blob_at(ev, i)->len;
+		len += 4 + b[i]->len;
 	}
 	if ((p = malloc(len)) == NULL)
 		return -1;
@@ -96,12 +102,10 @@ stint_tpm_evidence_encode(const struct stint_tpm_evidence *ev,
 	put_u64(p + 26, (uint64_t)ev->not_after);
 	off = HEAD_LEN;
 	for (i = 0; i < N_BLOBS; i++) {
-		const struct stint_bytes *b = blob_at(ev, i);
-
-		put_u32(p + off, (uint32_t)b->len);
-		if (b->len > 0)
-			memcpy(p + off + 4, b->ptr, b->len);
-		off += 4 + b->len;
+		put_u32(p + off, (uint32_t)b[i]->len);
+		if (b[i]->len > 0)
+			memcpy(p + off + 4, b[i]->ptr, b[i]->len);
+		off += 4 + b[i]->len;
 	}
 	out->ptr = p;
 	out->len = len;
@@ -119,12 +123,7 @@ stint_tpm_evidence_decode(const uint8_t *doc, size_t len,
 	int i;
 
 	memset(ev, 0, sizeof(*ev));
-	b[0] = &ev->attest;
-	b[1] = &ev->signature;
-	b[2] = &ev->key_public;
-	b[3] = &ev->ak_public;
-	b[4] = &ev->nv_public;
-	b[5] = &ev->ek_cert;
+	blobs_of(ev, b);
 	if (len < HEAD_LEN || memcmp(doc, doc_magic, 8) != 0 || doc[8] != 0 ||
 	    doc[9] != STINT_TPM_EVIDENCE_VERSION) {
 		snprintf(err, errlen,
@@ -154,23 +153,15 @@ stint_tpm_evidence_decode(const uint8_t *doc, size_t len,
 	return 0;
 }
 
-static void
-bytes_free(struct stint_bytes *b)
-{
-	free(b->ptr);
-	b->ptr = NULL;
-	b->len = 0;
-}
-
 void
 stint_tpm_evidence_free(struct stint_tpm_evidence *ev)
 {
-	bytes_free(&ev->attest);
-	bytes_free(&ev->signature);
-	bytes_free(&ev->key_public);
-	bytes_free(&ev->ak_public);
-	bytes_free(&ev->nv_public);
-	bytes_free(&ev->ek_cert);
+	struct stint_bytes *b[N_BLOBS];
+	int i;
+
+	blobs_of(ev, b);
+	for (i = 0; i < N_BLOBS; i++)
+		stint_bytes_clear(b[i]);
 }
 
 void
@@ -178,8 +169,8 @@ stint_tpm_evidence_info_free(struct stint_tpm_evidence_info *info)
 {
 	if (info == NULL)
 		return;
-	bytes_free(&info->key_spki);
-	bytes_free(&info->ek_cert);
+	stint_bytes_clear(&info->key_spki);
+	stint_bytes_clear(&info->ek_cert);
 }
 
 /* --- crypto helpers ----------------------------------------------------------
@@ -596,18 +587,12 @@ stint_tpm_evidence_verify(const uint8_t *doc, size_t len, const uint8_t *ak,
 		info->clock = att.clockInfo.clock;
 		info->not_after = ev.not_after;
 		info->nv_index = nv_pub.nvPublic.nvIndex;
-		if ((info->key_spki.ptr = malloc((size_t)n)) == NULL ||
-		    (info->ek_cert.ptr = malloc(ev.ek_cert.len + 1)) == NULL) {
+		if (stint_bytes_copy(&info->key_spki, spki, (size_t)n) != 0 ||
+		    stint_bytes_dup(&info->ek_cert, &ev.ek_cert) != 0) {
 			stint_tpm_evidence_info_free(info);
 			snprintf(err, errlen, "out of memory");
 			goto out;
 		}
-		memcpy(info->key_spki.ptr, spki, (size_t)n);
-		info->key_spki.len = (size_t)n;
-		if (ev.ek_cert.len > 0)
-			memcpy(info->ek_cert.ptr, ev.ek_cert.ptr,
-			       ev.ek_cert.len);
-		info->ek_cert.len = ev.ek_cert.len;
 	}
 	r = 0;
 out:
