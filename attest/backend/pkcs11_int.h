@@ -7,7 +7,8 @@
  * specs, objects' public keys (SPKI) and key pair generation;
  * pkcs11_pool.c the key pool and the ready-keys file; pkcs11_sweep.c the
  * orphan sweep; pkcs11_ops.c the backend ops; pkcs11_prep.c prepared
- * signing operations.
+ * signing operations; pkcs11_attest.c the attestation key ("stint-ak")
+ * and the evidence, ak_spki and ak_sign ops.
  *
  *
  * stintd loads the configured module, finds its token by label (SoftHSM
@@ -69,6 +70,7 @@
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "attest/backend/pkcs11_prep.h"
+#include "attest/backend/shared.h"
 #include "common/log.h"
 
 #define PIN_MAX       256
@@ -162,6 +164,9 @@ struct p11_backend {
 	/* <state_dir>/ready-keys: the ready keys' ids, written at a clean
 	 * stop for the next start to adopt. Empty: destroy them at stop. */
 	char ready_path[PATH_MAX];
+
+	/* The attestation key's SPKI once found (pkcs11_attest.c); lock. */
+	struct stint_bytes ak_spki;
 };
 
 struct p11_key_spec {
@@ -272,5 +277,14 @@ int p11_sweep(struct stint_backend *base,
 /* pkcs11_ops.c */
 int p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 		size_t errlen);
+
+/* pkcs11_attest.c: the attestation key's ops. */
+int p11_evidence(struct stint_backend *base,
+		 const struct stint_backend_evidence_req *req,
+		 struct stint_bytes *doc, char *err, size_t errlen);
+int p11_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
+		size_t errlen);
+int p11_ak_sign(struct stint_backend *base, const uint8_t *data, size_t len,
+		uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
 
 #endif

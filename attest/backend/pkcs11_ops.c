@@ -431,6 +431,9 @@ const struct stint_backend_ops p11_ops = {
 	.key_take = p11_key_take,
 	.sweep = p11_sweep,
 	.own_keys = p11_own_keys,
+	.evidence = p11_evidence,
+	.ak_spki = p11_ak_spki,
+	.ak_sign = p11_ak_sign,
 	.stats = p11_stats,
 	.close = p11_close,
 };

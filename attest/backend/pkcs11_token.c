@@ -617,6 +617,7 @@ p11_close(struct stint_backend *base)
 	}
 	pthread_mutex_lock(&b->lock);
 	cache_clear_locked(b);
+	stint_bytes_clear(&b->ak_spki);
 	pthread_mutex_unlock(&b->lock);
 	if (b->dl != NULL)
 		dlclose(b->dl);

@@ -591,35 +591,6 @@ tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 	return n > 0 ? 0 : -1;
 }
 
-/* r || s → DER ECDSA-Sig-Value. */
-static int
-rs_to_der(const uint8_t *rs, size_t len, uint8_t *der, size_t *der_len)
-{
-	ECDSA_SIG *s = ECDSA_SIG_new();
-	BIGNUM *r = NULL, *ss = NULL;
-	unsigned char *p = der;
-	int n = -1;
-
-	if (s == NULL || len % 2 != 0)
-		goto out;
-	r = BN_bin2bn(rs, (int)(len / 2), NULL);
-	ss = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
-	if (r == NULL || ss == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
-		goto out;
-	r = ss = NULL;
-	if (i2d_ECDSA_SIG(s, NULL) > (int)*der_len)
-		goto out;
-	n = i2d_ECDSA_SIG(s, &p);
-out:
-	BN_free(r);
-	BN_free(ss);
-	ECDSA_SIG_free(s);
-	if (n <= 0)
-		return -1;
-	*der_len = (size_t)n;
-	return 0;
-}
-
 int
 tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
 		uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
@@ -630,7 +601,7 @@ tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
 	if (stint_backend_tpm_ak_sign(base, data, len, rs, &rs_len, err,
 				      errlen) != 0)
 		return -1;
-	if (rs_to_der(rs, rs_len, sig, sig_len) != 0) {
+	if (stint_backend_ecdsa_der(rs, rs_len, sig, sig_len) != 0) {
 		snprintf(err, errlen, "cannot encode the signature");
 		return -1;
 	}

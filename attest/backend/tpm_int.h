@@ -53,6 +53,7 @@
 
 #include "attest/backend.h"
 #include "attest/backend_tpm.h"
+#include "attest/backend/shared.h"
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "attest/tpm_evidence.h"
