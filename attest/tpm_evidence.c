@@ -11,11 +11,9 @@
 #include <string.h>
 
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -24,6 +22,7 @@
 
 #include "attest/backend_tpm.h"
 #include "attest/tpm_evidence.h"
+#include "attest/backend/shared.h"
 #include "common/bytes.h"
 
 #define BLOB_MAX 65536
@@ -258,69 +257,35 @@ name_of(uint16_t name_alg, const uint8_t *area, size_t area_len,
 	return sha256(area, area_len, NULL, 0, out + 2);
 }
 
-static int
-pkey_from_params(const char *alg, OSSL_PARAM *params, EVP_PKEY **out)
-{
-	EVP_PKEY_CTX *ctx;
-	int r = -1;
-
-	*out = NULL;
-	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) != NULL &&
-	    EVP_PKEY_fromdata_init(ctx) > 0 &&
-	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) > 0)
-		r = 0;
-	EVP_PKEY_CTX_free(ctx);
-	return r;
-}
-
 int
 stint_tpm_pkey_from_public(const TPMT_PUBLIC *pub, EVP_PKEY **out)
 {
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
+	const TPMS_ECC_POINT *p = &pub->unique.ecc;
+	uint32_t exp = pub->parameters.rsaDetail.exponent;
 	BIGNUM *n = NULL, *e = NULL;
 	uint8_t point[65];
 	int r = -1;
 
 	*out = NULL;
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-		return -1;
 	if (pub->type == TPM2_ALG_ECC) {
-		const TPMS_ECC_POINT *p = &pub->unique.ecc;
-
 		if (pub->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
 		    p->x.size > 32 || p->y.size > 32)
-			goto out;
+			return -1;
 		memset(point, 0, sizeof(point));
 		point[0] = 0x04;
 		memcpy(point + 1 + 32 - p->x.size, p->x.buffer, p->x.size);
 		memcpy(point + 1 + 64 - p->y.size, p->y.buffer, p->y.size);
-		if (!OSSL_PARAM_BLD_push_utf8_string(
-			    bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
-		    !OSSL_PARAM_BLD_push_octet_string(bld,
-						      OSSL_PKEY_PARAM_PUB_KEY,
-						      point, sizeof(point)) ||
-		    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-			goto out;
-		r = pkey_from_params("EC", params, out);
-	} else if (pub->type == TPM2_ALG_RSA) {
-		uint32_t exp = pub->parameters.rsaDetail.exponent;
-
-		if ((n = BN_bin2bn(pub->unique.rsa.buffer, pub->unique.rsa.size,
-				   NULL)) == NULL ||
-		    (e = BN_new()) == NULL ||
-		    !BN_set_word(e, exp != 0 ? exp : 65537) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
-		    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-			goto out;
-		r = pkey_from_params("RSA", params, out);
+		return stint_backend_pkey_ec("prime256v1", point, sizeof(point),
+					     out);
 	}
-out:
+	if (pub->type != TPM2_ALG_RSA)
+		return -1;
+	if ((n = BN_bin2bn(pub->unique.rsa.buffer, pub->unique.rsa.size,
+			   NULL)) != NULL &&
+	    (e = BN_new()) != NULL && BN_set_word(e, exp != 0 ? exp : 65537))
+		r = stint_backend_pkey_rsa(n, e, out);
 	BN_free(n);
 	BN_free(e);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
 	return r;
 }
 

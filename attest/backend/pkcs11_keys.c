@@ -25,33 +25,15 @@ const CK_BYTE p11_key_mark[28] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
 
 /* --- SubjectPublicKeyInfo ------------------------------------------------ */
 
+/* The SPKI of pkey (consumed) if it has the spec's size. */
 static int
-spki_from_params(const char *alg, OSSL_PARAM *params, struct stint_bytes *spki,
-		 int want_bits)
+spki_of_bits(EVP_PKEY *pkey, int want_bits, struct stint_bytes *spki)
 {
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pkey = NULL;
-	unsigned char *der = NULL;
-	int len, r = -1;
+	int r = -1;
 
-	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		goto out;
-	if (EVP_PKEY_get_bits(pkey) != want_bits)
-		goto out;
-	if ((len = i2d_PUBKEY(pkey, &der)) <= 0)
-		goto out;
-	/* stint_bytes are freed with free(), not OPENSSL_free(). */
-	if ((spki->ptr = malloc((size_t)len)) == NULL)
-		goto out;
-	memcpy(spki->ptr, der, (size_t)len);
-	spki->len = (size_t)len;
-	r = 0;
-out:
-	OPENSSL_free(der);
+	if (pkey != NULL && EVP_PKEY_get_bits(pkey) == want_bits)
+		r = stint_backend_spki_der(pkey, spki);
 	EVP_PKEY_free(pkey);
-	EVP_PKEY_CTX_free(ctx);
 	return r;
 }
 
@@ -62,8 +44,7 @@ spki_ec(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 	const unsigned char *p;
 	ASN1_OBJECT *oid = NULL;
 	ASN1_OCTET_STRING *os = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
+	EVP_PKEY *pkey = NULL;
 	const uint8_t *point;
 	size_t point_len;
 	int r = -1;
@@ -87,24 +68,15 @@ spki_ec(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 		point = pub->ec_point.ptr;
 		point_len = pub->ec_point.len;
 	}
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-					     OBJ_nid2sn(spec->nid), 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
-					      point, point_len) ||
-	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
-		snprintf(why, whylen, "out of memory");
-		goto out;
-	}
-	if (spki_from_params("EC", params, &pub->spki, (int)spec->bits) != 0) {
+	(void)stint_backend_pkey_ec(OBJ_nid2sn(spec->nid), point, point_len,
+				    &pkey);
+	if (spki_of_bits(pkey, (int)spec->bits, &pub->spki) != 0) {
 		snprintf(why, whylen, "CKA_EC_POINT is not a %s point",
 			 spec->name);
 		goto out;
 	}
 	r = 0;
 out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
 	ASN1_OCTET_STRING_free(os);
 	ASN1_OBJECT_free(oid);
 	return r;
@@ -115,30 +87,24 @@ spki_rsa(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 	 size_t whylen)
 {
 	BIGNUM *n = NULL, *e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
+	EVP_PKEY *pkey = NULL;
 	int r = -1;
 
 	if ((n = BN_bin2bn(pub->modulus.ptr, (int)pub->modulus.len, NULL)) ==
 		    NULL ||
 	    (e = BN_bin2bn(pub->exponent.ptr, (int)pub->exponent.len, NULL)) ==
-		    NULL ||
-	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
-	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		    NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	if (spki_from_params("RSA", params, &pub->spki, (int)spec->bits) != 0) {
+	(void)stint_backend_pkey_rsa(n, e, &pkey);
+	if (spki_of_bits(pkey, (int)spec->bits, &pub->spki) != 0) {
 		snprintf(why, whylen, "CKA_MODULUS is not a %s modulus",
 			 spec->name);
 		goto out;
 	}
 	r = 0;
 out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
 	BN_free(e);
 	BN_free(n);
 	return r;
@@ -365,18 +331,55 @@ p11_key_id_ok(const char *key_id)
  * user PIN could change a key's attributes, and only stintd has it; agents
  * reach keys only through stintd, which never sets attributes on keys.
  */
+/* What names both halves of a pair: CKA_ID = CKA_LABEL = the key id, and
+ * the task-key marker when asked for. */
+static void
+name_attrs(CK_ATTRIBUTE *t, CK_ULONG *n, const struct p11_keypair_req *req)
+{
+	CK_ULONG id_len = strlen(req->key_id);
+
+	p11_attr_add(t, n, CKA_ID, (void *)req->key_id, id_len);
+	p11_attr_add(t, n, CKA_LABEL, (void *)req->key_id, id_len);
+	if (req->mark)
+		p11_attr_add(t, n, CKA_SUBJECT, (void *)p11_key_mark,
+			     sizeof(p11_key_mark));
+}
+
+/* 0 when no object in the token has CKA_ID = id: a second key under one
+ * id would make every later lookup a guess. */
+static int
+id_unused(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+	  bool *clean, char *err, size_t errlen)
+{
+	CK_OBJECT_HANDLE existing;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if ((rv = p11_find_by_id(b, s, id, NULL, &existing, 1, &n)) != CKR_OK) {
+		*clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot search the token", rv);
+		return -1;
+	}
+	if (n > 0) {
+		snprintf(err, errlen,
+			 "a key with id '%s' already exists in token '%s'", id,
+			 b->token);
+		return -1;
+	}
+	return 0;
+}
+
 int
 p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 		 const struct p11_keypair_req *req, struct p11_keypair *out,
 		 char *err, size_t errlen)
 {
 	const struct p11_key_spec *spec = req->spec;
-	const char *key_id = req->key_id;
 	struct stint_pubkey *pub = out->pub;
 	struct stint_key_facts *facts = out->facts;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
-	CK_ULONG bits, id_len, npub = 0, npriv = 0;
+	CK_ULONG bits, npub = 0, npriv = 0;
 	CK_ATTRIBUTE pubt[10], privt[12];
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_OBJECT_HANDLE hpub = 0, hpriv = 0;
@@ -386,14 +389,13 @@ p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	CK_RV rv, before_rv;
 	int r = -1;
 
-	id_len = strlen(key_id);
+	if (id_unused(b, s, req->key_id, &out->clean, err, errlen) != 0)
+		return -1;
 	bits = spec->bits;
 	p11_attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
 	p11_attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
 	p11_attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
 	p11_attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
-	p11_attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
-	p11_attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
 	if (spec->ec) {
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
 		p11_attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
@@ -413,14 +415,8 @@ p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	p11_attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
 	p11_attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
 	p11_attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
-	p11_attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
-	p11_attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
-	if (req->mark) {
-		p11_attr_add(pubt, &npub, CKA_SUBJECT, (void *)p11_key_mark,
-			     sizeof(p11_key_mark));
-		p11_attr_add(privt, &npriv, CKA_SUBJECT, (void *)p11_key_mark,
-			     sizeof(p11_key_mark));
-	}
+	name_attrs(pubt, &npub, req);
+	name_attrs(privt, &npriv, req);
 
 	pthread_mutex_lock(&b->write_lock);
 	before_rv = handles_list(b, s, &before);

@@ -19,9 +19,7 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	const struct p11_key_spec *spec;
 	struct p11_keypair_req req;
 	struct p11_keypair kp;
-	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
-	CK_ULONG n;
 	bool clean = true;
 	CK_RV rv;
 	int r = -1;
@@ -47,20 +45,6 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
 		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
-	}
-	/* A second key under one id would make every later lookup a guess. */
-	if ((rv = p11_find_by_id(b, s, key_id, NULL, &existing, 1, &n)) !=
-	    CKR_OK) {
-		clean = !p11_session_broken(rv);
-		p11_ck_err(err, errlen, "cannot search the token", rv);
-		goto out;
-	}
-	if (n > 0) {
-		snprintf(err, errlen,
-			 "a key with id '%s' already exists in "
-			 "token '%s'",
-			 key_id, b->token);
-		goto out;
 	}
 	req.spec = spec;
 	req.key_id = key_id;

@@ -57,9 +57,7 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 	struct p11_keypair_req req;
 	struct p11_keypair kp;
 	struct pool_key k;
-	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
-	CK_ULONG n;
 	bool clean = true, kept = false;
 	CK_RV rv;
 	int r = -1;
@@ -76,19 +74,6 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
 		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		goto done;
-	}
-	/* As in generate(): a second key under one id would make every later
-	 * lookup a guess. */
-	if ((rv = p11_find_by_id(b, s, k.id, NULL, &existing, 1, &n)) !=
-	    CKR_OK) {
-		clean = !p11_session_broken(rv);
-		p11_ck_err(err, errlen, "cannot search the token", rv);
-		goto out;
-	}
-	if (n > 0) {
-		snprintf(err, errlen, "id %s is taken in token '%s'", k.id,
-			 b->token);
-		goto out;
 	}
 	req.spec = pool_spec();
 	req.key_id = k.id;

@@ -396,7 +396,7 @@ marshal_bytes(struct stint_bytes *out, const void *src,
 
 	if (fn(src, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
 		return -1;
-	return tpm_bytes_dup(out, buf, off);
+	return stint_bytes_copy(out, buf, off);
 }
 
 static TSS2_RC
@@ -501,12 +501,13 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	ev.deadline = f.k.deadline;
 	ev.counter = f.k.counter;
 	ev.not_after = f.k.not_after;
-	if (tpm_bytes_dup(&ev.attest, attest->attestationData, attest->size) ||
+	if (stint_bytes_copy(&ev.attest, attest->attestationData,
+			     attest->size) ||
 	    marshal_bytes(&ev.signature, sig, mu_signature) ||
 	    marshal_bytes(&ev.key_public, &f.k.pub, mu_public) ||
 	    marshal_bytes(&ev.ak_public, &akf.k.pub, mu_public) ||
 	    marshal_bytes(&ev.nv_public, nvpub, mu_nvpublic) ||
-	    tpm_bytes_dup(&ev.ek_cert, (const uint8_t *)ek, ek_len) ||
+	    stint_bytes_copy(&ev.ek_cert, (const uint8_t *)ek, ek_len) ||
 	    stint_tpm_evidence_encode(&ev, doc) != 0) {
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		goto done;
@@ -566,10 +567,9 @@ tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 16];
-	unsigned char *der = NULL;
 	EVP_PKEY *pkey = NULL;
 	struct tpm_keyfile f;
-	int n = 0;
+	int r = -1;
 
 	spki->ptr = NULL;
 	spki->len = 0;
@@ -577,18 +577,13 @@ tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 	if (tpm_keyfile_load(path, &f, err, errlen) != 0)
 		return -1;
 	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
-	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) != 0 ||
-	    (n = i2d_PUBKEY(pkey, &der)) <= 0 ||
-	    (spki->ptr = malloc((size_t)n)) == NULL) {
+	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) == 0 &&
+	    stint_backend_spki_der(pkey, spki) == 0)
+		r = 0;
+	else
 		snprintf(err, errlen, "cannot encode the TPM AK");
-		n = -1;
-	} else {
-		memcpy(spki->ptr, der, (size_t)n);
-		spki->len = (size_t)n;
-	}
-	OPENSSL_free(der);
 	EVP_PKEY_free(pkey);
-	return n > 0 ? 0 : -1;
+	return r;
 }
 
 int

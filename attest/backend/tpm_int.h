@@ -57,6 +57,7 @@
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "attest/tpm_evidence.h"
+#include "common/bytes.h"
 #include "common/fileio.h"
 #include "common/ident.h"
 #include "common/log.h"
@@ -138,7 +139,6 @@ int tpm_create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
 int tpm_load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
 		 const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err,
 		 size_t errlen);
-int tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n);
 int tpm_sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len,
 		char *err, size_t errlen);
 int tpm_key_find(struct tpm_backend *b, const char *key_id,

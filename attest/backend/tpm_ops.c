@@ -11,50 +11,45 @@ static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 
 /* --- templates ------------------------------------------------------------ */
 
+/* What every template here shares: SHA-256 names, the given attributes,
+ * no symmetric algorithm and no fixed scheme (the sign call names it). */
+static void
+template_base(TPM2B_PUBLIC *t, TPMI_ALG_PUBLIC type, TPMA_OBJECT attrs)
+{
+	memset(t, 0, sizeof(*t));
+	t->publicArea.type = type;
+	t->publicArea.nameAlg = TPM2_ALG_SHA256;
+	t->publicArea.objectAttributes = attrs;
+	if (type == TPM2_ALG_ECC) {
+		t->publicArea.parameters.eccDetail.symmetric.algorithm =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.eccDetail.scheme.scheme =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+		t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	} else {
+		t->publicArea.parameters.rsaDetail.symmetric.algorithm =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.rsaDetail.scheme.scheme =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.rsaDetail.keyBits = 2048;
+		t->publicArea.parameters.rsaDetail.exponent = 0; /* 65537 */
+	}
+}
+
 /* The TCG-style ECC P-256 storage key: deterministic for one owner seed,
  * so it is recreated at each start instead of being persisted. */
 static void
 template_primary(TPM2B_PUBLIC *t)
 {
-	memset(t, 0, sizeof(*t));
-	t->publicArea.type = TPM2_ALG_ECC;
-	t->publicArea.nameAlg = TPM2_ALG_SHA256;
-	t->publicArea.objectAttributes =
-		TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-		TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-		TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	template_base(t, TPM2_ALG_ECC,
+		      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			      TPMA_OBJECT_SENSITIVEDATAORIGIN |
+			      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+			      TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT);
 	t->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
 	t->publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
 	t->publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-	t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-	t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-}
-
-static void
-template_ecc_sign(TPM2B_PUBLIC *t, TPMA_OBJECT attrs)
-{
-	memset(t, 0, sizeof(*t));
-	t->publicArea.type = TPM2_ALG_ECC;
-	t->publicArea.nameAlg = TPM2_ALG_SHA256;
-	t->publicArea.objectAttributes = attrs;
-	t->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
-	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-	t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-	t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-}
-
-static void
-template_rsa_sign(TPM2B_PUBLIC *t, TPMA_OBJECT attrs)
-{
-	memset(t, 0, sizeof(*t));
-	t->publicArea.type = TPM2_ALG_RSA;
-	t->publicArea.nameAlg = TPM2_ALG_SHA256;
-	t->publicArea.objectAttributes = attrs;
-	t->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
-	t->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-	t->publicArea.parameters.rsaDetail.keyBits = 2048;
-	t->publicArea.parameters.rsaDetail.exponent = 0; /* 65537 */
 }
 
 /* The host attestation key: a restricted ECDSA P-256 signing key, the only
@@ -62,11 +57,12 @@ template_rsa_sign(TPM2B_PUBLIC *t, TPMA_OBJECT attrs)
 void
 tpm_template_ak(TPM2B_PUBLIC *t)
 {
-	template_ecc_sign(t, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-				     TPMA_OBJECT_SENSITIVEDATAORIGIN |
-				     TPMA_OBJECT_USERWITHAUTH |
-				     TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
-				     TPMA_OBJECT_SIGN_ENCRYPT);
+	template_base(t, TPM2_ALG_ECC,
+		      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			      TPMA_OBJECT_SENSITIVEDATAORIGIN |
+			      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+			      TPMA_OBJECT_RESTRICTED |
+			      TPMA_OBJECT_SIGN_ENCRYPT);
 	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
 	t->publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg =
 		TPM2_ALG_SHA256;
@@ -170,32 +166,19 @@ read_clock(struct tpm_backend *b, TPMS_TIME_INFO *ti, char *err, size_t errlen)
 /* --- SPKI -------------------------------------------------------------------
  */
 
-int
-tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n)
-{
-	if ((dst->ptr = malloc(n > 0 ? n : 1)) == NULL)
-		return -1;
-	if (n > 0)
-		memcpy(dst->ptr, p, n);
-	dst->len = n;
-	return 0;
-}
-
 static int
 pubkey_fill(const TPM2B_PUBLIC *tp, struct stint_pubkey *pub, char *err,
 	    size_t errlen)
 {
 	static const uint8_t e65537[] = {0x01, 0x00, 0x01};
 	const TPMT_PUBLIC *p = &tp->publicArea;
-	unsigned char *der = NULL;
 	EVP_PKEY *pkey = NULL;
 	uint8_t point[2 + 65];
-	int len, r = -1;
+	int r = -1;
 
 	memset(pub, 0, sizeof(*pub));
 	if (stint_tpm_pkey_from_public(p, &pkey) != 0 ||
-	    (len = i2d_PUBKEY(pkey, &der)) <= 0 ||
-	    tpm_bytes_dup(&pub->spki, der, (size_t)len) != 0)
+	    stint_backend_spki_der(pkey, &pub->spki) != 0)
 		goto fail;
 	if (p->type == TPM2_ALG_ECC) {
 		point[0] = 0x04; /* DER OCTET STRING of 65 bytes */
@@ -206,14 +189,14 @@ pubkey_fill(const TPM2B_PUBLIC *tp, struct stint_pubkey *pub, char *err,
 		       p->unique.ecc.x.buffer, p->unique.ecc.x.size);
 		memcpy(point + 3 + 64 - p->unique.ecc.y.size,
 		       p->unique.ecc.y.buffer, p->unique.ecc.y.size);
-		if (tpm_bytes_dup(&pub->ec_params, oid_p256,
-				  sizeof(oid_p256)) ||
-		    tpm_bytes_dup(&pub->ec_point, point, sizeof(point)))
+		if (stint_bytes_copy(&pub->ec_params, oid_p256,
+				     sizeof(oid_p256)) ||
+		    stint_bytes_copy(&pub->ec_point, point, sizeof(point)))
 			goto fail;
 	} else {
-		if (tpm_bytes_dup(&pub->modulus, p->unique.rsa.buffer,
-				  p->unique.rsa.size) ||
-		    tpm_bytes_dup(&pub->exponent, e65537, sizeof(e65537)))
+		if (stint_bytes_copy(&pub->modulus, p->unique.rsa.buffer,
+				     p->unique.rsa.size) ||
+		    stint_bytes_copy(&pub->exponent, e65537, sizeof(e65537)))
 			goto fail;
 	}
 	r = 0;
@@ -222,7 +205,6 @@ fail:
 	snprintf(err, errlen, "the TPM returned an unusable public key");
 	stint_pubkey_free(pub);
 out:
-	OPENSSL_free(der);
 	EVP_PKEY_free(pkey);
 	return r;
 }
@@ -253,10 +235,10 @@ key_type_template(uint32_t key_type, TPMA_OBJECT attrs, TPM2B_PUBLIC *t)
 {
 	switch (key_type) {
 	case STINT_KEY_EC_P256:
-		template_ecc_sign(t, attrs);
+		template_base(t, TPM2_ALG_ECC, attrs);
 		return 0;
 	case STINT_KEY_RSA_2048:
-		template_rsa_sign(t, attrs);
+		template_base(t, TPM2_ALG_RSA, attrs);
 		return 0;
 	default:
 		return -1;
