@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "attest/peer.h"
+#include "common/cgroup.h"
 #include "common/log.h"
 
 static uint64_t
@@ -84,8 +85,13 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 	 * time. pid and exe are audit facts: if the process exited and its
 	 * pid was reused while we read /proc, the start time changes and the
 	 * exe is reported unknown rather than wrong. */
+	if (stint_cgroup_of_pid(cred.pid, peer->cgroup, sizeof(peer->cgroup)) !=
+	    0)
+		peer->cgroup[0] = '\0';
 	if (peer->start_time != 0 &&
-	    proc_start_time(cred.pid) != peer->start_time)
+	    proc_start_time(cred.pid) != peer->start_time) {
 		strcpy(peer->exe, "?");
+		peer->cgroup[0] = '\0';
+	}
 	return 0;
 }

@@ -34,7 +34,7 @@ stint_file_read(const char *path, size_t max, char **out, size_t *len,
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t got;
+	size_t got, size;
 	int fd, r = -1;
 
 	*out = NULL;
@@ -59,11 +59,13 @@ stint_file_read(const char *path, size_t max, char **out, size_t *len,
 			 path, max);
 		goto out;
 	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+	/* procfs and sysfs files say 0 bytes: read them up to max. */
+	size = st.st_size > 0 ? (size_t)st.st_size : max;
+	if ((buf = malloc(size + 1)) == NULL) {
 		snprintf(err, errlen, "cannot read %s: out of memory", path);
 		goto out;
 	}
-	if (read_all(fd, buf, (size_t)st.st_size, &got) != 0) {
+	if (read_all(fd, buf, size, &got) != 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path,
 			 strerror(errno));
 		goto out;

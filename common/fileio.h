@@ -9,7 +9,8 @@
  * with a NUL after the last byte (*len does not count it). 0 on success;
  * 1 when path does not exist; -1 on any other error. On 1 and -1 err says
  * "cannot read PATH: why" and *out is NULL. Opens with O_NONBLOCK so a
- * FIFO in its place cannot hang the caller. */
+ * FIFO in its place cannot hang the caller. A file that says it is empty
+ * (procfs, sysfs) is read up to max bytes. */
 int stint_file_read(const char *path, size_t max, char **out, size_t *len,
 		    char *err, size_t errlen);
 

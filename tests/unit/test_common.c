@@ -2,7 +2,7 @@
  * The shared helpers in common/: PKCS#11 names (p11names.c), the
  * mechanism and hash table and the PSS rule (mechanism.c), byte buffers
  * (bytes.c), the monotonic clock (clock.c), file reads and directories
- * (fileio.c) and name/id validators (ident.c).
+ * (fileio.c), name/id validators (ident.c) and cgroup v2 reading (cgroup.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "common/bytes.h"
+#include "common/cgroup.h"
 #include "common/clock.h"
 #include "common/fileio.h"
 #include "common/ident.h"
@@ -247,6 +248,52 @@ test_ident(void **state)
 	assert_false(stint_ident_ok("abcd", 3));
 }
 
+static void
+test_cgroup(void **state)
+{
+	char cg[256], unit[64], fs[4096], self[256];
+
+	(void)state;
+	assert_int_equal(
+		stint_cgroup_parse("12:pids:/x\n0::/a/b c\n", cg, sizeof(cg)),
+		0);
+	assert_string_equal(cg, "/a/b c");
+	assert_int_equal(stint_cgroup_parse("1:cpu:/\n", cg, sizeof(cg)), 1);
+	assert_int_equal(stint_cgroup_parse("0::\n", cg, sizeof(cg)), -1);
+	assert_int_equal(stint_cgroup_parse("0::/long", cg, 4), -1);
+
+	assert_int_equal(stint_cgroup_unit("/system.slice/billing.service/w",
+					   unit, sizeof(unit)),
+			 0);
+	assert_string_equal(unit, "billing.service");
+	assert_int_equal(stint_cgroup_unit("/user.slice/session-4.scope", unit,
+					   sizeof(unit)),
+			 0);
+	assert_string_equal(unit, "session-4.scope");
+	assert_int_equal(stint_cgroup_unit("/stint/run-1", unit, sizeof(unit)),
+			 1);
+	assert_int_equal(stint_cgroup_unit("/", unit, sizeof(unit)), 1);
+
+	assert_true(stint_cgroup_within("/a/b", "/a"));
+	assert_true(stint_cgroup_within("/a", "/a"));
+	assert_true(stint_cgroup_within("/a/b", "/a/"));
+	assert_true(stint_cgroup_within("/a", "/"));
+	assert_false(stint_cgroup_within("/ab", "/a"));
+	assert_false(stint_cgroup_within("/", "/a"));
+
+	/* This machine: a cgroup v2 hierarchy (pure or hybrid) and a v2
+	 * line for this process, or neither. */
+	if (stint_cgroup_root(fs, sizeof(fs)) == 0) {
+		assert_int_equal(fs[0], '/');
+		assert_int_equal(
+			stint_cgroup_of_pid(getpid(), self, sizeof(self)), 0);
+		assert_int_equal(self[0], '/');
+		assert_int_equal(stint_cgroup_fs_path(self, fs, sizeof(fs)), 0);
+		assert_int_equal(access(fs, F_OK), 0);
+	}
+	assert_int_equal(stint_cgroup_of_pid(-1, self, sizeof(self)), -1);
+}
+
 int
 main(void)
 {
@@ -260,6 +307,7 @@ main(void)
 		cmocka_unit_test(test_file_read),
 		cmocka_unit_test(test_dir_make),
 		cmocka_unit_test(test_ident),
+		cmocka_unit_test(test_cgroup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
