@@ -1,5 +1,5 @@
 /*
- * PKCS#11 backend: its attestation key and the optional ops built on it
+ * PKCS#11 backend: its attestation key and the ops built on it
  * (evidence, ak_spki, ak_sign). See pkcs11_int.h.
  *
  * The attestation key is the host key "stint-ak" (STINT_BACKEND_AK_ID, the
