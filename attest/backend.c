@@ -47,24 +47,16 @@ stint_backend_open(const struct stint_config *cfg, struct stint_backend **out,
 	return -1;
 }
 
-static void
-bytes_clear(struct stint_bytes *b)
-{
-	free(b->ptr);
-	b->ptr = NULL;
-	b->len = 0;
-}
-
 void
 stint_pubkey_free(struct stint_pubkey *pub)
 {
 	if (pub == NULL)
 		return;
-	bytes_clear(&pub->spki);
-	bytes_clear(&pub->ec_params);
-	bytes_clear(&pub->ec_point);
-	bytes_clear(&pub->modulus);
-	bytes_clear(&pub->exponent);
+	stint_bytes_clear(&pub->spki);
+	stint_bytes_clear(&pub->ec_params);
+	stint_bytes_clear(&pub->ec_point);
+	stint_bytes_clear(&pub->modulus);
+	stint_bytes_clear(&pub->exponent);
 }
 
 /* Here rather than in task.c: the PKCS#11 backend mints the ids of the keys

@@ -62,15 +62,38 @@ struct stint_backend_evidence_req {
 	const char *task_id;  /* bound into the evidence */
 	const uint8_t *nonce; /* the verifier's, bound into the evidence */
 	size_t nonce_len;
+	/* What generate (or key_take) reported about the key, for a backend
+	 * that attests by statement rather than by its hardware: */
+	uint32_t key_type;
+	const struct stint_bytes *spki;
+	const struct stint_key_facts *facts;
+	int64_t time; /* now, seconds since the epoch */
+};
+
+/* One signature (stint_backend_ops.sign). */
+struct stint_backend_sign_req {
+	const char *key_id;
+	/* CKM_ECDSA, CKM_RSA_PKCS or CKM_RSA_PKCS_PSS; the input is what
+	 * the raw mechanism signs (a digest, a DigestInfo). */
+	CK_MECHANISM_TYPE raw;
+	const CK_RSA_PKCS_PSS_PARAMS *pss; /* non-NULL exactly for PSS */
+	const uint8_t *in;
+	size_t in_len;
+};
+
+/* Where a signature goes: cap bytes at ptr; len is set on success. */
+struct stint_backend_sig {
+	uint8_t *ptr;
+	size_t cap, len;
 };
 
 struct stint_backend_ops {
 	/* The [backend] type that opens it; for messages only. */
 	const char *name;
 	unsigned caps; /* STINT_BACKEND_* flags */
-	/* Evidence kind of the documents evidence() returns ("tpm"), or
-	 * "pkcs11" for the statement stintd's attestation key signs about
-	 * the facts generate reported (evidence == NULL). Informational:
+	/* Evidence kind of the documents evidence() returns: "tpm"
+	 * (TPM2_Certify), "pkcs11" (a statement of the facts generate
+	 * reported, signed by the backend's attestation key). Informational:
 	 * stint_evidence_verify() reads the kind from the document. */
 	const char *evidence_kind;
 	/* not_after: the task deadline (seconds since the epoch); a backend
@@ -79,12 +102,10 @@ struct stint_backend_ops {
 			const char *key_id, int64_t not_after,
 			struct stint_pubkey *pub, struct stint_key_facts *facts,
 			char *err, size_t errlen);
-	/* raw: CKM_ECDSA, CKM_RSA_PKCS or CKM_RSA_PKCS_PSS (pss non-NULL).
-	 * *sig_len is the capacity in, the length out. */
-	int (*sign)(struct stint_backend *b, const char *key_id,
-		    CK_MECHANISM_TYPE raw, const CK_RSA_PKCS_PSS_PARAMS *pss,
-		    const uint8_t *in, size_t in_len, uint8_t *sig,
-		    size_t *sig_len, char *err, size_t errlen);
+	/* Signs req->in with key req->key_id into sig (see the structs). */
+	int (*sign)(struct stint_backend *b,
+		    const struct stint_backend_sign_req *req,
+		    struct stint_backend_sig *sig, char *err, size_t errlen);
 	/* Destroys private and public objects; 0 also when already gone. */
 	int (*destroy)(struct stint_backend *b, const char *key_id, char *err,
 		       size_t errlen);
@@ -128,24 +149,22 @@ struct stint_backend_ops {
 	 * backend cannot tell. */
 	int (*own_keys)(struct stint_backend *b, size_t *n, char *err,
 			size_t errlen);
-	/* Optional (NULL: the backend has no attestation key of its own;
-	 * stintd's attestation key, the host key "stint-ak" the CA holds,
-	 * signs a statement of the key facts generate reported).
-	 * Evidence about task key key_id from the backend's own attestation
-	 * key, bound to req->nonce and req->task_id: a complete evidence
-	 * document (evidence.h, kind evidence_kind) in *doc (malloc'ed), which
-	 * stint_evidence_verify() checks against ak_spki. */
+	/* Evidence about task key key_id from the backend's attestation key,
+	 * bound to req->nonce and req->task_id: a complete evidence document
+	 * (evidence.h, kind evidence_kind) in *doc (malloc'ed), which
+	 * stint_evidence_verify() checks against ak_spki. The TPM certifies
+	 * the key (TPM2_Certify); the PKCS#11 backend signs a statement of
+	 * req->facts with its host key "stint-ak". */
 	int (*evidence)(struct stint_backend *b,
 			const struct stint_backend_evidence_req *req,
 			struct stint_bytes *doc, char *err, size_t errlen);
-	/* Optional, non-NULL exactly when evidence is: the backend's
-	 * attestation key as SPKI DER (malloc'ed): what evidence and
-	 * ak_sign verify against, and what `stint ca attestation-key`
-	 * prints for enrolment. */
+	/* The backend's attestation key as SPKI DER (malloc'ed): what
+	 * evidence and ak_sign verify against, and what `stint ca
+	 * attestation-key` prints for enrolment. */
 	int (*ak_spki)(struct stint_backend *b, struct stint_bytes *spki,
 		       char *err, size_t errlen);
-	/* Optional, non-NULL exactly when evidence is: signs data (audit
-	 * checkpoints) with the attestation key, ECDSA with SHA-256; sig
+	/* Signs data (audit checkpoints) with the attestation key, ECDSA
+	 * with SHA-256; sig
 	 * gets a DER ECDSA-Sig-Value, *sig_len is the capacity in, the
 	 * length out. Must never produce a signature that could pass for
 	 * the backend's own evidence. */

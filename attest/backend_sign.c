@@ -57,21 +57,25 @@ backend_sign_sig(const unsigned char *dgst, int dgst_len, const BIGNUM *kinv,
 {
 	struct backend_key *k = EC_KEY_get_ex_data(ec, ex_index);
 	uint8_t sig[STINT_SIG_MAX];
-	size_t sig_len = sizeof(sig), half;
+	struct stint_backend_sig got = {sig, sizeof(sig), 0};
+	size_t sig_len, half;
 	char err[256];
 	BIGNUM *r = NULL, *s = NULL;
 	ECDSA_SIG *out = NULL;
+	struct stint_backend_sign_req req = {.raw = CKM_ECDSA, .in = dgst};
 
 	(void)kinv;
 	(void)rp;
 	if (k == NULL || dgst_len <= 0)
 		return NULL;
-	if (k->backend->ops->sign(k->backend, k->key_id, CKM_ECDSA, NULL, dgst,
-				  (size_t)dgst_len, sig, &sig_len, err,
-				  sizeof(err)) != 0) {
+	req.key_id = k->key_id;
+	req.in_len = (size_t)dgst_len;
+	if (k->backend->ops->sign(k->backend, &req, &got, err, sizeof(err)) !=
+	    0) {
 		log_err("signing with host key %s failed: %s", k->key_id, err);
 		return NULL;
 	}
+	sig_len = got.len;
 	/* PKCS#11 ECDSA signatures are r || s, each half the length. */
 	if (sig_len == 0 || sig_len % 2 != 0)
 		return NULL;

@@ -223,7 +223,9 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	struct stint_gate_result gate;
 	CK_RSA_PKCS_PSS_PARAMS pss = {0};
 	uint8_t in[STINT_RAW_INPUT_MAX], sig[STINT_SIG_MAX];
-	size_t in_len = 0, sig_len = sizeof(sig);
+	size_t in_len = 0;
+	struct stint_backend_sig out = {sig, sizeof(sig), 0};
+	struct stint_backend_sign_req breq;
 	const char *reason;
 	char err[256];
 	int r;
@@ -280,9 +282,12 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 				       "audit log unavailable; nothing signed");
 		goto out;
 	}
-	r = d->backend->ops->sign(d->backend, sr.task, s.mech->raw,
-				  s.mech->pss ? &pss : NULL, in, in_len, sig,
-				  &sig_len, err, sizeof(err));
+	breq = (struct stint_backend_sign_req){.key_id = sr.task,
+					       .raw = s.mech->raw,
+					       .pss = s.mech->pss ? &pss : NULL,
+					       .in = in,
+					       .in_len = in_len};
+	r = d->backend->ops->sign(d->backend, &breq, &out, err, sizeof(err));
 	pthread_rwlock_unlock(&d->revoke_lock);
 	if (r != 0) {
 		log_err("backend failed to sign for task %s: %s", sr.task, err);
@@ -294,7 +299,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 		goto out;
 	}
 	stintd_count(d, STINT_C_SIGN_ALLOWED);
-	r = stint_enc_sign_rep(sig, sig_len, &rep->buf, &rep->len) == 0 ? 0
+	r = stint_enc_sign_rep(sig, out.len, &rep->buf, &rep->len) == 0 ? 0
 									: -1;
 out:
 	OPENSSL_cleanse(in, sizeof(in));

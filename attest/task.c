@@ -106,42 +106,14 @@ task_mechs(const struct stint_agent *a, uint32_t key_type, struct stint_task *t)
 	}
 }
 
-/* A backend without an attestation key of its own (evidence op NULL):
- * stintd's attestation key signs a statement about the key's attributes
- * as the backend reports them. */
-static int
-evidence_statement(struct stintd *d, const struct stint_task *t,
-		   const struct stint_key_facts *facts,
-		   const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc,
-		   size_t *len, EVP_PKEY **ak, char *why, size_t whylen)
-{
-	struct stint_evidence_claims claims;
-
-	memset(&claims, 0, sizeof(claims));
-	memcpy(claims.task, t->id, sizeof(claims.task));
-	memcpy(claims.nonce, nonce, STINT_NONCE_LEN);
-	claims.time = (uint64_t)stintd_now();
-	claims.spki = t->pub.spki;
-	claims.key_type = t->key_type;
-	claims.ak_spki = *stint_ca_ak_spki(d->ca);
-	claims.local = facts->local;
-	claims.never_extractable = facts->never_extractable;
-	claims.sensitive = facts->sensitive;
-	claims.extractable = facts->extractable;
-	if (stint_evidence_create(&claims, stint_ca_ak(d->ca), doc, len, why,
-				  whylen) != 0)
-		return -1;
-	*ak = stint_ca_ak_public(d->ca);
-	EVP_PKEY_up_ref(*ak);
-	return 0;
-}
-
-/* A backend with its own attestation key makes the evidence itself (the
- * TPM: TPM2_Certify of the task key by its restricted attestation key,
- * qualifying data SHA-256(nonce || task id)); verified against that key
- * as the backend reports it (what `stint ca attestation-key` enrols). */
+/* The backend makes the evidence with its attestation key (the TPM:
+ * TPM2_Certify of the task key, qualifying data SHA-256(nonce || task id);
+ * PKCS#11: a signed statement of the facts generate reported); verified
+ * against that key as the backend reports it (what `stint ca
+ * attestation-key` enrols). */
 static int
 evidence_backend(struct stintd *d, const struct stint_task *t,
+		 const struct stint_key_facts *facts,
 		 const uint8_t nonce[STINT_NONCE_LEN], uint8_t **doc,
 		 size_t *len, EVP_PKEY **ak, char *why, size_t whylen)
 {
@@ -153,6 +125,10 @@ evidence_backend(struct stintd *d, const struct stint_task *t,
 		.task_id = t->id,
 		.nonce = nonce,
 		.nonce_len = STINT_NONCE_LEN,
+		.key_type = t->key_type,
+		.spki = &t->pub.spki,
+		.facts = facts,
+		.time = stintd_now(),
 	};
 
 	if (ops->evidence(d->backend, &req, &ev, why, whylen) != 0)
@@ -221,19 +197,15 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	EVP_PKEY *ak = NULL;
 	int64_t since = stintd_now(), not_after = t->not_after;
 	size_t len = 0;
-	int check, r = STINT_E_INTERNAL, made;
+	int check, r = STINT_E_INTERNAL;
 
 	memset(&got, 0, sizeof(got));
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
 		snprintf(err, errlen, "no randomness for a nonce");
 		return STINT_E_INTERNAL;
 	}
-	made = d->backend->ops->evidence != NULL
-		       ? evidence_backend(d, t, nonce, &doc, &len, &ak, why,
-					  sizeof(why))
-		       : evidence_statement(d, t, facts, nonce, &doc, &len, &ak,
-					    why, sizeof(why));
-	if (made != 0) {
+	if (evidence_backend(d, t, facts, nonce, &doc, &len, &ak, why,
+			     sizeof(why)) != 0) {
 		audit(d, "evidence-verify", t->agent, t->id, by, "deny", why,
 		      NULL);
 		snprintf(err, errlen, "attestation failed: %s", why);

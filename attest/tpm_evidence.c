@@ -11,11 +11,9 @@
 #include <string.h>
 
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -24,6 +22,8 @@
 
 #include "attest/backend_tpm.h"
 #include "attest/tpm_evidence.h"
+#include "attest/backend/shared.h"
+#include "common/bytes.h"
 
 #define BLOB_MAX 65536
 
@@ -63,28 +63,33 @@ get_u64(const uint8_t *p)
 #define HEAD_LEN (8 + 2 + 8 + 8 + 8)
 #define N_BLOBS  6
 
-static const struct stint_bytes *
-blob_at(const struct stint_tpm_evidence *ev, int i)
+/* The document's byte strings, in their order on the wire. */
+static void
+blobs_of(struct stint_tpm_evidence *ev, struct stint_bytes *b[N_BLOBS])
 {
-	const struct stint_bytes *b[N_BLOBS] = {&ev->attest,     &ev->signature,
-						&ev->key_public, &ev->ak_public,
-						&ev->nv_public,  &ev->ek_cert};
-
-	return b[i];
+	b[0] = &ev->attest;
+	b[1] = &ev->signature;
+	b[2] = &ev->key_public;
+	b[3] = &ev->ak_public;
+	b[4] = &ev->nv_public;
+	b[5] = &ev->ek_cert;
 }
 
 int
 stint_tpm_evidence_encode(const struct stint_tpm_evidence *ev,
 			  struct stint_bytes *out)
 {
+	struct stint_tpm_evidence v = *ev; /* shallow: only read */
+	struct stint_bytes *b[N_BLOBS];
 	size_t len = HEAD_LEN, off;
 	uint8_t *p;
 	int i;
 
+	blobs_of(&v, b);
 	for (i = 0; i < N_BLOBS; i++) {
-		if (blob_at(ev, i)->len > BLOB_MAX)
+		if (b[i]->len > BLOB_MAX)
 			return -1;
-		len += 4 + blob_at(ev, i)->len;
+		len += 4 + b[i]->len;
 	}
 	if ((p = malloc(len)) == NULL)
 		return -1;
@@ -96,12 +101,10 @@ stint_tpm_evidence_encode(const struct stint_tpm_evidence *ev,
 	put_u64(p + 26, (uint64_t)ev->not_after);
 	off = HEAD_LEN;
 	for (i = 0; i < N_BLOBS; i++) {
-		const struct stint_bytes *b = blob_at(ev, i);
-
-		put_u32(p + off, (uint32_t)b->len);
-		if (b->len > 0)
-			memcpy(p + off + 4, b->ptr, b->len);
-		off += 4 + b->len;
+		put_u32(p + off, (uint32_t)b[i]->len);
+		if (b[i]->len > 0)
+			memcpy(p + off + 4, b[i]->ptr, b[i]->len);
+		off += 4 + b[i]->len;
 	}
 	out->ptr = p;
 	out->len = len;
@@ -119,12 +122,7 @@ stint_tpm_evidence_decode(const uint8_t *doc, size_t len,
 	int i;
 
 	memset(ev, 0, sizeof(*ev));
-	b[0] = &ev->attest;
-	b[1] = &ev->signature;
-	b[2] = &ev->key_public;
-	b[3] = &ev->ak_public;
-	b[4] = &ev->nv_public;
-	b[5] = &ev->ek_cert;
+	blobs_of(ev, b);
 	if (len < HEAD_LEN || memcmp(doc, doc_magic, 8) != 0 || doc[8] != 0 ||
 	    doc[9] != STINT_TPM_EVIDENCE_VERSION) {
 		snprintf(err, errlen,
@@ -154,23 +152,15 @@ stint_tpm_evidence_decode(const uint8_t *doc, size_t len,
 	return 0;
 }
 
-static void
-bytes_free(struct stint_bytes *b)
-{
-	free(b->ptr);
-	b->ptr = NULL;
-	b->len = 0;
-}
-
 void
 stint_tpm_evidence_free(struct stint_tpm_evidence *ev)
 {
-	bytes_free(&ev->attest);
-	bytes_free(&ev->signature);
-	bytes_free(&ev->key_public);
-	bytes_free(&ev->ak_public);
-	bytes_free(&ev->nv_public);
-	bytes_free(&ev->ek_cert);
+	struct stint_bytes *b[N_BLOBS];
+	int i;
+
+	blobs_of(ev, b);
+	for (i = 0; i < N_BLOBS; i++)
+		stint_bytes_clear(b[i]);
 }
 
 void
@@ -178,8 +168,8 @@ stint_tpm_evidence_info_free(struct stint_tpm_evidence_info *info)
 {
 	if (info == NULL)
 		return;
-	bytes_free(&info->key_spki);
-	bytes_free(&info->ek_cert);
+	stint_bytes_clear(&info->key_spki);
+	stint_bytes_clear(&info->ek_cert);
 }
 
 /* --- crypto helpers ----------------------------------------------------------
@@ -267,69 +257,35 @@ name_of(uint16_t name_alg, const uint8_t *area, size_t area_len,
 	return sha256(area, area_len, NULL, 0, out + 2);
 }
 
-static int
-pkey_from_params(const char *alg, OSSL_PARAM *params, EVP_PKEY **out)
-{
-	EVP_PKEY_CTX *ctx;
-	int r = -1;
-
-	*out = NULL;
-	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) != NULL &&
-	    EVP_PKEY_fromdata_init(ctx) > 0 &&
-	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) > 0)
-		r = 0;
-	EVP_PKEY_CTX_free(ctx);
-	return r;
-}
-
 int
 stint_tpm_pkey_from_public(const TPMT_PUBLIC *pub, EVP_PKEY **out)
 {
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
+	const TPMS_ECC_POINT *p = &pub->unique.ecc;
+	uint32_t exp = pub->parameters.rsaDetail.exponent;
 	BIGNUM *n = NULL, *e = NULL;
 	uint8_t point[65];
 	int r = -1;
 
 	*out = NULL;
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-		return -1;
 	if (pub->type == TPM2_ALG_ECC) {
-		const TPMS_ECC_POINT *p = &pub->unique.ecc;
-
 		if (pub->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
 		    p->x.size > 32 || p->y.size > 32)
-			goto out;
+			return -1;
 		memset(point, 0, sizeof(point));
 		point[0] = 0x04;
 		memcpy(point + 1 + 32 - p->x.size, p->x.buffer, p->x.size);
 		memcpy(point + 1 + 64 - p->y.size, p->y.buffer, p->y.size);
-		if (!OSSL_PARAM_BLD_push_utf8_string(
-			    bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
-		    !OSSL_PARAM_BLD_push_octet_string(bld,
-						      OSSL_PKEY_PARAM_PUB_KEY,
-						      point, sizeof(point)) ||
-		    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-			goto out;
-		r = pkey_from_params("EC", params, out);
-	} else if (pub->type == TPM2_ALG_RSA) {
-		uint32_t exp = pub->parameters.rsaDetail.exponent;
-
-		if ((n = BN_bin2bn(pub->unique.rsa.buffer, pub->unique.rsa.size,
-				   NULL)) == NULL ||
-		    (e = BN_new()) == NULL ||
-		    !BN_set_word(e, exp != 0 ? exp : 65537) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
-		    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-			goto out;
-		r = pkey_from_params("RSA", params, out);
+		return stint_backend_pkey_ec("prime256v1", point, sizeof(point),
+					     out);
 	}
-out:
+	if (pub->type != TPM2_ALG_RSA)
+		return -1;
+	if ((n = BN_bin2bn(pub->unique.rsa.buffer, pub->unique.rsa.size,
+			   NULL)) != NULL &&
+	    (e = BN_new()) != NULL && BN_set_word(e, exp != 0 ? exp : 65537))
+		r = stint_backend_pkey_rsa(n, e, out);
 	BN_free(n);
 	BN_free(e);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
 	return r;
 }
 
@@ -596,18 +552,12 @@ stint_tpm_evidence_verify(const uint8_t *doc, size_t len, const uint8_t *ak,
 		info->clock = att.clockInfo.clock;
 		info->not_after = ev.not_after;
 		info->nv_index = nv_pub.nvPublic.nvIndex;
-		if ((info->key_spki.ptr = malloc((size_t)n)) == NULL ||
-		    (info->ek_cert.ptr = malloc(ev.ek_cert.len + 1)) == NULL) {
+		if (stint_bytes_copy(&info->key_spki, spki, (size_t)n) != 0 ||
+		    stint_bytes_dup(&info->ek_cert, &ev.ek_cert) != 0) {
 			stint_tpm_evidence_info_free(info);
 			snprintf(err, errlen, "out of memory");
 			goto out;
 		}
-		memcpy(info->key_spki.ptr, spki, (size_t)n);
-		info->key_spki.len = (size_t)n;
-		if (ev.ek_cert.len > 0)
-			memcpy(info->ek_cert.ptr, ev.ek_cert.ptr,
-			       ev.ek_cert.len);
-		info->ek_cert.len = ev.ek_cert.len;
 	}
 	r = 0;
 out:

@@ -7,7 +7,8 @@
  * specs, objects' public keys (SPKI) and key pair generation;
  * pkcs11_pool.c the key pool and the ready-keys file; pkcs11_sweep.c the
  * orphan sweep; pkcs11_ops.c the backend ops; pkcs11_prep.c prepared
- * signing operations.
+ * signing operations; pkcs11_attest.c the attestation key ("stint-ak")
+ * and the evidence, ak_spki and ak_sign ops.
  *
  *
  * stintd loads the configured module, finds its token by label (SoftHSM
@@ -58,17 +59,16 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 #include "attest/backend.h"
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "attest/backend/pkcs11_prep.h"
+#include "attest/backend/shared.h"
 #include "common/log.h"
 
 #define PIN_MAX       256
@@ -99,10 +99,10 @@
  * the marker are not swept (their live and ended tasks' keys are still
  * destroyed by id when their task ends).
  */
-extern const CK_BYTE key_mark[28];
+extern const CK_BYTE p11_key_mark[28];
 
-struct key_entry {
-	struct key_entry *next;
+struct p11_key_entry {
+	struct p11_key_entry *next;
 	CK_OBJECT_HANDLE priv;
 	CK_KEY_TYPE type;
 	char id[];
@@ -124,7 +124,7 @@ struct p11_backend {
 	pthread_mutex_t lock; /* guards idle[] and cache[] */
 	CK_SESSION_HANDLE idle[POOL_MAX];
 	size_t n_idle;
-	struct key_entry *cache[CACHE_BUCKETS];
+	struct p11_key_entry *cache[CACHE_BUCKETS];
 	size_t n_cached;
 
 	/* C_SignInit done ahead for the next signature (p11_prep.h); NULL
@@ -139,7 +139,7 @@ struct p11_backend {
 	 * overlap common. */
 	pthread_mutex_t write_lock;
 	/* Id-less key objects a failed C_GenerateKeyPair left and
-	 * keypair_make destroyed (under write_lock). */
+	 * p11_keypair_make destroyed (under write_lock). */
 	size_t genfail_destroyed;
 
 	/* Ready ec-p256 key pairs (see the top of this file), each with the
@@ -162,9 +162,12 @@ struct p11_backend {
 	/* <state_dir>/ready-keys: the ready keys' ids, written at a clean
 	 * stop for the next start to adopt. Empty: destroy them at stop. */
 	char ready_path[PATH_MAX];
+
+	/* The attestation key's SPKI once found (pkcs11_attest.c); lock. */
+	struct stint_bytes ak_spki;
 };
 
-struct key_spec {
+struct p11_key_spec {
 	uint32_t type;
 	const char *name;
 	bool ec;
@@ -174,17 +177,17 @@ struct key_spec {
 	CK_ULONG bits;
 };
 
-/* A key pair to generate (keypair_make). */
-struct keypair_req {
-	const struct key_spec *spec;
+/* A key pair to generate (p11_keypair_make). */
+struct p11_keypair_req {
+	const struct p11_key_spec *spec;
 	const char *key_id; /* its CKA_ID and CKA_LABEL */
-	bool mark;          /* add the task-key marker (key_mark) */
+	bool mark;          /* add the task-key marker (p11_key_mark) */
 };
 
-/* What keypair_make made. pub and facts point at the caller's structs
+/* What p11_keypair_make made. pub and facts point at the caller's structs
  * and are filled in (pub's parts malloc'ed, the caller's); clean starts
  * true and is false after a failure that leaves the session unusable. */
-struct keypair {
+struct p11_keypair {
 	CK_OBJECT_HANDLE hpub, hpriv;
 	struct stint_pubkey *pub;
 	struct stint_key_facts *facts;
@@ -192,7 +195,7 @@ struct keypair {
 };
 
 /* The key types this backend makes, ec-p256 first (pkcs11_keys.c). */
-extern const struct key_spec key_specs[];
+extern const struct p11_key_spec p11_key_specs[];
 extern const struct stint_backend_ops p11_ops;
 
 /* Every call into the module goes through P11(): one debug line naming
@@ -202,55 +205,64 @@ CK_RV p11_traced(CK_RV rv, const char *call);
 #define P11(b, fn, ...) p11_traced((b)->f->fn(__VA_ARGS__), #fn)
 
 /* pkcs11_token.c: return codes, handle cache, session pool, objects. */
-const char *ckr_str(CK_RV rv);
-void ck_err(char *err, size_t errlen, const char *what, CK_RV rv);
-bool session_broken(CK_RV rv);
-void cache_drop(struct p11_backend *b, const char *id);
-void cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
-	       CK_KEY_TYPE type);
-CK_RV session_get(struct p11_backend *b, CK_SESSION_HANDLE *s);
-void session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean);
-void attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, void *value,
-	      CK_ULONG len);
-CK_RV obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s,
-		  CK_OBJECT_HANDLE h);
-CK_RV find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
-		 const CK_OBJECT_CLASS *cls, CK_OBJECT_HANDLE *out,
-		 CK_ULONG max, CK_ULONG *n);
-int key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
-	       CK_OBJECT_HANDLE *h, CK_KEY_TYPE *type, bool *cached, CK_RV *rvp,
-	       char *err, size_t errlen);
-CK_RV attr_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-		CK_ATTRIBUTE_TYPE type, struct stint_bytes *out);
-CK_RV facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-		 struct stint_key_facts *facts);
-const char *facts_violation(const struct stint_key_facts *f);
+const char *p11_ckr_str(CK_RV rv);
+void p11_ck_err(char *err, size_t errlen, const char *what, CK_RV rv);
+bool p11_session_broken(CK_RV rv);
+void p11_cache_drop(struct p11_backend *b, const char *id);
+void p11_cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
+		   CK_KEY_TYPE type);
+CK_RV p11_session_get(struct p11_backend *b, CK_SESSION_HANDLE *s);
+void p11_session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean);
+void p11_attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type,
+		  void *value, CK_ULONG len);
+CK_RV p11_obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s,
+		      CK_OBJECT_HANDLE h);
+CK_RV p11_find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+		     const CK_OBJECT_CLASS *cls, CK_OBJECT_HANDLE *out,
+		     CK_ULONG max, CK_ULONG *n);
+/* A private key p11_key_lookup found. */
+struct p11_key_found {
+	CK_OBJECT_HANDLE h;
+	CK_KEY_TYPE type; /* CKK_EC or CKK_RSA */
+	bool cached;      /* from the handle cache: may be stale */
+	CK_RV rv;         /* the module's code when it failed, else CKR_OK */
+};
+int p11_key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s,
+		   const char *key_id, struct p11_key_found *out, char *err,
+		   size_t errlen);
+CK_RV p11_attr_read(struct p11_backend *b, CK_SESSION_HANDLE s,
+		    CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
+		    struct stint_bytes *out);
+CK_RV p11_facts_read(struct p11_backend *b, CK_SESSION_HANDLE s,
+		     CK_OBJECT_HANDLE h, struct stint_key_facts *facts);
+const char *p11_facts_violation(const struct stint_key_facts *f);
 void p11_close(struct stint_backend *base);
 
 /* pkcs11_keys.c: public keys, key specs, key pair generation. */
-int pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-		const struct key_spec *spec, struct stint_pubkey *pub,
-		char *err, size_t errlen);
-const struct key_spec *key_spec_find(uint32_t type);
-bool key_id_ok(const char *key_id);
-int keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
-		 const struct keypair_req *req, struct keypair *out, char *err,
-		 size_t errlen);
+int p11_pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s,
+		    CK_OBJECT_HANDLE h, const struct p11_key_spec *spec,
+		    struct stint_pubkey *pub, char *err, size_t errlen);
+const struct p11_key_spec *p11_key_spec_find(uint32_t type);
+bool p11_key_id_ok(const char *key_id);
+int p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
+		     const struct p11_keypair_req *req, struct p11_keypair *out,
+		     char *err, size_t errlen);
 
 /* pkcs11_pool.c: the key pool and the ready-keys file. */
-bool legacy_pool_id(const char *id, size_t len);
-void pool_start_locked(struct p11_backend *b);
-void pool_busy(struct p11_backend *b);
+bool p11_legacy_pool_id(const char *id, size_t len);
+void p11_pool_start_locked(struct p11_backend *b);
+void p11_pool_busy(struct p11_backend *b);
 int p11_key_take(struct stint_backend *base, uint32_t key_type,
 		 char id[STINT_TASK_ID_MAX + 1], struct stint_pubkey *pub,
 		 struct stint_key_facts *facts);
-bool pool_holds(struct p11_backend *b, const char *id);
-void pool_stop(struct p11_backend *b);
-bool ready_listed(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n, const char *id);
-bool pool_adopt(struct p11_backend *b, const char *id);
+bool p11_pool_holds(struct p11_backend *b, const char *id);
+void p11_pool_stop(struct p11_backend *b);
+bool p11_ready_listed(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n,
+		      const char *id);
+bool p11_pool_adopt(struct p11_backend *b, const char *id);
 /* The ids the last clean stop saved (malloc'ed, *n of them). */
-char (*ready_load(struct p11_backend *b, size_t *n))[STINT_TASK_ID_MAX + 1];
-void pool_drain(struct p11_backend *b);
+char (*p11_ready_load(struct p11_backend *b, size_t *n))[STINT_TASK_ID_MAX + 1];
+void p11_pool_drain(struct p11_backend *b);
 
 /* pkcs11_sweep.c */
 int p11_own_keys(struct stint_backend *base, size_t *count, char *err,
@@ -263,5 +275,14 @@ int p11_sweep(struct stint_backend *base,
 /* pkcs11_ops.c */
 int p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 		size_t errlen);
+
+/* pkcs11_attest.c: the attestation key's ops. */
+int p11_evidence(struct stint_backend *base,
+		 const struct stint_backend_evidence_req *req,
+		 struct stint_bytes *doc, char *err, size_t errlen);
+int p11_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
+		size_t errlen);
+int p11_ak_sign(struct stint_backend *base, const uint8_t *data, size_t len,
+		uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
 
 #endif

@@ -9,7 +9,7 @@ static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 				   0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 
-const struct key_spec key_specs[] = {
+const struct p11_key_spec p11_key_specs[] = {
 	{STINT_KEY_EC_P256, "ec-p256", true, NID_X9_62_prime256v1, oid_p256,
 	 sizeof(oid_p256), 256},
 	{STINT_KEY_EC_P384, "ec-p384", true, NID_secp384r1, oid_p384,
@@ -18,52 +18,33 @@ const struct key_spec key_specs[] = {
 	{STINT_KEY_RSA_3072, "rsa-3072", false, 0, NULL, 0, 3072},
 };
 
-const CK_BYTE key_mark[28] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
-			      0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
-			      't',  'i',  'n',  't',  'd',  ' ',  't',
-			      'a',  's',  'k',  ' ',  'k',  'e',  'y'};
+const CK_BYTE p11_key_mark[28] = {0x30, 0x1a, 0x31, 0x18, 0x30, 0x16, 0x06,
+				  0x03, 0x55, 0x04, 0x03, 0x0c, 0x0f, 's',
+				  't',  'i',  'n',  't',  'd',  ' ',  't',
+				  'a',  's',  'k',  ' ',  'k',  'e',  'y'};
 
 /* --- SubjectPublicKeyInfo ------------------------------------------------ */
 
+/* The SPKI of pkey (consumed) if it has the spec's size. */
 static int
-spki_from_params(const char *alg, OSSL_PARAM *params, struct stint_bytes *spki,
-		 int want_bits)
+spki_of_bits(EVP_PKEY *pkey, int want_bits, struct stint_bytes *spki)
 {
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pkey = NULL;
-	unsigned char *der = NULL;
-	int len, r = -1;
+	int r = -1;
 
-	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		goto out;
-	if (EVP_PKEY_get_bits(pkey) != want_bits)
-		goto out;
-	if ((len = i2d_PUBKEY(pkey, &der)) <= 0)
-		goto out;
-	/* stint_bytes are freed with free(), not OPENSSL_free(). */
-	if ((spki->ptr = malloc((size_t)len)) == NULL)
-		goto out;
-	memcpy(spki->ptr, der, (size_t)len);
-	spki->len = (size_t)len;
-	r = 0;
-out:
-	OPENSSL_free(der);
+	if (pkey != NULL && EVP_PKEY_get_bits(pkey) == want_bits)
+		r = stint_backend_spki_der(pkey, spki);
 	EVP_PKEY_free(pkey);
-	EVP_PKEY_CTX_free(ctx);
 	return r;
 }
 
 static int
-spki_ec(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+spki_ec(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 	size_t whylen)
 {
 	const unsigned char *p;
 	ASN1_OBJECT *oid = NULL;
 	ASN1_OCTET_STRING *os = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
+	EVP_PKEY *pkey = NULL;
 	const uint8_t *point;
 	size_t point_len;
 	int r = -1;
@@ -87,89 +68,74 @@ spki_ec(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
 		point = pub->ec_point.ptr;
 		point_len = pub->ec_point.len;
 	}
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-					     OBJ_nid2sn(spec->nid), 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
-					      point, point_len) ||
-	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
-		snprintf(why, whylen, "out of memory");
-		goto out;
-	}
-	if (spki_from_params("EC", params, &pub->spki, (int)spec->bits) != 0) {
+	(void)stint_backend_pkey_ec(OBJ_nid2sn(spec->nid), point, point_len,
+				    &pkey);
+	if (spki_of_bits(pkey, (int)spec->bits, &pub->spki) != 0) {
 		snprintf(why, whylen, "CKA_EC_POINT is not a %s point",
 			 spec->name);
 		goto out;
 	}
 	r = 0;
 out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
 	ASN1_OCTET_STRING_free(os);
 	ASN1_OBJECT_free(oid);
 	return r;
 }
 
 static int
-spki_rsa(const struct key_spec *spec, struct stint_pubkey *pub, char *why,
+spki_rsa(const struct p11_key_spec *spec, struct stint_pubkey *pub, char *why,
 	 size_t whylen)
 {
 	BIGNUM *n = NULL, *e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
+	EVP_PKEY *pkey = NULL;
 	int r = -1;
 
 	if ((n = BN_bin2bn(pub->modulus.ptr, (int)pub->modulus.len, NULL)) ==
 		    NULL ||
 	    (e = BN_bin2bn(pub->exponent.ptr, (int)pub->exponent.len, NULL)) ==
-		    NULL ||
-	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
-	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		    NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	if (spki_from_params("RSA", params, &pub->spki, (int)spec->bits) != 0) {
+	(void)stint_backend_pkey_rsa(n, e, &pkey);
+	if (spki_of_bits(pkey, (int)spec->bits, &pub->spki) != 0) {
 		snprintf(why, whylen, "CKA_MODULUS is not a %s modulus",
 			 spec->name);
 		goto out;
 	}
 	r = 0;
 out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
 	BN_free(e);
 	BN_free(n);
 	return r;
 }
 
 int
-pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-	    const struct key_spec *spec, struct stint_pubkey *pub, char *err,
-	    size_t errlen)
+p11_pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+		const struct p11_key_spec *spec, struct stint_pubkey *pub,
+		char *err, size_t errlen)
 {
 	char why[128];
 	CK_RV rv;
 
 	if (spec->ec) {
-		if ((rv = attr_read(b, s, h, CKA_EC_PARAMS, &pub->ec_params)) !=
-			    CKR_OK ||
-		    (rv = attr_read(b, s, h, CKA_EC_POINT, &pub->ec_point)) !=
-			    CKR_OK) {
-			ck_err(err, errlen, "cannot read the EC public key",
-			       rv);
+		if ((rv = p11_attr_read(b, s, h, CKA_EC_PARAMS,
+					&pub->ec_params)) != CKR_OK ||
+		    (rv = p11_attr_read(b, s, h, CKA_EC_POINT,
+					&pub->ec_point)) != CKR_OK) {
+			p11_ck_err(err, errlen, "cannot read the EC public key",
+				   rv);
 			return -1;
 		}
 		if (spki_ec(spec, pub, why, sizeof(why)) != 0)
 			goto bad;
 	} else {
-		if ((rv = attr_read(b, s, h, CKA_MODULUS, &pub->modulus)) !=
+		if ((rv = p11_attr_read(b, s, h, CKA_MODULUS, &pub->modulus)) !=
 			    CKR_OK ||
-		    (rv = attr_read(b, s, h, CKA_PUBLIC_EXPONENT,
-				    &pub->exponent)) != CKR_OK) {
-			ck_err(err, errlen, "cannot read the RSA public key",
-			       rv);
+		    (rv = p11_attr_read(b, s, h, CKA_PUBLIC_EXPONENT,
+					&pub->exponent)) != CKR_OK) {
+			p11_ck_err(err, errlen,
+				   "cannot read the RSA public key", rv);
 			return -1;
 		}
 		if (spki_rsa(spec, pub, why, sizeof(why)) != 0)
@@ -288,24 +254,24 @@ key_idless(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
  */
 static void
 genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
-		const struct key_spec *spec)
+		const struct p11_key_spec *spec)
 {
 	struct handle_list after;
 	CK_SESSION_HANDLE s;
 	size_t i, found = 0, done = 0;
 	CK_RV rv;
 
-	if ((rv = session_get(b, &s)) != CKR_OK) {
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
 		log_warn("backend: cannot open a session on token '%s' (%s) "
 			 "to remove what a failed key generation left",
-			 b->token, ckr_str(rv));
+			 b->token, p11_ckr_str(rv));
 		return;
 	}
 	if ((rv = handles_list(b, s, &after)) != CKR_OK) {
 		log_warn("backend: cannot list token '%s' (%s) after a failed "
 			 "key generation; id-less keys it left stay",
-			 b->token, ckr_str(rv));
-		session_put(b, s, !session_broken(rv));
+			 b->token, p11_ckr_str(rv));
+		p11_session_put(b, s, !p11_session_broken(rv));
 		return;
 	}
 	for (i = 0; i < after.n; i++) {
@@ -320,9 +286,9 @@ genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
 			log_warn("backend: cannot destroy key object %lu "
 				 "without id in token '%s' (%s)",
 				 (unsigned long)after.h[i], b->token,
-				 ckr_str(rv));
+				 p11_ckr_str(rv));
 	}
-	session_put(b, s, !session_broken(rv));
+	p11_session_put(b, s, !p11_session_broken(rv));
 	free(after.h);
 	if (found == 0)
 		return;
@@ -334,19 +300,19 @@ genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
 
 /* --- operations ---------------------------------------------------------- */
 
-const struct key_spec *
-key_spec_find(uint32_t type)
+const struct p11_key_spec *
+p11_key_spec_find(uint32_t type)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(key_specs) / sizeof(key_specs[0]); i++)
-		if (key_specs[i].type == type)
-			return &key_specs[i];
+	for (i = 0; i < sizeof(p11_key_specs) / sizeof(p11_key_specs[0]); i++)
+		if (p11_key_specs[i].type == type)
+			return &p11_key_specs[i];
 	return NULL;
 }
 
 bool
-key_id_ok(const char *key_id)
+p11_key_id_ok(const char *key_id)
 {
 	size_t n = strlen(key_id);
 
@@ -365,18 +331,55 @@ key_id_ok(const char *key_id)
  * user PIN could change a key's attributes, and only stintd has it; agents
  * reach keys only through stintd, which never sets attributes on keys.
  */
-int
-keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
-	     const struct keypair_req *req, struct keypair *out, char *err,
-	     size_t errlen)
+/* What names both halves of a pair: CKA_ID = CKA_LABEL = the key id, and
+ * the task-key marker when asked for. */
+static void
+name_attrs(CK_ATTRIBUTE *t, CK_ULONG *n, const struct p11_keypair_req *req)
 {
-	const struct key_spec *spec = req->spec;
-	const char *key_id = req->key_id;
+	CK_ULONG id_len = strlen(req->key_id);
+
+	p11_attr_add(t, n, CKA_ID, (void *)req->key_id, id_len);
+	p11_attr_add(t, n, CKA_LABEL, (void *)req->key_id, id_len);
+	if (req->mark)
+		p11_attr_add(t, n, CKA_SUBJECT, (void *)p11_key_mark,
+			     sizeof(p11_key_mark));
+}
+
+/* 0 when no object in the token has CKA_ID = id: a second key under one
+ * id would make every later lookup a guess. */
+static int
+id_unused(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+	  bool *clean, char *err, size_t errlen)
+{
+	CK_OBJECT_HANDLE existing;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if ((rv = p11_find_by_id(b, s, id, NULL, &existing, 1, &n)) != CKR_OK) {
+		*clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot search the token", rv);
+		return -1;
+	}
+	if (n > 0) {
+		snprintf(err, errlen,
+			 "a key with id '%s' already exists in token '%s'", id,
+			 b->token);
+		return -1;
+	}
+	return 0;
+}
+
+int
+p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
+		 const struct p11_keypair_req *req, struct p11_keypair *out,
+		 char *err, size_t errlen)
+{
+	const struct p11_key_spec *spec = req->spec;
 	struct stint_pubkey *pub = out->pub;
 	struct stint_key_facts *facts = out->facts;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
-	CK_ULONG bits, id_len, npub = 0, npriv = 0;
+	CK_ULONG bits, npub = 0, npriv = 0;
 	CK_ATTRIBUTE pubt[10], privt[12];
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_OBJECT_HANDLE hpub = 0, hpriv = 0;
@@ -386,40 +389,34 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	CK_RV rv, before_rv;
 	int r = -1;
 
-	id_len = strlen(key_id);
+	if (id_unused(b, s, req->key_id, &out->clean, err, errlen) != 0)
+		return -1;
 	bits = spec->bits;
-	attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
-	attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
-	attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
-	attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
-	attr_add(pubt, &npub, CKA_ID, (void *)key_id, id_len);
-	attr_add(pubt, &npub, CKA_LABEL, (void *)key_id, id_len);
+	p11_attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	p11_attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+	p11_attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+	p11_attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
 	if (spec->ec) {
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
-			 spec->oid_len);
+		p11_attr_add(pubt, &npub, CKA_EC_PARAMS, (void *)spec->oid,
+			     spec->oid_len);
 	} else {
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-		attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
-		attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
-			 sizeof(exponent));
+		p11_attr_add(pubt, &npub, CKA_MODULUS_BITS, &bits,
+			     sizeof(bits));
+		p11_attr_add(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent,
+			     sizeof(exponent));
 	}
-	attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
-	attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
-	attr_add(privt, &npriv, CKA_ID, (void *)key_id, id_len);
-	attr_add(privt, &npriv, CKA_LABEL, (void *)key_id, id_len);
-	if (req->mark) {
-		attr_add(pubt, &npub, CKA_SUBJECT, (void *)key_mark,
-			 sizeof(key_mark));
-		attr_add(privt, &npriv, CKA_SUBJECT, (void *)key_mark,
-			 sizeof(key_mark));
-	}
+	p11_attr_add(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
+	p11_attr_add(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
+	p11_attr_add(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
+	name_attrs(pubt, &npub, req);
+	name_attrs(privt, &npriv, req);
 
 	pthread_mutex_lock(&b->write_lock);
 	before_rv = handles_list(b, s, &before);
@@ -430,42 +427,43 @@ keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	else if (rv != CKR_OK)
 		log_warn("backend: cannot list token '%s' (%s) before a key "
 			 "generation that failed; id-less keys it left stay",
-			 b->token, ckr_str(before_rv));
+			 b->token, p11_ckr_str(before_rv));
 	pthread_mutex_unlock(&b->write_lock);
 	free(before.h);
 	if (rv != CKR_OK) {
-		out->clean = !session_broken(rv);
+		out->clean = !p11_session_broken(rv);
 		snprintf(err, errlen,
 			 "cannot generate a key (%s) in token '%s'", spec->name,
 			 b->token);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
 	have_keys = true;
 
-	if ((rv = facts_read(b, s, hpriv, facts)) != CKR_OK) {
-		out->clean = !session_broken(rv);
-		ck_err(err, errlen,
-		       "cannot read back the new key's attributes; key refused",
-		       rv);
+	if ((rv = p11_facts_read(b, s, hpriv, facts)) != CKR_OK) {
+		out->clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen,
+			   "cannot read back the new key's attributes; key "
+			   "refused",
+			   rv);
 		goto out;
 	}
-	if ((violation = facts_violation(facts)) != NULL) {
+	if ((violation = p11_facts_violation(facts)) != NULL) {
 		snprintf(err, errlen,
 			 "token '%s' made a key (%s) that is not sign-only and "
 			 "non-extractable (%s); key refused and destroyed",
 			 b->token, spec->name, violation);
 		goto out;
 	}
-	if (pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
+	if (p11_pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
 		goto out;
 	out->hpub = hpub;
 	out->hpriv = hpriv;
 	r = 0;
 out:
 	if (r != 0 && have_keys) {
-		obj_destroy(b, s, hpriv);
-		obj_destroy(b, s, hpub);
+		p11_obj_destroy(b, s, hpriv);
+		p11_obj_destroy(b, s, hpub);
 		stint_pubkey_free(pub);
 	}
 	return r;

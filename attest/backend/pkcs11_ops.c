@@ -16,26 +16,24 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	     bool mark, struct stint_pubkey *pub, struct stint_key_facts *facts,
 	     char *err, size_t errlen)
 {
-	const struct key_spec *spec;
-	struct keypair_req req;
-	struct keypair kp;
-	CK_OBJECT_HANDLE existing;
+	const struct p11_key_spec *spec;
+	struct p11_keypair_req req;
+	struct p11_keypair kp;
 	CK_SESSION_HANDLE s;
-	CK_ULONG n;
 	bool clean = true;
 	CK_RV rv;
 	int r = -1;
 
 	memset(pub, 0, sizeof(*pub));
 	memset(facts, 0, sizeof(*facts));
-	if ((spec = key_spec_find(key_type)) == NULL) {
+	if ((spec = p11_key_spec_find(key_type)) == NULL) {
 		snprintf(err, errlen,
 			 "unknown key type %u (use ec-p256, ec-p384, rsa-2048 "
 			 "or rsa-3072)",
 			 (unsigned)key_type);
 		return -1;
 	}
-	if (!key_id_ok(key_id)) {
+	if (!p11_key_id_ok(key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
@@ -43,23 +41,10 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	/* An operation prepared for an earlier key of this id (destroyed
 	 * behind our back) must not sign for the new one. */
 	p11_prep_drop(b->prep, key_id);
-	pool_busy(b);
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	p11_pool_busy(b);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
-	}
-	/* A second key under one id would make every later lookup a guess. */
-	if ((rv = find_by_id(b, s, key_id, NULL, &existing, 1, &n)) != CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot search the token", rv);
-		goto out;
-	}
-	if (n > 0) {
-		snprintf(err, errlen,
-			 "a key with id '%s' already exists in "
-			 "token '%s'",
-			 key_id, b->token);
-		goto out;
 	}
 	req.spec = spec;
 	req.key_id = key_id;
@@ -67,14 +52,14 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	kp.pub = pub;
 	kp.facts = facts;
 	kp.clean = true;
-	if (keypair_make(b, s, &req, &kp, err, errlen) != 0) {
+	if (p11_keypair_make(b, s, &req, &kp, err, errlen) != 0) {
 		clean = kp.clean;
 		goto out;
 	}
-	cache_put(b, key_id, kp.hpriv, spec->ec ? CKK_EC : CKK_RSA);
+	p11_cache_put(b, key_id, kp.hpriv, spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
 out:
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	return r;
 }
 
@@ -123,21 +108,12 @@ pss_check(const CK_RSA_PKCS_PSS_PARAMS *pss, size_t in_len, char *err,
 	return 0;
 }
 
+/* What the token may be asked to sign at all: the mechanism, its
+ * parameters, the key id and the input's length. */
 static int
-p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
-	 const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	 uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+sign_check(const struct stint_backend_sign_req *req, char *err, size_t errlen)
 {
-	struct p11_backend *b = (struct p11_backend *)base;
-	CK_RSA_PKCS_PSS_PARAMS pss_params;
-	CK_MECHANISM mech = {raw, NULL, 0};
-	CK_SESSION_HANDLE s;
-	CK_OBJECT_HANDLE key;
-	CK_KEY_TYPE type;
-	CK_ULONG len;
-	CK_RV rv = CKR_OK;
-	bool cached, clean = true;
-	int attempt, r = -1;
+	CK_MECHANISM_TYPE raw = req->raw;
 
 	if (raw != CKM_ECDSA && raw != CKM_RSA_PKCS &&
 	    raw != CKM_RSA_PKCS_PSS) {
@@ -147,87 +123,125 @@ p11_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 			 (unsigned long)raw);
 		return -1;
 	}
-	if ((raw == CKM_RSA_PKCS_PSS) != (pss != NULL)) {
+	if ((raw == CKM_RSA_PKCS_PSS) != (req->pss != NULL)) {
 		snprintf(err, errlen,
 			 "PSS parameters go with CKM_RSA_PKCS_PSS "
 			 "and only with it");
 		return -1;
 	}
-	if (!key_id_ok(key_id)) {
+	if (!p11_key_id_ok(req->key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
 	}
-	if (in_len == 0 || in_len > SIGN_IN_MAX) {
+	if (req->in_len == 0 || req->in_len > SIGN_IN_MAX) {
 		snprintf(err, errlen, "input to sign must be 1 to %d bytes",
 			 SIGN_IN_MAX);
 		return -1;
 	}
-	if (pss != NULL && pss_check(pss, in_len, err, errlen) != 0)
+	if (req->pss != NULL && pss_check(req->pss, req->in_len, err, errlen))
 		return -1;
-	if (pss != NULL) {
-		pss_params = *pss;
-		mech.pParameter = &pss_params;
-		mech.ulParameterLen = sizeof(pss_params);
-	}
-	len = *sig_len;
-	if (p11_prep_sign(b->prep, key_id, &mech, in, in_len, sig, &len)) {
-		*sig_len = len;
-		return 0;
-	}
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
-		return -1;
-	}
-	/* A cached handle can be stale if the key was destroyed behind our
-	 * back; then look it up once more in the token. */
+	return 0;
+}
+
+/* C_SignInit for key_id in s. A cached handle can be stale if the key was
+ * destroyed behind our back; then it is looked up once more in the token.
+ * *key gets the handle used; *clean false when s is unusable. */
+static int
+sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
+	  const struct stint_backend_sign_req *req, CK_MECHANISM *mech,
+	  CK_OBJECT_HANDLE *key, bool *clean, char *err, size_t errlen)
+{
+	struct p11_key_found k;
+	CK_RV rv = CKR_OK;
+	int attempt;
+
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (key_lookup(b, s, key_id, &key, &type, &cached, &rv, err,
-			       errlen) != 0) {
-			clean = !session_broken(rv);
-			goto out;
+		if (p11_key_lookup(b, s, req->key_id, &k, err, errlen) != 0) {
+			*clean = !p11_session_broken(k.rv);
+			return -1;
 		}
 		/* SoftHSM 2.6 crashes in C_Sign when an RSA mechanism is used
 		 * with an EC key, so the token is not asked. */
-		if (type != (raw == CKM_ECDSA ? CKK_EC : CKK_RSA)) {
+		if (k.type != (req->raw == CKM_ECDSA ? CKK_EC : CKK_RSA)) {
 			snprintf(err, errlen,
 				 "key '%s' is not an %s key: mechanism does "
 				 "not fit",
-				 key_id, raw == CKM_ECDSA ? "EC" : "RSA");
-			goto out;
+				 req->key_id,
+				 req->raw == CKM_ECDSA ? "EC" : "RSA");
+			return -1;
 		}
-		rv = P11(b, C_SignInit, s, &mech, key);
+		rv = P11(b, C_SignInit, s, mech, k.h);
 		if ((rv == CKR_KEY_HANDLE_INVALID ||
 		     rv == CKR_OBJECT_HANDLE_INVALID) &&
-		    cached) {
-			cache_drop(b, key_id);
+		    k.cached) {
+			p11_cache_drop(b, req->key_id);
 			continue;
 		}
 		break;
 	}
 	if (rv != CKR_OK) {
-		clean = !session_broken(rv);
+		*clean = !p11_session_broken(rv);
 		if (rv == CKR_KEY_HANDLE_INVALID ||
 		    rv == CKR_OBJECT_HANDLE_INVALID)
-			cache_drop(b, key_id);
-		snprintf(err, errlen, "cannot sign with key '%s'", key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
-		goto out;
+			p11_cache_drop(b, req->key_id);
+		snprintf(err, errlen, "cannot sign with key '%s'", req->key_id);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		return -1;
 	}
-	len = *sig_len;
-	rv = P11(b, C_Sign, s, (CK_BYTE_PTR)in, in_len, sig, &len);
+	*key = k.h;
+	return 0;
+}
+
+static int
+p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
+	 struct stint_backend_sig *sig, char *err, size_t errlen)
+{
+	struct p11_backend *b = (struct p11_backend *)base;
+	CK_RSA_PKCS_PSS_PARAMS pss_params;
+	CK_MECHANISM mech = {req->raw, NULL, 0};
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE key;
+	CK_ULONG len;
+	CK_RV rv;
+	bool clean = true;
+	int r = -1;
+
+	if (sign_check(req, err, errlen) != 0)
+		return -1;
+	if (req->pss != NULL) {
+		pss_params = *req->pss;
+		mech.pParameter = &pss_params;
+		mech.ulParameterLen = sizeof(pss_params);
+	}
+	len = sig->cap;
+	if (p11_prep_sign(b->prep, req->key_id, &mech, req->in, req->in_len,
+			  sig->ptr, &len)) {
+		sig->len = len;
+		return 0;
+	}
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
+		return -1;
+	}
+	if (sign_init(b, s, req, &mech, &key, &clean, err, errlen) != 0)
+		goto out;
+	len = sig->cap;
+	rv = P11(b, C_Sign, s, (CK_BYTE_PTR)req->in, req->in_len, sig->ptr,
+		 &len);
 	if (rv != CKR_OK) {
 		clean = false;
-		snprintf(err, errlen, "signing with key '%s' failed", key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		snprintf(err, errlen, "signing with key '%s' failed",
+			 req->key_id);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
-	*sig_len = len;
+	sig->len = len;
 	r = 0;
 out:
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	if (r == 0)
-		p11_prep_request(b->prep, key_id, key, &mech);
+		p11_prep_request(b->prep, req->key_id, key, &mech);
 	return r;
 }
 
@@ -243,39 +257,41 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 	bool clean = true;
 	int round, r = -1;
 
-	if (!key_id_ok(key_id)) {
+	if (!p11_key_id_ok(key_id)) {
 		snprintf(err, errlen, "key id must be 1 to %d bytes",
 			 KEY_ID_MAX);
 		return -1;
 	}
-	cache_drop(b, key_id);
+	p11_cache_drop(b, key_id);
 	p11_prep_drop(b->prep, key_id);
-	pool_busy(b);
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	p11_pool_busy(b);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
 	/* Bounded: each round destroys what it found or fails. */
 	for (round = 0; round < 64; round++) {
-		if ((rv = find_by_id(b, s, key_id, NULL, h, FIND_BATCH, &n)) !=
-		    CKR_OK) {
-			clean = !session_broken(rv);
+		if ((rv = p11_find_by_id(b, s, key_id, NULL, h, FIND_BATCH,
+					 &n)) != CKR_OK) {
+			clean = !p11_session_broken(rv);
 			snprintf(err, errlen, "cannot search for key '%s'",
 				 key_id);
-			ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+			p11_ck_err(err + strlen(err), errlen - strlen(err), "",
+				   rv);
 			goto out;
 		}
 		if (n == 0)
 			break;
 		for (i = 0; i < n; i++) {
-			rv = obj_destroy(b, s, h[i]);
+			rv = p11_obj_destroy(b, s, h[i]);
 			/* Gone already: another thread got there first. */
 			if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
 				continue;
-			clean = !session_broken(rv);
+			clean = !p11_session_broken(rv);
 			snprintf(err, errlen, "cannot destroy key '%s'",
 				 key_id);
-			ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+			p11_ck_err(err + strlen(err), errlen - strlen(err), "",
+				   rv);
 			goto out;
 		}
 	}
@@ -289,9 +305,9 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 out:
 	/* A signer may have cached the handle, or asked for an operation to
 	 * be prepared, while we were destroying. */
-	cache_drop(b, key_id);
+	p11_cache_drop(b, key_id);
 	p11_prep_drop(b->prep, key_id);
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	return r;
 }
 
@@ -306,7 +322,7 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	struct p11_backend *b = (struct p11_backend *)base;
 	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
 	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
-	const struct key_spec *spec;
+	const struct p11_key_spec *spec;
 	CK_OBJECT_HANDLE hpriv[2], hpub[2];
 	CK_SESSION_HANDLE s;
 	const char *violation;
@@ -318,24 +334,25 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 	*created = false;
 	memset(pub, 0, sizeof(*pub));
 	memset(facts, 0, sizeof(*facts));
-	if ((spec = key_spec_find(key_type)) == NULL || !key_id_ok(key_id)) {
+	if ((spec = p11_key_spec_find(key_type)) == NULL ||
+	    !p11_key_id_ok(key_id)) {
 		snprintf(err, errlen, "bad host key type or id");
 		return -1;
 	}
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
-	if ((rv = find_by_id(b, s, key_id, &priv_cls, hpriv, 2, &n)) !=
+	if ((rv = p11_find_by_id(b, s, key_id, &priv_cls, hpriv, 2, &n)) !=
 		    CKR_OK ||
-	    (rv = find_by_id(b, s, key_id, &pub_cls, hpub, 2, &npub)) !=
+	    (rv = p11_find_by_id(b, s, key_id, &pub_cls, hpub, 2, &npub)) !=
 		    CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot search the token", rv);
+		clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot search the token", rv);
 		goto out;
 	}
 	if (n == 0 && npub == 0) {
-		session_put(b, s, clean);
+		p11_session_put(b, s, clean);
 		/* Unmarked: the sweep never considers host keys. */
 		r = key_generate(b, key_type, key_id, false, pub, facts, err,
 				 errlen);
@@ -350,26 +367,26 @@ p11_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 			 key_id);
 		goto out;
 	}
-	if ((rv = facts_read(b, s, hpriv[0], facts)) != CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot read the host key's attributes",
-		       rv);
+	if ((rv = p11_facts_read(b, s, hpriv[0], facts)) != CKR_OK) {
+		clean = !p11_session_broken(rv);
+		p11_ck_err(err, errlen, "cannot read the host key's attributes",
+			   rv);
 		goto out;
 	}
-	if ((violation = facts_violation(facts)) != NULL) {
+	if ((violation = p11_facts_violation(facts)) != NULL) {
 		snprintf(err, errlen,
 			 "host key '%s' in token '%s' is not sign-only and "
 			 "non-extractable (%s): refusing to use it",
 			 key_id, b->token, violation);
 		goto out;
 	}
-	if (pubkey_read(b, s, hpub[0], spec, pub, err, errlen) != 0)
+	if (p11_pubkey_read(b, s, hpub[0], spec, pub, err, errlen) != 0)
 		goto out;
 	r = 0;
 out:
 	if (r != 0)
 		stint_pubkey_free(pub);
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 	return r;
 }
 
@@ -398,6 +415,9 @@ const struct stint_backend_ops p11_ops = {
 	.key_take = p11_key_take,
 	.sweep = p11_sweep,
 	.own_keys = p11_own_keys,
+	.evidence = p11_evidence,
+	.ak_spki = p11_ak_spki,
+	.ak_sign = p11_ak_sign,
 	.stats = p11_stats,
 	.close = p11_close,
 };

@@ -9,16 +9,16 @@ static void *pool_main(void *arg);
 
 /* --- key pool ------------------------------------------------------------ */
 
-static const struct key_spec *
+static const struct p11_key_spec *
 pool_spec(void)
 {
-	return &key_specs[0]; /* ec-p256 */
+	return &p11_key_specs[0]; /* ec-p256 */
 }
 
 /* "pool-" and 32 lowercase hex digits: the ids under which earlier versions
  * kept ready keys before relabelling them. The sweep removes any left. */
 bool
-legacy_pool_id(const char *id, size_t len)
+p11_legacy_pool_id(const char *id, size_t len)
 {
 	size_t i, n = strlen(LEGACY_POOL_PREFIX);
 
@@ -34,7 +34,7 @@ legacy_pool_id(const char *id, size_t len)
 /* Starts the refill thread once; caller holds pool_lock. Not at open:
  * stintd forks after opening the backend, and threads do not survive it. */
 void
-pool_start_locked(struct p11_backend *b)
+p11_pool_start_locked(struct p11_backend *b)
 {
 	if (b->pool_target == 0 || b->pool_started || b->pool_stop)
 		return;
@@ -54,12 +54,10 @@ pool_start_locked(struct p11_backend *b)
 static int
 pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 {
-	struct keypair_req req;
-	struct keypair kp;
+	struct p11_keypair_req req;
+	struct p11_keypair kp;
 	struct pool_key k;
-	CK_OBJECT_HANDLE existing;
 	CK_SESSION_HANDLE s;
-	CK_ULONG n;
 	bool clean = true, kept = false;
 	CK_RV rv;
 	int r = -1;
@@ -73,21 +71,9 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 	pthread_mutex_lock(&b->pool_lock);
 	memcpy(b->pool_making, k.id, sizeof(k.id));
 	pthread_mutex_unlock(&b->pool_lock);
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		goto done;
-	}
-	/* As in generate(): a second key under one id would make every later
-	 * lookup a guess. */
-	if ((rv = find_by_id(b, s, k.id, NULL, &existing, 1, &n)) != CKR_OK) {
-		clean = !session_broken(rv);
-		ck_err(err, errlen, "cannot search the token", rv);
-		goto out;
-	}
-	if (n > 0) {
-		snprintf(err, errlen, "id %s is taken in token '%s'", k.id,
-			 b->token);
-		goto out;
 	}
 	req.spec = pool_spec();
 	req.key_id = k.id;
@@ -95,7 +81,7 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 	kp.pub = &k.pubkey;
 	kp.facts = &k.facts;
 	kp.clean = true;
-	if (keypair_make(b, s, &req, &kp, err, errlen) != 0) {
+	if (p11_keypair_make(b, s, &req, &kp, err, errlen) != 0) {
 		clean = kp.clean;
 		goto out;
 	}
@@ -108,13 +94,13 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 	}
 	pthread_mutex_unlock(&b->pool_lock);
 	if (!kept) { /* not wanted any more */
-		obj_destroy(b, s, k.priv);
-		obj_destroy(b, s, k.pub);
+		p11_obj_destroy(b, s, k.priv);
+		p11_obj_destroy(b, s, k.pub);
 		stint_pubkey_free(&k.pubkey);
 	}
 	r = 0;
 out:
-	session_put(b, s, clean);
+	p11_session_put(b, s, clean);
 done:
 	pthread_mutex_lock(&b->pool_lock);
 	b->pool_making[0] = '\0';
@@ -142,7 +128,7 @@ pool_busy_locked(struct p11_backend *b)
 }
 
 void
-pool_busy(struct p11_backend *b)
+p11_pool_busy(struct p11_backend *b)
 {
 	pthread_mutex_lock(&b->pool_lock);
 	pool_busy_locked(b);
@@ -231,10 +217,10 @@ p11_key_take(struct stint_backend *base, uint32_t key_type,
 	struct pool_key k;
 	bool got = false;
 
-	if (key_spec_find(key_type) != pool_spec())
+	if (p11_key_spec_find(key_type) != pool_spec())
 		return -1;
 	pthread_mutex_lock(&b->pool_lock);
-	pool_start_locked(b);
+	p11_pool_start_locked(b);
 	if (b->n_pool > 0) {
 		k = b->pool[--b->n_pool];
 		memset(&b->pool[b->n_pool], 0, sizeof(b->pool[b->n_pool]));
@@ -245,7 +231,7 @@ p11_key_take(struct stint_backend *base, uint32_t key_type,
 	pthread_mutex_unlock(&b->pool_lock);
 	if (!got)
 		return -1;
-	cache_put(b, k.id, k.priv, CKK_EC);
+	p11_cache_put(b, k.id, k.priv, CKK_EC);
 	memcpy(id, k.id, sizeof(k.id));
 	*pub = k.pubkey;
 	*facts = k.facts;
@@ -254,7 +240,7 @@ p11_key_take(struct stint_backend *base, uint32_t key_type,
 
 /* True while id is a ready key in memory or being made as one. */
 bool
-pool_holds(struct p11_backend *b, const char *id)
+p11_pool_holds(struct p11_backend *b, const char *id)
 {
 	bool held;
 	size_t i;
@@ -268,7 +254,7 @@ pool_holds(struct p11_backend *b, const char *id)
 }
 
 void
-pool_stop(struct p11_backend *b)
+p11_pool_stop(struct p11_backend *b)
 {
 	bool started;
 
@@ -322,7 +308,7 @@ ready_save(struct p11_backend *b)
 
 /* The ids saved by the last clean stop (malloc'ed, n entries), and the file
  * removed: nothing when it cannot be removed, so it is never read twice. */
-char (*ready_load(struct p11_backend *b, size_t *n))[STINT_TASK_ID_MAX + 1]
+char (*p11_ready_load(struct p11_backend *b, size_t *n))[STINT_TASK_ID_MAX + 1]
 {
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
 	char line[128];
@@ -353,7 +339,7 @@ char (*ready_load(struct p11_backend *b, size_t *n))[STINT_TASK_ID_MAX + 1]
 }
 
 bool
-ready_listed(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n, const char *id)
+p11_ready_listed(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n, const char *id)
 {
 	size_t i;
 
@@ -366,7 +352,7 @@ ready_listed(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n, const char *id)
 /* Adopts the key pair under id as a ready key if it still is one: one
  * private and one public ec-p256 key, sign-only, never extractable. */
 bool
-pool_adopt(struct p11_backend *b, const char *id)
+p11_pool_adopt(struct p11_backend *b, const char *id)
 {
 	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
 	static const CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY;
@@ -380,17 +366,18 @@ pool_adopt(struct p11_backend *b, const char *id)
 	bool ok;
 
 	memset(&k, 0, sizeof(k));
-	if (session_get(b, &s) != CKR_OK)
+	if (p11_session_get(b, &s) != CKR_OK)
 		return false;
-	ok = find_by_id(b, s, id, &priv_cls, hpriv, 2, &npriv) == CKR_OK &&
-	     find_by_id(b, s, id, &pub_cls, hpub, 2, &npub) == CKR_OK &&
+	ok = p11_find_by_id(b, s, id, &priv_cls, hpriv, 2, &npriv) == CKR_OK &&
+	     p11_find_by_id(b, s, id, &pub_cls, hpub, 2, &npub) == CKR_OK &&
 	     npriv == 1 && npub == 1 &&
 	     P11(b, C_GetAttributeValue, s, hpriv[0], &a, 1) == CKR_OK &&
-	     type == CKK_EC && facts_read(b, s, hpriv[0], &k.facts) == CKR_OK &&
-	     facts_violation(&k.facts) == NULL &&
-	     pubkey_read(b, s, hpub[0], pool_spec(), &k.pubkey, why,
-			 sizeof(why)) == 0;
-	session_put(b, s, true);
+	     type == CKK_EC &&
+	     p11_facts_read(b, s, hpriv[0], &k.facts) == CKR_OK &&
+	     p11_facts_violation(&k.facts) == NULL &&
+	     p11_pubkey_read(b, s, hpub[0], pool_spec(), &k.pubkey, why,
+			     sizeof(why)) == 0;
+	p11_session_put(b, s, true);
 	if (!ok) {
 		stint_pubkey_free(&k.pubkey);
 		return false;
@@ -408,10 +395,10 @@ pool_adopt(struct p11_backend *b, const char *id)
 	return ok;
 }
 
-/* At close, after pool_stop(): a stopped stintd leaves no unused ready key
+/* At close, after p11_pool_stop(): a stopped stintd leaves no unused ready key
  * in the token (the sweep at the next start covers a crash). */
 void
-pool_drain(struct p11_backend *b)
+p11_pool_drain(struct p11_backend *b)
 {
 	CK_SESSION_HANDLE s;
 	CK_RV rv = CKR_OK;
@@ -430,20 +417,20 @@ pool_drain(struct p11_backend *b)
 		b->n_pool = 0;
 		return;
 	}
-	have_session = b->f != NULL && (rv = session_get(b, &s)) == CKR_OK;
+	have_session = b->f != NULL && (rv = p11_session_get(b, &s)) == CKR_OK;
 	for (i = 0; i < b->n_pool; i++) {
 		if (have_session &&
-		    ((rv = obj_destroy(b, s, b->pool[i].priv)) == CKR_OK ||
+		    ((rv = p11_obj_destroy(b, s, b->pool[i].priv)) == CKR_OK ||
 		     rv == CKR_OBJECT_HANDLE_INVALID))
-			rv = obj_destroy(b, s, b->pool[i].pub);
+			rv = p11_obj_destroy(b, s, b->pool[i].pub);
 		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID)
 			log_warn("backend: cannot remove unused ready key %s "
 				 "(%s); the next start removes it",
-				 b->pool[i].id, ckr_str(rv));
+				 b->pool[i].id, p11_ckr_str(rv));
 		stint_pubkey_free(&b->pool[i].pubkey);
 	}
 	if (have_session)
-		session_put(b, s, !session_broken(rv));
+		p11_session_put(b, s, !p11_session_broken(rv));
 	stint_debug("backend", "key pool: %zu unused ready keys removed",
 		    b->n_pool);
 	b->n_pool = 0;

@@ -24,7 +24,7 @@ sweep_ids_unique(char (*ids)[STINT_TASK_ID_MAX + 1], size_t n)
 	return k;
 }
 
-/* What the sweep considers: the marked objects of the token (key_mark). */
+/* What the sweep considers: the marked objects of the token (p11_key_mark). */
 struct sweep_list {
 	char (*ids)[STINT_TASK_ID_MAX + 1]; /* task-shaped or legacy pool */
 	size_t n, cap;
@@ -92,11 +92,11 @@ sweep_one(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 	a.ulValueLen = STINT_TASK_ID_MAX;
 	rv = P11(b, C_GetAttributeValue, s, h, &a, 1);
 	if (rv != CKR_OK) /* a broken session would hide every key */
-		return session_broken(rv) ? rv : CKR_OK;
+		return p11_session_broken(rv) ? rv : CKR_OK;
 	if (a.ulValueLen == 0)
 		return sweep_add_idless(l, h);
 	if (!stint_task_id_shaped(buf, a.ulValueLen) &&
-	    !legacy_pool_id(buf, a.ulValueLen))
+	    !p11_legacy_pool_id(buf, a.ulValueLen))
 		return CKR_OK;
 	buf[a.ulValueLen] = '\0';
 	return sweep_add_id(l, buf);
@@ -107,7 +107,8 @@ static CK_RV
 sweep_ids(struct p11_backend *b, CK_SESSION_HANDLE s, struct sweep_list *l)
 {
 	CK_OBJECT_HANDLE h[FIND_BATCH];
-	CK_ATTRIBUTE t = {CKA_SUBJECT, (void *)key_mark, sizeof(key_mark)};
+	CK_ATTRIBUTE t = {CKA_SUBJECT, (void *)p11_key_mark,
+			  sizeof(p11_key_mark)};
 	CK_ULONG n, i;
 	CK_RV rv, rv2;
 
@@ -148,18 +149,20 @@ sweep_idless(struct p11_backend *b, const struct sweep_list *l,
 
 	if (l->n_idless == 0 || keep(ctx, ""))
 		return 0;
-	if ((rv = session_get(b, &s)) != CKR_OK) {
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
 		if ((*failed)++ == 0)
-			ck_err(err, errlen, "cannot open a token session", rv);
+			p11_ck_err(err, errlen, "cannot open a token session",
+				   rv);
 		return 0;
 	}
 	for (i = 0; i < l->n_idless; i++) {
-		rv = obj_destroy(b, s, l->idless[i]);
+		rv = p11_obj_destroy(b, s, l->idless[i]);
 		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
 			if ((*failed)++ == 0)
-				ck_err(err, errlen,
-				       "cannot destroy a key without id", rv);
-			if (session_broken(rv))
+				p11_ck_err(err, errlen,
+					   "cannot destroy a key without id",
+					   rv);
+			if (p11_session_broken(rv))
 				break;
 			continue;
 		}
@@ -167,7 +170,7 @@ sweep_idless(struct p11_backend *b, const struct sweep_list *l,
 		if (gone != NULL)
 			gone(ctx, "");
 	}
-	session_put(b, s, i == l->n_idless);
+	p11_session_put(b, s, i == l->n_idless);
 	return done;
 }
 
@@ -180,14 +183,15 @@ p11_own_keys(struct stint_backend *base, size_t *count, char *err,
 {
 	struct p11_backend *b = (struct p11_backend *)base;
 	CK_OBJECT_HANDLE h[FIND_BATCH];
-	CK_ATTRIBUTE t = {CKA_SUBJECT, (void *)key_mark, sizeof(key_mark)};
+	CK_ATTRIBUTE t = {CKA_SUBJECT, (void *)p11_key_mark,
+			  sizeof(p11_key_mark)};
 	CK_SESSION_HANDLE s;
 	CK_ULONG n;
 	CK_RV rv, rv2;
 
 	*count = 0;
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
 	}
 	if ((rv = P11(b, C_FindObjectsInit, s, &t, 1)) == CKR_OK) {
@@ -199,9 +203,10 @@ p11_own_keys(struct stint_backend *base, size_t *count, char *err,
 		if (rv == CKR_OK)
 			rv = rv2;
 	}
-	session_put(b, s, !session_broken(rv));
+	p11_session_put(b, s, !p11_session_broken(rv));
 	if (rv != CKR_OK) {
-		ck_err(err, errlen, "cannot list the objects in the token", rv);
+		p11_ck_err(err, errlen, "cannot list the objects in the token",
+			   rv);
 		return -1;
 	}
 	return 0;
@@ -232,15 +237,16 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 
 	*destroyed = 0;
 	memset(&l, 0, sizeof(l));
-	saved = ready_load(b, &n_saved);
-	if ((rv = session_get(b, &s)) != CKR_OK) {
-		ck_err(err, errlen, "cannot open a token session", rv);
+	saved = p11_ready_load(b, &n_saved);
+	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		goto out;
 	}
 	rv = sweep_ids(b, s, &l);
-	session_put(b, s, !session_broken(rv));
+	p11_session_put(b, s, !p11_session_broken(rv));
 	if (rv != CKR_OK) {
-		ck_err(err, errlen, "cannot list the objects in the token", rv);
+		p11_ck_err(err, errlen, "cannot list the objects in the token",
+			   rv);
 		goto out;
 	}
 	ids = l.ids;
@@ -248,14 +254,14 @@ p11_sweep(struct stint_backend *base, bool (*keep)(void *ctx, const char *id),
 	*destroyed +=
 		sweep_idless(b, &l, keep, gone, ctx, &failed, err, errlen);
 	for (i = 0; i < n; i++) {
-		if (pool_holds(b, ids[i]))
+		if (p11_pool_holds(b, ids[i]))
 			continue;
-		if (legacy_pool_id(ids[i], strlen(ids[i])))
+		if (p11_legacy_pool_id(ids[i], strlen(ids[i])))
 			goto destroy;
 		if (keep(ctx, ids[i]))
 			continue;
-		if (ready_listed(saved, n_saved, ids[i]) &&
-		    pool_adopt(b, ids[i])) {
+		if (p11_ready_listed(saved, n_saved, ids[i]) &&
+		    p11_pool_adopt(b, ids[i])) {
 			adopted++;
 			continue;
 		}
@@ -281,7 +287,7 @@ out:
 	sweep_list_free(&l);
 	free(saved);
 	pthread_mutex_lock(&b->pool_lock);
-	pool_start_locked(b);
+	p11_pool_start_locked(b);
 	pthread_mutex_unlock(&b->pool_lock);
 	return r;
 }

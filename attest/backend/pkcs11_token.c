@@ -12,7 +12,7 @@
 
 /* The name of rv (common/p11names.c), never NULL. */
 const char *
-ckr_str(CK_RV rv)
+p11_ckr_str(CK_RV rv)
 {
 	const char *name = stint_ckr_name(rv);
 
@@ -53,14 +53,14 @@ ckr_hint(CK_RV rv)
 }
 
 void
-ck_err(char *err, size_t errlen, const char *what, CK_RV rv)
+p11_ck_err(char *err, size_t errlen, const char *what, CK_RV rv)
 {
-	snprintf(err, errlen, "%s: %s%s", what, ckr_str(rv), ckr_hint(rv));
+	snprintf(err, errlen, "%s: %s%s", what, p11_ckr_str(rv), ckr_hint(rv));
 }
 
 /* A session that failed this way cannot be trusted for the next caller. */
 bool
-session_broken(CK_RV rv)
+p11_session_broken(CK_RV rv)
 {
 	switch (rv) {
 	case CKR_SESSION_HANDLE_INVALID:
@@ -83,7 +83,7 @@ session_broken(CK_RV rv)
 CK_RV
 p11_traced(CK_RV rv, const char *call)
 {
-	stint_debug("backend", "%s: %s", call, ckr_str(rv));
+	stint_debug("backend", "%s: %s", call, p11_ckr_str(rv));
 	return rv;
 }
 
@@ -103,7 +103,7 @@ cache_bucket(const char *id)
 static void
 cache_clear_locked(struct p11_backend *b)
 {
-	struct key_entry *e, *next;
+	struct p11_key_entry *e, *next;
 	size_t i;
 
 	for (i = 0; i < CACHE_BUCKETS; i++) {
@@ -117,10 +117,10 @@ cache_clear_locked(struct p11_backend *b)
 }
 
 static bool
-cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
-	  CK_KEY_TYPE *type)
+p11_cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
+	      CK_KEY_TYPE *type)
 {
-	struct key_entry *e;
+	struct p11_key_entry *e;
 	bool found = false;
 
 	pthread_mutex_lock(&b->lock);
@@ -137,9 +137,9 @@ cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
 }
 
 void
-cache_drop(struct p11_backend *b, const char *id)
+p11_cache_drop(struct p11_backend *b, const char *id)
 {
-	struct key_entry **pp, *e;
+	struct p11_key_entry **pp, *e;
 
 	pthread_mutex_lock(&b->lock);
 	for (pp = &b->cache[cache_bucket(id)]; (e = *pp) != NULL;
@@ -156,10 +156,10 @@ cache_drop(struct p11_backend *b, const char *id)
 
 /* Best effort: a cache that cannot grow only costs a find. */
 void
-cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
-	  CK_KEY_TYPE type)
+p11_cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
+	      CK_KEY_TYPE type)
 {
-	struct key_entry *e;
+	struct p11_key_entry *e;
 	size_t n = strlen(id), i;
 
 	pthread_mutex_lock(&b->lock);
@@ -188,7 +188,7 @@ out:
 /* --- session pool -------------------------------------------------------- */
 
 CK_RV
-session_get(struct p11_backend *b, CK_SESSION_HANDLE *s)
+p11_session_get(struct p11_backend *b, CK_SESSION_HANDLE *s)
 {
 	pthread_mutex_lock(&b->lock);
 	if (b->n_idle > 0) {
@@ -207,7 +207,7 @@ session_get(struct p11_backend *b, CK_SESSION_HANDLE *s)
  * handed to the next signer.
  */
 void
-session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean)
+p11_session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean)
 {
 	if (clean) {
 		pthread_mutex_lock(&b->lock);
@@ -224,8 +224,8 @@ session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean)
 /* --- objects ------------------------------------------------------------- */
 
 void
-attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, void *value,
-	 CK_ULONG len)
+p11_attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, void *value,
+	     CK_ULONG len)
 {
 	t[*n].type = type;
 	t[*n].pValue = value;
@@ -234,7 +234,7 @@ attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, void *value,
 }
 
 CK_RV
-obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+p11_obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
 {
 	CK_RV rv;
 
@@ -246,9 +246,9 @@ obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
 
 /* Handles of up to max objects with CKA_ID = id (and CKA_CLASS = *cls). */
 CK_RV
-find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
-	   const CK_OBJECT_CLASS *cls, CK_OBJECT_HANDLE *out, CK_ULONG max,
-	   CK_ULONG *n)
+p11_find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+	       const CK_OBJECT_CLASS *cls, CK_OBJECT_HANDLE *out, CK_ULONG max,
+	       CK_ULONG *n)
 {
 	CK_OBJECT_CLASS c = cls != NULL ? *cls : 0;
 	CK_ATTRIBUTE t[2];
@@ -256,9 +256,9 @@ find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
 	CK_RV rv, rv2;
 
 	*n = 0;
-	attr_add(t, &nt, CKA_ID, (void *)id, strlen(id));
+	p11_attr_add(t, &nt, CKA_ID, (void *)id, strlen(id));
 	if (cls != NULL)
-		attr_add(t, &nt, CKA_CLASS, &c, sizeof(c));
+		p11_attr_add(t, &nt, CKA_CLASS, &c, sizeof(c));
 	if ((rv = P11(b, C_FindObjectsInit, s, t, nt)) != CKR_OK)
 		return rv;
 	rv = P11(b, C_FindObjects, s, out, max, n);
@@ -268,22 +268,21 @@ find_by_id(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
 
 /* The private key of key_id and its CKK_*, from the cache or the token. */
 int
-key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
-	   CK_OBJECT_HANDLE *h, CK_KEY_TYPE *type, bool *cached, CK_RV *rvp,
-	   char *err, size_t errlen)
+p11_key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
+	       struct p11_key_found *out, char *err, size_t errlen)
 {
 	static const CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY;
 	CK_OBJECT_HANDLE found[2];
-	CK_ATTRIBUTE a = {CKA_KEY_TYPE, type, sizeof(*type)};
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &out->type, sizeof(out->type)};
 	CK_ULONG n;
-	CK_RV rv;
 
-	*rvp = CKR_OK;
-	if ((*cached = cache_get(b, key_id, h, type)))
+	out->rv = CKR_OK;
+	if ((out->cached = p11_cache_get(b, key_id, &out->h, &out->type)))
 		return 0;
-	if ((rv = find_by_id(b, s, key_id, &priv, found, 2, &n)) != CKR_OK) {
-		*rvp = rv;
-		ck_err(err, errlen, "cannot search the token for the key", rv);
+	out->rv = p11_find_by_id(b, s, key_id, &priv, found, 2, &n);
+	if (out->rv != CKR_OK) {
+		p11_ck_err(err, errlen, "cannot search the token for the key",
+			   out->rv);
 		return -1;
 	}
 	if (n == 0) {
@@ -300,22 +299,23 @@ key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
 			 key_id, b->token);
 		return -1;
 	}
-	*h = found[0];
-	if ((rv = P11(b, C_GetAttributeValue, s, *h, &a, 1)) != CKR_OK) {
-		*rvp = rv;
+	out->h = found[0];
+	if ((out->rv = P11(b, C_GetAttributeValue, s, out->h, &a, 1)) !=
+	    CKR_OK) {
 		snprintf(err, errlen, "cannot read the type of key '%s'",
 			 key_id);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "",
+			   out->rv);
 		return -1;
 	}
-	cache_put(b, key_id, *h, *type);
+	p11_cache_put(b, key_id, out->h, out->type);
 	return 0;
 }
 
 /* Reads one attribute into a malloc'ed buffer. */
 CK_RV
-attr_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-	  CK_ATTRIBUTE_TYPE type, struct stint_bytes *out)
+p11_attr_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	      CK_ATTRIBUTE_TYPE type, struct stint_bytes *out)
 {
 	CK_ATTRIBUTE a = {type, NULL, 0};
 	CK_RV rv;
@@ -337,8 +337,8 @@ attr_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 }
 
 CK_RV
-facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-	   struct stint_key_facts *facts)
+p11_facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	       struct stint_key_facts *facts)
 {
 	static const CK_ATTRIBUTE_TYPE types[8] = {
 		CKA_LOCAL,     CKA_NEVER_EXTRACTABLE,
@@ -353,7 +353,7 @@ facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 
 	memset(v, 0, sizeof(v));
 	for (i = 0; i < 8; i++)
-		attr_add(t, &nt, types[i], &v[i], sizeof(v[i]));
+		p11_attr_add(t, &nt, types[i], &v[i], sizeof(v[i]));
 	if ((rv = P11(b, C_GetAttributeValue, s, h, t, nt)) != CKR_OK)
 		return rv;
 	for (i = 0; i < 8; i++)
@@ -372,7 +372,7 @@ facts_read(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 
 /* NULL when the key is sign-only and cannot leave the token. */
 const char *
-facts_violation(const struct stint_key_facts *f)
+p11_facts_violation(const struct stint_key_facts *f)
 {
 	if (!f->local)
 		return "CKA_LOCAL is not true";
@@ -429,7 +429,7 @@ module_load(struct p11_backend *b, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "'%s' is not a usable PKCS#11 module "
 			 "(C_GetFunctionList: %s): fix [backend] module",
-			 b->module, ckr_str(rv));
+			 b->module, p11_ckr_str(rv));
 		return -1;
 	}
 	return 0;
@@ -489,7 +489,7 @@ token_find(struct p11_backend *b, char *err, size_t errlen)
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "cannot list the slots of '%s'",
 			 b->module);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -544,7 +544,7 @@ token_login(struct p11_backend *b, char *err, size_t errlen)
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "cannot open a session on token '%s'",
 			 b->token);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		return -1;
 	}
 	b->has_login_session = true;
@@ -572,7 +572,7 @@ token_login(struct p11_backend *b, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "the PIN in %s is not a valid PIN for token '%s' "
 			 "(%s): fix the file",
-			 b->pin_file, b->token, ckr_str(rv));
+			 b->pin_file, b->token, p11_ckr_str(rv));
 		goto out;
 	case CKR_PIN_LOCKED:
 		snprintf(err, errlen,
@@ -582,7 +582,7 @@ token_login(struct p11_backend *b, char *err, size_t errlen)
 		goto out;
 	default:
 		snprintf(err, errlen, "cannot log in to token '%s'", b->token);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		goto out;
 	}
 	r = 0;
@@ -599,8 +599,8 @@ p11_close(struct stint_backend *base)
 	if (b == NULL)
 		return;
 	/* Unused ready keys do not outlive this stintd. */
-	pool_stop(b);
-	pool_drain(b);
+	p11_pool_stop(b);
+	p11_pool_drain(b);
 	p11_prep_free(b->prep);
 	b->prep = NULL;
 	if (b->f != NULL) {
@@ -617,6 +617,7 @@ p11_close(struct stint_backend *base)
 	}
 	pthread_mutex_lock(&b->lock);
 	cache_clear_locked(b);
+	stint_bytes_clear(&b->ak_spki);
 	pthread_mutex_unlock(&b->lock);
 	if (b->dl != NULL)
 		dlclose(b->dl);
@@ -709,7 +710,7 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	} else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		snprintf(err, errlen, "cannot initialise PKCS#11 module '%s'",
 			 b->module);
-		ck_err(err + strlen(err), errlen - strlen(err), "", rv);
+		p11_ck_err(err + strlen(err), errlen - strlen(err), "", rv);
 		b->f = NULL; /* nothing to finalise or close */
 		goto out;
 	}

@@ -20,16 +20,16 @@ nv_refresh(struct tpm_backend *b, char *err, size_t errlen)
 				   ESYS_TR_NONE, ESYS_TR_NONE, &b->nv);
 	if (rc != TSS2_RC_SUCCESS) {
 		b->nv = ESYS_TR_NONE;
-		tss_err(err, errlen, "cannot find the kill-switch NV index",
-			rc);
+		tpm_tss_err(err, errlen, "cannot find the kill-switch NV index",
+			    rc);
 		return -1;
 	}
 	return 0;
 }
 
 int
-nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
-		size_t errlen)
+tpm_nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
+		    size_t errlen)
 {
 	TPM2B_MAX_NV_BUFFER *data = NULL;
 	size_t off = 0;
@@ -39,7 +39,8 @@ nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
 	rc = Esys_NV_Read(b->esys, ESYS_TR_RH_OWNER, b->nv, ESYS_TR_PASSWORD,
 			  ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot read the kill-switch counter", rc);
+		tpm_tss_err(err, errlen, "cannot read the kill-switch counter",
+			    rc);
 		return -1;
 	}
 	if (data->size == 8 &&
@@ -53,14 +54,14 @@ nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
 }
 
 int
-nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen)
+tpm_nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen)
 {
 	TPM2B_NAME *n = NULL;
 	TSS2_RC rc;
 
 	rc = Esys_TR_GetName(b->esys, b->nv, &n);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot get the NV index Name", rc);
+		tpm_tss_err(err, errlen, "cannot get the NV index Name", rc);
 		return -1;
 	}
 	*name = *n;
@@ -114,8 +115,8 @@ nv_increment(struct tpm_backend *b, char *err, size_t errlen)
 	(void)Esys_TR_SetAuth(b->esys, b->nv, &empty);
 	OPENSSL_cleanse(&auth, sizeof(auth));
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot increment the kill-switch counter",
-			rc);
+		tpm_tss_err(err, errlen,
+			    "cannot increment the kill-switch counter", rc);
 		goto out;
 	}
 	r = nv_refresh(b, err, errlen);
@@ -130,7 +131,7 @@ out:
  * guessing. Defined and incremented once on first start.
  */
 int
-nv_setup(struct tpm_backend *b, char *err, size_t errlen)
+tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
 	TPM2B_NV_PUBLIC pubinfo;
@@ -195,8 +196,8 @@ nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 	if (rc != TSS2_RC_SUCCESS) {
 		b->nv = ESYS_TR_NONE;
 		(void)unlink(path);
-		tss_err(err, errlen, "cannot define the kill-switch NV counter",
-			rc);
+		tpm_tss_err(err, errlen,
+			    "cannot define the kill-switch NV counter", rc);
 		goto out;
 	}
 	/* A counter reads only once written. */
@@ -216,26 +217,26 @@ out:
  */
 
 int
-ak_setup(struct tpm_backend *b, char *err, size_t errlen)
+tpm_ak_setup(struct tpm_backend *b, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
-	struct keyfile f;
+	struct tpm_keyfile f;
 	TPM2B_PUBLIC tmpl;
 	char *pem = NULL;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	r = keyfile_load(path, &f, err, errlen);
+	r = tpm_keyfile_load(path, &f, err, errlen);
 	if (r < 0)
 		return -1;
 	if (r == 1) {
 		memset(&f, 0, sizeof(f));
 		f.kind = KIND_HOST;
 		f.k.key_type = STINT_KEY_EC_P256;
-		template_ak(&tmpl);
-		if (create_key(b, &tmpl, &f.k.pub, &f.k.priv, err, errlen) !=
-			    0 ||
-		    keyfile_save(path, &f, err, errlen) != 0)
+		tpm_template_ak(&tmpl);
+		if (tpm_create_key(b, &tmpl, &f.k.pub, &f.k.priv, err,
+				   errlen) != 0 ||
+		    tpm_keyfile_save(path, &f, err, errlen) != 0)
 			return -1;
 		log_info("TPM: host attestation key created");
 	}
@@ -250,7 +251,7 @@ ak_setup(struct tpm_backend *b, char *err, size_t errlen)
 
 /* Reads the EK certificate from its TCG NV index, when there is one. */
 void
-ek_cert_record(struct tpm_backend *b)
+tpm_ek_cert_record(struct tpm_backend *b)
 {
 	static const uint32_t idx[] = {EK_CERT_ECC, EK_CERT_RSA};
 	char path[PATH_MAX + 16], err[256];
@@ -318,9 +319,9 @@ stint_backend_tpm_kill_switch(struct stint_backend *base, char *err,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
-	if (nv_read_counter(b, &before, err, errlen) != 0 ||
+	if (tpm_nv_read_counter(b, &before, err, errlen) != 0 ||
 	    nv_increment(b, err, errlen) != 0 ||
-	    nv_read_counter(b, &after, err, errlen) != 0)
+	    tpm_nv_read_counter(b, &after, err, errlen) != 0)
 		goto out;
 	if (after <= before) {
 		snprintf(err, errlen, "the kill-switch counter did not move");
@@ -347,7 +348,7 @@ stint_backend_tpm_counter(struct stint_backend *base, uint64_t *value,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
-	r = nv_read_counter(b, value, err, errlen);
+	r = tpm_nv_read_counter(b, value, err, errlen);
 	pthread_mutex_unlock(&b->lock);
 	return r;
 }
@@ -359,7 +360,7 @@ stint_backend_tpm_ak_pem(struct stint_backend *base, char **pem, char *err,
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 16];
 	EVP_PKEY *pkey = NULL;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	BIO *bio = NULL;
 	char *data;
 	long n;
@@ -367,7 +368,7 @@ stint_backend_tpm_ak_pem(struct stint_backend *base, char **pem, char *err,
 
 	*pem = NULL;
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &f, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &f, err, errlen) != 0)
 		return -1;
 	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) != 0 ||
 	    (bio = BIO_new(BIO_s_mem())) == NULL ||
@@ -395,7 +396,7 @@ marshal_bytes(struct stint_bytes *out, const void *src,
 
 	if (fn(src, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
 		return -1;
-	return tpm_bytes_dup(out, buf, off);
+	return stint_bytes_copy(out, buf, off);
 }
 
 static TSS2_RC
@@ -430,7 +431,7 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	TPM2B_NV_PUBLIC *nvpub = NULL;
 	TPM2B_ATTEST *attest = NULL;
 	TPMT_SIGNATURE *sig = NULL;
-	struct keyfile f, akf;
+	struct tpm_keyfile f, akf;
 	TPM2B_DATA qual;
 	EVP_MD_CTX *md = NULL;
 	unsigned int qlen = 0;
@@ -445,14 +446,14 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 		snprintf(err, errlen, "TPM evidence needs the TPM backend");
 		return -1;
 	}
-	if (key_find(b, key_id, &f, err, errlen) != 0)
+	if (tpm_key_find(b, key_id, &f, err, errlen) != 0)
 		return -1;
 	if (f.kind != KIND_TASK) {
 		snprintf(err, errlen, "'%s' is not a task key", key_id);
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &akf, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &akf, err, errlen) != 0)
 		return -1;
 	memset(&qual, 0, sizeof(qual));
 	if ((md = EVP_MD_CTX_new()) == NULL ||
@@ -469,22 +470,22 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
 
 	pthread_mutex_lock(&b->lock);
-	if (load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0 ||
-	    load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
+	if (tpm_load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0 ||
+	    tpm_load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
 		goto out;
 	/* The task key's ADMIN role: its (empty) auth value, since the key
 	 * is not adminWithPolicy. Certify reveals nothing secret. */
 	rc = Esys_Certify(b->esys, key, ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
 			  ESYS_TR_NONE, &qual, &scheme, &attest, &sig);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "TPM2_Certify failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Certify failed", rc);
 		goto out;
 	}
 	rc = Esys_NV_ReadPublic(b->esys, b->nv, ESYS_TR_NONE, ESYS_TR_NONE,
 				ESYS_TR_NONE, &nvpub, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot read the NV index public area",
-			rc);
+		tpm_tss_err(err, errlen, "cannot read the NV index public area",
+			    rc);
 		goto out;
 	}
 	tpm_flush(b, &key);
@@ -500,12 +501,13 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	ev.deadline = f.k.deadline;
 	ev.counter = f.k.counter;
 	ev.not_after = f.k.not_after;
-	if (tpm_bytes_dup(&ev.attest, attest->attestationData, attest->size) ||
+	if (stint_bytes_copy(&ev.attest, attest->attestationData,
+			     attest->size) ||
 	    marshal_bytes(&ev.signature, sig, mu_signature) ||
 	    marshal_bytes(&ev.key_public, &f.k.pub, mu_public) ||
 	    marshal_bytes(&ev.ak_public, &akf.k.pub, mu_public) ||
 	    marshal_bytes(&ev.nv_public, nvpub, mu_nvpublic) ||
-	    tpm_bytes_dup(&ev.ek_cert, (const uint8_t *)ek, ek_len) ||
+	    stint_bytes_copy(&ev.ek_cert, (const uint8_t *)ek, ek_len) ||
 	    stint_tpm_evidence_encode(&ev, doc) != 0) {
 		snprintf(err, errlen, "cannot encode the TPM evidence");
 		goto done;
@@ -565,58 +567,23 @@ tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 16];
-	unsigned char *der = NULL;
 	EVP_PKEY *pkey = NULL;
-	struct keyfile f;
-	int n = 0;
+	struct tpm_keyfile f;
+	int r = -1;
 
 	spki->ptr = NULL;
 	spki->len = 0;
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &f, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &f, err, errlen) != 0)
 		return -1;
 	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
-	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) != 0 ||
-	    (n = i2d_PUBKEY(pkey, &der)) <= 0 ||
-	    (spki->ptr = malloc((size_t)n)) == NULL) {
+	if (stint_tpm_pkey_from_public(&f.k.pub.publicArea, &pkey) == 0 &&
+	    stint_backend_spki_der(pkey, spki) == 0)
+		r = 0;
+	else
 		snprintf(err, errlen, "cannot encode the TPM AK");
-		n = -1;
-	} else {
-		memcpy(spki->ptr, der, (size_t)n);
-		spki->len = (size_t)n;
-	}
-	OPENSSL_free(der);
 	EVP_PKEY_free(pkey);
-	return n > 0 ? 0 : -1;
-}
-
-/* r || s → DER ECDSA-Sig-Value. */
-static int
-rs_to_der(const uint8_t *rs, size_t len, uint8_t *der, size_t *der_len)
-{
-	ECDSA_SIG *s = ECDSA_SIG_new();
-	BIGNUM *r = NULL, *ss = NULL;
-	unsigned char *p = der;
-	int n = -1;
-
-	if (s == NULL || len % 2 != 0)
-		goto out;
-	r = BN_bin2bn(rs, (int)(len / 2), NULL);
-	ss = BN_bin2bn(rs + len / 2, (int)(len / 2), NULL);
-	if (r == NULL || ss == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
-		goto out;
-	r = ss = NULL;
-	if (i2d_ECDSA_SIG(s, NULL) > (int)*der_len)
-		goto out;
-	n = i2d_ECDSA_SIG(s, &p);
-out:
-	BN_free(r);
-	BN_free(ss);
-	ECDSA_SIG_free(s);
-	if (n <= 0)
-		return -1;
-	*der_len = (size_t)n;
-	return 0;
+	return r;
 }
 
 int
@@ -629,7 +596,7 @@ tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
 	if (stint_backend_tpm_ak_sign(base, data, len, rs, &rs_len, err,
 				      errlen) != 0)
 		return -1;
-	if (rs_to_der(rs, rs_len, sig, sig_len) != 0) {
+	if (stint_backend_ecdsa_der(rs, rs_len, sig, sig_len) != 0) {
 		snprintf(err, errlen, "cannot encode the signature");
 		return -1;
 	}
@@ -665,7 +632,7 @@ stint_backend_tpm_ak_sign(struct stint_backend *base, const uint8_t *data,
 	TPM2B_MAX_BUFFER buf;
 	ESYS_TR ak = ESYS_TR_NONE;
 	char path[PATH_MAX + 16];
-	struct keyfile akf;
+	struct tpm_keyfile akf;
 	TSS2_RC rc;
 	int r = -1;
 
@@ -682,24 +649,25 @@ stint_backend_tpm_ak_sign(struct stint_backend *base, const uint8_t *data,
 	buf.size = (UINT16)len;
 	scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
 	snprintf(path, sizeof(path), "%s/ak.blob", b->dir);
-	if (keyfile_load(path, &akf, err, errlen) != 0)
+	if (tpm_keyfile_load(path, &akf, err, errlen) != 0)
 		return -1;
 	pthread_mutex_lock(&b->lock);
 	rc = Esys_Hash(b->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &buf,
 		       TPM2_ALG_SHA256, ESYS_TR_RH_OWNER, &digest, &ticket);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "TPM2_Hash failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Hash failed", rc);
 		goto out;
 	}
-	if (load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
+	if (tpm_load_key(b, &akf.k.pub, &akf.k.priv, &ak, err, errlen) != 0)
 		goto out;
 	rc = Esys_Sign(b->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 		       ESYS_TR_NONE, digest, &scheme, ticket, &s);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "the TPM refused to sign with the AK", rc);
+		tpm_tss_err(err, errlen, "the TPM refused to sign with the AK",
+			    rc);
 		goto out;
 	}
-	r = sig_out(s, sig, sig_len, err, errlen);
+	r = tpm_sig_out(s, sig, sig_len, err, errlen);
 out:
 	Esys_Free(s);
 	Esys_Free(digest);

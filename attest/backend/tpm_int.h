@@ -53,9 +53,11 @@
 
 #include "attest/backend.h"
 #include "attest/backend_tpm.h"
+#include "attest/backend/shared.h"
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "attest/tpm_evidence.h"
+#include "common/bytes.h"
 #include "common/fileio.h"
 #include "common/ident.h"
 #include "common/log.h"
@@ -84,38 +86,43 @@ struct tpm_backend {
 };
 
 /* The full keyfile, with its kind (task key or long-lived host key). */
-struct keyfile {
+struct tpm_keyfile {
 	struct stint_tpm_keyfile k;
 	uint8_t kind;
 };
 
-/* Which policy command failed (policy_run). */
-enum policy_step { STEP_NONE, STEP_CLOCK, STEP_NV };
+/* Which policy command failed (tpm_policy_run). */
+enum tpm_policy_step { STEP_NONE, STEP_CLOCK, STEP_NV };
 
-void tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc);
+void tpm_tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc);
 void tpm_flush(struct tpm_backend *b, ESYS_TR *tr);
 bool tpm_key_id_ok(const char *id);
 int tpm_path_for(const struct tpm_backend *b, const char *prefix,
 		 const char *id, char *path, size_t cap);
 int tpm_write_file(const char *path, const uint8_t *buf, size_t len, char *err,
 		   size_t errlen);
-int keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen);
-int keyfile_save(const char *path, const struct keyfile *f, char *err,
-		 size_t errlen);
-int clock_state_load(struct tpm_backend *b);
-int clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti, bool first,
-		  char *err, size_t errlen);
-TSS2_RC policy_run(struct tpm_backend *b, ESYS_TR session, uint64_t deadline,
-		   uint64_t counter, enum policy_step *failed);
-TSS2_RC session_start(struct tpm_backend *b, TPM2_SE type, ESYS_TR *session);
-int policy_digest(struct tpm_backend *b, uint64_t deadline, uint64_t counter,
-		  TPM2B_DIGEST *out, char *err, size_t errlen);
-int nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
-		    size_t errlen);
-int nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen);
-int nv_setup(struct tpm_backend *b, char *err, size_t errlen);
-int ak_setup(struct tpm_backend *b, char *err, size_t errlen);
-void ek_cert_record(struct tpm_backend *b);
+int tpm_keyfile_load(const char *path, struct tpm_keyfile *f, char *err,
+		     size_t errlen);
+int tpm_keyfile_save(const char *path, const struct tpm_keyfile *f, char *err,
+		     size_t errlen);
+int tpm_clock_state_load(struct tpm_backend *b);
+int tpm_clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti,
+		      bool first, char *err, size_t errlen);
+TSS2_RC tpm_policy_run(struct tpm_backend *b, ESYS_TR session,
+		       uint64_t deadline, uint64_t counter,
+		       enum tpm_policy_step *failed);
+TSS2_RC tpm_session_start(struct tpm_backend *b, TPM2_SE type,
+			  ESYS_TR *session);
+int tpm_policy_digest(struct tpm_backend *b, uint64_t deadline,
+		      uint64_t counter, TPM2B_DIGEST *out, char *err,
+		      size_t errlen);
+int tpm_nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
+			size_t errlen);
+int tpm_nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err,
+		size_t errlen);
+int tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen);
+int tpm_ak_setup(struct tpm_backend *b, char *err, size_t errlen);
+void tpm_ek_cert_record(struct tpm_backend *b);
 int tpm_evidence(struct stint_backend *base,
 		 const struct stint_backend_evidence_req *req,
 		 struct stint_bytes *doc, char *err, size_t errlen);
@@ -125,17 +132,17 @@ int tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
 		    uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
 int tpm_kill_switch(struct stint_backend *base, uint64_t *counter, char *err,
 		    size_t errlen);
-void template_ak(TPM2B_PUBLIC *t);
-int create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
-	       TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv, char *err,
-	       size_t errlen);
-int load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
-	     const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen);
-int tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n);
-int sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
-	    size_t errlen);
-int key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
-	     char *err, size_t errlen);
+void tpm_template_ak(TPM2B_PUBLIC *t);
+int tpm_create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
+		   TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv, char *err,
+		   size_t errlen);
+int tpm_load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
+		 const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err,
+		 size_t errlen);
+int tpm_sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len,
+		char *err, size_t errlen);
+int tpm_key_find(struct tpm_backend *b, const char *key_id,
+		 struct tpm_keyfile *f, char *err, size_t errlen);
 void tpm_close(struct stint_backend *base);
 
 #endif

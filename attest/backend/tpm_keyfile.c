@@ -10,7 +10,7 @@ static const char keyfile_magic[8] = {'S', 'T', 'I', 'N', 'T', 'K', 'E', 'Y'};
 /* --- small helpers ------------------------------------------------------- */
 
 void
-tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc)
+tpm_tss_err(char *err, size_t errlen, const char *what, TSS2_RC rc)
 {
 	snprintf(err, errlen, "%s: %s (0x%x)", what, Tss2_RC_Decode(rc),
 		 (unsigned)rc);
@@ -92,7 +92,8 @@ out:
 /* --- key files ------------------------------------------------------------ */
 
 static int
-keyfile_encode(const struct keyfile *f, uint8_t *buf, size_t cap, size_t *len)
+keyfile_encode(const struct tpm_keyfile *f, uint8_t *buf, size_t cap,
+	       size_t *len)
 {
 	const struct stint_tpm_keyfile *k = &f->k;
 	size_t off = sizeof(keyfile_magic);
@@ -119,7 +120,7 @@ keyfile_encode(const struct keyfile *f, uint8_t *buf, size_t cap, size_t *len)
 }
 
 static int
-keyfile_decode(const uint8_t *buf, size_t len, struct keyfile *f)
+keyfile_decode(const uint8_t *buf, size_t len, struct tpm_keyfile *f)
 {
 	struct stint_tpm_keyfile *k = &f->k;
 	size_t off = sizeof(keyfile_magic);
@@ -153,7 +154,7 @@ int
 stint_tpm_keyfile_parse(const uint8_t *buf, size_t len,
 			struct stint_tpm_keyfile *kf)
 {
-	struct keyfile f;
+	struct tpm_keyfile f;
 
 	if (keyfile_decode(buf, len, &f) != 0)
 		return -1;
@@ -162,7 +163,8 @@ stint_tpm_keyfile_parse(const uint8_t *buf, size_t len,
 }
 
 int
-keyfile_load(const char *path, struct keyfile *f, char *err, size_t errlen)
+tpm_keyfile_load(const char *path, struct tpm_keyfile *f, char *err,
+		 size_t errlen)
 {
 	char *buf;
 	size_t len;
@@ -182,8 +184,8 @@ int
 stint_tpm_keyfile_read(const char *path, struct stint_tpm_keyfile *kf,
 		       char *err, size_t errlen)
 {
-	struct keyfile f;
-	int r = keyfile_load(path, &f, err, errlen);
+	struct tpm_keyfile f;
+	int r = tpm_keyfile_load(path, &f, err, errlen);
 
 	if (r == 1)
 		snprintf(err, errlen, "%s does not exist", path);
@@ -194,8 +196,8 @@ stint_tpm_keyfile_read(const char *path, struct stint_tpm_keyfile *kf,
 }
 
 int
-keyfile_save(const char *path, const struct keyfile *f, char *err,
-	     size_t errlen)
+tpm_keyfile_save(const char *path, const struct tpm_keyfile *f, char *err,
+		 size_t errlen)
 {
 	uint8_t buf[KEYFILE_MAX];
 	size_t len;

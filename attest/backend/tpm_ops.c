@@ -11,62 +11,58 @@ static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 
 /* --- templates ------------------------------------------------------------ */
 
+/* What every template here shares: SHA-256 names, the given attributes,
+ * no symmetric algorithm and no fixed scheme (the sign call names it). */
+static void
+template_base(TPM2B_PUBLIC *t, TPMI_ALG_PUBLIC type, TPMA_OBJECT attrs)
+{
+	memset(t, 0, sizeof(*t));
+	t->publicArea.type = type;
+	t->publicArea.nameAlg = TPM2_ALG_SHA256;
+	t->publicArea.objectAttributes = attrs;
+	if (type == TPM2_ALG_ECC) {
+		t->publicArea.parameters.eccDetail.symmetric.algorithm =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.eccDetail.scheme.scheme =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+		t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	} else {
+		t->publicArea.parameters.rsaDetail.symmetric.algorithm =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.rsaDetail.scheme.scheme =
+			TPM2_ALG_NULL;
+		t->publicArea.parameters.rsaDetail.keyBits = 2048;
+		t->publicArea.parameters.rsaDetail.exponent = 0; /* 65537 */
+	}
+}
+
 /* The TCG-style ECC P-256 storage key: deterministic for one owner seed,
  * so it is recreated at each start instead of being persisted. */
 static void
 template_primary(TPM2B_PUBLIC *t)
 {
-	memset(t, 0, sizeof(*t));
-	t->publicArea.type = TPM2_ALG_ECC;
-	t->publicArea.nameAlg = TPM2_ALG_SHA256;
-	t->publicArea.objectAttributes =
-		TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-		TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-		TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	template_base(t, TPM2_ALG_ECC,
+		      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			      TPMA_OBJECT_SENSITIVEDATAORIGIN |
+			      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+			      TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT);
 	t->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
 	t->publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
 	t->publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-	t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-	t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-}
-
-static void
-template_ecc_sign(TPM2B_PUBLIC *t, TPMA_OBJECT attrs)
-{
-	memset(t, 0, sizeof(*t));
-	t->publicArea.type = TPM2_ALG_ECC;
-	t->publicArea.nameAlg = TPM2_ALG_SHA256;
-	t->publicArea.objectAttributes = attrs;
-	t->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
-	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-	t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-	t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-}
-
-static void
-template_rsa_sign(TPM2B_PUBLIC *t, TPMA_OBJECT attrs)
-{
-	memset(t, 0, sizeof(*t));
-	t->publicArea.type = TPM2_ALG_RSA;
-	t->publicArea.nameAlg = TPM2_ALG_SHA256;
-	t->publicArea.objectAttributes = attrs;
-	t->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
-	t->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-	t->publicArea.parameters.rsaDetail.keyBits = 2048;
-	t->publicArea.parameters.rsaDetail.exponent = 0; /* 65537 */
 }
 
 /* The host attestation key: a restricted ECDSA P-256 signing key, the only
  * kind TPM2_Certify accepts as signer. */
 void
-template_ak(TPM2B_PUBLIC *t)
+tpm_template_ak(TPM2B_PUBLIC *t)
 {
-	template_ecc_sign(t, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-				     TPMA_OBJECT_SENSITIVEDATAORIGIN |
-				     TPMA_OBJECT_USERWITHAUTH |
-				     TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
-				     TPMA_OBJECT_SIGN_ENCRYPT);
+	template_base(t, TPM2_ALG_ECC,
+		      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			      TPMA_OBJECT_SENSITIVEDATAORIGIN |
+			      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+			      TPMA_OBJECT_RESTRICTED |
+			      TPMA_OBJECT_SIGN_ENCRYPT);
 	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
 	t->publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg =
 		TPM2_ALG_SHA256;
@@ -93,7 +89,8 @@ create_primary(struct tpm_backend *b, char *err, size_t errlen)
 				&outside, &pcrs, &b->primary, NULL, NULL, NULL,
 				NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen,
+		tpm_tss_err(
+			err, errlen,
 			"cannot create the storage primary key under the owner "
 			"hierarchy (is the owner auth empty?)",
 			rc);
@@ -105,8 +102,8 @@ create_primary(struct tpm_backend *b, char *err, size_t errlen)
 
 /* Creates a key under the primary; the caller saves the blobs. */
 int
-create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl, TPM2B_PUBLIC *pub,
-	   TPM2B_PRIVATE *priv, char *err, size_t errlen)
+tpm_create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
+	       TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv, char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE sens;
 	TPM2B_DATA outside;
@@ -122,7 +119,7 @@ create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl, TPM2B_PUBLIC *pub,
 			 ESYS_TR_NONE, &sens, tmpl, &outside, &pcrs, &opriv,
 			 &opub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "TPM2_Create failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Create failed", rc);
 		return -1;
 	}
 	*pub = *opub;
@@ -133,8 +130,8 @@ create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl, TPM2B_PUBLIC *pub,
 }
 
 int
-load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
-	 const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen)
+tpm_load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
+	     const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err, size_t errlen)
 {
 	TSS2_RC rc;
 
@@ -142,7 +139,8 @@ load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
 		       ESYS_TR_NONE, priv, pub, out);
 	if (rc != TSS2_RC_SUCCESS) {
 		*out = ESYS_TR_NONE;
-		tss_err(err, errlen, "cannot load the key into the TPM", rc);
+		tpm_tss_err(err, errlen, "cannot load the key into the TPM",
+			    rc);
 		return -1;
 	}
 	return 0;
@@ -157,7 +155,7 @@ read_clock(struct tpm_backend *b, TPMS_TIME_INFO *ti, char *err, size_t errlen)
 	rc = Esys_ReadClock(b->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
 			    &t);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "cannot read the TPM clock", rc);
+		tpm_tss_err(err, errlen, "cannot read the TPM clock", rc);
 		return -1;
 	}
 	*ti = *t;
@@ -168,32 +166,19 @@ read_clock(struct tpm_backend *b, TPMS_TIME_INFO *ti, char *err, size_t errlen)
 /* --- SPKI -------------------------------------------------------------------
  */
 
-int
-tpm_bytes_dup(struct stint_bytes *dst, const uint8_t *p, size_t n)
-{
-	if ((dst->ptr = malloc(n > 0 ? n : 1)) == NULL)
-		return -1;
-	if (n > 0)
-		memcpy(dst->ptr, p, n);
-	dst->len = n;
-	return 0;
-}
-
 static int
 pubkey_fill(const TPM2B_PUBLIC *tp, struct stint_pubkey *pub, char *err,
 	    size_t errlen)
 {
 	static const uint8_t e65537[] = {0x01, 0x00, 0x01};
 	const TPMT_PUBLIC *p = &tp->publicArea;
-	unsigned char *der = NULL;
 	EVP_PKEY *pkey = NULL;
 	uint8_t point[2 + 65];
-	int len, r = -1;
+	int r = -1;
 
 	memset(pub, 0, sizeof(*pub));
 	if (stint_tpm_pkey_from_public(p, &pkey) != 0 ||
-	    (len = i2d_PUBKEY(pkey, &der)) <= 0 ||
-	    tpm_bytes_dup(&pub->spki, der, (size_t)len) != 0)
+	    stint_backend_spki_der(pkey, &pub->spki) != 0)
 		goto fail;
 	if (p->type == TPM2_ALG_ECC) {
 		point[0] = 0x04; /* DER OCTET STRING of 65 bytes */
@@ -204,14 +189,14 @@ pubkey_fill(const TPM2B_PUBLIC *tp, struct stint_pubkey *pub, char *err,
 		       p->unique.ecc.x.buffer, p->unique.ecc.x.size);
 		memcpy(point + 3 + 64 - p->unique.ecc.y.size,
 		       p->unique.ecc.y.buffer, p->unique.ecc.y.size);
-		if (tpm_bytes_dup(&pub->ec_params, oid_p256,
-				  sizeof(oid_p256)) ||
-		    tpm_bytes_dup(&pub->ec_point, point, sizeof(point)))
+		if (stint_bytes_copy(&pub->ec_params, oid_p256,
+				     sizeof(oid_p256)) ||
+		    stint_bytes_copy(&pub->ec_point, point, sizeof(point)))
 			goto fail;
 	} else {
-		if (tpm_bytes_dup(&pub->modulus, p->unique.rsa.buffer,
-				  p->unique.rsa.size) ||
-		    tpm_bytes_dup(&pub->exponent, e65537, sizeof(e65537)))
+		if (stint_bytes_copy(&pub->modulus, p->unique.rsa.buffer,
+				     p->unique.rsa.size) ||
+		    stint_bytes_copy(&pub->exponent, e65537, sizeof(e65537)))
 			goto fail;
 	}
 	r = 0;
@@ -220,7 +205,6 @@ fail:
 	snprintf(err, errlen, "the TPM returned an unusable public key");
 	stint_pubkey_free(pub);
 out:
-	OPENSSL_free(der);
 	EVP_PKEY_free(pkey);
 	return r;
 }
@@ -251,10 +235,10 @@ key_type_template(uint32_t key_type, TPMA_OBJECT attrs, TPM2B_PUBLIC *t)
 {
 	switch (key_type) {
 	case STINT_KEY_EC_P256:
-		template_ecc_sign(t, attrs);
+		template_base(t, TPM2_ALG_ECC, attrs);
 		return 0;
 	case STINT_KEY_RSA_2048:
-		template_rsa_sign(t, attrs);
+		template_base(t, TPM2_ALG_RSA, attrs);
 		return 0;
 	default:
 		return -1;
@@ -269,7 +253,7 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 160];
 	TPMS_TIME_INFO ti;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	struct stat st;
 	time_t now;
 	uint64_t ttl_ms;
@@ -312,7 +296,7 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 
 	pthread_mutex_lock(&b->lock);
 	if (read_clock(b, &ti, err, errlen) != 0 ||
-	    clock_observe(b, &ti, false, err, errlen) != 0)
+	    tpm_clock_observe(b, &ti, false, err, errlen) != 0)
 		goto out;
 	if (ti.clockInfo.clock > UINT64_MAX - ttl_ms) {
 		snprintf(err, errlen, "TPM clock too close to wrapping");
@@ -327,12 +311,13 @@ tpm_generate(struct stint_backend *base, uint32_t key_type, const char *key_id,
 	f.k.restart_count = ti.clockInfo.restartCount;
 	f.k.safe = ti.clockInfo.safe;
 	f.k.not_after = not_after;
-	if (nv_read_counter(b, &f.k.counter, err, errlen) != 0 ||
-	    policy_digest(b, f.k.deadline, f.k.counter,
-			  &f.k.pub.publicArea.authPolicy, err, errlen) != 0 ||
-	    create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err, errlen) != 0)
+	if (tpm_nv_read_counter(b, &f.k.counter, err, errlen) != 0 ||
+	    tpm_policy_digest(b, f.k.deadline, f.k.counter,
+			      &f.k.pub.publicArea.authPolicy, err,
+			      errlen) != 0 ||
+	    tpm_create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err, errlen) != 0)
 		goto out;
-	if (keyfile_save(path, &f, err, errlen) != 0)
+	if (tpm_keyfile_save(path, &f, err, errlen) != 0)
 		goto out;
 	if (pubkey_fill(&f.k.pub, pub, err, errlen) != 0) {
 		(void)unlink(path);
@@ -359,7 +344,7 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	char path[PATH_MAX + 160];
-	struct keyfile f;
+	struct tpm_keyfile f;
 	int r = -1, lr;
 
 	memset(pub, 0, sizeof(*pub));
@@ -371,7 +356,7 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
-	lr = keyfile_load(path, &f, err, errlen);
+	lr = tpm_keyfile_load(path, &f, err, errlen);
 	if (lr < 0)
 		goto out;
 	if (lr == 0 && (f.kind != KIND_HOST || f.k.key_type != key_type)) {
@@ -395,9 +380,9 @@ tpm_host_key(struct stint_backend *base, const char *key_id, uint32_t key_type,
 				 (unsigned)key_type);
 			goto out;
 		}
-		if (create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err, errlen) !=
-			    0 ||
-		    keyfile_save(path, &f, err, errlen) != 0)
+		if (tpm_create_key(b, &f.k.pub, &f.k.pub, &f.k.priv, err,
+				   errlen) != 0 ||
+		    tpm_keyfile_save(path, &f, err, errlen) != 0)
 			goto out;
 		*created = true;
 	}
@@ -493,14 +478,15 @@ digest_info_split(const uint8_t *in, size_t len, TPMI_ALG_HASH *hash,
 
 /* Maps the raw mechanism and input onto a TPM scheme and digest. */
 static int
-sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
-	    const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	    TPMT_SIG_SCHEME *scheme, TPM2B_DIGEST *digest, char *err,
-	    size_t errlen)
+sign_scheme(const struct tpm_keyfile *f,
+	    const struct stint_backend_sign_req *req, TPMT_SIG_SCHEME *scheme,
+	    TPM2B_DIGEST *digest, char *err, size_t errlen)
 {
 	bool ec = f->k.pub.publicArea.type == TPM2_ALG_ECC;
-	const uint8_t *d = in;
-	size_t dlen = in_len;
+	const CK_RSA_PKCS_PSS_PARAMS *pss = req->pss;
+	CK_MECHANISM_TYPE raw = req->raw;
+	const uint8_t *d = req->in;
+	size_t dlen = req->in_len;
 	TPMI_ALG_HASH hash;
 
 	if ((raw == CKM_ECDSA) != ec) {
@@ -518,11 +504,12 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 	switch (raw) {
 	case CKM_ECDSA:
 		scheme->scheme = TPM2_ALG_ECDSA;
-		hash = hash_for_len(in_len);
+		hash = hash_for_len(req->in_len);
 		break;
 	case CKM_RSA_PKCS:
 		scheme->scheme = TPM2_ALG_RSASSA;
-		if (digest_info_split(in, in_len, &hash, &d, &dlen) != 0) {
+		if (digest_info_split(req->in, req->in_len, &hash, &d, &dlen) !=
+		    0) {
 			snprintf(err, errlen,
 				 "CKM_RSA_PKCS input is not a SHA-1/256/384/"
 				 "512 DigestInfo: the TPM signs digests only");
@@ -532,8 +519,8 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 	case CKM_RSA_PKCS_PSS:
 		scheme->scheme = TPM2_ALG_RSAPSS;
 		hash = hash_for_ck(pss->hashAlg);
-		if (hash != hash_for_len(in_len) ||
-		    pss->sLen != (CK_ULONG)in_len) {
+		if (hash != hash_for_len(req->in_len) ||
+		    pss->sLen != (CK_ULONG)req->in_len) {
 			snprintf(err, errlen,
 				 "the TPM signs PSS with a salt as long as the "
 				 "digest, over a SHA-1/256/384/512 digest");
@@ -551,7 +538,7 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 		snprintf(err, errlen,
 			 "input of %zu bytes is not a SHA-1/256/384/512 "
 			 "digest",
-			 in_len);
+			 req->in_len);
 		return -1;
 	}
 	scheme->details.any.hashAlg = hash;
@@ -561,8 +548,8 @@ sign_scheme(const struct keyfile *f, CK_MECHANISM_TYPE raw,
 }
 
 int
-sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
-	size_t errlen)
+tpm_sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
+	    size_t errlen)
 {
 	const TPM2B_ECC_PARAMETER *rr, *ss;
 
@@ -592,8 +579,8 @@ sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len, char *err,
 
 /* Finds the key file: a task key, else a host key. */
 int
-key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
-	 char *err, size_t errlen)
+tpm_key_find(struct tpm_backend *b, const char *key_id, struct tpm_keyfile *f,
+	     char *err, size_t errlen)
 {
 	char path[PATH_MAX + 160];
 	int r;
@@ -603,11 +590,11 @@ key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
 		snprintf(err, errlen, "no TPM key '%s'", key_id);
 		return -1;
 	}
-	r = keyfile_load(path, f, err, errlen);
+	r = tpm_keyfile_load(path, f, err, errlen);
 	if (r == 1) {
 		if (tpm_path_for(b, "host-", key_id, path, sizeof(path)) != 0)
 			return -1;
-		r = keyfile_load(path, f, err, errlen);
+		r = tpm_keyfile_load(path, f, err, errlen);
 	}
 	if (r == 1)
 		snprintf(err, errlen,
@@ -616,33 +603,32 @@ key_find(struct tpm_backend *b, const char *key_id, struct keyfile *f,
 }
 
 static int
-tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
-	 const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	 uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
+	 struct stint_backend_sig *sig, char *err, size_t errlen)
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
+	const char *key_id = req->key_id;
 	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
 				    .hierarchy = TPM2_RH_NULL};
 	ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE;
-	enum policy_step step = STEP_NONE;
+	enum tpm_policy_step step = STEP_NONE;
 	TPMT_SIGNATURE *s = NULL;
 	TPMT_SIG_SCHEME scheme;
 	TPM2B_DIGEST digest;
-	struct keyfile f;
+	struct tpm_keyfile f;
 	TSS2_RC rc;
 	int r = -1;
 
-	if (in_len == 0 || in_len > SIGN_IN_MAX) {
+	if (req->in_len == 0 || req->in_len > SIGN_IN_MAX) {
 		snprintf(err, errlen, "input to sign must be 1 to %d bytes",
 			 SIGN_IN_MAX);
 		return -1;
 	}
-	if (key_find(b, key_id, &f, err, errlen) != 0)
+	if (tpm_key_find(b, key_id, &f, err, errlen) != 0)
 		return -1;
 	memset(&scheme, 0, sizeof(scheme));
 	memset(&digest, 0, sizeof(digest));
-	if (sign_scheme(&f, raw, pss, in, in_len, &scheme, &digest, err,
-			errlen) != 0)
+	if (sign_scheme(&f, req, &scheme, &digest, err, errlen) != 0)
 		return -1;
 
 	pthread_mutex_lock(&b->lock);
@@ -654,17 +640,18 @@ tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 			 key_id);
 		goto out;
 	}
-	if (load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0)
+	if (tpm_load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0)
 		goto out;
 	if (f.kind == KIND_TASK) {
-		if ((rc = session_start(b, TPM2_SE_POLICY, &session)) !=
+		if ((rc = tpm_session_start(b, TPM2_SE_POLICY, &session)) !=
 		    TSS2_RC_SUCCESS) {
 			session = ESYS_TR_NONE;
-			tss_err(err, errlen, "cannot start a policy session",
-				rc);
+			tpm_tss_err(err, errlen,
+				    "cannot start a policy session", rc);
 			goto out;
 		}
-		rc = policy_run(b, session, f.k.deadline, f.k.counter, &step);
+		rc = tpm_policy_run(b, session, f.k.deadline, f.k.counter,
+				    &step);
 		if (rc != TSS2_RC_SUCCESS) {
 			snprintf(err, errlen,
 				 "the TPM refused key '%s': policy %s (%s)",
@@ -681,10 +668,11 @@ tpm_sign(struct stint_backend *base, const char *key_id, CK_MECHANISM_TYPE raw,
 		b->esys, key, f.kind == KIND_TASK ? session : ESYS_TR_PASSWORD,
 		ESYS_TR_NONE, ESYS_TR_NONE, &digest, &scheme, &ticket, &s);
 	if (rc != TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "the TPM refused to sign", rc);
+		tpm_tss_err(err, errlen, "the TPM refused to sign", rc);
 		goto out;
 	}
-	r = sig_out(s, sig, sig_len, err, errlen);
+	sig->len = sig->cap;
+	r = tpm_sig_out(s, sig->ptr, &sig->len, err, errlen);
 out:
 	Esys_Free(s);
 	tpm_flush(b, &session);
@@ -832,7 +820,7 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	rc = Tss2_TctiLdr_Initialize(cfg->backend.tcti, &b->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		b->tcti = NULL;
-		tss_err(err, errlen, "cannot open the TPM", rc);
+		tpm_tss_err(err, errlen, "cannot open the TPM", rc);
 		snprintf(err + strlen(err), errlen - strlen(err),
 			 " with tcti '%s': check [backend] tcti",
 			 cfg->backend.tcti);
@@ -841,30 +829,31 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	rc = Esys_Initialize(&b->esys, b->tcti, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		b->esys = NULL;
-		tss_err(err, errlen, "cannot initialise ESAPI", rc);
+		tpm_tss_err(err, errlen, "cannot initialise ESAPI", rc);
 		goto fail;
 	}
 	rc = Esys_Startup(b->esys, TPM2_SU_CLEAR);
 	if (rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
-		tss_err(err, errlen, "TPM2_Startup failed", rc);
+		tpm_tss_err(err, errlen, "TPM2_Startup failed", rc);
 		goto fail;
 	}
 	flush_stale(b);
 	if (create_primary(b, err, errlen) != 0 ||
-	    ak_setup(b, err, errlen) != 0 || nv_setup(b, err, errlen) != 0)
+	    tpm_ak_setup(b, err, errlen) != 0 ||
+	    tpm_nv_setup(b, err, errlen) != 0)
 		goto fail;
-	cs = clock_state_load(b);
+	cs = tpm_clock_state_load(b);
 	if (cs < 0) {
 		snprintf(err, errlen, "%s/clock is unreadable", b->dir);
 		goto fail;
 	}
 	if (read_clock(b, &ti, err, errlen) != 0 ||
-	    clock_observe(b, &ti, cs == 1, err, errlen) != 0)
+	    tpm_clock_observe(b, &ti, cs == 1, err, errlen) != 0)
 		goto fail;
 	if (!ti.clockInfo.safe)
 		log_warn("TPM: clock not safe (it may have fallen back after "
 			 "an unorderly reset)");
-	ek_cert_record(b);
+	tpm_ek_cert_record(b);
 	*out = &b->base;
 	return 0;
 fail:

@@ -18,7 +18,7 @@
  * "last_reset min_reset".
  */
 int
-clock_state_load(struct tpm_backend *b)
+tpm_clock_state_load(struct tpm_backend *b)
 {
 	char path[PATH_MAX + 16];
 	unsigned long last, min;
@@ -38,8 +38,8 @@ clock_state_load(struct tpm_backend *b)
 }
 
 int
-clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti, bool first,
-	      char *err, size_t errlen)
+tpm_clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti, bool first,
+		  char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16], text[64];
 	uint32_t reset = ti->clockInfo.resetCount;
@@ -76,8 +76,8 @@ operand_u64(TPM2B_OPERAND *op, uint64_t v)
 /* Which policy command failed tells the caller why the TPM refused. */
 
 TSS2_RC
-policy_run(struct tpm_backend *b, ESYS_TR session, uint64_t deadline,
-	   uint64_t counter, enum policy_step *failed)
+tpm_policy_run(struct tpm_backend *b, ESYS_TR session, uint64_t deadline,
+	       uint64_t counter, enum tpm_policy_step *failed)
 {
 	TPM2B_OPERAND op;
 	TSS2_RC rc;
@@ -101,7 +101,7 @@ policy_run(struct tpm_backend *b, ESYS_TR session, uint64_t deadline,
 }
 
 TSS2_RC
-session_start(struct tpm_backend *b, TPM2_SE type, ESYS_TR *session)
+tpm_session_start(struct tpm_backend *b, TPM2_SE type, ESYS_TR *session)
 {
 	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
 
@@ -116,36 +116,37 @@ session_start(struct tpm_backend *b, TPM2_SE type, ESYS_TR *session)
  * wrong and no key is made.
  */
 int
-policy_digest(struct tpm_backend *b, uint64_t deadline, uint64_t counter,
-	      TPM2B_DIGEST *out, char *err, size_t errlen)
+tpm_policy_digest(struct tpm_backend *b, uint64_t deadline, uint64_t counter,
+		  TPM2B_DIGEST *out, char *err, size_t errlen)
 {
 	ESYS_TR session = ESYS_TR_NONE;
 	TPM2B_DIGEST *d = NULL;
-	enum policy_step step = STEP_NONE;
+	enum tpm_policy_step step = STEP_NONE;
 	TPM2B_NAME name;
 	uint8_t soft[32];
 	TSS2_RC rc;
 	int r = -1;
 
-	if (nv_name(b, &name, err, errlen) != 0 ||
+	if (tpm_nv_name(b, &name, err, errlen) != 0 ||
 	    stint_tpm_policy_digest(deadline, counter, name.name, name.size,
 				    soft) != 0) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "cannot compute the policy");
 		return -1;
 	}
-	if ((rc = session_start(b, TPM2_SE_TRIAL, &session)) !=
+	if ((rc = tpm_session_start(b, TPM2_SE_TRIAL, &session)) !=
 	    TSS2_RC_SUCCESS) {
 		session = ESYS_TR_NONE;
-		tss_err(err, errlen, "cannot start a trial policy session", rc);
+		tpm_tss_err(err, errlen, "cannot start a trial policy session",
+			    rc);
 		goto out;
 	}
-	if ((rc = policy_run(b, session, deadline, counter, &step)) !=
+	if ((rc = tpm_policy_run(b, session, deadline, counter, &step)) !=
 		    TSS2_RC_SUCCESS ||
 	    (rc = Esys_PolicyGetDigest(b->esys, session, ESYS_TR_NONE,
 				       ESYS_TR_NONE, ESYS_TR_NONE, &d)) !=
 		    TSS2_RC_SUCCESS) {
-		tss_err(err, errlen, "trial policy session failed", rc);
+		tpm_tss_err(err, errlen, "trial policy session failed", rc);
 		goto out;
 	}
 	if (d->size != 32 || memcmp(d->buffer, soft, 32) != 0) {

@@ -3,7 +3,7 @@
 # with CKR_GENERAL_ERROR and leave key objects made WITHOUT the template (no
 # CKA_ID, no label, no task-key marker): the start-up sweep selects by the
 # marker and a task end by id, so nothing ever removed them. Now
-# keypair_make lists the token's objects before generating and, after a
+# p11_keypair_make lists the token's objects before generating and, after a
 # failure, destroys every new key object without an id (never an object
 # that was there before, never one with an id).
 #

@@ -357,17 +357,18 @@ static int
 b_sign(struct stint_backend *b, const char *id, int quiet)
 {
 	uint8_t dgst[32], sig[STINT_SIG_MAX];
-	size_t sig_len = sizeof(sig);
+	struct stint_backend_sig out = {sig, sizeof(sig), 0};
+	const struct stint_backend_sign_req req = {
+		.key_id = id, .raw = CKM_ECDSA, .in = dgst, .in_len = 32};
 	char err[512];
 
 	memset(dgst, 0xa5, sizeof(dgst));
-	if (b->ops->sign(b, id, CKM_ECDSA, NULL, dgst, sizeof(dgst), sig,
-			 &sig_len, err, sizeof(err)) != 0) {
+	if (b->ops->sign(b, &req, &out, err, sizeof(err)) != 0) {
 		if (quiet < 2)
 			printf("refused: %s\n", err);
 		return 2;
 	}
-	if (sig_len != 64)
+	if (out.len != 64)
 		return 1;
 	if (!quiet)
 		printf("signed\n");

@@ -36,11 +36,15 @@ fake_generate(struct stint_backend *b, uint32_t key_type, const char *key_id,
 }
 
 static int
-fake_sign(struct stint_backend *b, const char *key_id, CK_MECHANISM_TYPE raw,
-	  const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	  uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+fake_sign(struct stint_backend *b, const struct stint_backend_sign_req *req,
+	  struct stint_backend_sig *sig, char *err, size_t errlen)
 {
 	struct fake_backend *fb = fake(b);
+	const CK_RSA_PKCS_PSS_PARAMS *pss = req->pss;
+	const char *key_id = req->key_id;
+	CK_MECHANISM_TYPE raw = req->raw;
+	size_t in_len = req->in_len;
+	const uint8_t *in = req->in;
 
 	fb->sign_calls++;
 	snprintf(fb->sign_key, sizeof(fb->sign_key), "%s", key_id);
@@ -55,12 +59,12 @@ fake_sign(struct stint_backend *b, const char *key_id, CK_MECHANISM_TYPE raw,
 		snprintf(err, errlen, "fake: sign told to fail");
 		return -1;
 	}
-	if (*sig_len < FAKE_SIG_LEN) {
+	if (sig->cap < FAKE_SIG_LEN) {
 		snprintf(err, errlen, "fake: signature buffer too small");
 		return -1;
 	}
-	memset(sig, 0x5a, FAKE_SIG_LEN);
-	*sig_len = FAKE_SIG_LEN;
+	memset(sig->ptr, 0x5a, FAKE_SIG_LEN);
+	sig->len = FAKE_SIG_LEN;
 	return 0;
 }
 

@@ -387,34 +387,34 @@ struct fake_backend {
 };
 
 static int
-fake_sign(struct stint_backend *b, const char *key_id, CK_MECHANISM_TYPE raw,
-	  const CK_RSA_PKCS_PSS_PARAMS *pss, const uint8_t *in, size_t in_len,
-	  uint8_t *sig, size_t *sig_len, char *err, size_t errlen)
+fake_sign(struct stint_backend *b, const struct stint_backend_sign_req *req,
+	  struct stint_backend_sig *sig, char *err, size_t errlen)
 {
 	struct fake_backend *fb = (struct fake_backend *)b;
+	const char *key_id = req->key_id;
+	size_t in_len = req->in_len;
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(fb->key, NULL);
 	uint8_t der[128];
 	size_t der_len = sizeof(der);
 	const unsigned char *p = der;
 	ECDSA_SIG *s;
 
-	(void)pss;
 	(void)err;
 	(void)errlen;
-	assert_int_equal(raw, CKM_ECDSA);
+	assert_int_equal(req->raw, CKM_ECDSA);
 	assert_int_equal(in_len, 32); /* the digest, never the message */
 	snprintf(fb->last_id, sizeof(fb->last_id), "%s", key_id);
 	fb->signs++;
 	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
-	assert_int_equal(EVP_PKEY_sign(ctx, der, &der_len, in, in_len), 1);
+	assert_int_equal(EVP_PKEY_sign(ctx, der, &der_len, req->in, in_len), 1);
 	EVP_PKEY_CTX_free(ctx);
 	/* PKCS#11 returns r || s. */
 	s = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
 	assert_non_null(s);
-	assert_true(*sig_len >= 64);
-	BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, 32);
-	BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + 32, 32);
-	*sig_len = 64;
+	assert_true(sig->cap >= 64);
+	BN_bn2binpad(ECDSA_SIG_get0_r(s), sig->ptr, 32);
+	BN_bn2binpad(ECDSA_SIG_get0_s(s), sig->ptr + 32, 32);
+	sig->len = 64;
 	ECDSA_SIG_free(s);
 	return 0;
 }
