@@ -293,3 +293,80 @@ stint_peer_matches(const struct stint_peer *peer,
 		return false;
 	return true;
 }
+
+/* CAP_SYS_PTRACE (19) in /proc/self/status's CapEff. */
+static bool
+have_cap_sys_ptrace(void)
+{
+	char line[256];
+	unsigned long long caps = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = sscanf(line, "CapEff: %llx", &caps) == 1;
+	fclose(f);
+	return found && (caps & (1ULL << 19)) != 0;
+}
+
+bool
+stint_peer_can_read_exe(uid_t uid)
+{
+	/* The ptrace read check: same uid (a dumpable process), or the
+	 * capability. Root without CAP_SYS_PTRACE (a container) cannot. */
+	return uid == geteuid() || have_cap_sys_ptrace();
+}
+
+static bool
+is_hex64(char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++) {
+		if (s[i] >= 'A' && s[i] <= 'F')
+			s[i] = (char)(s[i] - 'A' + 'a');
+		else if (!((s[i] >= '0' && s[i] <= '9') ||
+			   (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return s[64] == '\0';
+}
+
+const char *
+stint_selectors_check(struct stint_selectors *sel)
+{
+	char root[PATH_MAX];
+	size_t n;
+
+	if (sel->exe[0] != '\0' && sel->exe[0] != '/')
+		return "--exe needs an absolute path";
+	if (sel->exe_sha256[0] != '\0' && !is_hex64(sel->exe_sha256))
+		return "--exe-sha256 needs 64 hex digits (sha256sum FILE)";
+	if (sel->cgroup[0] != '\0') {
+		if (sel->cgroup[0] != '/')
+			return "--cgroup needs a path from the cgroup v2 root, "
+			       "as /proc/PID/cgroup shows it (\"/a/b\")";
+		n = strlen(sel->cgroup);
+		while (n > 1 && sel->cgroup[n - 1] == '/')
+			sel->cgroup[--n] = '\0';
+	}
+	if (sel->unit[0] != '\0' &&
+	    (strchr(sel->unit, '/') != NULL || strchr(sel->unit, '.') == NULL))
+		return "--unit needs a unit name such as billing.service";
+	if ((sel->cgroup[0] != '\0' || sel->unit[0] != '\0') &&
+	    stint_cgroup_root(root, sizeof(root)) != 0) {
+		return "this host has no cgroup v2 hierarchy mounted: --cgroup "
+		       "and --unit could never match";
+	}
+	return NULL;
+}
+
+bool
+stint_selectors_empty(const struct stint_selectors *sel)
+{
+	return sel->exe[0] == '\0' && sel->exe_sha256[0] == '\0' &&
+	       sel->cgroup[0] == '\0' && sel->unit[0] == '\0' &&
+	       sel->lsm_label[0] == '\0';
+}

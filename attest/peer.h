@@ -66,6 +66,15 @@ void stint_peer_release(struct stint_peer *peer);
 bool stint_peer_matches(const struct stint_peer *peer,
 			const struct stint_selectors *sel);
 
+/* Whether stintd can read /proc/PID/exe of a process of uid (same uid,
+ * or CAP_SYS_PTRACE): --exe and --exe-sha256 need it. */
+bool stint_peer_can_read_exe(uid_t uid);
+
+/* Checks and normalises selectors an operator gave (hex to lowercase, no
+ * trailing '/' on a cgroup); NULL when fine, else why not. */
+const char *stint_selectors_check(struct stint_selectors *sel);
+bool stint_selectors_empty(const struct stint_selectors *sel);
+
 /* Testing hook for kernels with SO_PEERPIDFD: take the pidfd_open()
  * fallback path instead (STINT_PEER_FALLBACK=1 in stintd's environment
  * sets it at start). */

@@ -297,9 +297,8 @@ classify(struct conn *c)
 
 	/* The executable's hash, off the accept loop (ident). */
 	stint_peer_finish(&c->peer);
-	if (c->admin ||
-	    stint_store_agent_for_peer(c->d->store, c->peer.uid, c->peer.gid,
-				       &agent) == STINT_STORE_OK)
+	if (c->admin || stint_store_agent_for_peer(c->d->store, &c->peer,
+						   &agent) == STINT_STORE_OK)
 		return true;
 	pthread_mutex_lock(&conns_lock);
 	if (n_lane[LANE_STRANGER] < caps.strangers) {

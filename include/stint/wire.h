@@ -137,6 +137,12 @@ enum stint_key {
 	STINT_K_PREPARED_MAX = 58, /* uint: [backend] prepared_ops */
 	STINT_K_COUNTERS = 59,     /* uint array: STATUS counters */
 	STINT_K_REFUSED = 60,      /* uint array: refused SIGNs by status */
+	/* ident: agent selectors (text; absent = not set) */
+	STINT_K_EXE = 70,        /* absolute path of the executable */
+	STINT_K_EXE_SHA256 = 71, /* its SHA-256, 64 lowercase hex digits */
+	STINT_K_CGROUP = 72,     /* cgroup v2 path: this cgroup or below */
+	STINT_K_UNIT = 73,       /* systemd unit (NAME.service) */
+	STINT_K_LSM_LABEL = 74,  /* SO_PEERSEC label */
 };
 
 enum stint_key_type {
