@@ -55,11 +55,13 @@ proc_start_time(pid_t pid)
 		return 0;
 	buf[n] = '\0';
 	/* comm may hold spaces and parentheses: fields start after the last
-	 * ')'. Field 3 (state) follows it; starttime is field 22. */
+	 * ')'. p is then at the space before field 3 (state); each step
+	 * moves to the space before the next field, up to starttime (22).
+	 * (Before ident this stopped one field late, at vsize.) */
 	if ((p = strrchr(buf, ')')) == NULL)
 		return 0;
 	p++;
-	for (field = 2; field < 22 && p != NULL; field++)
+	for (field = 3; field < 22 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL || sscanf(p, " %llu", &start) != 1)
 		return 0;
