@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,6 +154,33 @@ test_check(void **state)
 	assert_non_null(stint_selectors_check(&sel));
 }
 
+/* A process without CAP_SYS_PTRACE reads only its own uid's exe. */
+static void
+test_can_read_exe(void **state)
+{
+	pid_t pid;
+	int status;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_true(stint_peer_can_read_exe(12345));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* setuid from root drops every capability. */
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		_exit(!stint_peer_can_read_exe(0) &&
+				      stint_peer_can_read_exe(65534)
+			      ? 0
+			      : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int
 main(void)
 {
@@ -160,6 +188,7 @@ main(void)
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_matches),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_can_read_exe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
