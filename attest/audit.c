@@ -627,6 +627,27 @@ format_time(struct stint_audit *a, const struct timespec *when, char out[32])
 	return 0;
 }
 
+/* The peer's identity facts (ident, docs/identity.md): those known only. */
+static int
+put_peer_facts(struct stint_audit *a, const struct stint_peer *p)
+{
+	if (p->exe_sha256[0] != '\0' &&
+	    PUT_STRING(a, ",\"exe_sha256\":", p->exe_sha256) != 0)
+		return -1;
+	if (p->cgroup[0] != '\0' &&
+	    PUT_STRING(a, ",\"cgroup\":", p->cgroup) != 0)
+		return -1;
+	if (p->unit[0] != '\0' && PUT_STRING(a, ",\"unit\":", p->unit) != 0)
+		return -1;
+	if (p->lsm_label[0] != '\0' &&
+	    PUT_STRING(a, ",\"lsm_label\":", p->lsm_label) != 0)
+		return -1;
+	if (p->pidfd_ino != 0 && (PUT_LIT(a, ",\"pidfd_ino\":") != 0 ||
+				  put_int(a, (json_int_t)p->pidfd_ino) != 0))
+		return -1;
+	return 0;
+}
+
 /*
  * Serialises the record for the current seq/prev (lock held) into a
  * complete line with its hash and "\n", in a->buf[0..*len].
@@ -653,7 +674,7 @@ build_line(struct stint_audit *a, const struct stint_audit_event *ev,
 	     PUT_LIT(a, ",\"uid\":") != 0 ||
 	     put_int(a, (json_int_t)ev->peer->uid) != 0 ||
 	     PUT_STRING(a, ",\"exe\":", ev->peer->exe) != 0 ||
-	     PUT_LIT(a, "}") != 0))
+	     put_peer_facts(a, ev->peer) != 0 || PUT_LIT(a, "}") != 0))
 		return -1;
 	if (PUT_STRING(a, ",\"mechanism\":", ev->mechanism) != 0)
 		return -1;

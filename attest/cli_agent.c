@@ -34,8 +34,12 @@ stint_help_agent(FILE *f)
 {
 	fprintf(f,
 		"usage: stint agent add NAME --uid UID|USER [--gid GID|GROUP]\n"
+		"                 [--exe PATH] [--exe-sha256 HEX] [--cgroup "
+		"PATH]\n"
+		"                 [--unit NAME.service] [--lsm-label LABEL]\n"
 		"                 [--max-ttl DUR] [--mechanisms LIST]\n"
 		"       stint agent list [--json]\n"
+		"       stint agent show NAME [--json]\n"
 		"       stint agent remove NAME\n"
 		"\n"
 		"Register, list and remove agents. An agent is a name "
@@ -48,6 +52,14 @@ stint_help_agent(FILE *f)
 		"  --uid UID|USER     processes of this user act as the agent\n"
 		"  --gid GID|GROUP    ...and only with this group (default: "
 		"any)\n"
+		"  --exe PATH         ...and only running this executable\n"
+		"  --exe-sha256 HEX   ...whose SHA-256 is HEX\n"
+		"  --cgroup PATH      ...in this cgroup v2 (or below it)\n"
+		"  --unit NAME        ...in this systemd unit\n"
+		"  --lsm-label LABEL  ...with this LSM label (SO_PEERSEC)\n"
+		"                     Every selector given must match; with "
+		"none, any\n"
+		"                     process of the uid acts as the agent.\n"
 		"  --max-ttl DUR      longest task for this agent (default: "
 		"stintd's max_ttl)\n"
 		"  --mechanisms LIST  comma-separated mechanisms the agent's "
@@ -135,6 +147,52 @@ out:
 	return err;
 }
 
+static const char *
+sel_option(int c)
+{
+	switch (c) {
+	case 'e':
+		return "exe";
+	case 's':
+		return "exe-sha256";
+	case 'c':
+		return "cgroup";
+	case 'U':
+		return "unit";
+	default:
+		return "lsm-label";
+	}
+}
+
+static int
+set_selector(struct stint_selectors *sel, int c, const char *v)
+{
+	char *dst;
+	size_t cap;
+
+	switch (c) {
+	case 'e':
+		dst = sel->exe, cap = sizeof(sel->exe);
+		break;
+	case 's':
+		dst = sel->exe_sha256, cap = sizeof(sel->exe_sha256);
+		break;
+	case 'c':
+		dst = sel->cgroup, cap = sizeof(sel->cgroup);
+		break;
+	case 'U':
+		dst = sel->unit, cap = sizeof(sel->unit);
+		break;
+	default:
+		dst = sel->lsm_label, cap = sizeof(sel->lsm_label);
+		break;
+	}
+	if (v[0] == '\0' || strlen(v) >= cap)
+		return -1;
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
 static int
 agent_add(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -143,6 +201,11 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 		{"gid", required_argument, NULL, 'g'},
 		{"max-ttl", required_argument, NULL, 't'},
 		{"mechanisms", required_argument, NULL, 'm'},
+		{"exe", required_argument, NULL, 'e'},
+		{"exe-sha256", required_argument, NULL, 's'},
+		{"cgroup", required_argument, NULL, 'c'},
+		{"unit", required_argument, NULL, 'U'},
+		{"lsm-label", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -150,14 +213,25 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	uint64_t uid = 0, gid = 0, ttl = 0, mechs[STINT_MECHS_MAX];
 	struct stint_agent_add_req ar = {0};
 	struct stint_msg *req, *rep = NULL;
-	char bad[128];
+	char bad[128], warn[1024] = "";
 	const char *name;
 	size_t n_mechs = 0;
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":u:g:t:m:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":u:g:t:m:e:s:c:U:l:h", opts,
+				NULL)) != -1) {
 		switch (c) {
+		case 'e':
+		case 's':
+		case 'c':
+		case 'U':
+		case 'l':
+			if (set_selector(&ar.sel, c, optarg) != 0)
+				return stint_cli_usage("agent add",
+						       "--%s: too long",
+						       sel_option(c));
+			break;
 		case 'u':
 			uid_s = optarg;
 			break;
@@ -222,6 +296,8 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	}
 	if (stint_cli_call(cli, "agent add", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
+	if (stint_msg_get_text(rep, STINT_K_REASON, warn, sizeof(warn)) == 0)
+		fprintf(stderr, "stint: agent add: warning: %s\n", warn);
 	stint_msg_free(rep);
 	printf("agent %s added (uid %llu", name, (unsigned long long)uid);
 	if (gid_s != NULL)
@@ -253,6 +329,29 @@ mech_names(const uint64_t *mechs, size_t n)
 	return arr;
 }
 
+/* {"exe":..,"exe_sha256":..,...}: the selectors set. */
+static json_t *
+selectors_json(const struct stint_selectors *sel)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (sel->exe[0])
+		json_object_set_new(o, "exe", json_string(sel->exe));
+	if (sel->exe_sha256[0])
+		json_object_set_new(o, "exe_sha256",
+				    json_string(sel->exe_sha256));
+	if (sel->cgroup[0])
+		json_object_set_new(o, "cgroup", json_string(sel->cgroup));
+	if (sel->unit[0])
+		json_object_set_new(o, "unit", json_string(sel->unit));
+	if (sel->lsm_label[0])
+		json_object_set_new(o, "lsm_label",
+				    json_string(sel->lsm_label));
+	return o;
+}
+
 static json_t *
 agent_to_json(const struct stint_agent_info *a)
 {
@@ -271,6 +370,7 @@ agent_to_json(const struct stint_agent_info *a)
 	json_object_set_new(o, "mechanisms", mech_names(a->mechs, a->n_mechs));
 	stint_cli_time(a->created, t, sizeof(t));
 	json_object_set_new(o, "created", json_string(t));
+	json_object_set_new(o, "selectors", selectors_json(&a->sel));
 	return o;
 }
 
@@ -293,6 +393,22 @@ join_names(json_t *arr, char *buf, size_t cap)
 	}
 }
 
+/* One indented line per selector; "(uid only)" when there is none. */
+static void
+print_selectors(json_t *sel, size_t indent)
+{
+	const char *k;
+	json_t *v;
+
+	if (json_object_size(sel) == 0) {
+		printf("%*s(uid only: any process of the uid)\n", (int)indent,
+		       "");
+		return;
+	}
+	json_object_foreach(sel, k, v)
+		printf("%*s%s=%s\n", (int)indent, "", k, json_string_value(v));
+}
+
 static void
 print_agents(json_t *arr)
 {
@@ -308,7 +424,7 @@ print_agents(json_t *arr)
 			w = l;
 	}
 	printf("%-*s  %6s  %6s  %-7s  %-20s  %s\n", (int)w, "NAME", "UID",
-	       "GID", "MAX TTL", "CREATED", "MECHANISMS");
+	       "GID", "MAX TTL", "CREATED", "MECHANISMS / SELECTORS");
 	json_array_foreach(arr, i, a)
 	{
 		v = json_object_get(a, "gid");
@@ -327,6 +443,7 @@ print_agents(json_t *arr)
 		       (long long)json_integer_value(json_object_get(a, "uid")),
 		       gid, ttl,
 		       json_string_value(json_object_get(a, "created")), mechs);
+		print_selectors(json_object_get(a, "selectors"), w + 50);
 	}
 }
 
@@ -399,6 +516,76 @@ agent_list(const struct stint_cli *cli, int argc, char **argv)
 	return STINT_EXIT_OK;
 }
 
+/* stint agent show NAME [--json]: one agent of the list, in full. */
+static int
+agent_show(const struct stint_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct stint_agent_info *agents = NULL;
+	struct stint_msg *rep = NULL;
+	json_t *o = NULL, *v;
+	const char *k;
+	bool json = false;
+	size_t n = 0, i;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stint_help_agent(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option("agent show", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return stint_cli_usage("agent show",
+				       "'agent show' takes exactly one NAME");
+	if (stint_cli_call(cli, "agent show",
+			   stint_cli_request(STINT_OP_AGENT_LIST),
+			   &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	if (stint_get_agent_list_rep(rep, &agents, &n) != 0) {
+		stint_msg_free(rep);
+		stint_cli_err("agent show: stintd sent a bad agent list");
+		return STINT_EXIT_FAIL;
+	}
+	for (i = 0; i < n && o == NULL; i++)
+		if (strcmp(agents[i].name, argv[optind]) == 0)
+			o = agent_to_json(&agents[i]);
+	free(agents);
+	stint_msg_free(rep);
+	if (o == NULL) {
+		stint_cli_err("agent show: no agent named '%s'", argv[optind]);
+		return STINT_EXIT_FAIL;
+	}
+	if (json)
+		return stint_cli_print_json(o);
+	json_object_foreach(o, k, v)
+	{
+		if (strcmp(k, "selectors") == 0 || strcmp(k, "mechanisms") == 0)
+			continue;
+		if (json_is_string(v))
+			printf("%-11s %s\n", k, json_string_value(v));
+		else if (json_is_integer(v))
+			printf("%-11s %lld\n", k,
+			       (long long)json_integer_value(v));
+		else
+			printf("%-11s any\n", k);
+	}
+	print_selectors(json_object_get(o, "selectors"), 0);
+	json_decref(o);
+	return STINT_EXIT_OK;
+}
+
 static int
 agent_remove(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -458,5 +645,7 @@ stint_cmd_agent(const struct stint_cli *cli, int argc, char **argv)
 		return agent_list(cli, argc, argv);
 	if (strcmp(argv[0], "remove") == 0)
 		return agent_remove(cli, argc, argv);
+	if (strcmp(argv[0], "show") == 0)
+		return agent_show(cli, argc, argv);
 	return stint_cli_usage("agent", "no such command 'agent %s'", argv[0]);
 }

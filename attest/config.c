@@ -59,6 +59,7 @@ enum key_id {
 	K_REFUSAL_INTERVAL,
 	K_AUDIT_FORWARD,
 	K_AUDIT_FORWARD_SOCKET,
+	K_EXE_HASH_MAX, /* ident */
 	K_N,
 };
 
@@ -91,6 +92,7 @@ static const struct {
 	[K_REFUSAL_INTERVAL] = {"audit", "refusal_interval"},
 	[K_AUDIT_FORWARD] = {"audit", "forward"},
 	[K_AUDIT_FORWARD_SOCKET] = {"audit", "forward_socket"},
+	[K_EXE_HASH_MAX] = {"stintd", "exe_hash_max"},
 };
 
 struct parse_ctx {
@@ -426,6 +428,35 @@ set_refusal_interval(struct parse_ctx *c, const char *value, uint64_t *dst)
 	return 1;
 }
 
+/* [stintd] exe_hash_max: bytes, with an optional K, M or G suffix (1024s);
+ * 0 disables hashing. */
+static int
+set_exe_hash_max(struct parse_ctx *c, const char *value, uint64_t *dst)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		mul = 1024ULL, end++;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1024ULL * 1024, end++;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1024ULL * 1024 * 1024, end++;
+	if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+	    v > (1ULL << 40) / mul) {
+		ctx_error(c,
+			  "bad exe_hash_max '%s': use bytes with an optional "
+			  "K, M or G suffix, at most 1024G (default 256M; 0 "
+			  "disables hashing)",
+			  value);
+		return 0;
+	}
+	*dst = v * mul;
+	return 1;
+}
+
 static int
 apply_limit_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -441,6 +472,8 @@ apply_limit_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_REFUSAL_INTERVAL:
 		return set_refusal_interval(c, value,
 					    &cfg->audit.refusal_interval);
+	case K_EXE_HASH_MAX:
+		return set_exe_hash_max(c, value, &cfg->exe_hash_max);
 	default:
 		return 0;
 	}
@@ -587,6 +620,7 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_MAX_CONNECTIONS:
 	case K_MAX_CONNECTIONS_PER_UID:
 	case K_REFUSAL_INTERVAL:
+	case K_EXE_HASH_MAX:
 		return apply_limit_key(c, k, value);
 	case K_AUDIT_FORWARD:
 	case K_AUDIT_FORWARD_SOCKET:
@@ -676,6 +710,7 @@ config_defaults(struct stint_config *cfg)
 	cfg->audit.checkpoint = STINT_AUDIT_CHECKPOINT_DEFAULT;
 	cfg->max_connections = 1024;
 	cfg->max_connections_per_uid = 256;
+	cfg->exe_hash_max = 256ULL * 1024 * 1024;
 	cfg->audit.refusal_interval = 10;
 }
 

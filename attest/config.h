@@ -46,6 +46,9 @@ struct stint_config {
 	 * to fit its open-file limit. */
 	uint32_t max_connections;         /* default 1024, 16 to 65536 */
 	uint32_t max_connections_per_uid; /* default 256, 1 to 65536 */
+	/* Executables larger than this are not hashed (peer.h); bytes,
+	 * default 256 MiB, 0: never hash. */
+	uint64_t exe_hash_max;
 	struct {
 		char type[16]; /* "pkcs11" or "tpm" */
 		char module[PATH_MAX];

@@ -372,18 +372,17 @@ gate_idx_agent_del(struct gate_index *ix, const char *name)
 	ix->n_agents--;
 }
 
-/* S_AGENT_FOR_PEER from memory: the lowest name whose uid matches and
- * whose gid is unset or matches. */
+/* S_AGENT_FOR_PEER from memory: the lowest name whose uid matches, whose
+ * gid is unset or matches, and whose selectors match the peer (ident). */
 static const struct stint_agent *
-idx_agent_for_peer(const struct gate_index *ix, uid_t uid, gid_t gid)
+idx_agent_for_peer(const struct gate_index *ix, const struct stint_peer *peer)
 {
 	const struct stint_agent *a;
 	size_t i;
 
 	for (i = 0; i < ix->n_agents; i++) {
 		a = &ix->agents[i];
-		if ((int64_t)a->uid == (int64_t)uid &&
-		    (a->gid < 0 || a->gid == (int64_t)gid))
+		if (stint_agent_matches(a, peer))
 			return a;
 	}
 	return NULL;
@@ -493,7 +492,7 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 		store_db_log(s, "begin");
 		return -1;
 	}
-	ra = store_agent_for_peer_locked(s, req->uid, req->gid, agent);
+	ra = store_agent_for_peer_locked(s, req->peer, agent);
 	if (ra == STINT_STORE_ERROR)
 		goto fail;
 	if (ra != STINT_STORE_OK)
@@ -576,8 +575,7 @@ static int
 gate_fast(struct stint_store *s, const struct stint_gate_req *req,
 	  struct stint_gate_result *res)
 {
-	const struct stint_agent *a =
-		idx_agent_for_peer(&s->idx, req->uid, req->gid);
+	const struct stint_agent *a = idx_agent_for_peer(&s->idx, req->peer);
 	struct task_entry *e = gate_idx_task_find(&s->idx, req->task_id);
 
 	/* Started for another agent row of the same name: SQLite decides. */

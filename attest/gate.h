@@ -1,5 +1,5 @@
 /*
- * The SIGN gate: for a peer (uid, gid) asking to sign with a task's key,
+ * The SIGN gate: for a peer (uid, gid, facts) asking to sign with a task's key,
  * finds the agent the peer acts as and the task, runs stint_policy_sign
  * (policy.c), and when it allows, counts the signature before returning; a
  * budgeted task's increment is committed first (a crash never gives a
@@ -21,8 +21,9 @@
 #include "attest/store.h"
 
 struct stint_gate_req {
-	uid_t uid; /* the peer, from SO_PEERCRED */
-	gid_t gid;
+	/* The peer (uid and gid from SO_PEERCRED, and the facts its agent's
+	 * selectors are matched against). */
+	const struct stint_peer *peer;
 	const char *task_id; /* NULL: no task named */
 	uint64_t mech;       /* CKM_* asked for */
 	/* The decision time (CLOCK_REALTIME). Deadlines are whole seconds:

@@ -111,6 +111,71 @@ ok_note_reply(struct stint_reply *rep, struct stint_msg *m, int r,
 	return ok_reply(rep, m, r);
 }
 
+/* ident: the selectors of an AGENT_ADD, checked; NULL or why not. */
+static const char *
+agent_selectors(const struct stintd *d, struct stint_agent_add_req *ar,
+		struct stint_agent *a)
+{
+	const char *why = stint_selectors_check(&ar->sel);
+
+	(void)d;
+	if (why != NULL)
+		return why;
+	if ((ar->sel.exe[0] != '\0' || ar->sel.exe_sha256[0] != '\0') &&
+	    !stint_peer_can_read_exe(ar->uid))
+		return "stintd cannot read the executables of other uids' "
+		       "processes (it is not root and lacks CAP_SYS_PTRACE), "
+		       "so --exe and --exe-sha256 could never match: grant "
+		       "CAP_SYS_PTRACE in stintd's unit (docs/identity.md) "
+		       "or use --cgroup/--unit";
+	a->sel = ar->sel;
+	return NULL;
+}
+
+/* The agent-add record's detail: uid, gid, max TTL and the selectors. */
+static void
+agent_detail(const struct stint_agent *a, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "uid=%u gid=%lld max_ttl=%llus", a->uid,
+			 (long long)a->gid, (unsigned long long)a->max_ttl);
+	const struct {
+		const char *name, *v;
+	} sel[] = {{"exe", a->sel.exe},
+		   {"exe_sha256", a->sel.exe_sha256},
+		   {"cgroup", a->sel.cgroup},
+		   {"unit", a->sel.unit},
+		   {"lsm_label", a->sel.lsm_label}};
+
+	for (size_t i = 0; i < sizeof(sel) / sizeof(sel[0]); i++)
+		if (n >= 0 && (size_t)n < cap && sel[i].v[0] != '\0')
+			n += snprintf(buf + n, cap - (size_t)n, " %s=%s",
+				      sel[i].name, sel[i].v);
+}
+
+/* Warnings for the operator: uid alone is weak; overlapping agents. */
+static void
+agent_add_note(const struct stint_agent *a, const char *overlap, char *buf,
+	       size_t cap)
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	if (stint_selectors_empty(&a->sel))
+		n = snprintf(buf, cap,
+			     "any process of uid %u%s can act as agent '%s' "
+			     "(pin it with --exe, --exe-sha256, --cgroup, "
+			     "--unit or --lsm-label, or use 'stint run')",
+			     a->uid, a->gid >= 0 ? " and its gid" : "",
+			     a->name);
+	if (overlap[0] != '\0' && n >= 0 && (size_t)n < cap)
+		snprintf(buf + n, cap - (size_t)n,
+			 "%sagent '%s' can match the same processes as agent "
+			 "'%s': a process that matches both acts as '%s' "
+			 "(the lowest name)",
+			 n > 0 ? "; " : "", a->name, overlap,
+			 strcmp(a->name, overlap) < 0 ? a->name : overlap);
+}
+
 int
 stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
@@ -118,7 +183,8 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 	struct stint_agent_add_req ar;
 	struct stint_agent a;
 	const struct stint_mech *all;
-	char err[256], detail[128];
+	char err[256], detail[2048], note[512], overlap[STINT_NAME_MAX + 1];
+	const char *why;
 	uint64_t bad;
 	size_t n, i;
 	int r, dec;
@@ -148,9 +214,14 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 			"(%llus)",
 			(unsigned long long)a.max_ttl,
 			(unsigned long long)d->cfg.max_ttl);
+	if (dec != 0 && bad != STINT_K_MECHS)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad selector (too long?)");
 	if (dec != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "bad mechanism list");
+	if ((why = agent_selectors(d, &ar, &a)) != NULL)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "%s", why);
 	if (ar.n_mechs > 0) {
 		memcpy(a.mechs, ar.mechs, sizeof(a.mechs));
 		a.n_mechs = ar.n_mechs;
@@ -167,13 +238,12 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		a.n_mechs = i;
 	}
 	a.created = stintd_now();
-	r = stint_store_agent_add(d->store, &a, err, sizeof(err));
+	r = stint_store_agent_add(d->store, &a, overlap, err, sizeof(err));
 	if (r == STINT_STORE_EXISTS)
 		return stintd_error_reply(rep, STINT_E_EXISTS, "%s", err);
 	if (r != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL, "%s", err);
-	snprintf(detail, sizeof(detail), "uid=%u gid=%lld max_ttl=%llus", a.uid,
-		 (long long)a.gid, (unsigned long long)a.max_ttl);
+	agent_detail(&a, detail, sizeof(detail));
 	/* No record, no agent. */
 	if (audit_admin(d, "agent-add", a.name, NULL, peer, detail) != 0) {
 		if (stint_store_agent_remove(d->store, a.name) !=
@@ -187,7 +257,8 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 					  a.name);
 	}
 	log_info("agent %s added (uid %u)", a.name, a.uid);
-	return ok_reply(rep, stint_msg_reply_ok(), 0);
+	agent_add_note(&a, overlap, note, sizeof(note));
+	return ok_note_reply(rep, stint_msg_reply_ok(), 0, note);
 }
 
 int
@@ -219,6 +290,7 @@ stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
 		memcpy(info.mechs, agents[i].mechs, sizeof(info.mechs));
 		info.n_mechs = agents[i].n_mechs;
 		info.created = (uint64_t)agents[i].created;
+		info.sel = agents[i].sel;
 		r = stint_put_agent_list_entry(m, &info);
 	}
 	if (r == 0)

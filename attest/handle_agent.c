@@ -42,8 +42,8 @@ stintd_op_hello(struct stintd *d, const struct stint_peer *peer,
 					  "supported (stintd speaks %d)",
 					  (unsigned long long)version,
 					  STINT_WIRE_VERSION);
-	if (stint_store_agent_for_peer(d->store, peer->uid, peer->gid,
-				       &agent) == STINT_STORE_OK)
+	if (stint_store_agent_for_peer(d->store, peer, &agent) ==
+	    STINT_STORE_OK)
 		memcpy(hello.agent, agent.name, sizeof(hello.agent));
 	return stint_enc_hello_rep(&hello, &rep->buf, &rep->len) == 0 ? 0 : -1;
 }
@@ -81,8 +81,8 @@ stintd_op_list(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "malformed LIST request");
 	/* A peer that maps to no agent sees an empty token. */
-	if (stint_store_agent_for_peer(d->store, peer->uid, peer->gid,
-				       &agent) != STINT_STORE_OK)
+	if (stint_store_agent_for_peer(d->store, peer, &agent) !=
+	    STINT_STORE_OK)
 		return stint_enc_list_rep(&list, &rep->buf, &rep->len) == 0
 			       ? 0
 			       : -1;
@@ -258,8 +258,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	/* Read once: the gate decides with it and the record carries it, so
 	 * every sign-allowed record's time is before the task's deadline. */
 	stintd_realtime(&s.decided);
-	gate_req = (struct stint_gate_req){.uid = peer->uid,
-					   .gid = peer->gid,
+	gate_req = (struct stint_gate_req){.peer = peer,
 					   .task_id = sr.task,
 					   .mech = sr.mech,
 					   .now = s.decided};

@@ -281,6 +281,7 @@ refuse_conn(int fd, struct conn *c, int status, const char *why)
 {
 	send_error(fd, status, why);
 	close(fd);
+	stint_peer_release(&c->peer);
 	free(c);
 }
 
@@ -310,9 +311,10 @@ classify(struct conn *c)
 	const char *why = "too many connections from peers that map to no "
 			  "agent";
 
-	if (c->admin ||
-	    stint_store_agent_for_peer(c->d->store, c->peer.uid, c->peer.gid,
-				       &agent) == STINT_STORE_OK)
+	/* The executable's hash, off the accept loop (ident). */
+	stint_peer_finish(&c->peer);
+	if (c->admin || stint_store_agent_for_peer(c->d->store, &c->peer,
+						   &agent) == STINT_STORE_OK)
 		return true;
 	pthread_mutex_lock(&conns_lock);
 	if (n_lane[LANE_STRANGER] < caps.strangers) {
@@ -365,6 +367,7 @@ conn_main(void *arg)
 	}
 	conn_unlink(c);
 	close(c->fd);
+	stint_peer_release(&c->peer);
 	free(c);
 	return NULL;
 }
@@ -514,6 +517,7 @@ accept_one(struct stintd *d, int lfd, bool admin)
 	if (pthread_create(&tid, &attr, conn_main, c) != 0) {
 		conn_unlink(c);
 		close(fd);
+		stint_peer_release(&c->peer);
 		free(c);
 		backoff = -1;
 	}

@@ -20,6 +20,7 @@
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/paths.h"
+#include "attest/peer.h"
 #include "attest/sd.h"
 #include "attest/operator.h"
 #include "attest/store_guard.h"
@@ -432,6 +433,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "stintd: %s\n", err);
 		return 1;
 	}
+	stint_exe_hash_set_max(d.cfg.exe_hash_max);
+	if (getenv("STINT_PEER_FALLBACK") != NULL &&
+	    strcmp(getenv("STINT_PEER_FALLBACK"), "1") == 0)
+		stint_peer_force_fallback(true);
 	/* Fork first: threads, the store's connection and the backend's
 	 * sessions all belong to the daemon process. */
 	if (!foreground && daemonize(&ready_fd) != 0) {

@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 
 #include "attest/store_int.h"
+#include "common/cgroup.h"
 #include "common/log.h"
 
 /* <state.db>.revocations: ends a full disk kept out of state.db are
@@ -147,41 +148,116 @@ agent_find(struct stint_store *s, enum stmt_id id, sqlite3_stmt *st,
 	return r;
 }
 
+bool
+stint_agent_matches(const struct stint_agent *a, const struct stint_peer *peer)
+{
+	return (int64_t)a->uid == (int64_t)peer->uid &&
+	       (a->gid < 0 || a->gid == (int64_t)peer->gid) &&
+	       stint_peer_matches(peer, &a->sel);
+}
+
+/* Both set and different: no process matches both. */
+static bool
+sel_apart(const char *x, const char *y)
+{
+	return x[0] != '\0' && y[0] != '\0' && strcmp(x, y) != 0;
+}
+
+bool
+stint_agents_overlap(const struct stint_agent *a, const struct stint_agent *b)
+{
+	const struct stint_selectors *x = &a->sel, *y = &b->sel;
+
+	if (a->uid != b->uid ||
+	    (a->gid >= 0 && b->gid >= 0 && a->gid != b->gid) ||
+	    sel_apart(x->exe, y->exe) ||
+	    sel_apart(x->exe_sha256, y->exe_sha256) ||
+	    sel_apart(x->unit, y->unit) ||
+	    sel_apart(x->lsm_label, y->lsm_label))
+		return false;
+	/* Nested cgroups share the processes of the inner one. */
+	return x->cgroup[0] == '\0' || y->cgroup[0] == '\0' ||
+	       stint_cgroup_within(x->cgroup, y->cgroup) ||
+	       stint_cgroup_within(y->cgroup, x->cgroup);
+}
+
+static bool
+same_principal(const struct stint_agent *a, const struct stint_agent *b)
+{
+	const struct stint_selectors *x = &a->sel, *y = &b->sel;
+
+	return a->uid == b->uid &&
+	       (a->gid < 0 ? -1 : a->gid) == (b->gid < 0 ? -1 : b->gid) &&
+	       strcmp(x->exe, y->exe) == 0 &&
+	       strcmp(x->exe_sha256, y->exe_sha256) == 0 &&
+	       strcmp(x->cgroup, y->cgroup) == 0 &&
+	       strcmp(x->unit, y->unit) == 0 &&
+	       strcmp(x->lsm_label, y->lsm_label) == 0;
+}
+
 int
-store_agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
+store_agent_for_peer_locked(struct stint_store *s,
+			    const struct stint_peer *peer,
 			    struct stint_agent *a)
 {
 	sqlite3_stmt *st = store_stmt(s, S_AGENT_FOR_PEER);
+	int rc, r = STINT_STORE_NOT_FOUND;
 
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)uid);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
-	return agent_find(s, S_AGENT_FOR_PEER, st, a);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)peer->uid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)peer->gid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (store_read_agent(st, a) != 0) {
+			r = STINT_STORE_ERROR;
+			break;
+		}
+		if (stint_peer_matches(peer, &a->sel)) {
+			r = STINT_STORE_OK;
+			break;
+		}
+	}
+	if (r == STINT_STORE_NOT_FOUND && rc != SQLITE_DONE)
+		r = STINT_STORE_ERROR;
+	if (r == STINT_STORE_ERROR)
+		store_db_log(s, "peer lookup");
+	store_stmt_done(st);
+	return r;
 }
 
-/* The name of an agent the (uid, gid) of a would collide with. */
+/* EXISTS (name set) when another agent has exactly a's uid, gid and
+ * selectors; otherwise overlap gets the first that can match the same
+ * processes ("" none). */
 static int
-agent_uid_clash(struct stint_store *s, const struct stint_agent *a, char *name,
-		size_t cap)
+agent_clash(struct stint_store *s, const struct stint_agent *a, char *name,
+	    size_t cap, char *overlap)
 {
 	sqlite3_stmt *st = store_stmt(s, S_AGENT_UID_CLASH);
-	int rc, r;
+	struct stint_agent other;
+	int rc, r = STINT_STORE_OK;
 
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->uid);
-	if (a->gid >= 0)
-		sqlite3_bind_int64(st, 2, a->gid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		r = store_copy_text(st, 0, name, cap) == 0 ? STINT_STORE_EXISTS
-							   : STINT_STORE_ERROR;
-	else
-		r = rc == SQLITE_DONE ? STINT_STORE_OK : STINT_STORE_ERROR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (store_read_agent(st, &other) != 0) {
+			r = STINT_STORE_ERROR;
+			break;
+		}
+		if (same_principal(a, &other)) {
+			snprintf(name, cap, "%s", other.name);
+			r = STINT_STORE_EXISTS;
+			break;
+		}
+		if (overlap != NULL && overlap[0] == '\0' &&
+		    stint_agents_overlap(a, &other))
+			memcpy(overlap, other.name, sizeof(other.name));
+	}
+	if (r == STINT_STORE_OK && rc != SQLITE_DONE)
+		r = STINT_STORE_ERROR;
 	store_stmt_done(st);
 	return r;
 }
 
 static int
-agent_add_locked(struct stint_store *s, const struct stint_agent *a, char *err,
-		 size_t errlen)
+agent_add_locked(struct stint_store *s, const struct stint_agent *a,
+		 char *overlap, char *err, size_t errlen)
 {
 	char mechs[MECHS_TEXT_MAX], other[STINT_NAME_MAX + 1];
 	struct stint_agent existing;
@@ -204,11 +280,13 @@ agent_add_locked(struct stint_store *s, const struct stint_agent *a, char *err,
 	}
 	if (r != STINT_STORE_NOT_FOUND)
 		goto dberr;
-	r = agent_uid_clash(s, a, other, sizeof(other));
+	r = agent_clash(s, a, other, sizeof(other), overlap);
 	if (r == STINT_STORE_EXISTS) {
 		snprintf(err, errlen,
-			 "uid %" PRIu32 " already acts as agent '%s': remove "
-			 "it first or give each agent its own uid or gid",
+			 "uid %" PRIu32 " already acts as agent '%s' with the "
+			 "same gid and selectors: remove it first, or tell "
+			 "them apart (own uid or gid, --exe, --exe-sha256, "
+			 "--cgroup, --unit, --lsm-label)",
 			 a->uid, other);
 		return STINT_STORE_EXISTS;
 	}
@@ -222,6 +300,11 @@ agent_add_locked(struct stint_store *s, const struct stint_agent *a, char *err,
 	store_bind_u64(st, 4, a->max_ttl);
 	sqlite3_bind_text(st, 5, mechs, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, a->created);
+	sqlite3_bind_text(st, 7, a->sel.exe, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, a->sel.exe_sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, a->sel.cgroup, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, a->sel.unit, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, a->sel.lsm_label, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	store_stmt_done(st);
 	if (r != SQLITE_DONE)
@@ -234,7 +317,7 @@ dberr:
 
 int
 stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
-		      char *err, size_t errlen)
+		      char *overlap, char *err, size_t errlen)
 {
 	struct stint_agent row = *a;
 	int r;
@@ -245,7 +328,9 @@ stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 		r = STINT_STORE_ERROR;
 		goto out;
 	}
-	r = agent_add_locked(s, a, err, errlen);
+	if (overlap != NULL)
+		overlap[0] = '\0';
+	r = agent_add_locked(s, a, overlap, err, errlen);
 	row.id = sqlite3_last_insert_rowid(s->db);
 	if (r == STINT_STORE_OK && store_tx_commit(s) != 0) {
 		snprintf(err, errlen, "%s: cannot commit agent '%s'", s->path,
@@ -277,13 +362,13 @@ stint_store_agent_get(struct stint_store *s, const char *name,
 }
 
 int
-stint_store_agent_for_peer(struct stint_store *s, uid_t uid, gid_t gid,
+stint_store_agent_for_peer(struct stint_store *s, const struct stint_peer *peer,
 			   struct stint_agent *a)
 {
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	r = store_agent_for_peer_locked(s, uid, gid, a);
+	r = store_agent_for_peer_locked(s, peer, a);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

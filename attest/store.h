@@ -14,6 +14,8 @@
 #include <sys/types.h>
 
 #include "attest/backend.h"
+#include "attest/peer.h"
+#include "common/selectors.h"
 #include "stint/wire.h"
 
 enum {
@@ -36,6 +38,7 @@ struct stint_agent {
 	size_t n_mechs;
 	int64_t created; /* seconds since the epoch */
 	int64_t id;      /* stable row id, never reused; 0 before insert */
+	struct stint_selectors sel; /* all must match; "" unset (ident) */
 };
 
 enum stint_task_state {
@@ -70,13 +73,27 @@ int stint_store_open(const char *path, struct stint_store **out, char *err,
 		     size_t errlen);
 void stint_store_close(struct stint_store *s);
 
+/* Refuses (EXISTS) a name in use, or an agent whose uid, gid and
+ * selectors are exactly those of another (no process could tell them
+ * apart). overlap (may be NULL) gets the name of the first other agent
+ * that can match the same processes, "" when none. */
 int stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
-			  char *err, size_t errlen);
+			  char *overlap, char *err, size_t errlen);
 int stint_store_agent_get(struct stint_store *s, const char *name,
 			  struct stint_agent *a);
-/* The agent a peer acts as: uid matches, and gid matches when set. */
-int stint_store_agent_for_peer(struct stint_store *s, uid_t uid, gid_t gid,
+/* The agent a peer acts as: uid matches, gid matches when set, and every
+ * selector set matches the peer's facts (stint_peer_matches); of several,
+ * the lowest name. */
+int stint_store_agent_for_peer(struct stint_store *s,
+			       const struct stint_peer *peer,
 			       struct stint_agent *a);
+/* Whether two agents can match the same process: same uid, and no
+ * selector (gid included) that both set and that tells them apart. */
+bool stint_agents_overlap(const struct stint_agent *a,
+			  const struct stint_agent *b);
+/* Whether a peer's uid, gid and facts match agent a. */
+bool stint_agent_matches(const struct stint_agent *a,
+			 const struct stint_peer *peer);
 /* *out malloc'ed array ordered by name. */
 int stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 			   size_t *n);

@@ -133,7 +133,8 @@ int store_prepare_file(const char *path, char *err, size_t errlen);
 int store_configure_db(struct stint_store *s, char *err, size_t errlen);
 
 /* ---- store.c: agents ----------------------------------------------------- */
-int store_agent_for_peer_locked(struct stint_store *s, uid_t uid, gid_t gid,
+int store_agent_for_peer_locked(struct stint_store *s,
+				const struct stint_peer *peer,
 				struct stint_agent *a);
 
 /* ---- store_tasks.c: tasks and pending ends (tombs) ---------------------- */

@@ -86,10 +86,19 @@ static const char *const migrations[] = {
 	" agents TEXT NOT NULL,"
 	" max_ttl INTEGER NOT NULL DEFAULT 0,"
 	" created INTEGER NOT NULL);",
+	/* 3 → 4 (ident): agent selectors (docs/identity.md); '' is unset */
+	"ALTER TABLE agents ADD COLUMN exe TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE agents ADD COLUMN exe_sha256 TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE agents ADD COLUMN cgroup TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE agents ADD COLUMN unit TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE agents ADD COLUMN lsm_label TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-#define AGENT_COLS "name, uid, gid, max_ttl, mechs, created, id"
+/* Columns 7-11: the selectors (ident). */
+#define AGENT_COLS                                                             \
+	"name, uid, gid, max_ttl, mechs, created, id, exe, exe_sha256, "       \
+	"cgroup, unit, lsm_label"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
 	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id"
@@ -107,16 +116,20 @@ static const char *const stmt_sql[S_N] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_AGENT_INSERT] = "INSERT INTO agents (name, uid, gid, max_ttl, mechs,"
-			   " created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			   " created, exe, exe_sha256, cgroup, unit, lsm_label)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+			   " ?11)",
 	[S_AGENT_BY_NAME] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
-	/* Several agents may share a uid with distinct gids; a peer that
-	 * matches more than one gets the lowest name, deterministically. */
+	/* ident: several agents may share a uid when their gids or
+	 * selectors tell them apart; the caller matches the selectors in
+	 * name order, and a peer that matches more than one gets the lowest
+	 * name, deterministically. */
 	[S_AGENT_FOR_PEER] = "SELECT " AGENT_COLS " FROM agents"
 			     " WHERE uid = ?1 AND (gid IS NULL OR gid = ?2)"
-			     " ORDER BY name LIMIT 1",
-	[S_AGENT_UID_CLASH] = "SELECT name FROM agents"
-			      " WHERE uid = ?1 AND (gid IS NULL OR ?2 IS NULL"
-			      " OR gid = ?2) ORDER BY name LIMIT 1",
+			     " ORDER BY name",
+	/* ident: the agents a new one of uid ?1 could overlap with. */
+	[S_AGENT_UID_CLASH] = "SELECT " AGENT_COLS " FROM agents"
+			      " WHERE uid = ?1 ORDER BY name",
 	[S_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
 	[S_AGENT_DELETE] = "DELETE FROM agents WHERE name = ?1",
 	[S_AGENT_DELETE_ID] = "DELETE FROM agents WHERE id = ?1",
@@ -354,6 +367,14 @@ store_read_agent(sqlite3_stmt *st, struct stint_agent *a)
 		return -1;
 	a->created = sqlite3_column_int64(st, 5);
 	a->id = sqlite3_column_int64(st, 6);
+	if (store_copy_text(st, 7, a->sel.exe, sizeof(a->sel.exe)) != 0 ||
+	    store_copy_text(st, 8, a->sel.exe_sha256,
+			    sizeof(a->sel.exe_sha256)) != 0 ||
+	    store_copy_text(st, 9, a->sel.cgroup, sizeof(a->sel.cgroup)) != 0 ||
+	    store_copy_text(st, 10, a->sel.unit, sizeof(a->sel.unit)) != 0 ||
+	    store_copy_text(st, 11, a->sel.lsm_label,
+			    sizeof(a->sel.lsm_label)) != 0)
+		return -1;
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/selectors.h"
 #include "stint/wire.h"
 
 struct stint_msg;
@@ -136,6 +137,7 @@ struct stint_agent_add_req {
 	uint64_t max_ttl; /* seconds, > 0 */
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs;
+	struct stint_selectors sel; /* "" unset */
 };
 int stint_enc_agent_add_req(struct stint_msg *m,
 			    const struct stint_agent_add_req *r);
@@ -151,7 +153,8 @@ struct stint_agent_info {
 	uint64_t max_ttl; /* seconds */
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs;
-	uint64_t created; /* seconds since the epoch */
+	uint64_t created;           /* seconds since the epoch */
+	struct stint_selectors sel; /* "" unset */
 };
 /* Appends one entry to the reply's agent array. */
 int stint_put_agent_list_entry(struct stint_msg *m,

@@ -4,6 +4,7 @@
  * the same way. Field tables: docs/protocol.md.
  */
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,58 @@
 #include "common/proto.h"
 
 /* --- AGENT_ADD ------------------------------------------------------- */
+
+/* The selectors (ident): each as text under its key, when set. */
+static const struct sel_key {
+	uint64_t key;
+	size_t off, cap;
+} sel_keys[] = {
+#define SEL(k, f)                                                              \
+	{                                                                      \
+		k, offsetof(struct stint_selectors, f),                        \
+			sizeof(((struct stint_selectors *)0)->f)               \
+	}
+	SEL(STINT_K_EXE, exe),
+	SEL(STINT_K_EXE_SHA256, exe_sha256),
+	SEL(STINT_K_CGROUP, cgroup),
+	SEL(STINT_K_UNIT, unit),
+	SEL(STINT_K_LSM_LABEL, lsm_label),
+#undef SEL
+};
+
+static int
+put_selectors(struct stint_msg *m, const struct stint_selectors *sel)
+{
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(sel_keys) / sizeof(sel_keys[0]); i++) {
+		v = (const char *)sel + sel_keys[i].off;
+		if (v[0] != '\0' &&
+		    stint_msg_put_text(m, sel_keys[i].key, v) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* 0, or the key of the first selector that is not text that fits. */
+static uint64_t
+get_selectors(const struct stint_msg *m, struct stint_selectors *sel)
+{
+	char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(sel_keys) / sizeof(sel_keys[0]); i++) {
+		v = (char *)sel + sel_keys[i].off;
+		if (stint_msg_has(m, sel_keys[i].key) &&
+		    stint_msg_get_text(m, sel_keys[i].key, v,
+				       sel_keys[i].cap) != 0) {
+			v[0] = '\0';
+			return sel_keys[i].key;
+		}
+	}
+	return 0;
+}
 
 int
 stint_enc_agent_add_req(struct stint_msg *m,
@@ -28,6 +81,8 @@ stint_enc_agent_add_req(struct stint_msg *m,
 	if (e == 0 && r->n_mechs > 0)
 		e = stint_msg_put_uint_array(m, STINT_K_MECHS, r->mechs,
 					     r->n_mechs);
+	if (e == 0)
+		e = put_selectors(m, &r->sel);
 	return e;
 }
 
@@ -54,6 +109,8 @@ int
 stint_dec_agent_add_req(const struct stint_msg *m,
 			struct stint_agent_add_req *r, uint64_t *bad)
 {
+	uint64_t key;
+
 	memset(r, 0, sizeof(*r));
 	*bad = 0;
 	if (stint_msg_get_text(m, STINT_K_AGENT, r->name, sizeof(r->name)) !=
@@ -81,6 +138,8 @@ stint_dec_agent_add_req(const struct stint_msg *m,
 		r->n_mechs = 0;
 		return bad_field(bad, STINT_K_MECHS);
 	}
+	if ((key = get_selectors(m, &r->sel)) != 0)
+		return bad_field(bad, key);
 	return 0;
 }
 
@@ -102,6 +161,7 @@ stint_put_agent_list_entry(struct stint_msg *m,
 	r |= stint_msg_put_uint(e, STINT_K_MAX_TTL, a->max_ttl);
 	r |= stint_msg_put_uint_array(e, STINT_K_MECHS, a->mechs, a->n_mechs);
 	r |= stint_msg_put_uint(e, STINT_K_CREATED, a->created);
+	r |= put_selectors(e, &a->sel);
 	r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
 	return r ? -1 : 0;
 }
@@ -134,6 +194,8 @@ get_agent_info(const struct stint_msg *m, struct stint_agent_info *a)
 	if (stint_msg_get_uint_array(m, STINT_K_MECHS, a->mechs,
 				     STINT_MECHS_MAX, &a->n_mechs) != 0)
 		a->n_mechs = 0;
+	if (get_selectors(m, &a->sel) != 0)
+		return STINT_WIRE_MALFORMED;
 	return 0;
 }
 

@@ -145,6 +145,12 @@ enum stint_key {
 	STINT_K_OPERATOR = 80,  /* text: operator name */
 	STINT_K_OPERATORS = 81, /* array of operator maps */
 	STINT_K_OP_AGENTS = 82, /* array of text: agents an operator serves */
+	/* ident: agent selectors (text; absent = not set) */
+	STINT_K_EXE = 70,        /* absolute path of the executable */
+	STINT_K_EXE_SHA256 = 71, /* its SHA-256, 64 lowercase hex digits */
+	STINT_K_CGROUP = 72,     /* cgroup v2 path: this cgroup or below */
+	STINT_K_UNIT = 73,       /* systemd unit (NAME.service) */
+	STINT_K_LSM_LABEL = 74,  /* SO_PEERSEC label */
 };
 
 enum stint_key_type {

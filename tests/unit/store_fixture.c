@@ -91,7 +91,7 @@ add_agent(struct fixture *f, const char *name, uint32_t uid, int64_t gid)
 	struct stint_agent a = make_agent(name, uid, gid);
 	char err[256] = "";
 
-	if (stint_store_agent_add(f->s, &a, err, sizeof(err)) != 0)
+	if (stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)) != 0)
 		fail_msg("agent add %s: %s", name, err);
 }
 
@@ -142,8 +142,7 @@ struct stint_gate_result
 gate_at(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
 	struct timespec now)
 {
-	struct stint_gate_req req = {.uid = uid,
-				     .gid = gid,
+	struct stint_gate_req req = {.peer = PEER(uid, gid),
 				     .task_id = id,
 				     .mech = mech,
 				     .now = now};

@@ -28,6 +28,10 @@ int setup(void **state);
 int teardown(void **state);
 /* Closes and opens the store again (a stintd restart). */
 void reopen(struct fixture *f);
+/* A peer with only uid and gid known (no facts): what a peer of an
+ * agent without selectors shows. */
+#define PEER(u, g) (&(struct stint_peer){.uid = (u), .gid = (g), .exe = "?"})
+
 struct stint_agent make_agent(const char *name, uint32_t uid, int64_t gid);
 void add_agent(struct fixture *f, const char *name, uint32_t uid, int64_t gid);
 /* A live EC task for agent, NOW - 10 to NOW + 600, ECDSA only. */

@@ -243,8 +243,7 @@ static void *
 gate_loop(void *arg)
 {
 	struct gate_thread *g = arg;
-	struct stint_gate_req req = {.uid = 1000,
-				     .gid = 0,
+	struct stint_gate_req req = {.peer = PEER(1000, 0),
 				     .task_id = g->id,
 				     .mech = MECH_ECDSA,
 				     .now = {.tv_sec = NOW}};
@@ -561,8 +560,9 @@ test_gate_index_agent_removed(void **state)
 	add_task(f, "t-1", "billing", 0);
 	add_task(f, "t-2", "billing", 0);
 	/* A failed add (duplicate) leaves the index as it was. */
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
-			 STINT_STORE_EXISTS);
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)),
+		STINT_STORE_EXISTS);
 	assert_int_equal(stats(f).agents, 2);
 	assert_int_equal(
 		gate_cmp(f, 1000, 0, "t-1", MECH_ECDSA, NOW, FAST, &reason),
@@ -583,7 +583,8 @@ test_gate_index_agent_removed(void **state)
 	/* A new agent of the same name on another uid: the old tasks stay
 	 * ended, and the old uid still maps to nobody. */
 	a = make_agent("billing", 2000, -1);
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)), 0);
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)), 0);
 	assert_int_equal(
 		gate_cmp(f, 2000, 0, "t-1", MECH_ECDSA, NOW, SQL, &reason),
 		STINT_E_NOT_LIVE);

@@ -81,7 +81,7 @@ add_agent(struct hfix *f, const char *name, uint32_t uid)
 	for (i = 0; i < n; i++)
 		a.mechs[a.n_mechs++] = all[i].mech;
 	a.created = stintd_now() - 100;
-	if (stint_store_agent_add(f->d.store, &a, err, sizeof(err)) != 0)
+	if (stint_store_agent_add(f->d.store, &a, NULL, err, sizeof(err)) != 0)
 		fail_msg("agent add %s: %s", name, err);
 }
 

@@ -45,13 +45,15 @@ test_agent_crud(void **state)
 			 STINT_STORE_NOT_FOUND);
 
 	/* gid NULL matches any gid; a set gid must match. */
-	assert_int_equal(stint_store_agent_for_peer(f->s, 1000, 4242, &a), 0);
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(1000, 4242), &a),
+			 0);
 	assert_string_equal(a.name, "billing");
-	assert_int_equal(stint_store_agent_for_peer(f->s, 1001, 50, &a), 0);
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(1001, 50), &a),
+			 0);
 	assert_string_equal(a.name, "payroll");
-	assert_int_equal(stint_store_agent_for_peer(f->s, 1001, 51, &a),
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(1001, 51), &a),
 			 STINT_STORE_NOT_FOUND);
-	assert_int_equal(stint_store_agent_for_peer(f->s, 1002, 50, &a),
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(1002, 50), &a),
 			 STINT_STORE_NOT_FOUND);
 
 	/* Listed by name. */
@@ -67,7 +69,7 @@ test_agent_crud(void **state)
 			 STINT_STORE_NOT_FOUND);
 	assert_int_equal(stint_store_agent_get(f->s, "billing", &a),
 			 STINT_STORE_NOT_FOUND);
-	assert_int_equal(stint_store_agent_for_peer(f->s, 1000, 4242, &a),
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(1000, 4242), &a),
 			 STINT_STORE_NOT_FOUND);
 	assert_int_equal(stint_store_agent_list(f->s, &list, &n), 0);
 	assert_int_equal(n, 1);
@@ -82,43 +84,103 @@ test_agent_duplicates(void **state)
 {
 	struct fixture *f = *state;
 	struct stint_agent a;
-	char err[256];
+	char err[256], overlap[STINT_NAME_MAX + 1];
 
 	add_agent(f, "x", 1000, -1);
 
 	a = make_agent("x", 2000, -1);
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
-			 STINT_STORE_EXISTS);
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)),
+		STINT_STORE_EXISTS);
 	assert_non_null(strstr(err, "agent 'x' already exists"));
 
+	/* Same uid, gid and selectors: no process could tell them apart. */
 	a = make_agent("y", 1000, -1);
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
-			 STINT_STORE_EXISTS);
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)),
+		STINT_STORE_EXISTS);
 	assert_non_null(strstr(err, "uid 1000 already acts as agent 'x'"));
-	/* A gid does not help when the existing agent takes any gid. */
+	/* A gid narrows, but x (any gid) still matches its processes. */
 	a = make_agent("y", 1000, 77);
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
-			 STINT_STORE_EXISTS);
-	assert_non_null(strstr(err, "uid 1000 already acts as agent 'x'"));
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, overlap, err, sizeof(err)), 0);
+	assert_string_equal(overlap, "x");
+	/* A peer of gid 77 matches both: the lowest name. */
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(1000, 77), &a),
+			 0);
+	assert_string_equal(a.name, "x");
 
 	/* Same uid, distinct gids: two agents, each found by its gid. */
 	add_agent(f, "g10", 3000, 10);
 	add_agent(f, "g20", 3000, 20);
 	a = make_agent("g10b", 3000, 10);
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
-			 STINT_STORE_EXISTS);
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)),
+		STINT_STORE_EXISTS);
 	assert_non_null(strstr(err, "uid 3000 already acts as agent 'g10'"));
-	a = make_agent("gany", 3000, -1);
-	assert_int_equal(stint_store_agent_add(f->s, &a, err, sizeof(err)),
-			 STINT_STORE_EXISTS);
-	assert_non_null(strstr(err, "uid 3000 already acts as agent 'g10'"));
-	assert_int_equal(stint_store_agent_for_peer(f->s, 3000, 20, &a), 0);
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(3000, 20), &a),
+			 0);
 	assert_string_equal(a.name, "g20");
-
-	/* Nothing of the refused adds was stored. */
-	assert_int_equal(stint_store_agent_get(f->s, "y", &a),
+	assert_int_equal(stint_store_agent_get(f->s, "g10b", &a),
 			 STINT_STORE_NOT_FOUND);
-	assert_int_equal(stint_store_agent_get(f->s, "gany", &a),
+}
+
+/* Several agents under one uid told apart by selectors (ident). */
+static void
+test_agent_selectors(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a, got;
+	struct stint_peer p = {.uid = 4000, .gid = 1};
+	char err[256], overlap[STINT_NAME_MAX + 1];
+
+	a = make_agent("by-exe", 4000, -1);
+	strcpy(a.sel.exe, "/opt/a/bin/tool");
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, overlap, err, sizeof(err)), 0);
+	assert_string_equal(overlap, "");
+	a = make_agent("by-exe2", 4000, -1);
+	strcpy(a.sel.exe, "/opt/b/bin/tool");
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, overlap, err, sizeof(err)), 0);
+	assert_string_equal(overlap, "");
+	a = make_agent("by-cg", 4000, -1);
+	strcpy(a.sel.cgroup, "/stint/run-1");
+	strcpy(a.sel.exe_sha256, "ab");
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, overlap, err, sizeof(err)), 0);
+	assert_string_equal(overlap, "by-exe"); /* no selector tells apart */
+	/* The same selectors again: refused. */
+	a = make_agent("by-exe3", 4000, -1);
+	strcpy(a.sel.exe, "/opt/a/bin/tool");
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)),
+		STINT_STORE_EXISTS);
+
+	/* Read back. */
+	assert_int_equal(stint_store_agent_get(f->s, "by-cg", &got), 0);
+	assert_string_equal(got.sel.cgroup, "/stint/run-1");
+	assert_string_equal(got.sel.exe_sha256, "ab");
+	assert_string_equal(got.sel.exe, "");
+
+	/* Matching: every selector set must match; unknown never does. */
+	strcpy(p.exe, "/opt/b/bin/tool");
+	assert_int_equal(stint_store_agent_for_peer(f->s, &p, &got), 0);
+	assert_string_equal(got.name, "by-exe2");
+	strcpy(p.exe, "/opt/c/bin/tool");
+	assert_int_equal(stint_store_agent_for_peer(f->s, &p, &got),
+			 STINT_STORE_NOT_FOUND);
+	strcpy(p.cgroup, "/stint/run-1/sub");
+	assert_int_equal(stint_store_agent_for_peer(f->s, &p, &got),
+			 STINT_STORE_NOT_FOUND); /* hash unknown */
+	strcpy(p.exe_sha256, "ab");
+	assert_int_equal(stint_store_agent_for_peer(f->s, &p, &got), 0);
+	assert_string_equal(got.name, "by-cg");
+	strcpy(p.cgroup, "/stint/run-10");
+	assert_int_equal(stint_store_agent_for_peer(f->s, &p, &got),
+			 STINT_STORE_NOT_FOUND);
+	strcpy(p.exe, "?");
+	assert_int_equal(stint_store_agent_for_peer(f->s, &p, &got),
 			 STINT_STORE_NOT_FOUND);
 }
 
@@ -149,7 +211,8 @@ test_agent_for_peer_deterministic(void **state)
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
-	assert_int_equal(stint_store_agent_for_peer(f->s, 5000, 9, &a), 0);
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(5000, 9), &a),
+			 0);
 	assert_string_equal(a.name, "alpha");
 	assert_int_equal(a.n_mechs, 1);
 	assert_int_equal(a.mechs[0], 4161);
@@ -577,13 +640,14 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at version 3, in WAL mode. */
+	/* A fresh database is at the latest version (4: oper, ident), in WAL
+	 * mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	assert_int_equal(sqlite3_column_int(st, 0), 4);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -603,12 +667,12 @@ test_schema_version(void **state)
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
 	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (3)"));
+		strstr(err, "schema version 99 is newer than this stintd (4)"));
 
-	/* Back at version 3 it opens again, data intact. */
+	/* Back at version 4 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
@@ -650,6 +714,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_agent_for_peer_deterministic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_selectors, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_task_insert_get, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_task_list_paging, setup,
