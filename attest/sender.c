@@ -162,6 +162,8 @@ stint_sender_ref_init(int fd, const struct stint_peer *peer,
 	static atomic_bool warned;
 
 	ref->pidfd = -1;
+	ref->off = ref->len = 0;
+	ref->unproven = false;
 	if (set_passcred(fd) != 0)
 		return -1;
 	ref->pid = peer->pid;
@@ -253,7 +255,7 @@ same_process(const struct stint_sender_ref *ref, int pidfd)
 
 /* 0 when c's bytes came from the connecting process; else fills who.
  * *unproven is set when only the pid vouches for it (no pidfs inode to
- * compare): the caller then checks the connecting process is alive. */
+ * compare): each frame then checks the connecting process is alive. */
 static int
 check(const struct stint_sender_ref *ref, struct creds *c,
       struct stint_sender *who, bool *unproven)
@@ -320,74 +322,139 @@ wait_in(int fd, int64_t deadline)
 	}
 }
 
-/* Reads exactly len bytes, each read checked (see frame.c's read_full
- * for the polling and deadline rules, which are the same). */
+/* One checked recvmsg() into buf; > 0 bytes, or a STINT_WIRE_* code or
+ * STINT_SENDER_MISMATCH. *ready: whether to try before polling. */
 static int
-read_full(int fd, uint8_t *buf, size_t len, int64_t deadline, bool try_first,
-	  const struct stint_sender_ref *ref, struct stint_sender *who,
-	  bool *unproven)
+recv_checked(int fd, uint8_t *buf, size_t cap, int64_t deadline, bool *ready,
+	     struct stint_sender_ref *ref, struct stint_sender *who,
+	     size_t *got)
 {
 	struct creds c;
-	size_t got = 0;
-	bool ready = try_first;
 	ssize_t n;
 	int r;
 
-	while (got < len) {
-		if (!ready && (r = wait_in(fd, deadline)) != 0)
+	for (;;) {
+		if (!*ready && (r = wait_in(fd, deadline)) != 0)
 			return r;
-		ready = true;
-		n = recv_creds(fd, buf + got, len - got, &c);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				ready = false;
-			if (errno == EINTR || errno == EAGAIN ||
-			    errno == EWOULDBLOCK)
-				continue;
-			return STINT_WIRE_IO;
-		}
+		*ready = true;
+		n = recv_creds(fd, buf, cap, &c);
+		if (n > 0)
+			break;
 		if (n == 0)
 			return STINT_WIRE_IO;
-		if ((r = check(ref, &c, who, unproven)) != 0)
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			*ready = false;
+		else if (errno != EINTR)
+			return STINT_WIRE_IO;
+	}
+	if ((r = check(ref, &c, who, &ref->unproven)) != 0)
+		return r;
+	*got = (size_t)n;
+	return 0;
+}
+
+/* Makes need (<= STINT_SENDER_BUF) bytes available at ref->buf + ref->off,
+ * reading as much as fits. */
+static int
+fill(int fd, struct stint_sender_ref *ref, size_t need, int64_t deadline,
+     bool *ready, struct stint_sender *who)
+{
+	size_t got;
+	int r;
+
+	if (ref->off + need > STINT_SENDER_BUF) {
+		memmove(ref->buf, ref->buf + ref->off, ref->len);
+		ref->off = 0;
+	}
+	while (ref->len < need) {
+		r = recv_checked(fd, ref->buf + ref->off + ref->len,
+				 STINT_SENDER_BUF - ref->off - ref->len,
+				 deadline, ready, ref, who, &got);
+		if (r != 0)
 			return r;
-		got += (size_t)n;
+		ref->len += got;
 	}
 	return 0;
 }
 
+static void
+consume(struct stint_sender_ref *ref, size_t n)
+{
+	ref->off += n;
+	ref->len -= n;
+	if (ref->len == 0)
+		ref->off = 0;
+}
+
+/* The body of n bytes: from the buffer, then (for a frame larger than the
+ * buffer) read straight into the body, exactly n bytes, each read checked. */
+static int
+read_body(int fd, struct stint_sender_ref *ref, uint8_t *body, size_t n,
+	  int64_t deadline, bool *ready, struct stint_sender *who)
+{
+	size_t have, got;
+	int r;
+
+	if (n <= STINT_SENDER_BUF) {
+		if ((r = fill(fd, ref, n, deadline, ready, who)) != 0)
+			return r;
+		memcpy(body, ref->buf + ref->off, n);
+		consume(ref, n);
+		return 0;
+	}
+	have = ref->len;
+	memcpy(body, ref->buf + ref->off, have);
+	consume(ref, have);
+	while (have < n) {
+		r = recv_checked(fd, body + have, n - have, deadline, ready,
+				 ref, who, &got);
+		if (r != 0)
+			return r;
+		have += got;
+	}
+	return 0;
+}
+
+bool
+stint_sender_buffered(const struct stint_sender_ref *ref)
+{
+	return ref->len > 0;
+}
+
 int
 stint_sender_frame_read(int fd, size_t max, int timeout_ms,
-			const struct stint_sender_ref *ref, uint8_t **body,
+			struct stint_sender_ref *ref, uint8_t **body,
 			size_t *len, struct stint_sender *who)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : stint_mono_ms() + timeout_ms;
-	bool unproven = false;
-	uint8_t prefix[4], *buf;
+	bool ready = true; /* the caller polled: try the read first */
+	const uint8_t *p;
+	uint8_t *buf;
 	uint32_t n;
 	int r;
 
 	*body = NULL;
 	*len = 0;
 	who->pidfd = -1;
-	if ((r = read_full(fd, prefix, sizeof(prefix), deadline, false, ref,
-			   who, &unproven)) != 0)
+	if ((r = fill(fd, ref, 4, deadline, &ready, who)) != 0)
 		return r;
-	n = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
-	    (uint32_t)prefix[2] << 8 | prefix[3];
+	p = ref->buf + ref->off;
+	n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+	    p[3];
+	consume(ref, 4);
 	if (n == 0)
 		return STINT_WIRE_MALFORMED;
 	if (n > max)
 		return STINT_WIRE_TOO_LARGE;
 	if ((buf = malloc(n)) == NULL)
 		return STINT_WIRE_NOMEM;
-	if ((r = read_full(fd, buf, n, deadline, true, ref, who, &unproven)) !=
-	    0) {
+	if ((r = read_body(fd, ref, buf, n, deadline, &ready, who)) != 0) {
 		free(buf);
 		return r;
 	}
 	/* The pid matched every read. While the connecting process lives,
 	 * no other process can have its pid: so it sent them. */
-	if (unproven && ref->pidfd >= 0 && exited(ref->pidfd)) {
+	if (ref->unproven && ref->pidfd >= 0 && exited(ref->pidfd)) {
 		free(buf);
 		who->pid = ref->pid;
 		who->uid = ref->uid;

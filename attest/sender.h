@@ -17,6 +17,7 @@
 #ifndef STINT_ATTEST_SENDER_H
 #define STINT_ATTEST_SENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,13 +28,21 @@
  * (beyond the STINT_WIRE_* codes, which are small negative numbers). */
 #define STINT_SENDER_MISMATCH (-100)
 
-/* The connecting process, as taken at accept. */
+/* Bytes read ahead per connection: a usual request (prefix and body)
+ * comes in one recvmsg(). */
+#define STINT_SENDER_BUF 1024
+
+/* The connecting process, as taken at accept, and the connection's
+ * read-ahead (bytes already checked). */
 struct stint_sender_ref {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
 	int pidfd;          /* the connecting process, -1 if none */
 	uint64_t pidfs_ino; /* its pidfs inode (Linux >= 6.9), 0 if none */
+	bool unproven;      /* a read was vouched for by pid only */
+	size_t off, len;    /* read-ahead: buf[off .. off + len] */
+	uint8_t buf[STINT_SENDER_BUF];
 };
 
 /* Who sent the bytes that did not match, as the kernel reported it. */
@@ -55,12 +64,15 @@ int stint_sender_ref_init(int fd, const struct stint_peer *peer,
 			  struct stint_sender_ref *ref);
 void stint_sender_ref_close(struct stint_sender_ref *ref);
 /* Reads one frame as stint_frame_read() does (common/frame.h), checking
- * the sender of every read against ref. On STINT_SENDER_MISMATCH *who says
+ * the sender of every read against ref; tries the read before polling (the
+ * caller waits for the first byte). On STINT_SENDER_MISMATCH *who says
  * who sent what (its pidfd, when set, is the caller's to close); no body is
  * returned. */
 int stint_sender_frame_read(int fd, size_t max, int timeout_ms,
-			    const struct stint_sender_ref *ref, uint8_t **body,
+			    struct stint_sender_ref *ref, uint8_t **body,
 			    size_t *len, struct stint_sender *who);
+/* Whether read-ahead bytes wait (the next frame may need no poll). */
+bool stint_sender_buffered(const struct stint_sender_ref *ref);
 /* The audit facts of a mismatching sender: pid, uid, gid, and its
  * executable read through /proc, "?" unless who->pidfd confirms the
  * process was still the sender after the read. */

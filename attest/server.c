@@ -392,7 +392,8 @@ conn_main(void *arg)
 	int r;
 
 	for (bool ok = classify(c); ok;) {
-		if (wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
+		if (!stint_sender_buffered(&c->ref) &&
+		    wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
 			break;
 		body = NULL;
 		r = stint_sender_frame_read(c->fd, STINT_FRAME_MAX,

@@ -13,7 +13,10 @@
 #   e. a frame whose first half the agent sends and whose rest another
 #      process sends: refused; the agent's own frame split over several
 #      writes still signs;
-#   f. root passes an admin.sock connection to uid nobody: refused.
+#   f. root passes an admin.sock connection to another uid: refused;
+#   g. the agent passes its descriptor on and exits; a new process of its
+#      uid gets its pid (ns_last_pid) and sends: refused (another process
+#      with the same pid, uid and gid).
 # Real processes throughout (python3 forks, setuid()s and passes the
 # descriptors); the SIGNs go to a real stintd and token.
 . "$(dirname "$0")/lib.sh"
@@ -282,6 +285,64 @@ if f.get("status") != DENIED:
     bad.append("f: agent list sent by uid %d on root's admin connection got "
                "status %s, not %d" % (O4, f.get("status"), DENIED))
 
+# g: pid reuse. The agent passes its descriptor to root and exits; a new
+# process is given the agent's pid (ns_last_pid) and uid and sends on it:
+# same pid, uid and gid as the connection's, another process. Refused.
+def reuse_agent(sp):
+    become(A)
+    s = wire.connect(path)
+    own = status(sign_on(s))
+    socket.send_fds(sp, [b"fd"], [s.fileno()])
+    return {"pid": os.getpid(), "own": own}
+
+def reuse_case():
+    a_end, r_end = socket.socketpair()
+    ap, ar = child(reuse_agent, a_end)
+    _, fds, _, _ = socket.recv_fds(r_end, 16, 1)
+    agent = result(ap, ar)  # the agent has exited and is reaped
+    fd = fds[0]
+    if agent.get("own") != 0:
+        bad.append("g: the agent could not sign before it exited")
+        return None
+    target = agent["pid"]
+    for attempt in range(200):
+        try:
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(target - 1))
+        except OSError as e:
+            print("g. pid reuse: cannot set ns_last_pid (%s): case skipped" % e)
+            return None
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            if os.getpid() != target:
+                os._exit(3)
+            become(A)
+            s = socket.socket(fileno=fd)
+            s.settimeout(10)
+            rep = sign_on(s) or {}
+            os.write(w, json.dumps({"pid": os.getpid(), "uid": A,
+                                    "status": rep.get(2),
+                                    "error": rep.get(3, "")}).encode())
+            os._exit(0)
+        os.close(w)
+        data = os.read(r, 65536)
+        os.close(r)
+        os.waitpid(pid, 0)
+        if pid == target:
+            out = json.loads(data or b"{}")
+            print("g. pid %d reused after %d tries: %s" % (target, attempt + 1, out))
+            if out.get("status") != DENIED:
+                bad.append("g: a process that took the exited agent's pid %d "
+                           "signed on its connection (status %s)"
+                           % (target, out.get("status")))
+            return out
+    print("g. pid reuse: pid %d not obtained in 200 forks: case skipped" % target)
+    return None
+
+g = reuse_case()
+
 # The audit names the real sender of each refused request.
 time.sleep(0.5)
 recs = []
@@ -294,7 +355,10 @@ with open(audit) as fh:
         if r.get("event") == "request-refused":
             recs.append(r)
 for name, who, exe in (("a", a, PY_EXE), ("b", b, PY_EXE), ("c1", c1, PY_EXE),
-                       ("c2", c2, PY_EXE), ("e", e, PY_EXE), ("f", f, PY_EXE)):
+                       ("c2", c2, PY_EXE), ("e", e, PY_EXE), ("f", f, PY_EXE),
+                       ("g", g, PY_EXE)):
+    if who is None:
+        continue
     hit = [r for r in recs if r.get("peer", {}).get("pid") == who.get("pid")
            and r["peer"].get("uid") == who.get("uid")]
     if not hit:
