@@ -239,8 +239,11 @@ recv_creds(int fd, uint8_t *buf, size_t len, struct creds *c)
 			c->fds = true;
 		}
 	}
-	/* Descriptors that did not fit were closed by the kernel. */
-	if (mh.msg_flags & MSG_CTRUNC)
+	/* Truncated after the pidfd: descriptors came along (the kernel
+	 * closed them). Without a pidfd it may be the pidfd that could not
+	 * be installed (no descriptor left): the read is then checked as on
+	 * a kernel without SCM_PIDFD. */
+	if ((mh.msg_flags & MSG_CTRUNC) && c->pidfd >= 0)
 		c->fds = true;
 	return n;
 }

@@ -61,6 +61,11 @@
 #define WRITE_TIMEOUT_MS 10000
 #define CONN_STACK       (256 * 1024)
 
+/* A connection holds its socket and a pidfd of its connecting process
+ * (sender.h); the sender's pidfd of each read is closed at once, and a
+ * read whose pidfd cannot be installed is checked without it. */
+#define FDS_PER_CONN 2
+
 enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER };
 
 struct conn {
@@ -129,7 +134,7 @@ budget_fds(const struct stint_config *cfg)
 	size_t used = open_fds() + 1 /* spare_fd */, want, avail;
 	size_t fixed = used + FD_HEADROOM + ADMIN_RESERVE;
 
-	want = fixed + cfg->max_connections;
+	want = fixed + FDS_PER_CONN * cfg->max_connections;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
 		rl.rlim_cur = rl.rlim_max = 1024;
@@ -150,7 +155,9 @@ budget_fds(const struct stint_config *cfg)
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
 		avail = cfg->max_connections;
 	else
-		avail = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 0;
+		avail = rl.rlim_cur > fixed
+				? (rl.rlim_cur - fixed) / FDS_PER_CONN
+				: 0;
 	if (avail < MIN_AGENT_CONNS) {
 		log_warn("open-file limit %llu leaves no room for agent "
 			 "connections: raise LimitNOFILE (want %zu)",
