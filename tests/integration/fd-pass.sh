@@ -383,8 +383,10 @@ PY
 # pooled); every socket descriptor it holds is close-on-exec; after exec
 # the new image holds none of them, and its own SIGN (a fresh connection)
 # is audited with its own executable and the same pid.
+# (foreign: python3 loads the module, which under sanitizers needs the
+# runtime preloaded; lib.sh.)
 chmod 0755 "$T"
-"$PYTHON" - "$MOD" "$A" "$T/bin/p11client" "$id" "$T/digest" "$AUDIT_LOG" <<'PY' || fail "see above (d)"
+foreign "$PYTHON" - "$MOD" "$A" "$T/bin/p11client" "$id" "$T/digest" "$AUDIT_LOG" <<'PY' || fail "see above (d)"
 import ctypes, json, os, stat, sys
 mod, A, p11client, task, digest, audit = sys.argv[1:7]
 A = int(A)
