@@ -36,8 +36,8 @@
 #ifndef SCM_PIDFD
 #define SCM_PIDFD 0x04
 #endif
-/* Whether each read asks for the sender's pidfd too (see stintd(8) for
- * what it costs); -DSTINT_SENDER_NO_PASSPIDFD leaves it out. */
+/* Whether each read asks for the sender's pidfd too (what it costs:
+ * docs/identity.md); -DSTINT_SENDER_NO_PASSPIDFD leaves it out. */
 #if defined(SO_PASSPIDFD) && !defined(STINT_SENDER_NO_PASSPIDFD)
 #define STINT_SENDER_PIDFD 1
 #endif
@@ -114,9 +114,10 @@ proc_start_time(pid_t pid)
 
 /* A pidfd of the connecting process: SO_PEERPIDFD (Linux >= 6.5) names it
  * without a race; else pidfd_open() on its pid, kept only if that pid still
- * has the start time peer.c read at accept. */
+ * has the start time peer.c read at accept. *gone: the kernel says the
+ * process no longer exists (or its pid is another process's now). */
 static int
-peer_pidfd(int fd, const struct stint_peer *peer)
+peer_pidfd(int fd, const struct stint_peer *peer, bool *gone)
 {
 	int pidfd = -1;
 #ifdef SO_PEERPIDFD
@@ -125,15 +126,23 @@ peer_pidfd(int fd, const struct stint_peer *peer)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
 	    len == sizeof(pidfd) && pidfd >= 0)
 		return pidfd;
+	if (errno == ESRCH) {
+		*gone = true;
+		return -1;
+	}
 	pidfd = -1;
 #else
 	(void)fd;
 #endif
 #ifdef SYS_pidfd_open
-	if (peer->start_time == 0)
-		return -1;
 	pidfd = (int)syscall(SYS_pidfd_open, peer->pid, 0);
-	if (pidfd >= 0 && proc_start_time(peer->pid) != peer->start_time) {
+	if (pidfd < 0) {
+		*gone = errno == ESRCH;
+		return -1;
+	}
+	if (peer->start_time == 0 ||
+	    proc_start_time(peer->pid) != peer->start_time) {
+		*gone = peer->start_time != 0;
 		close(pidfd);
 		pidfd = -1;
 	}
@@ -164,14 +173,15 @@ stint_sender_ref_init(int fd, const struct stint_peer *peer,
 	ref->pidfd = -1;
 	ref->off = ref->len = 0;
 	ref->unproven = false;
+	ref->gone = false;
 	if (set_passcred(fd) != 0)
 		return -1;
 	ref->pid = peer->pid;
 	ref->uid = peer->uid;
 	ref->gid = peer->gid;
-	ref->pidfd = peer_pidfd(fd, peer);
+	ref->pidfd = peer_pidfd(fd, peer, &ref->gone);
 	ref->pidfs_ino = ref->pidfd >= 0 ? pidfs_ino(ref->pidfd) : 0;
-	if (ref->pidfd < 0 && !atomic_exchange(&warned, true))
+	if (ref->pidfd < 0 && !ref->gone && !atomic_exchange(&warned, true))
 		log_warn("no pidfd for peer pid %ld: its requests are checked "
 			 "by pid, uid and gid only, not against pid reuse",
 			 (long)peer->pid);
@@ -456,8 +466,10 @@ stint_sender_frame_read(int fd, size_t max, int timeout_ms,
 		return r;
 	}
 	/* The pid matched every read. While the connecting process lives,
-	 * no other process can have its pid: so it sent them. */
-	if (ref->unproven && ref->pidfd >= 0 && exited(ref->pidfd)) {
+	 * no other process can have its pid: so it sent them. One that was
+	 * gone at accept vouches for nothing. */
+	if (ref->gone ||
+	    (ref->unproven && ref->pidfd >= 0 && exited(ref->pidfd))) {
 		free(buf);
 		who->pid = ref->pid;
 		who->uid = ref->uid;

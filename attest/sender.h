@@ -41,6 +41,7 @@ struct stint_sender_ref {
 	int pidfd;          /* the connecting process, -1 if none */
 	uint64_t pidfs_ino; /* its pidfs inode (Linux >= 6.9), 0 if none */
 	bool unproven;      /* a read was vouched for by pid only */
+	bool gone;          /* the process had exited by accept: refuse all */
 	size_t off, len;    /* read-ahead: buf[off .. off + len] */
 	uint8_t buf[STINT_SENDER_BUF];
 };
