@@ -1,6 +1,11 @@
 /*
  * The two Unix sockets. Each connection gets a thread with a small stack;
- * a connection's identity is its SO_PEERCRED, read once at accept. Limits
+ * a connection's identity is its SO_PEERCRED, read once at accept, and
+ * every request on it must come from that same process: the kernel names
+ * the sender of every read (SO_PASSCRED, sender.h), and a request sent by
+ * another process (a descriptor passed on with SCM_RIGHTS, inherited, or
+ * kept across setuid()) is refused, audited naming the real sender, and
+ * the connection closed. Limits
  * keep one misbehaving uid from starving the others: frames over
  * STINT_FRAME_MAX are refused unread, a frame must arrive within
  * FRAME_TIMEOUT_MS once started, idle connections are closed after
@@ -48,6 +53,7 @@
 #include "attest/ops.h"
 #include "attest/refusals.h"
 #include "attest/sd.h"
+#include "attest/sender.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -61,6 +67,12 @@
 #define WRITE_TIMEOUT_MS 10000
 #define CONN_STACK       (256 * 1024)
 
+/* A connection holds its socket and a pidfd of its connecting process
+ * (sender.h); the sender's pidfd of each read is closed at once, and a
+ * read whose pidfd cannot be installed is checked without it. The peer's
+ * own pidfd (peer.h) is closed once its facts are read, in classify(). */
+#define FDS_PER_CONN 2
+
 enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER, LANE_OPERATOR };
 
 struct conn {
@@ -69,6 +81,8 @@ struct conn {
 	bool admin;
 	enum lane lane;
 	struct stint_peer peer;
+	struct stint_sender_ref ref;    /* the connecting process */
+	char agent[STINT_NAME_MAX + 1]; /* "" if none (or admin) */
 	struct conn *next;
 };
 
@@ -128,7 +142,7 @@ budget_fds(const struct stint_config *cfg)
 	size_t used = open_fds() + 1 /* spare_fd */, want, avail;
 	size_t fixed = used + FD_HEADROOM + ADMIN_RESERVE;
 
-	want = fixed + cfg->max_connections;
+	want = fixed + FDS_PER_CONN * cfg->max_connections;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
 		rl.rlim_cur = rl.rlim_max = 1024;
@@ -149,7 +163,9 @@ budget_fds(const struct stint_config *cfg)
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
 		avail = cfg->max_connections;
 	else
-		avail = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 0;
+		avail = rl.rlim_cur > fixed
+				? (rl.rlim_cur - fixed) / FDS_PER_CONN
+				: 0;
 	if (avail < MIN_AGENT_CONNS) {
 		log_warn("open-file limit %llu leaves no room for agent "
 			 "connections: raise LimitNOFILE (want %zu)",
@@ -313,9 +329,13 @@ classify(struct conn *c)
 
 	/* The executable's hash, off the accept loop (ident). */
 	stint_peer_finish(&c->peer);
-	if (c->admin || stint_store_agent_for_peer(c->d->store, &c->peer,
-						   &agent) == STINT_STORE_OK)
+	if (c->admin)
 		return true;
+	if (stint_store_agent_for_peer(c->d->store, &c->peer, &agent) ==
+	    STINT_STORE_OK) {
+		memcpy(c->agent, agent.name, sizeof(c->agent));
+		return true;
+	}
 	pthread_mutex_lock(&conns_lock);
 	if (n_lane[LANE_STRANGER] < caps.strangers) {
 		n_lane[LANE_AGENT]--;
@@ -331,21 +351,85 @@ classify(struct conn *c)
 	return false;
 }
 
+static struct stint_ratelimit sender_refusals =
+	STINT_RATELIMIT_INIT(REFUSAL_INTERVAL, REFUSAL_BURST);
+
+/*
+ * A request on c that its connecting process did not send: refused,
+ * audited with the real sender as the peer (rate-bounded like refused
+ * SIGNs: refusals.h), and the connection closed by the caller, since
+ * another process holds it.
+ */
+static void
+refuse_sender(struct conn *c, struct stint_sender *who)
+{
+	struct stint_peer *real = malloc(sizeof(*real));
+	char detail[PATH_MAX + 96], text[256];
+	unsigned long dropped;
+	char note[64];
+	struct stint_audit_event ev = {
+		.event = "request-refused",
+		.agent = c->agent[0] ? c->agent : NULL,
+		.decision = "deny",
+		.reason = who->why,
+		.detail = detail,
+	};
+
+	snprintf(detail, sizeof(detail),
+		 "%s connection opened by pid %ld uid %ld gid %ld exe %s",
+		 c->admin ? "admin.sock" : "agent.sock", (long)c->peer.pid,
+		 (long)c->peer.uid, (long)c->peer.gid, c->peer.exe);
+	if (real != NULL) {
+		stint_sender_peer(who, real);
+		ev.peer = real;
+		if (stint_refusals_audit(c->d->audit, &ev, stintd_now()) != 0) {
+			stintd_count(c->d, STINT_C_AUDIT_FAILURES);
+			log_err("audit log write failed while refusing a "
+				"request");
+		}
+		if (stint_ratelimit(&sender_refusals, &dropped))
+			log_warn("refused a request on %s's connection of pid "
+				 "%ld uid %ld: sent by pid %ld uid %ld (%s): "
+				 "%s%s",
+				 c->agent[0] ? c->agent : "a peer",
+				 (long)c->peer.pid, (long)c->peer.uid,
+				 (long)real->pid, (long)real->uid, real->exe,
+				 who->why, dropped_note(dropped, note));
+		free(real);
+	}
+	if (who->pidfd >= 0)
+		close(who->pidfd);
+	snprintf(text, sizeof(text),
+		 "permission denied: %s (pid %ld uid %ld; the connection "
+		 "belongs to pid %ld uid %ld): connect afresh from this "
+		 "process",
+		 who->why, (long)who->pid, (long)who->uid, (long)c->peer.pid,
+		 (long)c->peer.uid);
+	send_error(c->fd, STINT_E_DENIED, text);
+}
+
 static void *
 conn_main(void *arg)
 {
 	struct conn *c = arg;
+	struct stint_sender who;
 	struct stint_reply rep;
 	uint8_t *body;
 	size_t len;
 	int r;
 
 	for (bool ok = classify(c); ok;) {
-		if (wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
+		if (!stint_sender_buffered(&c->ref) &&
+		    wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
 			break;
 		body = NULL;
-		r = stint_frame_read(c->fd, STINT_FRAME_MAX, FRAME_TIMEOUT_MS,
-				     &body, &len);
+		r = stint_sender_frame_read(c->fd, STINT_FRAME_MAX,
+					    FRAME_TIMEOUT_MS, &c->ref, &body,
+					    &len, &who);
+		if (r == STINT_SENDER_MISMATCH) {
+			refuse_sender(c, &who);
+			break;
+		}
 		if (r == STINT_WIRE_TOO_LARGE) {
 			stint_debug("server", "pid %ld: frame over limit",
 				    (long)c->peer.pid);
@@ -366,6 +450,7 @@ conn_main(void *arg)
 			break;
 	}
 	conn_unlink(c);
+	stint_sender_ref_close(&c->ref);
 	close(c->fd);
 	stint_peer_release(&c->peer);
 	free(c);
@@ -514,8 +599,10 @@ accept_one(struct stintd *d, int lfd, bool admin)
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, CONN_STACK);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&tid, &attr, conn_main, c) != 0) {
+	if (stint_sender_ref_init(fd, &c->peer, &c->ref) != 0 ||
+	    pthread_create(&tid, &attr, conn_main, c) != 0) {
 		conn_unlink(c);
+		stint_sender_ref_close(&c->ref);
 		close(fd);
 		stint_peer_release(&c->peer);
 		free(c);
@@ -603,6 +690,11 @@ stintd_serve(struct stintd *d, int wake_fd, char *err, size_t errlen)
 		goto out;
 	if ((mfd = listen_unix(admin_path, 0666, err, errlen)) < 0)
 		goto out;
+	/* Every request names its sender (sender.h). */
+	if (stint_sender_listen(afd) != 0 || stint_sender_listen(mfd) != 0) {
+		snprintf(err, errlen, "SO_PASSCRED: %s", strerror(errno));
+		goto out;
+	}
 	log_info("listening on %s and %s", agent_path, admin_path);
 	(void)stint_sd_notify("READY=1");
 
