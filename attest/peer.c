@@ -35,7 +35,7 @@ proc_start_time(pid_t pid)
 	if ((p = strrchr(buf, ')')) == NULL)
 		return 0;
 	p++;
-	for (field = 2; field < 22 && p != NULL; field++)
+	for (field = 3; field < 22 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL || sscanf(p, " %llu", &start) != 1)
 		return 0;

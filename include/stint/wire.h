@@ -31,6 +31,8 @@ extern "C" {
 #define STINT_REASON_MAX  256
 #define STINT_LIST_PAGE   64 /* tasks per LIST reply at most */
 
+#define STINT_CGROUP_MAX 512 /* a bound cgroup's path, bytes (bind) */
+
 /* Operations (STINT_K_OP). Agent socket: HELLO, LIST, SIGN. */
 enum stint_op {
 	STINT_OP_HELLO = 1,
@@ -137,6 +139,13 @@ enum stint_key {
 	STINT_K_PREPARED_MAX = 58, /* uint: [backend] prepared_ops */
 	STINT_K_COUNTERS = 59,     /* uint array: STATUS counters */
 	STINT_K_REFUSED = 60,      /* uint array: refused SIGNs by status */
+	/* bind: tasks bound to a process or a cgroup, stint run */
+	STINT_K_BIND_PID = 80,    /* uint: the bound process */
+	STINT_K_BIND_START = 81,  /* uint: its start time (/proc stat 22) */
+	STINT_K_BIND_CGROUP = 82, /* text: the bound cgroup v2 path */
+	STINT_K_BIND_OWNED = 83,  /* bool: stintd made the cgroup (run) */
+	STINT_K_RUN_PID = 84,     /* uint: stint run's command, not yet run */
+	STINT_K_NOTE = 85,        /* text: what the CLI should tell the user */
 };
 
 enum stint_key_type {
