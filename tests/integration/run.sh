@@ -149,6 +149,24 @@ for f in cert.pem chain.pem ca.pem; do grep -qx "$f" "$T/ls" || fail "--cert-dir
 openssl verify -CAfile "$T/certs/chain.pem" "$T/certs/cert.pem" >/dev/null ||
 	fail "--cert-dir: cert.pem does not verify against chain.pem"
 
+# --- the README's one-liner: curl with the run's key, as another user --------
+if command -v curl >/dev/null && getent passwd nobody >/dev/null; then
+	agent_add web "$(id -u nobody)"
+	stint ca cert >"$T/bundle.pem" || fail "stint ca cert"
+	tls_server_cert "$T/srv"
+	chmod 0644 "$T/srv.pem"
+	s_server_start "$T/srv" "$T/bundle.pem"
+	curl_env
+	"${run[@]}" --agent web --user nobody --ttl 10m -- "${CURL_ENV[@]}" PKCS11_MODULE_PATH="$MOD" \
+		sh -c 'curl -sS --cacert "$0" --cert "$STINT_CERT_URI" --key "$STINT_KEY_URI" "https://127.0.0.1:$1/"' \
+		"$T/srv.pem" "$PORT" >"$T/page" 2>"$T/curl.err" </dev/null ||
+		{ cat "$T/curl.err" "$T/s_server.log"; fail "curl in stint run --user nobody could not authenticate"; }
+	grep -q "BEGIN CERTIFICATE" "$T/page" || { cat "$T/page"; fail "the server saw no client certificate"; }
+	note "curl --cert \$STINT_CERT_URI --key \$STINT_KEY_URI in stint run --user nobody: mTLS ok"
+else
+	note "no curl or no user nobody: mTLS one-liner not checked"
+fi
+
 # --- refusals: unknown agent; the command never runs ------------------------
 rm -f "$T/ran"
 ! "${run[@]}" --agent nobody-here -- touch "$T/ran" 2>"$T/out" || fail "stint run for an unknown agent succeeded"
