@@ -1,9 +1,7 @@
 /* Tasks bound to a process or a cgroup: the match and the /proc facts. */
 
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>

@@ -171,6 +171,9 @@ fi
 rm -f "$T/ran"
 ! "${run[@]}" --agent nobody-here -- touch "$T/ran" 2>"$T/out" || fail "stint run for an unknown agent succeeded"
 [ ! -e "$T/ran" ] || fail "the command ran although the task was refused"
+# Its cgroup was undone, and every earlier run's is gone too.
+wait_for 10 sh -c "! ls -d '$CG2$PARENT'/run-* 2>/dev/null" ||
+	fail "run cgroups left behind: $(ls -d "$CG2$PARENT"/run-*)"
 # Only stint run's own child can be moved: a TASK_START naming another
 # process (here: stintd's test shell) is refused.
 sleep 600 &
