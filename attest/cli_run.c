@@ -285,17 +285,21 @@ cert_pem(const uint8_t *der, size_t len, size_t *n)
 	return out;
 }
 
-/* The last certificate of a PEM bundle (the root): from its BEGIN line. */
+/* The last certificate of a PEM bundle (the root): from its BEGIN line.
+ * The bundle is bytes, not a C string. */
 static const char *
 last_cert(const char *pem, size_t len, size_t *n)
 {
-	const char *p = pem, *last = NULL, *end = pem + len;
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	const size_t blen = sizeof(begin) - 1;
+	const char *last = NULL;
+	size_t i;
 
-	while ((p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL &&
-	       p < end)
-		last = p++;
+	for (i = 0; i + blen <= len; i++)
+		if (memcmp(pem + i, begin, blen) == 0)
+			last = pem + i;
 	if (last != NULL)
-		*n = (size_t)(end - last);
+		*n = len - (size_t)(last - pem);
 	return last;
 }
 
