@@ -22,6 +22,7 @@ stint_help_task(FILE *f)
 		"                  [--max-signatures N] [--intent TEXT] "
 		"[--json "
 		"| --quiet]\n"
+		"                  [--bind-pid PID | --bind-cgroup PATH]\n"
 		"       stint task end ID [--reason TEXT]\n"
 		"       stint task list [--agent NAME] [--all] [--json]\n"
 		"       stint task show ID [--json | --pem | --cert]\n"
@@ -45,6 +46,13 @@ stint_help_task(FILE *f)
 		"  --intent TEXT         what the task is for; kept in the "
 		"audit "
 		"log\n"
+		"  --bind-pid PID        only that process may use the task; "
+		"it ends when\n"
+		"                        the process exits\n"
+		"  --bind-cgroup PATH    only processes in that cgroup v2 (and "
+		"below) may use\n"
+		"                        the task; it ends when the cgroup is "
+		"empty\n"
 		"  -q, --quiet           print only the task id (start)\n"
 		"  --reason TEXT         why the task ends (end)\n"
 		"  --all                 include ended and expired tasks "
@@ -75,6 +83,47 @@ pem_json(const char *type, const uint8_t *der, size_t len)
 		s = json_stringn(p, (size_t)n);
 	BIO_free(bio);
 	return s;
+}
+
+/* bind: "bound_to": {"pid", "start_time"} or {"cgroup", "run"}. */
+static void
+bind_to_json(const struct stint_msg *m, json_t *o)
+{
+	char cg[STINT_CGROUP_MAX + 1];
+	uint64_t pid, start = 0;
+	bool owned = false;
+	json_t *b;
+
+	if (stint_msg_get_uint(m, STINT_K_BIND_PID, &pid) == 0) {
+		(void)stint_msg_get_uint(m, STINT_K_BIND_START, &start);
+		b = json_pack("{s:I, s:I}", "pid", (json_int_t)pid,
+			      "start_time", (json_int_t)start);
+	} else if (stint_msg_get_text(m, STINT_K_BIND_CGROUP, cg, sizeof(cg)) ==
+		   0) {
+		(void)stint_msg_get_bool(m, STINT_K_BIND_OWNED, &owned);
+		b = json_pack("{s:s, s:b}", "cgroup", cg, "run", owned);
+	} else {
+		return;
+	}
+	if (b != NULL)
+		json_object_set_new(o, "bound_to", b);
+}
+
+/* "pid 1234", "cgroup /stint/run-…", "" for an unbound task. */
+static void
+bound_str(json_t *o, char *buf, size_t cap)
+{
+	json_t *b = json_object_get(o, "bound_to");
+
+	if (b == NULL)
+		snprintf(buf, cap, "%s", "");
+	else if (json_object_get(b, "pid") != NULL)
+		snprintf(buf, cap, "pid %lld",
+			 (long long)json_integer_value(
+				 json_object_get(b, "pid")));
+	else
+		snprintf(buf, cap, "cgroup %s",
+			 json_string_value(json_object_get(b, "cgroup")));
 }
 
 static json_t *
@@ -153,6 +202,7 @@ task_to_json(const struct stint_msg *m, bool pems)
 	json_object_set_new(o, "mechanisms", arr);
 	json_object_set_new(o, "has_certificate",
 			    json_boolean(stint_msg_has(m, STINT_K_CERT)));
+	bind_to_json(m, o);
 	if (pems) {
 		if (stint_msg_get_bytes(m, STINT_K_SPKI, &der, &len) == 0)
 			json_object_set_new(o, "public_key_pem",
@@ -195,8 +245,13 @@ print_task(json_t *o, bool full)
 	size_t i;
 	const char *sep = "";
 
+	char bound[STINT_CGROUP_MAX + 16];
+
 	printf("task        %s\n", jstr(o, "id"));
 	printf("agent       %s\n", jstr(o, "agent"));
+	bound_str(o, bound, sizeof(bound));
+	if (bound[0] != '\0')
+		printf("bound to    %s\n", bound);
 	printf("key         %s\n", jstr(o, "key_type"));
 	printf("uri         %s\n", jstr(o, "uri"));
 	if (full) {
@@ -255,11 +310,15 @@ print_task(json_t *o, bool full)
 static int
 put_optional(struct stint_msg *req, const char *agent, bool has_ttl,
 	     uint64_t ttl, const char *key, uint64_t max_sigs,
-	     const char *intent)
+	     const char *intent, uint32_t bind_pid, const char *bind_cgroup)
 {
 	struct stint_task_start_req r;
 
 	memset(&r, 0, sizeof(r));
+	r.bind_pid = bind_pid;
+	if (bind_cgroup != NULL)
+		snprintf(r.bind_cgroup, sizeof(r.bind_cgroup), "%s",
+			 bind_cgroup);
 	snprintf(r.agent, sizeof(r.agent), "%s", agent);
 	r.has_ttl = has_ttl;
 	r.ttl = ttl;
@@ -284,14 +343,16 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 		{"key", required_argument, NULL, 'k'},
 		{"max-signatures", required_argument, NULL, 'n'},
 		{"intent", required_argument, NULL, 'i'},
+		{"bind-pid", required_argument, NULL, 'P'},
+		{"bind-cgroup", required_argument, NULL, 'C'},
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *agent = NULL, *ttl_s = NULL, *key = NULL, *intent = NULL;
-	const char *sigs_s = NULL;
-	uint64_t ttl = 0, max_sigs = 0;
+	const char *sigs_s = NULL, *pid_s = NULL, *cgroup = NULL;
+	uint64_t ttl = 0, max_sigs = 0, bind_pid = 0;
 	struct stint_msg *req, *rep = NULL;
 	bool json = false, quiet = false;
 	uint32_t kt;
@@ -299,9 +360,15 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":a:t:k:n:i:jqh", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, ":a:t:k:n:i:P:C:jqh", opts,
+				NULL)) != -1) {
 		switch (c) {
+		case 'P':
+			pid_s = optarg;
+			break;
+		case 'C':
+			cgroup = optarg;
+			break;
 		case 'a':
 			agent = optarg;
 			break;
@@ -365,11 +432,28 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	if (json && quiet)
 		return stint_cli_usage("task start",
 				       "--json and --quiet do not go together");
+	if (pid_s != NULL && (stint_cli_parse_u64(pid_s, &bind_pid) != 0 ||
+			      bind_pid == 0 || bind_pid > INT32_MAX))
+		return stint_cli_usage("task start",
+				       "--bind-pid '%s': need a process id",
+				       pid_s);
+	if (pid_s != NULL && cgroup != NULL)
+		return stint_cli_usage("task start",
+				       "--bind-pid and --bind-cgroup do not go "
+				       "together");
+	if (cgroup != NULL &&
+	    (cgroup[0] != '/' || strlen(cgroup) > STINT_CGROUP_MAX))
+		return stint_cli_usage(
+			"task start",
+			"--bind-cgroup '%s': need an absolute "
+			"cgroup v2 path (as in /proc/PID/cgroup) "
+			"of at most %d bytes",
+			cgroup, STINT_CGROUP_MAX);
 
 	if ((req = stint_cli_request(STINT_OP_TASK_START)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (put_optional(req, agent, ttl_s != NULL, ttl, key, max_sigs,
-			 intent) != 0) {
+	if (put_optional(req, agent, ttl_s != NULL, ttl, key, max_sigs, intent,
+			 (uint32_t)bind_pid, cgroup) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("task start: cannot build the request");
 		return STINT_EXIT_FAIL;
@@ -556,7 +640,8 @@ static void
 print_task_table(json_t *arr)
 {
 	size_t i, wid = 2, wag = 5;
-	char sigs[48];
+	char sigs[48], bound[STINT_CGROUP_MAX + 16];
+	bool any_bound = false;
 	json_t *o;
 
 	json_array_foreach(arr, i, o)
@@ -565,16 +650,21 @@ print_task_table(json_t *arr)
 			wid = strlen(jstr(o, "id"));
 		if (strlen(jstr(o, "agent")) > wag)
 			wag = strlen(jstr(o, "agent"));
+		any_bound |= json_object_get(o, "bound_to") != NULL;
 	}
-	printf("%-*s  %-*s  %-8s  %-7s  %-20s  %s\n", (int)wid, "ID", (int)wag,
-	       "AGENT", "KEY", "STATE", "NOT AFTER", "SIGS");
+	/* BOUND only when a task is bound (bind). */
+	printf("%-*s  %-*s  %-8s  %-7s  %-20s  %-*s%s\n", (int)wid, "ID",
+	       (int)wag, "AGENT", "KEY", "STATE", "NOT AFTER",
+	       any_bound ? 8 : 0, "SIGS", any_bound ? "  BOUND" : "");
 	json_array_foreach(arr, i, o)
 	{
 		sigs_str(o, sigs, sizeof(sigs));
-		printf("%-*s  %-*s  %-8s  %-7s  %-20s  %s\n", (int)wid,
+		bound_str(o, bound, sizeof(bound));
+		printf("%-*s  %-*s  %-8s  %-7s  %-20s  %-*s%s%s\n", (int)wid,
 		       jstr(o, "id"), (int)wag, jstr(o, "agent"),
 		       jstr(o, "key_type"), jstr(o, "state"),
-		       jstr(o, "not_after"), sigs);
+		       jstr(o, "not_after"), any_bound ? 8 : 0, sigs,
+		       any_bound ? "  " : "", bound);
 	}
 }
 

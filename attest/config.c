@@ -60,6 +60,7 @@ enum key_id {
 	K_AUDIT_FORWARD,
 	K_AUDIT_FORWARD_SOCKET,
 	K_EXE_HASH_MAX, /* ident */
+	K_RUN_CGROUP_PARENT, /* bind */
 	K_N,
 };
 
@@ -93,6 +94,7 @@ static const struct {
 	[K_AUDIT_FORWARD] = {"audit", "forward"},
 	[K_AUDIT_FORWARD_SOCKET] = {"audit", "forward_socket"},
 	[K_EXE_HASH_MAX] = {"stintd", "exe_hash_max"},
+	[K_RUN_CGROUP_PARENT] = {"run", "cgroup_parent"},
 };
 
 struct parse_ctx {
@@ -127,7 +129,8 @@ static bool
 known_section(const char *name)
 {
 	return strcmp(name, "stintd") == 0 || strcmp(name, "backend") == 0 ||
-	       strcmp(name, "ca") == 0 || strcmp(name, "audit") == 0;
+	       strcmp(name, "ca") == 0 || strcmp(name, "audit") == 0 ||
+	       strcmp(name, "run") == 0;
 }
 
 static bool
@@ -150,8 +153,8 @@ check_section_line(struct parse_ctx *c, const char *line)
 	n = (size_t)(end - line - 1);
 	if (n >= sizeof(name)) {
 		c->section_known = false;
-		ctx_error(c, "unknown section: use [stintd], [backend], [ca] "
-			     "or [audit]");
+		ctx_error(c, "unknown section: use [stintd], [backend], [ca], "
+			     "[audit] or [run]");
 		return;
 	}
 	memcpy(name, line + 1, n);
@@ -159,8 +162,8 @@ check_section_line(struct parse_ctx *c, const char *line)
 	c->section_known = known_section(name);
 	if (!c->section_known)
 		ctx_error(c,
-			  "unknown section [%s]: use [stintd], [backend], [ca] "
-			  "or [audit]",
+			  "unknown section [%s]: use [stintd], [backend], "
+			  "[ca], [audit] or [run]",
 			  name);
 }
 
@@ -505,6 +508,33 @@ apply_forward_key(struct parse_ctx *c, enum key_id k, const char *value)
 	return 1;
 }
 
+/* [run] cgroup_parent (bind): a cgroup path below the v2 hierarchy's
+ * root, leading '/' optional; no empty, "." or ".." components. */
+static int
+set_cgroup_parent(struct parse_ctx *c, const char *value)
+{
+	const char *p = value[0] == '/' ? value + 1 : value, *seg;
+	size_t n;
+
+	for (seg = p; *seg != '\0'; seg += n + (seg[n] == '/')) {
+		n = strcspn(seg, "/");
+		if (n == 0 || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			break;
+	}
+	if (*p == '\0' || *seg != '\0' || p[strlen(p) - 1] == '/' ||
+	    strlen(p) + 1 >= sizeof(c->cfg->run.cgroup_parent) - 64) {
+		ctx_error(c,
+			  "bad cgroup_parent '%s': use a path like stint or "
+			  "system.slice/stintd.service/runs",
+			  value);
+		return 0;
+	}
+	snprintf(c->cfg->run.cgroup_parent, sizeof(c->cfg->run.cgroup_parent),
+		 "/%s", p);
+	return 1;
+}
+
 static int
 apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -625,6 +655,8 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_AUDIT_FORWARD:
 	case K_AUDIT_FORWARD_SOCKET:
 		return apply_forward_key(c, k, value);
+	case K_RUN_CGROUP_PARENT:
+		return set_cgroup_parent(c, value);
 	case K_N:
 		break;
 	}
@@ -712,6 +744,8 @@ config_defaults(struct stint_config *cfg)
 	cfg->max_connections_per_uid = 256;
 	cfg->exe_hash_max = 256ULL * 1024 * 1024;
 	cfg->audit.refusal_interval = 10;
+	snprintf(cfg->run.cgroup_parent, sizeof(cfg->run.cgroup_parent),
+		 "/stint");
 }
 
 /* Checks that involve more than one key, reported at the line that set

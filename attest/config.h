@@ -92,6 +92,11 @@ struct stint_config {
 		enum stint_audit_fwd_kind forward; /* default none */
 		char forward_socket[108];
 	} audit;
+	struct {
+		/* bind: where stint run's cgroups are made, below the cgroup
+		 * v2 root: "/stint" (default) */
+		char cgroup_parent[256];
+	} run;
 };
 
 /* Loads and validates. On failure returns -1 with err naming the file,

@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include "attest/bind.h"
 #include "attest/gate.h"
 #include "attest/policy.h"
 #include "attest/store_int.h"
@@ -242,6 +243,7 @@ gate_idx_task_put(struct gate_index *ix, const struct stint_task *t)
 	e->agent_id = t->agent_id;
 	e->n_mechs = t->n_mechs;
 	memcpy(e->mechs, t->mechs, t->n_mechs * sizeof(e->mechs[0]));
+	e->bind = t->bind;
 	return 0;
 }
 
@@ -303,6 +305,23 @@ task_from_entry(const struct task_entry *e, struct stint_task *t)
 	t->n_mechs = e->n_mechs;
 	memcpy(t->mechs, e->mechs, e->n_mechs * sizeof(t->mechs[0]));
 	t->key_destroyed = e->key_destroyed;
+	t->bind = e->bind;
+}
+
+/* The policy allowed: a bound task still refuses every other process. */
+static void
+bind_check(const struct stint_gate_req *req, struct stint_gate_result *res)
+{
+	const char *why;
+
+	if (res->decision != STINT_OK)
+		return;
+	why = stint_bind_refuses(&res->task.bind, req->pid, req->start_time,
+				 req->cgroup);
+	if (why != NULL) {
+		res->decision = STINT_E_NOT_YOURS;
+		res->reason = why;
+	}
 }
 
 /* Position of name in the sorted agents, or where it would go. */
@@ -514,6 +533,7 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 		stint_policy_sign(ra == STINT_STORE_OK ? agent : NULL,
 				  rt == STINT_STORE_OK ? task : NULL, req->mech,
 				  req_now(req), &res->reason);
+	bind_check(req, res);
 	if (res->decision == STINT_OK && task->max_sigs != 0) {
 		if (!write) {
 			store_tx_rollback(s);
@@ -591,6 +611,7 @@ gate_fast(struct stint_store *s, const struct stint_gate_req *req,
 	res->decision =
 		stint_policy_sign(a, e != NULL ? &res->task : NULL, req->mech,
 				  req_now(req), &res->reason);
+	bind_check(req, res);
 	if (res->decision != STINT_OK)
 		return 0;
 	if (e->max_sigs != 0)

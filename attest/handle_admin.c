@@ -24,6 +24,7 @@
 #include "attest/operator.h"
 #include "attest/ops.h"
 #include "attest/task.h"
+#include "attest/watch.h"
 #include "common/ident.h"
 #include "common/log.h"
 #include "common/mechanism.h"
@@ -37,6 +38,22 @@ static int
 put_bytes_if(struct stint_msg *m, uint64_t key, const struct stint_bytes *b)
 {
 	return b->len ? stint_msg_put_bytes(m, key, b->ptr, b->len) : 0;
+}
+
+/* bind: what a task is bound to. */
+static int
+put_bind(struct stint_msg *m, const struct stint_task_bind *b)
+{
+	int r = 0;
+
+	if (b->kind == STINT_BIND_PID) {
+		r |= stint_msg_put_uint(m, STINT_K_BIND_PID, (uint64_t)b->pid);
+		r |= stint_msg_put_uint(m, STINT_K_BIND_START, b->start_time);
+	} else if (b->kind == STINT_BIND_CGROUP) {
+		r |= stint_msg_put_text(m, STINT_K_BIND_CGROUP, b->cgroup);
+		r |= stint_msg_put_bool(m, STINT_K_BIND_OWNED, b->owned);
+	}
+	return r;
 }
 
 /* Fills m with the task map fields of docs/protocol.md. */
@@ -67,6 +84,7 @@ put_task(struct stint_msg *m, const struct stint_task *t, bool cert)
 	r |= put_bytes_if(m, STINT_K_SPKI, &t->pub.spki);
 	if (cert)
 		r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
+	r |= put_bind(m, &t->bind);
 	return r ? -1 : 0;
 }
 
@@ -340,6 +358,7 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	struct stint_task_start_req sr;
 	struct stint_task_request tr = {.agent = sr.agent};
 	struct stintd_actor actor;
+	struct stint_bind_start bs;
 	struct stint_task t;
 	struct stint_msg *m;
 	uint64_t bad;
@@ -360,6 +379,17 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 		case STINT_K_MAX_SIGS:
 			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 						  "bad max_sigs");
+		case STINT_K_BIND_PID:
+		case STINT_K_RUN_PID:
+			return stintd_error_reply(
+				rep, STINT_E_BAD_REQUEST,
+				"bad pid, or more than one binding");
+		case STINT_K_BIND_CGROUP:
+			return stintd_error_reply(
+				rep, STINT_E_BAD_REQUEST,
+				"bind cgroup must be an absolute cgroup path "
+				"of at most %d bytes",
+				STINT_CGROUP_MAX);
 		default:
 			return stintd_error_reply(
 				rep, STINT_E_BAD_REQUEST,
@@ -377,6 +407,10 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	tr.max_sigs = sr.max_sigs;
 	tr.intent = sr.has_intent ? sr.intent : NULL;
 	memset(&t, 0, sizeof(t));
+	status = stint_watch_prepare(d, peer, &sr, &bs, err, sizeof(err));
+	if (status != STINT_OK)
+		return stintd_error_reply(rep, status, "%s", err);
+	tr.bind = &bs.bind;
 	/* With a hardware kill switch (the TPM) the key binds the switch's
 	 * state when it is made: the kill switch waits for starts in
 	 * flight, so none slips past it with a dead key and a live task. */
@@ -385,13 +419,18 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
 	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
 		pthread_rwlock_unlock(&d->revoke_lock);
-	if (status != STINT_OK)
+	if (status != STINT_OK) {
+		stint_watch_abandon(d, &bs);
 		return stintd_error_reply(rep, status, "%s", err);
+	}
+	stint_watch_arm(d, t.id, &bs);
 	if ((m = stint_msg_reply_ok()) == NULL) {
 		stint_task_clear(&t);
 		return -1;
 	}
 	r = put_task(m, &t, true);
+	if (r == 0 && bs.note[0] != '\0')
+		r = stint_msg_put_text(m, STINT_K_NOTE, bs.note);
 	stint_task_clear(&t);
 	return ok_reply(rep, m, r);
 }

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "attest/audit_pending.h"
+#include "attest/bind.h"
 #include "attest/daemon.h"
 #include "attest/gate.h"
 #include "attest/ops.h"
@@ -66,6 +67,46 @@ task_key_from_task(struct stint_task_key *k, const struct stint_task *t)
 	k->cert = t->cert;
 }
 
+/* Up to LIST_PAGE + 1 live tasks of agent after cursor that the peer may
+ * use (bind): a task bound to another process or cgroup is not shown. The
+ * extra one tells whether another page follows. */
+static int
+list_visible(struct stintd *d, const struct stint_peer *peer, const char *agent,
+	     const char *cursor, struct stint_task **out, size_t *n)
+{
+	struct stint_task *page = NULL, *keep;
+	char after[STINT_TASK_ID_MAX + 1];
+	size_t got, i, cap = LIST_PAGE + 1;
+
+	*n = 0;
+	if ((*out = calloc(cap, sizeof(**out))) == NULL)
+		return -1;
+	snprintf(after, sizeof(after), "%s", cursor);
+	do {
+		if (stint_store_task_list(d->store, agent, true, stintd_now(),
+					  after, cap, &page,
+					  &got) != STINT_STORE_OK) {
+			stint_store_task_list_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			return -1;
+		}
+		for (i = 0; i < got; i++) {
+			keep = &page[i];
+			snprintf(after, sizeof(after), "%s", keep->id);
+			if (*n < cap &&
+			    stint_bind_refuses(&keep->bind, peer->pid,
+					       peer->start_time,
+					       peer->cgroup) == NULL) {
+				(*out)[(*n)++] = *keep; /* takes its blobs */
+				memset(keep, 0, sizeof(*keep));
+			}
+		}
+		stint_store_task_list_free(page, got);
+	} while (got == cap && *n < cap);
+	return 0;
+}
+
 int
 stintd_op_list(struct stintd *d, const struct stint_peer *peer,
 	       const struct stint_msg *req, struct stint_reply *rep)
@@ -86,10 +127,7 @@ stintd_op_list(struct stintd *d, const struct stint_peer *peer,
 		return stint_enc_list_rep(&list, &rep->buf, &rep->len) == 0
 			       ? 0
 			       : -1;
-	/* One extra row tells whether another page follows. */
-	if (stint_store_task_list(d->store, agent.name, true, stintd_now(),
-				  cursor, LIST_PAGE + 1, &tasks,
-				  &n) != STINT_STORE_OK)
+	if (list_visible(d, peer, agent.name, cursor, &tasks, &n) != 0)
 		return stintd_error_reply(rep, STINT_E_INTERNAL,
 					  "task store unavailable");
 	list.more = n > LIST_PAGE;
@@ -261,7 +299,10 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	gate_req = (struct stint_gate_req){.peer = peer,
 					   .task_id = sr.task,
 					   .mech = sr.mech,
-					   .now = s.decided};
+					   .now = s.decided,
+					   .pid = peer->pid,
+					   .start_time = peer->start_time,
+					   .cgroup = peer->cgroup};
 	if (stint_gate_sign(d->store, &gate_req, &gate) != STINT_STORE_OK) {
 		gate.decision = STINT_E_INTERNAL;
 		gate.reason = "task store unavailable";

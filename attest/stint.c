@@ -38,6 +38,7 @@ help_main(FILE *f)
 		"  task start --agent NAME [--ttl DUR] [--key TYPE] "
 		"[--max-signatures N]\n"
 		"             [--intent TEXT] [--json | --quiet]\n"
+		"             [--bind-pid PID | --bind-cgroup PATH]\n"
 		"  task end ID [--reason TEXT]\n"
 		"  task list [--agent NAME] [--all] [--json]\n"
 		"  task show ID [--json | --pem | --cert]\n"
@@ -54,6 +55,8 @@ help_main(FILE *f)
 		"  audit rotate\n"
 		"  kill-switch --confirm   (TPM: revoke every task key in "
 		"hardware)\n"
+		"  run --agent NAME [task options] [--cert-dir DIR] [--user "
+		"USER] -- CMD...\n"
 		"  status [--json]\n"
 		"  help [COMMAND]\n"
 		"\n"
@@ -88,6 +91,7 @@ static const struct verb verbs[] = {
 	{"attest", stint_cmd_attest, stint_help_attest},
 	{"verify-peer", stint_cmd_verify_peer, stint_help_verify_peer},
 	{"kill-switch", stint_cmd_kill_switch, stint_help_kill_switch},
+	{"run", stint_cmd_run, stint_help_run},
 };
 
 static const struct verb *
@@ -296,7 +300,7 @@ main(int argc, char **argv)
 	/* Verbs without subcommands parse their own argv. */
 	if (strcmp(v->name, "status") == 0 ||
 	    strcmp(v->name, "verify-peer") == 0 ||
-	    strcmp(v->name, "kill-switch") == 0)
+	    strcmp(v->name, "kill-switch") == 0 || strcmp(v->name, "run") == 0)
 		return v->run(&cli, argc, argv);
 	if (argc < 2) {
 		return stint_cli_usage(v->name, "'stint %s' needs a subcommand",

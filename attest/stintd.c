@@ -25,6 +25,7 @@
 #include "attest/operator.h"
 #include "attest/store_guard.h"
 #include "attest/task.h"
+#include "attest/watch.h"
 #include "common/fileio.h"
 #include "common/log.h"
 
@@ -492,10 +493,10 @@ main(int argc, char **argv)
 	/* After daemonize(): the sweep starts the backend's refill thread. */
 	sweep_keys(&d);
 	if (stint_reaper_start(&d) != 0 || stintd_anchor_start(&d) != 0 ||
-	    stint_retention_start(&d) != 0) {
+	    stint_retention_start(&d) != 0 || stint_watch_start(&d) != 0) {
 		snprintf(err, sizeof(err),
-			 "cannot start the expiry, audit anchor or retention "
-			 "thread");
+			 "cannot start the expiry, audit anchor, retention or "
+			 "bound-task watcher thread");
 		startup_error(&ready_fd, err);
 		goto out;
 	}
@@ -508,6 +509,7 @@ main(int argc, char **argv)
 	}
 out:
 	(void)stint_sd_notify("STOPPING=1");
+	stint_watch_stop();
 	stint_retention_stop();
 	stint_reaper_stop();
 	audit_daemon(&d, "daemon-stop", rc == 0 ? "clean stop" : err);

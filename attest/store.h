@@ -47,6 +47,23 @@ enum stint_task_state {
 	STINT_TASK_EXPIRED = 2, /* reached its deadline */
 };
 
+/* What a task is bound to (bind): only that process, or only processes
+ * in that cgroup (and below it), may use it; it ends when that is gone. */
+enum stint_bind_kind {
+	STINT_BIND_NONE = 0,
+	STINT_BIND_PID = 1,
+	STINT_BIND_CGROUP = 2,
+};
+#define STINT_BIND_CGROUP_MAX STINT_CGROUP_MAX
+
+struct stint_task_bind {
+	enum stint_bind_kind kind;
+	int64_t pid;         /* PID: the process */
+	uint64_t start_time; /* PID: its /proc/PID/stat start time */
+	char cgroup[STINT_BIND_CGROUP_MAX + 1]; /* CGROUP: "/stint/run-…" */
+	bool owned; /* CGROUP: stintd made it (stint run), removes it */
+};
+
 struct stint_task {
 	char id[STINT_TASK_ID_MAX + 1];
 	char agent[STINT_NAME_MAX + 1];
@@ -60,10 +77,11 @@ struct stint_task {
 	uint64_t mechs[STINT_MECHS_MAX]; /* allowed for this key */
 	size_t n_mechs;
 	bool key_destroyed;
-	int64_t agent_id;        /* the agent row it was started for; 0: any
-				    agent of that name (insert), none (read) */
-	struct stint_pubkey pub; /* owned; stint_task_clear frees */
-	struct stint_bytes cert; /* owned, may be empty */
+	int64_t agent_id;            /* the agent row it was started for; 0: any
+					agent of that name (insert), none (read) */
+	struct stint_pubkey pub;     /* owned; stint_task_clear frees */
+	struct stint_bytes cert;     /* owned, may be empty */
+	struct stint_task_bind bind; /* kind NONE: any process of the agent */
 };
 void stint_task_clear(struct stint_task *t);
 

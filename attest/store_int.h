@@ -76,6 +76,7 @@ struct task_entry {
 	uint64_t mechs[STINT_MECHS_MAX];
 	char id[STINT_TASK_ID_MAX + 1];
 	char agent[STINT_NAME_MAX + 1];
+	struct stint_task_bind bind;
 };
 
 struct gate_index {

@@ -92,6 +92,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE agents ADD COLUMN cgroup TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE agents ADD COLUMN unit TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE agents ADD COLUMN lsm_label TEXT NOT NULL DEFAULT '';",
+	/* 4 → 5 (bind): what a task is bound to (a process by pid and start
+	 * time, or a cgroup; owned: stintd made the cgroup for stint run) */
+	"ALTER TABLE tasks ADD COLUMN bind_kind INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tasks ADD COLUMN bind_pid INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tasks ADD COLUMN bind_start INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tasks ADD COLUMN bind_cgroup TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE tasks ADD COLUMN bind_owned INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -101,7 +108,10 @@ static const char *const migrations[] = {
 	"cgroup, unit, lsm_label"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
-	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id"
+	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id, "        \
+	"bind_kind, bind_pid, bind_start, bind_cgroup, bind_owned"
+/* Columns of TASK_COLS: the blobs follow at this index. */
+#define TASK_NCOLS 19
 /* Where an agent's live tasks are: by id, or by name for a task stored
  * without one (?1 the agent id, ?2 its name). */
 #define AGENT_LIVE_TASKS                                                       \
@@ -143,6 +153,7 @@ static const char *const stmt_sql[S_N] = {
 			  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
 			  " ?11, ?12, ?13, coalesce(?20, (SELECT id FROM"
 			  " agents WHERE name = ?2)),"
+			  " ?21, ?22, ?23, ?24, ?25," /* bind */
 			  " ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",
@@ -430,14 +441,22 @@ store_read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs)
 	t->used_sigs = (uint64_t)sqlite3_column_int64(st, 9);
 	t->key_destroyed = sqlite3_column_int64(st, 12) != 0;
 	t->agent_id = sqlite3_column_int64(st, 13); /* NULL reads 0 */
+	/* bind */
+	t->bind.kind = (enum stint_bind_kind)sqlite3_column_int(st, 14);
+	t->bind.pid = sqlite3_column_int64(st, 15);
+	t->bind.start_time = (uint64_t)sqlite3_column_int64(st, 16);
+	if (store_copy_text(st, 17, t->bind.cgroup, sizeof(t->bind.cgroup)) !=
+	    0)
+		goto fail;
+	t->bind.owned = sqlite3_column_int(st, 18) != 0;
 	if (!blobs)
 		return 0;
-	if (copy_blob(st, 14, &t->pub.spki) != 0 ||
-	    copy_blob(st, 15, &t->pub.ec_params) != 0 ||
-	    copy_blob(st, 16, &t->pub.ec_point) != 0 ||
-	    copy_blob(st, 17, &t->pub.modulus) != 0 ||
-	    copy_blob(st, 18, &t->pub.exponent) != 0 ||
-	    copy_blob(st, 19, &t->cert) != 0)
+	if (copy_blob(st, TASK_NCOLS + 0, &t->pub.spki) != 0 ||
+	    copy_blob(st, TASK_NCOLS + 1, &t->pub.ec_params) != 0 ||
+	    copy_blob(st, TASK_NCOLS + 2, &t->pub.ec_point) != 0 ||
+	    copy_blob(st, TASK_NCOLS + 3, &t->pub.modulus) != 0 ||
+	    copy_blob(st, TASK_NCOLS + 4, &t->pub.exponent) != 0 ||
+	    copy_blob(st, TASK_NCOLS + 5, &t->cert) != 0)
 		goto fail;
 	return 0;
 fail:

@@ -149,6 +149,12 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 	sqlite3_bind_text(st, 11, t->intent, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, mechs, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 13, t->key_destroyed ? 1 : 0);
+	/* bind */
+	sqlite3_bind_int(st, 21, (int)t->bind.kind);
+	sqlite3_bind_int64(st, 22, t->bind.pid);
+	store_bind_u64(st, 23, t->bind.start_time);
+	sqlite3_bind_text(st, 24, t->bind.cgroup, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 25, t->bind.owned ? 1 : 0);
 	store_bind_blob(st, 14, &t->pub.spki);
 	store_bind_blob(st, 15, &t->pub.ec_params);
 	store_bind_blob(st, 16, &t->pub.ec_point);

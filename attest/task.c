@@ -24,6 +24,7 @@
 #include "attest/ca.h"
 #include "attest/evidence.h"
 #include "attest/task.h"
+#include "attest/bind.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 
@@ -333,7 +334,8 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 {
 	struct stint_key_facts facts;
 	struct stint_agent a;
-	char detail[STINT_INTENT_MAX + 128], berr[256], kdetail[64];
+	char detail[STINT_INTENT_MAX + STINT_CGROUP_MAX + 160], berr[256];
+	char kdetail[64], bound[STINT_CGROUP_MAX + 32];
 	const struct stint_backend_ops *ops = d->backend->ops;
 	bool ready;
 	uint64_t ttl;
@@ -386,6 +388,8 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	t->max_sigs = req->max_sigs;
 	if (req->intent)
 		snprintf(t->intent, sizeof(t->intent), "%s", req->intent);
+	if (req->bind != NULL)
+		t->bind = *req->bind;
 
 	if (!ready &&
 	    ops->generate(d->backend, t->key_type, t->id, t->not_after, &t->pub,
@@ -422,10 +426,12 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		return r == STINT_STORE_NOT_FOUND ? STINT_E_NOT_FOUND
 						  : STINT_E_INTERNAL;
 	}
+	stint_bind_describe(&t->bind, bound, sizeof(bound));
 	snprintf(detail, sizeof(detail),
-		 "key=%s ttl=%llus max_signatures=%llu intent=%s",
+		 "key=%s ttl=%llus max_signatures=%llu%s%s intent=%s",
 		 stint_key_type_str(t->key_type), (unsigned long long)ttl,
-		 (unsigned long long)t->max_sigs, t->intent);
+		 (unsigned long long)t->max_sigs, bound[0] ? " bound=" : "",
+		 bound, t->intent);
 	/* No record, no task. */
 	if (audit(d, "task-start", a.name, t->id, by, "allow", NULL, detail) !=
 	    0) {

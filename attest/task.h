@@ -16,6 +16,8 @@ struct stint_task_request {
 	uint32_t key_type;  /* 0 = ec-p256 */
 	uint64_t max_sigs;  /* 0 = unlimited */
 	const char *intent; /* may be NULL */
+	/* bind: what the task is bound to; NULL: unbound */
+	const struct stint_task_bind *bind;
 };
 
 /* Return a wire status (STINT_OK or the refusal) and err for the reply. */

@@ -188,7 +188,9 @@ void stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r);
 /* TASK_START. Bad fields, in the order checked: STINT_K_AGENT (missing),
  * STINT_K_TTL (0 or not a uint), STINT_K_KEY_TYPE (unknown),
  * STINT_K_MAX_SIGS, STINT_K_INTENT (not text of at most STINT_INTENT_MAX
- * bytes). */
+ * bytes), STINT_K_BIND_PID (0 or not a pid), STINT_K_BIND_CGROUP (not an
+ * absolute path of at most STINT_CGROUP_MAX bytes), STINT_K_RUN_PID (0, not
+ * a pid, or more than one of the three given). */
 struct stint_task_start_req {
 	char agent[STINT_NAME_MAX + 1];
 	bool has_ttl;
@@ -198,6 +200,14 @@ struct stint_task_start_req {
 	uint64_t max_sigs; /* 0: unlimited (not sent) */
 	bool has_intent;
 	char intent[STINT_INTENT_MAX + 1];
+	/* bind: at most one of the three. bind_pid: usable only by that
+	 * process; bind_cgroup: only from within that cgroup; run_pid: stint
+	 * run's command (a child of the caller that has not run yet), which
+	 * stintd moves into a fresh cgroup the task is bound to. 0/"": not
+	 * given. */
+	uint32_t bind_pid;
+	char bind_cgroup[STINT_CGROUP_MAX + 1];
+	uint32_t run_pid;
 };
 int stint_enc_task_start_req(struct stint_msg *m,
 			     const struct stint_task_start_req *r);

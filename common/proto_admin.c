@@ -286,7 +286,49 @@ stint_enc_task_start_req(struct stint_msg *m,
 		e = stint_msg_put_uint(m, STINT_K_MAX_SIGS, r->max_sigs);
 	if (e == 0 && r->has_intent)
 		e = stint_msg_put_text(m, STINT_K_INTENT, r->intent);
+	if (e == 0 && r->bind_pid != 0)
+		e = stint_msg_put_uint(m, STINT_K_BIND_PID, r->bind_pid);
+	if (e == 0 && r->bind_cgroup[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_BIND_CGROUP, r->bind_cgroup);
+	if (e == 0 && r->run_pid != 0)
+		e = stint_msg_put_uint(m, STINT_K_RUN_PID, r->run_pid);
 	return e;
+}
+
+/* bind: a pid field, if present: 1..INT32_MAX. */
+static int
+get_pid(const struct stint_msg *m, uint64_t key, uint32_t *pid)
+{
+	uint64_t v;
+
+	if (!stint_msg_has(m, key))
+		return 0;
+	if (stint_msg_get_uint(m, key, &v) != 0 || v == 0 || v > INT32_MAX)
+		return -1;
+	*pid = (uint32_t)v;
+	return 0;
+}
+
+/* bind: the binding fields of TASK_START. */
+static int
+dec_task_bind(const struct stint_msg *m, struct stint_task_start_req *r,
+	      uint64_t *bad)
+{
+	if (get_pid(m, STINT_K_BIND_PID, &r->bind_pid) != 0)
+		return bad_field(bad, STINT_K_BIND_PID);
+	if (stint_msg_has(m, STINT_K_BIND_CGROUP) &&
+	    (stint_msg_get_text(m, STINT_K_BIND_CGROUP, r->bind_cgroup,
+				sizeof(r->bind_cgroup)) != 0 ||
+	     r->bind_cgroup[0] != '/')) {
+		r->bind_cgroup[0] = '\0';
+		return bad_field(bad, STINT_K_BIND_CGROUP);
+	}
+	if (get_pid(m, STINT_K_RUN_PID, &r->run_pid) != 0 ||
+	    (r->bind_pid != 0) + (r->bind_cgroup[0] != '\0') +
+			    (r->run_pid != 0) >
+		    1)
+		return bad_field(bad, STINT_K_RUN_PID);
+	return 0;
 }
 
 int
@@ -322,7 +364,7 @@ stint_dec_task_start_req(const struct stint_msg *m,
 			return bad_field(bad, STINT_K_INTENT);
 		r->has_intent = true;
 	}
-	return 0;
+	return dec_task_bind(m, r, bad);
 }
 
 int

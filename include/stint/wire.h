@@ -31,6 +31,8 @@ extern "C" {
 #define STINT_REASON_MAX  256
 #define STINT_LIST_PAGE   64 /* tasks per LIST reply at most */
 
+#define STINT_CGROUP_MAX 512 /* a bound cgroup's path, bytes (bind) */
+
 /* Operations (STINT_K_OP). Agent socket: HELLO, LIST, SIGN. */
 enum stint_op {
 	STINT_OP_HELLO = 1,
@@ -151,6 +153,13 @@ enum stint_key {
 	STINT_K_CGROUP = 72,     /* cgroup v2 path: this cgroup or below */
 	STINT_K_UNIT = 73,       /* systemd unit (NAME.service) */
 	STINT_K_LSM_LABEL = 74,  /* SO_PEERSEC label */
+	/* bind: tasks bound to a process or a cgroup, stint run */
+	STINT_K_BIND_PID = 90,    /* uint: the bound process */
+	STINT_K_BIND_START = 91,  /* uint: its start time (/proc stat 22) */
+	STINT_K_BIND_CGROUP = 92, /* text: the bound cgroup v2 path */
+	STINT_K_BIND_OWNED = 93,  /* bool: stintd made the cgroup (run) */
+	STINT_K_RUN_PID = 94,     /* uint: stint run's command, not yet run */
+	STINT_K_NOTE = 95,        /* text: what the CLI should tell the user */
 };
 
 enum stint_key_type {

@@ -1035,11 +1035,97 @@ test_gate_deadline_exact(void **state)
 	assert_int_equal(used_sigs(f, "t-cap"), 2);
 }
 
+/* bind: a task bound to a process or a cgroup refuses every other process
+ * of its agent before counting, from the index and from the database, and
+ * the binding survives a reopen. */
+static int
+gate_bound(struct fixture *f, const char *id, pid_t pid, uint64_t start,
+	   const char *cgroup, const char **reason)
+{
+	struct stint_gate_req req = {.uid = 1000,
+				     .task_id = id,
+				     .mech = MECH_ECDSA,
+				     .now = {.tv_sec = NOW},
+				     .pid = pid,
+				     .start_time = start,
+				     .cgroup = cgroup};
+	struct stint_gate_result res;
+
+	assert_int_equal(stint_gate_sign(f->s, &req, &res), STINT_STORE_OK);
+	*reason = res.reason;
+	return res.decision;
+}
+
+static void
+check_bound(struct fixture *f)
+{
+	const char *reason;
+
+	assert_int_equal(gate_bound(f, "t-pid", 42, 777, "/a", &reason),
+			 STINT_OK);
+	assert_int_equal(gate_bound(f, "t-pid", 42, 778, "/a", &reason),
+			 STINT_E_NOT_YOURS);
+	assert_string_equal(reason, "task is bound to another process");
+	assert_int_equal(gate_bound(f, "t-pid", 43, 777, "/a", &reason),
+			 STINT_E_NOT_YOURS);
+	assert_int_equal(gate_bound(f, "t-cg", 9, 1, "/run/x/sub", &reason),
+			 STINT_OK);
+	assert_int_equal(gate_bound(f, "t-cg", 9, 1, "/run/x", &reason),
+			 STINT_OK);
+	assert_int_equal(gate_bound(f, "t-cg", 9, 1, "/run/xy", &reason),
+			 STINT_E_NOT_YOURS);
+	assert_string_equal(reason,
+			    "process is outside the task's bound cgroup");
+	assert_int_equal(gate_bound(f, "t-cg", 9, 1, NULL, &reason),
+			 STINT_E_NOT_YOURS);
+	/* An unbound task: any process of the agent. */
+	assert_int_equal(gate_bound(f, "t-free", 0, 0, NULL, &reason),
+			 STINT_OK);
+}
+
+static void
+test_gate_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task t;
+	char err[256];
+
+	add_agent(f, "billing", 1000, -1);
+	t = make_task("t-pid", "billing", 0);
+	t.bind.kind = STINT_BIND_PID;
+	t.bind.pid = 42;
+	t.bind.start_time = 777;
+	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			 0);
+	t = make_task("t-cg", "billing", 100);
+	t.bind.kind = STINT_BIND_CGROUP;
+	snprintf(t.bind.cgroup, sizeof(t.bind.cgroup), "/run/x");
+	t.bind.owned = true;
+	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			 0);
+	add_task(f, "t-free", "billing", 0);
+	check_bound(f);
+	/* Refusals are not counted. */
+	assert_int_equal(used_sigs(f, "t-pid"), 1);
+	assert_int_equal(used_sigs(f, "t-cg"), 2);
+	assert_int_equal(stint_gate_index(f->s, false), STINT_STORE_OK);
+	check_bound(f);
+	reopen(f);
+	check_bound(f);
+	assert_int_equal(stint_store_task_get(f->s, "t-cg", &t), 0);
+	assert_int_equal(t.bind.kind, STINT_BIND_CGROUP);
+	assert_string_equal(t.bind.cgroup, "/run/x");
+	assert_true(t.bind.owned);
+	stint_task_clear(&t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gate_allowed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_gate_bound, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gate_refusals, setup,
 						teardown),

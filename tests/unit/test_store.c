@@ -640,14 +640,14 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at the latest version (4: oper, ident), in WAL
+	/* A fresh database is at the latest version (5: oper, ident, bind), in WAL
 	 * mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 4);
+	assert_int_equal(sqlite3_column_int(st, 0), 5);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -667,12 +667,12 @@ test_schema_version(void **state)
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
 	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (4)"));
+		strstr(err, "schema version 99 is newer than this stintd (5)"));
 
-	/* Back at version 4 it opens again, data intact. */
+	/* Back at version 5 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
