@@ -39,39 +39,6 @@ stint_bind_refuses(const struct stint_task_bind *b, pid_t pid,
 }
 
 int
-stint_bind_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long start;
-	long parent;
-	ssize_t n;
-	int fd, field;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: fields start after the last
-	 * ')'; " S PPID ..." follows it (fields 3 and 4). */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %*c %ld", &parent) != 1)
-		return -1;
-	for (field = 3, p++; field < 22 && p != NULL; field++)
-		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p, " %llu", &start) != 1)
-		return -1;
-	if (start_time != NULL)
-		*start_time = start;
-	if (ppid != NULL)
-		*ppid = (pid_t)parent;
-	return 0;
-}
-
-int
 stint_bind_pidfd_open(pid_t pid)
 {
 	/* pidfds are close-on-exec by default. */

@@ -20,10 +20,6 @@
 const char *stint_bind_refuses(const struct stint_task_bind *b, pid_t pid,
 			       uint64_t start_time, const char *cgroup);
 
-/* Field 22 (start time) and field 4 (parent pid) of /proc/PID/stat.
- * 0 read; -1 gone or unreadable. ppid may be NULL. */
-int stint_bind_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid);
-
 /* pidfd_open(pid, 0), close-on-exec; -1 with errno. */
 int stint_bind_pidfd_open(pid_t pid);
 /* The process the pidfd refers to has not exited yet. */

@@ -38,34 +38,45 @@ stint_peer_force_fallback(bool on)
 	atomic_store(&force_fallback, on);
 }
 
-static uint64_t
-proc_start_time(pid_t pid)
+int
+stint_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
+	unsigned long long start;
+	long parent;
 	ssize_t n;
 	int fd, field;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
+		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = '\0';
 	/* comm may hold spaces and parentheses: fields start after the last
-	 * ')'. p is then at the space before field 3 (state); each step
-	 * moves to the space before the next field, up to starttime (22).
-	 * (Before ident this stopped one field late, at vsize.) */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return 0;
-	p++;
-	for (field = 3; field < 22 && p != NULL; field++)
+	 * ')'; " S PPID ..." follows it (fields 3 and 4). */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %ld", &parent) != 1)
+		return -1;
+	for (field = 3, p++; field < 22 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL || sscanf(p, " %llu", &start) != 1)
-		return 0;
-	return start;
+		return -1;
+	if (start_time != NULL)
+		*start_time = start;
+	if (ppid != NULL)
+		*ppid = (pid_t)parent;
+	return 0;
+}
+
+static uint64_t
+proc_start_time(pid_t pid)
+{
+	uint64_t start;
+
+	return stint_proc_stat(pid, &start, NULL) == 0 ? start : 0;
 }
 
 /* Now, in the clock ticks of /proc/PID/stat's starttime (boot time). */

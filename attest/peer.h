@@ -95,4 +95,9 @@ int stint_exe_hash_fd(int fd, char hex[65], bool *cached);
 /* Empties the cache (tests, benchmarks). */
 void stint_exe_hash_flush(void);
 
+/* /proc/PID/stat's starttime (field 22, clock ticks since boot: with the
+ * pid, a process's identity on kernels without pidfs) and parent pid;
+ * either may be NULL. 0, or -1 when the process is gone or unreadable. */
+int stint_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid);
+
 #endif

@@ -89,27 +89,9 @@ stint_sender_listen(int fd)
 static uint64_t
 proc_start_time(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
-	ssize_t n;
-	int fd, field;
+	uint64_t start;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) == NULL)
-		return 0;
-	p++;
-	for (field = 2; field < 22 && p != NULL; field++)
-		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p, " %llu", &start) != 1)
-		return 0;
-	return start;
+	return stint_proc_stat(pid, &start, NULL) == 0 ? start : 0;
 }
 
 /* A pidfd of the connecting process: SO_PEERPIDFD (Linux >= 6.5) names it

@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "attest/bind.h"
+#include "attest/peer.h"
 #include "attest/task.h"
 #include "attest/watch.h"
 #include "common/cgroup.h"
@@ -176,7 +177,7 @@ pid_open(pid_t pid, uint64_t *start, pid_t *ppid, char *err, size_t errlen)
 			 strerror(errno));
 		return -1;
 	}
-	if (stint_bind_proc_stat(pid, start, ppid) != 0 ||
+	if (stint_proc_stat(pid, start, ppid) != 0 ||
 	    !stint_bind_pidfd_alive(fd)) {
 		close(fd);
 		snprintf(err, errlen, "process %ld exited", (long)pid);
@@ -602,9 +603,9 @@ rearm(struct stintd *d, const struct stint_task *t)
 	if (t->bind.kind == STINT_BIND_PID) {
 		fd = stint_bind_pidfd_open((pid_t)t->bind.pid);
 		/* Same pid, later start: another process. */
-		if (fd >= 0 && (stint_bind_proc_stat((pid_t)t->bind.pid, &start,
-						     NULL) != 0 ||
-				start != t->bind.start_time)) {
+		if (fd >= 0 &&
+		    (stint_proc_stat((pid_t)t->bind.pid, &start, NULL) != 0 ||
+		     start != t->bind.start_time)) {
 			close(fd);
 			fd = -1;
 		}
