@@ -316,8 +316,8 @@ bind_check(const struct stint_gate_req *req, struct stint_gate_result *res)
 
 	if (res->decision != STINT_OK)
 		return;
-	why = stint_bind_refuses(&res->task.bind, req->pid, req->start_time,
-				 req->cgroup);
+	why = stint_bind_refuses(&res->task.bind, req->peer->pid,
+				 req->peer->start_time, req->peer->cgroup);
 	if (why != NULL) {
 		res->decision = STINT_E_NOT_YOURS;
 		res->reason = why;

@@ -22,14 +22,11 @@
 
 struct stint_gate_req {
 	/* The peer (uid and gid from SO_PEERCRED, and the facts its agent's
-	 * selectors are matched against). */
+	 * selectors are matched against; its pid, start time and cgroup for
+	 * tasks bound to a process or cgroup, bind.h: pid 0 or cgroup "" is
+	 * refused by a bound task). */
 	const struct stint_peer *peer;
 	const char *task_id; /* NULL: no task named */
-	/* bind: the peer process, for tasks bound to a process or cgroup
-	 * (bind.h). pid 0 / cgroup NULL: a bound task is refused. */
-	pid_t pid;
-	uint64_t start_time; /* /proc/PID/stat field 22 */
-	const char *cgroup;  /* cgroup v2 path */
 	uint64_t mech;       /* CKM_* asked for */
 	/* The decision time (CLOCK_REALTIME). Deadlines are whole seconds:
 	 * a task is refused from not_after.000000000 on. */

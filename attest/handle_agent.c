@@ -299,10 +299,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	gate_req = (struct stint_gate_req){.peer = peer,
 					   .task_id = sr.task,
 					   .mech = sr.mech,
-					   .now = s.decided,
-					   .pid = peer->pid,
-					   .start_time = peer->start_time,
-					   .cgroup = peer->cgroup};
+					   .now = s.decided};
 	if (stint_gate_sign(d->store, &gate_req, &gate) != STINT_STORE_OK) {
 		gate.decision = STINT_E_INTERNAL;
 		gate.reason = "task store unavailable";

@@ -183,7 +183,7 @@ bg_track "$other"
 import sys
 exec(open(sys.argv[1]).read().split("if __name__")[0])
 s = connect(sys.argv[2])
-s.sendall(frame({1: 19, 5: "alpha", 84: int(sys.argv[3])}))  # TASK_START, RUN_PID
+s.sendall(frame({1: 19, 5: "alpha", 94: int(sys.argv[3])}))  # TASK_START, RUN_PID
 show(read_reply(s))
 EOF
 grep -q "^status=11 " "$T/out" || { cat "$T/out"; fail "TASK_START moved a process that is not the caller's child"; }

@@ -1042,15 +1042,15 @@ static int
 gate_bound(struct fixture *f, const char *id, pid_t pid, uint64_t start,
 	   const char *cgroup, const char **reason)
 {
-	struct stint_gate_req req = {.uid = 1000,
+	struct stint_peer peer = {.uid = 1000, .pid = pid, .start_time = start};
+	struct stint_gate_req req = {.peer = &peer,
 				     .task_id = id,
 				     .mech = MECH_ECDSA,
-				     .now = {.tv_sec = NOW},
-				     .pid = pid,
-				     .start_time = start,
-				     .cgroup = cgroup};
+				     .now = {.tv_sec = NOW}};
 	struct stint_gate_result res;
 
+	snprintf(peer.cgroup, sizeof(peer.cgroup), "%s", cgroup ? cgroup : "");
+	snprintf(peer.exe, sizeof(peer.exe), "?");
 	assert_int_equal(stint_gate_sign(f->s, &req, &res), STINT_STORE_OK);
 	*reason = res.reason;
 	return res.decision;
