@@ -59,7 +59,7 @@ enum key_id {
 	K_REFUSAL_INTERVAL,
 	K_AUDIT_FORWARD,
 	K_AUDIT_FORWARD_SOCKET,
-	K_EXE_HASH_MAX, /* ident */
+	K_EXE_HASH_MAX,      /* ident */
 	K_RUN_CGROUP_PARENT, /* bind */
 	K_N,
 };

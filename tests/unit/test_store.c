@@ -640,8 +640,8 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at the latest version (5: oper, ident, bind), in WAL
-	 * mode. */
+	/* A fresh database is at the latest version (5: oper, ident, bind), in
+	 * WAL mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
