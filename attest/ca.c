@@ -213,6 +213,38 @@ label_ok(const char *s)
 	return s[0] != '\0' && stint_ident_chars_ok(s);
 }
 
+static const char *
+or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* The binding block's facts; -1 when a field does not fit. */
+static int
+leaf_binding(const struct stint_leaf_req *req, struct stint_task_facts *f)
+{
+	const char *kind = or_empty(req->bind_kind);
+
+	if (kind[0] == '\0' && req->exe_sha256 != NULL)
+		kind = "none";
+	if (kind[0] == '\0')
+		return 0;
+	if (strlen(kind) >= sizeof(f->bind_kind) ||
+	    strlen(or_empty(req->bind_cgroup)) >= sizeof(f->bind_cgroup) ||
+	    strlen(or_empty(req->bind_unit)) >= sizeof(f->bind_unit))
+		return -1;
+	snprintf(f->bind_kind, sizeof(f->bind_kind), "%s", kind);
+	snprintf(f->bind_cgroup, sizeof(f->bind_cgroup), "%s",
+		 or_empty(req->bind_cgroup));
+	snprintf(f->bind_unit, sizeof(f->bind_unit), "%s",
+		 or_empty(req->bind_unit));
+	if (req->exe_sha256 != NULL) {
+		memcpy(f->exe_sha256, req->exe_sha256, 32);
+		f->has_exe_sha256 = true;
+	}
+	return 0;
+}
+
 int
 stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 		 const struct stint_leaf_req *req, X509 **out, char *err,
@@ -252,6 +284,11 @@ stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 	SHA256((const unsigned char *)req->intent, strlen(req->intent),
 	       facts.intent_digest);
 	memcpy(facts.evidence_digest, req->evidence_digest, 32);
+	if (leaf_binding(req, &facts) != 0) {
+		snprintf(err, errlen, "bad binding in the leaf request");
+		EVP_PKEY_free(subject_key);
+		return -1;
+	}
 	snprintf(san, sizeof(san), "URI:spiffe://%s/agent/%s",
 		 req->trust_domain, req->agent);
 

@@ -45,6 +45,11 @@ struct stint_leaf_req {
 	const struct stint_bytes *spki; /* the task key */
 	int64_t not_before, not_after;
 	const char *ext_oid; /* task extension OID; NULL: the default */
+	/* The binding block (cert_ext.h): bind_kind NULL or "" for none;
+	 * bind_cgroup, bind_unit NULL or "" when absent; exe_sha256 the
+	 * agent's pinned executable hash, NULL when it pins none. */
+	const char *bind_kind, *bind_cgroup, *bind_unit;
+	const uint8_t *exe_sha256;
 };
 
 int stint_ca_root_build(EVP_PKEY *key, const char *trust_domain, int64_t now,

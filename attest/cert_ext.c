@@ -13,18 +13,40 @@
 
 #include "attest/cert_ext.h"
 
-ASN1_SEQUENCE(STINT_TASK_EXT) =
+ASN1_SEQUENCE(STINT_TASK_BINDING) =
 	{
-		ASN1_SIMPLE(STINT_TASK_EXT, task_id, ASN1_UTF8STRING),
-		ASN1_SIMPLE(STINT_TASK_EXT, intent_digest, ASN1_OCTET_STRING),
-		ASN1_SIMPLE(STINT_TASK_EXT, parent_task, ASN1_UTF8STRING),
-		ASN1_SIMPLE(STINT_TASK_EXT, attestation_kind, ASN1_UTF8STRING),
-		ASN1_SIMPLE(STINT_TASK_EXT, evidence_digest, ASN1_OCTET_STRING),
+		ASN1_SIMPLE(STINT_TASK_BINDING, kind, ASN1_UTF8STRING),
+		ASN1_IMP_OPT(STINT_TASK_BINDING, cgroup, ASN1_UTF8STRING, 0),
+		ASN1_IMP_OPT(STINT_TASK_BINDING, unit, ASN1_UTF8STRING, 1),
+		ASN1_IMP_OPT(STINT_TASK_BINDING, exe_sha256, ASN1_OCTET_STRING,
+			     2),
+} ASN1_SEQUENCE_END(STINT_TASK_BINDING)
+
+		IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_BINDING)
+
+			ASN1_SEQUENCE(STINT_TASK_EXT) =
+				{
+					ASN1_SIMPLE(STINT_TASK_EXT, task_id,
+						    ASN1_UTF8STRING),
+					ASN1_SIMPLE(STINT_TASK_EXT,
+						    intent_digest,
+						    ASN1_OCTET_STRING),
+					ASN1_SIMPLE(STINT_TASK_EXT, parent_task,
+						    ASN1_UTF8STRING),
+					ASN1_SIMPLE(STINT_TASK_EXT,
+						    attestation_kind,
+						    ASN1_UTF8STRING),
+					ASN1_SIMPLE(STINT_TASK_EXT,
+						    evidence_digest,
+						    ASN1_OCTET_STRING),
+					ASN1_EXP_OPT(STINT_TASK_EXT, binding,
+						     STINT_TASK_BINDING, 0),
 } ASN1_SEQUENCE_END(STINT_TASK_EXT)
 
-		IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_EXT)
+					IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_EXT)
 
-			static pthread_once_t oid_once = PTHREAD_ONCE_INIT;
+						static pthread_once_t oid_once =
+							PTHREAD_ONCE_INIT;
 static ASN1_OBJECT *oid_default, *oid_legacy;
 
 static void
@@ -140,6 +162,39 @@ oid_dup(const char *dotted)
 	return OBJ_txt2obj(dotted, 1);
 }
 
+/* An optional text: absent when empty. */
+static int
+set_opt_text(ASN1_UTF8STRING **s, const char *v)
+{
+	if (v[0] == '\0')
+		return 1;
+	return (*s = ASN1_UTF8STRING_new()) != NULL && set_text(*s, v);
+}
+
+/* The binding block, when there is something to record. */
+static int
+binding_build(const struct stint_task_facts *f, STINT_TASK_EXT *e)
+{
+	STINT_TASK_BINDING *b;
+
+	if (f->bind_kind[0] == '\0')
+		return 1;
+	if (memchr(f->bind_cgroup, 0, sizeof(f->bind_cgroup)) == NULL ||
+	    memchr(f->bind_unit, 0, sizeof(f->bind_unit)) == NULL ||
+	    memchr(f->bind_kind, 0, sizeof(f->bind_kind)) == NULL ||
+	    (b = e->binding = STINT_TASK_BINDING_new()) == NULL)
+		return 0;
+	if (!set_text(b->kind, f->bind_kind) ||
+	    !set_opt_text(&b->cgroup, f->bind_cgroup) ||
+	    !set_opt_text(&b->unit, f->bind_unit))
+		return 0;
+	if (f->has_exe_sha256 &&
+	    ((b->exe_sha256 = ASN1_OCTET_STRING_new()) == NULL ||
+	     !ASN1_OCTET_STRING_set(b->exe_sha256, f->exe_sha256, 32)))
+		return 0;
+	return 1;
+}
+
 X509_EXTENSION *
 stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 {
@@ -160,7 +215,9 @@ stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 	    !ASN1_OCTET_STRING_set(e->intent_digest, f->intent_digest, 32) ||
 	    !set_text(e->parent_task, f->parent_task) ||
 	    !set_text(e->attestation_kind, f->attestation_kind) ||
-	    !ASN1_OCTET_STRING_set(e->evidence_digest, f->evidence_digest, 32))
+	    !ASN1_OCTET_STRING_set(e->evidence_digest, f->evidence_digest,
+				   32) ||
+	    !binding_build(f, e))
 		goto out;
 	if ((len = i2d_STINT_TASK_EXT(e, &der)) <= 0)
 		goto out;
@@ -195,6 +252,39 @@ get_digest(const ASN1_OCTET_STRING *s, uint8_t out[32])
 	if (ASN1_STRING_length(s) != 32)
 		return -1;
 	memcpy(out, ASN1_STRING_get0_data(s), 32);
+	return 0;
+}
+
+/* No control characters: verify-peer prints these as lines. */
+static bool
+printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* The binding block into f (absent: all empty). */
+static int
+binding_get(const STINT_TASK_BINDING *b, struct stint_task_facts *f)
+{
+	if (b == NULL)
+		return 0;
+	if (get_text(b->kind, f->bind_kind, sizeof(f->bind_kind)) != 0 ||
+	    f->bind_kind[0] == '\0' ||
+	    (b->cgroup != NULL && get_text(b->cgroup, f->bind_cgroup,
+					   sizeof(f->bind_cgroup)) != 0) ||
+	    (b->unit != NULL &&
+	     get_text(b->unit, f->bind_unit, sizeof(f->bind_unit)) != 0) ||
+	    !printable(f->bind_kind) || !printable(f->bind_cgroup) ||
+	    !printable(f->bind_unit))
+		return -1;
+	if (b->exe_sha256 != NULL) {
+		if (get_digest(b->exe_sha256, f->exe_sha256) != 0)
+			return -1;
+		f->has_exe_sha256 = true;
+	}
 	return 0;
 }
 
@@ -271,7 +361,8 @@ stint_task_ext_get(const X509 *cert, const char *extra_oid,
 	    get_text(e->attestation_kind, f->attestation_kind,
 		     sizeof(f->attestation_kind)) != 0 ||
 	    get_digest(e->intent_digest, f->intent_digest) != 0 ||
-	    get_digest(e->evidence_digest, f->evidence_digest) != 0) {
+	    get_digest(e->evidence_digest, f->evidence_digest) != 0 ||
+	    binding_get(e->binding, f) != 0) {
 		snprintf(err, errlen,
 			 "the Stint task extension has a field out of range");
 		goto out;

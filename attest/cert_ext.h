@@ -19,7 +19,18 @@
  *       intentDigest     OCTET STRING,  -- SHA-256 of the intent text
  *       parentTask       UTF8String,    -- "" for a top-level task
  *       attestationKind  UTF8String,    -- "pkcs11" (later "tpm")
- *       evidenceDigest   OCTET STRING   -- SHA-256 of the evidence document
+ *       evidenceDigest   OCTET STRING,  -- SHA-256 of the evidence document
+ *       binding      [0] EXPLICIT StintBinding OPTIONAL
+ *   }
+ *
+ *   -- What holds the key (issue 12 §6). Present when the task is bound
+ *   -- or its agent pins an executable hash; absent in certificates of
+ *   -- earlier versions, which still verify.
+ *   StintBinding ::= SEQUENCE {
+ *       kind             UTF8String,    -- "pid", "cgroup" or "none"
+ *       cgroup       [0] IMPLICIT UTF8String OPTIONAL,   -- cgroup v2 path
+ *       unit         [1] IMPLICIT UTF8String OPTIONAL,   -- its systemd unit
+ *       exeSha256    [2] IMPLICIT OCTET STRING OPTIONAL  -- agent's pin
  *   }
  *
  * Encoded and decoded with OpenSSL's ASN.1 templates, never by hand.
@@ -27,6 +38,7 @@
 #ifndef STINT_ATTEST_CERT_EXT_H
 #define STINT_ATTEST_CERT_EXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,12 +53,22 @@
 /* The longest dotted OID accepted for [ca] extension_oid, with its NUL. */
 #define STINT_OID_TEXT_MAX 128
 
+typedef struct stint_task_binding_st {
+	ASN1_UTF8STRING *kind;
+	ASN1_UTF8STRING *cgroup;       /* optional */
+	ASN1_UTF8STRING *unit;         /* optional */
+	ASN1_OCTET_STRING *exe_sha256; /* optional */
+} STINT_TASK_BINDING;
+
+DECLARE_ASN1_FUNCTIONS(STINT_TASK_BINDING)
+
 typedef struct stint_task_ext_st {
 	ASN1_UTF8STRING *task_id;
 	ASN1_OCTET_STRING *intent_digest;
 	ASN1_UTF8STRING *parent_task;
 	ASN1_UTF8STRING *attestation_kind;
 	ASN1_OCTET_STRING *evidence_digest;
+	STINT_TASK_BINDING *binding; /* optional */
 } STINT_TASK_EXT;
 
 DECLARE_ASN1_FUNCTIONS(STINT_TASK_EXT)
@@ -58,6 +80,12 @@ struct stint_task_facts {
 	char parent_task[64];
 	char attestation_kind[32];
 	uint8_t evidence_digest[32];
+	/* The binding block; bind_kind "" when the certificate has none. */
+	char bind_kind[16];    /* "pid", "cgroup", "none" */
+	char bind_cgroup[513]; /* "" unless bound to a cgroup */
+	char bind_unit[256];   /* "" when the cgroup is in no unit */
+	bool has_exe_sha256;   /* the agent pins its executable */
+	uint8_t exe_sha256[32];
 };
 
 /* The default OID (a shared object; never free it). */

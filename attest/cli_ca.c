@@ -453,6 +453,50 @@ fail:
 	return NULL;
 }
 
+/* The binding block (issue 12 §6) as JSON: null when the certificate has
+ * none; else kind, and cgroup, unit, exe_sha256 where present. */
+static json_t *
+binding_json(const struct stint_peer_identity *id)
+{
+	char hex[65];
+	json_t *o;
+
+	if (id->bind_kind[0] == '\0')
+		return json_null();
+	o = json_pack("{s:s}", "kind", id->bind_kind);
+	if (o == NULL)
+		return NULL;
+	if (id->bind_cgroup[0] != '\0')
+		json_object_set_new(o, "cgroup", json_string(id->bind_cgroup));
+	if (id->bind_unit[0] != '\0')
+		json_object_set_new(o, "unit", json_string(id->bind_unit));
+	if (id->has_exe_sha256) {
+		stint_hex_encode(id->exe_sha256, 32, hex);
+		json_object_set_new(o, "exe_sha256", json_string(hex));
+	}
+	return o;
+}
+
+/* The binding block as text lines; nothing when the certificate has none
+ * (issued by an earlier version). */
+static void
+binding_print(const struct stint_peer_identity *id)
+{
+	char hex[65];
+
+	if (id->bind_kind[0] == '\0')
+		return;
+	printf("binding %s\n", id->bind_kind);
+	if (id->bind_cgroup[0] != '\0')
+		printf("bound_cgroup %s\n", id->bind_cgroup);
+	if (id->bind_unit[0] != '\0')
+		printf("bound_unit %s\n", id->bind_unit);
+	if (id->has_exe_sha256) {
+		stint_hex_encode(id->exe_sha256, 32, hex);
+		printf("exe_sha256 %s\n", hex);
+	}
+}
+
 int
 stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -558,18 +602,20 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	if (json) {
 		ret = stint_cli_print_json(json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-			"s:s}",
+			"s:s, s:o}",
 			"result", "ok", "spiffe_id", id.spiffe_id,
 			"trust_domain", id.trust_domain, "agent", id.agent,
 			"task", id.task, "parent_task", id.parent_task,
 			"attestation", id.attestation_kind, "not_after",
 			(json_int_t)id.not_after, "serial", id.serial,
-			"intent_sha256", hex, "evidence_sha256", ev_hex));
+			"intent_sha256", hex, "evidence_sha256", ev_hex,
+			"binding", binding_json(&id)));
 		goto out;
 	}
 	stint_cli_time((uint64_t)id.not_after, when, sizeof(when));
 	printf("OK %s\nagent %s\ntask %s\nnot_after %s\nattestation %s\n",
 	       id.spiffe_id, id.agent, id.task, when, id.attestation_kind);
+	binding_print(&id);
 	ret = STINT_EXIT_OK;
 out:
 	sk_X509_pop_free(extra, X509_free);

@@ -25,6 +25,8 @@
 #include "attest/evidence.h"
 #include "attest/task.h"
 #include "attest/bind.h"
+#include "common/cgroup.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/mechanism.h"
 
@@ -177,6 +179,28 @@ hw_not_after(const struct stint_evidence_claims *c, int64_t since,
 	return 0;
 }
 
+/* The leaf's binding block (issue 12 §6): what holds the key, so a
+ * relying party sees it. unit and pin are the caller's buffers. */
+static void
+leaf_binding(const struct stint_task *t, const struct stint_agent *a,
+	     struct stint_leaf_req *leaf, char *unit, size_t unit_cap,
+	     uint8_t pin[32])
+{
+	unit[0] = '\0';
+	if (t->bind.kind == STINT_BIND_PID) {
+		leaf->bind_kind = "pid";
+	} else if (t->bind.kind == STINT_BIND_CGROUP) {
+		leaf->bind_kind = "cgroup";
+		leaf->bind_cgroup = t->bind.cgroup;
+		if (stint_cgroup_unit(t->bind.cgroup, unit, unit_cap) != 0)
+			unit[0] = '\0';
+		leaf->bind_unit = unit;
+	}
+	if (a->sel.exe_sha256[0] != '\0' &&
+	    stint_hex_decode(a->sel.exe_sha256, pin, 32) == 0)
+		leaf->exe_sha256 = pin;
+}
+
 /* Attestation before issuance: evidence about the new key, checked by the
  * same verifier a remote CA would run (signature by the enrolled key,
  * fresh nonce, task id, attributes; on the TPM also the certified Name and
@@ -184,9 +208,12 @@ hw_not_after(const struct stint_evidence_claims *c, int64_t since,
  * then is the leaf issued, for at most the task's lifetime. */
 static int
 attest_and_certify(struct stintd *d, struct stint_task *t,
+		   const struct stint_agent *a,
 		   const struct stint_key_facts *facts,
 		   const struct stint_peer *by, char *err, size_t errlen)
 {
+	char unit[STINT_SEL_UNIT_MAX + 1];
+	uint8_t pin[32];
 	struct stint_evidence_claims got;
 	struct stint_evidence_expect want;
 	uint8_t nonce[STINT_NONCE_LEN], wrong[STINT_NONCE_LEN];
@@ -271,6 +298,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	leaf.spki = &t->pub.spki;
 	leaf.not_before = t->created - stint_ca_skew(d->ca);
 	leaf.not_after = not_after;
+	leaf_binding(t, a, &leaf, unit, sizeof(unit), pin);
 	if (stint_ca_issue(d->ca, &leaf, &t->cert, serial, sizeof(serial), why,
 			   sizeof(why)) != 0) {
 		audit(d, "cert-issue", t->agent, t->id, by, "deny", why, NULL);
@@ -410,7 +438,7 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 			 "the audit log refuses records: no task started");
 		return STINT_E_INTERNAL;
 	}
-	if (d->ca != NULL && (r = attest_and_certify(d, t, &facts, by, err,
+	if (d->ca != NULL && (r = attest_and_certify(d, t, &a, &facts, by, err,
 						     errlen)) != STINT_OK) {
 		start_undo(d, t, by, false, "task not created");
 		return r;

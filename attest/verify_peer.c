@@ -244,6 +244,11 @@ stint_verify_peer_oid(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 		 facts.attestation_kind);
 	memcpy(id.intent_digest, facts.intent_digest, 32);
 	memcpy(id.evidence_digest, facts.evidence_digest, 32);
+	memcpy(id.bind_kind, facts.bind_kind, sizeof(id.bind_kind));
+	memcpy(id.bind_cgroup, facts.bind_cgroup, sizeof(id.bind_cgroup));
+	memcpy(id.bind_unit, facts.bind_unit, sizeof(id.bind_unit));
+	id.has_exe_sha256 = facts.has_exe_sha256;
+	memcpy(id.exe_sha256, facts.exe_sha256, 32);
 	/* not_after as epoch seconds: the difference from the epoch. */
 	na = X509_get0_notAfter(leaf);
 	{

@@ -50,6 +50,13 @@ struct stint_peer_identity {
 	uint8_t evidence_digest[32]; /* SHA-256 of the evidence document */
 	int64_t not_after;           /* the task deadline, epoch seconds */
 	char serial[80];             /* hex */
+	/* What holds the key (the task extension's binding block; all ""
+	 * and false in certificates that have none, as earlier ones): */
+	char bind_kind[16];     /* "pid", "cgroup", "none" or "" */
+	char bind_cgroup[513];  /* the bound cgroup v2 path, or "" */
+	char bind_unit[256];    /* its systemd unit, or "" */
+	int has_exe_sha256;     /* the agent pins its executable: */
+	uint8_t exe_sha256[32]; /* its SHA-256 */
 };
 
 /* untrusted: intermediates the peer sent (may be NULL). trust_domain and

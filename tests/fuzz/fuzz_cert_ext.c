@@ -22,7 +22,12 @@ check_facts(const struct stint_task_facts *f)
 	    strnlen(f->parent_task, sizeof(f->parent_task)) ==
 		    sizeof(f->parent_task) ||
 	    strnlen(f->attestation_kind, sizeof(f->attestation_kind)) ==
-		    sizeof(f->attestation_kind))
+		    sizeof(f->attestation_kind) ||
+	    strnlen(f->bind_kind, sizeof(f->bind_kind)) ==
+		    sizeof(f->bind_kind) ||
+	    strnlen(f->bind_cgroup, sizeof(f->bind_cgroup)) ==
+		    sizeof(f->bind_cgroup) ||
+	    strnlen(f->bind_unit, sizeof(f->bind_unit)) == sizeof(f->bind_unit))
 		abort();
 }
 

@@ -75,6 +75,35 @@ grep -q "check agent failed" "$T/out" || { cat "$T/out"; fail "verify-peer did n
 echo -n "refund order 1234" | sha256sum | cut -d' ' -f1 >"$T/ih"
 [ "$(json_get intent_sha256 <"$T/vp")" = "$(cat "$T/ih")" ] || fail "intent digest"
 
+# The binding block (issue 12 §6): a plain task of an agent that pins no
+# executable has none, so its task extension is encoded exactly as by
+# earlier versions, and verifies; a pid-bound task's leaf says "pid"; an
+# agent with --exe-sha256 has the pinned hash in its leaves (its cgroup
+# binding is checked in run.sh).
+[ "$(json_get binding <"$T/vp")" = None ] || { cat "$T/vp"; fail "a plain task's leaf has a binding"; }
+stint verify-peer "$T/leaf.pem" --ca "$T/bundle.pem" >"$T/vpt" || fail "verify-peer (text)"
+grep -Eq "^(binding|bound_|exe_sha256)" "$T/vpt" && { cat "$T/vpt"; fail "a plain task's leaf prints a binding"; }
+sleep 600 &
+holder=$!
+bg_track "$holder"
+idp=$(task_start alpha --ttl 10m --bind-pid "$holder")
+stint task show "$idp" --cert >"$T/leaf-pid.pem" || fail "task show --cert (pid-bound)"
+stint verify-peer "$T/leaf-pid.pem" --json >"$T/vpb" || { cat "$T/vpb"; fail "verify-peer (pid-bound)"; }
+[ "$(json_get binding.kind <"$T/vpb")" = pid ] || { cat "$T/vpb"; fail "a pid-bound task's leaf does not say pid"; }
+grep -q '"exe_sha256"' "$T/vpb" && fail "exe_sha256 in the leaf of an agent that pins none"
+kill "$holder"
+pin=$(sha256sum "$(readlink -f /bin/sleep)" | cut -d' ' -f1)
+agent_add pinned "$(id -u)" --exe-sha256 "$pin"
+idx=$(task_start pinned --ttl 10m)
+stint task show "$idx" --cert >"$T/leaf-pin.pem" || fail "task show --cert (pinned)"
+stint verify-peer "$T/leaf-pin.pem" --json >"$T/vpb" || { cat "$T/vpb"; fail "verify-peer (pinned)"; }
+[ "$(json_get binding.kind <"$T/vpb")" = none ] || { cat "$T/vpb"; fail "binding kind of an unbound pinned task"; }
+[ "$(json_get binding.exe_sha256 <"$T/vpb")" = "$pin" ] || { cat "$T/vpb"; fail "the leaf lacks the agent's exe SHA-256"; }
+stint verify-peer "$T/leaf-pin.pem" >"$T/vpt" || fail "verify-peer (pinned, text)"
+grep -qx "exe_sha256 $pin" "$T/vpt" || { cat "$T/vpt"; fail "verify-peer does not print exe_sha256"; }
+stint task end "$idx" >/dev/null || fail "task end $idx"
+stint agent remove pinned >/dev/null 2>&1 || fail "agent remove pinned"
+
 # The module shows the certificate next to the key.
 p11tool --token-label alpha --list-objects >"$T/p11" 2>&1 || { cat "$T/p11"; fail "pkcs11-tool --list-objects"; }
 grep -q "Certificate Object" "$T/p11" || { cat "$T/p11"; fail "no certificate object through stint-pkcs11.so"; }

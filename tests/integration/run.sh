@@ -79,6 +79,13 @@ cg=$(stint task show "$tid" --json | json_get bound_to.cgroup)
 case $cg in "$PARENT"/run-*) ;; *) fail "task bound to '$cg', not a cgroup under $PARENT" ;; esac
 grep -qx "0::$cg" "$T/cgroup" || { cat "$T/cgroup"; fail "the command did not start inside $cg"; }
 [ "$(stint task show "$tid" --json | json_get bound_to.run)" = true ] || fail "bound_to.run is not true"
+# The leaf records the binding (issue 12 §6): a relying party sees the run's cgroup.
+stint task show "$tid" --cert >"$T/leaf.pem" || fail "task show --cert"
+stint verify-peer "$T/leaf.pem" --json >"$T/vp" || { cat "$T/vp"; fail "verify-peer refused the run's leaf"; }
+[ "$(json_get binding.kind <"$T/vp")" = cgroup ] || { cat "$T/vp"; fail "the run's leaf is not bound to a cgroup"; }
+[ "$(json_get binding.cgroup <"$T/vp")" = "$cg" ] || { cat "$T/vp"; fail "the run's leaf does not name $cg"; }
+stint verify-peer "$T/leaf.pem" >"$T/vpt" || fail "verify-peer (text)"
+grep -qx "bound_cgroup $cg" "$T/vpt" || { cat "$T/vpt"; fail "verify-peer does not print the bound cgroup"; }
 
 # Same uid, outside the cgroup: refused and audited, and cannot move in.
 setpriv --reuid="$A" --regid="$A" --clear-groups -- "$PYTHON" "$T/wire.py" sign "$STINT_SOCKET" "$tid" >"$T/out" 2>&1

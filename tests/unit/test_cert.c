@@ -248,6 +248,74 @@ test_verify_peer(void **state)
 	X509_free(x);
 }
 
+/* The binding block (issue 12 §6): a cgroup binding with its unit and the
+ * agent's exe pin round-trip through stint_verify_peer; a leaf without
+ * the block (as earlier versions issued) verifies with all fields empty;
+ * a control character in a bound path is refused. */
+static void
+test_binding(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id;
+	uint8_t pin[32];
+	X509 *x = issue(f);
+
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.bind_kind, "");
+	assert_string_equal(id.bind_cgroup, "");
+	assert_false(id.has_exe_sha256);
+	X509_free(x);
+
+	memset(pin, 0xab, sizeof(pin));
+	f->req.bind_kind = "cgroup";
+	f->req.bind_cgroup = "/system.slice/billing.service/worker";
+	f->req.bind_unit = "billing.service";
+	f->req.exe_sha256 = pin;
+	x = issue(f);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.bind_kind, "cgroup");
+	assert_string_equal(id.bind_cgroup,
+			    "/system.slice/billing.service/worker");
+	assert_string_equal(id.bind_unit, "billing.service");
+	assert_true(id.has_exe_sha256);
+	assert_memory_equal(id.exe_sha256, pin, 32);
+	X509_free(x);
+
+	/* A pin alone: kind "none". A pid binding: no cgroup, no unit. */
+	f->req.bind_kind = NULL;
+	f->req.bind_cgroup = NULL;
+	f->req.bind_unit = NULL;
+	x = issue(f);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.bind_kind, "none");
+	assert_true(id.has_exe_sha256);
+	X509_free(x);
+	f->req.bind_kind = "pid";
+	f->req.exe_sha256 = NULL;
+	x = issue(f);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_string_equal(id.bind_kind, "pid");
+	assert_string_equal(id.bind_cgroup, "");
+	assert_false(id.has_exe_sha256);
+	X509_free(x);
+
+	f->req.bind_kind = "cgroup";
+	f->req.bind_cgroup = "/a\nbinding pid";
+	x = issue(f);
+	assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL, NULL, NOW,
+					   &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_ERR_TASK_EXT);
+	X509_free(x);
+}
+
 static void
 test_verify_peer_other_ca(void **state)
 {
@@ -640,6 +708,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_verify_peer, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_peer_other_ca,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
