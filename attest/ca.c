@@ -252,6 +252,15 @@ stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 	SHA256((const unsigned char *)req->intent, strlen(req->intent),
 	       facts.intent_digest);
 	memcpy(facts.evidence_digest, req->evidence_digest, 32);
+	if (req->audiences != NULL && /* aud */
+	    (strlen(req->audiences) >= sizeof(facts.audiences) ||
+	     stint_audiences_check(req->audiences) != NULL)) {
+		EVP_PKEY_free(subject_key);
+		snprintf(err, errlen, "bad audiences for the leaf");
+		return -1;
+	}
+	snprintf(facts.audiences, sizeof(facts.audiences), "%s",
+		 req->audiences != NULL ? req->audiences : "");
 	snprintf(san, sizeof(san), "URI:spiffe://%s/agent/%s",
 		 req->trust_domain, req->agent);
 

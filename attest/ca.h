@@ -44,7 +44,8 @@ struct stint_leaf_req {
 	const uint8_t *evidence_digest; /* SHA-256 of the evidence */
 	const struct stint_bytes *spki; /* the task key */
 	int64_t not_before, not_after;
-	const char *ext_oid; /* task extension OID; NULL: the default */
+	const char *ext_oid;   /* task extension OID; NULL: the default */
+	const char *audiences; /* aud: comma-separated; NULL or "" none */
 };
 
 int stint_ca_root_build(EVP_PKEY *key, const char *trust_domain, int64_t now,

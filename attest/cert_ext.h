@@ -19,7 +19,10 @@
  *       intentDigest     OCTET STRING,  -- SHA-256 of the intent text
  *       parentTask       UTF8String,    -- "" for a top-level task
  *       attestationKind  UTF8String,    -- "pkcs11" (later "tpm")
- *       evidenceDigest   OCTET STRING   -- SHA-256 of the evidence document
+ *       evidenceDigest   OCTET STRING,  -- SHA-256 of the evidence document
+ *       audiences   [10] EXPLICIT SEQUENCE SIZE (1..16) OF UTF8String
+ *                        OPTIONAL      -- aud: the systems the task may
+ *                                      -- authenticate to; absent: none
  *   }
  *
  * Encoded and decoded with OpenSSL's ASN.1 templates, never by hand.
@@ -32,6 +35,8 @@
 
 #include <openssl/asn1t.h>
 #include <openssl/x509.h>
+
+#include "common/audience.h"
 
 #define STINT_TASK_EXT_OID                                                     \
 	"1.2.840.113556.1.8000.2554.4942.2577.40273.17186.42876.2743747."      \
@@ -47,6 +52,8 @@ typedef struct stint_task_ext_st {
 	ASN1_UTF8STRING *parent_task;
 	ASN1_UTF8STRING *attestation_kind;
 	ASN1_OCTET_STRING *evidence_digest;
+	/* aud: [10] EXPLICIT, absent when the task names no audience */
+	STACK_OF(ASN1_UTF8STRING) * audiences;
 } STINT_TASK_EXT;
 
 DECLARE_ASN1_FUNCTIONS(STINT_TASK_EXT)
@@ -58,6 +65,8 @@ struct stint_task_facts {
 	char parent_task[64];
 	char attestation_kind[32];
 	uint8_t evidence_digest[32];
+	/* aud: the task's audiences, comma-separated; "" none */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1];
 };
 
 /* The default OID (a shared object; never free it). */
