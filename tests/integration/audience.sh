@@ -101,6 +101,19 @@ grep -q "names no audience" "$T/vp" || { cat "$T/vp"; fail "no-audience refusal 
 stint task start --agent plain --audience a -q >/dev/null 2>&1 &&
 	fail "a task of an agent without audiences got audience a"
 
+# --- the C example relying party (libstint-verify) ---------------------------
+EXAMPLE=$top_builddir/examples/verify_peer
+if [ -x "$EXAMPLE" ]; then
+	stint ca cert >"$T/bundle.pem" || fail "stint ca cert"
+	"$EXAMPLE" "$pa" "$T/bundle.pem" alpha a >/dev/null ||
+		fail "examples/verify_peer refused audience a"
+	"$EXAMPLE" "$pa" "$T/bundle.pem" "" b >/dev/null 2>"$T/ex" &&
+		fail "examples/verify_peer accepted audience b"
+	grep -q "check audience" "$T/ex" || { cat "$T/ex"; fail "example: not the audience check"; }
+else
+	note "no $EXAMPLE (make check builds it): C example not run"
+fi
+
 # --- state.db keeps them across a restart -----------------------------------
 stintd_stop
 stintd_start
