@@ -289,6 +289,15 @@ stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 		EVP_PKEY_free(subject_key);
 		return -1;
 	}
+	if (req->audiences != NULL && /* aud */
+	    (strlen(req->audiences) >= sizeof(facts.audiences) ||
+	     stint_audiences_check(req->audiences) != NULL)) {
+		EVP_PKEY_free(subject_key);
+		snprintf(err, errlen, "bad audiences for the leaf");
+		return -1;
+	}
+	snprintf(facts.audiences, sizeof(facts.audiences), "%s",
+		 req->audiences != NULL ? req->audiences : "");
 	snprintf(san, sizeof(san), "URI:spiffe://%s/agent/%s",
 		 req->trust_domain, req->agent);
 

@@ -50,6 +50,8 @@ struct stint_leaf_req {
 	 * agent's pinned executable hash, NULL when it pins none. */
 	const char *bind_kind, *bind_cgroup, *bind_unit;
 	const uint8_t *exe_sha256;
+	const char *ext_oid;   /* task extension OID; NULL: the default */
+	const char *audiences; /* aud: comma-separated; NULL or "" none */
 };
 
 int stint_ca_root_build(EVP_PKEY *key, const char *trust_domain, int64_t now,

@@ -41,6 +41,10 @@ ASN1_SEQUENCE(STINT_TASK_BINDING) =
 						    ASN1_OCTET_STRING),
 					ASN1_EXP_OPT(STINT_TASK_EXT, binding,
 						     STINT_TASK_BINDING, 0),
+					/* aud: audiences */
+					ASN1_EXP_SEQUENCE_OF_OPT(
+						STINT_TASK_EXT, audiences,
+						ASN1_UTF8STRING, 10),
 } ASN1_SEQUENCE_END(STINT_TASK_EXT)
 
 					IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_EXT)
@@ -195,6 +199,66 @@ binding_build(const struct stint_task_facts *f, STINT_TASK_EXT *e)
 	return 1;
 }
 
+/* --- aud: the audiences field ---------------------------------------- */
+
+/* The comma-separated set as a SEQUENCE OF UTF8String; none when "". */
+static int
+audiences_put(STINT_TASK_EXT *e, const char *list)
+{
+	const char *p = list, *comma;
+	ASN1_UTF8STRING *s;
+	size_t len;
+
+	if (list == NULL || list[0] == '\0')
+		return 0;
+	if (stint_audiences_check(list) != NULL ||
+	    (e->audiences = sk_ASN1_UTF8STRING_new_null()) == NULL)
+		return -1;
+	for (; *p != '\0'; p += len + (comma != NULL)) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if ((s = ASN1_UTF8STRING_new()) == NULL ||
+		    !ASN1_STRING_set(s, p, (int)len) ||
+		    !sk_ASN1_UTF8STRING_push(e->audiences, s)) {
+			ASN1_UTF8STRING_free(s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The field back as a checked set in buf; -1 when malformed. */
+static int
+audiences_get(const STINT_TASK_EXT *e, char *buf, size_t cap)
+{
+	const ASN1_UTF8STRING *s;
+	char name[STINT_AUDIENCE_MAX + 1];
+	int i, n;
+
+	buf[0] = '\0';
+	if (e->audiences == NULL)
+		return 0;
+	n = sk_ASN1_UTF8STRING_num(e->audiences);
+	if (n < 1 || n > STINT_AUDIENCES_MAX)
+		return -1;
+	for (i = 0; i < n; i++) {
+		s = sk_ASN1_UTF8STRING_value(e->audiences, i);
+		if (ASN1_STRING_length(s) < 1 ||
+		    ASN1_STRING_length(s) > STINT_AUDIENCE_MAX ||
+		    memchr(ASN1_STRING_get0_data(s), ',',
+			   (size_t)ASN1_STRING_length(s)) != NULL)
+			return -1;
+		memcpy(name, ASN1_STRING_get0_data(s),
+		       (size_t)ASN1_STRING_length(s));
+		name[ASN1_STRING_length(s)] = '\0';
+		if (stint_audiences_add(buf, cap, name) != 0)
+			return -1;
+	}
+	return stint_audiences_check(buf) == NULL ? 0 : -1;
+}
+
+/* --- end aud --------------------------------------------------------- */
+
 X509_EXTENSION *
 stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 {
@@ -218,6 +282,8 @@ stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 	    !ASN1_OCTET_STRING_set(e->evidence_digest, f->evidence_digest,
 				   32) ||
 	    !binding_build(f, e))
+		goto out;
+	if (audiences_put(e, f->audiences) != 0) /* aud */
 		goto out;
 	if ((len = i2d_STINT_TASK_EXT(e, &der)) <= 0)
 		goto out;
@@ -363,12 +429,15 @@ stint_task_ext_get(const X509 *cert, const char *extra_oid,
 	    get_digest(e->intent_digest, f->intent_digest) != 0 ||
 	    get_digest(e->evidence_digest, f->evidence_digest) != 0 ||
 	    binding_get(e->binding, f) != 0) {
-		snprintf(err, errlen,
-			 "the Stint task extension has a field out of range");
-		goto out;
+	    audiences_get(e, f->audiences, sizeof(f->audiences)) != 0)
+	    {
+		    snprintf(err, errlen,
+			     "the Stint task extension has a field out of "
+			     "range");
+		    goto out;
+	    }
+	    r = 0;
+	out:
+		STINT_TASK_EXT_free(e);
+		return r;
 	}
-	r = 0;
-out:
-	STINT_TASK_EXT_free(e);
-	return r;
-}

@@ -20,7 +20,10 @@
  *       parentTask       UTF8String,    -- "" for a top-level task
  *       attestationKind  UTF8String,    -- "pkcs11" (later "tpm")
  *       evidenceDigest   OCTET STRING,  -- SHA-256 of the evidence document
- *       binding      [0] EXPLICIT StintBinding OPTIONAL
+ *       binding      [0] EXPLICIT StintBinding OPTIONAL,
+ *       audiences   [10] EXPLICIT SEQUENCE SIZE (1..16) OF UTF8String
+ *                        OPTIONAL      -- aud: the systems the task may
+ *                                      -- authenticate to; absent: none
  *   }
  *
  *   -- What holds the key (issue 12 §6). Present when the task is bound
@@ -44,6 +47,8 @@
 
 #include <openssl/asn1t.h>
 #include <openssl/x509.h>
+
+#include "common/audience.h"
 
 #define STINT_TASK_EXT_OID                                                     \
 	"1.2.840.113556.1.8000.2554.4942.2577.40273.17186.42876.2743747."      \
@@ -69,6 +74,8 @@ typedef struct stint_task_ext_st {
 	ASN1_UTF8STRING *attestation_kind;
 	ASN1_OCTET_STRING *evidence_digest;
 	STINT_TASK_BINDING *binding; /* optional */
+	/* aud: [10] EXPLICIT, absent when the task names no audience */
+	STACK_OF(ASN1_UTF8STRING) * audiences;
 } STINT_TASK_EXT;
 
 DECLARE_ASN1_FUNCTIONS(STINT_TASK_EXT)
@@ -86,6 +93,8 @@ struct stint_task_facts {
 	char bind_unit[256];   /* "" when the cgroup is in no unit */
 	bool has_exe_sha256;   /* the agent pins its executable */
 	uint8_t exe_sha256[32];
+	/* aud: the task's audiences, comma-separated; "" none */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1];
 };
 
 /* The default OID (a shared object; never free it). */

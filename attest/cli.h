@@ -81,6 +81,10 @@ int stint_cli_bad_option(const char *verb, int c, char **argv);
 bool stint_cli_name_ok(const char *name);
 /* Task ids: [A-Za-z0-9._-], 1..STINT_TASK_ID_MAX. */
 bool stint_cli_task_id_ok(const char *id);
+/* aud: adds a --audience NAME (or a comma list) to the set in buf, checked;
+ * prints the usage error for verb and returns -1 when it is bad. */
+int stint_cli_audience_opt(char *buf, size_t cap, const char *names,
+			   const char *verb);
 /* Non-negative decimal that fits in uint64_t, nothing else. */
 int stint_cli_parse_u64(const char *s, uint64_t *v);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attest/cli.h"
+#include "common/audience.h"
 #include "common/duration.h"
 #include "common/mechanism.h"
 #include "stint/wire.h"
@@ -38,6 +39,7 @@ stint_help_agent(FILE *f)
 		"PATH]\n"
 		"                 [--unit NAME.service] [--lsm-label LABEL]\n"
 		"                 [--max-ttl DUR] [--mechanisms LIST]\n"
+		"                 [--audiences NAME[,NAME...]]\n"
 		"       stint agent list [--json]\n"
 		"       stint agent show NAME [--json]\n"
 		"       stint agent remove NAME\n"
@@ -67,6 +69,11 @@ stint_help_agent(FILE *f)
 		"may use,\n"
 		"                     e.g. ecdsa,ecdsa-sha256 or CKM_ECDSA "
 		"(default: all)\n"
+		"  --audiences LIST   comma-separated systems the agent's "
+		"tasks "
+		"may\n"
+		"                     authenticate to (named in each leaf; "
+		"default: none)\n"
 		"  --json             print JSON (list)\n"
 		"\n"
 		"Removing an agent ends its live tasks and destroys their "
@@ -206,6 +213,7 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 		{"cgroup", required_argument, NULL, 'c'},
 		{"unit", required_argument, NULL, 'U'},
 		{"lsm-label", required_argument, NULL, 'l'},
+		{"audiences", required_argument, NULL, 'A'}, /* aud */
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -219,9 +227,15 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":u:g:t:m:e:s:c:U:l:h", opts,
+	while ((c = getopt_long(argc, argv, ":u:g:t:m:e:s:c:U:l:A:h", opts,
 				NULL)) != -1) {
 		switch (c) {
+		case 'A': /* aud */
+			if (stint_cli_audience_opt(ar.audiences,
+						   sizeof(ar.audiences), optarg,
+						   "agent add") != 0)
+				return STINT_EXIT_USAGE;
+			break;
 		case 'e':
 		case 's':
 		case 'c':
@@ -371,6 +385,8 @@ agent_to_json(const struct stint_agent_info *a)
 	stint_cli_time(a->created, t, sizeof(t));
 	json_object_set_new(o, "created", json_string(t));
 	json_object_set_new(o, "selectors", selectors_json(&a->sel));
+	if (a->audiences[0] != '\0') /* aud */
+		json_object_set_new(o, "audiences", json_string(a->audiences));
 	return o;
 }
 

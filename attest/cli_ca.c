@@ -71,7 +71,8 @@ stint_help_verify_peer(FILE *f)
 	fprintf(f, "usage: stint verify-peer CERT.pem [--agent NAME] "
 		   "[--trust-domain TD]\n"
 		   "                         [--ca BUNDLE.pem] "
-		   "[--extension-oid OID] [--json]\n"
+		   "[--extension-oid OID] [--audience NAME] "
+		   "[--json]\n"
 		   "\n"
 		   "Check a presented certificate as a relying party would: "
 		   "chain to the\n"
@@ -82,6 +83,10 @@ stint_help_verify_peer(FILE *f)
 		   "The task extension is found under Stint's default OID, the "
 		   "legacy 2.25 one,\n"
 		   "or --extension-oid (a [ca] extension_oid of your own).\n"
+		   "--audience NAME: also require that the task names NAME "
+		   "(this relying\n"
+		   "party) among its audiences; a task that names none is "
+		   "refused.\n"
 		   "Prints the agent and the task.\n");
 }
 
@@ -505,11 +510,13 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 		{"trust-domain", required_argument, NULL, 'd'},
 		{"ca", required_argument, NULL, 'c'},
 		{"extension-oid", required_argument, NULL, 'o'},
+		{"audience", required_argument, NULL, 'u'}, /* aud */
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *agent = NULL, *td = NULL, *ca = NULL, *oid = NULL;
+	const char *audience = NULL; /* aud */
 	struct stint_peer_identity id;
 	struct stint_msg *rep = NULL;
 	STACK_OF(X509) *extra = NULL;
@@ -524,8 +531,12 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	int c, r, ret = STINT_EXIT_FAIL;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":a:d:c:o:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:d:c:o:u:jh", opts, NULL)) !=
+	       -1) {
 		switch (c) {
+		case 'u':
+			audience = optarg;
+			break;
 		case 'a':
 			agent = optarg;
 			break;
@@ -586,8 +597,8 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 		if (!sk_X509_push(extra, x))
 			X509_free(x);
 	fclose(f);
-	r = stint_verify_peer_oid(leaf, extra, store, td, agent, oid, 0, &id,
-				  err, sizeof(err));
+	r = stint_verify_peer_audience(leaf, extra, store, td, agent, oid,
+				       audience, 0, &id, err, sizeof(err));
 	if (r != STINT_VERIFY_OK) {
 		if (json)
 			(void)stint_cli_print_json(json_pack(

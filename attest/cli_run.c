@@ -50,7 +50,8 @@ stint_help_run(FILE *f)
 		"usage: stint run --agent NAME [--ttl DUR] [--key TYPE] "
 		"[--max-signatures N]\n"
 		"                 [--intent TEXT] [--cert-dir DIR] [--user "
-		"USER] -- COMMAND [ARG...]\n"
+		"USER]\n"
+		"                 [--audience NAME]... -- COMMAND [ARG...]\n"
 		"\n"
 		"Run COMMAND with a task of its own: the task is bound to a "
 		"fresh cgroup\n"
@@ -75,6 +76,10 @@ stint_help_run(FILE *f)
 		"audit log\n"
 		"  --cert-dir DIR        also write cert.pem, chain.pem and "
 		"ca.pem there\n"
+		"  --audience NAME       a system the task may authenticate "
+		"to (repeatable;\n"
+		"                        default: all of the agent's "
+		"--audiences)\n"
 		"  --user USER           run COMMAND as USER (its uid and "
 		"groups)\n");
 }
@@ -83,6 +88,8 @@ struct run_opts {
 	const char *agent, *ttl_s, *key, *sigs_s, *intent, *cert_dir, *user;
 	uint64_t ttl, max_sigs;
 	char **cmd;
+	bool has_aud; /* aud: --audience given */
+	char aud[STINT_AUDIENCES_TEXT_MAX + 1];
 	struct passwd pw; /* --user */
 	char pw_buf[4096];
 };
@@ -149,6 +156,10 @@ start_task(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
 		r.has_intent = true;
 	}
 	r.run_pid = (uint32_t)child;
+	if (o->has_aud) { /* aud */
+		memcpy(r.audiences, o->aud, sizeof(r.audiences));
+		r.has_audiences = true;
+	}
 	if ((req = stint_cli_request(STINT_OP_TASK_START)) == NULL)
 		return STINT_EXIT_FAIL;
 	if (stint_enc_task_start_req(req, &r) != 0) {
@@ -459,6 +470,7 @@ parse(int argc, char **argv, struct run_opts *o)
 		{"intent", required_argument, NULL, 'i'},
 		{"cert-dir", required_argument, NULL, 'c'},
 		{"user", required_argument, NULL, 'u'},
+		{"audience", required_argument, NULL, 'A'}, /* aud */
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -467,9 +479,15 @@ parse(int argc, char **argv, struct run_opts *o)
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+:a:t:k:n:i:c:u:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "+:a:t:k:n:i:c:u:A:h", opts,
+				NULL)) != -1) {
 		switch (c) {
+		case 'A': /* aud: repeatable */
+			if (stint_cli_audience_opt(o->aud, sizeof(o->aud),
+						   optarg, "run") != 0)
+				return STINT_EXIT_USAGE;
+			o->has_aud = true;
+			break;
 		case 'a':
 			o->agent = optarg;
 			break;

@@ -23,6 +23,7 @@ stint_help_task(FILE *f)
 		"[--json "
 		"| --quiet]\n"
 		"                  [--bind-pid PID | --bind-cgroup PATH]\n"
+		"                  [--audience NAME]...\n"
 		"       stint task end ID [--reason TEXT]\n"
 		"       stint task list [--agent NAME] [--all] [--json]\n"
 		"       stint task show ID [--json | --pem | --cert]\n"
@@ -53,6 +54,10 @@ stint_help_task(FILE *f)
 		"below) may use\n"
 		"                        the task; it ends when the cgroup is "
 		"empty\n"
+		"  --audience NAME       a system the task may authenticate "
+		"to, one of the\n"
+		"                        agent's --audiences (repeatable; "
+		"default: all of them)\n"
 		"  -q, --quiet           print only the task id (start)\n"
 		"  --reason TEXT         why the task ends (end)\n"
 		"  --all                 include ended and expired tasks "
@@ -131,6 +136,7 @@ task_to_json(const struct stint_msg *m, bool pems)
 {
 	char id[STINT_TASK_ID_MAX + 1], agent[STINT_NAME_MAX + 1];
 	char state[16], text[STINT_INTENT_MAX + 1], uri[512], t[40];
+	char auds[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud */
 	uint64_t key_type = 0, created = 0, not_after = 0, v;
 	uint64_t mechs[STINT_MECHS_MAX];
 	const struct stint_mech *mech;
@@ -187,6 +193,9 @@ task_to_json(const struct stint_msg *m, bool pems)
 	}
 	if (stint_msg_get_text(m, STINT_K_INTENT, text, sizeof(text)) == 0)
 		json_object_set_new(o, "intent", json_string(text));
+	if (stint_msg_get_text(m, STINT_K_AUDIENCES, auds, sizeof(auds)) == 0)
+		json_object_set_new(o, "audiences",
+				    json_string(auds)); /* aud */
 	arr = json_array();
 	if (stint_msg_get_uint_array(m, STINT_K_MECHS, mechs, STINT_MECHS_MAX,
 				     &n) != 0)
@@ -299,6 +308,8 @@ print_task(json_t *o, bool full)
 		printf("\n");
 		if (json_object_get(o, "intent") != NULL)
 			printf("intent      %s\n", jstr(o, "intent"));
+		if (json_object_get(o, "audiences") != NULL) /* aud */
+			printf("audiences   %s\n", jstr(o, "audiences"));
 		printf("certificate %s\n",
 		       json_is_true(json_object_get(o, "has_certificate"))
 			       ? "yes (--cert prints it)"
@@ -310,11 +321,16 @@ print_task(json_t *o, bool full)
 static int
 put_optional(struct stint_msg *req, const char *agent, bool has_ttl,
 	     uint64_t ttl, const char *key, uint64_t max_sigs,
-	     const char *intent, uint32_t bind_pid, const char *bind_cgroup)
+	     const char *intent, uint32_t bind_pid, const char *bind_cgroup,
+	     const char *audiences)
 {
 	struct stint_task_start_req r;
 
 	memset(&r, 0, sizeof(r));
+	if (audiences != NULL) { /* aud */
+		snprintf(r.audiences, sizeof(r.audiences), "%s", audiences);
+		r.has_audiences = true;
+	}
 	r.bind_pid = bind_pid;
 	if (bind_cgroup != NULL)
 		snprintf(r.bind_cgroup, sizeof(r.bind_cgroup), "%s",
@@ -345,6 +361,7 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 		{"intent", required_argument, NULL, 'i'},
 		{"bind-pid", required_argument, NULL, 'P'},
 		{"bind-cgroup", required_argument, NULL, 'C'},
+		{"audience", required_argument, NULL, 'A'}, /* aud */
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -354,15 +371,22 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	const char *sigs_s = NULL, *pid_s = NULL, *cgroup = NULL;
 	uint64_t ttl = 0, max_sigs = 0, bind_pid = 0;
 	struct stint_msg *req, *rep = NULL;
-	bool json = false, quiet = false;
+	bool json = false, quiet = false, has_aud = false;
+	char aud[STINT_AUDIENCES_TEXT_MAX + 1] = "";
 	uint32_t kt;
 	json_t *o;
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":a:t:k:n:i:P:C:jqh", opts,
+	while ((c = getopt_long(argc, argv, ":a:t:k:n:i:P:C:A:jqh", opts,
 				NULL)) != -1) {
 		switch (c) {
+		case 'A': /* aud: repeatable */
+			if (stint_cli_audience_opt(aud, sizeof(aud), optarg,
+						   "task start") != 0)
+				return STINT_EXIT_USAGE;
+			has_aud = true;
+			break;
 		case 'P':
 			pid_s = optarg;
 			break;
@@ -453,7 +477,8 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	if ((req = stint_cli_request(STINT_OP_TASK_START)) == NULL)
 		return STINT_EXIT_FAIL;
 	if (put_optional(req, agent, ttl_s != NULL, ttl, key, max_sigs, intent,
-			 (uint32_t)bind_pid, cgroup) != 0) {
+			 (uint32_t)bind_pid, cgroup,
+			 has_aud ? aud : NULL) != 0) {
 		stint_msg_free(req);
 		stint_cli_err("task start: cannot build the request");
 		return STINT_EXIT_FAIL;

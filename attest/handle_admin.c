@@ -85,6 +85,8 @@ put_task(struct stint_msg *m, const struct stint_task *t, bool cert)
 	if (cert)
 		r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
 	r |= put_bind(m, &t->bind);
+	if (t->audiences[0] != '\0') /* aud */
+		r |= stint_msg_put_text(m, STINT_K_AUDIENCES, t->audiences);
 	return r ? -1 : 0;
 }
 
@@ -168,6 +170,9 @@ agent_detail(const struct stint_agent *a, char *buf, size_t cap)
 		if (n >= 0 && (size_t)n < cap && sel[i].v[0] != '\0')
 			n += snprintf(buf + n, cap - (size_t)n, " %s=%s",
 				      sel[i].name, sel[i].v);
+	if (n >= 0 && (size_t)n < cap && a->audiences[0] != '\0') /* aud */
+		snprintf(buf + n, cap - (size_t)n, " audiences=%s",
+			 a->audiences);
 }
 
 /* Warnings for the operator: uid alone is weak; overlapping agents. */
@@ -232,6 +237,9 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 			"(%llus)",
 			(unsigned long long)a.max_ttl,
 			(unsigned long long)d->cfg.max_ttl);
+	if (dec != 0 && bad == STINT_K_AUDIENCES) /* aud */
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "audiences: too long");
 	if (dec != 0 && bad != STINT_K_MECHS)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "bad selector (too long?)");
@@ -240,6 +248,10 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 					  "bad mechanism list");
 	if ((why = agent_selectors(d, &ar, &a)) != NULL)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "%s", why);
+	if ((why = stint_audiences_check(ar.audiences)) != NULL) /* aud */
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "audiences: %s", why);
+	memcpy(a.audiences, ar.audiences, sizeof(a.audiences));
 	if (ar.n_mechs > 0) {
 		memcpy(a.mechs, ar.mechs, sizeof(a.mechs));
 		a.n_mechs = ar.n_mechs;
@@ -309,6 +321,8 @@ stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
 		info.n_mechs = agents[i].n_mechs;
 		info.created = (uint64_t)agents[i].created;
 		info.sel = agents[i].sel;
+		memcpy(info.audiences, agents[i].audiences,
+		       sizeof(info.audiences)); /* aud */
 		r = stint_put_agent_list_entry(m, &info);
 	}
 	if (r == 0)
@@ -384,6 +398,9 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 			return stintd_error_reply(
 				rep, STINT_E_BAD_REQUEST,
 				"bad pid, or more than one binding");
+		case STINT_K_AUDIENCES: /* aud */
+			return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+						  "audiences: too long");
 		case STINT_K_BIND_CGROUP:
 			return stintd_error_reply(
 				rep, STINT_E_BAD_REQUEST,
@@ -406,6 +423,7 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	tr.key_type = sr.key_type;
 	tr.max_sigs = sr.max_sigs;
 	tr.intent = sr.has_intent ? sr.intent : NULL;
+	tr.audiences = sr.has_audiences ? sr.audiences : NULL; /* aud */
 	memset(&t, 0, sizeof(t));
 	status = stint_watch_prepare(d, peer, &sr, &bs, err, sizeof(err));
 	if (status != STINT_OK)

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "attest/cli.h"
+#include "common/audience.h"
 #include "common/duration.h"
 #include "common/ident.h"
 #include "stint/wire.h"
@@ -115,6 +116,20 @@ stint_cli_err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int
+stint_cli_audience_opt(char *buf, size_t cap, const char *names,
+		       const char *verb)
+{
+	const char *why = stint_audiences_check(names);
+
+	if (why == NULL && stint_audiences_add(buf, cap, names) == 0 &&
+	    (why = stint_audiences_check(buf)) == NULL)
+		return 0;
+	(void)stint_cli_usage(verb, "--audience: %s",
+			      why != NULL ? why : "too many audiences");
+	return -1;
 }
 
 int

@@ -305,6 +305,7 @@ agent_add_locked(struct stint_store *s, const struct stint_agent *a,
 	sqlite3_bind_text(st, 9, a->sel.cgroup, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, a->sel.unit, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 11, a->sel.lsm_label, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, a->audiences, -1, SQLITE_STATIC); /* aud */
 	r = sqlite3_step(st);
 	store_stmt_done(st);
 	if (r != SQLITE_DONE)

@@ -15,6 +15,7 @@
 
 #include "attest/backend.h"
 #include "attest/peer.h"
+#include "common/audience.h"
 #include "common/selectors.h"
 #include "stint/wire.h"
 
@@ -39,6 +40,7 @@ struct stint_agent {
 	int64_t created; /* seconds since the epoch */
 	int64_t id;      /* stable row id, never reused; 0 before insert */
 	struct stint_selectors sel; /* all must match; "" unset (ident) */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
 };
 
 enum stint_task_state {
@@ -82,6 +84,7 @@ struct stint_task {
 	struct stint_pubkey pub;     /* owned; stint_task_clear frees */
 	struct stint_bytes cert;     /* owned, may be empty */
 	struct stint_task_bind bind; /* kind NONE: any process of the agent */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
 };
 void stint_task_clear(struct stint_task *t);
 

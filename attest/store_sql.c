@@ -99,19 +99,23 @@ static const char *const migrations[] = {
 	"ALTER TABLE tasks ADD COLUMN bind_start INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE tasks ADD COLUMN bind_cgroup TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE tasks ADD COLUMN bind_owned INTEGER NOT NULL DEFAULT 0;",
+	/* 5 → 6 (aud): audiences, comma-separated names ('' none): what an
+	 * agent may ever authenticate to, and what each task may */
+	"ALTER TABLE agents ADD COLUMN audiences TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE tasks ADD COLUMN audiences TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* Columns 7-11: the selectors (ident). */
 #define AGENT_COLS                                                             \
 	"name, uid, gid, max_ttl, mechs, created, id, exe, exe_sha256, "       \
-	"cgroup, unit, lsm_label"
+	"cgroup, unit, lsm_label, audiences"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
 	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id, "        \
-	"bind_kind, bind_pid, bind_start, bind_cgroup, bind_owned"
+	"bind_kind, bind_pid, bind_start, bind_cgroup, bind_owned, audiences"
 /* Columns of TASK_COLS: the blobs follow at this index. */
-#define TASK_NCOLS 19
+#define TASK_NCOLS 20
 /* Where an agent's live tasks are: by id, or by name for a task stored
  * without one (?1 the agent id, ?2 its name). */
 #define AGENT_LIVE_TASKS                                                       \
@@ -126,9 +130,10 @@ static const char *const stmt_sql[S_N] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_AGENT_INSERT] = "INSERT INTO agents (name, uid, gid, max_ttl, mechs,"
-			   " created, exe, exe_sha256, cgroup, unit, lsm_label)"
+			   " created, exe, exe_sha256, cgroup, unit, lsm_label,"
+			   " audiences)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			   " ?11)",
+			   " ?11, ?12)",
 	[S_AGENT_BY_NAME] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
 	/* ident: several agents may share a uid when their gids or
 	 * selectors tell them apart; the caller matches the selectors in
@@ -154,6 +159,7 @@ static const char *const stmt_sql[S_N] = {
 			  " ?11, ?12, ?13, coalesce(?20, (SELECT id FROM"
 			  " agents WHERE name = ?2)),"
 			  " ?21, ?22, ?23, ?24, ?25," /* bind */
+			  " ?26,"                     /* aud */
 			  " ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",
@@ -384,7 +390,8 @@ store_read_agent(sqlite3_stmt *st, struct stint_agent *a)
 	    store_copy_text(st, 9, a->sel.cgroup, sizeof(a->sel.cgroup)) != 0 ||
 	    store_copy_text(st, 10, a->sel.unit, sizeof(a->sel.unit)) != 0 ||
 	    store_copy_text(st, 11, a->sel.lsm_label,
-			    sizeof(a->sel.lsm_label)) != 0)
+			    sizeof(a->sel.lsm_label)) != 0 ||
+	    store_copy_text(st, 12, a->audiences, sizeof(a->audiences)) != 0)
 		return -1;
 	return 0;
 }
@@ -449,6 +456,8 @@ store_read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs)
 	    0)
 		goto fail;
 	t->bind.owned = sqlite3_column_int(st, 18) != 0;
+	if (store_copy_text(st, 19, t->audiences, sizeof(t->audiences)) != 0)
+		goto fail; /* aud */
 	if (!blobs)
 		return 0;
 	if (copy_blob(st, TASK_NCOLS + 0, &t->pub.spki) != 0 ||

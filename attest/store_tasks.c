@@ -155,6 +155,7 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 	store_bind_u64(st, 23, t->bind.start_time);
 	sqlite3_bind_text(st, 24, t->bind.cgroup, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 25, t->bind.owned ? 1 : 0);
+	sqlite3_bind_text(st, 26, t->audiences, -1, SQLITE_STATIC); /* aud */
 	store_bind_blob(st, 14, &t->pub.spki);
 	store_bind_blob(st, 15, &t->pub.ec_params);
 	store_bind_blob(st, 16, &t->pub.ec_point);

@@ -293,6 +293,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	leaf.task_id = t->id;
 	leaf.intent = t->intent;
 	leaf.parent_task = "";
+	leaf.audiences = t->audiences; /* aud */
 	leaf.attestation_kind = got.kind;
 	leaf.evidence_digest = digest;
 	leaf.spki = &t->pub.spki;
@@ -324,6 +325,39 @@ out:
 	EVP_PKEY_free(ak);
 	free(doc);
 	return r;
+}
+
+/* aud: the task's audiences, a subset of the agent's (all of them when
+ * none are asked for). A refusal is audited with its reason. */
+static int
+task_audiences(struct stintd *d, const struct stint_agent *a, const char *asked,
+	       const struct stint_peer *by, struct stint_task *t, char *err,
+	       size_t errlen)
+{
+	char missing[STINT_AUDIENCE_MAX + 1], why[STINT_AUDIENCE_MAX + 200];
+	const char *bad;
+
+	if (asked == NULL) {
+		memcpy(t->audiences, a->audiences, sizeof(t->audiences));
+		return STINT_OK;
+	}
+	if ((bad = stint_audiences_check(asked)) != NULL) {
+		snprintf(err, errlen, "audiences: %s", bad);
+		return STINT_E_BAD_REQUEST;
+	}
+	if (!stint_audiences_subset(asked, a->audiences, missing,
+				    sizeof(missing))) {
+		snprintf(why, sizeof(why),
+			 "audience '%s' is not one of agent '%s''s audiences",
+			 missing, a->name);
+		audit(d, "task-start", a->name, NULL, by, "deny", why,
+		      "check=audience");
+		snprintf(err, errlen, "%s (%s)", why,
+			 a->audiences[0] ? a->audiences : "none");
+		return STINT_E_LIMIT;
+	}
+	snprintf(t->audiences, sizeof(t->audiences), "%s", asked);
+	return STINT_OK;
 }
 
 /*
@@ -362,7 +396,9 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 {
 	struct stint_key_facts facts;
 	struct stint_agent a;
-	char detail[STINT_INTENT_MAX + STINT_CGROUP_MAX + 160], berr[256];
+	char detail[STINT_INTENT_MAX + STINT_CGROUP_MAX +
+		    STINT_AUDIENCES_TEXT_MAX + 160],
+		berr[256];
 	char kdetail[64], bound[STINT_CGROUP_MAX + 32];
 	const struct stint_backend_ops *ops = d->backend->ops;
 	bool ready;
@@ -392,6 +428,9 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 			 (unsigned long long)d->cfg.max_ttl);
 		return STINT_E_LIMIT;
 	}
+	if ((r = task_audiences(d, &a, req->audiences, by, t, err, errlen)) !=
+	    STINT_OK)
+		return r;
 	t->key_type = req->key_type ? req->key_type : STINT_KEY_EC_P256;
 	task_mechs(&a, t->key_type, t);
 	if (t->n_mechs == 0) {
@@ -456,10 +495,11 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	}
 	stint_bind_describe(&t->bind, bound, sizeof(bound));
 	snprintf(detail, sizeof(detail),
-		 "key=%s ttl=%llus max_signatures=%llu%s%s intent=%s",
+		 "key=%s ttl=%llus max_signatures=%llu%s%s%s%s intent=%s",
 		 stint_key_type_str(t->key_type), (unsigned long long)ttl,
 		 (unsigned long long)t->max_sigs, bound[0] ? " bound=" : "",
-		 bound, t->intent);
+		 bound, t->audiences[0] ? " audiences=" : "", t->audiences,
+		 t->intent);
 	/* No record, no task. */
 	if (audit(d, "task-start", a.name, t->id, by, "allow", NULL, detail) !=
 	    0) {

@@ -18,6 +18,8 @@ struct stint_task_request {
 	const char *intent; /* may be NULL */
 	/* bind: what the task is bound to; NULL: unbound */
 	const struct stint_task_bind *bind;
+	/* aud: comma-separated, a subset of the agent's; NULL: all of them */
+	const char *audiences;
 };
 
 /* Return a wire status (STINT_OK or the refusal) and err for the reply. */

@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "attest/cert_ext.h"
+#include "common/audience.h"
 #include "stint/verify.h"
 
 #define SPIFFE_PREFIX "spiffe://"
@@ -41,6 +42,8 @@ stint_verify_strerror(int result)
 		return "key-usage";
 	case STINT_VERIFY_ERR_TASK_EXT:
 		return "task-extension";
+	case STINT_VERIFY_ERR_AUDIENCE:
+		return "audience";
 	default:
 		return "out of memory";
 	}
@@ -196,6 +199,36 @@ stint_verify_peer_oid(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 		      const char *task_oid, time_t now,
 		      struct stint_peer_identity *out, char *err, size_t errlen)
 {
+	return stint_verify_peer_audience(leaf, untrusted, trust, trust_domain,
+					  agent, task_oid, NULL, now, out, err,
+					  errlen);
+}
+
+/* aud: the relying party must be one of the task's audiences; a task that
+ * names none is refused too (it was not meant for anyone in particular). */
+static int
+check_audience(const struct stint_task_facts *f, const char *audience,
+	       char *err, size_t errlen)
+{
+	if (audience == NULL || stint_audience_in(f->audiences, audience))
+		return STINT_VERIFY_OK;
+	if (f->audiences[0] == '\0')
+		return fail(err, errlen, STINT_VERIFY_ERR_AUDIENCE,
+			    "task %s names no audience, so not '%s'",
+			    f->task_id, audience);
+	return fail(err, errlen, STINT_VERIFY_ERR_AUDIENCE,
+		    "task %s is not for audience '%s' (it names: %s)",
+		    f->task_id, audience, f->audiences);
+}
+
+int
+stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
+			   X509_STORE *trust, const char *trust_domain,
+			   const char *agent, const char *task_oid,
+			   const char *audience, time_t now,
+			   struct stint_peer_identity *out, char *err,
+			   size_t errlen)
+{
 	struct stint_peer_identity id;
 	struct stint_task_facts facts;
 	const ASN1_TIME *na;
@@ -237,6 +270,8 @@ stint_verify_peer_oid(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 			    "SPIFFE ID %s is of another agent", id.spiffe_id);
 	if (stint_task_ext_get(leaf, task_oid, &facts, why, sizeof(why)) != 0)
 		return fail(err, errlen, STINT_VERIFY_ERR_TASK_EXT, "%s", why);
+	if ((r = check_audience(&facts, audience, err, errlen)) != 0)
+		return r;
 	snprintf(id.task, sizeof(id.task), "%s", facts.task_id);
 	snprintf(id.parent_task, sizeof(id.parent_task), "%s",
 		 facts.parent_task);

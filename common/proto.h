@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/audience.h"
 #include "common/selectors.h"
 #include "stint/wire.h"
 
@@ -137,7 +138,8 @@ struct stint_agent_add_req {
 	uint64_t max_ttl; /* seconds, > 0 */
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs;
-	struct stint_selectors sel; /* "" unset */
+	struct stint_selectors sel;                   /* "" unset */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
 };
 int stint_enc_agent_add_req(struct stint_msg *m,
 			    const struct stint_agent_add_req *r);
@@ -155,6 +157,7 @@ struct stint_agent_info {
 	size_t n_mechs;
 	uint64_t created;           /* seconds since the epoch */
 	struct stint_selectors sel; /* "" unset */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
 };
 /* Appends one entry to the reply's agent array. */
 int stint_put_agent_list_entry(struct stint_msg *m,
@@ -208,6 +211,9 @@ struct stint_task_start_req {
 	uint32_t bind_pid;
 	char bind_cgroup[STINT_CGROUP_MAX + 1];
 	uint32_t run_pid;
+	/* aud: the task's audiences; absent: all of the agent's */
+	bool has_audiences;
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1];
 };
 int stint_enc_task_start_req(struct stint_msg *m,
 			     const struct stint_task_start_req *r);

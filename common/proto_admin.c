@@ -83,6 +83,8 @@ stint_enc_agent_add_req(struct stint_msg *m,
 					     r->n_mechs);
 	if (e == 0)
 		e = put_selectors(m, &r->sel);
+	if (e == 0 && r->audiences[0] != '\0') /* aud */
+		e = stint_msg_put_text(m, STINT_K_AUDIENCES, r->audiences);
 	return e;
 }
 
@@ -103,6 +105,19 @@ bad_field(uint64_t *bad, uint64_t key)
 {
 	*bad = key;
 	return STINT_WIRE_RANGE;
+}
+
+/* aud: the audiences, if present: text that fits ("" when absent). */
+static int
+get_audiences(const struct stint_msg *m, char *buf, size_t cap)
+{
+	buf[0] = '\0';
+	if (stint_msg_has(m, STINT_K_AUDIENCES) &&
+	    stint_msg_get_text(m, STINT_K_AUDIENCES, buf, cap) != 0) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -140,6 +155,8 @@ stint_dec_agent_add_req(const struct stint_msg *m,
 	}
 	if ((key = get_selectors(m, &r->sel)) != 0)
 		return bad_field(bad, key);
+	if (get_audiences(m, r->audiences, sizeof(r->audiences)) != 0)
+		return bad_field(bad, STINT_K_AUDIENCES);
 	return 0;
 }
 
@@ -162,6 +179,8 @@ stint_put_agent_list_entry(struct stint_msg *m,
 	r |= stint_msg_put_uint_array(e, STINT_K_MECHS, a->mechs, a->n_mechs);
 	r |= stint_msg_put_uint(e, STINT_K_CREATED, a->created);
 	r |= put_selectors(e, &a->sel);
+	if (a->audiences[0] != '\0') /* aud */
+		r |= stint_msg_put_text(e, STINT_K_AUDIENCES, a->audiences);
 	r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
 	return r ? -1 : 0;
 }
@@ -194,7 +213,8 @@ get_agent_info(const struct stint_msg *m, struct stint_agent_info *a)
 	if (stint_msg_get_uint_array(m, STINT_K_MECHS, a->mechs,
 				     STINT_MECHS_MAX, &a->n_mechs) != 0)
 		a->n_mechs = 0;
-	if (get_selectors(m, &a->sel) != 0)
+	if (get_selectors(m, &a->sel) != 0 ||
+	    get_audiences(m, a->audiences, sizeof(a->audiences)) != 0)
 		return STINT_WIRE_MALFORMED;
 	return 0;
 }
@@ -292,6 +312,8 @@ stint_enc_task_start_req(struct stint_msg *m,
 		e = stint_msg_put_text(m, STINT_K_BIND_CGROUP, r->bind_cgroup);
 	if (e == 0 && r->run_pid != 0)
 		e = stint_msg_put_uint(m, STINT_K_RUN_PID, r->run_pid);
+	if (e == 0 && r->has_audiences) /* aud: "" asks for none */
+		e = stint_msg_put_text(m, STINT_K_AUDIENCES, r->audiences);
 	return e;
 }
 
@@ -364,6 +386,9 @@ stint_dec_task_start_req(const struct stint_msg *m,
 			return bad_field(bad, STINT_K_INTENT);
 		r->has_intent = true;
 	}
+	r->has_audiences = stint_msg_has(m, STINT_K_AUDIENCES);
+	if (get_audiences(m, r->audiences, sizeof(r->audiences)) != 0)
+		return bad_field(bad, STINT_K_AUDIENCES);
 	return dec_task_bind(m, r, bad);
 }
 

@@ -1,5 +1,7 @@
 /* A relying party's check of a Stint client certificate, with
- * libstint-verify: verify_peer LEAF.pem CA-BUNDLE.pem [AGENT].
+ * libstint-verify: verify_peer LEAF.pem CA-BUNDLE.pem [AGENT [AUDIENCE]]
+ * (AGENT "" for any; AUDIENCE: this relying party's name, which the task
+ * must list).
  * Build: cc verify_peer.c $(pkg-config --cflags --libs stint-verify) */
 #include <stdio.h>
 
@@ -17,10 +19,13 @@ main(int argc, char **argv)
 	int r = -1;
 
 	if (leaf == NULL || X509_STORE_load_file(trust, argv[2]) != 1)
-		fprintf(stderr, "usage: verify_peer LEAF.pem CA.pem [AGENT]\n");
-	else if ((r = stint_verify_peer(leaf, NULL, trust, NULL,
-					argc > 3 ? argv[3] : NULL, 0, &id, err,
-					sizeof(err))) != STINT_VERIFY_OK)
+		fprintf(stderr, "usage: verify_peer LEAF.pem CA.pem "
+				"[AGENT [AUDIENCE]]\n");
+	else if ((r = stint_verify_peer_audience(
+			  leaf, NULL, trust, NULL,
+			  argc > 3 && argv[3][0] ? argv[3] : NULL, NULL,
+			  argc > 4 ? argv[4] : NULL, 0, &id, err,
+			  sizeof(err))) != STINT_VERIFY_OK)
 		fprintf(stderr, "refused, check %s: %s\n",
 			stint_verify_strerror(r), err);
 	else

@@ -7,9 +7,11 @@
  * the chain to the bundle, validity now, exactly one URI SAN of the form
  * spiffe://<trust domain>/agent/<name> (no other SAN), basicConstraints
  * CA:FALSE, extendedKeyUsage clientAuth, keyUsage digitalSignature, and
- * the Stint task extension; then returns the agent, the task id and the
- * deadline. Link with -lstint-verify (it needs OpenSSL 3 libcrypto):
- * `pkg-config --cflags --libs stint-verify`; see stint_verify_peer(3).
+ * the Stint task extension (and, with stint_verify_peer_audience, that
+ * the task names the relying party as an audience); then returns the agent, the
+ * task id and the deadline. Link with -lstint-verify (it needs OpenSSL 3
+ * libcrypto): `pkg-config --cflags --libs stint-verify`; see
+ * stint_verify_peer(3).
  */
 #ifndef STINT_VERIFY_H
 #define STINT_VERIFY_H
@@ -37,6 +39,7 @@ enum stint_verify_result {
 	STINT_VERIFY_ERR_USAGE,        /* no clientAuth or digitalSignature */
 	STINT_VERIFY_ERR_TASK_EXT,     /* task extension missing or bad */
 	STINT_VERIFY_ERR_NOMEM,
+	STINT_VERIFY_ERR_AUDIENCE, /* the task does not name this audience */
 };
 
 struct stint_peer_identity {
@@ -74,6 +77,17 @@ int stint_verify_peer_oid(X509 *leaf, STACK_OF(X509) * untrusted,
 			  const char *agent, const char *task_oid, time_t now,
 			  struct stint_peer_identity *out, char *err,
 			  size_t errlen);
+/* The same, also requiring that the task names audience, the relying
+ * party's own name (stint agent add --audiences, stint task start
+ * --audience): STINT_VERIFY_ERR_AUDIENCE when its certificate lists other
+ * audiences or none at all. audience NULL: no audience check (as
+ * stint_verify_peer_oid). */
+int stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
+			       X509_STORE *trust, const char *trust_domain,
+			       const char *agent, const char *task_oid,
+			       const char *audience, time_t now,
+			       struct stint_peer_identity *out, char *err,
+			       size_t errlen);
 const char *stint_verify_strerror(int result);
 
 #ifdef __cplusplus

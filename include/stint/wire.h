@@ -160,6 +160,8 @@ enum stint_key {
 	STINT_K_BIND_OWNED = 93,  /* bool: stintd made the cgroup (run) */
 	STINT_K_RUN_PID = 94,     /* uint: stint run's command, not yet run */
 	STINT_K_NOTE = 95,        /* text: what the CLI should tell the user */
+	/* aud: audiences, the systems a task may authenticate to */
+	STINT_K_AUDIENCES = 110, /* text: names joined by commas */
 };
 
 enum stint_key_type {

@@ -24,6 +24,7 @@
 
 #include "attest/ca.h"
 #include "attest/cert_ext.h"
+#include "common/audience.h"
 #include "stint/verify.h"
 
 #define NOW 1900000000 /* fixed, so the checks do not depend on the clock */
@@ -697,6 +698,129 @@ test_oid_check(void **state)
 	}
 }
 
+/* --- aud: audiences in the task extension ------------------------------ */
+
+static int
+verify_aud(struct fixture *f, X509 *x, const char *audience)
+{
+	struct stint_peer_identity id;
+
+	return stint_verify_peer_audience(x, NULL, f->store, NULL, NULL, NULL,
+					  audience, NOW, &id, f->err,
+					  sizeof(f->err));
+}
+
+static void
+test_ext_audiences(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_task_facts facts;
+	X509 *x;
+
+	f->req.audiences = "a,https://api.example.org/v1";
+	x = issue(f);
+	assert_int_equal(
+		stint_task_ext_get(x, NULL, &facts, f->err, sizeof(f->err)), 0);
+	assert_string_equal(facts.audiences, "a,https://api.example.org/v1");
+	assert_int_equal(verify_aud(f, x, "a"), STINT_VERIFY_OK);
+	assert_int_equal(verify_aud(f, x, "https://api.example.org/v1"),
+			 STINT_VERIFY_OK);
+	assert_int_equal(verify_aud(f, x, "b"), STINT_VERIFY_ERR_AUDIENCE);
+	assert_non_null(strstr(f->err, "not for audience 'b'"));
+	/* A prefix or a list is not a member. */
+	assert_int_equal(verify_aud(f, x, "https://api.example.org"),
+			 STINT_VERIFY_ERR_AUDIENCE);
+	assert_int_equal(verify_aud(f, x, "a,b"), STINT_VERIFY_ERR_AUDIENCE);
+	assert_int_equal(verify_aud(f, x, NULL), STINT_VERIFY_OK);
+	assert_string_equal(stint_verify_strerror(STINT_VERIFY_ERR_AUDIENCE),
+			    "audience");
+	X509_free(x);
+
+	/* None: the field is absent, and an audience check refuses. */
+	f->req.audiences = "";
+	x = issue(f);
+	assert_int_equal(
+		stint_task_ext_get(x, NULL, &facts, f->err, sizeof(f->err)), 0);
+	assert_string_equal(facts.audiences, "");
+	assert_int_equal(verify_aud(f, x, "a"), STINT_VERIFY_ERR_AUDIENCE);
+	assert_non_null(strstr(f->err, "names no audience"));
+	assert_int_equal(verify_aud(f, x, NULL), STINT_VERIFY_OK);
+	X509_free(x);
+
+	/* Never issued: a bad name. */
+	f->req.audiences = "a,,b";
+	x = NULL;
+	assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req, &x,
+					  f->err, sizeof(f->err)),
+			 -1);
+	assert_null(x);
+}
+
+/* A forged extension whose one audience hides a comma ("a,b") must not
+ * decode as two audiences. */
+static void
+test_ext_audience_comma(void **state)
+{
+	struct stint_task_facts facts;
+	STINT_TASK_EXT *e = STINT_TASK_EXT_new();
+	ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
+	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	unsigned char *der = NULL, zero[32] = {0};
+	X509_EXTENSION *ext;
+	X509 *x = X509_new();
+	char err[200];
+	int len;
+
+	(void)state;
+	assert_non_null(e);
+	ASN1_STRING_set(e->task_id, "t-1", 3);
+	ASN1_OCTET_STRING_set(e->intent_digest, zero, 32);
+	ASN1_STRING_set(e->attestation_kind, "pkcs11", 6);
+	ASN1_OCTET_STRING_set(e->evidence_digest, zero, 32);
+	e->audiences = sk_ASN1_UTF8STRING_new_null();
+	ASN1_STRING_set(s, "a,b", 3);
+	sk_ASN1_UTF8STRING_push(e->audiences, s);
+	assert_true((len = i2d_STINT_TASK_EXT(e, &der)) > 0);
+	ASN1_OCTET_STRING_set(os, der, len);
+	ext = X509_EXTENSION_create_by_OBJ(NULL, stint_task_ext_oid(), 0, os);
+	assert_int_equal(X509_add_ext(x, ext, -1), 1);
+	assert_int_equal(stint_task_ext_get(x, NULL, &facts, err, sizeof(err)),
+			 -1);
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(os);
+	OPENSSL_free(der);
+	STINT_TASK_EXT_free(e);
+	X509_free(x);
+}
+
+static void
+test_audience_sets(void **state)
+{
+	char buf[64] = "", miss[16];
+
+	(void)state;
+	assert_null(stint_audiences_check(""));
+	assert_null(stint_audiences_check("a,b.c,spiffe://x/y"));
+	assert_non_null(stint_audiences_check("a,"));
+	assert_non_null(stint_audiences_check(",a"));
+	assert_non_null(stint_audiences_check("a,a"));
+	assert_non_null(stint_audiences_check("a b"));
+	assert_non_null(stint_audiences_check(
+		"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"));
+	assert_true(stint_audience_in("a,bb", "bb"));
+	assert_false(stint_audience_in("a,bb", "b"));
+	assert_false(stint_audience_in("", "a"));
+	assert_false(stint_audience_in("a", ""));
+	assert_true(stint_audiences_subset("b", "a,b", miss, sizeof(miss)));
+	assert_true(stint_audiences_subset("", "", miss, sizeof(miss)));
+	assert_false(stint_audiences_subset("a,c", "a,b", miss, sizeof(miss)));
+	assert_string_equal(miss, "c");
+	assert_false(stint_audiences_subset("a", "", miss, sizeof(miss)));
+	assert_int_equal(stint_audiences_add(buf, sizeof(buf), "a"), 0);
+	assert_int_equal(stint_audiences_add(buf, sizeof(buf), "b,c"), 0);
+	assert_string_equal(buf, "a,b,c");
+}
+
 int
 main(void)
 {
@@ -726,6 +850,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ext_oid_legacy, setup,
 						teardown),
 		cmocka_unit_test(test_oid_check),
+		cmocka_unit_test_setup_teardown(test_ext_audiences, setup,
+						teardown),
+		cmocka_unit_test(test_ext_audience_comma),
+		cmocka_unit_test(test_audience_sets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -207,6 +207,61 @@ test_task_requests(void **state)
 	stint_msg_free(m);
 }
 
+/* aud: audiences in AGENT_ADD, AGENT_LIST and TASK_START (key 110). */
+static void
+test_audiences(void **state)
+{
+	struct stint_agent_add_req r = {.name = "alpha",
+					.uid = 1,
+					.audiences = "a,b"},
+				   back;
+	struct stint_agent_info a = {.name = "alpha", .audiences = "a,b"}, *out;
+	struct stint_task_start_req s = {.agent = "alpha"}, sb;
+	struct stint_msg *m = stint_msg_new();
+	uint64_t bad;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(stint_enc_agent_add_req(m, &r), 0);
+	m = wire(m);
+	assert_int_equal(stint_dec_agent_add_req(m, &back, &bad), 0);
+	assert_string_equal(back.audiences, "a,b");
+	stint_msg_put_uint(m, STINT_K_AUDIENCES, 1);
+	assert_int_not_equal(stint_dec_agent_add_req(m, &back, &bad), 0);
+	assert_int_equal(bad, STINT_K_AUDIENCES);
+	stint_msg_free(m);
+
+	m = stint_msg_reply_ok();
+	assert_int_equal(stint_put_agent_list_entry(m, &a), 0);
+	m = wire(m);
+	assert_int_equal(stint_get_agent_list_rep(m, &out, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].audiences, "a,b");
+	free(out);
+	stint_msg_free(m);
+
+	/* Absent: the agent's (has_audiences false); present: the subset. */
+	m = stint_msg_new();
+	assert_int_equal(stint_enc_task_start_req(m, &s), 0);
+	m = wire(m);
+	assert_int_equal(stint_dec_task_start_req(m, &sb, &bad), 0);
+	assert_false(sb.has_audiences);
+	assert_false(stint_msg_has(m, STINT_K_AUDIENCES));
+	stint_msg_free(m);
+	s.has_audiences = true;
+	snprintf(s.audiences, sizeof(s.audiences), "b");
+	m = stint_msg_new();
+	assert_int_equal(stint_enc_task_start_req(m, &s), 0);
+	m = wire(m);
+	assert_int_equal(stint_dec_task_start_req(m, &sb, &bad), 0);
+	assert_true(sb.has_audiences);
+	assert_string_equal(sb.audiences, "b");
+	stint_msg_put_uint(m, STINT_K_AUDIENCES, 2);
+	assert_int_not_equal(stint_dec_task_start_req(m, &sb, &bad), 0);
+	assert_int_equal(bad, STINT_K_AUDIENCES);
+	stint_msg_free(m);
+}
+
 static void
 test_done_and_status(void **state)
 {
@@ -427,6 +482,7 @@ main(void)
 		cmocka_unit_test(test_agent_add),
 		cmocka_unit_test(test_agent_list),
 		cmocka_unit_test(test_task_requests),
+		cmocka_unit_test(test_audiences),
 		cmocka_unit_test(test_done_and_status),
 		cmocka_unit_test(test_kill_switch_rep),
 		cmocka_unit_test(test_audit_rotate_rep),

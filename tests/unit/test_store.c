@@ -232,6 +232,7 @@ test_task_insert_get(void **state)
 	in = make_task("t-aaaa", "billing", 5);
 	in.cert.ptr = cert;
 	in.cert.len = sizeof(cert);
+	snprintf(in.audiences, sizeof(in.audiences), "a,b"); /* aud */
 	assert_int_equal(stint_store_task_insert(f->s, &in, err, sizeof(err)),
 			 0);
 	assert_int_equal(stint_store_task_insert(f->s, &in, err, sizeof(err)),
@@ -249,6 +250,7 @@ test_task_insert_get(void **state)
 	assert_int_equal(t.max_sigs, 5);
 	assert_int_equal(t.used_sigs, 0);
 	assert_string_equal(t.intent, "refund order 1234");
+	assert_string_equal(t.audiences, "a,b");
 	assert_int_equal(t.n_mechs, 1);
 	assert_int_equal(t.mechs[0], MECH_ECDSA);
 	assert_false(t.key_destroyed);
@@ -640,14 +642,14 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at the latest version (5: oper, ident, bind), in
-	 * WAL mode. */
+	/* A fresh database is at the latest version (6: oper, ident, bind,
+	 * aud), in WAL mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 5);
+	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -667,12 +669,12 @@ test_schema_version(void **state)
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
 	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (5)"));
+		strstr(err, "schema version 99 is newer than this stintd (6)"));
 
-	/* Back at version 5 it opens again, data intact. */
+	/* Back at version 6 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
