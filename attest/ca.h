@@ -50,7 +50,6 @@ struct stint_leaf_req {
 	 * agent's pinned executable hash, NULL when it pins none. */
 	const char *bind_kind, *bind_cgroup, *bind_unit;
 	const uint8_t *exe_sha256;
-	const char *ext_oid;   /* task extension OID; NULL: the default */
 	const char *audiences; /* aud: comma-separated; NULL or "" none */
 };
 

@@ -428,16 +428,14 @@ stint_task_ext_get(const X509 *cert, const char *extra_oid,
 		     sizeof(f->attestation_kind)) != 0 ||
 	    get_digest(e->intent_digest, f->intent_digest) != 0 ||
 	    get_digest(e->evidence_digest, f->evidence_digest) != 0 ||
-	    binding_get(e->binding, f) != 0) {
-	    audiences_get(e, f->audiences, sizeof(f->audiences)) != 0)
-	    {
-		    snprintf(err, errlen,
-			     "the Stint task extension has a field out of "
-			     "range");
-		    goto out;
-	    }
-	    r = 0;
-	out:
-		STINT_TASK_EXT_free(e);
-		return r;
+	    binding_get(e->binding, f) != 0 ||
+	    audiences_get(e, f->audiences, sizeof(f->audiences)) != 0) {
+		snprintf(err, errlen,
+			 "the Stint task extension has a field out of range");
+		goto out;
 	}
+	r = 0;
+out:
+	STINT_TASK_EXT_free(e);
+	return r;
+}
