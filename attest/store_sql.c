@@ -99,13 +99,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE tasks ADD COLUMN bind_start INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE tasks ADD COLUMN bind_cgroup TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE tasks ADD COLUMN bind_owned INTEGER NOT NULL DEFAULT 0;",
+	/* 5 → 6 (prov): where an agent was declared: '' the CLI, else the
+	 * path of its agents.d file (reconciled on start and SIGHUP) */
+	"ALTER TABLE agents ADD COLUMN source TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-/* Columns 7-11: the selectors (ident). */
+/* Columns 7-11: the selectors (ident); 12 the source (prov). */
 #define AGENT_COLS                                                             \
 	"name, uid, gid, max_ttl, mechs, created, id, exe, exe_sha256, "       \
-	"cgroup, unit, lsm_label"
+	"cgroup, unit, lsm_label, source"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
 	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id, "        \
@@ -126,9 +129,15 @@ static const char *const stmt_sql[S_N] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_AGENT_INSERT] = "INSERT INTO agents (name, uid, gid, max_ttl, mechs,"
-			   " created, exe, exe_sha256, cgroup, unit, lsm_label)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			   " ?11)",
+			   " created, exe, exe_sha256, cgroup, unit, lsm_label,"
+			   " source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+			   " ?9, ?10, ?11, ?12)",
+	/* prov: an agents.d file changed the agent; its id and tasks stay */
+	[S_AGENT_UPDATE] =
+		"UPDATE agents SET uid = ?2, gid = ?3, max_ttl = ?4,"
+		" mechs = ?5, exe = ?7, exe_sha256 = ?8, cgroup = ?9,"
+		" unit = ?10, lsm_label = ?11, source = ?12"
+		" WHERE name = ?1",
 	[S_AGENT_BY_NAME] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
 	/* ident: several agents may share a uid when their gids or
 	 * selectors tell them apart; the caller matches the selectors in
@@ -384,7 +393,8 @@ store_read_agent(sqlite3_stmt *st, struct stint_agent *a)
 	    store_copy_text(st, 9, a->sel.cgroup, sizeof(a->sel.cgroup)) != 0 ||
 	    store_copy_text(st, 10, a->sel.unit, sizeof(a->sel.unit)) != 0 ||
 	    store_copy_text(st, 11, a->sel.lsm_label,
-			    sizeof(a->sel.lsm_label)) != 0)
+			    sizeof(a->sel.lsm_label)) != 0 ||
+	    store_copy_text(st, 12, a->source, sizeof(a->source)) != 0)
 		return -1;
 	return 0;
 }

@@ -153,8 +153,9 @@ struct stint_agent_info {
 	uint64_t max_ttl; /* seconds */
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs;
-	uint64_t created;           /* seconds since the epoch */
-	struct stint_selectors sel; /* "" unset */
+	uint64_t created;                  /* seconds since the epoch */
+	struct stint_selectors sel;        /* "" unset */
+	char source[STINT_SOURCE_MAX + 1]; /* prov: "" the CLI, else a file */
 };
 /* Appends one entry to the reply's agent array. */
 int stint_put_agent_list_entry(struct stint_msg *m,
