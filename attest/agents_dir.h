@@ -28,11 +28,14 @@ int stint_agents_dir_load(const struct stint_config *cfg,
 			  struct stint_agents_decl *out, char *err,
 			  size_t errlen);
 void stint_agents_decl_free(struct stint_agents_decl *decl);
+/* The declaration of name; at (may be NULL) gets its index. */
+struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
+					   const char *name, size_t *at);
 
-/* Makes state.db's file-declared agents what the files say: adds the
- * missing, updates the changed, removes (ending their tasks, as `agent
- * remove`) those no longer declared; one agent-reconcile audit record per
- * change. CLI agents are left alone (a file declaring one's name is
+/* agents_reconcile.c (stintd): makes state.db's file-declared agents what the
+ * files say: adds the missing, updates the changed, removes (ending their
+ * tasks, as `agent remove`) those no longer declared; one agent-reconcile audit
+ * record per change. CLI agents are left alone (a file declaring one's name is
  * reported and skipped). -1 with err when the files are invalid: nothing
  * changes. *changed (may be NULL) counts the changes. */
 int stintd_agents_reconcile(struct stintd *d, size_t *changed, char *err,
