@@ -25,9 +25,9 @@
 
 struct stint_audit_event {
 	const char *event;             /* daemon-start, daemon-stop, agent-add,
-					  agent-remove, task-start, key-generate, task-end,
-					  task-expire, key-destroy, sign-allowed,
-					  sign-refused */
+					  agent-remove, agent-reconcile, task-start,
+					  key-generate, task-end,	     task-expire, key-destroy,
+					  sign-allowed,	     sign-refused */
 	const char *agent;             /* NULL: omitted */
 	const char *task;              /* NULL: omitted */
 	const struct stint_peer *peer; /* NULL: omitted */
