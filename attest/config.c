@@ -872,16 +872,24 @@ default_agents_dir(const char *path, struct stint_config *cfg, char *err,
 		   size_t errlen)
 {
 	const char *slash = strrchr(path, '/');
+	char cwd[PATH_MAX] = "";
 	int n;
 
 	if (cfg->agents_dir[0] != '\0')
 		return 0;
+	/* Absolute: stintd changes to / when it daemonizes. */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) {
+		snprintf(err, errlen, "%s: cannot resolve agents.d: %s", path,
+			 strerror(errno));
+		return -1;
+	}
 	if (slash == NULL)
 		n = snprintf(cfg->agents_dir, sizeof(cfg->agents_dir),
-			     "agents.d");
+			     "%s/agents.d", cwd);
 	else
 		n = snprintf(cfg->agents_dir, sizeof(cfg->agents_dir),
-			     "%.*s/agents.d", (int)(slash - path), path);
+			     "%s%s%.*s/agents.d", cwd, cwd[0] ? "/" : "",
+			     (int)(slash - path), path);
 	if (n < 0 || (size_t)n >= sizeof(cfg->agents_dir)) {
 		snprintf(err, errlen, "%s: path too long for agents.d", path);
 		return -1;

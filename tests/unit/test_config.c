@@ -667,6 +667,21 @@ test_agents_dir(void **state)
 	assert_string_equal(decl.v[1].sel.exe, "/usr/bin/true");
 	stint_agents_decl_free(&decl);
 
+	/* A relative config still gives an absolute agents.d (stintd
+	 * changes to / when it daemonizes). */
+	{
+		char cwd[PATH_MAX], want[200];
+
+		assert_non_null(getcwd(cwd, sizeof(cwd)));
+		assert_int_equal(chdir(dir), 0);
+		assert_int_equal(
+			stint_config_load("stint.conf", &cfg, err, sizeof(err)),
+			0);
+		assert_int_equal(chdir(cwd), 0);
+		snprintf(want, sizeof(want), "%s/agents.d", dir);
+		assert_string_equal(cfg.agents_dir, want);
+	}
+
 	expect_agents_refused("[agent a]\nuid = 1\nttl = 1h\n", NULL,
 			      "10-a.conf", 3, "unknown key 'ttl' in [agent a]");
 	expect_agents_refused("[agent a]\ngid = 1\n[agent b]\nuid = 2\n", NULL,
