@@ -8,6 +8,7 @@
 # re-add a file agent.
 . "$(dirname "$0")/lib.sh"
 need_root
+need_cmd setpriv
 stint_tmpdir
 backend_init
 stintd_config
@@ -19,11 +20,11 @@ cat >"$AD/10-billing.conf" <<'EOF2'
 uid = 62101
 max_ttl = 1h   ; inline comment
 mechanisms = ecdsa
+exe = /usr/bin/true
 EOF2
 cat >"$AD/20-ci.conf" <<'EOF2'
 [agent ci]
 uid = 62102
-exe = /usr/bin/true
 EOF2
 stintd_start
 
@@ -70,8 +71,23 @@ out=$(stint agent add ci --uid 62109 2>&1) && fail "agent add over a file agent 
 grep -q "20-ci.conf" <<<"$out" || fail "refusal does not name the file: $out"
 [ -n "$(agent_field billing name)" ] || fail "billing is gone after the refused remove"
 
+p11_env
+need_p11client
+mkdir -m 0755 "$T/bin"
+cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
+chmod 0755 "$T/bin"/*
+head -c 32 /dev/urandom >"$T/digest"
+chmod 0644 "$T/digest"
+sign_as_ci()
+{
+	as_uid 62102 "$T/bin/p11client" --module "$T/bin/$(basename "$STINT_MODULE")" \
+		--token ci --label "$1" --mech ecdsa --in "$T/digest" --count 1
+}
+
 ci_task=$(task_start ci --ttl 30m)
 backend_has_key "$ci_task" || fail "ci's task has no key"
+sign_as_ci "$ci_task" >"$T/sign.out" 2>&1 ||
+	{ cat "$T/sign.out"; fail "ci cannot sign with its task before the reload"; }
 
 # A broken file: --check names FILE:LINE and exits 1; SIGHUP changes nothing.
 cat >"$AD/30-bad.conf" <<'EOF2'
@@ -110,6 +126,8 @@ wait_for 10 test -n "$(agent_field deploy name)" || fail "deploy not added on SI
 note "reconciled in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
 [ "$(agent_field billing max_ttl)" = 600 ] || fail "billing not narrowed to 10m"
 [ "$(agent_field deploy source)" = "$AD/40-deploy.conf" ] || fail "deploy's source"
+sign_as_ci "$ci_task" >"$T/sign.out" 2>&1 &&
+	{ cat "$T/sign.out"; fail "ci still signs after its file was removed"; }
 state=$(stint task show "$ci_task" --json | json_get state)
 [ "$state" != live ] || fail "removed agent's task is still live"
 for ((i = 0; i < 50; i++)); do
