@@ -24,10 +24,10 @@
 #include "attest/peer.h"
 
 struct stint_audit_event {
-	const char *event;             /* daemon-start, daemon-stop, agent-add,
-					  agent-remove, task-start, key-generate, task-end,
-					  task-expire, key-destroy, sign-allowed,
-					  sign-refused */
+	/* daemon-start, daemon-stop, agent-add, agent-remove,
+	 * agent-reconcile, task-start, key-generate, task-end, task-expire,
+	 * key-destroy, sign-allowed, sign-refused (docs/audit.md) */
+	const char *event;
 	const char *agent;             /* NULL: omitted */
 	const char *task;              /* NULL: omitted */
 	const struct stint_peer *peer; /* NULL: omitted */

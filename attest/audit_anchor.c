@@ -31,6 +31,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "attest/agents_dir.h"
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "common/log.h"
@@ -186,9 +187,16 @@ anchor_main(void *arg)
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (atomic_load(&anchor_stop))
 			break;
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
 			(void)stintd_anchor_rotate(d, old, sizeof(old), err,
 						   sizeof(err));
+			/* prov: and the agents agents.d declares */
+			if (stintd_agents_reconcile(d, NULL, err,
+						    sizeof(err)) != 0)
+				log_err("agents.d not reconciled, agents "
+					"unchanged: %s",
+					err);
+		}
 		if (stintd_now() >= next) {
 			next = stintd_now() + (int64_t)d->cfg.audit.checkpoint;
 			err[0] = '\0';

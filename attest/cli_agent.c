@@ -387,6 +387,10 @@ agent_to_json(const struct stint_agent_info *a)
 	json_object_set_new(o, "selectors", selectors_json(&a->sel));
 	if (a->audiences[0] != '\0') /* aud */
 		json_object_set_new(o, "audiences", json_string(a->audiences));
+	/* prov: "cli", or the agents.d file declaring it */
+	json_object_set_new(
+		o, "source",
+		json_string(a->source[0] != '\0' ? a->source : "cli"));
 	return o;
 }
 
@@ -460,6 +464,8 @@ print_agents(json_t *arr)
 		       gid, ttl,
 		       json_string_value(json_object_get(a, "created")), mechs);
 		print_selectors(json_object_get(a, "selectors"), w + 50);
+		printf("%*ssource=%s\n", (int)w + 50, "",
+		       json_string_value(json_object_get(a, "source")));
 	}
 }
 

@@ -61,6 +61,7 @@ enum key_id {
 	K_AUDIT_FORWARD_SOCKET,
 	K_EXE_HASH_MAX,      /* ident */
 	K_RUN_CGROUP_PARENT, /* bind */
+	K_AGENTS_DIR,        /* prov */
 	K_N,
 };
 
@@ -95,33 +96,27 @@ static const struct {
 	[K_AUDIT_FORWARD_SOCKET] = {"audit", "forward_socket"},
 	[K_EXE_HASH_MAX] = {"stintd", "exe_hash_max"},
 	[K_RUN_CGROUP_PARENT] = {"run", "cgroup_parent"},
+	[K_AGENTS_DIR] = {"stintd", "agents_dir"},
 };
 
 struct parse_ctx {
-	const char *path;
+	struct stint_ini ini; /* the shared reader's state */
 	struct stint_config *cfg;
-	const char *text; /* whole file */
-	size_t len, pos;
-	int lineno;
-	bool section_known;
 	int key_line[K_N]; /* 0: not set in the file */
-	int err_line;      /* first error we found ourselves */
-	char err[512];
 };
 
-static void ctx_error(struct parse_ctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+#define ctx_error(c, ...) stint_ini_error(&(c)->ini, __VA_ARGS__)
 
-static void
-ctx_error(struct parse_ctx *c, const char *fmt, ...)
+void
+stint_ini_error(struct stint_ini *ini, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (c->err_line != 0)
+	if (ini->err_line != 0)
 		return; /* report the first error only */
-	c->err_line = c->lineno;
+	ini->err_line = ini->lineno;
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(ini->err, sizeof(ini->err), fmt, ap);
 	va_end(ap);
 }
 
@@ -134,37 +129,47 @@ known_section(const char *name)
 }
 
 static bool
+config_section_ok(struct stint_ini *ini, const char *name)
+{
+	if (known_section(name))
+		return true;
+	stint_ini_error(ini,
+			"unknown section [%s]: use [stintd], [backend], "
+			"[ca], [audit] or [run]",
+			name);
+	return false;
+}
+
+static bool
 is_blank(char ch)
 {
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' ||
 	       ch == '\v';
 }
 
-/* "[name]" lines: refuse unknown sections even when they hold no key. */
+/* "[name]" lines: refuse unknown sections even when they hold no key, and
+ * keep the whole name (inih truncates long ones). */
 static void
-check_section_line(struct parse_ctx *c, const char *line)
+check_section_line(struct stint_ini *ini, const char *line)
 {
 	const char *end = strchr(line, ']');
-	char name[64];
 	size_t n;
 
 	if (end == NULL)
 		return; /* inih reports the syntax error */
 	n = (size_t)(end - line - 1);
-	if (n >= sizeof(name)) {
-		c->section_known = false;
-		ctx_error(c, "unknown section: use [stintd], [backend], [ca], "
-			     "[audit] or [run]");
+	ini->section[0] = '\0';
+	if (n >= sizeof(ini->section)) {
+		ini->section_known = false;
+		stint_ini_error(ini,
+				"section name too long (at most %zu "
+				"bytes)",
+				sizeof(ini->section) - 1);
 		return;
 	}
-	memcpy(name, line + 1, n);
-	name[n] = '\0';
-	c->section_known = known_section(name);
-	if (!c->section_known)
-		ctx_error(c,
-			  "unknown section [%s]: use [stintd], [backend], "
-			  "[ca], [audit] or [run]",
-			  name);
+	memcpy(ini->section, line + 1, n);
+	ini->section[n] = '\0';
+	ini->section_known = ini->section_ok(ini, ini->section);
 }
 
 /*
@@ -174,7 +179,7 @@ check_section_line(struct parse_ctx *c, const char *line)
 static char *
 config_reader(char *str, int num, void *stream)
 {
-	struct parse_ctx *c = stream;
+	struct stint_ini *c = stream;
 	const char *start, *nl;
 	size_t n, i;
 	char *line;
@@ -193,7 +198,7 @@ config_reader(char *str, int num, void *stream)
 		n--;
 	}
 	if (memchr(start, '\0', n) != NULL) {
-		ctx_error(c, "NUL byte in the line");
+		stint_ini_error(c, "NUL byte in the line");
 		return NULL;
 	}
 	/* Inline comments: ';' or '#' after a blank. A whole-line comment
@@ -212,7 +217,7 @@ config_reader(char *str, int num, void *stream)
 	/* Room for the line, "\n" and NUL: a longer line would be split by
 	 * inih into two. */
 	if (num < 2 || n > (size_t)num - 2) {
-		ctx_error(c, "line too long (at most %d bytes)", num - 2);
+		stint_ini_error(c, "line too long (at most %d bytes)", num - 2);
 		return NULL;
 	}
 	line = str;
@@ -222,6 +227,48 @@ config_reader(char *str, int num, void *stream)
 	if (n > 0 && line[0] == '[')
 		check_section_line(c, line);
 	return str;
+}
+
+int
+stint_ini_parse(struct stint_ini *ini, const char *text, size_t len,
+		int (*handler)(void *, const char *, const char *,
+			       const char *),
+		void *user, char *err, size_t errlen)
+{
+	int r;
+
+	ini->text = text;
+	ini->len = len;
+	ini->pos = 0;
+	ini->lineno = 0;
+	ini->err_line = 0;
+	ini->section[0] = '\0';
+	ini->section_known = true; /* keys before any section: handler says */
+	r = ini_parse_stream(config_reader, ini, handler, user);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot parse %s: out of memory",
+			 ini->path);
+		return -1;
+	}
+	/* inih returns the first line it or our handler refused; ours
+	 * carries a message, a line only inih refused is a syntax error. */
+	if (r > 0 && (ini->err_line == 0 || r < ini->err_line)) {
+		snprintf(err, errlen,
+			 "%s:%d: syntax error: expected 'key = value' or "
+			 "'[section]'",
+			 ini->path, r);
+		return -1;
+	}
+	return stint_ini_failed(ini, err, errlen);
+}
+
+int
+stint_ini_failed(const struct stint_ini *ini, char *err, size_t errlen)
+{
+	if (ini->err_line == 0)
+		return 0;
+	snprintf(err, errlen, "%s:%d: %s", ini->path, ini->err_line, ini->err);
+	return -1;
 }
 
 static int
@@ -557,6 +604,9 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_AUDIT_PATH:
 		return set_path(c, name, value, cfg->audit.path,
 				sizeof(cfg->audit.path));
+	case K_AGENTS_DIR:
+		return set_path(c, name, value, cfg->agents_dir,
+				sizeof(cfg->agents_dir));
 	case K_TRUST_DOMAIN:
 		if (!valid_trust_domain(value)) {
 			ctx_error(c,
@@ -677,7 +727,7 @@ config_handler(void *user, const char *section, const char *name,
 			  name);
 		return 0;
 	}
-	if (!c->section_known)
+	if (!c->ini.section_known)
 		return 0; /* already reported on the section line */
 	for (k = 0; k < K_N; k++) {
 		if (strcmp(config_keys[k].name, name) != 0)
@@ -706,7 +756,7 @@ config_handler(void *user, const char *section, const char *name,
 			  name, section, c->key_line[k]);
 		return 0;
 	}
-	c->key_line[k] = c->lineno;
+	c->key_line[k] = c->ini.lineno;
 	if (value == NULL || value[0] == '\0') {
 		ctx_error(c, "key '%s' in [%s] needs a value", name, section);
 		return 0;
@@ -760,9 +810,9 @@ config_finish(struct parse_ctx *c)
 	if (cfg->default_ttl > cfg->max_ttl) {
 		stint_duration_format(cfg->default_ttl, dflt, sizeof(dflt));
 		stint_duration_format(cfg->max_ttl, max, sizeof(max));
-		c->lineno = c->key_line[K_DEFAULT_TTL] != 0
-				    ? c->key_line[K_DEFAULT_TTL]
-				    : c->key_line[K_MAX_TTL];
+		c->ini.lineno = c->key_line[K_DEFAULT_TTL] != 0
+					? c->key_line[K_DEFAULT_TTL]
+					: c->key_line[K_MAX_TTL];
 		ctx_error(c,
 			  "default_ttl (%s) is longer than max_ttl (%s): "
 			  "lower default_ttl or raise max_ttl",
@@ -771,7 +821,7 @@ config_finish(struct parse_ctx *c)
 	}
 	if (strcmp(cfg->backend.type, "tpm") == 0 &&
 	    cfg->backend.tcti[0] == '\0') {
-		c->lineno = c->key_line[K_TYPE];
+		c->ini.lineno = c->key_line[K_TYPE];
 		ctx_error(c, "type = tpm needs a tcti in [backend], e.g. "
 			     "tcti = device:/dev/tpmrm0");
 		return -1;
@@ -779,9 +829,9 @@ config_finish(struct parse_ctx *c)
 	if (strcmp(cfg->backend.type, "tpm") != 0 &&
 	    (c->key_line[K_TCTI] != 0 ||
 	     c->key_line[K_KILL_SWITCH_INDEX] != 0)) {
-		c->lineno = c->key_line[K_TCTI] != 0
-				    ? c->key_line[K_TCTI]
-				    : c->key_line[K_KILL_SWITCH_INDEX];
+		c->ini.lineno = c->key_line[K_TCTI] != 0
+					? c->key_line[K_TCTI]
+					: c->key_line[K_KILL_SWITCH_INDEX];
 		ctx_error(c, "tcti and kill_switch_index apply only to "
 			     "type = tpm");
 		return -1;
@@ -790,7 +840,7 @@ config_finish(struct parse_ctx *c)
 	 * cannot be made ahead of its task. */
 	if (strcmp(cfg->backend.type, "tpm") == 0 &&
 	    c->key_line[K_KEY_POOL] != 0) {
-		c->lineno = c->key_line[K_KEY_POOL];
+		c->ini.lineno = c->key_line[K_KEY_POOL];
 		ctx_error(c, "key_pool applies only to type = pkcs11: TPM task "
 			     "keys bind their task's deadline and cannot be "
 			     "made in advance");
@@ -798,7 +848,7 @@ config_finish(struct parse_ctx *c)
 	}
 	if (strcmp(cfg->backend.type, "tpm") == 0 &&
 	    c->key_line[K_PREPARED_OPS] != 0) {
-		c->lineno = c->key_line[K_PREPARED_OPS];
+		c->ini.lineno = c->key_line[K_PREPARED_OPS];
 		ctx_error(c,
 			  "prepared_ops applies only to type = pkcs11: a TPM "
 			  "signature needs a fresh policy session each time");
@@ -808,10 +858,41 @@ config_finish(struct parse_ctx *c)
 		n = snprintf(cfg->audit.path, sizeof(cfg->audit.path),
 			     "%s/audit.log", cfg->state_dir);
 		if (n < 0 || (size_t)n >= sizeof(cfg->audit.path)) {
-			c->lineno = c->key_line[K_STATE_DIR];
+			c->ini.lineno = c->key_line[K_STATE_DIR];
 			ctx_error(c, "state_dir is too long");
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* [stintd] agents_dir unset: agents.d beside the configuration file. */
+static int
+default_agents_dir(const char *path, struct stint_config *cfg, char *err,
+		   size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char cwd[PATH_MAX] = "";
+	int n;
+
+	if (cfg->agents_dir[0] != '\0')
+		return 0;
+	/* Absolute: stintd changes to / when it daemonizes. */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) {
+		snprintf(err, errlen, "%s: cannot resolve agents.d: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (slash == NULL)
+		n = snprintf(cfg->agents_dir, sizeof(cfg->agents_dir),
+			     "%s/agents.d", cwd);
+	else
+		n = snprintf(cfg->agents_dir, sizeof(cfg->agents_dir),
+			     "%s%s%.*s/agents.d", cwd, cwd[0] ? "/" : "",
+			     (int)(slash - path), path);
+	if (n < 0 || (size_t)n >= sizeof(cfg->agents_dir)) {
+		snprintf(err, errlen, "%s: path too long for agents.d", path);
+		return -1;
 	}
 	return 0;
 }
@@ -830,37 +911,16 @@ stint_config_load(const char *path, struct stint_config *cfg, char *err,
 	    0)
 		return -1;
 	memset(&c, 0, sizeof(c));
-	c.path = path;
+	c.ini.path = path;
+	c.ini.section_ok = config_section_ok;
 	c.cfg = cfg;
-	c.text = text;
-	c.len = len;
-	c.section_known = true; /* keys before any section: handler says */
-
-	r = ini_parse_stream(config_reader, &c, config_handler, &c);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot parse %s: out of memory", path);
-		r = -1;
-		goto out;
-	}
-	/* inih returns the first line it or our handler refused; ours
-	 * carries a message, a line only inih refused is a syntax error. */
-	if (r > 0 && (c.err_line == 0 || r < c.err_line)) {
-		snprintf(err, errlen,
-			 "%s:%d: syntax error: expected 'key = value' or "
-			 "'[section]'",
-			 path, r);
-		r = -1;
-		goto out;
-	}
-	if (c.err_line == 0)
+	r = stint_ini_parse(&c.ini, text, len, config_handler, &c, err, errlen);
+	if (r == 0) {
 		config_finish(&c);
-	if (c.err_line != 0) {
-		snprintf(err, errlen, "%s:%d: %s", path, c.err_line, c.err);
-		r = -1;
-		goto out;
+		r = stint_ini_failed(&c.ini, err, errlen);
 	}
-	r = 0;
-out:
+	if (r == 0)
+		r = default_agents_dir(path, cfg, err, errlen);
 	free(text);
 	return r;
 }

@@ -3,6 +3,7 @@
 #define STINT_ATTEST_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,9 +36,12 @@ enum stint_audit_fwd_kind {
 struct stint_config {
 	char state_dir[PATH_MAX];   /* default STINT_STATE_DIR_DEFAULT */
 	char runtime_dir[PATH_MAX]; /* default STINT_RUNTIME_DIR_DEFAULT */
-	char trust_domain[256];     /* default example.org */
-	uint64_t default_ttl;       /* seconds, default 15m */
-	uint64_t max_ttl;           /* seconds, default 1h */
+	/* prov: agents declared in *.conf files here (agents_dir.h);
+	 * default agents.d beside the configuration file */
+	char agents_dir[PATH_MAX];
+	char trust_domain[256]; /* default example.org */
+	uint64_t default_ttl;   /* seconds, default 15m */
+	uint64_t max_ttl;       /* seconds, default 1h */
 	/* Ended and expired tasks (rows and evidence files) are pruned this
 	 * long after they ended; their audit records stay. Seconds, default
 	 * 30d, 0: never. */
@@ -105,6 +109,35 @@ struct stint_config {
  * PIN when it opens the backend. */
 int stint_config_load(const char *path, struct stint_config *cfg, char *err,
 		      size_t errlen);
+/* The INI reader stint.conf and agents.d files share: counts lines, strips
+ * inline comments and leading blanks, refuses over-long lines and checks
+ * "[section]" lines with section_ok (which reports why a name is refused
+ * with stint_ini_error). Errors read "PATH:LINE: what: what to do". */
+#define STINT_INI_SECTION_MAX 128
+struct stint_ini {
+	const char *path; /* set by the caller */
+	bool (*section_ok)(struct stint_ini *ini, const char *name);
+	/* reader state */
+	const char *text;
+	size_t len, pos;
+	int lineno; /* the line being handled */
+	bool section_known;
+	char section[STINT_INI_SECTION_MAX]; /* current section, in full */
+	int err_line;                        /* first error found, 0: none */
+	char err[512];
+};
+/* Records the first error, at the current line. */
+void stint_ini_error(struct stint_ini *ini, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Feeds text to inih; handler(user, section, name, value) as inih's. 0, or
+ * -1 with err "PATH:LINE: ...". */
+int stint_ini_parse(struct stint_ini *ini, const char *text, size_t len,
+		    int (*handler)(void *, const char *, const char *,
+				   const char *),
+		    void *user, char *err, size_t errlen);
+/* -1 with err "PATH:LINE: ..." when an error was recorded, else 0. */
+int stint_ini_failed(const struct stint_ini *ini, char *err, size_t errlen);
+
 /* Reads the PIN file: refuses one that is group- or world-readable or not a
  * regular file; strips one trailing newline. The caller wipes pin with
  * OPENSSL_cleanse. */

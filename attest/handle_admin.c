@@ -199,6 +199,23 @@ agent_add_note(const struct stint_agent *a, const char *overlap, char *buf,
 			 strcmp(a->name, overlap) < 0 ? a->name : overlap);
 }
 
+/* prov: an agent an agents.d file declares is changed in that file only;
+ * true (why set) for one. */
+static bool
+file_agent(struct stintd *d, const char *name, char *why, size_t cap)
+{
+	struct stint_agent a;
+
+	if (stint_store_agent_get(d->store, name, &a) != STINT_STORE_OK ||
+	    a.source[0] == '\0')
+		return false;
+	snprintf(why, cap,
+		 "agent '%s' is declared in %s: change or remove it there, "
+		 "then reload stintd (SIGHUP)",
+		 name, a.source);
+	return true;
+}
+
 int
 stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
@@ -206,7 +223,7 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 	struct stint_agent_add_req ar;
 	struct stint_agent a;
 	const struct stint_mech *all;
-	char err[256], detail[2048], note[512], overlap[STINT_NAME_MAX + 1];
+	char err[512], detail[2048], note[512], overlap[STINT_NAME_MAX + 1];
 	const char *why;
 	uint64_t bad;
 	size_t n, i;
@@ -269,6 +286,8 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 	}
 	a.created = stintd_now();
 	r = stint_store_agent_add(d->store, &a, overlap, err, sizeof(err));
+	if (r == STINT_STORE_EXISTS && file_agent(d, a.name, err, sizeof(err)))
+		return stintd_error_reply(rep, STINT_E_DENIED, "%s", err);
 	if (r == STINT_STORE_EXISTS)
 		return stintd_error_reply(rep, STINT_E_EXISTS, "%s", err);
 	if (r != STINT_STORE_OK)
@@ -323,6 +342,7 @@ stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
 		info.sel = agents[i].sel;
 		memcpy(info.audiences, agents[i].audiences,
 		       sizeof(info.audiences)); /* aud */
+		memcpy(info.source, agents[i].source, sizeof(info.source));
 		r = stint_put_agent_list_entry(m, &info);
 	}
 	if (r == 0)
@@ -344,6 +364,8 @@ stintd_op_agent_remove(struct stintd *d, const struct stint_peer *peer,
 	if (stint_dec_name_req(req, STINT_K_AGENT, name, sizeof(name)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "AGENT_REMOVE needs an agent");
+	if (file_agent(d, name, note, sizeof(note)))
+		return stintd_error_reply(rep, STINT_E_DENIED, "%s", note);
 	/* Its tasks die with it, atomically with respect to task start,
 	 * keys included, before we answer. */
 	r = stint_task_remove_agent(d, name, peer, &n, note, sizeof(note));

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest/agents_dir.h"
 #include "attest/audit_anchor.h"
 #include "attest/ca.h"
 #include "attest/daemon.h"
@@ -366,6 +367,19 @@ pid_file_write(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* prov: stint.conf's agents_dir is validated with stint.conf (and by
+ * --check), so a broken file stops the start with its FILE:LINE. */
+static int
+check_agents_dir(const struct stint_config *cfg, char *err, size_t errlen)
+{
+	struct stint_agents_decl decl;
+
+	if (stint_agents_dir_load(cfg, &decl, err, errlen) != 0)
+		return -1;
+	stint_agents_decl_free(&decl);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -434,6 +448,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "stintd: %s\n", err);
 		return 1;
 	}
+	if (check_agents_dir(&d.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "stintd: %s\n", err);
+		return 1;
+	}
 	stint_exe_hash_set_max(d.cfg.exe_hash_max);
 	if (getenv("STINT_PEER_FALLBACK") != NULL &&
 	    strcmp(getenv("STINT_PEER_FALLBACK"), "1") == 0)
@@ -448,6 +466,15 @@ main(int argc, char **argv)
 	}
 	if (open_all(&d, err, sizeof(err)) != 0 ||
 	    stintd_anchor_open(&d, reset, &was_reset, err, sizeof(err)) != 0) {
+		if (check && strstr(err, "in use by another process") != NULL) {
+			/* prov: a pipeline checks files on a running host */
+			printf("stintd: configuration %s and agent files OK; "
+			       "a running stintd holds the audit log, so the "
+			       "store, log and token were not opened\n",
+			       config);
+			close_all(&d);
+			return 0;
+		}
 		startup_error(&ready_fd, err);
 		close_all(&d);
 		return 1;
@@ -490,6 +517,11 @@ main(int argc, char **argv)
 	stintd_anchor_store(&d);
 	log_info("started (%s, audit %s, sync %s)", detail, d.cfg.audit.path,
 		 stint_sync_str(d.cfg.audit.sync));
+	/* prov: the agents the files declare, before anything is served. */
+	if (stintd_agents_reconcile(&d, NULL, err, sizeof(err)) != 0) {
+		startup_error(&ready_fd, err);
+		goto out;
+	}
 	/* After daemonize(): the sweep starts the backend's refill thread. */
 	sweep_keys(&d);
 	if (stint_reaper_start(&d) != 0 || stintd_anchor_start(&d) != 0 ||

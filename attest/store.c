@@ -240,6 +240,8 @@ agent_clash(struct stint_store *s, const struct stint_agent *a, char *name,
 			r = STINT_STORE_ERROR;
 			break;
 		}
+		if (strcmp(other.name, a->name) == 0)
+			continue; /* itself, when updated (prov) */
 		if (same_principal(a, &other)) {
 			snprintf(name, cap, "%s", other.name);
 			r = STINT_STORE_EXISTS;
@@ -253,6 +255,26 @@ agent_clash(struct stint_store *s, const struct stint_agent *a, char *name,
 		r = STINT_STORE_ERROR;
 	store_stmt_done(st);
 	return r;
+}
+
+/* An agent row's columns for S_AGENT_INSERT and S_AGENT_UPDATE. */
+static void
+agent_bind(sqlite3_stmt *st, const struct stint_agent *a, const char *mechs)
+{
+	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->uid);
+	if (a->gid >= 0)
+		sqlite3_bind_int64(st, 3, a->gid);
+	store_bind_u64(st, 4, a->max_ttl);
+	sqlite3_bind_text(st, 5, mechs, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, a->created);
+	sqlite3_bind_text(st, 7, a->sel.exe, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, a->sel.exe_sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, a->sel.cgroup, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, a->sel.unit, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, a->sel.lsm_label, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, a->audiences, -1, SQLITE_STATIC); /* aud */
+	sqlite3_bind_text(st, 13, a->source, -1, SQLITE_STATIC);
 }
 
 static int
@@ -293,19 +315,7 @@ agent_add_locked(struct stint_store *s, const struct stint_agent *a,
 	if (r != STINT_STORE_OK)
 		goto dberr;
 	st = store_stmt(s, S_AGENT_INSERT);
-	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->uid);
-	if (a->gid >= 0)
-		sqlite3_bind_int64(st, 3, a->gid);
-	store_bind_u64(st, 4, a->max_ttl);
-	sqlite3_bind_text(st, 5, mechs, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, a->created);
-	sqlite3_bind_text(st, 7, a->sel.exe, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, a->sel.exe_sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, a->sel.cgroup, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, a->sel.unit, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, a->sel.lsm_label, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 12, a->audiences, -1, SQLITE_STATIC); /* aud */
+	agent_bind(st, a, mechs);
 	r = sqlite3_step(st);
 	store_stmt_done(st);
 	if (r != SQLITE_DONE)
@@ -342,6 +352,79 @@ stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 		store_tx_rollback(s);
 	else if (s->idx.valid && gate_idx_agent_put(&s->idx, &row) != 0)
 		gate_idx_invalidate(s, "out of memory adding an agent");
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int
+agent_update_locked(struct stint_store *s, const struct stint_agent *a,
+		    struct stint_agent *row, char *err, size_t errlen)
+{
+	char mechs[MECHS_TEXT_MAX], other[STINT_NAME_MAX + 1];
+	sqlite3_stmt *st;
+	int r;
+
+	if (store_mechs_format(a->mechs, a->n_mechs, mechs, sizeof(mechs)) !=
+		    0 ||
+	    a->max_ttl > INT64_MAX) {
+		snprintf(err, errlen, "invalid agent record");
+		return STINT_STORE_ERROR;
+	}
+	st = store_stmt(s, S_AGENT_BY_NAME);
+	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+	r = agent_find(s, S_AGENT_BY_NAME, st, row);
+	if (r == STINT_STORE_NOT_FOUND)
+		snprintf(err, errlen, "no agent named '%s'", a->name);
+	if (r != STINT_STORE_OK)
+		return r;
+	r = agent_clash(s, a, other, sizeof(other), NULL);
+	if (r == STINT_STORE_EXISTS)
+		snprintf(err, errlen,
+			 "uid %" PRIu32 " already acts as agent '%s' with the "
+			 "same gid and selectors",
+			 a->uid, other);
+	if (r != STINT_STORE_OK)
+		return r;
+	st = store_stmt(s, S_AGENT_UPDATE);
+	agent_bind(st, a, mechs);
+	r = sqlite3_step(st);
+	store_stmt_done(st);
+	if (r != SQLITE_DONE) {
+		store_db_err(s, "cannot update agent", err, errlen);
+		return STINT_STORE_ERROR;
+	}
+	return STINT_STORE_OK;
+}
+
+int
+stint_store_agent_update(struct stint_store *s, const struct stint_agent *a,
+			 char *err, size_t errlen)
+{
+	struct stint_agent row, now;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_tx_begin(s) != 0) {
+		store_db_err(s, "cannot update agent", err, errlen);
+		r = STINT_STORE_ERROR;
+		goto out;
+	}
+	r = agent_update_locked(s, a, &row, err, errlen);
+	if (r == STINT_STORE_OK && store_tx_commit(s) != 0) {
+		snprintf(err, errlen, "%s: cannot commit agent '%s'", s->path,
+			 a->name);
+		r = STINT_STORE_ERROR;
+	}
+	if (r != STINT_STORE_OK) {
+		store_tx_rollback(s);
+		goto out;
+	}
+	now = *a;
+	now.id = row.id;
+	now.created = row.created;
+	if (s->idx.valid && gate_idx_agent_put(&s->idx, &now) != 0)
+		gate_idx_invalidate(s, "out of memory updating an agent");
 out:
 	pthread_mutex_unlock(&s->lock);
 	return r;

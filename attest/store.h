@@ -41,6 +41,8 @@ struct stint_agent {
 	int64_t id;      /* stable row id, never reused; 0 before insert */
 	struct stint_selectors sel; /* all must match; "" unset (ident) */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
+	/* prov: "" added with the CLI, else the agents.d file declaring it */
+	char source[STINT_SOURCE_MAX + 1];
 };
 
 enum stint_task_state {
@@ -100,6 +102,11 @@ void stint_store_close(struct stint_store *s);
  * that can match the same processes, "" when none. */
 int stint_store_agent_add(struct stint_store *s, const struct stint_agent *a,
 			  char *overlap, char *err, size_t errlen);
+/* prov: replaces everything but the name, id and created of agent
+ * a->name (an agents.d file changed it); its live tasks stay. NOT_FOUND,
+ * or EXISTS (err says) when another agent has the same principal. */
+int stint_store_agent_update(struct stint_store *s, const struct stint_agent *a,
+			     char *err, size_t errlen);
 int stint_store_agent_get(struct stint_store *s, const char *name,
 			  struct stint_agent *a);
 /* The agent a peer acts as: uid matches, gid matches when set, and every

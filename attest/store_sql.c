@@ -103,13 +103,17 @@ static const char *const migrations[] = {
 	 * agent may ever authenticate to, and what each task may */
 	"ALTER TABLE agents ADD COLUMN audiences TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE tasks ADD COLUMN audiences TEXT NOT NULL DEFAULT '';",
+	/* 6 → 7 (prov): where an agent was declared: '' the CLI, else the
+	 * path of its agents.d file (reconciled on start and SIGHUP) */
+	"ALTER TABLE agents ADD COLUMN source TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-/* Columns 7-11: the selectors (ident). */
+/* Columns 7-11: the selectors (ident); 12 the audiences (aud); 13 the
+ * source (prov). */
 #define AGENT_COLS                                                             \
 	"name, uid, gid, max_ttl, mechs, created, id, exe, exe_sha256, "       \
-	"cgroup, unit, lsm_label, audiences"
+	"cgroup, unit, lsm_label, audiences, source"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
 	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id, "        \
@@ -131,9 +135,15 @@ static const char *const stmt_sql[S_N] = {
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_AGENT_INSERT] = "INSERT INTO agents (name, uid, gid, max_ttl, mechs,"
 			   " created, exe, exe_sha256, cgroup, unit, lsm_label,"
-			   " audiences)"
+			   " audiences, source)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			   " ?11, ?12)",
+			   " ?11, ?12, ?13)",
+	/* prov: an agents.d file changed the agent; its id and tasks stay */
+	[S_AGENT_UPDATE] =
+		"UPDATE agents SET uid = ?2, gid = ?3, max_ttl = ?4,"
+		" mechs = ?5, exe = ?7, exe_sha256 = ?8, cgroup = ?9,"
+		" unit = ?10, lsm_label = ?11, audiences = ?12, source = ?13"
+		" WHERE name = ?1",
 	[S_AGENT_BY_NAME] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
 	/* ident: several agents may share a uid when their gids or
 	 * selectors tell them apart; the caller matches the selectors in
@@ -391,7 +401,8 @@ store_read_agent(sqlite3_stmt *st, struct stint_agent *a)
 	    store_copy_text(st, 10, a->sel.unit, sizeof(a->sel.unit)) != 0 ||
 	    store_copy_text(st, 11, a->sel.lsm_label,
 			    sizeof(a->sel.lsm_label)) != 0 ||
-	    store_copy_text(st, 12, a->audiences, sizeof(a->audiences)) != 0)
+	    store_copy_text(st, 12, a->audiences, sizeof(a->audiences)) != 0 ||
+	    store_copy_text(st, 13, a->source, sizeof(a->source)) != 0)
 		return -1;
 	return 0;
 }

@@ -660,6 +660,16 @@ stint_task_remove_agent(struct stintd *d, const char *agent,
 			const struct stint_peer *by, size_t *n, char *note,
 			size_t notelen)
 {
+	return stint_task_remove_agent_as(d, agent, by, "agent-remove", NULL, n,
+					  note, notelen);
+}
+
+int
+stint_task_remove_agent_as(struct stintd *d, const char *agent,
+			   const struct stint_peer *by, const char *event,
+			   const char *detail, size_t *n, char *note,
+			   size_t notelen)
+{
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
 	bool record_pending;
 	size_t count = 0, i;
@@ -679,8 +689,8 @@ stint_task_remove_agent(struct stintd *d, const char *agent,
 		end_agent_tasks(d, agent, by, n);
 	if (r != STINT_STORE_OK)
 		return r;
-	record_pending = audit_revoke(d, "agent-remove", agent, NULL, by, NULL,
-				      NULL) != 0;
+	record_pending =
+		audit_revoke(d, event, agent, NULL, by, NULL, detail) != 0;
 	for (i = 0; i < count; i++) {
 		record_pending |= audit_revoke(d, "task-end", agent, ids[i], by,
 					       "agent removed", NULL) != 0;

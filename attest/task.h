@@ -40,6 +40,11 @@ int stint_task_end(struct stintd *d, const char *id, const char *reason,
 int stint_task_remove_agent(struct stintd *d, const char *agent,
 			    const struct stint_peer *by, size_t *n, char *note,
 			    size_t notelen);
+/* The same, audited as event with detail (prov: "agent-reconcile"). */
+int stint_task_remove_agent_as(struct stintd *d, const char *agent,
+			       const struct stint_peer *by, const char *event,
+			       const char *detail, size_t *n, char *note,
+			       size_t notelen);
 /* One reaper pass: expire live tasks past their deadline and destroy keys
  * of ended tasks still in the backend. */
 void stint_task_reap(struct stintd *d);

@@ -181,6 +181,8 @@ stint_put_agent_list_entry(struct stint_msg *m,
 	r |= put_selectors(e, &a->sel);
 	if (a->audiences[0] != '\0') /* aud */
 		r |= stint_msg_put_text(e, STINT_K_AUDIENCES, a->audiences);
+	if (a->source[0] != '\0')
+		r |= stint_msg_put_text(e, STINT_K_SOURCE, a->source);
 	r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
 	return r ? -1 : 0;
 }
@@ -215,6 +217,10 @@ get_agent_info(const struct stint_msg *m, struct stint_agent_info *a)
 		a->n_mechs = 0;
 	if (get_selectors(m, &a->sel) != 0 ||
 	    get_audiences(m, a->audiences, sizeof(a->audiences)) != 0)
+		return STINT_WIRE_MALFORMED;
+	if (stint_msg_has(m, STINT_K_SOURCE) &&
+	    stint_msg_get_text(m, STINT_K_SOURCE, a->source,
+			       sizeof(a->source)) != 0)
 		return STINT_WIRE_MALFORMED;
 	return 0;
 }

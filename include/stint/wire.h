@@ -24,7 +24,9 @@ extern "C" {
 #define STINT_WIRE_VERSION 1
 #define STINT_FRAME_MAX    (64u * 1024u) /* bytes after the length prefix */
 
-#define STINT_NAME_MAX    64 /* agent names: [A-Za-z0-9._-], 1..64 */
+#define STINT_NAME_MAX 64 /* agent names: [A-Za-z0-9._-], 1..64 */
+/* prov: an agent's source, the path of its agents.d file ("": the CLI) */
+#define STINT_SOURCE_MAX  255
 #define STINT_TASK_ID_MAX 40 /* "t-" + 32 lowercase hex = 34 */
 #define STINT_MECHS_MAX   32
 #define STINT_INTENT_MAX  1024
@@ -162,6 +164,8 @@ enum stint_key {
 	STINT_K_NOTE = 95,        /* text: what the CLI should tell the user */
 	/* aud: audiences, the systems a task may authenticate to */
 	STINT_K_AUDIENCES = 110, /* text: names joined by commas */
+	/* prov: 120-129 */
+	STINT_K_SOURCE = 120, /* text: the agents.d file declaring an agent */
 };
 
 enum stint_key_type {

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "attest/agents_dir.h"
 #include "attest/config.h"
 #include "stint/wire.h"
 
@@ -596,11 +597,119 @@ test_pin_empty_missing_long(void **state)
 	assert_non_null(strstr(err, strerror(ENOENT)));
 }
 
+/* prov: agents.d files; each write replaces the directory's one file
+ * (plus extra, a second file, when given). */
+static int
+load_agents(const char *text, const char *extra, struct stint_agents_decl *decl)
+{
+	char d[160], f[200];
+
+	assert_int_equal(load(""), 0);
+	snprintf(d, sizeof(d), "%s/agents.d", dir);
+	assert_string_equal(cfg.agents_dir, d);
+	(void)mkdir(d, 0755);
+	snprintf(f, sizeof(f), "%s/10-a.conf", d);
+	write_file(f, text, 0644);
+	snprintf(f, sizeof(f), "%s/20-b.conf", d);
+	if (extra != NULL)
+		write_file(f, extra, 0644);
+	else
+		(void)unlink(f);
+	memset(err, 0, sizeof(err));
+	return stint_agents_dir_load(&cfg, decl, err, sizeof(err));
+}
+
+static void
+expect_agents_refused(const char *text, const char *extra, const char *file,
+		      int line, const char *what)
+{
+	struct stint_agents_decl decl;
+	char where[256];
+
+	assert_int_equal(load_agents(text, extra, &decl), -1);
+	assert_int_equal(decl.n, 0);
+	snprintf(where, sizeof(where), "%s/agents.d/%s:%d: ", dir, file, line);
+	if (strncmp(err, where, strlen(where)) != 0)
+		fail_msg("expected '%s' at the start of '%s'", where, err);
+	if (strstr(err, what) == NULL)
+		fail_msg("expected '%s' in '%s'", what, err);
+}
+
+static void
+test_agents_dir(void **state)
+{
+	struct stint_agents_decl decl;
+
+	(void)state;
+	assert_int_equal(load_agents("; two agents\n"
+				     "[agent billing]\n"
+				     "uid = 1000\n"
+				     "max_ttl = 30m ; inline\n"
+				     "mechanisms = ecdsa\n"
+				     "\n"
+				     "[agent deploy]\n"
+				     "uid = 0\n"
+				     "gid = 0\n"
+				     "exe = /usr/bin/true\n",
+				     NULL, &decl),
+			 0);
+	assert_int_equal(decl.n, 2);
+	assert_string_equal(decl.v[0].name, "billing");
+	assert_int_equal(decl.v[0].uid, 1000);
+	assert_int_equal(decl.v[0].gid, -1);
+	assert_int_equal(decl.v[0].max_ttl, 1800);
+	assert_int_equal(decl.v[0].n_mechs, 1);
+	assert_int_equal(decl.line[0], 2);
+	assert_non_null(strstr(decl.v[0].source, "/agents.d/10-a.conf"));
+	assert_int_equal(decl.v[1].gid, 0);
+	assert_int_equal(decl.v[1].max_ttl, 3600); /* [stintd] max_ttl */
+	assert_true(decl.v[1].n_mechs > 1);        /* all, as agent add */
+	assert_string_equal(decl.v[1].sel.exe, "/usr/bin/true");
+	stint_agents_decl_free(&decl);
+
+	/* A relative config still gives an absolute agents.d (stintd
+	 * changes to / when it daemonizes). */
+	{
+		char cwd[PATH_MAX], want[200];
+
+		assert_non_null(getcwd(cwd, sizeof(cwd)));
+		assert_int_equal(chdir(dir), 0);
+		assert_int_equal(
+			stint_config_load("stint.conf", &cfg, err, sizeof(err)),
+			0);
+		assert_int_equal(chdir(cwd), 0);
+		snprintf(want, sizeof(want), "%s/agents.d", dir);
+		assert_string_equal(cfg.agents_dir, want);
+	}
+
+	expect_agents_refused("[agent a]\nuid = 1\nttl = 1h\n", NULL,
+			      "10-a.conf", 3, "unknown key 'ttl' in [agent a]");
+	expect_agents_refused("[agent a]\ngid = 1\n[agent b]\nuid = 2\n", NULL,
+			      "10-a.conf", 1, "agent 'a' needs a uid");
+	expect_agents_refused("[agent a]\nuid = 1\n[agent b]\n", NULL,
+			      "10-a.conf", 3, "agent 'b' needs a uid");
+	expect_agents_refused("[agents a]\nuid = 1\n", NULL, "10-a.conf", 1,
+			      "use [agent NAME]");
+	expect_agents_refused("uid = 1\n", NULL, "10-a.conf", 1,
+			      "outside any section");
+	expect_agents_refused("[agent a]\nuid = 1\nuid = 2\n", NULL,
+			      "10-a.conf", 3, "duplicate key 'uid'");
+	expect_agents_refused("[agent a]\nuid = 1\nmechanisms = rot13\n", NULL,
+			      "10-a.conf", 3, "unknown mechanism 'rot13'");
+	expect_agents_refused("[agent a]\nuid = 1\nmax_ttl = 2h\n", NULL,
+			      "10-a.conf", 3, "at most stintd's max_ttl");
+	expect_agents_refused("[agent a]\nuid = 1\nexe = true\n", NULL,
+			      "10-a.conf", 3, "bad exe 'true'");
+	expect_agents_refused("[agent a]\nuid = 1\n", "\n[agent a]\nuid = 2\n",
+			      "20-b.conf", 2, "already declared at");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_agents_dir),
 		cmocka_unit_test(test_audit_path_follows_state_dir),
 		cmocka_unit_test(test_full_with_inline_comments),
 		cmocka_unit_test(test_missing_file),

@@ -642,14 +642,14 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at the latest version (6: oper, ident, bind,
-	 * aud), in WAL mode. */
+	/* A fresh database is at the latest version (7: oper, ident, bind,
+	 * aud, prov), in WAL mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 6);
+	assert_int_equal(sqlite3_column_int(st, 0), 7);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -669,12 +669,12 @@ test_schema_version(void **state)
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
 	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (6)"));
+		strstr(err, "schema version 99 is newer than this stintd (7)"));
 
-	/* Back at version 6 it opens again, data intact. */
+	/* Back at version 7 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
@@ -706,6 +706,53 @@ test_not_a_database(void **state)
 	assert_non_null(strstr(err, "cannot open"));
 }
 
+/* prov: an agent's source round-trips; an update replaces its fields in
+ * place (same id, created and tasks) and refuses another's principal. */
+static void
+test_agent_source_update(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_agent a, got, before;
+	char err[256];
+
+	a = make_agent("filed", 3000, -1);
+	snprintf(a.source, sizeof(a.source), "/etc/stint/agents.d/a.conf");
+	assert_int_equal(
+		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)), 0);
+	add_agent(f, "other", 3001, -1);
+	assert_int_equal(stint_store_agent_get(f->s, "filed", &before), 0);
+	assert_string_equal(before.source, "/etc/stint/agents.d/a.conf");
+	assert_int_equal(stint_store_agent_get(f->s, "other", &got), 0);
+	assert_string_equal(got.source, "");
+
+	a.max_ttl = 60;
+	a.gid = 5;
+	snprintf(a.source, sizeof(a.source), "/etc/stint/agents.d/b.conf");
+	assert_int_equal(stint_store_agent_update(f->s, &a, err, sizeof(err)),
+			 0);
+	assert_int_equal(stint_store_agent_get(f->s, "filed", &got), 0);
+	assert_int_equal(got.max_ttl, 60);
+	assert_int_equal(got.gid, 5);
+	assert_int_equal(got.id, before.id);
+	assert_int_equal(got.created, before.created);
+	assert_string_equal(got.source, "/etc/stint/agents.d/b.conf");
+	assert_int_equal(stint_store_agent_for_peer(f->s, PEER(3000, 5), &got),
+			 0);
+	assert_string_equal(got.name, "filed");
+
+	/* other's exact principal: refused, nothing changed. */
+	a.uid = 3001;
+	a.gid = -1;
+	assert_int_equal(stint_store_agent_update(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_EXISTS);
+	assert_non_null(strstr(err, "already acts as agent 'other'"));
+	assert_int_equal(stint_store_agent_get(f->s, "filed", &got), 0);
+	assert_int_equal(got.uid, 3000);
+	a = make_agent("nobody", 3002, -1);
+	assert_int_equal(stint_store_agent_update(f->s, &a, err, sizeof(err)),
+			 STINT_STORE_NOT_FOUND);
+}
+
 int
 main(void)
 {
@@ -713,6 +760,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_agent_crud, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_agent_duplicates, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_agent_source_update, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_agent_for_peer_deterministic, setup, teardown),

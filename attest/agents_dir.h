@@ -1,0 +1,44 @@
+/*
+ * Provisioning as code (prov): agents declared in [stintd] agents_dir
+ * (default agents.d beside stint.conf), one "[agent NAME]" section each in
+ * *.conf files, reconciled into state.db at start and on SIGHUP. Format:
+ * stint-agents.d(5) in stint.conf(5); docs/provisioning.md.
+ */
+#ifndef STINT_ATTEST_AGENTS_DIR_H
+#define STINT_ATTEST_AGENTS_DIR_H
+
+#include <stddef.h>
+
+#include "attest/config.h"
+#include "attest/store.h"
+
+struct stintd;
+
+/* The agents the files declare; a.source is the file's path. */
+struct stint_agents_decl {
+	struct stint_agent *v;
+	int *line; /* the [agent NAME] line of each */
+	size_t n;
+};
+
+/* Reads and validates every *.conf in cfg->agents_dir (sorted by name; a
+ * missing directory declares nothing). 0, or -1 with err "FILE:LINE: what
+ * is wrong: what to do"; out is then empty. */
+int stint_agents_dir_load(const struct stint_config *cfg,
+			  struct stint_agents_decl *out, char *err,
+			  size_t errlen);
+void stint_agents_decl_free(struct stint_agents_decl *decl);
+/* The declaration of name; at (may be NULL) gets its index. */
+struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
+					   const char *name, size_t *at);
+
+/* agents_reconcile.c (stintd): makes state.db's file-declared agents what the
+ * files say: adds the missing, updates the changed, removes (ending their
+ * tasks, as `agent remove`) those no longer declared; one agent-reconcile audit
+ * record per change. CLI agents are left alone (a file declaring one's name is
+ * reported and skipped). -1 with err when the files are invalid: nothing
+ * changes. *changed (may be NULL) counts the changes. */
+int stintd_agents_reconcile(struct stintd *d, size_t *changed, char *err,
+			    size_t errlen);
+
+#endif
