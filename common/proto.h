@@ -158,8 +158,6 @@ struct stint_agent_info {
 	uint64_t created;           /* seconds since the epoch */
 	struct stint_selectors sel; /* "" unset */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
-	uint64_t created;                  /* seconds since the epoch */
-	struct stint_selectors sel;        /* "" unset */
 	char source[STINT_SOURCE_MAX + 1]; /* prov: "" the CLI, else a file */
 };
 /* Appends one entry to the reply's agent array. */
