@@ -502,6 +502,24 @@ binding_print(const struct stint_peer_identity *id)
 	}
 }
 
+/* The task's audiences as a JSON array ([] when it names none). */
+static json_t *
+audiences_json(const char *list)
+{
+	json_t *a = json_array();
+	const char *p = list, *comma;
+	size_t len;
+
+	if (a == NULL)
+		return NULL;
+	for (; *p != '\0'; p += len + (comma != NULL)) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		json_array_append_new(a, json_stringn(p, len));
+	}
+	return a;
+}
+
 int
 stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -613,20 +631,23 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	if (json) {
 		ret = stint_cli_print_json(json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-			"s:s, s:o}",
+			"s:s, s:o, s:o}",
 			"result", "ok", "spiffe_id", id.spiffe_id,
 			"trust_domain", id.trust_domain, "agent", id.agent,
 			"task", id.task, "parent_task", id.parent_task,
 			"attestation", id.attestation_kind, "not_after",
 			(json_int_t)id.not_after, "serial", id.serial,
 			"intent_sha256", hex, "evidence_sha256", ev_hex,
-			"binding", binding_json(&id)));
+			"binding", binding_json(&id), "audiences",
+			audiences_json(id.audiences)));
 		goto out;
 	}
 	stint_cli_time((uint64_t)id.not_after, when, sizeof(when));
 	printf("OK %s\nagent %s\ntask %s\nnot_after %s\nattestation %s\n",
 	       id.spiffe_id, id.agent, id.task, when, id.attestation_kind);
 	binding_print(&id);
+	if (id.audiences[0] != '\0')
+		printf("audiences %s\n", id.audiences);
 	ret = STINT_EXIT_OK;
 out:
 	sk_X509_pop_free(extra, X509_free);

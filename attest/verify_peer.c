@@ -284,6 +284,7 @@ stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
 	memcpy(id.bind_unit, facts.bind_unit, sizeof(id.bind_unit));
 	id.has_exe_sha256 = facts.has_exe_sha256;
 	memcpy(id.exe_sha256, facts.exe_sha256, 32);
+	snprintf(id.audiences, sizeof(id.audiences), "%s", facts.audiences);
 	/* not_after as epoch seconds: the difference from the epoch. */
 	na = X509_get0_notAfter(leaf);
 	{

@@ -60,6 +60,9 @@ struct stint_peer_identity {
 	char bind_unit[256];    /* its systemd unit, or "" */
 	int has_exe_sha256;     /* the agent pins its executable: */
 	uint8_t exe_sha256[32]; /* its SHA-256 */
+	/* The systems the task may authenticate to, comma-separated (at
+	 * most 16 names of 128 bytes); "" when the certificate names none. */
+	char audiences[16 * 129 + 1];
 };
 
 /* untrusted: intermediates the peer sent (may be NULL). trust_domain and

@@ -42,7 +42,10 @@ pa=$(leaf "$ta")
 accepts "$pa" a
 refuses "$pa" b
 refuses "$pa" c
-stint verify-peer "$pa" >/dev/null || fail "verify-peer without --audience refused"
+stint verify-peer "$pa" >"$T/vp" || fail "verify-peer without --audience refused"
+grep -qx "audiences a" "$T/vp" || { cat "$T/vp"; fail "verify-peer does not print the leaf's audiences"; }
+[ "$(stint verify-peer "$pa" --json | "$PYTHON" -c 'import json,sys; print(",".join(json.load(sys.stdin)["audiences"]))')" = a ] ||
+	fail "verify-peer --json does not list the leaf's audiences"
 [ "$(stint task show "$ta" --json | json_get audiences)" = a ] ||
 	fail "task show does not say audiences a"
 
@@ -95,7 +98,8 @@ stint agent add bad --uid "$me" --gid 1 --audiences 'a,,b' >/dev/null 2>&1 &&
 # --- an agent without audiences: its tasks name none ------------------------
 tp=$(task_start plain)
 pp=$(leaf "$tp")
-stint verify-peer "$pp" >/dev/null || fail "verify-peer refused a task without audiences"
+stint verify-peer "$pp" >"$T/vp" || fail "verify-peer refused a task without audiences"
+! grep -q "^audiences" "$T/vp" || { cat "$T/vp"; fail "verify-peer printed audiences for a leaf that names none"; }
 refuses "$pp" a
 grep -q "names no audience" "$T/vp" || { cat "$T/vp"; fail "no-audience refusal reason"; }
 stint task start --agent plain --audience a -q >/dev/null 2>&1 &&
