@@ -409,7 +409,7 @@ env_block(const struct stint_cli *cli, const struct stint_msg *task, char *buf,
 	r |= env_add(buf, cap, len, "STINT_CERT_URI", v);
 	r |= env_add(buf, cap, len, "STINT_SOCKET", sock);
 	/* The libp11 engine (curl, openssl) loads the module it names. */
-	if (getenv("PKCS11_MODULE_PATH") == NULL && STINT_MODULE_PATH[0] &&
+	if (getenv("PKCS11_MODULE_PATH") == NULL &&
 	    access(STINT_MODULE_PATH, R_OK) == 0)
 		r |= env_add(buf, cap, len, "PKCS11_MODULE_PATH",
 			     STINT_MODULE_PATH);

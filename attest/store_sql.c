@@ -101,8 +101,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE tasks ADD COLUMN bind_owned INTEGER NOT NULL DEFAULT 0;",
 	/* 5 → 6 (aud): audiences, comma-separated names ('' none): what an
 	 * agent may ever authenticate to, and what each task may */
-	"ALTER TABLE agents ADD COLUMN audiences TEXT NOT NULL DEFAULT '';"
-	"ALTER TABLE tasks ADD COLUMN audiences TEXT NOT NULL DEFAULT '';",
+	("ALTER TABLE agents ADD COLUMN audiences TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE tasks ADD COLUMN audiences TEXT NOT NULL DEFAULT '';"),
 	/* 6 → 7 (prov): where an agent was declared: '' the CLI, else the
 	 * path of its agents.d file (reconciled on start and SIGHUP) */
 	"ALTER TABLE agents ADD COLUMN source TEXT NOT NULL DEFAULT '';",
