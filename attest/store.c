@@ -457,43 +457,26 @@ stint_store_agent_for_peer(struct stint_store *s, const struct stint_peer *peer,
 	return r;
 }
 
+static int
+agent_row(sqlite3_stmt *st, void *row)
+{
+	return store_read_agent(st, row);
+}
+
 int
 stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 		       size_t *n)
 {
-	struct stint_agent *list = NULL, *grown;
-	size_t count = 0, cap = 0;
 	sqlite3_stmt *st;
-	int rc, r = STINT_STORE_ERROR;
+	void *list;
+	int r;
 
-	*out = NULL;
-	*n = 0;
 	pthread_mutex_lock(&s->lock);
 	st = store_stmt(s, S_AGENT_LIST);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(list, cap * sizeof(*list));
-			if (grown == NULL)
-				goto out;
-			list = grown;
-		}
-		if (store_read_agent(st, &list[count]) != 0)
-			goto out;
-		count++;
-	}
-	if (rc != SQLITE_DONE) {
-		store_db_log(s, "agent list");
-		goto out;
-	}
+	r = store_rows(s, st, sizeof(**out), agent_row, "agent list", &list, n);
 	*out = list;
-	*n = count;
-	list = NULL;
-	r = STINT_STORE_OK;
-out:
 	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
-	free(list);
 	return r;
 }
 

@@ -129,6 +129,13 @@ int store_bind_blob(sqlite3_stmt *st, int col, const struct stint_bytes *b);
 int store_mechs_format(const uint64_t *mechs, size_t n, char *buf, size_t cap);
 int store_copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap);
 int store_read_agent(sqlite3_stmt *st, struct stint_agent *a);
+/* Steps st (bound, lock held) and reads each row with read into a growing
+ * array of elem-byte elements: STINT_STORE_OK with *out (NULL when no row)
+ * and *n, or STINT_STORE_ERROR (out of memory, a bad row, SQLite: logged
+ * as what) with nothing returned. */
+int store_rows(struct stint_store *s, sqlite3_stmt *st, size_t elem,
+	       int (*read)(sqlite3_stmt *st, void *row), const char *what,
+	       void **out, size_t *n);
 const char *store_state_str(enum stint_task_state state);
 int store_read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs);
 int store_prepare_file(const char *path, char *err, size_t errlen);

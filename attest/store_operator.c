@@ -171,43 +171,27 @@ stint_store_operator_by_uid(struct stint_store *s, uid_t uid, stint_operator *o)
 	return r;
 }
 
+static int
+operator_row(sqlite3_stmt *st, void *row)
+{
+	return read_operator(st, row);
+}
+
 int
 stint_store_operator_list(struct stint_store *s, stint_operator **out,
 			  size_t *n)
 {
-	stint_operator *list = NULL, *grown;
-	size_t count = 0, cap = 0;
 	sqlite3_stmt *st;
-	int rc, r = STINT_STORE_ERROR;
+	void *list;
+	int r;
 
-	*out = NULL;
-	*n = 0;
 	pthread_mutex_lock(&s->lock);
 	st = store_stmt(s, S_OPERATOR_LIST);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((grown = realloc(list, cap * sizeof(*list))) ==
-			    NULL)
-				goto out;
-			list = grown;
-		}
-		if (read_operator(st, &list[count]) != 0)
-			goto out;
-		count++;
-	}
-	if (rc != SQLITE_DONE) {
-		store_db_log(s, "operator list");
-		goto out;
-	}
+	r = store_rows(s, st, sizeof(**out), operator_row, "operator list",
+		       &list, n);
 	*out = list;
-	*n = count;
-	list = NULL;
-	r = STINT_STORE_OK;
-out:
 	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
-	free(list);
 	return r;
 }
 

@@ -344,6 +344,40 @@ mechs_parse(const char *s, uint64_t *mechs, size_t *n)
 }
 
 int
+store_rows(struct stint_store *s, sqlite3_stmt *st, size_t elem,
+	   int (*read)(sqlite3_stmt *st, void *row), const char *what,
+	   void **out, size_t *n)
+{
+	unsigned char *list = NULL, *grown;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((grown = realloc(list, cap * elem)) == NULL)
+				goto fail;
+			list = grown;
+		}
+		if (read(st, list + count * elem) != 0)
+			goto fail;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		store_db_log(s, what);
+		goto fail;
+	}
+	*out = list;
+	*n = count;
+	return STINT_STORE_OK;
+fail:
+	free(list);
+	return STINT_STORE_ERROR;
+}
+
+int
 store_copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
 	const unsigned char *txt = sqlite3_column_text(st, col);

@@ -492,48 +492,30 @@ stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 	return r;
 }
 
+/* A row that is one task id. */
+static int
+id_row(sqlite3_stmt *st, void *row)
+{
+	return store_copy_text(st, 0, row, STINT_TASK_ID_MAX + 1);
+}
+
 int
 stint_store_tasks_due(struct stint_store *s, int64_t now,
 		      char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n)
 {
-	char(*list)[STINT_TASK_ID_MAX + 1] = NULL;
-	char(*grown)[STINT_TASK_ID_MAX + 1];
-	size_t count = 0, cap = 0;
 	sqlite3_stmt *st;
-	int rc, r = STINT_STORE_ERROR;
+	void *list;
+	int r;
 
-	*ids = NULL;
-	*n = 0;
 	pthread_mutex_lock(&s->lock);
 	(void)gate_pending_flush(
 		s); /* the reaper's pass doubles as the writer */
 	st = store_stmt(s, S_TASKS_DUE);
 	sqlite3_bind_int64(st, 1, now);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(list, cap * sizeof(*list));
-			if (grown == NULL)
-				goto out;
-			list = grown;
-		}
-		if (store_copy_text(st, 0, list[count], sizeof(list[count])) !=
-		    0)
-			goto out;
-		count++;
-	}
-	if (rc != SQLITE_DONE) {
-		store_db_log(s, "due tasks");
-		goto out;
-	}
+	r = store_rows(s, st, sizeof(**ids), id_row, "due tasks", &list, n);
 	*ids = list;
-	*n = count;
-	list = NULL;
-	r = STINT_STORE_OK;
-out:
 	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
-	free(list);
 	return r;
 }
 
