@@ -99,4 +99,33 @@ grep -q "^signatures *$N allowed, $((M_OTHER + M_ENDED + 1)) refused (not_yours 
 	fail "stint status has no signatures line with the counts"
 grep -q "^tasks *$((K + 1)) started, $K ended, 1 expired\$" "$T/status.txt" ||
 	fail "stint status has no tasks line with the counts"
+# docs/operations.md's Prometheus textfile collector, run as written (only
+# its output directory changed): the counters as a monitoring system sees
+# them.
+mkdir "$T/prom"
+"$PYTHON" - "$top_srcdir/docs/operations.md" "$T/prom" >"$T/prom.sh" <<'PY' ||
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"\*\*Prometheus\*\*.*?\n( *)```sh\n(.*?)\n\1```", text, re.S)
+if not m:
+    sys.exit("docs/operations.md: no sh block under **Prometheus**")
+lines = [l[len(m.group(1)):] for l in m.group(2).split("\n")]
+assert lines[0].startswith("dir="), lines[0]
+print("\n".join(["dir=" + sys.argv[2]] + lines[1:]))
+PY
+	fail "cannot extract the Prometheus snippet from docs/operations.md"
+(. "$T/prom.sh") || { cat "$T/prom.sh"; fail "the documented Prometheus snippet failed"; }
+prom=$T/prom/stint.prom
+[ -s "$prom" ] || fail "the Prometheus snippet wrote no $prom"
+cat "$prom"
+! grep -vE '^stint_[a-z_]+(\{reason="[a-z_]+"\})? [0-9]+$' "$prom" ||
+	fail "lines that are not Prometheus text format"
+for m in "stint_sign_allowed_total $N" "stint_task_starts_total $((K + 1))" \
+	"stint_task_ends_total $K" "stint_task_expires_total 1" "stint_live_tasks 0" \
+	'stint_sign_refused_total{reason="not_yours"} '"$M_OTHER" \
+	'stint_sign_refused_total{reason="not_live"} '"$M_ENDED" \
+	'stint_sign_refused_total{reason="mechanism"} 1' "stint_audit_pending 0" \
+	"stint_backend_errors_total 0" "stint_audit_write_failures_total 0"; do
+	grep -qxF "$m" "$prom" || fail "stint.prom lacks '$m'"
+done
 echo "ok: status counters"
