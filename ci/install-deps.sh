@@ -19,6 +19,8 @@ packages=(
 	# systemd.sh: systemd-analyze and systemd-socket-activate (the package
 	# only, systemd need not be pid 1)
 	rsyslog systemd
+	# logrotate.sh: the snippet etc/logrotate.d/stint, run by logrotate
+	logrotate
 )
 # The OpenSSL 3 provider (docs/clients.md) is not in Debian 12 itself:
 # it comes from bookworm-backports, pinned so that nothing else does.
