@@ -148,7 +148,15 @@ check_install()
 		usr/share/man/man8/stintd.8 usr/share/man/man5/stint.conf.5 \
 		usr/share/man/man8/stint-pkcs11.8 \
 		usr/lib/systemd/system/stintd.service \
-		usr/lib/sysusers.d/stint.conf usr/lib/tmpfiles.d/stint.conf; do
+		usr/lib/sysusers.d/stint.conf usr/lib/tmpfiles.d/stint.conf \
+		usr/lib/systemd/system/stintd.socket \
+		usr/lib/systemd/system/stintd-admin.socket \
+		etc/logrotate.d/stint usr/lib/libstint-verify.so.0 \
+		usr/lib/pkgconfig/stint-verify.pc \
+		usr/share/man/man3/stint_verify_peer.3 \
+		usr/share/doc/stint/clients.md usr/share/doc/stint/operations.md \
+		usr/share/doc/stint/relying-party.md usr/share/doc/stint/tpm.md \
+		"$(pkg-config --variable=p11_module_configs p11-kit-1)/stint.module"; do
 		if [ ! -e "$dest/$f" ]; then
 			echo "install: missing $f"
 			missing=1
