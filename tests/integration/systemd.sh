@@ -37,6 +37,39 @@ grep -q '^Type=notify' "$units/stintd.service" || fail "the service is not Type=
 grep -q '^SocketMode=0666' "$units/stintd.socket" || fail "agent.sock is not 0666"
 grep -q '^SocketMode=0666' "$units/stintd-admin.socket" || fail "admin.sock is not 0666 (stintd checks each uid: root, its user, operators)"
 
+# --- sysusers.d and tmpfiles.d, applied to an empty root -------------------
+# What `systemd-sysusers` and `systemd-tmpfiles --create` make of the
+# shipped files (README.md, "Running as user stint"): user stint in group
+# tss, and the directories and files with the modes the docs state.
+if command -v systemd-sysusers >/dev/null 2>&1 && command -v systemd-tmpfiles >/dev/null 2>&1; then
+	R=$T/root
+	mkdir -p "$R/usr/lib/sysusers.d" "$R/usr/lib/tmpfiles.d" "$R/etc/stint" "$R/run"
+	cp "$top_srcdir/etc/sysusers.d/stint.conf" "$R/usr/lib/sysusers.d/"
+	cp "$top_srcdir/etc/tmpfiles.d/stint.conf" "$R/usr/lib/tmpfiles.d/"
+	systemd-sysusers --root="$R" >"$T/sysusers.log" 2>&1 ||
+		{ cat "$T/sysusers.log"; fail "systemd-sysusers etc/sysusers.d/stint.conf"; }
+	IFS=: read -r _ _ su sg _ shome sshell < <(grep '^stint:' "$R/etc/passwd") ||
+		fail "sysusers.d made no user stint"
+	[ "$shome:$sshell" = /var/lib/stint:/usr/sbin/nologin ] ||
+		fail "user stint: home $shome, shell $sshell"
+	grep -Eq '^tss:x:[0-9]+:(.*,)?stint(,.*)?$' "$R/etc/group" ||
+		{ cat "$R/etc/group"; fail "user stint is not in group tss"; }
+	touch "$R/etc/stint/stint.conf" "$R/etc/stint/softhsm2.conf" "$R/etc/stint/hsm.pin"
+	systemd-tmpfiles --root="$R" --create >"$T/tmpfiles.log" 2>&1 ||
+		{ cat "$T/tmpfiles.log"; fail "systemd-tmpfiles etc/tmpfiles.d/stint.conf"; }
+	for want in "etc/stint 750 0:$sg" "etc/stint/stint.conf 640 0:$sg" \
+		"etc/stint/softhsm2.conf 640 0:$sg" "etc/stint/hsm.pin 600 $su:$sg" \
+		"var/lib/stint 700 $su:$sg" "var/lib/stint/tokens 700 $su:$sg" \
+		"run/stint 755 $su:$sg"; do
+		set -- $want
+		got=$(stat -c '%a %u:%g' "$R/$1" 2>/dev/null) || fail "tmpfiles.d made no /$1"
+		[ "$got" = "$2 $3" ] || fail "/$1 is $got, expected $2 $3"
+	done
+	note "sysusers.d and tmpfiles.d: user stint (in tss), /etc/stint 0750, state 0700, runtime 0755"
+else
+	note "systemd-sysusers or systemd-tmpfiles missing: their files not applied"
+fi
+
 # --- socket activation and sd_notify --------------------------------------
 backend_init
 stintd_config
