@@ -5,9 +5,13 @@
 # terminal), from a fresh copy of the source tree. Then checks what the
 # reader is told to expect (the first signature verifies, the mTLS request
 # is accepted with the task's certificate, the signature after the end is
-# refused) and undoes the installation: make uninstall, the agent user,
-# /etc/stint, /var/lib/stint (with the SoftHSM token directory the README
-# makes there), /run/stint, /tmp/rp.
+# refused). Then the blocks of README.md's "Running as user stint" on that
+# installation (without the systemctl line: no systemd as pid 1): user
+# stint from sysusers.d, tmpfiles.d, stintd under setpriv as stint, and a
+# new task's signature verified. Finally it undoes the installation: make
+# uninstall, the agent user, user stint (when it made it), /etc/stint,
+# /var/lib/stint (with the SoftHSM token directory the README makes
+# there), /run/stint, /tmp/rp.
 #
 # Conventions the README follows (and this script relies on):
 #   - a block whose first line is "# as USER, with VAR=<...>" is typed in
@@ -58,6 +62,9 @@ if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Htln "sport = :$RP_PORT")" ]; th
 	skip "port $RP_PORT is in use"
 fi
 
+# README's "Running as user stint" (after the Quick start) creates the user
+# stint with systemd-sysusers: removed at the end if this script made it.
+STINT_USER_MADE=
 W=$(mktemp -d /tmp/stint-quickstart.XXXXXX) || fail "mktemp failed"
 chmod 0755 "$W"
 LOG=$W/quickstart.log
@@ -80,6 +87,10 @@ cleanup()
 			{ cat "$W/uninstall.log"; echo "make uninstall failed" >&2; rc=1; }
 	fi
 	getent passwd "$AGENT_USER" >/dev/null && userdel -r "$AGENT_USER" 2>/dev/null
+	if [ -n "$STINT_USER_MADE" ] && getent passwd stint >/dev/null; then
+		userdel stint 2>/dev/null
+		getent group stint >/dev/null && groupdel stint 2>/dev/null
+	fi
 	rm -rf /etc/stint /var/lib/stint /run/stint "$RP_DIR"
 	for d in "${new_dirs[@]}"; do
 		[ -d "$d" ] && rmdir "$d" 2>/dev/null
@@ -177,3 +188,70 @@ grep -Eq '^ *Protocol *: TLSv1\.[23]' "$LOG" ||
 grep -q 'signed after the task ended' "$LOG" &&
 	fail "a signature succeeded after the task ended"
 say "first signature verified; mTLS request accepted; signature after the end refused"
+
+# --- README's "Running as user stint", on the quick start's installation ----
+# Its blocks in order, in one root shell: the systemctl line is left out
+# (CI has no systemd as pid 1), the stintd line (under setpriv, as user
+# stint) runs in the background. Then, as the reader would check: stintd
+# runs as stint, answers root and user stint, and alice signs with a new
+# task, verified.
+"${PYTHON:-python3}" - "$srcdir/README.md" "$W" <<'EOF' || fail "cannot extract 'Running as user stint' from README.md"
+import re, sys
+
+readme, work = sys.argv[1], sys.argv[2]
+text = open(readme).read()
+m = re.search(r"^## Running as user stint\n(.*?)(?=^## )", text, re.S | re.M)
+if not m:
+    sys.exit("README.md has no '## Running as user stint' section")
+blocks = re.findall(r"^```sh\n(.*?)^```", m.group(1), re.S | re.M)
+if len(blocks) < 2:
+    sys.exit("'Running as user stint' has fewer than two ```sh blocks")
+out = ["#!/bin/bash", "set -euo pipefail",
+       "qs_jobs() { local p; for p in $(jobs -p); do kill $p 2>/dev/null; done; wait; }",
+       "trap qs_jobs EXIT"]
+started = False
+for n, b in enumerate(blocks, 1):
+    out.append("echo '### block %d'" % n)
+    for line in b.replace("\\\n", "").splitlines():
+        if re.match(r"\s*systemctl\b", line):
+            out.append("echo 'skipped (no systemd as pid 1): %s'" % line.replace("'", ""))
+        elif re.search(r"\bstintd\b.*--foreground", line):
+            out.append("%s >%s/stintd-stint.log 2>&1 &" % (line.split("#")[0].rstrip(), work))
+            out.append("QS_STINTD=$!")
+            out.append("for i in $(seq 300); do stint status >/dev/null 2>&1 && break; "
+                       "kill -0 $QS_STINTD || { cat %s/stintd-stint.log; exit 1; }; sleep 0.1; done"
+                       % work)
+            started = True
+        else:
+            out.append(line)
+if not started:
+    sys.exit("'Running as user stint' starts no stintd --foreground")
+out += ['[ "$(ps -o user= -p $QS_STINTD | tr -d " ")" = stint ] || { echo "stintd does not run as stint"; exit 1; }',
+        "runuser -u stint -- stint status >/dev/null",
+        'TASK=$(stint task start --agent billing --ttl 10m --quiet)',
+        "runuser -u alice -- env TASK=\"$TASK\" bash -c 'set -e; cd; "
+        "OPENSSL_CONF=stint-engine.cnf openssl pkeyutl -engine pkcs11 -keyform engine "
+        "-sign -inkey \"pkcs11:token=billing;object=$TASK\" -in digest -out sig-stint; "
+        "stint task show \"$TASK\" --pem > task-stint.pub; "
+        "openssl pkeyutl -verify -pubin -inkey task-stint.pub -in digest -sigfile sig-stint'",
+        'stint task end "$TASK"',
+        "stint audit verify"]
+open(work + "/runas-run.sh", "w").write("\n".join(out) + "\n")
+EOF
+# tests/integration/runas.sh makes and removes user stint too: one at a
+# time (the lock is held until this script exits, after the cleanup).
+exec 9>>/tmp/stint-user-stint.lock
+flock -w 600 9 || fail "user stint is still in use by another test after 10 minutes"
+getent passwd stint >/dev/null || STINT_USER_MADE=yes
+say "running 'Running as user stint' (log: $W/runas.log)"
+(cd "$W/src" && env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	HOME=/root LANG=C.UTF-8 TERM=dumb bash "$W/runas-run.sh") >"$W/runas.log" 2>&1 9>&-
+rc=$?
+if [ "$rc" -ne 0 ]; then
+	tail -n 40 "$W/runas.log" >&2
+	[ -f "$W/stintd-stint.log" ] && { echo "--- stintd-stint.log" >&2; tail -n 30 "$W/stintd-stint.log" >&2; }
+	fail "README's 'Running as user stint' failed (exit $rc)"
+fi
+grep -q '^Signature Verified Successfully' "$W/runas.log" ||
+	{ tail -n 40 "$W/runas.log" >&2; fail "as user stint: the signature did not verify"; }
+say "stintd as user stint (README's commands): signed, verified, audit log verifies"

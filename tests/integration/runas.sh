@@ -19,7 +19,7 @@
 # and removed at the end if this test created it.
 . "$(dirname "$0")/lib.sh"
 need_root
-need_cmd setpriv unshare findmnt softhsm2-util
+need_cmd setpriv unshare findmnt softhsm2-util flock
 [ "$STINT_TEST_BACKEND" = softhsm ] || skip "SoftHSM2 only (the TPM backend writes nothing outside state_dir)"
 stint_tmpdir
 need_p11client
@@ -38,6 +38,10 @@ grep -Eq '^AmbientCapabilities=.*CAP_SYS_PTRACE' "$UNIT" ||
 grep -Eq '^User=stint$' "$UNIT" || fail "the unit does not run as stint"
 
 # --- user stint ------------------------------------------------------------
+# ci/quickstart.sh makes and removes user stint too: one at a time (held
+# until this test exits).
+exec 9>>/tmp/stint-user-stint.lock
+flock -w 600 9 || fail "user stint is still in use by ci/quickstart.sh after 10 minutes"
 CREATED_USER=
 if ! getent passwd stint >/dev/null; then
 	if command -v systemd-sysusers >/dev/null 2>&1; then
@@ -168,7 +172,7 @@ ro_stintd()
 			--ambient-caps +sys_ptrace --bounding-set -all,+sys_ptrace
 		exec "$@" -- "$bin/stintd" --config "$conf" --foreground >>"$log" 2>&1
 	' ro "$caps" "$STINTD_LOG" "$STINTD_CONF" "$SU" "$SG" \
-		"$T/bin" "$T/logs" "$@" &
+		"$T/bin" "$T/logs" "$@" 9>&- &
 	STINTD_PID=$!
 	for ((i = 0; i < 300; i++)); do
 		"$STINT" --socket "$RUN/admin.sock" status >/dev/null 2>&1 && return 0
