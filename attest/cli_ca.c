@@ -94,8 +94,8 @@ stint_help_verify_peer(FILE *f)
 		   "the SPIFFE ID.\n"
 		   "--parent-cert FILE: also check that FILE is the parent "
 		   "task's certificate\n"
-		   "(its SHA-256, task id, agent, and a notAfter not before "
-		   "the leaf's).\n"
+		   "(its SHA-256, task id, agent, audiences, and a notAfter "
+		   "not before\nthe leaf's).\n"
 		   "Prints the agent and the task.\n");
 }
 

@@ -346,6 +346,12 @@ stint_verify_parent(const struct stint_peer_identity *child, X509 *parent,
 			    "the parent's SPIFFE ID is not "
 			    "spiffe://%s/agent/%s",
 			    child->trust_domain, want_agent);
+	if (!stint_audiences_subset(child->audiences, pf.audiences, why,
+				    sizeof(why)))
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the child names audience '%s', which its parent "
+			    "does not",
+			    why);
 	return parent_level_ok(child, &pf, err, errlen);
 }
 

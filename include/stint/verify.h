@@ -108,7 +108,8 @@ int stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
  * delegated identity that stint_verify_peer* returned): its SHA-256 (over
  * the DER) is child->parent_cert_sha256, its task extension names task
  * child->parent_task, its notAfter is not before the child's, its SPIFFE
- * agent is the path's next-to-last name, and, when it is delegated too,
+ * agent is the path's next-to-last name, the child's audiences are all
+ * among its own, and, when it is delegated too,
  * its root task is the child's and its path the child's one level up.
  * The parent's own chain is not checked again: the child's signed
  * certificate commits to its hash. task_oid: as for stint_verify_peer_oid.

@@ -168,7 +168,9 @@ main(int argc, char **argv)
 	req.evidence_digest = ev;
 	req.not_before = now - 60;
 	req.not_after = now + 3600;
+	req.audiences = "api,db";
 	parent = issue(&req);
+	req.audiences = "db"; /* the tree narrows */
 	write_pem("parent.pem", parent);
 
 	sha256_of(parent, h_parent);

@@ -853,7 +853,11 @@ test_deleg_round_trip(void **state)
 	struct stint_peer_identity id, cid;
 	struct stint_task_facts facts;
 	uint8_t h1[32], h2[32];
-	X509 *parent = issue(f), *child, *grand;
+	X509 *parent, *child, *grand;
+
+	f->req.audiences = "api,db";
+	parent = issue(f);
+	f->req.audiences = "db";
 
 	/* A top-level task: no block, and nothing to check a parent of. */
 	assert_int_equal(stint_task_ext_get(parent, NULL, &facts, f->err,
@@ -960,6 +964,20 @@ test_deleg_parent_mismatch(void **state)
 		STINT_VERIFY_ERR_PARENT);
 	assert_non_null(strstr(f->err, "agent/payroll"));
 	X509_free(child);
+
+	/* A child cannot name an audience its parent does not. */
+	child_req(f, parent, h);
+	f->req.audiences = "api";
+	child = issue(f);
+	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL, NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(stint_verify_parent(&id, parent, NULL, f->err,
+					     sizeof(f->err)),
+			 STINT_VERIFY_ERR_PARENT);
+	assert_non_null(strstr(f->err, "audience 'api'"));
+	X509_free(child);
+	f->req.audiences = NULL;
 
 	child_req(f, parent, h);
 	f->req.not_after = NOW + 601; /* the parent's is NOW + 600 */
