@@ -972,9 +972,9 @@ test_deleg_parent_mismatch(void **state)
 	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL, NULL,
 					   NOW, &id, f->err, sizeof(f->err)),
 			 STINT_VERIFY_OK);
-	assert_int_equal(stint_verify_parent(&id, parent, NULL, f->err,
-					     sizeof(f->err)),
-			 STINT_VERIFY_ERR_PARENT);
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_PARENT);
 	assert_non_null(strstr(f->err, "audience 'api'"));
 	X509_free(child);
 	f->req.audiences = NULL;
