@@ -315,7 +315,7 @@ path_split(const char *path, STACK_OF(ASN1_UTF8STRING) * sk)
 			ASN1_UTF8STRING_free(s);
 			return -1;
 		}
-		p = comma + 1;
+		p += len + 1; /* past the comma; unused after the last */
 	} while (comma != NULL);
 	return n;
 }
