@@ -352,6 +352,9 @@ stint_verify_parent(const struct stint_peer_identity *child, X509 *parent,
 			    "the child names audience '%s', which its parent "
 			    "does not",
 			    why);
+	if (stint_task_deleg_check(&pf, pid.agent, why, sizeof(why)) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the parent's own delegation: %s", why);
 	return parent_level_ok(child, &pf, err, errlen);
 }
 
