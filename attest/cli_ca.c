@@ -573,7 +573,8 @@ delegation_print(const struct stint_peer_identity *id, bool parent_checked)
 		printf("parent_cert ok\n");
 }
 
-/* --parent-cert: the first certificate in path must be the parent's. */
+/* --parent-cert: the first certificate in the file must be the parent's.
+ * -1 (said on stderr) when the file holds none. */
 static int
 parent_check(const struct stint_peer_identity *id, const char *path,
 	     const char *oid, char *err, size_t errlen)
@@ -587,8 +588,8 @@ parent_check(const struct stint_peer_identity *id, const char *path,
 		fclose(f);
 	}
 	if (parent == NULL) {
-		snprintf(err, errlen, "no PEM certificate in '%s'", path);
-		return STINT_VERIFY_ERR_ARGS;
+		stint_cli_err("verify-peer: no PEM certificate in '%s'", path);
+		return -1;
 	}
 	if (!id->delegated) {
 		snprintf(err, errlen,
@@ -706,8 +707,9 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	fclose(f);
 	r = stint_verify_peer_audience(leaf, extra, store, td, agent, oid,
 				       audience, 0, &id, err, sizeof(err));
-	if (r == STINT_VERIFY_OK && parent != NULL) /* deleg */
-		r = parent_check(&id, parent, oid, err, sizeof(err));
+	if (r == STINT_VERIFY_OK && parent != NULL && /* deleg */
+	    (r = parent_check(&id, parent, oid, err, sizeof(err))) < 0)
+		goto out;
 	if (r != STINT_VERIFY_OK) {
 		if (json)
 			(void)stint_cli_print_json(json_pack(

@@ -89,6 +89,12 @@ refused "a child that outlives its parent" parent "outlives" \
 refused "--parent-cert for a top-level leaf" parent "top-level" \
 	"$T/c/parent.pem" --parent-cert "$T/c/child.pem"
 
+echo "not a certificate" >"$T/junk.pem"
+if vp "$T/c/child.pem" --parent-cert "$T/junk.pem" >"$T/out" 2>&1; then
+	fail "verify-peer accepted a --parent-cert file without a certificate"
+fi
+grep -q "no PEM certificate in '$T/junk.pem'" "$T/out" || { cat "$T/out"; fail "junk --parent-cert not named"; }
+
 # --- forged blocks (signed by the CA, inconsistent) --------------------------
 refused "a path that ends with another agent" delegation "ends with agent 'other'" \
 	"$T/c/forged-path.pem"
