@@ -245,6 +245,35 @@ leaf_binding(const struct stint_leaf_req *req, struct stint_task_facts *f)
 	return 0;
 }
 
+/* deleg: the delegation block's facts; -1 with err when absent fields
+ * are missing, do not fit, or break the invariants. */
+static int
+leaf_delegation(const struct stint_leaf_req *req, struct stint_task_facts *f,
+		char *err, size_t errlen)
+{
+	char why[300];
+
+	if (or_empty(req->root_task)[0] == '\0')
+		return 0;
+	if (req->parent_cert_sha256 == NULL || req->deleg_path == NULL ||
+	    strlen(req->root_task) >= sizeof(f->root_task) ||
+	    strlen(req->deleg_path) >= sizeof(f->path)) {
+		snprintf(err, errlen, "bad delegation in the leaf request");
+		return -1;
+	}
+	f->has_delegation = true;
+	snprintf(f->root_task, sizeof(f->root_task), "%s", req->root_task);
+	snprintf(f->path, sizeof(f->path), "%s", req->deleg_path);
+	f->depth = req->deleg_depth;
+	memcpy(f->parent_cert_sha256, req->parent_cert_sha256, 32);
+	if (stint_task_deleg_check(f, req->agent, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "bad delegation in the leaf request: %s",
+			 why);
+		return -1;
+	}
+	return 0;
+}
+
 int
 stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 		 const struct stint_leaf_req *req, X509 **out, char *err,
@@ -298,6 +327,10 @@ stint_cert_issue(EVP_PKEY *ca_key, X509 *issuer,
 	}
 	snprintf(facts.audiences, sizeof(facts.audiences), "%s",
 		 req->audiences != NULL ? req->audiences : "");
+	if (leaf_delegation(req, &facts, err, errlen) != 0) { /* deleg */
+		EVP_PKEY_free(subject_key);
+		return -1;
+	}
 	snprintf(san, sizeof(san), "URI:spiffe://%s/agent/%s",
 		 req->trust_domain, req->agent);
 

@@ -51,6 +51,24 @@ struct stint_leaf_req {
 	const char *bind_kind, *bind_cgroup, *bind_unit;
 	const uint8_t *exe_sha256;
 	const char *audiences; /* aud: comma-separated; NULL or "" none */
+	/* deleg: the delegation block (issue 10 §5, cert_ext.h [1]). Leave
+	 * root_task NULL (or "") for a top-level task: no block, as before.
+	 * For a delegated task the caller sets parent_task to the parent's
+	 * id and all four of:
+	 *   root_task           the id of the tree's root task (== parent_task
+	 *                       when deleg_depth is 1);
+	 *   deleg_depth         1 for a child of a top-level task, +1 a level;
+	 *   deleg_path          the agent names, comma-joined, from the root
+	 *                       task's agent to this task's agent (== agent):
+	 *                       deleg_depth + 1 names;
+	 *   parent_cert_sha256  SHA-256 of the parent's leaf DER (32 bytes;
+	 *                       X509_digest(parent, EVP_sha256(), ...)).
+	 * stint_cert_issue refuses a block that breaks the invariants
+	 * (stint_task_deleg_check), so no leaf fails verify-peer's check. */
+	const char *root_task;
+	int deleg_depth;
+	const char *deleg_path;
+	const uint8_t *parent_cert_sha256;
 };
 
 int stint_ca_root_build(EVP_PKEY *key, const char *trust_domain, int64_t now,

@@ -12,45 +12,49 @@
 #include <openssl/objects.h>
 
 #include "attest/cert_ext.h"
+#include "common/ident.h"
+#include "stint/wire.h"
 
-ASN1_SEQUENCE(STINT_TASK_BINDING) =
-	{
-		ASN1_SIMPLE(STINT_TASK_BINDING, kind, ASN1_UTF8STRING),
-		ASN1_IMP_OPT(STINT_TASK_BINDING, cgroup, ASN1_UTF8STRING, 0),
-		ASN1_IMP_OPT(STINT_TASK_BINDING, unit, ASN1_UTF8STRING, 1),
-		ASN1_IMP_OPT(STINT_TASK_BINDING, exe_sha256, ASN1_OCTET_STRING,
-			     2),
+/* The templates (clang-format cannot lay out their macros). */
+/* clang-format off */
+ASN1_SEQUENCE(STINT_TASK_BINDING) = {
+	ASN1_SIMPLE(STINT_TASK_BINDING, kind, ASN1_UTF8STRING),
+	ASN1_IMP_OPT(STINT_TASK_BINDING, cgroup, ASN1_UTF8STRING, 0),
+	ASN1_IMP_OPT(STINT_TASK_BINDING, unit, ASN1_UTF8STRING, 1),
+	ASN1_IMP_OPT(STINT_TASK_BINDING, exe_sha256, ASN1_OCTET_STRING, 2),
 } ASN1_SEQUENCE_END(STINT_TASK_BINDING)
 
-		IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_BINDING)
+IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_BINDING)
 
-			ASN1_SEQUENCE(STINT_TASK_EXT) =
-				{
-					ASN1_SIMPLE(STINT_TASK_EXT, task_id,
-						    ASN1_UTF8STRING),
-					ASN1_SIMPLE(STINT_TASK_EXT,
-						    intent_digest,
-						    ASN1_OCTET_STRING),
-					ASN1_SIMPLE(STINT_TASK_EXT, parent_task,
-						    ASN1_UTF8STRING),
-					ASN1_SIMPLE(STINT_TASK_EXT,
-						    attestation_kind,
-						    ASN1_UTF8STRING),
-					ASN1_SIMPLE(STINT_TASK_EXT,
-						    evidence_digest,
-						    ASN1_OCTET_STRING),
-					ASN1_EXP_OPT(STINT_TASK_EXT, binding,
-						     STINT_TASK_BINDING, 0),
-					/* aud: audiences */
-					ASN1_EXP_SEQUENCE_OF_OPT(
-						STINT_TASK_EXT, audiences,
-						ASN1_UTF8STRING, 10),
+/* deleg: the delegation block */
+ASN1_SEQUENCE(STINT_TASK_DELEGATION) = {
+	ASN1_SIMPLE(STINT_TASK_DELEGATION, root_task, ASN1_UTF8STRING),
+	ASN1_SIMPLE(STINT_TASK_DELEGATION, depth, ASN1_INTEGER),
+	ASN1_SEQUENCE_OF(STINT_TASK_DELEGATION, path, ASN1_UTF8STRING),
+	ASN1_SIMPLE(STINT_TASK_DELEGATION, parent_cert_sha256,
+		    ASN1_OCTET_STRING),
+} ASN1_SEQUENCE_END(STINT_TASK_DELEGATION)
+
+IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_DELEGATION)
+
+ASN1_SEQUENCE(STINT_TASK_EXT) = {
+	ASN1_SIMPLE(STINT_TASK_EXT, task_id, ASN1_UTF8STRING),
+	ASN1_SIMPLE(STINT_TASK_EXT, intent_digest, ASN1_OCTET_STRING),
+	ASN1_SIMPLE(STINT_TASK_EXT, parent_task, ASN1_UTF8STRING),
+	ASN1_SIMPLE(STINT_TASK_EXT, attestation_kind, ASN1_UTF8STRING),
+	ASN1_SIMPLE(STINT_TASK_EXT, evidence_digest, ASN1_OCTET_STRING),
+	ASN1_EXP_OPT(STINT_TASK_EXT, binding, STINT_TASK_BINDING, 0),
+	/* deleg: delegation */
+	ASN1_EXP_OPT(STINT_TASK_EXT, delegation, STINT_TASK_DELEGATION, 1),
+	/* aud: audiences */
+	ASN1_EXP_SEQUENCE_OF_OPT(STINT_TASK_EXT, audiences, ASN1_UTF8STRING,
+				 10),
 } ASN1_SEQUENCE_END(STINT_TASK_EXT)
 
-					IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_EXT)
+IMPLEMENT_ASN1_FUNCTIONS(STINT_TASK_EXT)
 
-						static pthread_once_t oid_once =
-							PTHREAD_ONCE_INIT;
+static pthread_once_t oid_once = PTHREAD_ONCE_INIT;
+/* clang-format on */
 static ASN1_OBJECT *oid_default, *oid_legacy;
 
 static void
@@ -259,6 +263,171 @@ audiences_get(const STINT_TASK_EXT *e, char *buf, size_t cap)
 
 /* --- end aud --------------------------------------------------------- */
 
+static int
+get_text(const ASN1_UTF8STRING *s, char *buf, size_t cap)
+{
+	int n = ASN1_STRING_length(s);
+
+	if (n < 0 || (size_t)n >= cap ||
+	    memchr(ASN1_STRING_get0_data(s), 0, (size_t)n) != NULL)
+		return -1;
+	memcpy(buf, ASN1_STRING_get0_data(s), (size_t)n);
+	buf[n] = '\0';
+	return 0;
+}
+
+static int
+get_digest(const ASN1_OCTET_STRING *s, uint8_t out[32])
+{
+	if (ASN1_STRING_length(s) != 32)
+		return -1;
+	memcpy(out, ASN1_STRING_get0_data(s), 32);
+	return 0;
+}
+
+/* --- deleg: the delegation block ------------------------------------- */
+
+/* The comma-joined path's names, each an agent name; their count, or -1
+ * when one is not a name or there are more than STINT_DELEG_DEPTH_MAX + 1.
+ * Each name is pushed onto sk when sk is not NULL. */
+static int
+path_split(const char *path, STACK_OF(ASN1_UTF8STRING) * sk)
+{
+	char name[STINT_NAME_MAX + 1];
+	const char *p = path, *comma;
+	ASN1_UTF8STRING *s;
+	size_t len;
+	int n = 0;
+
+	do {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (len == 0 || len > STINT_NAME_MAX ||
+		    ++n > STINT_DELEG_DEPTH_MAX + 1)
+			return -1;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!stint_name_ok(name))
+			return -1;
+		if (sk != NULL &&
+		    ((s = ASN1_UTF8STRING_new()) == NULL ||
+		     !set_text(s, name) || !sk_ASN1_UTF8STRING_push(sk, s))) {
+			ASN1_UTF8STRING_free(s);
+			return -1;
+		}
+		p += len + 1; /* past the comma; unused after the last */
+	} while (comma != NULL);
+	return n;
+}
+
+/* The delegation fields are well formed: a parent and a root that are
+ * task ids, depth 1..STINT_DELEG_DEPTH_MAX, and depth + 1 agent names. */
+static bool
+deleg_shape_ok(const struct stint_task_facts *f)
+{
+	return memchr(f->root_task, 0, sizeof(f->root_task)) != NULL &&
+	       memchr(f->path, 0, sizeof(f->path)) != NULL &&
+	       stint_task_id_ok(f->root_task) &&
+	       stint_task_id_ok(f->parent_task) && f->depth >= 1 &&
+	       f->depth <= STINT_DELEG_DEPTH_MAX &&
+	       path_split(f->path, NULL) == f->depth + 1;
+}
+
+int
+stint_task_deleg_check(const struct stint_task_facts *f, const char *agent,
+		       char *err, size_t errlen)
+{
+	const char *last;
+
+	if (!f->has_delegation)
+		return 0;
+	if (!deleg_shape_ok(f)) {
+		snprintf(err, errlen,
+			 "the delegation block is malformed (depth %d, path "
+			 "'%.200s')",
+			 f->depth, f->path);
+		return -1;
+	}
+	last = strrchr(f->path, ',') + 1; /* at least two names */
+	if (agent != NULL && strcmp(last, agent) != 0) {
+		snprintf(err, errlen,
+			 "the delegation path ends with agent '%s', not this "
+			 "certificate's agent '%s'",
+			 last, agent);
+		return -1;
+	}
+	if (f->depth == 1 && strcmp(f->root_task, f->parent_task) != 0) {
+		snprintf(err, errlen,
+			 "depth 1 but the root task %s is not the parent %s",
+			 f->root_task, f->parent_task);
+		return -1;
+	}
+	if (f->depth > 1 && strcmp(f->root_task, f->parent_task) == 0) {
+		snprintf(err, errlen,
+			 "depth %d but the root task is the parent %s",
+			 f->depth, f->parent_task);
+		return -1;
+	}
+	if (strcmp(f->task_id, f->parent_task) == 0 ||
+	    strcmp(f->task_id, f->root_task) == 0) {
+		snprintf(err, errlen, "task %s delegates from itself",
+			 f->task_id);
+		return -1;
+	}
+	return 0;
+}
+
+/* The block, when the task was delegated. */
+static int
+deleg_build(const struct stint_task_facts *f, STINT_TASK_EXT *e)
+{
+	STINT_TASK_DELEGATION *d;
+
+	if (!f->has_delegation)
+		return 1;
+	if (!deleg_shape_ok(f) ||
+	    (d = e->delegation = STINT_TASK_DELEGATION_new()) == NULL)
+		return 0;
+	return set_text(d->root_task, f->root_task) &&
+	       ASN1_INTEGER_set_int64(d->depth, f->depth) &&
+	       path_split(f->path, d->path) == f->depth + 1 &&
+	       ASN1_OCTET_STRING_set(d->parent_cert_sha256,
+				     f->parent_cert_sha256, 32);
+}
+
+/* The block back into f, strictly (absent: has_delegation false). */
+static int
+deleg_get(const STINT_TASK_DELEGATION *d, struct stint_task_facts *f)
+{
+	const ASN1_UTF8STRING *s;
+	char name[STINT_NAME_MAX + 1];
+	int64_t depth;
+	int i, n;
+
+	if (d == NULL)
+		return 0;
+	n = sk_ASN1_UTF8STRING_num(d->path);
+	if (get_text(d->root_task, f->root_task, sizeof(f->root_task)) != 0 ||
+	    ASN1_INTEGER_get_int64(&depth, d->depth) != 1 || depth < 1 ||
+	    depth > STINT_DELEG_DEPTH_MAX || n != depth + 1 ||
+	    get_digest(d->parent_cert_sha256, f->parent_cert_sha256) != 0)
+		return -1;
+	f->depth = (int)depth;
+	for (i = 0; i < n; i++) {
+		s = sk_ASN1_UTF8STRING_value(d->path, i);
+		if (get_text(s, name, sizeof(name)) != 0 ||
+		    !stint_name_ok(name))
+			return -1;
+		if (i > 0)
+			strcat(f->path, ",");
+		strcat(f->path, name); /* 16 names of 64 bytes fit */
+	}
+	f->has_delegation = true;
+	return deleg_shape_ok(f) ? 0 : -1;
+}
+
+/* --- end deleg ------------------------------------------------------- */
+
 X509_EXTENSION *
 stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 {
@@ -283,7 +452,8 @@ stint_task_ext_build(const struct stint_task_facts *f, const char *oid)
 				   32) ||
 	    !binding_build(f, e))
 		goto out;
-	if (audiences_put(e, f->audiences) != 0) /* aud */
+	if (audiences_put(e, f->audiences) != 0 || /* aud */
+	    !deleg_build(f, e))                    /* deleg */
 		goto out;
 	if ((len = i2d_STINT_TASK_EXT(e, &der)) <= 0)
 		goto out;
@@ -297,28 +467,6 @@ out:
 	OPENSSL_free(der);
 	STINT_TASK_EXT_free(e);
 	return ext;
-}
-
-static int
-get_text(const ASN1_UTF8STRING *s, char *buf, size_t cap)
-{
-	int n = ASN1_STRING_length(s);
-
-	if (n < 0 || (size_t)n >= cap ||
-	    memchr(ASN1_STRING_get0_data(s), 0, (size_t)n) != NULL)
-		return -1;
-	memcpy(buf, ASN1_STRING_get0_data(s), (size_t)n);
-	buf[n] = '\0';
-	return 0;
-}
-
-static int
-get_digest(const ASN1_OCTET_STRING *s, uint8_t out[32])
-{
-	if (ASN1_STRING_length(s) != 32)
-		return -1;
-	memcpy(out, ASN1_STRING_get0_data(s), 32);
-	return 0;
 }
 
 /* No control characters: verify-peer prints these as lines. */
@@ -429,7 +577,8 @@ stint_task_ext_get(const X509 *cert, const char *extra_oid,
 	    get_digest(e->intent_digest, f->intent_digest) != 0 ||
 	    get_digest(e->evidence_digest, f->evidence_digest) != 0 ||
 	    binding_get(e->binding, f) != 0 ||
-	    audiences_get(e, f->audiences, sizeof(f->audiences)) != 0) {
+	    audiences_get(e, f->audiences, sizeof(f->audiences)) != 0 ||
+	    deleg_get(e->delegation, f) != 0) {
 		snprintf(err, errlen,
 			 "the Stint task extension has a field out of range");
 		goto out;

@@ -21,6 +21,7 @@
  *       attestationKind  UTF8String,    -- "pkcs11" (later "tpm")
  *       evidenceDigest   OCTET STRING,  -- SHA-256 of the evidence document
  *       binding      [0] EXPLICIT StintBinding OPTIONAL,
+ *       delegation   [1] EXPLICIT StintDelegation OPTIONAL,
  *       audiences   [10] EXPLICIT SEQUENCE SIZE (1..16) OF UTF8String
  *                        OPTIONAL      -- aud: the systems the task may
  *                                      -- authenticate to; absent: none
@@ -34,6 +35,22 @@
  *       cgroup       [0] IMPLICIT UTF8String OPTIONAL,   -- cgroup v2 path
  *       unit         [1] IMPLICIT UTF8String OPTIONAL,   -- its systemd unit
  *       exeSha256    [2] IMPLICIT OCTET STRING OPTIONAL  -- agent's pin
+ *   }
+ *
+ *   -- A delegated task (issue 10 §5; docs/delegation.md). Present when
+ *   -- the task was delegated from a parent task (whose id is parentTask);
+ *   -- absent for a top-level task and in certificates of earlier
+ *   -- versions, which still verify. A verifier of an earlier version
+ *   -- refuses a leaf that has it (fails closed).
+ *   StintDelegation ::= SEQUENCE {
+ *       rootTask         UTF8String,   -- the id of the tree's root task
+ *       depth            INTEGER (1..15), -- 1: a child of the root
+ *       path             SEQUENCE SIZE (2..16) OF UTF8String,
+ *                                      -- agent names: the root task's
+ *                                      -- agent first, this task's last;
+ *                                      -- exactly depth + 1 of them
+ *       parentCertSha256 OCTET STRING  -- SHA-256 of the parent's leaf
+ *                                      -- certificate (its DER), 32 bytes
  *   }
  *
  * Encoded and decoded with OpenSSL's ASN.1 templates, never by hand.
@@ -67,13 +84,28 @@ typedef struct stint_task_binding_st {
 
 DECLARE_ASN1_FUNCTIONS(STINT_TASK_BINDING)
 
+/* deleg: the delegation block [1] */
+#define STINT_DELEG_DEPTH_MAX 15 /* path of at most 16 agent names */
+/* The path as text: 16 names of at most 64 bytes, comma-joined, a NUL. */
+#define STINT_DELEG_PATH_TEXT_MAX ((STINT_DELEG_DEPTH_MAX + 1) * 65)
+
+typedef struct stint_task_delegation_st {
+	ASN1_UTF8STRING *root_task;
+	ASN1_INTEGER *depth;
+	STACK_OF(ASN1_UTF8STRING) * path;
+	ASN1_OCTET_STRING *parent_cert_sha256;
+} STINT_TASK_DELEGATION;
+
+DECLARE_ASN1_FUNCTIONS(STINT_TASK_DELEGATION)
+
 typedef struct stint_task_ext_st {
 	ASN1_UTF8STRING *task_id;
 	ASN1_OCTET_STRING *intent_digest;
 	ASN1_UTF8STRING *parent_task;
 	ASN1_UTF8STRING *attestation_kind;
 	ASN1_OCTET_STRING *evidence_digest;
-	STINT_TASK_BINDING *binding; /* optional */
+	STINT_TASK_BINDING *binding;       /* optional */
+	STINT_TASK_DELEGATION *delegation; /* deleg: optional, [1] */
 	/* aud: [10] EXPLICIT, absent when the task names no audience */
 	STACK_OF(ASN1_UTF8STRING) * audiences;
 } STINT_TASK_EXT;
@@ -95,6 +127,17 @@ struct stint_task_facts {
 	uint8_t exe_sha256[32];
 	/* aud: the task's audiences, comma-separated; "" none */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1];
+	/* deleg: the delegation block; has_delegation false (and the rest
+	 * empty) for a top-level task. When true, parent_task is the parent's
+	 * id, depth is 1..STINT_DELEG_DEPTH_MAX, path holds depth + 1 agent
+	 * names comma-joined (the root task's agent first, this task's
+	 * last), and parent_cert_sha256 is the SHA-256 of the parent's leaf
+	 * certificate DER (X509_digest(parent, EVP_sha256(), ...)). */
+	bool has_delegation;
+	char root_task[64];
+	int depth;
+	char path[STINT_DELEG_PATH_TEXT_MAX];
+	uint8_t parent_cert_sha256[32];
 };
 
 /* The default OID (a shared object; never free it). */
@@ -113,5 +156,12 @@ X509_EXTENSION *stint_task_ext_build(const struct stint_task_facts *f,
  * without NUL that fit). -1 with err saying why. */
 int stint_task_ext_get(const X509 *cert, const char *extra_oid,
 		       struct stint_task_facts *f, char *err, size_t errlen);
+/* deleg: the invariants a delegated task's facts must hold (0 when f has
+ * no delegation block): the block is well formed, its path ends with
+ * agent (the certificate's own SPIFFE agent; NULL skips that check), the
+ * root task is the parent exactly when depth is 1, and the task is
+ * neither its own parent nor its root. -1 with err saying which. */
+int stint_task_deleg_check(const struct stint_task_facts *f, const char *agent,
+			   char *err, size_t errlen);
 
 #endif

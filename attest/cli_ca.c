@@ -73,6 +73,7 @@ stint_help_verify_peer(FILE *f)
 		   "                         [--ca BUNDLE.pem] "
 		   "[--extension-oid OID] [--audience NAME] "
 		   "[--json]\n"
+		   "                         [--parent-cert PARENT.pem]\n"
 		   "\n"
 		   "Check a presented certificate as a relying party would: "
 		   "chain to the\n"
@@ -87,6 +88,14 @@ stint_help_verify_peer(FILE *f)
 		   "(this relying\n"
 		   "party) among its audiences; a task that names none is "
 		   "refused.\n"
+		   "A delegated task's leaf also names its parent, root task, "
+		   "depth and the\n"
+		   "path of agents; they are checked against each other and "
+		   "the SPIFFE ID.\n"
+		   "--parent-cert FILE: also check that FILE is the parent "
+		   "task's certificate\n"
+		   "(its SHA-256, task id, agent, audiences, and a notAfter "
+		   "not before\nthe leaf's).\n"
 		   "Prints the agent and the task.\n");
 }
 
@@ -520,6 +529,82 @@ audiences_json(const char *list)
 	return a;
 }
 
+/* --- deleg: the delegation chain ------------------------------------ */
+
+/* null for a top-level task; else the chain, and whether --parent-cert
+ * was checked. */
+static json_t *
+delegation_json(const struct stint_peer_identity *id, bool parent_checked)
+{
+	char hex[65];
+	json_t *path;
+	const char *p = id->delegation_path, *comma;
+	size_t len;
+
+	if (!id->delegated)
+		return json_null();
+	if ((path = json_array()) == NULL)
+		return NULL;
+	for (; *p != '\0'; p += len + (comma != NULL)) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		json_array_append_new(path, json_stringn(p, len));
+	}
+	stint_hex_encode(id->parent_cert_sha256, 32, hex);
+	return json_pack("{s:s, s:s, s:i, s:o, s:s, s:b}", "parent_task",
+			 id->parent_task, "root_task", id->root_task, "depth",
+			 id->depth, "path", path, "parent_cert_sha256", hex,
+			 "parent_cert_checked", parent_checked);
+}
+
+static void
+delegation_print(const struct stint_peer_identity *id, bool parent_checked)
+{
+	char hex[65];
+
+	if (!id->delegated)
+		return;
+	stint_hex_encode(id->parent_cert_sha256, 32, hex);
+	printf("parent_task %s\nroot_task %s\ndepth %d\n"
+	       "delegation_path %s\nparent_cert_sha256 %s\n",
+	       id->parent_task, id->root_task, id->depth, id->delegation_path,
+	       hex);
+	if (parent_checked)
+		printf("parent_cert ok\n");
+}
+
+/* --parent-cert: the first certificate in the file must be the parent's.
+ * -1 (said on stderr) when the file holds none. */
+static int
+parent_check(const struct stint_peer_identity *id, const char *path,
+	     const char *oid, char *err, size_t errlen)
+{
+	X509 *parent = NULL;
+	FILE *f = fopen(path, "r");
+	int r;
+
+	if (f != NULL) {
+		parent = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (parent == NULL) {
+		stint_cli_err("verify-peer: no PEM certificate in '%s'", path);
+		return -1;
+	}
+	if (!id->delegated) {
+		snprintf(err, errlen,
+			 "task %s is a top-level task: it has no parent",
+			 id->task);
+		X509_free(parent);
+		return STINT_VERIFY_ERR_PARENT;
+	}
+	r = stint_verify_parent(id, parent, oid, err, errlen);
+	X509_free(parent);
+	return r;
+}
+
+/* --- end deleg ------------------------------------------------------- */
+
 int
 stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 {
@@ -528,13 +613,15 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 		{"trust-domain", required_argument, NULL, 'd'},
 		{"ca", required_argument, NULL, 'c'},
 		{"extension-oid", required_argument, NULL, 'o'},
-		{"audience", required_argument, NULL, 'u'}, /* aud */
+		{"audience", required_argument, NULL, 'u'},    /* aud */
+		{"parent-cert", required_argument, NULL, 'p'}, /* deleg */
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *agent = NULL, *td = NULL, *ca = NULL, *oid = NULL;
 	const char *audience = NULL; /* aud */
+	const char *parent = NULL;   /* deleg */
 	struct stint_peer_identity id;
 	struct stint_msg *rep = NULL;
 	STACK_OF(X509) *extra = NULL;
@@ -549,11 +636,14 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	int c, r, ret = STINT_EXIT_FAIL;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":a:d:c:o:u:jh", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, ":a:d:c:o:u:p:jh", opts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'u':
 			audience = optarg;
+			break;
+		case 'p':
+			parent = optarg;
 			break;
 		case 'a':
 			agent = optarg;
@@ -617,6 +707,9 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	fclose(f);
 	r = stint_verify_peer_audience(leaf, extra, store, td, agent, oid,
 				       audience, 0, &id, err, sizeof(err));
+	if (r == STINT_VERIFY_OK && parent != NULL && /* deleg */
+	    (r = parent_check(&id, parent, oid, err, sizeof(err))) < 0)
+		goto out;
 	if (r != STINT_VERIFY_OK) {
 		if (json)
 			(void)stint_cli_print_json(json_pack(
@@ -631,7 +724,7 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	if (json) {
 		ret = stint_cli_print_json(json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-			"s:s, s:o, s:o}",
+			"s:s, s:o, s:o, s:o}",
 			"result", "ok", "spiffe_id", id.spiffe_id,
 			"trust_domain", id.trust_domain, "agent", id.agent,
 			"task", id.task, "parent_task", id.parent_task,
@@ -639,7 +732,8 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 			(json_int_t)id.not_after, "serial", id.serial,
 			"intent_sha256", hex, "evidence_sha256", ev_hex,
 			"binding", binding_json(&id), "audiences",
-			audiences_json(id.audiences)));
+			audiences_json(id.audiences), "delegation",
+			delegation_json(&id, parent != NULL)));
 		goto out;
 	}
 	stint_cli_time((uint64_t)id.not_after, when, sizeof(when));
@@ -648,6 +742,7 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	binding_print(&id);
 	if (id.audiences[0] != '\0')
 		printf("audiences %s\n", id.audiences);
+	delegation_print(&id, parent != NULL);
 	ret = STINT_EXIT_OK;
 out:
 	sk_X509_pop_free(extra, X509_free);

@@ -44,6 +44,10 @@ stint_verify_strerror(int result)
 		return "task-extension";
 	case STINT_VERIFY_ERR_AUDIENCE:
 		return "audience";
+	case STINT_VERIFY_ERR_DELEGATION:
+		return "delegation";
+	case STINT_VERIFY_ERR_PARENT:
+		return "parent";
 	default:
 		return "out of memory";
 	}
@@ -184,6 +188,23 @@ serial_hex(X509 *leaf, char *buf, size_t cap)
 	BN_free(bn);
 }
 
+/* A certificate's notAfter as epoch seconds (the difference from the
+ * epoch); -1 when it cannot be read. */
+static int
+not_after_epoch(const X509 *x, int64_t *out)
+{
+	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+	int day, sec, r = -1;
+
+	if (epoch != NULL &&
+	    ASN1_TIME_diff(&day, &sec, epoch, X509_get0_notAfter(x)) == 1) {
+		*out = (int64_t)day * 86400 + sec;
+		r = 0;
+	}
+	ASN1_TIME_free(epoch);
+	return r;
+}
+
 int
 stint_verify_peer(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
 		  const char *trust_domain, const char *agent, time_t now,
@@ -221,6 +242,124 @@ check_audience(const struct stint_task_facts *f, const char *audience,
 		    f->task_id, audience, f->audiences);
 }
 
+/* --- deleg: delegated tasks ----------------------------------------- */
+
+static void
+deleg_copy(const struct stint_task_facts *f, struct stint_peer_identity *id)
+{
+	if (!f->has_delegation)
+		return;
+	id->delegated = 1;
+	snprintf(id->root_task, sizeof(id->root_task), "%s", f->root_task);
+	id->depth = f->depth;
+	snprintf(id->delegation_path, sizeof(id->delegation_path), "%s",
+		 f->path);
+	memcpy(id->parent_cert_sha256, f->parent_cert_sha256, 32);
+}
+
+/* The parent's own delegation facts against the child's: a top-level
+ * parent is the root of a depth-1 child; a delegated one has the child's
+ * root, one level less, and the child's path without its last name. */
+static int
+parent_level_ok(const struct stint_peer_identity *child,
+		const struct stint_task_facts *pf, char *err, size_t errlen)
+{
+	size_t prefix = (size_t)(strrchr(child->delegation_path, ',') -
+				 child->delegation_path);
+
+	if (!pf->has_delegation) {
+		if (child->depth == 1 &&
+		    strcmp(child->root_task, pf->task_id) == 0)
+			return STINT_VERIFY_OK;
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the parent %s is a top-level task, but the child "
+			    "is at depth %d of root %s",
+			    pf->task_id, child->depth, child->root_task);
+	}
+	if (strcmp(pf->root_task, child->root_task) != 0 ||
+	    pf->depth != child->depth - 1 || strlen(pf->path) != prefix ||
+	    strncmp(pf->path, child->delegation_path, prefix) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the parent's chain (root %s, depth %d, path %s) "
+			    "is not the child's one level up",
+			    pf->root_task, pf->depth, pf->path);
+	return STINT_VERIFY_OK;
+}
+
+/* The name before the last in the child's path: the parent's agent. */
+static void
+parent_agent(const struct stint_peer_identity *child, char *out, size_t cap)
+{
+	const char *end = strrchr(child->delegation_path, ','), *start = end;
+
+	while (start > child->delegation_path && start[-1] != ',')
+		start--;
+	snprintf(out, cap, "%.*s", (int)(end - start), start);
+}
+
+int
+stint_verify_parent(const struct stint_peer_identity *child, X509 *parent,
+		    const char *task_oid, char *err, size_t errlen)
+{
+	struct stint_peer_identity pid;
+	struct stint_task_facts pf;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	char why[200], want_agent[65];
+	int64_t parent_na;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (child == NULL || parent == NULL || !child->delegated ||
+	    strchr(child->delegation_path, ',') == NULL)
+		return fail(err, errlen, STINT_VERIFY_ERR_ARGS,
+			    "a delegated child identity and a parent "
+			    "certificate are required%s",
+			    "");
+	if (X509_digest(parent, EVP_sha256(), md, &md_len) != 1 || md_len != 32)
+		return fail(err, errlen, STINT_VERIFY_ERR_NOMEM,
+			    "cannot hash the parent certificate%s", "");
+	if (memcmp(md, child->parent_cert_sha256, 32) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "its SHA-256 is not the parentCertSha256 of task "
+			    "%s",
+			    child->task);
+	if (stint_task_ext_get(parent, task_oid, &pf, why, sizeof(why)) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the parent's task extension: %s", why);
+	if (strcmp(pf.task_id, child->parent_task) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "it is the certificate of task %s, not of the "
+			    "parent %s",
+			    pf.task_id, child->parent_task);
+	if (not_after_epoch(parent, &parent_na) != 0 ||
+	    parent_na < child->not_after)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the child %s outlives its parent %s", child->task,
+			    pf.task_id);
+	memset(&pid, 0, sizeof(pid));
+	parent_agent(child, want_agent, sizeof(want_agent));
+	if (check_san(parent, &pid, why, sizeof(why)) != 0 ||
+	    strcmp(pid.agent, want_agent) != 0 ||
+	    strcmp(pid.trust_domain, child->trust_domain) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the parent's SPIFFE ID is not "
+			    "spiffe://%s/agent/%s",
+			    child->trust_domain, want_agent);
+	if (!stint_audiences_subset(child->audiences, pf.audiences, why,
+				    sizeof(why)))
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the child names audience '%s', which its parent "
+			    "does not",
+			    why);
+	if (stint_task_deleg_check(&pf, pid.agent, why, sizeof(why)) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_PARENT,
+			    "the parent's own delegation: %s", why);
+	return parent_level_ok(child, &pf, err, errlen);
+}
+
+/* --- end deleg ------------------------------------------------------- */
+
 int
 stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
 			   X509_STORE *trust, const char *trust_domain,
@@ -231,9 +370,8 @@ stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
 {
 	struct stint_peer_identity id;
 	struct stint_task_facts facts;
-	const ASN1_TIME *na;
 	uint32_t flags;
-	int r, day, sec;
+	int r;
 	char why[200];
 
 	if (err != NULL && errlen > 0)
@@ -272,6 +410,9 @@ stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
 		return fail(err, errlen, STINT_VERIFY_ERR_TASK_EXT, "%s", why);
 	if ((r = check_audience(&facts, audience, err, errlen)) != 0)
 		return r;
+	if (stint_task_deleg_check(&facts, id.agent, why, sizeof(why)) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_DELEGATION,
+			    "task %s: %s", facts.task_id, why);
 	snprintf(id.task, sizeof(id.task), "%s", facts.task_id);
 	snprintf(id.parent_task, sizeof(id.parent_task), "%s",
 		 facts.parent_task);
@@ -285,20 +426,10 @@ stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
 	id.has_exe_sha256 = facts.has_exe_sha256;
 	memcpy(id.exe_sha256, facts.exe_sha256, 32);
 	snprintf(id.audiences, sizeof(id.audiences), "%s", facts.audiences);
-	/* not_after as epoch seconds: the difference from the epoch. */
-	na = X509_get0_notAfter(leaf);
-	{
-		ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-
-		if (epoch == NULL ||
-		    ASN1_TIME_diff(&day, &sec, epoch, na) != 1) {
-			ASN1_TIME_free(epoch);
-			return fail(err, errlen, STINT_VERIFY_ERR_NOMEM,
-				    "cannot read notAfter%s", "");
-		}
-		ASN1_TIME_free(epoch);
-	}
-	id.not_after = (int64_t)day * 86400 + sec;
+	deleg_copy(&facts, &id); /* deleg */
+	if (not_after_epoch(leaf, &id.not_after) != 0)
+		return fail(err, errlen, STINT_VERIFY_ERR_NOMEM,
+			    "cannot read notAfter%s", "");
 	serial_hex(leaf, id.serial, sizeof(id.serial));
 	*out = id;
 	return STINT_VERIFY_OK;

@@ -39,7 +39,9 @@ enum stint_verify_result {
 	STINT_VERIFY_ERR_USAGE,        /* no clientAuth or digitalSignature */
 	STINT_VERIFY_ERR_TASK_EXT,     /* task extension missing or bad */
 	STINT_VERIFY_ERR_NOMEM,
-	STINT_VERIFY_ERR_AUDIENCE, /* the task does not name this audience */
+	STINT_VERIFY_ERR_AUDIENCE,   /* the task does not name this audience */
+	STINT_VERIFY_ERR_DELEGATION, /* the delegation block's invariants */
+	STINT_VERIFY_ERR_PARENT,     /* not the parent's certificate (below) */
 };
 
 struct stint_peer_identity {
@@ -63,6 +65,17 @@ struct stint_peer_identity {
 	/* The systems the task may authenticate to, comma-separated (at
 	 * most 16 names of 128 bytes); "" when the certificate names none. */
 	char audiences[16 * 129 + 1];
+	/* A delegated task (docs/delegation.md): delegated is 0, and the
+	 * fields below empty, for a top-level task. Otherwise parent_task
+	 * (above) is the parent's id and the leaf's agent is the path's last
+	 * name. Checked: depth + 1 names, the agent ends the path, the root
+	 * task is the parent exactly at depth 1. */
+	int delegated;
+	char root_task[64];             /* the id of the tree's root task */
+	int depth;                      /* 1: a child of the root task */
+	char delegation_path[16 * 65];  /* agent names, the root task's
+					 * first, comma-joined */
+	uint8_t parent_cert_sha256[32]; /* SHA-256 of the parent's leaf DER */
 };
 
 /* untrusted: intermediates the peer sent (may be NULL). trust_domain and
@@ -91,6 +104,19 @@ int stint_verify_peer_audience(X509 *leaf, STACK_OF(X509) * untrusted,
 			       const char *audience, time_t now,
 			       struct stint_peer_identity *out, char *err,
 			       size_t errlen);
+/* Checks that parent is the certificate of the parent task of child (a
+ * delegated identity that stint_verify_peer* returned): its SHA-256 (over
+ * the DER) is child->parent_cert_sha256, its task extension names task
+ * child->parent_task, its notAfter is not before the child's, its SPIFFE
+ * agent is the path's next-to-last name, the child's audiences are all
+ * among its own, and, when it is delegated too,
+ * its root task is the child's and its path the child's one level up.
+ * The parent's own chain is not checked again: the child's signed
+ * certificate commits to its hash. task_oid: as for stint_verify_peer_oid.
+ * STINT_VERIFY_ERR_PARENT when it is not (ERR_ARGS when child is not
+ * delegated), with err saying why. */
+int stint_verify_parent(const struct stint_peer_identity *child, X509 *parent,
+			const char *task_oid, char *err, size_t errlen);
 const char *stint_verify_strerror(int result);
 
 #ifdef __cplusplus

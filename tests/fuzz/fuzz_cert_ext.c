@@ -27,7 +27,12 @@ check_facts(const struct stint_task_facts *f)
 		    sizeof(f->bind_kind) ||
 	    strnlen(f->bind_cgroup, sizeof(f->bind_cgroup)) ==
 		    sizeof(f->bind_cgroup) ||
-	    strnlen(f->bind_unit, sizeof(f->bind_unit)) == sizeof(f->bind_unit))
+	    strnlen(f->bind_unit, sizeof(f->bind_unit)) ==
+		    sizeof(f->bind_unit) ||
+	    strnlen(f->root_task, sizeof(f->root_task)) ==
+		    sizeof(f->root_task) ||
+	    strnlen(f->path, sizeof(f->path)) == sizeof(f->path) ||
+	    (f->has_delegation && (f->depth < 1 || f->depth > 15)))
 		abort();
 }
 
@@ -48,8 +53,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((cert = d2i_X509(NULL, &p, (long)size)) == NULL)
 		return 0;
 	memset(&f, 0, sizeof(f));
-	if (stint_task_ext_get(cert, NULL, &f, err, sizeof(err)) == 0)
+	if (stint_task_ext_get(cert, NULL, &f, err, sizeof(err)) == 0) {
 		check_facts(&f);
+		(void)stint_task_deleg_check(&f, "sub", err, sizeof(err));
+	}
 	memset(&f, 0, sizeof(f));
 	if (stint_task_ext_get(cert, "1.3.6.1.4.1.99999.1", &f, err,
 			       sizeof(err)) == 0)

@@ -48,10 +48,11 @@ note "pkg-config --cflags --libs stint-verify: $flags"
 gcc -std=c11 -Wall -Wextra -Werror -o "$T/verify_peer" \
 	"$top_srcdir/examples/verify_peer.c" $flags >"$T/cc.log" 2>&1 ||
 	{ cat "$T/cc.log"; fail "the example does not build from the installed files"; }
-libdir=$(dirname "$(find "$T/inst" -name 'libstint-verify.so.0' | head -1)")
+# The soname: .so.1 since struct stint_peer_identity grew (delegation).
+libdir=$(dirname "$(find "$T/inst" -name 'libstint-verify.so.1' | head -1)")
 LD_LIBRARY_PATH=$libdir "$T/verify_peer" "$T/leaf.pem" "$T/ca.pem" alpha >"$T/out" 2>&1 ||
 	{ cat "$T/out"; fail "the installed example refused the leaf"; }
 LD_LIBRARY_PATH=$libdir ldd "$T/verify_peer" >"$T/ldd"
-grep -q "libstint-verify.so.0 => $libdir/" "$T/ldd" ||
+grep -q "libstint-verify.so.1 => $libdir/" "$T/ldd" ||
 	{ cat "$T/ldd"; fail "the example did not use the installed library"; }
 exit 0

@@ -821,6 +821,377 @@ test_audience_sets(void **state)
 	assert_string_equal(buf, "a,b,c");
 }
 
+/* --- deleg: the delegation block [1] ----------------------------------- */
+
+#define PARENT_ID "t-00112233445566778899aabbccddeeff"
+#define CHILD_ID  "t-11111111111111111111111111111111"
+#define GRAND_ID  "t-22222222222222222222222222222222"
+
+/* A child of the fixture's top-level leaf (agent billing) for agent
+ * "worker", its request pointing at parent's certificate. */
+static void
+child_req(struct fixture *f, X509 *parent, uint8_t hash[32])
+{
+	unsigned int n = 0;
+
+	assert_int_equal(X509_digest(parent, EVP_sha256(), hash, &n), 1);
+	assert_int_equal(n, 32);
+	f->req.agent = "worker";
+	f->req.task_id = CHILD_ID;
+	f->req.parent_task = PARENT_ID;
+	f->req.root_task = PARENT_ID;
+	f->req.deleg_depth = 1;
+	f->req.deleg_path = "billing,worker";
+	f->req.parent_cert_sha256 = hash;
+	f->req.not_after = NOW + 300;
+}
+
+static void
+test_deleg_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id, cid;
+	struct stint_task_facts facts;
+	uint8_t h1[32], h2[32];
+	X509 *parent, *child, *grand;
+
+	f->req.audiences = "api,db";
+	parent = issue(f);
+	f->req.audiences = "db";
+
+	/* A top-level task: no block, and nothing to check a parent of. */
+	assert_int_equal(stint_task_ext_get(parent, NULL, &facts, f->err,
+					    sizeof(f->err)),
+			 0);
+	assert_false(facts.has_delegation);
+	assert_int_equal(stint_verify_peer(parent, NULL, f->store, NULL, NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(id.delegated, 0);
+	assert_string_equal(id.root_task, "");
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_ARGS);
+
+	child_req(f, parent, h1);
+	child = issue(f);
+	assert_int_equal(
+		stint_task_ext_get(child, NULL, &facts, f->err, sizeof(f->err)),
+		0);
+	assert_true(facts.has_delegation);
+	assert_string_equal(facts.parent_task, PARENT_ID);
+	assert_string_equal(facts.root_task, PARENT_ID);
+	assert_int_equal(facts.depth, 1);
+	assert_string_equal(facts.path, "billing,worker");
+	assert_memory_equal(facts.parent_cert_sha256, h1, 32);
+	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL,
+					   "worker", NOW, &cid, f->err,
+					   sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(cid.delegated, 1);
+	assert_string_equal(cid.parent_task, PARENT_ID);
+	assert_string_equal(cid.root_task, PARENT_ID);
+	assert_int_equal(cid.depth, 1);
+	assert_string_equal(cid.delegation_path, "billing,worker");
+	assert_memory_equal(cid.parent_cert_sha256, h1, 32);
+	assert_int_equal(
+		stint_verify_parent(&cid, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_OK);
+
+	/* A grandchild: its parent is the child, its root the top task. */
+	assert_int_equal(X509_digest(child, EVP_sha256(), h2, NULL), 1);
+	f->req.agent = "sub";
+	f->req.task_id = GRAND_ID;
+	f->req.parent_task = CHILD_ID;
+	f->req.deleg_depth = 2;
+	f->req.deleg_path = "billing,worker,sub";
+	f->req.parent_cert_sha256 = h2;
+	f->req.not_after = NOW + 200;
+	grand = issue(f);
+	assert_int_equal(stint_verify_peer(grand, NULL, f->store, NULL, "sub",
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(id.depth, 2);
+	assert_string_equal(id.root_task, PARENT_ID);
+	assert_string_equal(id.parent_task, CHILD_ID);
+	assert_string_equal(id.delegation_path, "billing,worker,sub");
+	assert_int_equal(
+		stint_verify_parent(&id, child, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_OK);
+	/* The root is not its parent: another hash. */
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_PARENT);
+	assert_non_null(strstr(f->err, "SHA-256"));
+	assert_string_equal(stint_verify_strerror(STINT_VERIFY_ERR_PARENT),
+			    "parent");
+	X509_free(grand);
+	X509_free(child);
+	X509_free(parent);
+}
+
+/* stint_verify_parent refuses a parent that matches the hash but not the
+ * rest: another task id, an agent off the path, a shorter life. */
+static void
+test_deleg_parent_mismatch(void **state)
+{
+	struct fixture *f = *state;
+	struct stint_peer_identity id;
+	uint8_t h[32];
+	X509 *parent = issue(f), *child;
+
+	child_req(f, parent, h);
+	f->req.parent_task = f->req.root_task =
+		"t-99999999999999999999999999999999";
+	child = issue(f);
+	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL, NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_PARENT);
+	assert_non_null(strstr(f->err, "not of the parent"));
+	X509_free(child);
+
+	child_req(f, parent, h);
+	f->req.deleg_path = "payroll,worker";
+	child = issue(f);
+	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL, NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_PARENT);
+	assert_non_null(strstr(f->err, "agent/payroll"));
+	X509_free(child);
+
+	/* A child cannot name an audience its parent does not. */
+	child_req(f, parent, h);
+	f->req.audiences = "api";
+	child = issue(f);
+	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL, NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_PARENT);
+	assert_non_null(strstr(f->err, "audience 'api'"));
+	X509_free(child);
+	f->req.audiences = NULL;
+
+	child_req(f, parent, h);
+	f->req.not_after = NOW + 601; /* the parent's is NOW + 600 */
+	child = issue(f);
+	assert_int_equal(stint_verify_peer(child, NULL, f->store, NULL, NULL,
+					   NOW, &id, f->err, sizeof(f->err)),
+			 STINT_VERIFY_OK);
+	assert_int_equal(
+		stint_verify_parent(&id, parent, NULL, f->err, sizeof(f->err)),
+		STINT_VERIFY_ERR_PARENT);
+	assert_non_null(strstr(f->err, "outlives"));
+	X509_free(child);
+	X509_free(parent);
+}
+
+/* The CA never issues a block that breaks the invariants. */
+static void
+test_deleg_bad_requests(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *parent, *root, *path;
+		int depth;
+	} bad[] = {
+		{PARENT_ID, PARENT_ID, "billing,other", 1}, /* not the agent */
+		{PARENT_ID, CHILD_ID, "billing,worker", 1}, /* root != parent */
+		{PARENT_ID, PARENT_ID, "a,billing,worker",
+		 2},                                         /* root==parent */
+		{PARENT_ID, PARENT_ID, "billing,worker", 2}, /* 3 names */
+		{PARENT_ID, PARENT_ID, "worker", 0},
+		{PARENT_ID, PARENT_ID, "bill ing,worker", 1},
+		{PARENT_ID, PARENT_ID, "billing,,worker", 2},
+		{"", PARENT_ID, "billing,worker", 1}, /* no parent */
+		{PARENT_ID, "t/x", "billing,worker", 1},
+		{PARENT_ID, PARENT_ID, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,worker",
+		 16},
+		{CHILD_ID, CHILD_ID, "billing,worker", 1}, /* its own parent */
+	};
+	uint8_t h[32];
+	X509 *parent = issue(f), *x;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		child_req(f, parent, h);
+		f->req.parent_task = bad[i].parent;
+		f->req.root_task = bad[i].root;
+		f->req.deleg_path = bad[i].path;
+		f->req.deleg_depth = bad[i].depth;
+		x = NULL;
+		assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req,
+						  &x, f->err, sizeof(f->err)),
+				 -1);
+		assert_null(x);
+		assert_non_null(strstr(f->err, "delegation"));
+	}
+	child_req(f, parent, h);
+	f->req.parent_cert_sha256 = NULL;
+	x = NULL;
+	assert_int_equal(stint_cert_issue(f->ca_key, f->root, &f->req, &x,
+					  f->err, sizeof(f->err)),
+			 -1);
+	X509_free(parent);
+}
+
+/* A task extension with a delegation block built by hand (what a broken
+ * or forged issuer could sign); depth, path and digest as given, path
+ * names comma-separated ("" none). */
+struct forged {
+	const char *root, *path;
+	long depth;
+	int digest_len;
+};
+
+static STINT_TASK_EXT *
+forged_ext(const char *task, const char *parent, const struct forged *fg)
+{
+	STINT_TASK_EXT *e = STINT_TASK_EXT_new();
+	STINT_TASK_DELEGATION *d = STINT_TASK_DELEGATION_new();
+	unsigned char zero[40] = {0};
+	const char *p = fg->path, *comma;
+	ASN1_UTF8STRING *s;
+	size_t len;
+
+	assert_non_null(e);
+	assert_non_null(d);
+	ASN1_STRING_set(e->task_id, task, -1);
+	ASN1_OCTET_STRING_set(e->intent_digest, zero, 32);
+	ASN1_STRING_set(e->parent_task, parent, -1);
+	ASN1_STRING_set(e->attestation_kind, "pkcs11", 6);
+	ASN1_OCTET_STRING_set(e->evidence_digest, zero, 32);
+	ASN1_STRING_set(d->root_task, fg->root, -1);
+	ASN1_INTEGER_set(d->depth, fg->depth);
+	for (; *p != '\0'; p += len + (comma != NULL)) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		s = ASN1_UTF8STRING_new();
+		ASN1_STRING_set(s, p, (int)len);
+		sk_ASN1_UTF8STRING_push(d->path, s);
+	}
+	ASN1_OCTET_STRING_set(d->parent_cert_sha256, zero, fg->digest_len);
+	e->delegation = d;
+	return e;
+}
+
+/* Replaces x's task extension with e's encoding and re-signs it with the
+ * CA key. */
+static void
+replace_ext(struct fixture *f, X509 *x, STINT_TASK_EXT *e)
+{
+	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	unsigned char *der = NULL;
+	X509_EXTENSION *ext;
+	int len, i = X509_get_ext_by_OBJ(x, stint_task_ext_oid(), -1);
+
+	assert_true(i >= 0);
+	X509_EXTENSION_free(X509_delete_ext(x, i));
+	assert_true((len = i2d_STINT_TASK_EXT(e, &der)) > 0);
+	ASN1_OCTET_STRING_set(os, der, len);
+	ext = X509_EXTENSION_create_by_OBJ(NULL, stint_task_ext_oid(), 0, os);
+	assert_int_equal(X509_add_ext(x, ext, -1), 1);
+	assert_true(X509_sign(x, f->ca_key, EVP_sha256()) > 0);
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(os);
+	OPENSSL_free(der);
+}
+
+/* Strict decode: every malformed block is refused; the invariants that
+ * need the certificate's agent are refused by stint_verify_peer. */
+static void
+test_deleg_forged(void **state)
+{
+	struct fixture *f = *state;
+	static const char long_name[] =
+		"a123456789012345678901234567890123456789012345678901234567890"
+		"1234";
+	static const struct forged malformed[] = {
+		{PARENT_ID, "billing,worker", 0, 32},   /* depth 0 */
+		{PARENT_ID, "billing,worker", -1, 32},  /* negative */
+		{PARENT_ID, "billing,worker", 2, 32},   /* 2 != 3 names */
+		{PARENT_ID, "billing,x,worker", 1, 32}, /* 3 != 2 names */
+		{PARENT_ID, "billing,worker", 1, 31},   /* short digest */
+		{PARENT_ID, "billing,worker", 1, 33},   /* long digest */
+		{PARENT_ID, "worker", 0, 32},           /* one name */
+		{PARENT_ID, "", 1, 32},                 /* no path */
+		{PARENT_ID, "billing,wor ker", 1, 32},  /* not a name */
+		{"", "billing,worker", 1, 32},          /* no root */
+		{"t/x", "billing,worker", 1, 32},       /* bad root id */
+		{PARENT_ID, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,worker", 16, 32},
+		{PARENT_ID, "billing,worker", 1L << 40, 32}, /* huge depth */
+	};
+	static const struct forged inconsistent[] = {
+		{PARENT_ID, "billing,other", 1, 32}, /* agent not last */
+		{CHILD_ID, "billing,worker", 1,
+		 32}, /* depth 1, root != parent */
+		{PARENT_ID, "a,billing,worker", 2,
+		 32}, /* depth 2, root parent */
+	};
+	struct stint_task_facts facts;
+	struct stint_peer_identity id;
+	STINT_TASK_EXT *e;
+	char path[200];
+	uint8_t h[32];
+	X509 *parent = issue(f), *x;
+	size_t i;
+
+	child_req(f, parent, h);
+	for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		x = issue(f);
+		e = forged_ext(CHILD_ID, PARENT_ID, &malformed[i]);
+		replace_ext(f, x, e);
+		assert_int_equal(stint_task_ext_get(x, NULL, &facts, f->err,
+						    sizeof(f->err)),
+				 -1);
+		assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL,
+						   NULL, NOW, &id, f->err,
+						   sizeof(f->err)),
+				 STINT_VERIFY_ERR_TASK_EXT);
+		STINT_TASK_EXT_free(e);
+		X509_free(x);
+	}
+	/* A path name of 65 bytes does not fit; one of 64 does. */
+	for (i = 0; i < 2; i++) {
+		struct forged fg = {PARENT_ID, path, 1, 32};
+
+		snprintf(path, sizeof(path), "%.*s,worker", 64 + (int)!i,
+			 long_name);
+		x = issue(f);
+		e = forged_ext(CHILD_ID, PARENT_ID, &fg);
+		replace_ext(f, x, e);
+		assert_int_equal(stint_task_ext_get(x, NULL, &facts, f->err,
+						    sizeof(f->err)),
+				 i == 0 ? -1 : 0);
+		STINT_TASK_EXT_free(e);
+		X509_free(x);
+	}
+	for (i = 0; i < sizeof(inconsistent) / sizeof(inconsistent[0]); i++) {
+		x = issue(f);
+		e = forged_ext(CHILD_ID, PARENT_ID, &inconsistent[i]);
+		replace_ext(f, x, e);
+		assert_int_equal(stint_task_ext_get(x, NULL, &facts, f->err,
+						    sizeof(f->err)),
+				 0);
+		assert_int_equal(stint_verify_peer(x, NULL, f->store, NULL,
+						   NULL, NOW, &id, f->err,
+						   sizeof(f->err)),
+				 STINT_VERIFY_ERR_DELEGATION);
+		STINT_TASK_EXT_free(e);
+		X509_free(x);
+	}
+	assert_string_equal(stint_verify_strerror(STINT_VERIFY_ERR_DELEGATION),
+			    "delegation");
+	X509_free(parent);
+}
+
 int
 main(void)
 {
@@ -854,6 +1225,14 @@ main(void)
 						teardown),
 		cmocka_unit_test(test_ext_audience_comma),
 		cmocka_unit_test(test_audience_sets),
+		cmocka_unit_test_setup_teardown(test_deleg_round_trip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deleg_parent_mismatch,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleg_bad_requests, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deleg_forged, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
