@@ -151,7 +151,7 @@ check_install()
 		usr/lib/sysusers.d/stint.conf usr/lib/tmpfiles.d/stint.conf \
 		usr/lib/systemd/system/stintd.socket \
 		usr/lib/systemd/system/stintd-admin.socket \
-		etc/logrotate.d/stint usr/lib/libstint-verify.so.0 \
+		etc/logrotate.d/stint usr/lib/libstint-verify.so.1 \
 		usr/lib/pkgconfig/stint-verify.pc \
 		usr/share/man/man3/stint_verify_peer.3 \
 		usr/share/doc/stint/clients.md usr/share/doc/stint/operations.md \
