@@ -307,6 +307,43 @@ stint_peer_matches(const struct stint_peer *peer,
 	return true;
 }
 
+unsigned
+stint_peer_matched(const struct stint_peer *peer,
+		   const struct stint_selectors *sel)
+{
+	unsigned m = 0;
+
+	if (sel->exe[0] != '\0' && strcmp(peer->exe, sel->exe) == 0)
+		m |= STINT_SEL_M_EXE;
+	if (sel->exe_sha256[0] != '\0' &&
+	    strcmp(peer->exe_sha256, sel->exe_sha256) == 0)
+		m |= STINT_SEL_M_EXE_SHA256;
+	if (sel->cgroup[0] != '\0' && peer->cgroup[0] != '\0' &&
+	    stint_cgroup_within(peer->cgroup, sel->cgroup))
+		m |= STINT_SEL_M_CGROUP;
+	if (sel->unit[0] != '\0' && strcmp(peer->unit, sel->unit) == 0)
+		m |= STINT_SEL_M_UNIT;
+	if (sel->lsm_label[0] != '\0' &&
+	    strcmp(peer->lsm_label, sel->lsm_label) == 0)
+		m |= STINT_SEL_M_LSM_LABEL;
+	return m;
+}
+
+const char *
+stint_sel_bit_name(unsigned bit)
+{
+	static const char *const names[STINT_SEL_M_COUNT] = {
+		"uid",    "gid",  "exe",       "exe_sha256",
+		"cgroup", "unit", "lsm_label",
+	};
+	unsigned i;
+
+	for (i = 0; i < STINT_SEL_M_COUNT; i++)
+		if (bit == 1u << i)
+			return names[i];
+	return "?";
+}
+
 /* CAP_SYS_PTRACE (19) in /proc/self/status's CapEff. */
 static bool
 have_cap_sys_ptrace(void)

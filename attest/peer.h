@@ -66,6 +66,13 @@ void stint_peer_release(struct stint_peer *peer);
 bool stint_peer_matches(const struct stint_peer *peer,
 			const struct stint_selectors *sel);
 
+/* The STINT_SEL_M_* bits of the selectors sel sets that the peer's facts
+ * match (uid and gid are the caller's). */
+unsigned stint_peer_matched(const struct stint_peer *peer,
+			    const struct stint_selectors *sel);
+/* The name of one STINT_SEL_M_* bit ("uid", "exe_sha256", ...). */
+const char *stint_sel_bit_name(unsigned bit);
+
 /* Whether stintd can read /proc/PID/exe of a process of uid (same uid,
  * or CAP_SYS_PTRACE): --exe and --exe-sha256 need it. */
 bool stint_peer_can_read_exe(uid_t uid);
