@@ -180,10 +180,17 @@ still_peer(const struct stint_peer *peer)
 }
 
 static void
-clear_facts(struct stint_peer *peer)
+clear_exe(struct stint_peer *peer)
 {
 	strcpy(peer->exe, "?");
 	peer->exe_sha256[0] = '\0';
+	peer->exe_dev = peer->exe_ino = 0;
+}
+
+static void
+clear_facts(struct stint_peer *peer)
+{
+	clear_exe(peer);
 	peer->cgroup[0] = '\0';
 	peer->unit[0] = '\0';
 }
@@ -251,30 +258,73 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 	return 0;
 }
 
+/* The SHA-256 (cached) and file identity of the peer's executable, read
+ * through /proc/PID/exe: the file the process runs. */
+static void
+hash_exe(struct stint_peer *peer)
+{
+	char path[64];
+	struct stat st;
+	bool cached;
+	int efd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)peer->pid);
+	efd = open(path, O_RDONLY | O_CLOEXEC);
+	if (efd < 0)
+		return;
+	if (stint_exe_hash_fd(efd, peer->exe_sha256, &cached) != 0)
+		peer->exe_sha256[0] = '\0';
+	if (fstat(efd, &st) == 0) {
+		peer->exe_dev = (uint64_t)st.st_dev;
+		peer->exe_ino = (uint64_t)st.st_ino;
+	}
+	close(efd);
+}
+
 void
 stint_peer_finish(struct stint_peer *peer)
 {
-	char path[64], now_exe[PATH_MAX];
-	bool cached;
-	int efd;
+	char now_exe[PATH_MAX];
 
 	if (peer->pid <= 0 || peer->exe_sha256[0] != '\0' ||
 	    strcmp(peer->exe, "?") == 0) {
 		stint_peer_release(peer);
 		return;
 	}
-	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)peer->pid);
-	efd = open(path, O_RDONLY | O_CLOEXEC);
-	if (efd >= 0) {
-		if (stint_exe_hash_fd(efd, peer->exe_sha256, &cached) != 0)
-			peer->exe_sha256[0] = '\0';
-		close(efd);
-	}
+	hash_exe(peer);
 	/* Same image as at accept (no exec since), same live process. */
 	read_exe_link(peer, now_exe, sizeof(now_exe));
 	if (strcmp(now_exe, peer->exe) != 0 || !still_peer(peer))
 		clear_facts(peer);
 	stint_peer_release(peer);
+}
+
+int
+stint_peer_exec_changed(struct stint_peer *peer, int pidfd, char *was,
+			size_t cap)
+{
+	char path[64];
+	struct stat st;
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+	if (peer->exe_ino == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)peer->pid);
+	if (stat(path, &st) == 0 && (uint64_t)st.st_dev == peer->exe_dev &&
+	    (uint64_t)st.st_ino == peer->exe_ino)
+		return 0;
+	/* exec() keeps the cgroup and the socket's LSM label: only the
+	 * executable's facts change. */
+	snprintf(was, cap, "%s", peer->exe);
+	clear_exe(peer);
+	read_exe_link(peer, peer->exe, sizeof(peer->exe));
+	if (strcmp(peer->exe, "?") != 0)
+		hash_exe(peer);
+	/* Read through the pid: the connecting process's only while it
+	 * lives (the sender check vouched for it before the reads). */
+	if (pidfd < 0 || poll(&p, 1, 0) != 0)
+		clear_facts(peer);
+	return 1;
 }
 
 void

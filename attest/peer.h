@@ -48,6 +48,10 @@ struct stint_peer {
 	 * against the accept), or "" (none: facts from /proc only, checked
 	 * by start time). */
 	const char *pidfd_via;
+	/* The executable file the facts were read from (fstat of
+	 * /proc/PID/exe when hashed): an exec since is seen per request by
+	 * comparing them. Both 0 when unknown. */
+	uint64_t exe_dev, exe_ino;
 	int pidfd;       /* -1 when none or closed */
 	bool owns_pidfd; /* true only in the connection's own struct */
 };
@@ -57,6 +61,15 @@ int stint_peer_from_socket(int fd, struct stint_peer *peer);
 /* Reads the executable's SHA-256 (cached, exe_hash.c) and closes the
  * pidfd. Safe to call more than once. */
 void stint_peer_finish(struct stint_peer *peer);
+
+/* Per request: whether the peer still runs the executable its facts were
+ * read from (the same device and inode behind /proc/PID/exe: one stat).
+ * 0: the same, or unknown since accept; 1: it exec'd another file, and the
+ * exe facts (path, SHA-256, device, inode) are read again, cleared unless
+ * pidfd (the connecting process's, -1 if none) shows it alive after the
+ * reads. was (cap bytes) gets the executable's path before, on 1. */
+int stint_peer_exec_changed(struct stint_peer *peer, int pidfd, char *was,
+			    size_t cap);
 
 /* Closes the pidfd if this struct owns it. Idempotent. */
 void stint_peer_release(struct stint_peer *peer);
