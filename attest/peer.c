@@ -71,8 +71,8 @@ stint_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid)
 	return 0;
 }
 
-static uint64_t
-proc_start_time(pid_t pid)
+uint64_t
+stint_proc_start_time(pid_t pid)
 {
 	uint64_t start;
 
@@ -132,16 +132,20 @@ take_pidfd(int fd, struct stint_peer *peer, uint64_t accepted)
 	socklen_t len = sizeof(int);
 	int pidfd = -1;
 
-	if (!atomic_load(&force_fallback) &&
-	    getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
-	    len == sizeof(int) && pidfd >= 0) {
-		peer->pidfd_via = "so_peerpidfd";
-		return pidfd;
+	if (!atomic_load(&force_fallback)) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) ==
+			    0 &&
+		    len == sizeof(int) && pidfd >= 0) {
+			peer->pidfd_via = "so_peerpidfd";
+			return pidfd;
+		}
+		if (errno == ESRCH)
+			return -2; /* exited (and reaped) before the accept */
 	}
 	pidfd = (int)syscall(SYS_pidfd_open, peer->pid, 0);
 	if (pidfd < 0)
-		return -1;
-	peer->start_time = proc_start_time(peer->pid);
+		return errno == ESRCH ? -2 : -1;
+	peer->start_time = stint_proc_start_time(peer->pid);
 	if (peer->start_time == 0 || peer->start_time > accepted) {
 		close(pidfd);
 		return -2; /* not the process that connected */
@@ -176,7 +180,7 @@ still_peer(const struct stint_peer *peer)
 		return poll(&p, 1, 0) == 0;
 	}
 	return peer->start_time != 0 &&
-	       proc_start_time(peer->pid) == peer->start_time;
+	       stint_proc_start_time(peer->pid) == peer->start_time;
 }
 
 static void
@@ -232,6 +236,7 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 	read_lsm_label(fd, peer); /* from the socket: no pid race */
 	pidfd = take_pidfd(fd, peer, accepted);
 	if (pidfd == -2) {
+		peer->gone = true;
 		clear_facts(peer);
 		return 0;
 	}
@@ -242,7 +247,7 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 		peer->pidfd_ino = pidfs_inode(pidfd);
 	}
 	if (peer->start_time == 0)
-		peer->start_time = proc_start_time(cred.pid);
+		peer->start_time = stint_proc_start_time(cred.pid);
 	read_exe_link(peer, peer->exe, sizeof(peer->exe));
 	if (stint_cgroup_of_pid(cred.pid, peer->cgroup, sizeof(peer->cgroup)) !=
 	    0)

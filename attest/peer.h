@@ -52,6 +52,10 @@ struct stint_peer {
 	 * /proc/PID/exe when hashed): an exec since is seen per request by
 	 * comparing them. Both 0 when unknown. */
 	uint64_t exe_dev, exe_ino;
+	/* The kernel said the process that connected had already exited
+	 * at accept (no pidfd, facts cleared): nothing tells it from a
+	 * process that later takes its pid. */
+	bool gone;
 	int pidfd;       /* -1 when none or closed */
 	bool owns_pidfd; /* true only in the connection's own struct */
 };
@@ -119,5 +123,7 @@ void stint_exe_hash_flush(void);
  * pid, a process's identity on kernels without pidfs) and parent pid;
  * either may be NULL. 0, or -1 when the process is gone or unreadable. */
 int stint_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid);
+/* stint_proc_stat's start time alone; 0 when the process is gone. */
+uint64_t stint_proc_start_time(pid_t pid);
 
 #endif

@@ -68,10 +68,11 @@
 #define WRITE_TIMEOUT_MS 10000
 #define CONN_STACK       (256 * 1024)
 
-/* A connection holds its socket and a pidfd of its connecting process
- * (sender.h); the sender's pidfd of each read is closed at once, and a
- * read whose pidfd cannot be installed is checked without it. The peer's
- * own pidfd (peer.h) is closed once its facts are read, in classify(). */
+/* A connection holds its socket and one pidfd of its connecting process,
+ * taken at accept by stint_peer_from_socket and owned by the sender ref
+ * (sender.h) for the connection's life: two. The sender's pidfd of each
+ * read is closed at once, and a read whose pidfd cannot be installed is
+ * checked without it. */
 #define FDS_PER_CONN 2
 
 enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER, LANE_OPERATOR };
