@@ -21,16 +21,6 @@ stint_setup
 wire_py
 chmod 0644 "$T/wire.py"
 
-free_uid()
-{
-	local u=$1
-
-	while getent passwd "$u" >/dev/null || getent group "$u" >/dev/null ||
-		pgrep -U "$u" >/dev/null; do
-		u=$((u + 1))
-	done
-	echo "$u"
-}
 U=$(free_uid 62101)
 U2=$(free_uid $((U + 1)))
 

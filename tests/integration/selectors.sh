@@ -22,16 +22,6 @@ need_p11client
 wire_py
 chmod 0644 "$T/wire.py"
 
-free_uid()
-{
-	local u=$1
-
-	while getent passwd "$u" >/dev/null || getent group "$u" >/dev/null ||
-		pgrep -U "$u" >/dev/null; do
-		u=$((u + 1))
-	done
-	echo "$u"
-}
 U=$(free_uid 62001)
 U2=$(free_uid $((U + 1)))
 U3=$(free_uid $((U2 + 1)))
