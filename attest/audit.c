@@ -648,6 +648,28 @@ put_peer_facts(struct stint_audit *a, const struct stint_peer *p)
 	return 0;
 }
 
+/* ,"matched":["uid","exe",...]: the agent's selectors the peer matched. */
+static int
+put_matched(struct stint_audit *a, unsigned matched)
+{
+	const char *sep = "";
+	unsigned i;
+
+	if (matched == 0)
+		return 0;
+	if (PUT_LIT(a, ",\"matched\":[") != 0)
+		return -1;
+	for (i = 0; i < STINT_SEL_M_COUNT; i++) {
+		if ((matched & (1u << i)) == 0)
+			continue;
+		if (put(a, sep, strlen(sep)) != 0 ||
+		    PUT_STRING(a, "", stint_sel_bit_name(1u << i)) != 0)
+			return -1;
+		sep = ",";
+	}
+	return PUT_LIT(a, "]");
+}
+
 /*
  * Serialises the record for the current seq/prev (lock held) into a
  * complete line with its hash and "\n", in a->buf[0..*len].
@@ -674,7 +696,8 @@ build_line(struct stint_audit *a, const struct stint_audit_event *ev,
 	     PUT_LIT(a, ",\"uid\":") != 0 ||
 	     put_int(a, (json_int_t)ev->peer->uid) != 0 ||
 	     PUT_STRING(a, ",\"exe\":", ev->peer->exe) != 0 ||
-	     put_peer_facts(a, ev->peer) != 0 || PUT_LIT(a, "}") != 0))
+	     put_peer_facts(a, ev->peer) != 0 ||
+	     put_matched(a, ev->matched) != 0 || PUT_LIT(a, "}") != 0))
 		return -1;
 	if (PUT_STRING(a, ",\"mechanism\":", ev->mechanism) != 0)
 		return -1;

@@ -31,9 +31,13 @@ struct stint_audit_event {
 	const char *agent;             /* NULL: omitted */
 	const char *task;              /* NULL: omitted */
 	const struct stint_peer *peer; /* NULL: omitted */
-	const char *mechanism;         /* "CKM_ECDSA_SHA256" */
-	const uint8_t *input_sha256;   /* 32 bytes, or NULL */
-	const char *decision;          /* "allow" | "deny" */
+	/* Which of the agent's selectors the peer matched, STINT_SEL_M_*
+	 * bits (stint_agent_matched), written as the peer block's "matched"
+	 * list; 0: omitted. */
+	unsigned matched;
+	const char *mechanism;       /* "CKM_ECDSA_SHA256" */
+	const uint8_t *input_sha256; /* 32 bytes, or NULL */
+	const char *decision;        /* "allow" | "deny" */
 	const char *reason;
 	const char *detail; /* free text: key type, ttl, intent... */
 	/* When the event happened (CLOCK_REALTIME), e.g. the moment a SIGN

@@ -94,7 +94,8 @@ rec_copy(const struct stint_audit_event *ev)
 					   .mechanism = p->mechanism,
 					   .decision = p->decision,
 					   .reason = p->reason,
-					   .detail = p->detail};
+					   .detail = p->detail,
+					   .matched = ev->matched};
 	if (ev->peer != NULL) {
 		p->peer = *ev->peer;
 		p->ev.peer = &p->peer;

@@ -152,6 +152,7 @@ struct sign_ctx {
 	const struct stint_mech *mech;
 	uint8_t input_sha256[32];
 	const char *agent;       /* as found by the gate, may be NULL */
+	unsigned matched;        /* its selectors the peer matched */
 	struct timespec decided; /* the clock the gate compared with */
 };
 
@@ -164,6 +165,7 @@ audit_sign(struct sign_ctx *s, const char *event, const char *decision,
 		.agent = s->agent,
 		.task = s->req->task[0] ? s->req->task : NULL,
 		.peer = s->peer,
+		.matched = s->matched,
 		.mechanism = s->mech ? s->mech->name : NULL,
 		.input_sha256 = s->input_sha256,
 		.decision = decision,
@@ -185,6 +187,7 @@ audit_refusal(struct sign_ctx *s, const char *reason)
 		.agent = s->agent,
 		.task = s->req->task[0] ? s->req->task : NULL,
 		.peer = s->peer,
+		.matched = s->matched,
 		.mechanism = s->mech ? s->mech->name : NULL,
 		.input_sha256 = s->input_sha256,
 		.decision = "deny",
@@ -305,6 +308,8 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 		gate.reason = "task store unavailable";
 	}
 	s.agent = gate.agent.name[0] ? gate.agent.name : NULL;
+	if (s.agent != NULL)
+		s.matched = stint_agent_matched(&gate.agent, peer);
 	if (gate.decision != STINT_OK) {
 		pthread_rwlock_unlock(&d->revoke_lock);
 		r = refuse(&s, rep, gate.decision, gate.reason);

@@ -71,8 +71,8 @@ stint_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid)
 	return 0;
 }
 
-static uint64_t
-proc_start_time(pid_t pid)
+uint64_t
+stint_proc_start_time(pid_t pid)
 {
 	uint64_t start;
 
@@ -132,16 +132,20 @@ take_pidfd(int fd, struct stint_peer *peer, uint64_t accepted)
 	socklen_t len = sizeof(int);
 	int pidfd = -1;
 
-	if (!atomic_load(&force_fallback) &&
-	    getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
-	    len == sizeof(int) && pidfd >= 0) {
-		peer->pidfd_via = "so_peerpidfd";
-		return pidfd;
+	if (!atomic_load(&force_fallback)) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) ==
+			    0 &&
+		    len == sizeof(int) && pidfd >= 0) {
+			peer->pidfd_via = "so_peerpidfd";
+			return pidfd;
+		}
+		if (errno == ESRCH)
+			return -2; /* exited (and reaped) before the accept */
 	}
 	pidfd = (int)syscall(SYS_pidfd_open, peer->pid, 0);
 	if (pidfd < 0)
-		return -1;
-	peer->start_time = proc_start_time(peer->pid);
+		return errno == ESRCH ? -2 : -1;
+	peer->start_time = stint_proc_start_time(peer->pid);
 	if (peer->start_time == 0 || peer->start_time > accepted) {
 		close(pidfd);
 		return -2; /* not the process that connected */
@@ -176,14 +180,21 @@ still_peer(const struct stint_peer *peer)
 		return poll(&p, 1, 0) == 0;
 	}
 	return peer->start_time != 0 &&
-	       proc_start_time(peer->pid) == peer->start_time;
+	       stint_proc_start_time(peer->pid) == peer->start_time;
+}
+
+static void
+clear_exe(struct stint_peer *peer)
+{
+	strcpy(peer->exe, "?");
+	peer->exe_sha256[0] = '\0';
+	peer->exe_dev = peer->exe_ino = 0;
 }
 
 static void
 clear_facts(struct stint_peer *peer)
 {
-	strcpy(peer->exe, "?");
-	peer->exe_sha256[0] = '\0';
+	clear_exe(peer);
 	peer->cgroup[0] = '\0';
 	peer->unit[0] = '\0';
 }
@@ -225,6 +236,7 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 	read_lsm_label(fd, peer); /* from the socket: no pid race */
 	pidfd = take_pidfd(fd, peer, accepted);
 	if (pidfd == -2) {
+		peer->gone = true;
 		clear_facts(peer);
 		return 0;
 	}
@@ -235,7 +247,7 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 		peer->pidfd_ino = pidfs_inode(pidfd);
 	}
 	if (peer->start_time == 0)
-		peer->start_time = proc_start_time(cred.pid);
+		peer->start_time = stint_proc_start_time(cred.pid);
 	read_exe_link(peer, peer->exe, sizeof(peer->exe));
 	if (stint_cgroup_of_pid(cred.pid, peer->cgroup, sizeof(peer->cgroup)) !=
 	    0)
@@ -251,30 +263,73 @@ stint_peer_from_socket(int fd, struct stint_peer *peer)
 	return 0;
 }
 
+/* The SHA-256 (cached) and file identity of the peer's executable, read
+ * through /proc/PID/exe: the file the process runs. */
+static void
+hash_exe(struct stint_peer *peer)
+{
+	char path[64];
+	struct stat st;
+	bool cached;
+	int efd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)peer->pid);
+	efd = open(path, O_RDONLY | O_CLOEXEC);
+	if (efd < 0)
+		return;
+	if (stint_exe_hash_fd(efd, peer->exe_sha256, &cached) != 0)
+		peer->exe_sha256[0] = '\0';
+	if (fstat(efd, &st) == 0) {
+		peer->exe_dev = (uint64_t)st.st_dev;
+		peer->exe_ino = (uint64_t)st.st_ino;
+	}
+	close(efd);
+}
+
 void
 stint_peer_finish(struct stint_peer *peer)
 {
-	char path[64], now_exe[PATH_MAX];
-	bool cached;
-	int efd;
+	char now_exe[PATH_MAX];
 
 	if (peer->pid <= 0 || peer->exe_sha256[0] != '\0' ||
 	    strcmp(peer->exe, "?") == 0) {
 		stint_peer_release(peer);
 		return;
 	}
-	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)peer->pid);
-	efd = open(path, O_RDONLY | O_CLOEXEC);
-	if (efd >= 0) {
-		if (stint_exe_hash_fd(efd, peer->exe_sha256, &cached) != 0)
-			peer->exe_sha256[0] = '\0';
-		close(efd);
-	}
+	hash_exe(peer);
 	/* Same image as at accept (no exec since), same live process. */
 	read_exe_link(peer, now_exe, sizeof(now_exe));
 	if (strcmp(now_exe, peer->exe) != 0 || !still_peer(peer))
 		clear_facts(peer);
 	stint_peer_release(peer);
+}
+
+int
+stint_peer_exec_changed(struct stint_peer *peer, int pidfd, char *was,
+			size_t cap)
+{
+	char path[64];
+	struct stat st;
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+	if (peer->exe_ino == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)peer->pid);
+	if (stat(path, &st) == 0 && (uint64_t)st.st_dev == peer->exe_dev &&
+	    (uint64_t)st.st_ino == peer->exe_ino)
+		return 0;
+	/* exec() keeps the cgroup and the socket's LSM label: only the
+	 * executable's facts change. */
+	snprintf(was, cap, "%s", peer->exe);
+	clear_exe(peer);
+	read_exe_link(peer, peer->exe, sizeof(peer->exe));
+	if (strcmp(peer->exe, "?") != 0)
+		hash_exe(peer);
+	/* Read through the pid: the connecting process's only while it
+	 * lives (the sender check vouched for it before the reads). */
+	if (pidfd < 0 || poll(&p, 1, 0) != 0)
+		clear_facts(peer);
+	return 1;
 }
 
 void
@@ -305,6 +360,43 @@ stint_peer_matches(const struct stint_peer *peer,
 	    strcmp(peer->lsm_label, sel->lsm_label) != 0)
 		return false;
 	return true;
+}
+
+unsigned
+stint_peer_matched(const struct stint_peer *peer,
+		   const struct stint_selectors *sel)
+{
+	unsigned m = 0;
+
+	if (sel->exe[0] != '\0' && strcmp(peer->exe, sel->exe) == 0)
+		m |= STINT_SEL_M_EXE;
+	if (sel->exe_sha256[0] != '\0' &&
+	    strcmp(peer->exe_sha256, sel->exe_sha256) == 0)
+		m |= STINT_SEL_M_EXE_SHA256;
+	if (sel->cgroup[0] != '\0' && peer->cgroup[0] != '\0' &&
+	    stint_cgroup_within(peer->cgroup, sel->cgroup))
+		m |= STINT_SEL_M_CGROUP;
+	if (sel->unit[0] != '\0' && strcmp(peer->unit, sel->unit) == 0)
+		m |= STINT_SEL_M_UNIT;
+	if (sel->lsm_label[0] != '\0' &&
+	    strcmp(peer->lsm_label, sel->lsm_label) == 0)
+		m |= STINT_SEL_M_LSM_LABEL;
+	return m;
+}
+
+const char *
+stint_sel_bit_name(unsigned bit)
+{
+	static const char *const names[STINT_SEL_M_COUNT] = {
+		"uid",    "gid",  "exe",       "exe_sha256",
+		"cgroup", "unit", "lsm_label",
+	};
+	unsigned i;
+
+	for (i = 0; i < STINT_SEL_M_COUNT; i++)
+		if (bit == 1u << i)
+			return names[i];
+	return "?";
 }
 
 /* CAP_SYS_PTRACE (19) in /proc/self/status's CapEff. */

@@ -48,6 +48,14 @@ struct stint_peer {
 	 * against the accept), or "" (none: facts from /proc only, checked
 	 * by start time). */
 	const char *pidfd_via;
+	/* The executable file the facts were read from (fstat of
+	 * /proc/PID/exe when hashed): an exec since is seen per request by
+	 * comparing them. Both 0 when unknown. */
+	uint64_t exe_dev, exe_ino;
+	/* The kernel said the process that connected had already exited
+	 * at accept (no pidfd, facts cleared): nothing tells it from a
+	 * process that later takes its pid. */
+	bool gone;
 	int pidfd;       /* -1 when none or closed */
 	bool owns_pidfd; /* true only in the connection's own struct */
 };
@@ -58,6 +66,15 @@ int stint_peer_from_socket(int fd, struct stint_peer *peer);
  * pidfd. Safe to call more than once. */
 void stint_peer_finish(struct stint_peer *peer);
 
+/* Per request: whether the peer still runs the executable its facts were
+ * read from (the same device and inode behind /proc/PID/exe: one stat).
+ * 0: the same, or unknown since accept; 1: it exec'd another file, and the
+ * exe facts (path, SHA-256, device, inode) are read again, cleared unless
+ * pidfd (the connecting process's, -1 if none) shows it alive after the
+ * reads. was (cap bytes) gets the executable's path before, on 1. */
+int stint_peer_exec_changed(struct stint_peer *peer, int pidfd, char *was,
+			    size_t cap);
+
 /* Closes the pidfd if this struct owns it. Idempotent. */
 void stint_peer_release(struct stint_peer *peer);
 
@@ -65,6 +82,13 @@ void stint_peer_release(struct stint_peer *peer);
  * are the caller's). Unknown facts never match a selector that is set. */
 bool stint_peer_matches(const struct stint_peer *peer,
 			const struct stint_selectors *sel);
+
+/* The STINT_SEL_M_* bits of the selectors sel sets that the peer's facts
+ * match (uid and gid are the caller's). */
+unsigned stint_peer_matched(const struct stint_peer *peer,
+			    const struct stint_selectors *sel);
+/* The name of one STINT_SEL_M_* bit ("uid", "exe_sha256", ...). */
+const char *stint_sel_bit_name(unsigned bit);
 
 /* Whether stintd can read /proc/PID/exe of a process of uid (same uid,
  * or CAP_SYS_PTRACE): --exe and --exe-sha256 need it. */
@@ -99,5 +123,7 @@ void stint_exe_hash_flush(void);
  * pid, a process's identity on kernels without pidfs) and parent pid;
  * either may be NULL. 0, or -1 when the process is gone or unreadable. */
 int stint_proc_stat(pid_t pid, uint64_t *start_time, pid_t *ppid);
+/* stint_proc_stat's start time alone; 0 when the process is gone. */
+uint64_t stint_proc_start_time(pid_t pid);
 
 #endif

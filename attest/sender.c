@@ -10,9 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "attest/sender.h"
@@ -21,16 +19,13 @@
 #include "common/log.h"
 #include "common/proto.h"
 
-/* Debian 12's headers (Linux 6.1) lack the pidfd socket options; these
- * are their values in the generic socket header that x86 and arm64 use
- * (Linux >= 6.5). Elsewhere, without the headers, they are not used. */
+/* Debian 12's headers (Linux 6.1) lack SO_PASSPIDFD; this is its value
+ * in the generic socket header that x86 and arm64 use (Linux >= 6.5).
+ * Elsewhere, without the headers, it is not used. */
 #if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) ||        \
 	defined(__arm__) || defined(__riscv)
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
-#endif
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77
 #endif
 #endif
 #ifndef SCM_PIDFD
@@ -40,9 +35,6 @@
  * docs/identity.md); -DSTINT_SENDER_NO_PASSPIDFD leaves it out. */
 #if defined(SO_PASSPIDFD) && !defined(STINT_SENDER_NO_PASSPIDFD)
 #define STINT_SENDER_PIDFD 1
-#endif
-#ifndef PIDFS_MAGIC
-#define PIDFS_MAGIC 0x50494446 /* Linux >= 6.9: one inode per process */
 #endif
 
 /* Reasons, constants (the refusals aggregate compares them by address). */
@@ -86,83 +78,25 @@ stint_sender_listen(int fd)
 	return set_passcred(fd);
 }
 
-static uint64_t
-proc_start_time(pid_t pid)
-{
-	uint64_t start;
-
-	return stint_proc_stat(pid, &start, NULL) == 0 ? start : 0;
-}
-
-/* A pidfd of the connecting process: SO_PEERPIDFD (Linux >= 6.5) names it
- * without a race; else pidfd_open() on its pid, kept only if that pid still
- * has the start time peer.c read at accept. *gone: the kernel says the
- * process no longer exists (or its pid is another process's now). */
-static int
-peer_pidfd(int fd, const struct stint_peer *peer, bool *gone)
-{
-	int pidfd = -1;
-#ifdef SO_PEERPIDFD
-	socklen_t len = sizeof(pidfd);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
-	    len == sizeof(pidfd) && pidfd >= 0)
-		return pidfd;
-	if (errno == ESRCH) {
-		*gone = true;
-		return -1;
-	}
-	pidfd = -1;
-#else
-	(void)fd;
-#endif
-#ifdef SYS_pidfd_open
-	pidfd = (int)syscall(SYS_pidfd_open, peer->pid, 0);
-	if (pidfd < 0) {
-		*gone = errno == ESRCH;
-		return -1;
-	}
-	if (peer->start_time == 0 ||
-	    proc_start_time(peer->pid) != peer->start_time) {
-		*gone = peer->start_time != 0;
-		close(pidfd);
-		pidfd = -1;
-	}
-#else
-	(void)peer;
-#endif
-	return pidfd;
-}
-
-static uint64_t
-pidfs_ino(int pidfd)
-{
-	struct statfs sfs;
-	struct stat st;
-
-	if (fstatfs(pidfd, &sfs) != 0 || sfs.f_type != PIDFS_MAGIC ||
-	    fstat(pidfd, &st) != 0)
-		return 0;
-	return (uint64_t)st.st_ino;
-}
-
 int
-stint_sender_ref_init(int fd, const struct stint_peer *peer,
+stint_sender_ref_init(int fd, struct stint_peer *peer,
 		      struct stint_sender_ref *ref)
 {
 	static atomic_bool warned;
 
-	ref->pidfd = -1;
+	/* The peer's pidfd (peer.c took it at accept: SO_PEERPIDFD, or
+	 * pidfd_open() checked against the start time) becomes ref's. */
+	ref->pidfd = peer->owns_pidfd ? peer->pidfd : -1;
+	peer->owns_pidfd = false;
+	ref->pidfs_ino = ref->pidfd >= 0 ? peer->pidfd_ino : 0;
+	ref->gone = peer->gone;
 	ref->off = ref->len = 0;
 	ref->unproven = false;
-	ref->gone = false;
-	if (set_passcred(fd) != 0)
-		return -1;
 	ref->pid = peer->pid;
 	ref->uid = peer->uid;
 	ref->gid = peer->gid;
-	ref->pidfd = peer_pidfd(fd, peer, &ref->gone);
-	ref->pidfs_ino = ref->pidfd >= 0 ? pidfs_ino(ref->pidfd) : 0;
+	if (set_passcred(fd) != 0)
+		return -1;
 	if (ref->pidfd < 0 && !ref->gone && !atomic_exchange(&warned, true))
 		log_warn("no pidfd for peer pid %ld: its requests are checked "
 			 "by pid, uid and gid only, not against pid reuse",
@@ -477,7 +411,7 @@ stint_sender_peer(const struct stint_sender *who, struct stint_peer *out)
 	strcpy(out->exe, "?");
 	if (who->pid <= 0)
 		return;
-	out->start_time = proc_start_time(who->pid);
+	out->start_time = stint_proc_start_time(who->pid);
 	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)who->pid);
 	n = readlink(path, out->exe, sizeof(out->exe) - 1);
 	out->exe[n > 0 ? n : 0] = '\0';

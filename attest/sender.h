@@ -58,10 +58,11 @@ struct stint_sender {
 /* Asks the kernel to attach the sender's credentials (and pidfd) to every
  * message on sockets accepted from listening socket fd. */
 int stint_sender_listen(int fd);
-/* Sets the same options on an accepted socket and takes a pidfd of the
- * connecting process (SO_PEERPIDFD, else pidfd_open() checked against
- * peer->start_time). 0 on success. */
-int stint_sender_ref_init(int fd, const struct stint_peer *peer,
+/* Sets the same options on an accepted socket and takes over the pidfd
+ * of the connecting process that stint_peer_from_socket took (peer keeps
+ * it as a borrowed copy, valid until stint_sender_ref_close). 0 on
+ * success; on failure too, ref owns the pidfd (close it). */
+int stint_sender_ref_init(int fd, struct stint_peer *peer,
 			  struct stint_sender_ref *ref);
 void stint_sender_ref_close(struct stint_sender_ref *ref);
 /* Reads one frame as stint_frame_read() does (common/frame.h), checking

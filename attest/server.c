@@ -5,7 +5,8 @@
  * the sender of every read (SO_PASSCRED, sender.h), and a request sent by
  * another process (a descriptor passed on with SCM_RIGHTS, inherited, or
  * kept across setuid()) is refused, audited naming the real sender, and
- * the connection closed. Limits
+ * the connection closed. A process that kept its agent.sock connection
+ * across exec() is judged again on its new executable (exec_refused). Limits
  * keep one misbehaving uid from starving the others: frames over
  * STINT_FRAME_MAX are refused unread, a frame must arrive within
  * FRAME_TIMEOUT_MS once started, idle connections are closed after
@@ -67,10 +68,11 @@
 #define WRITE_TIMEOUT_MS 10000
 #define CONN_STACK       (256 * 1024)
 
-/* A connection holds its socket and a pidfd of its connecting process
- * (sender.h); the sender's pidfd of each read is closed at once, and a
- * read whose pidfd cannot be installed is checked without it. The peer's
- * own pidfd (peer.h) is closed once its facts are read, in classify(). */
+/* A connection holds its socket and one pidfd of its connecting process,
+ * taken at accept by stint_peer_from_socket and owned by the sender ref
+ * (sender.h) for the connection's life: two. The sender's pidfd of each
+ * read is closed at once, and a read whose pidfd cannot be installed is
+ * checked without it. */
 #define FDS_PER_CONN 2
 
 enum lane { LANE_ADMIN, LANE_AGENT, LANE_STRANGER, LANE_OPERATOR };
@@ -408,6 +410,88 @@ refuse_sender(struct conn *c, struct stint_sender *who)
 	send_error(c->fd, STINT_E_DENIED, text);
 }
 
+static const char WHY_EXEC_UNMATCHED[] =
+	"request sent after the connecting process exec'd a program that "
+	"does not match the selectors of the agent it connected as";
+static const char WHY_EXEC_OTHER[] =
+	"request sent after the connecting process exec'd a program that "
+	"acts as another agent than the one it connected as";
+static const char WHY_EXEC_STORE[] =
+	"request sent after the connecting process exec'd another program, "
+	"and the task store is unavailable to judge it";
+
+/* Audits and answers an exec refusal (exec_refused). */
+static void
+refuse_exec(struct conn *c, const char *why, const char *was)
+{
+	struct stint_agent agent;
+	char detail[2 * PATH_MAX + 96], text[512];
+	unsigned long dropped;
+	char note[64];
+	struct stint_audit_event ev = {
+		.event = "request-refused",
+		.agent = c->agent[0] ? c->agent : NULL,
+		.peer = &c->peer,
+		.decision = "deny",
+		.reason = why,
+		.detail = detail,
+	};
+
+	if (c->agent[0] != '\0' &&
+	    stint_store_agent_get(c->d->store, c->agent, &agent) ==
+		    STINT_STORE_OK)
+		ev.matched = stint_agent_matched(&agent, &c->peer);
+	snprintf(detail, sizeof(detail),
+		 "agent.sock connection opened by pid %ld running %s; it now "
+		 "runs %s",
+		 (long)c->peer.pid, was, c->peer.exe);
+	if (stint_refusals_audit(c->d->audit, &ev, stintd_now()) != 0) {
+		stintd_count(c->d, STINT_C_AUDIT_FAILURES);
+		log_err("audit log write failed while refusing a request");
+	}
+	if (stint_ratelimit(&sender_refusals, &dropped))
+		log_warn("refused a request of pid %ld uid %ld (%s): %s%s",
+			 (long)c->peer.pid, (long)c->peer.uid, detail, why,
+			 dropped_note(dropped, note));
+	snprintf(text, sizeof(text),
+		 "permission denied: %s (pid %ld now runs %.200s): connect "
+		 "afresh from this program",
+		 why, (long)c->peer.pid, c->peer.exe);
+	send_error(c->fd, STINT_E_DENIED, text);
+}
+
+/*
+ * Per request on agent.sock: a process that kept its connection across
+ * exec() (same pid and uid, so the sender check passes) is judged again on
+ * the program it runs now. One stat() when it did not exec; otherwise the
+ * new executable's facts are read (its hash from the cache) and it must
+ * still act as the agent it connected as (or as none, if it connected as
+ * none). True when refused: the caller closes the connection.
+ */
+static bool
+exec_refused(struct conn *c)
+{
+	struct stint_agent now;
+	char was[PATH_MAX];
+	const char *why = NULL;
+	int r;
+
+	if (c->admin || stint_peer_exec_changed(&c->peer, c->ref.pidfd, was,
+						sizeof(was)) == 0)
+		return false;
+	r = stint_store_agent_for_peer(c->d->store, &c->peer, &now);
+	if (r == STINT_STORE_ERROR)
+		why = WHY_EXEC_STORE;
+	else if (r == STINT_STORE_OK && strcmp(now.name, c->agent) != 0)
+		why = WHY_EXEC_OTHER;
+	else if (r != STINT_STORE_OK && c->agent[0] != '\0')
+		why = WHY_EXEC_UNMATCHED;
+	if (why == NULL)
+		return false;
+	refuse_exec(c, why, was);
+	return true;
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -439,6 +523,10 @@ conn_main(void *arg)
 		}
 		if (r != 0)
 			break; /* closed, timed out, or torn: nothing to say */
+		if (exec_refused(c)) {
+			free(body);
+			break;
+		}
 		r = dispatch(c, body, len, &rep);
 		free(body);
 		if (r != 0)

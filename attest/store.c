@@ -156,6 +156,18 @@ stint_agent_matches(const struct stint_agent *a, const struct stint_peer *peer)
 	       stint_peer_matches(peer, &a->sel);
 }
 
+unsigned
+stint_agent_matched(const struct stint_agent *a, const struct stint_peer *peer)
+{
+	unsigned m = stint_peer_matched(peer, &a->sel);
+
+	if ((int64_t)a->uid == (int64_t)peer->uid)
+		m |= STINT_SEL_M_UID;
+	if (a->gid >= 0 && a->gid == (int64_t)peer->gid)
+		m |= STINT_SEL_M_GID;
+	return m;
+}
+
 /* Both set and different: no process matches both. */
 static bool
 sel_apart(const char *x, const char *y)

@@ -122,6 +122,10 @@ bool stint_agents_overlap(const struct stint_agent *a,
 /* Whether a peer's uid, gid and facts match agent a. */
 bool stint_agent_matches(const struct stint_agent *a,
 			 const struct stint_peer *peer);
+/* The STINT_SEL_M_* bits of a's selectors (uid, gid when set, and the
+ * rest) that the peer matches: all that a sets when the peer acts as a. */
+unsigned stint_agent_matched(const struct stint_agent *a,
+			     const struct stint_peer *peer);
 /* *out malloc'ed array ordered by name. */
 int stint_store_agent_list(struct stint_store *s, struct stint_agent **out,
 			   size_t *n);

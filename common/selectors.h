@@ -19,4 +19,17 @@ struct stint_selectors {
 	char lsm_label[STINT_SEL_LABEL_MAX + 1]; /* SO_PEERSEC, exact */
 };
 
+/* Which of an agent's selectors a peer matched (the audit's peer
+ * "matched" list, in this order): one bit each. */
+enum stint_sel_bit {
+	STINT_SEL_M_UID = 1u << 0,
+	STINT_SEL_M_GID = 1u << 1,
+	STINT_SEL_M_EXE = 1u << 2,
+	STINT_SEL_M_EXE_SHA256 = 1u << 3,
+	STINT_SEL_M_CGROUP = 1u << 4,
+	STINT_SEL_M_UNIT = 1u << 5,
+	STINT_SEL_M_LSM_LABEL = 1u << 6,
+};
+#define STINT_SEL_M_COUNT 7
+
 #endif

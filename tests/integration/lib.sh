@@ -702,6 +702,67 @@ EOF
 	OPENSSL_CONF=$cnf timeout 120 "${FOREIGN[@]}" openssl "$@"
 }
 
+# --- uids, binaries and cgroups for the identity tests -----------------------
+
+# free_uid N: the first uid from N up that no user, group or process uses.
+free_uid()
+{
+	local u=$1
+
+	while getent passwd "$u" >/dev/null || getent group "$u" >/dev/null ||
+		pgrep -U "$u" >/dev/null; do
+		u=$((u + 1))
+	done
+	echo "$u"
+}
+
+# alpha_setup N: agent alpha of uid A (the first free uid from N), and what
+# uid A needs to use it: copies of the module and p11client in $T/bin (MOD,
+# CLI), $T/digest (32 random bytes) and $T/wire.py readable. Call after
+# stintd runs, need_p11client and wire_py.
+alpha_setup()
+{
+	A=$(free_uid "$1")
+	mkdir -m 0755 "$T/bin"
+	cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
+	chmod 0755 "$T/bin"/*
+	MOD=$T/bin/$(basename "$STINT_MODULE")
+	CLI=$T/bin/p11client
+	chmod 0644 "$T/wire.py"
+	head -c 32 /dev/urandom >"$T/digest"
+	chmod 0644 "$T/digest"
+	agent_add alpha "$A"
+}
+
+# cg_test_tree NAME: the test's own cgroup in the cgroup v2 hierarchy, CG2
+# being where that is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on
+# a hybrid host) and CGTEST the new cgroup's path from its root
+# (/NAME-PID). At exit whatever runs in the tree is killed and the tree
+# removed, before lib.sh's cleanup. Skips (77) without a writable
+# hierarchy. Call after stint_tmpdir.
+cg_test_tree()
+{
+	need_cmd findmnt
+	CG2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
+	[ -n "$CG2" ] || skip "no cgroup v2 hierarchy mounted"
+	CGTEST=/$1-$$
+	mkdir "$CG2$CGTEST" 2>/dev/null ||
+		skip "cannot create a cgroup in $CG2 (not writable here)"
+	trap 'rc=$?; cg_test_cleanup; (exit $rc); _cleanup' EXIT
+}
+
+cg_test_cleanup()
+{
+	local d
+
+	[ -n "${CGTEST:-}" ] && [ -d "$CG2$CGTEST" ] || return 0
+	for d in $(find "$CG2$CGTEST" -depth -type d 2>/dev/null); do
+		xargs -r kill -KILL <"$d/cgroup.procs" 2>/dev/null
+	done
+	sleep 0.2
+	find "$CG2$CGTEST" -depth -type d -exec rmdir {} \; 2>/dev/null
+}
+
 # --- raw agent-socket client (python3), for the abuse and identity tests -----
 
 # Writes $T/wire.py: a minimal CBOR codec for Stint frames. Usage:

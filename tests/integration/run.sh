@@ -9,24 +9,11 @@
 # stintd binds the task to the command's pid and says so.
 . "$(dirname "$0")/lib.sh"
 need_root
-need_cmd setpriv findmnt
+need_cmd setpriv
 [ -x "$PYTHON" ] || skip "python3 not installed"
-CG2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
-[ -n "$CG2" ] || skip "no cgroup v2 hierarchy mounted"
 stint_tmpdir
-PARENT=/stint-test-run-$$
-mkdir "$CG2$PARENT" 2>/dev/null || skip "cannot create a cgroup in $CG2 (not writable here)"
-cg_cleanup()
-{
-	local d
-
-	for d in $(find "$CG2$PARENT" -depth -type d 2>/dev/null); do
-		xargs -r kill -KILL <"$d/cgroup.procs" 2>/dev/null
-	done
-	sleep 0.2
-	find "$CG2$PARENT" -depth -type d -exec rmdir {} \; 2>/dev/null
-}
-trap 'rc=$?; cg_cleanup; (exit $rc); _cleanup' EXIT
+cg_test_tree stint-test-run
+PARENT=$CGTEST
 
 backend_init
 stintd_config
@@ -35,17 +22,8 @@ stintd_start
 p11_env
 need_p11client
 wire_py
-
-A=61201
-while getent passwd "$A" >/dev/null || pgrep -U "$A" >/dev/null; do A=$((A + 1)); done
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-export MOD=$T/bin/$(basename "$STINT_MODULE") CLI=$T/bin/p11client A T
-chmod 0644 "$T/wire.py"
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
-agent_add alpha "$A"
+alpha_setup 61201
+export MOD CLI A T
 
 field() { stint task show "$1" --json | json_get "$2"; }
 ended() { [ "$(field "$1" state)" = ended ]; }

@@ -8,7 +8,8 @@
 #    connection's exe_sha256 in the audit is the new file's;
 #  - --exe-sha256 that does not match: nothing visible, nothing signed;
 #  - two agents, one uid, two cgroups under the unified hierarchy;
-#  - the audit peer block carries exe_sha256, cgroup, pidfd_ino;
+#  - the audit peer block carries exe_sha256, cgroup, pidfd_ino, and which
+#    of the agent's selectors matched ("matched":["uid","exe"]);
 #  - the pidfd_open() fallback (kernels without SO_PEERPIDFD) gives the same
 #    answers; `stint audit verify` passes.
 . "$(dirname "$0")/lib.sh"
@@ -21,16 +22,6 @@ need_p11client
 wire_py
 chmod 0644 "$T/wire.py"
 
-free_uid()
-{
-	local u=$1
-
-	while getent passwd "$u" >/dev/null || getent group "$u" >/dev/null ||
-		pgrep -U "$u" >/dev/null; do
-		u=$((u + 1))
-	done
-	echo "$u"
-}
 U=$(free_uid 62001)
 U2=$(free_uid $((U + 1)))
 U3=$(free_uid $((U2 + 1)))
@@ -69,6 +60,12 @@ for line in open(sys.argv[2]):
         peer = r.get("peer")
 print(json.dumps(peer))
 EOF
+}
+# The "matched" list of a peer block on stdin, comma-separated.
+matched_of()
+{
+	"$PYTHON" -c 'import json, sys
+print(",".join((json.load(sys.stdin) or {}).get("matched", [])))'
 }
 
 # --- two agents, one uid, told apart by executable -----------------------
@@ -123,6 +120,22 @@ sum_a=$(sha256sum "$T/bin/a/p11client" | cut -d' ' -f1)
 if [ -r /proc/self/cgroup ] && grep -q '^0::' /proc/self/cgroup; then
 	json_get cgroup <"$T/peer" >/dev/null 2>&1 || { cat "$T/peer"; fail "audit peer has no cgroup"; }
 fi
+[ "$(matched_of <"$T/peer")" = "uid,exe" ] ||
+	{ cat "$T/peer"; fail "audit peer matched is not uid,exe for agent alpha (--uid --exe)"; }
+[ "$(last_peer "$tp" | matched_of)" = "uid,exe" ] ||
+	{ last_peer "$tp"; fail "audit peer matched of agent py (raw SIGN)"; }
+# A refusal of a peer that maps to an agent says what it matched too.
+"$PYTHON" - "$AUDIT_LOG" "$ta" >"$T/ref" <<'EOF'
+import json, sys
+peer = None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "sign-refused" and r.get("task") == sys.argv[2] and r.get("agent") == "py":
+        peer = r.get("peer")
+print(json.dumps(peer))
+EOF
+[ "$(matched_of <"$T/ref")" = "uid,exe" ] ||
+	{ cat "$T/ref"; fail "sign-refused of agent py has no matched list"; }
 kv=$(uname -r | awk -F. '{print $1 * 1000 + $2}')
 if [ "$kv" -ge 6009 ]; then
 	[ "$(json_get pidfd_ino <"$T/peer")" -gt 0 ] 2>/dev/null ||
@@ -156,6 +169,8 @@ stint agent add pinned2 --uid "$U2" --exe-sha256 "$sum_pin" >/dev/null 2>&1 || f
 tpin2=$(task_start pinned2 --ttl 10m) || exit 1
 as_uid "$U2" "$T/bin/pinned" --module "$MOD" --label "$tpin2" --in "$T/digest" >"$T/out" 2>&1 ||
 	{ cat "$T/out"; fail "the process with the pinned hash cannot sign"; }
+[ "$(last_peer "$tpin2" | matched_of)" = "uid,exe_sha256" ] ||
+	{ last_peer "$tpin2"; fail "audit peer matched is not uid,exe_sha256 for agent pinned2"; }
 
 # --- two agents, one uid, told apart by cgroup --------------------------------
 CGROOT=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
@@ -204,6 +219,8 @@ if [ -n "$CGROOT" ] && mkdir "$CGROOT/stint-sel-$$" 2>/dev/null; then
 	grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw SIGN from outside both cgroups: expected status 3"; }
 	[ "$(last_peer "$tx" | json_get cgroup)" = "/$CG/x" ] ||
 		{ last_peer "$tx"; fail "audit peer cgroup is not /$CG/x"; }
+	[ "$(last_peer "$tx" | matched_of)" = "uid,cgroup" ] ||
+		{ last_peer "$tx"; fail "audit peer matched is not uid,cgroup for agent cgx"; }
 else
 	note "no writable cgroup v2 hierarchy: cgroup part skipped"
 fi

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,75 @@ test_can_read_exe(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static double
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* The per-request exec check (stint_peer_exec_changed): nothing when the
+ * process runs the file its facts came from; the new executable's facts
+ * when it does not. Prints what each costs (no assert on time). */
+static void
+test_exec_changed(void **state)
+{
+	struct stint_peer peer;
+	char was[PATH_MAX], self[PATH_MAX];
+	ssize_t n;
+	double t0;
+	int sv[2], pidfd, i, runs = 20000;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(stint_peer_from_socket(sv[0], &peer), 0);
+	stint_peer_finish(&peer);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	assert_string_equal(peer.exe, self);
+	assert_true(peer.exe_ino != 0);
+	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	assert_true(pidfd >= 0);
+	t0 = cpu_ns();
+	for (i = 0; i < runs; i++)
+		assert_int_equal(
+			stint_peer_exec_changed(&peer, pidfd, was, sizeof(was)),
+			0);
+	printf("exec check, same executable: %.0f ns per request\n",
+	       (cpu_ns() - t0) / runs);
+	/* As if the facts came from another file: read again. */
+	t0 = cpu_ns();
+	for (i = 0; i < runs / 10; i++) {
+		peer.exe_ino ^= 1;
+		strcpy(peer.exe, "/old");
+		assert_int_equal(
+			stint_peer_exec_changed(&peer, pidfd, was, sizeof(was)),
+			1);
+	}
+	printf("exec check, another executable (hash cached): %.0f ns\n",
+	       (cpu_ns() - t0) / (runs / 10));
+	assert_string_equal(was, "/old");
+	assert_string_equal(peer.exe, self);
+	assert_int_equal(strlen(peer.exe_sha256), 64);
+	assert_int_equal(
+		stint_peer_exec_changed(&peer, pidfd, was, sizeof(was)), 0);
+	/* No live pidfd to vouch for the reads: the facts are cleared. */
+	peer.exe_ino ^= 1;
+	assert_int_equal(stint_peer_exec_changed(&peer, -1, was, sizeof(was)),
+			 1);
+	assert_string_equal(peer.exe, "?");
+	assert_string_equal(peer.exe_sha256, "");
+	/* Unknown since accept: no check at all. */
+	assert_int_equal(
+		stint_peer_exec_changed(&peer, pidfd, was, sizeof(was)), 0);
+	close(pidfd);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -189,6 +259,7 @@ main(void)
 		cmocka_unit_test(test_matches),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_can_read_exe),
+		cmocka_unit_test(test_exec_changed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,9 +8,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +153,79 @@ test_other_process(void **state)
 	conn_free(c);
 }
 
+/* A connecting process that exited (and was reaped) before the accept.
+ * The pidfd_open() fallback gets ESRCH, as SO_PEERPIDFD does before Linux
+ * 6.16: peer.c says it is gone and takes no pidfd, and the sender check
+ * refuses its frame, since nothing would tell it from a process that later
+ * gets its pid. Newer kernels give a pidfd of the reaped process: its facts
+ * are cleared, and its frame is judged by pidfs inode (it did write it). */
+static void
+gone_at_accept(bool fallback)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint8_t frame[] = {0, 0, 0, 3, 'a', 'b', 'c'};
+	struct stint_peer peer;
+	struct stint_sender_ref ref;
+	struct stint_sender who;
+	uint8_t *body;
+	size_t len;
+	int lfd, fd, status;
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/test_sender.%ld.sock",
+		 (long)getpid());
+	unlink(sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(stint_sender_listen(lfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    write(s, frame, sizeof(frame)) != (ssize_t)sizeof(frame))
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	stint_peer_force_fallback(fallback);
+	assert_int_equal(stint_peer_from_socket(fd, &peer), 0);
+	stint_peer_force_fallback(false);
+	assert_int_equal(peer.pid, pid);
+	assert_string_equal(peer.exe, "?");
+	assert_true(peer.gone || !fallback);
+	assert_int_equal(stint_sender_ref_init(fd, &peer, &ref), 0);
+	if (peer.gone) {
+		assert_int_equal(ref.pidfd, -1);
+		assert_int_equal(stint_sender_frame_read(fd, STINT_FRAME_MAX,
+							 2000, &ref, &body,
+							 &len, &who),
+				 STINT_SENDER_MISMATCH);
+		assert_null(body);
+		assert_int_equal(who.pid, pid);
+	} else {
+		assert_true(ref.pidfd >= 0);
+	}
+	stint_sender_ref_close(&ref);
+	close(fd);
+	close(lfd);
+	unlink(sa.sun_path);
+}
+
+static void
+test_gone_at_accept(void **state)
+{
+	(void)state;
+	gone_at_accept(false);
+	gone_at_accept(true);
+}
+
 /* The connecting process starts a frame; another process finishes it. */
 static void
 test_two_senders_one_frame(void **state)
@@ -246,6 +321,7 @@ main(void)
 		cmocka_unit_test(test_two_senders_one_frame),
 		cmocka_unit_test(test_descriptors_refused),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_gone_at_accept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
