@@ -109,8 +109,8 @@ anchor_advance(void *ctx, uint64_t *value, char *err, size_t errlen)
 {
 	struct stintd *d = ctx;
 
-	return d->backend->ops->audit_counter(d->backend, true, value, NULL,
-					      err, errlen);
+	return d->backend->ops->audit_counter(d->backend, true, value, err,
+					      errlen);
 }
 
 int
@@ -120,8 +120,8 @@ stintd_anchor_nv(struct stintd *d, uint64_t *value)
 
 	if (d->backend->ops->audit_counter == NULL)
 		return -1;
-	return d->backend->ops->audit_counter(d->backend, false, value, NULL,
-					      err, sizeof(err));
+	return d->backend->ops->audit_counter(d->backend, false, value, err,
+					      sizeof(err));
 }
 
 const char *
@@ -130,41 +130,67 @@ stintd_anchor_note(void)
 	return nv_note;
 }
 
+/* True when cp is signed by this host's attestation key. */
+static bool
+cp_signed_here(struct stintd *d, const struct stint_audit_cp *cp)
+{
+	EVP_PKEY *ak = NULL;
+	uint8_t id[32];
+	char hex[65];
+	bool ok = false;
+
+	if (anchor_key_id(d, id, &ak) == 0) {
+		stint_hex_encode(id, 32, hex);
+		ok = strcmp(hex, cp->key) == 0 && stint_audit_cp_sig_ok(ak, cp);
+	}
+	EVP_PKEY_free(ak);
+	return ok;
+}
+
+/* No checkpoint carries the counter: fine only while the TPM says it was
+ * never advanced (first start with the anchor). */
+static const char *
+nv_none(struct stintd *d, uint64_t tpm, char *why, size_t cap)
+{
+	if (tpm == 0) {
+		nv_force = true;
+		snprintf(nv_note, sizeof(nv_note),
+			 "; TPM audit counter (NV index 0x%08x) not advanced "
+			 "yet: the first checkpoint pins the log to it",
+			 d->cfg.backend.audit_counter_index);
+		return NULL;
+	}
+	snprintf(why, cap,
+		 "audit log rollback: no checkpoint in %s carries the TPM "
+		 "audit counter (NV index 0x%08x, now %llu): the log was "
+		 "replaced by one older than the counter, or by another",
+		 stint_audit_path(d->audit), d->cfg.backend.audit_counter_index,
+		 (unsigned long long)tpm);
+	return why;
+}
+
 /* Compares the TPM counter with the last checkpoint's: NULL when they
  * agree, else why not (in why). */
 static const char *
 nv_compare(struct stintd *d, uint64_t tpm, char *why, size_t cap)
 {
+	const char *path = stint_audit_path(d->audit);
+	uint32_t index = d->cfg.backend.audit_counter_index;
 	struct stint_audit_cp cp;
-	EVP_PKEY *ak = NULL;
-	uint8_t id[32];
-	char hex[65] = "";
 	int r;
 
 	r = stint_audit_last_nv_checkpoint(d->audit, &cp, why, cap);
 	if (r < 0)
 		return why;
-	if (r == 1) {
-		snprintf(why, cap,
-			 "no checkpoint in %s carries the TPM audit counter "
-			 "(now %llu): the log was replaced by an older one "
-			 "(rollback) or by another",
-			 stint_audit_path(d->audit), (unsigned long long)tpm);
-		return why;
-	}
-	if (anchor_key_id(d, id, &ak) == 0)
-		stint_hex_encode(id, 32, hex);
-	if (ak == NULL || strcmp(hex, cp.key) != 0 ||
-	    !stint_audit_cp_sig_ok(ak, &cp)) {
-		EVP_PKEY_free(ak);
+	if (r == 1)
+		return nv_none(d, tpm, why, cap);
+	if (!cp_signed_here(d, &cp)) {
 		snprintf(why, cap,
 			 "the last checkpoint in %s (seq %llu) is not signed "
 			 "by this host's attestation key: forged",
-			 stint_audit_path(d->audit),
-			 (unsigned long long)cp.seq);
+			 path, (unsigned long long)cp.seq);
 		return why;
 	}
-	EVP_PKEY_free(ak);
 	if (tpm == cp.nv)
 		return NULL;
 	if (tpm == cp.nv + 1) {
@@ -184,17 +210,23 @@ nv_compare(struct stintd *d, uint64_t tpm, char *why, size_t cap)
 			 "(seq %llu) carries %llu: the log and state.db were "
 			 "restored from an older copy, or the log was cut back "
 			 "to an earlier checkpoint",
-			 d->cfg.backend.audit_counter_index,
-			 (unsigned long long)tpm, stint_audit_path(d->audit),
+			 index, (unsigned long long)tpm, path,
 			 (unsigned long long)cp.seq, (unsigned long long)cp.nv);
+	else if (tpm == 0)
+		snprintf(
+			why, cap,
+			"the TPM audit counter (NV index 0x%08x) was never "
+			"advanced, but the last checkpoint in %s carries %llu: "
+			"the index was removed and defined again (hiding a "
+			"rollback), or the log comes from another TPM",
+			index, path, (unsigned long long)cp.nv);
 	else
 		snprintf(why, cap,
 			 "the last checkpoint in %s carries TPM audit counter "
 			 "%llu, ahead of the TPM's %llu (NV index 0x%08x): the "
-			 "log comes from another TPM, or the TPM was cleared",
-			 stint_audit_path(d->audit), (unsigned long long)cp.nv,
-			 (unsigned long long)tpm,
-			 d->cfg.backend.audit_counter_index);
+			 "log comes from another TPM",
+			 path, (unsigned long long)cp.nv,
+			 (unsigned long long)tpm, index);
 	return why;
 }
 
@@ -204,22 +236,16 @@ anchor_nv_open(struct stintd *d, bool reset, bool *reset_done, char *err,
 	       size_t errlen)
 {
 	uint64_t tpm = 0;
-	bool fresh = false;
 
 	nv_pending = 0;
+	nv_force = false;
 	nv_note[0] = '\0';
 	if (d->backend->ops->audit_counter == NULL)
 		return 0;
-	if (d->backend->ops->audit_counter(d->backend, false, &tpm, &fresh, err,
+	if (d->backend->ops->audit_counter(d->backend, false, &tpm, err,
 					   errlen) != 0)
 		return -1;
-	if (fresh) {
-		/* First start with the counter: pin the log to it at once. */
-		nv_force = true;
-		snprintf(nv_note, sizeof(nv_note),
-			 "; TPM audit counter defined at NV index 0x%08x",
-			 d->cfg.backend.audit_counter_index);
-	} else if (nv_compare(d, tpm, err, errlen) != NULL) {
+	if (nv_compare(d, tpm, err, errlen) != NULL) {
 		if (!reset)
 			return -1;
 		log_warn("%s; starting anyway (--reset-audit-anchor)", err);

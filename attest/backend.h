@@ -180,11 +180,9 @@ struct stint_backend_ops {
 	/* nv: the audit anchor (audit_anchor.c). Optional (NULL: no
 	 * hardware counter; the anchor is absent). Reads a monotonic
 	 * counter in the hardware, after incrementing it when advance;
-	 * *fresh (when not NULL) says the counter was created by this
-	 * open. */
+	 * *value is 0 while it was never advanced. */
 	int (*audit_counter)(struct stint_backend *b, bool advance,
-			     uint64_t *value, bool *fresh, char *err,
-			     size_t errlen);
+			     uint64_t *value, char *err, size_t errlen);
 	/* Fills *st. NULL: the backend keeps nothing ready. */
 	void (*stats)(struct stint_backend *b, struct stint_backend_stats *st);
 	void (*close)(struct stint_backend *b);

@@ -170,11 +170,13 @@ nv_increment(struct tpm_backend *b, const struct nv_counter *c, char *err,
  * A counter: TPM_NT_COUNTER, written only with its own auth (random, in
  * <state_dir>/tpm/<auth_file>), read with owner authorisation (empty on
  * hosts where stintd can create keys at all), NO_DA so nobody can lock
- * stintd out by guessing. Defined and incremented once on first start
- * (*created then says so).
+ * stintd out by guessing. Defined on first start, and incremented once
+ * then when write (a counter reads only once written); the audit counter
+ * is first written by the first checkpoint, so "never written" is a fact
+ * the TPM keeps, not the disk.
  */
 static int
-nv_setup(struct tpm_backend *b, const struct nv_counter *c, bool *created,
+nv_setup(struct tpm_backend *b, const struct nv_counter *c, bool write,
 	 char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
@@ -185,7 +187,6 @@ nv_setup(struct tpm_backend *b, const struct nv_counter *c, bool *created,
 	TSS2_RC rc;
 	int r = -1;
 
-	*created = false;
 	snprintf(path, sizeof(path), "%s/%s", b->dir, c->auth_file);
 	have_auth = stat(path, &st) == 0;
 	rc = Esys_TR_FromTPMPublic(b->esys, c->index, ESYS_TR_NONE,
@@ -241,11 +242,9 @@ nv_setup(struct tpm_backend *b, const struct nv_counter *c, bool *created,
 		nv_err(err, errlen, "cannot define the NV index of the", c, rc);
 		goto out;
 	}
-	/* A counter reads only once written. */
-	if (nv_increment(b, c, err, errlen) != 0)
+	if (write && nv_increment(b, c, err, errlen) != 0)
 		goto out;
 	log_info("TPM: %s defined at NV index 0x%08x", c->what, c->index);
-	*created = true;
 	r = 0;
 out:
 	OPENSSL_cleanse(&auth, sizeof(auth));
@@ -257,32 +256,53 @@ int
 tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 {
 	struct nv_counter k = nv_kill(b), a = nv_audit(b);
-	bool created;
 
-	if (nv_setup(b, &k, &created, err, errlen) != 0)
+	if (nv_setup(b, &k, true, err, errlen) != 0)
 		return -1;
-	return nv_setup(b, &a, &b->anv_created, err, errlen);
+	return nv_setup(b, &a, false, err, errlen);
+}
+
+/* Whether the counter was ever written (TPMA_NV_WRITTEN). */
+static int
+nv_written(struct tpm_backend *b, const struct nv_counter *c, bool *written,
+	   char *err, size_t errlen)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	TSS2_RC rc;
+
+	rc = Esys_NV_ReadPublic(b->esys, *c->tr, ESYS_TR_NONE, ESYS_TR_NONE,
+				ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		nv_err(err, errlen, "cannot read the public area of the", c,
+		       rc);
+		return -1;
+	}
+	*written = (pub->nvPublic.attributes & TPMA_NV_WRITTEN) != 0;
+	Esys_Free(pub);
+	return 0;
 }
 
 /*
  * The audit anchor (backend op audit_counter): reads the audit counter,
- * after incrementing it when advance. *fresh: the counter was defined by
- * this start.
+ * after incrementing it when advance; 0 while it was never written.
  */
 int
 tpm_audit_counter(struct stint_backend *base, bool advance, uint64_t *value,
-		  bool *fresh, char *err, size_t errlen)
+		  char *err, size_t errlen)
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	struct nv_counter c = nv_audit(b);
+	bool written = true;
 	int r = -1;
 
+	*value = 0;
 	pthread_mutex_lock(&b->lock);
-	if ((!advance || nv_increment(b, &c, err, errlen) == 0) &&
-	    nv_read(b, &c, value, err, errlen) == 0)
-		r = 0;
-	if (fresh != NULL)
-		*fresh = b->anv_created;
+	if (advance)
+		r = nv_increment(b, &c, err, errlen);
+	else
+		r = nv_written(b, &c, &written, err, errlen);
+	if (r == 0 && written)
+		r = nv_read(b, &c, value, err, errlen);
 	pthread_mutex_unlock(&b->lock);
 	return r;
 }

@@ -134,7 +134,7 @@ int tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 int tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
 		    uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
 int tpm_audit_counter(struct stint_backend *base, bool advance, uint64_t *value,
-		      bool *fresh, char *err, size_t errlen);
+		      char *err, size_t errlen);
 int tpm_kill_switch(struct stint_backend *base, uint64_t *counter, char *err,
 		    size_t errlen);
 void tpm_template_ak(TPM2B_PUBLIC *t);

@@ -56,13 +56,13 @@ TPM2TOOLS_TCTI=$TCTI tpm2_getcap handles-nv-index 2>/dev/null | grep -qi "0x0*15
 stintd_start
 grep -q "audit counter defined at NV index $NV" "$STINTD_LOG" ||
 	fail "first start did not define the audit counter: $(cat "$STINTD_LOG")"
+grep '"event":"daemon-start"' "$AUDIT_LOG" | grep -q "TPM audit counter (NV index $NV) not advanced yet" ||
+	fail "daemon-start does not record the new counter"
 stint status --json >"$T/status.json" || fail "stint status --json"
 c0=$(json_get audit_nv_counter <"$T/status.json")
 [ "$c0" -ge 1 ] 2>/dev/null || fail "status --json audit_nv_counter is '$c0'"
 [ "$(log_nv "$AUDIT_LOG" | tail -n 1)" = "$c0" ] ||
 	fail "no checkpoint pins the fresh counter $c0 at start: $(log_nv "$AUDIT_LOG" | tr '\n' ' ')"
-grep '"event":"daemon-start"' "$AUDIT_LOG" | grep -q "TPM audit counter defined" ||
-	fail "daemon-start does not record the new counter"
 
 # 2. Each checkpoint advances it by one: rotation writes one before and
 # one after, the stop one more.
