@@ -851,6 +851,13 @@ config_finish(struct parse_ctx *c)
 			     "type = tpm");
 		return -1;
 	}
+	if (strcmp(cfg->backend.type, "tpm") != 0 &&
+	    c->key_line[K_AUDIT_COUNTER_INDEX] != 0) { /* nv */
+		c->ini.lineno = c->key_line[K_AUDIT_COUNTER_INDEX];
+		ctx_error(c, "audit_counter_index applies only to type = tpm: "
+			     "the other backends have no hardware counter");
+		return -1;
+	}
 	/* A TPM key binds the task deadline when it is created, so it
 	 * cannot be made ahead of its task. */
 	if (strcmp(cfg->backend.type, "tpm") == 0 &&
