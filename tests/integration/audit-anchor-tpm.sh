@@ -126,6 +126,12 @@ stint status --json >"$T/status.json" || fail "stint status --json"
 [ "$(log_nv "$AUDIT_LOG" | tail -n 1)" = $((c2 + 1)) ] ||
 	fail "no checkpoint took the value the crash left: $(log_nv "$AUDIT_LOG" | tr '\n' ' ')"
 
+# A plain crash (kill -9 with no checkpoint in flight) is no rollback.
+t=$(task_start alpha --ttl 10m --intent "before kill -9") || exit 1
+stintd_kill9
+stintd_start
+stint task end "$t" >/dev/null || fail "task end after kill -9"
+
 # 5. Two ahead is not a crash: refused (a copy one checkpoint old cannot be
 # told from a crash; two can).
 stintd_stop
