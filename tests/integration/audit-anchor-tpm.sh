@@ -10,8 +10,11 @@
 #     checkpoint at once; each checkpoint advances it by one;
 #   - the restored older copy: start refused, naming the rollback;
 #   - the counter one ahead (a crash between advancing it and writing the
-#     checkpoint, made here with tpm2_nvincrement): start accepted, the
-#     daemon-start record says so, the next checkpoint takes that value;
+#     checkpoint, made with tpm2_nvincrement, and for real with the
+#     test-only stintd-fault killing itself right after the increment):
+#     start accepted, the daemon-start record says so, the next checkpoint
+#     takes that value; a plain kill -9 is no rollback;
+#   - two ahead: refused; --reset-audit-anchor continues;
 #   - stint audit verify and stint status --json report the counter.
 export STINT_TEST_BACKEND=tpm
 . "$(dirname "$0")/lib.sh"
@@ -131,6 +134,32 @@ t=$(task_start alpha --ttl 10m --intent "before kill -9") || exit 1
 stintd_kill9
 stintd_start
 stint task end "$t" >/dev/null || fail "task end after kill -9"
+
+# The same crash for real: the test-only stintd-fault kills itself right
+# after the TPM incremented the counter for the rotation's checkpoint.
+stintd_stop
+STINTD_REAL=$STINTD
+STINTD=$top_builddir/tests/integration/stintd-fault
+[ -x "$STINTD" ] || fail "no $STINTD (make check builds it)"
+STINT_TEST_NV_CRASH=$T/nv-crash
+export STINT_TEST_NV_CRASH
+stintd_start
+c4=$(stint status --json | json_get audit_nv_counter)
+[ "$(log_nv "$AUDIT_LOG" | tail -n 1)" = "$c4" ] || fail "the counter and the log disagree before the crash"
+touch "$T/nv-crash"
+stint audit rotate >/dev/null 2>&1 && fail "stint audit rotate survived the injected crash"
+_wait_pid "$STINTD_PID" 10 || fail "stintd-fault did not die after the NV increment"
+wait "$STINTD_PID" 2>/dev/null
+STINTD_PID=
+rm -f "$T/nv-crash"
+unset STINT_TEST_NV_CRASH
+STINTD=$STINTD_REAL
+[ "$(tpm_nv)" = $((c4 + 1)) ] || fail "the TPM counter is $(tpm_nv) after the crash, not $((c4 + 1))"
+[ "$(log_nv "$T"/state/audit.log* | sort -n | tail -n 1)" = "$c4" ] ||
+	fail "a checkpoint with the new value was written before the crash"
+stintd_start
+grep '"event":"daemon-start"' "$AUDIT_LOG" | tail -n 1 | grep -q "TPM audit counter $((c4 + 1)) is one ahead of the last checkpoint's $c4" ||
+	fail "the real crash is not audited in daemon-start: $(grep daemon-start "$AUDIT_LOG" | tail -n 1)"
 
 # 5. Two ahead is not a crash: refused (a copy one checkpoint old cannot be
 # told from a crash; two can).
