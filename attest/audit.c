@@ -892,15 +892,21 @@ stint_audit_set_signer(struct stint_audit *a, stint_audit_sign_fn fn, void *ctx,
 }
 
 int
-stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32], char *out,
-			       size_t cap)
+stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32],
+			       uint64_t nv, char *out, size_t cap)
 {
 	char hex[65];
 	int n;
 
 	stint_hex_encode(hash, 32, hex);
-	n = snprintf(out, cap, STINT_AUDIT_CHECKPOINT_PREFIX "%llu:%s",
-		     (unsigned long long)seq, hex);
+	if (nv != 0)
+		n = snprintf(out, cap,
+			     STINT_AUDIT_CHECKPOINT_PREFIX "%llu:%s:nv=%llu",
+			     (unsigned long long)seq, hex,
+			     (unsigned long long)nv);
+	else
+		n = snprintf(out, cap, STINT_AUDIT_CHECKPOINT_PREFIX "%llu:%s",
+			     (unsigned long long)seq, hex);
 	return n > 0 && (size_t)n < cap ? n : -1;
 }
 
@@ -912,23 +918,37 @@ audit_checkpoint_locked(struct stint_audit *a, bool *wake, char *err,
 	char msg[128], hex[65], *detail = NULL, *p;
 	uint8_t sig[STINT_AUDIT_SIG_MAX];
 	size_t sig_len = sizeof(sig), cap;
-	uint64_t seq = a->seq - 1;
+	uint64_t seq = a->seq - 1, nv = 0;
+	char nvs[32] = "";
 	int n, r = -1;
 
-	if ((n = stint_audit_checkpoint_message(seq, a->prev, msg,
+	/* nv: the counter moves first, so a checkpoint never carries a value
+	 * the TPM has not reached; a crash before the record is written
+	 * leaves the TPM one ahead of the log, which start accepts. */
+	if (a->advance != NULL) {
+		if (a->nv_unwritten == 0 &&
+		    a->advance(a->advance_ctx, &a->nv_unwritten, err, errlen) !=
+			    0) {
+			a->nv_unwritten = 0;
+			return -1;
+		}
+		nv = a->nv_unwritten;
+		snprintf(nvs, sizeof(nvs), " nv=%llu", (unsigned long long)nv);
+	}
+	if ((n = stint_audit_checkpoint_message(seq, a->prev, nv, msg,
 						sizeof(msg))) < 0 ||
 	    a->sign(a->sign_ctx, (const uint8_t *)msg, (size_t)n, sig, &sig_len,
 		    err, errlen) != 0)
 		return -1;
 	stint_hex_encode(a->prev, 32, hex);
-	cap = 128 + 64 + 64 + 2 * sig_len;
+	cap = 128 + 64 + 64 + 2 * sig_len + sizeof(nvs);
 	if ((detail = malloc(cap)) == NULL) {
 		audit_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	n = snprintf(detail, cap,
-		     "seq=%llu hash=%s key=%s sig=", (unsigned long long)seq,
-		     hex, a->sign_key);
+		     "seq=%llu hash=%s%s key=%s sig=", (unsigned long long)seq,
+		     hex, nvs, a->sign_key);
 	p = detail + n;
 	for (size_t i = 0; i < sig_len; i++, p += 2)
 		snprintf(p, 3, "%02x", sig[i]);
@@ -944,6 +964,7 @@ audit_checkpoint_locked(struct stint_audit *a, bool *wake, char *err,
 		}
 	}
 	a->checkpointed = seq;
+	a->nv_unwritten = 0;
 	r = 0;
 out:
 	free(detail);

@@ -80,8 +80,41 @@ typedef int (*stint_audit_sign_fn)(void *ctx, const uint8_t *msg, size_t len,
 				   size_t errlen);
 void stint_audit_set_signer(struct stint_audit *a, stint_audit_sign_fn fn,
 			    void *ctx, const uint8_t spki_sha256[32]);
+/* nv: 0 when the checkpoint carries no hardware counter; else the message
+ * ends with ":nv=<nv>" (below). */
 int stint_audit_checkpoint_message(uint64_t seq, const uint8_t hash[32],
-				   char *out, size_t cap);
+				   uint64_t nv, char *out, size_t cap);
+/*
+ * nv: the TPM anchor. With a counter set, every checkpoint first advances
+ * a hardware counter that never goes back (fn: increment, then read the
+ * new value into *value), and carries its value c: detail gets "nv=<c>"
+ * and the signed message ":nv=<c>". A counter advanced for a checkpoint
+ * that could not be written is used by the next one instead of advancing
+ * again; pending (0: none) is such a value from before this start.
+ */
+typedef int (*stint_audit_counter_fn)(void *ctx, uint64_t *value, char *err,
+				      size_t errlen);
+void stint_audit_set_counter(struct stint_audit *a, stint_audit_counter_fn fn,
+			     void *ctx, uint64_t pending);
+/* A checkpoint record's detail, parsed. */
+struct stint_audit_cp {
+	uint64_t seq;
+	uint8_t hash[32];
+	bool has_nv;
+	uint64_t nv;
+	char key[65];
+	char sig[2 * STINT_AUDIT_SIG_MAX + 1]; /* hex */
+};
+int stint_audit_cp_parse(const char *detail, struct stint_audit_cp *cp);
+/* True when cp's signature verifies with ak. */
+bool stint_audit_cp_sig_ok(EVP_PKEY *ak, const struct stint_audit_cp *cp);
+/* The last checkpoint in the current file that carries a counter (nv=):
+ * 1 when there is none; 0 with *cp, its record checked against the hash
+ * rule and cp->seq, cp->hash checked against the record before it; -1
+ * with err when the file cannot be read or that check fails. */
+int stint_audit_last_nv_checkpoint(struct stint_audit *a,
+				   struct stint_audit_cp *cp, char *err,
+				   size_t errlen);
 /* Writes a checkpoint of the head (and syncs); without force, only when
  * records were written since the last one. */
 int stint_audit_checkpoint(struct stint_audit *a, bool force, char *err,
@@ -142,6 +175,8 @@ struct stint_audit_report {
 	bool checkpoints_checked; /* their signatures were verified */
 	uint64_t checkpointed;    /* seq the last checkpoint covers */
 	uint64_t unpinned;        /* records after the last checkpoint */
+	/* nv: checkpoints carrying the TPM audit counter, and its values */
+	uint64_t nv_checkpoints, nv_first, nv_last;
 };
 
 struct stint_audit_verify_opts {

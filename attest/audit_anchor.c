@@ -11,6 +11,9 @@
  *   checkpoint record carries the head signed by the host attestation key,
  *   which no one can forge without the backend; `stint audit verify
  *   --attestation-key` checks them, also on a copy off the host.
+ * - nv: on the TPM, each checkpoint carries a hardware counter that never
+ *   goes back, so a restored older copy of the log and state.db is found
+ *   at start (below).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -32,8 +35,8 @@
 #include <openssl/pem.h>
 
 #include "attest/agents_dir.h"
-#include "attest/ca.h"
 #include "attest/daemon.h"
+#include "common/hex.h"
 #include "common/log.h"
 
 static pthread_t anchor_thread;
@@ -52,51 +55,207 @@ stintd_anchor_block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* The checkpoint signer: the key `stint ca attestation-key` prints (the
- * backend's own attestation key when it has one, else the CA's). */
+/* The checkpoint signer: the backend's attestation key, the key `stint ca
+ * attestation-key` prints (every backend has one). */
 static int
 anchor_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
 	    size_t *sig_len, char *err, size_t errlen)
 {
 	struct stintd *d = ctx;
-	EVP_MD_CTX *md;
-	int r = -1;
 
-	if (d->backend->ops->ak_sign != NULL)
-		return d->backend->ops->ak_sign(d->backend, msg, len, sig,
-						sig_len, err, errlen);
-	if ((md = EVP_MD_CTX_new()) == NULL)
-		return -1;
-	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
-			       stint_ca_ak(d->ca)) == 1 &&
-	    EVP_DigestSign(md, sig, sig_len, msg, len) == 1)
-		r = 0;
-	else
-		snprintf(err, errlen, "the attestation key did not sign");
-	EVP_MD_CTX_free(md);
-	return r;
+	return d->backend->ops->ak_sign(d->backend, msg, len, sig, sig_len, err,
+					errlen);
 }
 
-/* SHA-256 of the SPKI of the checkpoint key. */
+/* SHA-256 of the SPKI of the checkpoint key; *pkey (when not NULL) gets
+ * the key itself. */
 static int
-anchor_key_id(struct stintd *d, uint8_t out[32])
+anchor_key_id(struct stintd *d, uint8_t out[32], EVP_PKEY **pkey)
 {
-	const struct stint_bytes *spki;
 	struct stint_bytes own = {NULL, 0};
+	const unsigned char *p;
 	char err[256];
 	int n;
 
-	if (d->backend->ops->ak_spki != NULL) {
-		if (d->backend->ops->ak_spki(d->backend, &own, err,
-					     sizeof(err)) != 0)
-			return -1;
-		n = EVP_Digest(own.ptr, own.len, out, NULL, EVP_sha256(), NULL);
-		stint_bytes_clear(&own);
-		return n == 1 ? 0 : -1;
+	if (d->backend->ops->ak_spki(d->backend, &own, err, sizeof(err)) != 0)
+		return -1;
+	n = EVP_Digest(own.ptr, own.len, out, NULL, EVP_sha256(), NULL);
+	if (n == 1 && pkey != NULL) {
+		p = own.ptr;
+		if ((*pkey = d2i_PUBKEY(NULL, &p, (long)own.len)) == NULL)
+			n = 0;
 	}
-	spki = stint_ca_ak_spki(d->ca);
-	n = EVP_Digest(spki->ptr, spki->len, out, NULL, EVP_sha256(), NULL);
+	stint_bytes_clear(&own);
 	return n == 1 ? 0 : -1;
+}
+
+/* --- nv: the TPM anchor -------------------------------------------------
+ *
+ * On a backend with a hardware counter (audit_counter: the TPM's NV
+ * counter at [backend] audit_counter_index), every checkpoint advances the
+ * counter before it is written and carries its value c, signed. The
+ * counter never goes back, so a log and state.db restored from an older
+ * copy (consistent with each other, which the checks above accept) end
+ * with a checkpoint behind the TPM: start is refused unless the TPM holds
+ * c, or c + 1 (stintd died between advancing it and writing the
+ * checkpoint; accepted and recorded in the daemon-start record).
+ */
+static uint64_t nv_pending; /* the TPM is one ahead: the next checkpoint */
+static bool nv_force;       /* write a checkpoint as soon as serving */
+static char nv_note[192];   /* for the daemon-start record */
+
+static int
+anchor_advance(void *ctx, uint64_t *value, char *err, size_t errlen)
+{
+	struct stintd *d = ctx;
+
+	return d->backend->ops->audit_counter(d->backend, true, value, err,
+					      errlen);
+}
+
+int
+stintd_anchor_nv(struct stintd *d, uint64_t *value)
+{
+	char err[256];
+
+	if (d->backend->ops->audit_counter == NULL)
+		return -1;
+	return d->backend->ops->audit_counter(d->backend, false, value, err,
+					      sizeof(err));
+}
+
+const char *
+stintd_anchor_note(void)
+{
+	return nv_note;
+}
+
+/* True when cp is signed by this host's attestation key. */
+static bool
+cp_signed_here(struct stintd *d, const struct stint_audit_cp *cp)
+{
+	EVP_PKEY *ak = NULL;
+	uint8_t id[32];
+	char hex[65];
+	bool ok = false;
+
+	if (anchor_key_id(d, id, &ak) == 0) {
+		stint_hex_encode(id, 32, hex);
+		ok = strcmp(hex, cp->key) == 0 && stint_audit_cp_sig_ok(ak, cp);
+	}
+	EVP_PKEY_free(ak);
+	return ok;
+}
+
+/* No checkpoint carries the counter: fine only while the TPM says it was
+ * never advanced (first start with the anchor). */
+static const char *
+nv_none(struct stintd *d, uint64_t tpm, char *why, size_t cap)
+{
+	if (tpm == 0) {
+		nv_force = true;
+		snprintf(nv_note, sizeof(nv_note),
+			 "; TPM audit counter (NV index 0x%08x) not advanced "
+			 "yet: the first checkpoint pins the log to it",
+			 d->cfg.backend.audit_counter_index);
+		return NULL;
+	}
+	snprintf(why, cap,
+		 "audit log rollback: no checkpoint in %s carries the TPM "
+		 "audit counter (NV index 0x%08x, now %llu): the log was "
+		 "replaced by one older than the counter, or by another",
+		 stint_audit_path(d->audit), d->cfg.backend.audit_counter_index,
+		 (unsigned long long)tpm);
+	return why;
+}
+
+/* Compares the TPM counter with the last checkpoint's: NULL when they
+ * agree, else why not (in why). */
+static const char *
+nv_compare(struct stintd *d, uint64_t tpm, char *why, size_t cap)
+{
+	const char *path = stint_audit_path(d->audit);
+	uint32_t index = d->cfg.backend.audit_counter_index;
+	struct stint_audit_cp cp;
+	int r;
+
+	r = stint_audit_last_nv_checkpoint(d->audit, &cp, why, cap);
+	if (r < 0)
+		return why;
+	if (r == 1)
+		return nv_none(d, tpm, why, cap);
+	if (!cp_signed_here(d, &cp)) {
+		snprintf(why, cap,
+			 "the last checkpoint in %s (seq %llu) is not signed "
+			 "by this host's attestation key: forged",
+			 path, (unsigned long long)cp.seq);
+		return why;
+	}
+	if (tpm == cp.nv)
+		return NULL;
+	if (tpm == cp.nv + 1) {
+		nv_pending = tpm;
+		snprintf(nv_note, sizeof(nv_note),
+			 "; TPM audit counter %llu is one ahead of the last "
+			 "checkpoint's %llu (stopped between advancing it and "
+			 "writing the checkpoint)",
+			 (unsigned long long)tpm, (unsigned long long)cp.nv);
+		log_warn("audit anchor: %s", nv_note + 2);
+		return NULL;
+	}
+	if (tpm > cp.nv)
+		snprintf(why, cap,
+			 "audit log rollback: the TPM audit counter (NV index "
+			 "0x%08x) is at %llu, but the last checkpoint in %s "
+			 "(seq %llu) carries %llu: the log and state.db were "
+			 "restored from an older copy, or the log was cut back "
+			 "to an earlier checkpoint",
+			 index, (unsigned long long)tpm, path,
+			 (unsigned long long)cp.seq, (unsigned long long)cp.nv);
+	else if (tpm == 0)
+		snprintf(
+			why, cap,
+			"the TPM audit counter (NV index 0x%08x) was never "
+			"advanced, but the last checkpoint in %s carries %llu: "
+			"the index was removed and defined again (hiding a "
+			"rollback), or the log comes from another TPM",
+			index, path, (unsigned long long)cp.nv);
+	else
+		snprintf(why, cap,
+			 "the last checkpoint in %s carries TPM audit counter "
+			 "%llu, ahead of the TPM's %llu (NV index 0x%08x): the "
+			 "log comes from another TPM",
+			 path, (unsigned long long)cp.nv,
+			 (unsigned long long)tpm, index);
+	return why;
+}
+
+/* The start check; -1 with err when start must be refused. */
+static int
+anchor_nv_open(struct stintd *d, bool reset, bool *reset_done, char *err,
+	       size_t errlen)
+{
+	uint64_t tpm = 0;
+
+	nv_pending = 0;
+	nv_force = false;
+	nv_note[0] = '\0';
+	if (d->backend->ops->audit_counter == NULL)
+		return 0;
+	if (d->backend->ops->audit_counter(d->backend, false, &tpm, err,
+					   errlen) != 0)
+		return -1;
+	if (nv_compare(d, tpm, err, errlen) != NULL) {
+		if (!reset)
+			return -1;
+		log_warn("%s; starting anyway (--reset-audit-anchor)", err);
+		*reset_done = true;
+		nv_force = true;
+	}
+	if (nv_pending != 0)
+		nv_force = true;
+	stint_audit_set_counter(d->audit, anchor_advance, d, nv_pending);
+	return 0;
 }
 
 void
@@ -144,11 +303,23 @@ stintd_anchor_open(struct stintd *d, bool reset, bool *reset_done, char *err,
 		log_warn("%s; starting anyway (--reset-audit-anchor)", err);
 		*reset_done = true;
 	}
-	if (d->ca != NULL && anchor_key_id(d, key) == 0)
-		stint_audit_set_signer(d->audit, anchor_sign, d, key);
-	else
-		log_warn("audit checkpoints are not signed: no attestation "
-			 "key");
+	if (anchor_key_id(d, key, NULL) != 0) {
+		snprintf(err, errlen,
+			 "cannot read the attestation key that signs audit "
+			 "checkpoints");
+		return -1;
+	}
+	stint_audit_set_signer(d->audit, anchor_sign, d, key);
+	if (anchor_nv_open(d, reset, reset_done, err, errlen) != 0) {
+		size_t n = strlen(err);
+
+		snprintf(err + n, errlen - n,
+			 "; keep the log and state.db as evidence (`stint "
+			 "audit verify --attestation-key AK.pem FILE`) and "
+			 "start stintd with --reset-audit-anchor to continue "
+			 "from the TPM's counter");
+		return -1;
+	}
 	return 0;
 }
 
@@ -215,6 +386,19 @@ anchor_main(void *arg)
 int
 stintd_anchor_start(struct stintd *d)
 {
+	char err[512];
+
+	/* nv: a fresh counter, or one a crash left ahead, is pinned by a
+	 * checkpoint before anything is served. */
+	if (nv_force) {
+		nv_force = false;
+		err[0] = '\0';
+		if (stint_audit_checkpoint(d->audit, true, err, sizeof(err)) !=
+		    0)
+			log_err("audit checkpoint at start failed: %s", err);
+		else
+			stintd_anchor_store(d);
+	}
 	atomic_store(&anchor_stop, false);
 	if (pthread_create(&anchor_thread, NULL, anchor_main, d) != 0)
 		return -1;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct stintd;
 
@@ -19,6 +20,11 @@ void stintd_anchor_block_signals(void);
  * signer (the host attestation key). */
 int stintd_anchor_open(struct stintd *d, bool reset, bool *reset_done,
 		       char *err, size_t errlen);
+/* nv: the TPM audit counter now; -1 when the backend has none. */
+int stintd_anchor_nv(struct stintd *d, uint64_t *value);
+/* nv: what the daemon-start record says about the TPM counter ("" or
+ * "; ..."). */
+const char *stintd_anchor_note(void);
 /* Records the current head in state.db. */
 void stintd_anchor_store(struct stintd *d);
 /* The thread: stores the head about once a second while it moves, writes

@@ -34,6 +34,10 @@ struct stint_audit {
 	void *sign_ctx;
 	char sign_key[65];     /* hex SHA-256 of the signer's SPKI */
 	uint64_t checkpointed; /* seq the last checkpoint covered */
+	/* nv: the hardware counter each checkpoint advances; NULL: none */
+	stint_audit_counter_fn advance;
+	void *advance_ctx;
+	uint64_t nv_unwritten; /* advanced, but in no checkpoint yet */
 	/* [audit] forward: a copy of each record written; NULL: none. */
 	struct stint_audit_fwd *fwd;
 

@@ -187,20 +187,47 @@ detail_field(const char *detail, const char *name, char *out, size_t cap)
 	return -1;
 }
 
-static bool
-sig_ok(EVP_PKEY *ak, const char *msg, size_t len, const char *sighex)
+int
+stint_audit_cp_parse(const char *detail, struct stint_audit_cp *cp)
+{
+	char seqs[24], hashhex[65], nvs[24];
+
+	memset(cp, 0, sizeof(*cp));
+	if (detail == NULL || detail_field(detail, "seq", seqs, sizeof(seqs)) ||
+	    detail_field(detail, "hash", hashhex, sizeof(hashhex)) ||
+	    detail_field(detail, "key", cp->key, sizeof(cp->key)) ||
+	    detail_field(detail, "sig", cp->sig, sizeof(cp->sig)) ||
+	    strlen(hashhex) != 64 || stint_hex_decode(hashhex, cp->hash, 32) ||
+	    sscanf(seqs, "%" SCNu64, &cp->seq) != 1)
+		return -1;
+	/* nv: the TPM audit counter, on the TPM backend */
+	if (detail_field(detail, "nv", nvs, sizeof(nvs)) == 0) {
+		if (sscanf(nvs, "%" SCNu64, &cp->nv) != 1 || cp->nv == 0)
+			return -1;
+		cp->has_nv = true;
+	}
+	return 0;
+}
+
+bool
+stint_audit_cp_sig_ok(EVP_PKEY *ak, const struct stint_audit_cp *cp)
 {
 	uint8_t sig[STINT_AUDIT_SIG_MAX];
-	size_t n = strlen(sighex) / 2;
+	size_t n = strlen(cp->sig) / 2;
+	char msg[160];
 	EVP_MD_CTX *md;
 	bool ok = false;
+	int len;
 
-	if (n == 0 || n > sizeof(sig) || strlen(sighex) % 2 != 0 ||
-	    stint_hex_decode(sighex, sig, n) != 0 ||
+	len = stint_audit_checkpoint_message(
+		cp->seq, cp->hash, cp->has_nv ? cp->nv : 0, msg, sizeof(msg));
+	if (len < 0 || n == 0 || n > sizeof(sig) || strlen(cp->sig) % 2 != 0 ||
+	    stint_hex_decode(cp->sig, sig, n) != 0 ||
 	    (md = EVP_MD_CTX_new()) == NULL)
 		return false;
 	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, ak) == 1 &&
-	     EVP_DigestVerify(md, sig, n, (const uint8_t *)msg, len) == 1;
+	     EVP_DigestVerify(md, sig, n, (const uint8_t *)msg, (size_t)len) ==
+		     1;
 	EVP_MD_CTX_free(md);
 	return ok;
 }
@@ -209,56 +236,60 @@ sig_ok(EVP_PKEY *ak, const char *msg, size_t len, const char *sighex)
  * A checkpoint covers the record before it: its seq and hash must be the
  * chain's, and with a key its signature must verify. A log edited and
  * re-chained before a checkpoint fails here, since no one without the
- * attestation key can sign the new hash.
+ * attestation key can sign the new hash. The TPM audit counter (nv=) of
+ * successive checkpoints must increase.
  */
 static int
 check_checkpoint(struct chain *c, json_t *root, struct stint_audit_report *rep)
 {
 	const char *detail = json_string_value(json_object_get(root, "detail"));
-	char seqs[24], hashhex[65], key[65],
-		sighex[2 * STINT_AUDIT_SIG_MAX + 1];
-	char msg[128], want[65];
-	uint8_t hash[32];
-	uint64_t seq;
-	int n;
+	struct stint_audit_cp cp;
+	char want[65];
 
-	if (detail == NULL || detail_field(detail, "seq", seqs, sizeof(seqs)) ||
-	    detail_field(detail, "hash", hashhex, sizeof(hashhex)) ||
-	    detail_field(detail, "key", key, sizeof(key)) ||
-	    detail_field(detail, "sig", sighex, sizeof(sighex)) ||
-	    strlen(hashhex) != 64 || stint_hex_decode(hashhex, hash, 32) ||
-	    sscanf(seqs, "%" SCNu64, &seq) != 1) {
+	if (stint_audit_cp_parse(detail, &cp) != 0) {
 		bad(rep, c->lineno, "malformed checkpoint");
 		return 1;
 	}
-	if (seq != c->seq || memcmp(hash, c->hash, 32) != 0) {
+	if (cp.seq != c->seq || memcmp(cp.hash, c->hash, 32) != 0) {
 		bad(rep, c->lineno,
 		    "checkpoint of seq %" PRIu64
 		    " does not match the records before it (log edited and "
 		    "re-chained)",
-		    seq);
+		    cp.seq);
 		return 1;
 	}
 	if (c->opts != NULL && c->opts->ak != NULL) {
 		stint_hex_encode(c->ak_id, 32, want);
-		if (strcmp(key, want) != 0) {
+		if (strcmp(cp.key, want) != 0) {
 			bad(rep, c->lineno,
 			    "checkpoint signed by another key (%.16s..., not "
 			    "the given attestation key)",
-			    key);
+			    cp.key);
 			return 1;
 		}
-		n = stint_audit_checkpoint_message(seq, hash, msg, sizeof(msg));
-		if (n < 0 || !sig_ok(c->opts->ak, msg, (size_t)n, sighex)) {
+		if (!stint_audit_cp_sig_ok(c->opts->ak, &cp)) {
 			bad(rep, c->lineno,
 			    "checkpoint signature does not verify (forged, or "
 			    "the log was re-chained)");
 			return 1;
 		}
 	}
+	if (cp.has_nv) {
+		if (rep->nv_checkpoints > 0 && cp.nv <= rep->nv_last) {
+			bad(rep, c->lineno,
+			    "checkpoint carries TPM audit counter %" PRIu64
+			    ", not above the previous checkpoint's %" PRIu64
+			    " (checkpoints replayed or reordered)",
+			    cp.nv, rep->nv_last);
+			return 1;
+		}
+		if (rep->nv_checkpoints++ == 0)
+			rep->nv_first = cp.nv;
+		rep->nv_last = cp.nv;
+	}
 	c->checkpoints++;
-	c->checkpointed = seq;
-	c->checkpoint_at = seq + 1;
+	c->checkpointed = cp.seq;
+	c->checkpoint_at = cp.seq + 1;
 	return 0;
 }
 

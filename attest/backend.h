@@ -177,6 +177,12 @@ struct stint_backend_ops {
 	 * the switch's new value. Called with no task start in flight. */
 	int (*kill_switch)(struct stint_backend *b, uint64_t *counter,
 			   char *err, size_t errlen);
+	/* nv: the audit anchor (audit_anchor.c). Optional (NULL: no
+	 * hardware counter; the anchor is absent). Reads a monotonic
+	 * counter in the hardware, after incrementing it when advance;
+	 * *value is 0 while it was never advanced. */
+	int (*audit_counter)(struct stint_backend *b, bool advance,
+			     uint64_t *value, char *err, size_t errlen);
 	/* Fills *st. NULL: the backend keeps nothing ready. */
 	void (*stats)(struct stint_backend *b, struct stint_backend_stats *st);
 	void (*close)(struct stint_backend *b);

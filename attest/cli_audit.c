@@ -123,9 +123,49 @@ bare_reason(const struct stint_audit_report *rep)
 	return rep->reason;
 }
 
+/* nv: the TPM audit counter values the checkpoints carry, and the TPM's
+ * own value when stintd reported it. */
+static void
+nv_json(json_t *o, const struct stint_audit_report *rep, const uint64_t *tpm)
+{
+	json_object_set_new(o, "nv_checkpoints",
+			    json_integer((json_int_t)rep->nv_checkpoints));
+	json_object_set_new(o, "nv_first",
+			    rep->nv_checkpoints
+				    ? json_integer((json_int_t)rep->nv_first)
+				    : json_null());
+	json_object_set_new(o, "nv_last",
+			    rep->nv_checkpoints
+				    ? json_integer((json_int_t)rep->nv_last)
+				    : json_null());
+	if (tpm != NULL)
+		json_object_set_new(o, "tpm_audit_counter",
+				    json_integer((json_int_t)*tpm));
+}
+
+static void
+nv_print(const struct stint_audit_report *rep, const uint64_t *tpm)
+{
+	if (rep->nv_checkpoints > 0)
+		printf("TPM audit counter: %llu checkpoints carry it, from "
+		       "%llu "
+		       "to %llu",
+		       (unsigned long long)rep->nv_checkpoints,
+		       (unsigned long long)rep->nv_first,
+		       (unsigned long long)rep->nv_last);
+	else if (tpm != NULL)
+		printf("TPM audit counter: no checkpoint carries it");
+	else
+		return;
+	if (tpm != NULL)
+		printf("; stintd's TPM holds %llu", (unsigned long long)*tpm);
+	printf("\n");
+}
+
 static int
 verify_report(const char *path, const struct stint_audit_anchor *anchor,
-	      const struct stint_audit_report *rep, int rc, bool json)
+	      const struct stint_audit_report *rep, int rc, bool json,
+	      const uint64_t *tpm_nv)
 {
 	char hex[65];
 	json_t *o;
@@ -178,6 +218,7 @@ verify_report(const char *path, const struct stint_audit_anchor *anchor,
 			json_object_set_new(
 				o, "checkpointed_seq",
 				json_integer((json_int_t)rep->checkpointed));
+			nv_json(o, rep, tpm_nv);
 		}
 		if (stint_cli_print_json(o) != STINT_EXIT_OK)
 			return STINT_EXIT_FAIL;
@@ -201,6 +242,7 @@ verify_report(const char *path, const struct stint_audit_anchor *anchor,
 			printf("checkpoints: %llu, signatures not checked "
 			       "(pass --attestation-key)\n",
 			       (unsigned long long)rep->checkpoints);
+		nv_print(rep, tpm_nv);
 		return STINT_EXIT_OK;
 	}
 	if (rep->bad_line != 0)
@@ -250,7 +292,8 @@ verify_live(const struct stint_cli *cli, bool json)
 		if (again.audit_seq == st.audit_seq)
 			break;
 	}
-	return verify_report(st.path, &anchor, &rep, rc, json);
+	return verify_report(st.path, &anchor, &rep, rc, json,
+			     st.has_nv ? &st.audit_nv : NULL);
 }
 
 static EVP_PKEY *
@@ -333,7 +376,7 @@ audit_verify(const struct stint_cli *cli, int argc, char **argv)
 	rc = stint_audit_verify_files((const char *const *)argv + optind,
 				      (size_t)(argc - optind), &vo, &rep);
 	EVP_PKEY_free(vo.ak);
-	return verify_report(argv[argc - 1], &anchor, &rep, rc, json);
+	return verify_report(argv[argc - 1], &anchor, &rep, rc, json, NULL);
 }
 
 static int
@@ -605,6 +648,9 @@ status_json(const struct stint_status_rep *st)
 	json_object_set_new(o, "audit_sync", json_string(st->sync));
 	json_object_set_new(o, "audit_seq",
 			    json_integer((json_int_t)st->audit_seq));
+	json_object_set_new(o, "audit_nv_counter",
+			    st->has_nv ? json_integer((json_int_t)st->audit_nv)
+				       : json_null());
 	if (st->has_head) {
 		stint_hex_encode(st->audit_hash, 32, hex);
 		json_object_set_new(o, "audit_hash", json_string(hex));
@@ -673,6 +719,9 @@ stint_cmd_status(const struct stint_cli *cli, int argc, char **argv)
 		printf("audit head    %llu:%s\n",
 		       (unsigned long long)st.audit_seq, hex);
 	}
+	if (st.has_nv)
+		printf("audit counter %llu (TPM NV)\n",
+		       (unsigned long long)st.audit_nv);
 	counters_print(&st);
 	return STINT_EXIT_OK;
 }

@@ -59,9 +59,10 @@ enum key_id {
 	K_REFUSAL_INTERVAL,
 	K_AUDIT_FORWARD,
 	K_AUDIT_FORWARD_SOCKET,
-	K_EXE_HASH_MAX,      /* ident */
-	K_RUN_CGROUP_PARENT, /* bind */
-	K_AGENTS_DIR,        /* prov */
+	K_EXE_HASH_MAX,        /* ident */
+	K_RUN_CGROUP_PARENT,   /* bind */
+	K_AGENTS_DIR,          /* prov */
+	K_AUDIT_COUNTER_INDEX, /* nv */
 	K_N,
 };
 
@@ -97,6 +98,7 @@ static const struct {
 	[K_EXE_HASH_MAX] = {"stintd", "exe_hash_max"},
 	[K_RUN_CGROUP_PARENT] = {"run", "cgroup_parent"},
 	[K_AGENTS_DIR] = {"stintd", "agents_dir"},
+	[K_AUDIT_COUNTER_INDEX] = {"backend", "audit_counter_index"},
 };
 
 struct parse_ctx {
@@ -336,7 +338,8 @@ set_duration(struct parse_ctx *c, const char *key, const char *value,
 /* An owner-hierarchy NV index: 0x01000000 to 0x01bfffff (the 0x01c.....
  * range is reserved for the platform and TCG, e.g. EK certificates). */
 static int
-set_nv_index(struct parse_ctx *c, const char *value, uint32_t *dst)
+set_nv_index(struct parse_ctx *c, const char *value, const char *name,
+	     uint32_t *dst)
 {
 	unsigned long long v;
 	char *end;
@@ -346,9 +349,9 @@ set_nv_index(struct parse_ctx *c, const char *value, uint32_t *dst)
 	if (errno != 0 || *end != '\0' || value[0] == '-' ||
 	    v < 0x01000000ULL || v > 0x01bfffffULL) {
 		ctx_error(c,
-			  "kill_switch_index '%s' is not an owner NV index: "
+			  "%s '%s' is not an owner NV index: "
 			  "use 0x01000000 to 0x01bfffff (e.g. 0x01500100)",
-			  value);
+			  name, value);
 		return 0;
 	}
 	*dst = (uint32_t)v;
@@ -652,7 +655,11 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		memcpy(cfg->backend.tcti, value, strlen(value) + 1);
 		return 1;
 	case K_KILL_SWITCH_INDEX:
-		return set_nv_index(c, value, &cfg->backend.kill_switch_index);
+		return set_nv_index(c, value, "kill_switch_index",
+				    &cfg->backend.kill_switch_index);
+	case K_AUDIT_COUNTER_INDEX: /* nv */
+		return set_nv_index(c, value, "audit_counter_index",
+				    &cfg->backend.audit_counter_index);
 	case K_KEY_POOL:
 		return set_count(c, value, &cfg->backend.key_pool, "key_pool",
 				 STINT_KEY_POOL_MAX, STINT_KEY_POOL_DEFAULT);
@@ -783,6 +790,7 @@ config_defaults(struct stint_config *cfg)
 	snprintf(cfg->backend.pin_file, sizeof(cfg->backend.pin_file), "%s",
 		 STINT_PIN_FILE_DEFAULT);
 	cfg->backend.kill_switch_index = 0x01500100;
+	cfg->backend.audit_counter_index = 0x01500101;
 	cfg->backend.key_pool = STINT_KEY_POOL_DEFAULT;
 	cfg->backend.prepared_ops = STINT_PREPARED_OPS_DEFAULT;
 	cfg->ca.key_type = STINT_KEY_EC_P256;
@@ -826,6 +834,13 @@ config_finish(struct parse_ctx *c)
 			     "tcti = device:/dev/tpmrm0");
 		return -1;
 	}
+	if (cfg->backend.audit_counter_index ==
+	    cfg->backend.kill_switch_index) {
+		c->ini.lineno = c->key_line[K_AUDIT_COUNTER_INDEX];
+		ctx_error(c, "audit_counter_index must differ from "
+			     "kill_switch_index");
+		return -1;
+	}
 	if (strcmp(cfg->backend.type, "tpm") != 0 &&
 	    (c->key_line[K_TCTI] != 0 ||
 	     c->key_line[K_KILL_SWITCH_INDEX] != 0)) {
@@ -834,6 +849,13 @@ config_finish(struct parse_ctx *c)
 					: c->key_line[K_KILL_SWITCH_INDEX];
 		ctx_error(c, "tcti and kill_switch_index apply only to "
 			     "type = tpm");
+		return -1;
+	}
+	if (strcmp(cfg->backend.type, "tpm") != 0 &&
+	    c->key_line[K_AUDIT_COUNTER_INDEX] != 0) { /* nv */
+		c->ini.lineno = c->key_line[K_AUDIT_COUNTER_INDEX];
+		ctx_error(c, "audit_counter_index applies only to type = tpm: "
+			     "the other backends have no hardware counter");
 		return -1;
 	}
 	/* A TPM key binds the task deadline when it is created, so it

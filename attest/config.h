@@ -62,6 +62,8 @@ struct stint_config {
 		 * "swtpm:host=127.0.0.1,port=2321", "tabrmd") */
 		char tcti[256];
 		uint32_t kill_switch_index; /* NV index, default 0x01500100 */
+		/* nv: the audit anchor's NV counter, default 0x01500101 */
+		uint32_t audit_counter_index;
 		/* pkcs11 only: ec-p256 keys generated ahead of time under
 		 * fresh task ids and kept ready, so a task start takes one
 		 * (and its id) instead of generating. Default 4, 0 disables. */

@@ -740,6 +740,7 @@ stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 	(void)stint_store_count(d->store, &agents, &live, &all);
 	stint_audit_head(d->audit, &st.audit_seq, st.audit_hash);
 	st.has_head = true;
+	st.has_nv = stintd_anchor_nv(d, &st.audit_nv) == 0; /* nv */
 	snprintf(st.backend, sizeof(st.backend), "%s (token '%s')",
 		 d->backend->ops->name, d->cfg.backend.token);
 	st.version = STINT_WIRE_VERSION;

@@ -397,7 +397,7 @@ main(int argc, char **argv)
 	bool foreground = false, check = false, reset = false, was_reset;
 	bool pid_written = false;
 	struct stintd d;
-	char err[512], detail[320];
+	char err[512], detail[512];
 	int c, rc = 1, ready_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
@@ -508,11 +508,13 @@ main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	d.started = stintd_now();
 
-	snprintf(detail, sizeof(detail), "stintd %s pid %ld backend %s%s",
+	snprintf(detail, sizeof(detail), "stintd %s pid %ld backend %s%s%s",
 		 PACKAGE_VERSION, (long)getpid(), d.backend->ops->name,
 		 was_reset ? "; audit anchor reset (--reset-audit-anchor): "
-			     "the log did not hold the head state.db recorded"
-			   : "");
+			     "the log did not hold the head state.db or the "
+			     "TPM recorded"
+			   : "",
+		 stintd_anchor_note());
 	audit_daemon(&d, "daemon-start", detail);
 	stintd_anchor_store(&d);
 	log_info("started (%s, audit %s, sync %s)", detail, d.cfg.audit.path,

@@ -315,6 +315,8 @@ struct stint_status_rep {
 	bool has_head; /* the audit log's head: seq and hash */
 	uint64_t audit_seq;
 	uint8_t audit_hash[32];
+	bool has_nv; /* nv: the TPM audit counter (audit_anchor.c) */
+	uint64_t audit_nv;
 	bool has_ready; /* the backend reports what it keeps ready */
 	uint64_t ready_keys, ready_target, prepared, prepared_max;
 	bool has_counters; /* a stintd that counts */

@@ -594,6 +594,8 @@ stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *s)
 		r |= stint_msg_put_bytes(m, STINT_K_AUDIT_HASH, s->audit_hash,
 					 sizeof(s->audit_hash));
 	}
+	if (s->has_nv)
+		r |= stint_msg_put_uint(m, STINT_K_AUDIT_NV, s->audit_nv);
 	if (s->has_ready) {
 		r |= stint_msg_put_uint(m, STINT_K_READY_KEYS, s->ready_keys);
 		r |= stint_msg_put_uint(m, STINT_K_READY_TARGET,
@@ -669,5 +671,7 @@ stint_get_status_rep(const struct stint_msg *m, struct stint_status_rep *st)
 		memcpy(st->audit_hash, hash, len);
 		st->has_head = true;
 	}
+	st->has_nv =
+		stint_msg_get_uint(m, STINT_K_AUDIT_NV, &st->audit_nv) == 0;
 	get_counters(m, st);
 }

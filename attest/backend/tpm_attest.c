@@ -1,46 +1,80 @@
 /*
- * TPM backend: the kill-switch NV counter, the host attestation key and
- * EK certificate, TPM2_Certify evidence, checkpoint signing, and the
- * optional backend ops built on them. See tpm_int.h.
+ * TPM backend: the NV counters (the kill switch's, the audit anchor's),
+ * the host attestation key and EK certificate, TPM2_Certify evidence,
+ * checkpoint signing, and the optional backend ops built on them. See
+ * tpm_int.h.
  */
 
 #include "attest/backend/tpm_int.h"
 
-/* Refreshes the ESYS_TR of the counter from the TPM, so its Name (which
+/* One NV counter: where its ESYS_TR lives, its index, the file in
+ * <state_dir>/tpm holding its auth, and its name for messages. */
+struct nv_counter {
+	ESYS_TR *tr;
+	uint32_t index;
+	const char *auth_file;
+	const char *what;
+	const char *config_key;
+};
+
+static struct nv_counter
+nv_kill(struct tpm_backend *b)
+{
+	return (struct nv_counter){&b->nv, b->nv_index, "nv.auth",
+				   "kill-switch counter", "kill_switch_index"};
+}
+
+static struct nv_counter
+nv_audit(struct tpm_backend *b)
+{
+	return (struct nv_counter){&b->anv, b->anv_index, "audit-nv.auth",
+				   "audit counter", "audit_counter_index"};
+}
+
+static void
+nv_err(char *err, size_t errlen, const char *what, const struct nv_counter *c,
+       TSS2_RC rc)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "%s %s", what, c->what);
+	tpm_tss_err(err, errlen, msg, rc);
+}
+
+/* Refreshes the ESYS_TR of a counter from the TPM, so its Name (which
  * includes TPMA_NV_WRITTEN) is the TPM's. */
 static int
-nv_refresh(struct tpm_backend *b, char *err, size_t errlen)
+nv_refresh(struct tpm_backend *b, const struct nv_counter *c, char *err,
+	   size_t errlen)
 {
 	TSS2_RC rc;
 
-	if (b->nv != ESYS_TR_NONE)
-		(void)Esys_TR_Close(b->esys, &b->nv);
-	b->nv = ESYS_TR_NONE;
-	rc = Esys_TR_FromTPMPublic(b->esys, b->nv_index, ESYS_TR_NONE,
-				   ESYS_TR_NONE, ESYS_TR_NONE, &b->nv);
+	if (*c->tr != ESYS_TR_NONE)
+		(void)Esys_TR_Close(b->esys, c->tr);
+	*c->tr = ESYS_TR_NONE;
+	rc = Esys_TR_FromTPMPublic(b->esys, c->index, ESYS_TR_NONE,
+				   ESYS_TR_NONE, ESYS_TR_NONE, c->tr);
 	if (rc != TSS2_RC_SUCCESS) {
-		b->nv = ESYS_TR_NONE;
-		tpm_tss_err(err, errlen, "cannot find the kill-switch NV index",
-			    rc);
+		*c->tr = ESYS_TR_NONE;
+		nv_err(err, errlen, "cannot find the NV index of the", c, rc);
 		return -1;
 	}
 	return 0;
 }
 
-int
-tpm_nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
-		    size_t errlen)
+static int
+nv_read(struct tpm_backend *b, const struct nv_counter *c, uint64_t *value,
+	char *err, size_t errlen)
 {
 	TPM2B_MAX_NV_BUFFER *data = NULL;
 	size_t off = 0;
 	TSS2_RC rc;
 	int r = -1;
 
-	rc = Esys_NV_Read(b->esys, ESYS_TR_RH_OWNER, b->nv, ESYS_TR_PASSWORD,
+	rc = Esys_NV_Read(b->esys, ESYS_TR_RH_OWNER, *c->tr, ESYS_TR_PASSWORD,
 			  ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
 	if (rc != TSS2_RC_SUCCESS) {
-		tpm_tss_err(err, errlen, "cannot read the kill-switch counter",
-			    rc);
+		nv_err(err, errlen, "cannot read the", c, rc);
 		return -1;
 	}
 	if (data->size == 8 &&
@@ -48,9 +82,18 @@ tpm_nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
 		    TSS2_RC_SUCCESS)
 		r = 0;
 	else
-		snprintf(err, errlen, "kill-switch counter is not 8 bytes");
+		snprintf(err, errlen, "the %s is not 8 bytes", c->what);
 	Esys_Free(data);
 	return r;
+}
+
+int
+tpm_nv_read_counter(struct tpm_backend *b, uint64_t *value, char *err,
+		    size_t errlen)
+{
+	struct nv_counter c = nv_kill(b);
+
+	return nv_read(b, &c, value, err, errlen);
 }
 
 int
@@ -70,14 +113,15 @@ tpm_nv_name(struct tpm_backend *b, TPM2B_NAME *name, char *err, size_t errlen)
 }
 
 static int
-nv_auth_read(struct tpm_backend *b, TPM2B_AUTH *auth, char *err, size_t errlen)
+nv_auth_read(struct tpm_backend *b, const struct nv_counter *c,
+	     TPM2B_AUTH *auth, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
 	char *buf;
 	size_t len;
 	int r;
 
-	snprintf(path, sizeof(path), "%s/nv.auth", b->dir);
+	snprintf(path, sizeof(path), "%s/%s", b->dir, c->auth_file);
 	r = stint_file_read(path, NV_AUTH_LEN, &buf, &len, err, errlen);
 	if (r == 1)
 		snprintf(err, errlen, "%s is missing", path);
@@ -96,80 +140,79 @@ nv_auth_read(struct tpm_backend *b, TPM2B_AUTH *auth, char *err, size_t errlen)
 	return 0;
 }
 
-/* Increments the counter with the index's own auth, then forgets it. */
+/* Increments a counter with the index's own auth, then forgets it. */
 static int
-nv_increment(struct tpm_backend *b, char *err, size_t errlen)
+nv_increment(struct tpm_backend *b, const struct nv_counter *c, char *err,
+	     size_t errlen)
 {
 	TPM2B_AUTH auth, empty;
 	TSS2_RC rc;
-	int r = -1;
 
 	memset(&auth, 0, sizeof(auth));
 	memset(&empty, 0, sizeof(empty));
-	if (nv_auth_read(b, &auth, err, errlen) != 0)
+	if (nv_auth_read(b, c, &auth, err, errlen) != 0)
 		return -1;
-	rc = Esys_TR_SetAuth(b->esys, b->nv, &auth);
+	rc = Esys_TR_SetAuth(b->esys, *c->tr, &auth);
 	if (rc == TSS2_RC_SUCCESS)
-		rc = Esys_NV_Increment(b->esys, b->nv, b->nv, ESYS_TR_PASSWORD,
-				       ESYS_TR_NONE, ESYS_TR_NONE);
-	(void)Esys_TR_SetAuth(b->esys, b->nv, &empty);
+		rc = Esys_NV_Increment(b->esys, *c->tr, *c->tr,
+				       ESYS_TR_PASSWORD, ESYS_TR_NONE,
+				       ESYS_TR_NONE);
+	(void)Esys_TR_SetAuth(b->esys, *c->tr, &empty);
 	OPENSSL_cleanse(&auth, sizeof(auth));
 	if (rc != TSS2_RC_SUCCESS) {
-		tpm_tss_err(err, errlen,
-			    "cannot increment the kill-switch counter", rc);
-		goto out;
+		nv_err(err, errlen, "cannot increment the", c, rc);
+		return -1;
 	}
-	r = nv_refresh(b, err, errlen);
-out:
-	return r;
+	return nv_refresh(b, c, err, errlen);
 }
 
 /*
- * The kill-switch counter: TPM_NT_COUNTER, written only with its own auth
- * (random, in nv.auth), read with owner authorisation (empty on hosts where
- * stintd can create keys at all), NO_DA so nobody can lock stintd out by
- * guessing. Defined and incremented once on first start.
+ * A counter: TPM_NT_COUNTER, written only with its own auth (random, in
+ * <state_dir>/tpm/<auth_file>), read with owner authorisation (empty on
+ * hosts where stintd can create keys at all), NO_DA so nobody can lock
+ * stintd out by guessing. Defined on first start, and incremented once
+ * then when write (a counter reads only once written); the audit counter
+ * is first written by the first checkpoint, so "never written" is a fact
+ * the TPM keeps, not the disk.
  */
-int
-tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
+static int
+nv_setup(struct tpm_backend *b, const struct nv_counter *c, bool write,
+	 char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
 	TPM2B_NV_PUBLIC pubinfo;
 	TPM2B_AUTH auth;
 	struct stat st;
 	bool have_auth, have_index;
-	uint8_t *buf = NULL;
-	size_t len;
 	TSS2_RC rc;
 	int r = -1;
 
-	snprintf(path, sizeof(path), "%s/nv.auth", b->dir);
+	snprintf(path, sizeof(path), "%s/%s", b->dir, c->auth_file);
 	have_auth = stat(path, &st) == 0;
-	rc = Esys_TR_FromTPMPublic(b->esys, b->nv_index, ESYS_TR_NONE,
-				   ESYS_TR_NONE, ESYS_TR_NONE, &b->nv);
+	rc = Esys_TR_FromTPMPublic(b->esys, c->index, ESYS_TR_NONE,
+				   ESYS_TR_NONE, ESYS_TR_NONE, c->tr);
 	have_index = rc == TSS2_RC_SUCCESS;
 	if (!have_index)
-		b->nv = ESYS_TR_NONE;
+		*c->tr = ESYS_TR_NONE;
 	if (have_index && have_auth)
 		return 0;
 	if (have_index) {
-		snprintf(
-			err, errlen,
-			"NV index 0x%08x exists but %s is missing: another "
-			"install owns it; set [backend] kill_switch_index to a "
-			"free index, or remove the old one (tpm2_nvundefine "
-			"0x%08x) if it is yours",
-			b->nv_index, path, b->nv_index);
+		snprintf(err, errlen,
+			 "NV index 0x%08x exists but %s is missing: another "
+			 "install owns it; set [backend] %s to a free index, "
+			 "or remove the old one (tpm2_nvundefine 0x%08x) if it "
+			 "is yours",
+			 c->index, path, c->config_key, c->index);
 		return -1;
 	}
 	if (have_auth) {
 		/* Never silently replace: keys bound to the old counter
 		 * cannot be used anyway, and the operator should know. */
 		snprintf(err, errlen,
-			 "the kill-switch NV index 0x%08x is gone from the TPM "
-			 "but %s exists (TPM cleared?): remove %s and the task "
-			 "key files in %s to start afresh",
-			 b->nv_index, path, path, b->dir);
+			 "the %s's NV index 0x%08x is gone from the TPM but %s "
+			 "exists (TPM cleared?): remove %s and the task key "
+			 "files in %s to start afresh",
+			 c->what, c->index, path, path, b->dir);
 		return -1;
 	}
 
@@ -180,7 +223,7 @@ tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 		return -1;
 	}
 	memset(&pubinfo, 0, sizeof(pubinfo));
-	pubinfo.nvPublic.nvIndex = b->nv_index;
+	pubinfo.nvPublic.nvIndex = c->index;
 	pubinfo.nvPublic.nameAlg = TPM2_ALG_SHA256;
 	pubinfo.nvPublic.attributes =
 		(TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | TPMA_NV_AUTHWRITE |
@@ -192,24 +235,75 @@ tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
 		goto out;
 	rc = Esys_NV_DefineSpace(b->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
 				 ESYS_TR_NONE, ESYS_TR_NONE, &auth, &pubinfo,
-				 &b->nv);
+				 c->tr);
 	if (rc != TSS2_RC_SUCCESS) {
-		b->nv = ESYS_TR_NONE;
+		*c->tr = ESYS_TR_NONE;
 		(void)unlink(path);
-		tpm_tss_err(err, errlen,
-			    "cannot define the kill-switch NV counter", rc);
+		nv_err(err, errlen, "cannot define the NV index of the", c, rc);
 		goto out;
 	}
-	/* A counter reads only once written. */
-	if (nv_increment(b, err, errlen) != 0)
+	if (write && nv_increment(b, c, err, errlen) != 0)
 		goto out;
-	log_info("TPM: kill-switch counter defined at NV index 0x%08x",
-		 b->nv_index);
+	log_info("TPM: %s defined at NV index 0x%08x", c->what, c->index);
 	r = 0;
 out:
 	OPENSSL_cleanse(&auth, sizeof(auth));
-	free(buf);
-	(void)len;
+	return r;
+}
+
+/* The kill-switch counter and the audit anchor's counter. */
+int
+tpm_nv_setup(struct tpm_backend *b, char *err, size_t errlen)
+{
+	struct nv_counter k = nv_kill(b), a = nv_audit(b);
+
+	if (nv_setup(b, &k, true, err, errlen) != 0)
+		return -1;
+	return nv_setup(b, &a, false, err, errlen);
+}
+
+/* Whether the counter was ever written (TPMA_NV_WRITTEN). */
+static int
+nv_written(struct tpm_backend *b, const struct nv_counter *c, bool *written,
+	   char *err, size_t errlen)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	TSS2_RC rc;
+
+	rc = Esys_NV_ReadPublic(b->esys, *c->tr, ESYS_TR_NONE, ESYS_TR_NONE,
+				ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		nv_err(err, errlen, "cannot read the public area of the", c,
+		       rc);
+		return -1;
+	}
+	*written = (pub->nvPublic.attributes & TPMA_NV_WRITTEN) != 0;
+	Esys_Free(pub);
+	return 0;
+}
+
+/*
+ * The audit anchor (backend op audit_counter): reads the audit counter,
+ * after incrementing it when advance; 0 while it was never written.
+ */
+int
+tpm_audit_counter(struct stint_backend *base, bool advance, uint64_t *value,
+		  char *err, size_t errlen)
+{
+	struct tpm_backend *b = (struct tpm_backend *)base;
+	struct nv_counter c = nv_audit(b);
+	bool written = true;
+	int r = -1;
+
+	*value = 0;
+	pthread_mutex_lock(&b->lock);
+	if (advance)
+		r = nv_increment(b, &c, err, errlen);
+	else
+		r = nv_written(b, &c, &written, err, errlen);
+	if (r == 0 && written)
+		r = nv_read(b, &c, value, err, errlen);
+	pthread_mutex_unlock(&b->lock);
 	return r;
 }
 
@@ -312,6 +406,7 @@ stint_backend_tpm_kill_switch(struct stint_backend *base, char *err,
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	uint64_t before = 0, after = 0;
+	struct nv_counter kc;
 	int r = -1;
 
 	if (base == NULL || base->ops->close != tpm_close) {
@@ -319,8 +414,9 @@ stint_backend_tpm_kill_switch(struct stint_backend *base, char *err,
 		return -1;
 	}
 	pthread_mutex_lock(&b->lock);
+	kc = nv_kill(b);
 	if (tpm_nv_read_counter(b, &before, err, errlen) != 0 ||
-	    nv_increment(b, err, errlen) != 0 ||
+	    nv_increment(b, &kc, err, errlen) != 0 ||
 	    tpm_nv_read_counter(b, &after, err, errlen) != 0)
 		goto out;
 	if (after <= before) {

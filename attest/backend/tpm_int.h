@@ -5,7 +5,7 @@
  *
  * Files: tpm_keyfile.c key files and file helpers; tpm_policy.c the key
  * policy (deadline, kill-switch counter) and the clock-safety checks;
- * tpm_attest.c the NV counter, the attestation key, Certify evidence and
+ * tpm_attest.c the NV counters, the attestation key, Certify evidence and
  * the optional ops built on them; tpm_ops.c templates, TPM plumbing, the
  * ops, open and close.
  *
@@ -80,6 +80,9 @@ struct tpm_backend {
 	ESYS_TR primary;
 	ESYS_TR nv;
 	uint32_t nv_index;
+	ESYS_TR anv; /* the audit anchor's counter (audit_anchor.c) */
+	uint32_t anv_index;
+	bool anv_created;   /* defined by this start */
 	char dir[PATH_MAX]; /* <state_dir>/tpm */
 	uint32_t last_reset, min_reset;
 	bool have_ek_cert;
@@ -130,6 +133,8 @@ int tpm_ak_spki(struct stint_backend *base, struct stint_bytes *spki, char *err,
 		size_t errlen);
 int tpm_ak_sign_der(struct stint_backend *base, const uint8_t *data, size_t len,
 		    uint8_t *sig, size_t *sig_len, char *err, size_t errlen);
+int tpm_audit_counter(struct stint_backend *base, bool advance, uint64_t *value,
+		      char *err, size_t errlen);
 int tpm_kill_switch(struct stint_backend *base, uint64_t *counter, char *err,
 		    size_t errlen);
 void tpm_template_ak(TPM2B_PUBLIC *t);

@@ -717,6 +717,8 @@ tpm_close(struct stint_backend *base)
 		tpm_flush(b, &b->primary);
 		if (b->nv != ESYS_TR_NONE)
 			(void)Esys_TR_Close(b->esys, &b->nv);
+		if (b->anv != ESYS_TR_NONE)
+			(void)Esys_TR_Close(b->esys, &b->anv);
 		Esys_Finalize(&b->esys);
 	}
 	if (b->tcti != NULL)
@@ -737,6 +739,7 @@ static const struct stint_backend_ops tpm_ops = {
 	.ak_spki = tpm_ak_spki,
 	.ak_sign = tpm_ak_sign_der,
 	.kill_switch = tpm_kill_switch,
+	.audit_counter = tpm_audit_counter,
 	.close = tpm_close,
 };
 
@@ -808,6 +811,8 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	b->primary = ESYS_TR_NONE;
 	b->nv = ESYS_TR_NONE;
 	b->nv_index = cfg->backend.kill_switch_index;
+	b->anv = ESYS_TR_NONE;
+	b->anv_index = cfg->backend.audit_counter_index;
 	pthread_mutex_init(&b->lock, NULL);
 	n = snprintf(b->dir, sizeof(b->dir), "%s/tpm", cfg->state_dir);
 	if (n < 0 || (size_t)n >= sizeof(b->dir) - 160) {

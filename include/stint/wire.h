@@ -166,6 +166,8 @@ enum stint_key {
 	STINT_K_AUDIENCES = 110, /* text: names joined by commas */
 	/* prov: 120-129 */
 	STINT_K_SOURCE = 120, /* text: the agents.d file declaring an agent */
+	/* nv: 170-179 */
+	STINT_K_AUDIT_NV = 170, /* uint: the TPM audit counter (status) */
 };
 
 enum stint_key_type {

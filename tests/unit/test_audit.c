@@ -1292,15 +1292,22 @@ test_verify_bounds_line_length(void **state)
 /* --- anchor, checkpoints, rotation ----------------------------------------
  */
 
+static bool sign_fails; /* nv: the next checkpoint signature fails */
+
 static int
 soft_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
 	  size_t *sig_len, char *err, size_t errlen)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_MD_CTX *md;
 	int ok;
 
 	(void)err;
 	(void)errlen;
+	if (sign_fails) {
+		sign_fails = false;
+		return -1;
+	}
+	md = EVP_MD_CTX_new();
 	ok = md != NULL &&
 	     EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ctx) == 1 &&
 	     EVP_DigestSign(md, sig, sig_len, msg, len) == 1;
@@ -1380,6 +1387,86 @@ test_checkpoints_and_rotation(void **state)
 	assert_non_null(strstr(rep.reason, "another key"));
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(other);
+}
+
+/* nv: a stand-in for the TPM counter. */
+static uint64_t fake_nv;
+
+static int
+fake_advance(void *ctx, uint64_t *value, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	*value = ++fake_nv;
+	return 0;
+}
+
+/* Each checkpoint advances the counter once and carries it; a checkpoint
+ * that failed after advancing leaves its value to the next; the verifier
+ * reports the values and refuses a counter that does not increase. */
+static void
+test_nv_checkpoints(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	struct stint_audit_verify_opts vo = {.ak = k};
+	struct stint_audit_report rep;
+	const char *files[1] = {f->log};
+	struct stint_audit_cp cp;
+	struct stint_audit *a;
+	char err[512];
+
+	assert_non_null(k);
+	fake_nv = 0;
+	a = open_log(f->log, STINT_SYNC_NONE);
+	set_soft_signer(a, k);
+	assert_int_equal(
+		stint_audit_last_nv_checkpoint(a, &cp, err, sizeof(err)), 1);
+	stint_audit_set_counter(a, fake_advance, NULL, 0);
+	append_sign(a, 0);
+	append_sign(a, 0);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	append_sign(a, 1);
+	append_sign(a, 1);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	assert_int_equal(fake_nv, 2);
+	/* Advanced to 3, then the signature failed: 3 is used next. */
+	append_sign(a, 2);
+	append_sign(a, 2);
+	sign_fails = true;
+	assert_int_not_equal(stint_audit_checkpoint(a, false, err, sizeof(err)),
+			     0);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	assert_int_equal(fake_nv, 3);
+	assert_int_equal(
+		stint_audit_last_nv_checkpoint(a, &cp, err, sizeof(err)), 0);
+	assert_true(cp.has_nv);
+	assert_int_equal(cp.nv, 3);
+	assert_true(stint_audit_cp_sig_ok(k, &cp));
+	/* A value left by a crash before this start: taken as is. */
+	stint_audit_set_counter(a, fake_advance, NULL, 7);
+	append_sign(a, 3);
+	append_sign(a, 3);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	assert_int_equal(fake_nv, 3);
+	stint_audit_close(a);
+	assert_int_equal(stint_audit_verify_files(files, 1, &vo, &rep), 0);
+	assert_int_equal(rep.nv_checkpoints, 4);
+	assert_int_equal(rep.nv_first, 1);
+	assert_int_equal(rep.nv_last, 7);
+
+	/* A counter going back (a replayed older value): refused. */
+	a = open_log(f->log, STINT_SYNC_NONE);
+	set_soft_signer(a, k);
+	stint_audit_set_counter(a, fake_advance, NULL, 5);
+	append_sign(a, 4);
+	append_sign(a, 4);
+	assert_int_equal(stint_audit_checkpoint(a, false, err, sizeof(err)), 0);
+	stint_audit_close(a);
+	assert_int_equal(stint_audit_verify_files(files, 1, &vo, &rep), 1);
+	assert_non_null(strstr(rep.reason, "not above"));
+	EVP_PKEY_free(k);
 }
 
 static void
@@ -1472,6 +1559,8 @@ main(void)
 			test_verify_tail_removal_needs_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_empty_and_garbage,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nv_checkpoints, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoints_and_rotation,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_anchor, setup,

@@ -262,6 +262,19 @@ test_backend_tpm(void **state)
 	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\n"
 		       "kill_switch_index = 0x015x\n",
 		       4, "is not an owner NV index");
+	/* nv: the audit anchor's counter */
+	assert_int_equal(load("[backend]\ntype = tpm\ntcti = tabrmd\n"), 0);
+	assert_int_equal(cfg.backend.audit_counter_index, 0x01500101);
+	assert_int_equal(load("[backend]\ntype = tpm\ntcti = tabrmd\n"
+			      "audit_counter_index = 0x01500300\n"),
+			 0);
+	assert_int_equal(cfg.backend.audit_counter_index, 0x01500300);
+	expect_refused("[backend]\ntype = tpm\ntcti = tabrmd\n"
+		       "audit_counter_index = 0x01500100\n",
+		       4, "must differ from kill_switch_index");
+	expect_refused("[backend]\ntype = pkcs11\n"
+		       "audit_counter_index = 0x01500300\n",
+		       3, "applies only to type = tpm");
 }
 
 /* Connection caps and the refusal interval (server.c, refusals.c). */
