@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +190,71 @@ stint_cli_parse_u64(const char *s, uint64_t *v)
 		return -1;
 	*v = x;
 	return 0;
+}
+
+int
+stint_cli_parse_uid(const char *s, uint64_t *uid)
+{
+	struct passwd *pw;
+
+	if (stint_cli_parse_u64(s, uid) == 0)
+		return *uid < (uint64_t)(uid_t)-1 ? 0 : -1;
+	errno = 0;
+	if ((pw = getpwnam(s)) == NULL)
+		return -1;
+	*uid = pw->pw_uid;
+	return 0;
+}
+
+int
+stint_cli_parse_gid(const char *s, uint64_t *gid)
+{
+	struct group *gr;
+
+	if (stint_cli_parse_u64(s, gid) == 0)
+		return *gid < (uint64_t)(gid_t)-1 ? 0 : -1;
+	errno = 0;
+	if ((gr = getgrnam(s)) == NULL)
+		return -1;
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+int
+stint_cli_bad_name(const char *verb, const char *what, const char *name)
+{
+	return stint_cli_usage(verb,
+			       "bad %s name '%s': use 1 to %d of A-Z a-z 0-9 "
+			       ". _ -",
+			       what, name, STINT_NAME_MAX);
+}
+
+int
+stint_cli_json_opts(const char *verb, int argc, char **argv,
+		    void (*help)(FILE *f), bool *json)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*json = false;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			*json = true;
+			break;
+		case 'h':
+			help(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option(verb, c, argv);
+		}
+	}
+	return STINT_CLI_GO;
 }
 
 void
