@@ -192,32 +192,35 @@ stint_cli_parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
+/* A number below (uid_t)-1, or a user (group) name. */
+static int
+parse_id(const char *s, bool group, uint64_t *id)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	if (stint_cli_parse_u64(s, id) == 0)
+		return *id < (uint64_t)(uid_t)-1 ? 0 : -1;
+	errno = 0;
+	if (group && (gr = getgrnam(s)) != NULL)
+		*id = gr->gr_gid;
+	else if (!group && (pw = getpwnam(s)) != NULL)
+		*id = pw->pw_uid;
+	else
+		return -1;
+	return 0;
+}
+
 int
 stint_cli_parse_uid(const char *s, uint64_t *uid)
 {
-	struct passwd *pw;
-
-	if (stint_cli_parse_u64(s, uid) == 0)
-		return *uid < (uint64_t)(uid_t)-1 ? 0 : -1;
-	errno = 0;
-	if ((pw = getpwnam(s)) == NULL)
-		return -1;
-	*uid = pw->pw_uid;
-	return 0;
+	return parse_id(s, false, uid);
 }
 
 int
 stint_cli_parse_gid(const char *s, uint64_t *gid)
 {
-	struct group *gr;
-
-	if (stint_cli_parse_u64(s, gid) == 0)
-		return *gid < (uint64_t)(gid_t)-1 ? 0 : -1;
-	errno = 0;
-	if ((gr = getgrnam(s)) == NULL)
-		return -1;
-	*gid = gr->gr_gid;
-	return 0;
+	return parse_id(s, true, gid);
 }
 
 int
