@@ -13,6 +13,7 @@
 #include "attest/cli.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "common/proto.h"
 #include "stint/wire.h"
 
 static const char *
@@ -87,6 +88,19 @@ stint_cli_request(uint64_t op)
 	    stint_msg_put_uint(m, STINT_K_OP, op) != 0) {
 		if (m != NULL)
 			stint_msg_free(m);
+		stint_cli_err("out of memory");
+		return NULL;
+	}
+	return m;
+}
+
+struct stint_msg *
+stint_cli_name_request(uint64_t op, uint64_t key, const char *name)
+{
+	struct stint_msg *m = stint_cli_request(op);
+
+	if (m != NULL && stint_enc_name_req(m, key, name) != 0) {
+		stint_msg_free(m);
 		stint_cli_err("out of memory");
 		return NULL;
 	}

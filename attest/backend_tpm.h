@@ -61,14 +61,15 @@ int stint_backend_tpm_counter(struct stint_backend *b, uint64_t *value,
 			      char *err, size_t errlen);
 
 /*
- * Evidence for the task key key_id: TPM2_Certify by the host AK with
- * qualifyingData = SHA-256(nonce || task_id). *doc is malloc'ed, in the
- * stint_tpm_evidence format; check it with stint_tpm_evidence_verify().
+ * Evidence for the task key req->key_id: TPM2_Certify by the host AK with
+ * qualifyingData = SHA-256(req->nonce || req->task_id) (the request's
+ * other fields are not used). *doc is malloc'ed, in the stint_tpm_evidence
+ * format; check it with stint_tpm_evidence_verify().
  */
-int stint_backend_tpm_evidence(struct stint_backend *b, const char *key_id,
-			       const uint8_t *nonce, size_t nonce_len,
-			       const char *task_id, struct stint_bytes *doc,
-			       char *err, size_t errlen);
+int stint_backend_tpm_evidence(struct stint_backend *b,
+			       const struct stint_backend_evidence_req *req,
+			       struct stint_bytes *doc, char *err,
+			       size_t errlen);
 
 /* The AK's public key as PEM (malloc'ed, NUL-terminated), for enrolment. */
 int stint_backend_tpm_ak_pem(struct stint_backend *b, char **pem, char *err,

@@ -842,12 +842,6 @@ stint_ca_ak(struct stint_ca *ca)
 	return ca->ak;
 }
 
-EVP_PKEY *
-stint_ca_ak_public(struct stint_ca *ca)
-{
-	return ca->ak_pub;
-}
-
 const struct stint_bytes *
 stint_ca_ak_spki(struct stint_ca *ca)
 {

@@ -107,10 +107,8 @@ char *stint_ca_chain_pem(struct stint_ca *ca);
 char *stint_ca_csr_pem(struct stint_ca *ca, char *err, size_t errlen);
 int stint_ca_install(struct stint_ca *ca, const char *pem, size_t len,
 		     char *err, size_t errlen);
-/* The attestation key: private (signs in the backend) and the enrolled
- * public key a verifier uses, and its SPKI DER. */
+/* The attestation key: private (signs in the backend) and its SPKI DER. */
 EVP_PKEY *stint_ca_ak(struct stint_ca *ca);
-EVP_PKEY *stint_ca_ak_public(struct stint_ca *ca);
 const struct stint_bytes *stint_ca_ak_spki(struct stint_ca *ca);
 /* Issues a leaf (DER into *der, malloc'ed) and its serial in hex. */
 int stint_ca_issue(struct stint_ca *ca, const struct stint_leaf_req *req,

@@ -58,6 +58,10 @@ int stint_cli_call_public(const struct stint_cli *cli, const char *what,
 			  struct stint_msg *req, struct stint_msg **rep);
 /* A fresh request map holding only op; NULL (after printing) on ENOMEM. */
 struct stint_msg *stint_cli_request(uint64_t op);
+/* A request naming one agent, task or operator (stint_enc_name_req: the
+ * name under key); NULL (after printing) on ENOMEM. */
+struct stint_msg *stint_cli_name_request(uint64_t op, uint64_t key,
+					 const char *name);
 /* cli_public.c: the socket for a read-only public command (CA_CERT,
  * TASK_SHOW): cli itself when this user may use admin.sock, else tmp
  * pointed at agent.sock (path in buf). */
@@ -87,6 +91,19 @@ int stint_cli_audience_opt(char *buf, size_t cap, const char *names,
 			   const char *verb);
 /* Non-negative decimal that fits in uint64_t, nothing else. */
 int stint_cli_parse_u64(const char *s, uint64_t *v);
+/* A uid (gid): a number below (uid_t)-1, or a user (group) name. 0 or -1. */
+int stint_cli_parse_uid(const char *s, uint64_t *uid);
+int stint_cli_parse_gid(const char *s, uint64_t *gid);
+/* The usage error for a bad name of what ("agent", "operator"). */
+int stint_cli_bad_name(const char *verb, const char *what, const char *name);
+
+/* What stint_cli_json_opts returns when the verb goes on. */
+#define STINT_CLI_GO (-1)
+/* Options of a verb that takes only --json and --help: STINT_CLI_GO with
+ * *json set and optind at the first argument, or the exit status (help
+ * printed, or a bad option). */
+int stint_cli_json_opts(const char *verb, int argc, char **argv,
+			void (*help)(FILE *f), bool *json);
 
 /* RFC 3339 UTC ("2026-11-28T19:05:00Z") of seconds since the epoch. */
 void stint_cli_time(uint64_t t, char *buf, size_t cap);

@@ -1,9 +1,6 @@
 /* stint agent add|list|remove */
 
-#include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,34 +78,6 @@ stint_help_agent(FILE *f)
 		"\n"
 		"Mechanisms (short or CKM_ names):\n");
 	print_mech_names(f);
-}
-
-static int
-parse_uid(const char *s, uint64_t *uid)
-{
-	struct passwd *pw;
-
-	if (stint_cli_parse_u64(s, uid) == 0)
-		return *uid < (uint64_t)(uid_t)-1 ? 0 : -1;
-	errno = 0;
-	if ((pw = getpwnam(s)) == NULL)
-		return -1;
-	*uid = pw->pw_uid;
-	return 0;
-}
-
-static int
-parse_gid(const char *s, uint64_t *gid)
-{
-	struct group *gr;
-
-	if (stint_cli_parse_u64(s, gid) == 0)
-		return *gid < (uint64_t)(gid_t)-1 ? 0 : -1;
-	errno = 0;
-	if ((gr = getgrnam(s)) == NULL)
-		return -1;
-	*gid = gr->gr_gid;
-	return 0;
 }
 
 /* "ecdsa,ecdsa-sha256" → CKM_* list; returns the first unknown name. */
@@ -221,7 +190,8 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	uint64_t uid = 0, gid = 0, ttl = 0, mechs[STINT_MECHS_MAX];
 	struct stint_agent_add_req ar = {0};
 	struct stint_msg *req, *rep = NULL;
-	char bad[128], warn[1024] = "";
+	struct stint_done_rep done;
+	char bad[128];
 	const char *name;
 	size_t n_mechs = 0;
 	int c;
@@ -270,16 +240,13 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 						    "one NAME");
 	name = argv[optind];
 	if (!stint_cli_name_ok(name))
-		return stint_cli_usage("agent add",
-				       "bad agent name '%s': use 1 to %d of "
-				       "A-Z a-z 0-9 . _ -",
-				       name, STINT_NAME_MAX);
+		return stint_cli_bad_name("agent add", "agent", name);
 	if (uid_s == NULL)
 		return stint_cli_usage("agent add", "--uid is required");
-	if (parse_uid(uid_s, &uid) != 0)
+	if (stint_cli_parse_uid(uid_s, &uid) != 0)
 		return stint_cli_usage(
 			"agent add", "--uid '%s': no such user or uid", uid_s);
-	if (gid_s != NULL && parse_gid(gid_s, &gid) != 0)
+	if (gid_s != NULL && stint_cli_parse_gid(gid_s, &gid) != 0)
 		return stint_cli_usage(
 			"agent add", "--gid '%s': no such group or gid", gid_s);
 	if (ttl_s != NULL && stint_duration_parse(ttl_s, &ttl) != 0)
@@ -310,8 +277,9 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	}
 	if (stint_cli_call(cli, "agent add", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_msg_get_text(rep, STINT_K_REASON, warn, sizeof(warn)) == 0)
-		fprintf(stderr, "stint: agent add: warning: %s\n", warn);
+	stint_get_done_rep(rep, &done);
+	if (done.note[0] != '\0')
+		fprintf(stderr, "stint: agent add: warning: %s\n", done.note);
 	stint_msg_free(rep);
 	printf("agent %s added (uid %llu", name, (unsigned long long)uid);
 	if (gid_s != NULL)
@@ -469,54 +437,52 @@ print_agents(json_t *arr)
 	}
 }
 
+/* AGENT_LIST: every agent (*agents malloc'ed, NULL when none). */
+static int
+fetch_agents(const struct stint_cli *cli, const char *verb,
+	     struct stint_agent_info **agents, size_t *n)
+{
+	struct stint_msg *rep = NULL;
+	int r;
+
+	*agents = NULL;
+	*n = 0;
+	if (stint_cli_call(cli, verb, stint_cli_request(STINT_OP_AGENT_LIST),
+			   &rep) != STINT_EXIT_OK)
+		return STINT_EXIT_FAIL;
+	r = stint_get_agent_list_rep(rep, agents, n);
+	stint_msg_free(rep);
+	if (r != 0) {
+		stint_cli_err("%s: stintd sent a bad agent list", verb);
+		return STINT_EXIT_FAIL;
+	}
+	return STINT_EXIT_OK;
+}
+
 static int
 agent_list(const struct stint_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct stint_agent_info *agents = NULL;
-	struct stint_msg *rep = NULL;
-	bool json = false;
+	bool json;
 	json_t *arr, *o;
 	size_t n = 0, i;
-	int c;
+	int r;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			stint_help_agent(stdout);
-			return STINT_EXIT_OK;
-		default:
-			return stint_cli_bad_option("agent list", c, argv);
-		}
-	}
+	r = stint_cli_json_opts("agent list", argc, argv, stint_help_agent,
+				&json);
+	if (r != STINT_CLI_GO)
+		return r;
 	if (optind != argc)
 		return stint_cli_usage("agent list",
 				       "'agent list' takes no arguments");
-	if (stint_cli_call(cli, "agent list",
-			   stint_cli_request(STINT_OP_AGENT_LIST),
-			   &rep) != STINT_EXIT_OK)
+	if (fetch_agents(cli, "agent list", &agents, &n) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_get_agent_list_rep(rep, &agents, &n) != 0) {
-		stint_msg_free(rep);
-		stint_cli_err("agent list: stintd sent a bad agent list");
-		return STINT_EXIT_FAIL;
-	}
 	if ((arr = json_array()) == NULL) {
-		stint_msg_free(rep);
 		free(agents);
 		return stint_cli_print_json(NULL);
 	}
 	for (i = 0; i < n; i++) {
 		if ((o = agent_to_json(&agents[i])) == NULL) {
-			stint_msg_free(rep);
 			free(agents);
 			json_decref(arr);
 			stint_cli_err("agent list: stintd sent a bad agent "
@@ -526,7 +492,6 @@ agent_list(const struct stint_cli *cli, int argc, char **argv)
 		json_array_append_new(arr, o);
 	}
 	free(agents);
-	stint_msg_free(rep);
 	if (json)
 		return stint_cli_print_json(arr);
 	if (n == 0)
@@ -542,49 +507,26 @@ agent_list(const struct stint_cli *cli, int argc, char **argv)
 static int
 agent_show(const struct stint_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct stint_agent_info *agents = NULL;
-	struct stint_msg *rep = NULL;
 	json_t *o = NULL, *v;
 	const char *k;
-	bool json = false;
+	bool json;
 	size_t n = 0, i;
-	int c;
+	int r;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			stint_help_agent(stdout);
-			return STINT_EXIT_OK;
-		default:
-			return stint_cli_bad_option("agent show", c, argv);
-		}
-	}
+	r = stint_cli_json_opts("agent show", argc, argv, stint_help_agent,
+				&json);
+	if (r != STINT_CLI_GO)
+		return r;
 	if (optind != argc - 1)
 		return stint_cli_usage("agent show",
 				       "'agent show' takes exactly one NAME");
-	if (stint_cli_call(cli, "agent show",
-			   stint_cli_request(STINT_OP_AGENT_LIST),
-			   &rep) != STINT_EXIT_OK)
+	if (fetch_agents(cli, "agent show", &agents, &n) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	if (stint_get_agent_list_rep(rep, &agents, &n) != 0) {
-		stint_msg_free(rep);
-		stint_cli_err("agent show: stintd sent a bad agent list");
-		return STINT_EXIT_FAIL;
-	}
 	for (i = 0; i < n && o == NULL; i++)
 		if (strcmp(agents[i].name, argv[optind]) == 0)
 			o = agent_to_json(&agents[i]);
 	free(agents);
-	stint_msg_free(rep);
 	if (o == NULL) {
 		stint_cli_err("agent show: no agent named '%s'", argv[optind]);
 		return STINT_EXIT_FAIL;
@@ -635,17 +577,11 @@ agent_remove(const struct stint_cli *cli, int argc, char **argv)
 				       "'agent remove' takes exactly one NAME");
 	name = argv[optind];
 	if (!stint_cli_name_ok(name))
-		return stint_cli_usage("agent remove",
-				       "bad agent name '%s': use 1 to %d of "
-				       "A-Z a-z 0-9 . _ -",
-				       name, STINT_NAME_MAX);
-	if ((req = stint_cli_request(STINT_OP_AGENT_REMOVE)) == NULL)
+		return stint_cli_bad_name("agent remove", "agent", name);
+	req = stint_cli_name_request(STINT_OP_AGENT_REMOVE, STINT_K_AGENT,
+				     name);
+	if (req == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_enc_name_req(req, STINT_K_AGENT, name) != 0) {
-		stint_msg_free(req);
-		stint_cli_err("agent remove: cannot build the request");
-		return STINT_EXIT_FAIL;
-	}
 	if (stint_cli_call(cli, "agent remove", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	stint_get_done_rep(rep, &done);

@@ -163,12 +163,9 @@ ca_fetch_public(const struct stint_cli *cli, const char *what,
 }
 
 static int
-print_bytes(const struct stint_msg *rep, uint64_t key, const char *what)
+print_pem(const uint8_t *p, size_t n, const char *what)
 {
-	const uint8_t *p;
-	size_t n;
-
-	if (stint_msg_get_bytes(rep, key, &p, &n) != 0 || n == 0) {
+	if (p == NULL || n == 0) {
 		stint_cli_err("%s: stintd's reply lacks it", what);
 		return STINT_EXIT_FAIL;
 	}
@@ -183,6 +180,7 @@ static int
 ca_install(const struct stint_cli *cli, const char *path)
 {
 	struct stint_msg *req, *rep = NULL;
+	struct stint_pem_msg in;
 	uint8_t *buf;
 	size_t len;
 
@@ -191,8 +189,9 @@ ca_install(const struct stint_cli *cli, const char *path)
 		free(buf);
 		return STINT_EXIT_FAIL;
 	}
+	in = (struct stint_pem_msg){.pem = buf, .len = len};
 	if ((req = stint_cli_request(STINT_OP_CA_INSTALL)) == NULL ||
-	    stint_msg_put_bytes(req, STINT_K_PEM, buf, len) != 0) {
+	    stint_put_pem_msg(req, &in) != 0) {
 		stint_msg_free(req);
 		free(buf);
 		stint_cli_err("ca install: cannot build the request");
@@ -210,8 +209,9 @@ int
 stint_cmd_ca(const struct stint_cli *cli, int argc, char **argv)
 {
 	struct stint_msg *rep = NULL;
+	struct stint_ca_cert_rep cr;
+	struct stint_pem_msg csr;
 	const uint8_t *spki;
-	size_t n;
 	EVP_PKEY *k;
 	int ret;
 
@@ -227,18 +227,25 @@ stint_cmd_ca(const struct stint_cli *cli, int argc, char **argv)
 	if (strcmp(argv[0], "cert") == 0) {
 		if (ca_fetch_public(cli, "ca cert", &rep) != 0)
 			return STINT_EXIT_FAIL;
-		ret = print_bytes(rep, STINT_K_PEM, "ca cert");
+		if (stint_get_ca_cert_rep(rep, &cr) != 0)
+			memset(&cr, 0, sizeof(cr));
+		ret = print_pem(cr.pem, cr.pem_len, "ca cert");
 	} else if (strcmp(argv[0], "csr") == 0) {
 		if (ca_fetch(cli, STINT_OP_CA_CSR, "ca csr", &rep) != 0)
 			return STINT_EXIT_FAIL;
-		ret = print_bytes(rep, STINT_K_PEM, "ca csr");
+		if (stint_get_pem_msg(rep, &csr) != 0)
+			memset(&csr, 0, sizeof(csr));
+		ret = print_pem(csr.pem, csr.len, "ca csr");
 	} else if (strcmp(argv[0], "attestation-key") == 0) {
 		if (ca_fetch(cli, STINT_OP_CA_CERT, "ca attestation-key",
 			     &rep) != 0)
 			return STINT_EXIT_FAIL;
 		ret = STINT_EXIT_FAIL;
-		if (stint_msg_get_bytes(rep, STINT_K_AK_SPKI, &spki, &n) == 0 &&
-		    (k = d2i_PUBKEY(NULL, &spki, (long)n)) != NULL) {
+		if (stint_get_ca_cert_rep(rep, &cr) != 0)
+			memset(&cr, 0, sizeof(cr));
+		spki = cr.ak_spki;
+		if (spki != NULL &&
+		    (k = d2i_PUBKEY(NULL, &spki, (long)cr.ak_len)) != NULL) {
 			if (PEM_write_PUBKEY(stdout, k) == 1)
 				ret = STINT_EXIT_OK;
 			EVP_PKEY_free(k);
@@ -626,7 +633,7 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	struct stint_msg *rep = NULL;
 	STACK_OF(X509) *extra = NULL;
 	X509_STORE *store = NULL;
-	const uint8_t *pem;
+	struct stint_ca_cert_rep cr;
 	uint8_t *buf = NULL;
 	char err[300], when[40], hex[65], ev_hex[65];
 	size_t len;
@@ -682,8 +689,8 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 	} else {
 		if (ca_fetch_public(cli, "verify-peer", &rep) != 0)
 			goto out;
-		if (stint_msg_get_bytes(rep, STINT_K_PEM, &pem, &len) != 0 ||
-		    (store = store_from_pem(pem, len)) == NULL) {
+		if (stint_get_ca_cert_rep(rep, &cr) != 0 ||
+		    (store = store_from_pem(cr.pem, cr.pem_len)) == NULL) {
 			stint_cli_err("verify-peer: stintd sent no CA chain");
 			goto out;
 		}

@@ -1,8 +1,6 @@
 /* stint operator add|list|remove (issue 12 §5; operator.h) */
 
-#include <errno.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,20 +43,6 @@ stint_help_operator(FILE *f)
 		"this\n"
 		"  --json           print JSON (list)\n",
 		STINT_OPERATOR_AGENTS_MAX);
-}
-
-static int
-parse_uid(const char *s, uint64_t *uid)
-{
-	struct passwd *pw;
-
-	if (stint_cli_parse_u64(s, uid) == 0)
-		return *uid < (uint64_t)(uid_t)-1 ? 0 : -1;
-	errno = 0;
-	if ((pw = getpwnam(s)) == NULL)
-		return -1;
-	*uid = pw->pw_uid;
-	return 0;
 }
 
 /* "a,b" → o->agents; strict: names as agent add takes them, no empty
@@ -149,13 +133,10 @@ operator_add(const struct stint_cli *cli, int argc, char **argv)
 				       "'operator add' takes exactly one NAME");
 	name = argv[optind];
 	if (!stint_cli_name_ok(name))
-		return stint_cli_usage("operator add",
-				       "bad operator name '%s': use 1 to %d "
-				       "of A-Z a-z 0-9 . _ -",
-				       name, STINT_NAME_MAX);
+		return stint_cli_bad_name("operator add", "operator", name);
 	if (uid_s == NULL)
 		return stint_cli_usage("operator add", "--uid is required");
-	if (parse_uid(uid_s, &uid) != 0)
+	if (stint_cli_parse_uid(uid_s, &uid) != 0)
 		return stint_cli_usage("operator add",
 				       "--uid '%s': no such user or uid",
 				       uid_s);
@@ -246,31 +227,18 @@ print_operators(const struct stint_operator_info *ops, size_t n)
 static int
 operator_list(const struct stint_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct stint_operator_info *ops = NULL;
 	struct stint_msg *req, *rep = NULL;
-	bool json = false;
+	bool json;
 	json_t *arr;
 	size_t n = 0, i;
-	int c, ret = STINT_EXIT_FAIL;
+	int ret;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			stint_help_operator(stdout);
-			return STINT_EXIT_OK;
-		default:
-			return stint_cli_bad_option("operator list", c, argv);
-		}
-	}
+	ret = stint_cli_json_opts("operator list", argc, argv,
+				  stint_help_operator, &json);
+	if (ret != STINT_CLI_GO)
+		return ret;
+	ret = STINT_EXIT_FAIL;
 	if (optind != argc)
 		return stint_cli_usage("operator list",
 				       "'operator list' takes no arguments");
@@ -316,15 +284,11 @@ operator_remove(const struct stint_cli *cli, int argc, char **argv)
 				       "NAME");
 	name = argv[1];
 	if (!stint_cli_name_ok(name))
-		return stint_cli_usage("operator remove",
-				       "bad operator name '%s'", name);
-	if ((req = stint_cli_request(STINT_OP_OPERATOR_REMOVE)) == NULL)
+		return stint_cli_bad_name("operator remove", "operator", name);
+	req = stint_cli_name_request(STINT_OP_OPERATOR_REMOVE, STINT_K_OPERATOR,
+				     name);
+	if (req == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_enc_name_req(req, STINT_K_OPERATOR, name) != 0) {
-		stint_msg_free(req);
-		stint_cli_err("operator remove: cannot build the request");
-		return STINT_EXIT_FAIL;
-	}
 	if (stint_cli_call(cli, "operator remove", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	stint_msg_free(rep);

@@ -175,25 +175,21 @@ start_task(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
 static int
 task_live(const struct stint_cli *cli, const char *id)
 {
+	struct stint_task_info t;
 	struct stint_msg *req, *rep = NULL;
-	char state[16];
 	int saved, null, r = -1;
 
-	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) == NULL)
+	if ((req = stint_cli_name_request(STINT_OP_TASK_SHOW, STINT_K_TASK,
+					  id)) == NULL)
 		return -1;
-	if (stint_enc_name_req(req, STINT_K_TASK, id) != 0) {
-		stint_msg_free(req);
-		return -1;
-	}
 	fflush(stderr);
 	saved = dup(STDERR_FILENO);
 	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (saved >= 0 && null >= 0)
 		dup2(null, STDERR_FILENO);
 	if (stint_cli_call(cli, "run", req, &rep) == STINT_EXIT_OK) {
-		if (stint_msg_get_text(rep, STINT_K_STATE, state,
-				       sizeof(state)) == 0)
-			r = strcmp(state, "live") == 0;
+		if (stint_get_task_info(rep, &t) == 0 && t.state[0] != '\0')
+			r = strcmp(t.state, "live") == 0;
 		stint_msg_free(rep);
 	}
 	if (saved >= 0) {
@@ -316,12 +312,12 @@ last_cert(const char *pem, size_t len, size_t *n)
 
 static int
 cert_dir(const struct stint_cli *cli, const struct run_opts *o,
-	 const struct stint_msg *task)
+	 const struct stint_task_info *task)
 {
 	struct stint_msg *req, *rep = NULL;
-	const uint8_t *der, *chain;
+	struct stint_ca_cert_rep cr;
 	const char *root;
-	size_t dlen, clen, rlen = 0, plen = 0;
+	size_t rlen = 0, plen = 0;
 	char *pem;
 	int r;
 
@@ -336,25 +332,26 @@ cert_dir(const struct stint_cli *cli, const struct run_opts *o,
 			      o->user, strerror(errno));
 		return -1;
 	}
-	if (stint_msg_get_bytes(task, STINT_K_CERT, &der, &dlen) != 0) {
+	if (task->cert == NULL) {
 		stint_cli_err("run: --cert-dir: the task has no certificate "
 			      "(stintd has no CA)");
 		return -1;
 	}
-	if ((pem = cert_pem(der, dlen, &plen)) == NULL)
+	if ((pem = cert_pem(task->cert, task->cert_len, &plen)) == NULL)
 		return -1;
 	r = write_file(o->cert_dir, "cert.pem", pem, plen, o);
 	free(pem);
 	if (r != 0 || (req = stint_cli_request(STINT_OP_CA_CERT)) == NULL ||
 	    stint_cli_call(cli, "run: ca cert", req, &rep) != STINT_EXIT_OK)
 		return -1;
-	if (stint_msg_get_bytes(rep, STINT_K_PEM, &chain, &clen) != 0 ||
-	    (root = last_cert((const char *)chain, clen, &rlen)) == NULL) {
+	if (stint_get_ca_cert_rep(rep, &cr) != 0 ||
+	    (root = last_cert((const char *)cr.pem, cr.pem_len, &rlen)) ==
+		    NULL) {
 		stint_cli_err("run: stintd sent no CA chain");
 		stint_msg_free(rep);
 		return -1;
 	}
-	r = write_file(o->cert_dir, "chain.pem", chain, clen, o);
+	r = write_file(o->cert_dir, "chain.pem", cr.pem, cr.pem_len, o);
 	if (r == 0)
 		r = write_file(o->cert_dir, "ca.pem", root, rlen, o);
 	stint_msg_free(rep);
@@ -390,22 +387,21 @@ agent_socket(const struct stint_cli *cli, char *buf, size_t cap)
 
 /* "GO\0" and the entries, for child_main. */
 static int
-env_block(const struct stint_cli *cli, const struct stint_msg *task, char *buf,
-	  size_t cap, size_t *len)
+env_block(const struct stint_cli *cli, const struct stint_task_info *task,
+	  char *buf, size_t cap, size_t *len)
 {
-	char id[STINT_TASK_ID_MAX + 1], uri[512], v[600], sock[4096];
+	char v[600], sock[4096];
 	int r = 0;
 
-	if (stint_msg_get_text(task, STINT_K_TASK, id, sizeof(id)) != 0 ||
-	    stint_msg_get_text(task, STINT_K_URI, uri, sizeof(uri)) != 0)
+	if (task->uri[0] == '\0')
 		return -1;
 	memcpy(buf, "GO", 3);
 	*len = 3;
 	agent_socket(cli, sock, sizeof(sock));
-	r |= env_add(buf, cap, len, "STINT_TASK", id);
-	snprintf(v, sizeof(v), "%s;type=private", uri);
+	r |= env_add(buf, cap, len, "STINT_TASK", task->id);
+	snprintf(v, sizeof(v), "%s;type=private", task->uri);
 	r |= env_add(buf, cap, len, "STINT_KEY_URI", v);
-	snprintf(v, sizeof(v), "%s;type=cert", uri);
+	snprintf(v, sizeof(v), "%s;type=cert", task->uri);
 	r |= env_add(buf, cap, len, "STINT_CERT_URI", v);
 	r |= env_add(buf, cap, len, "STINT_SOCKET", sock);
 	/* The libp11 engine (curl, openssl) loads the module it names. */
@@ -559,21 +555,25 @@ launch(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
        int go, char *id, size_t idcap)
 {
 	static char env[16384];
+	struct stint_task_info t;
 	struct stint_msg *rep = NULL;
 	char note[512];
 	size_t len = 0;
+	int r;
 
 	if (start_task(cli, o, child, &rep) != STINT_EXIT_OK)
 		return -1;
-	if (stint_msg_get_text(rep, STINT_K_NOTE, note, sizeof(note)) == 0)
+	r = stint_get_task_start_rep(rep, &t, note, sizeof(note));
+	if (note[0] != '\0')
 		fprintf(stderr, "stint run: warning: %s\n", note);
-	if (stint_msg_get_text(rep, STINT_K_TASK, id, idcap) != 0 ||
-	    env_block(cli, rep, env, sizeof(env), &len) != 0) {
+	if (r == 0)
+		snprintf(id, idcap, "%s", t.id);
+	if (r != 0 || env_block(cli, &t, env, sizeof(env), &len) != 0) {
 		stint_cli_err("run: stintd's reply lacks the task id or URI");
 		stint_msg_free(rep);
 		return -2;
 	}
-	if (o->cert_dir != NULL && cert_dir(cli, o, rep) != 0) {
+	if (o->cert_dir != NULL && cert_dir(cli, o, &t) != 0) {
 		stint_msg_free(rep);
 		return -2;
 	}

@@ -92,24 +92,18 @@ pem_json(const char *type, const uint8_t *der, size_t len)
 
 /* bind: "bound_to": {"pid", "start_time"} or {"cgroup", "run"}. */
 static void
-bind_to_json(const struct stint_msg *m, json_t *o)
+bind_to_json(const struct stint_task_info *t, json_t *o)
 {
-	char cg[STINT_CGROUP_MAX + 1];
-	uint64_t pid, start = 0;
-	bool owned = false;
 	json_t *b;
 
-	if (stint_msg_get_uint(m, STINT_K_BIND_PID, &pid) == 0) {
-		(void)stint_msg_get_uint(m, STINT_K_BIND_START, &start);
-		b = json_pack("{s:I, s:I}", "pid", (json_int_t)pid,
-			      "start_time", (json_int_t)start);
-	} else if (stint_msg_get_text(m, STINT_K_BIND_CGROUP, cg, sizeof(cg)) ==
-		   0) {
-		(void)stint_msg_get_bool(m, STINT_K_BIND_OWNED, &owned);
-		b = json_pack("{s:s, s:b}", "cgroup", cg, "run", owned);
-	} else {
+	if (t->bind_pid != 0)
+		b = json_pack("{s:I, s:I}", "pid", (json_int_t)t->bind_pid,
+			      "start_time", (json_int_t)t->bind_start);
+	else if (t->bind_cgroup[0] != '\0')
+		b = json_pack("{s:s, s:b}", "cgroup", t->bind_cgroup, "run",
+			      t->bind_owned);
+	else
 		return;
-	}
 	if (b != NULL)
 		json_object_set_new(o, "bound_to", b);
 }
@@ -132,94 +126,88 @@ bound_str(json_t *o, char *buf, size_t cap)
 }
 
 static json_t *
-task_to_json(const struct stint_msg *m, bool pems)
+mechs_json(const struct stint_task_info *t)
 {
-	char id[STINT_TASK_ID_MAX + 1], agent[STINT_NAME_MAX + 1];
-	char state[16], text[STINT_INTENT_MAX + 1], uri[512], t[40];
-	char auds[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud */
-	uint64_t key_type = 0, created = 0, not_after = 0, v;
-	uint64_t mechs[STINT_MECHS_MAX];
 	const struct stint_mech *mech;
-	const uint8_t *der;
-	json_t *o, *arr;
-	size_t n = 0, i, len;
-	const char *kt;
+	json_t *arr = json_array();
+	size_t i;
 
-	if (stint_msg_get_text(m, STINT_K_TASK, id, sizeof(id)) != 0 ||
-	    stint_msg_get_text(m, STINT_K_AGENT, agent, sizeof(agent)) != 0 ||
-	    stint_msg_get_uint(m, STINT_K_NOT_AFTER, &not_after) != 0)
-		return NULL;
-	if ((o = json_object()) == NULL)
-		return NULL;
-	json_object_set_new(o, "id", json_string(id));
-	json_object_set_new(o, "agent", json_string(agent));
-	if (stint_msg_get_text(m, STINT_K_URI, uri, sizeof(uri)) != 0)
-		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s", agent,
-			 id);
-	json_object_set_new(o, "uri", json_string(uri));
-	(void)stint_msg_get_uint(m, STINT_K_KEY_TYPE, &key_type);
-	kt = stint_key_type_str((uint32_t)key_type);
-	json_object_set_new(o, "key_type", json_string(kt ? kt : "unknown"));
-	if (stint_msg_get_text(m, STINT_K_STATE, state, sizeof(state)) != 0)
-		snprintf(state, sizeof(state), "unknown");
-	json_object_set_new(o, "state", json_string(state));
-	(void)stint_msg_get_uint(m, STINT_K_CREATED, &created);
-	stint_cli_time(created, t, sizeof(t));
-	json_object_set_new(o, "created", json_string(t));
-	stint_cli_time(not_after, t, sizeof(t));
-	json_object_set_new(o, "not_after", json_string(t));
-	json_object_set_new(o, "not_after_unix",
-			    json_integer((json_int_t)not_after));
-	if (stint_msg_get_uint(m, STINT_K_ENDED, &v) == 0) {
-		stint_cli_time(v, t, sizeof(t));
-		json_object_set_new(o, "ended", json_string(t));
-	}
-	if (stint_msg_get_text(m, STINT_K_REASON, text, sizeof(text)) == 0)
-		json_object_set_new(o, "reason", json_string(text));
-	/* The public view (agent.sock, for non-administrators) has no
-	 * counters: leave them out rather than show zeros. */
-	if (stint_msg_has(m, STINT_K_SIGS_USED)) {
-		v = 0;
-		(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &v);
-		/* 0 on the wire means unlimited; null says so without a
-		 * magic number. */
-		json_object_set_new(o, "max_signatures",
-				    v ? json_integer((json_int_t)v)
-				      : json_null());
-		v = 0;
-		(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &v);
-		json_object_set_new(o, "signatures_used",
-				    json_integer((json_int_t)v));
-	}
-	if (stint_msg_get_text(m, STINT_K_INTENT, text, sizeof(text)) == 0)
-		json_object_set_new(o, "intent", json_string(text));
-	if (stint_msg_get_text(m, STINT_K_AUDIENCES, auds, sizeof(auds)) == 0)
-		json_object_set_new(o, "audiences",
-				    json_string(auds)); /* aud */
-	arr = json_array();
-	if (stint_msg_get_uint_array(m, STINT_K_MECHS, mechs, STINT_MECHS_MAX,
-				     &n) != 0)
-		n = 0;
-	for (i = 0; i < n && arr != NULL; i++) {
-		if ((mech = stint_mech_find(mechs[i])) != NULL)
+	for (i = 0; i < t->n_mechs && arr != NULL; i++) {
+		if ((mech = stint_mech_find(t->mechs[i])) != NULL)
 			json_array_append_new(arr,
 					      json_string(mech->short_name));
 		else
 			json_array_append_new(
-				arr, json_integer((json_int_t)mechs[i]));
+				arr, json_integer((json_int_t)t->mechs[i]));
 	}
-	json_object_set_new(o, "mechanisms", arr);
+	return arr;
+}
+
+static void
+set_time(json_t *o, const char *key, uint64_t t)
+{
+	char buf[40];
+
+	stint_cli_time(t, buf, sizeof(buf));
+	json_object_set_new(o, key, json_string(buf));
+}
+
+static json_t *
+task_to_json(const struct stint_task_info *t, bool pems)
+{
+	char uri[512];
+	const char *kt;
+	json_t *o;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	json_object_set_new(o, "id", json_string(t->id));
+	json_object_set_new(o, "agent", json_string(t->agent));
+	if (t->uri[0] != '\0')
+		snprintf(uri, sizeof(uri), "%s", t->uri);
+	else
+		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s",
+			 t->agent, t->id);
+	json_object_set_new(o, "uri", json_string(uri));
+	kt = stint_key_type_str(t->key_type);
+	json_object_set_new(o, "key_type", json_string(kt ? kt : "unknown"));
+	json_object_set_new(o, "state",
+			    json_string(t->state[0] ? t->state : "unknown"));
+	set_time(o, "created", t->created);
+	set_time(o, "not_after", t->not_after);
+	json_object_set_new(o, "not_after_unix",
+			    json_integer((json_int_t)t->not_after));
+	if (t->has_ended)
+		set_time(o, "ended", t->ended);
+	if (t->reason[0] != '\0')
+		json_object_set_new(o, "reason", json_string(t->reason));
+	/* The public view (agent.sock, for non-administrators) has no
+	 * counters: leave them out rather than show zeros. 0 on the wire
+	 * means unlimited; null says so without a magic number. */
+	if (t->has_sigs) {
+		json_object_set_new(
+			o, "max_signatures",
+			t->max_sigs ? json_integer((json_int_t)t->max_sigs)
+				    : json_null());
+		json_object_set_new(o, "signatures_used",
+				    json_integer((json_int_t)t->used_sigs));
+	}
+	if (t->intent[0] != '\0')
+		json_object_set_new(o, "intent", json_string(t->intent));
+	if (t->audiences[0] != '\0') /* aud */
+		json_object_set_new(o, "audiences", json_string(t->audiences));
+	json_object_set_new(o, "mechanisms", mechs_json(t));
 	json_object_set_new(o, "has_certificate",
-			    json_boolean(stint_msg_has(m, STINT_K_CERT)));
-	bind_to_json(m, o);
-	if (pems) {
-		if (stint_msg_get_bytes(m, STINT_K_SPKI, &der, &len) == 0)
-			json_object_set_new(o, "public_key_pem",
-					    pem_json("PUBLIC KEY", der, len));
-		if (stint_msg_get_bytes(m, STINT_K_CERT, &der, &len) == 0)
-			json_object_set_new(o, "certificate_pem",
-					    pem_json("CERTIFICATE", der, len));
-	}
+			    json_boolean(t->cert != NULL));
+	bind_to_json(t, o);
+	if (pems && t->spki != NULL)
+		json_object_set_new(
+			o, "public_key_pem",
+			pem_json("PUBLIC KEY", t->spki, t->spki_len));
+	if (pems && t->cert != NULL)
+		json_object_set_new(
+			o, "certificate_pem",
+			pem_json("CERTIFICATE", t->cert, t->cert_len));
 	return o;
 }
 
@@ -373,6 +361,7 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	struct stint_msg *req, *rep = NULL;
 	bool json = false, quiet = false, has_aud = false;
 	char aud[STINT_AUDIENCES_TEXT_MAX + 1] = "";
+	struct stint_task_info ti;
 	uint32_t kt;
 	json_t *o;
 	int c;
@@ -427,10 +416,7 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	if (agent == NULL)
 		return stint_cli_usage("task start", "--agent is required");
 	if (!stint_cli_name_ok(agent))
-		return stint_cli_usage("task start",
-				       "bad agent name '%s': use 1 to %d of "
-				       "A-Z a-z 0-9 . _ -",
-				       agent, STINT_NAME_MAX);
+		return stint_cli_bad_name("task start", "agent", agent);
 	if (ttl_s != NULL && stint_duration_parse(ttl_s, &ttl) != 0)
 		return stint_cli_usage(
 			"task start",
@@ -485,7 +471,8 @@ task_start(const struct stint_cli *cli, int argc, char **argv)
 	}
 	if (stint_cli_call(cli, "task start", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	o = task_to_json(rep, false);
+	o = stint_get_task_info(rep, &ti) == 0 ? task_to_json(&ti, false)
+					       : NULL;
 	stint_msg_free(rep);
 	if (o == NULL) {
 		stint_cli_err("task start: stintd's reply lacks the task id, "
@@ -509,32 +496,26 @@ static void
 print_ended(const struct stint_cli *cli, const char *id, uint64_t before)
 {
 	struct stint_msg *req, *rep = NULL;
-	char state[16] = "", why[STINT_REASON_MAX + 1] = "", when[64];
-	uint64_t t = 0;
+	struct stint_task_info t;
+	char when[64];
 
-	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) != NULL &&
-	    stint_enc_name_req(req, STINT_K_TASK, id) != 0) {
-		stint_msg_free(req);
-		req = NULL;
-	}
+	req = stint_cli_name_request(STINT_OP_TASK_SHOW, STINT_K_TASK, id);
 	/* stint_cli_call frees req. */
 	if (req == NULL ||
 	    stint_cli_call(cli, "task end", req, &rep) != STINT_EXIT_OK ||
-	    stint_msg_get_text(rep, STINT_K_STATE, state, sizeof(state)) != 0) {
+	    stint_get_task_info(rep, &t) != 0 || t.state[0] == '\0') {
 		stint_msg_free(rep);
 		printf("task %s ended\n", id);
 		return;
 	}
-	if (strcmp(state, "expired") == 0) {
-		(void)stint_msg_get_uint(rep, STINT_K_NOT_AFTER, &t);
-		stint_cli_time(t, when, sizeof(when));
+	if (strcmp(t.state, "expired") == 0) {
+		stint_cli_time(t.not_after, when, sizeof(when));
 		printf("task %s already expired at %s\n", id, when);
-	} else if (stint_msg_get_uint(rep, STINT_K_ENDED, &t) == 0 &&
-		   t + 1 < before) {
-		(void)stint_msg_get_text(rep, STINT_K_REASON, why, sizeof(why));
-		stint_cli_time(t, when, sizeof(when));
+	} else if (t.has_ended && t.ended + 1 < before) {
+		stint_cli_time(t.ended, when, sizeof(when));
 		printf("task %s already ended at %s%s%s%s\n", id, when,
-		       why[0] ? " (" : "", why, why[0] ? ")" : "");
+		       t.reason[0] ? " (" : "", t.reason,
+		       t.reason[0] ? ")" : "");
 	} else {
 		printf("task %s ended\n", id);
 	}
@@ -613,8 +594,8 @@ static int
 list_page(const struct stint_cli *cli, const char *agent, bool all,
 	  char cursor[STINT_TASK_ID_MAX + 1], bool *more, json_t *arr)
 {
-	const struct stint_msg *child;
 	struct stint_task_list_req lr;
+	struct stint_task_info t;
 	struct stint_msg *req, *rep = NULL;
 	size_t n = 0, i;
 	json_t *o;
@@ -635,16 +616,11 @@ list_page(const struct stint_cli *cli, const char *agent, bool all,
 	}
 	if (stint_cli_call(cli, "task list", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
-	*more = false;
-	if (stint_msg_has(rep, STINT_K_MORE) &&
-	    stint_msg_get_bool(rep, STINT_K_MORE, more) != 0)
-		goto bad;
-	if (stint_msg_has(rep, STINT_K_TASKS) &&
-	    stint_msg_get_array_len(rep, STINT_K_TASKS, &n) != 0)
+	if (stint_get_task_list_rep(rep, &n, more) != 0)
 		goto bad;
 	for (i = 0; i < n; i++) {
-		if (stint_msg_get_map_at(rep, STINT_K_TASKS, i, &child) != 0 ||
-		    (o = task_to_json(child, false)) == NULL)
+		if (stint_get_task_list_entry(rep, i, &t) != 0 ||
+		    (o = task_to_json(&t, false)) == NULL)
 			goto bad;
 		json_array_append_new(arr, o);
 		snprintf(cursor, STINT_TASK_ID_MAX + 1, "%s", jstr(o, "id"));
@@ -732,10 +708,7 @@ task_list(const struct stint_cli *cli, int argc, char **argv)
 		return stint_cli_usage("task list", "unexpected argument '%s'",
 				       argv[optind]);
 	if (agent != NULL && !stint_cli_name_ok(agent))
-		return stint_cli_usage("task list",
-				       "bad agent name '%s': use 1 to %d of "
-				       "A-Z a-z 0-9 . _ -",
-				       agent, STINT_NAME_MAX);
+		return stint_cli_bad_name("task list", "agent", agent);
 	if ((arr = json_array()) == NULL)
 		return stint_cli_print_json(NULL);
 	while (more) {
@@ -770,6 +743,7 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 	};
 	struct stint_msg *req, *rep = NULL;
 	bool json = false, pem = false, cert = false;
+	struct stint_task_info t;
 	const uint8_t *der;
 	size_t len;
 	const char *id;
@@ -807,21 +781,24 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 				       "bad task id '%s' (ids look like "
 				       "t-0123...; see 'stint task list')",
 				       id);
-	if ((req = stint_cli_request(STINT_OP_TASK_SHOW)) == NULL)
+	if ((req = stint_cli_name_request(STINT_OP_TASK_SHOW, STINT_K_TASK,
+					  id)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_enc_name_req(req, STINT_K_TASK, id) != 0) {
-		stint_msg_free(req);
-		stint_cli_err("task show: cannot build the request");
-		return STINT_EXIT_FAIL;
-	}
 	/* Anyone may see a task's public facts (agent.sock answers them);
 	 * root and stintd's user also see its intent and counters. */
 	if (stint_cli_call_public(cli, "task show", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 
+	if (stint_get_task_info(rep, &t) != 0) {
+		stint_cli_err("task show: stintd's reply lacks the task id, "
+			      "agent or deadline: are stint and stintd the "
+			      "same version?");
+		goto out;
+	}
 	if (pem || cert) {
-		if (stint_msg_get_bytes(rep, cert ? STINT_K_CERT : STINT_K_SPKI,
-					&der, &len) != 0) {
+		der = cert ? t.cert : t.spki;
+		len = cert ? t.cert_len : t.spki_len;
+		if (der == NULL) {
 			stint_cli_err("task %s has no %s", id,
 				      cert ? "certificate yet" : "public key");
 			goto out;
@@ -834,10 +811,8 @@ task_show(const struct stint_cli *cli, int argc, char **argv)
 		ret = STINT_EXIT_OK;
 		goto out;
 	}
-	if ((o = task_to_json(rep, json)) == NULL) {
-		stint_cli_err("task show: stintd's reply lacks the task id, "
-			      "agent or deadline: are stint and stintd the "
-			      "same version?");
+	if ((o = task_to_json(&t, json)) == NULL) {
+		stint_cli_err("task show: out of memory");
 		goto out;
 	}
 	if (json) {
@@ -866,13 +841,9 @@ task_evidence(const struct stint_cli *cli, int argc, char **argv)
 				       "ID");
 	if (!stint_cli_task_id_ok(argv[1]))
 		return stint_cli_usage("task", "bad task id '%s'", argv[1]);
-	if ((req = stint_cli_request(STINT_OP_TASK_EVIDENCE)) == NULL)
+	if ((req = stint_cli_name_request(STINT_OP_TASK_EVIDENCE, STINT_K_TASK,
+					  argv[1])) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_enc_name_req(req, STINT_K_TASK, argv[1]) != 0) {
-		stint_msg_free(req);
-		stint_cli_err("task evidence: cannot build the request");
-		return STINT_EXIT_FAIL;
-	}
 	if (stint_cli_call(cli, "task evidence", req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	if (stint_get_evidence_rep(rep, &er) != 0) {

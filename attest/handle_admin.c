@@ -24,6 +24,7 @@
 #include "attest/operator.h"
 #include "attest/ops.h"
 #include "attest/task.h"
+#include "attest/task_info.h"
 #include "attest/watch.h"
 #include "common/ident.h"
 #include "common/log.h"
@@ -33,62 +34,6 @@
 #define TASK_PAGE   64
 #define KILL_REASON "kill switch"
 #define TAIL_MAX    1000
-
-static int
-put_bytes_if(struct stint_msg *m, uint64_t key, const struct stint_bytes *b)
-{
-	return b->len ? stint_msg_put_bytes(m, key, b->ptr, b->len) : 0;
-}
-
-/* bind: what a task is bound to. */
-static int
-put_bind(struct stint_msg *m, const struct stint_task_bind *b)
-{
-	int r = 0;
-
-	if (b->kind == STINT_BIND_PID) {
-		r |= stint_msg_put_uint(m, STINT_K_BIND_PID, (uint64_t)b->pid);
-		r |= stint_msg_put_uint(m, STINT_K_BIND_START, b->start_time);
-	} else if (b->kind == STINT_BIND_CGROUP) {
-		r |= stint_msg_put_text(m, STINT_K_BIND_CGROUP, b->cgroup);
-		r |= stint_msg_put_bool(m, STINT_K_BIND_OWNED, b->owned);
-	}
-	return r;
-}
-
-/* Fills m with the task map fields of docs/protocol.md. */
-static int
-put_task(struct stint_msg *m, const struct stint_task *t, bool cert)
-{
-	char uri[256];
-	int r = 0;
-
-	stint_task_uri(t, uri, sizeof(uri));
-	r |= stint_msg_put_text(m, STINT_K_TASK, t->id);
-	r |= stint_msg_put_text(m, STINT_K_AGENT, t->agent);
-	r |= stint_msg_put_uint(m, STINT_K_KEY_TYPE, t->key_type);
-	r |= stint_msg_put_text(m, STINT_K_STATE,
-				stint_task_state_str(t->state));
-	r |= stint_msg_put_uint(m, STINT_K_CREATED, (uint64_t)t->created);
-	r |= stint_msg_put_uint(m, STINT_K_NOT_AFTER, (uint64_t)t->not_after);
-	if (t->ended)
-		r |= stint_msg_put_uint(m, STINT_K_ENDED, (uint64_t)t->ended);
-	if (t->reason[0])
-		r |= stint_msg_put_text(m, STINT_K_REASON, t->reason);
-	r |= stint_msg_put_uint(m, STINT_K_MAX_SIGS, t->max_sigs);
-	r |= stint_msg_put_uint(m, STINT_K_SIGS_USED, t->used_sigs);
-	if (t->intent[0])
-		r |= stint_msg_put_text(m, STINT_K_INTENT, t->intent);
-	r |= stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
-	r |= stint_msg_put_text(m, STINT_K_URI, uri);
-	r |= put_bytes_if(m, STINT_K_SPKI, &t->pub.spki);
-	if (cert)
-		r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
-	r |= put_bind(m, &t->bind);
-	if (t->audiences[0] != '\0') /* aud */
-		r |= stint_msg_put_text(m, STINT_K_AUDIENCES, t->audiences);
-	return r ? -1 : 0;
-}
 
 static int
 ok_reply(struct stint_reply *rep, struct stint_msg *m, int r)
@@ -118,17 +63,18 @@ audit_admin(struct stintd *d, const char *event, const char *agent,
 	return -1;
 }
 
-/* A success whose record (or state.db entry) is still pending says so in
- * STINT_K_REASON; the CLI prints it as a warning. */
+/* A success whose record (or state.db entry) is still pending says so
+ * in its note (stint_done_rep); the CLI prints it as a warning. */
 static int
-ok_note_reply(struct stint_reply *rep, struct stint_msg *m, int r,
-	      const char *note)
+ok_note_reply(struct stint_reply *rep, struct stint_msg *m, const char *note)
 {
+	struct stint_done_rep done;
+
 	if (m == NULL)
 		return -1;
-	if (r == 0 && note != NULL && note[0] != '\0')
-		r = stint_msg_put_text(m, STINT_K_REASON, note);
-	return ok_reply(rep, m, r);
+	memset(&done, 0, sizeof(done));
+	snprintf(done.note, sizeof(done.note), "%s", note);
+	return ok_reply(rep, m, stint_put_done_rep(m, &done));
 }
 
 /* ident: the selectors of an AGENT_ADD, checked; NULL or why not. */
@@ -307,7 +253,7 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 	}
 	log_info("agent %s added (uid %u)", a.name, a.uid);
 	agent_add_note(&a, overlap, note, sizeof(note));
-	return ok_note_reply(rep, stint_msg_reply_ok(), 0, note);
+	return ok_note_reply(rep, stint_msg_reply_ok(), note);
 }
 
 int
@@ -395,6 +341,7 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	struct stint_task_request tr = {.agent = sr.agent};
 	struct stintd_actor actor;
 	struct stint_bind_start bs;
+	struct stint_task_info ti;
 	struct stint_task t;
 	struct stint_msg *m;
 	uint64_t bad;
@@ -468,9 +415,8 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 		stint_task_clear(&t);
 		return -1;
 	}
-	r = put_task(m, &t, true);
-	if (r == 0 && bs.note[0] != '\0')
-		r = stint_msg_put_text(m, STINT_K_NOTE, bs.note);
+	stintd_task_info(&t, STINTD_TASK_FULL, &ti);
+	r = stint_put_task_start_rep(m, &ti, bs.note);
 	stint_task_clear(&t);
 	return ok_reply(rep, m, r);
 }
@@ -496,7 +442,7 @@ stintd_op_task_end(struct stintd *d, const struct stint_peer *peer,
 				peer, err, sizeof(err), note, sizeof(note));
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
-	return ok_note_reply(rep, stint_msg_reply_ok(), 0, note);
+	return ok_note_reply(rep, stint_msg_reply_ok(), note);
 }
 
 int
@@ -504,6 +450,7 @@ stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
 		    const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1];
+	struct stint_task_info ti;
 	struct stint_task t;
 	struct stint_msg *m;
 	int r;
@@ -525,7 +472,8 @@ stintd_op_task_show(struct stintd *d, const struct stint_peer *peer,
 		stint_task_clear(&t);
 		return -1;
 	}
-	r = put_task(m, &t, true);
+	stintd_task_info(&t, STINTD_TASK_FULL, &ti);
+	r = stint_put_task_info(m, &ti);
 	stint_task_clear(&t);
 	return ok_reply(rep, m, r);
 }
@@ -578,8 +526,9 @@ stintd_op_task_list(struct stintd *d, const struct stint_peer *peer,
 {
 	struct stint_task_list_req lr;
 	struct stint_task *tasks = NULL;
+	struct stint_task_info ti;
 	struct stintd_actor actor;
-	struct stint_msg *m, *e;
+	struct stint_msg *m;
 	size_t n = 0, i, shown;
 	int r = 0;
 
@@ -609,23 +558,13 @@ stintd_op_task_list(struct stintd *d, const struct stint_peer *peer,
 	}
 	shown = n > TASK_PAGE ? TASK_PAGE : n;
 	for (i = 0; i < shown && r == 0; i++) {
-		if ((e = stint_msg_new()) == NULL) {
-			r = -1;
-			break;
-		}
 		/* No certificates in a list: a page of 64 RSA tasks with
 		 * them would not fit a frame (TASK_SHOW has the cert). */
-		if (put_task(e, &tasks[i], false) != 0) {
-			stint_msg_free(e);
-			r = -1;
-			break;
-		}
-		r = stint_msg_append_map(m, STINT_K_TASKS, e);
+		stintd_task_info(&tasks[i], STINTD_TASK_LIST, &ti);
+		r = stint_put_task_list_entry(m, &ti);
 	}
-	if (r == 0 && shown == 0)
-		r = stint_msg_put_uint_array(m, STINT_K_TASKS, NULL, 0);
 	if (r == 0)
-		r = stint_msg_put_bool(m, STINT_K_MORE, n > TASK_PAGE);
+		r = stint_put_task_list_end(m, shown, n > TASK_PAGE);
 	stint_store_task_list_free(tasks, n);
 	return ok_reply(rep, m, r);
 }
@@ -767,43 +706,21 @@ stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, m, stint_put_status_rep(m, &st));
 }
 
-/*
- * The attestation key evidence verifies against (SPKI DER, malloc'ed):
- * the backend's own (the TPM's restricted AK) when it has one, else the
- * CA's statement key.
- */
-static int
-ak_spki(struct stintd *d, struct stint_bytes *out, char *err, size_t errlen)
-{
-	const struct stint_bytes *ak;
-
-	memset(out, 0, sizeof(*out));
-	if (d->backend->ops->ak_spki != NULL)
-		return d->backend->ops->ak_spki(d->backend, out, err, errlen);
-	ak = stint_ca_ak_spki(d->ca);
-	if ((out->ptr = malloc(ak->len)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	memcpy(out->ptr, ak->ptr, ak->len);
-	out->len = ak->len;
-	return 0;
-}
-
 /* The trust bundle relying parties configure, and the attestation key a
  * remote verifier enrolls. */
 int
 stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
 		  const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_ca_cert_rep cr;
 	struct stint_bytes ak;
 	struct stint_msg *m;
 	char *pem, err[256];
-	int r = 0;
+	int r;
 
 	(void)peer;
 	(void)req;
-	if (ak_spki(d, &ak, err, sizeof(err)) != 0)
+	if (d->backend->ops->ak_spki(d->backend, &ak, err, sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	if ((pem = stint_ca_chain_pem(d->ca)) == NULL) {
 		stint_bytes_clear(&ak);
@@ -815,10 +732,14 @@ stintd_op_ca_cert(struct stintd *d, const struct stint_peer *peer,
 		free(pem);
 		return -1;
 	}
-	r |= stint_msg_put_bytes(m, STINT_K_PEM, (const uint8_t *)pem,
-				 strlen(pem));
-	r |= stint_msg_put_bytes(m, STINT_K_AK_SPKI, ak.ptr, ak.len);
-	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
+	memset(&cr, 0, sizeof(cr));
+	cr.pem = (const uint8_t *)pem;
+	cr.pem_len = strlen(pem);
+	cr.ak_spki = ak.ptr;
+	cr.ak_len = ak.len;
+	snprintf(cr.trust_domain, sizeof(cr.trust_domain), "%s",
+		 d->cfg.trust_domain);
+	r = stint_put_ca_cert_rep(m, &cr);
 	stint_bytes_clear(&ak);
 	free(pem);
 	return ok_reply(rep, m, r);
@@ -828,6 +749,7 @@ int
 stintd_op_ca_csr(struct stintd *d, const struct stint_peer *peer,
 		 const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_pem_msg csr;
 	struct stint_msg *m;
 	char err[256], *pem;
 	int r;
@@ -840,8 +762,9 @@ stintd_op_ca_csr(struct stintd *d, const struct stint_peer *peer,
 		free(pem);
 		return -1;
 	}
-	r = stint_msg_put_bytes(m, STINT_K_PEM, (const uint8_t *)pem,
-				strlen(pem));
+	csr = (struct stint_pem_msg){.pem = (const uint8_t *)pem,
+				     .len = strlen(pem)};
+	r = stint_put_pem_msg(m, &csr);
 	free(pem);
 	return ok_reply(rep, m, r);
 }
@@ -850,15 +773,14 @@ int
 stintd_op_ca_install(struct stintd *d, const struct stint_peer *peer,
 		     const struct stint_msg *req, struct stint_reply *rep)
 {
-	const uint8_t *pem;
-	size_t len;
+	struct stint_pem_msg in;
 	char err[256];
 
-	if (stint_msg_get_bytes(req, STINT_K_PEM, &pem, &len) != 0 || len == 0)
+	if (stint_get_pem_msg(req, &in) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "CA_INSTALL needs the PEM chain");
-	if (stint_ca_install(d->ca, (const char *)pem, len, err, sizeof(err)) !=
-	    0)
+	if (stint_ca_install(d->ca, (const char *)in.pem, in.len, err,
+			     sizeof(err)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "chain refused: %s", err);
 	audit_admin(d, "ca-install", NULL, NULL, peer,
@@ -886,7 +808,7 @@ stintd_op_task_evidence(struct stintd *d, const struct stint_peer *peer,
 	if (stint_ca_evidence_load(d->ca, id, &doc, &len) != 0)
 		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
 					  "no evidence for task '%s'", id);
-	if (ak_spki(d, &ak, err, sizeof(err)) != 0) {
+	if (d->backend->ops->ak_spki(d->backend, &ak, err, sizeof(err)) != 0) {
 		free(doc);
 		return stintd_error_reply(rep, STINT_E_BACKEND, "%s", err);
 	}

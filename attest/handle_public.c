@@ -7,20 +7,15 @@
  */
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attest/ca.h"
 #include "attest/daemon.h"
 #include "attest/ops.h"
-#include "attest/task.h"
+#include "attest/task_info.h"
 #include "common/msg.h"
-
-static int
-put_bytes_if(struct stint_msg *m, uint64_t key, const struct stint_bytes *b)
-{
-	return b->len ? stint_msg_put_bytes(m, key, b->ptr, b->len) : 0;
-}
 
 static int
 reply_ok(struct stint_reply *rep, struct stint_msg *m, int r)
@@ -37,9 +32,10 @@ int
 stintd_op_public_ca_cert(struct stintd *d, const struct stint_peer *peer,
 			 const struct stint_msg *req, struct stint_reply *rep)
 {
+	struct stint_ca_cert_rep cr;
 	struct stint_msg *m;
 	char *pem;
-	int r = 0;
+	int r;
 
 	(void)peer;
 	(void)req;
@@ -53,34 +49,14 @@ stintd_op_public_ca_cert(struct stintd *d, const struct stint_peer *peer,
 		free(pem);
 		return -1;
 	}
-	r |= stint_msg_put_bytes(m, STINT_K_PEM, (const uint8_t *)pem,
-				 strlen(pem));
-	r |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, d->cfg.trust_domain);
+	memset(&cr, 0, sizeof(cr));
+	cr.pem = (const uint8_t *)pem;
+	cr.pem_len = strlen(pem);
+	snprintf(cr.trust_domain, sizeof(cr.trust_domain), "%s",
+		 d->cfg.trust_domain);
+	r = stint_put_ca_cert_rep(m, &cr);
 	free(pem);
 	return reply_ok(rep, m, r);
-}
-
-static int
-put_public_task(struct stint_msg *m, const struct stint_task *t)
-{
-	char uri[256];
-	int r = 0;
-
-	stint_task_uri(t, uri, sizeof(uri));
-	r |= stint_msg_put_text(m, STINT_K_TASK, t->id);
-	r |= stint_msg_put_text(m, STINT_K_AGENT, t->agent);
-	r |= stint_msg_put_uint(m, STINT_K_KEY_TYPE, t->key_type);
-	r |= stint_msg_put_text(m, STINT_K_STATE,
-				stint_task_state_str(t->state));
-	r |= stint_msg_put_uint(m, STINT_K_CREATED, (uint64_t)t->created);
-	r |= stint_msg_put_uint(m, STINT_K_NOT_AFTER, (uint64_t)t->not_after);
-	if (t->ended)
-		r |= stint_msg_put_uint(m, STINT_K_ENDED, (uint64_t)t->ended);
-	r |= stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
-	r |= stint_msg_put_text(m, STINT_K_URI, uri);
-	r |= put_bytes_if(m, STINT_K_SPKI, &t->pub.spki);
-	r |= put_bytes_if(m, STINT_K_CERT, &t->cert);
-	return r ? -1 : 0;
 }
 
 int
@@ -88,12 +64,13 @@ stintd_op_public_task_show(struct stintd *d, const struct stint_peer *peer,
 			   const struct stint_msg *req, struct stint_reply *rep)
 {
 	char id[STINT_TASK_ID_MAX + 1];
+	struct stint_task_info ti;
 	struct stint_task t;
 	struct stint_msg *m;
 	int r;
 
 	(void)peer;
-	if (stint_msg_get_text(req, STINT_K_TASK, id, sizeof(id)) != 0)
+	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "TASK_SHOW needs a task id");
 	memset(&t, 0, sizeof(t));
@@ -108,7 +85,8 @@ stintd_op_public_task_show(struct stintd *d, const struct stint_peer *peer,
 		stint_task_clear(&t);
 		return -1;
 	}
-	r = put_public_task(m, &t);
+	stintd_task_info(&t, STINTD_TASK_PUBLIC, &ti);
+	r = stint_put_task_info(m, &ti);
 	stint_task_clear(&t);
 	return reply_ok(rep, m, r);
 }

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +192,74 @@ stint_cli_parse_u64(const char *s, uint64_t *v)
 		return -1;
 	*v = x;
 	return 0;
+}
+
+/* A number below (uid_t)-1, or a user (group) name. */
+static int
+parse_id(const char *s, bool group, uint64_t *id)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	if (stint_cli_parse_u64(s, id) == 0)
+		return *id < (uint64_t)(uid_t)-1 ? 0 : -1;
+	errno = 0;
+	if (group && (gr = getgrnam(s)) != NULL)
+		*id = gr->gr_gid;
+	else if (!group && (pw = getpwnam(s)) != NULL)
+		*id = pw->pw_uid;
+	else
+		return -1;
+	return 0;
+}
+
+int
+stint_cli_parse_uid(const char *s, uint64_t *uid)
+{
+	return parse_id(s, false, uid);
+}
+
+int
+stint_cli_parse_gid(const char *s, uint64_t *gid)
+{
+	return parse_id(s, true, gid);
+}
+
+int
+stint_cli_bad_name(const char *verb, const char *what, const char *name)
+{
+	return stint_cli_usage(verb,
+			       "bad %s name '%s': use 1 to %d of A-Z a-z 0-9 "
+			       ". _ -",
+			       what, name, STINT_NAME_MAX);
+}
+
+int
+stint_cli_json_opts(const char *verb, int argc, char **argv,
+		    void (*help)(FILE *f), bool *json)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*json = false;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			*json = true;
+			break;
+		case 'h':
+			help(stdout);
+			return STINT_EXIT_OK;
+		default:
+			return stint_cli_bad_option(verb, c, argv);
+		}
+	}
+	return STINT_CLI_GO;
 }
 
 void

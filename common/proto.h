@@ -244,6 +244,86 @@ int stint_enc_task_list_req(struct stint_msg *m,
 int stint_dec_task_list_req(const struct stint_msg *m,
 			    struct stint_task_list_req *r);
 
+/* A task map (TASK_START and TASK_SHOW replies, TASK_LIST entries; the
+ * public TASK_SHOW on agent.sock). The public view leaves out reason,
+ * counters, intent, bind and audiences; a list leaves out the cert.
+ * Texts are "" when absent. Bytes are borrowed: the getter's pointers
+ * live as long as the message. The getter fails (STINT_WIRE_MISSING)
+ * without the id, the agent or the deadline and reads the rest
+ * leniently, as a newer or older stintd may send more or less. */
+struct stint_task_info {
+	char id[STINT_TASK_ID_MAX + 1];
+	char agent[STINT_NAME_MAX + 1];
+	uint32_t key_type; /* enum stint_key_type */
+	char state[16];    /* "live", "ended", "expired" */
+	uint64_t created, not_after;
+	bool has_ended;
+	uint64_t ended;
+	char reason[STINT_REASON_MAX + 1];
+	bool has_sigs;     /* the counters (admin.sock only) */
+	uint64_t max_sigs; /* 0: unlimited */
+	uint64_t used_sigs;
+	char intent[STINT_INTENT_MAX + 1];
+	uint64_t mechs[STINT_MECHS_MAX];
+	size_t n_mechs;
+	char uri[512]; /* the pkcs11: URI of the task key */
+	const uint8_t *spki;
+	size_t spki_len;
+	const uint8_t *cert; /* NULL: none (yet, or left out) */
+	size_t cert_len;
+	/* bind: at most one of the two; 0/"": not bound */
+	uint64_t bind_pid;
+	uint64_t bind_start; /* the process's start time */
+	char bind_cgroup[STINT_CGROUP_MAX + 1];
+	bool bind_owned; /* stintd made the cgroup (stint run) */
+	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
+};
+int stint_put_task_info(struct stint_msg *m, const struct stint_task_info *t);
+int stint_get_task_info(const struct stint_msg *m, struct stint_task_info *t);
+
+/* TASK_START reply: the task map and a note when stintd fell back from
+ * what was asked (e.g. bound to the pid, not a cgroup); "" when none. */
+int stint_put_task_start_rep(struct stint_msg *m,
+			     const struct stint_task_info *t, const char *note);
+int stint_get_task_start_rep(const struct stint_msg *m,
+			     struct stint_task_info *t, char *note, size_t cap);
+
+/* TASK_LIST reply: one page of task maps and whether more follow. */
+int stint_put_task_list_entry(struct stint_msg *m,
+			      const struct stint_task_info *t);
+/* Closes the page: an empty page is still a list. n: entries put. */
+int stint_put_task_list_end(struct stint_msg *m, size_t n, bool more);
+/* The number of entries and "more"; STINT_WIRE_TYPE when bad. */
+int stint_get_task_list_rep(const struct stint_msg *m, size_t *n, bool *more);
+int stint_get_task_list_entry(const struct stint_msg *m, size_t i,
+			      struct stint_task_info *t);
+
+/* CA_CERT reply: the chain in PEM, the attestation key's SPKI DER
+ * (admin.sock only; absent on agent.sock) and the trust domain. Borrowed,
+ * as above. The getter fails without the chain; ak_len is 0 and
+ * trust_domain "" when absent. */
+struct stint_ca_cert_rep {
+	const uint8_t *pem;
+	size_t pem_len;
+	const uint8_t *ak_spki;
+	size_t ak_len;
+	char trust_domain[256];
+};
+int stint_put_ca_cert_rep(struct stint_msg *m,
+			  const struct stint_ca_cert_rep *r);
+int stint_get_ca_cert_rep(const struct stint_msg *m,
+			  struct stint_ca_cert_rep *r);
+
+/* CA_CSR reply and CA_INSTALL request: one PEM document (the CA's CSR;
+ * the chain to install) under STINT_K_PEM. Borrowed, as above. The getter
+ * fails (STINT_WIRE_MISSING/TYPE/RANGE) without it or when it is empty. */
+struct stint_pem_msg {
+	const uint8_t *pem;
+	size_t len;
+};
+int stint_put_pem_msg(struct stint_msg *m, const struct stint_pem_msg *r);
+int stint_get_pem_msg(const struct stint_msg *m, struct stint_pem_msg *r);
+
 /* AUDIT_TAIL. Request: the number of records (absent: the daemon's
  * default); bad field STINT_K_COUNT (not a uint). Reply: the log's path
  * and the last records, oldest first, one text each (an empty array when

@@ -550,6 +550,254 @@ stint_get_evidence_rep(const struct stint_msg *m, struct stint_evidence_rep *r)
 	return 0;
 }
 
+/* --- The task map (TASK_START, TASK_SHOW, TASK_LIST) ------------------ */
+
+static int
+put_bytes_if(struct stint_msg *m, uint64_t key, const uint8_t *p, size_t len)
+{
+	return len > 0 ? stint_msg_put_bytes(m, key, p, len) : 0;
+}
+
+/* bind: what a task is bound to. */
+static int
+put_task_bind(struct stint_msg *m, const struct stint_task_info *t)
+{
+	int r = 0;
+
+	if (t->bind_pid != 0) {
+		r |= stint_msg_put_uint(m, STINT_K_BIND_PID, t->bind_pid);
+		r |= stint_msg_put_uint(m, STINT_K_BIND_START, t->bind_start);
+	} else if (t->bind_cgroup[0] != '\0') {
+		r |= stint_msg_put_text(m, STINT_K_BIND_CGROUP, t->bind_cgroup);
+		r |= stint_msg_put_bool(m, STINT_K_BIND_OWNED, t->bind_owned);
+	}
+	return r;
+}
+
+/* In the order of docs/protocol.md's task map. */
+int
+stint_put_task_info(struct stint_msg *m, const struct stint_task_info *t)
+{
+	int r = 0;
+
+	r |= stint_msg_put_text(m, STINT_K_TASK, t->id);
+	r |= stint_msg_put_text(m, STINT_K_AGENT, t->agent);
+	r |= stint_msg_put_uint(m, STINT_K_KEY_TYPE, t->key_type);
+	r |= stint_msg_put_text(m, STINT_K_STATE, t->state);
+	r |= stint_msg_put_uint(m, STINT_K_CREATED, t->created);
+	r |= stint_msg_put_uint(m, STINT_K_NOT_AFTER, t->not_after);
+	if (t->has_ended)
+		r |= stint_msg_put_uint(m, STINT_K_ENDED, t->ended);
+	if (t->reason[0] != '\0')
+		r |= stint_msg_put_text(m, STINT_K_REASON, t->reason);
+	if (t->has_sigs) {
+		r |= stint_msg_put_uint(m, STINT_K_MAX_SIGS, t->max_sigs);
+		r |= stint_msg_put_uint(m, STINT_K_SIGS_USED, t->used_sigs);
+	}
+	if (t->intent[0] != '\0')
+		r |= stint_msg_put_text(m, STINT_K_INTENT, t->intent);
+	r |= stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
+	r |= stint_msg_put_text(m, STINT_K_URI, t->uri);
+	r |= put_bytes_if(m, STINT_K_SPKI, t->spki, t->spki_len);
+	r |= put_bytes_if(m, STINT_K_CERT, t->cert, t->cert_len);
+	r |= put_task_bind(m, t);
+	if (t->audiences[0] != '\0') /* aud */
+		r |= stint_msg_put_text(m, STINT_K_AUDIENCES, t->audiences);
+	return r ? -1 : 0;
+}
+
+/* Text under key, "" when absent or not text that fits. */
+static void
+get_text_lenient(const struct stint_msg *m, uint64_t key, char *buf, size_t cap)
+{
+	if (stint_msg_get_text(m, key, buf, cap) != 0)
+		buf[0] = '\0';
+}
+
+static void
+get_task_bind(const struct stint_msg *m, struct stint_task_info *t)
+{
+	if (stint_msg_get_uint(m, STINT_K_BIND_PID, &t->bind_pid) == 0) {
+		(void)stint_msg_get_uint(m, STINT_K_BIND_START, &t->bind_start);
+		return;
+	}
+	t->bind_pid = 0;
+	if (stint_msg_get_text(m, STINT_K_BIND_CGROUP, t->bind_cgroup,
+			       sizeof(t->bind_cgroup)) == 0)
+		(void)stint_msg_get_bool(m, STINT_K_BIND_OWNED, &t->bind_owned);
+	else
+		t->bind_cgroup[0] = '\0';
+}
+
+int
+stint_get_task_info(const struct stint_msg *m, struct stint_task_info *t)
+{
+	uint64_t kt = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (stint_msg_get_text(m, STINT_K_TASK, t->id, sizeof(t->id)) != 0 ||
+	    stint_msg_get_text(m, STINT_K_AGENT, t->agent, sizeof(t->agent)) !=
+		    0 ||
+	    stint_msg_get_uint(m, STINT_K_NOT_AFTER, &t->not_after) != 0) {
+		memset(t, 0, sizeof(*t));
+		return STINT_WIRE_MISSING;
+	}
+	(void)stint_msg_get_uint(m, STINT_K_KEY_TYPE, &kt);
+	t->key_type = (uint32_t)kt;
+	get_text_lenient(m, STINT_K_STATE, t->state, sizeof(t->state));
+	(void)stint_msg_get_uint(m, STINT_K_CREATED, &t->created);
+	t->has_ended = stint_msg_get_uint(m, STINT_K_ENDED, &t->ended) == 0;
+	get_text_lenient(m, STINT_K_REASON, t->reason, sizeof(t->reason));
+	if (stint_msg_has(m, STINT_K_SIGS_USED)) {
+		t->has_sigs = true;
+		(void)stint_msg_get_uint(m, STINT_K_MAX_SIGS, &t->max_sigs);
+		(void)stint_msg_get_uint(m, STINT_K_SIGS_USED, &t->used_sigs);
+	}
+	get_text_lenient(m, STINT_K_INTENT, t->intent, sizeof(t->intent));
+	if (stint_msg_get_uint_array(m, STINT_K_MECHS, t->mechs,
+				     STINT_MECHS_MAX, &t->n_mechs) != 0)
+		t->n_mechs = 0;
+	get_text_lenient(m, STINT_K_URI, t->uri, sizeof(t->uri));
+	if (stint_msg_get_bytes(m, STINT_K_SPKI, &t->spki, &t->spki_len) != 0) {
+		t->spki = NULL;
+		t->spki_len = 0;
+	}
+	if (stint_msg_get_bytes(m, STINT_K_CERT, &t->cert, &t->cert_len) != 0) {
+		t->cert = NULL;
+		t->cert_len = 0;
+	}
+	get_task_bind(m, t);
+	get_text_lenient(m, STINT_K_AUDIENCES, t->audiences,
+			 sizeof(t->audiences));
+	return 0;
+}
+
+int
+stint_put_task_start_rep(struct stint_msg *m, const struct stint_task_info *t,
+			 const char *note)
+{
+	int r = stint_put_task_info(m, t);
+
+	if (r == 0 && note != NULL && note[0] != '\0')
+		r = stint_msg_put_text(m, STINT_K_NOTE, note);
+	return r;
+}
+
+int
+stint_get_task_start_rep(const struct stint_msg *m, struct stint_task_info *t,
+			 char *note, size_t cap)
+{
+	get_text_lenient(m, STINT_K_NOTE, note, cap);
+	return stint_get_task_info(m, t);
+}
+
+int
+stint_put_task_list_entry(struct stint_msg *m, const struct stint_task_info *t)
+{
+	struct stint_msg *e;
+
+	if ((e = stint_msg_new()) == NULL)
+		return -1;
+	if (stint_put_task_info(e, t) != 0) {
+		stint_msg_free(e);
+		return -1;
+	}
+	return stint_msg_append_map(m, STINT_K_TASKS, e);
+}
+
+int
+stint_put_task_list_end(struct stint_msg *m, size_t n, bool more)
+{
+	int r = 0;
+
+	if (n == 0)
+		r = stint_msg_put_uint_array(m, STINT_K_TASKS, NULL, 0);
+	if (r == 0)
+		r = stint_msg_put_bool(m, STINT_K_MORE, more);
+	return r;
+}
+
+int
+stint_get_task_list_rep(const struct stint_msg *m, size_t *n, bool *more)
+{
+	*n = 0;
+	*more = false;
+	if (stint_msg_has(m, STINT_K_MORE) &&
+	    stint_msg_get_bool(m, STINT_K_MORE, more) != 0)
+		return STINT_WIRE_TYPE;
+	if (stint_msg_has(m, STINT_K_TASKS) &&
+	    stint_msg_get_array_len(m, STINT_K_TASKS, n) != 0)
+		return STINT_WIRE_TYPE;
+	return 0;
+}
+
+int
+stint_get_task_list_entry(const struct stint_msg *m, size_t i,
+			  struct stint_task_info *t)
+{
+	const struct stint_msg *e;
+
+	if (stint_msg_get_map_at(m, STINT_K_TASKS, i, &e) != 0) {
+		memset(t, 0, sizeof(*t));
+		return STINT_WIRE_TYPE;
+	}
+	return stint_get_task_info(e, t);
+}
+
+/* --- CA_CERT, CA_CSR, CA_INSTALL --------------------------------------- */
+
+int
+stint_put_ca_cert_rep(struct stint_msg *m, const struct stint_ca_cert_rep *r)
+{
+	int e = 0;
+
+	e |= stint_msg_put_bytes(m, STINT_K_PEM, r->pem, r->pem_len);
+	e |= put_bytes_if(m, STINT_K_AK_SPKI, r->ak_spki, r->ak_len);
+	e |= stint_msg_put_text(m, STINT_K_TRUST_DOMAIN, r->trust_domain);
+	return e ? -1 : 0;
+}
+
+int
+stint_get_ca_cert_rep(const struct stint_msg *m, struct stint_ca_cert_rep *r)
+{
+	int e;
+
+	memset(r, 0, sizeof(*r));
+	if ((e = stint_msg_get_bytes(m, STINT_K_PEM, &r->pem, &r->pem_len)) !=
+	    0) {
+		memset(r, 0, sizeof(*r));
+		return e;
+	}
+	if (stint_msg_get_bytes(m, STINT_K_AK_SPKI, &r->ak_spki, &r->ak_len) !=
+	    0) {
+		r->ak_spki = NULL;
+		r->ak_len = 0;
+	}
+	get_text_lenient(m, STINT_K_TRUST_DOMAIN, r->trust_domain,
+			 sizeof(r->trust_domain));
+	return 0;
+}
+
+int
+stint_put_pem_msg(struct stint_msg *m, const struct stint_pem_msg *r)
+{
+	return stint_msg_put_bytes(m, STINT_K_PEM, r->pem, r->len) ? -1 : 0;
+}
+
+int
+stint_get_pem_msg(const struct stint_msg *m, struct stint_pem_msg *r)
+{
+	int e = stint_msg_get_bytes(m, STINT_K_PEM, &r->pem, &r->len);
+
+	if (e == 0 && r->len == 0)
+		e = STINT_WIRE_RANGE;
+	if (e != 0) {
+		r->pem = NULL;
+		r->len = 0;
+	}
+	return e;
+}
+
 /* --- AUDIT_ROTATE ---------------------------------------------------- */
 
 int

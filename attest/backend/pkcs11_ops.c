@@ -200,6 +200,7 @@ p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	struct p11_backend *b = (struct p11_backend *)base;
 	CK_RSA_PKCS_PSS_PARAMS pss_params;
 	CK_MECHANISM mech = {req->raw, NULL, 0};
+	struct p11_prep_sign_req prep;
 	CK_SESSION_HANDLE s;
 	CK_OBJECT_HANDLE key;
 	CK_ULONG len;
@@ -214,9 +215,12 @@ p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 		mech.pParameter = &pss_params;
 		mech.ulParameterLen = sizeof(pss_params);
 	}
+	prep = (struct p11_prep_sign_req){.key_id = req->key_id,
+					  .mech = &mech,
+					  .in = req->in,
+					  .in_len = req->in_len};
 	len = sig->cap;
-	if (p11_prep_sign(b->prep, req->key_id, &mech, req->in, req->in_len,
-			  sig->ptr, &len)) {
+	if (p11_prep_sign(b->prep, &prep, sig->ptr, &len)) {
 		sig->len = len;
 		return 0;
 	}

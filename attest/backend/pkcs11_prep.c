@@ -310,10 +310,11 @@ queue_locked(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
 }
 
 bool
-p11_prep_sign(struct p11_prep *p, const char *key_id, const CK_MECHANISM *mech,
-	      const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *sig,
-	      CK_ULONG *sig_len)
+p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
+	      CK_BYTE *sig, CK_ULONG *sig_len)
 {
+	const CK_MECHANISM *mech = req->mech;
+	const char *key_id = req->key_id;
 	CK_SESSION_HANDLE close[2];
 	CK_OBJECT_HANDLE key;
 	struct prep_op *op;
@@ -331,7 +332,8 @@ p11_prep_sign(struct p11_prep *p, const char *key_id, const CK_MECHANISM *mech,
 	op->state = P_INUSE;
 	pthread_mutex_unlock(&p->lock);
 
-	rv = P11(p, C_Sign, op->s, (CK_BYTE_PTR)in, in_len, sig, &len);
+	rv = P11(p, C_Sign, op->s, (CK_BYTE_PTR)req->in, req->in_len, sig,
+		 &len);
 
 	pthread_mutex_lock(&p->lock);
 	if (rv == CKR_OK && !op->cancelled && !p->stop) {

@@ -34,15 +34,22 @@ struct p11_prep *p11_prep_new(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot,
 /* Stops the thread and closes every session; before C_Finalize. */
 void p11_prep_free(struct p11_prep *p);
 
+/* One signature with a prepared operation. */
+struct p11_prep_sign_req {
+	const char *key_id;
+	const CK_MECHANISM *mech; /* type and parameters, matched exactly */
+	const CK_BYTE *in;
+	CK_ULONG in_len;
+};
+
 /*
- * Signs with a prepared operation for key_id and exactly this mechanism
- * (type and parameters), waiting briefly for one that is being prepared.
- * Returns true when it signed (*sig_len set) and false when there was no
- * prepared operation or it failed; the caller then signs the ordinary way.
- * The operation is prepared again for the next call.
+ * Signs with a prepared operation for req->key_id and exactly req->mech,
+ * waiting briefly for one that is being prepared. Returns true when it
+ * signed into sig (*sig_len: the capacity in, the length out) and false
+ * when there was no prepared operation or it failed; the caller then signs
+ * the ordinary way. The operation is prepared again for the next call.
  */
-bool p11_prep_sign(struct p11_prep *p, const char *key_id,
-		   const CK_MECHANISM *mech, const CK_BYTE *in, CK_ULONG in_len,
+bool p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
 		   CK_BYTE *sig, CK_ULONG *sig_len);
 
 /* Asks for an operation on key (the handle of key_id) to be prepared,

@@ -514,12 +514,12 @@ mu_signature(const void *p, uint8_t *b, size_t n, size_t *o)
 }
 
 int
-stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
-			   const uint8_t *nonce, size_t nonce_len,
-			   const char *task_id, struct stint_bytes *doc,
-			   char *err, size_t errlen)
+stint_backend_tpm_evidence(struct stint_backend *base,
+			   const struct stint_backend_evidence_req *req,
+			   struct stint_bytes *doc, char *err, size_t errlen)
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
+	const char *key_id = req->key_id, *task_id = req->task_id;
 	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_ECDSA};
 	ESYS_TR key = ESYS_TR_NONE, ak = ESYS_TR_NONE;
 	char path[PATH_MAX + 16];
@@ -554,7 +554,7 @@ stint_backend_tpm_evidence(struct stint_backend *base, const char *key_id,
 	memset(&qual, 0, sizeof(qual));
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(md, nonce, nonce_len) != 1 ||
+	    EVP_DigestUpdate(md, req->nonce, req->nonce_len) != 1 ||
 	    EVP_DigestUpdate(md, task_id, strlen(task_id)) != 1 ||
 	    EVP_DigestFinal_ex(md, qual.buffer, &qlen) != 1) {
 		EVP_MD_CTX_free(md);
@@ -643,9 +643,7 @@ tpm_evidence(struct stint_backend *base,
 			 STINT_NONCE_LEN);
 		return -1;
 	}
-	if (stint_backend_tpm_evidence(base, req->key_id, req->nonce,
-				       req->nonce_len, req->task_id, &tdoc, err,
-				       errlen) != 0)
+	if (stint_backend_tpm_evidence(base, req, &tdoc, err, errlen) != 0)
 		return -1;
 	if (stint_evidence_tpm_wrap(tdoc.ptr, tdoc.len, req->nonce,
 				    req->task_id, &doc->ptr, &doc->len) != 0) {

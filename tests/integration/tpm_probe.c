@@ -487,6 +487,7 @@ b_evidence(struct stint_backend *b, const char *id)
 	uint8_t nonce[16], bad_nonce[16], attest[sizeof(TPMS_ATTEST) + 64];
 	uint8_t pubbuf[sizeof(TPM2B_PUBLIC) + 8], sigbuf[256];
 	struct stint_bytes doc = {0}, t = {0};
+	struct stint_backend_evidence_req ereq;
 	struct stint_tpm_evidence ev, mod;
 	struct stint_tpm_evidence_info info;
 	TPM2B_PUBLIC kp, sp;
@@ -499,8 +500,11 @@ b_evidence(struct stint_backend *b, const char *id)
 	RAND_bytes(nonce, sizeof(nonce));
 	memcpy(bad_nonce, nonce, sizeof(nonce));
 	bad_nonce[0] ^= 1;
-	if (stint_backend_tpm_evidence(b, id, nonce, sizeof(nonce), task, &doc,
-				       err, sizeof(err)) != 0 ||
+	ereq = (struct stint_backend_evidence_req){.key_id = id,
+						   .task_id = task,
+						   .nonce = nonce,
+						   .nonce_len = sizeof(nonce)};
+	if (stint_backend_tpm_evidence(b, &ereq, &doc, err, sizeof(err)) != 0 ||
 	    stint_backend_tpm_ak_pem(b, &ak, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tpm_probe: evidence: %s\n", err);
 		return 1;

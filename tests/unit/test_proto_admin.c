@@ -446,6 +446,274 @@ test_evidence_rep(void **state)
 	stint_msg_free(a);
 }
 
+/* A task as handle_admin.c's put_task wrote it, key by key, before the
+ * task map had a codec (full: with counters, bind and the cert). */
+static const uint8_t spki_der[] = {0x30, 0x59, 1, 2}, cert_der[] = {0x30, 3};
+
+static struct stint_task_info
+task_fixture(bool full)
+{
+	struct stint_task_info t = {.id = "t-0123456789abcdef0123456789abcdef",
+				    .agent = "alpha",
+				    .key_type = 1,
+				    .state = "ended",
+				    .created = 1700000000,
+				    .not_after = 1700000600,
+				    .has_ended = true,
+				    .ended = 1700000300,
+				    .mechs = {0x1041, 0x1044},
+				    .n_mechs = 2,
+				    .uri = "pkcs11:token=alpha;object=t-0123"};
+
+	t.spki = spki_der;
+	t.spki_len = sizeof(spki_der);
+	t.cert = cert_der;
+	t.cert_len = sizeof(cert_der);
+	if (!full)
+		return t;
+	snprintf(t.reason, sizeof(t.reason), "%s", "done");
+	t.has_sigs = true;
+	t.max_sigs = 10;
+	t.used_sigs = 3;
+	snprintf(t.intent, sizeof(t.intent), "%s", "deploy");
+	snprintf(t.bind_cgroup, sizeof(t.bind_cgroup), "%s", "/stint/run-1");
+	t.bind_owned = true;
+	snprintf(t.audiences, sizeof(t.audiences), "%s", "db,api");
+	return t;
+}
+
+static void
+put_task_by_hand(struct stint_msg *m, const struct stint_task_info *t,
+		 bool full)
+{
+	stint_msg_put_text(m, STINT_K_TASK, t->id);
+	stint_msg_put_text(m, STINT_K_AGENT, t->agent);
+	stint_msg_put_uint(m, STINT_K_KEY_TYPE, t->key_type);
+	stint_msg_put_text(m, STINT_K_STATE, t->state);
+	stint_msg_put_uint(m, STINT_K_CREATED, t->created);
+	stint_msg_put_uint(m, STINT_K_NOT_AFTER, t->not_after);
+	stint_msg_put_uint(m, STINT_K_ENDED, t->ended);
+	if (full) {
+		stint_msg_put_text(m, STINT_K_REASON, t->reason);
+		stint_msg_put_uint(m, STINT_K_MAX_SIGS, t->max_sigs);
+		stint_msg_put_uint(m, STINT_K_SIGS_USED, t->used_sigs);
+		stint_msg_put_text(m, STINT_K_INTENT, t->intent);
+	}
+	stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
+	stint_msg_put_text(m, STINT_K_URI, t->uri);
+	stint_msg_put_bytes(m, STINT_K_SPKI, t->spki, t->spki_len);
+	if (t->cert != NULL)
+		stint_msg_put_bytes(m, STINT_K_CERT, t->cert, t->cert_len);
+	if (full) {
+		stint_msg_put_text(m, STINT_K_BIND_CGROUP, t->bind_cgroup);
+		stint_msg_put_bool(m, STINT_K_BIND_OWNED, t->bind_owned);
+		stint_msg_put_text(m, STINT_K_AUDIENCES, t->audiences);
+	}
+}
+
+/* The task map: the same bytes as before (admin and public views), read
+ * back field by field; without id, agent or deadline the getter fails. */
+static void
+test_task_info(void **state)
+{
+	struct stint_task_info t, back;
+	struct stint_msg *a, *b;
+	int full;
+
+	(void)state;
+	for (full = 0; full <= 1; full++) {
+		t = task_fixture(full);
+		a = stint_msg_reply_ok();
+		assert_int_equal(stint_put_task_info(a, &t), 0);
+		b = stint_msg_reply_ok();
+		put_task_by_hand(b, &t, full);
+		same_bytes(a, b);
+		a = stint_msg_reply_ok();
+		assert_int_equal(stint_put_task_info(a, &t), 0);
+		a = wire(a);
+		assert_int_equal(stint_get_task_info(a, &back), 0);
+		assert_string_equal(back.id, t.id);
+		assert_string_equal(back.agent, t.agent);
+		assert_int_equal(back.key_type, t.key_type);
+		assert_string_equal(back.state, t.state);
+		assert_int_equal(back.created, t.created);
+		assert_int_equal(back.not_after, t.not_after);
+		assert_true(back.has_ended);
+		assert_int_equal(back.ended, t.ended);
+		assert_string_equal(back.reason, t.reason);
+		assert_int_equal(back.has_sigs, t.has_sigs);
+		assert_int_equal(back.max_sigs, t.max_sigs);
+		assert_int_equal(back.used_sigs, t.used_sigs);
+		assert_string_equal(back.intent, t.intent);
+		assert_int_equal(back.n_mechs, 2);
+		assert_int_equal(back.mechs[1], 0x1044);
+		assert_string_equal(back.uri, t.uri);
+		assert_int_equal(back.spki_len, sizeof(spki_der));
+		assert_memory_equal(back.spki, spki_der, sizeof(spki_der));
+		assert_int_equal(back.cert_len, sizeof(cert_der));
+		assert_memory_equal(back.cert, cert_der, sizeof(cert_der));
+		assert_int_equal(back.bind_pid, 0);
+		assert_string_equal(back.bind_cgroup, t.bind_cgroup);
+		assert_int_equal(back.bind_owned, t.bind_owned);
+		assert_string_equal(back.audiences, t.audiences);
+		stint_msg_free(a);
+	}
+	/* A task bound to a pid: PID then START. */
+	t = task_fixture(false);
+	t.bind_pid = 4242;
+	t.bind_start = 987654;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_info(a, &t), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_task_info(a, &back), 0);
+	assert_int_equal(back.bind_pid, 4242);
+	assert_int_equal(back.bind_start, 987654);
+	assert_string_equal(back.bind_cgroup, "");
+	assert_false(back.has_sigs);
+	stint_msg_free(a);
+	a = stint_msg_reply_ok();
+	stint_msg_put_text(a, STINT_K_TASK, t.id);
+	stint_msg_put_text(a, STINT_K_AGENT, t.agent);
+	assert_int_equal(stint_get_task_info(a, &back), STINT_WIRE_MISSING);
+	stint_msg_free(a);
+}
+
+/* TASK_START's reply: the map then NOTE; TASK_LIST's: TASKS then MORE,
+ * an empty page an empty array. */
+static void
+test_task_start_and_list_rep(void **state)
+{
+	struct stint_task_info t = task_fixture(true), back;
+	struct stint_msg *a, *b, *e;
+	char note[512];
+	size_t n;
+	bool more;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_start_rep(a, &t, "bound to the pid"),
+			 0);
+	b = stint_msg_reply_ok();
+	put_task_by_hand(b, &t, true);
+	stint_msg_put_text(b, STINT_K_NOTE, "bound to the pid");
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_start_rep(a, &t, ""), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_task_start_rep(a, &back, note, sizeof(note)),
+			 0);
+	assert_string_equal(note, "");
+	assert_string_equal(back.id, t.id);
+	stint_msg_free(a);
+
+	t.cert = NULL; /* lists leave the cert out */
+	t.cert_len = 0;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_list_entry(a, &t), 0);
+	assert_int_equal(stint_put_task_list_entry(a, &t), 0);
+	assert_int_equal(stint_put_task_list_end(a, 2, true), 0);
+	b = stint_msg_reply_ok();
+	for (n = 0; n < 2; n++) {
+		e = stint_msg_new();
+		put_task_by_hand(e, &t, true);
+		stint_msg_append_map(b, STINT_K_TASKS, e);
+	}
+	stint_msg_put_bool(b, STINT_K_MORE, true);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_list_entry(a, &t), 0);
+	assert_int_equal(stint_put_task_list_end(a, 1, true), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_task_list_rep(a, &n, &more), 0);
+	assert_int_equal(n, 1);
+	assert_true(more);
+	assert_int_equal(stint_get_task_list_entry(a, 0, &back), 0);
+	assert_string_equal(back.intent, "deploy");
+	assert_null(back.cert);
+	assert_int_not_equal(stint_get_task_list_entry(a, 1, &back), 0);
+	stint_msg_free(a);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_list_end(a, 0, false), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_uint_array(b, STINT_K_TASKS, NULL, 0);
+	stint_msg_put_bool(b, STINT_K_MORE, false);
+	same_bytes(a, b);
+}
+
+/* CA_CERT (admin: PEM, AK_SPKI, TRUST_DOMAIN; public: no AK), CA_CSR's
+ * reply and CA_INSTALL's request (PEM): same bytes, read back. */
+static void
+test_ca_msgs(void **state)
+{
+	static const uint8_t pem[] = "-----BEGIN CERTIFICATE-----\n",
+			     ak[] = {0x30, 0x59, 7};
+	struct stint_ca_cert_rep r = {pem, sizeof(pem) - 1, ak, sizeof(ak),
+				      "example.org"},
+				 rb;
+	struct stint_pem_msg p = {pem, sizeof(pem) - 1}, pb;
+	struct stint_msg *a, *b;
+
+	(void)state;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_ca_cert_rep(a, &r), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_bytes(b, STINT_K_PEM, pem, sizeof(pem) - 1);
+	stint_msg_put_bytes(b, STINT_K_AK_SPKI, ak, sizeof(ak));
+	stint_msg_put_text(b, STINT_K_TRUST_DOMAIN, "example.org");
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_ca_cert_rep(a, &r), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_ca_cert_rep(a, &rb), 0);
+	assert_int_equal(rb.pem_len, sizeof(pem) - 1);
+	assert_memory_equal(rb.pem, pem, sizeof(pem) - 1);
+	assert_int_equal(rb.ak_len, sizeof(ak));
+	assert_memory_equal(rb.ak_spki, ak, sizeof(ak));
+	assert_string_equal(rb.trust_domain, "example.org");
+	stint_msg_free(a);
+
+	r.ak_spki = NULL; /* agent.sock's public CA_CERT */
+	r.ak_len = 0;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_ca_cert_rep(a, &r), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_bytes(b, STINT_K_PEM, pem, sizeof(pem) - 1);
+	stint_msg_put_text(b, STINT_K_TRUST_DOMAIN, "example.org");
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_not_equal(stint_get_ca_cert_rep(a, &rb), 0);
+	stint_msg_free(a);
+
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_pem_msg(a, &p), 0);
+	b = stint_msg_reply_ok();
+	stint_msg_put_bytes(b, STINT_K_PEM, pem, sizeof(pem) - 1);
+	same_bytes(a, b);
+	a = stint_msg_new();
+	stint_msg_put_uint(a, STINT_K_OP, STINT_OP_CA_INSTALL);
+	assert_int_equal(stint_put_pem_msg(a, &p), 0);
+	b = stint_msg_new();
+	stint_msg_put_uint(b, STINT_K_OP, STINT_OP_CA_INSTALL);
+	stint_msg_put_bytes(b, STINT_K_PEM, pem, sizeof(pem) - 1);
+	same_bytes(a, b);
+	a = stint_msg_new();
+	assert_int_equal(stint_put_pem_msg(a, &p), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_pem_msg(a, &pb), 0);
+	assert_int_equal(pb.len, sizeof(pem) - 1);
+	assert_memory_equal(pb.pem, pem, sizeof(pem) - 1);
+	stint_msg_free(a);
+	/* An empty or missing PEM is refused. */
+	a = stint_msg_new();
+	stint_msg_put_bytes(a, STINT_K_PEM, pem, 0);
+	assert_int_not_equal(stint_get_pem_msg(a, &pb), 0);
+	assert_null(pb.pem);
+	stint_msg_free(a);
+	a = stint_msg_new();
+	assert_int_not_equal(stint_get_pem_msg(a, &pb), 0);
+	stint_msg_free(a);
+}
+
 /* AUDIT_ROTATE's reply: same bytes as PATH then AUDIT_SEQ, read back. */
 static void
 test_audit_rotate_rep(void **state)
@@ -488,6 +756,9 @@ main(void)
 		cmocka_unit_test(test_audit_rotate_rep),
 		cmocka_unit_test(test_audit_tail),
 		cmocka_unit_test(test_evidence_rep),
+		cmocka_unit_test(test_task_info),
+		cmocka_unit_test(test_task_start_and_list_rep),
+		cmocka_unit_test(test_ca_msgs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
