@@ -168,3 +168,140 @@ for t in "$child" "$gc"; do
 		fail "no cascade task-end record for $t naming the ancestor"
 done
 note "tree of 3 ended with its root"
+
+# --- cascade race: a grandchild's key in use while the root ends -------------
+mkdir -m 0755 "$T/bin"
+cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
+chmod 0755 "$T/bin"/*
+MOD=$T/bin/$(basename "$STINT_MODULE")
+head -c 32 /dev/urandom >"$T/digest"
+chmod 0644 "$T/digest"
+clients=4
+for round in 1 2; do
+	r=$(task_start lead --ttl 30m)
+	c=$(delegate "$r" sub)
+	g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
+		fail "round $round: grandchild"
+	marker=$T/race-ended.$round
+	pids=()
+	for ((k = 0; k < clients; k++)); do
+		as_uid $GRAND "$T/bin/p11client" --module "$MOD" --token grand --label "$g" \
+			--mech ecdsa --in "$T/digest" --until-refused --after-file "$marker" \
+			--seconds 60 >"$T/race.$round.$k.out" 2>&1 &
+		pids+=($!)
+		bg_track $!
+	done
+	sleep 1.5
+	for p in "${pids[@]}"; do
+		kill -0 "$p" 2>/dev/null || { cat "$T"/race.$round.*.out; fail "a client stopped before task end"; }
+	done
+	stint task end "$r" >"$T/end.out" 2>&1 || { cat "$T/end.out"; fail "task end of the root under load"; }
+	touch "$marker"
+	for ((k = 0; k < clients; k++)); do
+		wait "${pids[$k]}"
+		out=$T/race.$round.$k.out
+		ok=$(sed -n 's/^after_marker_ok=//p' "$out")
+		[ -n "$ok" ] || { cat "$out"; fail "client $k did not report after_marker_ok"; }
+		[ "$ok" -eq 0 ] || { cat "$out"; fail "round $round: client $k got $ok signatures with the grandchild after the root's task end returned"; }
+	done
+	before=$(audit_count "$g" sign-allowed)
+	[ "$before" -gt 0 ] || fail "round $round: no grandchild signature before task end (no race)"
+	for t in "$c" "$g"; do
+		backend_has_key "$t" && fail "round $round: key of descendant $t left after task end returned"
+	done
+	note "cascade race round $round: $before grandchild signatures before the root ended, 0 after"
+done
+
+# --- budget under concurrency -------------------------------------------------
+r=$(task_start lead --ttl 30m --max-signatures 40)
+c=$(delegate "$r" sub --max-sigs 15)
+p11client --token lead --label "$r" --mech ecdsa --in "$T/digest" --until-refused \
+	--seconds 60 >"$T/bp.out" 2>&1 &
+pp=$!
+bg_track $pp
+as_uid $SUB "$T/bin/p11client" --module "$MOD" --token sub --label "$c" --mech ecdsa \
+	--in "$T/digest" --until-refused --seconds 60 >"$T/bc.out" 2>&1 &
+pc=$!
+bg_track $pc
+wait $pp
+wait $pc
+np=$(audit_count "$r" sign-allowed)
+nc=$(audit_count "$c" sign-allowed)
+note "budget 40: parent signed $np, child (reserved 15) signed $nc"
+[ $((np + nc)) -le 40 ] || fail "parent and child made $((np + nc)) signatures on a budget of 40"
+[ "$nc" -eq 15 ] || fail "the child made $nc signatures of its 15"
+[ "$np" -eq 25 ] || fail "the parent made $np signatures, not the 25 left after the reservation"
+stint task end "$c" >/dev/null || fail "end child"
+[ "$(stint task show "$r" --json | json_get signatures_used)" = 40 ] ||
+	fail "a spent child gave budget back"
+stint task end "$r" >/dev/null
+
+not_live()
+{
+	[ "$(stint task show "$1" --json | json_get state)" != live ]
+}
+no_key()
+{
+	! backend_has_key "$1"
+}
+
+# --- expiry cascade -------------------------------------------------------------
+r=$(task_start lead --ttl 4s)
+c=$(delegate "$r" sub)
+g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
+	fail "expiry: grandchild"
+wait_for 30 not_live "$g" ||
+	fail "the grandchild outlived its root's expiry"
+wait_for 30 no_key "$c" && wait_for 30 no_key "$g" ||
+	fail "descendant keys left after the root expired"
+[ "$(stint task show "$r" --json | json_get state)" = expired ] || fail "root not expired"
+
+# --- crash safety ----------------------------------------------------------------
+# An orphan: the store says the parent ended and the child live (what a crash
+# between two state.db commits could leave). At restart, before anything is
+# served, the child (and its subtree) ends and its key is destroyed.
+r=$(task_start lead --ttl 30m)
+c=$(delegate "$r" sub)
+g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
+	fail "orphan: grandchild"
+stintd_kill9
+sqlite3 "$T/state/state.db" "UPDATE tasks SET state = 'ended', ended = 1, reason = 'test' WHERE id = '$r'" ||
+	fail "cannot edit state.db"
+stintd_start
+for t in "$c" "$g"; do
+	[ "$(stint task show "$t" --json | json_get state)" = ended ] || fail "orphan $t live after restart"
+	wait_for 30 no_key "$t" || fail "orphan $t: key left in the backend after restart"
+done
+sign_as $SUB "$c" | grep -q "status=5" || fail "orphan child signs after restart"
+
+# kill -9 while a tree of 20 ends: afterwards no descendant of an ended task is
+# live and none of their keys is left.
+r=$(task_start lead --ttl 30m)
+ids=()
+for ((k = 0; k < 10; k++)); do
+	c=$(delegate "$r" sub)
+	ids+=("$c")
+	ids+=("$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id)")
+done
+stint task end "$r" >/dev/null 2>&1 &
+endpid=$!
+sleep 0.05
+stintd_kill9
+wait $endpid 2>/dev/null
+stintd_start
+rstate=$(stint task show "$r" --json | json_get state)
+[ "$rstate" = live ] && stint task end "$r" >/dev/null
+for t in "${ids[@]}"; do
+	[ "$(stint task show "$t" --json | json_get state)" = ended ] || fail "descendant $t live after kill -9 and restart (root was $rstate)"
+done
+for t in "${ids[@]}"; do
+	wait_for 30 no_key "$t" || fail "descendant $t: key left after kill -9 and restart"
+done
+if [ "$STINT_TEST_BACKEND" = softhsm ]; then
+	softhsm_objects >"$T/objects" || fail "cannot list the token"
+	for t in "${ids[@]}"; do
+		grep -q "$t" "$T/objects" && fail "token still lists $t"
+	done
+fi
+note "kill -9 while ending a tree of 20 (root $rstate at restart): no live descendant, no key"
+stintd_stop
