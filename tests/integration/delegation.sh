@@ -246,7 +246,7 @@ no_key()
 }
 
 # --- expiry cascade -------------------------------------------------------------
-r=$(task_start lead --ttl 4s)
+r=$(task_start lead --ttl 8s) # TPM: each level may lose a second
 c=$(delegate "$r" sub)
 g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
 	fail "expiry: grandchild"
@@ -254,7 +254,14 @@ wait_for 30 not_live "$g" ||
 	fail "the grandchild outlived its root's expiry"
 wait_for 30 no_key "$c" && wait_for 30 no_key "$g" ||
 	fail "descendant keys left after the root expired"
+# (a child's deadline is never after its parent's: on the TPM, where each
+# level may lose a second, children may expire on their own first)
+wait_for 30 not_live "$r" || fail "root did not expire"
 [ "$(stint task show "$r" --json | json_get state)" = expired ] || fail "root not expired"
+for t in "$c" "$g"; do
+	stint task show "$t" --json | json_get state | grep -qx 'ended\|expired' ||
+		fail "descendant $t neither ended nor expired"
+done
 
 # --- crash safety ----------------------------------------------------------------
 # An orphan: the store says the parent ended and the child live (what a crash
