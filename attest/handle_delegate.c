@@ -17,6 +17,7 @@
 #include "attest/operator.h"
 #include "attest/ops.h"
 #include "attest/task.h"
+#include "attest/watch.h"
 #include "common/log.h"
 #include "common/msg.h"
 #include "common/proto.h"
@@ -40,9 +41,6 @@ delegate_decode(const struct stint_msg *m, struct delegate_req *r)
 		return bad == STINT_K_AGENT ? "DELEGATE needs a child agent"
 					    : "bad ttl, key type, max_sigs, "
 					      "intent or audiences";
-	if (r->sr.bind_pid != 0 || r->sr.bind_cgroup[0] != '\0' ||
-	    r->sr.run_pid != 0)
-		return "DELEGATE takes no binding";
 	if (stint_msg_get_text(m, STINT_K_PARENT, r->parent,
 			       sizeof(r->parent)) != 0)
 		return "DELEGATE needs a parent task id";
@@ -173,13 +171,15 @@ put_child(struct stint_msg *m, const struct stint_task *t)
 }
 
 static int
-reply_task(struct stint_reply *rep, const struct stint_task *t)
+reply_task(struct stint_reply *rep, const struct stint_task *t,
+	   const char *note)
 {
 	struct stint_msg *m = stint_msg_reply_ok();
 
 	if (m == NULL)
 		return -1;
-	if (put_child(m, t) != 0) {
+	if (put_child(m, t) != 0 ||
+	    (note[0] != '\0' && stint_msg_put_text(m, STINT_K_NOTE, note))) {
 		stint_msg_free(m);
 		return -1;
 	}
@@ -193,6 +193,7 @@ delegate_start(struct stintd *d, const struct stint_peer *peer,
 	       struct stint_reply *rep)
 {
 	struct stint_agent delegator, child;
+	struct stint_bind_start bs;
 	struct stint_delegate_refusal no;
 	struct stint_delegate_facts f = {
 		.parent = parent, .delegator = &delegator, .child = &child};
@@ -233,21 +234,30 @@ delegate_start(struct stintd *d, const struct stint_peer *peer,
 					 aud, sizeof(aud));
 	tr.audiences = r->sr.has_audiences ? r->sr.audiences : aud;
 	tr.intent = r->sr.has_intent ? r->sr.intent : NULL;
+	/* A binding as TASK_START makes it (stint run --parent) */
+	status = stint_watch_prepare(d, peer, &r->sr, &bs, err, sizeof(err));
+	if (status != STINT_OK)
+		return refuse(d, peer, r, parent->agent, status, "bind", err,
+			      rep);
+	tr.bind = &bs.bind;
 	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
 		pthread_rwlock_rdlock(&d->revoke_lock);
 	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
 	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
 		pthread_rwlock_unlock(&d->revoke_lock);
-	if (status != STINT_OK)
+	if (status != STINT_OK) {
+		stint_watch_abandon(d, &bs);
 		return refuse(d, peer, r, parent->agent, status, "start", err,
 			      rep);
+	}
+	stint_watch_arm(d, t.id, &bs);
 	snprintf(detail, sizeof(detail),
 		 "child=%s parent=%s root=%s depth=%u path=%s reserved=%llu",
 		 t.id, t.parent_id, t.root_id, t.depth, t.path,
 		 (unsigned long long)t.reserved);
 	audit_delegate(d, parent->agent, parent->id, peer, "allow", NULL,
 		       detail);
-	ret = reply_task(rep, &t);
+	ret = reply_task(rep, &t, bs.note);
 	stint_task_clear(&t);
 	return ret;
 }
