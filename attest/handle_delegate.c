@@ -364,3 +364,130 @@ stintd_op_task_tree(struct stintd *d, const struct stint_peer *peer,
 	}
 	return stintd_msg_reply(rep, m);
 }
+
+/* AUDIT_TREE: the replies stay well under a frame. */
+#define TREE_LINES_MAX 1000
+#define TREE_BYTES_MAX (48 * 1024)
+
+/* Whether a record is a SIGN record (sign-allowed, sign-refused,
+ * sign-error) of one of the tasks (the log's own format: the fields are
+ * written by stintd, a quote inside a value is escaped). */
+static bool
+sign_of(const char *line, const struct stint_task *tasks, size_t n)
+{
+	const char *p = strstr(line, "\"task\":\"");
+	size_t i, len;
+
+	if (strstr(line, "\"event\":\"sign-") == NULL || p == NULL ||
+	    strstr(line, "\"event\":\"sign-refused-aggregate\"") != NULL)
+		return false;
+	p += strlen("\"task\":\"");
+	for (i = 0; i < n; i++) {
+		len = strlen(tasks[i].id);
+		if (strncmp(p, tasks[i].id, len) == 0 && p[len] == '"')
+			return true;
+	}
+	return false;
+}
+
+/* The last count SIGN records of the tree in the current log, oldest
+ * first, kept in a ring of malloc'ed lines. */
+static int
+tree_lines(const char *path, const struct stint_task *tasks, size_t n,
+	   char **ring, size_t count, size_t *first, size_t *got)
+{
+	char *line = NULL;
+	size_t cap = 0, k;
+	ssize_t len;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	*first = *got = 0;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		if (!sign_of(line, tasks, n))
+			continue;
+		k = (*first + *got) % count;
+		if (*got == count) {
+			free(ring[*first]);
+			*first = (*first + 1) % count;
+		} else {
+			(*got)++;
+		}
+		if ((ring[k] = strdup(line)) == NULL) {
+			free(line);
+			fclose(f);
+			return -1;
+		}
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+int
+stintd_op_audit_tree(struct stintd *d, const struct stint_peer *peer,
+		     const struct stint_msg *req, struct stint_reply *rep)
+{
+	char id[STINT_TASK_ID_MAX + 1], **ring;
+	struct stint_task *tasks = NULL;
+	struct stint_msg *m = NULL;
+	uint64_t count = 100;
+	size_t n = 0, first = 0, got = 0, i, skip = 0, bytes = 0;
+	int r, ret = -1;
+
+	(void)peer;
+	if (stint_dec_name_req(req, STINT_K_TASK, id, sizeof(id)) != 0 ||
+	    (stint_msg_has(req, STINT_K_COUNT) &&
+	     (stint_msg_get_uint(req, STINT_K_COUNT, &count) != 0 ||
+	      count == 0 || count > TREE_LINES_MAX)))
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "AUDIT_TREE needs a task id and a "
+					  "count of 1..%d",
+					  TREE_LINES_MAX);
+	r = stint_store_task_tree(d->store, id, &tasks, &n);
+	if (r == STINT_STORE_NOT_FOUND)
+		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
+					  "no task '%s'", id);
+	if (r != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "task store unavailable");
+	if ((ring = calloc(count, sizeof(*ring))) == NULL)
+		goto out;
+	if (tree_lines(d->cfg.audit.path, tasks, n, ring, count, &first,
+		       &got) != 0) {
+		ret = stintd_error_reply(rep, STINT_E_INTERNAL,
+					 "cannot read the audit log %s",
+					 d->cfg.audit.path);
+		goto out;
+	}
+	/* The newest that fit a frame. */
+	for (i = got; i > 0; i--) {
+		bytes += strlen(ring[(first + i - 1) % count]) + 8;
+		if (bytes > TREE_BYTES_MAX) {
+			skip = i;
+			break;
+		}
+	}
+	if ((m = stint_msg_reply_ok()) == NULL)
+		goto out;
+	r = stint_msg_put_text(m, STINT_K_PATH, d->cfg.audit.path);
+	for (i = skip; i < got && r == 0; i++)
+		r = stint_msg_append_text(m, STINT_K_LINES,
+					  ring[(first + i) % count]);
+	if (r == 0 && got == skip)
+		r = stint_msg_put_uint_array(m, STINT_K_LINES, NULL, 0);
+	if (r == 0) {
+		ret = stintd_msg_reply(rep, m);
+		m = NULL;
+	}
+out:
+	stint_msg_free(m);
+	for (i = 0; ring != NULL && i < got; i++)
+		free(ring[(first + i) % count]);
+	free(ring);
+	stint_store_task_list_free(tasks, n);
+	return ret;
+}

@@ -59,6 +59,8 @@ static const struct stintd_op ops[] = {
 	 stintd_op_task_delegate, NULL},
 	{STINT_OP_TASK_TREE, "TASK_TREE", ADMIN, OPER, stintd_op_task_tree,
 	 NULL},
+	{STINT_OP_AUDIT_TREE, "AUDIT_TREE", ADMIN, 0, stintd_op_audit_tree,
+	 NULL},
 };
 
 const struct stintd_op *

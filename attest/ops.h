@@ -73,6 +73,7 @@ stintd_handler stintd_op_kill_switch;
 stintd_handler stintd_op_operator_add, stintd_op_operator_list,
 	stintd_op_operator_remove;
 /* handle_delegate.c (deleg) */
-stintd_handler stintd_op_delegate, stintd_op_task_delegate, stintd_op_task_tree;
+stintd_handler stintd_op_delegate, stintd_op_task_delegate, stintd_op_task_tree,
+	stintd_op_audit_tree;
 
 #endif

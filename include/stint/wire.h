@@ -71,6 +71,7 @@ enum stint_op {
 	STINT_OP_DELEGATE = 60,      /* agent.sock: a child of a task you use */
 	STINT_OP_TASK_DELEGATE = 61, /* admin.sock: the same for an operator */
 	STINT_OP_TASK_TREE = 62,     /* admin.sock: a task's live tree */
+	STINT_OP_AUDIT_TREE = 63,    /* admin.sock: SIGN records of a tree */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */

@@ -169,6 +169,22 @@ for t in "$child" "$gc"; do
 done
 note "tree of 3 ended with its root"
 
+# --- which agent did what, for which root task -------------------------------
+p11client --token lead --label "$schild" --count 1 >/dev/null 2>&1 # another tree: not listed
+stint audit tail --root-task "$root" --json >"$T/tree-audit.json" || fail "audit tail --root-task"
+"$PYTHON" - "$root" "$child" "$gc" "$sib1" "$T/tree-audit.json" <<'PY' || fail "audit tail --root-task lists the wrong records"
+import json, sys
+root, child, gc, sib1, path = sys.argv[1:6]
+recs = json.load(open(path))
+tree = {root, child, gc, sib1}
+assert recs, "no record"
+assert all(r["event"].startswith("sign-") for r in recs), recs
+assert all(r["task"] in tree for r in recs), [r["task"] for r in recs]
+allowed = [(r["agent"], r["task"]) for r in recs if r["event"] == "sign-allowed"]
+assert ("sub", child) in allowed, allowed
+PY
+note "audit tail --root-task: $(grep -c '"event"' "$T/tree-audit.json") SIGN records of the tree"
+
 # --- cascade race: a grandchild's key in use while the root ends -------------
 mkdir -m 0755 "$T/bin"
 cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
