@@ -16,6 +16,7 @@
 #include "attest/gate.h"
 #include "attest/operator.h"
 #include "attest/ops.h"
+#include "attest/refusals.h"
 #include "attest/task.h"
 #include "attest/watch.h"
 #include "common/log.h"
@@ -29,6 +30,9 @@ struct delegate_req {
 	char parent[STINT_TASK_ID_MAX + 1];
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs; /* 0: the parent's */
+	/* agent.sock: any local process may ask, so its refusals are
+	 * audited at a bounded rate (refusals.c), as refused SIGNs are */
+	bool agent_sock;
 };
 
 static const char *
@@ -77,11 +81,23 @@ refuse(struct stintd *d, const struct stint_peer *by,
        const struct delegate_req *r, const char *agent, int status,
        const char *check, const char *why, struct stint_reply *rep)
 {
-	char detail[STINT_TASK_ID_MAX + STINT_NAME_MAX + 64];
+	char detail[STINT_TASK_ID_MAX + STINT_NAME_MAX + 600];
+	/* check: a static name, which the rate limit tells repeats by */
+	struct stint_audit_event ev = {.event = "task-delegate",
+				       .agent = agent,
+				       .task = r->parent,
+				       .peer = by,
+				       .decision = "deny",
+				       .reason = check,
+				       .detail = detail};
 
-	snprintf(detail, sizeof(detail), "check=%s parent=%s child_agent=%s",
-		 check, r->parent, r->sr.agent);
-	audit_delegate(d, agent, r->parent, by, "deny", why, detail);
+	snprintf(detail, sizeof(detail),
+		 "check=%s parent=%s child_agent=%s why=%.500s", check,
+		 r->parent, r->sr.agent, why);
+	if (r->agent_sock)
+		(void)stint_refusals_audit(d->audit, &ev, stintd_now());
+	else
+		audit_delegate(d, agent, r->parent, by, "deny", check, detail);
 	return stintd_error_reply(rep, status, "delegation refused: %s", why);
 }
 
@@ -279,6 +295,7 @@ delegate_op(struct stintd *d, const struct stint_peer *peer,
 		ret = stintd_error_reply(rep, STINT_E_BAD_REQUEST, "%s", bad);
 		goto out;
 	}
+	r->agent_sock = !admin;
 	/* admin.sock: an operator must serve both agents */
 	if (admin ? !stintd_may_act_for_task(d, peer, r->parent,
 					     "task delegate", rep, &ret) ||

@@ -127,8 +127,20 @@ refused deadline "after the parent's deadline" "$root" sub --ttl 59m
 refused mechanism "not one of the parent task's mechanisms" "$root" sub --mechanisms rsa-pkcs --max-sigs 1
 refused audience "audience 'b' is not one of the parent task's audiences" "$root" sub --audience b --max-sigs 1
 refused budget "above the parent's remaining budget 90" "$root" sub --max-sigs 91
-refused budget "the child needs one too" "$root" sub
 refused use "task belongs to another agent" "$child" grand --max-sigs 1
+# (an identical repeat of the last refusal would be counted, not recorded:
+# refusals on agent.sock are audited at a bounded rate, as refused SIGNs)
+refused budget "the child needs one too" "$root" sub
+
+# A flood of refused DELEGATEs from an agent's uid does not flood the log.
+before=$(grep -c '"event":"task-delegate"' "$AUDIT_LOG")
+for ((k = 0; k < 40; k++)); do
+	as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$root" \
+		--agent sib --max-sigs 1 >/dev/null 2>&1 && fail "sub delegated from the root"
+done
+after=$(grep -c '"event":"task-delegate"' "$AUDIT_LOG")
+[ $((after - before)) -le 8 ] || fail "40 refused DELEGATEs wrote $((after - before)) records"
+note "40 refused DELEGATEs from one uid: $((after - before)) own record(s), the rest counted"
 
 # --- who may sign with what ---------------------------------------------------
 sib1=$(delegate "$root" sib --max-sigs 5)
