@@ -186,7 +186,14 @@ static const char *const stmt_sql[S_N] = {
 			  " agents WHERE name = ?2)),"
 			  " ?21, ?22, ?23, ?24, ?25," /* bind */
 			  " ?26,"                     /* aud */
-			  " ?27, ?28, ?29, ?30, ?31," /* deleg */
+			  /* deleg: a child's root, depth and path follow from
+			   * its parent's row; a task without one is a root */
+			  " ?27, CASE WHEN ?27 = '' THEN ?1 ELSE (SELECT"
+			  " root_id FROM tasks WHERE id = ?27) END,"
+			  " CASE WHEN ?27 = '' THEN 0 ELSE (SELECT depth + 1"
+			  " FROM tasks WHERE id = ?27) END,"
+			  " CASE WHEN ?27 = '' THEN ?2 ELSE (SELECT path ||"
+			  " ',' || ?2 FROM tasks WHERE id = ?27) END, ?31,"
 			  " ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",

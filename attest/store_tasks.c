@@ -164,13 +164,8 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 	sqlite3_bind_text(st, 24, t->bind.cgroup, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 25, t->bind.owned ? 1 : 0);
 	sqlite3_bind_text(st, 26, t->audiences, -1, SQLITE_STATIC); /* aud */
-	/* deleg: a task without a parent is its own root */
+	/* deleg: root, depth and path come from the parent's row */
 	sqlite3_bind_text(st, 27, t->parent_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 28, t->root_id[0] ? t->root_id : t->id, -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_int64(st, 29, t->depth);
-	sqlite3_bind_text(st, 30, t->path[0] ? t->path : t->agent, -1,
-			  SQLITE_STATIC);
 	store_bind_u64(st, 31, t->reserved);
 	store_bind_blob(st, 14, &t->pub.spki);
 	store_bind_blob(st, 15, &t->pub.ec_params);
