@@ -296,7 +296,7 @@ print_tree(json_t *arr)
 	size_t i;
 	long long depth;
 
-	printf("%-36s  %-16s  %5s  %-12s  %s\n", "TASK", "AGENT", "DEPTH",
+	printf("%-44s  %-16s  %5s  %-12s  %s\n", "TASK", "AGENT", "DEPTH",
 	       "DEADLINE", "BUDGET (used/max, reserved)");
 	json_array_foreach(arr, i, t)
 	{
@@ -307,7 +307,7 @@ print_tree(json_t *arr)
 				   rel, sizeof(rel));
 		ms = json_object_get(t, "max_signatures");
 		printf("%*s%-*s  %-16s  %5lld  %-12s  %lld/", (int)(2 * depth),
-		       "", (int)(36 - 2 * depth),
+		       "", (int)(44 - 2 * depth),
 		       json_string_value(json_object_get(t, "id")),
 		       json_string_value(json_object_get(t, "agent")), depth,
 		       rel,
