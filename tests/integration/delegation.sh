@@ -339,4 +339,19 @@ if [ "$STINT_TEST_BACKEND" = softhsm ]; then
 	done
 fi
 note "kill -9 while ending a tree of 20 (root $rstate at restart): no live descendant, no key"
+
+# --- the kill switch (TPM) ends the tree ------------------------------------
+if [ "$STINT_TEST_BACKEND" = tpm ]; then
+	r=$(task_start lead --ttl 30m)
+	c=$(delegate "$r" sub)
+	g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
+		fail "kill switch: grandchild"
+	stint kill-switch --confirm >"$T/ks.out" 2>&1 || { cat "$T/ks.out"; fail "kill-switch"; }
+	for t in "$r" "$c" "$g"; do
+		[ "$(stint task show "$t" --json | json_get state)" = ended ] || fail "kill switch: $t still live"
+		backend_has_key "$t" && fail "kill switch: key of $t left"
+	done
+	sign_as $GRAND "$g" | grep -q "status=5" || fail "kill switch: the grandchild still signs"
+	note "kill switch: root, child and grandchild ended, keys gone"
+fi
 stintd_stop
