@@ -107,6 +107,11 @@ assert c["parent"] == root and c["root"] == root and c["depth"] == 1, c
 assert c["path"] == "lead,sub" and c["reserved"] == 10, c
 assert t[0]["depth"] == 0 and t[0]["parent"] is None, t[0]
 PY
+stint task show "$child" --cert >"$T/child.pem" || fail "task show --cert of the child"
+[ "$(stint verify-peer "$T/child.pem" --json | json_get parent_task)" = "$root" ] ||
+	fail "the child's certificate does not name its parent task"
+[ "$(stint verify-peer "$T/child.pem" --json | json_get spiffe_id)" = "spiffe://test.example/agent/sub" ] ||
+	note "verify-peer's spiffe_id: $(stint verify-peer "$T/child.pem" --json | json_get spiffe_id 2>&1)"
 [ "$(stint task show "$root" --json | json_get signatures_used)" = 10 ] ||
 	fail "the child's budget was not reserved from the parent's"
 grep '"event":"task-delegate"' "$AUDIT_LOG" | grep -q "child=$child parent=$root root=$root depth=1 path=lead,sub" ||
