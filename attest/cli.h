@@ -133,6 +133,19 @@ int stint_cmd_kill_switch(const struct stint_cli *cli, int argc, char **argv);
 /* cli_run.c: run [OPTIONS] -- COMMAND (bind) */
 int stint_cmd_run(const struct stint_cli *cli, int argc, char **argv);
 
+/* cli_delegate.c (deleg): delegate; task delegate and task tree */
+int stint_cmd_delegate(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_task_delegate(const struct stint_cli *cli, int argc, char **argv);
+int stint_cmd_task_tree(const struct stint_cli *cli, int argc, char **argv);
+void stint_help_delegate(FILE *f);
+/* cli_task.c: a task map of a reply as JSON (pems: key and certificate
+ * PEMs too); NULL when it lacks the id, agent or deadline. */
+json_t *stint_cli_task_json(const struct stint_msg *m, bool pems);
+/* cli_public.c: tmp pointed at agent.sock ($STINT_SOCKET, else next to
+ * the admin socket; path in buf). */
+void stint_cli_agent_socket(const struct stint_cli *cli, struct stint_cli *tmp,
+			    char *buf, size_t cap);
+
 void stint_help_agent(FILE *f);
 void stint_help_operator(FILE *f);
 void stint_help_task(FILE *f);

@@ -37,6 +37,8 @@ stint_help_agent(FILE *f)
 		"                 [--unit NAME.service] [--lsm-label LABEL]\n"
 		"                 [--max-ttl DUR] [--mechanisms LIST]\n"
 		"                 [--audiences NAME[,NAME...]]\n"
+		"                 [--delegate-to AGENT[,AGENT...]] "
+		"[--max-depth N]\n"
 		"       stint agent list [--json]\n"
 		"       stint agent show NAME [--json]\n"
 		"       stint agent remove NAME\n"
@@ -71,6 +73,12 @@ stint_help_agent(FILE *f)
 		"may\n"
 		"                     authenticate to (named in each leaf; "
 		"default: none)\n"
+		"  --delegate-to LIST agents its tasks may start child tasks "
+		"for\n"
+		"                     (stint delegate; default: none)\n"
+		"  --max-depth N      how deep a delegation tree below its "
+		"tasks may\n"
+		"                     grow (default 0: no delegation)\n"
 		"  --json             print JSON (list)\n"
 		"\n"
 		"Removing an agent ends its live tasks and destroys their "
@@ -182,10 +190,14 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 		{"cgroup", required_argument, NULL, 'c'},
 		{"unit", required_argument, NULL, 'U'},
 		{"lsm-label", required_argument, NULL, 'l'},
-		{"audiences", required_argument, NULL, 'A'}, /* aud */
+		{"audiences", required_argument, NULL, 'A'},   /* aud */
+		{"delegate-to", required_argument, NULL, 'D'}, /* deleg */
+		{"max-depth", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	unsigned long depth;
+	char *end;
 	const char *uid_s = NULL, *gid_s = NULL, *ttl_s = NULL, *mech_s = NULL;
 	uint64_t uid = 0, gid = 0, ttl = 0, mechs[STINT_MECHS_MAX];
 	struct stint_agent_add_req ar = {0};
@@ -197,9 +209,28 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":u:g:t:m:e:s:c:U:l:A:h", opts,
+	while ((c = getopt_long(argc, argv, ":u:g:t:m:e:s:c:U:l:A:D:M:h", opts,
 				NULL)) != -1) {
 		switch (c) {
+		case 'D': /* deleg */
+			if (strlen(optarg) >= sizeof(ar.delegate_to))
+				return stint_cli_usage("agent add",
+						       "--delegate-to: too "
+						       "long");
+			memcpy(ar.delegate_to, optarg, strlen(optarg) + 1);
+			break;
+		case 'M':
+			errno = 0;
+			depth = strtoul(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || end == optarg ||
+			    optarg[0] == '-' || depth > STINT_DEPTH_MAX)
+				return stint_cli_usage(
+					"agent add",
+					"--max-depth '%s': a number from 0 "
+					"to %d",
+					optarg, STINT_DEPTH_MAX);
+			ar.max_depth = (uint32_t)depth;
+			break;
 		case 'A': /* aud */
 			if (stint_cli_audience_opt(ar.audiences,
 						   sizeof(ar.audiences), optarg,
@@ -359,6 +390,10 @@ agent_to_json(const struct stint_agent_info *a)
 	json_object_set_new(
 		o, "source",
 		json_string(a->source[0] != '\0' ? a->source : "cli"));
+	/* deleg */
+	json_object_set_new(o, "delegate_to", json_string(a->delegate_to));
+	json_object_set_new(o, "max_depth",
+			    json_integer((json_int_t)a->max_depth));
 	return o;
 }
 
@@ -434,6 +469,13 @@ print_agents(json_t *arr)
 		print_selectors(json_object_get(a, "selectors"), w + 50);
 		printf("%*ssource=%s\n", (int)w + 50, "",
 		       json_string_value(json_object_get(a, "source")));
+		if (json_integer_value(json_object_get(a, "max_depth")) > 0)
+			printf("%*sdelegate_to=%s max_depth=%lld\n",
+			       (int)w + 50, "",
+			       json_string_value(
+				       json_object_get(a, "delegate_to")),
+			       (long long)json_integer_value(
+				       json_object_get(a, "max_depth")));
 	}
 }
 

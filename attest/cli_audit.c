@@ -25,7 +25,7 @@ stint_help_audit(FILE *f)
 		"usage: stint audit verify [FILE...] [--head SEQ:HASH]\n"
 		"                          [--attestation-key PEM] "
 		"[--allow-unpinned-tail] [--json]\n"
-		"       stint audit tail [-n N] [--json]\n"
+		"       stint audit tail [-n N] [--root-task ID] [--json]\n"
 		"       stint audit rotate\n"
 		"\n"
 		"verify checks the hash chain of the audit log and names the "
@@ -56,6 +56,9 @@ stint_help_audit(FILE *f)
 		"  --allow-unpinned-tail  accept records after the last "
 		"checkpoint\n"
 		"  -n, --lines N    number of records (tail)\n"
+		"  --root-task ID   tail: the SIGN records of task ID and "
+		"every task\n"
+		"                   delegated below it (default 100 of them)\n"
 		"  --json           print JSON (tail: an array of the "
 		"records)\n");
 }
@@ -385,12 +388,13 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{"lines", required_argument, NULL, 'n'},
 		{"json", no_argument, NULL, 'j'},
+		{"root-task", required_argument, NULL, 'r'}, /* deleg */
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct stint_msg *req, *rep = NULL;
 	struct stint_audit_tail_req tr;
-	const char *n_s = NULL;
+	const char *n_s = NULL, *root = NULL;
 	uint64_t count = 10;
 	size_t n = 0, i;
 	bool json = false;
@@ -400,8 +404,16 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 	int c, ret = STINT_EXIT_FAIL;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":n:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:r:jh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'r':
+			if (!stint_cli_task_id_ok(optarg))
+				return stint_cli_usage("audit tail",
+						       "--root-task '%s': bad "
+						       "task id",
+						       optarg);
+			root = optarg;
+			break;
 		case 'n':
 			n_s = optarg;
 			break;
@@ -423,10 +435,17 @@ audit_tail(const struct stint_cli *cli, int argc, char **argv)
 		return stint_cli_usage("audit tail",
 				       "-n '%s': need a number from 1 to 1000",
 				       n_s);
-	if ((req = stint_cli_request(STINT_OP_AUDIT_TAIL)) == NULL)
+	if (root != NULL && n_s == NULL)
+		count = 100;
+	/* deleg: the SIGN records of a delegation tree (AUDIT_TREE) */
+	if ((req = stint_cli_request(root != NULL ? STINT_OP_AUDIT_TREE
+						  : STINT_OP_AUDIT_TAIL)) ==
+	    NULL)
 		return STINT_EXIT_FAIL;
 	tr = (struct stint_audit_tail_req){.has_count = true, .count = count};
-	if (stint_enc_audit_tail_req(req, &tr) != 0) {
+	if (stint_enc_audit_tail_req(req, &tr) != 0 ||
+	    (root != NULL &&
+	     stint_msg_put_text(req, STINT_K_TASK, root) != 0)) {
 		stint_msg_free(req);
 		stint_cli_err("audit tail: cannot build the request");
 		return STINT_EXIT_FAIL;

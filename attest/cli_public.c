@@ -20,9 +20,9 @@
 
 #include "attest/cli.h"
 
-static void
-agent_socket(const struct stint_cli *cli, struct stint_cli *tmp, char *buf,
-	     size_t cap)
+void
+stint_cli_agent_socket(const struct stint_cli *cli, struct stint_cli *tmp,
+		       char *buf, size_t cap)
 {
 	const char *env = getenv("STINT_SOCKET"), *slash;
 
@@ -45,7 +45,7 @@ stint_cli_public(const struct stint_cli *cli, struct stint_cli *tmp, char *buf,
 	if (access(cli->socket, R_OK | W_OK) == 0 ||
 	    (errno != EACCES && errno != EPERM))
 		return cli;
-	agent_socket(cli, tmp, buf, cap);
+	stint_cli_agent_socket(cli, tmp, buf, cap);
 	return tmp;
 }
 
@@ -99,6 +99,6 @@ stint_cli_call_public(const struct stint_cli *cli, const char *what,
 	}
 	/* Not ours (a stranger, or an operator asking about another
 	 * agent's task): the public facts anyone may see. */
-	agent_socket(cli, &tmp, buf, sizeof(buf));
+	stint_cli_agent_socket(cli, &tmp, buf, sizeof(buf));
 	return stint_cli_call(&tmp, what, again, rep);
 }

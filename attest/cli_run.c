@@ -81,11 +81,16 @@ stint_help_run(FILE *f)
 		"                        default: all of the agent's "
 		"--audiences)\n"
 		"  --user USER           run COMMAND as USER (its uid and "
-		"groups)\n");
+		"groups)\n"
+		"  --parent ID           a child task of task ID (stint "
+		"delegate's rules;\n"
+		"                        the child's processes cannot use the "
+		"parent's key)\n");
 }
 
 struct run_opts {
 	const char *agent, *ttl_s, *key, *sigs_s, *intent, *cert_dir, *user;
+	const char *parent; /* deleg: a child task of this one */
 	uint64_t ttl, max_sigs;
 	char **cmd;
 	bool has_aud; /* aud: --audience given */
@@ -160,9 +165,15 @@ start_task(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
 		memcpy(r.audiences, o->aud, sizeof(r.audiences));
 		r.has_audiences = true;
 	}
-	if ((req = stint_cli_request(STINT_OP_TASK_START)) == NULL)
+	/* deleg: --parent asks for a child task (TASK_DELEGATE, the rules of
+	 * stint delegate) bound to the command's cgroup the same way */
+	if ((req = stint_cli_request(o->parent != NULL
+					     ? STINT_OP_TASK_DELEGATE
+					     : STINT_OP_TASK_START)) == NULL)
 		return STINT_EXIT_FAIL;
-	if (stint_enc_task_start_req(req, &r) != 0) {
+	if (stint_enc_task_start_req(req, &r) != 0 ||
+	    (o->parent != NULL &&
+	     stint_msg_put_text(req, STINT_K_PARENT, o->parent) != 0)) {
 		stint_msg_free(req);
 		stint_cli_err("run: cannot build the request");
 		return STINT_EXIT_FAIL;
@@ -467,6 +478,7 @@ parse(int argc, char **argv, struct run_opts *o)
 		{"cert-dir", required_argument, NULL, 'c'},
 		{"user", required_argument, NULL, 'u'},
 		{"audience", required_argument, NULL, 'A'}, /* aud */
+		{"parent", required_argument, NULL, 'p'},   /* deleg */
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -475,9 +487,18 @@ parse(int argc, char **argv, struct run_opts *o)
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+:a:t:k:n:i:c:u:A:h", opts,
+	while ((c = getopt_long(argc, argv, "+:a:t:k:n:i:c:u:A:p:h", opts,
 				NULL)) != -1) {
 		switch (c) {
+		case 'p': /* deleg */
+			if (!stint_cli_task_id_ok(optarg))
+				return stint_cli_usage(
+					"run",
+					"--parent '%s': bad task "
+					"id",
+					optarg);
+			o->parent = optarg;
+			break;
 		case 'A': /* aud: repeatable */
 			if (stint_cli_audience_opt(o->aud, sizeof(o->aud),
 						   optarg, "run") != 0)

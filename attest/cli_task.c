@@ -860,9 +860,20 @@ out:
 	return ret;
 }
 
+json_t *
+stint_cli_task_json(const struct stint_msg *m, bool pems)
+{
+	return task_to_json(m, pems);
+}
+
 int
 stint_cmd_task(const struct stint_cli *cli, int argc, char **argv)
 {
+	/* deleg */
+	if (strcmp(argv[0], "delegate") == 0)
+		return stint_cmd_task_delegate(cli, argc, argv);
+	if (strcmp(argv[0], "tree") == 0)
+		return stint_cmd_task_tree(cli, argc, argv);
 	if (strcmp(argv[0], "start") == 0)
 		return task_start(cli, argc, argv);
 	if (strcmp(argv[0], "end") == 0)

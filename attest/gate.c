@@ -483,6 +483,16 @@ gate_idx_invalidate(struct stint_store *s, const char *why)
 #define GATE_NEEDS_WRITE 1
 #define GATE_MISS        2
 
+/* The mechanism judged: a check-only gate (deleg) asks none, so any of
+ * the task's own passes. */
+static uint64_t
+req_mech(const struct stint_gate_req *req, const struct stint_task *task)
+{
+	if (req->check_only && task != NULL && task->n_mechs > 0)
+		return task->mechs[0];
+	return req->mech;
+}
+
 /* The deadline is in whole seconds: a task is refused from not_after.000. */
 static int64_t
 req_now(const struct stint_gate_req *req)
@@ -529,11 +539,15 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 		rt = STINT_STORE_NOT_FOUND;
 	if (rt != STINT_STORE_OK)
 		memset(task, 0, sizeof(*task));
-	res->decision =
-		stint_policy_sign(ra == STINT_STORE_OK ? agent : NULL,
-				  rt == STINT_STORE_OK ? task : NULL, req->mech,
-				  req_now(req), &res->reason);
+	res->decision = stint_policy_sign(ra == STINT_STORE_OK ? agent : NULL,
+					  rt == STINT_STORE_OK ? task : NULL,
+					  req_mech(req, task), req_now(req),
+					  &res->reason);
 	bind_check(req, res);
+	if (res->decision == STINT_OK && req->check_only) {
+		store_tx_rollback(s);
+		return 0;
+	}
 	if (res->decision == STINT_OK && task->max_sigs != 0) {
 		if (!write) {
 			store_tx_rollback(s);
@@ -608,11 +622,11 @@ gate_fast(struct stint_store *s, const struct stint_gate_req *req,
 		task_from_entry(e, &res->task);
 	else if (a != NULL && req->task_id != NULL)
 		return GATE_MISS;
-	res->decision =
-		stint_policy_sign(a, e != NULL ? &res->task : NULL, req->mech,
-				  req_now(req), &res->reason);
+	res->decision = stint_policy_sign(a, e != NULL ? &res->task : NULL,
+					  req_mech(req, &res->task),
+					  req_now(req), &res->reason);
 	bind_check(req, res);
-	if (res->decision != STINT_OK)
+	if (res->decision != STINT_OK || req->check_only)
 		return 0;
 	if (e->max_sigs != 0)
 		return GATE_NEEDS_WRITE;

@@ -31,6 +31,10 @@ struct stint_gate_req {
 	/* The decision time (CLOCK_REALTIME). Deadlines are whole seconds:
 	 * a task is refused from not_after.000000000 on. */
 	struct timespec now;
+	/* deleg: judge whether the peer may use the task, as for a SIGN,
+	 * without counting a signature; the mechanism is then not asked
+	 * (DELEGATE, whose child mechanisms the rules check). */
+	bool check_only;
 };
 
 /* budget_left of a task without a signature budget. */

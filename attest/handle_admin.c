@@ -21,6 +21,7 @@
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
 #include "attest/daemon.h"
+#include "attest/delegate.h"
 #include "attest/operator.h"
 #include "attest/ops.h"
 #include "attest/task.h"
@@ -203,6 +204,10 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 	if (dec != 0 && bad == STINT_K_AUDIENCES) /* aud */
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "audiences: too long");
+	if (dec != 0 &&
+	    (bad == STINT_K_DELEGATE_TO || bad == STINT_K_MAX_DEPTH))
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  "bad delegate-to or max-depth");
 	if (dec != 0 && bad != STINT_K_MECHS)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "bad selector (too long?)");
@@ -215,6 +220,8 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "audiences: %s", why);
 	memcpy(a.audiences, ar.audiences, sizeof(a.audiences));
+	if ((why = stint_delegate_agent_set(&ar, &a)) != NULL) /* deleg */
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST, "%s", why);
 	if (ar.n_mechs > 0) {
 		memcpy(a.mechs, ar.mechs, sizeof(a.mechs));
 		a.n_mechs = ar.n_mechs;
@@ -289,6 +296,7 @@ stintd_op_agent_list(struct stintd *d, const struct stint_peer *peer,
 		memcpy(info.audiences, agents[i].audiences,
 		       sizeof(info.audiences)); /* aud */
 		memcpy(info.source, agents[i].source, sizeof(info.source));
+		stint_delegate_agent_info(&agents[i], &info); /* deleg */
 		r = stint_put_agent_list_entry(m, &info);
 	}
 	if (r == 0)

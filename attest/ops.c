@@ -52,6 +52,15 @@ static const struct stintd_op ops[] = {
 	 stintd_op_operator_list, NULL},
 	{STINT_OP_OPERATOR_REMOVE, "OPERATOR_REMOVE", ADMIN, 0,
 	 stintd_op_operator_remove, NULL},
+	/* deleg: DELEGATE runs as the agent (the gate judges its use of the
+	 * parent); operators may delegate for the agents they serve */
+	{STINT_OP_DELEGATE, "DELEGATE", AGENT, 0, stintd_op_delegate, NULL},
+	{STINT_OP_TASK_DELEGATE, "TASK_DELEGATE", ADMIN, OPER,
+	 stintd_op_task_delegate, NULL},
+	{STINT_OP_TASK_TREE, "TASK_TREE", ADMIN, OPER, stintd_op_task_tree,
+	 NULL},
+	{STINT_OP_AUDIT_TREE, "AUDIT_TREE", ADMIN, 0, stintd_op_audit_tree,
+	 NULL},
 };
 
 const struct stintd_op *

@@ -72,5 +72,8 @@ stintd_handler stintd_op_kill_switch;
 /* operator.c */
 stintd_handler stintd_op_operator_add, stintd_op_operator_list,
 	stintd_op_operator_remove;
+/* handle_delegate.c (deleg) */
+stintd_handler stintd_op_delegate, stintd_op_task_delegate, stintd_op_task_tree,
+	stintd_op_audit_tree;
 
 #endif

@@ -97,6 +97,7 @@ static const struct verb verbs[] = {
 	{"verify-peer", stint_cmd_verify_peer, stint_help_verify_peer},
 	{"kill-switch", stint_cmd_kill_switch, stint_help_kill_switch},
 	{"run", stint_cmd_run, stint_help_run},
+	{"delegate", stint_cmd_delegate, stint_help_delegate}, /* deleg */
 };
 
 static const struct verb *
@@ -387,7 +388,8 @@ main(int argc, char **argv)
 	/* Verbs without subcommands parse their own argv. */
 	if (strcmp(v->name, "status") == 0 ||
 	    strcmp(v->name, "verify-peer") == 0 ||
-	    strcmp(v->name, "kill-switch") == 0 || strcmp(v->name, "run") == 0)
+	    strcmp(v->name, "kill-switch") == 0 ||
+	    strcmp(v->name, "run") == 0 || strcmp(v->name, "delegate") == 0)
 		return v->run(&cli, argc, argv);
 	if (argc < 2) {
 		return stint_cli_usage(v->name, "'stint %s' needs a subcommand",

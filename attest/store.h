@@ -43,6 +43,10 @@ struct stint_agent {
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
 	/* prov: "" added with the CLI, else the agents.d file declaring it */
 	char source[STINT_SOURCE_MAX + 1];
+	/* deleg: the agents it may start child tasks for ("" none), and how
+	 * deep a tree below its tasks may grow (0: no delegation) */
+	char delegate_to[STINT_DELEGATE_TO_MAX + 1];
+	uint32_t max_depth;
 };
 
 enum stint_task_state {
@@ -87,6 +91,17 @@ struct stint_task {
 	struct stint_bytes cert;     /* owned, may be empty */
 	struct stint_task_bind bind; /* kind NONE: any process of the agent */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
+	/* deleg: the tree. A root task has parent_id "", root_id its own id,
+	 * depth 0 and path its agent's name; a child names its parent, the
+	 * root, depth parent+1 and path parent's path + "," + its agent.
+	 * reserved: signatures reserved from the parent's budget (charged
+	 * to the parent's used_sigs at delegation; what the child did not
+	 * use is given back when it ends). */
+	char parent_id[STINT_TASK_ID_MAX + 1];
+	char root_id[STINT_TASK_ID_MAX + 1];
+	uint32_t depth;
+	char path[STINT_DPATH_MAX + 1];
+	uint64_t reserved;
 };
 void stint_task_clear(struct stint_task *t);
 
@@ -164,6 +179,24 @@ int stint_store_task_end(struct stint_store *s, const char *id,
 /* Ends every live task of an agent (agent removal). */
 int stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 				const char *reason, int64_t when);
+/* deleg: ends task id (live → state, reason) and every live descendant
+ * (ended, desc_reason) in one transaction; each ended child gives its
+ * parent back the budget it did not use. *desc (malloc'ed, may be NULL)
+ * gets the descendants ended, deepest first, even when the task itself
+ * was not live (NOT_FOUND: an orphaned subtree). PENDING as for
+ * stint_store_task_end when state.db cannot commit (each task then ends
+ * on its own, fail closed). */
+int stint_store_tree_end(struct stint_store *s, const char *id,
+			 enum stint_task_state state, const char *reason,
+			 const char *desc_reason, int64_t when,
+			 char (**desc)[STINT_TASK_ID_MAX + 1], size_t *n);
+/* deleg: live tasks whose parent is not live (left by a crash). */
+int stint_store_tree_orphans(struct stint_store *s,
+			     char (**ids)[STINT_TASK_ID_MAX + 1], size_t *n);
+/* deleg: task id and its descendants in any state, shallowest first
+ * (*out: stint_store_task_list_free). NOT_FOUND: no such task. */
+int stint_store_task_tree(struct stint_store *s, const char *id,
+			  struct stint_task **out, size_t *n);
 /* Live tasks past their deadline at now (ids), and ended tasks whose key
  * is not yet destroyed. */
 int stint_store_tasks_due(struct stint_store *s, int64_t now,

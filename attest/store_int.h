@@ -52,6 +52,13 @@ enum stmt_id {
 	S_OPERATOR_BY_UID,
 	S_OPERATOR_LIST,
 	S_OPERATOR_DELETE,
+	/* delegation (deleg): store_tree.c */
+	S_TASK_RESERVE,
+	S_TASK_GIVE_BACK,
+	S_TASK_RESERVED_CLEAR,
+	S_TASK_SUBTREE,
+	S_TASK_ORPHANS,
+	S_TASK_TREE,
 	S_N,
 };
 
@@ -153,6 +160,17 @@ void store_tomb_replay(void *ctx, const struct stint_rj_entry *e);
 void store_tombs_land(struct stint_store *s);
 int store_task_get_locked(struct stint_store *s, enum stmt_id id,
 			  const char *task_id, struct stint_task *t);
+
+/* ---- store_tree.c: delegation (deleg) ---------------------------------- */
+/* Begins the transaction of a child's insert and reserves its budget from
+ * its parent: NOT_FOUND (err says) when the parent is no longer live or
+ * its remaining budget is short. */
+int store_tree_reserve_locked(struct stint_store *s, const struct stint_task *t,
+			      char *err, size_t errlen);
+/* Commits (r OK) or rolls back that transaction; the parent's index entry
+ * follows. Returns r, or STINT_STORE_ERROR when the commit fails. */
+int store_tree_reserve_done(struct stint_store *s, const struct stint_task *t,
+			    int r, char *err, size_t errlen);
 
 /* ---- gate.c: batched counts and the gate's index ------------------------- */
 uint64_t gate_pending_get(struct stint_store *s, const char *id);

@@ -106,20 +106,36 @@ static const char *const migrations[] = {
 	/* 6 → 7 (prov): where an agent was declared: '' the CLI, else the
 	 * path of its agents.d file (reconciled on start and SIGHUP) */
 	"ALTER TABLE agents ADD COLUMN source TEXT NOT NULL DEFAULT '';",
+	/* 7 → 8 (deleg): delegation. Agents: whom they may delegate to
+	 * (names joined by commas) and how deep; tasks: their tree (parent,
+	 * root, depth, the agents' path) and the budget reserved from the
+	 * parent. A task started before has no parent and is its own root. */
+	("ALTER TABLE agents ADD COLUMN delegate_to TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE agents ADD COLUMN max_depth INTEGER NOT NULL DEFAULT 0;"
+	 "ALTER TABLE tasks ADD COLUMN parent_id TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE tasks ADD COLUMN root_id TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE tasks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;"
+	 "ALTER TABLE tasks ADD COLUMN path TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE tasks ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;"
+	 "UPDATE tasks SET root_id = id, path = agent;"
+	 "CREATE INDEX tasks_parent ON tasks(parent_id);"
+	 "CREATE INDEX tasks_root ON tasks(root_id);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* Columns 7-11: the selectors (ident); 12 the audiences (aud); 13 the
- * source (prov). */
+ * source (prov); 14-15 delegation (deleg). */
 #define AGENT_COLS                                                             \
 	"name, uid, gid, max_ttl, mechs, created, id, exe, exe_sha256, "       \
-	"cgroup, unit, lsm_label, audiences, source"
+	"cgroup, unit, lsm_label, audiences, source, delegate_to, max_depth"
 #define TASK_COLS                                                              \
 	"id, agent, key_type, state, created, not_after, ended, reason, "      \
 	"max_sigs, used_sigs, intent, mechs, key_destroyed, agent_id, "        \
-	"bind_kind, bind_pid, bind_start, bind_cgroup, bind_owned, audiences"
+	"bind_kind, bind_pid, bind_start, bind_cgroup, bind_owned, "           \
+	"audiences, "                                                          \
+	"parent_id, root_id, depth, path, reserved"
 /* Columns of TASK_COLS: the blobs follow at this index. */
-#define TASK_NCOLS 20
+#define TASK_NCOLS 25
 /* Where an agent's live tasks are: by id, or by name for a task stored
  * without one (?1 the agent id, ?2 its name). */
 #define AGENT_LIVE_TASKS                                                       \
@@ -135,9 +151,9 @@ static const char *const stmt_sql[S_N] = {
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_AGENT_INSERT] = "INSERT INTO agents (name, uid, gid, max_ttl, mechs,"
 			   " created, exe, exe_sha256, cgroup, unit, lsm_label,"
-			   " audiences, source)"
+			   " audiences, source, delegate_to, max_depth)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			   " ?11, ?12, ?13)",
+			   " ?11, ?12, ?13, ?14, ?15)",
 	/* prov: an agents.d file changed the agent; its id and tasks stay */
 	[S_AGENT_UPDATE] =
 		"UPDATE agents SET uid = ?2, gid = ?3, max_ttl = ?4,"
@@ -170,6 +186,14 @@ static const char *const stmt_sql[S_N] = {
 			  " agents WHERE name = ?2)),"
 			  " ?21, ?22, ?23, ?24, ?25," /* bind */
 			  " ?26,"                     /* aud */
+			  /* deleg: a child's root, depth and path follow from
+			   * its parent's row; a task without one is a root */
+			  " ?27, CASE WHEN ?27 = '' THEN ?1 ELSE (SELECT"
+			  " root_id FROM tasks WHERE id = ?27) END,"
+			  " CASE WHEN ?27 = '' THEN 0 ELSE (SELECT depth + 1"
+			  " FROM tasks WHERE id = ?27) END,"
+			  " CASE WHEN ?27 = '' THEN ?2 ELSE (SELECT path ||"
+			  " ',' || ?2 FROM tasks WHERE id = ?27) END, ?31,"
 			  " ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",
@@ -208,6 +232,41 @@ static const char *const stmt_sql[S_N] = {
 	[S_OPERATOR_LIST] = "SELECT " OPERATOR_COLS " FROM operators"
 			    " ORDER BY name",
 	[S_OPERATOR_DELETE] = "DELETE FROM operators WHERE name = ?1",
+	/* deleg: a child's budget comes out of its live parent's (?2 may
+	 * be 0: the parent only has to be live, before ?3) */
+	[S_TASK_RESERVE] =
+		"UPDATE tasks SET used_sigs = used_sigs + ?2"
+		" WHERE id = ?1 AND state = 'live' AND not_after > ?3"
+		" AND (max_sigs = 0 OR used_sigs + ?2 <= max_sigs)",
+	/* deleg: an ended child ?1 gives what it did not use back to its
+	 * parent, once (its reserved becomes 0) */
+	[S_TASK_GIVE_BACK] =
+		"UPDATE tasks SET used_sigs = max(0, used_sigs - (SELECT"
+		" max(0, c.reserved - c.used_sigs) FROM tasks c WHERE c.id = "
+		"?1))"
+		" WHERE id = (SELECT parent_id FROM tasks WHERE id = ?1"
+		" AND reserved > 0)",
+	[S_TASK_RESERVED_CLEAR] = "UPDATE tasks SET reserved = 0 WHERE id = ?1",
+	/* deleg: every live descendant of ?1, deepest first */
+	[S_TASK_SUBTREE] =
+		"WITH RECURSIVE sub(id) AS (SELECT id FROM tasks"
+		" WHERE parent_id = ?1 AND parent_id <> ''"
+		" UNION SELECT t.id FROM tasks t JOIN sub ON t.parent_id = "
+		"sub.id)"
+		" SELECT t.id FROM tasks t JOIN sub ON t.id = sub.id"
+		" WHERE t.state = 'live' ORDER BY t.depth DESC, t.id",
+	/* deleg: live tasks whose parent is not live (a crash, or a
+	 * state.db that could not commit a cascade) */
+	[S_TASK_ORPHANS] =
+		"SELECT c.id FROM tasks c WHERE c.state = 'live'"
+		" AND c.parent_id <> '' AND NOT EXISTS (SELECT 1 FROM tasks p"
+		" WHERE p.id = c.parent_id AND p.state = 'live') ORDER BY c.id",
+	/* deleg: ?1 and its descendants (any state), shallowest first */
+	[S_TASK_TREE] = "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT t.id"
+			" FROM tasks t JOIN sub ON t.parent_id = sub.id"
+			" WHERE t.parent_id <> '')"
+			" SELECT " TASK_COLS ", " TASK_BLOB_COLS " FROM tasks"
+			" WHERE id IN (SELECT id FROM sub) ORDER BY depth, id",
 };
 
 void
@@ -436,8 +495,11 @@ store_read_agent(sqlite3_stmt *st, struct stint_agent *a)
 	    store_copy_text(st, 11, a->sel.lsm_label,
 			    sizeof(a->sel.lsm_label)) != 0 ||
 	    store_copy_text(st, 12, a->audiences, sizeof(a->audiences)) != 0 ||
-	    store_copy_text(st, 13, a->source, sizeof(a->source)) != 0)
+	    store_copy_text(st, 13, a->source, sizeof(a->source)) != 0 ||
+	    store_copy_text(st, 14, a->delegate_to, sizeof(a->delegate_to)) !=
+		    0)
 		return -1;
+	a->max_depth = (uint32_t)sqlite3_column_int64(st, 15); /* deleg */
 	return 0;
 }
 
@@ -503,6 +565,12 @@ store_read_task(sqlite3_stmt *st, struct stint_task *t, bool blobs)
 	t->bind.owned = sqlite3_column_int(st, 18) != 0;
 	if (store_copy_text(st, 19, t->audiences, sizeof(t->audiences)) != 0)
 		goto fail; /* aud */
+	if (store_copy_text(st, 20, t->parent_id, sizeof(t->parent_id)) != 0 ||
+	    store_copy_text(st, 21, t->root_id, sizeof(t->root_id)) != 0 ||
+	    store_copy_text(st, 23, t->path, sizeof(t->path)) != 0)
+		goto fail; /* deleg */
+	t->depth = (uint32_t)sqlite3_column_int64(st, 22);
+	t->reserved = (uint64_t)sqlite3_column_int64(st, 24);
 	if (!blobs)
 		return 0;
 	if (copy_blob(st, TASK_NCOLS + 0, &t->pub.spki) != 0 ||

@@ -135,6 +135,14 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 		return STINT_STORE_ERROR;
 	}
 	pthread_mutex_lock(&s->lock);
+	/* deleg: a child's insert and its parent's reservation commit
+	 * together, and only while the parent is live */
+	if (t->parent_id[0] != '\0' &&
+	    (r = store_tree_reserve_locked(s, t, err, errlen)) !=
+		    STINT_STORE_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
 	st = store_stmt(s, S_TASK_INSERT);
 	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->agent, -1, SQLITE_STATIC);
@@ -156,6 +164,9 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 	sqlite3_bind_text(st, 24, t->bind.cgroup, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 25, t->bind.owned ? 1 : 0);
 	sqlite3_bind_text(st, 26, t->audiences, -1, SQLITE_STATIC); /* aud */
+	/* deleg: root, depth and path come from the parent's row */
+	sqlite3_bind_text(st, 27, t->parent_id, -1, SQLITE_STATIC);
+	store_bind_u64(st, 31, t->reserved);
 	store_bind_blob(st, 14, &t->pub.spki);
 	store_bind_blob(st, 15, &t->pub.ec_params);
 	store_bind_blob(st, 16, &t->pub.ec_point);
@@ -176,6 +187,8 @@ stint_store_task_insert(struct stint_store *s, const struct stint_task *t,
 		r = STINT_STORE_ERROR;
 	}
 	store_stmt_done(st);
+	if (t->parent_id[0] != '\0')
+		r = store_tree_reserve_done(s, t, r, err, errlen);
 	/* Not indexed for lack of memory: the gate asks SQLite for it. */
 	if (r == STINT_STORE_OK && s->idx.valid &&
 	    gate_idx_task_put(&s->idx, t) != 0)

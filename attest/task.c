@@ -22,6 +22,7 @@
 
 #include "attest/audit_pending.h"
 #include "attest/ca.h"
+#include "attest/delegate.h"
 #include "attest/evidence.h"
 #include "attest/task.h"
 #include "attest/bind.h"
@@ -292,8 +293,8 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	leaf.agent = t->agent;
 	leaf.task_id = t->id;
 	leaf.intent = t->intent;
-	leaf.parent_task = "";
-	leaf.audiences = t->audiences; /* aud */
+	leaf.parent_task = t->parent_id; /* deleg: "" for a root task */
+	leaf.audiences = t->audiences;   /* aud */
 	leaf.attestation_kind = got.kind;
 	leaf.evidence_digest = digest;
 	leaf.spki = &t->pub.spki;
@@ -360,6 +361,44 @@ task_audiences(struct stintd *d, const struct stint_agent *a, const char *asked,
 	return STINT_OK;
 }
 
+static bool
+mech_in(const uint64_t *mechs, size_t n, uint64_t m)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (mechs[i] == m)
+			return true;
+	return false;
+}
+
+/* deleg: a child's place in its parent's tree, its mechanisms narrowed to
+ * what it asked for (the parent's by default) and its budget's share of
+ * the parent's. */
+static void
+task_child(const struct stint_task_request *req, struct stint_task *t)
+{
+	const struct stint_task *p = req->parent;
+	const uint64_t *want = req->mechs != NULL ? req->mechs : p->mechs;
+	size_t n_want = req->mechs != NULL ? req->n_mechs : p->n_mechs;
+	size_t i, k = 0;
+
+	for (i = 0; i < t->n_mechs; i++)
+		if (mech_in(want, n_want, t->mechs[i]) &&
+		    mech_in(p->mechs, p->n_mechs, t->mechs[i]))
+			t->mechs[k++] = t->mechs[i];
+	t->n_mechs = k;
+	memcpy(t->parent_id, p->id, sizeof(t->parent_id));
+	memcpy(t->root_id, p->root_id[0] ? p->root_id : p->id,
+	       sizeof(t->root_id));
+	t->depth = p->depth + 1;
+	/* depth is bounded (STINT_DEPTH_MAX), so the names fit */
+	(void)stint_audiences_add(t->path, sizeof(t->path),
+				  p->path[0] ? p->path : p->agent);
+	(void)stint_audiences_add(t->path, sizeof(t->path), t->agent);
+	t->reserved = stint_delegate_reserve(p, req->max_sigs);
+}
+
 /*
  * A start that cannot complete leaves nothing usable: its row (when it was
  * stored) is deleted, or failing that ended; the key is destroyed (a key the
@@ -389,6 +428,26 @@ start_undo(struct stintd *d, struct stint_task *t, const struct stint_peer *by,
 	stint_task_clear(t);
 }
 
+/* The task-start record's detail; a child's names its tree (deleg). */
+static void
+task_start_detail(const struct stint_task *t, uint64_t ttl, const char *bound,
+		  char *detail, size_t cap)
+{
+	char tree[STINT_DPATH_MAX + 2 * STINT_TASK_ID_MAX + 80] = "";
+
+	if (t->parent_id[0] != '\0')
+		snprintf(tree, sizeof(tree),
+			 " parent=%s root=%s depth=%u path=%s reserved=%llu",
+			 t->parent_id, t->root_id, t->depth, t->path,
+			 (unsigned long long)t->reserved);
+	snprintf(detail, cap,
+		 "key=%s ttl=%llus max_signatures=%llu%s%s%s%s%s intent=%s",
+		 stint_key_type_str(t->key_type), (unsigned long long)ttl,
+		 (unsigned long long)t->max_sigs, bound[0] ? " bound=" : "",
+		 bound, t->audiences[0] ? " audiences=" : "", t->audiences,
+		 tree, t->intent);
+}
+
 int
 stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		 const struct stint_peer *by, struct stint_task *t, char *err,
@@ -397,7 +456,7 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	struct stint_key_facts facts;
 	struct stint_agent a;
 	char detail[STINT_INTENT_MAX + STINT_CGROUP_MAX +
-		    STINT_AUDIENCES_TEXT_MAX + 160],
+		    STINT_AUDIENCES_TEXT_MAX + STINT_DPATH_MAX + 300],
 		berr[256];
 	char kdetail[64], bound[STINT_CGROUP_MAX + 32];
 	const struct stint_backend_ops *ops = d->backend->ops;
@@ -419,6 +478,13 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		return STINT_E_INTERNAL;
 	}
 	ttl = req->ttl ? req->ttl : d->cfg.default_ttl;
+	/* deleg: by default a child lives as long as its parent may */
+	if (req->parent != NULL && req->ttl == 0 &&
+	    req->parent->not_after - stintd_now() < (int64_t)ttl)
+		ttl = req->parent->not_after > stintd_now()
+			      ? (uint64_t)(req->parent->not_after -
+					   stintd_now())
+			      : 1;
 	if (ttl > a.max_ttl || ttl > d->cfg.max_ttl) {
 		snprintf(err, errlen,
 			 "TTL %llus is above the limit (agent '%s' max %llus, "
@@ -433,6 +499,10 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		return r;
 	t->key_type = req->key_type ? req->key_type : STINT_KEY_EC_P256;
 	task_mechs(&a, t->key_type, t);
+	if (req->parent != NULL) {
+		memcpy(t->agent, a.name, sizeof(t->agent));
+		task_child(req, t);
+	}
 	if (t->n_mechs == 0) {
 		snprintf(err, errlen,
 			 "agent '%s' allows no mechanism usable with a %s key",
@@ -452,6 +522,10 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	t->state = STINT_TASK_LIVE;
 	t->created = stintd_now();
 	t->not_after = t->created + (int64_t)ttl;
+	/* deleg: never past the parent's deadline (the rules checked it; a
+	 * second may have ticked since), so the key's is not either (TPM) */
+	if (req->parent != NULL && t->not_after > req->parent->not_after)
+		t->not_after = req->parent->not_after;
 	t->max_sigs = req->max_sigs;
 	if (req->intent)
 		snprintf(t->intent, sizeof(t->intent), "%s", req->intent);
@@ -485,7 +559,9 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 	r = stint_store_task_insert(d->store, t, berr, sizeof(berr));
 	if (r != STINT_STORE_OK) {
 		/* NOT_FOUND: the agent was removed while its key was made. */
-		if (r == STINT_STORE_NOT_FOUND)
+		if (r == STINT_STORE_NOT_FOUND && t->parent_id[0] != '\0')
+			snprintf(err, errlen, "%s", berr); /* deleg */
+		else if (r == STINT_STORE_NOT_FOUND)
 			snprintf(err, errlen, "agent '%s' was removed", a.name);
 		else
 			snprintf(err, errlen, "task store unavailable");
@@ -494,12 +570,7 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 						  : STINT_E_INTERNAL;
 	}
 	stint_bind_describe(&t->bind, bound, sizeof(bound));
-	snprintf(detail, sizeof(detail),
-		 "key=%s ttl=%llus max_signatures=%llu%s%s%s%s intent=%s",
-		 stint_key_type_str(t->key_type), (unsigned long long)ttl,
-		 (unsigned long long)t->max_sigs, bound[0] ? " bound=" : "",
-		 bound, t->audiences[0] ? " audiences=" : "", t->audiences,
-		 t->intent);
+	task_start_detail(t, ttl, bound, detail, sizeof(detail));
 	/* No record, no task. */
 	if (audit(d, "task-start", a.name, t->id, by, "allow", NULL, detail) !=
 	    0) {
@@ -547,18 +618,64 @@ out:
 	return r;
 }
 
-/* Live → state, under the exclusive lock. STINT_STORE_PENDING counts as
- * ended: the store refuses the task already and lands the end later. */
+/* deleg: the descendants a revocation ended with its task. */
+struct cascade {
+	char (*ids)[STINT_TASK_ID_MAX + 1];
+	size_t n;
+	char reason[STINT_REASON_MAX + 1];
+};
+
+/* Live → state, under the exclusive lock, with every live descendant
+ * (deleg: one transaction, so once it returns the gate refuses the whole
+ * tree). STINT_STORE_PENDING counts as ended: the store refuses the task
+ * already and lands the end later. */
 static int
 revoke(struct stintd *d, const char *id, enum stint_task_state state,
-       const char *reason)
+       const char *reason, struct cascade *c)
 {
 	int r;
 
+	snprintf(c->reason, sizeof(c->reason), "ancestor %s %s", id,
+		 state == STINT_TASK_EXPIRED ? "expired" : "ended");
 	pthread_rwlock_wrlock(&d->revoke_lock);
-	r = stint_store_task_end(d->store, id, state, reason, stintd_now());
+	r = stint_store_tree_end(d->store, id, state, reason, c->reason,
+				 stintd_now(), &c->ids, &c->n);
 	pthread_rwlock_unlock(&d->revoke_lock);
 	return r;
+}
+
+/* deleg: the descendants' records (naming the ancestor that ended them)
+ * and their keys, before the revocation's caller returns. */
+static bool
+cascade_finish(struct stintd *d, const char *ancestor, struct cascade *c,
+	       const struct stint_peer *by)
+{
+	char detail[STINT_TASK_ID_MAX * 2 + 40], err[256];
+	bool record_pending = false;
+	struct stint_task t;
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		memset(&t, 0, sizeof(t));
+		(void)stint_store_task_get(d->store, c->ids[i], &t);
+		snprintf(detail, sizeof(detail), "cascade ancestor=%s root=%s",
+			 ancestor, t.root_id);
+		record_pending |=
+			audit_revoke(d, "task-end", t.agent, c->ids[i], by,
+				     c->reason, detail) != 0;
+		stintd_count(d, STINT_C_TASK_ENDS);
+		if (!t.key_destroyed)
+			(void)stint_task_destroy_key(d, c->ids[i], t.agent, by,
+						     err, sizeof(err));
+		stint_task_clear(&t);
+	}
+	if (c->n > 0)
+		log_info("task %s: %zu descendant task(s) ended with it",
+			 ancestor, c->n);
+	free(c->ids);
+	c->ids = NULL;
+	c->n = 0;
+	return record_pending;
 }
 
 #define NOTE_STORE                                                             \
@@ -585,6 +702,7 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 	       char *note, size_t notelen)
 {
 	struct stint_task t;
+	struct cascade c = {NULL, 0, ""};
 	bool store_pending = false, record_pending = false;
 	int r;
 
@@ -599,8 +717,12 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 		snprintf(err, errlen, "task store unavailable");
 		return STINT_E_INTERNAL;
 	}
-	if (t.state == STINT_TASK_LIVE) {
-		r = revoke(d, id, STINT_TASK_ENDED, reason);
+	if (t.state != STINT_TASK_LIVE) {
+		/* deleg: an ended task leaves no live descendant behind */
+		(void)revoke(d, id, STINT_TASK_ENDED, reason, &c);
+		record_pending |= cascade_finish(d, id, &c, by);
+	} else {
+		r = revoke(d, id, STINT_TASK_ENDED, reason, &c);
 		if (r == STINT_STORE_OK || r == STINT_STORE_PENDING) {
 			store_pending = r == STINT_STORE_PENDING;
 			stintd_count(d, STINT_C_TASK_ENDS);
@@ -611,7 +733,9 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 							   : NULL) != 0;
 			log_info("task %s ended: %s%s", id, reason,
 				 store_pending ? " (state.db: pending)" : "");
+			record_pending |= cascade_finish(d, id, &c, by);
 		} else if (r != STINT_STORE_NOT_FOUND) {
+			(void)cascade_finish(d, id, &c, by);
 			/* Not even pending: the key goes all the same. */
 			r = stint_task_destroy_key(d, id, t.agent, by, err,
 						   errlen);
@@ -622,6 +746,8 @@ stint_task_end(struct stintd *d, const char *id, const char *reason,
 					: "could NOT be destroyed");
 			stint_task_clear(&t);
 			return STINT_E_INTERNAL;
+		} else {
+			record_pending |= cascade_finish(d, id, &c, by);
 		}
 	}
 	/* Ending an ended task is not an error, and it retries a key
@@ -671,6 +797,7 @@ stint_task_remove_agent_as(struct stintd *d, const char *agent,
 			   size_t notelen)
 {
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct cascade c = {NULL, 0, ""};
 	bool record_pending;
 	size_t count = 0, i;
 	char err[256];
@@ -694,6 +821,9 @@ stint_task_remove_agent_as(struct stintd *d, const char *agent,
 	for (i = 0; i < count; i++) {
 		record_pending |= audit_revoke(d, "task-end", agent, ids[i], by,
 					       "agent removed", NULL) != 0;
+		/* deleg: their descendants (other agents' tasks) too */
+		(void)revoke(d, ids[i], STINT_TASK_ENDED, "agent removed", &c);
+		record_pending |= cascade_finish(d, ids[i], &c, by);
 		(void)stint_task_destroy_key(d, ids[i], agent, by, err,
 					     sizeof(err));
 	}
@@ -722,9 +852,41 @@ reap_pending_ends(struct stintd *d)
 }
 
 void
+stint_task_reap_orphans(struct stintd *d)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct cascade c = {NULL, 0, ""};
+	struct stint_task t;
+	char err[256], reason[STINT_REASON_MAX + 1];
+	size_t n = 0, i;
+
+	if (stint_store_tree_orphans(d->store, &ids, &n) != STINT_STORE_OK)
+		return;
+	for (i = 0; i < n; i++) {
+		memset(&t, 0, sizeof(t));
+		if (stint_store_task_get(d->store, ids[i], &t) !=
+		    STINT_STORE_OK)
+			continue;
+		snprintf(reason, sizeof(reason), "parent %s is not live",
+			 t.parent_id);
+		if (revoke(d, t.id, STINT_TASK_ENDED, reason, &c) ==
+		    STINT_STORE_OK)
+			(void)audit_revoke(d, "task-end", t.agent, t.id, NULL,
+					   reason, "orphan");
+		(void)cascade_finish(d, t.id, &c, NULL);
+		if (!t.key_destroyed)
+			(void)stint_task_destroy_key(d, t.id, t.agent, NULL,
+						     err, sizeof(err));
+		stint_task_clear(&t);
+	}
+	free(ids);
+}
+
+void
 stint_task_reap(struct stintd *d)
 {
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct cascade c = {NULL, 0, ""};
 	struct stint_task t;
 	char err[256];
 	size_t n = 0, i;
@@ -732,6 +894,7 @@ stint_task_reap(struct stintd *d)
 
 	stint_audit_pending_flush(d->audit);
 	reap_pending_ends(d);
+	stint_task_reap_orphans(d);
 	if (stint_store_tasks_due(d->store, stintd_now(), &ids, &n) !=
 	    STINT_STORE_OK)
 		return;
@@ -742,7 +905,7 @@ stint_task_reap(struct stintd *d)
 			continue;
 		if (t.state == STINT_TASK_LIVE &&
 		    ((r = revoke(d, t.id, STINT_TASK_EXPIRED,
-				 "deadline reached")) == STINT_STORE_OK ||
+				 "deadline reached", &c)) == STINT_STORE_OK ||
 		     r == STINT_STORE_PENDING)) {
 			(void)audit_revoke(d, "task-expire", t.agent, t.id,
 					   NULL, "deadline reached",
@@ -752,6 +915,7 @@ stint_task_reap(struct stintd *d)
 			stintd_count(d, STINT_C_TASK_EXPIRES);
 			log_info("task %s expired", t.id);
 		}
+		(void)cascade_finish(d, t.id, &c, NULL);
 		if (!t.key_destroyed)
 			(void)stint_task_destroy_key(d, t.id, t.agent, NULL,
 						     err, sizeof(err));
@@ -794,6 +958,10 @@ stint_reaper_start(struct stintd *d)
 {
 	reaper_stop = false;
 	reaper_d = d;
+	/* deleg: before anything is served, no task outlives its parent
+	 * (a crash in the middle of a cascade that state.db could not
+	 * commit at once) */
+	stint_task_reap_orphans(d);
 	if (pthread_create(&reaper, NULL, reaper_main, d) != 0)
 		return -1;
 	reaper_running = true;

@@ -20,6 +20,13 @@ struct stint_task_request {
 	const struct stint_task_bind *bind;
 	/* aud: comma-separated, a subset of the agent's; NULL: all of them */
 	const char *audiences;
+	/* deleg: a child task of parent (NULL: a root task), whose rules
+	 * the caller checked (delegate.c); mechs (NULL: the parent's) are
+	 * what the child asks for, narrowed to what its agent and key type
+	 * allow; its deadline never passes the parent's. */
+	const struct stint_task *parent;
+	const uint64_t *mechs;
+	size_t n_mechs;
 };
 
 /* Return a wire status (STINT_OK or the refusal) and err for the reply. */
@@ -48,6 +55,8 @@ int stint_task_remove_agent_as(struct stintd *d, const char *agent,
 /* One reaper pass: expire live tasks past their deadline and destroy keys
  * of ended tasks still in the backend. */
 void stint_task_reap(struct stintd *d);
+/* deleg: ends live tasks whose parent is not live (and their subtrees). */
+void stint_task_reap_orphans(struct stintd *d);
 /* Destroys the key of a task that is no longer live, once: 0 destroyed
  * (now or before, by another path), -1 the backend failed (retried). */
 int stint_task_destroy_key(struct stintd *d, const char *id, const char *agent,

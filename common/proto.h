@@ -140,6 +140,9 @@ struct stint_agent_add_req {
 	size_t n_mechs;
 	struct stint_selectors sel;                   /* "" unset */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
+	/* deleg: agents it may delegate to ("" none), depth (0: none) */
+	char delegate_to[STINT_DELEGATE_TO_MAX + 1];
+	uint32_t max_depth;
 };
 int stint_enc_agent_add_req(struct stint_msg *m,
 			    const struct stint_agent_add_req *r);
@@ -159,6 +162,8 @@ struct stint_agent_info {
 	struct stint_selectors sel; /* "" unset */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
 	char source[STINT_SOURCE_MAX + 1]; /* prov: "" the CLI, else a file */
+	char delegate_to[STINT_DELEGATE_TO_MAX + 1]; /* deleg */
+	uint32_t max_depth;
 };
 /* Appends one entry to the reply's agent array. */
 int stint_put_agent_list_entry(struct stint_msg *m,

@@ -66,6 +66,43 @@ get_selectors(const struct stint_msg *m, struct stint_selectors *sel)
 	return 0;
 }
 
+/* deleg: an agent's delegate-to list and max depth (absent: none, 0). */
+static int
+put_delegation(struct stint_msg *m, const char *to, uint32_t depth)
+{
+	int e = 0;
+
+	if (to[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_DELEGATE_TO, to);
+	if (e == 0 && depth != 0)
+		e = stint_msg_put_uint(m, STINT_K_MAX_DEPTH, depth);
+	return e;
+}
+
+static int
+get_delegation(const struct stint_msg *m, char *to, size_t cap, uint32_t *depth,
+	       uint64_t *bad)
+{
+	uint64_t v = 0;
+
+	to[0] = '\0';
+	*depth = 0;
+	if (stint_msg_has(m, STINT_K_DELEGATE_TO) &&
+	    stint_msg_get_text(m, STINT_K_DELEGATE_TO, to, cap) != 0) {
+		to[0] = '\0';
+		*bad = STINT_K_DELEGATE_TO;
+		return STINT_WIRE_RANGE;
+	}
+	if (stint_msg_has(m, STINT_K_MAX_DEPTH) &&
+	    (stint_msg_get_uint(m, STINT_K_MAX_DEPTH, &v) != 0 ||
+	     v > STINT_DEPTH_MAX)) {
+		*bad = STINT_K_MAX_DEPTH;
+		return STINT_WIRE_RANGE;
+	}
+	*depth = (uint32_t)v;
+	return 0;
+}
+
 int
 stint_enc_agent_add_req(struct stint_msg *m,
 			const struct stint_agent_add_req *r)
@@ -85,6 +122,8 @@ stint_enc_agent_add_req(struct stint_msg *m,
 		e = put_selectors(m, &r->sel);
 	if (e == 0 && r->audiences[0] != '\0') /* aud */
 		e = stint_msg_put_text(m, STINT_K_AUDIENCES, r->audiences);
+	if (e == 0)
+		e = put_delegation(m, r->delegate_to, r->max_depth);
 	return e;
 }
 
@@ -157,7 +196,8 @@ stint_dec_agent_add_req(const struct stint_msg *m,
 		return bad_field(bad, key);
 	if (get_audiences(m, r->audiences, sizeof(r->audiences)) != 0)
 		return bad_field(bad, STINT_K_AUDIENCES);
-	return 0;
+	return get_delegation(m, r->delegate_to, sizeof(r->delegate_to),
+			      &r->max_depth, bad);
 }
 
 /* --- AGENT_LIST ------------------------------------------------------ */
@@ -183,6 +223,7 @@ stint_put_agent_list_entry(struct stint_msg *m,
 		r |= stint_msg_put_text(e, STINT_K_AUDIENCES, a->audiences);
 	if (a->source[0] != '\0')
 		r |= stint_msg_put_text(e, STINT_K_SOURCE, a->source);
+	r |= put_delegation(e, a->delegate_to, a->max_depth); /* deleg */
 	r |= stint_msg_append_map(m, STINT_K_AGENTS, e);
 	return r ? -1 : 0;
 }
@@ -197,7 +238,7 @@ stint_put_agent_list_end(struct stint_msg *m, size_t n)
 static int
 get_agent_info(const struct stint_msg *m, struct stint_agent_info *a)
 {
-	uint64_t uid = 0, gid = 0;
+	uint64_t uid = 0, gid = 0, bad = 0;
 
 	memset(a, 0, sizeof(*a));
 	if (stint_msg_get_text(m, STINT_K_AGENT, a->name, sizeof(a->name)) !=
@@ -221,6 +262,9 @@ get_agent_info(const struct stint_msg *m, struct stint_agent_info *a)
 	if (stint_msg_has(m, STINT_K_SOURCE) &&
 	    stint_msg_get_text(m, STINT_K_SOURCE, a->source,
 			       sizeof(a->source)) != 0)
+		return STINT_WIRE_MALFORMED;
+	if (get_delegation(m, a->delegate_to, sizeof(a->delegate_to),
+			   &a->max_depth, &bad) != 0)
 		return STINT_WIRE_MALFORMED;
 	return 0;
 }

@@ -33,6 +33,12 @@ extern "C" {
 #define STINT_REASON_MAX  256
 #define STINT_LIST_PAGE   64 /* tasks per LIST reply at most */
 
+/* deleg: an agent's delegate-to list and a task's delegation path, as
+ * text (agent names joined by commas) */
+#define STINT_DELEGATE_TO_MAX 1040
+#define STINT_DPATH_MAX       1040
+#define STINT_DEPTH_MAX       15 /* the deepest a tree may grow */
+
 #define STINT_CGROUP_MAX 512 /* a bound cgroup's path, bytes (bind) */
 
 /* Operations (STINT_K_OP). Agent socket: HELLO, LIST, SIGN. */
@@ -61,6 +67,11 @@ enum stint_op {
 	STINT_OP_OPERATOR_ADD = 50,
 	STINT_OP_OPERATOR_LIST = 51,
 	STINT_OP_OPERATOR_REMOVE = 52,
+	/* deleg: delegation (60-69) */
+	STINT_OP_DELEGATE = 60,      /* agent.sock: a child of a task you use */
+	STINT_OP_TASK_DELEGATE = 61, /* admin.sock: the same for an operator */
+	STINT_OP_TASK_TREE = 62,     /* admin.sock: a task's live tree */
+	STINT_OP_AUDIT_TREE = 63,    /* admin.sock: SIGN records of a tree */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -168,6 +179,14 @@ enum stint_key {
 	STINT_K_SOURCE = 120, /* text: the agents.d file declaring an agent */
 	/* nv: 170-179 */
 	STINT_K_AUDIT_NV = 170, /* uint: the TPM audit counter (status) */
+	/* deleg: 130-149 */
+	STINT_K_DELEGATE_TO = 130, /* text: agent names joined by commas */
+	STINT_K_MAX_DEPTH = 131,   /* uint: delegation depth an agent allows */
+	STINT_K_PARENT = 132,      /* text: parent task id */
+	STINT_K_ROOT = 133,        /* text: root task id of a tree */
+	STINT_K_DEPTH = 134,       /* uint: 0 for a root task */
+	STINT_K_DPATH = 135,       /* text: agent names root..task, commas */
+	STINT_K_RESERVED = 136,    /* uint: budget reserved from the parent */
 };
 
 enum stint_key_type {

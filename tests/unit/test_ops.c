@@ -57,6 +57,10 @@ FAKE(stintd_op_kill_switch)
 FAKE(stintd_op_operator_add)
 FAKE(stintd_op_operator_list)
 FAKE(stintd_op_operator_remove)
+FAKE(stintd_op_delegate) /* deleg */
+FAKE(stintd_op_task_delegate)
+FAKE(stintd_op_task_tree)
+FAKE(stintd_op_audit_tree)
 
 /* operator.c's admin.sock check: these tests ask as root (uid 0), who may
  * call everything; operators are tested in tests/integration/operators.sh. */
@@ -95,6 +99,11 @@ static const uint64_t wire_ops[] = {
 	STINT_OP_OPERATOR_ADD,
 	STINT_OP_OPERATOR_LIST,
 	STINT_OP_OPERATOR_REMOVE,
+	/* delegation (deleg) */
+	STINT_OP_DELEGATE,
+	STINT_OP_TASK_DELEGATE,
+	STINT_OP_TASK_TREE,
+	STINT_OP_AUDIT_TREE,
 };
 
 #define N_WIRE_OPS (sizeof(wire_ops) / sizeof(wire_ops[0]))
@@ -222,7 +231,8 @@ test_admin_ops_refused_on_agent_sock(void **state)
 		assert_null(called);
 		refused++;
 	}
-	assert_int_equal(refused, 16); /* 13, and OPERATOR_ADD/LIST/REMOVE */
+	/* 13, OPERATOR_ADD/LIST/REMOVE, TASK_DELEGATE/TREE, AUDIT_TREE */
+	assert_int_equal(refused, 19);
 	assert_int_equal(route(&daemon_with_ca, STINTD_SOCK_AGENT,
 			       STINT_OP_KILL_SWITCH, text, sizeof(text)),
 			 STINT_E_DENIED);
@@ -238,7 +248,9 @@ test_operator_ops(void **state)
 {
 	static const uint64_t allowed[] = {
 		STINT_OP_TASK_START, STINT_OP_TASK_END, STINT_OP_TASK_LIST,
-		STINT_OP_TASK_SHOW, STINT_OP_CA_CERT};
+		STINT_OP_TASK_SHOW, STINT_OP_CA_CERT,
+		/* deleg */
+		STINT_OP_TASK_DELEGATE, STINT_OP_TASK_TREE};
 	const struct stintd_op *ops;
 	size_t n, i, j, flagged = 0;
 

@@ -345,6 +345,92 @@ test_task_list_paging(void **state)
 	stint_store_task_list_free(list, n);
 }
 
+/* deleg: a child's budget is reserved from its live parent when it is
+ * stored; ending a subtree ends every live descendant in one call, each
+ * giving its parent back what it did not use. */
+static void
+add_child(struct fixture *f, const char *id, const char *agent,
+	  const char *parent, uint64_t max_sigs, int want)
+{
+	struct stint_task t = make_task(id, agent, max_sigs);
+	char err[256];
+
+	snprintf(t.parent_id, sizeof(t.parent_id), "%s", parent);
+	t.reserved = max_sigs;
+	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			 want);
+}
+
+static void
+test_tree(void **state)
+{
+	struct fixture *f = *state;
+	char(*desc)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct stint_task *tree = NULL, t;
+	const char *why;
+	size_t n = 0, i;
+
+	add_agent(f, "lead", 1000, -1);
+	add_agent(f, "sub", 1001, -1);
+	add_agent(f, "grand", 1002, -1);
+	add_task(f, "t-r", "lead", 100);
+	add_child(f, "t-c", "sub", "t-r", 30, STINT_STORE_OK);
+	add_child(f, "t-g", "grand", "t-c", 10, STINT_STORE_OK);
+	assert_int_equal(used_sigs(f, "t-r"), 30);
+	assert_int_equal(used_sigs(f, "t-c"), 10);
+	/* More than is left, or under an unknown parent: nothing stored. */
+	add_child(f, "t-x", "sub", "t-r", 71, STINT_STORE_NOT_FOUND);
+	add_child(f, "t-y", "sub", "t-nope", 1, STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_task_get(f->s, "t-x", &t),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(used_sigs(f, "t-r"), 30);
+
+	assert_int_equal(stint_store_task_get(f->s, "t-g", &t), 0);
+	assert_string_equal(t.parent_id, "t-c");
+	assert_string_equal(t.root_id, "t-r");
+	assert_int_equal(t.depth, 2); /* from the parent's row */
+	assert_string_equal(t.path, "lead,sub,grand");
+	stint_task_clear(&t);
+	assert_int_equal(stint_store_task_tree(f->s, "t-r", &tree, &n), 0);
+	assert_int_equal(n, 3);
+	stint_store_task_list_free(tree, n);
+
+	/* The grandchild signs twice, the child three times. */
+	for (i = 0; i < 2; i++)
+		assert_int_equal(
+			gate(f, 1002, 1002, "t-g", MECH_ECDSA, NOW, &why),
+			STINT_OK);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(
+			gate(f, 1001, 1001, "t-c", MECH_ECDSA, NOW, &why),
+			STINT_OK);
+	assert_int_equal(used_sigs(f, "t-c"), 13);
+
+	/* Ending the child ends the grandchild; 8 go back to the child,
+	 * then 30 - 5 to the root. */
+	assert_int_equal(stint_store_tree_end(f->s, "t-c", STINT_TASK_ENDED,
+					      "done", "ancestor t-c ended",
+					      NOW + 1, &desc, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(desc[0], "t-g");
+	free(desc);
+	assert_int_equal(stint_store_task_get(f->s, "t-g", &t), 0);
+	assert_int_equal(t.state, STINT_TASK_ENDED);
+	assert_string_equal(t.reason, "ancestor t-c ended");
+	stint_task_clear(&t);
+	assert_int_equal(gate(f, 1002, 1002, "t-g", MECH_ECDSA, NOW, &why),
+			 STINT_E_NOT_LIVE);
+	assert_int_equal(used_sigs(f, "t-r"), 5);
+	assert_int_equal(gate(f, 1000, 1000, "t-r", MECH_ECDSA, NOW, &why),
+			 STINT_OK);
+	/* No child under an ended parent. */
+	add_child(f, "t-z", "grand", "t-c", 0, STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_tree_orphans(f->s, &desc, &n), 0);
+	assert_int_equal(n, 0);
+	free(desc);
+}
+
 static void
 test_task_end(void **state)
 {
@@ -642,14 +728,14 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at the latest version (7: oper, ident, bind,
-	 * aud, prov), in WAL mode. */
+	/* A fresh database is at the latest version (8: oper, ident, bind,
+	 * aud, prov, deleg), in WAL mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 7);
+	assert_int_equal(sqlite3_column_int(st, 0), 8);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -669,12 +755,12 @@ test_schema_version(void **state)
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
 	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (7)"));
+		strstr(err, "schema version 99 is newer than this stintd (8)"));
 
-	/* Back at version 7 it opens again, data intact. */
+	/* Back at version 8 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 8", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
@@ -772,6 +858,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_task_list_paging, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_task_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_agent_removal_keeps_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tasks_due, setup,
