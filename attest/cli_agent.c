@@ -196,8 +196,7 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	unsigned long depth;
-	char *end;
+	uint64_t depth;
 	const char *uid_s = NULL, *gid_s = NULL, *ttl_s = NULL, *mech_s = NULL;
 	uint64_t uid = 0, gid = 0, ttl = 0, mechs[STINT_MECHS_MAX];
 	struct stint_agent_add_req ar = {0};
@@ -220,10 +219,8 @@ agent_add(const struct stint_cli *cli, int argc, char **argv)
 			memcpy(ar.delegate_to, optarg, strlen(optarg) + 1);
 			break;
 		case 'M':
-			errno = 0;
-			depth = strtoul(optarg, &end, 10);
-			if (errno != 0 || *end != '\0' || end == optarg ||
-			    optarg[0] == '-' || depth > STINT_DEPTH_MAX)
+			if (stint_cli_parse_u64(optarg, &depth) != 0 ||
+			    depth > STINT_DEPTH_MAX)
 				return stint_cli_usage(
 					"agent add",
 					"--max-depth '%s': a number from 0 "

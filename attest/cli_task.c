@@ -863,7 +863,11 @@ out:
 json_t *
 stint_cli_task_json(const struct stint_msg *m, bool pems)
 {
-	return task_to_json(m, pems);
+	struct stint_task_info t;
+
+	if (stint_get_task_info(m, &t) != 0)
+		return NULL;
+	return task_to_json(&t, pems);
 }
 
 int
