@@ -52,6 +52,8 @@ static const struct stintd_op ops[] = {
 	 stintd_op_operator_list, NULL},
 	{STINT_OP_OPERATOR_REMOVE, "OPERATOR_REMOVE", ADMIN, 0,
 	 stintd_op_operator_remove, NULL},
+	/* prov: reconcile agents.d now; root's and stintd's user's only */
+	{STINT_OP_RELOAD, "RELOAD", ADMIN, 0, stintd_op_reload, NULL},
 };
 
 const struct stintd_op *

@@ -72,5 +72,7 @@ stintd_handler stintd_op_kill_switch;
 /* operator.c */
 stintd_handler stintd_op_operator_add, stintd_op_operator_list,
 	stintd_op_operator_remove;
+/* handle_reload.c (prov) */
+stintd_handler stintd_op_reload;
 
 #endif

@@ -61,6 +61,8 @@ enum stint_op {
 	STINT_OP_OPERATOR_ADD = 50,
 	STINT_OP_OPERATOR_LIST = 51,
 	STINT_OP_OPERATOR_REMOVE = 52,
+	/* prov: 85-89 */
+	STINT_OP_RELOAD = 85, /* reconcile agents.d now (or a dry run) */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -166,6 +168,11 @@ enum stint_key {
 	STINT_K_AUDIENCES = 110, /* text: names joined by commas */
 	/* prov: 120-129 */
 	STINT_K_SOURCE = 120, /* text: the agents.d file declaring an agent */
+	/* prov: 160-169 (RELOAD) */
+	STINT_K_DRY_RUN = 160,       /* bool: report only, change nothing */
+	STINT_K_RELOAD_AGENTS = 161, /* array of {AGENT, SOURCE, ACTION} */
+	STINT_K_RELOAD_ACTION = 162, /* text: added|updated|removed|... */
+	STINT_K_RELOAD_TASKS = 163,  /* array of {TASK, AGENT, REASON} */
 };
 
 enum stint_key_type {
