@@ -62,6 +62,7 @@ enum key_id {
 	K_EXE_HASH_MAX,      /* ident */
 	K_RUN_CGROUP_PARENT, /* bind */
 	K_AGENTS_DIR,        /* prov */
+	K_AGENTS_MODE,       /* prov: files-only | both */
 	K_N,
 };
 
@@ -97,6 +98,7 @@ static const struct {
 	[K_EXE_HASH_MAX] = {"stintd", "exe_hash_max"},
 	[K_RUN_CGROUP_PARENT] = {"run", "cgroup_parent"},
 	[K_AGENTS_DIR] = {"stintd", "agents_dir"},
+	[K_AGENTS_MODE] = {"stintd", "agents"},
 };
 
 struct parse_ctx {
@@ -682,6 +684,15 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_CA_EXTENSION_OID:
 		return set_extension_oid(c, value, cfg->ca.extension_oid,
 					 sizeof(cfg->ca.extension_oid));
+	case K_AGENTS_MODE:
+		if (strcmp(value, "files-only") == 0 ||
+		    strcmp(value, "both") == 0) {
+			cfg->agents_files_only = value[0] == 'f';
+			return 1;
+		}
+		ctx_error(c, "bad agents value '%s': use files-only or both",
+			  value);
+		return 0;
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;
