@@ -56,6 +56,7 @@ enum stint_reconcile_action {
 		4, /* a CLI agent has the name, or the store refused */
 };
 struct stint_reconcile_agent {
+	bool operator; /* an operators.d operator, not an agent */
 	char name[STINT_NAME_MAX + 1];
 	char source[STINT_SOURCE_MAX + 1];
 	enum stint_reconcile_action action;
@@ -73,6 +74,23 @@ struct stint_reconcile_report {
 };
 const char *stint_reconcile_action_str(enum stint_reconcile_action a);
 void stint_reconcile_report_free(struct stint_reconcile_report *rep);
+/* Appends one entry (rep may be NULL: nothing). */
+void stint_reconcile_report_add(struct stint_reconcile_report *rep,
+				bool operator, const char * name,
+				const char *source,
+				enum stint_reconcile_action action);
+
+/* operators_dir.c: operators declared in [stintd] operators_dir, "[operator
+ * NAME]" sections (uid, agents, max_ttl). check: 0 or -1 with err
+ * "FILE:LINE: ...". reconcile (after the agents; rep may be NULL): adds,
+ * updates and removes file operators as agents are, one
+ * operator-reconcile audit record each, then rebuilds the admin.sock uid
+ * set; the number of changes or -1. */
+int stint_operators_dir_check(const struct stint_config *cfg, char *err,
+			      size_t errlen);
+int stintd_operators_reconcile(struct stintd *d, bool dry,
+			       struct stint_reconcile_report *rep, char *err,
+			       size_t errlen);
 /* stintd_agents_reconcile with a report (rep may be NULL, else freed with
  * stint_reconcile_report_free): the number of changes, or -1 with err.
  * Updates also end the live tasks the new definition forbids

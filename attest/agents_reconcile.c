@@ -79,15 +79,13 @@ stint_reconcile_report_free(struct stint_reconcile_report *rep)
 	memset(rep, 0, sizeof(*rep));
 }
 
-static void
-rep_agent(struct rc *c, const char *name, const char *source,
-	  enum stint_reconcile_action action)
+void
+stint_reconcile_report_add(struct stint_reconcile_report *rep, bool operator,
+			   const char * name, const char *source,
+			   enum stint_reconcile_action action)
 {
 	struct stint_reconcile_agent *v;
-	struct stint_reconcile_report *rep = c->rep;
 
-	if (action != STINT_RC_UNCHANGED && action != STINT_RC_SKIPPED)
-		c->changed++;
 	if (rep == NULL ||
 	    (v = realloc(rep->agents, (rep->n_agents + 1) * sizeof(*v))) ==
 		    NULL)
@@ -95,9 +93,19 @@ rep_agent(struct rc *c, const char *name, const char *source,
 	rep->agents = v;
 	v += rep->n_agents++;
 	memset(v, 0, sizeof(*v));
+	v->operator= operator;
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	snprintf(v->source, sizeof(v->source), "%s", source);
 	v->action = action;
+}
+
+static void
+rep_agent(struct rc *c, const char *name, const char *source,
+	  enum stint_reconcile_action action)
+{
+	if (action != STINT_RC_UNCHANGED && action != STINT_RC_SKIPPED)
+		c->changed++;
+	stint_reconcile_report_add(c->rep, false, name, source, action);
 }
 
 static void
@@ -281,6 +289,8 @@ stintd_agents_reconcile_report(struct stintd *d, bool dry_run,
 		memset(rep, 0, sizeof(*rep));
 	pthread_mutex_lock(&lock);
 	/* Invalid files change nothing: the previous state stays. */
+	if (stint_operators_dir_check(&d->cfg, err, errlen) != 0)
+		goto out;
 	if (stint_agents_dir_load(&d->cfg, &decl, err, errlen) != 0)
 		goto out;
 	if (stint_store_agent_list(d->store, &have, &n) != STINT_STORE_OK) {
@@ -295,6 +305,13 @@ stintd_agents_reconcile_report(struct stintd *d, bool dry_run,
 				cur = &have[j];
 		reconcile_one(&c, &decl.v[i], decl.line[i], cur);
 	}
+	/* Operators after the agents they name (operators_dir.c). */
+	r = stintd_operators_reconcile(d, dry_run, rep, err, errlen);
+	if (r < 0) {
+		free(have);
+		goto out_decl;
+	}
+	c.changed += (size_t)r;
 	r = (int)(c.changed > (size_t)INT32_MAX ? INT32_MAX : c.changed);
 	free(have);
 out_decl:

@@ -38,7 +38,7 @@ stint_help_reload(FILE *f)
 
 struct report {
 	bool dry;
-	json_t *agents, *tasks;
+	json_t *agents, *operators, *tasks;
 	size_t changed;
 };
 
@@ -80,8 +80,11 @@ static int
 report_read(const struct stint_msg *rep, struct report *r)
 {
 	static const uint64_t akeys[] = {STINT_K_AGENT, STINT_K_SOURCE,
-					 STINT_K_RELOAD_ACTION};
-	static const char *const anames[] = {"name", "source", "action"};
+					 STINT_K_RELOAD_ACTION,
+					 STINT_K_RELOAD_KIND};
+	static const char *const anames[] = {"name", "source", "action",
+					     "kind"};
+	json_t *all, *o;
 	static const uint64_t tkeys[] = {STINT_K_TASK, STINT_K_AGENT,
 					 STINT_K_REASON};
 	static const char *const tnames[] = {"id", "agent", "reason"};
@@ -90,17 +93,30 @@ report_read(const struct stint_msg *rep, struct report *r)
 
 	memset(r, 0, sizeof(*r));
 	(void)stint_msg_get_bool(rep, STINT_K_DRY_RUN, &r->dry);
-	r->agents = entries(rep, STINT_K_RELOAD_AGENTS, akeys, anames, 3);
+	all = entries(rep, STINT_K_RELOAD_AGENTS, akeys, anames, 4);
 	r->tasks = entries(rep, STINT_K_RELOAD_TASKS, tkeys, tnames, 3);
-	if (r->agents == NULL || r->tasks == NULL)
+	r->agents = json_array();
+	r->operators = json_array();
+	if (all == NULL || r->tasks == NULL || r->agents == NULL ||
+	    r->operators == NULL) {
+		json_decref(all);
 		return -1;
-	for (i = 0; i < json_array_size(r->agents); i++) {
-		act = json_string_value(json_object_get(
-			json_array_get(r->agents, i), "action"));
+	}
+	/* Split by kind: agents and operators. */
+	for (i = 0; i < json_array_size(all); i++) {
+		o = json_array_get(all, i);
+		act = json_string_value(json_object_get(o, "kind"));
+		json_array_append(act != NULL && strcmp(act, "operator") == 0
+					  ? r->operators
+					  : r->agents,
+				  o);
+		json_object_del(o, "kind");
+		act = json_string_value(json_object_get(o, "action"));
 		if (act != NULL && strcmp(act, "unchanged") != 0 &&
 		    strcmp(act, "skipped") != 0)
 			r->changed++;
 	}
+	json_decref(all);
 	return 0;
 }
 
@@ -126,6 +142,11 @@ report_print(const struct report *r)
 		printf("agent %-*s  %-9s  %s\n", (int)w, field(o, "name"),
 		       field(o, "action"), field(o, "source"));
 	}
+	for (i = 0; i < json_array_size(r->operators); i++) {
+		o = json_array_get(r->operators, i);
+		printf("operator %s  %s  %s\n", field(o, "name"),
+		       field(o, "action"), field(o, "source"));
+	}
 	for (i = 0; i < json_array_size(r->tasks); i++) {
 		o = json_array_get(r->tasks, i);
 		printf("task  %s (agent %s) %s: %s\n", field(o, "id"),
@@ -147,6 +168,7 @@ report_json(struct report *r)
 	json_object_set_new(j, "dry_run", json_boolean(r->dry));
 	json_object_set_new(j, "changes", json_integer((json_int_t)r->changed));
 	json_object_set(j, "agents", r->agents);
+	json_object_set(j, "operators", r->operators);
 	json_object_set(j, "tasks", r->tasks);
 	return j;
 }
@@ -203,6 +225,7 @@ stint_cmd_reload(const struct stint_cli *cli, int argc, char **argv)
 		ret = STINT_EXIT_OK;
 	}
 	json_decref(r.agents);
+	json_decref(r.operators);
 	json_decref(r.tasks);
 	stint_msg_free(rep);
 	return ret;

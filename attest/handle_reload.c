@@ -24,7 +24,9 @@ put_agent(struct stint_msg *m, const struct stint_reconcile_agent *a)
 	if (e == NULL || stint_msg_put_text(e, STINT_K_AGENT, a->name) != 0 ||
 	    stint_msg_put_text(e, STINT_K_SOURCE, a->source) != 0 ||
 	    stint_msg_put_text(e, STINT_K_RELOAD_ACTION,
-			       stint_reconcile_action_str(a->action)) != 0) {
+			       stint_reconcile_action_str(a->action)) != 0 ||
+	    stint_msg_put_text(e, STINT_K_RELOAD_KIND,
+			       a->operator? "operator" : "agent") != 0) {
 		stint_msg_free(e);
 		return -1;
 	}

@@ -52,6 +52,7 @@ enum stmt_id {
 	S_OPERATOR_BY_UID,
 	S_OPERATOR_LIST,
 	S_OPERATOR_DELETE,
+	S_OPERATOR_UPDATE, /* prov */
 	S_N,
 };
 

@@ -173,6 +173,7 @@ enum stint_key {
 	STINT_K_RELOAD_AGENTS = 161, /* array of {AGENT, SOURCE, ACTION} */
 	STINT_K_RELOAD_ACTION = 162, /* text: added|updated|removed|... */
 	STINT_K_RELOAD_TASKS = 163,  /* array of {TASK, AGENT, REASON} */
+	STINT_K_RELOAD_KIND = 164,   /* text: agent | operator */
 };
 
 enum stint_key_type {

@@ -57,6 +57,7 @@ FAKE(stintd_op_kill_switch)
 FAKE(stintd_op_operator_add)
 FAKE(stintd_op_operator_list)
 FAKE(stintd_op_operator_remove)
+FAKE(stintd_op_reload) /* prov */
 
 /* operator.c's admin.sock check: these tests ask as root (uid 0), who may
  * call everything; operators are tested in tests/integration/operators.sh. */
@@ -95,6 +96,8 @@ static const uint64_t wire_ops[] = {
 	STINT_OP_OPERATOR_ADD,
 	STINT_OP_OPERATOR_LIST,
 	STINT_OP_OPERATOR_REMOVE,
+	/* prov */
+	STINT_OP_RELOAD,
 };
 
 #define N_WIRE_OPS (sizeof(wire_ops) / sizeof(wire_ops[0]))
@@ -222,7 +225,8 @@ test_admin_ops_refused_on_agent_sock(void **state)
 		assert_null(called);
 		refused++;
 	}
-	assert_int_equal(refused, 16); /* 13, and OPERATOR_ADD/LIST/REMOVE */
+	/* 13, OPERATOR_ADD/LIST/REMOVE, and RELOAD (prov) */
+	assert_int_equal(refused, 17);
 	assert_int_equal(route(&daemon_with_ca, STINTD_SOCK_AGENT,
 			       STINT_OP_KILL_SWITCH, text, sizeof(text)),
 			 STINT_E_DENIED);
