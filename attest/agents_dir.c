@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "attest/agents_dir.h"
 #include "attest/peer.h"
@@ -32,6 +34,8 @@ enum agent_key {
 	A_CGROUP,
 	A_UNIT,
 	A_LSM_LABEL,
+	A_AUDIENCES,
+	/* deleg: delegate_to and max_depth go here (and in agent_keys). */
 	A_N,
 };
 
@@ -45,6 +49,7 @@ static const char *const agent_keys[A_N] = {
 	[A_CGROUP] = "cgroup",
 	[A_UNIT] = "unit",
 	[A_LSM_LABEL] = "lsm_label",
+	[A_AUDIENCES] = "audiences",
 };
 
 struct file_ctx {
@@ -228,6 +233,42 @@ set_mechs(struct file_ctx *c, const char *value)
 	return 1;
 }
 
+/* "a, b": the names without blanks, as `agent add --audience a,b`. */
+static int
+set_audiences(struct file_ctx *c, const char *value)
+{
+	char copy[STINT_AUDIENCES_TEXT_MAX + 64], *tok, *save = NULL;
+	char *dst = c->cur->audiences;
+	const char *why;
+
+	if (strlen(value) >= sizeof(copy)) {
+		stint_ini_error(&c->ini,
+				"audiences is too long (at most %d "
+				"names)",
+				STINT_AUDIENCES_MAX);
+		return 0;
+	}
+	memcpy(copy, value, strlen(value) + 1);
+	dst[0] = '\0';
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		if (stint_audiences_add(dst, sizeof(c->cur->audiences), tok) !=
+		    0) {
+			stint_ini_error(&c->ini,
+					"audiences is too long (at "
+					"most %d names)",
+					STINT_AUDIENCES_MAX);
+			return 0;
+		}
+	}
+	if ((why = stint_audiences_check(dst)) != NULL || dst[0] == '\0') {
+		stint_ini_error(&c->ini, "bad audiences '%s': %s", value,
+				why != NULL ? why : "give at least one name");
+		return 0;
+	}
+	return 1;
+}
+
 /* One selector, checked alone so the error names its line. */
 static int
 set_selector(struct file_ctx *c, enum agent_key k, const char *value)
@@ -305,6 +346,8 @@ apply_agent_key(struct file_ctx *c, enum agent_key k, const char *value)
 		return 1;
 	case A_MECHANISMS:
 		return set_mechs(c, value);
+	case A_AUDIENCES:
+		return set_audiences(c, value);
 	default:
 		return set_selector(c, k, value);
 	}
@@ -331,8 +374,8 @@ agent_handler(void *user, const char *section, const char *name,
 	if (k == A_N) {
 		stint_ini_error(&c->ini,
 				"unknown key '%s' in [%s]: use uid, gid, "
-				"max_ttl, mechanisms, exe, exe_sha256, "
-				"cgroup, unit or lsm_label",
+				"max_ttl, mechanisms, audiences, exe, "
+				"exe_sha256, cgroup, unit or lsm_label",
 				name, c->ini.section);
 		return 0;
 	}
@@ -352,6 +395,35 @@ agent_handler(void *user, const char *section, const char *name,
 	return apply_agent_key(c, (enum agent_key)k, value);
 }
 
+/* As sshd's StrictModes: whoever may write a declaration may make an
+ * agent, so the file and its directory are owned by root or stintd's user
+ * and writable by no one else. */
+int
+stint_agents_path_safe(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen,
+			 "%s: owned by uid %u, not by root or stintd's user "
+			 "(uid %u): chown it",
+			 path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errlen,
+			 "%s: mode %04o lets others write it (they could "
+			 "declare agents): chmod go-w %s",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 load_file(const struct stint_config *cfg, const char *path,
 	  struct stint_agents_decl *decl, char *err, size_t errlen)
@@ -366,8 +438,9 @@ load_file(const struct stint_config *cfg, const char *path,
 			 path, STINT_SOURCE_MAX);
 		return -1;
 	}
-	if (stint_file_read(path, AGENT_FILE_MAX, &text, &len, err, errlen) !=
-	    0)
+	if (stint_agents_path_safe(path, err, errlen) != 0 ||
+	    stint_file_read(path, AGENT_FILE_MAX, &text, &len, err, errlen) !=
+		    0)
 		return -1;
 	memset(&c, 0, sizeof(c));
 	c.ini.path = path;
@@ -428,6 +501,8 @@ stint_agents_dir_load(const struct stint_config *cfg,
 			 strerror(errno));
 		return -1;
 	}
+	if (stint_agents_path_safe(cfg->agents_dir, err, errlen) != 0)
+		r = -1;
 	for (i = 0; i < n; i++) {
 		if (r == 0 &&
 		    snprintf(path, sizeof(path), "%s/%s", cfg->agents_dir,

@@ -7,6 +7,7 @@
 #ifndef STINT_ATTEST_AGENTS_DIR_H
 #define STINT_ATTEST_AGENTS_DIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "attest/config.h"
@@ -27,6 +28,9 @@ struct stint_agents_decl {
 int stint_agents_dir_load(const struct stint_config *cfg,
 			  struct stint_agents_decl *out, char *err,
 			  size_t errlen);
+/* 0 when path (a declaration file or its directory) is owned by root or
+ * stintd's user and writable by no one else; else -1, err names it. */
+int stint_agents_path_safe(const char *path, char *err, size_t errlen);
 void stint_agents_decl_free(struct stint_agents_decl *decl);
 /* The declaration of name; at (may be NULL) gets its index. */
 struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
@@ -36,9 +40,63 @@ struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
  * files say: adds the missing, updates the changed, removes (ending their
  * tasks, as `agent remove`) those no longer declared; one agent-reconcile audit
  * record per change. CLI agents are left alone (a file declaring one's name is
- * reported and skipped). -1 with err when the files are invalid: nothing
- * changes. *changed (may be NULL) counts the changes. */
+ * reported and skipped); an update ends the live tasks it forbids. -1 with
+ * err when the files are invalid: nothing changes. *changed (may be NULL)
+ * counts the changes. */
 int stintd_agents_reconcile(struct stintd *d, size_t *changed, char *err,
 			    size_t errlen);
+
+/* What a reconcile did, or would do (dry run): `stint reload`. */
+enum stint_reconcile_action {
+	STINT_RC_UNCHANGED = 0,
+	STINT_RC_ADDED = 1,
+	STINT_RC_UPDATED = 2,
+	STINT_RC_REMOVED = 3,
+	STINT_RC_SKIPPED =
+		4, /* a CLI agent has the name, or the store refused */
+};
+struct stint_reconcile_agent {
+	bool operator; /* an operators.d operator, not an agent */
+	char name[STINT_NAME_MAX + 1];
+	char source[STINT_SOURCE_MAX + 1];
+	enum stint_reconcile_action action;
+};
+struct stint_reconcile_task {
+	char id[STINT_TASK_ID_MAX + 1];
+	char agent[STINT_NAME_MAX + 1];
+	char reason[STINT_REASON_MAX + 1];
+};
+struct stint_reconcile_report {
+	struct stint_reconcile_agent *agents;
+	size_t n_agents;
+	struct stint_reconcile_task *tasks; /* live tasks ended (or to be) */
+	size_t n_tasks;
+};
+const char *stint_reconcile_action_str(enum stint_reconcile_action a);
+void stint_reconcile_report_free(struct stint_reconcile_report *rep);
+/* Appends one entry (rep may be NULL: nothing). */
+void stint_reconcile_report_add(struct stint_reconcile_report *rep,
+				bool operator, const char * name,
+				const char *source,
+				enum stint_reconcile_action action);
+
+/* operators_dir.c: operators declared in [stintd] operators_dir, "[operator
+ * NAME]" sections (uid, agents, max_ttl). check: 0 or -1 with err
+ * "FILE:LINE: ...". reconcile (after the agents; rep may be NULL): adds,
+ * updates and removes file operators as agents are, one
+ * operator-reconcile audit record each, then rebuilds the admin.sock uid
+ * set; the number of changes or -1. */
+int stint_operators_dir_check(const struct stint_config *cfg, char *err,
+			      size_t errlen);
+int stintd_operators_reconcile(struct stintd *d, bool dry,
+			       struct stint_reconcile_report *rep, char *err,
+			       size_t errlen);
+/* stintd_agents_reconcile with a report (rep may be NULL, else freed with
+ * stint_reconcile_report_free): the number of changes, or -1 with err.
+ * Updates also end the live tasks the new definition forbids
+ * (agent_narrow.h). dry_run changes nothing and reports what would be. */
+int stintd_agents_reconcile_report(struct stintd *d, bool dry_run,
+				   struct stint_reconcile_report *rep,
+				   char *err, size_t errlen);
 
 #endif

@@ -132,6 +132,8 @@ int stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv);
 int stint_cmd_kill_switch(const struct stint_cli *cli, int argc, char **argv);
 /* cli_run.c: run [OPTIONS] -- COMMAND (bind) */
 int stint_cmd_run(const struct stint_cli *cli, int argc, char **argv);
+/* cli_reload.c (prov): reload [--dry-run] [--json] */
+int stint_cmd_reload(const struct stint_cli *cli, int argc, char **argv);
 
 /* cli_delegate.c (deleg): delegate; task delegate and task tree */
 int stint_cmd_delegate(const struct stint_cli *cli, int argc, char **argv);
@@ -156,5 +158,6 @@ void stint_help_attest(FILE *f);
 void stint_help_verify_peer(FILE *f);
 void stint_help_kill_switch(FILE *f);
 void stint_help_run(FILE *f);
+void stint_help_reload(FILE *f);
 
 #endif

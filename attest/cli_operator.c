@@ -196,6 +196,10 @@ operator_to_json(const struct stint_operator_info *o)
 		json_object_set_new(j, "max_ttl", json_null());
 	stint_cli_time(o->created, t, sizeof(t));
 	json_object_set_new(j, "created", json_string(t));
+	/* prov: the operators.d file declaring it, or "cli" */
+	json_object_set_new(
+		j, "source",
+		json_string(o->source[0] != '\0' ? o->source : "cli"));
 	return j;
 }
 

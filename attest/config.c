@@ -63,6 +63,8 @@ enum key_id {
 	K_RUN_CGROUP_PARENT,   /* bind */
 	K_AGENTS_DIR,          /* prov */
 	K_AUDIT_COUNTER_INDEX, /* nv */
+	K_AGENTS_MODE,         /* prov: files-only | both */
+	K_OPERATORS_DIR,       /* prov */
 	K_N,
 };
 
@@ -99,6 +101,8 @@ static const struct {
 	[K_RUN_CGROUP_PARENT] = {"run", "cgroup_parent"},
 	[K_AGENTS_DIR] = {"stintd", "agents_dir"},
 	[K_AUDIT_COUNTER_INDEX] = {"backend", "audit_counter_index"},
+	[K_AGENTS_MODE] = {"stintd", "agents"},
+	[K_OPERATORS_DIR] = {"stintd", "operators_dir"},
 };
 
 struct parse_ctx {
@@ -610,6 +614,9 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_AGENTS_DIR:
 		return set_path(c, name, value, cfg->agents_dir,
 				sizeof(cfg->agents_dir));
+	case K_OPERATORS_DIR:
+		return set_path(c, name, value, cfg->operators_dir,
+				sizeof(cfg->operators_dir));
 	case K_TRUST_DOMAIN:
 		if (!valid_trust_domain(value)) {
 			ctx_error(c,
@@ -689,6 +696,15 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_CA_EXTENSION_OID:
 		return set_extension_oid(c, value, cfg->ca.extension_oid,
 					 sizeof(cfg->ca.extension_oid));
+	case K_AGENTS_MODE:
+		if (strcmp(value, "files-only") == 0 ||
+		    strcmp(value, "both") == 0) {
+			cfg->agents_files_only = value[0] == 'f';
+			return 1;
+		}
+		ctx_error(c, "bad agents value '%s': use files-only or both",
+			  value);
+		return 0;
 	case K_SYNC:
 		if (strcmp(value, "always") == 0)
 			cfg->audit.sync = STINT_SYNC_ALWAYS;
@@ -888,32 +904,31 @@ config_finish(struct parse_ctx *c)
 	return 0;
 }
 
-/* [stintd] agents_dir unset: agents.d beside the configuration file. */
+/* [stintd] agents_dir / operators_dir unset: NAME (agents.d, operators.d)
+ * beside the configuration file. */
 static int
-default_agents_dir(const char *path, struct stint_config *cfg, char *err,
-		   size_t errlen)
+default_dir(const char *path, const char *name, char *dir, size_t cap,
+	    char *err, size_t errlen)
 {
 	const char *slash = strrchr(path, '/');
 	char cwd[PATH_MAX] = "";
 	int n;
 
-	if (cfg->agents_dir[0] != '\0')
+	if (dir[0] != '\0')
 		return 0;
 	/* Absolute: stintd changes to / when it daemonizes. */
 	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) {
-		snprintf(err, errlen, "%s: cannot resolve agents.d: %s", path,
+		snprintf(err, errlen, "%s: cannot resolve %s: %s", path, name,
 			 strerror(errno));
 		return -1;
 	}
 	if (slash == NULL)
-		n = snprintf(cfg->agents_dir, sizeof(cfg->agents_dir),
-			     "%s/agents.d", cwd);
+		n = snprintf(dir, cap, "%s/%s", cwd, name);
 	else
-		n = snprintf(cfg->agents_dir, sizeof(cfg->agents_dir),
-			     "%s%s%.*s/agents.d", cwd, cwd[0] ? "/" : "",
-			     (int)(slash - path), path);
-	if (n < 0 || (size_t)n >= sizeof(cfg->agents_dir)) {
-		snprintf(err, errlen, "%s: path too long for agents.d", path);
+		n = snprintf(dir, cap, "%s%s%.*s/%s", cwd, cwd[0] ? "/" : "",
+			     (int)(slash - path), path, name);
+	if (n < 0 || (size_t)n >= cap) {
+		snprintf(err, errlen, "%s: path too long for %s", path, name);
 		return -1;
 	}
 	return 0;
@@ -942,7 +957,11 @@ stint_config_load(const char *path, struct stint_config *cfg, char *err,
 		r = stint_ini_failed(&c.ini, err, errlen);
 	}
 	if (r == 0)
-		r = default_agents_dir(path, cfg, err, errlen);
+		r = default_dir(path, "agents.d", cfg->agents_dir,
+				sizeof(cfg->agents_dir), err, errlen);
+	if (r == 0)
+		r = default_dir(path, "operators.d", cfg->operators_dir,
+				sizeof(cfg->operators_dir), err, errlen);
 	free(text);
 	return r;
 }

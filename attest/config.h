@@ -39,6 +39,12 @@ struct stint_config {
 	/* prov: agents declared in *.conf files here (agents_dir.h);
 	 * default agents.d beside the configuration file */
 	char agents_dir[PATH_MAX];
+	/* prov: [stintd] agents = files-only: agents.d is the only source of
+	 * agents, `stint agent add/remove` are refused (default both) */
+	bool agents_files_only;
+	/* prov: operators declared in *.conf files here (operators_dir.c);
+	 * default operators.d beside the configuration file */
+	char operators_dir[PATH_MAX];
 	char trust_domain[256]; /* default example.org */
 	uint64_t default_ttl;   /* seconds, default 15m */
 	uint64_t max_ttl;       /* seconds, default 1h */

@@ -146,13 +146,22 @@ agent_add_note(const struct stint_agent *a, const char *overlap, char *buf,
 			 strcmp(a->name, overlap) < 0 ? a->name : overlap);
 }
 
-/* prov: an agent an agents.d file declares is changed in that file only;
- * true (why set) for one. */
+/* prov: an agent an agents.d file declares is changed in that file only,
+ * and with [stintd] agents = files-only every agent is; true (why set)
+ * when the CLI may not add or remove name. */
 static bool
 file_agent(struct stintd *d, const char *name, char *why, size_t cap)
 {
 	struct stint_agent a;
 
+	if (d->cfg.agents_files_only) {
+		snprintf(why, cap,
+			 "agents are declared in files only ([stintd] agents "
+			 "= files-only in stint.conf): declare or remove "
+			 "agent '%s' in %.256s, then run 'stint reload'",
+			 name, d->cfg.agents_dir);
+		return true;
+	}
 	if (stint_store_agent_get(d->store, name, &a) != STINT_STORE_OK ||
 	    a.source[0] == '\0')
 		return false;
@@ -238,6 +247,8 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		a.n_mechs = i;
 	}
 	a.created = stintd_now();
+	if (d->cfg.agents_files_only && file_agent(d, a.name, err, sizeof(err)))
+		return stintd_error_reply(rep, STINT_E_DENIED, "%s", err);
 	r = stint_store_agent_add(d->store, &a, overlap, err, sizeof(err));
 	if (r == STINT_STORE_EXISTS && file_agent(d, a.name, err, sizeof(err)))
 		return stintd_error_reply(rep, STINT_E_DENIED, "%s", err);

@@ -103,6 +103,34 @@ stintd_operators_load(struct stintd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* prov: the set becomes the store's operators (after operators.d was
+ * reconciled), in one swap. */
+int
+stintd_operators_sync(struct stintd *d)
+{
+	stint_operator *ops = NULL;
+	size_t n = 0, i;
+	uid_t *uids, *old;
+
+	if (stint_store_operator_list(d->store, &ops, &n) != STINT_STORE_OK)
+		return -1;
+	if ((uids = calloc(n ? n : 1, sizeof(*uids))) == NULL) {
+		free(ops);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		uids[i] = ops[i].uid;
+	free(ops);
+	pthread_mutex_lock(&set.lock);
+	old = set.uids;
+	set.uids = uids;
+	set.n = n;
+	set.cap = n ? n : 1;
+	pthread_mutex_unlock(&set.lock);
+	free(old);
+	return 0;
+}
+
 enum stintd_role
 stintd_uid_role(const struct stintd *d, uid_t uid)
 {
@@ -366,6 +394,30 @@ operator_detail(const stint_operator *o, char *buf, size_t cap)
 					i ? "," : "", o->agents[i]);
 }
 
+/* prov: an operator an operators.d file declares is changed there only;
+ * true (why set) for one. */
+static bool
+file_operator(struct stintd *d, const char *name, char *why, size_t cap)
+{
+	stint_operator *ops = NULL;
+	size_t n = 0, i;
+	bool found = false;
+
+	if (stint_store_operator_list(d->store, &ops, &n) != STINT_STORE_OK)
+		return false;
+	for (i = 0; i < n && !found; i++)
+		if (strcmp(ops[i].name, name) == 0 &&
+		    ops[i].source[0] != '\0') {
+			snprintf(why, cap,
+				 "operator '%s' is declared in %s: change or "
+				 "remove it there, then run 'stint reload'",
+				 name, ops[i].source);
+			found = true;
+		}
+	free(ops);
+	return found;
+}
+
 int
 stintd_op_operator_add(struct stintd *d, const struct stint_peer *peer,
 		       const struct stint_msg *req, struct stint_reply *rep)
@@ -388,6 +440,9 @@ stintd_op_operator_add(struct stintd *d, const struct stint_peer *peer,
 		return r;
 	o.created = (uint64_t)stintd_now();
 	r = stint_store_operator_add(d->store, &o, err, sizeof(err));
+	if (r == STINT_STORE_EXISTS &&
+	    file_operator(d, o.name, err, sizeof(err)))
+		return stintd_error_reply(rep, STINT_E_DENIED, "%s", err);
 	if (r == STINT_STORE_EXISTS)
 		return stintd_error_reply(rep, STINT_E_EXISTS, "%s", err);
 	if (r != STINT_STORE_OK)
@@ -452,6 +507,8 @@ stintd_op_operator_remove(struct stintd *d, const struct stint_peer *peer,
 	if (stint_dec_name_req(req, STINT_K_OPERATOR, name, sizeof(name)) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "OPERATOR_REMOVE needs a name");
+	if (file_operator(d, name, detail, sizeof(detail)))
+		return stintd_error_reply(rep, STINT_E_DENIED, "%s", detail);
 	r = stint_store_operator_remove(d->store, name, &o);
 	if (r == STINT_STORE_NOT_FOUND)
 		return stintd_error_reply(rep, STINT_E_NOT_FOUND,

@@ -39,6 +39,9 @@ int stint_store_operator_list(struct stint_store *s, stint_operator **out,
 			      size_t *n);
 int stint_store_operator_remove(struct stint_store *s, const char *name,
 				stint_operator *removed);
+/* prov: replaces uid, agents, max_ttl and source of operator o->name. */
+int stint_store_operator_update(struct stint_store *s, const stint_operator *o,
+				char *err, size_t errlen);
 
 /* --- operator.c ---------------------------------------------------------- */
 
@@ -56,6 +59,8 @@ struct stintd_actor {
 
 /* Reads the operator uids from the store into memory (at start). */
 int stintd_operators_load(struct stintd *d, char *err, size_t errlen);
+/* prov: the admin.sock uid set again from the store (operators.d). */
+int stintd_operators_sync(struct stintd *d);
 /* Whether uid is root, stintd's uid or an operator's (the in-memory set:
  * no store access, for the accept loop). */
 enum stintd_role stintd_uid_role(const struct stintd *d, uid_t uid);

@@ -61,6 +61,8 @@ static const struct stintd_op ops[] = {
 	 NULL},
 	{STINT_OP_AUDIT_TREE, "AUDIT_TREE", ADMIN, 0, stintd_op_audit_tree,
 	 NULL},
+	/* prov: reconcile agents.d now; root's and stintd's user's only */
+	{STINT_OP_RELOAD, "RELOAD", ADMIN, 0, stintd_op_reload, NULL},
 };
 
 const struct stintd_op *

@@ -75,5 +75,7 @@ stintd_handler stintd_op_operator_add, stintd_op_operator_list,
 /* handle_delegate.c (deleg) */
 stintd_handler stintd_op_delegate, stintd_op_task_delegate, stintd_op_task_tree,
 	stintd_op_audit_tree;
+/* handle_reload.c (prov) */
+stintd_handler stintd_op_reload;
 
 #endif

@@ -62,6 +62,7 @@ help_main(FILE *f)
 		"hardware)\n"
 		"  run --agent NAME [task options] [--cert-dir DIR] [--user "
 		"USER] -- CMD...\n"
+		"  reload [--dry-run] [--json]   (reconcile agents.d now)\n"
 		"  status [--json]\n"
 		"  help [COMMAND]\n"
 		"\n"
@@ -98,6 +99,7 @@ static const struct verb verbs[] = {
 	{"kill-switch", stint_cmd_kill_switch, stint_help_kill_switch},
 	{"run", stint_cmd_run, stint_help_run},
 	{"delegate", stint_cmd_delegate, stint_help_delegate}, /* deleg */
+	{"reload", stint_cmd_reload, stint_help_reload},
 };
 
 static const struct verb *
@@ -389,7 +391,8 @@ main(int argc, char **argv)
 	if (strcmp(v->name, "status") == 0 ||
 	    strcmp(v->name, "verify-peer") == 0 ||
 	    strcmp(v->name, "kill-switch") == 0 ||
-	    strcmp(v->name, "run") == 0 || strcmp(v->name, "delegate") == 0)
+	    strcmp(v->name, "run") == 0 || strcmp(v->name, "delegate") == 0 ||
+	    strcmp(v->name, "reload") == 0)
 		return v->run(&cli, argc, argv);
 	if (argc < 2) {
 		return stint_cli_usage(v->name, "'stint %s' needs a subcommand",

@@ -377,7 +377,7 @@ check_agents_dir(const struct stint_config *cfg, char *err, size_t errlen)
 	if (stint_agents_dir_load(cfg, &decl, err, errlen) != 0)
 		return -1;
 	stint_agents_decl_free(&decl);
-	return 0;
+	return stint_operators_dir_check(cfg, err, errlen);
 }
 
 int

@@ -59,6 +59,7 @@ enum stmt_id {
 	S_TASK_SUBTREE,
 	S_TASK_ORPHANS,
 	S_TASK_TREE,
+	S_OPERATOR_UPDATE, /* prov */
 	S_N,
 };
 

@@ -61,6 +61,8 @@ read_operator(sqlite3_stmt *st, stint_operator *o)
 		return -1;
 	o->max_ttl = (uint64_t)sqlite3_column_int64(st, 3);
 	o->created = (uint64_t)sqlite3_column_int64(st, 4);
+	if (store_copy_text(st, 5, o->source, sizeof(o->source)) != 0)
+		return -1;
 	return 0;
 }
 
@@ -122,6 +124,7 @@ operator_add_locked(struct stint_store *s, const stint_operator *o, char *err,
 	sqlite3_bind_text(st, 3, agents, -1, SQLITE_STATIC);
 	store_bind_u64(st, 4, o->max_ttl);
 	store_bind_u64(st, 5, o->created);
+	sqlite3_bind_text(st, 6, o->source, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	store_stmt_done(st);
 	if (r != SQLITE_DONE)
@@ -215,6 +218,47 @@ stint_store_operator_remove(struct stint_store *s, const char *name,
 		}
 		store_stmt_done(st);
 	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* prov: an operators.d file changed operator o->name (all but name and
+ * created). NOT_FOUND, or EXISTS when another operator has the uid. */
+int
+stint_store_operator_update(struct stint_store *s, const stint_operator *o,
+			    char *err, size_t errlen)
+{
+	char agents[AGENTS_TEXT_MAX];
+	sqlite3_stmt *st;
+	int rc, r = STINT_STORE_OK;
+
+	if (agents_format(o, agents, sizeof(agents)) != 0 ||
+	    o->max_ttl > INT64_MAX) {
+		snprintf(err, errlen, "invalid operator record");
+		return STINT_STORE_ERROR;
+	}
+	pthread_mutex_lock(&s->lock);
+	st = store_stmt(s, S_OPERATOR_UPDATE);
+	sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)o->uid);
+	sqlite3_bind_text(st, 3, agents, -1, SQLITE_STATIC);
+	store_bind_u64(st, 4, o->max_ttl);
+	sqlite3_bind_text(st, 6, o->source, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		snprintf(err, errlen,
+			 "uid %" PRIu32 " is already another operator's (one "
+			 "operator per uid)",
+			 o->uid);
+		r = STINT_STORE_EXISTS;
+	} else if (rc != SQLITE_DONE) {
+		store_db_err(s, "cannot update operator", err, errlen);
+		r = STINT_STORE_ERROR;
+	} else if (sqlite3_changes(s->db) == 0) {
+		snprintf(err, errlen, "no operator '%s'", o->name);
+		r = STINT_STORE_NOT_FOUND;
+	}
+	store_stmt_done(st);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

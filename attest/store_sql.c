@@ -120,6 +120,9 @@ static const char *const migrations[] = {
 	 "UPDATE tasks SET root_id = id, path = agent;"
 	 "CREATE INDEX tasks_parent ON tasks(parent_id);"
 	 "CREATE INDEX tasks_root ON tasks(root_id);"),
+	/* 8 → 9 (prov): where an operator was declared: '' the CLI, else the
+	 * path of its operators.d file */
+	"ALTER TABLE operators ADD COLUMN source TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -141,7 +144,7 @@ static const char *const migrations[] = {
 #define AGENT_LIVE_TASKS                                                       \
 	" WHERE state = 'live' AND (agent_id = ?1 OR"                          \
 	" (agent_id IS NULL AND agent = ?2))"
-#define OPERATOR_COLS  "name, uid, agents, max_ttl, created" /* oper */
+#define OPERATOR_COLS  "name, uid, agents, max_ttl, created, source" /* prov */
 #define TASK_BLOB_COLS "spki, ec_params, ec_point, modulus, exponent, cert"
 
 static const char *const stmt_sql[S_N] = {
@@ -224,7 +227,11 @@ static const char *const stmt_sql[S_N] = {
 	[S_TASKS_LIVE] = "SELECT " TASK_COLS " FROM tasks WHERE state = 'live'",
 	/* operators (oper) */
 	[S_OPERATOR_INSERT] = "INSERT INTO operators (name, uid, agents,"
-			      " max_ttl, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+			      " max_ttl, created, source)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* prov: an operators.d file changed it */
+	[S_OPERATOR_UPDATE] = "UPDATE operators SET uid = ?2, agents = ?3,"
+			      " max_ttl = ?4, source = ?6 WHERE name = ?1",
 	[S_OPERATOR_BY_NAME] = "SELECT " OPERATOR_COLS " FROM operators"
 			       " WHERE name = ?1",
 	[S_OPERATOR_BY_UID] = "SELECT " OPERATOR_COLS " FROM operators"

@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "attest/agent_narrow.h"
 #include "attest/audit_pending.h"
 #include "attest/ca.h"
 #include "attest/delegate.h"
@@ -448,6 +449,21 @@ task_start_detail(const struct stint_task *t, uint64_t ttl, const char *bound,
 		 tree, t->intent);
 }
 
+/* The agent the task was started for, re-read: NOT_FOUND is left to the
+ * store (agent removal ends the task), a change to agent_narrow.h. */
+static bool
+still_allowed(struct stintd *d, const struct stint_agent *was,
+	      const struct stint_task *t, char *why, size_t whylen)
+{
+	struct stint_agent now;
+
+	if (stint_store_agent_get(d->store, was->name, &now) !=
+		    STINT_STORE_OK ||
+	    now.id != was->id)
+		return true;
+	return stint_agent_allows_task(was, &now, t, why, whylen);
+}
+
 int
 stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		 const struct stint_peer *by, struct stint_task *t, char *err,
@@ -568,6 +584,17 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		start_undo(d, t, by, false, "task could not be stored");
 		return r == STINT_STORE_NOT_FOUND ? STINT_E_NOT_FOUND
 						  : STINT_E_INTERNAL;
+	}
+	/* prov: an agents.d reload that narrowed the agent meanwhile ended
+	 * the live tasks it forbids, but not this one if it was not stored
+	 * yet: check it against the agent as it is now. */
+	if (!still_allowed(d, &a, t, berr, sizeof(berr))) {
+		snprintf(err, errlen,
+			 "agent '%s' changed while the task "
+			 "started: %s",
+			 a.name, berr);
+		start_undo(d, t, by, true, berr);
+		return STINT_E_LIMIT;
 	}
 	stint_bind_describe(&t->bind, bound, sizeof(bound));
 	task_start_detail(t, ttl, bound, detail, sizeof(detail));

@@ -89,7 +89,9 @@ stint_put_operator_list_entry(struct stint_msg *m,
 	if ((e = stint_msg_new()) == NULL)
 		return STINT_WIRE_NOMEM;
 	if (put_operator(e, o) != 0 ||
-	    stint_msg_put_uint(e, STINT_K_CREATED, o->created) != 0) {
+	    stint_msg_put_uint(e, STINT_K_CREATED, o->created) != 0 ||
+	    (o->source[0] != '\0' &&
+	     stint_msg_put_text(e, STINT_K_SOURCE, o->source) != 0)) {
 		stint_msg_free(e);
 		return -1;
 	}
@@ -125,7 +127,10 @@ stint_get_operator_list_rep(const struct stint_msg *m,
 	for (i = 0; i < *n; i++) {
 		if (stint_msg_get_map_at(m, STINT_K_OPERATORS, i, &child) !=
 			    0 ||
-		    get_operator(child, &(*out)[i], &bad) != 0) {
+		    get_operator(child, &(*out)[i], &bad) != 0 ||
+		    (stint_msg_has(child, STINT_K_SOURCE) &&
+		     stint_msg_get_text(child, STINT_K_SOURCE, (*out)[i].source,
+					sizeof((*out)[i].source)) != 0)) {
 			free(*out);
 			*out = NULL;
 			*n = 0;

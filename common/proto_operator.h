@@ -26,6 +26,9 @@ struct stint_operator_info {
 	size_t n_agents;
 	uint64_t max_ttl; /* seconds; 0: the agents' own limits only */
 	uint64_t created; /* seconds since the epoch (list replies) */
+	/* prov: "" added with the CLI, else the operators.d file (list
+	 * replies, STINT_K_SOURCE) */
+	char source[STINT_SOURCE_MAX + 1];
 };
 
 /* OPERATOR_ADD: name (STINT_K_OPERATOR), uid, agents (STINT_K_OP_AGENTS),

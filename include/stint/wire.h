@@ -72,6 +72,8 @@ enum stint_op {
 	STINT_OP_TASK_DELEGATE = 61, /* admin.sock: the same for an operator */
 	STINT_OP_TASK_TREE = 62,     /* admin.sock: a task's live tree */
 	STINT_OP_AUDIT_TREE = 63,    /* admin.sock: SIGN records of a tree */
+	/* prov: 85-89 */
+	STINT_OP_RELOAD = 85, /* reconcile agents.d now (or a dry run) */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -187,6 +189,12 @@ enum stint_key {
 	STINT_K_DEPTH = 134,       /* uint: 0 for a root task */
 	STINT_K_DPATH = 135,       /* text: agent names root..task, commas */
 	STINT_K_RESERVED = 136,    /* uint: budget reserved from the parent */
+	/* prov: 160-169 (RELOAD) */
+	STINT_K_DRY_RUN = 160,       /* bool: report only, change nothing */
+	STINT_K_RELOAD_AGENTS = 161, /* array of {AGENT, SOURCE, ACTION} */
+	STINT_K_RELOAD_ACTION = 162, /* text: added|updated|removed|... */
+	STINT_K_RELOAD_TASKS = 163,  /* array of {TASK, AGENT, REASON} */
+	STINT_K_RELOAD_KIND = 164,   /* text: agent | operator */
 };
 
 enum stint_key_type {

@@ -61,6 +61,7 @@ FAKE(stintd_op_delegate) /* deleg */
 FAKE(stintd_op_task_delegate)
 FAKE(stintd_op_task_tree)
 FAKE(stintd_op_audit_tree)
+FAKE(stintd_op_reload) /* prov */
 
 /* operator.c's admin.sock check: these tests ask as root (uid 0), who may
  * call everything; operators are tested in tests/integration/operators.sh. */
@@ -104,6 +105,8 @@ static const uint64_t wire_ops[] = {
 	STINT_OP_TASK_DELEGATE,
 	STINT_OP_TASK_TREE,
 	STINT_OP_AUDIT_TREE,
+	/* prov */
+	STINT_OP_RELOAD,
 };
 
 #define N_WIRE_OPS (sizeof(wire_ops) / sizeof(wire_ops[0]))
@@ -231,8 +234,9 @@ test_admin_ops_refused_on_agent_sock(void **state)
 		assert_null(called);
 		refused++;
 	}
-	/* 13, OPERATOR_ADD/LIST/REMOVE, TASK_DELEGATE/TREE, AUDIT_TREE */
-	assert_int_equal(refused, 19);
+	/* 13, OPERATOR_ADD/LIST/REMOVE, TASK_DELEGATE/TREE, AUDIT_TREE,
+	 * RELOAD */
+	assert_int_equal(refused, 20);
 	assert_int_equal(route(&daemon_with_ca, STINTD_SOCK_AGENT,
 			       STINT_OP_KILL_SWITCH, text, sizeof(text)),
 			 STINT_E_DENIED);
