@@ -81,7 +81,11 @@ stint_agent_allows_task(const struct stint_agent *was,
 			 (unsigned long long)now->max_ttl);
 		return false;
 	}
-	if (now->audiences[0] != '\0' && t->audiences[0] == '\0') {
+	/* An agent that named no audience now names some: its tasks were
+	 * started unrestricted. (A delegated child may name none while its
+	 * agent names some: that is narrower, not a change.) */
+	if (was->audiences[0] == '\0' && now->audiences[0] != '\0' &&
+	    t->audiences[0] == '\0') {
 		snprintf(why, whylen,
 			 "agent narrowed: audiences now limited to %s",
 			 now->audiences);

@@ -203,6 +203,42 @@ leaf_binding(const struct stint_task *t, const struct stint_agent *a,
 		leaf->exe_sha256 = pin;
 }
 
+/* deleg: the leaf's delegation block (cert_ext.h [1]): the tree's root,
+ * depth and path, and the SHA-256 of the parent's leaf, so a relying party
+ * can hold a child's certificate to its parent's. Nothing for a root task.
+ * -1 with err when the parent or its certificate cannot be read. */
+static int
+leaf_delegation(struct stintd *d, const struct stint_task *t,
+		struct stint_leaf_req *leaf, uint8_t parent_sha256[32],
+		char *err, size_t errlen)
+{
+	struct stint_task p;
+	int r = -1;
+
+	if (t->parent_id[0] == '\0')
+		return 0;
+	memset(&p, 0, sizeof(p));
+	if (stint_store_task_get(d->store, t->parent_id, &p) !=
+	    STINT_STORE_OK) {
+		snprintf(err, errlen, "cannot read the parent task %s",
+			 t->parent_id);
+		return -1;
+	}
+	if (p.cert.len == 0) {
+		snprintf(err, errlen, "the parent task %s has no certificate",
+			 t->parent_id);
+	} else {
+		SHA256(p.cert.ptr, p.cert.len, parent_sha256);
+		leaf->root_task = t->root_id;
+		leaf->deleg_depth = t->depth;
+		leaf->deleg_path = t->path;
+		leaf->parent_cert_sha256 = parent_sha256;
+		r = 0;
+	}
+	stint_task_clear(&p);
+	return r;
+}
+
 /* Attestation before issuance: evidence about the new key, checked by the
  * same verifier a remote CA would run (signature by the enrolled key,
  * fresh nonce, task id, attributes; on the TPM also the certified Name and
@@ -215,7 +251,7 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 		   const struct stint_peer *by, char *err, size_t errlen)
 {
 	char unit[STINT_SEL_UNIT_MAX + 1];
-	uint8_t pin[32];
+	uint8_t pin[32], parent_sha256[32];
 	struct stint_evidence_claims got;
 	struct stint_evidence_expect want;
 	uint8_t nonce[STINT_NONCE_LEN], wrong[STINT_NONCE_LEN];
@@ -302,6 +338,12 @@ attest_and_certify(struct stintd *d, struct stint_task *t,
 	leaf.not_before = t->created - stint_ca_skew(d->ca);
 	leaf.not_after = not_after;
 	leaf_binding(t, a, &leaf, unit, sizeof(unit), pin);
+	if (leaf_delegation(d, t, &leaf, parent_sha256, why, sizeof(why)) !=
+	    0) {
+		audit(d, "cert-issue", t->agent, t->id, by, "deny", why, NULL);
+		snprintf(err, errlen, "certificate issuance failed: %s", why);
+		goto out;
+	}
 	if (stint_ca_issue(d->ca, &leaf, &t->cert, serial, sizeof(serial), why,
 			   sizeof(why)) != 0) {
 		audit(d, "cert-issue", t->agent, t->id, by, "deny", why, NULL);

@@ -166,6 +166,26 @@ grep -q "task belongs to another agent" "$T/out" || { cat "$T/out"; fail "sub's 
 gc=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$child" --agent grand --max-sigs 2 --json | json_get id) ||
 	fail "sub could not delegate to grand"
 [ "$(stint task show "$gc" --json | json_get agent)" = grand ] || fail "grandchild"
+# The issued leaves carry the delegation block (cert_ext.h [1]) and hold
+# together with their parents' leaves (verify-peer --parent-cert).
+stint task show "$root" --cert >"$T/root.pem" || fail "task show --cert of the root"
+stint task show "$gc" --cert >"$T/gc.pem" || fail "task show --cert of the grandchild"
+stint verify-peer "$T/gc.pem" --json >"$T/gc.json" || fail "verify-peer of the grandchild"
+"$PYTHON" - "$T/gc.json" "$root" "$child" "$(openssl x509 -in "$T/child.pem" -outform DER | sha256sum | cut -d' ' -f1)" <<'PY' ||
+import json, sys
+d = json.load(open(sys.argv[1]))["delegation"]
+assert d["root_task"] == sys.argv[2] and d["parent_task"] == sys.argv[3], d
+assert d["depth"] == 2 and d["path"] == ["lead", "sub", "grand"], d
+assert d["parent_cert_sha256"] == sys.argv[4], d
+PY
+	{ cat "$T/gc.json"; fail "the grandchild's leaf lacks its delegation block"; }
+stint verify-peer "$T/child.pem" --parent-cert "$T/root.pem" >"$T/out" 2>&1 ||
+	{ cat "$T/out"; fail "the child's leaf does not hold with its parent's"; }
+stint verify-peer "$T/gc.pem" --parent-cert "$T/child.pem" >"$T/out" 2>&1 ||
+	{ cat "$T/out"; fail "the grandchild's leaf does not hold with its parent's"; }
+if stint verify-peer "$T/gc.pem" --parent-cert "$T/root.pem" >"$T/out" 2>&1; then
+	fail "the grandchild's leaf held with its grandparent's as parent"
+fi
 
 # --- ending a child leaves the parent live and gives its budget back --------
 used=$(stint task show "$root" --json | json_get signatures_used)
