@@ -166,6 +166,12 @@ enum stint_key {
 	STINT_K_AUDIENCES = 110, /* text: names joined by commas */
 	/* prov: 120-129 */
 	STINT_K_SOURCE = 120, /* text: the agents.d file declaring an agent */
+	/* ident: 150-159 */
+	/* HELLO reply, only when several agents match: every name, sorted;
+	 * STINT_K_AGENT stays the lowest. */
+	STINT_K_AGENT_NAMES = 150, /* array of text */
+	/* LIST and SIGN: act as this agent (absent: the lowest name). */
+	STINT_K_AS_AGENT = 151, /* text */
 };
 
 enum stint_key_type {

@@ -1,0 +1,127 @@
+#!/bin/bash
+# A process that matches several agents sees one token per agent (issue 12
+# §2). Real processes, one uid: agent "ant" is uid-only, agent "bee" is the
+# same uid plus --exe (a copy of pkcs11-tool), so that copy matches both:
+#  - pkcs11-tool --list-slots shows two tokens, labelled ant and bee;
+#  - each token lists its own agent's task only, and each signs through
+#    its own slot; a task of ant cannot be signed through bee's slot;
+#  - a process that matches ant only (p11client) still sees one token,
+#    slot 1, labelled ant;
+#  - raw wire: HELLO of a one-agent process carries no key 150; a SIGN or
+#    LIST naming (key 151) an agent the process does not match gets status
+#    3 (NO_AGENT); naming its own agent works.
+. "$(dirname "$0")/lib.sh"
+need_root
+need_cmd setpriv pkcs11-tool
+[ -x "$PYTHON" ] || skip "python3 not installed"
+stint_tmpdir
+stint_setup
+need_p11client
+wire_py
+chmod 0644 "$T/wire.py"
+
+U=$(free_uid 63001)
+note "uid $U"
+mkdir -m 0755 "$T/bin"
+cp "$STINT_MODULE" "$T/bin/"
+MOD=$T/bin/$(basename "$STINT_MODULE")
+cp "$(command -v pkcs11-tool)" "$T/bin/tool"
+cp "$P11CLIENT" "$T/bin/p11client"
+chmod 0755 "$T/bin"/*
+head -c 32 /dev/urandom >"$T/digest"
+chmod 0644 "$T/digest"
+mkdir -m 0700 "$T/sigs"
+chown "$U" "$T/sigs"
+
+tool() { as_uid "$U" "$T/bin/tool" --module "$MOD" "$@"; }
+
+stint agent add ant --uid "$U" >/dev/null 2>&1 || fail "agent add ant"
+stint agent add bee --uid "$U" --exe "$T/bin/tool" >"$T/out" 2>&1 ||
+	{ cat "$T/out"; fail "agent add bee"; }
+ta=$(task_start ant --ttl 10m) || exit 1
+tb=$(task_start bee --ttl 10m) || exit 1
+note "ant: $ta bee: $tb"
+
+# --- two tokens, labelled by agent -----------------------------------------
+tool --list-slots >"$T/slots" 2>&1 || { cat "$T/slots"; fail "--list-slots"; }
+grep -Eq 'token label *: *ant$' "$T/slots" || { cat "$T/slots"; fail "no token labelled ant"; }
+grep -Eq 'token label *: *bee$' "$T/slots" || { cat "$T/slots"; fail "no token labelled bee"; }
+[ "$(grep -c 'token label' "$T/slots")" = 2 ] || { cat "$T/slots"; fail "not exactly two tokens"; }
+# The lowest name is seen first, so it keeps slot 1 as for one agent.
+slot_of()
+{
+	awk -v want="$1" '/^Slot [0-9]+ \(0x/ { s = $3 } /token label/ && $NF == want { print s; exit }' "$T/slots"
+}
+[ "$(slot_of ant)" = "(0x1):" ] || { cat "$T/slots"; fail "ant's token is not slot 1"; }
+[ "$(slot_of bee)" = "(0x2):" ] || { cat "$T/slots"; fail "bee's token is not slot 2"; }
+
+# --- each token lists its own task ------------------------------------------
+tool --token-label ant --list-objects >"$T/oa" 2>&1 || { cat "$T/oa"; fail "list ant's objects"; }
+tool --token-label bee --list-objects >"$T/ob" 2>&1 || { cat "$T/ob"; fail "list bee's objects"; }
+grep -Eq "label: *$ta\$" "$T/oa" || { cat "$T/oa"; fail "ant's token does not list ant's task"; }
+grep -Eq "label: *$tb\$" "$T/oa" && { cat "$T/oa"; fail "ant's token lists bee's task"; }
+grep -Eq "label: *$tb\$" "$T/ob" || { cat "$T/ob"; fail "bee's token does not list bee's task"; }
+grep -Eq "label: *$ta\$" "$T/ob" && { cat "$T/ob"; fail "bee's token lists ant's task"; }
+
+# --- each signs through its own slot -----------------------------------------
+sign_in()
+{
+	rm -f "$T/sigs/sig"
+	# pkcs11-tool --sign picks the key by CKA_ID (the task id bytes).
+	tool --token-label "$1" --sign --mechanism ECDSA --id "$(hex_of "$2")" \
+		--input-file "$T/digest" --output-file "$T/sigs/sig" >"$T/out" 2>&1 &&
+		[ -s "$T/sigs/sig" ]
+}
+sign_in ant "$ta" || { cat "$T/out"; fail "cannot sign with ant's task through ant's slot"; }
+sign_in bee "$tb" || { cat "$T/out"; fail "cannot sign with bee's task through bee's slot"; }
+! sign_in bee "$ta" || { cat "$T/out"; fail "signed with ant's task through bee's slot"; }
+! sign_in ant "$tb" || fail "signed with bee's task through ant's slot"
+# The audit names the agent each signature was made as.
+"$PYTHON" - "$AUDIT_LOG" "$ta" "$tb" <<'EOF' || fail "audit does not name ant and bee for their signatures"
+import json, sys
+seen = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "sign-allowed":
+        seen[r.get("task")] = r.get("agent")
+sys.exit(0 if seen.get(sys.argv[2]) == "ant" and seen.get(sys.argv[3]) == "bee" else 1)
+EOF
+
+# --- a process that matches ant only: one token, slot 1 ---------------------
+as_uid "$U" "$T/bin/p11client" --module "$MOD" --list >"$T/lp" 2>&1 ||
+	{ cat "$T/lp"; fail "p11client --list"; }
+grep -q '^slots with a token: 1$' "$T/lp" || { cat "$T/lp"; fail "a one-agent process does not see exactly one token"; }
+grep -q '^slot 1: token "ant"' "$T/lp" || { cat "$T/lp"; fail "a one-agent process's token is not slot 1 labelled ant"; }
+grep -q "$tb" "$T/lp" && { cat "$T/lp"; fail "a process that does not match bee sees bee's task"; }
+
+# --- raw wire ------------------------------------------------------------------
+cat >"$T/multi.py" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import wire
+s = wire.connect(sys.argv[2])
+cmd = sys.argv[3]
+if cmd == "hello":
+    s.sendall(wire.frame({1: 1, 4: 1}))
+    rep = wire.read_reply(s)
+    print("status=%d agent=%s names=%s" % (rep.get(2, -1), rep.get(5, ""), ",".join(rep.get(150, []))))
+elif cmd == "sign":
+    s.sendall(wire.frame({1: 3, 6: sys.argv[4], 7: 0x1041, 8: b"x" * 32, 151: sys.argv[5]}))
+    wire.show(wire.read_reply(s))
+elif cmd == "list":
+    s.sendall(wire.frame({1: 2, 151: sys.argv[4]}))
+    wire.show(wire.read_reply(s))
+EOF
+chmod 0644 "$T/multi.py"
+raw() { as_uid "$U" "$PYTHON" "$T/multi.py" "$T" "$STINT_SOCKET" "$@"; }
+raw hello >"$T/out" 2>&1
+grep -q '^status=0 agent=ant names=$' "$T/out" || { cat "$T/out"; fail "one-agent HELLO is not plain (agent ant, no key 150)"; }
+raw sign "$tb" bee >"$T/out" 2>&1
+grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw SIGN naming bee from a process that does not match bee: expected status 3"; }
+raw sign "$tb" nosuch >"$T/out" 2>&1
+grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw SIGN naming an unknown agent: expected status 3"; }
+raw list bee >"$T/out" 2>&1
+grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw LIST naming bee: expected status 3"; }
+raw sign "$ta" ant >"$T/out" 2>&1
+grep -q '^status=0 ' "$T/out" || { cat "$T/out"; fail "raw SIGN naming its own agent ant was refused"; }
+note "ok"
