@@ -332,6 +332,8 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 		gate.decision = STINT_E_INTERNAL;
 		gate.reason = "task store unavailable";
 	}
+	if (gate.decision == STINT_E_NO_AGENT && sr.as_agent[0] != '\0')
+		gate.reason = "peer does not match the agent the request names";
 	s.agent = gate.agent.name[0] ? gate.agent.name : NULL;
 	if (s.agent != NULL)
 		s.matched = stint_agent_matched(&gate.agent, peer);

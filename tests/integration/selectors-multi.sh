@@ -9,7 +9,12 @@
 #    slot 1, labelled ant;
 #  - raw wire: HELLO of a one-agent process carries no key 150; a SIGN or
 #    LIST naming (key 151) an agent the process does not match gets status
-#    3 (NO_AGENT); naming its own agent works.
+#    3 (NO_AGENT); naming its own agent works;
+#  - exec on a kept connection, requests naming agent "cow" (an --exe agent
+#    on a copy of python): the new program must match the named agent
+#    (refused, status 11, when it does not), and the connection must have
+#    matched it when opened (a process that matched ant only and execs into
+#    cow's program is refused); exec'ing cow's program again is served.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_cmd setpriv pkcs11-tool
@@ -118,10 +123,55 @@ raw hello >"$T/out" 2>&1
 grep -q '^status=0 agent=ant names=$' "$T/out" || { cat "$T/out"; fail "one-agent HELLO is not plain (agent ant, no key 150)"; }
 raw sign "$tb" bee >"$T/out" 2>&1
 grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw SIGN naming bee from a process that does not match bee: expected status 3"; }
+grep -q 'does not match the agent the request names' "$T/out" ||
+	{ cat "$T/out"; fail "the NO_AGENT refusal does not say the named agent does not match"; }
 raw sign "$tb" nosuch >"$T/out" 2>&1
 grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw SIGN naming an unknown agent: expected status 3"; }
 raw list bee >"$T/out" 2>&1
 grep -q '^status=3 ' "$T/out" || { cat "$T/out"; fail "raw LIST naming bee: expected status 3"; }
 raw sign "$ta" ant >"$T/out" 2>&1
 grep -q '^status=0 ' "$T/out" || { cat "$T/out"; fail "raw SIGN naming its own agent ant was refused"; }
+# --- exec on a kept connection, requests naming an agent --------------------
+PY=$(readlink -f "$PYTHON")
+cp "$PY" "$T/bin/py2"
+chmod 0755 "$T/bin/py2"
+"$T/bin/py2" -c pass || skip "a copy of python does not run from $T/bin"
+stint agent add cow --uid "$U" --exe "$T/bin/py2" >/dev/null 2>&1 || fail "agent add cow"
+tc=$(task_start cow --ttl 10m) || exit 1
+# mclient.py TASK AS NEXT SOCK [FD]: SIGN as AS on a fresh connection, then
+# exec NEXT keeping it; NEXT signs as AS again on it.
+cat >"$T/mclient.py" <<'EOF'
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wire
+task, as_agent, nxt, sock = sys.argv[1:5]
+req = {1: 3, 6: task, 7: 0x1041, 8: b"x" * 32, 151: as_agent}
+if len(sys.argv) > 5:
+    import socket
+    s = socket.socket(fileno=int(sys.argv[5]))
+    s.settimeout(10)
+    s.sendall(wire.frame(req))
+    sys.stdout.write("after: ")
+    wire.show(wire.read_reply(s))
+    sys.exit(0)
+s = wire.connect(sock)
+s.sendall(wire.frame(req))
+sys.stdout.write("before: ")
+wire.show(wire.read_reply(s))
+sys.stdout.flush()
+os.set_inheritable(s.fileno(), True)
+os.execv(nxt, [nxt, os.path.abspath(__file__), task, as_agent, nxt, sock, str(s.fileno())])
+EOF
+chmod 0644 "$T/mclient.py"
+mrun() { as_uid "$U" "$1" "$T/mclient.py" "$tc" cow "$2" "$STINT_SOCKET"; }
+mrun "$T/bin/py2" "$PY" >"$T/e1" 2>&1
+grep -q '^before: status=0 ' "$T/e1" || { cat "$T/e1"; fail "cow's program cannot sign as cow"; }
+grep -q '^after: status=11 ' "$T/e1" ||
+	{ cat "$T/e1"; fail "after exec into a program that does not match cow, a SIGN naming cow was not refused"; }
+mrun "$PY" "$T/bin/py2" >"$T/e2" 2>&1
+grep -q '^before: status=3 ' "$T/e2" || { cat "$T/e2"; fail "a process matching ant only signed as cow"; }
+grep -q '^after: status=11 ' "$T/e2" ||
+	{ cat "$T/e2"; fail "a connection opened as ant only signed as cow after exec'ing cow's program"; }
+mrun "$T/bin/py2" "$T/bin/py2" >"$T/e3" 2>&1
+grep -q '^after: status=0 ' "$T/e3" || { cat "$T/e3"; fail "exec'ing cow's program again was refused"; }
 note "ok"
