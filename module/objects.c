@@ -437,18 +437,15 @@ merge_one(struct stint_task_key *k, CK_SLOT_ID slot)
 	return 0;
 }
 
-/* The agent a slot's LIST names: "" (the lowest) unless the process
- * matches several. CKR_TOKEN_NOT_PRESENT when the slot has no token. */
+/* The agent a slot's LIST names (always: should the agents this process
+ * matches change between probes, a slot never lists another agent's
+ * tasks). CKR_TOKEN_NOT_PRESENT when the slot has no token. */
 static CK_RV
 slot_list_agent(CK_SLOT_ID slot, char as[STINT_NAME_MAX + 1])
 {
-	bool multi = false;
-
-	if (!slot_agent(slot, as, &multi) &&
-	    (slots_probe() != CKR_OK || !slot_agent(slot, as, &multi)))
+	if (!slot_agent(slot, as, NULL) &&
+	    (slots_probe() != CKR_OK || !slot_agent(slot, as, NULL)))
 		return CKR_TOKEN_NOT_PRESENT;
-	if (!multi)
-		as[0] = '\0';
 	return CKR_OK;
 }
 
