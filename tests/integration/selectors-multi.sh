@@ -43,6 +43,8 @@ tool() { as_uid "$U" "$T/bin/tool" --module "$MOD" "$@"; }
 stint agent add ant --uid "$U" >/dev/null 2>&1 || fail "agent add ant"
 stint agent add bee --uid "$U" --exe "$T/bin/tool" >"$T/out" 2>&1 ||
 	{ cat "$T/out"; fail "agent add bee"; }
+grep -q "agent 'bee' can match the same processes as agent 'ant': a process that matches both sees a token for each" "$T/out" ||
+	{ cat "$T/out"; fail "agent add bee does not warn of the overlap with ant"; }
 ta=$(task_start ant --ttl 10m) || exit 1
 tb=$(task_start bee --ttl 10m) || exit 1
 note "ant: $ta bee: $tb"
