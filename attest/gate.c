@@ -392,13 +392,21 @@ gate_idx_agent_del(struct gate_index *ix, const char *name)
 }
 
 /* S_AGENT_FOR_PEER from memory: the lowest name whose uid matches, whose
- * gid is unset or matches, and whose selectors match the peer (ident). */
+ * gid is unset or matches, and whose selectors match the peer (ident);
+ * named (as): that agent, if the peer matches it. */
 static const struct stint_agent *
-idx_agent_for_peer(const struct gate_index *ix, const struct stint_peer *peer)
+idx_agent_for_peer(const struct gate_index *ix, const struct stint_peer *peer,
+		   const char *as)
 {
 	const struct stint_agent *a;
+	bool found;
 	size_t i;
 
+	if (as != NULL && as[0] != '\0') {
+		i = idx_agent_pos(ix, as, &found);
+		a = found ? &ix->agents[i] : NULL;
+		return a != NULL && stint_agent_matches(a, peer) ? a : NULL;
+	}
 	for (i = 0; i < ix->n_agents; i++) {
 		a = &ix->agents[i];
 		if (stint_agent_matches(a, peer))
@@ -521,7 +529,7 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 		store_db_log(s, "begin");
 		return -1;
 	}
-	ra = store_agent_for_peer_locked(s, req->peer, agent);
+	ra = store_agent_as_locked(s, req->peer, req->as_agent, agent);
 	if (ra == STINT_STORE_ERROR)
 		goto fail;
 	if (ra != STINT_STORE_OK)
@@ -609,7 +617,8 @@ static int
 gate_fast(struct stint_store *s, const struct stint_gate_req *req,
 	  struct stint_gate_result *res)
 {
-	const struct stint_agent *a = idx_agent_for_peer(&s->idx, req->peer);
+	const struct stint_agent *a =
+		idx_agent_for_peer(&s->idx, req->peer, req->as_agent);
 	struct task_entry *e = gate_idx_task_find(&s->idx, req->task_id);
 
 	/* Started for another agent row of the same name: SQLite decides. */

@@ -28,6 +28,9 @@ struct stint_gate_req {
 	const struct stint_peer *peer;
 	const char *task_id; /* NULL: no task named */
 	uint64_t mech;       /* CKM_* asked for */
+	/* The agent the request acts as (STINT_K_AS_AGENT): the peer must
+	 * match it; NULL or "": the lowest name the peer matches. */
+	const char *as_agent;
 	/* The decision time (CLOCK_REALTIME). Deadlines are whole seconds:
 	 * a task is refused from not_after.000000000 on. */
 	struct timespec now;

@@ -140,10 +140,9 @@ agent_add_note(const struct stint_agent *a, const char *overlap, char *buf,
 	if (overlap[0] != '\0' && n >= 0 && (size_t)n < cap)
 		snprintf(buf + n, cap - (size_t)n,
 			 "%sagent '%s' can match the same processes as agent "
-			 "'%s': a process that matches both acts as '%s' "
-			 "(the lowest name)",
-			 n > 0 ? "; " : "", a->name, overlap,
-			 strcmp(a->name, overlap) < 0 ? a->name : overlap);
+			 "'%s': a process that matches both sees a token for "
+			 "each",
+			 n > 0 ? "; " : "", a->name, overlap);
 }
 
 /* prov: an agent an agents.d file declares is changed in that file only,

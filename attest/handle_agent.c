@@ -31,8 +31,10 @@ stintd_op_hello(struct stintd *d, const struct stint_peer *peer,
 		const struct stint_msg *req, struct stint_reply *rep)
 {
 	struct stint_hello_rep hello = {.version = STINT_WIRE_VERSION};
-	struct stint_agent agent;
+	struct stint_agent *agents = NULL;
 	uint64_t version;
+	size_t n = 0, i;
+	int r;
 
 	if (stint_dec_hello_req(req, &version) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
@@ -43,10 +45,22 @@ stintd_op_hello(struct stintd *d, const struct stint_peer *peer,
 					  "supported (stintd speaks %d)",
 					  (unsigned long long)version,
 					  STINT_WIRE_VERSION);
-	if (stint_store_agent_for_peer(d->store, peer, &agent) ==
-	    STINT_STORE_OK)
-		memcpy(hello.agent, agent.name, sizeof(hello.agent));
-	return stint_enc_hello_rep(&hello, &rep->buf, &rep->len) == 0 ? 0 : -1;
+	/* One token per agent the peer matches; key 5 stays the lowest. */
+	if (stint_store_agents_for_peer(d->store, peer, &agents, &n) ==
+	    STINT_STORE_OK) {
+		memcpy(hello.agent, agents[0].name, sizeof(hello.agent));
+		if (n > STINT_HELLO_AGENTS_MAX)
+			log_warn("pid %ld matches %zu agents; its HELLO names "
+				 "the first %d",
+				 (long)peer->pid, n, STINT_HELLO_AGENTS_MAX);
+		for (i = 0; n > 1 && i < n && i < STINT_HELLO_AGENTS_MAX; i++)
+			memcpy(hello.names[i], agents[i].name,
+			       sizeof(hello.names[i]));
+		hello.n_names = i;
+	}
+	free(agents);
+	r = stint_enc_hello_rep(&hello, &rep->buf, &rep->len) == 0 ? 0 : -1;
+	return r;
 }
 
 static void
@@ -114,16 +128,26 @@ stintd_op_list(struct stintd *d, const struct stint_peer *peer,
 	struct stint_list_rep list = {0};
 	struct stint_agent agent;
 	struct stint_task *tasks = NULL;
-	char cursor[STINT_TASK_ID_MAX + 1];
+	char cursor[STINT_TASK_ID_MAX + 1], as[STINT_NAME_MAX + 1];
 	size_t n = 0, i;
 	int r;
 
-	if (stint_dec_list_req(req, cursor) != 0)
+	if (stint_dec_list_req(req, cursor) != 0 ||
+	    stint_dec_as_agent(req, as) != 0)
 		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
 					  "malformed LIST request");
+	r = stint_store_agent_as(d->store, peer, as, &agent);
+	if (r == STINT_STORE_ERROR)
+		return stintd_error_reply(rep, STINT_E_INTERNAL,
+					  "task store unavailable");
+	/* Named: the peer must match that agent. */
+	if (r != STINT_STORE_OK && as[0] != '\0')
+		return stintd_error_reply(rep, STINT_E_NO_AGENT,
+					  "this process does not match agent "
+					  "%s",
+					  as);
 	/* A peer that maps to no agent sees an empty token. */
-	if (stint_store_agent_for_peer(d->store, peer, &agent) !=
-	    STINT_STORE_OK)
+	if (r != STINT_STORE_OK)
 		return stint_enc_list_rep(&list, &rep->buf, &rep->len) == 0
 			       ? 0
 			       : -1;
@@ -302,11 +326,14 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	gate_req = (struct stint_gate_req){.peer = peer,
 					   .task_id = sr.task,
 					   .mech = sr.mech,
+					   .as_agent = sr.as_agent,
 					   .now = s.decided};
 	if (stint_gate_sign(d->store, &gate_req, &gate) != STINT_STORE_OK) {
 		gate.decision = STINT_E_INTERNAL;
 		gate.reason = "task store unavailable";
 	}
+	if (gate.decision == STINT_E_NO_AGENT && sr.as_agent[0] != '\0')
+		gate.reason = "peer does not match the agent the request names";
 	s.agent = gate.agent.name[0] ? gate.agent.name : NULL;
 	if (s.agent != NULL)
 		s.matched = stint_agent_matched(&gate.agent, peer);

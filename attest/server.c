@@ -85,6 +85,9 @@ struct conn {
 	struct stint_peer peer;
 	struct stint_sender_ref ref;    /* the connecting process */
 	char agent[STINT_NAME_MAX + 1]; /* "" if none (or admin) */
+	/* Every agent it matched at connect, sorted (agent is the first). */
+	char (*agents)[STINT_NAME_MAX + 1];
+	size_t n_agents;
 	struct conn *next;
 };
 
@@ -316,6 +319,37 @@ log_conn_refused(const struct conn *c, const char *why)
 			 dropped_note(dropped, note));
 }
 
+/* Records the agents the peer matches (c->agent the lowest); 0 when it
+ * matches one at least. */
+static int
+conn_agents(struct conn *c)
+{
+	struct stint_agent *all = NULL;
+	size_t n = 0, i;
+
+	if (stint_store_agents_for_peer(c->d->store, &c->peer, &all, &n) !=
+	    STINT_STORE_OK)
+		return -1;
+	c->agents = calloc(n, sizeof(*c->agents));
+	for (i = 0; c->agents != NULL && i < n; i++)
+		memcpy(c->agents[i], all[i].name, sizeof(c->agents[i]));
+	c->n_agents = c->agents != NULL ? n : 0;
+	memcpy(c->agent, all[0].name, sizeof(c->agent));
+	free(all);
+	return 0;
+}
+
+static bool
+conn_matched(const struct conn *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_agents; i++)
+		if (strcmp(c->agents[i], name) == 0)
+			return true;
+	return strcmp(c->agent, name) == 0;
+}
+
 /*
  * An agent.sock connection is counted in the agent lane at accept; its
  * thread then asks the store whether the peer maps to an agent (off the
@@ -325,7 +359,6 @@ log_conn_refused(const struct conn *c, const char *why)
 static bool
 classify(struct conn *c)
 {
-	struct stint_agent agent;
 	const char *why = "too many connections from peers that map to no "
 			  "agent";
 
@@ -333,11 +366,8 @@ classify(struct conn *c)
 	stint_peer_finish(&c->peer);
 	if (c->admin)
 		return true;
-	if (stint_store_agent_for_peer(c->d->store, &c->peer, &agent) ==
-	    STINT_STORE_OK) {
-		memcpy(c->agent, agent.name, sizeof(c->agent));
+	if (conn_agents(c) == 0)
 		return true;
-	}
 	pthread_mutex_lock(&conns_lock);
 	if (n_lane[LANE_STRANGER] < caps.strangers) {
 		n_lane[LANE_AGENT]--;
@@ -468,23 +498,42 @@ refuse_exec(struct conn *c, const char *why, const char *was)
  * still act as the agent it connected as (or as none, if it connected as
  * none). True when refused: the caller closes the connection.
  */
+/* The agent a request names (STINT_K_AS_AGENT), "" when none or
+ * unreadable (the handler then refuses it as malformed). */
+static void
+request_as_agent(const uint8_t *body, size_t len, char as[STINT_NAME_MAX + 1])
+{
+	struct stint_msg *m = NULL;
+
+	as[0] = '\0';
+	if (stint_msg_parse(body, len, &m) == 0)
+		(void)stint_dec_as_agent(m, as);
+	stint_msg_free(m);
+}
+
 static bool
-exec_refused(struct conn *c)
+exec_refused(struct conn *c, const uint8_t *body, size_t len)
 {
 	struct stint_agent now;
-	char was[PATH_MAX];
+	char was[PATH_MAX], as[STINT_NAME_MAX + 1];
 	const char *why = NULL;
 	int r;
 
 	if (c->admin || stint_peer_exec_changed(&c->peer, c->ref.pidfd, was,
 						sizeof(was)) == 0)
 		return false;
-	r = stint_store_agent_for_peer(c->d->store, &c->peer, &now);
+	/* A request naming an agent is judged against that one: the new
+	 * program must match it, and the connection must have matched it. */
+	request_as_agent(body, len, as);
+	r = stint_store_agent_as(c->d->store, &c->peer, as, &now);
 	if (r == STINT_STORE_ERROR)
 		why = WHY_EXEC_STORE;
-	else if (r == STINT_STORE_OK && strcmp(now.name, c->agent) != 0)
+	else if (as[0] != '\0' && !conn_matched(c, as))
 		why = WHY_EXEC_OTHER;
-	else if (r != STINT_STORE_OK && c->agent[0] != '\0')
+	else if (r == STINT_STORE_OK && as[0] == '\0' &&
+		 strcmp(now.name, c->agent) != 0)
+		why = WHY_EXEC_OTHER;
+	else if (r != STINT_STORE_OK && (c->agent[0] != '\0' || as[0]))
 		why = WHY_EXEC_UNMATCHED;
 	if (why == NULL)
 		return false;
@@ -523,7 +572,7 @@ conn_main(void *arg)
 		}
 		if (r != 0)
 			break; /* closed, timed out, or torn: nothing to say */
-		if (exec_refused(c)) {
+		if (exec_refused(c, body, len)) {
 			free(body);
 			break;
 		}
@@ -541,6 +590,7 @@ conn_main(void *arg)
 	stint_sender_ref_close(&c->ref);
 	close(c->fd);
 	stint_peer_release(&c->peer);
+	free(c->agents);
 	free(c);
 	return NULL;
 }

@@ -235,6 +235,25 @@ store_agent_for_peer_locked(struct stint_store *s,
 	return r;
 }
 
+/* Named: agent as, when the peer matches it (else NOT_FOUND); unnamed
+ * ("" or NULL): the lowest name the peer matches. */
+int
+store_agent_as_locked(struct stint_store *s, const struct stint_peer *peer,
+		      const char *as, struct stint_agent *a)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (as == NULL || as[0] == '\0')
+		return store_agent_for_peer_locked(s, peer, a);
+	st = store_stmt(s, S_AGENT_BY_NAME);
+	sqlite3_bind_text(st, 1, as, -1, SQLITE_STATIC);
+	r = agent_find(s, S_AGENT_BY_NAME, st, a);
+	if (r == STINT_STORE_OK && !stint_agent_matches(a, peer))
+		r = STINT_STORE_NOT_FOUND;
+	return r;
+}
+
 /* EXISTS (name set) when another agent has exactly a's uid, gid and
  * selectors; otherwise overlap gets the first that can match the same
  * processes ("" none). */
@@ -470,6 +489,64 @@ stint_store_agent_for_peer(struct stint_store *s, const struct stint_peer *peer,
 	r = store_agent_for_peer_locked(s, peer, a);
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int
+stint_store_agent_as(struct stint_store *s, const struct stint_peer *peer,
+		     const char *as, struct stint_agent *a)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = store_agent_as_locked(s, peer, as, a);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int
+stint_store_agents_for_peer(struct stint_store *s,
+			    const struct stint_peer *peer,
+			    struct stint_agent **out, size_t *n)
+{
+	struct stint_agent *all = NULL, a, *grown;
+	sqlite3_stmt *st;
+	size_t got = 0;
+	int rc, r = STINT_STORE_OK;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	st = store_stmt(s, S_AGENT_FOR_PEER);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)peer->uid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)peer->gid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (store_read_agent(st, &a) != 0) {
+			r = STINT_STORE_ERROR;
+			break;
+		}
+		if (!stint_peer_matches(peer, &a.sel))
+			continue;
+		grown = realloc(all, (got + 1) * sizeof(*all));
+		if (grown == NULL) {
+			r = STINT_STORE_ERROR;
+			break;
+		}
+		all = grown;
+		all[got++] = a;
+	}
+	if (r == STINT_STORE_OK && rc != SQLITE_DONE)
+		r = STINT_STORE_ERROR;
+	if (r == STINT_STORE_ERROR)
+		store_db_log(s, "peer lookup");
+	store_stmt_done(st);
+	pthread_mutex_unlock(&s->lock);
+	if (r != STINT_STORE_OK) {
+		free(all);
+		return r;
+	}
+	*out = all;
+	*n = got;
+	return got > 0 ? STINT_STORE_OK : STINT_STORE_NOT_FOUND;
 }
 
 static int

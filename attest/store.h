@@ -130,6 +130,15 @@ int stint_store_agent_get(struct stint_store *s, const char *name,
 int stint_store_agent_for_peer(struct stint_store *s,
 			       const struct stint_peer *peer,
 			       struct stint_agent *a);
+/* Named: agent as when the peer matches it (NOT_FOUND when it does not
+ * or there is none); as NULL or "": stint_store_agent_for_peer. */
+int stint_store_agent_as(struct stint_store *s, const struct stint_peer *peer,
+			 const char *as, struct stint_agent *a);
+/* Every agent the peer matches (as stint_store_agent_for_peer judges),
+ * in name order; *out malloc'ed. NOT_FOUND (n 0) when none. */
+int stint_store_agents_for_peer(struct stint_store *s,
+				const struct stint_peer *peer,
+				struct stint_agent **out, size_t *n);
 /* Whether two agents can match the same process: same uid, and no
  * selector (gid included) that both set and that tells them apart. */
 bool stint_agents_overlap(const struct stint_agent *a,

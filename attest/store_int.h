@@ -150,6 +150,8 @@ int store_prepare_file(const char *path, char *err, size_t errlen);
 int store_configure_db(struct stint_store *s, char *err, size_t errlen);
 
 /* ---- store.c: agents ----------------------------------------------------- */
+int store_agent_as_locked(struct stint_store *s, const struct stint_peer *peer,
+			  const char *as, struct stint_agent *a);
 int store_agent_for_peer_locked(struct stint_store *s,
 				const struct stint_peer *peer,
 				struct stint_agent *a);

@@ -33,9 +33,16 @@ enum stint_wire_err {
 
 /* --- Agent messages, typed. Decoders allocate; empty with *_clear. --- */
 
+/* Agent names a HELLO reply carries at most (STINT_K_AGENT_NAMES). */
+#define STINT_HELLO_AGENTS_MAX 16
+
 struct stint_hello_rep {
 	uint64_t version;
 	char agent[STINT_NAME_MAX + 1]; /* "" when the peer maps to no agent */
+	/* Every agent the peer matches, sorted, when more than one (else
+	 * n_names 0 and only agent is sent). */
+	char names[STINT_HELLO_AGENTS_MAX][STINT_NAME_MAX + 1];
+	size_t n_names;
 };
 
 /* One live task as the module sees it (LIST reply entry). */
@@ -65,6 +72,7 @@ struct stint_sign_req {
 	bool has_pss;
 	uint64_t pss_hash, pss_mgf, pss_salt;
 	struct stint_bytes data; /* for hash-and-sign mechanisms: the digest */
+	char as_agent[STINT_NAME_MAX + 1]; /* STINT_K_AS_AGENT, "" absent */
 };
 
 /* Generic reply head: every reply has a status; errors have a message. */
@@ -77,6 +85,9 @@ struct stint_reply_head {
 int stint_enc_hello_req(uint64_t version, uint8_t **out, size_t *len);
 int stint_enc_list_req(const char *cursor /* NULL or "" */, uint8_t **out,
 		       size_t *len);
+/* LIST as agent as_agent (NULL or "": key 151 absent). */
+int stint_enc_list_req_as(const char *cursor, const char *as_agent,
+			  uint8_t **out, size_t *len);
 int stint_enc_sign_req(const struct stint_sign_req *req, uint8_t **out,
 		       size_t *len);
 
@@ -117,6 +128,10 @@ int stint_dec_hello_req(const struct stint_msg *m, uint64_t *version);
 int stint_dec_list_req(const struct stint_msg *m,
 		       char cursor[STINT_TASK_ID_MAX + 1]);
 int stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req);
+/* STINT_K_AS_AGENT of a LIST or SIGN request: "" when absent,
+ * STINT_WIRE_RANGE when not an agent name. */
+int stint_dec_as_agent(const struct stint_msg *m,
+		       char as_agent[STINT_NAME_MAX + 1]);
 
 /* --- Admin messages, typed (common/proto_admin.c). ---------------------
  * Requests are built into and read from a stint_msg: the CLI makes the map

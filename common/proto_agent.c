@@ -73,8 +73,19 @@ stint_enc_hello_req(uint64_t version, uint8_t **out, size_t *len)
 	return finish(m, r, out, len);
 }
 
+static int
+put_as_agent(struct stint_msg *m, const char *as_agent)
+{
+	if (as_agent == NULL || as_agent[0] == '\0')
+		return 0;
+	if (!stint_name_ok(as_agent))
+		return STINT_WIRE_RANGE;
+	return stint_msg_put_text(m, STINT_K_AS_AGENT, as_agent);
+}
+
 int
-stint_enc_list_req(const char *cursor, uint8_t **out, size_t *len)
+stint_enc_list_req_as(const char *cursor, const char *as_agent, uint8_t **out,
+		      size_t *len)
 {
 	int r;
 	struct stint_msg *m = request(STINT_OP_LIST, &r);
@@ -85,7 +96,15 @@ stint_enc_list_req(const char *cursor, uint8_t **out, size_t *len)
 		else
 			r = stint_msg_put_text(m, STINT_K_CURSOR, cursor);
 	}
+	if (r == 0)
+		r = put_as_agent(m, as_agent);
 	return finish(m, r, out, len);
+}
+
+int
+stint_enc_list_req(const char *cursor, uint8_t **out, size_t *len)
+{
+	return stint_enc_list_req_as(cursor, NULL, out, len);
 }
 
 int
@@ -112,6 +131,8 @@ stint_enc_sign_req(const struct stint_sign_req *req, uint8_t **out, size_t *len)
 			r = stint_msg_put_uint(m, STINT_K_PSS_SALT,
 					       req->pss_salt);
 	}
+	if (r == 0)
+		r = put_as_agent(m, req->as_agent);
 	return finish(m, r, out, len);
 }
 
@@ -142,6 +163,23 @@ stint_dec_list_req(const struct stint_msg *m,
 		r = STINT_WIRE_RANGE;
 	if (r != 0)
 		cursor[0] = '\0';
+	return r;
+}
+
+int
+stint_dec_as_agent(const struct stint_msg *m, char as_agent[STINT_NAME_MAX + 1])
+{
+	int r;
+
+	as_agent[0] = '\0';
+	if (!stint_msg_has(m, STINT_K_AS_AGENT))
+		return 0;
+	r = stint_msg_get_text(m, STINT_K_AS_AGENT, as_agent,
+			       STINT_NAME_MAX + 1);
+	if (r == 0 && !stint_name_ok(as_agent))
+		r = STINT_WIRE_RANGE;
+	if (r != 0)
+		as_agent[0] = '\0';
 	return r;
 }
 
@@ -177,6 +215,8 @@ stint_dec_sign_req(const struct stint_msg *m, struct stint_sign_req *req)
 			return r;
 		req->has_pss = true;
 	}
+	if ((r = stint_dec_as_agent(m, req->as_agent)) != 0)
+		return r;
 	/* Copied so the request outlives the message; the caller frees it
 	 * with stint_bytes_clear(&req->data). */
 	req->data.ptr = malloc(n ? n : 1);
@@ -204,6 +244,12 @@ stint_enc_hello_rep(const struct stint_hello_rep *rep, uint8_t **out,
 		r = stint_msg_put_uint(m, STINT_K_VERSION, rep->version);
 	if (r == 0)
 		r = stint_msg_put_text(m, STINT_K_AGENT, rep->agent);
+	/* Only with several: a one-agent reply stays byte-identical. */
+	for (size_t i = 0; r == 0 && rep->n_names > 1 && i < rep->n_names; i++)
+		r = stint_name_ok(rep->names[i])
+			    ? stint_msg_append_text(m, STINT_K_AGENT_NAMES,
+						    rep->names[i])
+			    : STINT_WIRE_RANGE;
 	return finish(m, r, out, len);
 }
 
@@ -357,6 +403,28 @@ dec_reply(const uint8_t *buf, size_t len, struct stint_reply_head *head,
 	return r;
 }
 
+static int
+dec_agent_names(const struct stint_msg *m, struct stint_hello_rep *rep)
+{
+	size_t n, i;
+	int r;
+
+	if ((r = stint_msg_get_array_len(m, STINT_K_AGENT_NAMES, &n)) != 0)
+		return r;
+	if (n > STINT_HELLO_AGENTS_MAX)
+		return STINT_WIRE_RANGE;
+	for (i = 0; i < n; i++) {
+		r = stint_msg_get_text_at(m, STINT_K_AGENT_NAMES, i,
+					  rep->names[i], sizeof(rep->names[i]));
+		if (r == 0 && !stint_name_ok(rep->names[i]))
+			r = STINT_WIRE_RANGE;
+		if (r != 0)
+			return r;
+	}
+	rep->n_names = n;
+	return 0;
+}
+
 int
 stint_dec_hello_rep(const uint8_t *buf, size_t len,
 		    struct stint_reply_head *head, struct stint_hello_rep *rep)
@@ -373,6 +441,8 @@ stint_dec_hello_rep(const uint8_t *buf, size_t len,
 				       sizeof(rep->agent));
 	if (r == 0 && !agent_ok(rep->agent))
 		r = STINT_WIRE_RANGE;
+	if (r == 0 && stint_msg_has(m, STINT_K_AGENT_NAMES))
+		r = dec_agent_names(m, rep);
 	if (r != 0)
 		memset(rep, 0, sizeof(*rep));
 	stint_msg_free(m);

@@ -258,9 +258,9 @@ explain_no_agent(void)
 		    (long)getuid(), (long)getgid(), (long)getuid());
 }
 
-/* HELLO on a connection; agent receives the name ("" for none). */
+/* HELLO on a connection; out->agent "" for none. */
 static int
-hello_on(int fd, char agent[STINT_NAME_MAX + 1])
+hello_on(int fd, struct stint_hello_rep *out)
 {
 	struct stint_reply_head head;
 	struct stint_hello_rep hello;
@@ -268,6 +268,7 @@ hello_on(int fd, char agent[STINT_NAME_MAX + 1])
 	size_t req_len, rep_len;
 	int r;
 
+	memset(out, 0, sizeof(*out));
 	if ((r = stint_enc_hello_req(STINT_WIRE_VERSION, &req, &req_len)) != 0)
 		goto out;
 	if ((r = roundtrip(fd, req, req_len, &rep, &rep_len)) != 0)
@@ -276,15 +277,14 @@ hello_on(int fd, char agent[STINT_NAME_MAX + 1])
 	if ((r = stint_dec_hello_rep(rep, rep_len, &head, &hello)) != 0)
 		goto out;
 	if (head.status == STINT_E_NO_AGENT) {
-		agent[0] = '\0';
 		explain_no_agent();
 	} else if (head.status != STINT_OK) {
 		stint_debug("module", "HELLO refused: %s",
 			    stint_status_str(head.status));
 		r = STINT_WIRE_RANGE;
 	} else {
-		memcpy(agent, hello.agent, sizeof(hello.agent));
-		if (agent[0] == '\0')
+		*out = hello;
+		if (out->agent[0] == '\0')
 			explain_no_agent();
 	}
 out:
@@ -294,16 +294,16 @@ out:
 }
 
 static int
-conn_open(int *fdp, char agent[STINT_NAME_MAX + 1])
+conn_open(int *fdp, struct stint_hello_rep *hello)
 {
-	char name[STINT_NAME_MAX + 1];
+	struct stint_hello_rep ignored;
 	int fd, r, e = 0;
 
 	if ((r = connect_bounded(&fd, &e)) != 0) {
 		explain_connect(r, e);
 		return r;
 	}
-	if ((r = hello_on(fd, agent != NULL ? agent : name)) != 0) {
+	if ((r = hello_on(fd, hello != NULL ? hello : &ignored)) != 0) {
 		close(fd);
 		return r;
 	}
@@ -342,19 +342,18 @@ call(const uint8_t *req, size_t req_len, uint8_t **rep, size_t *rep_len)
 }
 
 int
-client_hello(char agent[STINT_NAME_MAX + 1])
+client_hello(struct stint_hello_rep *out)
 {
 	struct stint_reply_head head;
-	struct stint_hello_rep hello;
 	uint8_t *req = NULL, *rep = NULL;
 	size_t req_len, rep_len;
 	pid_t me = getpid();
 	int fd, r;
 
-	agent[0] = '\0';
+	memset(out, 0, sizeof(*out));
 	/* Without an idle connection, the HELLO that opens one answers. */
 	if ((fd = pool_take(me)) < 0) {
-		if ((r = conn_open(&fd, agent)) != 0)
+		if ((r = conn_open(&fd, out)) != 0)
 			return r;
 		pool_put(fd, me);
 		return 0;
@@ -364,14 +363,14 @@ client_hello(char agent[STINT_NAME_MAX + 1])
 		goto out;
 	if ((r = call(req, req_len, &rep, &rep_len)) != 0)
 		goto out;
-	memset(&hello, 0, sizeof(hello));
-	if ((r = stint_dec_hello_rep(rep, rep_len, &head, &hello)) != 0)
+	if ((r = stint_dec_hello_rep(rep, rep_len, &head, out)) != 0)
 		goto out;
-	if (head.status == STINT_OK)
-		memcpy(agent, hello.agent, sizeof(hello.agent));
-	else if (head.status != STINT_E_NO_AGENT)
-		r = STINT_WIRE_RANGE;
-	if (r == 0 && agent[0] == '\0')
+	if (head.status != STINT_OK) {
+		memset(out, 0, sizeof(*out));
+		if (head.status != STINT_E_NO_AGENT)
+			r = STINT_WIRE_RANGE;
+	}
+	if (r == 0 && out->agent[0] == '\0')
 		explain_no_agent();
 out:
 	free(req);
@@ -413,8 +412,8 @@ client_tasks_free(struct stint_task_key *tasks, size_t n)
 
 /* Appends one LIST page to *tasks. */
 static int
-list_page(const char *cursor, struct stint_task_key **tasks, size_t *n,
-	  uint64_t *status, bool *more)
+list_page(const char *as, const char *cursor, struct stint_task_key **tasks,
+	  size_t *n, uint64_t *status, bool *more)
 {
 	struct stint_reply_head head;
 	struct stint_list_rep page;
@@ -425,7 +424,7 @@ list_page(const char *cursor, struct stint_task_key **tasks, size_t *n,
 
 	memset(&page, 0, sizeof(page));
 	*more = false;
-	if ((r = stint_enc_list_req(cursor, &req, &req_len)) != 0)
+	if ((r = stint_enc_list_req_as(cursor, as, &req, &req_len)) != 0)
 		goto out;
 	if ((r = call(req, req_len, &rep, &rep_len)) != 0)
 		goto out;
@@ -456,7 +455,8 @@ out:
 }
 
 int
-client_list(struct stint_task_key **tasks, size_t *n, uint64_t *status)
+client_list(const char *as, struct stint_task_key **tasks, size_t *n,
+	    uint64_t *status)
 {
 	char cursor[STINT_TASK_ID_MAX + 1] = "";
 	bool more = true;
@@ -466,7 +466,7 @@ client_list(struct stint_task_key **tasks, size_t *n, uint64_t *status)
 	*n = 0;
 	*status = STINT_OK;
 	for (pages = 0; more && pages < MAX_LIST_PAGES; pages++) {
-		if ((r = list_page(cursor, tasks, n, status, &more)) != 0 ||
+		if ((r = list_page(as, cursor, tasks, n, status, &more)) != 0 ||
 		    *status != STINT_OK)
 			break;
 		if (*n > 0)
@@ -578,14 +578,14 @@ client_explain_task(const char *id, const char *mine)
 	uint8_t *out = NULL, *in = NULL;
 	size_t out_len, in_len;
 
-	char me[STINT_NAME_MAX + 1] = "";
+	struct stint_hello_rep me;
 
 	if (!stint_debug_enabled("module"))
 		return;
 	if (mine == NULL || mine[0] == '\0') {
-		if (client_hello(me) != 0)
-			me[0] = '\0';
-		mine = me;
+		if (client_hello(&me) != 0)
+			me.agent[0] = '\0';
+		mine = me.agent;
 	}
 	if ((req = stint_msg_new()) == NULL ||
 	    stint_msg_put_uint(req, STINT_K_OP, STINT_OP_TASK_SHOW) != 0 ||

@@ -3,8 +3,9 @@
  * mechanism information, locking, the function lists, and every function
  * the token refuses.
  *
- * The slot always exists (id 1); its token is present while stintd answers
- * HELLO and maps this process to an agent. The token is write-protected and
+ * One slot per agent this process matches (slots.c; slot 1 always
+ * exists); its token is present while stintd answers HELLO and maps this
+ * process to that agent. The token is write-protected and
  * needs no login: the process's OS identity is the credential, so no PIN
  * ever reaches the agent.
  */
@@ -139,6 +140,7 @@ teardown(void)
 {
 	sessions_reset();
 	objects_reset();
+	slots_reset();
 	client_fini();
 	mod_mutex_free(g_lock);
 	g_lock = NULL;
@@ -234,11 +236,12 @@ C_GetInfo(CK_INFO_PTR pInfo)
 
 /* --- slot and token ------------------------------------------------- */
 
-/* CKR_OK with the agent name when stintd maps this process to an agent. */
+/* CKR_OK with the agent name when stintd maps this process to the agent
+ * of slot id (slots.c). */
 static CK_RV
-token_probe(char agent[STINT_NAME_MAX + 1])
+token_probe(CK_SLOT_ID id, char agent[STINT_NAME_MAX + 1])
 {
-	if (client_hello(agent) != 0 || agent[0] == '\0')
+	if (slots_probe() != CKR_OK || !slot_agent(id, agent, NULL))
 		return CKR_TOKEN_NOT_PRESENT;
 	return CKR_OK;
 }
@@ -247,15 +250,17 @@ CK_RV
 C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
 	      CK_ULONG_PTR pulCount)
 {
-	char agent[STINT_NAME_MAX + 1];
-	CK_ULONG n = 1;
+	CK_SLOT_ID ids[STINT_SLOTS_MAX];
+	CK_ULONG n, i;
 
 	if (!g_initialized)
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
 	if (pulCount == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
-	if (tokenPresent && token_probe(agent) != CKR_OK)
-		n = 0;
+	/* One slot per agent this process matches (stintd down: none
+	 * present, the slots seen so far stay). */
+	(void)slots_probe();
+	n = slots_list(ids, STINT_SLOTS_MAX, tokenPresent);
 	if (pSlotList == NULL) {
 		*pulCount = n;
 		return TRACE(CKR_OK);
@@ -264,8 +269,8 @@ C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
 		*pulCount = n;
 		return TRACE(CKR_BUFFER_TOO_SMALL);
 	}
-	if (n == 1)
-		pSlotList[0] = STINT_SLOT_ID;
+	for (i = 0; i < n; i++)
+		pSlotList[i] = ids[i];
 	*pulCount = n;
 	return TRACE(CKR_OK);
 }
@@ -277,7 +282,7 @@ C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 
 	if (!g_initialized)
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	if (pInfo == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
@@ -289,7 +294,7 @@ C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 	 * PKCS#11 says a slot without CKF_REMOVABLE_DEVICE always has its
 	 * token present, so the flag is set. */
 	pInfo->flags = CKF_REMOVABLE_DEVICE;
-	if (token_probe(agent) == CKR_OK)
+	if (token_probe(slotID, agent) == CKR_OK)
 		pInfo->flags |= CKF_TOKEN_PRESENT;
 	pInfo->hardwareVersion.major = 0;
 	pInfo->firmwareVersion.major = 0;
@@ -309,11 +314,11 @@ C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 
 	if (!g_initialized)
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	if (pInfo == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
-	if ((rv = token_probe(agent)) != CKR_OK)
+	if ((rv = token_probe(slotID, agent)) != CKR_OK)
 		return TRACE(rv);
 	memset(pInfo, 0, sizeof(*pInfo));
 	pad(pInfo->label, sizeof(pInfo->label), agent);
@@ -366,7 +371,7 @@ C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
 
 	if (!g_initialized)
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	if (pulCount == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
@@ -393,7 +398,7 @@ C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 
 	if (!g_initialized)
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	if (pInfo == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
@@ -443,7 +448,7 @@ C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
 		return TRACE(CKR_CRYPTOKI_NOT_INITIALIZED);
 	if (NULL_LEN(pPin, ulPinLen) || pLabel == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	return TRACE(CKR_TOKEN_WRITE_PROTECTED);
 }

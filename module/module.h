@@ -43,7 +43,8 @@ CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList,
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
 		     CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags);
 
-#define STINT_SLOT_ID 1
+#define STINT_SLOT_ID   1 /* the first agent's slot */
+#define STINT_SLOTS_MAX 64
 
 /* --- module.c ------------------------------------------------------- */
 
@@ -69,10 +70,14 @@ CK_RV mod_trace(const char *fn, CK_RV rv);
 CK_RV client_init(void);
 void client_fini(void);
 /* These return 0 or a STINT_WIRE_* code (transport or codec failure). */
-int client_hello(char agent[STINT_NAME_MAX + 1]);
-/* All live tasks, paging through LIST. *status is the daemon's status
- * (STINT_E_NO_AGENT: the peer is no agent). Free with client_tasks_free. */
-int client_list(struct stint_task_key **tasks, size_t *n, uint64_t *status);
+/* hello->agent "" when this process is no agent; hello->names every agent
+ * when several. */
+int client_hello(struct stint_hello_rep *hello);
+/* All live tasks, paging through LIST, as agent as (NULL: the lowest).
+ * *status is the daemon's status (STINT_E_NO_AGENT: the peer is no
+ * agent, or not that one). Free with client_tasks_free. */
+int client_list(const char *as, struct stint_task_key **tasks, size_t *n,
+		uint64_t *status);
 void client_tasks_free(struct stint_task_key *tasks, size_t n);
 /* STINT_DEBUG only: logs what stintd knows of task id (unknown, ended at,
  * expired at, another agent's); mine is this uid's agent or "". */
@@ -81,6 +86,23 @@ void client_explain_task(const char *id, const char *mine);
  * STINT_WIRE_RANGE if the signature does not fit. */
 int client_sign(const struct stint_sign_req *req, uint64_t *status,
 		uint8_t *sig, size_t *sig_len);
+
+/* --- slots.c: one slot per agent ------------------------------------ */
+
+/* HELLO; slots for new agent names, present flags. Takes the lock. */
+CK_RV slots_probe(void);
+/* A slot id this module has (slot 1 always). Takes the lock. */
+bool slot_valid(CK_SLOT_ID id);
+/* The agent of a slot whose token is present (last probe); *multi: the
+ * process matched several agents (requests then name theirs). */
+bool slot_agent(CK_SLOT_ID id, char agent[STINT_NAME_MAX + 1], bool *multi);
+bool slot_agent_locked(CK_SLOT_ID id, char agent[STINT_NAME_MAX + 1],
+		       bool *multi);
+/* stintd says the process no longer matches the slot's agent. */
+void slot_gone(CK_SLOT_ID id);
+/* Slot ids (all, or those with a token) into ids; returns how many. */
+size_t slots_list(CK_SLOT_ID *ids, size_t cap, bool present_only);
+void slots_reset(void);
 
 /* --- objects.c ------------------------------------------------------ */
 
@@ -93,18 +115,19 @@ struct sign_key {
 	uint64_t mechs[STINT_MECHS_MAX];
 	size_t n_mechs;
 	size_t sig_len; /* bytes of a signature (EC r||s, RSA modulus) */
+	char as_agent[STINT_NAME_MAX + 1]; /* its agent, "" unless several */
 };
 
 /* A LIST round trip, merged into the object table. CKR_OK,
  * CKR_TOKEN_NOT_PRESENT (no agent) or CKR_DEVICE_ERROR. Takes the lock. */
-CK_RV objects_refresh(void);
+CK_RV objects_refresh(CK_SLOT_ID slot);
 void objects_reset(void);
 /* The rest are called with the state lock held. */
 CK_RV objects_get_attrs(CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_ULONG n);
 CK_RV objects_size(CK_OBJECT_HANDLE h, CK_ULONG_PTR size);
 /* Handles of live objects matching every attribute of templ; malloc'ed. */
-CK_RV objects_find(CK_ATTRIBUTE_PTR templ, CK_ULONG n, CK_OBJECT_HANDLE **out,
-		   size_t *n_out);
+CK_RV objects_find(CK_SLOT_ID slot, CK_ATTRIBUTE_PTR templ, CK_ULONG n,
+		   CK_OBJECT_HANDLE **out, size_t *n_out);
 /* CKR_KEY_HANDLE_INVALID for unknown handles and certificates,
  * CKR_KEY_TYPE_INCONSISTENT for public keys. Ended tasks still resolve:
  * stintd refuses them, and records that it did. */
@@ -117,6 +140,7 @@ struct sign_op;
 struct session {
 	CK_SESSION_HANDLE handle;
 	CK_FLAGS flags;
+	CK_SLOT_ID slot; /* its agent's (slots.c) */
 	bool finding;
 	CK_OBJECT_HANDLE *found;
 	size_t n_found, next_found;
@@ -127,6 +151,8 @@ struct session {
 /* Called with the state lock held; NULL if the handle is unknown. */
 struct session *session_get(CK_SESSION_HANDLE h);
 void sessions_reset(void);
+/* Closes the sessions of one slot. Lock held. */
+void sessions_reset_slot(CK_SLOT_ID slot);
 /* For C_GetTokenInfo. Lock held. */
 void sessions_count(CK_ULONG *all, CK_ULONG *rw);
 

@@ -38,6 +38,7 @@ struct attrs {
 
 struct task_obj {
 	struct stint_task_key key; /* owned */
+	CK_SLOT_ID slot;           /* its agent's slot (slots.c) */
 	bool live;
 	bool has_cert;
 	size_t sig_len;
@@ -403,7 +404,7 @@ task_same(const struct stint_task_key *a, const struct stint_task_key *b)
 /* --- the table ------------------------------------------------------ */
 
 static int
-merge_one(struct stint_task_key *k)
+merge_one(struct stint_task_key *k, CK_SLOT_ID slot)
 {
 	struct task_obj fresh, *grown;
 	size_t i;
@@ -413,6 +414,7 @@ merge_one(struct stint_task_key *k)
 			break;
 	if (i < g_n_tasks && task_same(&g_tasks[i].key, k)) {
 		g_tasks[i].live = true;
+		g_tasks[i].slot = slot;
 		return 0;
 	}
 	if (i == g_n_tasks && g_n_tasks == g_cap_tasks) {
@@ -430,35 +432,53 @@ merge_one(struct stint_task_key *k)
 		task_obj_clear(&g_tasks[i]);
 	else
 		g_n_tasks++;
+	fresh.slot = slot;
 	g_tasks[i] = fresh;
 	return 0;
 }
 
+/* The agent a slot's LIST names (always: should the agents this process
+ * matches change between probes, a slot never lists another agent's
+ * tasks). CKR_TOKEN_NOT_PRESENT when the slot has no token. */
+static CK_RV
+slot_list_agent(CK_SLOT_ID slot, char as[STINT_NAME_MAX + 1])
+{
+	if (!slot_agent(slot, as, NULL) &&
+	    (slots_probe() != CKR_OK || !slot_agent(slot, as, NULL)))
+		return CKR_TOKEN_NOT_PRESENT;
+	return CKR_OK;
+}
+
 CK_RV
-objects_refresh(void)
+objects_refresh(CK_SLOT_ID slot)
 {
 	struct stint_task_key *tasks;
+	char as[STINT_NAME_MAX + 1];
 	uint64_t status;
 	size_t n, i;
-	CK_RV rv = CKR_OK;
+	CK_RV rv;
 
-	if (client_list(&tasks, &n, &status) != 0)
+	if ((rv = slot_list_agent(slot, as)) != CKR_OK)
+		return rv;
+	if (client_list(as, &tasks, &n, &status) != 0)
 		return CKR_DEVICE_ERROR;
 	if (status == STINT_OK)
 		stint_debug("module",
-			    "stintd lists %zu live task(s) for this "
-			    "uid",
-			    n);
-	if (status == STINT_E_NO_AGENT)
+			    "stintd lists %zu live task(s) for slot %lu", n,
+			    (unsigned long)slot);
+	if (status == STINT_E_NO_AGENT) {
 		rv = CKR_TOKEN_NOT_PRESENT;
-	else if (status != STINT_OK)
+		slot_gone(slot);
+	} else if (status != STINT_OK) {
 		rv = CKR_DEVICE_ERROR;
+	}
 	mod_lock();
 	if (rv == CKR_OK || rv == CKR_TOKEN_NOT_PRESENT)
 		for (i = 0; i < g_n_tasks; i++)
-			g_tasks[i].live = false;
+			if (g_tasks[i].slot == slot)
+				g_tasks[i].live = false;
 	for (i = 0; rv == CKR_OK && i < n; i++)
-		if (merge_one(&tasks[i]) != 0)
+		if (merge_one(&tasks[i], slot) != 0)
 			rv = CKR_HOST_MEMORY;
 	mod_unlock();
 	client_tasks_free(tasks, n);
@@ -625,8 +645,8 @@ explain_miss(const CK_ATTRIBUTE *templ, CK_ULONG n)
 }
 
 CK_RV
-objects_find(CK_ATTRIBUTE_PTR templ, CK_ULONG n, CK_OBJECT_HANDLE **out,
-	     size_t *n_out)
+objects_find(CK_SLOT_ID slot, CK_ATTRIBUTE_PTR templ, CK_ULONG n,
+	     CK_OBJECT_HANDLE **out, size_t *n_out)
 {
 	CK_OBJECT_HANDLE *found;
 	size_t i, m = 0;
@@ -643,7 +663,7 @@ objects_find(CK_ATTRIBUTE_PTR templ, CK_ULONG n, CK_OBJECT_HANDLE **out,
 	if ((found = calloc(g_n_tasks * 3, sizeof(*found))) == NULL)
 		return CKR_HOST_MEMORY;
 	for (i = 0; i < g_n_tasks; i++) {
-		if (!g_tasks[i].live)
+		if (!g_tasks[i].live || g_tasks[i].slot != slot)
 			continue;
 		for (k = OBJ_PRIVATE; k <= OBJ_CERT; k++) {
 			if (k == OBJ_CERT && !g_tasks[i].has_cert)
@@ -664,6 +684,7 @@ objects_sign_key(CK_OBJECT_HANDLE h, struct sign_key *key)
 {
 	struct task_obj *t;
 	enum obj_kind kind;
+	bool multi = false;
 
 	if ((t = lookup(h, &kind)) == NULL || kind == OBJ_CERT)
 		return CKR_KEY_HANDLE_INVALID;
@@ -675,5 +696,8 @@ objects_sign_key(CK_OBJECT_HANDLE h, struct sign_key *key)
 	key->n_mechs = t->key.n_mechs;
 	memcpy(key->mechs, t->key.mechs, sizeof(key->mechs));
 	key->sig_len = t->sig_len;
+	/* Several agents: the request names the task's (key 151). */
+	if (slot_agent_locked(t->slot, key->as_agent, &multi) && !multi)
+		key->as_agent[0] = '\0';
 	return CKR_OK;
 }

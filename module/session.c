@@ -66,6 +66,23 @@ sessions_reset(void)
 }
 
 void
+sessions_reset_slot(CK_SLOT_ID slot)
+{
+	struct session **pp = &g_sessions, *s;
+
+	while ((s = *pp) != NULL) {
+		if (s->slot != slot) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		session_free(s);
+	}
+	if (g_sessions == NULL)
+		g_logged_in = false;
+}
+
+void
 sessions_count(CK_ULONG *all, CK_ULONG *rw)
 {
 	struct session *s;
@@ -89,19 +106,20 @@ C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
 	(void)Notify;
 	if ((rv = mod_check()) != CKR_OK)
 		return TRACE(rv);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	if (phSession == NULL)
 		return TRACE(CKR_ARGUMENTS_BAD);
 	if (!(flags & CKF_SERIAL_SESSION))
 		return TRACE(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
 	/* Opening a session is when applications look at a token afresh. */
-	if ((rv = objects_refresh()) != CKR_OK)
+	if ((rv = objects_refresh(slotID)) != CKR_OK)
 		return TRACE(rv == CKR_DEVICE_ERROR ? CKR_TOKEN_NOT_PRESENT
 						    : rv);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return TRACE(CKR_HOST_MEMORY);
 	s->flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION);
+	s->slot = slotID;
 	mod_lock();
 	s->handle = g_next_handle++;
 	if (g_next_handle == 0)
@@ -146,10 +164,10 @@ C_CloseAllSessions(CK_SLOT_ID slotID)
 
 	if ((rv = mod_check()) != CKR_OK)
 		return TRACE(rv);
-	if (slotID != STINT_SLOT_ID)
+	if (!slot_valid(slotID))
 		return TRACE(CKR_SLOT_ID_INVALID);
 	mod_lock();
-	sessions_reset();
+	sessions_reset_slot(slotID);
 	mod_unlock();
 	return TRACE(CKR_OK);
 }
@@ -171,7 +189,7 @@ C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
 		return TRACE(CKR_SESSION_HANDLE_INVALID);
 	}
 	memset(pInfo, 0, sizeof(*pInfo));
-	pInfo->slotID = STINT_SLOT_ID;
+	pInfo->slotID = s->slot;
 	pInfo->flags = s->flags;
 	rw = (s->flags & CKF_RW_SESSION) != 0;
 	if (g_logged_in)
@@ -315,6 +333,7 @@ C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 		  CK_ULONG ulCount)
 {
 	struct session *s;
+	CK_SLOT_ID slot = 0;
 	CK_RV rv;
 
 	if ((rv = mod_check()) != CKR_OK)
@@ -322,17 +341,18 @@ C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 	if (pTemplate == NULL && ulCount > 0)
 		return TRACE(CKR_ARGUMENTS_BAD);
 	mod_lock();
-	rv = find_ready(hSession, &s);
+	if ((rv = find_ready(hSession, &s)) == CKR_OK)
+		slot = s->slot;
 	mod_unlock();
 	if (rv != CKR_OK)
 		return TRACE(rv);
 	/* New tasks appear and ended ones vanish at every search. */
-	if ((rv = objects_refresh()) != CKR_OK)
+	if ((rv = objects_refresh(slot)) != CKR_OK)
 		return TRACE(rv);
 	mod_lock();
 	if ((rv = find_ready(hSession, &s)) == CKR_OK &&
-	    (rv = objects_find(pTemplate, ulCount, &s->found, &s->n_found)) ==
-		    CKR_OK) {
+	    (rv = objects_find(s->slot, pTemplate, ulCount, &s->found,
+			       &s->n_found)) == CKR_OK) {
 		s->next_found = 0;
 		s->finding = true;
 	}

@@ -278,6 +278,7 @@ finish(struct sign_op *op, uint8_t *sig, CK_ULONG_PTR sig_len)
 
 	memset(&req, 0, sizeof(req));
 	memcpy(req.task, op->key.task, sizeof(req.task));
+	memcpy(req.as_agent, op->key.as_agent, sizeof(req.as_agent));
 	req.mech = op->mech->mech;
 	if (op->mech->pss) {
 		req.has_pss = true;

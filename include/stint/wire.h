@@ -195,6 +195,12 @@ enum stint_key {
 	STINT_K_RELOAD_ACTION = 162, /* text: added|updated|removed|... */
 	STINT_K_RELOAD_TASKS = 163,  /* array of {TASK, AGENT, REASON} */
 	STINT_K_RELOAD_KIND = 164,   /* text: agent | operator */
+	/* ident: 150-159 */
+	/* HELLO reply, only when several agents match: every name, sorted;
+	 * STINT_K_AGENT stays the lowest. */
+	STINT_K_AGENT_NAMES = 150, /* array of text */
+	/* LIST and SIGN: act as this agent (absent: the lowest name). */
+	STINT_K_AS_AGENT = 151, /* text */
 };
 
 enum stint_key_type {

@@ -18,7 +18,7 @@ static void
 decode(const struct stint_msg *m)
 {
 	uint64_t op, version;
-	char cursor[STINT_TASK_ID_MAX + 1];
+	char cursor[STINT_TASK_ID_MAX + 1], as[STINT_NAME_MAX + 1];
 	struct stint_sign_req req;
 
 	if (stint_dec_request_op(m, &op) != 0)
@@ -31,10 +31,14 @@ decode(const struct stint_msg *m)
 		if (stint_dec_list_req(m, cursor) == 0 &&
 		    strlen(cursor) > STINT_TASK_ID_MAX)
 			abort();
+		if (stint_dec_as_agent(m, as) == 0 &&
+		    strlen(as) > STINT_NAME_MAX)
+			abort();
 		break;
 	case STINT_OP_SIGN:
 		if (stint_dec_sign_req(m, &req) == 0) {
 			if (strlen(req.task) == 0 ||
+			    strlen(req.as_agent) > STINT_NAME_MAX ||
 			    (req.data.len > 0 && req.data.ptr == NULL))
 				abort();
 			stint_bytes_clear(&req.data);

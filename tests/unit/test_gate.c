@@ -546,6 +546,59 @@ test_gate_index_gid_agents(void **state)
 		STINT_E_NOT_YOURS);
 }
 
+/* ident: a gate naming the agent (STINT_K_AS_AGENT), from the index and
+ * from the database alone; the verdicts must agree. */
+static int
+gate_as(struct fixture *f, gid_t gid, const char *id, const char *as,
+	const char **agent)
+{
+	struct timespec ts = {.tv_sec = NOW, .tv_nsec = 0};
+	struct stint_gate_req req = {.peer = PEER(1000, gid),
+				     .task_id = id,
+				     .mech = MECH_ECDSA,
+				     .as_agent = as,
+				     .now = ts};
+	static struct stint_gate_result res;
+	struct stint_gate_result sql;
+
+	assert_int_equal(stint_gate_sign(f->s, &req, &res), STINT_STORE_OK);
+	assert_int_equal(stint_gate_index(f->s, false), 0);
+	assert_int_equal(stint_gate_sign(f->s, &req, &sql), STINT_STORE_OK);
+	assert_int_equal(stint_gate_index(f->s, true), 0);
+	assert_int_equal(res.decision, sql.decision);
+	assert_string_equal(res.agent.name, sql.agent.name);
+	*agent = res.agent.name;
+	return res.decision;
+}
+
+/* A peer matching two agents signs as either when it names it, never as
+ * one it does not match. */
+static void
+test_gate_as_agent(void **state)
+{
+	struct fixture *f = *state;
+	const char *agent;
+
+	add_agent(f, "zz-ops", 1000, 5);
+	add_agent(f, "aa-any", 1000, -1);
+	add_task(f, "t-ops", "zz-ops", 0);
+	add_task(f, "t-any", "aa-any", 0);
+	/* Unnamed: the lowest name, as before. */
+	assert_int_equal(gate_as(f, 5, "t-ops", NULL, &agent),
+			 STINT_E_NOT_YOURS);
+	assert_string_equal(agent, "aa-any");
+	assert_int_equal(gate_as(f, 5, "t-ops", "zz-ops", &agent), STINT_OK);
+	assert_string_equal(agent, "zz-ops");
+	assert_int_equal(gate_as(f, 5, "t-any", "aa-any", &agent), STINT_OK);
+	assert_int_equal(gate_as(f, 5, "t-any", "zz-ops", &agent),
+			 STINT_E_NOT_YOURS);
+	/* gid 6 does not match zz-ops: naming it is NO_AGENT. */
+	assert_int_equal(gate_as(f, 6, "t-ops", "zz-ops", &agent),
+			 STINT_E_NO_AGENT);
+	assert_int_equal(gate_as(f, 5, "t-ops", "nosuch", &agent),
+			 STINT_E_NO_AGENT);
+}
+
 /* Removal and re-adding of agents reaches the gate at once. */
 static void
 test_gate_index_agent_removed(void **state)
@@ -1151,6 +1204,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gate_index_gid_agents,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gate_as_agent, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_gate_index_agent_removed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gate_index_revocation,

@@ -184,6 +184,48 @@ test_agent_selectors(void **state)
 			 STINT_STORE_NOT_FOUND);
 }
 
+/* ident: every agent the peer matches, in name order; a named agent only
+ * when the peer matches it. */
+static void
+agents_for_peer_all(struct fixture *f)
+{
+	struct stint_agent *all = NULL, a;
+	size_t n = 0;
+
+	assert_int_equal(
+		stint_store_agents_for_peer(f->s, PEER(5000, 9), &all, &n),
+		STINT_STORE_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(all[0].name, "alpha");
+	assert_string_equal(all[1].name, "mid");
+	assert_string_equal(all[2].name, "zeta");
+	free(all);
+	/* gid 8: mid (gid 9) does not match. */
+	assert_int_equal(
+		stint_store_agents_for_peer(f->s, PEER(5000, 8), &all, &n),
+		STINT_STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(all[1].name, "zeta");
+	free(all);
+	assert_int_equal(
+		stint_store_agents_for_peer(f->s, PEER(5001, 9), &all, &n),
+		STINT_STORE_NOT_FOUND);
+	assert_int_equal(n, 0);
+	assert_int_equal(stint_store_agent_as(f->s, PEER(5000, 9), "zeta", &a),
+			 STINT_STORE_OK);
+	assert_string_equal(a.name, "zeta");
+	assert_int_equal(stint_store_agent_as(f->s, PEER(5000, 8), "mid", &a),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_as(f->s, PEER(5001, 9), "zeta", &a),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(
+		stint_store_agent_as(f->s, PEER(5000, 9), "nosuch", &a),
+		STINT_STORE_NOT_FOUND);
+	assert_int_equal(stint_store_agent_as(f->s, PEER(5000, 9), "", &a),
+			 STINT_STORE_OK);
+	assert_string_equal(a.name, "alpha");
+}
+
 /* Rows written behind the store's back (an older stintd, a hand edit)
  * may overlap: the lowest name wins, always. */
 static void
@@ -216,6 +258,7 @@ test_agent_for_peer_deterministic(void **state)
 	assert_string_equal(a.name, "alpha");
 	assert_int_equal(a.n_mechs, 1);
 	assert_int_equal(a.mechs[0], 4161);
+	agents_for_peer_all(f);
 }
 
 /* ---- tasks ------------------------------------------------------------- */
