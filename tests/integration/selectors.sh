@@ -152,6 +152,17 @@ sum_new=$(sha256sum "$T/bin/a/p11client" | cut -d' ' -f1)
 sign_as "$U" a "$ta" >"$T/out" 2>&1 || { cat "$T/out"; fail "alpha cannot sign after its binary changed"; }
 [ "$(last_peer "$ta" | json_get exe_sha256)" = "$sum_new" ] ||
 	{ last_peer "$ta"; fail "audit still shows the old exe_sha256 after an in-place replacement"; }
+# Again with the same size (same path, inode and size, other bytes): the
+# cache must notice by mtime/ctime, not only by size.
+size=$(stat -c %s "$T/bin/a/p11client")
+{ cat "$P11CLIENT"; printf 'stint-selectors-TEST\n'; } >"$T/variant"
+cp "$T/variant" "$T/bin/a/p11client"
+[ "$(stat -c %s "$T/bin/a/p11client")" = "$size" ] || fail "the second variant changed size"
+sum_new2=$(sha256sum "$T/bin/a/p11client" | cut -d' ' -f1)
+[ "$sum_new2" != "$sum_new" ] || fail "the second variant has the same hash"
+sign_as "$U" a "$ta" >"$T/out" 2>&1 || { cat "$T/out"; fail "alpha cannot sign after a same-size replacement"; }
+[ "$(last_peer "$ta" | json_get exe_sha256)" = "$sum_new2" ] ||
+	{ last_peer "$ta"; fail "audit shows a stale exe_sha256 after a same-size in-place replacement"; }
 
 # --- --exe-sha256 that does not match: nothing --------------------------------
 cp "$P11CLIENT" "$T/bin/pinned"
