@@ -55,22 +55,29 @@ mount_line(char *line, char *mnt, size_t cap)
 	return 1;
 }
 
+int
+stint_cgroup_root_parse(char *mountinfo, char *buf, size_t cap)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(mountinfo, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		if (mount_line(line, buf, cap))
+			return 0;
+	return 1;
+}
+
 static void
 root_find(void)
 {
-	char *text = NULL, *line, *save = NULL, err[256];
+	char *text = NULL, err[256];
 	size_t len;
 
 	if (stint_file_read("/proc/self/mountinfo", PROC_FILE_MAX * 16, &text,
 			    &len, err, sizeof(err)) != 0)
 		return; /* root_result stays -1 */
-	root_result = 1;
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save))
-		if (mount_line(line, root_path, sizeof(root_path))) {
-			root_result = 0;
-			break;
-		}
+	root_result =
+		stint_cgroup_root_parse(text, root_path, sizeof(root_path));
 	free(text);
 }
 

@@ -19,6 +19,11 @@
  * up once per process (the first answer is kept). */
 int stint_cgroup_root(char *buf, size_t cap);
 
+/* The parsing half of stint_cgroup_root(), on the text of a mountinfo
+ * file (modified in place): 0 and the first cgroup2 mount point in buf;
+ * 1 none. */
+int stint_cgroup_root_parse(char *mountinfo, char *buf, size_t cap);
+
 /* The v2 cgroup of pid from /proc/PID/cgroup. 0 found; 1 the process has
  * no v2 cgroup line (no cgroup v2); -1 gone or unreadable. */
 int stint_cgroup_of_pid(pid_t pid, char *buf, size_t cap);

@@ -77,6 +77,25 @@ note "cgroup empty -> task ended in $(echo "$(date +%s.%N) - $start" | bc 2>/dev
 [ "$(field "$tc" reason)" = "bound cgroup empty" ] || fail "reason: $(field "$tc" reason)"
 ! backend_has_key "$tc" || fail "key of $tc still in the backend"
 [ -d "$CG2$TESTCG/work" ] || fail "stintd removed a cgroup it did not make"
+grep -q "\"event\":\"task-end\".*\"task\":\"$tc\".*bound cgroup empty" "$AUDIT_LOG" ||
+	grep -q "\"task\":\"$tc\".*\"event\":\"task-end\".*bound cgroup empty" "$AUDIT_LOG" ||
+	fail "the end of $tc (cgroup empty) was not audited with its reason"
+
+# The cgroup empties while stintd is down: ended at the next start.
+mkdir "$CG2$TESTCG/gone"
+"$T/incg" "$A" "$CG2$TESTCG/gone" sleep 600 &
+keeper=$!
+bg_track "$keeper"
+wait_for 10 grep -qx "$keeper" "$CG2$TESTCG/gone/cgroup.procs" || fail "keeper did not enter cgroup gone"
+tg=$(task_start alpha --ttl 10m --bind-cgroup "$TESTCG/gone")
+stintd_stop
+kill -KILL "$keeper"
+wait "$keeper" 2>/dev/null
+stintd_start
+wait_for 10 ended "$tg" || fail "task bound to a cgroup emptied while stintd was down: still $(field "$tg" state)"
+[ "$(field "$tg" reason)" = "bound cgroup empty" ] || fail "reason: $(field "$tg" reason)"
+! backend_has_key "$tg" || fail "key of $tg still in the backend"
+note "cgroup emptied while stintd was down -> task ended at start"
 
 # An empty cgroup, an unknown one, a bad path: refused at start.
 mkdir "$CG2$TESTCG/empty"

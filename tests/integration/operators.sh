@@ -11,7 +11,19 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-stint_setup
+# stint run by the operator: runs under a test cgroup tree where one is
+# writable, else bound to the command's pid (a parent that cannot exist).
+RUN_PARENT=/cgroup.procs/x
+CG2=$(findmnt -n -t cgroup2 -o TARGET 2>/dev/null | head -n 1)
+if [ -n "$CG2" ] && [ -w "$CG2" ]; then
+	cg_test_tree stint-test-operators
+	RUN_PARENT=$CGTEST
+fi
+backend_init
+stintd_config
+printf '\n[run]\ncgroup_parent = %s\n' "$RUN_PARENT" >>"$STINTD_CONF"
+stintd_start
+p11_env
 wire_py
 chmod 0644 "$T/wire.py"
 
@@ -111,6 +123,19 @@ PY
 expect_refused "operator: --ttl above its max TTL" "above operator 'ci''s max TTL" \
 	op task start --agent ci-agent --ttl 1h
 note "operator: task start/list/show for ci-agent; --max-ttl caps the TTL"
+# stint run (issue 12 §5): for its own agent, yes; for another, refused
+# before the command runs.
+op run --agent ci-agent --ttl 5m -- sh -c 'echo "task=$STINT_TASK"' >"$T/oprun" 2>&1 ||
+	{ cat "$T/oprun" >&2; fail "operator: stint run for its own agent"; }
+rid=$(sed -n 's/^task=//p' "$T/oprun")
+[ -n "$rid" ] || { cat "$T/oprun" >&2; fail "operator's stint run: the command got no STINT_TASK"; }
+[ "$(stint task show "$rid" --json | json_get agent)" = ci-agent ] || fail "operator's run task is not ci-agent's"
+[ "$(stint task show "$rid" --json | json_get state)" = ended ] || fail "operator's run task not ended when stint run returned"
+expect_refused "operator: stint run for another agent" \
+	"operator 'ci' may not act for agent 'billing'" \
+	op run --agent billing -- sh -c 'echo command-ran'
+! grep -q command-ran "$T/out" || fail "the refused run's command ran"
+note "operator: stint run for ci-agent ($(grep -c . "$T/oprun") lines), refused for billing"
 
 # --- ...and for nothing else -------------------------------------------------
 idb=$(task_start billing --ttl 5m --intent "billing secret")

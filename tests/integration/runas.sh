@@ -234,6 +234,20 @@ case $exe in
 *) fail "with CAP_SYS_PTRACE the audit shows exe '$exe', not p11client" ;;
 esac
 "$STINT" --socket "$T/run/admin.sock" audit verify >/dev/null || fail "audit verify"
+# stint run under the shipped unit (issue 12 §4): user stint may not move a
+# command out of root's cgroup, so the task is bound to the command's pid,
+# stint run says so, and the task ends with the command.
+"$STINT" --socket "$T/run/admin.sock" run --agent ra --ttl 5m -- \
+	sh -c 'echo "$STINT_TASK" >"$0"' "$T/runtask" 2>"$T/run.err" ||
+	{ cat "$T/run.err" "$STINTD_LOG" >&2; fail "stint run with stintd as stint"; }
+grep -q "bound to the command's pid" "$T/run.err" ||
+	{ cat "$T/run.err" >&2; fail "stint run as stint: no word about the pid binding"; }
+rtid=$(cat "$T/runtask")
+[ -n "$rtid" ] || fail "stint run as stint: the command got no STINT_TASK"
+run_ended() { [ "$(stint task show "$rtid" --json | json_get state)" = ended ]; }
+wait_for 10 run_ended ||
+	fail "stint run as stint: task $rtid not ended after the command exited"
+note "stint run, stintd as stint: $(head -n 1 "$T/run.err")"
 stintd_stop
 
 # --- negative controls ------------------------------------------------------
@@ -281,6 +295,16 @@ for line in open(sys.argv[1]):
 print(e)' "$AUDIT_LOG")
 [ "$last" = "?" ] || fail "without CAP_SYS_PTRACE the audit shows exe '$last'"
 note "without CAP_SYS_PTRACE: exe \"?\" and a warning naming the capability"
+# ...and an agent pinned by executable is refused, saying why (issue 12 §1).
+for sel in "--exe /bin/true" "--exe-sha256 $(printf '%064d' 0)"; do
+	# shellcheck disable=SC2086
+	if stint agent add rx --uid "$A" $sel >"$T/err" 2>&1; then
+		fail "agent add $sel accepted by a stintd that cannot read exes"
+	fi
+	grep -q "cannot read the executables" "$T/err" ||
+		{ cat "$T/err" >&2; fail "agent add $sel: refusal does not say why"; }
+done
+note "without CAP_SYS_PTRACE: agent add --exe refused: $(head -n 1 "$T/err")"
 stintd_stop
 
 # --- the TPM backend, same confinement (swtpm over TCP) -------------------------

@@ -152,6 +152,17 @@ sum_new=$(sha256sum "$T/bin/a/p11client" | cut -d' ' -f1)
 sign_as "$U" a "$ta" >"$T/out" 2>&1 || { cat "$T/out"; fail "alpha cannot sign after its binary changed"; }
 [ "$(last_peer "$ta" | json_get exe_sha256)" = "$sum_new" ] ||
 	{ last_peer "$ta"; fail "audit still shows the old exe_sha256 after an in-place replacement"; }
+# Again with the same size (same path, inode and size, other bytes): the
+# cache must notice by mtime/ctime, not only by size.
+size=$(stat -c %s "$T/bin/a/p11client")
+{ cat "$P11CLIENT"; printf 'stint-selectors-TEST\n'; } >"$T/variant"
+cp "$T/variant" "$T/bin/a/p11client"
+[ "$(stat -c %s "$T/bin/a/p11client")" = "$size" ] || fail "the second variant changed size"
+sum_new2=$(sha256sum "$T/bin/a/p11client" | cut -d' ' -f1)
+[ "$sum_new2" != "$sum_new" ] || fail "the second variant has the same hash"
+sign_as "$U" a "$ta" >"$T/out" 2>&1 || { cat "$T/out"; fail "alpha cannot sign after a same-size replacement"; }
+[ "$(last_peer "$ta" | json_get exe_sha256)" = "$sum_new2" ] ||
+	{ last_peer "$ta"; fail "audit shows a stale exe_sha256 after a same-size in-place replacement"; }
 
 # --- --exe-sha256 that does not match: nothing --------------------------------
 cp "$P11CLIENT" "$T/bin/pinned"
@@ -177,12 +188,13 @@ CGROOT=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 CG=
 if [ -n "$CGROOT" ] && mkdir "$CGROOT/stint-sel-$$" 2>/dev/null; then
 	CG=stint-sel-$$
-	mkdir "$CGROOT/$CG/x" "$CGROOT/$CG/y"
+	UNITN=stint-sel-$$.service
+	mkdir "$CGROOT/$CG/x" "$CGROOT/$CG/y" "$CGROOT/$CG/$UNITN"
 	cg_cleanup()
 	{
 		local d
 
-		for d in x y; do
+		for d in x y "$UNITN"; do
 			[ -d "$CGROOT/$CG/$d" ] || continue
 			# shellcheck disable=SC2013
 			for p in $(cat "$CGROOT/$CG/$d/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
@@ -221,6 +233,16 @@ if [ -n "$CGROOT" ] && mkdir "$CGROOT/stint-sel-$$" 2>/dev/null; then
 		{ last_peer "$tx"; fail "audit peer cgroup is not /$CG/x"; }
 	[ "$(last_peer "$tx" | matched_of)" = "uid,cgroup" ] ||
 		{ last_peer "$tx"; fail "audit peer matched is not uid,cgroup for agent cgx"; }
+	# --unit: the systemd unit nearest the leaf of the process's cgroup.
+	stint agent add unitw --uid "$U3" --unit "$UNITN" >"$T/out" 2>&1 || { cat "$T/out"; fail "agent add --unit"; }
+	tw=$(task_start unitw --ttl 10m) || exit 1
+	in_cg "$UNITN" "$T/bin/c/p11client" --module "$MOD" --label "$tw" --in "$T/digest" >"$T/out" 2>&1 ||
+		{ cat "$T/out"; fail "a process in $UNITN cannot sign with unitw's task"; }
+	[ "$(last_peer "$tw" | json_get unit)" = "$UNITN" ] || { last_peer "$tw"; fail "audit peer unit is not $UNITN"; }
+	[ "$(last_peer "$tw" | matched_of)" = "uid,unit" ] ||
+		{ last_peer "$tw"; fail "audit peer matched is not uid,unit for agent unitw"; }
+	in_cg x "$PYTHON" "$T/wire.py" sign "$STINT_SOCKET" "$tw" >"$T/out" 2>&1
+	grep -q '^status=4 ' "$T/out" || { cat "$T/out"; fail "raw SIGN of unitw's task from outside $UNITN: expected status 4"; }
 else
 	note "no writable cgroup v2 hierarchy: cgroup part skipped"
 fi

@@ -281,6 +281,29 @@ test_cgroup(void **state)
 	assert_false(stint_cgroup_within("/ab", "/a"));
 	assert_false(stint_cgroup_within("/", "/a"));
 
+	/* mountinfo of a systemd host (unified), a hybrid one (v1
+	 * controllers, v2 at .../unified) and a v1-only one. */
+	char pure[] = "24 30 0:22 / /sys rw - sysfs sysfs rw\n"
+		      "29 24 0:26 / /sys/fs/cgroup rw,nosuid shared:9 - "
+		      "cgroup2 cgroup2 rw,nsdelegate\n";
+	char hybrid[] = "29 24 0:26 / /sys/fs/cgroup ro shared:9 - tmpfs "
+			"tmpfs ro,mode=755\n"
+			"30 29 0:27 / /sys/fs/cgroup/unified rw shared:10 - "
+			"cgroup2 cgroup2 rw,nsdelegate\n"
+			"33 29 0:30 / /sys/fs/cgroup/pids rw shared:14 - "
+			"cgroup cgroup rw,pids\n";
+	char v1[] = "29 24 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro\n"
+		    "33 29 0:30 / /sys/fs/cgroup/pids rw - cgroup cgroup "
+		    "rw,pids\n";
+	char esc[] = "30 29 0:27 / /mnt/cg\\040two rw - cgroup2 none rw\n";
+	assert_int_equal(stint_cgroup_root_parse(pure, fs, sizeof(fs)), 0);
+	assert_string_equal(fs, "/sys/fs/cgroup");
+	assert_int_equal(stint_cgroup_root_parse(hybrid, fs, sizeof(fs)), 0);
+	assert_string_equal(fs, "/sys/fs/cgroup/unified");
+	assert_int_equal(stint_cgroup_root_parse(v1, fs, sizeof(fs)), 1);
+	assert_int_equal(stint_cgroup_root_parse(esc, fs, sizeof(fs)), 0);
+	assert_string_equal(fs, "/mnt/cg two");
+
 	/* This machine: a cgroup v2 hierarchy (pure or hybrid) and a v2
 	 * line for this process, or neither. */
 	if (stint_cgroup_root(fs, sizeof(fs)) == 0) {
