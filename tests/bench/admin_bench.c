@@ -18,6 +18,12 @@
  * With --pace MS each task is ended right after its start and the next
  * start waits MS milliseconds: tasks that start when agents need them
  * rather than in a burst, so a backend's ready keys have time to refill.
+ *
+ * With --parent ID each "start" is a DELEGATE of a child task of ID for
+ * agent NAME instead of a TASK_START: give --socket RUNDIR/agent.sock and
+ * run as a process allowed to sign with ID. The children stay live (as
+ * with --keep): ending the parent ends them (the delegation bench times
+ * that).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -121,16 +127,21 @@ out:
 	return r;
 }
 
+/* TASK_START, or DELEGATE of a child of parent when it is not NULL. */
 static int
-task_start(const char *sock, const char *agent, uint32_t key_type, uint64_t ttl,
-	   char id[STINT_TASK_ID_MAX + 1])
+task_start(const char *sock, const char *agent, const char *parent,
+	   uint32_t key_type, uint64_t ttl, char id[STINT_TASK_ID_MAX + 1])
 {
 	struct stint_msg *req, *rep = NULL;
 	int r = -1;
 
 	if ((req = stint_msg_new()) == NULL)
 		return -1;
-	if (stint_msg_put_uint(req, STINT_K_OP, STINT_OP_TASK_START) != 0 ||
+	if (stint_msg_put_uint(req, STINT_K_OP,
+			       parent != NULL ? STINT_OP_DELEGATE
+					      : STINT_OP_TASK_START) != 0 ||
+	    (parent != NULL &&
+	     stint_msg_put_text(req, STINT_K_PARENT, parent) != 0) ||
 	    stint_msg_put_text(req, STINT_K_AGENT, agent) != 0 ||
 	    stint_msg_put_uint(req, STINT_K_KEY_TYPE, key_type) != 0 ||
 	    (ttl > 0 && stint_msg_put_uint(req, STINT_K_TTL, ttl) != 0))
@@ -211,7 +222,8 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: admin_bench --socket PATH --agent NAME [--count N] "
-		"[--key TYPE] [--ttl SECONDS] [--keep | --pace MS]\n");
+		"[--key TYPE] [--ttl SECONDS] [--keep | --pace MS | "
+		"--parent ID]\n");
 	exit(2);
 }
 
@@ -243,9 +255,10 @@ main(int argc, char **argv)
 		{"ttl", required_argument, NULL, 't'},
 		{"keep", no_argument, NULL, 'K'},
 		{"pace", required_argument, NULL, 'p'},
+		{"parent", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *sock = NULL, *agent = NULL;
+	const char *sock = NULL, *agent = NULL, *parent = NULL;
 	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
 	double *lat = NULL, *lat_end = NULL, t0;
 	long pace = 0;
@@ -279,6 +292,10 @@ main(int argc, char **argv)
 		case 'p':
 			pace = strtol(optarg, NULL, 10);
 			break;
+		case 'P':
+			parent = optarg;
+			keep = 1;
+			break;
 		default:
 			usage();
 		}
@@ -296,7 +313,8 @@ main(int argc, char **argv)
 
 	for (i = 0; i < n; i++) {
 		t0 = now_ms();
-		if (task_start(sock, agent, key_type, ttl, ids[i]) != 0) {
+		if (task_start(sock, agent, parent, key_type, ttl, ids[i]) !=
+		    0) {
 			fprintf(stderr, "admin_bench: task start %zu failed\n",
 				i);
 			goto out;

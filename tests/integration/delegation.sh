@@ -110,8 +110,9 @@ PY
 stint task show "$child" --cert >"$T/child.pem" || fail "task show --cert of the child"
 [ "$(stint verify-peer "$T/child.pem" --json | json_get parent_task)" = "$root" ] ||
 	fail "the child's certificate does not name its parent task"
+# §5: the child's leaf carries its own agent's SPIFFE ID, not the parent's
 [ "$(stint verify-peer "$T/child.pem" --json | json_get spiffe_id)" = "spiffe://test.example/agent/sub" ] ||
-	note "verify-peer's spiffe_id: $(stint verify-peer "$T/child.pem" --json | json_get spiffe_id 2>&1)"
+	fail "the child's leaf does not carry sub's SPIFFE ID: $(stint verify-peer "$T/child.pem" --json | json_get spiffe_id 2>&1)"
 [ "$(stint task show "$root" --json | json_get signatures_used)" = 10 ] ||
 	fail "the child's budget was not reserved from the parent's"
 grep '"event":"task-delegate"' "$AUDIT_LOG" | grep -q "child=$child parent=$root root=$root depth=1 path=lead,sub" ||
@@ -367,10 +368,26 @@ note "kill -9 while ending a tree of 20 (root $rstate at restart): no live desce
 
 # --- the kill switch (TPM) ends the tree ------------------------------------
 if [ "$STINT_TEST_BACKEND" = tpm ]; then
-	r=$(task_start lead --ttl 30m)
+	# 10m, below default_ttl (15m): the children default to the parent's
+	# remaining time, so their TPM deadlines are at the edge of the rule
+	r=$(task_start lead --ttl 10m)
 	c=$(delegate "$r" sub)
 	g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
 		fail "kill switch: grandchild"
+	# Each key's own hardware deadline (its TPM policy's clock bound, as
+	# TPM2_Certify evidence proves it) is no later than its parent's.
+	stint ca attestation-key >"$T/ak.pem" || fail "stint ca attestation-key"
+	tpm_deadline()
+	{
+		stint task evidence "$1" >"$T/ev.pem" || fail "task evidence $1"
+		stint attest verify "$T/ev.pem" --attestation-key "$T/ak.pem" \
+			--task "$1" --json | json_get tpm_deadline_ms
+	}
+	dr=$(tpm_deadline "$r") dc=$(tpm_deadline "$c") dg=$(tpm_deadline "$g")
+	[ -n "$dr" ] && [ -n "$dc" ] && [ -n "$dg" ] || fail "no TPM deadline in the evidence"
+	[ "$dc" -le "$dr" ] || fail "the child's TPM deadline $dc ms is after its parent's $dr ms"
+	[ "$dg" -le "$dc" ] || fail "the grandchild's TPM deadline $dg ms is after its parent's $dc ms"
+	note "TPM deadlines (ms on the TPM clock): root $dr, child $dc, grandchild $dg"
 	stint kill-switch --confirm >"$T/ks.out" 2>&1 || { cat "$T/ks.out"; fail "kill-switch"; }
 	for t in "$r" "$c" "$g"; do
 		[ "$(stint task show "$t" --json | json_get state)" = ended ] || fail "kill switch: $t still live"
