@@ -15,6 +15,7 @@
 
 #include "attest/cli.h"
 #include "attest/evidence.h"
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "stint/verify.h"
 #include "stint/wire.h"
@@ -99,41 +100,15 @@ stint_help_verify_peer(FILE *f)
 		   "Prints the agent and the task.\n");
 }
 
+/* A file argument ("-": standard input), at most FILE_MAX bytes. */
 static int
-read_all(const char *path, uint8_t **buf, size_t *len)
+read_arg(const char *path, uint8_t **buf, size_t *len)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t n = 0, cap = 4096, got;
-	uint8_t *p = NULL, *q;
+	char err[256], *p;
+	int r = stint_file_read_arg(path, FILE_MAX, &p, len, err, sizeof(err));
 
-	*buf = NULL;
-	if (f == NULL)
-		return -1;
-	if ((p = malloc(cap + 1)) == NULL)
-		goto fail;
-	while ((got = fread(p + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n == cap) {
-			if (cap >= FILE_MAX ||
-			    (q = realloc(p, cap * 2 + 1)) == NULL)
-				goto fail;
-			p = q;
-			cap *= 2;
-		}
-	}
-	if (ferror(f))
-		goto fail;
-	if (f != stdin)
-		fclose(f);
-	p[n] = '\0';
-	*buf = p;
-	*len = n;
-	return 0;
-fail:
-	free(p);
-	if (f != stdin)
-		fclose(f);
-	return -1;
+	*buf = (uint8_t *)p;
+	return r;
 }
 
 /* --- stint ca ---------------------------------------------------------- */
@@ -184,7 +159,7 @@ ca_install(const struct stint_cli *cli, const char *path)
 	uint8_t *buf;
 	size_t len;
 
-	if (read_all(path, &buf, &len) != 0 || len == 0) {
+	if (read_arg(path, &buf, &len) != 0 || len == 0) {
 		stint_cli_err("ca install: cannot read '%s'", path);
 		free(buf);
 		return STINT_EXIT_FAIL;
@@ -406,7 +381,7 @@ attest_verify(int argc, char **argv)
 			      key_path);
 		return STINT_EXIT_FAIL;
 	}
-	if (read_all(argv[optind], &buf, &len) != 0 ||
+	if (read_arg(argv[optind], &buf, &len) != 0 ||
 	    stint_evidence_read(buf, len, &doc, &doc_len) != 0) {
 		stint_cli_err("attest verify: check well-formedness failed: "
 			      "cannot read evidence from '%s'",
@@ -679,7 +654,7 @@ stint_cmd_verify_peer(const struct stint_cli *cli, int argc, char **argv)
 				       "'verify-peer' takes one certificate "
 				       "file");
 	if (ca != NULL) {
-		if (read_all(ca, &buf, &len) != 0 ||
+		if (read_arg(ca, &buf, &len) != 0 ||
 		    (store = store_from_pem(buf, len)) == NULL) {
 			stint_cli_err("verify-peer: no PEM certificates in "
 				      "'%s'",

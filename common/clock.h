@@ -8,4 +8,8 @@
  * wall time. */
 int64_t stint_mono_ms(void);
 
+/* The same clock in milliseconds with a fraction (to the nanosecond): for
+ * measuring latencies in the benchmarks and probes. */
+double stint_mono_ms_frac(void);
+
 #endif

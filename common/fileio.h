@@ -14,6 +14,13 @@
 int stint_file_read(const char *path, size_t max, char **out, size_t *len,
 		    char *err, size_t errlen);
 
+/* Reads a command-line file argument as stint_file_read does (same max,
+ * returns and err), except that "-" is standard input and a pipe or
+ * terminal (/dev/stdin, <(...)) is read to its end, and a FIFO path is
+ * opened blocking: for the CLI, never for stintd. */
+int stint_file_read_arg(const char *path, size_t max, char **out, size_t *len,
+			char *err, size_t errlen);
+
 /* Creates the directory path with exactly mode, whatever the umask. An
  * existing directory is left as it is (0). -1 with err when path exists
  * and is not a directory or cannot be made. */

@@ -37,21 +37,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/frame.h"
 #include "common/msg.h"
 #include "stint/wire.h"
 
 #define TIMEOUT_MS 60000
 #define REPLY_MAX  (1024u * 1024u)
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int
 admin_connect(const char *path)
@@ -232,13 +224,13 @@ static int
 paced_end(const char *sock, const char *id, long pace_ms, double *ms)
 {
 	struct timespec gap = {pace_ms / 1000, (pace_ms % 1000) * 1000000L};
-	double t0 = now_ms();
+	double t0 = stint_mono_ms_frac();
 
 	if (task_end(sock, id) != 0) {
 		fprintf(stderr, "admin_bench: task end %s failed\n", id);
 		return -1;
 	}
-	*ms = now_ms() - t0;
+	*ms = stint_mono_ms_frac() - t0;
 	while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
 		;
 	return 0;
@@ -312,14 +304,14 @@ main(int argc, char **argv)
 	}
 
 	for (i = 0; i < n; i++) {
-		t0 = now_ms();
+		t0 = stint_mono_ms_frac();
 		if (task_start(sock, agent, parent, key_type, ttl, ids[i]) !=
 		    0) {
 			fprintf(stderr, "admin_bench: task start %zu failed\n",
 				i);
 			goto out;
 		}
-		lat[i] = now_ms() - t0;
+		lat[i] = stint_mono_ms_frac() - t0;
 		if (pace > 0 && paced_end(sock, ids[i], pace, &lat_end[i]) != 0)
 			goto out;
 	}
@@ -328,14 +320,14 @@ main(int argc, char **argv)
 		report("end", lat_end, n);
 	} else if (!keep) {
 		for (i = 0; i < n; i++) {
-			t0 = now_ms();
+			t0 = stint_mono_ms_frac();
 			if (task_end(sock, ids[i]) != 0) {
 				fprintf(stderr,
 					"admin_bench: task end %s failed\n",
 					ids[i]);
 				goto out;
 			}
-			lat[i] = now_ms() - t0;
+			lat[i] = stint_mono_ms_frac() - t0;
 		}
 		report("end", lat, n);
 	}

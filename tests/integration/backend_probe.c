@@ -58,6 +58,7 @@
 #include "attest/backend.h"
 #include "attest/config.h"
 #include "attest/evidence.h"
+#include "common/clock.h"
 
 #define N_THREADS  4
 #define EC_ROUNDS  200
@@ -707,15 +708,6 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Lets the refill thread work; with go_file, until backend.sh says go. */
 static void
 pool_settle(unsigned settle_ms, const char *go_file)
@@ -808,9 +800,9 @@ pool_run(size_t count, unsigned settle_ms, const char *go_file)
 			      "pool: sweep destroyed %zu keys (%s)", swept,
 			      err);
 		}
-		t0 = now_ms();
+		t0 = stint_mono_ms_frac();
 		took = pool_key_get(ids[i], &pubs[i], &facts);
-		ms[i] = now_ms() - t0;
+		ms[i] = stint_mono_ms_frac() - t0;
 		ready += took;
 		CHECK(stint_task_id_shaped(ids[i], strlen(ids[i])),
 		      "pool: key id '%s' is not a task id", ids[i]);

@@ -188,6 +188,65 @@ test_file_read(void **state)
 	rmdir(dir);
 }
 
+/* Standard input as the reader sees it: a pipe holding text. */
+static int
+stdin_from(const char *text, size_t n)
+{
+	int p[2], saved = dup(STDIN_FILENO);
+
+	assert_true(saved >= 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], text, n), (ssize_t)n);
+	close(p[1]);
+	assert_int_equal(dup2(p[0], STDIN_FILENO), STDIN_FILENO);
+	close(p[0]);
+	return saved;
+}
+
+static void
+stdin_restore(int saved)
+{
+	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+	close(saved);
+}
+
+/* The CLI's reader: "-" is standard input, read to its end (longer than
+ * one read's buffer), bounded by max; other paths as stint_file_read. */
+static void
+test_file_read_arg(void **state)
+{
+	static char big[10000];
+	char err[256], *buf;
+	size_t len;
+	int saved;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	saved = stdin_from(big, sizeof(big));
+	assert_int_equal(
+		stint_file_read_arg("-", 20000, &buf, &len, err, sizeof(err)),
+		0);
+	stdin_restore(saved);
+	assert_int_equal(len, sizeof(big));
+	assert_int_equal(buf[len], '\0');
+	assert_memory_equal(buf, big, sizeof(big));
+	free(buf);
+	saved = stdin_from(big, sizeof(big));
+	assert_int_equal(
+		stint_file_read_arg("-", 9999, &buf, &len, err, sizeof(err)),
+		-1);
+	stdin_restore(saved);
+	assert_null(buf);
+	assert_non_null(strstr(err, "larger than 9999 bytes"));
+	assert_int_equal(stint_file_read_arg("/nonexistent/f", 100, &buf, &len,
+					     err, sizeof(err)),
+			 1);
+	assert_int_equal(
+		stint_file_read_arg("/tmp", 100, &buf, &len, err, sizeof(err)),
+		-1);
+	assert_non_null(strstr(err, "not a regular file"));
+}
+
 static void
 test_dir_make(void **state)
 {
@@ -328,6 +387,7 @@ main(void)
 		cmocka_unit_test(test_bytes),
 		cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_file_read),
+		cmocka_unit_test(test_file_read_arg),
 		cmocka_unit_test(test_dir_make),
 		cmocka_unit_test(test_ident),
 		cmocka_unit_test(test_cgroup),
