@@ -79,6 +79,10 @@ struct stint_backend_sign_req {
 	const CK_RSA_PKCS_PSS_PARAMS *pss; /* non-NULL exactly for PSS */
 	const uint8_t *in;
 	size_t in_len;
+	/* The caller calls ops->after_reply on this thread once it has
+	 * answered (a connection thread); the backend may leave work for
+	 * the next signature to that call. */
+	bool after_reply;
 };
 
 /* Where a signature goes: cap bytes at ptr; len is set on success. */
@@ -183,6 +187,12 @@ struct stint_backend_ops {
 	 * *value is 0 while it was never advanced. */
 	int (*audit_counter)(struct stint_backend *b, bool advance,
 			     uint64_t *value, char *err, size_t errlen);
+	/* Optional (NULL: nothing to do). A connection thread calls it after
+	 * each reply it sent and before it ends: the work a sign with
+	 * after_reply left for this thread (PKCS#11: C_SignInit of the next
+	 * operation, see pkcs11_prep.h) runs here, between the reply and the
+	 * next request, without waking another thread. */
+	void (*after_reply)(struct stint_backend *b);
 	/* Fills *st. NULL: the backend keeps nothing ready. */
 	void (*stats)(struct stint_backend *b, struct stint_backend_stats *st);
 	void (*close)(struct stint_backend *b);

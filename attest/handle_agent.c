@@ -355,7 +355,8 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 					       .raw = s.mech->raw,
 					       .pss = s.mech->pss ? &pss : NULL,
 					       .in = in,
-					       .in_len = in_len};
+					       .in_len = in_len,
+					       .after_reply = true};
 	r = d->backend->ops->sign(d->backend, &breq, &out, err, sizeof(err));
 	pthread_rwlock_unlock(&d->revoke_lock);
 	if (r != 0) {

@@ -541,6 +541,15 @@ exec_refused(struct conn *c, const uint8_t *body, size_t len)
 	return true;
 }
 
+/* What the backend left for this thread after a reply (a signature's
+ * next C_SignInit): done while the client reads the reply. */
+static void
+after_reply(struct stintd *d)
+{
+	if (d->backend->ops->after_reply != NULL)
+		d->backend->ops->after_reply(d->backend);
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -583,9 +592,11 @@ conn_main(void *arg)
 		r = stint_frame_write(c->fd, rep.buf, rep.len,
 				      WRITE_TIMEOUT_MS);
 		free(rep.buf);
+		after_reply(c->d);
 		if (r != 0)
 			break;
 	}
+	after_reply(c->d); /* nothing left for this thread */
 	conn_unlink(c);
 	stint_sender_ref_close(&c->ref);
 	close(c->fd);

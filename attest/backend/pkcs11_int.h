@@ -21,8 +21,10 @@
  *
  * Prepared operations ([backend] prepared_ops = N, pkcs11_prep.c): after a
  * signature, C_SignInit for the next one with the same key and mechanism
- * runs on a spare session in a background thread, so a SIGN usually costs
- * only C_Sign. destroy() and generate() drop them for their key id.
+ * runs on a spare session, so a SIGN usually costs only C_Sign: on the
+ * connection thread after its reply (after_reply) once the key signs
+ * repeatedly, else in a background thread. destroy() and generate() drop
+ * them for their key id.
  *
  * Key pool ([backend] key_pool = N): SoftHSM's file store takes tens of
  * milliseconds to generate a key pair (it writes the new objects attribute

@@ -218,7 +218,8 @@ p11_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	prep = (struct p11_prep_sign_req){.key_id = req->key_id,
 					  .mech = &mech,
 					  .in = req->in,
-					  .in_len = req->in_len};
+					  .in_len = req->in_len,
+					  .after_reply = req->after_reply};
 	len = sig->cap;
 	if (p11_prep_sign(b->prep, &prep, sig->ptr, &len)) {
 		sig->len = len;
@@ -395,6 +396,12 @@ out:
 }
 
 static void
+p11_after_reply(struct stint_backend *base)
+{
+	p11_prep_after_reply(((struct p11_backend *)base)->prep);
+}
+
+static void
 p11_stats(struct stint_backend *base, struct stint_backend_stats *st)
 {
 	struct p11_backend *b = (struct p11_backend *)base;
@@ -422,6 +429,7 @@ const struct stint_backend_ops p11_ops = {
 	.evidence = p11_evidence,
 	.ak_spki = p11_ak_spki,
 	.ak_sign = p11_ak_sign,
+	.after_reply = p11_after_reply,
 	.stats = p11_stats,
 	.close = p11_close,
 };

@@ -7,6 +7,13 @@
  * is dropped. The lock is never held across a PKCS#11 call; a drop that
  * meets a slot in ARMING or INUSE marks it cancelled and the thread that
  * owns the slot closes its session.
+ *
+ * A signer whose caller answers first and then calls p11_prep_after_reply
+ * on the same thread (a connection thread) parks its slot DEFER instead of
+ * QUEUED and arms it itself after the reply: no wake-up of the prepare
+ * thread and no hand-off between threads per signature. A drop closes a
+ * DEFER slot at once (it is in no PKCS#11 call); the slot's generation,
+ * bumped by every release, tells the signer it is no longer its own.
  */
 
 #include <pthread.h>
@@ -28,7 +35,7 @@
  * once gets one. */
 #define PREP_DEPTH 2
 
-enum prep_state { P_FREE, P_QUEUED, P_ARMING, P_READY, P_INUSE };
+enum prep_state { P_FREE, P_QUEUED, P_ARMING, P_READY, P_INUSE, P_DEFER };
 
 struct prep_op {
 	enum prep_state state;
@@ -40,6 +47,7 @@ struct prep_op {
 	CK_MECHANISM_TYPE mech;
 	CK_RSA_PKCS_PSS_PARAMS pss;
 	uint64_t used; /* for evicting the least recently used */
+	uint64_t gen;  /* bumped on every release (see deferred) */
 	char key_id[PREP_KEY_ID_MAX + 1];
 };
 
@@ -55,6 +63,13 @@ struct p11_prep {
 	size_t n;
 	struct prep_op ops[];
 };
+
+/* The slot this thread parked DEFER, to arm after its reply. */
+static _Thread_local struct {
+	struct p11_prep *p;
+	struct prep_op *op;
+	uint64_t gen;
+} deferred;
 
 struct p11_prep *
 p11_prep_new(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, size_t max)
@@ -149,9 +164,50 @@ op_matches(const struct prep_op *op, const char *key_id, const CK_MECHANISM *m)
 static void
 op_release(struct prep_op *op, CK_SESSION_HANDLE *close, size_t *n)
 {
+	uint64_t gen = op->gen;
+
 	if (op->has_session)
 		close[(*n)++] = op->s;
 	memset(op, 0, sizeof(*op));
+	op->gen = gen + 1;
+}
+
+/* Caller holds the lock and has set op ARMING, which nobody else touches
+ * (a drop only marks it cancelled), so its fields are read without the
+ * lock around the PKCS#11 calls. Leaves op READY, or FREE on failure. */
+static void
+arm_locked(struct p11_prep *p, struct prep_op *op)
+{
+	CK_MECHANISM m;
+	CK_SESSION_HANDLE s, close[1];
+	CK_RV rv = CKR_OK;
+	size_t n = 0;
+
+	m.mechanism = op->mech;
+	m.pParameter = op->has_pss ? &op->pss : NULL;
+	m.ulParameterLen = op->has_pss ? sizeof(op->pss) : 0;
+	s = op->s;
+	pthread_mutex_unlock(&p->lock);
+
+	if (!op->has_session)
+		rv = P11(p, C_OpenSession, p->slot, CKF_SERIAL_SESSION, NULL,
+			 NULL, &s);
+	if (rv == CKR_OK) {
+		op->s = s;
+		op->has_session = true;
+		rv = P11(p, C_SignInit, s, &m, op->key);
+	}
+
+	pthread_mutex_lock(&p->lock);
+	if (rv == CKR_OK && !op->cancelled && !p->stop) {
+		op->state = P_READY;
+	} else {
+		op_release(op, close, &n);
+		pthread_mutex_unlock(&p->lock);
+		close_sessions(p, close, n);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_cond_broadcast(&p->ready);
 }
 
 static void *
@@ -159,10 +215,7 @@ prep_main(void *arg)
 {
 	struct p11_prep *p = arg;
 	struct prep_op *op;
-	CK_MECHANISM m;
-	CK_SESSION_HANDLE s, close[1];
-	CK_RV rv;
-	size_t i, n;
+	size_t i;
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
@@ -177,36 +230,7 @@ prep_main(void *arg)
 			continue;
 		}
 		op->state = P_ARMING;
-		m.mechanism = op->mech;
-		m.pParameter = op->has_pss ? &op->pss : NULL;
-		m.ulParameterLen = op->has_pss ? sizeof(op->pss) : 0;
-		s = op->s;
-		rv = CKR_OK;
-		pthread_mutex_unlock(&p->lock);
-
-		/* The slot is ARMING: nobody else touches it, and a drop only
-		 * marks it cancelled, so its fields are read without the lock.
-		 */
-		if (!op->has_session)
-			rv = P11(p, C_OpenSession, p->slot, CKF_SERIAL_SESSION,
-				 NULL, NULL, &s);
-		if (rv == CKR_OK) {
-			op->s = s;
-			op->has_session = true;
-			rv = P11(p, C_SignInit, s, &m, op->key);
-		}
-
-		pthread_mutex_lock(&p->lock);
-		if (rv == CKR_OK && !op->cancelled && !p->stop) {
-			op->state = P_READY;
-		} else {
-			n = 0;
-			op_release(op, close, &n);
-			pthread_mutex_unlock(&p->lock);
-			close_sessions(p, close, n);
-			pthread_mutex_lock(&p->lock);
-		}
-		pthread_cond_broadcast(&p->ready);
+		arm_locked(p, op);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -309,6 +333,55 @@ queue_locked(struct p11_prep *p, const char *key_id, CK_OBJECT_HANDLE key,
 	pthread_cond_signal(&p->work);
 }
 
+/* Caller holds the lock. The slot this thread parked DEFER and has not
+ * armed yet, if it is still its own, goes to the prepare thread. */
+static void
+undefer_locked(struct p11_prep *p)
+{
+	struct prep_op *op = deferred.op;
+
+	if (op == NULL || deferred.p != p)
+		return;
+	deferred.op = NULL;
+	if (op->state == P_DEFER && op->gen == deferred.gen) {
+		op->state = P_QUEUED;
+		pthread_cond_signal(&p->work);
+	}
+}
+
+/* Caller holds the lock; op was just used to sign. Parks it DEFER for
+ * this thread to arm after its reply, or QUEUED for the prepare thread. */
+static void
+defer_locked(struct p11_prep *p, struct prep_op *op, bool after_reply)
+{
+	undefer_locked(p); /* at most one per thread */
+	if (after_reply && deferred.op == NULL) {
+		op->state = P_DEFER;
+		deferred.p = p;
+		deferred.op = op;
+		deferred.gen = op->gen;
+		return;
+	}
+	op->state = P_QUEUED;
+	pthread_cond_signal(&p->work);
+}
+
+void
+p11_prep_after_reply(struct p11_prep *p)
+{
+	struct prep_op *op = deferred.op;
+
+	if (p == NULL || op == NULL || deferred.p != p)
+		return;
+	deferred.op = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (op->state == P_DEFER && op->gen == deferred.gen && !p->stop) {
+		op->state = P_ARMING;
+		arm_locked(p, op);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 bool
 p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
 	      CK_BYTE *sig, CK_ULONG *sig_len)
@@ -337,13 +410,14 @@ p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
 
 	pthread_mutex_lock(&p->lock);
 	if (rv == CKR_OK && !op->cancelled && !p->stop) {
-		/* Same session, same key: prepare the next one. A key that
-		 * signs again gets a second, so that one is ready while the
-		 * other is being prepared. */
-		op->state = P_QUEUED;
+		/* Same session, same key: prepare the next one, on this
+		 * thread after its reply when the caller says it will call
+		 * p11_prep_after_reply, else on the prepare thread. A key
+		 * that signs again gets a second, so that one is ready while
+		 * the other is being prepared. */
 		op->used = ++p->clock;
 		key = op->key;
-		pthread_cond_signal(&p->work);
+		defer_locked(p, op, req->after_reply);
 		queue_locked(p, key_id, key, mech, PREP_DEPTH, close, &n);
 	} else {
 		/* Failed (or dropped meanwhile): the session may still hold

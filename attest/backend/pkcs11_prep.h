@@ -40,6 +40,9 @@ struct p11_prep_sign_req {
 	const CK_MECHANISM *mech; /* type and parameters, matched exactly */
 	const CK_BYTE *in;
 	CK_ULONG in_len;
+	/* The caller calls p11_prep_after_reply on this thread once its
+	 * reply is sent: the next operation is prepared there and then. */
+	bool after_reply;
 };
 
 /*
@@ -51,6 +54,12 @@ struct p11_prep_sign_req {
  */
 bool p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
 		   CK_BYTE *sig, CK_ULONG *sig_len);
+
+/* Prepares, on the calling thread, the operation this thread's last
+ * p11_prep_sign with after_reply left for it (nothing if none, or if the
+ * key was dropped meanwhile). Between a reply and the next request, the
+ * C_SignInit costs no thread hand-off. */
+void p11_prep_after_reply(struct p11_prep *p);
 
 /* Asks for an operation on key (the handle of key_id) to be prepared,
  * after an ordinary signature with it. Best effort. */

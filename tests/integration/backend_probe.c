@@ -670,6 +670,106 @@ stale_handle(const struct stint_config *cfg)
 	printf("ok stale handle: key destroyed elsewhere reported, no crash\n");
 }
 
+/* Operations ready to sign now (stats). */
+static uint64_t
+prepared_ready(void)
+{
+	struct stint_backend_stats st = {0};
+
+	if (backend->ops->stats != NULL)
+		backend->ops->stats(backend, &st);
+	return st.prepared;
+}
+
+/* Waits up to 10 s (a loaded machine) for want operations to be ready. */
+static uint64_t
+prepared_wait(uint64_t want)
+{
+	uint64_t got = prepared_ready();
+
+	for (int i = 0; i < 1000 && got != want; i++) {
+		usleep(10 * 1000);
+		got = prepared_ready();
+	}
+	return got;
+}
+
+/* An ECDSA signature whose next operation this thread prepares in
+ * after_reply (as a connection thread does after its reply). */
+static int
+sign_defer(const char *id, const uint8_t digest[32], char *err)
+{
+	uint8_t sig[STINT_SIG_MAX];
+	struct stint_backend_sign_req req = {.key_id = id,
+					     .raw = CKM_ECDSA,
+					     .in = digest,
+					     .in_len = 32,
+					     .after_reply = true};
+	struct stint_backend_sig out = {sig, sizeof(sig), 0};
+
+	err[0] = '\0';
+	return backend->ops->sign(backend, &req, &out, err, ERRLEN);
+}
+
+/*
+ * The next operation prepared on the signing thread after its reply
+ * (after_reply): it is ready afterwards; one left unprepared goes to the
+ * prepare thread at the thread's next signature; and a key destroyed
+ * between the signature and after_reply gets no operation prepared.
+ */
+static void
+deferred_prep(const struct stint_config *cfg)
+{
+	struct stint_pubkey pub;
+	struct stint_key_facts facts;
+	uint8_t digest[32] = {3};
+	uint64_t base, r0;
+	char id[64], err[ERRLEN];
+	int i;
+
+	if (cfg->backend.prepared_ops == 0 || backend->ops->after_reply == NULL)
+		return;
+	key_id_make(id, sizeof(id), "defer");
+	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0, &pub,
+				     &facts, err, sizeof(err)) == 0,
+	      "defer: generate: %s", err);
+	stint_pubkey_free(&pub);
+	base = prepared_ready();
+	for (i = 0; i < 10; i++) {
+		CHECK(sign_defer(id, digest, err) == 0, "defer: sign %d: %s", i,
+		      err);
+		backend->ops->after_reply(backend);
+		usleep(50 * 1000); /* the first one's is the prepare thread's */
+	}
+	CHECK((r0 = prepared_wait(base + 2)) == base + 2,
+	      "defer: %llu operations ready after signing, want %llu",
+	      (unsigned long long)r0, (unsigned long long)base + 2);
+	/* Two signatures without after_reply between them: the first one's
+	 * next operation goes to the prepare thread, none stays parked. */
+	CHECK(sign_defer(id, digest, err) == 0 &&
+		      sign_defer(id, digest, err) == 0,
+	      "defer: two in a row: %s", err);
+	backend->ops->after_reply(backend);
+	CHECK((r0 = prepared_wait(base + 2)) == base + 2,
+	      "defer: %llu ready after two in a row, want %llu",
+	      (unsigned long long)r0, (unsigned long long)base + 2);
+	/* Destroyed between the signature and after_reply. */
+	CHECK(sign_defer(id, digest, err) == 0, "defer: last sign: %s", err);
+	CHECK(backend->ops->destroy(backend, id, err, sizeof(err)) == 0,
+	      "defer: destroy: %s", err);
+	r0 = prepared_ready();
+	backend->ops->after_reply(backend);
+	usleep(100 * 1000);
+	CHECK(r0 == base && prepared_ready() == base,
+	      "defer: %llu then %llu ready after destroy, want %llu",
+	      (unsigned long long)r0, (unsigned long long)prepared_ready(),
+	      (unsigned long long)base);
+	CHECK(sign_defer(id, digest, err) != 0 && strstr(err, id) != NULL,
+	      "defer: signing after destroy: '%s'", err);
+	printf("ok deferred preparation: prepared after the reply, none "
+	       "after destroy\n");
+}
+
 static void
 odd_requests(const struct stint_config *cfg)
 {
@@ -942,6 +1042,7 @@ main(int argc, char **argv)
 		attestation();
 		odd_requests(&cfg);
 		stale_handle(&cfg);
+		deferred_prep(&cfg);
 		concurrent();
 	} else {
 		fprintf(stderr, "backend_probe: unknown mode '%s'\n", mode);
