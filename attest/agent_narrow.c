@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "attest/agent_narrow.h"
+#include "attest/delegate.h"
 #include "common/mechanism.h"
 
 /* A selector now sets that was not set, or set otherwise: a process that
@@ -97,6 +98,41 @@ stint_agent_allows_task(const struct stint_agent *was,
 			 "agent narrowed: audience %s no longer allowed",
 			 missing);
 		return false;
+	}
+	return true;
+}
+
+bool
+stint_agent_allows_child(const struct stint_agent *now,
+			 const struct stint_task *t, char *why, size_t whylen)
+{
+	const char *p = t->path, *comma;
+	size_t len, nlen = strlen(now->name);
+	uint32_t i;
+
+	for (i = 0; i < t->depth && p != NULL && *p != '\0'; i++) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (len == nlen && memcmp(p, now->name, len) == 0) {
+			if (now->max_depth < t->depth) {
+				snprintf(why, whylen,
+					 "agent narrowed: agent %s's "
+					 "max_depth %u is below the task's "
+					 "depth %u",
+					 now->name, now->max_depth, t->depth);
+				return false;
+			}
+			if (i + 1 == t->depth &&
+			    !stint_delegate_to_has(now->delegate_to,
+						   t->agent)) {
+				snprintf(why, whylen,
+					 "agent narrowed: agent %s may no "
+					 "longer delegate to agent %s",
+					 now->name, t->agent);
+				return false;
+			}
+		}
+		p = comma != NULL ? comma + 1 : NULL;
 	}
 	return true;
 }

@@ -16,10 +16,20 @@
  * definition): its mechanisms, TTL and audiences within now's, and every
  * process that matched was still matches now (same uid; gid and each
  * selector unset in now or unchanged). If not, why gets the reason.
- * deleg: delegation limits (depth, delegate_to) are to be checked here. */
+ * Delegation limits are stint_agent_allows_child's. */
 bool stint_agent_allows_task(const struct stint_agent *was,
 			     const struct stint_agent *now,
 			     const struct stint_task *t, char *why,
 			     size_t whylen);
+
+/* deleg: whether live task t (a child, depth >= 1, of any agent) is still
+ * allowed by agent now's delegation rights when now is on t's path above
+ * t: t's parent's agent must still name t's agent in delegate_to, and
+ * every agent above t must have a max_depth of at least t's depth (as
+ * the DELEGATE op checks them, delegate.c). A task now is not above, a
+ * root task, is allowed. If not, why gets the reason. */
+bool stint_agent_allows_child(const struct stint_agent *now,
+			      const struct stint_task *t, char *why,
+			      size_t whylen);
 
 #endif

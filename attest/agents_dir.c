@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "attest/agents_dir.h"
+#include "attest/delegate.h"
 #include "attest/peer.h"
 #include "common/duration.h"
 #include "common/fileio.h"
@@ -35,7 +36,8 @@ enum agent_key {
 	A_UNIT,
 	A_LSM_LABEL,
 	A_AUDIENCES,
-	/* deleg: delegate_to and max_depth go here (and in agent_keys). */
+	A_DELEGATE_TO, /* deleg */
+	A_MAX_DEPTH,
 	A_N,
 };
 
@@ -50,6 +52,8 @@ static const char *const agent_keys[A_N] = {
 	[A_UNIT] = "unit",
 	[A_LSM_LABEL] = "lsm_label",
 	[A_AUDIENCES] = "audiences",
+	[A_DELEGATE_TO] = "delegate_to",
+	[A_MAX_DEPTH] = "max_depth",
 };
 
 struct file_ctx {
@@ -269,6 +273,72 @@ set_audiences(struct file_ctx *c, const char *value)
 	return 1;
 }
 
+/* "a, b" or max_depth = N: checked as `agent add --delegate-to a,b
+ * --max-depth N` is (stint_delegate_agent_set), the names joined by
+ * commas without blanks. */
+static int
+set_delegation(struct file_ctx *c, enum agent_key k, const char *value)
+{
+	struct stint_agent_add_req ar;
+	struct stint_agent tmp;
+	char copy[STINT_DELEGATE_TO_MAX + 64], *tok, *save = NULL, *end;
+	const char *why;
+	unsigned long long v;
+	size_t len = 0, n;
+
+	memset(&ar, 0, sizeof(ar));
+	if (k == A_MAX_DEPTH) {
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (value[0] < '0' || value[0] > '9' || *end != '\0' ||
+		    errno != 0 || v > STINT_DEPTH_MAX) {
+			stint_ini_error(&c->ini,
+					"bad max_depth '%s': a number from 0 "
+					"to %d",
+					value, STINT_DEPTH_MAX);
+			return 0;
+		}
+		ar.max_depth = (uint32_t)v;
+	} else {
+		if (strlen(value) >= sizeof(copy)) {
+			stint_ini_error(&c->ini,
+					"delegate_to is too long (at most %d "
+					"bytes)",
+					STINT_DELEGATE_TO_MAX);
+			return 0;
+		}
+		memcpy(copy, value, strlen(value) + 1);
+		for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+		     tok = strtok_r(NULL, ", ", &save)) {
+			n = strlen(tok);
+			if (len + n + (len > 0) >= sizeof(ar.delegate_to)) {
+				stint_ini_error(&c->ini,
+						"delegate_to is too long (at "
+						"most %d bytes)",
+						STINT_DELEGATE_TO_MAX);
+				return 0;
+			}
+			if (len > 0)
+				ar.delegate_to[len++] = ',';
+			memcpy(ar.delegate_to + len, tok, n + 1);
+			len += n;
+		}
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	if ((why = stint_delegate_agent_set(&ar, &tmp)) != NULL ||
+	    (k == A_DELEGATE_TO && len == 0)) {
+		stint_ini_error(&c->ini, "bad %s '%s': %s", agent_keys[k],
+				value, why != NULL ? why : "give agent names");
+		return 0;
+	}
+	if (k == A_MAX_DEPTH)
+		c->cur->max_depth = tmp.max_depth;
+	else
+		memcpy(c->cur->delegate_to, tmp.delegate_to,
+		       sizeof(tmp.delegate_to));
+	return 1;
+}
+
 /* One selector, checked alone so the error names its line. */
 static int
 set_selector(struct file_ctx *c, enum agent_key k, const char *value)
@@ -348,6 +418,9 @@ apply_agent_key(struct file_ctx *c, enum agent_key k, const char *value)
 		return set_mechs(c, value);
 	case A_AUDIENCES:
 		return set_audiences(c, value);
+	case A_DELEGATE_TO:
+	case A_MAX_DEPTH:
+		return set_delegation(c, k, value);
 	default:
 		return set_selector(c, k, value);
 	}
@@ -375,7 +448,8 @@ agent_handler(void *user, const char *section, const char *name,
 		stint_ini_error(&c->ini,
 				"unknown key '%s' in [%s]: use uid, gid, "
 				"max_ttl, mechanisms, audiences, exe, "
-				"exe_sha256, cgroup, unit or lsm_label",
+				"exe_sha256, cgroup, unit, lsm_label, "
+				"delegate_to or max_depth",
 				name, c->ini.section);
 		return 0;
 	}

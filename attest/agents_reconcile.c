@@ -49,6 +49,9 @@ agent_same(const struct stint_agent *a, const struct stint_agent *b)
 	       strcmp(a->sel.cgroup, b->sel.cgroup) == 0 &&
 	       strcmp(a->sel.unit, b->sel.unit) == 0 &&
 	       strcmp(a->sel.lsm_label, b->sel.lsm_label) == 0 &&
+	       strcmp(a->audiences, b->audiences) == 0 &&
+	       strcmp(a->delegate_to, b->delegate_to) == 0 &&
+	       a->max_depth == b->max_depth &&
 	       strcmp(a->source, b->source) == 0;
 }
 
@@ -164,6 +167,45 @@ narrow_tasks(struct rc *c, const struct stint_agent *was,
 	stint_store_task_list_free(tasks, n);
 }
 
+/* deleg: the live child tasks below agent now's tasks that its new
+ * delegation rights (delegate_to, max_depth) forbid are reported and,
+ * unless dry, ended with their subtrees. task.c re-checks a child it just
+ * stored the same way, so a delegation racing this keeps nothing. */
+static void
+narrow_children(struct rc *c, const struct stint_agent *was,
+		const struct stint_agent *now)
+{
+	struct stint_task *tasks = NULL;
+	char why[STINT_REASON_MAX + 1], err[256];
+	size_t n = 0, i;
+
+	if (strcmp(was->delegate_to, now->delegate_to) == 0 &&
+	    was->max_depth <= now->max_depth)
+		return;
+	if (stint_store_task_list(c->d->store, NULL, true, stintd_now(), "",
+				  SIZE_MAX, &tasks, &n) != STINT_STORE_OK) {
+		log_err("agents.d: cannot list the live tasks below agent %s",
+			now->name);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (tasks[i].depth == 0 ||
+		    stint_agent_allows_child(now, &tasks[i], why, sizeof(why)))
+			continue;
+		rep_task(c, tasks[i].id, tasks[i].agent, why);
+		if (c->dry)
+			continue;
+		if (stint_task_end(c->d, tasks[i].id, why, NULL, err,
+				   sizeof(err), NULL, 0) != STINT_OK)
+			log_err("agents.d: task %s of agent %s not ended: %s",
+				tasks[i].id, tasks[i].agent, err);
+		else
+			log_info("agents.d: task %s of agent %s ended: %s",
+				 tasks[i].id, tasks[i].agent, why);
+	}
+	stint_store_task_list_free(tasks, n);
+}
+
 /* File agents no longer declared go, their tasks ended and keys
  * destroyed, through `agent remove`'s race-free path. */
 static void
@@ -247,6 +289,7 @@ update_one(struct rc *c, struct stint_agent *want, int line,
 			 want->source);
 	}
 	narrow_tasks(c, have, want);
+	narrow_children(c, have, want);
 	return STINT_RC_UPDATED;
 }
 

@@ -306,7 +306,7 @@ agent_bind(sqlite3_stmt *st, const struct stint_agent *a, const char *mechs)
 	sqlite3_bind_text(st, 11, a->sel.lsm_label, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, a->audiences, -1, SQLITE_STATIC); /* aud */
 	sqlite3_bind_text(st, 13, a->source, -1, SQLITE_STATIC);
-	/* deleg (S_AGENT_INSERT only) */
+	/* deleg */
 	sqlite3_bind_text(st, 14, a->delegate_to, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 15, a->max_depth);
 }

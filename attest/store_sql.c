@@ -161,7 +161,8 @@ static const char *const stmt_sql[S_N] = {
 	[S_AGENT_UPDATE] =
 		"UPDATE agents SET uid = ?2, gid = ?3, max_ttl = ?4,"
 		" mechs = ?5, exe = ?7, exe_sha256 = ?8, cgroup = ?9,"
-		" unit = ?10, lsm_label = ?11, audiences = ?12, source = ?13"
+		" unit = ?10, lsm_label = ?11, audiences = ?12, source = ?13,"
+		" delegate_to = ?14, max_depth = ?15"
 		" WHERE name = ?1",
 	[S_AGENT_BY_NAME] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
 	/* ident: several agents may share a uid when their gids or

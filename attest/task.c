@@ -491,6 +491,34 @@ task_start_detail(const struct stint_task *t, uint64_t ttl, const char *bound,
 		 tree, t->intent);
 }
 
+/* deleg: the agents above a child, re-read: their delegation rights as
+ * they are now still allow it (agent_narrow.h). */
+static bool
+above_allow(struct stintd *d, const struct stint_task *t, char *why,
+	    size_t whylen)
+{
+	const char *p = t->path, *comma;
+	char name[STINT_NAME_MAX + 1];
+	struct stint_agent a;
+	uint32_t i;
+	size_t len;
+
+	for (i = 0; i < t->depth && p != NULL && *p != '\0'; i++) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (len > 0 && len < sizeof(name)) {
+			memcpy(name, p, len);
+			name[len] = '\0';
+			if (stint_store_agent_get(d->store, name, &a) ==
+				    STINT_STORE_OK &&
+			    !stint_agent_allows_child(&a, t, why, whylen))
+				return false;
+		}
+		p = comma != NULL ? comma + 1 : NULL;
+	}
+	return true;
+}
+
 /* The agent the task was started for, re-read: NOT_FOUND is left to the
  * store (agent removal ends the task), a change to agent_narrow.h. */
 static bool
@@ -499,6 +527,8 @@ still_allowed(struct stintd *d, const struct stint_agent *was,
 {
 	struct stint_agent now;
 
+	if (!above_allow(d, t, why, whylen))
+		return false;
 	if (stint_store_agent_get(d->store, was->name, &now) !=
 		    STINT_STORE_OK ||
 	    now.id != was->id)

@@ -21,6 +21,8 @@ packages=(
 	rsyslog systemd
 	# logrotate.sh: the snippet etc/logrotate.d/stint, run by logrotate
 	logrotate
+	# agents-dir-ansible.sh: examples/ansible, ansible-playbook -c local
+	ansible-core
 )
 # The OpenSSL 3 provider (docs/clients.md) is not in Debian 12 itself:
 # it comes from bookworm-backports, pinned so that nothing else does.

@@ -146,7 +146,7 @@ check_install()
 		usr/include/stint/wire.h usr/include/stint/verify.h \
 		etc/stint/stint.conf usr/share/man/man1/stint.1 \
 		usr/share/man/man8/stintd.8 usr/share/man/man5/stint.conf.5 \
-		usr/share/man/man8/stint-pkcs11.8 \
+		usr/share/man/man8/stint-pkcs11.8 usr/share/man/man5/stint-agents.d.5 \
 		usr/lib/systemd/system/stintd.service \
 		usr/lib/sysusers.d/stint.conf usr/lib/tmpfiles.d/stint.conf \
 		usr/lib/systemd/system/stintd.socket \
