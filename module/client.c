@@ -30,6 +30,7 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/msg.h"
+#include "common/proto.h"
 #include "module/module.h"
 
 #define POOL_MAX           16
@@ -532,42 +533,39 @@ utc_time(uint64_t t, char *buf, size_t cap)
 static void
 explain_reply(const char *id, const struct stint_msg *m, const char *mine)
 {
-	char state[16] = "", agent[STINT_NAME_MAX + 1] = "", when[32];
-	uint64_t status = STINT_E_INTERNAL, t = 0;
+	struct stint_task_info t;
+	uint64_t status = STINT_E_INTERNAL;
+	char when[32];
 
 	(void)stint_msg_get_uint(m, STINT_K_STATUS, &status);
 	if (status == STINT_E_NOT_FOUND) {
 		stint_debug("module", "task %s is unknown to stintd", id);
 		return;
 	}
-	if (status != STINT_OK ||
-	    stint_msg_get_text(m, STINT_K_STATE, state, sizeof(state)) != 0 ||
-	    stint_msg_get_text(m, STINT_K_AGENT, agent, sizeof(agent)) != 0) {
+	if (status != STINT_OK || stint_get_task_info(m, &t) != 0 ||
+	    t.state[0] == '\0') {
 		stint_debug("module", "task %s: stintd gave no details", id);
 		return;
 	}
-	if (mine[0] != '\0' && strcmp(agent, mine) != 0) {
+	if (mine[0] != '\0' && strcmp(t.agent, mine) != 0) {
 		stint_debug("module",
 			    "task %s belongs to agent '%s', not to this uid's "
 			    "agent '%s'",
-			    id, agent, mine);
+			    id, t.agent, mine);
 		return;
 	}
-	if (strcmp(state, "ended") == 0 &&
-	    stint_msg_get_uint(m, STINT_K_ENDED, &t) == 0) {
-		utc_time(t, when, sizeof(when));
+	if (strcmp(t.state, "ended") == 0 && t.has_ended) {
+		utc_time(t.ended, when, sizeof(when));
 		stint_debug("module",
 			    "task %s ended at %s: its key is destroyed", id,
 			    when);
-	} else if (strcmp(state, "live") != 0 ||
-		   (stint_msg_get_uint(m, STINT_K_NOT_AFTER, &t) == 0 &&
-		    (int64_t)t <= (int64_t)time(NULL))) {
-		(void)stint_msg_get_uint(m, STINT_K_NOT_AFTER, &t);
-		utc_time(t, when, sizeof(when));
+	} else if (strcmp(t.state, "live") != 0 ||
+		   (int64_t)t.not_after <= (int64_t)time(NULL)) {
+		utc_time(t.not_after, when, sizeof(when));
 		stint_debug("module", "task %s expired at %s", id, when);
 	} else {
 		stint_debug("module", "task %s of agent '%s' is live", id,
-			    agent);
+			    t.agent);
 	}
 }
 
@@ -589,7 +587,7 @@ client_explain_task(const char *id, const char *mine)
 	}
 	if ((req = stint_msg_new()) == NULL ||
 	    stint_msg_put_uint(req, STINT_K_OP, STINT_OP_TASK_SHOW) != 0 ||
-	    stint_msg_put_text(req, STINT_K_TASK, id) != 0 ||
+	    stint_enc_name_req(req, STINT_K_TASK, id) != 0 ||
 	    stint_msg_serialize(req, &out, &out_len) != 0 ||
 	    call(out, out_len, &in, &in_len) != 0 ||
 	    stint_msg_parse(in, in_len, &rep) != 0)
