@@ -37,8 +37,8 @@ free_uids()
 		[ "$n" -ge "$1" ] && return
 	done
 }
-read -r OP AGENT_A AGENT_B STRANGER <<<"$(free_uids 4 | tr '\n' ' ')"
-[ -n "$STRANGER" ] || skip "no four free uids in 62301-62400"
+read -r OP AGENT_A AGENT_B STRANGER OP2 AGENT_C <<<"$(free_uids 6 | tr '\n' ' ')"
+[ -n "$AGENT_C" ] || skip "no six free uids in 62301-62400"
 mkdir -m 0755 "$T/bin"
 cp "$STINT" "$T/bin/"
 chmod 0755 "$T/bin/stint"
@@ -241,6 +241,35 @@ stint status >/dev/null || fail "root: status while a stranger floods admin.sock
 wait "$flood" || { cat "$T/flood" >&2; fail "the stranger's connections were not answered"; }
 grep -q "denied=300 closed=300" "$T/flood" || { cat "$T/flood" >&2; fail "a stranger's admin.sock connection was kept open"; }
 note "stranger uid $STRANGER: refused at accept, 300 connections answered DENIED and closed"
+
+# --- an operator delegates for its own agents (issue 10 §1) -----------------
+# Operator dl serves lead and sub; lead may delegate to sub and to billing.
+agent_add dl-lead "$AGENT_C" --delegate-to dl-sub,billing --max-depth 1
+agent_add dl-sub "$AGENT_C" --exe /nonexistent/dl-sub
+stint operator add dl --uid "$OP2" --agents dl-lead,dl-sub >/dev/null ||
+	fail "stint operator add dl"
+dl() { as_stint "$OP2" "$@"; }
+dparent=$(dl task start --agent dl-lead --ttl 5m --max-signatures 10 -q) ||
+	fail "operator dl: task start for dl-lead"
+dchild=$(dl task delegate "$dparent" --agent dl-sub --max-sigs 4 --json |
+	"$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])') ||
+	fail "operator dl: task delegate to its own agent dl-sub"
+dl task tree "$dparent" --json | grep -q "$dchild" ||
+	fail "operator dl: task tree lacks the child it delegated"
+# billing is in dl-lead's delegate-to list, but not dl's agent: refused.
+expect_refused "operator: task delegate to another operator's agent" \
+	"operator 'dl' may not act for agent 'billing'" \
+	dl task delegate "$dparent" --agent billing --max-sigs 1
+# ci does not serve dl-lead: it may not delegate from its task.
+expect_refused "operator: task delegate from another agent's task" \
+	"may not act for" op task delegate "$dparent" --agent dl-sub --max-sigs 1
+dl task end "$dparent" >/dev/null || fail "operator dl: task end"
+[ "$(stint task show "$dchild" --json | json_get state)" = ended ] ||
+	fail "ending the operator's parent task left its child live"
+stint operator remove dl >/dev/null || fail "operator remove dl"
+stint agent remove dl-sub >/dev/null && stint agent remove dl-lead >/dev/null ||
+	fail "agent remove dl-*"
+note "operator: delegates for its own agents only; ending the parent ends the child"
 
 # --- restart: operators persist ----------------------------------------------
 stintd_stop
