@@ -182,6 +182,11 @@ as_uid "$U2" "$T/bin/pinned" --module "$MOD" --label "$tpin2" --in "$T/digest" >
 	{ cat "$T/out"; fail "the process with the pinned hash cannot sign"; }
 [ "$(last_peer "$tpin2" | matched_of)" = "uid,exe_sha256" ] ||
 	{ last_peer "$tpin2"; fail "audit peer matched is not uid,exe_sha256 for agent pinned2"; }
+# The leaf records the pin (issue 12 §6), on either backend.
+stint task show "$tpin2" --cert >"$T/leaf-pin2.pem" || fail "task show --cert (pinned2)"
+stint verify-peer "$T/leaf-pin2.pem" --json >"$T/vp-pin2" || { cat "$T/vp-pin2"; fail "verify-peer (pinned2)"; }
+[ "$(json_get binding.exe_sha256 <"$T/vp-pin2")" = "$(echo "$sum_pin" | tr A-F a-f)" ] ||
+	{ cat "$T/vp-pin2"; fail "the leaf of pinned2 lacks the agent's exe SHA-256"; }
 
 # --- two agents, one uid, told apart by cgroup --------------------------------
 CGROOT=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
