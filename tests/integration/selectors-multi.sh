@@ -38,7 +38,7 @@ chmod 0644 "$T/digest"
 mkdir -m 0700 "$T/sigs"
 chown "$U" "$T/sigs"
 
-tool() { as_uid "$U" "$T/bin/tool" --module "$MOD" "$@"; }
+tool() { as_uid "$U" "${FOREIGN[@]}" "$T/bin/tool" --module "$MOD" "$@"; }
 
 stint agent add ant --uid "$U" >/dev/null 2>&1 || fail "agent add ant"
 stint agent add bee --uid "$U" --exe "$T/bin/tool" >"$T/out" 2>&1 ||
