@@ -10,10 +10,11 @@
  * ops, open and close.
  *
  * There is one TPM and, on many hosts, no resource manager: the TPM holds
- * three transient objects and a few sessions. So one mutex serialises every
- * TPM command, the storage primary is the only object kept loaded, and
- * every other object or session is flushed on every path before the mutex
- * is released.
+ * three transient objects and three loaded sessions. So one mutex
+ * serialises every TPM command; the storage primary and one policy session
+ * (tpm_psession_get) stay loaded while the backend is open, and every
+ * other object or session is flushed on every path before the mutex is
+ * released.
  *
  * Task keys are never persisted in the TPM: their public area and encrypted
  * private part live in <state_dir>/tpm/<key_id>.key and are loaded per
@@ -78,6 +79,7 @@ struct tpm_backend {
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
 	ESYS_TR primary;
+	ESYS_TR psession; /* the policy session kept for signing */
 	ESYS_TR nv;
 	uint32_t nv_index;
 	ESYS_TR anv; /* the audit anchor's counter (audit_anchor.c) */
@@ -114,6 +116,10 @@ int tpm_clock_observe(struct tpm_backend *b, const TPMS_TIME_INFO *ti,
 TSS2_RC tpm_policy_run(struct tpm_backend *b, ESYS_TR session,
 		       uint64_t deadline, uint64_t counter,
 		       enum tpm_policy_step *failed);
+int tpm_psession_get(struct tpm_backend *b, ESYS_TR *session, char *err,
+		     size_t errlen);
+void tpm_psession_reset(struct tpm_backend *b);
+void tpm_psession_close(struct tpm_backend *b);
 TSS2_RC tpm_session_start(struct tpm_backend *b, TPM2_SE type,
 			  ESYS_TR *session);
 int tpm_policy_digest(struct tpm_backend *b, uint64_t deadline,

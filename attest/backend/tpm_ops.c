@@ -643,16 +643,12 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	if (tpm_load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0)
 		goto out;
 	if (f.kind == KIND_TASK) {
-		if ((rc = tpm_session_start(b, TPM2_SE_POLICY, &session)) !=
-		    TSS2_RC_SUCCESS) {
-			session = ESYS_TR_NONE;
-			tpm_tss_err(err, errlen,
-				    "cannot start a policy session", rc);
+		if (tpm_psession_get(b, &session, err, errlen) != 0)
 			goto out;
-		}
 		rc = tpm_policy_run(b, session, f.k.deadline, f.k.counter,
 				    &step);
 		if (rc != TSS2_RC_SUCCESS) {
+			tpm_psession_reset(b);
 			snprintf(err, errlen,
 				 "the TPM refused key '%s': policy %s (%s)",
 				 key_id,
@@ -668,6 +664,8 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 		b->esys, key, f.kind == KIND_TASK ? session : ESYS_TR_PASSWORD,
 		ESYS_TR_NONE, ESYS_TR_NONE, &digest, &scheme, &ticket, &s);
 	if (rc != TSS2_RC_SUCCESS) {
+		if (f.kind == KIND_TASK)
+			tpm_psession_reset(b);
 		tpm_tss_err(err, errlen, "the TPM refused to sign", rc);
 		goto out;
 	}
@@ -675,7 +673,6 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	r = tpm_sig_out(s, sig->ptr, &sig->len, err, errlen);
 out:
 	Esys_Free(s);
-	tpm_flush(b, &session);
 	tpm_flush(b, &key);
 	pthread_mutex_unlock(&b->lock);
 	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
@@ -714,6 +711,7 @@ tpm_close(struct stint_backend *base)
 	if (b == NULL)
 		return;
 	if (b->esys != NULL) {
+		tpm_psession_close(b);
 		tpm_flush(b, &b->primary);
 		if (b->nv != ESYS_TR_NONE)
 			(void)Esys_TR_Close(b->esys, &b->nv);
@@ -809,6 +807,7 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	}
 	b->base.ops = &tpm_ops;
 	b->primary = ESYS_TR_NONE;
+	b->psession = ESYS_TR_NONE;
 	b->nv = ESYS_TR_NONE;
 	b->nv_index = cfg->backend.kill_switch_index;
 	b->anv = ESYS_TR_NONE;

@@ -111,6 +111,61 @@ tpm_session_start(struct tpm_backend *b, TPM2_SE type, ESYS_TR *session)
 }
 
 /*
+ * The policy session every task-key signature uses, kept open across
+ * signatures (continueSession). After a successful authorisation the TPM
+ * resets a policy session's digest, so each signature still runs
+ * PolicyCounterTimer and PolicyNV in it: the deadline and the kill switch
+ * are checked by the TPM every time; only StartAuthSession and
+ * FlushContext are saved. One session serves every task key: all of them
+ * have the same shape of policy, and b->lock keeps one signature at a time.
+ */
+int
+tpm_psession_get(struct tpm_backend *b, ESYS_TR *session, char *err,
+		 size_t errlen)
+{
+	TSS2_RC rc;
+
+	if (b->psession == ESYS_TR_NONE) {
+		rc = tpm_session_start(b, TPM2_SE_POLICY, &b->psession);
+		if (rc == TSS2_RC_SUCCESS)
+			rc = Esys_TRSess_SetAttributes(
+				b->esys, b->psession,
+				TPMA_SESSION_CONTINUESESSION,
+				TPMA_SESSION_CONTINUESESSION);
+		if (rc != TSS2_RC_SUCCESS) {
+			tpm_psession_close(b);
+			tpm_tss_err(err, errlen,
+				    "cannot start a policy session", rc);
+			return -1;
+		}
+	}
+	*session = b->psession;
+	return 0;
+}
+
+/* After a failed policy command or Sign the session may hold part of a
+ * policy: PolicyRestart clears it; if even that fails, start afresh next
+ * time. */
+void
+tpm_psession_reset(struct tpm_backend *b)
+{
+	if (b->psession == ESYS_TR_NONE)
+		return;
+	if (Esys_PolicyRestart(b->esys, b->psession, ESYS_TR_NONE, ESYS_TR_NONE,
+			       ESYS_TR_NONE) != TSS2_RC_SUCCESS)
+		tpm_psession_close(b);
+}
+
+void
+tpm_psession_close(struct tpm_backend *b)
+{
+	if (b->psession != ESYS_TR_NONE &&
+	    Esys_FlushContext(b->esys, b->psession) != TSS2_RC_SUCCESS)
+		(void)Esys_TR_Close(b->esys, &b->psession);
+	b->psession = ESYS_TR_NONE;
+}
+
+/*
  * The policy digest from a trial session, checked against the one computed
  * in software (the verifier's way): a mismatch means one of the two is
  * wrong and no key is made.
