@@ -46,6 +46,7 @@ enum key_id {
 	K_KILL_SWITCH_INDEX,
 	K_KEY_POOL,
 	K_PREPARED_OPS,
+	K_TPM_LOADED_KEYS, /* tpmfast */
 	K_AUDIT_PATH,
 	K_SYNC,
 	K_CHECKPOINT,
@@ -85,6 +86,7 @@ static const struct {
 	[K_KILL_SWITCH_INDEX] = {"backend", "kill_switch_index"},
 	[K_KEY_POOL] = {"backend", "key_pool"},
 	[K_PREPARED_OPS] = {"backend", "prepared_ops"},
+	[K_TPM_LOADED_KEYS] = {"backend", "tpm_loaded_keys"},
 	[K_AUDIT_PATH] = {"audit", "path"},
 	[K_SYNC] = {"audit", "sync"},
 	[K_CHECKPOINT] = {"audit", "checkpoint"},
@@ -405,7 +407,7 @@ set_skew(struct parse_ctx *c, const char *value, uint64_t *dst)
 	return 1;
 }
 
-/* A small count, 0 to max: key_pool, prepared_ops. */
+/* A small count, 0 to max: key_pool, prepared_ops, tpm_loaded_keys. */
 static int
 set_count(struct parse_ctx *c, const char *value, uint32_t *dst,
 	  const char *what, unsigned long max, unsigned long dflt)
@@ -674,6 +676,10 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 		return set_count(c, value, &cfg->backend.prepared_ops,
 				 "prepared_ops", STINT_PREPARED_OPS_MAX,
 				 STINT_PREPARED_OPS_DEFAULT);
+	case K_TPM_LOADED_KEYS:
+		return set_count(c, value, &cfg->backend.tpm_loaded_keys,
+				 "tpm_loaded_keys", STINT_TPM_LOADED_KEYS_MAX,
+				 STINT_TPM_LOADED_KEYS_DEFAULT);
 	case K_CA_KEY:
 		if (strcmp(value, "ec-p256") == 0)
 			cfg->ca.key_type = STINT_KEY_EC_P256;
@@ -809,6 +815,7 @@ config_defaults(struct stint_config *cfg)
 	cfg->backend.audit_counter_index = 0x01500101;
 	cfg->backend.key_pool = STINT_KEY_POOL_DEFAULT;
 	cfg->backend.prepared_ops = STINT_PREPARED_OPS_DEFAULT;
+	cfg->backend.tpm_loaded_keys = STINT_TPM_LOADED_KEYS_DEFAULT;
 	cfg->ca.key_type = STINT_KEY_EC_P256;
 	cfg->ca.skew = 60;
 	cfg->audit.path[0] = '\0'; /* filled from state_dir after parsing */
@@ -890,6 +897,12 @@ config_finish(struct parse_ctx *c)
 		ctx_error(c,
 			  "prepared_ops applies only to type = pkcs11: a TPM "
 			  "signature needs a fresh policy session each time");
+		return -1;
+	}
+	if (strcmp(cfg->backend.type, "tpm") != 0 &&
+	    c->key_line[K_TPM_LOADED_KEYS] != 0) {
+		c->ini.lineno = c->key_line[K_TPM_LOADED_KEYS];
+		ctx_error(c, "tpm_loaded_keys applies only to type = tpm");
 		return -1;
 	}
 	if (cfg->audit.path[0] == '\0') {

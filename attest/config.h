@@ -19,7 +19,10 @@ enum stint_audit_fwd_kind {
 #define STINT_KEY_POOL_DEFAULT     4
 #define STINT_PREPARED_OPS_MAX     256 /* STINT_PREP_MAX in p11_prep.h */
 #define STINT_PREPARED_OPS_DEFAULT 16
-#define STINT_RETENTION_DEFAULT    (30 * 86400) /* 30d */
+/* tpm: task keys kept loaded; swtpm has 3 object slots, 1 is the primary */
+#define STINT_TPM_LOADED_KEYS_MAX     64
+#define STINT_TPM_LOADED_KEYS_DEFAULT 2
+#define STINT_RETENTION_DEFAULT       (30 * 86400) /* 30d */
 
 /* [audit] checkpoint, seconds */
 #define STINT_AUDIT_CHECKPOINT_DEFAULT 60
@@ -78,6 +81,9 @@ struct stint_config {
 		 * (C_SignInit) for keys that just signed, each holding a
 		 * session. Default 16, 0 disables. */
 		uint32_t prepared_ops;
+		/* tpm only: keys kept loaded in the TPM between signatures,
+		 * least recently used flushed first. Default 2, 0 disables. */
+		uint32_t tpm_loaded_keys;
 	} backend;
 	struct {
 		/* CA key type when stintd creates it: STINT_KEY_EC_P256

@@ -423,6 +423,7 @@ stint_backend_tpm_kill_switch(struct stint_backend *base, char *err,
 		snprintf(err, errlen, "the kill-switch counter did not move");
 		goto out;
 	}
+	tpm_loaded_flush_all(b); /* the TPM refuses them all from now on */
 	log_warn("TPM: kill switch used: counter %llu -> %llu, every task key "
 		 "made before is refused by the TPM",
 		 (unsigned long long)before, (unsigned long long)after);

@@ -11,14 +11,17 @@
  *
  * There is one TPM and, on many hosts, no resource manager: the TPM holds
  * three transient objects and three loaded sessions. So one mutex
- * serialises every TPM command; the storage primary and one policy session
- * (tpm_psession_get) stay loaded while the backend is open, and every
+ * serialises every TPM command; the storage primary, one policy session
+ * (tpm_psession_get) and up to [backend] tpm_loaded_keys recently used
+ * keys (tpm_loaded.c) stay loaded while the backend is open, and every
  * other object or session is flushed on every path before the mutex is
- * released.
+ * released. A load or create that finds the object slots full flushes the
+ * least recently used cached key and tries again.
  *
  * Task keys are never persisted in the TPM: their public area and encrypted
- * private part live in <state_dir>/tpm/<key_id>.key and are loaded per
- * signature. Each key's authPolicy is
+ * private part live in <state_dir>/tpm/<key_id>.key; a key is loaded at
+ * its first signature and kept loaded until its task ends (destroy), the
+ * kill switch, eviction or close. Each key's authPolicy is
  *   PolicyCounterTimer(TPMS_TIME_INFO.clock < deadline)
  *   AND PolicyNV(kill-switch counter == its value at creation),
  * and the key has no userWithAuth, so the TPM itself refuses it after the
@@ -72,6 +75,15 @@
 #define KIND_TASK   0
 #define KIND_HOST   1
 #define SIGN_IN_MAX 512
+#define LOADED_MAX  64 /* STINT_TPM_LOADED_KEYS_MAX */
+
+/* A key kept loaded between signatures (tpm_loaded.c). */
+struct tpm_loaded {
+	char id[KEY_ID_MAX + 1];
+	TPM2B_PUBLIC pub; /* the key file's, to tell a reused id apart */
+	ESYS_TR tr;       /* ESYS_TR_NONE: free */
+	uint64_t used;    /* loaded_tick at the last use */
+};
 
 struct tpm_backend {
 	struct stint_backend base; /* first: the ops see a stint_backend */
@@ -80,6 +92,9 @@ struct tpm_backend {
 	ESYS_CONTEXT *esys;
 	ESYS_TR primary;
 	ESYS_TR psession; /* the policy session kept for signing */
+	struct tpm_loaded loaded[LOADED_MAX];
+	uint32_t loaded_cap; /* [backend] tpm_loaded_keys */
+	uint64_t loaded_tick;
 	ESYS_TR nv;
 	uint32_t nv_index;
 	ESYS_TR anv; /* the audit anchor's counter (audit_anchor.c) */
@@ -150,6 +165,12 @@ int tpm_create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
 int tpm_load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
 		 const TPM2B_PRIVATE *priv, ESYS_TR *out, char *err,
 		 size_t errlen);
+bool tpm_loaded_evict(struct tpm_backend *b);
+int tpm_loaded_get(struct tpm_backend *b, const char *key_id,
+		   const struct tpm_keyfile *f, ESYS_TR *out, bool *cached,
+		   char *err, size_t errlen);
+void tpm_loaded_drop(struct tpm_backend *b, const char *key_id);
+void tpm_loaded_flush_all(struct tpm_backend *b);
 int tpm_sig_out(const TPMT_SIGNATURE *s, uint8_t *sig, size_t *sig_len,
 		char *err, size_t errlen);
 int tpm_key_find(struct tpm_backend *b, const char *key_id,

@@ -115,9 +115,12 @@ tpm_create_key(struct tpm_backend *b, const TPM2B_PUBLIC *tmpl,
 	memset(&sens, 0, sizeof(sens));
 	memset(&outside, 0, sizeof(outside));
 	memset(&pcrs, 0, sizeof(pcrs));
-	rc = Esys_Create(b->esys, b->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-			 ESYS_TR_NONE, &sens, tmpl, &outside, &pcrs, &opriv,
-			 &opub, NULL, NULL, NULL);
+	do
+		rc = Esys_Create(b->esys, b->primary, ESYS_TR_PASSWORD,
+				 ESYS_TR_NONE, ESYS_TR_NONE, &sens, tmpl,
+				 &outside, &pcrs, &opriv, &opub, NULL, NULL,
+				 NULL);
+	while (rc == TPM2_RC_OBJECT_MEMORY && tpm_loaded_evict(b));
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_tss_err(err, errlen, "TPM2_Create failed", rc);
 		return -1;
@@ -135,8 +138,10 @@ tpm_load_key(struct tpm_backend *b, const TPM2B_PUBLIC *pub,
 {
 	TSS2_RC rc;
 
-	rc = Esys_Load(b->esys, b->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-		       ESYS_TR_NONE, priv, pub, out);
+	do
+		rc = Esys_Load(b->esys, b->primary, ESYS_TR_PASSWORD,
+			       ESYS_TR_NONE, ESYS_TR_NONE, priv, pub, out);
+	while (rc == TPM2_RC_OBJECT_MEMORY && tpm_loaded_evict(b));
 	if (rc != TSS2_RC_SUCCESS) {
 		*out = ESYS_TR_NONE;
 		tpm_tss_err(err, errlen, "cannot load the key into the TPM",
@@ -613,6 +618,7 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE;
 	enum tpm_policy_step step = STEP_NONE;
 	TPMT_SIGNATURE *s = NULL;
+	bool cached = false;
 	TPMT_SIG_SCHEME scheme;
 	TPM2B_DIGEST digest;
 	struct tpm_keyfile f;
@@ -640,7 +646,7 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 			 key_id);
 		goto out;
 	}
-	if (tpm_load_key(b, &f.k.pub, &f.k.priv, &key, err, errlen) != 0)
+	if (tpm_loaded_get(b, key_id, &f, &key, &cached, err, errlen) != 0)
 		goto out;
 	if (f.kind == KIND_TASK) {
 		if (tpm_psession_get(b, &session, err, errlen) != 0)
@@ -673,17 +679,20 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	r = tpm_sig_out(s, sig->ptr, &sig->len, err, errlen);
 out:
 	Esys_Free(s);
-	tpm_flush(b, &key);
+	if (!cached)
+		tpm_flush(b, &key);
+	else if (r != 0)
+		tpm_loaded_drop(b, key_id); /* refused: likely to stay so */
 	pthread_mutex_unlock(&b->lock);
 	OPENSSL_cleanse(&f.k.priv, sizeof(f.k.priv));
 	return r;
 }
 
 /*
- * The key exists in the TPM only while loaded for one signature; the blob
- * file is the only way to load it, so removing it destroys the key. The
- * encrypted private part is useless without this TPM's storage primary,
- * and the key's policy expires anyway.
+ * The key exists in the TPM only while loaded (tpm_loaded.c); the blob
+ * file is the only way to load it, so flushing it and removing the file
+ * destroys the key. The encrypted private part is useless without this
+ * TPM's storage primary, and the key's policy expires anyway.
  */
 static int
 tpm_destroy(struct stint_backend *base, const char *key_id, char *err,
@@ -695,6 +704,9 @@ tpm_destroy(struct stint_backend *base, const char *key_id, char *err,
 	if (!tpm_key_id_ok(key_id) ||
 	    tpm_path_for(b, "", key_id, path, sizeof(path)) != 0)
 		return 0; /* no such file can exist */
+	pthread_mutex_lock(&b->lock);
+	tpm_loaded_drop(b, key_id);
+	pthread_mutex_unlock(&b->lock);
 	if (unlink(path) != 0 && errno != ENOENT) {
 		snprintf(err, errlen, "cannot delete %s: %s", path,
 			 strerror(errno));
@@ -712,6 +724,7 @@ tpm_close(struct stint_backend *base)
 		return;
 	if (b->esys != NULL) {
 		tpm_psession_close(b);
+		tpm_loaded_flush_all(b);
 		tpm_flush(b, &b->primary);
 		if (b->nv != ESYS_TR_NONE)
 			(void)Esys_TR_Close(b->esys, &b->nv);
@@ -808,6 +821,11 @@ stint_backend_tpm_open(const struct stint_config *cfg,
 	b->base.ops = &tpm_ops;
 	b->primary = ESYS_TR_NONE;
 	b->psession = ESYS_TR_NONE;
+	for (n = 0; n < LOADED_MAX; n++)
+		b->loaded[n].tr = ESYS_TR_NONE;
+	b->loaded_cap = cfg->backend.tpm_loaded_keys < LOADED_MAX
+				? cfg->backend.tpm_loaded_keys
+				: LOADED_MAX;
 	b->nv = ESYS_TR_NONE;
 	b->nv_index = cfg->backend.kill_switch_index;
 	b->anv = ESYS_TR_NONE;

@@ -11,12 +11,15 @@
  *   handles TCTI             prints "transient N sessions M".
  * Backend commands open the backend library with a stint.conf:
  *   gen CONF KEYID TTL_S | sign CONF KEYID | destroy CONF KEYID |
- *   kill CONF | evidence CONF KEYID | stress CONF NSIGN NCYCLE
+ *   kill CONF | evidence CONF KEYID | stress CONF NSIGN NCYCLE |
+ *   loaded CONF TCTI NKEYS   keys kept loaded (tests/integration/tpm-loaded.sh)
  * Benchmark commands (tests/bench/bench_tpm.sh), each printing
  * "n=N median_us=M p99_us=P mean_us=A" for N signatures:
  *   bench TCTI KEYFILE N     the raw ESAPI loop: Load, policy session,
  *                            PolicyCounterTimer, PolicyNV, Sign, flushes.
- *   bench-p11 MODULE TOKEN LABEL N   C_SignInit+C_Sign through a module.
+ *   bench-p11 MODULE TOKEN LABEL N   C_SignInit+C_Sign through a module;
+ *                            with TPM_PROBE_P11_PIN set, C_Login as user
+ *                            first (tpm2-pkcs11 needs it, Stint does not).
  */
 
 #include <dlfcn.h>
@@ -689,6 +692,180 @@ b_stress(struct stint_backend *b, long nsign, long ncycle)
 	return 0;
 }
 
+/* --- keys kept loaded (tests/integration/tpm-loaded.sh) ------------------ */
+
+static int
+raw_counts(const char *tcti_conf, UINT32 *t, UINT32 *s)
+{
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+	ESYS_CONTEXT *esys = NULL;
+	int r = -1;
+
+	if (raw_open(tcti_conf, &tcti, &esys) == 0 &&
+	    count_handles(esys, 0x80000000U, t) == 0 &&
+	    count_handles(esys, 0x02000000U, s) == 0)
+		r = 0;
+	raw_close(&tcti, &esys);
+	return r;
+}
+
+/* The kill switch used by someone else than this backend: NV_Increment
+ * with the counter's own auth from <state_dir>/tpm/nv.auth. */
+static int
+raw_kill(const char *tcti_conf, const struct stint_config *cfg)
+{
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+	ESYS_CONTEXT *esys = NULL;
+	TPM2B_AUTH auth = {0};
+	char path[PATH_MAX + 16];
+	ESYS_TR nv = ESYS_TR_NONE;
+	TSS2_RC rc;
+	FILE *f;
+	int r = 1;
+
+	snprintf(path, sizeof(path), "%s/tpm/nv.auth", cfg->state_dir);
+	if ((f = fopen(path, "re")) == NULL)
+		return 1;
+	auth.size = (UINT16)fread(auth.buffer, 1, sizeof(auth.buffer), f);
+	fclose(f);
+	if (raw_open(tcti_conf, &tcti, &esys) != 0)
+		goto out;
+	if ((rc = Esys_TR_FromTPMPublic(esys, cfg->backend.kill_switch_index,
+					ESYS_TR_NONE, ESYS_TR_NONE,
+					ESYS_TR_NONE, &nv)) != 0 ||
+	    (rc = Esys_TR_SetAuth(esys, nv, &auth)) != 0 ||
+	    (rc = Esys_NV_Increment(esys, nv, nv, ESYS_TR_PASSWORD,
+				    ESYS_TR_NONE, ESYS_TR_NONE)) != 0) {
+		r = fail("NV_Increment", rc);
+		goto out;
+	}
+	r = 0;
+out:
+	OPENSSL_cleanse(&auth, sizeof(auth));
+	raw_close(&tcti, &esys);
+	return r;
+}
+
+/* b_sign into a string: 0 signed, 2 refused (msg holds why), 1 error. */
+static int
+b_sign_msg(struct stint_backend *b, const char *id, char *msg, size_t cap)
+{
+	uint8_t dgst[32], sig[STINT_SIG_MAX];
+	struct stint_backend_sig out = {sig, sizeof(sig), 0};
+	const struct stint_backend_sign_req req = {
+		.key_id = id, .raw = CKM_ECDSA, .in = dgst, .in_len = 32};
+
+	memset(dgst, 0x3c, sizeof(dgst));
+	msg[0] = '\0';
+	if (b->ops->sign(b, &req, &out, msg, cap) != 0)
+		return 2;
+	return out.len == 64 ? 0 : 1;
+}
+
+/* The TPM's transient objects and sessions now must be t and s. */
+static int
+expect_handles(const char *tcti, UINT32 t, UINT32 s, const char *when)
+{
+	UINT32 gt = 0, gs = 0;
+
+	if (raw_counts(tcti, &gt, &gs) != 0)
+		return 1;
+	printf("%s: transient %u sessions %u\n", when, (unsigned)gt,
+	       (unsigned)gs);
+	if (gt != t || gs != s) {
+		printf("FAIL %s: wanted transient %u sessions %u\n", when,
+		       (unsigned)t, (unsigned)s);
+		return 1;
+	}
+	return 0;
+}
+
+/* sign ID and expect: 0 signed, or refused with WHY in the message */
+static int
+expect_sign(struct stint_backend *b, const char *id, const char *why)
+{
+	char msg[512];
+	int r = b_sign_msg(b, id, msg, sizeof(msg));
+
+	if (why == NULL && r == 0)
+		return 0;
+	if (why != NULL && r == 2 && strstr(msg, why) != NULL) {
+		printf("refused %s: %s\n", id, msg);
+		return 0;
+	}
+	printf("FAIL sign %s: exit %d (%s), wanted %s\n", id, r, msg,
+	       why != NULL ? why : "a signature");
+	return 1;
+}
+
+/*
+ * NKEYS task keys (more than the TPM's slots) sign in turn through one
+ * backend; the keys stay loaded (at most tpm_loaded_keys) and the policy
+ * session is kept; a loaded key whose task ends is flushed and refused; a
+ * loaded key is still refused by the TPM after its deadline (ClockSet
+ * forward) and after the kill switch used from outside this backend.
+ */
+static int
+b_loaded(struct stint_backend *b, const char *conf, const char *tcti,
+	 long nkeys)
+{
+	struct stint_config cfg;
+	char id[32], err[512];
+	UINT32 cap, want;
+	long i, round;
+
+	if (stint_config_load(conf, &cfg, err, sizeof(err)) != 0 || nkeys < 3 ||
+	    nkeys > 50)
+		return 1;
+	cap = cfg.backend.tpm_loaded_keys;
+	want = 1 + (cap < (UINT32)nkeys ? cap : (UINT32)nkeys);
+	for (i = 0; i < nkeys; i++) {
+		snprintf(id, sizeof(id), "ld-%ld", i);
+		if (b_gen(b, id, 600) != 0)
+			return 1;
+	}
+	if (b_gen(b, "ld-short", 30) != 0)
+		return 1;
+	for (round = 0; round < 3; round++)
+		for (i = 0; i < nkeys; i++) {
+			snprintf(id, sizeof(id), "ld-%ld", i);
+			if (expect_sign(b, id, NULL) != 0)
+				return 1;
+		}
+	printf("signed %ld keys in turn 3 times\n", nkeys);
+	if (expect_handles(tcti, want, 1, "after the signatures") != 0)
+		return 1;
+	/* task end of a loaded key */
+	if (expect_sign(b, "ld-0", NULL) != 0 ||
+	    b->ops->destroy(b, "ld-0", err, sizeof(err)) != 0 ||
+	    expect_handles(tcti, want - (cap > 0), 1,
+			   "after destroying a loaded key") != 0 ||
+	    expect_sign(b, "ld-0", "no TPM key") != 0)
+		return 1;
+	/* the deadline, in the TPM, for a loaded key; others still sign */
+	if (expect_sign(b, "ld-short", NULL) != 0 ||
+	    expect_handles(tcti, want, 1, "with ld-short loaded") != 0 ||
+	    cmd_clock_forward(tcti, "60000") != 0 ||
+	    expect_sign(b, "ld-short", "deadline passed in TPM clock") != 0 ||
+	    expect_sign(b, "ld-1", NULL) != 0)
+		return 1;
+	/* the kill switch, used outside this backend, for a loaded key */
+	if (expect_sign(b, "ld-2", NULL) != 0 || raw_kill(tcti, &cfg) != 0 ||
+	    expect_sign(b, "ld-2", "kill switch used") != 0 ||
+	    expect_sign(b, "ld-1", "kill switch used") != 0 ||
+	    b_gen(b, "ld-new", 600) != 0 || expect_sign(b, "ld-new", NULL) != 0)
+		return 1;
+	/* remove the keys: the command can run again on the same state */
+	for (i = 0; i < nkeys; i++) {
+		snprintf(id, sizeof(id), "ld-%ld", i);
+		(void)b->ops->destroy(b, id, err, sizeof(err));
+	}
+	(void)b->ops->destroy(b, "ld-short", err, sizeof(err));
+	(void)b->ops->destroy(b, "ld-new", err, sizeof(err));
+	printf("loaded ok\n");
+	return 0;
+}
+
 /* --- benchmark (tests/bench/bench_tpm.sh) -------------------------------- */
 
 static double
@@ -864,6 +1041,7 @@ p11_find_key(CK_FUNCTION_LIST_PTR f, const char *token, const char *label,
 	CK_SLOT_ID slots[16];
 	CK_ULONG ns = 16, i, found = 0;
 	CK_TOKEN_INFO ti;
+	const char *pin = getenv("TPM_PROBE_P11_PIN");
 	size_t tl = strlen(token);
 	CK_RV rv;
 
@@ -876,6 +1054,10 @@ p11_find_key(CK_FUNCTION_LIST_PTR f, const char *token, const char *label,
 			continue;
 		if ((rv = f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL,
 					   NULL, s)) != CKR_OK)
+			return rv;
+		if (pin != NULL &&
+		    (rv = f->C_Login(*s, CKU_USER, (CK_UTF8CHAR_PTR)pin,
+				     strlen(pin))) != CKR_OK)
 			return rv;
 		if ((rv = f->C_FindObjectsInit(*s, tmpl, 2)) != CKR_OK)
 			return rv;
@@ -969,6 +1151,7 @@ usage(void)
 			"clock-forward TCTI MS | handles TCTI | gen CONF ID "
 			"TTL | sign CONF ID | destroy CONF ID | kill CONF | "
 			"evidence CONF ID | stress CONF NSIGN NCYCLE | "
+			"loaded CONF TCTI NKEYS | "
 			"bench TCTI KEYFILE N | "
 			"bench-p11 MODULE TOKEN LABEL N\n");
 	return 1;
@@ -1011,6 +1194,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "tpm_probe: %s\n", err);
 	} else if (strcmp(cmd, "evidence") == 0 && argc == 4)
 		r = b_evidence(b, argv[3]);
+	else if (strcmp(cmd, "loaded") == 0 && argc == 5)
+		r = b_loaded(b, argv[2], argv[3], strtol(argv[4], NULL, 10));
 	else if (strcmp(cmd, "stress") == 0 && argc == 5)
 		r = b_stress(b, strtol(argv[3], NULL, 10),
 			     strtol(argv[4], NULL, 10));
