@@ -111,8 +111,9 @@ probe sign "$STINTD_CONF" fresh >/dev/null || fail "new key after unsafe reset"
 handles_clean
 
 # --- 7. stintd on the TPM: task start, SIGN through the module, task end ----
-# stintd holds the TPM connection (swtpm serves one client), so the probe
-# runs only after it stops.
+# stintd keeps objects and a session loaded in swtpm's few slots (the TCTI
+# connects per command, the slots are the limit), so the probe's raw
+# commands run only after it stops.
 stintd_start
 p11_env
 agent_add billing "$(id -u)"

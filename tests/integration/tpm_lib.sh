@@ -9,8 +9,9 @@
 #   tpm_config       write $STINTD_CONF with [backend] type = tpm
 #   TPM_PROBE        tests/integration/tpm_probe
 #
-# swtpm runs without a resource manager, as facts.md describes: one
-# client at a time, three transient object slots.
+# swtpm runs without a resource manager, as facts.md describes: three
+# transient object slots shared by every user (tpm2-tss 3.2.1's swtpm TCTI
+# connects once per command, so users interleave between commands).
 
 TPM_PROBE=$top_builddir/tests/integration/tpm_probe
 SWTPM_PID=
