@@ -655,6 +655,11 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 				    &step);
 		if (rc != TSS2_RC_SUCCESS) {
 			tpm_psession_reset(b);
+			if (rc != TPM2_RC_POLICY) { /* not a refusal */
+				tpm_tss_err(err, errlen,
+					    "a policy command failed", rc);
+				goto out;
+			}
 			snprintf(err, errlen,
 				 "the TPM refused key '%s': policy %s (%s)",
 				 key_id,
