@@ -60,6 +60,7 @@ median()
 
 minmax()
 {
+	[ $# -gt 0 ] || { echo -; return; }
 	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
 	END { if (NR) printf "%.0f-%.0f", lo, hi }'
 }
@@ -121,8 +122,12 @@ measure()
 
 med()
 {
+	if [ -z "${R[$1]:-}" ]; then
+		echo n/a
+		return
+	fi
 	# shellcheck disable=SC2086
-	median ${R[$1]:-}
+	median ${R[$1]}
 }
 
 echo "Stint slow-token benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
