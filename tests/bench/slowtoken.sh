@@ -22,14 +22,16 @@
 # stintd signs concurrently (1 would mean serialised).
 #
 # Knobs: SLOWTOKEN_RUNS (5), SLOWTOKEN_SECONDS (3), SLOWTOKEN_CLIENTS
-# ("1 4 16"), SLOWTOKEN_SIGN_US (2000), SLOWTOKEN_PREPARED_OPS (unset: the
-# default of stint.conf).
+# ("1 4 16"), SLOWTOKEN_SIGN_US (2000), SLOWTOKEN_PREPARED_AB (unset; e.g.
+# "0 64": also (b) with stintd restarted with [backend] prepared_ops = each
+# value, in every round, against the default).
 
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
 
 RUNS=${SLOWTOKEN_RUNS:-5}
 SECS=${SLOWTOKEN_SECONDS:-3}
 CLIENTS=${SLOWTOKEN_CLIENTS:-1 4 16}
+AB=${SLOWTOKEN_PREPARED_AB:-}
 export SLOWTOKEN_SIGN_US=${SLOWTOKEN_SIGN_US:-2000}
 export SLOWTOKEN_MODULE=$SOFTHSM_MODULE
 SHIM=$top_builddir/tests/bench/.libs/slowtoken.so
@@ -105,19 +107,55 @@ run_path()
 	echo "$sum"
 }
 
-declare -A R
+# stintd's CPU time so far (user + system, clock ticks).
+stintd_ticks()
+{
+	awk '{ print $14 + $15 }' "/proc/$STINTD_PID/stat"
+}
+
+# measure PATH N [NAME]: one run into R[NAME] (default PATH N), and the
+# CPU time per signature (clients, plus stintd on b paths) into C[NAME].
+declare -A R C
 measure()
 {
-	local v attempt
+	local v attempt name=${3:-$1$2} t0 t1 cpu hz
 
+	hz=$(getconf CLK_TCK)
 	for attempt in 1 2 3; do
-		if v=$(run_path "$1" "$2"); then
-			R[$1$2]="${R[$1$2]:-} $v"
+		t0=$(stintd_ticks)
+		TIMEFORMAT='%U %S'
+		if { time v=$(run_path "$1" "$2"); } 2>"$T/time"; then
+			t1=$(stintd_ticks)
+			[ "$1" = a ] && t1=$t0
+			cpu=$(awk -v t="$(tail -n 1 "$T/time")" -v d=$((t1 - t0)) \
+				-v hz="$hz" -v r="$v" -v s="$SECS" 'BEGIN {
+				split(t, u, " ")
+				printf "%.0f", (u[1] + u[2] + d / hz) * 1e6 / (r * s) }')
+			R[$name]="${R[$name]:-} $v"
+			C[$name]="${C[$name]:-} $cpu"
 			printf '.'
 			return 0
 		fi
 		printf 'x'
 	done
+}
+
+# restart_prepared N: stintd again, with [backend] prepared_ops = N
+# ("" for the default of stint.conf).
+restart_prepared()
+{
+	stintd_stop
+	sed -i '/^prepared_ops = /d' "$STINTD_CONF"
+	[ -z "$1" ] ||
+		sed -i "s|^\[backend\]|&\nprepared_ops = $1|" "$STINTD_CONF"
+	SLOWTOKEN_STATS=$T/stintd.inflight stintd_start
+}
+
+cmed()
+{
+	[ -n "${C[$1]:-}" ] || { echo n/a; return; }
+	# shellcheck disable=SC2086
+	median ${C[$1]}
 }
 
 med()
@@ -141,10 +179,6 @@ stintd_config sync=batch max_ttl=2h default_ttl=1h
 # The shim is stintd's token module; SLOWTOKEN_STATS counts, in stintd
 # alone, how many signatures the token held at once.
 sed -i "s|^module = .*|module = $SHIM|" "$STINTD_CONF"
-if [ -n "${SLOWTOKEN_PREPARED_OPS:-}" ]; then
-	sed -i "s|^\[backend\]|&\nprepared_ops = $SLOWTOKEN_PREPARED_OPS|" \
-		"$STINTD_CONF"
-fi
 SLOWTOKEN_STATS=$T/stintd.inflight stintd_start
 export STINT_SOCKET=$T/run/agent.sock
 agent_add "$AGENT" "$(id -u)"
@@ -160,6 +194,11 @@ for n in $CLIENTS; do
 		measure a "$n"
 		measure b "$n"
 		[ "$n" -gt 1 ] && measure bt "$n"
+		for v in $AB; do
+			restart_prepared "$v"
+			measure b "$n" "bp$v.$n"
+			restart_prepared ""
+		done
 	done
 	echo
 done
@@ -176,6 +215,22 @@ for n in $CLIENTS; do
 		"$(med "bt$n")" "$(minmax ${R[bt$n]:-})" \
 		"$(ratio "$(med "b$n")" "$(med "a$n")")" \
 		"$(ratio "$(med "bt$n")" "$(med "a$n")")"
+done
+for n in $CLIENTS; do
+	for v in $AB; do
+		# shellcheck disable=SC2086
+		printf '  %-8s (b) with prepared_ops = %-4s %-9s %-13s b/a %s\n' \
+			"$n" "$v" "$(med "bp$v.$n")" "$(minmax ${R[bp$v.$n]:-})" \
+			"$(ratio "$(med "bp$v.$n")" "$(med "a$n")")"
+	done
+done
+echo
+echo "== CPU per signature, µs (clients' user+sys, plus stintd's on (b); median) =="
+printf '  %-8s %-9s %-9s %-9s %s\n' signers "(a)" "(b)" "(bt)" "$(for v in $AB; do
+	printf '%-9s ' "(b) p=$v"; done)"
+for n in $CLIENTS; do
+	printf '  %-8s %-9s %-9s %-9s %s\n' "$n" "$(cmed "a$n")" "$(cmed "b$n")" \
+		"$(cmed "bt$n")" "$(for v in $AB; do printf '%-9s ' "$(cmed "bp$v.$n")"; done)"
 done
 echo "  ceiling (sleep alone): N x $((1000000 / SLOWTOKEN_SIGN_US)) /s"
 echo "  target: (b)/(a) >= 0.9 with 16 signers"
