@@ -115,7 +115,7 @@ stintd_ticks()
 
 # measure PATH N [NAME]: one run into R[NAME] (default PATH N), and the
 # CPU time per signature (clients, plus stintd on b paths) into C[NAME].
-declare -A R C
+declare -A R C Q
 measure()
 {
 	local v attempt name=${3:-$1$2} t0 t1 cpu hz
@@ -194,6 +194,8 @@ for n in $CLIENTS; do
 		measure a "$n"
 		measure b "$n"
 		[ "$n" -gt 1 ] && measure bt "$n"
+		# b/a within the round: both ran under the same load.
+		Q[$n]="${Q[$n]:-} $(ratio "${R[b$n]##* }" "${R[a$n]##* }")"
 		for v in $AB; do
 			restart_prepared "$v"
 			measure b "$n" "bp$v.$n"
@@ -231,6 +233,9 @@ printf '  %-8s %-9s %-9s %-9s %s\n' signers "(a)" "(b)" "(bt)" "$(for v in $AB; 
 for n in $CLIENTS; do
 	printf '  %-8s %-9s %-9s %-9s %s\n' "$n" "$(cmed "a$n")" "$(cmed "b$n")" \
 		"$(cmed "bt$n")" "$(for v in $AB; do printf '%-9s ' "$(cmed "bp$v.$n")"; done)"
+done
+for n in $CLIENTS; do
+	echo "  $n signers, b/a per round:${Q[$n]:-}"
 done
 echo "  ceiling (sleep alone): N x $((1000000 / SLOWTOKEN_SIGN_US)) /s"
 echo "  target: (b)/(a) >= 0.9 with 16 signers"
