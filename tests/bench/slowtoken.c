@@ -66,8 +66,7 @@ stats_write(void)
 		return;
 	pthread_mutex_lock(&stats_lock);
 	if ((fp = fopen(path, "w")) != NULL) {
-		fprintf(fp, "max_in_flight=%ld\n",
-			atomic_load(&max_in_flight));
+		fprintf(fp, "max_in_flight=%ld\n", atomic_load(&max_in_flight));
 		fclose(fp);
 	}
 	pthread_mutex_unlock(&stats_lock);

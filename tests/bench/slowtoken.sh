@@ -118,10 +118,10 @@ stintd_ticks()
 declare -A R C Q
 measure()
 {
-	local v attempt name=${3:-$1$2} t0 t1 cpu hz
+	local v name=${3:-$1$2} t0 t1 cpu hz
 
 	hz=$(getconf CLK_TCK)
-	for attempt in 1 2 3; do
+	for _ in 1 2 3; do
 		t0=$(stintd_ticks)
 		TIMEFORMAT='%U %S'
 		if { time v=$(run_path "$1" "$2"); } 2>"$T/time"; then
