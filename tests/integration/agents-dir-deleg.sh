@@ -9,10 +9,7 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 me=$(id -u)
 SUB=62501 SIB=62502 GRAND=62503
 cat >"$AD/lead.conf" <<EOF2

@@ -7,10 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 cat >"$AD/10-web.conf" <<'EOF2'
 [agent web]
 uid = 62201
