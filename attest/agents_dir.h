@@ -43,6 +43,11 @@ struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
 int stintd_agents_reconcile(struct stintd *d, size_t *changed, char *err,
 			    size_t errlen);
 
+/* The detail of an agent-add or agent-reconcile audit record: uid, gid,
+ * max TTL, the selectors, audiences, delegate_to and max_depth (those
+ * set). */
+void stintd_agent_detail(const struct stint_agent *a, char *buf, size_t cap);
+
 /* What a reconcile did, or would do (dry run): `stint reload`. */
 enum stint_reconcile_action {
 	STINT_RC_UNCHANGED = 0,

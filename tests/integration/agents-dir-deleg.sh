@@ -35,6 +35,9 @@ stintd_start
 	fail "agents.d delegate_to not applied: $(stint agent show lead --json)"
 [ "$(stint agent show lead --json | json_get max_depth)" = 3 ] ||
 	fail "agents.d max_depth not applied"
+grep '"event":"agent-reconcile"' "$AUDIT_LOG" | grep '"agent":"lead"' |
+	grep -q 'delegate_to=sub,sib max_depth=3' ||
+	fail "the agent-reconcile record of lead lacks delegate_to and max_depth"
 
 delegate_as()
 {

@@ -42,6 +42,13 @@ fi
 if stint agent add bad --uid 4399 --max-depth 99 >"$T/out" 2>&1; then
 	fail "agent add accepted --max-depth 99"
 fi
+# a --delegate-to name that is no agent: added, with a warning
+stint agent add typo --uid 4398 --delegate-to sub,nosuch >"$T/out" 2>"$T/err" ||
+	{ cat "$T/err"; fail "agent add with an unknown --delegate-to name failed"; }
+grep -q "warning: .*--delegate-to names 'nosuch', which is not a registered agent" "$T/err" ||
+	{ cat "$T/err"; fail "agent add does not warn about --delegate-to nosuch"; }
+grep -q "'sub'" "$T/err" && fail "agent add warns about sub, a registered agent"
+stint agent remove typo >/dev/null || fail "agent remove typo failed"
 
 # delegate PARENT SUB [options]: as the lead (this uid) over agent.sock;
 # prints the child id.
