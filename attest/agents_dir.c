@@ -3,7 +3,6 @@
  * (config.h). Reconciling is agents_reconcile.c.
  */
 
-#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -11,14 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "attest/agents_dir.h"
+#include "attest/decl_dir.h"
 #include "attest/delegate.h"
 #include "attest/peer.h"
 #include "common/duration.h"
-#include "common/fileio.h"
 #include "common/ident.h"
 #include "common/mechanism.h"
 
@@ -434,109 +431,30 @@ agent_handler(void *user, const char *section, const char *name,
 	int k;
 
 	(void)section; /* inih truncates long names: ini.section is whole */
-	if (c->cur == NULL) {
-		if (c->ini.section_known)
-			stint_ini_error(&c->ini,
-					"key '%s' outside any section: put it "
-					"under [agent NAME]",
-					name);
+	k = stint_decl_key(&c->ini, "agent", c->cur != NULL, agent_keys, A_N,
+			   c->key_line,
+			   "uid, gid, max_ttl, mechanisms, audiences, exe, "
+			   "exe_sha256, cgroup, unit, lsm_label, delegate_to "
+			   "or max_depth",
+			   name, value);
+	if (k < 0)
 		return 0;
-	}
-	for (k = 0; k < A_N && strcmp(agent_keys[k], name) != 0; k++)
-		;
-	if (k == A_N) {
-		stint_ini_error(&c->ini,
-				"unknown key '%s' in [%s]: use uid, gid, "
-				"max_ttl, mechanisms, audiences, exe, "
-				"exe_sha256, cgroup, unit, lsm_label, "
-				"delegate_to or max_depth",
-				name, c->ini.section);
-		return 0;
-	}
-	if (c->key_line[k] != 0) {
-		stint_ini_error(&c->ini,
-				"duplicate key '%s' in [%s] (first set on "
-				"line %d): keep one",
-				name, c->ini.section, c->key_line[k]);
-		return 0;
-	}
-	c->key_line[k] = c->ini.lineno;
-	if (value == NULL || value[0] == '\0') {
-		stint_ini_error(&c->ini, "key '%s' in [%s] needs a value", name,
-				c->ini.section);
-		return 0;
-	}
 	return apply_agent_key(c, (enum agent_key)k, value);
 }
 
-/* As sshd's StrictModes: whoever may write a declaration may make an
- * agent, so the file and its directory are owned by root or stintd's user
- * and writable by no one else. */
-int
-stint_agents_path_safe(const char *path, char *err, size_t errlen)
+static void
+agent_file_start(struct stint_ini *ini)
 {
-	struct stat st;
+	struct file_ctx *c = (struct file_ctx *)ini;
 
-	if (stat(path, &st) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		snprintf(err, errlen,
-			 "%s: owned by uid %u, not by root or stintd's user "
-			 "(uid %u): chown it",
-			 path, (unsigned)st.st_uid, (unsigned)geteuid());
-		return -1;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		snprintf(err, errlen,
-			 "%s: mode %04o lets others write it (they could "
-			 "declare agents): chmod go-w %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		return -1;
-	}
-	return 0;
+	c->cur = NULL;
+	memset(c->key_line, 0, sizeof(c->key_line));
 }
 
-static int
-load_file(const struct stint_config *cfg, const char *path,
-	  struct stint_agents_decl *decl, char *err, size_t errlen)
+static void
+agent_file_end(struct stint_ini *ini)
 {
-	struct file_ctx c;
-	char *text = NULL;
-	size_t len = 0;
-	int r;
-
-	if (strlen(path) > STINT_SOURCE_MAX) {
-		snprintf(err, errlen, "%s: path too long (at most %d bytes)",
-			 path, STINT_SOURCE_MAX);
-		return -1;
-	}
-	if (stint_agents_path_safe(path, err, errlen) != 0 ||
-	    stint_file_read(path, AGENT_FILE_MAX, &text, &len, err, errlen) !=
-		    0)
-		return -1;
-	memset(&c, 0, sizeof(c));
-	c.ini.path = path;
-	c.ini.section_ok = agent_section_ok;
-	c.cfg = cfg;
-	c.decl = decl;
-	r = stint_ini_parse(&c.ini, text, len, agent_handler, &c, err, errlen);
-	if (r == 0) {
-		finish_agent(&c);
-		r = stint_ini_failed(&c.ini, err, errlen);
-	}
-	free(text);
-	return r;
-}
-
-static int
-conf_name(const struct dirent *e)
-{
-	size_t n = strlen(e->d_name);
-
-	return e->d_name[0] != '.' && n > 5 &&
-	       strcmp(e->d_name + n - 5, ".conf") == 0;
+	finish_agent((struct file_ctx *)ini);
 }
 
 /* Agents without mechanisms may use every one Stint supports (as
@@ -562,37 +480,21 @@ int
 stint_agents_dir_load(const struct stint_config *cfg,
 		      struct stint_agents_decl *out, char *err, size_t errlen)
 {
-	struct dirent **list = NULL;
-	char path[PATH_MAX];
-	int n, i, r = 0;
+	struct file_ctx c = {.cfg = cfg, .decl = out};
+	const struct stint_decl_dir dd = {.key = "agents_dir",
+					  .dir = cfg->agents_dir,
+					  .file_max = AGENT_FILE_MAX,
+					  .ini = &c.ini,
+					  .section_ok = agent_section_ok,
+					  .handler = agent_handler,
+					  .file_start = agent_file_start,
+					  .file_end = agent_file_end};
 
 	memset(out, 0, sizeof(*out));
-	n = scandir(cfg->agents_dir, &list, conf_name, alphasort);
-	if (n < 0 && errno == ENOENT)
-		return 0;
-	if (n < 0) {
-		snprintf(err, errlen, "agents_dir %s: %s", cfg->agents_dir,
-			 strerror(errno));
+	if (stint_decl_dir_load(&dd, err, errlen) != 0) {
+		decl_clear(out);
 		return -1;
 	}
-	if (stint_agents_path_safe(cfg->agents_dir, err, errlen) != 0)
-		r = -1;
-	for (i = 0; i < n; i++) {
-		if (r == 0 &&
-		    snprintf(path, sizeof(path), "%s/%s", cfg->agents_dir,
-			     list[i]->d_name) >= (int)sizeof(path)) {
-			snprintf(err, errlen, "%s: path too long",
-				 list[i]->d_name);
-			r = -1;
-		}
-		if (r == 0)
-			r = load_file(cfg, path, out, err, errlen);
-		free(list[i]);
-	}
-	free(list);
-	if (r != 0)
-		decl_clear(out);
-	else
-		default_mechs(out);
-	return r;
+	default_mechs(out);
+	return 0;
 }

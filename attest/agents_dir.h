@@ -28,9 +28,6 @@ struct stint_agents_decl {
 int stint_agents_dir_load(const struct stint_config *cfg,
 			  struct stint_agents_decl *out, char *err,
 			  size_t errlen);
-/* 0 when path (a declaration file or its directory) is owned by root or
- * stintd's user and writable by no one else; else -1, err names it. */
-int stint_agents_path_safe(const char *path, char *err, size_t errlen);
 void stint_agents_decl_free(struct stint_agents_decl *decl);
 /* The declaration of name; at (may be NULL) gets its index. */
 struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
@@ -45,6 +42,11 @@ struct stint_agent *stint_agents_decl_find(const struct stint_agents_decl *decl,
  * counts the changes. */
 int stintd_agents_reconcile(struct stintd *d, size_t *changed, char *err,
 			    size_t errlen);
+
+/* The detail of an agent-add or agent-reconcile audit record: uid, gid,
+ * max TTL, the selectors, audiences, delegate_to and max_depth (those
+ * set). */
+void stintd_agent_detail(const struct stint_agent *a, char *buf, size_t cap);
 
 /* What a reconcile did, or would do (dry run): `stint reload`. */
 enum stint_reconcile_action {

@@ -19,18 +19,43 @@
 #include "attest/task.h"
 #include "common/log.h"
 
+void
+stintd_agent_detail(const struct stint_agent *a, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "uid=%u gid=%lld max_ttl=%llus", a->uid,
+			 (long long)a->gid, (unsigned long long)a->max_ttl);
+	const struct {
+		const char *name, *v;
+	} sel[] = {{"exe", a->sel.exe},
+		   {"exe_sha256", a->sel.exe_sha256},
+		   {"cgroup", a->sel.cgroup},
+		   {"unit", a->sel.unit},
+		   {"lsm_label", a->sel.lsm_label},
+		   {"audiences", a->audiences},      /* aud */
+		   {"delegate_to", a->delegate_to}}; /* deleg */
+
+	for (size_t i = 0; i < sizeof(sel) / sizeof(sel[0]); i++)
+		if (n >= 0 && (size_t)n < cap && sel[i].v[0] != '\0')
+			n += snprintf(buf + n, cap - (size_t)n, " %s=%s",
+				      sel[i].name, sel[i].v);
+	if (n >= 0 && (size_t)n < cap && a->max_depth != 0)
+		snprintf(buf + n, cap - (size_t)n, " max_depth=%u",
+			 a->max_depth);
+}
+
 static int
 audit_reconcile(struct stintd *d, const struct stint_agent *a, const char *what)
 {
-	char detail[STINT_SOURCE_MAX + 128];
+	char detail[STINT_SOURCE_MAX + 4096];
 	struct stint_audit_event ev = {.event = "agent-reconcile",
 				       .agent = a->name,
 				       .decision = "allow",
 				       .detail = detail};
+	int n = snprintf(detail, sizeof(detail), "%s file=%s ", what,
+			 a->source);
 
-	snprintf(detail, sizeof(detail),
-		 "%s file=%s uid=%u gid=%lld max_ttl=%llus", what, a->source,
-		 a->uid, (long long)a->gid, (unsigned long long)a->max_ttl);
+	if (n > 0 && (size_t)n < sizeof(detail))
+		stintd_agent_detail(a, detail + n, sizeof(detail) - (size_t)n);
 	if (stint_audit_append_in_order(d->audit, &ev) == 0)
 		return 0;
 	log_err("audit log write failed for agent-reconcile (%s)", a->name);

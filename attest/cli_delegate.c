@@ -193,28 +193,6 @@ delegate_parse(const char *verb, int argc, char **argv, bool positional,
 	return 0;
 }
 
-/* The tree fields of a task map into o. */
-static void
-tree_json(const struct stint_msg *m, json_t *o)
-{
-	char text[STINT_DPATH_MAX + 1];
-	uint64_t v = 0;
-
-	if (stint_msg_get_text(m, STINT_K_PARENT, text, sizeof(text)) == 0)
-		json_object_set_new(o, "parent", json_string(text));
-	else
-		json_object_set_new(o, "parent", json_null());
-	if (stint_msg_get_text(m, STINT_K_ROOT, text, sizeof(text)) == 0)
-		json_object_set_new(o, "root", json_string(text));
-	if (stint_msg_get_uint(m, STINT_K_DEPTH, &v) == 0)
-		json_object_set_new(o, "depth", json_integer((json_int_t)v));
-	if (stint_msg_get_text(m, STINT_K_DPATH, text, sizeof(text)) == 0)
-		json_object_set_new(o, "path", json_string(text));
-	v = 0;
-	if (stint_msg_get_uint(m, STINT_K_RESERVED, &v) == 0)
-		json_object_set_new(o, "reserved", json_integer((json_int_t)v));
-}
-
 static int
 delegate_send(const struct stint_cli *cli, const char *verb, uint64_t op,
 	      const struct delegate_opts *o)
@@ -236,8 +214,6 @@ delegate_send(const struct stint_cli *cli, const char *verb, uint64_t op,
 	if (stint_cli_call(cli, verb, req, &rep) != STINT_EXIT_OK)
 		return STINT_EXIT_FAIL;
 	j = stint_cli_task_json(rep, true);
-	if (j != NULL)
-		tree_json(rep, j);
 	stint_msg_free(rep);
 	if (j == NULL) {
 		stint_cli_err("%s: stintd's reply lacks the task", verb);
@@ -366,7 +342,6 @@ stint_cmd_task_tree(const struct stint_cli *cli, int argc, char **argv)
 		if (stint_msg_get_map_at(rep, STINT_K_TASKS, i, &e) != 0 ||
 		    (j = stint_cli_task_json(e, false)) == NULL)
 			continue;
-		tree_json(e, j);
 		json_array_append_new(arr, j);
 	}
 	stint_msg_free(rep);

@@ -152,6 +152,23 @@ set_time(json_t *o, const char *key, uint64_t t)
 	json_object_set_new(o, key, json_string(buf));
 }
 
+/* deleg: "parent" (null for a root), "root", "depth", "path",
+ * "reserved", when stintd sent the tree. */
+static void
+tree_to_json(const struct stint_task_info *t, json_t *o)
+{
+	if (t->root[0] == '\0')
+		return;
+	json_object_set_new(o, "parent",
+			    t->parent[0] ? json_string(t->parent)
+					 : json_null());
+	json_object_set_new(o, "root", json_string(t->root));
+	json_object_set_new(o, "depth", json_integer((json_int_t)t->depth));
+	json_object_set_new(o, "path", json_string(t->dpath));
+	json_object_set_new(o, "reserved",
+			    json_integer((json_int_t)t->reserved));
+}
+
 static json_t *
 task_to_json(const struct stint_task_info *t, bool pems)
 {
@@ -200,6 +217,7 @@ task_to_json(const struct stint_task_info *t, bool pems)
 	json_object_set_new(o, "has_certificate",
 			    json_boolean(t->cert != NULL));
 	bind_to_json(t, o);
+	tree_to_json(t, o);
 	if (pems && t->spki != NULL)
 		json_object_set_new(
 			o, "public_key_pem",

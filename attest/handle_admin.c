@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "attest/agents_dir.h"
 #include "attest/audit_pending.h"
 #include "attest/ca.h"
 #include "attest/audit_anchor.h"
@@ -99,33 +100,34 @@ agent_selectors(const struct stintd *d, struct stint_agent_add_req *ar,
 	return NULL;
 }
 
-/* The agent-add record's detail: uid, gid, max TTL and the selectors. */
-static void
-agent_detail(const struct stint_agent *a, char *buf, size_t cap)
+/* deleg: a delegate_to name that is no agent (yet), a typo perhaps,
+ * delegates to nobody until such an agent is added. */
+static int
+unknown_delegates(struct stintd *d, const struct stint_agent *a, char *buf,
+		  size_t cap, int n)
 {
-	int n = snprintf(buf, cap, "uid=%u gid=%lld max_ttl=%llus", a->uid,
-			 (long long)a->gid, (unsigned long long)a->max_ttl);
-	const struct {
-		const char *name, *v;
-	} sel[] = {{"exe", a->sel.exe},
-		   {"exe_sha256", a->sel.exe_sha256},
-		   {"cgroup", a->sel.cgroup},
-		   {"unit", a->sel.unit},
-		   {"lsm_label", a->sel.lsm_label}};
+	char list[STINT_DELEGATE_TO_MAX + 1], *tok, *save = NULL;
+	struct stint_agent *other = malloc(sizeof(*other));
 
-	for (size_t i = 0; i < sizeof(sel) / sizeof(sel[0]); i++)
-		if (n >= 0 && (size_t)n < cap && sel[i].v[0] != '\0')
-			n += snprintf(buf + n, cap - (size_t)n, " %s=%s",
-				      sel[i].name, sel[i].v);
-	if (n >= 0 && (size_t)n < cap && a->audiences[0] != '\0') /* aud */
-		snprintf(buf + n, cap - (size_t)n, " audiences=%s",
-			 a->audiences);
+	snprintf(list, sizeof(list), "%s", a->delegate_to);
+	for (tok = strtok_r(list, ",", &save); tok != NULL && other != NULL;
+	     tok = strtok_r(NULL, ",", &save))
+		if (n >= 0 && (size_t)n < cap && strcmp(tok, a->name) != 0 &&
+		    stint_store_agent_get(d->store, tok, other) ==
+			    STINT_STORE_NOT_FOUND)
+			n += snprintf(buf + n, cap - (size_t)n,
+				      "%s--delegate-to names '%s', which is "
+				      "not a registered agent",
+				      n > 0 ? "; " : "", tok);
+	free(other);
+	return n;
 }
 
-/* Warnings for the operator: uid alone is weak; overlapping agents. */
+/* Warnings for the operator: uid alone is weak; overlapping agents;
+ * delegate_to naming no agent. */
 static void
-agent_add_note(const struct stint_agent *a, const char *overlap, char *buf,
-	       size_t cap)
+agent_add_note(struct stintd *d, const struct stint_agent *a,
+	       const char *overlap, char *buf, size_t cap)
 {
 	int n = 0;
 
@@ -138,11 +140,12 @@ agent_add_note(const struct stint_agent *a, const char *overlap, char *buf,
 			     a->uid, a->gid >= 0 ? " and its gid" : "",
 			     a->name);
 	if (overlap[0] != '\0' && n >= 0 && (size_t)n < cap)
-		snprintf(buf + n, cap - (size_t)n,
-			 "%sagent '%s' can match the same processes as agent "
-			 "'%s': a process that matches both sees a token for "
-			 "each",
-			 n > 0 ? "; " : "", a->name, overlap);
+		n += snprintf(buf + n, cap - (size_t)n,
+			      "%sagent '%s' can match the same processes as "
+			      "agent '%s': a process that matches both sees a "
+			      "token for each",
+			      n > 0 ? "; " : "", a->name, overlap);
+	(void)unknown_delegates(d, a, buf, cap, n);
 }
 
 /* prov: an agent an agents.d file declares is changed in that file only,
@@ -178,7 +181,7 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 	struct stint_agent_add_req ar;
 	struct stint_agent a;
 	const struct stint_mech *all;
-	char err[512], detail[2048], note[512], overlap[STINT_NAME_MAX + 1];
+	char err[512], detail[4096], note[512], overlap[STINT_NAME_MAX + 1];
 	const char *why;
 	uint64_t bad;
 	size_t n, i;
@@ -255,7 +258,7 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 		return stintd_error_reply(rep, STINT_E_EXISTS, "%s", err);
 	if (r != STINT_STORE_OK)
 		return stintd_error_reply(rep, STINT_E_INTERNAL, "%s", err);
-	agent_detail(&a, detail, sizeof(detail));
+	stintd_agent_detail(&a, detail, sizeof(detail));
 	/* No record, no agent. */
 	if (audit_admin(d, "agent-add", a.name, NULL, peer, detail) != 0) {
 		if (stint_store_agent_remove(d->store, a.name) !=
@@ -269,7 +272,7 @@ stintd_op_agent_add(struct stintd *d, const struct stint_peer *peer,
 					  a.name);
 	}
 	log_info("agent %s added (uid %u)", a.name, a.uid);
-	agent_add_note(&a, overlap, note, sizeof(note));
+	agent_add_note(d, &a, overlap, note, sizeof(note));
 	return ok_note_reply(rep, stint_msg_reply_ok(), note);
 }
 

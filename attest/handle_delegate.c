@@ -18,6 +18,7 @@
 #include "attest/ops.h"
 #include "attest/refusals.h"
 #include "attest/task.h"
+#include "attest/task_info.h"
 #include "attest/watch.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -153,49 +154,17 @@ chain_depth(struct stintd *d, const struct stint_task *p)
 }
 
 static int
-put_child(struct stint_msg *m, const struct stint_task *t)
-{
-	char uri[256];
-	int r = 0;
-
-	stint_task_uri(t, uri, sizeof(uri));
-	r |= stint_msg_put_text(m, STINT_K_TASK, t->id);
-	r |= stint_msg_put_text(m, STINT_K_AGENT, t->agent);
-	r |= stint_msg_put_uint(m, STINT_K_KEY_TYPE, t->key_type);
-	r |= stint_msg_put_text(m, STINT_K_STATE,
-				stint_task_state_str(t->state));
-	r |= stint_msg_put_uint(m, STINT_K_CREATED, (uint64_t)t->created);
-	r |= stint_msg_put_uint(m, STINT_K_NOT_AFTER, (uint64_t)t->not_after);
-	r |= stint_msg_put_uint(m, STINT_K_MAX_SIGS, t->max_sigs);
-	r |= stint_msg_put_uint(m, STINT_K_SIGS_USED, t->used_sigs);
-	r |= stint_msg_put_uint_array(m, STINT_K_MECHS, t->mechs, t->n_mechs);
-	r |= stint_msg_put_text(m, STINT_K_URI, uri);
-	if (t->cert.len > 0)
-		r |= stint_msg_put_bytes(m, STINT_K_CERT, t->cert.ptr,
-					 t->cert.len);
-	if (t->audiences[0] != '\0')
-		r |= stint_msg_put_text(m, STINT_K_AUDIENCES, t->audiences);
-	if (t->parent_id[0] != '\0')
-		r |= stint_msg_put_text(m, STINT_K_PARENT, t->parent_id);
-	r |= stint_msg_put_text(m, STINT_K_ROOT,
-				t->root_id[0] ? t->root_id : t->id);
-	r |= stint_msg_put_uint(m, STINT_K_DEPTH, t->depth);
-	r |= stint_msg_put_text(m, STINT_K_DPATH,
-				t->path[0] ? t->path : t->agent);
-	r |= stint_msg_put_uint(m, STINT_K_RESERVED, t->reserved);
-	return r ? -1 : 0;
-}
-
-static int
 reply_task(struct stint_reply *rep, const struct stint_task *t,
 	   const char *note)
 {
 	struct stint_msg *m = stint_msg_reply_ok();
+	struct stint_task_info ti;
 
 	if (m == NULL)
 		return -1;
-	if (put_child(m, t) != 0 ||
-	    (note[0] != '\0' && stint_msg_put_text(m, STINT_K_NOTE, note))) {
+	/* The caller may use the child: counters, audiences and the tree */
+	stintd_task_info(t, STINTD_TASK_FULL, &ti);
+	if (stint_put_task_start_rep(m, &ti, note) != 0) {
 		stint_msg_free(m);
 		return -1;
 	}
@@ -343,7 +312,8 @@ stintd_op_task_tree(struct stintd *d, const struct stint_peer *peer,
 {
 	char id[STINT_TASK_ID_MAX + 1];
 	struct stint_task *tasks = NULL;
-	struct stint_msg *m, *e;
+	struct stint_task_info ti;
+	struct stint_msg *m;
 	size_t n = 0, i, put = 0;
 	int r = 0, ret;
 
@@ -367,8 +337,8 @@ stintd_op_task_tree(struct stintd *d, const struct stint_peer *peer,
 	for (i = 0; i < n && r == 0; i++) {
 		if (i > 0 && tasks[i].state != STINT_TASK_LIVE)
 			continue;
-		if ((e = stint_msg_new()) == NULL || put_child(e, &tasks[i]) ||
-		    stint_msg_append_map(m, STINT_K_TASKS, e) != 0)
+		stintd_task_info(&tasks[i], STINTD_TASK_FULL, &ti);
+		if (stint_put_task_list_entry(m, &ti) != 0)
 			r = -1;
 		put++;
 	}

@@ -6,7 +6,6 @@
  * The same strict FILE:LINE errors and owner/mode checks as agents.d.
  */
 
-#include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -18,9 +17,9 @@
 #include "attest/audit.h"
 #include "attest/audit_pending.h"
 #include "attest/daemon.h"
+#include "attest/decl_dir.h"
 #include "attest/operator.h"
 #include "common/duration.h"
-#include "common/fileio.h"
 #include "common/ident.h"
 #include "common/log.h"
 
@@ -213,36 +212,10 @@ op_handler(void *user, const char *section, const char *name, const char *value)
 	int k;
 
 	(void)section;
-	if (c->cur == NULL) {
-		if (c->ini.section_known)
-			stint_ini_error(&c->ini,
-					"key '%s' outside any section: put it "
-					"under [operator NAME]",
-					name);
+	k = stint_decl_key(&c->ini, "operator", c->cur != NULL, op_keys, O_N,
+			   c->key_line, "uid, agents or max_ttl", name, value);
+	if (k < 0)
 		return 0;
-	}
-	for (k = 0; k < O_N && strcmp(op_keys[k], name) != 0; k++)
-		;
-	if (k == O_N) {
-		stint_ini_error(&c->ini,
-				"unknown key '%s' in [%s]: use uid, agents "
-				"or max_ttl",
-				name, c->ini.section);
-		return 0;
-	}
-	if (c->key_line[k] != 0) {
-		stint_ini_error(&c->ini,
-				"duplicate key '%s' in [%s] (first set on "
-				"line %d): keep one",
-				name, c->ini.section, c->key_line[k]);
-		return 0;
-	}
-	c->key_line[k] = c->ini.lineno;
-	if (value == NULL || value[0] == '\0') {
-		stint_ini_error(&c->ini, "key '%s' in [%s] needs a value", name,
-				c->ini.section);
-		return 0;
-	}
 	if (k == O_UID)
 		return set_uid(c, value);
 	if (k == O_AGENTS)
@@ -259,81 +232,41 @@ op_handler(void *user, const char *section, const char *name, const char *value)
 	return 1;
 }
 
-static int
-load_file(const struct stint_config *cfg, const char *path,
-	  struct ops_decl *decl, char *err, size_t errlen)
+static void
+op_file_start(struct stint_ini *ini)
 {
-	struct op_ctx c;
-	char *text = NULL;
-	size_t len = 0;
-	int r;
+	struct op_ctx *c = (struct op_ctx *)ini;
 
-	if (strlen(path) > STINT_SOURCE_MAX) {
-		snprintf(err, errlen, "%s: path too long (at most %d bytes)",
-			 path, STINT_SOURCE_MAX);
-		return -1;
-	}
-	if (stint_agents_path_safe(path, err, errlen) != 0 ||
-	    stint_file_read(path, OP_FILE_MAX, &text, &len, err, errlen) != 0)
-		return -1;
-	memset(&c, 0, sizeof(c));
-	c.ini.path = path;
-	c.ini.section_ok = op_section_ok;
-	c.cfg = cfg;
-	c.decl = decl;
-	r = stint_ini_parse(&c.ini, text, len, op_handler, &c, err, errlen);
-	if (r == 0) {
-		finish_op(&c);
-		r = stint_ini_failed(&c.ini, err, errlen);
-	}
-	free(text);
-	return r;
+	c->cur = NULL;
+	memset(c->key_line, 0, sizeof(c->key_line));
 }
 
-static int
-conf_name(const struct dirent *e)
+static void
+op_file_end(struct stint_ini *ini)
 {
-	size_t n = strlen(e->d_name);
-
-	return e->d_name[0] != '.' && n > 5 &&
-	       strcmp(e->d_name + n - 5, ".conf") == 0;
+	finish_op((struct op_ctx *)ini);
 }
 
 static int
 ops_load(const struct stint_config *cfg, struct ops_decl *out, char *err,
 	 size_t errlen)
 {
-	struct dirent **list = NULL;
-	char path[PATH_MAX];
-	int n, i, r = 0;
+	struct op_ctx c = {.cfg = cfg, .decl = out};
+	const struct stint_decl_dir dd = {.key = "operators_dir",
+					  .dir = cfg->operators_dir,
+					  .file_max = OP_FILE_MAX,
+					  .ini = &c.ini,
+					  .section_ok = op_section_ok,
+					  .handler = op_handler,
+					  .file_start = op_file_start,
+					  .file_end = op_file_end};
 
 	memset(out, 0, sizeof(*out));
-	n = scandir(cfg->operators_dir, &list, conf_name, alphasort);
-	if (n < 0 && errno == ENOENT)
-		return 0;
-	if (n < 0) {
-		snprintf(err, errlen, "operators_dir %s: %s",
-			 cfg->operators_dir, strerror(errno));
+	if (stint_decl_dir_load(&dd, err, errlen) != 0) {
+		decl_free(out);
 		return -1;
 	}
-	if (stint_agents_path_safe(cfg->operators_dir, err, errlen) != 0)
-		r = -1;
-	for (i = 0; i < n; i++) {
-		if (r == 0 &&
-		    snprintf(path, sizeof(path), "%s/%s", cfg->operators_dir,
-			     list[i]->d_name) >= (int)sizeof(path)) {
-			snprintf(err, errlen, "%s: path too long",
-				 list[i]->d_name);
-			r = -1;
-		}
-		if (r == 0)
-			r = load_file(cfg, path, out, err, errlen);
-		free(list[i]);
-	}
-	free(list);
-	if (r != 0)
-		decl_free(out);
-	return r;
+	return 0;
 }
 
 int

@@ -19,6 +19,19 @@ bind_info(const struct stint_task_bind *b, struct stint_task_info *out)
 	}
 }
 
+/* deleg: a root task is its own root, its path its agent. */
+static void
+tree_info(const struct stint_task *t, struct stint_task_info *out)
+{
+	snprintf(out->parent, sizeof(out->parent), "%s", t->parent_id);
+	snprintf(out->root, sizeof(out->root), "%s",
+		 t->root_id[0] ? t->root_id : t->id);
+	out->depth = t->depth;
+	snprintf(out->dpath, sizeof(out->dpath), "%s",
+		 t->path[0] ? t->path : t->agent);
+	out->reserved = t->reserved;
+}
+
 void
 stintd_task_info(const struct stint_task *t, enum stintd_task_view view,
 		 struct stint_task_info *out)
@@ -51,4 +64,5 @@ stintd_task_info(const struct stint_task *t, enum stintd_task_view view,
 	snprintf(out->intent, sizeof(out->intent), "%s", t->intent);
 	bind_info(&t->bind, out);
 	snprintf(out->audiences, sizeof(out->audiences), "%s", t->audiences);
+	tree_info(t, out);
 }

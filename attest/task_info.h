@@ -13,7 +13,7 @@ enum stintd_task_view {
 	STINTD_TASK_FULL,   /* admin.sock: everything */
 	STINTD_TASK_LIST,   /* admin.sock list: everything but the cert */
 	STINTD_TASK_PUBLIC, /* agent.sock: no reason, counters, intent,
-			       bind or audiences */
+			       bind, audiences or tree */
 };
 
 /* Fills out from t; its key and certificate are borrowed from t. */

@@ -239,8 +239,9 @@ out += ['[ "$(ps -o user= -p $QS_STINTD | tr -d " ")" = stint ] || { echo "stint
 open(work + "/runas-run.sh", "w").write("\n".join(out) + "\n")
 EOF
 # tests/integration/runas.sh makes and removes user stint too: one at a
-# time (the lock is held until this script exits, after the cleanup).
-exec 9>>/tmp/stint-user-stint.lock
+# time (the lock is held until this script exits, after the cleanup). The
+# lock is on /tmp itself, a directory always there: no lock file is left.
+exec 9</tmp
 flock -w 600 9 || fail "user stint is still in use by another test after 10 minutes"
 getent passwd stint >/dev/null || STINT_USER_MADE=yes
 say "running 'Running as user stint' (log: $W/runas.log)"

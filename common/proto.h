@@ -297,6 +297,13 @@ struct stint_task_info {
 	char bind_cgroup[STINT_CGROUP_MAX + 1];
 	bool bind_owned; /* stintd made the cgroup (stint run) */
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1]; /* aud: "" none */
+	/* deleg: the tree (admin.sock and DELEGATE replies); root "": none
+	 * sent. parent "": a root task. */
+	char parent[STINT_TASK_ID_MAX + 1];
+	char root[STINT_TASK_ID_MAX + 1];
+	uint32_t depth;
+	char dpath[STINT_DPATH_MAX + 1]; /* agent names root..task, commas */
+	uint64_t reserved; /* signatures held from the parent's budget */
 };
 int stint_put_task_info(struct stint_msg *m, const struct stint_task_info *t);
 int stint_get_task_info(const struct stint_msg *m, struct stint_task_info *t);

@@ -618,6 +618,23 @@ put_task_bind(struct stint_msg *m, const struct stint_task_info *t)
 	return r;
 }
 
+/* deleg: where a task sits in its tree; nothing when root is "". */
+static int
+put_task_tree(struct stint_msg *m, const struct stint_task_info *t)
+{
+	int r = 0;
+
+	if (t->root[0] == '\0')
+		return 0;
+	if (t->parent[0] != '\0')
+		r |= stint_msg_put_text(m, STINT_K_PARENT, t->parent);
+	r |= stint_msg_put_text(m, STINT_K_ROOT, t->root);
+	r |= stint_msg_put_uint(m, STINT_K_DEPTH, t->depth);
+	r |= stint_msg_put_text(m, STINT_K_DPATH, t->dpath);
+	r |= stint_msg_put_uint(m, STINT_K_RESERVED, t->reserved);
+	return r;
+}
+
 /* In the order of docs/protocol.md's task map. */
 int
 stint_put_task_info(struct stint_msg *m, const struct stint_task_info *t)
@@ -647,6 +664,7 @@ stint_put_task_info(struct stint_msg *m, const struct stint_task_info *t)
 	r |= put_task_bind(m, t);
 	if (t->audiences[0] != '\0') /* aud */
 		r |= stint_msg_put_text(m, STINT_K_AUDIENCES, t->audiences);
+	r |= put_task_tree(m, t);
 	return r ? -1 : 0;
 }
 
@@ -671,6 +689,21 @@ get_task_bind(const struct stint_msg *m, struct stint_task_info *t)
 		(void)stint_msg_get_bool(m, STINT_K_BIND_OWNED, &t->bind_owned);
 	else
 		t->bind_cgroup[0] = '\0';
+}
+
+static void
+get_task_tree(const struct stint_msg *m, struct stint_task_info *t)
+{
+	uint64_t depth = 0;
+
+	get_text_lenient(m, STINT_K_PARENT, t->parent, sizeof(t->parent));
+	get_text_lenient(m, STINT_K_ROOT, t->root, sizeof(t->root));
+	if (stint_msg_get_uint(m, STINT_K_DEPTH, &depth) == 0 &&
+	    depth <= UINT32_MAX)
+		t->depth = (uint32_t)depth;
+	get_text_lenient(m, STINT_K_DPATH, t->dpath, sizeof(t->dpath));
+	if (stint_msg_get_uint(m, STINT_K_RESERVED, &t->reserved) != 0)
+		t->reserved = 0;
 }
 
 int
@@ -713,6 +746,7 @@ stint_get_task_info(const struct stint_msg *m, struct stint_task_info *t)
 	get_task_bind(m, t);
 	get_text_lenient(m, STINT_K_AUDIENCES, t->audiences,
 			 sizeof(t->audiences));
+	get_task_tree(m, t);
 	return 0;
 }
 

@@ -25,12 +25,7 @@ free_uid()
 }
 OLD=$(free_uid 62001)
 NEW=$(free_uid $((OLD + 1)))
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-MOD=$T/bin/$(basename "$STINT_MODULE")
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
+signer_setup
 
 sign_as()
 {

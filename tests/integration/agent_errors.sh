@@ -15,12 +15,7 @@ U=$(for u in $(seq 62301 62400); do
 	getent passwd "$u" >/dev/null || pgrep -U "$u" >/dev/null || { echo "$u"; break; }
 done)
 X=$((U + 100))
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-MOD=$T/bin/$(basename "$STINT_MODULE")
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
+signer_setup
 agent_add errs "$U"
 agent_add other 0
 

@@ -11,10 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 need_cmd ansible-playbook
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 stintd_start
 ROLE_DIR=$top_srcdir/examples/ansible
 [ -f "$ROLE_DIR/site.yml" ] || fail "no $ROLE_DIR/site.yml"

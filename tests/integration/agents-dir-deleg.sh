@@ -9,10 +9,7 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 me=$(id -u)
 SUB=62501 SIB=62502 GRAND=62503
 cat >"$AD/lead.conf" <<EOF2
@@ -38,6 +35,9 @@ stintd_start
 	fail "agents.d delegate_to not applied: $(stint agent show lead --json)"
 [ "$(stint agent show lead --json | json_get max_depth)" = 3 ] ||
 	fail "agents.d max_depth not applied"
+grep '"event":"agent-reconcile"' "$AUDIT_LOG" | grep '"agent":"lead"' |
+	grep -q 'delegate_to=sub,sib max_depth=3' ||
+	fail "the agent-reconcile record of lead lacks delegate_to and max_depth"
 
 delegate_as()
 {

@@ -6,10 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 printf '[agent web]\nuid = 62501\n' >"$AD/web.conf"
 
 sed -i '/^\[stintd\]/a agents = maybe' "$STINTD_CONF"

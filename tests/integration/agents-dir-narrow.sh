@@ -8,10 +8,7 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 cat >"$AD/ci.conf" <<'EOF2'
 [agent ci]
 uid = 62301
@@ -23,12 +20,7 @@ audiences = a, b
 uid = 62302
 EOF2
 stintd_start
-p11_env
-need_p11client
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-head -c 32 /dev/urandom >"$T/digest"
+signer_setup
 # rsa-pkcs signs a DigestInfo (the TPM accepts nothing else): SHA-256's.
 { printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20'; cat "$T/digest"; } >"$T/digestinfo"
 chmod 0644 "$T/digest" "$T/digestinfo"

@@ -8,10 +8,7 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 cat >"$AD/ci.conf" <<'EOF2'
 [agent ci]
 uid = 62401
@@ -27,13 +24,7 @@ cat >"$AD/same.conf" <<'EOF2'
 uid = 62403
 EOF2
 stintd_start
-p11_env
-need_p11client
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
+signer_setup
 sign_ci()
 {
 	as_uid 62401 "$T/bin/p11client" --module "$T/bin/$(basename "$STINT_MODULE")" \

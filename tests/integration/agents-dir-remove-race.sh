@@ -8,21 +8,11 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 GONE=62701 STAY=62702
 printf '[agent stay]\nuid = %s\n' $STAY >"$AD/stay.conf"
 stintd_start
-p11_env
-need_p11client
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-MOD=$T/bin/$(basename "$STINT_MODULE")
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
+signer_setup
 clients=4
 keep=$(task_start stay --ttl 30m)
 for round in 1 2; do
@@ -30,28 +20,10 @@ for round in 1 2; do
 	stint reload >"$T/add.out" 2>&1 || { cat "$T/add.out"; fail "round $round: reload adding gone"; }
 	t=$(task_start gone --ttl 30m)
 	marker=$T/reloaded.$round
-	pids=()
-	for ((k = 0; k < clients; k++)); do
-		as_uid $GONE "$T/bin/p11client" --module "$MOD" --token gone --label "$t" \
-			--mech ecdsa --in "$T/digest" --until-refused --after-file "$marker" \
-			--seconds 60 >"$T/race.$round.$k.out" 2>&1 &
-		pids+=($!)
-		bg_track $!
-	done
-	sleep 1.5
-	for p in "${pids[@]}"; do
-		kill -0 "$p" 2>/dev/null || { cat "$T"/race.$round.*.out; fail "a signer stopped before the reload"; }
-	done
+	race_signers_start $GONE gone "$t" "$marker" "the reload"
 	rm "$AD/gone.conf"
 	stint reload >"$T/reload.out" 2>&1 || { cat "$T/reload.out"; fail "round $round: reload under load"; }
-	touch "$marker"
-	for ((k = 0; k < clients; k++)); do
-		wait "${pids[$k]}"
-		out=$T/race.$round.$k.out
-		ok=$(sed -n 's/^after_marker_ok=//p' "$out")
-		[ -n "$ok" ] || { cat "$out"; fail "signer $k did not report after_marker_ok"; }
-		[ "$ok" -eq 0 ] || { cat "$out"; fail "round $round: signer $k got $ok signatures after the reload returned"; }
-	done
+	race_signers_end "$marker" "round $round: the reload"
 	before=$(audit_count "$t" sign-allowed)
 	[ "$before" -gt 0 ] || fail "round $round: no signature before the reload (no race)"
 	[ "$(stint task show "$t" --json | json_get state)" != live ] || fail "round $round: task $t live"

@@ -7,10 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 cat >"$AD/10-web.conf" <<'EOF2'
 [agent web]
 uid = 62201
@@ -57,6 +54,9 @@ rm "$AD/20-bad.conf"
 stintd_start
 [ "$(stint agent show web --json | json_get audiences)" = "api.example,db.example" ] ||
 	{ stint agent show web; fail "web's audiences are not the file's"; }
+grep '"event":"agent-reconcile"' "$AUDIT_LOG" | grep '"agent":"web"' |
+	grep -q 'audiences=api.example,db.example' ||
+	fail "the agent-reconcile record of web lacks its audiences"
 ta=$(task_start web --audience api.example)
 [ "$(stint task show "$ta" --json | json_get audiences)" = api.example ] ||
 	fail "task of web does not carry its audience"

@@ -10,10 +10,7 @@
 need_root
 need_cmd setpriv
 stint_tmpdir
-backend_init
-stintd_config
-AD=$T/agents.d
-mkdir -m 0755 "$AD"
+agents_dir_init
 cat >"$AD/10-billing.conf" <<'EOF2'
 # billing's agent
 [agent billing]
@@ -71,13 +68,7 @@ out=$(stint agent add ci --uid 62109 2>&1) && fail "agent add over a file agent 
 grep -q "20-ci.conf" <<<"$out" || fail "refusal does not name the file: $out"
 [ -n "$(agent_field billing name)" ] || fail "billing is gone after the refused remove"
 
-p11_env
-need_p11client
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
+signer_setup
 sign_as_ci()
 {
 	as_uid 62102 "$T/bin/p11client" --module "$T/bin/$(basename "$STINT_MODULE")" \

@@ -42,6 +42,13 @@ fi
 if stint agent add bad --uid 4399 --max-depth 99 >"$T/out" 2>&1; then
 	fail "agent add accepted --max-depth 99"
 fi
+# a --delegate-to name that is no agent: added, with a warning
+stint agent add typo --uid 4398 --delegate-to sub,nosuch >"$T/out" 2>"$T/err" ||
+	{ cat "$T/err"; fail "agent add with an unknown --delegate-to name failed"; }
+grep -q "warning: .*--delegate-to names 'nosuch', which is not a registered agent" "$T/err" ||
+	{ cat "$T/err"; fail "agent add does not warn about --delegate-to nosuch"; }
+grep -q "'sub'" "$T/err" && fail "agent add warns about sub, a registered agent"
+stint agent remove typo >/dev/null || fail "agent remove typo failed"
 
 # delegate PARENT SUB [options]: as the lead (this uid) over agent.sock;
 # prints the child id.
@@ -224,40 +231,16 @@ PY
 note "audit tail --root-task: $(grep -c '"event"' "$T/tree-audit.json") SIGN records of the tree"
 
 # --- cascade race: a grandchild's key in use while the root ends -------------
-mkdir -m 0755 "$T/bin"
-cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
-chmod 0755 "$T/bin"/*
-MOD=$T/bin/$(basename "$STINT_MODULE")
-head -c 32 /dev/urandom >"$T/digest"
-chmod 0644 "$T/digest"
-clients=4
+signer_setup
 for round in 1 2; do
 	r=$(task_start lead --ttl 30m)
 	c=$(delegate "$r" sub)
 	g=$(as_uid $SUB "$STINT" --socket "$T/run/admin.sock" delegate --parent "$c" --agent grand --json | json_get id) ||
 		fail "round $round: grandchild"
 	marker=$T/race-ended.$round
-	pids=()
-	for ((k = 0; k < clients; k++)); do
-		as_uid $GRAND "$T/bin/p11client" --module "$MOD" --token grand --label "$g" \
-			--mech ecdsa --in "$T/digest" --until-refused --after-file "$marker" \
-			--seconds 60 >"$T/race.$round.$k.out" 2>&1 &
-		pids+=($!)
-		bg_track $!
-	done
-	sleep 1.5
-	for p in "${pids[@]}"; do
-		kill -0 "$p" 2>/dev/null || { cat "$T"/race.$round.*.out; fail "a client stopped before task end"; }
-	done
+	race_signers_start $GRAND grand "$g" "$marker" "task end"
 	stint task end "$r" >"$T/end.out" 2>&1 || { cat "$T/end.out"; fail "task end of the root under load"; }
-	touch "$marker"
-	for ((k = 0; k < clients; k++)); do
-		wait "${pids[$k]}"
-		out=$T/race.$round.$k.out
-		ok=$(sed -n 's/^after_marker_ok=//p' "$out")
-		[ -n "$ok" ] || { cat "$out"; fail "client $k did not report after_marker_ok"; }
-		[ "$ok" -eq 0 ] || { cat "$out"; fail "round $round: client $k got $ok signatures with the grandchild after the root's task end returned"; }
-	done
+	race_signers_end "$marker" "round $round: the root's task end (grandchild key)"
 	before=$(audit_count "$g" sign-allowed)
 	[ "$before" -gt 0 ] || fail "round $round: no grandchild signature before task end (no race)"
 	for t in "$c" "$g"; do

@@ -959,3 +959,70 @@ curl_env()
 		CURL_ENV+=("$e")
 	done
 }
+
+# --- review: shared setup of the agents.d and race tests --------------------
+
+# A backend, a config (stintd_config's arguments) and an empty agents.d
+# beside it ($AD): write the declarations, then stintd_start.
+agents_dir_init()
+{
+	backend_init
+	stintd_config "$@"
+	AD=$T/agents.d
+	mkdir -m 0755 "$AD"
+}
+
+# What a signer of another uid runs: the module and p11client copied to
+# $T/bin ($MOD: the module) and a 32-byte digest ($T/digest), all readable.
+signer_setup()
+{
+	p11_env
+	need_p11client
+	mkdir -m 0755 "$T/bin"
+	cp "$STINT_MODULE" "$P11CLIENT" "$T/bin/"
+	chmod 0755 "$T/bin"/*
+	MOD=$T/bin/$(basename "$STINT_MODULE")
+	head -c 32 /dev/urandom >"$T/digest"
+	chmod 0644 "$T/digest"
+}
+
+# race_signers_start UID TOKEN LABEL MARKER WHAT: $clients (default 4)
+# processes of UID sign with the task key until refused, counting what
+# they sign once MARKER exists (outputs MARKER.K.out, pids RACE_PIDS);
+# fails unless all still sign 1.5 s later. Then do WHAT (e.g. "the
+# reload") and call race_signers_end.
+race_signers_start()
+{
+	local uid=$1 token=$2 label=$3 marker=$4 what=$5 k p
+
+	RACE_PIDS=()
+	for ((k = 0; k < ${clients:-4}; k++)); do
+		as_uid "$uid" "$T/bin/p11client" --module "$MOD" --token "$token" \
+			--label "$label" --mech ecdsa --in "$T/digest" --until-refused \
+			--after-file "$marker" --seconds 60 >"$marker.$k.out" 2>&1 &
+		RACE_PIDS+=($!)
+		bg_track $!
+	done
+	sleep 1.5
+	for p in "${RACE_PIDS[@]}"; do
+		kill -0 "$p" 2>/dev/null ||
+			{ cat "$marker".*.out; fail "a signer stopped before $what"; }
+	done
+}
+
+# race_signers_end MARKER WHAT: WHAT has returned: touches MARKER and
+# fails when a signer got a signature after it.
+race_signers_end()
+{
+	local marker=$1 what=$2 k out ok
+
+	touch "$marker"
+	for ((k = 0; k < ${#RACE_PIDS[@]}; k++)); do
+		wait "${RACE_PIDS[$k]}"
+		out=$marker.$k.out
+		ok=$(sed -n 's/^after_marker_ok=//p' "$out")
+		[ -n "$ok" ] || { cat "$out"; fail "signer $k did not report after_marker_ok"; }
+		[ "$ok" -eq 0 ] ||
+			{ cat "$out"; fail "signer $k got $ok signatures after $what returned"; }
+	done
+}

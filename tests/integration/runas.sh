@@ -39,8 +39,9 @@ grep -Eq '^User=stint$' "$UNIT" || fail "the unit does not run as stint"
 
 # --- user stint ------------------------------------------------------------
 # ci/quickstart.sh makes and removes user stint too: one at a time (held
-# until this test exits).
-exec 9>>/tmp/stint-user-stint.lock
+# until this test exits). The lock is on /tmp itself, a directory always
+# there: no lock file is left behind.
+exec 9</tmp
 flock -w 600 9 || fail "user stint is still in use by ci/quickstart.sh after 10 minutes"
 CREATED_USER=
 if ! getent passwd stint >/dev/null; then

@@ -578,6 +578,69 @@ test_task_info(void **state)
 	stint_msg_free(a);
 }
 
+/* deleg: the tree fields follow the map, as put_child sent them; a
+ * root task has no parent, a map without root no tree at all. */
+static void
+test_task_info_tree(void **state)
+{
+	struct stint_task_info t = task_fixture(true), back;
+	struct stint_msg *a, *b;
+
+	(void)state;
+	snprintf(t.parent, sizeof(t.parent), "%s", "t-parent");
+	snprintf(t.root, sizeof(t.root), "%s", "t-root");
+	t.depth = 2;
+	snprintf(t.dpath, sizeof(t.dpath), "%s", "alpha,beta,gamma");
+	t.reserved = 7;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_info(a, &t), 0);
+	b = stint_msg_reply_ok();
+	put_task_by_hand(b, &t, true);
+	stint_msg_put_text(b, STINT_K_PARENT, t.parent);
+	stint_msg_put_text(b, STINT_K_ROOT, t.root);
+	stint_msg_put_uint(b, STINT_K_DEPTH, t.depth);
+	stint_msg_put_text(b, STINT_K_DPATH, t.dpath);
+	stint_msg_put_uint(b, STINT_K_RESERVED, t.reserved);
+	same_bytes(a, b);
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_info(a, &t), 0);
+	a = wire(a);
+	assert_int_equal(stint_get_task_info(a, &back), 0);
+	assert_string_equal(back.parent, "t-parent");
+	assert_string_equal(back.root, "t-root");
+	assert_int_equal(back.depth, 2);
+	assert_string_equal(back.dpath, "alpha,beta,gamma");
+	assert_int_equal(back.reserved, 7);
+	assert_string_equal(back.audiences, t.audiences);
+	stint_msg_free(a);
+	/* A root task: no parent on the wire, "" back. */
+	t.parent[0] = '\0';
+	t.depth = 0;
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_info(a, &t), 0);
+	assert_false(stint_msg_has(a, STINT_K_PARENT));
+	a = wire(a);
+	assert_int_equal(stint_get_task_info(a, &back), 0);
+	assert_string_equal(back.parent, "");
+	assert_string_equal(back.root, "t-root");
+	assert_int_equal(back.depth, 0);
+	stint_msg_free(a);
+	/* No tree (the public view): none of the keys. */
+	t.root[0] = '\0';
+	a = stint_msg_reply_ok();
+	assert_int_equal(stint_put_task_info(a, &t), 0);
+	assert_false(stint_msg_has(a, STINT_K_ROOT));
+	assert_false(stint_msg_has(a, STINT_K_DEPTH));
+	assert_false(stint_msg_has(a, STINT_K_DPATH));
+	assert_false(stint_msg_has(a, STINT_K_RESERVED));
+	a = wire(a);
+	assert_int_equal(stint_get_task_info(a, &back), 0);
+	assert_string_equal(back.root, "");
+	assert_string_equal(back.dpath, "");
+	assert_int_equal(back.reserved, 0);
+	stint_msg_free(a);
+}
+
 /* TASK_START's reply: the map then NOTE; TASK_LIST's: TASKS then MORE,
  * an empty page an empty array. */
 static void
@@ -757,6 +820,7 @@ main(void)
 		cmocka_unit_test(test_audit_tail),
 		cmocka_unit_test(test_evidence_rep),
 		cmocka_unit_test(test_task_info),
+		cmocka_unit_test(test_task_info_tree),
 		cmocka_unit_test(test_task_start_and_list_rep),
 		cmocka_unit_test(test_ca_msgs),
 	};
