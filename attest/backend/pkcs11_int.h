@@ -19,6 +19,20 @@
  * private key handles in a cache, since token object handles stay valid
  * across sessions of one application.
  *
+ * Token size (docs/performance.md "Token size"): SoftHSM2's file store has
+ * no index. Every C_FindObjectsInit passes over all objects (each object's
+ * file opened and read for each attribute it compares), and removing an
+ * object's file re-reads the whole token directory (a stat per file). So
+ * nothing on the task start and end paths searches the token: the handle
+ * cache keeps each task key's handles from its generation (or from the
+ * sweep's one listing at start), a task end destroys by handle after
+ * checking CKA_ID (p11_destroy_known), the duplicate-id check asks the
+ * cache (ids are minted fresh), the failed-generation snapshot is listed
+ * once and then extended (known_ready), and the public half of a task key
+ * is a session object, read and destroyed at generation (session_pub), so
+ * a task costs one token object. What still grows with the token is
+ * SoftHSM's own directory re-read on each destroyed object.
+ *
  * Prepared operations ([backend] prepared_ops = N, pkcs11_prep.c): after a
  * signature, C_SignInit for the next one with the same key and mechanism
  * runs on a spare session, so a SIGN usually costs only C_Sign: on the
@@ -30,20 +44,22 @@
  * milliseconds to generate a key pair (it writes the new objects attribute
  * by attribute), and any change to an object rewrites its file. So a
  * background thread keeps N ec-p256 key pairs ready, each made under its
- * final name: it mints a task id (stint_task_id_new), checks that no object
- * has that id, generates the pair with the task-key template and id and
- * label = the task id, and reads the facts and the public key back, all off
- * the task start's path. key_take() pops one from memory and the task gets
+ * final name: it mints a task id (stint_task_id_new), checks that no key
+ * stintd knows has that id, generates the pair with the task-key template and
+ * id and label = the task id, and reads the facts and the public key back, all
+ * off the task start's path. key_take() pops one from memory and the task gets
  * the key's id: no call into the token at all. generate() always makes a
  * fresh key under the caller's id. A ready key looks like any task key in
  * the token, so a listing shows up to N keys named after tasks that do not
- * exist yet. At close the ready keys are listed in <state_dir>/ready-keys
- * (or destroyed when that cannot be written) and the next sweep() adopts
- * them; after a crash there is no list and sweep() removes them with every
- * other key no task owns (it removes any task-shaped key it is not told to
- * keep: one token per stintd). The refill thread starts with the first
- * key_take() or at the end of sweep(), never at open: stintd forks to daemonize
- * after opening the backend, and a thread does not survive a fork.
+ * exist yet. At close each ready key gets a token public key object again
+ * (its public half was a session object), the ready keys are listed in
+ * <state_dir>/ready-keys (or destroyed when that cannot be done) and the
+ * next sweep() adopts them, reading and then destroying those objects; after a
+ * crash there is no list and sweep() removes them with every other key no task
+ * owns (it removes any task-shaped key it is not told to keep: one token per
+ * stintd). The refill thread starts with the first key_take() or at the end of
+ * sweep(), never at open: stintd forks to daemonize after opening the backend,
+ * and a thread does not survive a fork.
  */
 #ifndef STINT_ATTEST_BACKEND_PKCS11_INT_H
 #define STINT_ATTEST_BACKEND_PKCS11_INT_H
@@ -75,12 +91,14 @@
 
 #define PIN_MAX       256
 #define POOL_MAX      32 /* idle sessions kept open for reuse */
-#define CACHE_BUCKETS 256
-#define CACHE_MAX     8192 /* cached key handles before the cache is reset */
-#define FIND_BATCH    16
-#define KEY_ID_MAX    255
-#define SIGN_IN_MAX   1024 /* largest raw input: RSA-4096 PKCS#1 block */
-#define POOL_RETRY_S  5    /* refill pause after a failed generation */
+#define CACHE_BUCKETS 4096
+#define CACHE_MAX     (1u << 20) /* cached keys; beyond, lookups use finds */
+/* Handles in the generation snapshot (known) before it is listed afresh. */
+#define KNOWN_MAX    (1u << 18)
+#define FIND_BATCH   16
+#define KEY_ID_MAX   255
+#define SIGN_IN_MAX  1024 /* largest raw input: RSA-4096 PKCS#1 block */
+#define POOL_RETRY_S 5    /* refill pause after a failed generation */
 /* The refill waits until the token has been left alone this long (at most
  * POOL_QUIET_MAX_MS in all): a generation holds write_lock for tens of
  * milliseconds, and a task end that came right after its start would
@@ -103,11 +121,28 @@
  */
 extern const CK_BYTE p11_key_mark[28];
 
+/* A key the cache knows: its private and public key objects' handles
+ * (CK_INVALID_HANDLE when not known). dup: the sweep saw two objects of
+ * one class under this id; the entry then answers nothing and every
+ * lookup and destruction searches the token. */
 struct p11_key_entry {
 	struct p11_key_entry *next;
-	CK_OBJECT_HANDLE priv;
+	CK_OBJECT_HANDLE priv, pub;
 	CK_KEY_TYPE type;
+	bool dup;
+	/* priv and pub are all the token holds under id (pub
+	 * CK_INVALID_HANDLE: no public key object): set for pairs stintd
+	 * made or took from the pool and for keys the sweep listed, not for
+	 * a handle a lookup found. */
+	bool complete;
 	char id[];
+};
+
+/* Object handles of a token, sorted when sorted is true. */
+struct p11_handles {
+	CK_OBJECT_HANDLE *h;
+	size_t n, cap;
+	bool sorted, valid;
 };
 
 struct p11_backend {
@@ -140,6 +175,11 @@ struct p11_backend {
 	 * one fails with CKR_GENERAL_ERROR. The refill thread made that
 	 * overlap common. */
 	pthread_mutex_t write_lock;
+	/* Under write_lock: every object of the token as of its last full
+	 * listing (taken before the first generation and after a failed one)
+	 * plus the key objects generated since: what a failed
+	 * C_GenerateKeyPair is compared against (pkcs11_keys.c). */
+	struct p11_handles known;
 	/* Id-less key objects a failed C_GenerateKeyPair left and
 	 * p11_keypair_make destroyed (under write_lock). */
 	size_t genfail_destroyed;
@@ -184,9 +224,13 @@ struct p11_keypair_req {
 	const struct p11_key_spec *spec;
 	const char *key_id; /* its CKA_ID and CKA_LABEL */
 	bool mark;          /* add the task-key marker (p11_key_mark) */
+	/* The public key as a session object, read and destroyed at once:
+	 * one token object per task key (task and ready keys). */
+	bool session_pub;
 };
 
-/* What p11_keypair_make made. pub and facts point at the caller's structs
+/* What p11_keypair_make made (hpub CK_INVALID_HANDLE with session_pub).
+ * pub and facts point at the caller's structs
  * and are filled in (pub's parts malloc'ed, the caller's); clean starts
  * true and is false after a failure that leaves the session unusable. */
 struct p11_keypair {
@@ -213,6 +257,17 @@ bool p11_session_broken(CK_RV rv);
 void p11_cache_drop(struct p11_backend *b, const char *id);
 void p11_cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
 		   CK_KEY_TYPE type);
+void p11_cache_put_pair(struct p11_backend *b, const char *id,
+			CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+			CK_KEY_TYPE type);
+void p11_cache_note(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
+		    CK_OBJECT_CLASS cls, CK_KEY_TYPE type);
+bool p11_cache_has(struct p11_backend *b, const char *id);
+bool p11_cache_take(struct p11_backend *b, const char *id,
+		    CK_OBJECT_HANDLE *priv, CK_OBJECT_HANDLE *pub);
+int p11_destroy_known(struct p11_backend *b, CK_SESSION_HANDLE s,
+		      const char *id, CK_OBJECT_HANDLE priv,
+		      CK_OBJECT_HANDLE pub, CK_RV *rv);
 CK_RV p11_session_get(struct p11_backend *b, CK_SESSION_HANDLE *s);
 void p11_session_put(struct p11_backend *b, CK_SESSION_HANDLE s, bool clean);
 void p11_attr_add(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type,

@@ -150,12 +150,6 @@ bad:
 
 /* --- what a failed generation left --------------------------------------- */
 
-/* Object handles of a token, sorted (handles_list). */
-struct handle_list {
-	CK_OBJECT_HANDLE *h;
-	size_t n, cap;
-};
-
 #define HANDLE_BATCH 128
 
 static int
@@ -168,7 +162,7 @@ handle_cmp(const void *x, const void *y)
 }
 
 static CK_RV
-handles_grow(struct handle_list *l, size_t more)
+handles_grow(struct p11_handles *l, size_t more)
 {
 	CK_OBJECT_HANDLE *grown;
 	size_t cap = l->cap ? l->cap : 64;
@@ -187,7 +181,7 @@ handles_grow(struct handle_list *l, size_t more)
 /* Every object of the token that session s sees (an empty template), its
  * handles sorted into l (free l->h). */
 static CK_RV
-handles_list(struct p11_backend *b, CK_SESSION_HANDLE s, struct handle_list *l)
+handles_list(struct p11_backend *b, CK_SESSION_HANDLE s, struct p11_handles *l)
 {
 	CK_OBJECT_HANDLE h[HANDLE_BATCH];
 	CK_ULONG n;
@@ -211,16 +205,68 @@ handles_list(struct p11_backend *b, CK_SESSION_HANDLE s, struct handle_list *l)
 		memset(l, 0, sizeof(*l));
 		return rv;
 	}
-	if (l->n > 1)
-		qsort(l->h, l->n, sizeof(*l->h), handle_cmp);
+	l->valid = true;
 	return CKR_OK;
 }
 
-static bool
-handles_has(const struct handle_list *l, CK_OBJECT_HANDLE h)
+static void
+handles_sort(struct p11_handles *l)
 {
+	if (!l->sorted && l->n > 1)
+		qsort(l->h, l->n, sizeof(*l->h), handle_cmp);
+	l->sorted = true;
+}
+
+static bool
+handles_has(struct p11_handles *l, CK_OBJECT_HANDLE h)
+{
+	handles_sort(l);
 	return l->n > 0 &&
 	       bsearch(&h, l->h, l->n, sizeof(*l->h), handle_cmp) != NULL;
+}
+
+static void
+handles_reset(struct p11_handles *l)
+{
+	free(l->h);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * The token's objects as a failed generation is judged against (b->known,
+ * write_lock held): listed in full only before the first generation, after
+ * a failed one, and every KNOWN_MAX handles; in between each pair stintd
+ * makes is added. A full listing passes over every object (in SoftHSM2's
+ * file store: each object's file opened and read), which before every
+ * generation made a task start at 5,000 live tasks cost hundreds of
+ * milliseconds. What the snapshot misses: an object another process made
+ * since the last listing counts as new, so an id-less key of its that
+ * appeared just as a generation failed would be removed with the failed
+ * pair's; the token belongs to one stintd (see the sweep).
+ */
+static bool
+known_ready(struct p11_backend *b, CK_SESSION_HANDLE s, CK_RV *rv)
+{
+	*rv = CKR_OK;
+	if (b->known.valid && b->known.n < KNOWN_MAX)
+		return true;
+	handles_reset(&b->known);
+	*rv = handles_list(b, s, &b->known);
+	return b->known.valid;
+}
+
+static void
+known_add(struct p11_backend *b, CK_OBJECT_HANDLE hpub, CK_OBJECT_HANDLE hpriv)
+{
+	if (!b->known.valid)
+		return;
+	if (handles_grow(&b->known, 2) != CKR_OK) {
+		handles_reset(&b->known); /* listed again next time */
+		return;
+	}
+	b->known.h[b->known.n++] = hpub;
+	b->known.h[b->known.n++] = hpriv;
+	b->known.sorted = false;
 }
 
 /* True when h is a private or public key whose CKA_ID is missing or
@@ -253,10 +299,10 @@ key_idless(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
  * touched. Uses a session of its own: the failed one may be unusable.
  */
 static void
-genfail_cleanup(struct p11_backend *b, const struct handle_list *before,
+genfail_cleanup(struct p11_backend *b, struct p11_handles *before,
 		const struct p11_key_spec *spec)
 {
-	struct handle_list after;
+	struct p11_handles after;
 	CK_SESSION_HANDLE s;
 	size_t i, found = 0, done = 0;
 	CK_RV rv;
@@ -325,7 +371,7 @@ p11_key_id_ok(const char *key_id)
  * non-extractable, the public key must parse. On failure nothing is left in
  * the token and *clean says whether s may be reused: that includes key
  * objects without id that a failed C_GenerateKeyPair left behind
- * (genfail_cleanup; the token's objects are listed before each call).
+ * (genfail_cleanup, against the snapshot of known_ready).
  *
  * SoftHSM makes objects CKA_MODIFIABLE by default. Only a holder of the
  * user PIN could change a key's attributes, and only stintd has it; agents
@@ -345,22 +391,17 @@ name_attrs(CK_ATTRIBUTE *t, CK_ULONG *n, const struct p11_keypair_req *req)
 			     sizeof(p11_key_mark));
 }
 
-/* 0 when no object in the token has CKA_ID = id: a second key under one
- * id would make every later lookup a guess. */
+/* 0 when stintd knows no key under id: a second key under one id would
+ * make every later lookup a guess. The token is not searched (a search
+ * passes over every object; see known_ready): every id given here was
+ * minted just before from 128 random bits (stint_task_id_new, for a task
+ * start or a ready key), or is a host key's that p11_host_key searched the
+ * token for first; the cache knows every key stintd made since its start
+ * and every marked key the sweep listed at start. */
 static int
-id_unused(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
-	  bool *clean, char *err, size_t errlen)
+id_unused(struct p11_backend *b, const char *id, char *err, size_t errlen)
 {
-	CK_OBJECT_HANDLE existing;
-	CK_ULONG n;
-	CK_RV rv;
-
-	if ((rv = p11_find_by_id(b, s, id, NULL, &existing, 1, &n)) != CKR_OK) {
-		*clean = !p11_session_broken(rv);
-		p11_ck_err(err, errlen, "cannot search the token", rv);
-		return -1;
-	}
-	if (n > 0) {
+	if (p11_cache_has(b, id)) {
 		snprintf(err, errlen,
 			 "a key with id '%s' already exists in token '%s'", id,
 			 b->token);
@@ -383,16 +424,16 @@ p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	CK_ATTRIBUTE pubt[10], privt[12];
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_OBJECT_HANDLE hpub = 0, hpriv = 0;
-	struct handle_list before;
 	const char *violation;
-	bool have_keys = false;
-	CK_RV rv, before_rv;
+	bool have_keys = false, known;
+	CK_RV rv, known_rv;
 	int r = -1;
 
-	if (id_unused(b, s, req->key_id, &out->clean, err, errlen) != 0)
+	if (id_unused(b, req->key_id, err, errlen) != 0)
 		return -1;
 	bits = spec->bits;
-	p11_attr_add(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	p11_attr_add(pubt, &npub, CKA_TOKEN, req->session_pub ? &no : &yes,
+		     sizeof(yes));
 	p11_attr_add(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
 	p11_attr_add(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
 	p11_attr_add(pubt, &npub, CKA_WRAP, &no, sizeof(no));
@@ -419,17 +460,20 @@ p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	name_attrs(privt, &npriv, req);
 
 	pthread_mutex_lock(&b->write_lock);
-	before_rv = handles_list(b, s, &before);
+	known = known_ready(b, s, &known_rv);
 	rv = P11(b, C_GenerateKeyPair, s, &mech, pubt, npub, privt, npriv,
 		 &hpub, &hpriv);
-	if (rv != CKR_OK && before_rv == CKR_OK)
-		genfail_cleanup(b, &before, spec);
-	else if (rv != CKR_OK)
+	if (rv == CKR_OK) {
+		known_add(b, hpub, hpriv);
+	} else if (known) {
+		genfail_cleanup(b, &b->known, spec);
+		handles_reset(&b->known); /* listed afresh next time */
+	} else {
 		log_warn("backend: cannot list token '%s' (%s) before a key "
 			 "generation that failed; id-less keys it left stay",
-			 b->token, p11_ckr_str(before_rv));
+			 b->token, p11_ckr_str(known_rv));
+	}
 	pthread_mutex_unlock(&b->write_lock);
-	free(before.h);
 	if (rv != CKR_OK) {
 		out->clean = !p11_session_broken(rv);
 		snprintf(err, errlen,
@@ -457,6 +501,10 @@ p11_keypair_make(struct p11_backend *b, CK_SESSION_HANDLE s,
 	}
 	if (p11_pubkey_read(b, s, hpub, spec, pub, err, errlen) != 0)
 		goto out;
+	/* Read: a session object is not needed any more (and goes with its
+	 * session anyway). Nothing is written to the token for it. */
+	if (req->session_pub && P11(b, C_DestroyObject, s, hpub) == CKR_OK)
+		hpub = CK_INVALID_HANDLE;
 	out->hpub = hpub;
 	out->hpriv = hpriv;
 	r = 0;

@@ -49,6 +49,7 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 	req.spec = spec;
 	req.key_id = key_id;
 	req.mark = mark;
+	req.session_pub = mark; /* task keys; host keys keep theirs */
 	kp.pub = pub;
 	kp.facts = facts;
 	kp.clean = true;
@@ -56,7 +57,8 @@ key_generate(struct p11_backend *b, uint32_t key_type, const char *key_id,
 		clean = kp.clean;
 		goto out;
 	}
-	p11_cache_put(b, key_id, kp.hpriv, spec->ec ? CKK_EC : CKK_RSA);
+	p11_cache_put_pair(b, key_id, kp.hpriv, kp.hpub,
+			   spec->ec ? CKK_EC : CKK_RSA);
 	r = 0;
 out:
 	p11_session_put(b, s, clean);
@@ -255,11 +257,11 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 	    size_t errlen)
 {
 	struct p11_backend *b = (struct p11_backend *)base;
-	CK_OBJECT_HANDLE h[FIND_BATCH];
+	CK_OBJECT_HANDLE h[FIND_BATCH], kpriv, kpub;
 	CK_SESSION_HANDLE s;
 	CK_ULONG n, i;
 	CK_RV rv = CKR_OK;
-	bool clean = true;
+	bool clean = true, known;
 	int round, r = -1;
 
 	if (!p11_key_id_ok(key_id)) {
@@ -267,12 +269,25 @@ p11_destroy(struct stint_backend *base, const char *key_id, char *err,
 			 KEY_ID_MAX);
 		return -1;
 	}
-	p11_cache_drop(b, key_id);
+	known = p11_cache_take(b, key_id, &kpriv, &kpub);
 	p11_prep_drop(b->prep, key_id);
 	p11_pool_busy(b);
 	if ((rv = p11_session_get(b, &s)) != CKR_OK) {
 		p11_ck_err(err, errlen, "cannot open a token session", rv);
 		return -1;
+	}
+	/* By the handles kept since the pair was made: no search. */
+	if (known && p11_destroy_known(b, s, key_id, kpriv, kpub, &rv) == 0) {
+		r = 0;
+		goto out;
+	}
+	if (p11_session_broken(rv)) {
+		p11_session_put(b, s, false);
+		if ((rv = p11_session_get(b, &s)) != CKR_OK) {
+			p11_ck_err(err, errlen, "cannot open a token session",
+				   rv);
+			return -1;
+		}
 	}
 	/* Bounded: each round destroys what it found or fails. */
 	for (round = 0; round < 64; round++) {

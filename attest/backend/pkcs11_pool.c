@@ -78,6 +78,7 @@ pool_fill_one(struct p11_backend *b, char *err, size_t errlen)
 	req.spec = pool_spec();
 	req.key_id = k.id;
 	req.mark = true;
+	req.session_pub = true;
 	kp.pub = &k.pubkey;
 	kp.facts = &k.facts;
 	kp.clean = true;
@@ -231,7 +232,7 @@ p11_key_take(struct stint_backend *base, uint32_t key_type,
 	pthread_mutex_unlock(&b->pool_lock);
 	if (!got)
 		return -1;
-	p11_cache_put(b, k.id, k.priv, CKK_EC);
+	p11_cache_put_pair(b, k.id, k.priv, k.pub, CKK_EC);
 	memcpy(id, k.id, sizeof(k.id));
 	*pub = k.pubkey;
 	*facts = k.facts;
@@ -276,6 +277,64 @@ p11_pool_stop(struct p11_backend *b)
  * adopted and the sweep destroys the keys instead: a key handed out to a
  * task start that never finished is never handed out twice.
  */
+/* A token public key object for ready key k, whose public half was a
+ * session object (session_pub): what the next start's p11_pool_adopt
+ * reads the public key from (and then destroys). Its handle goes to
+ * k->pub, so p11_pool_drain removes it with the key when saving fails. */
+static CK_RV
+ready_pub_create(struct p11_backend *b, CK_SESSION_HANDLE s, struct pool_key *k)
+{
+	CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+	CK_KEY_TYPE type = CKK_EC;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG id_len = strlen(k->id), n = 0;
+	CK_ATTRIBUTE t[11];
+	CK_RV rv;
+
+	if (k->pub != CK_INVALID_HANDLE)
+		return CKR_OK;
+	p11_attr_add(t, &n, CKA_CLASS, &cls, sizeof(cls));
+	p11_attr_add(t, &n, CKA_KEY_TYPE, &type, sizeof(type));
+	p11_attr_add(t, &n, CKA_TOKEN, &yes, sizeof(yes));
+	p11_attr_add(t, &n, CKA_VERIFY, &yes, sizeof(yes));
+	p11_attr_add(t, &n, CKA_ENCRYPT, &no, sizeof(no));
+	p11_attr_add(t, &n, CKA_WRAP, &no, sizeof(no));
+	p11_attr_add(t, &n, CKA_ID, k->id, id_len);
+	p11_attr_add(t, &n, CKA_LABEL, k->id, id_len);
+	p11_attr_add(t, &n, CKA_SUBJECT, (void *)p11_key_mark,
+		     sizeof(p11_key_mark));
+	p11_attr_add(t, &n, CKA_EC_PARAMS, k->pubkey.ec_params.ptr,
+		     k->pubkey.ec_params.len);
+	p11_attr_add(t, &n, CKA_EC_POINT, k->pubkey.ec_point.ptr,
+		     k->pubkey.ec_point.len);
+	pthread_mutex_lock(&b->write_lock);
+	rv = P11(b, C_CreateObject, s, t, n, &k->pub);
+	pthread_mutex_unlock(&b->write_lock);
+	if (rv != CKR_OK)
+		k->pub = CK_INVALID_HANDLE;
+	return rv;
+}
+
+/* ready_pub_create for every ready key; 0 when all have one. */
+static int
+ready_pubs(struct p11_backend *b)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv;
+	size_t i;
+
+	if ((rv = p11_session_get(b, &s)) != CKR_OK)
+		return -1;
+	for (i = 0; i < b->n_pool && rv == CKR_OK; i++)
+		rv = ready_pub_create(b, s, &b->pool[i]);
+	p11_session_put(b, s, !p11_session_broken(rv));
+	if (rv != CKR_OK)
+		log_warn("backend: cannot store the public key of a ready key "
+			 "(%s); destroying the ready keys",
+			 p11_ckr_str(rv));
+	return rv == CKR_OK ? 0 : -1;
+}
+
 static int
 ready_save(struct p11_backend *b)
 {
@@ -285,7 +344,8 @@ ready_save(struct p11_backend *b)
 
 	if (b->ready_path[0] == '\0' ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", b->ready_path) >=
-		    sizeof(tmp))
+		    sizeof(tmp) ||
+	    ready_pubs(b) != 0)
 		return -1;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -384,6 +444,15 @@ p11_pool_adopt(struct p11_backend *b, const char *id)
 	}
 	k.priv = hpriv[0];
 	k.pub = hpub[0];
+	/* Read: the ready key goes on with its private key object only, as
+	 * a freshly made one (session_pub); the public object kept across the
+	 * stop (ready_pub_create) would only cost its task end a destroy. */
+	if (p11_session_get(b, &s) == CKR_OK) {
+		if (p11_obj_destroy(b, s, k.pub) == CKR_OK)
+			k.pub = CK_INVALID_HANDLE;
+		p11_session_put(b, s, true);
+	}
+	p11_cache_drop(b, id); /* what the sweep noted; key_take puts it */
 	memcpy(k.id, id, strlen(id) + 1);
 	pthread_mutex_lock(&b->pool_lock);
 	ok = b->n_pool < b->pool_target;

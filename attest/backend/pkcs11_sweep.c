@@ -76,6 +76,23 @@ sweep_add_id(struct sweep_list *l, const char *buf)
 	return CKR_OK;
 }
 
+/* Keeps the handle of a marked object in the key handle cache, so that
+ * ending its task (or the sweep destroying it) needs no search of the
+ * token: this listing is the one pass over every object a start makes. */
+static void
+sweep_note(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	   const char *id)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_KEY_TYPE type = CKK_VENDOR_DEFINED;
+	CK_ATTRIBUTE a[2] = {{CKA_CLASS, &cls, sizeof(cls)},
+			     {CKA_KEY_TYPE, &type, sizeof(type)}};
+
+	if (P11(b, C_GetAttributeValue, s, h, a, 2) == CKR_OK &&
+	    (type == CKK_EC || type == CKK_RSA))
+		p11_cache_note(b, id, h, cls, type);
+}
+
 /* Sorts one marked object: an empty CKA_ID (a failed generation) goes to
  * idless, a task-shaped or legacy pool id to ids; any other id (or one that
  * cannot be read, or is longer than a task id) is none of the sweep's. */
@@ -99,6 +116,7 @@ sweep_one(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 	    !p11_legacy_pool_id(buf, a.ulValueLen))
 		return CKR_OK;
 	buf[a.ulValueLen] = '\0';
+	sweep_note(b, s, h, buf);
 	return sweep_add_id(l, buf);
 }
 

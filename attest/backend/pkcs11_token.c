@@ -116,6 +116,38 @@ cache_clear_locked(struct p11_backend *b)
 	b->n_cached = 0;
 }
 
+/* Caller holds b->lock. */
+static struct p11_key_entry *
+cache_find_locked(struct p11_backend *b, const char *id)
+{
+	struct p11_key_entry *e;
+
+	for (e = b->cache[cache_bucket(id)]; e != NULL; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+/* Caller holds b->lock: a new entry for id (no handles), or NULL when the
+ * cache is full or out of memory. */
+static struct p11_key_entry *
+cache_add_locked(struct p11_backend *b, const char *id)
+{
+	struct p11_key_entry *e;
+	size_t n = strlen(id), i = cache_bucket(id);
+
+	if (b->n_cached >= CACHE_MAX ||
+	    (e = calloc(1, sizeof(*e) + n + 1)) == NULL)
+		return NULL;
+	memcpy(e->id, id, n + 1);
+	e->priv = CK_INVALID_HANDLE;
+	e->pub = CK_INVALID_HANDLE;
+	e->next = b->cache[i];
+	b->cache[i] = e;
+	b->n_cached++;
+	return e;
+}
+
 static bool
 p11_cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
 	      CK_KEY_TYPE *type)
@@ -124,16 +156,53 @@ p11_cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
 	bool found = false;
 
 	pthread_mutex_lock(&b->lock);
-	for (e = b->cache[cache_bucket(id)]; e != NULL; e = e->next) {
-		if (strcmp(e->id, id) == 0) {
-			*h = e->priv;
-			*type = e->type;
-			found = true;
-			break;
-		}
+	e = cache_find_locked(b, id);
+	if (e != NULL && !e->dup && e->priv != CK_INVALID_HANDLE) {
+		*h = e->priv;
+		*type = e->type;
+		found = true;
 	}
 	pthread_mutex_unlock(&b->lock);
 	return found;
+}
+
+/* True when the cache knows a key under id (stintd made it, took it from
+ * the pool, or the sweep saw it at start). */
+bool
+p11_cache_has(struct p11_backend *b, const char *id)
+{
+	bool found;
+
+	pthread_mutex_lock(&b->lock);
+	found = cache_find_locked(b, id) != NULL;
+	pthread_mutex_unlock(&b->lock);
+	return found;
+}
+
+/* Removes id's entry; true when it knows every object of the key (the
+ * private key's handle, and the public key's when there is one). */
+bool
+p11_cache_take(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *priv,
+	       CK_OBJECT_HANDLE *pub)
+{
+	struct p11_key_entry **pp, *e;
+	bool both = false;
+
+	pthread_mutex_lock(&b->lock);
+	for (pp = &b->cache[cache_bucket(id)]; (e = *pp) != NULL;
+	     pp = &e->next) {
+		if (strcmp(e->id, id) != 0)
+			continue;
+		*pp = e->next;
+		both = !e->dup && e->complete && e->priv != CK_INVALID_HANDLE;
+		*priv = e->priv;
+		*pub = e->pub;
+		free(e);
+		b->n_cached--;
+		break;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return both;
 }
 
 void
@@ -154,34 +223,65 @@ p11_cache_drop(struct p11_backend *b, const char *id)
 	pthread_mutex_unlock(&b->lock);
 }
 
-/* Best effort: a cache that cannot grow only costs a find. */
+/* Best effort: a cache that cannot grow only costs a find. The public
+ * key's handle, when known, is kept. */
 void
 p11_cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
 	      CK_KEY_TYPE type)
 {
 	struct p11_key_entry *e;
-	size_t n = strlen(id), i;
 
 	pthread_mutex_lock(&b->lock);
-	i = cache_bucket(id);
-	for (e = b->cache[i]; e != NULL; e = e->next) {
-		if (strcmp(e->id, id) == 0) {
-			e->priv = h;
-			e->type = type;
-			goto out;
-		}
+	if ((e = cache_find_locked(b, id)) != NULL ||
+	    (e = cache_add_locked(b, id)) != NULL) {
+		e->priv = h;
+		e->type = type;
 	}
-	if (b->n_cached >= CACHE_MAX)
-		cache_clear_locked(b);
-	if ((e = malloc(sizeof(*e) + n + 1)) == NULL)
-		goto out;
-	memcpy(e->id, id, n + 1);
-	e->priv = h;
-	e->type = type;
-	e->next = b->cache[i];
-	b->cache[i] = e;
-	b->n_cached++;
-out:
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Both halves of a pair stintd made or took from the pool. */
+void
+p11_cache_put_pair(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE priv,
+		   CK_OBJECT_HANDLE pub, CK_KEY_TYPE type)
+{
+	struct p11_key_entry *e;
+
+	pthread_mutex_lock(&b->lock);
+	if ((e = cache_find_locked(b, id)) != NULL ||
+	    (e = cache_add_locked(b, id)) != NULL) {
+		e->priv = priv;
+		e->pub = pub;
+		e->type = type;
+		e->dup = false;
+		e->complete = true;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* One object the sweep listed under id: a second object of the same class
+ * makes the entry dup (answers nothing; lookups search the token). */
+void
+p11_cache_note(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
+	       CK_OBJECT_CLASS cls, CK_KEY_TYPE type)
+{
+	struct p11_key_entry *e;
+	CK_OBJECT_HANDLE *slot;
+
+	if (cls != CKO_PRIVATE_KEY && cls != CKO_PUBLIC_KEY)
+		return;
+	pthread_mutex_lock(&b->lock);
+	if ((e = cache_find_locked(b, id)) == NULL &&
+	    (e = cache_add_locked(b, id)) != NULL)
+		e->complete = true;
+	if (e != NULL) {
+		slot = cls == CKO_PRIVATE_KEY ? &e->priv : &e->pub;
+		if (*slot != CK_INVALID_HANDLE && *slot != h)
+			e->dup = true;
+		*slot = h;
+		if (cls == CKO_PRIVATE_KEY)
+			e->type = type;
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -238,10 +338,55 @@ p11_obj_destroy(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
 {
 	CK_RV rv;
 
+	if (h == CK_INVALID_HANDLE) /* no such object (session_pub) */
+		return CKR_OK;
 	pthread_mutex_lock(&b->write_lock);
 	rv = P11(b, C_DestroyObject, s, h);
 	pthread_mutex_unlock(&b->write_lock);
 	return rv;
+}
+
+/* Destroys object h if its CKA_ID is still id: CKR_OK, or what failed
+ * (CKR_OBJECT_HANDLE_INVALID also when the object has another id). */
+static CK_RV
+destroy_if_id(struct p11_backend *b, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+	      const char *id)
+{
+	char buf[KEY_ID_MAX + 1];
+	CK_ATTRIBUTE a = {CKA_ID, buf, sizeof(buf)};
+	size_t n = strlen(id);
+	CK_RV rv;
+
+	if ((rv = P11(b, C_GetAttributeValue, s, h, &a, 1)) != CKR_OK)
+		return rv;
+	if (a.ulValueLen != n || memcmp(buf, id, n) != 0)
+		return CKR_OBJECT_HANDLE_INVALID;
+	return p11_obj_destroy(b, s, h);
+}
+
+/*
+ * Task end without a search: destroys the key of id by the handles the
+ * cache kept since stintd made it (or the sweep listed it), each one
+ * checked to still carry CKA_ID = id first; pub is CK_INVALID_HANDLE for a
+ * key whose public half was a session object (session_pub). 0 when both are
+ * gone; -1 (*rv the module's code) when the caller must search the token
+ * instead. A search costs a pass over every object in SoftHSM2's file store
+ * (each object's file opened and read for each attribute compared), so a task
+ * end at 5,000 live tasks cost about 0.5 s with two of them; this costs
+ * four calls whatever the token holds. The id was unused when the pair was
+ * made (p11_keypair_make) and only stintd holds the PIN, so the pair is all
+ * there is under it.
+ */
+int
+p11_destroy_known(struct p11_backend *b, CK_SESSION_HANDLE s, const char *id,
+		  CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub, CK_RV *rv)
+{
+	if ((*rv = destroy_if_id(b, s, priv, id)) != CKR_OK)
+		return -1;
+	if (pub != CK_INVALID_HANDLE &&
+	    (*rv = destroy_if_id(b, s, pub, id)) != CKR_OK)
+		return -1;
+	return 0;
 }
 
 /* Handles of up to max objects with CKA_ID = id (and CKA_CLASS = *cls). */
@@ -615,6 +760,7 @@ p11_close(struct stint_backend *base)
 		if (b->finalize)
 			P11(b, C_Finalize, NULL);
 	}
+	free(b->known.h);
 	pthread_mutex_lock(&b->lock);
 	cache_clear_locked(b);
 	stint_bytes_clear(&b->ak_spki);
