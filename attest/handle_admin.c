@@ -411,24 +411,10 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	tr.max_sigs = sr.max_sigs;
 	tr.intent = sr.has_intent ? sr.intent : NULL;
 	tr.audiences = sr.has_audiences ? sr.audiences : NULL; /* aud */
-	memset(&t, 0, sizeof(t));
-	status = stint_watch_prepare(d, peer, &sr, &bs, err, sizeof(err));
+	status = stint_task_start_bound(d, &tr, &sr, peer, &bs, &t, err,
+					sizeof(err), NULL);
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
-	tr.bind = &bs.bind;
-	/* With a hardware kill switch (the TPM) the key binds the switch's
-	 * state when it is made: the kill switch waits for starts in
-	 * flight, so none slips past it with a dead key and a live task. */
-	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
-		pthread_rwlock_rdlock(&d->revoke_lock);
-	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
-	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
-		pthread_rwlock_unlock(&d->revoke_lock);
-	if (status != STINT_OK) {
-		stint_watch_abandon(d, &bs);
-		return stintd_error_reply(rep, status, "%s", err);
-	}
-	stint_watch_arm(d, t.id, &bs);
 	if ((m = stint_msg_reply_ok()) == NULL) {
 		stint_task_clear(&t);
 		return -1;
