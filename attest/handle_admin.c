@@ -425,6 +425,44 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	return ok_reply(rep, m, r);
 }
 
+/* runcg: stint run's first step (watch.h): a cgroup for its waiting
+ * command, which the TASK_START that follows binds the task to. */
+int
+stintd_op_run_prepare(struct stintd *d, const struct stint_peer *peer,
+		      const struct stint_msg *req, struct stint_reply *rep)
+{
+	struct stint_run_prepare_req pr;
+	struct stint_run_prepare_rep out;
+	struct stintd_actor actor;
+	struct stint_agent a;
+	struct stint_msg *m;
+	uint64_t bad;
+	char err[256];
+	int status, r;
+
+	if (stint_dec_run_prepare_req(req, &pr, &bad) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  bad == STINT_K_AGENT
+						  ? "RUN_PREPARE needs an agent"
+						  : "RUN_PREPARE needs the "
+						    "command's pid");
+	if (!stintd_may_act_for_agent(d, peer, pr.agent, "run prepare", &actor,
+				      rep, &r))
+		return r;
+	if (stint_store_agent_get(d->store, pr.agent, &a) != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
+					  "no agent named '%s' (register it "
+					  "with stint agent add)",
+					  pr.agent);
+	status = stint_watch_run_prepare(d, peer, (pid_t)pr.run_pid, &out, err,
+					 sizeof(err));
+	if (status != STINT_OK)
+		return stintd_error_reply(rep, status, "%s", err);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	return ok_reply(rep, m, stint_put_run_prepare_rep(m, &out));
+}
+
 int
 stintd_op_task_end(struct stintd *d, const struct stint_peer *peer,
 		   const struct stint_msg *req, struct stint_reply *rep)
