@@ -17,6 +17,9 @@
 #   by its TASK_START is removed when stintd stops;
 # - an operator's stint run (not root: it cannot move the child either) is
 #   bound to the command's pid, and both stint run and stintd say why;
+# - stintd checks the hand-off: a prepared cgroup that holds another process
+#   besides the command is not bound (the pid is), and a TASK_START naming a
+#   cgroup not prepared for this caller and child is refused;
 # - no run-* cgroup is left at the end.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -177,6 +180,46 @@ wait_for 10 ended "$tid" || fail "the operator's pid-bound task is still live"
 wait_for 10 sh -c "! ls -d '$CG2$PARENT'/run-* 2>/dev/null" ||
 	fail "operator run: cgroups left behind: $(runs_left)"
 note "operator's run: $(grep -m1 'neither' "$T/op.err")"
+
+# --- stintd checks what the caller did, not what it says --------------------
+# A caller that puts another process into the prepared cgroup with its
+# command gets the pid binding (and a note), not the cgroup; a TASK_START
+# naming a cgroup nobody prepared for this caller and child is refused.
+"$PYTHON" - "$T/wire.py" "$T/run/admin.sock" "$CG2" >"$T/out" 2>&1 <<'EOF2'
+import os, sys, time
+exec(open(sys.argv[1]).read().split("if __name__")[0])
+def child():
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    return pid
+pid, other = child(), child()
+s = connect(sys.argv[2])
+s.sendall(frame({1: 90, 5: "alpha", 94: pid}))  # RUN_PREPARE
+cg = read_reply(s)[180]
+for p in (pid, other):
+    with open(sys.argv[3] + cg + "/cgroup.procs", "w") as f:
+        f.write("%d\n" % p)
+s = connect(sys.argv[2])
+s.sendall(frame({1: 19, 5: "alpha", 94: pid, 180: cg}))  # TASK_START
+rep = read_reply(s)
+print("smuggled: status=%s bind_pid=%s self=%s bind_cgroup=%s note=%s" % (
+    rep.get(2), rep.get(90), rep.get(90) == pid, rep.get(92, ""), rep.get(95, "")))
+s = connect(sys.argv[2])
+s.sendall(frame({1: 19, 5: "alpha", 94: pid, 180: cg + "x"}))
+print("unprepared: status=%s " % read_reply(s).get(2))
+for p in (pid, other):
+    os.kill(p, 9)
+    os.waitpid(p, 0)
+EOF2
+grep -q "^smuggled: status=0 bind_pid=[0-9]* self=True bind_cgroup= note=.*does not hold the command alone" "$T/out" ||
+	{ cat "$T/out"; fail "a prepared cgroup holding another process was bound"; }
+grep -q "^unprepared: status=9 " "$T/out" ||
+	{ cat "$T/out"; fail "a TASK_START naming an unprepared cgroup was not refused (NOT_FOUND)"; }
+note "another process in the prepared cgroup: bound to the command's pid instead; an unprepared cgroup: NOT_FOUND"
+wait_for 10 sh -c "! ls -d '$CG2$PARENT'/run-* 2>/dev/null" ||
+	fail "cgroups left behind after the checks: $(runs_left)"
 
 # --- a RUN_PREPARE without its TASK_START: removed when stintd stops --------
 "$PYTHON" - "$T/wire.py" "$T/run/admin.sock" >"$T/out" 2>&1 <<'EOF'
