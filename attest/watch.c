@@ -1000,6 +1000,57 @@ sweep_runs(struct stintd *d)
 	closedir(dp);
 }
 
+/* 1 when stintd may make cgroups below cg: a probe cgroup made (with
+ * any missing parents) and removed again. */
+static int
+cgroup_parent_usable(const char *cg)
+{
+	char probe[STINT_CGROUP_MAX + 1];
+
+	if ((size_t)snprintf(probe, sizeof(probe), "%s/probe-%ld", cg,
+			     (long)getpid()) >= sizeof(probe) ||
+	    cgroup_make(probe) != 0)
+		return 0;
+	cgroup_remove(probe);
+	return 1;
+}
+
+/* [run] cgroup_parent not set in the file: /stint where stintd may write
+ * there (root), else its own cgroup + /runs (the shipped unit: User=stint,
+ * Delegate=yes hands stintd its unit's cgroup). stintd stays in its own
+ * cgroup with runs below it; it enables no controllers in subtree_control,
+ * so cgroup v2's no-internal-process rule does not apply. */
+static void
+choose_run_parent(struct stintd *d)
+{
+	char *parent = d->cfg.run.cgroup_parent, own[STINT_CGROUP_MAX + 1],
+	     runs[sizeof(d->cfg.run.cgroup_parent)];
+
+	if (d->cfg.run.cgroup_parent_set) {
+		log_info("stint run cgroups under %s ([run] cgroup_parent)",
+			 parent);
+		return;
+	}
+	if (cgroup_parent_usable("/stint")) {
+		log_info("stint run cgroups under /stint (default)");
+		return;
+	}
+	if (stint_cgroup_of_pid(getpid(), own, sizeof(own)) == 0 &&
+	    (size_t)snprintf(runs, sizeof(runs), "%s/runs",
+			     strcmp(own, "/") == 0 ? "" : own) <
+		    sizeof(runs) - 64 &&
+	    cgroup_parent_usable(runs)) {
+		memcpy(parent, runs, sizeof(runs));
+		log_info("stint run cgroups under %s (stintd's own cgroup: "
+			 "/stint is not writable)",
+			 parent);
+		return;
+	}
+	log_warn("stint run: neither /stint nor stintd's own cgroup is "
+		 "writable; runs will be bound to the command's pid unless "
+		 "[run] cgroup_parent names a writable cgroup");
+}
+
 int
 stint_watch_start(struct stintd *d)
 {
@@ -1007,6 +1058,7 @@ stint_watch_start(struct stintd *d)
 		return -1;
 	W.d = d;
 	W.stop = false;
+	choose_run_parent(d);
 	rearm_all(d);
 	sweep_runs(d);
 	if (pthread_create(&W.thread, NULL, watch_main, d) != 0)

@@ -20,7 +20,10 @@
 # - stintd checks the hand-off: a prepared cgroup that holds another process
 #   besides the command is not bound (the pid is), and a TASK_START naming a
 #   cgroup not prepared for this caller and child is refused;
-# - no run-* cgroup is left at the end.
+# - no run-* cgroup is left at the end;
+# - no [run] cgroup_parent in the file, stintd (as stint) running in its own
+#   delegated cgroup (as under the shipped unit): stintd picks that cgroup
+#   + /runs, logs it, and a grandchild of stint run signs.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_cmd setpriv flock
@@ -244,4 +247,40 @@ stintd_stop
 [ ! -d "$CG2$pcg" ] || fail "stintd stopped and left the unused prepared cgroup $pcg"
 note "an unused prepared cgroup is removed when stintd stops"
 [ -z "$(runs_left)" ] || fail "run cgroups left behind: $(runs_left)"
+# --- no cgroup_parent set: stintd picks its own (delegated) cgroup + /runs ---
+# As systemd's Delegate=yes: stintd's own process sits in a cgroup whose
+# directory and files are stint's; /stint (the old default) is not writable
+# for stint, so before the default changed the run was bound to the pid
+# and the grandchild was refused.
+UNIT=$PARENT/unit
+mkdir "$CG2$UNIT" && chown -R "$SU:$SG" "$CG2$UNIT" || fail "cannot make $UNIT"
+cat >"$T/stintd-in-unit" <<EOF
+#!/bin/sh
+echo \$\$ >"$CG2$UNIT/cgroup.procs" || exit 1
+exec "$T/stintd-as-stint" "\$@"
+EOF
+chmod 0755 "$T/stintd-in-unit"
+STINTD=$T/stintd-in-unit
+sed -i '/^cgroup_parent = /d' "$STINTD_CONF"
+stintd_start
+grep -qx "0::$UNIT" "/proc/$STINTD_PID/cgroup" ||
+	fail "stintd is not in $UNIT: $(cat "/proc/$STINTD_PID/cgroup")"
+rm -f "$T/task" "$T/child.out"
+"${run[@]}" --agent alpha --ttl 5m -- sh -c '
+echo "$STINT_TASK" >"$T/task"
+setpriv --reuid="$A" --regid="$A" --clear-groups -- "$CLI" --module "$MOD" \
+	--token alpha --label "$STINT_TASK" --mech ecdsa --in "$T/digest" \
+	--count 1 >"$T/child.out" 2>&1 && echo signed >>"$T/child.out"
+exit 0' >"$T/run.out" 2>&1 ||
+	{ cat "$T/run.out"; fail "stint run (default cgroup_parent) failed"; }
+tid=$(cat "$T/task")
+grep -q signed "$T/child.out" ||
+	{ cat "$T/child.out" "$T/run.out" "$STINTD_LOG"; fail "default cgroup_parent: a child of the stint run command could not sign"; }
+cg=$(field "$tid" bound_to.cgroup)
+case $cg in "$UNIT/runs"/run-*) ;; *) fail "default cgroup_parent: task bound to '$cg', not under $UNIT/runs" ;; esac
+grep -q "stint run cgroups under $UNIT/runs" "$STINTD_LOG" ||
+	{ cat "$STINTD_LOG"; fail "stintd did not log that it chose $UNIT/runs"; }
+note "no cgroup_parent: stintd chose $UNIT/runs, a grandchild signed"
+stintd_stop
+[ -z "$(ls -d "$CG2$UNIT/runs"/run-* 2>/dev/null)" ] || fail "run cgroups left in $UNIT/runs"
 note "stint run, stintd as stint: ok"
