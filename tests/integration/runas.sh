@@ -234,8 +234,9 @@ case $exe in
 *) fail "with CAP_SYS_PTRACE the audit shows exe '$exe', not p11client" ;;
 esac
 "$STINT" --socket "$T/run/admin.sock" audit verify >/dev/null || fail "audit verify"
-# stint run under the shipped unit (issue 12 §4) with the default
-# cgroup_parent, which is not delegated to stint here: stintd cannot make
+# stint run under the shipped unit (issue 12 §4) with no cgroup_parent:
+# neither /stint nor stintd's own cgroup is delegated to stint here (no
+# Delegate=yes emulated; that is run-unprivileged.sh): stintd cannot make
 # the run's cgroup, so the task is bound to the command's pid, stint run
 # says so, and the task ends with the command (a delegated parent:
 # run-unprivileged.sh).
