@@ -1,13 +1,17 @@
 /*
  * stint run: a command with a task of its own, bound to a fresh cgroup.
  *
- * The command is forked first and waits on a pipe before exec. TASK_START
- * names it (run_pid): stintd makes a cgroup under [run] cgroup_parent,
- * moves the waiting child into it and binds the task to that cgroup, so
- * the command's first instruction already runs inside (where no writable
- * cgroup v2 exists, stintd binds the task to the child's pid and says so).
- * Then the child gets STINT_TASK, STINT_KEY_URI, STINT_CERT_URI and
- * STINT_SOCKET through the pipe and execs. stint run forwards signals sent
+ * The command is forked first and waits on a pipe before exec. RUN_PREPARE
+ * names it (run_pid): stintd makes a cgroup under [run] cgroup_parent and
+ * moves the waiting child into it. Where stintd may not (it runs as its
+ * own user, and the child is in a cgroup outside stintd's delegated
+ * subtree), stint run moves its own child there itself (root may). Then
+ * TASK_START names the child and the cgroup: stintd checks the child is in
+ * it and binds the task to that cgroup, so the command's first
+ * instruction already runs inside (where no cgroup could be made or
+ * nobody could move the child, stintd binds the task to the child's pid
+ * and says so). Then the child gets STINT_TASK, STINT_KEY_URI, STINT_CERT_URI
+ * and STINT_SOCKET through the pipe and execs. stint run forwards signals sent
  * to it, waits for the command, waits until stintd has ended the task (the
  * cgroup emptied) and exits with the command's status. If stint run itself
  * is killed, stintd still ends the task once the cgroup is empty.
@@ -31,6 +35,7 @@
 #include <openssl/x509.h>
 
 #include "attest/cli.h"
+#include "common/cgroup.h"
 #include "common/duration.h"
 #include "common/mechanism.h"
 #include "stint/wire.h"
@@ -140,9 +145,69 @@ child_main(int in, const struct run_opts *o)
 
 /* ---- the task ------------------------------------------------------------ */
 
+/* Writes pid into cg's cgroup.procs: 0, or -1 with errno. */
+static int
+move_to_cgroup(const char *cg, pid_t pid)
+{
+	char dir[4096], path[4200], num[24];
+	int fd, n, r = 0, e;
+
+	if (stint_cgroup_fs_path(cg, dir, sizeof(dir)) != 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = snprintf(num, sizeof(num), "%ld\n", (long)pid);
+	if (write(fd, num, (size_t)n) != n)
+		r = -1;
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* RUN_PREPARE: the cgroup stintd made for the waiting child, into cg ("":
+ * none, stintd's TASK_START says why). Where stintd could not move the
+ * child in itself, stint run does. -1: refused (said). */
+static int
+prepare_cgroup(const struct stint_cli *cli, const struct run_opts *o,
+	       pid_t child, char *cg, size_t cap)
+{
+	struct stint_run_prepare_req pr;
+	struct stint_run_prepare_rep out;
+	struct stint_msg *req, *rep = NULL;
+
+	cg[0] = '\0';
+	memset(&pr, 0, sizeof(pr));
+	snprintf(pr.agent, sizeof(pr.agent), "%s", o->agent);
+	pr.run_pid = (uint32_t)child;
+	if ((req = stint_cli_request(STINT_OP_RUN_PREPARE)) == NULL)
+		return -1;
+	if (stint_enc_run_prepare_req(req, &pr) != 0) {
+		stint_msg_free(req);
+		stint_cli_err("run: cannot build the request");
+		return -1;
+	}
+	if (stint_cli_call(cli, "run", req, &rep) != STINT_EXIT_OK)
+		return -1;
+	stint_get_run_prepare_rep(rep, &out);
+	stint_msg_free(rep);
+	if (out.cgroup[0] == '\0')
+		return 0;
+	snprintf(cg, cap, "%s", out.cgroup);
+	if (!out.moved && move_to_cgroup(out.cgroup, child) != 0)
+		fprintf(stderr,
+			"stint run: note: neither stintd nor stint run may "
+			"move the command into cgroup %s (%s)\n",
+			out.cgroup, strerror(errno));
+	return 0;
+}
+
 static int
 start_task(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
-	   struct stint_msg **rep)
+	   const char *cg, struct stint_msg **rep)
 {
 	struct stint_task_start_req r;
 	struct stint_msg *req;
@@ -161,6 +226,7 @@ start_task(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
 		r.has_intent = true;
 	}
 	r.run_pid = (uint32_t)child;
+	snprintf(r.run_cgroup, sizeof(r.run_cgroup), "%s", cg);
 	if (o->has_aud) { /* aud */
 		memcpy(r.audiences, o->aud, sizeof(r.audiences));
 		r.has_audiences = true;
@@ -578,11 +644,12 @@ launch(const struct stint_cli *cli, const struct run_opts *o, pid_t child,
 	static char env[16384];
 	struct stint_task_info t;
 	struct stint_msg *rep = NULL;
-	char note[512];
+	char note[512], cg[STINT_CGROUP_MAX + 1];
 	size_t len = 0;
 	int r;
 
-	if (start_task(cli, o, child, &rep) != STINT_EXIT_OK)
+	if (prepare_cgroup(cli, o, child, cg, sizeof(cg)) != 0 ||
+	    start_task(cli, o, child, cg, &rep) != STINT_EXIT_OK)
 		return -1;
 	r = stint_get_task_start_rep(rep, &t, note, sizeof(note));
 	if (note[0] != '\0')

@@ -588,6 +588,7 @@ set_cgroup_parent(struct parse_ctx *c, const char *value)
 	}
 	snprintf(c->cfg->run.cgroup_parent, sizeof(c->cfg->run.cgroup_parent),
 		 "/%s", p);
+	c->cfg->run.cgroup_parent_set = true;
 	return 1;
 }
 

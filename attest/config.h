@@ -112,8 +112,10 @@ struct stint_config {
 	} audit;
 	struct {
 		/* bind: where stint run's cgroups are made, below the cgroup
-		 * v2 root: "/stint" (default) */
+		 * v2 root; not set: stintd picks "/stint" or its own
+		 * cgroup + "/runs" at start (watch.c) */
 		char cgroup_parent[256];
+		bool cgroup_parent_set; /* set in the file */
 	} run;
 };
 

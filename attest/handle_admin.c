@@ -414,24 +414,10 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	tr.max_sigs = sr.max_sigs;
 	tr.intent = sr.has_intent ? sr.intent : NULL;
 	tr.audiences = sr.has_audiences ? sr.audiences : NULL; /* aud */
-	memset(&t, 0, sizeof(t));
-	status = stint_watch_prepare(d, peer, &sr, &bs, err, sizeof(err));
+	status = stint_task_start_bound(d, &tr, &sr, peer, &bs, &t, err,
+					sizeof(err), NULL);
 	if (status != STINT_OK)
 		return stintd_error_reply(rep, status, "%s", err);
-	tr.bind = &bs.bind;
-	/* With a hardware kill switch (the TPM) the key binds the switch's
-	 * state when it is made: the kill switch waits for starts in
-	 * flight, so none slips past it with a dead key and a live task. */
-	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
-		pthread_rwlock_rdlock(&d->revoke_lock);
-	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
-	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
-		pthread_rwlock_unlock(&d->revoke_lock);
-	if (status != STINT_OK) {
-		stint_watch_abandon(d, &bs);
-		return stintd_error_reply(rep, status, "%s", err);
-	}
-	stint_watch_arm(d, t.id, &bs);
 	if ((m = stint_msg_reply_ok()) == NULL) {
 		stint_task_clear(&t);
 		return -1;
@@ -440,6 +426,44 @@ stintd_op_task_start(struct stintd *d, const struct stint_peer *peer,
 	r = stint_put_task_start_rep(m, &ti, bs.note);
 	stint_task_clear(&t);
 	return ok_reply(rep, m, r);
+}
+
+/* runcg: stint run's first step (watch.h): a cgroup for its waiting
+ * command, which the TASK_START that follows binds the task to. */
+int
+stintd_op_run_prepare(struct stintd *d, const struct stint_peer *peer,
+		      const struct stint_msg *req, struct stint_reply *rep)
+{
+	struct stint_run_prepare_req pr;
+	struct stint_run_prepare_rep out;
+	struct stintd_actor actor;
+	struct stint_agent a;
+	struct stint_msg *m;
+	uint64_t bad;
+	char err[256];
+	int status, r;
+
+	if (stint_dec_run_prepare_req(req, &pr, &bad) != 0)
+		return stintd_error_reply(rep, STINT_E_BAD_REQUEST,
+					  bad == STINT_K_AGENT
+						  ? "RUN_PREPARE needs an agent"
+						  : "RUN_PREPARE needs the "
+						    "command's pid");
+	if (!stintd_may_act_for_agent(d, peer, pr.agent, "run prepare", &actor,
+				      rep, &r))
+		return r;
+	if (stint_store_agent_get(d->store, pr.agent, &a) != STINT_STORE_OK)
+		return stintd_error_reply(rep, STINT_E_NOT_FOUND,
+					  "no agent named '%s' (register it "
+					  "with stint agent add)",
+					  pr.agent);
+	status = stint_watch_run_prepare(d, peer, (pid_t)pr.run_pid, &out, err,
+					 sizeof(err));
+	if (status != STINT_OK)
+		return stintd_error_reply(rep, status, "%s", err);
+	if ((m = stint_msg_reply_ok()) == NULL)
+		return -1;
+	return ok_reply(rep, m, stint_put_run_prepare_rep(m, &out));
 }
 
 int

@@ -198,6 +198,7 @@ delegate_start(struct stintd *d, const struct stint_peer *peer,
 	char aud[STINT_AUDIENCES_TEXT_MAX + 1], err[512];
 	char detail[STINT_DPATH_MAX + 3 * STINT_TASK_ID_MAX + 64];
 	struct stint_task t;
+	const char *stage = "start";
 	int status, ret;
 
 	if (stint_store_agent_get(d->store, parent->agent, &delegator) !=
@@ -220,22 +221,11 @@ delegate_start(struct stintd *d, const struct stint_peer *peer,
 	tr.audiences = r->sr.has_audiences ? r->sr.audiences : aud;
 	tr.intent = r->sr.has_intent ? r->sr.intent : NULL;
 	/* A binding as TASK_START makes it (stint run --parent) */
-	status = stint_watch_prepare(d, peer, &r->sr, &bs, err, sizeof(err));
+	status = stint_task_start_bound(d, &tr, &r->sr, peer, &bs, &t, err,
+					sizeof(err), &stage);
 	if (status != STINT_OK)
-		return refuse(d, peer, r, parent->agent, status, "bind", err,
+		return refuse(d, peer, r, parent->agent, status, stage, err,
 			      rep);
-	tr.bind = &bs.bind;
-	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
-		pthread_rwlock_rdlock(&d->revoke_lock);
-	status = stint_task_start(d, &tr, peer, &t, err, sizeof(err));
-	if (stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH))
-		pthread_rwlock_unlock(&d->revoke_lock);
-	if (status != STINT_OK) {
-		stint_watch_abandon(d, &bs);
-		return refuse(d, peer, r, parent->agent, status, "start", err,
-			      rep);
-	}
-	stint_watch_arm(d, t.id, &bs);
 	snprintf(detail, sizeof(detail),
 		 "child=%s parent=%s root=%s depth=%u path=%s reserved=%llu",
 		 t.id, t.parent_id, t.root_id, t.depth, t.path,

@@ -63,6 +63,9 @@ static const struct stintd_op ops[] = {
 	 NULL},
 	/* prov: reconcile agents.d now; root's and stintd's user's only */
 	{STINT_OP_RELOAD, "RELOAD", ADMIN, 0, stintd_op_reload, NULL},
+	/* runcg: stint run's cgroup; operators for the agents they serve */
+	{STINT_OP_RUN_PREPARE, "RUN_PREPARE", ADMIN, OPER,
+	 stintd_op_run_prepare, NULL},
 };
 
 const struct stintd_op *

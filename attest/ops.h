@@ -77,5 +77,7 @@ stintd_handler stintd_op_delegate, stintd_op_task_delegate, stintd_op_task_tree,
 	stintd_op_audit_tree;
 /* handle_reload.c (prov) */
 stintd_handler stintd_op_reload;
+/* runcg: stint run's cgroup, before its TASK_START (handle_admin.c) */
+stintd_handler stintd_op_run_prepare;
 
 #endif

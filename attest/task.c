@@ -691,6 +691,43 @@ stint_task_start(struct stintd *d, const struct stint_task_request *req,
 static pthread_mutex_t destroy_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int
+stint_task_start_bound(struct stintd *d, struct stint_task_request *req,
+		       const struct stint_task_start_req *sr,
+		       const struct stint_peer *by, struct stint_bind_start *bs,
+		       struct stint_task *t, char *err, size_t errlen,
+		       const char **stage)
+{
+	bool kill_switch =
+		stint_backend_has(d->backend, STINT_BACKEND_KILL_SWITCH);
+	int status;
+
+	memset(t, 0, sizeof(*t));
+	status = stint_watch_prepare(d, by, sr, bs, err, errlen);
+	if (status != STINT_OK) {
+		if (stage != NULL)
+			*stage = "bind";
+		return status;
+	}
+	req->bind = &bs->bind;
+	/* With a hardware kill switch (the TPM) the key binds the switch's
+	 * state when it is made: the kill switch waits for starts in
+	 * flight, so none slips past it with a dead key and a live task. */
+	if (kill_switch)
+		pthread_rwlock_rdlock(&d->revoke_lock);
+	status = stint_task_start(d, req, by, t, err, errlen);
+	if (kill_switch)
+		pthread_rwlock_unlock(&d->revoke_lock);
+	if (status != STINT_OK) {
+		stint_watch_abandon(d, bs);
+		if (stage != NULL)
+			*stage = "start";
+		return status;
+	}
+	stint_watch_arm(d, t->id, bs);
+	return STINT_OK;
+}
+
+int
 stint_task_destroy_key(struct stintd *d, const char *id, const char *agent,
 		       const struct stint_peer *by, char *err, size_t errlen)
 {

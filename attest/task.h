@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "attest/daemon.h"
+#include "attest/watch.h"
 
 struct stint_task_request {
 	const char *agent;
@@ -33,6 +34,18 @@ struct stint_task_request {
 int stint_task_start(struct stintd *d, const struct stint_task_request *req,
 		     const struct stint_peer *by, struct stint_task *out,
 		     char *err, size_t errlen);
+/* A task with the binding sr asks for (--bind-pid, --bind-cgroup, stint
+ * run's command; none: unbound), for TASK_START and TASK_DELEGATE alike:
+ * stint_watch_prepare(), then stint_task_start() (req->bind pointed at
+ * bs->bind) under the revoke lock's read side when the backend has a
+ * hardware kill switch, then the watch armed, or the binding undone when
+ * the start failed. bs->note gets a fallback the CLI prints. On a failure
+ * *stage (may be NULL) says which half refused: "bind" or "start". */
+int stint_task_start_bound(struct stintd *d, struct stint_task_request *req,
+			   const struct stint_task_start_req *sr,
+			   const struct stint_peer *by,
+			   struct stint_bind_start *bs, struct stint_task *out,
+			   char *err, size_t errlen, const char **stage);
 /* note (may be NULL) gets what is pending after a success: the end not
  * yet in state.db (full disk) or its record not yet in the audit log;
  * empty when nothing is. */

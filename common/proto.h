@@ -214,7 +214,8 @@ void stint_get_done_rep(const struct stint_msg *m, struct stint_done_rep *r);
  * STINT_K_MAX_SIGS, STINT_K_INTENT (not text of at most STINT_INTENT_MAX
  * bytes), STINT_K_BIND_PID (0 or not a pid), STINT_K_BIND_CGROUP (not an
  * absolute path of at most STINT_CGROUP_MAX bytes), STINT_K_RUN_PID (0, not
- * a pid, or more than one of the three given). */
+ * a pid, or more than one of the three given), STINT_K_RUN_CGROUP (not an
+ * absolute path, or without run_pid). */
 struct stint_task_start_req {
 	char agent[STINT_NAME_MAX + 1];
 	bool has_ttl;
@@ -232,6 +233,9 @@ struct stint_task_start_req {
 	uint32_t bind_pid;
 	char bind_cgroup[STINT_CGROUP_MAX + 1];
 	uint32_t run_pid;
+	/* runcg: with run_pid, the cgroup RUN_PREPARE made for it, which the
+	 * command is now in (stintd checks); "": stintd makes one itself */
+	char run_cgroup[STINT_CGROUP_MAX + 1];
 	/* aud: the task's audiences; absent: all of the agent's */
 	bool has_audiences;
 	char audiences[STINT_AUDIENCES_TEXT_MAX + 1];
@@ -240,6 +244,29 @@ int stint_enc_task_start_req(struct stint_msg *m,
 			     const struct stint_task_start_req *r);
 int stint_dec_task_start_req(const struct stint_msg *m,
 			     struct stint_task_start_req *r, uint64_t *bad);
+
+/* runcg: RUN_PREPARE, stint run's first step. The request names the
+ * agent and the waiting command (run_pid, the caller's child); bad fields:
+ * STINT_K_AGENT, STINT_K_RUN_PID. The reply names the fresh cgroup stintd
+ * made for it ("" when it could make none: note says why) and whether
+ * stintd could move the command in itself (else the caller does). */
+struct stint_run_prepare_req {
+	char agent[STINT_NAME_MAX + 1];
+	uint32_t run_pid;
+};
+int stint_enc_run_prepare_req(struct stint_msg *m,
+			      const struct stint_run_prepare_req *r);
+int stint_dec_run_prepare_req(const struct stint_msg *m,
+			      struct stint_run_prepare_req *r, uint64_t *bad);
+struct stint_run_prepare_rep {
+	char cgroup[STINT_CGROUP_MAX + 1];
+	bool moved;
+	char note[512];
+};
+int stint_put_run_prepare_rep(struct stint_msg *m,
+			      const struct stint_run_prepare_rep *r);
+void stint_get_run_prepare_rep(const struct stint_msg *m,
+			       struct stint_run_prepare_rep *r);
 
 /* TASK_END. Bad fields: STINT_K_TASK (missing), STINT_K_REASON. */
 struct stint_task_end_req {

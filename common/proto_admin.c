@@ -362,6 +362,8 @@ stint_enc_task_start_req(struct stint_msg *m,
 		e = stint_msg_put_text(m, STINT_K_BIND_CGROUP, r->bind_cgroup);
 	if (e == 0 && r->run_pid != 0)
 		e = stint_msg_put_uint(m, STINT_K_RUN_PID, r->run_pid);
+	if (e == 0 && r->run_cgroup[0] != '\0') /* runcg */
+		e = stint_msg_put_text(m, STINT_K_RUN_CGROUP, r->run_cgroup);
 	if (e == 0 && r->has_audiences) /* aud: "" asks for none */
 		e = stint_msg_put_text(m, STINT_K_AUDIENCES, r->audiences);
 	return e;
@@ -400,7 +402,58 @@ dec_task_bind(const struct stint_msg *m, struct stint_task_start_req *r,
 			    (r->run_pid != 0) >
 		    1)
 		return bad_field(bad, STINT_K_RUN_PID);
+	/* runcg: the prepared cgroup, only for stint run's command */
+	if (stint_msg_has(m, STINT_K_RUN_CGROUP) &&
+	    (stint_msg_get_text(m, STINT_K_RUN_CGROUP, r->run_cgroup,
+				sizeof(r->run_cgroup)) != 0 ||
+	     r->run_cgroup[0] != '/' || r->run_pid == 0)) {
+		r->run_cgroup[0] = '\0';
+		return bad_field(bad, STINT_K_RUN_CGROUP);
+	}
 	return 0;
+}
+
+/* --- RUN_PREPARE (runcg) ----------------------------------------------- */
+
+int
+stint_enc_run_prepare_req(struct stint_msg *m,
+			  const struct stint_run_prepare_req *r)
+{
+	int e = stint_msg_put_text(m, STINT_K_AGENT, r->agent);
+
+	if (e == 0)
+		e = stint_msg_put_uint(m, STINT_K_RUN_PID, r->run_pid);
+	return e;
+}
+
+int
+stint_dec_run_prepare_req(const struct stint_msg *m,
+			  struct stint_run_prepare_req *r, uint64_t *bad)
+{
+	memset(r, 0, sizeof(*r));
+	*bad = 0;
+	if (stint_msg_get_text(m, STINT_K_AGENT, r->agent, sizeof(r->agent)) !=
+	    0)
+		return bad_field(bad, STINT_K_AGENT);
+	if (!stint_msg_has(m, STINT_K_RUN_PID) ||
+	    get_pid(m, STINT_K_RUN_PID, &r->run_pid) != 0)
+		return bad_field(bad, STINT_K_RUN_PID);
+	return 0;
+}
+
+int
+stint_put_run_prepare_rep(struct stint_msg *m,
+			  const struct stint_run_prepare_rep *r)
+{
+	int e = 0;
+
+	if (r->cgroup[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_RUN_CGROUP, r->cgroup);
+	if (e == 0 && r->cgroup[0] != '\0')
+		e = stint_msg_put_bool(m, STINT_K_RUN_MOVED, r->moved);
+	if (e == 0 && r->note[0] != '\0')
+		e = stint_msg_put_text(m, STINT_K_NOTE, r->note);
+	return e;
 }
 
 int
@@ -674,6 +727,19 @@ get_text_lenient(const struct stint_msg *m, uint64_t key, char *buf, size_t cap)
 {
 	if (stint_msg_get_text(m, key, buf, cap) != 0)
 		buf[0] = '\0';
+}
+
+void
+stint_get_run_prepare_rep(const struct stint_msg *m,
+			  struct stint_run_prepare_rep *r)
+{
+	memset(r, 0, sizeof(*r));
+	get_text_lenient(m, STINT_K_RUN_CGROUP, r->cgroup, sizeof(r->cgroup));
+	if (r->cgroup[0] != '/')
+		r->cgroup[0] = '\0';
+	if (stint_msg_get_bool(m, STINT_K_RUN_MOVED, &r->moved) != 0)
+		r->moved = false;
+	get_text_lenient(m, STINT_K_NOTE, r->note, sizeof(r->note));
 }
 
 static void

@@ -74,6 +74,8 @@ enum stint_op {
 	STINT_OP_AUDIT_TREE = 63,    /* admin.sock: SIGN records of a tree */
 	/* prov: 85-89 */
 	STINT_OP_RELOAD = 85, /* reconcile agents.d now (or a dry run) */
+	/* runcg: 90-91 */
+	STINT_OP_RUN_PREPARE = 90, /* stint run: a cgroup for its command */
 };
 
 /* Reply status (STINT_K_STATUS). Stable numbers: they are on the wire. */
@@ -181,6 +183,9 @@ enum stint_key {
 	STINT_K_SOURCE = 120, /* text: the agents.d file declaring an agent */
 	/* nv: 170-179 */
 	STINT_K_AUDIT_NV = 170, /* uint: the TPM audit counter (status) */
+	/* runcg: 180-184 (RUN_PREPARE, TASK_START of stint run) */
+	STINT_K_RUN_CGROUP = 180, /* text: the cgroup RUN_PREPARE made */
+	STINT_K_RUN_MOVED = 181,  /* bool: stintd moved the command in */
 	/* deleg: 130-149 */
 	STINT_K_DELEGATE_TO = 130, /* text: agent names joined by commas */
 	STINT_K_MAX_DEPTH = 131,   /* uint: delegation depth an agent allows */

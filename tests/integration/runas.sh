@@ -235,9 +235,12 @@ case $exe in
 *) fail "with CAP_SYS_PTRACE the audit shows exe '$exe', not p11client" ;;
 esac
 "$STINT" --socket "$T/run/admin.sock" audit verify >/dev/null || fail "audit verify"
-# stint run under the shipped unit (issue 12 §4): user stint may not move a
-# command out of root's cgroup, so the task is bound to the command's pid,
-# stint run says so, and the task ends with the command.
+# stint run under the shipped unit (issue 12 §4) with no cgroup_parent:
+# neither /stint nor stintd's own cgroup is delegated to stint here (no
+# Delegate=yes emulated; that is run-unprivileged.sh): stintd cannot make
+# the run's cgroup, so the task is bound to the command's pid, stint run
+# says so, and the task ends with the command (a delegated parent:
+# run-unprivileged.sh).
 "$STINT" --socket "$T/run/admin.sock" run --agent ra --ttl 5m -- \
 	sh -c 'echo "$STINT_TASK" >"$0"' "$T/runtask" 2>"$T/run.err" ||
 	{ cat "$T/run.err" "$STINTD_LOG" >&2; fail "stint run with stintd as stint"; }

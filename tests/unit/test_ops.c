@@ -61,7 +61,8 @@ FAKE(stintd_op_delegate) /* deleg */
 FAKE(stintd_op_task_delegate)
 FAKE(stintd_op_task_tree)
 FAKE(stintd_op_audit_tree)
-FAKE(stintd_op_reload) /* prov */
+FAKE(stintd_op_reload)      /* prov */
+FAKE(stintd_op_run_prepare) /* runcg */
 
 /* operator.c's admin.sock check: these tests ask as root (uid 0), who may
  * call everything; operators are tested in tests/integration/operators.sh. */
@@ -107,6 +108,8 @@ static const uint64_t wire_ops[] = {
 	STINT_OP_AUDIT_TREE,
 	/* prov */
 	STINT_OP_RELOAD,
+	/* runcg */
+	STINT_OP_RUN_PREPARE,
 };
 
 #define N_WIRE_OPS (sizeof(wire_ops) / sizeof(wire_ops[0]))
@@ -235,8 +238,8 @@ test_admin_ops_refused_on_agent_sock(void **state)
 		refused++;
 	}
 	/* 13, OPERATOR_ADD/LIST/REMOVE, TASK_DELEGATE/TREE, AUDIT_TREE,
-	 * RELOAD */
-	assert_int_equal(refused, 20);
+	 * RELOAD, RUN_PREPARE (runcg) */
+	assert_int_equal(refused, 21);
 	assert_int_equal(route(&daemon_with_ca, STINTD_SOCK_AGENT,
 			       STINT_OP_KILL_SWITCH, text, sizeof(text)),
 			 STINT_E_DENIED);
@@ -254,7 +257,9 @@ test_operator_ops(void **state)
 		STINT_OP_TASK_START, STINT_OP_TASK_END, STINT_OP_TASK_LIST,
 		STINT_OP_TASK_SHOW, STINT_OP_CA_CERT,
 		/* deleg */
-		STINT_OP_TASK_DELEGATE, STINT_OP_TASK_TREE};
+		STINT_OP_TASK_DELEGATE, STINT_OP_TASK_TREE,
+		/* runcg: stint run's cgroup */
+		STINT_OP_RUN_PREPARE};
 	const struct stintd_op *ops;
 	size_t n, i, j, flagged = 0;
 

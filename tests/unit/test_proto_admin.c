@@ -806,6 +806,77 @@ test_audit_rotate_rep(void **state)
 	stint_msg_free(a);
 }
 
+/* runcg: RUN_PREPARE, and TASK_START's run_cgroup (only with run_pid). */
+static void
+test_run_prepare(void **state)
+{
+	struct stint_run_prepare_req q = {.agent = "alpha", .run_pid = 4242},
+				     qb;
+	struct stint_run_prepare_rep r = {.cgroup =
+						  "/stint/run-0123456789abcdef",
+					  .moved = false,
+					  .note = ""},
+				     rb;
+	struct stint_task_start_req s = {.agent = "alpha",
+					 .run_pid = 4242,
+					 .run_cgroup = "/stint/run-01"},
+				    sb;
+	struct stint_msg *m;
+	uint64_t bad;
+
+	(void)state;
+	m = stint_msg_new();
+	assert_int_equal(stint_enc_run_prepare_req(m, &q), 0);
+	m = wire(m);
+	assert_int_equal(stint_dec_run_prepare_req(m, &qb, &bad), 0);
+	assert_memory_equal(&qb, &q, sizeof(q));
+	stint_msg_free(m);
+	m = stint_msg_new();
+	stint_msg_put_text(m, STINT_K_AGENT, "alpha");
+	assert_int_not_equal(stint_dec_run_prepare_req(m, &qb, &bad), 0);
+	assert_int_equal(bad, STINT_K_RUN_PID);
+	stint_msg_free(m);
+
+	m = stint_msg_reply_ok();
+	assert_int_equal(stint_put_run_prepare_rep(m, &r), 0);
+	m = wire(m);
+	stint_get_run_prepare_rep(m, &rb);
+	assert_memory_equal(&rb, &r, sizeof(r));
+	assert_true(stint_msg_has(m, STINT_K_RUN_MOVED));
+	stint_msg_free(m);
+	/* No cgroup: only the note. */
+	m = stint_msg_reply_ok();
+	memset(&r, 0, sizeof(r));
+	snprintf(r.note, sizeof(r.note), "no cgroup v2");
+	assert_int_equal(stint_put_run_prepare_rep(m, &r), 0);
+	m = wire(m);
+	assert_false(stint_msg_has(m, STINT_K_RUN_CGROUP));
+	stint_get_run_prepare_rep(m, &rb);
+	assert_memory_equal(&rb, &r, sizeof(r));
+	stint_msg_free(m);
+
+	m = stint_msg_new();
+	assert_int_equal(stint_enc_task_start_req(m, &s), 0);
+	m = wire(m);
+	assert_int_equal(stint_dec_task_start_req(m, &sb, &bad), 0);
+	assert_memory_equal(&sb, &s, sizeof(s));
+	stint_msg_free(m);
+	/* run_cgroup without run_pid, or not a path: refused. */
+	m = stint_msg_new();
+	stint_msg_put_text(m, STINT_K_AGENT, "alpha");
+	stint_msg_put_text(m, STINT_K_RUN_CGROUP, "/stint/run-01");
+	assert_int_not_equal(stint_dec_task_start_req(m, &sb, &bad), 0);
+	assert_int_equal(bad, STINT_K_RUN_CGROUP);
+	stint_msg_free(m);
+	m = stint_msg_new();
+	stint_msg_put_text(m, STINT_K_AGENT, "alpha");
+	stint_msg_put_uint(m, STINT_K_RUN_PID, 4242);
+	stint_msg_put_text(m, STINT_K_RUN_CGROUP, "stint/run-01");
+	assert_int_not_equal(stint_dec_task_start_req(m, &sb, &bad), 0);
+	assert_int_equal(bad, STINT_K_RUN_CGROUP);
+	stint_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -823,6 +894,7 @@ main(void)
 		cmocka_unit_test(test_task_info_tree),
 		cmocka_unit_test(test_task_start_and_list_rep),
 		cmocka_unit_test(test_ca_msgs),
+		cmocka_unit_test(test_run_prepare), /* runcg */
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
