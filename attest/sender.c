@@ -350,6 +350,65 @@ stint_sender_buffered(const struct stint_sender_ref *ref)
 	return ref->len > 0;
 }
 
+/*
+ * The first bytes of the next frame into the empty read-ahead: tried at
+ * once (after a reply and its after_reply work the next request is
+ * usually there: one system call, no sleep), else poll() for at most
+ * idle_ms (STINT_WIRE_TIMEOUT) and read. Not a blocking recvmsg(): a
+ * reader asleep in it is woken each time the peer reads a reply from
+ * this socket (a Unix socket's write-space wake-up is not filtered by
+ * event, as poll()'s is): measured on the module's side, it doubled the
+ * voluntary context switches per signature (docs/performance.md).
+ */
+static int
+recv_first(int fd, int idle_ms, struct stint_sender_ref *ref,
+	   struct stint_sender *who)
+{
+	struct creds c;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		n = recv_creds(fd, ref->buf, STINT_SENDER_BUF, &c);
+		if (n >= 0 ||
+		    (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			break;
+		if (errno != EINTR) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+
+			r = poll(&p, 1, idle_ms);
+			if (r == 0)
+				return STINT_WIRE_TIMEOUT;
+			if (r < 0 && errno != EINTR)
+				return STINT_WIRE_IO;
+		}
+	}
+	if (n <= 0)
+		return STINT_WIRE_IO;
+	if ((r = check(ref, &c, who, &ref->unproven)) != 0)
+		return r;
+	ref->off = 0;
+	ref->len = (size_t)n;
+	return 0;
+}
+
+int
+stint_sender_frame_wait(int fd, size_t max, int idle_ms, int timeout_ms,
+			struct stint_sender_ref *ref, uint8_t **body,
+			size_t *len, struct stint_sender *who)
+{
+	int r;
+
+	*body = NULL;
+	*len = 0;
+	who->pidfd = -1;
+	if (ref->len == 0 && (r = recv_first(fd, idle_ms, ref, who)) != 0)
+		return r;
+	/* The frame's deadline starts with its first bytes. */
+	return stint_sender_frame_read(fd, max, timeout_ms, ref, body, len,
+				       who);
+}
+
 int
 stint_sender_frame_read(int fd, size_t max, int timeout_ms,
 			struct stint_sender_ref *ref, uint8_t **body,

@@ -73,6 +73,13 @@ void stint_sender_ref_close(struct stint_sender_ref *ref);
 int stint_sender_frame_read(int fd, size_t max, int timeout_ms,
 			    struct stint_sender_ref *ref, uint8_t **body,
 			    size_t *len, struct stint_sender *who);
+/* The same for a caller that has not waited: with nothing read ahead, the
+ * frame's first bytes are read at once if they are there, else awaited
+ * with poll() for at most idle_ms (then STINT_WIRE_TIMEOUT); timeout_ms
+ * counts from the first bytes. */
+int stint_sender_frame_wait(int fd, size_t max, int idle_ms, int timeout_ms,
+			    struct stint_sender_ref *ref, uint8_t **body,
+			    size_t *len, struct stint_sender *who);
 /* Whether read-ahead bytes wait (the next frame may need no poll). */
 bool stint_sender_buffered(const struct stint_sender_ref *ref);
 /* The audit facts of a mismatching sender: pid, uid, gid, and its

@@ -228,20 +228,6 @@ send_error(int fd, int status, const char *text)
 	}
 }
 
-/* Waits for the first byte of the next frame, so that the per-frame
- * timeout starts only when a frame does. */
-static int
-wait_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int r;
-
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r > 0 ? 0 : -1;
-}
-
 static int
 dispatch(struct conn *c, const uint8_t *body, size_t len,
 	 struct stint_reply *rep)
@@ -561,13 +547,11 @@ conn_main(void *arg)
 	int r;
 
 	for (bool ok = classify(c); ok;) {
-		if (!stint_sender_buffered(&c->ref) &&
-		    wait_readable(c->fd, IDLE_TIMEOUT_MS) != 0)
-			break;
+		/* The next request is tried before any poll(). */
 		body = NULL;
-		r = stint_sender_frame_read(c->fd, STINT_FRAME_MAX,
-					    FRAME_TIMEOUT_MS, &c->ref, &body,
-					    &len, &who);
+		r = stint_sender_frame_wait(c->fd, STINT_FRAME_MAX,
+					    IDLE_TIMEOUT_MS, FRAME_TIMEOUT_MS,
+					    &c->ref, &body, &len, &who);
 		if (r == STINT_SENDER_MISMATCH) {
 			refuse_sender(c, &who);
 			break;

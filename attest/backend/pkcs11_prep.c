@@ -14,6 +14,14 @@
  * thread and no hand-off between threads per signature. A drop closes a
  * DEFER slot at once (it is in no PKCS#11 call); the slot's generation,
  * bumped by every release, tells the signer it is no longer its own.
+ *
+ * The slot a connection thread armed after its reply stays that thread's
+ * (reserved, still READY): its next SIGN takes it back first, and other
+ * threads take unreserved READY slots before they take a reserved one.
+ * With several clients on one key each connection thus signs on its own
+ * slot instead of waiting for one another thread is arming (a sleep and a
+ * wake-up per signature); a drop or an eviction releases a reserved slot
+ * as any READY one, and the generation tells the thread.
  */
 
 #include <pthread.h>
@@ -42,6 +50,7 @@ struct prep_op {
 	bool cancelled;
 	bool has_session;
 	bool has_pss;
+	bool reserved; /* READY, armed by `owned`'s thread for itself */
 	CK_SESSION_HANDLE s;
 	CK_OBJECT_HANDLE key;
 	CK_MECHANISM_TYPE mech;
@@ -70,6 +79,14 @@ static _Thread_local struct {
 	struct prep_op *op;
 	uint64_t gen;
 } deferred;
+
+/* The slot this thread armed after its last reply: its next SIGN takes it
+ * first. Valid while op->gen == gen (a release bumps gen). */
+static _Thread_local struct {
+	struct p11_prep *p;
+	struct prep_op *op;
+	uint64_t gen;
+} owned;
 
 struct p11_prep *
 p11_prep_new(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, size_t max)
@@ -236,15 +253,38 @@ prep_main(void *arg)
 	return NULL;
 }
 
-/* Caller holds the lock: a READY slot to take, or NULL after waiting at
- * most PREP_WAIT_MS for one being prepared. */
+/* Caller holds the lock: this thread's own READY slot for key_id and m,
+ * if it still has one. */
 static struct prep_op *
-take_ready(struct p11_prep *p, const char *key_id, const CK_MECHANISM *m)
+take_owned(struct p11_prep *p, const char *key_id, const CK_MECHANISM *m)
 {
+	struct prep_op *op = owned.op;
+
+	if (op == NULL || owned.p != p)
+		return NULL;
+	owned.op = NULL;
+	if (op->gen != owned.gen || op->state != P_READY ||
+	    !op_matches(op, key_id, m))
+		return NULL;
+	return op;
+}
+
+/* Caller holds the lock: a READY slot to take (this thread's own, else an
+ * unreserved one, else another thread's), or NULL after waiting at most
+ * PREP_WAIT_MS for one being prepared. *grow says the key is short of
+ * slots: this thread took another's or waited. */
+static struct prep_op *
+take_ready(struct p11_prep *p, const char *key_id, const CK_MECHANISM *m,
+	   bool *grow)
+{
+	struct prep_op *other;
 	struct timespec until;
 	bool arming;
 	size_t i;
 
+	*grow = false;
+	if ((other = take_owned(p, key_id, m)) != NULL)
+		return other;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_nsec += PREP_WAIT_MS * 1000000L;
 	if (until.tv_nsec >= 1000000000L) {
@@ -253,13 +293,21 @@ take_ready(struct p11_prep *p, const char *key_id, const CK_MECHANISM *m)
 	}
 	for (;;) {
 		arming = false;
+		other = NULL;
 		for (i = 0; i < p->n; i++) {
 			if (!op_matches(&p->ops[i], key_id, m))
 				continue;
-			if (p->ops[i].state == P_READY)
+			if (p->ops[i].state == P_READY && !p->ops[i].reserved)
 				return &p->ops[i];
+			if (p->ops[i].state == P_READY)
+				other = &p->ops[i];
 			arming |= p->ops[i].state == P_ARMING;
 		}
+		if (other != NULL) {
+			*grow = true;
+			return other;
+		}
+		*grow = true;
 		if (!arming || p->stop ||
 		    pthread_cond_timedwait(&p->ready, &p->lock, &until) != 0)
 			return NULL;
@@ -378,6 +426,12 @@ p11_prep_after_reply(struct p11_prep *p)
 	if (op->state == P_DEFER && op->gen == deferred.gen && !p->stop) {
 		op->state = P_ARMING;
 		arm_locked(p, op);
+		if (op->state == P_READY) {
+			op->reserved = true;
+			owned.p = p;
+			owned.op = op;
+			owned.gen = op->gen;
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 }
@@ -393,16 +447,18 @@ p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
 	struct prep_op *op;
 	CK_ULONG len = *sig_len;
 	size_t n = 0;
+	bool grow;
 	CK_RV rv;
 
 	if (p == NULL || !mech_ok(mech))
 		return false;
 	pthread_mutex_lock(&p->lock);
-	if ((op = take_ready(p, key_id, mech)) == NULL) {
+	if ((op = take_ready(p, key_id, mech, &grow)) == NULL) {
 		pthread_mutex_unlock(&p->lock);
 		return false;
 	}
 	op->state = P_INUSE;
+	op->reserved = false;
 	pthread_mutex_unlock(&p->lock);
 
 	rv = P11(p, C_Sign, op->s, (CK_BYTE_PTR)req->in, req->in_len, sig,
@@ -414,11 +470,16 @@ p11_prep_sign(struct p11_prep *p, const struct p11_prep_sign_req *req,
 		 * thread after its reply when the caller says it will call
 		 * p11_prep_after_reply, else on the prepare thread. A key
 		 * that signs again gets a second, so that one is ready while
-		 * the other is being prepared. */
+		 * the other is being prepared; a thread that had to take
+		 * another connection's slot or wait for one, one more, up to
+		 * PREP_PER_KEY, so that each connection can have its own. */
 		op->used = ++p->clock;
 		key = op->key;
 		defer_locked(p, op, req->after_reply);
-		queue_locked(p, key_id, key, mech, PREP_DEPTH, close, &n);
+		queue_locked(p, key_id, key, mech,
+			     grow && req->after_reply ? PREP_PER_KEY
+						      : PREP_DEPTH,
+			     close, &n);
 	} else {
 		/* Failed (or dropped meanwhile): the session may still hold
 		 * the operation, so it is closed, never reused. */

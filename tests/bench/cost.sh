@@ -15,7 +15,13 @@
 #    p11-kit-remote. Median of BENCH_CPU_RUNS runs, paths interleaved.
 #    Then system calls per signature of (a) and (b) (client, and stintd's
 #    threads together) with strace -c over 1,000 signatures, if strace is
-#    installed.
+#    installed; and context switches per signature, voluntary (the thread
+#    slept: a wait for the peer) and non-voluntary (preempted), of (a)
+#    and (b): the client's from /usr/bin/time (%w, %c: all its threads),
+#    stintd's summed over /proc/PID/task/*/status, sampled every 20 ms
+#    while the client runs so that the connection thread, which exits
+#    with its connection, is counted up to its last sample. Median of
+#    BENCH_CPU_RUNS runs of BENCH_CTX_N signatures.
 # 2. Instructions (user space only), under valgrind's callgrind: the count
 #    is the same for the same inputs whatever else the machine does, so this
 #    is the reproducible figure. A figure is
@@ -29,7 +35,8 @@
 #	make bench-cost
 #	top_builddir=/tmp/build tests/bench/cost.sh
 #
-# Knobs: BENCH_CPU_N (20000), BENCH_CPU_RUNS (3), BENCH_INSTR_N1 (50),
+# Knobs: BENCH_CPU_N (20000), BENCH_CPU_RUNS (3), BENCH_CTX_N (5000),
+# BENCH_INSTR_N1 (50),
 # BENCH_INSTR_N2 (550), BENCH_INSTR_PATHS ("a b c"; a is always counted,
 # as the reference), BENCH_QUICK=1 (fewer signatures).
 # With BENCH_INSTR_KEEP=DIR the callgrind files of the (b) runs are copied
@@ -41,8 +48,9 @@ N1=${BENCH_INSTR_N1:-50}
 N2=${BENCH_INSTR_N2:-550}
 CPU_N=${BENCH_CPU_N:-20000}
 CPU_RUNS=${BENCH_CPU_RUNS:-3}
+CTX_N=${BENCH_CTX_N:-5000}
 if [ -n "${BENCH_QUICK:-}" ]; then
-	N1=20 N2=120 CPU_N=3000 CPU_RUNS=1
+	N1=20 N2=120 CPU_N=3000 CPU_RUNS=1 CTX_N=1000
 fi
 P11KIT_CLIENT=${P11KIT_CLIENT:-/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so}
 P11KIT_SERVER=/usr/libexec/p11-kit/p11-kit-server
@@ -90,6 +98,17 @@ median()
 		if (NR == 0) { print "n/a"; exit }
 		if (NR % 2) printf "%.1f\n", v[(NR + 1) / 2]
 		else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+# The same to three decimals (switches per signature).
+median3()
+{
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+	END {
+		if (NR == 0) { print "n/a"; exit }
+		if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
+		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
 	}'
 }
 
@@ -216,6 +235,81 @@ if command -v strace >/dev/null 2>&1; then
 	SYS_D=$(syscalls "$T/strace.d")
 fi
 
+# --- 1c. context switches per signature (a and b) --------------------------------
+
+# ctx_poll PID: the voluntary and non-voluntary switches of each of PID's
+# threads into CTX_V[tid] and CTX_N[tid] (builtins only: no process per
+# sample). A thread that exits keeps its last sample.
+declare -A CTX_V CTX_NV
+ctx_poll()
+{
+	local f t k v
+
+	for f in /proc/"$1"/task/*/status; do
+		t=${f%/status}
+		t=${t##*/}
+		while read -r k v; do
+			case $k in
+			voluntary_ctxt_switches:) CTX_V[$t]=$v ;;
+			nonvoluntary_ctxt_switches:) CTX_NV[$t]=$v ;;
+			esac
+		done 2>/dev/null <"$f"
+	done
+}
+
+# ctx_sum: "voluntary non-voluntary" over every thread sampled.
+ctx_sum()
+{
+	local t v=0 n=0
+
+	for t in "${!CTX_V[@]}"; do
+		v=$((v + CTX_V[$t]))
+		n=$((n + ${CTX_NV[$t]:-0}))
+	done
+	echo "$v $n"
+}
+
+# ctx PATH: appends per-signature switches of the client (CS_CV, CS_CN)
+# and, for (b), of stintd (CS_SV, CS_SN).
+declare -A CS_CV CS_CN CS_SV CS_SN
+ctx()
+{
+	local path=$1 cpid s0 s1
+
+	CTX_V=() CTX_NV=()
+	[ "$path" = b ] && ctx_poll "$STINTD_PID"
+	s0=$(ctx_sum)
+	# shellcheck disable=SC2046
+	env $(client_env "$path") /usr/bin/time -f 'cs %w %c' -o "$T/ctx.out" \
+		$(client_args "$path") --label "$EC_TASK" --mech ecdsa \
+		--in "$T/digest" --count "$CTX_N" >"$T/client.out" 2>&1 &
+	cpid=$!
+	while kill -0 "$cpid" 2>/dev/null; do
+		[ "$path" = b ] && ctx_poll "$STINTD_PID"
+		read -rt 0.02 -u "$SLEEP_FD" || true
+	done
+	wait "$cpid" || { cat "$T/client.out" >&2; fail "path ($path): client failed"; }
+	[ "$path" = b ] && ctx_poll "$STINTD_PID"
+	s1=$(ctx_sum)
+	CS_CV[$path]="${CS_CV[$path]:-} $(awk -v n="$CTX_N" '$1 == "cs" { printf "%.3f", $2 / n }' "$T/ctx.out")"
+	CS_CN[$path]="${CS_CN[$path]:-} $(awk -v n="$CTX_N" '$1 == "cs" { printf "%.3f", $3 / n }' "$T/ctx.out")"
+	# shellcheck disable=SC2086
+	set -- $s0 $s1
+	CS_SV[$path]="${CS_SV[$path]:-} $(awk -v a="$1" -v b="$3" -v n="$CTX_N" 'BEGIN { printf "%.3f", (b - a) / n }')"
+	CS_SN[$path]="${CS_SN[$path]:-} $(awk -v a="$2" -v b="$4" -v n="$CTX_N" 'BEGIN { printf "%.3f", (b - a) / n }')"
+}
+
+# A descriptor that never has data: read -t on it sleeps without a process.
+exec {SLEEP_FD}<> <(:)
+printf 'context switches per ECDSA P-256 signature (%d runs of %d signatures) ' "$CPU_RUNS" "$CTX_N"
+for ((r = 0; r < CPU_RUNS; r++)); do
+	for p in a b; do
+		ctx "$p"
+		printf '.'
+	done
+done
+echo
+
 # --- 2. instructions per signature, callgrind -----------------------------------
 
 stintd_stop
@@ -250,7 +344,8 @@ count()
 	case $path in
 	b)
 		callgrind_control -d "$STINTD_PID" >/dev/null 2>&1
-		f=$(ls -t "$CG"/stintd."$STINTD_PID".* 2>/dev/null | head -1)
+		# The latest dump by its number (ls -t ties within a second).
+		f=$(ls -v "$CG"/stintd."$STINTD_PID".* 2>/dev/null | tail -1)
 		[ -n "$f" ] || fail "no callgrind dump of stintd"
 		SERVER_IR=$(cg_total "$f")
 		if [ -n "${BENCH_INSTR_KEEP:-}" ]; then
@@ -327,6 +422,17 @@ if [ -n "$SYS_B" ]; then
 	echo "  (b) client:  $SYS_B"
 	echo "  (b) stintd:  $SYS_D"
 fi
+
+echo
+echo "== Context switches per signature, ECDSA P-256, one client (median of $CPU_RUNS x $CTX_N; voluntary / non-voluntary) =="
+printf '  %-34s %17s   %s\n' path "client vol / nonvol" "stintd (all threads) vol / nonvol"
+for p in a b; do
+	# shellcheck disable=SC2086
+	printf '  %-34s %8s / %-8s %8s / %s\n' "$(label "$p")" \
+		"$(median3 ${CS_CV[$p]})" "$(median3 ${CS_CN[$p]})" \
+		"$([ "$p" = b ] && median3 ${CS_SV[$p]} || echo -)" \
+		"$([ "$p" = b ] && median3 ${CS_SN[$p]} || echo -)"
+done
 
 echo
 echo "== Instructions per signature, ECDSA P-256, one client (callgrind, user space) =="

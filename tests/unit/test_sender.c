@@ -2,8 +2,11 @@
  * attest/sender.c over real sockets and real processes: frames from the
  * connecting process are read (whole, split, pipelined, larger than the
  * read-ahead); a frame or part of one written by another process, or one
- * that carries descriptors, is refused naming the sender.
+ * that carries descriptors, is refused naming the sender. The waiting
+ * read (stint_sender_frame_wait, stintd's: no poll() per request) checks
+ * its first bytes alike and ends an idle wait at the socket's SO_RCVTIMEO.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -312,6 +315,87 @@ test_limits(void **state)
 	conn_free(c);
 }
 
+/* Writes "first" 50 ms later, from another thread of this process. */
+static void *
+late_frame(void *arg)
+{
+	struct conn *c = arg;
+	uint8_t a[] = "first";
+
+	usleep(50000);
+	put_frame(c->sv[1], a, sizeof(a));
+	return NULL;
+}
+
+static int
+wait_frame(struct conn *c, uint8_t **body, size_t *len,
+	   struct stint_sender *who)
+{
+	return stint_sender_frame_wait(c->sv[0], STINT_FRAME_MAX, 100, 2000,
+				       &c->ref, body, len, who);
+}
+
+/* stint_sender_frame_wait: pipelined frames, one from the read-ahead; an
+ * idle wait ended after idle_ms; a frame that comes while it waits; another
+ * process's bytes refused on the first read; a close before a frame is
+ * IO. */
+static void
+test_wait(void **state)
+{
+	uint8_t a[] = "first", b[] = "second";
+	uint8_t frame[] = {0, 0, 0, 3, 'a', 'b', 'c'};
+	struct conn *c = conn_new();
+	struct stint_sender who;
+	uint8_t *body;
+	size_t len;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	put_frame(c->sv[1], a, sizeof(a));
+	put_frame(c->sv[1], b, sizeof(b));
+	assert_int_equal(wait_frame(c, &body, &len, &who), 0);
+	assert_int_equal(len, sizeof(a));
+	assert_memory_equal(body, a, len);
+	free(body);
+	assert_true(stint_sender_buffered(&c->ref));
+	assert_int_equal(wait_frame(c, &body, &len, &who), 0);
+	assert_int_equal(len, sizeof(b));
+	assert_memory_equal(body, b, len);
+	free(body);
+	/* Nothing comes: the idle wait ends. */
+	assert_int_equal(wait_frame(c, &body, &len, &who), STINT_WIRE_TIMEOUT);
+	assert_null(body);
+	/* A frame that comes while it waits (a thread of this process). */
+	{
+		pthread_t t;
+
+		assert_int_equal(pthread_create(&t, NULL, late_frame, c), 0);
+		assert_int_equal(stint_sender_frame_wait(
+					 c->sv[0], STINT_FRAME_MAX, 5000, 2000,
+					 &c->ref, &body, &len, &who),
+				 0);
+		assert_int_equal(len, sizeof(a));
+		free(body);
+		assert_int_equal(pthread_join(t, NULL), 0);
+	}
+	/* Another process's frame, on the waiting read itself. */
+	pid = child_writes(c->sv[1], frame, sizeof(frame));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(wait_frame(c, &body, &len, &who),
+			 STINT_SENDER_MISMATCH);
+	assert_null(body);
+	assert_int_equal(who.pid, pid);
+	if (who.pidfd >= 0)
+		close(who.pidfd);
+	conn_free(c);
+	c = conn_new();
+	close(c->sv[1]);
+	c->sv[1] = -1;
+	assert_int_equal(wait_frame(c, &body, &len, &who), STINT_WIRE_IO);
+	conn_free(c);
+}
+
 int
 main(void)
 {
@@ -322,6 +406,7 @@ main(void)
 		cmocka_unit_test(test_descriptors_refused),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_gone_at_accept),
+		cmocka_unit_test(test_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
