@@ -202,7 +202,8 @@ static const char *const stmt_sql[S_N] = {
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",
 	[S_TASK_GATE] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
-	[S_TASK_USE] = "UPDATE tasks SET used_sigs = used_sigs + 1"
+	/* budget: ?2 is 1, or a block reserved ahead (budget.h) */
+	[S_TASK_USE] = "UPDATE tasks SET used_sigs = used_sigs + ?2"
 		       " WHERE id = ?1 AND state = 'live'",
 	[S_TASK_ADD_SIGS] = "UPDATE tasks SET used_sigs = used_sigs + ?2"
 			    " WHERE id = ?1",
@@ -275,6 +276,10 @@ static const char *const stmt_sql[S_N] = {
 			" WHERE t.parent_id <> '')"
 			" SELECT " TASK_COLS ", " TASK_BLOB_COLS " FROM tasks"
 			" WHERE id IN (SELECT id FROM sub) ORDER BY depth, id",
+	/* budget: a live task's unused reservation ?2 given back, never
+	 * below its actual count ?3 */
+	[S_TASK_UNRESERVE] = "UPDATE tasks SET used_sigs = max(?3, used_sigs"
+			     " - ?2) WHERE id = ?1 AND state = 'live'",
 };
 
 void
