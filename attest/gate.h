@@ -9,7 +9,8 @@
  * agents and live tasks when it can (no SQLite call for an unbudgeted
  * task, nor for a budgeted one inside its reservation), and from the
  * database for a task that is not live, a budgeted one at the end of its
- * reservation, or while the index is unavailable. Thread-safe: runs under the store's mutex.
+ * reservation, or while the index is unavailable. Thread-safe: runs under the
+ * store's mutex.
  */
 #ifndef STINT_ATTEST_GATE_H
 #define STINT_ATTEST_GATE_H
