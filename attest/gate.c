@@ -325,6 +325,16 @@ gate_budget_settle(struct stint_store *s, const char *id)
 	return e != NULL ? settle_entry(s, e) : 0;
 }
 
+uint64_t
+gate_budget_unused(struct stint_store *s, const char *id)
+{
+	struct task_entry *e = gate_idx_task_find(&s->idx, id);
+
+	if (e == NULL || e->max_sigs == 0)
+		return 0;
+	return stint_budget_unused(e->used_sigs, e->mark);
+}
+
 int
 gate_budget_settle_all(struct stint_store *s, const char *agent)
 {

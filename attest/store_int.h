@@ -199,6 +199,8 @@ void gate_idx_tasks_del_agent(struct gate_index *ix, const char *agent);
  * nothing to settle. The entry's mark follows at once: a rollback leaves
  * the row with the higher mark, which only loses unused reservations. */
 int gate_budget_settle(struct stint_store *s, const char *id);
+/* An indexed budgeted task's reservation beyond its count (0: none). */
+uint64_t gate_budget_unused(struct stint_store *s, const char *id);
 /* Every indexed task of agent (NULL: every one); -1 when one failed. */
 int gate_budget_settle_all(struct stint_store *s, const char *agent);
 /* A task read for display: its pending count (no budget), or the count

@@ -242,11 +242,14 @@ static const char *const stmt_sql[S_N] = {
 			    " ORDER BY name",
 	[S_OPERATOR_DELETE] = "DELETE FROM operators WHERE name = ?1",
 	/* deleg: a child's budget comes out of its live parent's (?2 may
-	 * be 0: the parent only has to be live, before ?3) */
+	 * be 0: the parent only has to be live, before ?3); budget: ?4 is
+	 * the parent's unused reservation (budget.h), given back in the
+	 * same change, so the check is against its actual count */
 	[S_TASK_RESERVE] =
-		"UPDATE tasks SET used_sigs = used_sigs + ?2"
+		"UPDATE tasks SET used_sigs = used_sigs - ?4 + ?2"
 		" WHERE id = ?1 AND state = 'live' AND not_after > ?3"
-		" AND (max_sigs = 0 OR used_sigs + ?2 <= max_sigs)",
+		" AND used_sigs >= ?4"
+		" AND (max_sigs = 0 OR used_sigs - ?4 + ?2 <= max_sigs)",
 	/* deleg: an ended child ?1 gives what it did not use back to its
 	 * parent, once (its reserved becomes 0) */
 	[S_TASK_GIVE_BACK] =

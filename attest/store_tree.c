@@ -29,17 +29,13 @@ store_tree_reserve_locked(struct stint_store *s, const struct stint_task *t,
 		store_db_err(s, "cannot store task", err, errlen);
 		return STINT_STORE_ERROR;
 	}
-	/* budget: the parent's unused reservation is not spent: its actual
-	 * count is what the child's reservation is checked against */
-	if (gate_budget_settle(s, t->parent_id) != 0) {
-		store_db_err(s, "cannot reserve the budget", err, errlen);
-		store_tx_rollback(s);
-		return STINT_STORE_ERROR;
-	}
 	st = store_stmt(s, S_TASK_RESERVE);
 	sqlite3_bind_text(st, 1, t->parent_id, -1, SQLITE_STATIC);
 	store_bind_u64(st, 2, t->reserved);
 	sqlite3_bind_int64(st, 3, t->created);
+	/* budget: the parent's unused reservation is not spent; the entry
+	 * takes the row's count once this commits (idx_refresh_locked) */
+	store_bind_u64(st, 4, gate_budget_unused(s, t->parent_id));
 	rc = sqlite3_step(st);
 	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {

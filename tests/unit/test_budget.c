@@ -201,8 +201,14 @@ test_delegation(void **state)
 	add_agent(f, "sub", 1001, -1);
 	add_task(f, "t-p", "lead", 20);
 	sign_n(f, "t-p", 1000, 3, STINT_OK); /* mark 8 */
-	/* 3 + 15 fits 20; 8 + 15 would not */
 	snprintf(t.parent_id, sizeof(t.parent_id), "%s", "t-p");
+	/* Refused (3 + 18 > 20): the parent keeps its count and its mark. */
+	t.reserved = 18;
+	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
+			 STINT_STORE_NOT_FOUND);
+	assert_int_equal(used_sigs(f, "t-p"), 3);
+	assert_int_equal(db_used(f, "t-p"), BLOCK);
+	/* 3 + 15 fits 20; 8 + 15 would not */
 	t.reserved = 15;
 	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
 			 STINT_STORE_OK);
