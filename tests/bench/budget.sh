@@ -54,6 +54,10 @@ if [ -n "${BENCH_AB_BUILD:-}" ] && [ -z "${BENCH_ONE:-}" ]; then
 	done
 	echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (at end)"
 	for b in A B; do
+		printf '%s state.db writes per 500 budgeted signatures: %s\n' $b \
+			"$(cat "$out"/$b.* | sed -n 's/.*state_db_writes_per_500_budgeted=//p' | median)"
+	done
+	for b in A B; do
 		for c in 1 2; do
 			cat "$out"/$b.* | awk -v c=$c '$1 == "round" && $3 == "clients=" c' >"$out/$b.c$c"
 			printf '%s clients=%d median: unbudgeted=%s/s budgeted=%s/s ratio=%s cpu_us unbudgeted=%s budgeted=%s\n' \
@@ -126,6 +130,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			"load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$T/rounds"
 	done
 done
+# Writes to state.db and its WAL over 500 budgeted signatures (strace;
+# the same whatever the load): once per block, or per signature before.
+if command -v strace >/dev/null 2>&1; then
+	strace -f -qq -y -e trace=pwrite64,write,fdatasync,fsync \
+		-o "$T/strace.out" -p "$STINTD_PID" 2>/dev/null &
+	st=$!
+	sleep 1
+	p11client --token bench --label "$budget_t" --mech ecdsa \
+		--in "$T/digest" --count 500 >/dev/null 2>&1 || fail "500 signatures under strace"
+	sleep 0.5
+	kill -INT "$st"
+	wait "$st" 2>/dev/null
+	echo "round ${BENCH_ROUND_NO:-0} state_db_writes_per_500_budgeted=$(grep -c 'state\.db' "$T/strace.out")"
+fi
 if [ -z "${BENCH_ONE:-}" ]; then
 	for c in 1 2; do
 		awk -v c=$c '$3 == "clients=" c' "$T/rounds" >"$T/c"
