@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "attest/budget.h"
+#include "attest/config.h"
 #include "tests/unit/store_fixture.h"
 
 #define BLOCK 8
@@ -44,6 +45,50 @@ test_step(void **state)
 	assert_int_equal(stint_budget_unused(3, 8), 5);
 	assert_int_equal(stint_budget_unused(8, 8), 0);
 	assert_int_equal(stint_budget_unused(9, 8), 0);
+}
+
+/* [stintd] budget_block: default 64, 1 to 65536, anything else refused
+ * naming the key. */
+static int
+load_block(const char *value, struct stint_config *cfg, char *err,
+	   size_t errlen)
+{
+	char dir[] = "/tmp/stint-test-budget.XXXXXX", path[64];
+	FILE *fp;
+	int r;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/stint.conf", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	if (value != NULL)
+		fprintf(fp, "[stintd]\nbudget_block = %s\n", value);
+	fclose(fp);
+	r = stint_config_load(path, cfg, err, errlen);
+	unlink(path);
+	rmdir(dir);
+	return r;
+}
+
+static void
+test_config_key(void **state)
+{
+	static const char *const bad[] = {"0", "65537", "-1", "8x", ""};
+	struct stint_config cfg;
+	char err[512];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(load_block(NULL, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.budget_block, STINT_BUDGET_BLOCK_DEFAULT);
+	assert_int_equal(load_block("1", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.budget_block, 1);
+	assert_int_equal(load_block("65536", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.budget_block, 65536);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(load_block(bad[i], &cfg, err, sizeof(err)),
+				 -1);
+		assert_non_null(strstr(err, "budget_block"));
+	}
 }
 
 static int
@@ -238,6 +283,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_step),
+		cmocka_unit_test(test_config_key),
 		cmocka_unit_test_setup_teardown(test_blocks, setup_block,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_settle, setup_block,
