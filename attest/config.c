@@ -24,6 +24,7 @@
 #include <ini.h>
 #include <openssl/crypto.h>
 
+#include "attest/budget.h"
 #include "attest/cert_ext.h"
 #include "attest/config.h"
 #include "stint/wire.h"
@@ -66,6 +67,7 @@ enum key_id {
 	K_AUDIT_COUNTER_INDEX, /* nv */
 	K_AGENTS_MODE,         /* prov: files-only | both */
 	K_OPERATORS_DIR,       /* prov */
+	K_BUDGET_BLOCK,        /* budget */
 	K_N,
 };
 
@@ -105,6 +107,7 @@ static const struct {
 	[K_AUDIT_COUNTER_INDEX] = {"backend", "audit_counter_index"},
 	[K_AGENTS_MODE] = {"stintd", "agents"},
 	[K_OPERATORS_DIR] = {"stintd", "operators_dir"},
+	[K_BUDGET_BLOCK] = {"stintd", "budget_block"},
 };
 
 struct parse_ctx {
@@ -516,6 +519,28 @@ set_exe_hash_max(struct parse_ctx *c, const char *value, uint64_t *dst)
 	return 1;
 }
 
+/* [stintd] budget_block: 1 to STINT_BUDGET_BLOCK_MAX (budget.h). */
+static int
+set_budget_block(struct parse_ctx *c, const char *value, uint32_t *dst)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+	    v < 1 || v > STINT_BUDGET_BLOCK_MAX) {
+		ctx_error(c,
+			  "bad budget_block '%s': use a number of signatures "
+			  "from 1 to %u (default %u; 1 commits each)",
+			  value, STINT_BUDGET_BLOCK_MAX,
+			  STINT_BUDGET_BLOCK_DEFAULT);
+		return 0;
+	}
+	*dst = (uint32_t)v;
+	return 1;
+}
+
 static int
 apply_limit_key(struct parse_ctx *c, enum key_id k, const char *value)
 {
@@ -533,6 +558,8 @@ apply_limit_key(struct parse_ctx *c, enum key_id k, const char *value)
 					    &cfg->audit.refusal_interval);
 	case K_EXE_HASH_MAX:
 		return set_exe_hash_max(c, value, &cfg->exe_hash_max);
+	case K_BUDGET_BLOCK:
+		return set_budget_block(c, value, &cfg->budget_block);
 	default:
 		return 0;
 	}
@@ -731,6 +758,7 @@ apply_key(struct parse_ctx *c, enum key_id k, const char *value)
 	case K_MAX_CONNECTIONS_PER_UID:
 	case K_REFUSAL_INTERVAL:
 	case K_EXE_HASH_MAX:
+	case K_BUDGET_BLOCK:
 		return apply_limit_key(c, k, value);
 	case K_AUDIT_FORWARD:
 	case K_AUDIT_FORWARD_SOCKET:
@@ -825,6 +853,7 @@ config_defaults(struct stint_config *cfg)
 	cfg->max_connections = 1024;
 	cfg->max_connections_per_uid = 256;
 	cfg->exe_hash_max = 256ULL * 1024 * 1024;
+	cfg->budget_block = STINT_BUDGET_BLOCK_DEFAULT;
 	cfg->audit.refusal_interval = 10;
 	snprintf(cfg->run.cgroup_parent, sizeof(cfg->run.cgroup_parent),
 		 "/stint");

@@ -59,6 +59,9 @@ struct stint_config {
 	 * to fit its open-file limit. */
 	uint32_t max_connections;         /* default 1024, 16 to 65536 */
 	uint32_t max_connections_per_uid; /* default 256, 1 to 65536 */
+	/* budget: signatures a budgeted task reserves per committed write
+	 * to state.db (budget.h); default 64, 1 commits each signature */
+	uint32_t budget_block;
 	/* Executables larger than this are not hashed (peer.h); bytes,
 	 * default 256 MiB, 0: never hash. */
 	uint64_t exe_hash_max;

@@ -16,7 +16,8 @@
  * committed, is as authoritative as the tables (see "the gate's index" below).
  * SQLite is still asked when the index cannot answer: a task it does not hold
  * (ended, unknown, or not indexed for lack of memory), and the committed
- * increment of a budgeted task.
+ * reservation of a budgeted task's next block of signatures (budget.h:
+ * inside a block a budgeted task is counted in memory too).
  */
 
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "attest/bind.h"
+#include "attest/budget.h"
 #include "attest/gate.h"
 #include "attest/policy.h"
 #include "attest/store_int.h"
@@ -240,6 +242,7 @@ gate_idx_task_put(struct gate_index *ix, const struct stint_task *t)
 	e->not_after = t->not_after;
 	e->max_sigs = t->max_sigs;
 	e->used_sigs = t->used_sigs;
+	e->mark = t->used_sigs; /* budget: the row's count is the mark */
 	e->agent_id = t->agent_id;
 	e->n_mechs = t->n_mechs;
 	memcpy(e->mechs, t->mechs, t->n_mechs * sizeof(e->mechs[0]));
@@ -287,6 +290,78 @@ gate_idx_tasks_del_agent(struct gate_index *ix, const char *agent)
 			}
 		}
 	}
+}
+
+/* ---- budget: reservations settled (budget.h) ----------------------------- */
+
+static int
+settle_entry(struct stint_store *s, struct task_entry *e)
+{
+	uint64_t unused = stint_budget_unused(e->used_sigs, e->mark);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (e->max_sigs == 0 || unused == 0)
+		return 0;
+	st = store_stmt(s, S_TASK_UNRESERVE);
+	sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+	store_bind_u64(st, 2, unused);
+	store_bind_u64(st, 3, e->used_sigs);
+	rc = sqlite3_step(st);
+	store_stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		store_db_log(s, "signature reservation");
+		return -1;
+	}
+	e->mark = e->used_sigs;
+	return 0;
+}
+
+int
+gate_budget_settle(struct stint_store *s, const char *id)
+{
+	struct task_entry *e = gate_idx_task_find(&s->idx, id);
+
+	return e != NULL ? settle_entry(s, e) : 0;
+}
+
+uint64_t
+gate_budget_unused(struct stint_store *s, const char *id)
+{
+	struct task_entry *e = gate_idx_task_find(&s->idx, id);
+
+	if (e == NULL || e->max_sigs == 0)
+		return 0;
+	return stint_budget_unused(e->used_sigs, e->mark);
+}
+
+int
+gate_budget_settle_all(struct stint_store *s, const char *agent)
+{
+	struct task_entry *e;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < s->idx.n_buckets; i++)
+		for (e = s->idx.buckets[i]; e != NULL; e = e->next)
+			if ((agent == NULL || strcmp(e->agent, agent) == 0) &&
+			    settle_entry(s, e) != 0)
+				r = -1;
+	return r;
+}
+
+void
+gate_used_apply(struct stint_store *s, struct stint_task *t)
+{
+	struct task_entry *e;
+
+	if (t->max_sigs != 0 && t->state == STINT_TASK_LIVE &&
+	    (e = gate_idx_task_find(&s->idx, t->id)) != NULL &&
+	    e->max_sigs != 0) {
+		t->used_sigs = e->used_sigs;
+		return;
+	}
+	t->used_sigs += gate_pending_get(s, t->id);
 }
 
 /* Fills the gate's out-parameter from an entry: no blobs, no intent. */
@@ -469,6 +544,10 @@ gate_idx_rebuild(struct stint_store *s)
 {
 	struct gate_index fresh;
 
+	/* budget: the counts the index holds go to the rows first; should
+	 * that fail, the rows' marks count as used. */
+	if (s->idx.valid)
+		(void)gate_budget_settle_all(s, NULL);
 	gate_idx_free(&s->idx);
 	if (idx_load(s, &fresh) != 0)
 		return -1;
@@ -508,6 +587,22 @@ req_now(const struct stint_gate_req *req)
 	return (int64_t)req->now.tv_sec;
 }
 
+/* budget: how much a budgeted task's row is raised by when its count has
+ * reached its reservation: a block when the index holds the task and
+ * agrees with the row (its count equal to the mark), else 1 (without an
+ * entry nothing counts the block's signatures in memory). */
+static uint64_t
+reserve_step(struct stint_store *s, const struct stint_task *task)
+{
+	struct task_entry *e = gate_idx_task_find(&s->idx, task->id);
+
+	if (e == NULL || e->max_sigs == 0 || e->used_sigs != e->mark ||
+	    e->mark != task->used_sigs)
+		return 1;
+	return stint_budget_step(task->used_sigs, task->max_sigs,
+				 s->budget_block);
+}
+
 /*
  * One pass of the SIGN gate inside one transaction. A read transaction
  * suffices unless the task has a budget and the policy allows: then
@@ -523,6 +618,7 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 	struct stint_task *task = &res->task;
 	struct task_entry *e;
 	sqlite3_stmt *st;
+	uint64_t step = 0; /* budget: what the row's mark was raised by */
 	int ra, rt;
 
 	if (store_run(s, write ? S_BEGIN : S_BEGIN_READ) != 0) {
@@ -561,8 +657,10 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 			store_tx_rollback(s);
 			return GATE_NEEDS_WRITE;
 		}
+		step = reserve_step(s, task);
 		st = store_stmt(s, S_TASK_USE);
 		sqlite3_bind_text(st, 1, task->id, -1, SQLITE_STATIC);
+		store_bind_u64(st, 2, step);
 		if (sqlite3_step(st) != SQLITE_DONE ||
 		    sqlite3_changes(s->db) != 1) {
 			store_stmt_done(st);
@@ -570,7 +668,6 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 			goto fail;
 		}
 		store_stmt_done(st);
-		task->used_sigs++;
 	} else if (res->decision == STINT_OK) {
 		/* No budget: counted in memory, written within a second. */
 		if (pending_add(s, task->id) != 0) {
@@ -582,10 +679,19 @@ gate_once(struct stint_store *s, bool write, const struct stint_gate_req *req,
 	if (store_tx_commit(s) != 0)
 		return -1;
 	/* Committed: an indexed task's count follows (a budgeted one must,
-	 * or the index would allow past the budget). */
-	if (res->decision == STINT_OK &&
-	    (e = gate_idx_task_find(&s->idx, task->id)) != NULL)
+	 * or the index would allow past the budget), and its mark is the
+	 * row's new count. */
+	e = res->decision == STINT_OK ? gate_idx_task_find(&s->idx, task->id)
+				      : NULL;
+	if (step != 0) {
+		if (e != NULL) {
+			e->mark = task->used_sigs + step;
+			e->used_sigs = task->used_sigs + 1;
+		}
+		task->used_sigs++;
+	} else if (e != NULL) {
 		e->used_sigs = task->used_sigs;
+	}
 	return 0;
 fail:
 	store_tx_rollback(s);
@@ -637,8 +743,15 @@ gate_fast(struct stint_store *s, const struct stint_gate_req *req,
 	bind_check(req, res);
 	if (res->decision != STINT_OK || req->check_only)
 		return 0;
-	if (e->max_sigs != 0)
-		return GATE_NEEDS_WRITE;
+	if (e->max_sigs != 0) {
+		/* budget: inside the committed reservation, counted here;
+		 * at its end, gate_once commits the next block first. */
+		if (!stint_budget_in_block(e->used_sigs, e->mark))
+			return GATE_NEEDS_WRITE;
+		e->used_sigs++;
+		res->task.used_sigs = e->used_sigs;
+		return 0;
+	}
 	/* No budget: counted in memory, written within a second. */
 	if (pending_add(s, e->id) != 0) {
 		log_err("out of memory counting signatures");

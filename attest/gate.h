@@ -2,12 +2,15 @@
  * The SIGN gate: for a peer (uid, gid, facts) asking to sign with a task's key,
  * finds the agent the peer acts as and the task, runs stint_policy_sign
  * (policy.c), and when it allows, counts the signature before returning; a
- * budgeted task's increment is committed first (a crash never gives a
- * spent budget back). The decision and reason are those of the database;
- * they are decided from the store's in-memory index of agents and live
- * tasks when it can (no SQLite call for an unbudgeted task), and from the
- * database for a task that is not live, a budgeted one, or while the index
- * is unavailable. Thread-safe: runs under the store's mutex.
+ * budgeted task's count is covered by a reservation committed first, a
+ * block at a time (budget.h: a crash only loses unused reservations, it
+ * never gives a spent budget back). The decision and reason are those of
+ * the database; they are decided from the store's in-memory index of
+ * agents and live tasks when it can (no SQLite call for an unbudgeted
+ * task, nor for a budgeted one inside its reservation), and from the
+ * database for a task that is not live, a budgeted one at the end of its
+ * reservation, or while the index is unavailable. Thread-safe: runs under the
+ * store's mutex.
  */
 #ifndef STINT_ATTEST_GATE_H
 #define STINT_ATTEST_GATE_H

@@ -129,8 +129,10 @@ open_all(struct stintd *d, char *err, size_t errlen)
 	if (stint_store_guard(&d->cfg, d->backend, path, opt_init,
 			      &store_created, err, errlen) != 0)
 		return -1;
-	if (stint_store_open(path, &d->store, err, errlen) != 0 ||
-	    stintd_operators_load(d, err, errlen) != 0)
+	if (stint_store_open(path, &d->store, err, errlen) != 0)
+		return -1;
+	stint_store_set_budget_block(d->store, d->cfg.budget_block);
+	if (stintd_operators_load(d, err, errlen) != 0)
 		return -1;
 	if (stint_audit_open(d->cfg.audit.path, d->cfg.audit.sync, &d->audit,
 			     err, errlen) != 0 ||

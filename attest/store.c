@@ -6,8 +6,9 @@
  * and SQLite replays it on the next open), but the last transactions can be
  * lost on power loss or a kernel crash, because NORMAL does not fsync the
  * WAL on each commit. The signature budget relies on process-crash
- * durability only: used_sigs is incremented and committed before the
- * signature is produced, so a stintd crash never hands a spent budget back.
+ * durability only: a budgeted task's used_sigs is a reservation, raised by
+ * a block and committed before a signature beyond the last one is
+ * produced (budget.h), so a stintd crash never hands a spent budget back.
  * FULL would fsync on every SIGN, which costs more than the signature.
  *
  * Concurrency: one connection, opened SQLITE_OPEN_FULLMUTEX, and the
@@ -69,6 +70,7 @@ stint_store_open(const char *path, struct stint_store **out, char *err,
 		return STINT_STORE_ERROR;
 	}
 	memcpy(s->path, path, strlen(path) + 1);
+	s->budget_block = 1; /* budget: stintd sets [stintd] budget_block */
 	if (pthread_mutex_init(&s->lock, NULL) != 0) {
 		snprintf(err, errlen, "cannot create the store mutex");
 		free(s);
@@ -105,6 +107,15 @@ stint_store_close(struct stint_store *s)
 
 	if (s == NULL)
 		return;
+	/* budget: the actual counts replace the reservations */
+	if (s->db != NULL && s->st[S_N - 1] != NULL &&
+	    (store_tx_begin(s) != 0 || gate_budget_settle_all(s, NULL) != 0 ||
+	     store_tx_commit(s) != 0)) {
+		store_tx_rollback(s);
+		log_warn("%s: unused signature reservations not given back "
+			 "(they count as used)",
+			 s->path);
+	}
 	if (s->db != NULL && s->st[S_N - 1] != NULL &&
 	    gate_pending_flush(s) != 0)
 		log_err("%s: signature counts of %zu tasks not written",
@@ -123,6 +134,14 @@ stint_store_close(struct stint_store *s)
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void
+stint_store_set_budget_block(struct stint_store *s, uint32_t block)
+{
+	pthread_mutex_lock(&s->lock);
+	s->budget_block = block != 0 ? block : 1;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- agents ------------------------------------------------------------ */
@@ -661,6 +680,7 @@ stint_store_agent_remove_tasks(struct stint_store *s, const char *name,
 	if (r != STINT_STORE_OK)
 		goto out;
 	if (agent_live_ids(s, &a, &ids, &count) != 0 ||
+	    gate_budget_settle_all(s, name) != 0 || /* budget */
 	    agent_remove_locked(s, &a, reason, when) != 0) {
 		store_db_log(s, "agent remove");
 		r = STINT_STORE_ERROR;

@@ -110,6 +110,9 @@ struct stint_store;
 int stint_store_open(const char *path, struct stint_store **out, char *err,
 		     size_t errlen);
 void stint_store_close(struct stint_store *s);
+/* budget: signatures a budgeted task reserves per committed write
+ * (budget.h); 1 (the default of a store just opened) commits each. */
+void stint_store_set_budget_block(struct stint_store *s, uint32_t block);
 
 /* Refuses (EXISTS) a name in use, or an agent whose uid, gid and
  * selectors are exactly those of another (no process could tell them

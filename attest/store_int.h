@@ -60,6 +60,7 @@ enum stmt_id {
 	S_TASK_ORPHANS,
 	S_TASK_TREE,
 	S_OPERATOR_UPDATE, /* prov */
+	S_TASK_UNRESERVE,  /* budget: budget.h */
 	S_N,
 };
 
@@ -79,8 +80,11 @@ struct task_entry {
 	bool key_destroyed;
 	int64_t created, not_after;
 	uint64_t max_sigs;
-	uint64_t used_sigs; /* committed + pending */
-	int64_t agent_id;   /* 0: stored without one */
+	uint64_t used_sigs; /* committed + pending; budgeted: the count */
+	/* budget: a budgeted task's reservation, its row's used_sigs
+	 * (budget.h); used_sigs <= mark <= max_sigs */
+	uint64_t mark;
+	int64_t agent_id; /* 0: stored without one */
 	size_t n_mechs;
 	uint64_t mechs[STINT_MECHS_MAX];
 	char id[STINT_TASK_ID_MAX + 1];
@@ -117,6 +121,7 @@ struct stint_store {
 	bool idx_off;         /* stint_gate_index(s, false) */
 	int64_t idx_retry_at; /* next rebuild attempt while !idx.valid */
 	uint64_t gates_fast, gates_sql;
+	uint32_t budget_block; /* budget: signatures reserved per write */
 	char path[4096];
 };
 
@@ -189,5 +194,17 @@ struct task_entry *gate_idx_task_find(const struct gate_index *ix,
 int gate_idx_task_put(struct gate_index *ix, const struct stint_task *t);
 void gate_idx_task_del(struct gate_index *ix, const char *id);
 void gate_idx_tasks_del_agent(struct gate_index *ix, const char *agent);
+/* budget: writes a budgeted live task's actual count over its reservation
+ * (inside the caller's transaction, or autocommit); 0 also when there is
+ * nothing to settle. The entry's mark follows at once: a rollback leaves
+ * the row with the higher mark, which only loses unused reservations. */
+int gate_budget_settle(struct stint_store *s, const char *id);
+/* An indexed budgeted task's reservation beyond its count (0: none). */
+uint64_t gate_budget_unused(struct stint_store *s, const char *id);
+/* Every indexed task of agent (NULL: every one); -1 when one failed. */
+int gate_budget_settle_all(struct stint_store *s, const char *agent);
+/* A task read for display: its pending count (no budget), or the count
+ * the gate holds in memory (budgeted, live and indexed). */
+void gate_used_apply(struct stint_store *s, struct stint_task *t);
 
 #endif

@@ -202,7 +202,8 @@ static const char *const stmt_sql[S_N] = {
 	[S_TASK_GET] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
 		       " FROM tasks WHERE id = ?1",
 	[S_TASK_GATE] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
-	[S_TASK_USE] = "UPDATE tasks SET used_sigs = used_sigs + 1"
+	/* budget: ?2 is 1, or a block reserved ahead (budget.h) */
+	[S_TASK_USE] = "UPDATE tasks SET used_sigs = used_sigs + ?2"
 		       " WHERE id = ?1 AND state = 'live'",
 	[S_TASK_ADD_SIGS] = "UPDATE tasks SET used_sigs = used_sigs + ?2"
 			    " WHERE id = ?1",
@@ -241,11 +242,14 @@ static const char *const stmt_sql[S_N] = {
 			    " ORDER BY name",
 	[S_OPERATOR_DELETE] = "DELETE FROM operators WHERE name = ?1",
 	/* deleg: a child's budget comes out of its live parent's (?2 may
-	 * be 0: the parent only has to be live, before ?3) */
+	 * be 0: the parent only has to be live, before ?3); budget: ?4 is
+	 * the parent's unused reservation (budget.h), given back in the
+	 * same change, so the check is against its actual count */
 	[S_TASK_RESERVE] =
-		"UPDATE tasks SET used_sigs = used_sigs + ?2"
+		"UPDATE tasks SET used_sigs = used_sigs - ?4 + ?2"
 		" WHERE id = ?1 AND state = 'live' AND not_after > ?3"
-		" AND (max_sigs = 0 OR used_sigs + ?2 <= max_sigs)",
+		" AND used_sigs >= ?4"
+		" AND (max_sigs = 0 OR used_sigs - ?4 + ?2 <= max_sigs)",
 	/* deleg: an ended child ?1 gives what it did not use back to its
 	 * parent, once (its reserved becomes 0) */
 	[S_TASK_GIVE_BACK] =
@@ -275,6 +279,10 @@ static const char *const stmt_sql[S_N] = {
 			" WHERE t.parent_id <> '')"
 			" SELECT " TASK_COLS ", " TASK_BLOB_COLS " FROM tasks"
 			" WHERE id IN (SELECT id FROM sub) ORDER BY depth, id",
+	/* budget: a live task's unused reservation ?2 given back, never
+	 * below its actual count ?3 */
+	[S_TASK_UNRESERVE] = "UPDATE tasks SET used_sigs = max(?3, used_sigs"
+			     " - ?2) WHERE id = ?1 AND state = 'live'",
 };
 
 void

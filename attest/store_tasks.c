@@ -227,7 +227,12 @@ store_task_get_locked(struct stint_store *s, enum stmt_id id,
 			    ? STINT_STORE_OK
 			    : STINT_STORE_ERROR;
 		if (r == STINT_STORE_OK) {
-			t->used_sigs += gate_pending_get(s, t->id);
+			/* budget: the gate reads the row's mark, a reader the
+			 * count */
+			if (id == S_TASK_GET)
+				gate_used_apply(s, t);
+			else
+				t->used_sigs += gate_pending_get(s, t->id);
 			tomb_apply(s, t);
 		}
 	} else if (rc == SQLITE_DONE)
@@ -295,7 +300,7 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 	while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (store_read_task(st, &list[count], true) != 0)
 			goto out;
-		list[count].used_sigs += gate_pending_get(s, list[count].id);
+		gate_used_apply(s, &list[count]);
 		tomb_apply(s, &list[count]);
 		if (live_only && list[count].state != STINT_TASK_LIVE) {
 			stint_task_clear(&list[count]);
@@ -380,6 +385,9 @@ stint_store_task_end(struct stint_store *s, const char *id,
 	if (state != STINT_TASK_ENDED && state != STINT_TASK_EXPIRED)
 		return STINT_STORE_ERROR;
 	pthread_mutex_lock(&s->lock);
+	/* budget: the actual count replaces the reservation; should that
+	 * fail, the end goes on (the row keeps the higher mark). */
+	(void)gate_budget_settle(s, id);
 	st = store_stmt(s, S_TASK_END);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, store_state_str(state), -1, SQLITE_STATIC);
@@ -489,6 +497,7 @@ stint_store_agent_tasks_end(struct stint_store *s, const char *agent,
 	int r = STINT_STORE_OK;
 
 	pthread_mutex_lock(&s->lock);
+	(void)gate_budget_settle_all(s, agent); /* budget */
 	st = store_stmt(s, S_AGENT_TASKS_END);
 	sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, when);

@@ -33,6 +33,9 @@ store_tree_reserve_locked(struct stint_store *s, const struct stint_task *t,
 	sqlite3_bind_text(st, 1, t->parent_id, -1, SQLITE_STATIC);
 	store_bind_u64(st, 2, t->reserved);
 	sqlite3_bind_int64(st, 3, t->created);
+	/* budget: the parent's unused reservation is not spent; the entry
+	 * takes the row's count once this commits (idx_refresh_locked) */
+	store_bind_u64(st, 4, gate_budget_unused(s, t->parent_id));
 	rc = sqlite3_step(st);
 	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
@@ -62,7 +65,7 @@ idx_refresh_locked(struct stint_store *s, const char *id)
 		return;
 	if (store_task_get_locked(s, S_TASK_GATE, id, &t) == STINT_STORE_OK &&
 	    t.state == STINT_TASK_LIVE)
-		e->used_sigs = t.used_sigs;
+		e->used_sigs = e->mark = t.used_sigs; /* settled before */
 	else
 		gate_idx_task_del(&s->idx, id);
 }
@@ -125,9 +128,14 @@ static int
 end_one(struct stint_store *s, const char *id, enum stint_task_state state,
 	const char *reason, int64_t when)
 {
-	sqlite3_stmt *st = store_stmt(s, S_TASK_END);
+	struct stint_task t;
+	sqlite3_stmt *st;
 	int rc, changed;
 
+	/* budget: the task's actual count replaces its reservation */
+	if (gate_budget_settle(s, id) != 0)
+		return -1;
+	st = store_stmt(s, S_TASK_END);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, store_state_str(state), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, when);
@@ -136,6 +144,12 @@ end_one(struct stint_store *s, const char *id, enum stint_task_state state,
 	changed = sqlite3_changes(s->db) > 0;
 	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
+		return -1;
+	/* budget: and the parent's, before the give-back lowers it */
+	if (changed &&
+	    (store_task_get_locked(s, S_TASK_GATE, id, &t) != STINT_STORE_OK ||
+	     (t.parent_id[0] != '\0' &&
+	      gate_budget_settle(s, t.parent_id) != 0)))
 		return -1;
 	if (changed && (step_id(s, S_TASK_GIVE_BACK, id) != 0 ||
 			step_id(s, S_TASK_RESERVED_CLEAR, id) != 0))
@@ -255,7 +269,7 @@ stint_store_task_tree(struct stint_store *s, const char *id,
 	store_stmt_done(st);
 	*out = rows;
 	for (i = 0; r == STINT_STORE_OK && i < *n; i++)
-		(*out)[i].used_sigs += gate_pending_get(s, (*out)[i].id);
+		gate_used_apply(s, &(*out)[i]);
 	pthread_mutex_unlock(&s->lock);
 	if (r == STINT_STORE_OK && *n == 0)
 		return STINT_STORE_NOT_FOUND;
