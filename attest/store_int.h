@@ -61,6 +61,8 @@ enum stmt_id {
 	S_TASK_TREE,
 	S_OPERATOR_UPDATE, /* prov */
 	S_TASK_UNRESERVE,  /* budget: budget.h */
+	S_TASK_LIST_LIVE,  /* storeidx */
+	S_TASK_LIST_LIVE_AGENT,
 	S_N,
 };
 

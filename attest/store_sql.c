@@ -123,6 +123,18 @@ static const char *const migrations[] = {
 	/* 8 → 9 (prov): where an operator was declared: '' the CLI, else the
 	 * path of its operators.d file */
 	"ALTER TABLE operators ADD COLUMN source TEXT NOT NULL DEFAULT '';",
+	/* 9 → 10 (storeidx): partial indexes, so that what runs every
+	 * reaper pass and every listing reads what it returns, not every
+	 * task (docs/performance.md, "Token size"): ended tasks whose key
+	 * is not yet destroyed, live tasks with a parent (the orphan
+	 * check), live tasks in id order, by agent and overall. */
+	("CREATE INDEX tasks_key_pending ON tasks(id)"
+	 " WHERE state <> 'live' AND key_destroyed = 0;"
+	 "CREATE INDEX tasks_live_children ON tasks(parent_id, id)"
+	 " WHERE state = 'live' AND parent_id <> '';"
+	 "CREATE INDEX tasks_live_agent ON tasks(agent, id)"
+	 " WHERE state = 'live';"
+	 "CREATE INDEX tasks_live_id ON tasks(id) WHERE state = 'live';"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -211,14 +223,30 @@ static const char *const stmt_sql[S_N] = {
 			" WHERE id > ?1 AND (?2 IS NULL OR agent = ?2)"
 			" AND (?3 = 0 OR (state = 'live' AND not_after > ?4))"
 			" ORDER BY id LIMIT ?5",
+	/* storeidx: S_TASK_LIST of live tasks only, all agents or ?2's,
+	 * through the partial indexes (the planner would otherwise read
+	 * every live task and sort them for each page) */
+	[S_TASK_LIST_LIVE] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
+			     " FROM tasks INDEXED BY tasks_live_id"
+			     " WHERE state = 'live' AND id > ?1"
+			     " AND not_after > ?4 ORDER BY id LIMIT ?5",
+	[S_TASK_LIST_LIVE_AGENT] = "SELECT " TASK_COLS ", " TASK_BLOB_COLS
+				   " FROM tasks INDEXED BY tasks_live_agent"
+				   " WHERE state = 'live' AND agent = ?2"
+				   " AND id > ?1 AND not_after > ?4"
+				   " ORDER BY id LIMIT ?5",
 	[S_TASK_END] = "UPDATE tasks SET state = ?2, ended = ?3, reason = ?4"
 		       " WHERE id = ?1 AND state = 'live'",
 	[S_AGENT_TASKS_END] =
 		"UPDATE tasks SET state = 'ended', ended = ?2,"
 		" reason = ?3 WHERE agent = ?1 AND state = 'live'",
+	/* storeidx: two indexed halves (an OR with state <> 'live' was a
+	 * scan of every task, each reaper pass) */
 	[S_TASKS_DUE] = "SELECT id FROM tasks"
-			" WHERE (state = 'live' AND not_after <= ?1)"
-			" OR (state <> 'live' AND key_destroyed = 0)"
+			" WHERE state = 'live' AND not_after <= ?1"
+			" UNION ALL SELECT id FROM tasks"
+			" INDEXED BY tasks_key_pending"
+			" WHERE state <> 'live' AND key_destroyed = 0"
 			" ORDER BY id",
 	[S_TASK_KEY_DESTROYED] = "UPDATE tasks SET key_destroyed = 1"
 				 " WHERE id = ?1",
@@ -268,9 +296,11 @@ static const char *const stmt_sql[S_N] = {
 		" SELECT t.id FROM tasks t JOIN sub ON t.id = sub.id"
 		" WHERE t.state = 'live' ORDER BY t.depth DESC, t.id",
 	/* deleg: live tasks whose parent is not live (a crash, or a
-	 * state.db that could not commit a cascade) */
+	 * state.db that could not commit a cascade); storeidx: read from
+	 * the index of live tasks that have a parent, not every live task */
 	[S_TASK_ORPHANS] =
-		"SELECT c.id FROM tasks c WHERE c.state = 'live'"
+		"SELECT c.id FROM tasks c INDEXED BY tasks_live_children"
+		" WHERE c.state = 'live'"
 		" AND c.parent_id <> '' AND NOT EXISTS (SELECT 1 FROM tasks p"
 		" WHERE p.id = c.parent_id AND p.state = 'live') ORDER BY c.id",
 	/* deleg: ?1 and its descendants (any state), shallowest first */

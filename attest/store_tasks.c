@@ -289,7 +289,10 @@ stint_store_task_list(struct stint_store *s, const char *agent, bool live_only,
 	if (list == NULL)
 		return STINT_STORE_ERROR;
 	pthread_mutex_lock(&s->lock);
-	st = store_stmt(s, S_TASK_LIST);
+	/* storeidx: live tasks through their own indexes */
+	st = store_stmt(s, !live_only      ? S_TASK_LIST
+			   : agent != NULL ? S_TASK_LIST_LIVE_AGENT
+					   : S_TASK_LIST_LIVE);
 	sqlite3_bind_text(st, 1, cursor != NULL ? cursor : "", -1,
 			  SQLITE_STATIC);
 	if (agent != NULL)

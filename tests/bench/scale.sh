@@ -23,7 +23,9 @@
 # a slow build takes long, e.g. "10 500 2000"), BENCH_SCALE_N (30),
 # BENCH_SCALE_TRACE (1), BENCH_SCALE_STRACE_DIR (unset; a directory to keep
 # strace's table for each L in), BENCH_SCALE_REMOVE (1: time the agent
-# removal), BENCH_SCALE_REMOVE_MAX (3600 s: give up waiting for it).
+# removal), BENCH_SCALE_REMOVE_MAX (3600 s: give up waiting for it),
+# BENCH_SCALE_REMOVE_TRACE (0; 1: count stintd's syscalls per removed task
+# with strace, which slows the removal down).
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
 
 SIZES=${BENCH_SCALE_SIZES:-10 1000 5000}
@@ -78,7 +80,9 @@ cycles_syscalls()
 	kill -INT "$sp" 2>/dev/null
 	wait "$sp" 2>/dev/null
 	[ -z "${BENCH_SCALE_STRACE_DIR:-}" ] || cp "$T/strace.out" "$BENCH_SCALE_STRACE_DIR/strace-$1.txt"
-	awk -v n=$n '$NF == "total" { printf "%d", $(NF - 2) / n }' "$T/strace.out"
+	# all syscalls / pread64 (SQLite reading state.db) per cycle
+	awk -v n=$n '$NF == "total" { t = $4 } $NF == "pread64" { p = $4 }
+		END { printf "%d / %d", t / n, p / n }' "$T/strace.out"
 }
 
 rows=()
@@ -98,12 +102,12 @@ for L in $SIZES; do
 	sc=-
 	[ "$TRACE" = 1 ] && sc=$(cycles_syscalls "$L")
 	: "${first_s:=$s}" "${first_e:=$e}" "${first_p:=$pe}"
-	rows+=("$(printf '| %6s | %8s | %8s | %8s | %8s | %5.1fx | %5.1fx | %5.1fx | %7s | %5s s | %s |' \
+	rows+=("$(printf '| %6s | %8s | %8s | %8s | %8s | %5.1fx | %5.1fx | %5.1fx | %13s | %5s s | %s |' \
 		"$L" "$s" "$e" "$ps" "$pe" \
 		"$(echo "$s / $first_s" | bc -l)" "$(echo "$e / $first_e" | bc -l)" \
 		"$(echo "$pe / $first_p" | bc -l)" "$sc" "$tf" "$(cut -d' ' -f1 /proc/loadavg)")")
 done
-echo "| live L | start p50 ms (in a row) | end p50 ms | paced start p50 | paced end p50 | start vs first | end vs first | paced end vs first | syscalls per paced start+end | fill time | load |"
+echo "| live L | start p50 ms (in a row) | end p50 ms | paced start p50 | paced end p50 | start vs first | end vs first | paced end vs first | syscalls / pread64 per paced start+end | fill time | load |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 # destroyed_fill: key-destroy records for agent fill so far.
@@ -113,6 +117,13 @@ if [ "$REMOVE" = 1 ]; then
 	# (each audited as key-destroy), so the time is taken from the audit
 	# log: until the last of the agent's keys is gone.
 	d0=$(destroyed_fill)
+	# BENCH_SCALE_REMOVE_TRACE=1: stintd's syscalls during the removal
+	# (strace -f -c; slows it down, so the time is then not comparable)
+	if [ "${BENCH_SCALE_REMOVE_TRACE:-0}" = 1 ]; then
+		strace -f -c -o "$T/strace-remove.out" -p "$STINTD_PID" 2>/dev/null &
+		rsp=$!
+		sleep 1
+	fi
 	t0=$(date +%s.%N)
 	stint agent remove fill >"$T/remove.out" 2>&1
 	until [ "$(($(destroyed_fill) - d0))" -ge "$live" ]; do
@@ -121,6 +132,14 @@ if [ "$REMOVE" = 1 ]; then
 		sleep 0.2
 	done
 	t1=$(date +%s.%N)
+	if [ -n "${rsp:-}" ]; then
+		kill -INT "$rsp" 2>/dev/null
+		wait "$rsp" 2>/dev/null
+		echo "  stintd's syscalls during the removal, per task:"
+		awk -v n="$live" '$4 ~ /^[0-9]+$/ && $4 / n >= 1 {
+			printf "    %-16s %8.1f\n", $NF, $4 / n }' "$T/strace-remove.out"
+		[ -z "${BENCH_SCALE_STRACE_DIR:-}" ] || cp "$T/strace-remove.out" "$BENCH_SCALE_STRACE_DIR/strace-remove.txt"
+	fi
 	printf '  stint agent remove fill: %s live tasks ended and their keys destroyed in %.1f s, %.1f ms per task\n' \
 		"$live" "$(echo "$t1 - $t0" | bc -l)" "$(echo "($t1 - $t0) * 1000 / $live" | bc -l)"
 fi

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "attest/store_int.h" /* storeidx: the statements' counters */
 #include "tests/unit/store_fixture.h"
 
 /* ---- agents ------------------------------------------------------------ */
@@ -732,6 +733,144 @@ test_migrate_v1(void **state)
 	stint_task_clear(&t);
 }
 
+/* ---- rows read as the store grows (storeidx) --------------------------- */
+
+/* Virtual machine steps of one statement since the last call. */
+static int
+vm_steps(struct fixture *f, enum stmt_id id)
+{
+	return sqlite3_stmt_status(f->s->st[id], SQLITE_STMTSTATUS_VM_STEP, 1);
+}
+
+/* The steps of the reaper's two queries and of one agent's live listing,
+ * with one result each: a due task, an orphan, the agent's task. */
+static void
+reaper_steps(struct fixture *f, int *due, int *orphans, int *list)
+{
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	struct stint_task *tasks = NULL;
+	size_t n = 0;
+
+	(void)vm_steps(f, S_TASKS_DUE);
+	assert_int_equal(stint_store_tasks_due(f->s, NOW, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "t-due");
+	free(ids);
+	*due = vm_steps(f, S_TASKS_DUE);
+	(void)vm_steps(f, S_TASK_ORPHANS);
+	assert_int_equal(stint_store_tree_orphans(f->s, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "t-orphan");
+	free(ids);
+	*orphans = vm_steps(f, S_TASK_ORPHANS);
+	(void)vm_steps(f, S_TASK_LIST_LIVE_AGENT);
+	assert_int_equal(stint_store_task_list(f->s, "probe", true, NOW, "", 16,
+					       &tasks, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(tasks[0].id, "t-probe");
+	stint_store_task_list_free(tasks, n);
+	*list = vm_steps(f, S_TASK_LIST_LIVE_AGENT);
+}
+
+/* What the reaper asks every second (due tasks, orphans) and an agent's
+ * listing read what they return, not every task: their work stays flat
+ * from 10 to 2,000 other tasks (a scan of tasks grew with each row). */
+static void
+test_reaper_reads_flat(void **state)
+{
+	struct fixture *f = *state;
+	int due0, orph0, list0, due1, orph1, list1;
+	char id[32];
+	int i;
+
+	add_task(f, "t-due", "fill", 0);
+	assert_int_equal(
+		stint_store_task_end(f->s, "t-due", STINT_TASK_ENDED, "x", NOW),
+		0);
+	add_task(f, "t-parent", "fill", 10);
+	add_child(f, "t-orphan", "fill", "t-parent", 1, STINT_STORE_OK);
+	/* The parent alone ends (a cascade state.db did not commit). */
+	assert_int_equal(stint_store_task_end(f->s, "t-parent",
+					      STINT_TASK_ENDED, "x", NOW),
+			 0);
+	assert_int_equal(stint_store_task_key_destroyed(f->s, "t-parent"), 0);
+	add_task(f, "t-probe", "probe", 0);
+	for (i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "t-fill-%05d", i);
+		add_task(f, id, "fill", 0);
+	}
+	reaper_steps(f, &due0, &orph0, &list0);
+	for (i = 10; i < 2000; i++) {
+		snprintf(id, sizeof(id), "t-fill-%05d", i);
+		add_task(f, id, "fill", 0);
+		if (i % 4 == 0) { /* history: ended, key destroyed */
+			assert_int_equal(stint_store_task_end(f->s, id,
+							      STINT_TASK_ENDED,
+							      "x", NOW),
+					 0);
+			assert_int_equal(
+				stint_store_task_key_destroyed(f->s, id), 0);
+		}
+	}
+	reaper_steps(f, &due1, &orph1, &list1);
+	print_message("VM steps at 10 / 2,000 tasks: due %d / %d, orphans "
+		      "%d / %d, list %d / %d\n",
+		      due0, due1, orph0, orph1, list0, list1);
+	assert_true(due1 <= due0 + 20);
+	assert_true(orph1 <= orph0 + 20);
+	assert_true(list1 <= list0 + 20);
+}
+
+/* A version 9 state.db (no storeidx indexes) gains them, data intact,
+ * and the reaper's queries answer as before. */
+static void
+test_migrate_v9(void **state)
+{
+	struct fixture *f = *state;
+	char(*ids)[STINT_TASK_ID_MAX + 1] = NULL;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	size_t n = 0;
+
+	add_task(f, "t-live", "a", 0);
+	add_task(f, "t-ended", "a", 0);
+	assert_int_equal(stint_store_task_end(f->s, "t-ended", STINT_TASK_ENDED,
+					      "x", NOW),
+			 0);
+	stint_store_close(f->s);
+	f->s = NULL;
+	/* Version 9 is version 10 without these indexes. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP INDEX tasks_key_pending;"
+				      "DROP INDEX tasks_live_children;"
+				      "DROP INDEX tasks_live_agent;"
+				      "DROP INDEX tasks_live_id;"
+				      "PRAGMA user_version = 9;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	reopen(f);
+	assert_int_equal(sqlite3_prepare_v2(f->s->db,
+					    "SELECT count(*) FROM sqlite_master"
+					    " WHERE type = 'index' AND name IN"
+					    " ('tasks_key_pending',"
+					    " 'tasks_live_children',"
+					    " 'tasks_live_agent',"
+					    " 'tasks_live_id')",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 4);
+	sqlite3_finalize(st);
+	assert_int_equal(stint_store_tasks_due(f->s, NOW + 600, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "t-ended");
+	assert_string_equal(ids[1], "t-live");
+	free(ids);
+}
+
 /* ---- files and schema -------------------------------------------------- */
 
 static void
@@ -771,14 +910,14 @@ test_schema_version(void **state)
 	sqlite3_stmt *st;
 	char err[512] = "";
 
-	/* A fresh database is at the latest version (9: oper, ident, bind,
-	 * aud, prov, deleg, prov's operators), in WAL mode. */
+	/* A fresh database is at the latest version (10: oper, ident, bind,
+	 * aud, prov, deleg, prov's operators, storeidx), in WAL mode. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 9);
+	assert_int_equal(sqlite3_column_int(st, 0), 10);
 	sqlite3_finalize(st);
 	assert_int_equal(
 		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
@@ -797,13 +936,13 @@ test_schema_version(void **state)
 	assert_int_equal(stint_store_open(f->path, &f->s, err, sizeof(err)),
 			 STINT_STORE_ERROR);
 	assert_null(f->s);
-	assert_non_null(
-		strstr(err, "schema version 99 is newer than this stintd (9)"));
+	assert_non_null(strstr(
+		err, "schema version 99 is newer than this stintd (10)"));
 
-	/* Back at version 8 it opens again, data intact. */
+	/* Back at version 10 it opens again, data intact. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL),
+		sqlite3_exec(db, "PRAGMA user_version = 10", NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
@@ -909,6 +1048,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_agent_remove_ends_tasks,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reaper_reads_flat, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v9, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_file_mode, setup,
 						teardown),
