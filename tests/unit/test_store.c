@@ -822,6 +822,51 @@ test_reaper_reads_flat(void **state)
 	assert_true(list1 <= list0 + 20);
 }
 
+/* Whether statement id may read every row of tasks (or of its live
+ * tasks): only what runs once per start-up, status or agent removal. */
+static bool
+may_read_all(enum stmt_id id)
+{
+	return id == S_COUNT_TASKS || id == S_TASKS_LIVE ||
+	       id == S_AGENT_LIVE_IDS || id == S_AGENT_LIVE_END;
+}
+
+/* No statement the store runs per task start, end, SIGN or reaper pass
+ * scans the tasks table or all its live rows (EXPLAIN QUERY PLAN): each
+ * goes through a key or a partial index. */
+static void
+test_statements_use_indexes(void **state)
+{
+	struct fixture *f = *state;
+	const char *detail;
+	sqlite3_stmt *st;
+	char sql[8192];
+	int i;
+
+	for (i = 0; i < S_N; i++) {
+		snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s",
+			 sqlite3_sql(f->s->st[i]));
+		assert_int_equal(
+			sqlite3_prepare_v2(f->s->db, sql, -1, &st, NULL),
+			SQLITE_OK);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			detail = (const char *)sqlite3_column_text(st, 3);
+			if (may_read_all((enum stmt_id)i) ||
+			    strstr(detail, "tasks_key_pending") != NULL ||
+			    strstr(detail, "tasks_live_children") != NULL)
+				continue;
+			if (strncmp(detail, "SCAN tasks", 10) == 0 ||
+			    strncmp(detail, "SCAN c", 6) == 0 ||
+			    strncmp(detail, "SCAN t ", 7) == 0 ||
+			    strstr(detail, "(state=?)") != NULL)
+				fail_msg("statement %d reads every task: %s: "
+					 "%s",
+					 i, detail, sqlite3_sql(f->s->st[i]));
+		}
+		sqlite3_finalize(st);
+	}
+}
+
 /* A version 9 state.db (no storeidx indexes) gains them, data intact,
  * and the reaper's queries answer as before. */
 static void
@@ -1051,6 +1096,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reaper_reads_flat, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_statements_use_indexes,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v9, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_file_mode, setup,
