@@ -21,7 +21,7 @@
 #
 # Knobs: TPMCPU_RUNS (5), TPMCPU_SIGNS (1000), TPMCPU_BASE, TPMCPU_PROFILE,
 # TPMCPU_OUT (a directory to keep the profile in), TPMCPU_UNIX=1 (swtpm on
-# Unix sockets, see below).
+# Unix sockets, see below), TPMCPU_LOADED=N ([backend] tpm_loaded_keys).
 
 INTEG=$(cd "$(dirname "$0")/../integration" && pwd)
 . "$INTEG/lib.sh"
@@ -93,6 +93,10 @@ else
 fi
 echo "tcti: $TCTI"
 tpm_config
+# TPMCPU_LOADED=N: [backend] tpm_loaded_keys (0: load and flush per signature)
+if [ -n "${TPMCPU_LOADED:-}" ]; then
+	sed -i "s/^\[backend\]\$/[backend]\ntpm_loaded_keys = $TPMCPU_LOADED/" "$STINTD_CONF"
+fi
 stintd_start
 p11_env
 agent_add "$AGENT" "$(id -u)"
