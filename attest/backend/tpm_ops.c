@@ -607,17 +607,65 @@ tpm_key_find(struct tpm_backend *b, const char *key_id, struct tpm_keyfile *f,
 	return r == 0 ? 0 : -1;
 }
 
+/*
+ * TPM2_Sign through SAPI (ESAPI's own SYS context), not Esys_Sign. With a
+ * policy or HMAC session in the authorisation area, tpm2-tss 3.2.1's
+ * ESAPI computes a cpHash, an HMAC, an rpHash and a second HMAC per
+ * command, and makes a new OpenSSL library context (OSSL_LIB_CTX_new,
+ * which loads a provider and builds a name map from scratch) for each of
+ * them and for the nonce: ~20 million instructions per signature
+ * (callgrind), about 80% of stintd's CPU per TPM signature. Those HMACs
+ * protect nothing here: the session is neither bound nor salted and the
+ * policy has no PolicyAuthValue, so the HMAC key is empty; the TPM then
+ * accepts an empty HMAC (Part 1, "a NULL string HMAC is allowed"), and
+ * an empty-key response HMAC is one anyone could forge. The policy, the
+ * checks and the session are the TPM's as before: only the host-side
+ * arithmetic is gone. ESAPI never uses this session in an authorisation
+ * area again (the policy commands take it as a handle), so its record
+ * of the session's nonceTPM going stale does not matter.
+ */
+static TSS2_RC
+sign_sys(struct tpm_backend *b, ESYS_TR key, ESYS_TR session,
+	 const TPM2B_DIGEST *digest, const TPMT_SIG_SCHEME *scheme,
+	 TPMT_SIGNATURE *out)
+{
+	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
+				    .hierarchy = TPM2_RH_NULL};
+	TSS2L_SYS_AUTH_COMMAND cmd = {.count = 1};
+	TSS2L_SYS_AUTH_RESPONSE rsp = {.count = 0};
+	TPMS_AUTH_COMMAND *a = &cmd.auths[0];
+	TSS2_SYS_CONTEXT *sys = NULL;
+	TPM2_HANDLE key_h;
+	TSS2_RC rc;
+
+	a->sessionHandle = TPM2_RS_PW; /* host keys: empty password */
+	if ((rc = Esys_GetSysContext(b->esys, &sys)) != TSS2_RC_SUCCESS ||
+	    (rc = Esys_TR_GetTpmHandle(b->esys, key, &key_h)) !=
+		    TSS2_RC_SUCCESS)
+		return rc;
+	if (session != ESYS_TR_PASSWORD) {
+		rc = Esys_TR_GetTpmHandle(b->esys, session, &a->sessionHandle);
+		if (rc != TSS2_RC_SUCCESS)
+			return rc;
+		a->sessionAttributes = TPMA_SESSION_CONTINUESESSION;
+		a->nonce.size = 32; /* the session's hash size, as ESAPI */
+		if (RAND_bytes(a->nonce.buffer, a->nonce.size) != 1)
+			return TSS2_ESYS_RC_GENERAL_FAILURE;
+	}
+	memset(out, 0, sizeof(*out));
+	return Tss2_Sys_Sign(sys, key_h, &cmd, digest, scheme, &ticket, out,
+			     &rsp);
+}
+
 static int
 tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 	 struct stint_backend_sig *sig, char *err, size_t errlen)
 {
 	struct tpm_backend *b = (struct tpm_backend *)base;
 	const char *key_id = req->key_id;
-	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
-				    .hierarchy = TPM2_RH_NULL};
 	ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE;
 	enum tpm_policy_step step = STEP_NONE;
-	TPMT_SIGNATURE *s = NULL;
+	TPMT_SIGNATURE s;
 	bool cached = false;
 	TPMT_SIG_SCHEME scheme;
 	TPM2B_DIGEST digest;
@@ -671,9 +719,8 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 			goto out;
 		}
 	}
-	rc = Esys_Sign(
-		b->esys, key, f.kind == KIND_TASK ? session : ESYS_TR_PASSWORD,
-		ESYS_TR_NONE, ESYS_TR_NONE, &digest, &scheme, &ticket, &s);
+	rc = sign_sys(b, key, f.kind == KIND_TASK ? session : ESYS_TR_PASSWORD,
+		      &digest, &scheme, &s);
 	if (rc != TSS2_RC_SUCCESS) {
 		if (f.kind == KIND_TASK)
 			tpm_psession_reset(b);
@@ -681,9 +728,8 @@ tpm_sign(struct stint_backend *base, const struct stint_backend_sign_req *req,
 		goto out;
 	}
 	sig->len = sig->cap;
-	r = tpm_sig_out(s, sig->ptr, &sig->len, err, errlen);
+	r = tpm_sig_out(&s, sig->ptr, &sig->len, err, errlen);
 out:
-	Esys_Free(s);
 	if (!cached)
 		tpm_flush(b, &key);
 	else if (r != 0)

@@ -141,6 +141,90 @@ out:
 	return ok;
 }
 
+/* TPM2_Sign as stintd sends it (attest/backend/tpm_ops.c, sign_sys):
+ * through SAPI, the policy session with an empty HMAC. */
+static TSS2_RC
+sys_sign_nohmac(ESYS_CONTEXT *esys, ESYS_TR key, ESYS_TR session,
+		TPM2B_DIGEST *digest, TPMT_SIG_SCHEME *scheme,
+		TPMT_SIGNATURE *sig)
+{
+	TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK,
+				    .hierarchy = TPM2_RH_NULL};
+	TSS2L_SYS_AUTH_COMMAND cmd = {.count = 1};
+	TSS2L_SYS_AUTH_RESPONSE rsp = {.count = 0};
+	TSS2_SYS_CONTEXT *sys;
+	TPM2_HANDLE kh;
+	TSS2_RC rc;
+
+	cmd.auths[0].sessionAttributes = TPMA_SESSION_CONTINUESESSION;
+	cmd.auths[0].nonce.size = 32;
+	memset(cmd.auths[0].nonce.buffer, 0x11, 32);
+	if ((rc = Esys_GetSysContext(esys, &sys)) != 0 ||
+	    (rc = Esys_TR_GetTpmHandle(esys, key, &kh)) != 0 ||
+	    (rc = Esys_TR_GetTpmHandle(esys, session,
+				       &cmd.auths[0].sessionHandle)) != 0)
+		return rc;
+	return Tss2_Sys_Sign(sys, kh, &cmd, digest, scheme, &ticket, sig, &rsp);
+}
+
+/*
+ * The empty-HMAC form signs only after the whole policy: with
+ * PolicyCounterTimer alone (no PolicyNV) the TPM refuses; with both, the
+ * signature verifies. 0 when both hold.
+ */
+static int
+nohmac_check(ESYS_CONTEXT *esys, ESYS_TR key, ESYS_TR nv,
+	     const struct stint_tpm_keyfile *kf, TPM2B_DIGEST *digest,
+	     TPMT_SIG_SCHEME *scheme)
+{
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+	TPM2B_OPERAND op = {.size = 8};
+	ESYS_TR session = ESYS_TR_NONE;
+	TPMT_SIGNATURE sig;
+	TSS2_RC rc;
+	int r = 1;
+
+	if (Esys_StartAuthSession(esys, ESYS_TR_NONE, ESYS_TR_NONE,
+				  ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				  NULL, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256,
+				  &session) != 0)
+		return 1;
+	be64(op.buffer, kf->deadline);
+	if (Esys_PolicyCounterTimer(esys, session, ESYS_TR_NONE, ESYS_TR_NONE,
+				    ESYS_TR_NONE, &op, 8,
+				    TPM2_EO_UNSIGNED_LT) != 0)
+		goto out;
+	if (sys_sign_nohmac(esys, key, session, digest, scheme, &sig) == 0) {
+		fprintf(stderr, "tpm_probe: empty-HMAC sign without PolicyNV "
+				"succeeded\n");
+		goto out;
+	}
+	if (Esys_PolicyRestart(esys, session, ESYS_TR_NONE, ESYS_TR_NONE,
+			       ESYS_TR_NONE) != 0 ||
+	    Esys_PolicyCounterTimer(esys, session, ESYS_TR_NONE, ESYS_TR_NONE,
+				    ESYS_TR_NONE, &op, 8,
+				    TPM2_EO_UNSIGNED_LT) != 0)
+		goto out;
+	be64(op.buffer, kf->counter);
+	if (Esys_PolicyNV(esys, ESYS_TR_RH_OWNER, nv, session, ESYS_TR_PASSWORD,
+			  ESYS_TR_NONE, ESYS_TR_NONE, &op, 0, TPM2_EO_EQ) != 0)
+		goto out;
+	if ((rc = sys_sign_nohmac(esys, key, session, digest, scheme, &sig)) !=
+	    0) {
+		r = fail("empty-HMAC Sign", rc);
+		goto out;
+	}
+	if (!verify_ecdsa(&kf->pub, digest->buffer, &sig)) {
+		fprintf(stderr, "tpm_probe: empty-HMAC signature does not "
+				"verify\n");
+		goto out;
+	}
+	r = 0;
+out:
+	Esys_FlushContext(esys, session);
+	return r;
+}
+
 static int
 cmd_raw_sign(const char *tcti_conf, const char *keyfile)
 {
@@ -226,6 +310,8 @@ cmd_raw_sign(const char *tcti_conf, const char *keyfile)
 		fprintf(stderr, "tpm_probe: signature does not verify\n");
 		goto out;
 	}
+	if (nohmac_check(esys, key, nv, &kf, &digest, &scheme) != 0)
+		goto out;
 	printf("signed\n");
 	r = 0;
 out:
