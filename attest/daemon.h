@@ -19,6 +19,7 @@
 #include "attest/config.h"
 #include "attest/peer.h"
 #include "attest/reply.h"
+#include "attest/revoke_lock.h"
 #include "attest/store.h"
 #include "common/proto.h"
 
@@ -31,10 +32,11 @@ struct stintd {
 	struct stint_audit *audit;
 	struct stint_backend *backend;
 	struct stint_ca *ca; /* ca.h: CA key, attestation key, chain */
-	/* SIGN holds it shared from the gate until the backend has signed;
-	 * ending a task holds it exclusively while it marks the task ended.
-	 * So once `task end` returns, no signature for it is in flight. */
-	pthread_rwlock_t revoke_lock;
+	/* revoke_lock.h: SIGN holds its task's stripe shared from the gate
+	 * until the backend has signed; ending a task marks it ended, then
+	 * drains its stripe. So once `task end` returns, no signature for it
+	 * is in flight, and other tasks sign on meanwhile. */
+	struct stint_revoke_lock *revoke;
 	uid_t uid;       /* stintd's own uid: may use admin.sock */
 	int64_t started; /* seconds since the epoch */
 	/* STATUS counters (proto.h's enum stint_counter; the gauges are

@@ -892,8 +892,9 @@ audit_kill(struct stintd *d, const struct stint_peer *peer, const char *event,
 
 /*
  * The kill switch (backends with STINT_BACKEND_KILL_SWITCH, the TPM):
- * under the exclusive revoke lock, so no SIGN is in flight and no task
- * start is between reading the counter and storing its task, the
+ * with every stripe of the revoke lock and its start lane held
+ * exclusively, so no SIGN is in flight and no task start is between
+ * reading the counter and storing its task, the
  * hardware counter moves on and every live task is marked ended: their
  * keys are dead in hardware, so they should stop being listed and SIGN
  * should say NOT_LIVE, not a backend error. The keys are destroyed after
@@ -912,10 +913,10 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 	bool *mine = NULL, pending = false;
 	int r;
 
-	pthread_rwlock_wrlock(&d->revoke_lock);
+	stint_revoke_lock_all(d->revoke);
 	if (d->backend->ops->kill_switch(d->backend, &counter, err,
 					 sizeof(err)) != 0) {
-		pthread_rwlock_unlock(&d->revoke_lock);
+		stint_revoke_unlock_all(d->revoke);
 		audit_kill(d, peer, "kill-switch", NULL, "deny", err, NULL);
 		return stintd_error_reply(rep, STINT_E_BACKEND,
 					  "kill switch failed: %s", err);
@@ -935,7 +936,7 @@ kill_switch_hw(struct stintd *d, const struct stint_peer *peer,
 					 stintd_now());
 		mine[i] = r == STINT_STORE_OK || r == STINT_STORE_PENDING;
 	}
-	pthread_rwlock_unlock(&d->revoke_lock);
+	stint_revoke_unlock_all(d->revoke);
 
 	snprintf(detail, sizeof(detail), "counter=%llu",
 		 (unsigned long long)counter);

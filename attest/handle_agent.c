@@ -293,6 +293,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	struct stint_backend_sign_req breq;
 	const char *reason;
 	char err[256];
+	unsigned stripe;
 	int r;
 
 	memset(&sr, 0, sizeof(sr));
@@ -319,7 +320,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 		goto out;
 	}
 
-	pthread_rwlock_rdlock(&d->revoke_lock);
+	stripe = stint_revoke_read(d->revoke, sr.task);
 	/* Read once: the gate decides with it and the record carries it, so
 	 * every sign-allowed record's time is before the task's deadline. */
 	stintd_realtime(&s.decided);
@@ -338,13 +339,13 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 	if (s.agent != NULL)
 		s.matched = stint_agent_matched(&gate.agent, peer);
 	if (gate.decision != STINT_OK) {
-		pthread_rwlock_unlock(&d->revoke_lock);
+		stint_revoke_read_unlock(d->revoke, stripe);
 		r = refuse(&s, rep, gate.decision, gate.reason);
 		goto out;
 	}
 	/* No signature without its record. */
 	if (audit_sign(&s, "sign-allowed", "allow", NULL) != 0) {
-		pthread_rwlock_unlock(&d->revoke_lock);
+		stint_revoke_read_unlock(d->revoke, stripe);
 		stintd_count(d, STINT_C_AUDIT_FAILURES);
 		log_err("audit log write failed: refusing to sign");
 		r = stintd_error_reply(rep, STINT_E_INTERNAL,
@@ -358,7 +359,7 @@ stintd_op_sign(struct stintd *d, const struct stint_peer *peer,
 					       .in_len = in_len,
 					       .after_reply = true};
 	r = d->backend->ops->sign(d->backend, &breq, &out, err, sizeof(err));
-	pthread_rwlock_unlock(&d->revoke_lock);
+	stint_revoke_read_unlock(d->revoke, stripe);
 	if (r != 0) {
 		log_err("backend failed to sign for task %s: %s", sr.task, err);
 		stintd_count(d, STINT_C_BACKEND_ERRORS);

@@ -112,14 +112,15 @@ may_use_parent(struct stintd *d, const struct stint_peer *peer,
 	struct stint_gate_req gr = {
 		.peer = peer, .task_id = r->parent, .check_only = true};
 	struct stint_gate_result g;
+	unsigned stripe;
 
 	stintd_realtime(&gr.now);
-	pthread_rwlock_rdlock(&d->revoke_lock);
+	stripe = stint_revoke_read(d->revoke, r->parent);
 	if (stint_gate_sign(d->store, &gr, &g) != STINT_STORE_OK) {
 		g.decision = STINT_E_INTERNAL;
 		g.reason = "task store unavailable";
 	}
-	pthread_rwlock_unlock(&d->revoke_lock);
+	stint_revoke_read_unlock(d->revoke, stripe);
 	if (g.decision == STINT_OK)
 		return true;
 	*ret = refuse(d, peer, r, g.agent.name[0] ? g.agent.name : NULL,

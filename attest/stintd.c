@@ -237,27 +237,6 @@ sweep_keys(struct stintd *d)
 	log_info("key sweep: removed %zu keys that no live task owns", n);
 }
 
-/* Writers first: glibc's default rwlock favours readers, and SIGN holds
- * the lock shared across the backend call, so with clients signing back to
- * back `task end`, expiry and the kill switch would wait for the signing to
- * stop. No path takes the lock shared twice, so writer preference cannot
- * deadlock. */
-static int
-revoke_lock_init(pthread_rwlock_t *lock)
-{
-	pthread_rwlockattr_t attr;
-	int r;
-
-	if (pthread_rwlockattr_init(&attr) != 0)
-		return -1;
-	r = pthread_rwlockattr_setkind_np(
-		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	if (r == 0)
-		r = pthread_rwlock_init(lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	return r == 0 ? 0 : -1;
-}
-
 /*
  * Forks before anything is opened: no thread, SQLite connection or PKCS#11
  * session crosses the fork. The first process waits on a pipe until the
@@ -496,7 +475,7 @@ main(int argc, char **argv)
 	}
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
 	    stint_audit_start(d.audit) != 0 ||
-	    revoke_lock_init(&d.revoke_lock) != 0) {
+	    (d.revoke = stint_revoke_lock_new()) == NULL) {
 		snprintf(err, sizeof(err),
 			 "cannot create the wake pipe, the audit sync thread "
 			 "or the revoke lock");
@@ -552,7 +531,7 @@ out:
 	stintd_anchor_stop(&d);
 	log_info("stopped");
 	close_all(&d);
-	pthread_rwlock_destroy(&d.revoke_lock);
+	stint_revoke_lock_free(d.revoke);
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);
 	if (pid_written)

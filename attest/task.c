@@ -711,12 +711,13 @@ stint_task_start_bound(struct stintd *d, struct stint_task_request *req,
 	req->bind = &bs->bind;
 	/* With a hardware kill switch (the TPM) the key binds the switch's
 	 * state when it is made: the kill switch waits for starts in
-	 * flight, so none slips past it with a dead key and a live task. */
+	 * flight, so none slips past it with a dead key and a live task.
+	 * (Its own lane: a start never delays a task end.) */
 	if (kill_switch)
-		pthread_rwlock_rdlock(&d->revoke_lock);
+		stint_revoke_start_read(d->revoke);
 	status = stint_task_start(d, req, by, t, err, errlen);
 	if (kill_switch)
-		pthread_rwlock_unlock(&d->revoke_lock);
+		stint_revoke_start_unlock(d->revoke);
 	if (status != STINT_OK) {
 		stint_watch_abandon(d, bs);
 		if (stage != NULL)
@@ -761,10 +762,14 @@ struct cascade {
 	char reason[STINT_REASON_MAX + 1];
 };
 
-/* Live → state, under the exclusive lock, with every live descendant
- * (deleg: one transaction, so once it returns the gate refuses the whole
- * tree). STINT_STORE_PENDING counts as ended: the store refuses the task
- * already and lands the end later. */
+/* Live → state, with every live descendant (deleg: one transaction, so
+ * the gate refuses the whole tree from then on), then drains the stripes
+ * of the tasks ended: once it returns no signature of the tree is in
+ * flight, while other tasks sign on. A child's insert commits only while
+ * its parent is live, so no child escapes the transaction. A store error
+ * may have ended tasks it does not name: then every stripe is drained.
+ * STINT_STORE_PENDING counts as ended: the store refuses the task already
+ * and lands the end later. */
 static int
 revoke(struct stintd *d, const char *id, enum stint_task_state state,
        const char *reason, struct cascade *c)
@@ -773,10 +778,13 @@ revoke(struct stintd *d, const char *id, enum stint_task_state state,
 
 	snprintf(c->reason, sizeof(c->reason), "ancestor %s %s", id,
 		 state == STINT_TASK_EXPIRED ? "expired" : "ended");
-	pthread_rwlock_wrlock(&d->revoke_lock);
 	r = stint_store_tree_end(d->store, id, state, reason, c->reason,
 				 stintd_now(), &c->ids, &c->n);
-	pthread_rwlock_unlock(&d->revoke_lock);
+	if (r == STINT_STORE_OK || r == STINT_STORE_NOT_FOUND ||
+	    r == STINT_STORE_PENDING)
+		stint_revoke_drain(d->revoke, id, c->ids, c->n);
+	else
+		stint_revoke_drain_all(d->revoke);
 	return r;
 }
 
@@ -941,13 +949,16 @@ stint_task_remove_agent_as(struct stintd *d, const char *agent,
 
 	*n = 0;
 	pending_note(note, notelen, false, false);
-	/* One transaction ends the tasks and removes the agent, under the
-	 * exclusive lock: no SIGN for them is in flight, and a start that
-	 * read the agent before cannot store its task afterwards. */
-	pthread_rwlock_wrlock(&d->revoke_lock);
+	/* One transaction ends the tasks and removes the agent (a start
+	 * that read the agent before cannot store its task afterwards: its
+	 * insert names the removed agent), then their stripes are drained:
+	 * no SIGN for them is in flight. */
 	r = stint_store_agent_remove_tasks(d->store, agent, "agent removed",
 					   stintd_now(), &ids, &count);
-	pthread_rwlock_unlock(&d->revoke_lock);
+	if (r == STINT_STORE_OK)
+		stint_revoke_drain(d->revoke, NULL, ids, count);
+	else if (r != STINT_STORE_NOT_FOUND)
+		stint_revoke_drain_all(d->revoke);
 	if (r == STINT_STORE_ERROR)
 		end_agent_tasks(d, agent, by, n);
 	if (r != STINT_STORE_OK)

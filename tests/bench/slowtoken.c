@@ -13,9 +13,16 @@
  * of signatures it has seen sleeping at once ("max_in_flight=N"), each
  * time that number grows: a caller that serialises its signatures never
  * gets it above 1.
+ *
+ * The hold (tests/integration/revoke-stripes.sh): when SLOWTOKEN_HOLD_FILE
+ * and SLOWTOKEN_HOLD_PREFIX are set, a C_Sign whose input starts with the
+ * prefix's bytes waits in the token, before the real call, for as long as
+ * that file exists. When SLOWTOKEN_HOLD_LOG is set, each held signature
+ * appends "held" to it when it starts waiting and "signed" once the real
+ * call returned: the test knows a signature is in the token, and when it
+ * left it. Other inputs are not held.
  */
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,17 +30,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <p11-kit/pkcs11.h>
+#include <unistd.h>
 
 #ifndef SLOWTOKEN_DEFAULT_MODULE
 #define SLOWTOKEN_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #endif
 #define SIGN_US_DEFAULT 2000L
 #define SIGN_US_MAX     10000000L
+#define HOLD_POLL_NS    10000000L /* 10 ms */
 
-static CK_FUNCTION_LIST_PTR real;
-static CK_FUNCTION_LIST shim;
+#define P11SHIM_MODULE_ENV     "SLOWTOKEN_MODULE"
+#define P11SHIM_DEFAULT_MODULE SLOWTOKEN_DEFAULT_MODULE
+#define P11SHIM_NAME           "slowtoken"
+#include "tests/p11shim.h"
+
 static long sign_us = SIGN_US_DEFAULT;
 static atomic_long in_flight, max_in_flight;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -90,12 +100,46 @@ slow_down(void)
 	atomic_fetch_sub(&in_flight, 1);
 }
 
+static void
+hold_note(const char *what)
+{
+	const char *path = getenv("SLOWTOKEN_HOLD_LOG");
+	FILE *fp;
+
+	if (path == NULL || *path == '\0' || (fp = fopen(path, "a")) == NULL)
+		return;
+	fprintf(fp, "%s\n", what);
+	fclose(fp);
+}
+
+/* Whether this input is one the test holds, after waiting while the hold
+ * file exists. */
+static int
+hold(CK_BYTE_PTR in, CK_ULONG in_len)
+{
+	const char *file = getenv("SLOWTOKEN_HOLD_FILE");
+	const char *prefix = getenv("SLOWTOKEN_HOLD_PREFIX");
+	struct timespec ts = {0, HOLD_POLL_NS};
+	size_t n;
+
+	if (file == NULL || prefix == NULL || (n = strlen(prefix)) == 0 ||
+	    in == NULL || in_len < n || memcmp(in, prefix, n) != 0)
+		return 0;
+	hold_note("held");
+	while (access(file, F_OK) == 0)
+		nanosleep(&ts, NULL);
+	return 1;
+}
+
 static CK_RV
 slow_sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR sig,
 	  CK_ULONG_PTR sig_len)
 {
-	CK_RV rv = real->C_Sign(s, in, in_len, sig, sig_len);
+	int held = sig != NULL && hold(in, in_len);
+	CK_RV rv = p11shim_real->C_Sign(s, in, in_len, sig, sig_len);
 
+	if (held)
+		hold_note(rv == CKR_OK ? "signed" : "failed");
 	/* A length query (sig NULL) is answered at once. */
 	if (rv == CKR_OK && sig != NULL)
 		slow_down();
@@ -105,51 +149,17 @@ slow_sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR sig,
 static CK_RV
 slow_sign_final(CK_SESSION_HANDLE s, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len)
 {
-	CK_RV rv = real->C_SignFinal(s, sig, sig_len);
+	CK_RV rv = p11shim_real->C_SignFinal(s, sig, sig_len);
 
 	if (rv == CKR_OK && sig != NULL)
 		slow_down();
 	return rv;
 }
 
-static CK_RV
-load(void)
+static void
+p11shim_override(CK_FUNCTION_LIST *list)
 {
-	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
-	const char *path = getenv("SLOWTOKEN_MODULE");
-	void *dl;
-	CK_RV rv;
-
-	if (real != NULL)
-		return CKR_OK;
-	if (path == NULL || *path == '\0')
-		path = SLOWTOKEN_DEFAULT_MODULE;
-	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		fprintf(stderr, "slowtoken: %s\n", dlerror());
-		return CKR_GENERAL_ERROR;
-	}
-	*(void **)&get = dlsym(dl, "C_GetFunctionList");
-	if (get == NULL || (rv = get(&real)) != CKR_OK || real == NULL) {
-		real = NULL;
-		return CKR_GENERAL_ERROR;
-	}
 	sign_us = env_us();
-	shim = *real;
-	shim.C_Sign = slow_sign;
-	shim.C_SignFinal = slow_sign_final;
-	return CKR_OK;
-}
-
-CK_RV
-C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
-{
-	CK_RV rv;
-
-	if (list == NULL)
-		return CKR_ARGUMENTS_BAD;
-	if ((rv = load()) != CKR_OK)
-		return rv;
-	shim.C_GetFunctionList = C_GetFunctionList;
-	*list = &shim;
-	return CKR_OK;
+	list->C_Sign = slow_sign;
+	list->C_SignFinal = slow_sign_final;
 }

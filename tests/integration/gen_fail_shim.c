@@ -10,18 +10,16 @@
  * injected fault appends a line to STINT_SHIM_LOG when that is set.
  */
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <p11-kit/pkcs11.h>
+#define P11SHIM_MODULE_ENV "STINT_SHIM_MODULE"
+#define P11SHIM_NAME       "gen_fail_shim"
+#include "tests/p11shim.h"
 
 #define TEMPLATE_MAX 64
-
-static CK_FUNCTION_LIST_PTR real;
-static CK_FUNCTION_LIST shim;
 
 static int
 fault_on(void)
@@ -73,46 +71,17 @@ shim_generate_key_pair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech,
 	CK_RV rv;
 
 	if (!fault_on())
-		return real->C_GenerateKeyPair(s, mech, pubt, npub, privt,
-					       npriv, hpub, hpriv);
-	rv = real->C_GenerateKeyPair(s, mech, pub2, strip(pubt, npub, pub2),
-				     priv2, strip(privt, npriv, priv2), &p, &q);
+		return p11shim_real->C_GenerateKeyPair(
+			s, mech, pubt, npub, privt, npriv, hpub, hpriv);
+	rv = p11shim_real->C_GenerateKeyPair(
+		s, mech, pub2, strip(pubt, npub, pub2), priv2,
+		strip(privt, npriv, priv2), &p, &q);
 	note_fault(rv);
 	return CKR_GENERAL_ERROR;
 }
 
-static CK_RV
-load(void)
+static void
+p11shim_override(CK_FUNCTION_LIST *list)
 {
-	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
-	const char *path = getenv("STINT_SHIM_MODULE");
-	void *dl;
-	CK_RV rv;
-
-	if (real != NULL)
-		return CKR_OK;
-	if (path == NULL || (dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL)
-		return CKR_GENERAL_ERROR;
-	*(void **)&get = dlsym(dl, "C_GetFunctionList");
-	if (get == NULL || (rv = get(&real)) != CKR_OK || real == NULL) {
-		real = NULL;
-		return CKR_GENERAL_ERROR;
-	}
-	shim = *real;
-	shim.C_GenerateKeyPair = shim_generate_key_pair;
-	return CKR_OK;
-}
-
-CK_RV
-C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
-{
-	CK_RV rv;
-
-	if (list == NULL)
-		return CKR_ARGUMENTS_BAD;
-	if ((rv = load()) != CKR_OK)
-		return rv;
-	shim.C_GetFunctionList = C_GetFunctionList;
-	*list = &shim;
-	return CKR_OK;
+	list->C_GenerateKeyPair = shim_generate_key_pair;
 }

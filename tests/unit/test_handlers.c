@@ -144,7 +144,7 @@ setup(void **state)
 	f->d.backend = &f->fb.base;
 	f->d.uid = getuid();
 	f->d.started = now;
-	if (pthread_rwlock_init(&f->d.revoke_lock, NULL) != 0)
+	if ((f->d.revoke = stint_revoke_lock_new()) == NULL)
 		return -1;
 	add_agent(f, "alice", ALICE_UID);
 	add_agent(f, "bob", BOB_UID);
@@ -179,7 +179,7 @@ teardown(void **state)
 	stint_refusals_flush(f->d.audit, stintd_now(), true);
 	stint_audit_close(f->d.audit);
 	stint_store_close(f->d.store);
-	pthread_rwlock_destroy(&f->d.revoke_lock);
+	stint_revoke_lock_free(f->d.revoke);
 	r = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return r;
