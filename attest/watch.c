@@ -383,9 +383,9 @@ cgroup_retire(const char *cg)
 	watch_add("", &b, fd, true);
 }
 
-/* Keeps p until its TASK_START; false when too many wait already. */
+/* Keeps p until its TASK_START; else says in err which limit is full. */
 static bool
-pending_add(struct pending *p)
+pending_add(struct pending *p, char *err, size_t errlen)
 {
 	struct pending *q;
 	size_t mine = 0;
@@ -399,6 +399,17 @@ pending_add(struct pending *p)
 		p->next = W.pending;
 		W.pending = p;
 		W.n_pending++;
+	} else if (mine >= RUN_PENDING_PER_UID) {
+		snprintf(err, errlen,
+			 "too many stint runs of uid %lu are waiting for their "
+			 "task already (at most %d per uid; each waits %d s)",
+			 (unsigned long)p->uid, RUN_PENDING_PER_UID,
+			 RUN_PREPARE_TTL);
+	} else {
+		snprintf(err, errlen,
+			 "too many stint runs are waiting for their task "
+			 "already (at most %d in all; each waits %d s)",
+			 RUN_PENDING_MAX, RUN_PREPARE_TTL);
 	}
 	pthread_mutex_unlock(&W.lock);
 	return ok;
@@ -506,14 +517,10 @@ stint_watch_run_prepare(struct stintd *d, const struct stint_peer *by,
 	p->deadline = mono_now() + RUN_PREPARE_TTL;
 	snprintf(rep->cgroup, sizeof(rep->cgroup), "%s", p->cgroup);
 	rep->moved = p->moved;
-	if (!pending_add(p)) {
+	if (!pending_add(p, err, errlen)) {
 		cgroup_retire(p->cgroup);
 		free(p);
 		memset(rep, 0, sizeof(*rep));
-		snprintf(err, errlen,
-			 "too many stint runs are waiting for their task "
-			 "already (%d in all, %d per uid)",
-			 RUN_PENDING_MAX, RUN_PENDING_PER_UID);
 		return STINT_E_LIMIT;
 	}
 	return STINT_OK;

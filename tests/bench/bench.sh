@@ -28,6 +28,7 @@
 
 # lib.sh names its temporary directory and messages after the script.
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 RUNS=${BENCH_RUNS:-5}
 SECS=${BENCH_SECONDS:-3}
@@ -64,28 +65,6 @@ case " $BUILD_CFLAGS " in
 esac
 
 # --- helpers ----------------------------------------------------------------
-
-median()
-{
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]
-		else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-minmax()
-{
-	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
-	END { if (NR) printf "%.0f-%.0f", lo, hi }'
-}
-
-ratio()
-{
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 
 rss_kb()
 {
@@ -354,16 +333,6 @@ while read -r id; do
 	echo $(((t1 - t0) / 1000)) >>"$T/cli.end"
 done <"$T/cli.ids"
 echo .
-# p50/p99 (nearest rank) in ms of a file of microseconds.
-pcts()
-{
-	sort -n "$1" | awk '{ v[NR] = $1 }
-	END {
-		i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
-		printf "n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f", NR,
-		    v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
-	}'
-}
 CLI_START=$(pcts "$T/cli.start")
 CLI_END=$(pcts "$T/cli.end")
 

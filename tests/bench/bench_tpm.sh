@@ -46,6 +46,7 @@
 INTEG=$(cd "$(dirname "$0")/../integration" && pwd)
 . "$INTEG/lib.sh"
 . "$INTEG/tpm_lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 RUNS=${BENCH_RUNS:-5}
 NSIGN=${BENCH_SIGNS:-500}
@@ -73,29 +74,6 @@ for b in "$STINTD" "$STINT_MODULE" "$TPM_PROBE"; do
 	fi
 done
 BUILD_CFLAGS=$(sed -n 's/^CFLAGS = //p' "$top_builddir/Makefile" 2>/dev/null)
-
-# median of numbers (one per argument), or n/a
-median()
-{
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]
-		else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-minmax()
-{
-	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
-	END { if (NR) printf "%.0f-%.0f", lo, hi }'
-}
-
-ratio()
-{
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 
 # field NAME: the value of NAME=... in the line on stdin
 field()
@@ -367,7 +345,7 @@ row()
 		"$(median "${med[@]}")" "$(minmax "${med[@]}")" \
 		"$(median "${p99[@]}")" "$(minmax "${p99[@]}")" \
 		"$(median "${mean[@]}")" \
-		"$(awk -v m="$(median "${mean[@]}")" 'BEGIN { if (m > 0) printf "%.0f", 1e6 / m; else print "n/a" }')"
+		"$(ratio 1000000 "$(median "${mean[@]}")" 0)"
 }
 row "(s) stint: module -> stintd -> TPM, policy" S_MED S_P99 S_MEAN
 [ -n "$BASE" ] && row "(b) base build $BASE" B_MED B_P99 B_MEAN

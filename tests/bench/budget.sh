@@ -19,6 +19,7 @@
 # Knobs: BENCH_SECONDS (3), BENCH_ROUNDS (5), BENCH_QUICK=1 (1 s, 2 rounds).
 
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 SECS=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -26,12 +27,22 @@ if [ -n "${BENCH_QUICK:-}" ]; then
 	SECS=1 ROUNDS=2
 fi
 
-median()
+# col_median DIGITS FILE N: the median of the values (the part after "=")
+# in column N of the round lines in FILE.
+col_median()
 {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) print v[(NR + 1) / 2];
-		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	# shellcheck disable=SC2046
+	median_p "$1" $(awk -v n="$3" '{ v = $n; sub(/.*=/, "", v); print v }' "$2")
+}
+
+# medians FILE: the medians of the round lines in FILE, each to the
+# decimals of its per-round figure.
+medians()
+{
+	printf 'median: unbudgeted=%s/s budgeted=%s/s ratio=%s cpu_us unbudgeted=%s budgeted=%s\n' \
+		"$(col_median 0 "$1" 4)" "$(col_median 0 "$1" 5)" \
+		"$(col_median 3 "$1" 6)" "$(col_median 1 "$1" 7)" \
+		"$(col_median 1 "$1" 8)"
 }
 
 # --- A/B: rounds alternating between two builds, each its own run -----------
@@ -54,19 +65,14 @@ if [ -n "${BENCH_AB_BUILD:-}" ] && [ -z "${BENCH_ONE:-}" ]; then
 	done
 	echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (at end)"
 	for b in A B; do
+		# shellcheck disable=SC2046
 		printf '%s state.db writes per 500 budgeted signatures: %s\n' $b \
-			"$(cat "$out"/$b.* | sed -n 's/.*state_db_writes_per_500_budgeted=//p' | median)"
+			"$(median $(cat "$out"/$b.* | sed -n 's/.*state_db_writes_per_500_budgeted=//p'))"
 	done
 	for b in A B; do
 		for c in 1 2; do
 			cat "$out"/$b.* | awk -v c=$c '$1 == "round" && $3 == "clients=" c' >"$out/$b.c$c"
-			printf '%s clients=%d median: unbudgeted=%s/s budgeted=%s/s ratio=%s cpu_us unbudgeted=%s budgeted=%s\n' \
-				$b $c \
-				"$(awk '{ print $4 }' "$out/$b.c$c" | sed 's/.*=//' | median)" \
-				"$(awk '{ print $5 }' "$out/$b.c$c" | sed 's/.*=//' | median)" \
-				"$(awk '{ print $6 }' "$out/$b.c$c" | sed 's/.*=//' | median)" \
-				"$(awk '{ print $7 }' "$out/$b.c$c" | sed 's/.*=//' | median)" \
-				"$(awk '{ print $8 }' "$out/$b.c$c" | sed 's/.*=//' | median)"
+			echo "$b clients=$c $(medians "$out/$b.c$c")"
 		done
 	done
 	exit 0
@@ -125,7 +131,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		read -r fu fc <"$T/f"
 		read -r bu bc <"$T/b"
 		echo "round $no clients=$c unbudgeted=$fu budgeted=$bu" \
-			"ratio=$(awk -v a="$bu" -v b="$fu" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" \
+			"ratio=$(ratio "$bu" "$fu" 3)" \
 			"cpu_us_unbudgeted=$fc cpu_us_budgeted=$bc" \
 			"load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$T/rounds"
 	done
@@ -147,13 +153,7 @@ fi
 if [ -z "${BENCH_ONE:-}" ]; then
 	for c in 1 2; do
 		awk -v c=$c '$3 == "clients=" c' "$T/rounds" >"$T/c"
-		printf 'clients=%d median: unbudgeted=%s/s budgeted=%s/s ratio=%s cpu_us unbudgeted=%s budgeted=%s\n' \
-			$c \
-			"$(awk '{ print $4 }' "$T/c" | sed 's/.*=//' | median)" \
-			"$(awk '{ print $5 }' "$T/c" | sed 's/.*=//' | median)" \
-			"$(awk '{ print $6 }' "$T/c" | sed 's/.*=//' | median)" \
-			"$(awk '{ print $7 }' "$T/c" | sed 's/.*=//' | median)" \
-			"$(awk '{ print $8 }' "$T/c" | sed 's/.*=//' | median)"
+		echo "clients=$c $(medians "$T/c")"
 	done
 	echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (at end)"
 fi

@@ -43,6 +43,7 @@
 # to DIR for callgrind_annotate (the profile in docs/performance.md).
 
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 N1=${BENCH_INSTR_N1:-50}
 N2=${BENCH_INSTR_N2:-550}
@@ -89,27 +90,6 @@ ticks()
 {
 	awk -v c="${2:-}" '{ sub(/^.*\) /, ""); print c == "" ? $12 + $13 : $14 + $15 }' \
 		"/proc/$1/stat"
-}
-
-median()
-{
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) printf "%.1f\n", v[(NR + 1) / 2]
-		else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-# The same to three decimals (switches per signature).
-median3()
-{
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
-		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
 }
 
 # p11kit_start [valgrind words...]: the p11-kit server (P11KIT_PID). Per
@@ -405,14 +385,16 @@ printf '  %-34s %10s %10s %10s %8s\n' path client server total "x (a)"
 declare -A CT
 for p in $paths; do
 	# shellcheck disable=SC2086
-	CT[$p]=$(awk -v c="$(median ${CPU_C[$p]})" -v s="$(median ${CPU_S[$p]})" \
-		'BEGIN { printf "%.1f", c + s }')
+	c=$(median_p 1 ${CPU_C[$p]:-}) s=$(median_p 1 ${CPU_S[$p]:-})
+	CT[$p]=n/a
+	[ "$c" != n/a ] && [ "$s" != n/a ] &&
+		CT[$p]=$(awk -v c="$c" -v s="$s" 'BEGIN { printf "%.1f", c + s }')
 done
 for p in $paths; do
 	# shellcheck disable=SC2086
 	printf '  %-34s %10s %10s %10s %8s\n' "$(label "$p")" \
-		"$(median ${CPU_C[$p]})" "$(median ${CPU_S[$p]})" "${CT[$p]}" \
-		"$(awk -v x="${CT[$p]}" -v a="${CT[a]}" 'BEGIN { printf "%.2f", x / a }')"
+		"$(median_p 1 ${CPU_C[$p]:-})" "$(median_p 1 ${CPU_S[$p]:-})" "${CT[$p]}" \
+		"$(ratio "${CT[$p]}" "${CT[a]}")"
 done
 
 if [ -n "$SYS_B" ]; then
@@ -429,9 +411,9 @@ printf '  %-34s %17s   %s\n' path "client vol / nonvol" "stintd (all threads) vo
 for p in a b; do
 	# shellcheck disable=SC2086
 	printf '  %-34s %8s / %-8s %8s / %s\n' "$(label "$p")" \
-		"$(median3 ${CS_CV[$p]})" "$(median3 ${CS_CN[$p]})" \
-		"$([ "$p" = b ] && median3 ${CS_SV[$p]} || echo -)" \
-		"$([ "$p" = b ] && median3 ${CS_SN[$p]} || echo -)"
+		"$(median_p 3 ${CS_CV[$p]:-})" "$(median_p 3 ${CS_CN[$p]:-})" \
+		"$([ "$p" = b ] && median_p 3 ${CS_SV[$p]:-} || echo -)" \
+		"$([ "$p" = b ] && median_p 3 ${CS_SN[$p]:-} || echo -)"
 done
 
 echo
@@ -445,12 +427,12 @@ for p in $paths; do
 	printf '  %-34s %10s %10s %10s %8s\n' "$(label "$p")" \
 		"$(per "${C[$p$N1]}" "${C[$p$N2]}")" \
 		"$(per "${S[$p$N1]}" "${S[$p$N2]}")" "${TOT[$p]}" \
-		"$(awk -v x="${TOT[$p]}" -v a="${TOT[a]}" 'BEGIN { printf "%.2f", x / a }')"
+		"$(ratio "${TOT[$p]}" "${TOT[a]}")"
 done
 echo "  target: (b) <= 1.40 x (a), CPU per signature, client + stintd"
 if [ -n "${TOT[c]:-}" ]; then
-	echo "  (b)/(c): CPU $(awk -v b="${CT[b]}" -v c="${CT[c]}" 'BEGIN { printf "%.2f", b / c }')," \
-		"instructions $(awk -v b="${TOT[b]}" -v c="${TOT[c]}" 'BEGIN { printf "%.2f", b / c }')"
+	echo "  (b)/(c): CPU $(ratio "${CT[b]}" "${CT[c]}")," \
+		"instructions $(ratio "${TOT[b]}" "${TOT[c]}")"
 fi
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit 0

@@ -22,6 +22,7 @@
 # DELEG_TREES (3 trees ended), BENCH_QUICK=1 (30 / 10 / 1: a smoke run).
 
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 N=${DELEG_N:-100}
 NCLI=${DELEG_CLI:-30}
@@ -42,25 +43,8 @@ agent_add leaf 4402
 
 now_ns() { date +%s%N; }
 
-# p50/p99 (nearest rank) in ms of a file of microseconds.
-pcts()
-{
-	sort -n "$1" | awk '{ v[NR] = $1 }
-	END {
-		i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
-		printf "n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f", NR,
-		    v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
-	}'
-}
-
 # field KEY LINE: the value of KEY=value in an admin_bench line.
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-
-ratio()
-{
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 
 echo "Stint delegation benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine:  $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"

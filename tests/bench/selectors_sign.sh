@@ -19,6 +19,7 @@
 # SELBENCH_RUNS rounds (5 rounds of 3 s by default).
 
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 RUNS=${SELBENCH_RUNS:-5}
 SECS=${SELBENCH_SECONDS:-3}
@@ -79,16 +80,6 @@ sign_rate()
 		sed -n 's/.*rate=\([0-9.]*\)\/s.*/\1/p'
 }
 
-median()
-{
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]
-		else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
 # Both must sign at all before anything is measured.
 for row in "$U1 plain $TP" "$U2 pinned $TS"; do
 	# shellcheck disable=SC2086
@@ -111,8 +102,5 @@ echo "SIGN throughput, ecdsa P-256, 1 client, median of $RUNS x ${SECS} s:"
 printf '  %-44s %8s sig/s  (%s)\n' "uid only (--uid)" "$mp" "${RP[*]}"
 printf '  %-44s %8s sig/s  (%s)\n' "selectors (uid gid exe exe-sha256${CG:+ cgroup})" \
 	"$ms" "${RS[*]}"
-awk -v a="$ms" -v b="$mp" 'BEGIN {
-	if (a + 0 > 0 && b + 0 > 0)
-		printf "  ratio selectors / uid only: %.2f\n", a / b
-	else print "  ratio selectors / uid only: n/a" }'
+echo "  ratio selectors / uid only: $(ratio "$ms" "$mp")"
 [ -n "$CG" ] || echo "  (no writable cgroup v2 hierarchy: --cgroup not in the selector row)"

@@ -27,6 +27,7 @@
 # value, in every round, against the default).
 
 . "$(cd "$(dirname "$0")/../integration" && pwd)/lib.sh"
+. "$top_srcdir/tests/bench/stats.sh"
 
 RUNS=${SLOWTOKEN_RUNS:-5}
 SECS=${SLOWTOKEN_SECONDS:-3}
@@ -49,29 +50,6 @@ for b in "$STINTD" "$STINT_MODULE" "$P11CLIENT"; do
 	fi
 done
 stint_tmpdir
-
-median()
-{
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) { print "n/a"; exit }
-		if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]
-		else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-minmax()
-{
-	[ $# -gt 0 ] || { echo -; return; }
-	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
-	END { if (NR) printf "%.0f-%.0f", lo, hi }'
-}
-
-ratio()
-{
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 
 # run_path PATH N: one run of N signers on PATH; prints the summed rate.
 run_path()
@@ -153,19 +131,14 @@ restart_prepared()
 
 cmed()
 {
-	[ -n "${C[$1]:-}" ] || { echo n/a; return; }
 	# shellcheck disable=SC2086
-	median ${C[$1]}
+	median ${C[$1]:-}
 }
 
 med()
 {
-	if [ -z "${R[$1]:-}" ]; then
-		echo n/a
-		return
-	fi
 	# shellcheck disable=SC2086
-	median ${R[$1]}
+	median ${R[$1]:-}
 }
 
 echo "Stint slow-token benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"

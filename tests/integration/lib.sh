@@ -1026,3 +1026,52 @@ race_signers_end()
 			{ cat "$out"; fail "signer $k got $ok signatures after $what returned"; }
 	done
 }
+
+# stint_user_get: the system user `stint`, for a test that runs stintd as
+# stint (SU, SG: its uid and gid), made with etc/sysusers.d/stint.conf (or
+# useradd) when missing. One test (or ci/quickstart.sh) at a time makes
+# and removes it: the lock, on /tmp itself so that no lock file is left,
+# is fd 9, held until the test exits. Call stint_user_put from the test's
+# EXIT trap.
+stint_user_get()
+{
+	exec 9</tmp
+	flock -w 600 9 ||
+		fail "user stint is still in use by another test (or ci/quickstart.sh) after 10 minutes"
+	STINT_USER_MADE=
+	if ! getent passwd stint >/dev/null; then
+		if command -v systemd-sysusers >/dev/null 2>&1; then
+			systemd-sysusers "$top_srcdir/etc/sysusers.d/stint.conf" ||
+				fail "systemd-sysusers etc/sysusers.d/stint.conf failed"
+		else
+			useradd --system --no-create-home --shell /usr/sbin/nologin stint ||
+				fail "useradd stint failed"
+		fi
+		STINT_USER_MADE=yes
+		getent passwd stint >/dev/null || fail "no user stint after sysusers"
+	fi
+	SU=$(id -u stint)
+	SG=$(id -g stint)
+}
+
+# stint_user_put [CMD...]: from the EXIT trap: stops stintd (it runs as
+# stint), runs CMD (e.g. cg_test_cleanup), then removes user stint if
+# stint_user_get made it.
+stint_user_put()
+{
+	set +e
+	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
+		kill -TERM "$STINTD_PID"
+		_wait_pid "$STINTD_PID" 20
+		kill -KILL "$STINTD_PID" 2>/dev/null
+		wait "$STINTD_PID" 2>/dev/null
+	fi
+	STINTD_PID=
+	[ $# -eq 0 ] || "$@"
+	if [ -n "${STINT_USER_MADE:-}" ]; then
+		userdel stint 2>/dev/null
+		getent group stint >/dev/null && groupdel stint 2>/dev/null
+		getent passwd stint >/dev/null && echo "# could not remove user stint" >&2
+	fi
+	return 0
+}

@@ -33,41 +33,14 @@ need_p11client
 cg_test_tree stint-test-rununpriv
 PARENT=$CGTEST
 
-# --- user stint (as runas.sh: one test at a time uses it) ------------------
-exec 9>>/tmp/stint-user-stint.lock
-flock -w 600 9 || fail "user stint is still in use by another test after 10 minutes"
-CREATED_USER=
-if ! getent passwd stint >/dev/null; then
-	if command -v systemd-sysusers >/dev/null 2>&1; then
-		systemd-sysusers "$top_srcdir/etc/sysusers.d/stint.conf" ||
-			fail "systemd-sysusers etc/sysusers.d/stint.conf failed"
-	else
-		useradd --system --no-create-home --shell /usr/sbin/nologin stint ||
-			fail "useradd stint failed"
-	fi
-	CREATED_USER=yes
-	getent passwd stint >/dev/null || fail "no user stint after sysusers"
-fi
-SU=$(id -u stint)
-SG=$(id -g stint)
+# --- user stint (lib.sh; one test at a time uses it) ----------------------
+stint_user_get
 
 unpriv_exit()
 {
 	local rc=$?
 
-	set +e
-	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
-		kill -TERM "$STINTD_PID"
-		_wait_pid "$STINTD_PID" 20
-		kill -KILL "$STINTD_PID" 2>/dev/null
-		wait "$STINTD_PID" 2>/dev/null
-	fi
-	STINTD_PID=
-	cg_test_cleanup
-	if [ -n "$CREATED_USER" ]; then
-		userdel stint 2>/dev/null
-		getent group stint >/dev/null && groupdel stint 2>/dev/null
-	fi
+	stint_user_put cg_test_cleanup
 	(exit "$rc")
 	_cleanup
 }

@@ -37,45 +37,15 @@ grep -Eq '^AmbientCapabilities=.*CAP_SYS_PTRACE' "$UNIT" ||
 	fail "the unit does not grant CAP_SYS_PTRACE (exe of peers)"
 grep -Eq '^User=stint$' "$UNIT" || fail "the unit does not run as stint"
 
-# --- user stint ------------------------------------------------------------
-# ci/quickstart.sh makes and removes user stint too: one at a time (held
-# until this test exits). The lock is on /tmp itself, a directory always
-# there: no lock file is left behind.
-exec 9</tmp
-flock -w 600 9 || fail "user stint is still in use by ci/quickstart.sh after 10 minutes"
-CREATED_USER=
-if ! getent passwd stint >/dev/null; then
-	if command -v systemd-sysusers >/dev/null 2>&1; then
-		systemd-sysusers "$top_srcdir/etc/sysusers.d/stint.conf" ||
-			fail "systemd-sysusers etc/sysusers.d/stint.conf failed"
-	else
-		useradd --system --no-create-home --shell /usr/sbin/nologin stint ||
-			fail "useradd stint failed"
-	fi
-	CREATED_USER=yes
-	getent passwd stint >/dev/null || fail "no user stint after sysusers"
-fi
-SU=$(id -u stint)
-SG=$(id -g stint)
+# --- user stint (lib.sh; ci/quickstart.sh makes it too: one at a time) ------
+stint_user_get
 note "user stint: uid $SU gid $SG"
 
 runas_exit()
 {
 	local rc=$?
 
-	set +e
-	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
-		kill -TERM "$STINTD_PID"
-		_wait_pid "$STINTD_PID" 20
-		kill -KILL "$STINTD_PID" 2>/dev/null
-		wait "$STINTD_PID" 2>/dev/null
-	fi
-	STINTD_PID=
-	if [ -n "$CREATED_USER" ]; then
-		userdel stint 2>/dev/null
-		getent group stint >/dev/null && groupdel stint 2>/dev/null
-		getent passwd stint >/dev/null && echo "# could not remove user stint" >&2
-	fi
+	stint_user_put
 	(exit "$rc")
 	_cleanup
 }

@@ -17,12 +17,7 @@
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tpm_lib.sh"
-stint_tmpdir
-command -v swtpm >/dev/null 2>&1 ||
-	skip "swtpm is not installed (apt-get install swtpm swtpm-tools)"
-swtpm_start
-tpm_config
-export TSS2_LOG=all+none
+tpm_test_init
 
 handles()
 {

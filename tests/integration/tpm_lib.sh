@@ -7,6 +7,8 @@
 #   swtpm_stop       orderly: TPM2_Shutdown(CLEAR), then stop swtpm
 #   swtpm_kill       unorderly: SIGKILL (the TPM clock may fall back)
 #   tpm_config       write $STINTD_CONF with [backend] type = tpm
+#   tpm_test_init    a TPM test's start: stint_tmpdir, swtpm_start (skips
+#                    without swtpm), tpm_config, tpm2-tss's logging off
 #   TPM_PROBE        tests/integration/tpm_probe
 #
 # swtpm runs without a resource manager, as facts.md describes: three
@@ -132,4 +134,14 @@ tcti = $TCTI
 path = $AUDIT_LOG
 sync = batch
 CONF
+}
+
+tpm_test_init()
+{
+	stint_tmpdir
+	command -v swtpm >/dev/null 2>&1 ||
+		skip "swtpm is not installed (apt-get install swtpm swtpm-tools)"
+	swtpm_start
+	tpm_config
+	export TSS2_LOG=all+none
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "tests/unit/store_fixture.h"
 
@@ -183,4 +184,35 @@ used_sigs(struct fixture *f, const char *id)
 	n = t.used_sigs;
 	stint_task_clear(&t);
 	return n;
+}
+
+int64_t
+db_used_sigs(struct fixture *f, const char *id)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT used_sigs FROM tasks "
+					    "WHERE id = ?1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+struct stint_gate_stats
+gate_stats(struct fixture *f)
+{
+	struct stint_gate_stats st;
+
+	memset(&st, 0xa5, sizeof(st));
+	stint_gate_stats_get(f->s, &st);
+	return st;
 }

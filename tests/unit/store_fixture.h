@@ -1,6 +1,6 @@
-/* The unit tests' store fixture (store_fixture.c), shared by test_store
- * and test_gate. setup/teardown are cmocka fixtures: *state is a struct
- * fixture with a fresh store. */
+/* The unit tests' store fixture (store_fixture.c), shared by test_store,
+ * test_gate and test_budget. setup/teardown are cmocka fixtures: *state is
+ * a struct fixture with a fresh store. */
 #ifndef STINT_TESTS_UNIT_STORE_FIXTURE_H
 #define STINT_TESTS_UNIT_STORE_FIXTURE_H
 
@@ -49,5 +49,10 @@ int gate(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
 	 int64_t now, const char **reason);
 /* used_sigs as the store reads it (pending counts included). */
 uint64_t used_sigs(struct fixture *f, const char *id);
+/* used_sigs as the row in state.db holds it, read through a connection of
+ * its own (with budget blocks: the reservation mark while live). */
+int64_t db_used_sigs(struct fixture *f, const char *id);
+/* The gate's counters now (every field written over a 0xa5 fill). */
+struct stint_gate_stats gate_stats(struct fixture *f);
 
 #endif

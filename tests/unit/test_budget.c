@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "attest/budget.h"
 #include "attest/config.h"
@@ -110,37 +109,6 @@ reopen_block(struct fixture *f)
 	stint_store_set_budget_block(f->s, BLOCK);
 }
 
-/* The row's used_sigs: the reservation mark while live. */
-static int64_t
-db_used(struct fixture *f, const char *id)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t n;
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT used_sigs FROM tasks "
-					    "WHERE id = ?1",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
-static uint64_t
-writes(struct fixture *f)
-{
-	struct stint_gate_stats st;
-
-	stint_gate_stats_get(f->s, &st);
-	return st.sql;
-}
-
 static void
 sign_n(struct fixture *f, const char *id, uid_t uid, int n, int want)
 {
@@ -162,23 +130,23 @@ test_blocks(void **state)
 
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 20);
-	w0 = writes(f);
+	w0 = gate_stats(f).sql;
 	sign_n(f, "t-1", 1000, 3, STINT_OK);
-	assert_int_equal(writes(f) - w0, 1);
-	assert_int_equal(db_used(f, "t-1"), BLOCK);
+	assert_int_equal(gate_stats(f).sql - w0, 1);
+	assert_int_equal(db_used_sigs(f, "t-1"), BLOCK);
 	assert_int_equal(used_sigs(f, "t-1"), 3);
 	sign_n(f, "t-1", 1000, 5, STINT_OK); /* 8: the block is used up */
-	assert_int_equal(writes(f) - w0, 1);
+	assert_int_equal(gate_stats(f).sql - w0, 1);
 	res = sign_gate(f, 1000, 1000, "t-1", MECH_ECDSA, NOW);
 	assert_int_equal(res.decision, STINT_OK);
 	assert_int_equal(res.task.used_sigs, 9);
 	assert_int_equal(res.budget_left, 11);
-	assert_int_equal(writes(f) - w0, 2);
-	assert_int_equal(db_used(f, "t-1"), 2 * BLOCK);
+	assert_int_equal(gate_stats(f).sql - w0, 2);
+	assert_int_equal(db_used_sigs(f, "t-1"), 2 * BLOCK);
 	/* The last block is what is left of the budget (4), not 8. */
 	sign_n(f, "t-1", 1000, 11, STINT_OK);
-	assert_int_equal(writes(f) - w0, 3);
-	assert_int_equal(db_used(f, "t-1"), 20);
+	assert_int_equal(gate_stats(f).sql - w0, 3);
+	assert_int_equal(db_used_sigs(f, "t-1"), 20);
 	sign_n(f, "t-1", 1000, 3, STINT_E_BUDGET);
 	assert_int_equal(used_sigs(f, "t-1"), 20);
 }
@@ -197,11 +165,11 @@ test_settle(void **state)
 	assert_int_equal(stint_store_task_end(f->s, "t-1", STINT_TASK_ENDED,
 					      "done", NOW),
 			 0);
-	assert_int_equal(db_used(f, "t-1"), 3);
+	assert_int_equal(db_used_sigs(f, "t-1"), 3);
 	assert_int_equal(used_sigs(f, "t-1"), 3);
-	assert_int_equal(db_used(f, "t-2"), BLOCK);
+	assert_int_equal(db_used_sigs(f, "t-2"), BLOCK);
 	reopen_block(f); /* a clean stop gives the reservation back */
-	assert_int_equal(db_used(f, "t-2"), 5);
+	assert_int_equal(db_used_sigs(f, "t-2"), 5);
 	assert_int_equal(used_sigs(f, "t-2"), 5);
 	sign_n(f, "t-2", 1000, 15, STINT_OK);
 	sign_n(f, "t-2", 1000, 1, STINT_E_BUDGET);
@@ -219,7 +187,7 @@ test_crash(void **state)
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 20);
 	sign_n(f, "t-1", 1000, 9, STINT_OK); /* mark 16 */
-	assert_int_equal(db_used(f, "t-1"), 2 * BLOCK);
+	assert_int_equal(db_used_sigs(f, "t-1"), 2 * BLOCK);
 	assert_int_equal(stint_gate_index(f->s, false), STINT_STORE_OK);
 	stint_store_close(f->s);
 	f->s = NULL;
@@ -227,7 +195,7 @@ test_crash(void **state)
 	assert_int_equal(used_sigs(f, "t-1"), 2 * BLOCK);
 	sign_n(f, "t-1", 1000, 4, STINT_OK);
 	sign_n(f, "t-1", 1000, 1, STINT_E_BUDGET);
-	assert_int_equal(db_used(f, "t-1"), 20);
+	assert_int_equal(db_used_sigs(f, "t-1"), 20);
 }
 
 /* deleg: a child's reservation is checked against the parent's actual
@@ -252,13 +220,13 @@ test_delegation(void **state)
 	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
 			 STINT_STORE_NOT_FOUND);
 	assert_int_equal(used_sigs(f, "t-p"), 3);
-	assert_int_equal(db_used(f, "t-p"), BLOCK);
+	assert_int_equal(db_used_sigs(f, "t-p"), BLOCK);
 	/* 3 + 15 fits 20; 8 + 15 would not */
 	t.reserved = 15;
 	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
 			 STINT_STORE_OK);
 	assert_int_equal(used_sigs(f, "t-p"), 18);
-	assert_int_equal(db_used(f, "t-p"), 18);
+	assert_int_equal(db_used_sigs(f, "t-p"), 18);
 	sign_n(f, "t-c", 1001, 2, STINT_OK); /* the child's mark 8 */
 	sign_n(f, "t-p", 1000, 2, STINT_OK); /* the parent's last 2 */
 	sign_n(f, "t-p", 1000, 1, STINT_E_BUDGET);
@@ -270,7 +238,7 @@ test_delegation(void **state)
 	assert_int_equal(used_sigs(f, "t-c"), 2);
 	/* 3 + 2 own, 2 through the child: 13 back */
 	assert_int_equal(used_sigs(f, "t-p"), 7);
-	assert_int_equal(db_used(f, "t-p"), 7);
+	assert_int_equal(db_used_sigs(f, "t-p"), 7);
 	sign_n(f, "t-p", 1000, 13, STINT_OK);
 	sign_n(f, "t-p", 1000, 1, STINT_E_BUDGET);
 	reopen_block(f);

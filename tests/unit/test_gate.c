@@ -19,16 +19,6 @@
 
 #include "tests/unit/store_fixture.h"
 
-static struct stint_gate_stats
-stats(struct fixture *f)
-{
-	struct stint_gate_stats st;
-
-	memset(&st, 0xa5, sizeof(st));
-	stint_gate_stats_get(f->s, &st);
-	return st;
-}
-
 /* ---- the SIGN gate ----------------------------------------------------- */
 
 static void
@@ -154,27 +144,6 @@ test_budget_survives_reopen(void **state)
 	reopen(f);
 	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
 			 STINT_E_NOT_LIVE);
-}
-
-static int64_t
-db_used_sigs(struct fixture *f, const char *id)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t n;
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT used_sigs FROM tasks "
-					    "WHERE id = ?1",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
 }
 
 /* Without a budget the count is batched in memory, but every read sees
@@ -310,21 +279,21 @@ static int
 gate_cmp(struct fixture *f, uid_t uid, gid_t gid, const char *id, uint64_t mech,
 	 int64_t now, enum path path, const char **reason)
 {
-	struct stint_gate_stats before = stats(f), after;
+	struct stint_gate_stats before = gate_stats(f), after;
 	const char *sql_reason = NULL;
 	int verdict, sql_verdict;
 
 	assert_true(before.index_valid);
 	verdict = gate(f, uid, gid, id, mech, now, reason);
-	after = stats(f);
+	after = gate_stats(f);
 	assert_int_equal(after.fast, before.fast + (path == FAST));
 	assert_int_equal(after.sql, before.sql + (path == SQL));
 
 	assert_int_equal(stint_gate_index(f->s, false), 0);
-	assert_false(stats(f).index_valid);
+	assert_false(gate_stats(f).index_valid);
 	sql_verdict = gate(f, uid, gid, id, mech, now, &sql_reason);
 	assert_int_equal(stint_gate_index(f->s, true), 0);
-	assert_true(stats(f).index_valid);
+	assert_true(gate_stats(f).index_valid);
 
 	assert_int_equal(verdict, sql_verdict);
 	assert_string_equal(*reason, sql_reason);
@@ -363,8 +332,8 @@ test_gate_index_verdicts(void **state)
 	assert_int_equal(stint_store_task_end(f->s, "t-exp", STINT_TASK_EXPIRED,
 					      "deadline", NOW),
 			 0);
-	assert_int_equal(stats(f).agents, 2);
-	assert_int_equal(stats(f).tasks, 4); /* t-b t-p t-spent t-short */
+	assert_int_equal(gate_stats(f).agents, 2);
+	assert_int_equal(gate_stats(f).tasks, 4); /* t-b t-p t-spent t-short */
 
 	assert_int_equal(
 		gate_cmp(f, 1000, 1, "t-b", MECH_ECDSA, NOW, FAST, &reason),
@@ -455,14 +424,14 @@ test_gate_index_fast_fill(void **state)
 
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 0);
-	st = stats(f);
+	st = gate_stats(f);
 	for (i = 0; i < 10; i++) {
 		res = sign_gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW);
 		assert_int_equal(res.decision, STINT_OK);
 		assert_true(res.from_index);
 	}
-	assert_int_equal(stats(f).fast, st.fast + 10);
-	assert_int_equal(stats(f).sql, st.sql);
+	assert_int_equal(gate_stats(f).fast, st.fast + 10);
+	assert_int_equal(gate_stats(f).sql, st.sql);
 	assert_string_equal(res.agent.name, "billing");
 	assert_int_equal(res.agent.uid, 1000);
 	assert_int_equal(res.agent.gid, -1);
@@ -529,7 +498,7 @@ test_gate_index_gid_agents(void **state)
 		SQLITE_OK);
 	sqlite3_close(db);
 	reopen(f);
-	assert_int_equal(stats(f).agents, 3);
+	assert_int_equal(gate_stats(f).agents, 3);
 	/* gid 5: zz-ops and mm-any match, mm-any is lower. */
 	assert_int_equal(
 		gate_cmp(f, 1000, 5, "t-ops", MECH_ECDSA, NOW, FAST, &reason),
@@ -616,7 +585,7 @@ test_gate_index_agent_removed(void **state)
 	assert_int_equal(
 		stint_store_agent_add(f->s, &a, NULL, err, sizeof(err)),
 		STINT_STORE_EXISTS);
-	assert_int_equal(stats(f).agents, 2);
+	assert_int_equal(gate_stats(f).agents, 2);
 	assert_int_equal(
 		gate_cmp(f, 1000, 0, "t-1", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_OK);
@@ -624,7 +593,7 @@ test_gate_index_agent_removed(void **state)
 	assert_int_equal(stint_store_agent_remove(f->s, "billing"), 0);
 	assert_int_equal(stint_store_agent_remove(f->s, "billing"),
 			 STINT_STORE_NOT_FOUND);
-	assert_int_equal(stats(f).agents, 1);
+	assert_int_equal(gate_stats(f).agents, 1);
 	assert_int_equal(
 		gate_cmp(f, 1000, 0, "t-1", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_E_NO_AGENT);
@@ -632,7 +601,7 @@ test_gate_index_agent_removed(void **state)
 	assert_int_equal(stint_store_agent_tasks_end(f->s, "billing",
 						     "agent removed", NOW),
 			 0);
-	assert_int_equal(stats(f).tasks, 0);
+	assert_int_equal(gate_stats(f).tasks, 0);
 	/* A new agent of the same name on another uid: the old tasks stay
 	 * ended, and the old uid still maps to nobody. */
 	a = make_agent("billing", 2000, -1);
@@ -666,7 +635,7 @@ test_gate_index_revocation(void **state)
 	add_task(f, "t-2", "billing", 5);
 	assert_int_equal(stint_store_task_insert(f->s, &t, err, sizeof(err)),
 			 STINT_STORE_EXISTS);
-	assert_int_equal(stats(f).tasks, 2);
+	assert_int_equal(gate_stats(f).tasks, 2);
 	assert_int_equal(
 		gate_cmp(f, 1002, 0, "t-1", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_E_NOT_YOURS);
@@ -690,7 +659,7 @@ test_gate_index_revocation(void **state)
 	assert_int_equal(gate(f, 1000, 0, "t-2", MECH_ECDSA, NOW, &reason),
 			 STINT_E_NOT_LIVE);
 	assert_string_equal(reason, "task expired");
-	assert_int_equal(stats(f).tasks, 0);
+	assert_int_equal(gate_stats(f).tasks, 0);
 	assert_int_equal(used_sigs(f, "t-1"), 1);
 	assert_int_equal(used_sigs(f, "t-2"), 1);
 }
@@ -706,18 +675,18 @@ test_gate_index_budget(void **state)
 
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 3);
-	st = stats(f);
+	st = gate_stats(f);
 	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
 			 STINT_OK);
 	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
 			 STINT_OK);
-	assert_int_equal(stats(f).sql, st.sql + 2);
-	assert_int_equal(stats(f).fast, st.fast);
+	assert_int_equal(gate_stats(f).sql, st.sql + 2);
+	assert_int_equal(gate_stats(f).fast, st.fast);
 	assert_int_equal(db_used_sigs(f, "t-1"),
 			 2); /* committed, not batched */
 	reopen(f);
-	assert_true(stats(f).index_valid);
-	assert_int_equal(stats(f).tasks, 1);
+	assert_true(gate_stats(f).index_valid);
+	assert_int_equal(gate_stats(f).tasks, 1);
 	assert_int_equal(gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW, &reason),
 			 STINT_OK);
 	/* Spent: refused from memory, after a reopen too. */
@@ -729,7 +698,7 @@ test_gate_index_budget(void **state)
 		gate_cmp(f, 1000, 0, "t-1", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_E_BUDGET);
 	assert_int_equal(db_used_sigs(f, "t-1"), 3);
-	assert_false(stats(f).index_valid == false);
+	assert_false(gate_stats(f).index_valid == false);
 }
 
 /* The index is rebuilt from the database at open and when switched back
@@ -751,9 +720,9 @@ test_gate_index_reload(void **state)
 					      "done", NOW),
 			 0);
 	reopen(f);
-	assert_int_equal(stats(f).agents, 2);
-	assert_int_equal(stats(f).tasks, 2);
-	assert_int_equal(stats(f).fast, 0);
+	assert_int_equal(gate_stats(f).agents, 2);
+	assert_int_equal(gate_stats(f).tasks, 2);
+	assert_int_equal(gate_stats(f).fast, 0);
 	assert_int_equal(
 		gate_cmp(f, 1000, 0, "t-1", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_OK);
@@ -771,10 +740,11 @@ test_gate_index_reload(void **state)
 			 0);
 	assert_int_equal(gate(f, 1000, 0, "t-4", MECH_ECDSA, NOW, &reason),
 			 STINT_OK);
-	assert_false(stats(f).index_valid);
+	assert_false(gate_stats(f).index_valid);
 	assert_int_equal(stint_gate_index(f->s, true), 0);
-	assert_int_equal(stats(f).agents, 1);
-	assert_int_equal(stats(f).tasks, 1); /* t-4; t-3 ended with payroll */
+	assert_int_equal(gate_stats(f).agents, 1);
+	assert_int_equal(gate_stats(f).tasks,
+			 1); /* t-4; t-3 ended with payroll */
 	assert_int_equal(
 		gate_cmp(f, 1000, 0, "t-4", MECH_ECDSA, NOW, FAST, &reason),
 		STINT_OK);
@@ -805,8 +775,8 @@ test_gate_index_many(void **state)
 		snprintf(id, sizeof(id), "t-%032x", i);
 		add_task(f, id, i % 2 ? "billing" : "other", i % 3 ? 0 : 2);
 	}
-	assert_int_equal(stats(f).tasks, N);
-	st = stats(f);
+	assert_int_equal(gate_stats(f).tasks, N);
+	st = gate_stats(f);
 	for (i = 0; i < N; i++) {
 		snprintf(id, sizeof(id), "t-%032x", i);
 		assert_int_equal(gate(f, 1000, 0, id, MECH_ECDSA, NOW, &reason),
@@ -815,8 +785,8 @@ test_gate_index_many(void **state)
 	}
 	/* Only the allowed budgeted ones needed SQLite. */
 	assert_int_equal(budgeted, 833);
-	assert_int_equal(stats(f).sql - st.sql, budgeted);
-	assert_int_equal(stats(f).fast - st.fast, N - budgeted);
+	assert_int_equal(gate_stats(f).sql - st.sql, budgeted);
+	assert_int_equal(gate_stats(f).fast - st.fast, N - budgeted);
 	/* End all of billing's and every fourth of other's. */
 	assert_int_equal(
 		stint_store_agent_tasks_end(f->s, "billing", "gone", NOW), 0);
@@ -827,7 +797,7 @@ test_gate_index_many(void **state)
 						      NOW),
 				 0);
 	}
-	assert_int_equal(stats(f).tasks, N / 2 - N / 4);
+	assert_int_equal(gate_stats(f).tasks, N / 2 - N / 4);
 	for (i = 0; i < N; i++) {
 		snprintf(id, sizeof(id), "t-%032x", i);
 		assert_int_equal(gate(f, 1001, 0, id, MECH_ECDSA, NOW, &reason),
@@ -840,14 +810,14 @@ test_gate_index_many(void **state)
 		snprintf(id, sizeof(id), "t-n%031x", i);
 		add_task(f, id, "billing", 0);
 	}
-	assert_int_equal(stats(f).tasks, N + N / 2 - N / 4);
+	assert_int_equal(gate_stats(f).tasks, N + N / 2 - N / 4);
 	assert_int_equal(
 		stint_store_agent_tasks_end(f->s, "billing", "gone", NOW), 0);
 	assert_int_equal(
 		stint_store_agent_tasks_end(f->s, "other", "gone", NOW), 0);
-	assert_int_equal(stats(f).tasks, 0);
+	assert_int_equal(gate_stats(f).tasks, 0);
 	reopen(f);
-	assert_int_equal(stats(f).tasks, 0);
+	assert_int_equal(gate_stats(f).tasks, 0);
 	snprintf(id, sizeof(id), "t-n%031x", 1);
 	assert_int_equal(gate(f, 1001, 0, id, MECH_ECDSA, NOW, &reason),
 			 STINT_E_NOT_YOURS);
@@ -968,10 +938,10 @@ test_gate_refusals(void **state)
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
 			r = &refusals[i];
-			before = stats(f);
+			before = gate_stats(f);
 			res = sign_gate(f, r->uid, r->gid, r->task, r->mech,
 					r->now);
-			after = stats(f);
+			after = gate_stats(f);
 			print_message("%s (index %s): %d %s\n", r->what,
 				      pass == 0 ? "on" : "off", res.decision,
 				      res.reason);
@@ -991,7 +961,7 @@ test_gate_refusals(void **state)
 		assert_int_equal(used_sigs(f, "t-b"), 0);
 		assert_int_equal(used_sigs(f, "t-spent"), 1);
 		assert_int_equal(stint_gate_index(f->s, false), 0);
-		assert_false(stats(f).index_valid);
+		assert_false(gate_stats(f).index_valid);
 	}
 }
 
@@ -1006,11 +976,11 @@ test_gate_index_miss(void **state)
 
 	add_agent(f, "billing", 1000, -1);
 	add_task(f, "t-1", "billing", 0);
-	st = stats(f);
+	st = gate_stats(f);
 	assert_true(st.index_valid);
 	assert_int_equal(st.tasks, 1);
 	end_task(f, "t-1", STINT_TASK_ENDED);
-	assert_int_equal(stats(f).tasks, 0); /* gone from the index */
+	assert_int_equal(gate_stats(f).tasks, 0); /* gone from the index */
 
 	res = sign_gate(f, 1000, 0, "t-1", MECH_ECDSA, NOW);
 	assert_int_equal(res.decision, STINT_E_NOT_LIVE);
@@ -1019,8 +989,8 @@ test_gate_index_miss(void **state)
 	assert_string_equal(res.task.id, "t-1");
 	assert_int_equal(res.task.state, STINT_TASK_ENDED);
 	assert_int_equal(res.budget_left, STINT_GATE_UNLIMITED);
-	assert_int_equal(stats(f).sql, st.sql + 1);
-	assert_int_equal(stats(f).fast, st.fast);
+	assert_int_equal(gate_stats(f).sql, st.sql + 1);
+	assert_int_equal(gate_stats(f).fast, st.fast);
 }
 
 /* A budget of 3: budget_left counts down, the fourth is refused, and the
