@@ -4,7 +4,7 @@
 # at the key's first signature, so that SoftHSM2 does not re-check the key's
 # object file on every C_SignInit and C_Sign.
 #  - `stint status --json` counts the copies: one more per task that signed,
-#    none left of a task once it ended (task end, revoke, agent removal);
+#    none left of a task once it ended (task end, agent removal);
 #  - after a restart, copies are made again from the token objects and a
 #    live task signs;
 #  - with strace available: signing with a task key opens none of the
