@@ -36,6 +36,7 @@ struct stint_key_facts {
 struct stint_backend_stats {
 	uint64_t ready_keys, ready_target; /* key pool */
 	uint64_t prepared, prepared_max;   /* prepared signing operations */
+	uint64_t session_copies;           /* session copies of signing keys */
 };
 
 struct stint_backend;

@@ -662,6 +662,9 @@ status_json(const struct stint_status_rep *st)
 				    json_integer((json_int_t)st->prepared));
 		json_object_set_new(o, "prepared_ops_max",
 				    json_integer((json_int_t)st->prepared_max));
+		json_object_set_new(
+			o, "session_copies",
+			json_integer((json_int_t)st->session_copies));
 	}
 	json_object_set_new(o, "audit_path", json_string(st->path));
 	json_object_set_new(o, "audit_sync", json_string(st->sync));
@@ -731,6 +734,8 @@ stint_cmd_status(const struct stint_cli *cli, int argc, char **argv)
 		printf("prepared ops  %llu of %llu (prepared_ops)\n",
 		       (unsigned long long)st.prepared,
 		       (unsigned long long)st.prepared_max);
+		printf("session copies %llu (signing keys)\n",
+		       (unsigned long long)st.session_copies);
 	}
 	printf("audit log     %s (sync %s)\n", st.path, st.sync);
 	if (st.has_head) {

@@ -744,6 +744,7 @@ stintd_op_status(struct stintd *d, const struct stint_peer *peer,
 		st.ready_target = bs.ready_target;
 		st.prepared = bs.prepared;
 		st.prepared_max = bs.prepared_max;
+		st.session_copies = bs.session_copies;
 	}
 	status_counters(d, &st);
 	if ((m = stint_msg_reply_ok()) == NULL)

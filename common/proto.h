@@ -453,7 +453,8 @@ struct stint_status_rep {
 	uint64_t audit_nv;
 	bool has_ready; /* the backend reports what it keeps ready */
 	uint64_t ready_keys, ready_target, prepared, prepared_max;
-	bool has_counters; /* a stintd that counts */
+	uint64_t session_copies; /* with has_ready; 0 from older stintd */
+	bool has_counters;       /* a stintd that counts */
 	uint64_t counters[STINT_C_N];
 	uint64_t refused[STINT_REFUSED_N];
 };

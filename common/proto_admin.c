@@ -995,6 +995,8 @@ stint_put_status_rep(struct stint_msg *m, const struct stint_status_rep *s)
 		r |= stint_msg_put_uint(m, STINT_K_PREPARED, s->prepared);
 		r |= stint_msg_put_uint(m, STINT_K_PREPARED_MAX,
 					s->prepared_max);
+		r |= stint_msg_put_uint(m, STINT_K_SESSION_COPIES,
+					s->session_copies);
 	}
 	if (s->has_counters) {
 		r |= stint_msg_put_uint_array(m, STINT_K_COUNTERS, s->counters,
@@ -1051,6 +1053,8 @@ stint_get_status_rep(const struct stint_msg *m, struct stint_status_rep *st)
 		stint_msg_get_uint(m, STINT_K_PREPARED, &st->prepared) == 0 &&
 		stint_msg_get_uint(m, STINT_K_PREPARED_MAX,
 				   &st->prepared_max) == 0;
+	(void)stint_msg_get_uint(m, STINT_K_SESSION_COPIES,
+				 &st->session_copies);
 	get_text_or(m, STINT_K_BACKEND, st->backend, sizeof(st->backend),
 		    "unknown");
 	get_text_or(m, STINT_K_TRUST_DOMAIN, st->trust_domain,

@@ -7,8 +7,10 @@
  * specs, objects' public keys (SPKI) and key pair generation;
  * pkcs11_pool.c the key pool and the ready-keys file; pkcs11_sweep.c the
  * orphan sweep; pkcs11_ops.c the backend ops; pkcs11_prep.c prepared
- * signing operations; pkcs11_attest.c the attestation key ("stint-ak")
- * and the evidence, ak_spki and ak_sign ops.
+ * signing operations; pkcs11_copy.c session copies of signing keys (a
+ * key signs with a CKA_TOKEN = FALSE copy of its private key, made at its
+ * first signature and destroyed with its cache entry); pkcs11_attest.c the
+ * attestation key ("stint-ak") and the evidence, ak_spki and ak_sign ops.
  *
  *
  * stintd loads the configured module, finds its token by label (SoftHSM
@@ -135,6 +137,11 @@ struct p11_key_entry {
 	 * made or took from the pool and for keys the sweep listed, not for
 	 * a handle a lookup found. */
 	bool complete;
+	/* The private key's session copy (pkcs11_copy.c) that signs in its
+	 * place, CK_INVALID_HANDLE while there is none; copy_failed: the
+	 * token refused one, sign with priv (logged once). */
+	CK_OBJECT_HANDLE copy;
+	bool copy_failed;
 	char id[];
 };
 
@@ -163,6 +170,14 @@ struct p11_backend {
 	size_t n_idle;
 	struct p11_key_entry *cache[CACHE_BUCKETS];
 	size_t n_cached;
+
+	/* Session copies of task keys (pkcs11_copy.c): made and destroyed in
+	 * copy_session (opened at the first copy, under copy_lock); n_copies
+	 * (under lock) counts the copies the cache holds. */
+	pthread_mutex_t copy_lock;
+	bool has_copy_session;
+	CK_SESSION_HANDLE copy_session;
+	size_t n_copies;
 
 	/* C_SignInit done ahead for the next signature (p11_prep.h); NULL
 	 * with [backend] prepared_ops = 0. */
@@ -254,6 +269,8 @@ CK_RV p11_traced(CK_RV rv, const char *call);
 const char *p11_ckr_str(CK_RV rv);
 void p11_ck_err(char *err, size_t errlen, const char *what, CK_RV rv);
 bool p11_session_broken(CK_RV rv);
+struct p11_key_entry *p11_cache_find_locked(struct p11_backend *b,
+					    const char *id);
 void p11_cache_drop(struct p11_backend *b, const char *id);
 void p11_cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
 		   CK_KEY_TYPE type);
@@ -282,6 +299,7 @@ struct p11_key_found {
 	CK_OBJECT_HANDLE h;
 	CK_KEY_TYPE type; /* CKK_EC or CKK_RSA */
 	bool cached;      /* from the handle cache: may be stale */
+	bool copy;        /* h is the key's session copy (pkcs11_copy.c) */
 	CK_RV rv;         /* the module's code when it failed, else CKR_OK */
 };
 int p11_key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s,
@@ -294,6 +312,14 @@ CK_RV p11_facts_read(struct p11_backend *b, CK_SESSION_HANDLE s,
 		     CK_OBJECT_HANDLE h, struct stint_key_facts *facts);
 const char *p11_facts_violation(const struct stint_key_facts *f);
 void p11_close(struct stint_backend *base);
+
+/* pkcs11_copy.c: session copies of task keys. */
+void p11_copy_get(struct p11_backend *b, const char *id,
+		  struct p11_key_found *k);
+void p11_copy_forget(struct p11_backend *b, const char *id,
+		     CK_OBJECT_HANDLE copy);
+void p11_copy_destroy(struct p11_backend *b, CK_OBJECT_HANDLE copy);
+void p11_copy_close(struct p11_backend *b);
 
 /* pkcs11_keys.c: public keys, key specs, key pair generation. */
 int p11_pubkey_read(struct p11_backend *b, CK_SESSION_HANDLE s,

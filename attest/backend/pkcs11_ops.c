@@ -146,9 +146,11 @@ sign_check(const struct stint_backend_sign_req *req, char *err, size_t errlen)
 	return 0;
 }
 
-/* C_SignInit for key_id in s. A cached handle can be stale if the key was
- * destroyed behind our back; then it is looked up once more in the token.
- * *key gets the handle used; *clean false when s is unusable. */
+/* C_SignInit for key_id in s, with the key's session copy (made at its
+ * first signature, pkcs11_copy.c) when the token allows one. A cached
+ * handle can be stale if the key was destroyed behind our back; then it is
+ * looked up once more in the token. A stale copy (its session closed) is
+ * made again. *key gets the handle used; *clean false when s is unusable. */
 static int
 sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
 	  const struct stint_backend_sign_req *req, CK_MECHANISM *mech,
@@ -158,7 +160,7 @@ sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
 	CK_RV rv = CKR_OK;
 	int attempt;
 
-	for (attempt = 0; attempt < 2; attempt++) {
+	for (attempt = 0; attempt < 3; attempt++) {
 		if (p11_key_lookup(b, s, req->key_id, &k, err, errlen) != 0) {
 			*clean = !p11_session_broken(k.rv);
 			return -1;
@@ -173,14 +175,18 @@ sign_init(struct p11_backend *b, CK_SESSION_HANDLE s,
 				 req->raw == CKM_ECDSA ? "EC" : "RSA");
 			return -1;
 		}
+		if (!k.copy)
+			p11_copy_get(b, req->key_id, &k);
 		rv = P11(b, C_SignInit, s, mech, k.h);
-		if ((rv == CKR_KEY_HANDLE_INVALID ||
-		     rv == CKR_OBJECT_HANDLE_INVALID) &&
-		    k.cached) {
+		if (rv != CKR_KEY_HANDLE_INVALID &&
+		    rv != CKR_OBJECT_HANDLE_INVALID)
+			break;
+		if (k.copy)
+			p11_copy_forget(b, req->key_id, k.h);
+		else if (k.cached)
 			p11_cache_drop(b, req->key_id);
-			continue;
-		}
-		break;
+		else
+			break;
 	}
 	if (rv != CKR_OK) {
 		*clean = !p11_session_broken(rv);
@@ -429,6 +435,9 @@ p11_stats(struct stint_backend *base, struct stint_backend_stats *st)
 	p11_prep_stats(b->prep, &ready, &max);
 	st->prepared = ready;
 	st->prepared_max = max;
+	pthread_mutex_lock(&b->lock);
+	st->session_copies = b->n_copies;
+	pthread_mutex_unlock(&b->lock);
 }
 
 const struct stint_backend_ops p11_ops = {

@@ -34,7 +34,11 @@
 #include "attest/backend/pkcs11_prep.h"
 #include "common/log.h"
 
-#define PREP_PER_KEY    4  /* prepared ops per key and mechanism */
+/* Prepared ops per key and mechanism: one per connection thread signing on
+ * the key, up to 8 (with 8 clients on one key, 4 left threads taking each
+ * other's slots: stintd futex calls per signature 11.0 -> 7.1 with 8,
+ * docs/performance.md "Session copy of the signing key"). */
+#define PREP_PER_KEY    8
 #define PREP_WAIT_MS    50 /* longest wait for one being prepared */
 #define PREP_KEY_ID_MAX 255
 /* Prepared ops kept for a key that signs repeatedly: with two, one is

@@ -114,11 +114,12 @@ cache_clear_locked(struct p11_backend *b)
 		b->cache[i] = NULL;
 	}
 	b->n_cached = 0;
+	b->n_copies = 0; /* they die with the copy session */
 }
 
 /* Caller holds b->lock. */
-static struct p11_key_entry *
-cache_find_locked(struct p11_backend *b, const char *id)
+struct p11_key_entry *
+p11_cache_find_locked(struct p11_backend *b, const char *id)
 {
 	struct p11_key_entry *e;
 
@@ -142,24 +143,26 @@ cache_add_locked(struct p11_backend *b, const char *id)
 	memcpy(e->id, id, n + 1);
 	e->priv = CK_INVALID_HANDLE;
 	e->pub = CK_INVALID_HANDLE;
+	e->copy = CK_INVALID_HANDLE;
 	e->next = b->cache[i];
 	b->cache[i] = e;
 	b->n_cached++;
 	return e;
 }
 
+/* The key's session copy when it has one, else its token object. */
 static bool
-p11_cache_get(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *h,
-	      CK_KEY_TYPE *type)
+p11_cache_get(struct p11_backend *b, const char *id, struct p11_key_found *out)
 {
 	struct p11_key_entry *e;
 	bool found = false;
 
 	pthread_mutex_lock(&b->lock);
-	e = cache_find_locked(b, id);
+	e = p11_cache_find_locked(b, id);
 	if (e != NULL && !e->dup && e->priv != CK_INVALID_HANDLE) {
-		*h = e->priv;
-		*type = e->type;
+		out->copy = e->copy != CK_INVALID_HANDLE;
+		out->h = out->copy ? e->copy : e->priv;
+		out->type = e->type;
 		found = true;
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -174,17 +177,35 @@ p11_cache_has(struct p11_backend *b, const char *id)
 	bool found;
 
 	pthread_mutex_lock(&b->lock);
-	found = cache_find_locked(b, id) != NULL;
+	found = p11_cache_find_locked(b, id) != NULL;
 	pthread_mutex_unlock(&b->lock);
 	return found;
 }
 
-/* Removes id's entry; true when it knows every object of the key (the
- * private key's handle, and the public key's when there is one). */
+/* Caller holds b->lock: unlinks and frees *pp; returns its session copy
+ * (CK_INVALID_HANDLE if none), for the caller to destroy after unlocking. */
+static CK_OBJECT_HANDLE
+cache_unlink_locked(struct p11_backend *b, struct p11_key_entry **pp)
+{
+	struct p11_key_entry *e = *pp;
+	CK_OBJECT_HANDLE copy = e->copy;
+
+	*pp = e->next;
+	if (copy != CK_INVALID_HANDLE)
+		b->n_copies--;
+	free(e);
+	b->n_cached--;
+	return copy;
+}
+
+/* Removes id's entry, destroying its session copy; true when it knows
+ * every object of the key (the private key's handle, and the public
+ * key's when there is one). */
 bool
 p11_cache_take(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *priv,
 	       CK_OBJECT_HANDLE *pub)
 {
+	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
 	struct p11_key_entry **pp, *e;
 	bool both = false;
 
@@ -193,34 +214,51 @@ p11_cache_take(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE *priv,
 	     pp = &e->next) {
 		if (strcmp(e->id, id) != 0)
 			continue;
-		*pp = e->next;
 		both = !e->dup && e->complete && e->priv != CK_INVALID_HANDLE;
 		*priv = e->priv;
 		*pub = e->pub;
-		free(e);
-		b->n_cached--;
+		copy = cache_unlink_locked(b, pp);
 		break;
 	}
 	pthread_mutex_unlock(&b->lock);
+	p11_copy_destroy(b, copy);
 	return both;
 }
 
+/* Forgets id's handles and destroys its session copy. */
 void
 p11_cache_drop(struct p11_backend *b, const char *id)
 {
+	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
 	struct p11_key_entry **pp, *e;
 
 	pthread_mutex_lock(&b->lock);
 	for (pp = &b->cache[cache_bucket(id)]; (e = *pp) != NULL;
 	     pp = &e->next) {
 		if (strcmp(e->id, id) == 0) {
-			*pp = e->next;
-			free(e);
-			b->n_cached--;
+			copy = cache_unlink_locked(b, pp);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&b->lock);
+	p11_copy_destroy(b, copy);
+}
+
+/* Caller holds b->lock: e's private key becomes priv; a session copy of
+ * another private key is returned for the caller to destroy. */
+static CK_OBJECT_HANDLE
+cache_set_priv_locked(struct p11_backend *b, struct p11_key_entry *e,
+		      CK_OBJECT_HANDLE priv)
+{
+	CK_OBJECT_HANDLE stale = CK_INVALID_HANDLE;
+
+	if (e->copy != CK_INVALID_HANDLE && e->priv != priv) {
+		stale = e->copy;
+		e->copy = CK_INVALID_HANDLE;
+		b->n_copies--;
+	}
+	e->priv = priv;
+	return stale;
 }
 
 /* Best effort: a cache that cannot grow only costs a find. The public
@@ -229,15 +267,17 @@ void
 p11_cache_put(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
 	      CK_KEY_TYPE type)
 {
+	CK_OBJECT_HANDLE stale = CK_INVALID_HANDLE;
 	struct p11_key_entry *e;
 
 	pthread_mutex_lock(&b->lock);
-	if ((e = cache_find_locked(b, id)) != NULL ||
+	if ((e = p11_cache_find_locked(b, id)) != NULL ||
 	    (e = cache_add_locked(b, id)) != NULL) {
-		e->priv = h;
+		stale = cache_set_priv_locked(b, e, h);
 		e->type = type;
 	}
 	pthread_mutex_unlock(&b->lock);
+	p11_copy_destroy(b, stale);
 }
 
 /* Both halves of a pair stintd made or took from the pool. */
@@ -245,18 +285,20 @@ void
 p11_cache_put_pair(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE priv,
 		   CK_OBJECT_HANDLE pub, CK_KEY_TYPE type)
 {
+	CK_OBJECT_HANDLE stale = CK_INVALID_HANDLE;
 	struct p11_key_entry *e;
 
 	pthread_mutex_lock(&b->lock);
-	if ((e = cache_find_locked(b, id)) != NULL ||
+	if ((e = p11_cache_find_locked(b, id)) != NULL ||
 	    (e = cache_add_locked(b, id)) != NULL) {
-		e->priv = priv;
+		stale = cache_set_priv_locked(b, e, priv);
 		e->pub = pub;
 		e->type = type;
 		e->dup = false;
 		e->complete = true;
 	}
 	pthread_mutex_unlock(&b->lock);
+	p11_copy_destroy(b, stale);
 }
 
 /* One object the sweep listed under id: a second object of the same class
@@ -271,7 +313,7 @@ p11_cache_note(struct p11_backend *b, const char *id, CK_OBJECT_HANDLE h,
 	if (cls != CKO_PRIVATE_KEY && cls != CKO_PUBLIC_KEY)
 		return;
 	pthread_mutex_lock(&b->lock);
-	if ((e = cache_find_locked(b, id)) == NULL &&
+	if ((e = p11_cache_find_locked(b, id)) == NULL &&
 	    (e = cache_add_locked(b, id)) != NULL)
 		e->complete = true;
 	if (e != NULL) {
@@ -422,7 +464,8 @@ p11_key_lookup(struct p11_backend *b, CK_SESSION_HANDLE s, const char *key_id,
 	CK_ULONG n;
 
 	out->rv = CKR_OK;
-	if ((out->cached = p11_cache_get(b, key_id, &out->h, &out->type)))
+	out->copy = false;
+	if ((out->cached = p11_cache_get(b, key_id, out)))
 		return 0;
 	out->rv = p11_find_by_id(b, s, key_id, &priv, found, 2, &n);
 	if (out->rv != CKR_OK) {
@@ -749,6 +792,7 @@ p11_close(struct stint_backend *base)
 	p11_prep_free(b->prep);
 	b->prep = NULL;
 	if (b->f != NULL) {
+		p11_copy_close(b);
 		pthread_mutex_lock(&b->lock);
 		while (b->n_idle > 0)
 			P11(b, C_CloseSession, b->idle[--b->n_idle]);
@@ -771,6 +815,7 @@ p11_close(struct stint_backend *base)
 	pthread_cond_destroy(&b->pool_cond);
 	pthread_mutex_destroy(&b->pool_lock);
 	pthread_mutex_destroy(&b->write_lock);
+	pthread_mutex_destroy(&b->copy_lock);
 	free(b);
 }
 
@@ -827,6 +872,7 @@ stint_backend_pkcs11_open(const struct stint_config *cfg,
 	b->base.ops = &p11_ops;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->write_lock, NULL);
+	pthread_mutex_init(&b->copy_lock, NULL);
 	pthread_mutex_init(&b->pool_lock, NULL);
 	pthread_cond_init(&b->pool_cond, NULL);
 	if (cfg->state_dir[0] != '\0' &&

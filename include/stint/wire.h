@@ -186,6 +186,8 @@ enum stint_key {
 	/* runcg: 180-184 (RUN_PREPARE, TASK_START of stint run) */
 	STINT_K_RUN_CGROUP = 180, /* text: the cgroup RUN_PREPARE made */
 	STINT_K_RUN_MOVED = 181,  /* bool: stintd moved the command in */
+	/* sesskey: 185-189 */
+	STINT_K_SESSION_COPIES = 185, /* uint: session copies of task keys */
 	/* deleg: 130-149 */
 	STINT_K_DELEGATE_TO = 130, /* text: agent names joined by commas */
 	STINT_K_MAX_DEPTH = 131,   /* uint: delegation depth an agent allows */

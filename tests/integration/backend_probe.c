@@ -56,6 +56,7 @@
 #include <openssl/x509.h>
 
 #include "attest/backend.h"
+#include "attest/backend/pkcs11_int.h" /* copy_session_lost */
 #include "attest/config.h"
 #include "attest/evidence.h"
 #include "common/clock.h"
@@ -644,15 +645,17 @@ stale_handle(const struct stint_config *cfg)
 	CHECK(other->ops->destroy(other, id, err, sizeof(err)) == 0,
 	      "stale: destroy through the second backend: %s", err);
 	other->ops->close(other);
-	/* The operation prepared before the key vanished behind our back
-	 * still signs once (documented: only destroy() through this backend
-	 * revokes); preparing the next one then fails on the stale handle,
-	 * so the signature after it is refused and names the key. */
+	/* The key vanished behind our back, but this backend signs with its
+	 * session copy of it (pkcs11_copy.c), which the other instance's
+	 * destroy does not reach (documented: only destroy() through this
+	 * backend revokes). That destroy() removes the copy, finds no token
+	 * object and succeeds; the signature after it is refused and names
+	 * the key, with no crash on the stale handles. */
 	sig_len = sizeof(sig);
-	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) ==
-		      (cfg->backend.prepared_ops > 0 ? 0 : -1),
-	      "stale: the prepared operation (prepared_ops = %u): '%s'",
-	      (unsigned)cfg->backend.prepared_ops, err);
+	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) == 0,
+	      "stale: signing with the session copy: '%s'", err);
+	CHECK(backend->ops->destroy(backend, id, err, sizeof(err)) == 0,
+	      "stale: destroy of a key destroyed elsewhere: %s", err);
 	sig_len = sizeof(sig);
 	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) != 0 &&
 		      strstr(err, id) != NULL,
@@ -668,6 +671,78 @@ stale_handle(const struct stint_config *cfg)
 	CHECK(backend->ops->destroy(backend, id, err, sizeof(err)) == 0,
 	      "stale: destroy: %s", err);
 	printf("ok stale handle: key destroyed elsewhere reported, no crash\n");
+}
+
+/* Session copies of signing keys the backend holds (stats). */
+static uint64_t
+session_copies(void)
+{
+	struct stint_backend_stats st = {0};
+
+	if (backend->ops->stats != NULL)
+		backend->ops->stats(backend, &st);
+	return st.session_copies;
+}
+
+/*
+ * Session copies (pkcs11_copy.c): a key's first signature makes one (the
+ * stats count it), later ones reuse it; when the session that holds the
+ * copies closes behind the backend's back (closed here through the
+ * backend's own module instance), the copy is made again and signing goes
+ * on; destroy() removes it, and signing then fails.
+ */
+static void
+copy_session_lost(void)
+{
+	struct p11_backend *b = (struct p11_backend *)backend;
+	struct stint_pubkey pub;
+	struct stint_key_facts facts;
+	uint8_t digest[32] = {4}, sig[STINT_SIG_MAX];
+	size_t sig_len;
+	uint64_t c0;
+	char id[64], err[ERRLEN];
+	int i;
+
+	key_id_make(id, sizeof(id), "copy");
+	CHECK(backend->ops->generate(backend, STINT_KEY_EC_P256, id, 0, &pub,
+				     &facts, err, sizeof(err)) == 0,
+	      "copy: generate: %s", err);
+	stint_pubkey_free(&pub);
+	c0 = session_copies();
+	for (i = 0; i < 3; i++) {
+		sig_len = sizeof(sig);
+		CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) ==
+			      0,
+		      "copy: sign %d: %s", i, err);
+	}
+	CHECK(session_copies() == c0 + 1, "copy: %llu copies, want %llu",
+	      (unsigned long long)session_copies(), (unsigned long long)c0 + 1);
+	CHECK(b->has_copy_session &&
+		      b->f->C_CloseSession(b->copy_session) == CKR_OK,
+	      "copy: cannot close the copy session");
+	for (i = 0; i < 3; i++) {
+		sig_len = sizeof(sig);
+		CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) ==
+			      0,
+		      "copy: sign %d after the copy session closed: %s", i,
+		      err);
+		usleep(50 * 1000); /* prepared ops are armed meanwhile */
+	}
+	/* Copies of other keys (the attestation key's) died too; each is
+	 * counted until its next signature finds it gone. */
+	CHECK(session_copies() == c0 + 1,
+	      "copy: %llu copies after the session closed, want %llu",
+	      (unsigned long long)session_copies(), (unsigned long long)c0 + 1);
+	CHECK(backend->ops->destroy(backend, id, err, sizeof(err)) == 0,
+	      "copy: destroy: %s", err);
+	CHECK(session_copies() == c0, "copy: %llu copies after destroy",
+	      (unsigned long long)session_copies());
+	sig_len = sizeof(sig);
+	CHECK(sign_digest(id, SIGN_ECDSA, digest, sig, &sig_len, err) != 0 &&
+		      strstr(err, id) != NULL,
+	      "copy: signing after destroy: '%s'", err);
+	printf("ok session copy: made once, remade after its session "
+	       "closed, gone with destroy\n");
 }
 
 /* Operations ready to sign now (stats). */
@@ -1042,6 +1117,7 @@ main(int argc, char **argv)
 		attestation();
 		odd_requests(&cfg);
 		stale_handle(&cfg);
+		copy_session_lost();
 		deferred_prep(&cfg);
 		concurrent();
 	} else {
