@@ -18,6 +18,7 @@ if [ "$STINT_TEST_BACKEND" = tpm ] && [ -z "${RACE_CLIENTS:-}" ]; then
 	clients=4
 fi
 
+audited_ge() { [ "$(audit_count "$1" sign-allowed)" -ge "$2" ]; }
 for round in 1 2 3; do
 	id=$(task_start alpha --ttl 10m) || exit 1
 	marker=$T/ended.$round
@@ -29,8 +30,11 @@ for round in 1 2 3; do
 		pids+=($!)
 		bg_track $!
 	done
-	# Let them get going, then end the task in the middle of the traffic.
-	sleep 1.5
+	# Let them get going, then end the task in the middle of the traffic:
+	# wait for signatures, not a fixed time (a loaded machine can take
+	# seconds to start the clients, and then nothing is signed before).
+	wait_for 60 audited_ge "$id" "$clients" ||
+		{ cat "$T"/client.$round.*.out; fail "round $round: no $clients signatures within 60 s"; }
 	for p in "${pids[@]}"; do
 		kill -0 "$p" 2>/dev/null || { cat "$T"/client.$round.*.out; fail "a client stopped before task end"; }
 	done
