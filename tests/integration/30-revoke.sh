@@ -32,7 +32,11 @@ p11client --token alpha --label "$id" --mech ecdsa --in "$T/digest" \
 	--wait-file "$T/go" >"$T/held.out" 2>&1 &
 held=$!
 bg_track "$held"
-sleep 1
+# Ended only once the handle is held and has signed (not after a fixed
+# sleep: a loaded machine can take longer to load the module and sign).
+wait_for 60 grep -q '^first=' "$T/held.out" ||
+	{ cat "$T/held.out"; fail "p11client --wait-file did not sign within 60 s"; }
+grep -q '^first=CKR_OK$' "$T/held.out" || { cat "$T/held.out"; fail "the held handle could not sign before the end"; }
 kill -0 "$held" 2>/dev/null || { cat "$T/held.out"; fail "p11client --wait-file exited before the end"; }
 
 stint task end "$id" >"$T/end.out" 2>&1 || { cat "$T/end.out"; fail "stint task end $id"; }

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Integration test 4: a task with a 2-second TTL signs before its deadline,
+# Integration test 4: a task with a 2-second TTL (longer only when the
+# machine is too loaded to start and sign within it) signs before its deadline,
 # is refused by the very next SIGN after it (also through a handle opened
 # before), expires, and its key is destroyed in the backend within seconds.
 . "$(dirname "$0")/lib.sh"
@@ -11,24 +12,31 @@ head -c 32 /dev/urandom >"$T/digest"
 
 # TPM task keys cost more per start and per signature (swtpm, ~10 ms each,
 # one at a time), so there the task lives 4 s.
-ttl=2
-[ "$STINT_TEST_BACKEND" = tpm ] && ttl=4
+ttls="2 5 10"
+[ "$STINT_TEST_BACKEND" = tpm ] && ttls="4 10 20"
 
 # A $ttl s task: sign at once, and keep a handle for after the deadline. On a
-# machine so loaded that even the first signatures come after the deadline
-# the attempt proves nothing either way, so it is retried.
-for attempt in 1 2 3; do
+# machine so loaded that the start or the first signatures take most of the
+# TTL, the attempt proves nothing either way: it is retried with a longer
+# TTL, and if even the longest is too short the test skips (77) with the
+# times measured rather than fail. Every assertion below still applies to
+# the attempt that signed in time.
+signed=no slow=
+for ttl in $ttls; do
+	t0=$(date +%s%N)
 	stint task start --agent alpha --ttl "${ttl}s" --json >"$T/task.json" ||
 		fail "task start --ttl ${ttl}s"
 	started=$(date +%s%N)
+	took=$(((started - t0) / 1000000))
 	id=$(json_get id <"$T/task.json")
 	deadline=$(json_get not_after_unix <"$T/task.json")
 	now=$(date +%s)
 	[ $((deadline - now)) -le $((ttl + 1)) ] ||
 		fail "a $ttl s task has not_after $deadline (now $now)"
 	if [ $((deadline - now)) -lt 1 ]; then
-		note "attempt $attempt: the start took most of the TTL (slow machine); again"
-		[ "$attempt" -lt 3 ] || fail "three task starts too slow for a $ttl s TTL"
+		left=$((deadline * 1000 - $(date +%s%N) / 1000000))
+		slow="$slow ${ttl} s TTL: start $took ms, $left ms left;"
+		note "$ttl s TTL: the start took $took ms and $left ms of the TTL are left (slow machine); again with a longer one"
 		continue
 	fi
 
@@ -40,18 +48,22 @@ for attempt in 1 2 3; do
 	p11client --token alpha --label "$id" --mech ecdsa --in "$T/digest" \
 		--count 5 >"$T/out" 2>&1
 	rc=$?
-	wait_for 10 grep -q '^first=' "$T/held.out"
+	# until the held handle has signed once, or the deadline is past
+	wait_for $((ttl + 10)) grep -q '^first=' "$T/held.out"
 	if [ "$rc" -eq 0 ] && grep -q '^first=CKR_OK$' "$T/held.out"; then
-		note "signed within $((($(date +%s%N) - started) / 1000000)) ms of the start"
+		note "$ttl s TTL: started in $took ms, signed within $((($(date +%s%N) - started) / 1000000)) ms of the start"
+		signed=yes
 		break
 	fi
 	[ "$(date +%s)" -ge "$deadline" ] ||
 		{ cat "$T/out" "$T/held.out"; fail "could not sign before the deadline"; }
-	note "attempt $attempt: the first signatures came after the deadline (slow machine); again"
+	slow="$slow ${ttl} s TTL: start $took ms, no signature before the deadline;"
+	note "$ttl s TTL: the first signatures came after the deadline (slow machine); again with a longer one"
 	kill "$held" 2>/dev/null
 	wait "$held" 2>/dev/null
-	[ "$attempt" -lt 3 ] || fail "three attempts too slow to sign within $ttl s"
 done
+[ "$signed" = yes ] ||
+	skip "machine too slow to test a TTL (load $(cut -d' ' -f1 /proc/loadavg)):$slow"
 
 # Past the deadline (whole seconds on the wire, so wait one more).
 while [ "$(date +%s)" -le $((deadline + 1)) ]; do

@@ -36,7 +36,14 @@ p11client --token alpha --label "$t2" --mech rsa-pkcs --in "$rsa_in" --count 2 >
 stint task end "$t1" >/dev/null || fail "task end"
 
 # Online: the CLI asks the daemon for the log and its head.
-stint audit verify >"$T/out" 2>&1 || { cat "$T/out"; fail "online audit verify failed on a good log"; }
+# On a failure, also the head stintd reports now and the log's last records
+# (to tell a torn read from a head the log does not hold).
+stint audit verify >"$T/out" 2>&1 || {
+	cat "$T/out"
+	stint status --json
+	tail -n 3 "$AUDIT_LOG"
+	fail "online audit verify failed on a good log"
+}
 cat "$T/out"
 stint status --json >"$T/status.json" || fail "stint status --json"
 seq=$(json_get audit_seq <"$T/status.json")
@@ -119,12 +126,18 @@ PY
 )
 [ -n "$head_line" ] || fail "no record with seq $seq (the head status reported)"
 head -n "$head_line" "$T/good.log" >"$T/head.log"
+# On a failure: the head status reported and the records around it.
+show_head()
+{
+	cat "$T/out" "$T/status.json"
+	sed -n "$((head_line > 1 ? head_line - 1 : 1)),$((head_line + 1))p" "$T/good.log"
+}
 verify "$T/head.log" --head "$seq:$hash" >"$T/out" 2>&1 ||
-	{ cat "$T/out"; fail "verify --head $seq:$hash failed on the log up to that record"; }
+	{ show_head; fail "verify --head $seq:$hash failed on the log up to that record"; }
 head -n $((head_line - 1)) "$T/good.log" >"$T/short.log"
 verify "$T/short.log" >/dev/null 2>&1 || fail "a prefix of a good log must verify without --head"
 verify "$T/short.log" --head "$seq:$hash" >"$T/out" 2>&1 &&
-	{ cat "$T/out"; fail "verify --head passed on a log missing its last record"; }
+	{ show_head; fail "verify --head passed on a log missing its last record"; }
 cat "$T/out"
 
 # The CLI checks the line count reported is the real one.

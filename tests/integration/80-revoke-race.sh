@@ -18,6 +18,23 @@ if [ "$STINT_TEST_BACKEND" = tpm ] && [ -z "${RACE_CLIENTS:-}" ]; then
 	clients=4
 fi
 
+# True once TASK has sign-allowed records from N different client pids.
+signers_ge()
+{
+	"$PYTHON" - "$1" "$2" "$AUDIT_LOG" <<'PY'
+import json, sys
+task, want, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+pids = set()
+for line in open(path, "rb"):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("task") == task and r.get("event") == "sign-allowed":
+        pids.add((r.get("peer") or {}).get("pid"))
+sys.exit(0 if len(pids) >= want else 1)
+PY
+}
 for round in 1 2 3; do
 	id=$(task_start alpha --ttl 10m) || exit 1
 	marker=$T/ended.$round
@@ -29,8 +46,11 @@ for round in 1 2 3; do
 		pids+=($!)
 		bg_track $!
 	done
-	# Let them get going, then end the task in the middle of the traffic.
-	sleep 1.5
+	# Let them get going, then end the task in the middle of the traffic:
+	# once every client has signed, not after a fixed time (a loaded
+	# machine can take seconds to start a client, which then finds no key).
+	wait_for 60 signers_ge "$id" "$clients" ||
+		{ cat "$T"/client.$round.*.out; fail "round $round: not all $clients clients signed within 60 s"; }
 	for p in "${pids[@]}"; do
 		kill -0 "$p" 2>/dev/null || { cat "$T"/client.$round.*.out; fail "a client stopped before task end"; }
 	done

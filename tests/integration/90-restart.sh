@@ -41,7 +41,11 @@ p11client --token alpha --label "$victim" --mech ecdsa --in "$T/digest" \
 	--threads 2 --seconds 20 >"$T/loop.out" 2>&1 &
 loop=$!
 bg_track "$loop"
-sleep 2
+# Killed while it signs: once signatures flow, not after a fixed time (on a
+# loaded machine the client may not have signed once in 2 s).
+audited_ge() { [ "$(audit_count "$1" sign-allowed)" -ge "$2" ]; }
+wait_for 60 audited_ge "$victim" 10 ||
+	{ cat "$T/loop.out"; fail "no 10 signatures within 60 s before the kill"; }
 stintd_kill9
 wait "$loop"
 cat "$T/loop.out"
