@@ -279,9 +279,19 @@ for n in 1 2 4 8; do
 	done
 	echo
 done
+# The runs that failed and were retried (left out of the medians).
+report_errors()
+{
+	[ "${#ERRORS[@]}" -gt 0 ] || return 0
+	echo
+	echo "== Failed runs (retried; left out of the medians) =="
+	printf '  %s\n' "${ERRORS[@]}"
+}
+
 RSS_LOAD=$(rss_kb "$STINTD_PID")
 if [ -n "${BENCH_SIGN_ONLY:-}" ]; then
 	report_rates
+	report_errors
 	echo
 	echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
@@ -533,11 +543,7 @@ echo "  after the signing runs:        ${RSS_LOAD} kB"
 echo "  after restart (2 live tasks):  ${RSS_RESTART} kB"
 echo "  with $N_LIVE live tasks:          ${RSS_LIVE} kB (VmHWM ${HWM_LIVE} kB)"
 
-if [ "${#ERRORS[@]}" -gt 0 ]; then
-	echo
-	echo "== Failed runs (retried; left out of the medians) =="
-	printf '  %s\n' "${ERRORS[@]}"
-fi
+report_errors
 echo
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit 0
