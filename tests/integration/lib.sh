@@ -247,6 +247,17 @@ bg_track()
 	_BG_PIDS+=("$@")
 }
 
+# _stintd_kill: SIGTERM to a running stintd, SIGKILL after 20 s.
+_stintd_kill()
+{
+	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
+		kill -TERM "$STINTD_PID"
+		_wait_pid "$STINTD_PID" 20
+		kill -KILL "$STINTD_PID" 2>/dev/null
+		wait "$STINTD_PID" 2>/dev/null
+	fi
+}
+
 _cleanup()
 {
 	local rc=$? p
@@ -254,12 +265,7 @@ _cleanup()
 	set +e
 	# stintd first: on the TPM backend it still talks to swtpm (a
 	# background pid) while it shuts down.
-	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
-		kill -TERM "$STINTD_PID"
-		_wait_pid "$STINTD_PID" 20
-		kill -KILL "$STINTD_PID" 2>/dev/null
-		wait "$STINTD_PID" 2>/dev/null
-	fi
+	_stintd_kill
 	for p in "${_BG_PIDS[@]}"; do
 		# A background subshell's children first (by parent pid).
 		pkill -P "$p" 2>/dev/null
@@ -1060,12 +1066,7 @@ stint_user_get()
 stint_user_put()
 {
 	set +e
-	if [ -n "$STINTD_PID" ] && kill -0 "$STINTD_PID" 2>/dev/null; then
-		kill -TERM "$STINTD_PID"
-		_wait_pid "$STINTD_PID" 20
-		kill -KILL "$STINTD_PID" 2>/dev/null
-		wait "$STINTD_PID" 2>/dev/null
-	fi
+	_stintd_kill
 	STINTD_PID=
 	[ $# -eq 0 ] || "$@"
 	if [ -n "${STINT_USER_MADE:-}" ]; then
@@ -1074,4 +1075,22 @@ stint_user_put()
 		getent passwd stint >/dev/null && echo "# could not remove user stint" >&2
 	fi
 	return 0
+}
+
+# slowtoken_config: a test's stintd config whose [backend] module is the
+# bench shim tests/bench/slowtoken.so over SoftHSM2 (skips on another
+# backend or without the shim); sets SHIM, exports SLOWTOKEN_MODULE. The
+# caller sets the shim's other SLOWTOKEN_* variables and starts stintd.
+slowtoken_config()
+{
+	[ "$STINT_TEST_BACKEND" = softhsm ] ||
+		skip "the slow token (and its hold) is a PKCS#11 shim over SoftHSM2"
+	SHIM=$top_builddir/tests/bench/.libs/slowtoken.so
+	[ -f "$SHIM" ] || skip "no $SHIM (make check builds it)"
+	need_p11client
+	stint_tmpdir
+	backend_init
+	stintd_config
+	sed -i "s|^module = .*|module = $SHIM|" "$STINTD_CONF"
+	export SLOWTOKEN_MODULE=$SOFTHSM_MODULE
 }

@@ -15,18 +15,10 @@
 # - the same for a tree: a signature held on a grandchild keeps the root's
 #   `task end` waiting while a sibling tree keeps signing.
 . "$(dirname "$0")/lib.sh"
-[ "$STINT_TEST_BACKEND" = softhsm ] ||
-	skip "the hold is a PKCS#11 shim over SoftHSM2"
-SHIM=$top_builddir/tests/bench/.libs/slowtoken.so
-[ -f "$SHIM" ] || skip "no $SHIM (make check builds it)"
-need_p11client
-stint_tmpdir
-backend_init
-stintd_config
-sed -i "s|^module = .*|module = $SHIM|" "$STINTD_CONF"
+slowtoken_config
 HOLD=$T/hold
 LOG=$T/order.log
-export SLOWTOKEN_MODULE=$SOFTHSM_MODULE SLOWTOKEN_SIGN_US=0
+export SLOWTOKEN_SIGN_US=0
 SLOWTOKEN_HOLD_FILE=$HOLD SLOWTOKEN_HOLD_PREFIX=stint-hold-sign \
 	SLOWTOKEN_HOLD_LOG=$LOG stintd_start
 p11_env

@@ -7,16 +7,8 @@
 # is asserted: a stintd that signed one at a time would leave the count at 1
 # however fast or slow the machine is.
 . "$(dirname "$0")/lib.sh"
-[ "$STINT_TEST_BACKEND" = softhsm ] ||
-	skip "the slow token is a PKCS#11 shim over SoftHSM2"
-SHIM=$top_builddir/tests/bench/.libs/slowtoken.so
-[ -f "$SHIM" ] || skip "no $SHIM (make check builds it)"
-need_p11client
-stint_tmpdir
-backend_init
-stintd_config
-sed -i "s|^module = .*|module = $SHIM|" "$STINTD_CONF"
-export SLOWTOKEN_MODULE=$SOFTHSM_MODULE SLOWTOKEN_SIGN_US=20000
+slowtoken_config
+export SLOWTOKEN_SIGN_US=20000
 SLOWTOKEN_STATS=$T/inflight stintd_start
 p11_env
 agent_add alpha "$(id -u)"
