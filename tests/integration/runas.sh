@@ -222,6 +222,19 @@ run_ended() { [ "$(stint task show "$rtid" --json | json_get state)" = ended ]; 
 wait_for 10 run_ended ||
 	fail "stint run as stint: task $rtid not ended after the command exited"
 note "stint run, stintd as stint: $(head -n 1 "$T/run.err")"
+# The read-only run below hands out the ready keys this stintd keeps at
+# its clean stop: let the pool refill first (on a loaded machine the
+# refill after the last start may still be running).
+pool_full()
+{
+	local s
+
+	s=$("$STINT" --socket "$T/run/admin.sock" status --json) &&
+		[ "$(json_get ready_keys <<<"$s")" -ge 1 ] &&
+		[ "$(json_get ready_keys <<<"$s")" = "$(json_get ready_keys_target <<<"$s")" ]
+}
+wait_for 120 pool_full ||
+	fail "the key pool did not refill within 120 s: $("$STINT" --socket "$T/run/admin.sock" status --json)"
 stintd_stop
 
 # --- negative controls ------------------------------------------------------
