@@ -40,12 +40,12 @@ head -c 32 /dev/urandom >"$T/digest"
 if command -v strace >/dev/null 2>&1; then
 	# -y names each fd's file: the fdatasync must be the audit log's (the
 	# store's SQLite syncs are not the batch sync thread's).
-	strace -f -qq -y -e trace=fdatasync,fsync -o "$T/strace.out" -p "$pid" 2>"$T/strace.err" &
+	# Attach messages on (quiet=exit, not -qq): sign only once strace
+	# traces every thread, or the batch sync may happen unseen.
+	strace -f -e quiet=exit -y -e trace=fdatasync,fsync -o "$T/strace.out" -p "$pid" 2>"$T/strace.err" &
 	spid=$!
 	bg_track "$spid"
-	# strace prints nothing until attached: give it time, then sign.
-	wait_for 10 grep -q . /proc/"$pid"/status
-	sleep 1
+	strace_attach_wait "$pid" "$spid" "$T/strace.err"
 	p11client --token alpha --label "$t" --mech ecdsa --in "$T/digest" --count 20 >/dev/null 2>&1 ||
 		fail "signing with $t in daemon mode"
 	synced="fdatasync\([0-9]+<$AUDIT_LOG>\)"

@@ -130,9 +130,18 @@ backend_has_key "$ci_task" && fail "removed agent's task key is still in the bac
 [ "$(reconcile_records updated)" = 1 ] || fail "expected 1 'updated' record"
 [ "$(reconcile_records removed)" = 1 ] || fail "expected 1 'removed' record"
 
-# Nothing changed: another SIGHUP writes no record.
+# Nothing changed: another SIGHUP writes no record. A reconcile that
+# changes nothing logs nothing either, so wait for proof it ran: one thread
+# takes SIGHUPs one at a time (audit_anchor.c), each logs its rotation of
+# the audit log and then reconciles; the rotation line of a second SIGHUP,
+# sent once the first's is there, comes after the first's reconcile.
+rotations() { grep -c "audit log rotat" "$STINTD_LOG"; }
+r0=$(rotations)
+rotated_to() { [ "$(rotations)" -ge "$1" ]; }
 kill -HUP "$STINTD_PID"
-sleep 2
+wait_for 30 rotated_to $((r0 + 1)) || fail "SIGHUP not handled within 30 s (no rotation logged)"
+kill -HUP "$STINTD_PID"
+wait_for 30 rotated_to $((r0 + 2)) || fail "second SIGHUP not handled within 30 s (no rotation logged)"
 [ "$(reconcile_records updated)" = 1 ] || fail "an unchanged file was 'updated' again"
 stintd_stop
 note "agents.d: added, narrowed, removed (task ended, key gone), bad file refused"

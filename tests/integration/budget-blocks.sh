@@ -91,18 +91,20 @@ state_writes()
 
 	t=$(task_start alpha --ttl 30m --max-signatures $((n * 2))) || exit 1
 	sign "$t" >/dev/null 2>&1 || fail "first signature"
-	strace -f -qq -y -e trace=pwrite64,write,fdatasync,fsync \
+	# Attach messages on (quiet=exit, not -qq): sign only once strace
+	# traces every thread, or uncounted writes pass "fewer than 150".
+	strace -f -e quiet=exit -y -e trace=pwrite64,write,fdatasync,fsync \
 		-o "$T/strace.out" -p "$STINTD_PID" 2>"$T/strace.err" &
 	st=$!
 	bg_track "$st"
-	sleep 1 # attached to every thread
+	strace_attach_wait "$STINTD_PID" "$st" "$T/strace.err"
 	sign "$t" --count "$n" >"$T/out" 2>&1 || { cat "$T/out"; fail "$n signatures under strace"; }
 	sleep 0.5
 	kill -INT "$st"
 	wait "$st" 2>/dev/null
 	grep -c 'state\.db' "$T/strace.out" || true
 }
-writes=$(state_writes 500)
+writes=$(state_writes 500) || exit 1
 note "budget_block 64: $writes writes to state.db over 500 signatures"
 [ "$writes" -lt 150 ] || fail "$writes writes to state.db over 500 budgeted signatures (block 64: expected fewer than 150)"
 
@@ -144,7 +146,7 @@ block 1
 stintd_start
 exact_one 50
 exact_many 60
-writes=$(state_writes 100)
+writes=$(state_writes 100) || exit 1
 note "budget_block 1: $writes writes to state.db over 100 signatures"
 [ "$writes" -ge 100 ] || fail "budget_block 1: $writes writes over 100 signatures, expected one or more each"
 stintd_stop

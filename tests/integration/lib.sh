@@ -1094,3 +1094,23 @@ slowtoken_config()
 	sed -i "s|^module = .*|module = $SHIM|" "$STINTD_CONF"
 	export SLOWTOKEN_MODULE=$SOFTHSM_MODULE
 }
+
+# strace_attach_wait PID STRACE_PID ERRFILE: waits until `strace -f -p PID`
+# (pid STRACE_PID, stderr in ERRFILE, attach messages not quieted: no -q)
+# traces every thread of PID; fails the test when it does not within 30 s.
+# strace prints "Process PID attached" once it has seized and interrupted
+# every thread, so each later syscall is traced (TracerPid alone is set
+# before the interrupt); threads created since are traced from clone (-f).
+strace_attach_wait()
+{
+	local pid=$1 spid=$2 errf=$3 st tp
+
+	wait_for 30 grep -q "Process $pid attached" "$errf" ||
+		{ cat "$errf" >&2; fail "strace (pid $spid) did not attach to $pid within 30 s"; }
+	for st in /proc/"$pid"/task/*/status; do
+		tp=$(awk '$1 == "TracerPid:" { print $2 }' "$st" 2>/dev/null) || continue
+		# (a thread that has exited meanwhile is no thread to trace)
+		[ "$tp" = "$spid" ] || [ ! -e "$st" ] ||
+			{ cat "$errf" >&2; fail "strace (pid $spid) does not trace thread ${st%/status} of $pid (TracerPid '$tp')"; }
+	done
+}
