@@ -6,7 +6,7 @@
 #  - `stint status --json` counts the copies: one more per task that signed,
 #    none left of a task once it ended (task end, agent removal);
 #  - after a restart, copies are made again from the token objects and a
-#    live task signs;
+#    live task signs; expiry destroys a task's copy;
 #  - with strace available: signing with a task key opens none of the
 #    token's object files in stintd (the token object did, twice per
 #    signature).
@@ -72,14 +72,28 @@ sign "$t3" 5 "task $t3 does not sign after a restart"
 	fail "after a restart 2 tasks signed: $(copies) copies, not $((base2 + 2))"
 note "ok: copies made again after a restart"
 
+# Expiry ends a task through the same destroy: its copy goes with it.
+# (n4: after the start, whose certificate and evidence signed with the CA
+# and attestation keys, copied at their first signature since the restart)
+t4=$(task_start alpha --ttl 8s) || exit 1
+n4=$(copies)
+sign "$t4" 2 "task $t4 (8 s TTL) does not sign"
+[ "$(copies)" -eq $((n4 + 1)) ] || fail "t4 signed: $(copies) copies, not $((n4 + 1))"
+wait_for 40 copies_are "$n4" ||
+	fail "task $t4 expired and left its session copy: $(copies), not $n4"
+[ "$(stint task show "$t4" --json | json_get state)" = expired ] ||
+	fail "task $t4 is not expired: $(stint task show "$t4" --json)"
+note "ok: expiry destroys the session copy"
+
 # strace: a signature with a copy opens no object file of the token
 # (SoftHSM re-reads a token object's file on each C_SignInit and C_Sign).
 if command -v strace >/dev/null 2>&1 && [ "$STINT_SANITIZERS" != yes ]; then
 	sign "$t2" 2 # its copy exists and an operation is prepared
-	strace -f -qq -e trace=openat -o "$T/strace.out" -p "$STINTD_PID" &
+	strace -f -e quiet=exit -e trace=openat -o "$T/strace.out" \
+		-p "$STINTD_PID" 2>"$T/strace.err" &
 	spid=$!
 	bg_track "$spid"
-	sleep 1 # attached (strace prints nothing with -qq)
+	strace_attach_wait "$STINTD_PID" "$spid" "$T/strace.err"
 	sign "$t2" 50
 	kill -INT "$spid"
 	wait "$spid" 2>/dev/null
@@ -93,8 +107,10 @@ else
 	note "no strace (or sanitizer build): object file check skipped"
 fi
 
+# Left after the removal: n4 less the copies of t2 and t3 (the CA's and
+# the attestation key's stay).
 stint agent remove alpha >/dev/null || fail "agent remove alpha"
-copies_are "$base2" ||
-	fail "agent removal left session copies: $(copies), not $base2"
+copies_are $((n4 - 2)) ||
+	fail "agent removal left session copies: $(copies), not $((n4 - 2))"
 note "ok: agent removal destroyed its tasks' session copies"
 exit 0
