@@ -112,8 +112,12 @@ EOF2
 	{ cat "$T/check.out"; fail "stintd --check refuses valid files"; }
 t0=$(date +%s.%N)
 kill -HUP "$STINTD_PID"
-wait_for 10 test -z "$(agent_field ci name)" || fail "ci not removed on SIGHUP"
-wait_for 10 test -n "$(agent_field deploy name)" || fail "deploy not added on SIGHUP"
+# (functions: wait_for re-runs them; "$(...)" in its arguments would be
+# read once, before the reload)
+ci_gone() { [ -z "$(agent_field ci name)" ]; }
+deploy_added() { [ -n "$(agent_field deploy name)" ]; }
+wait_for 10 ci_gone || fail "ci not removed on SIGHUP"
+wait_for 10 deploy_added || fail "deploy not added on SIGHUP"
 note "reconciled in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
 [ "$(agent_field billing max_ttl)" = 600 ] || fail "billing not narrowed to 10m"
 [ "$(agent_field deploy source)" = "$AD/40-deploy.conf" ] || fail "deploy's source"

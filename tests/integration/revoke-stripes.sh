@@ -88,6 +88,7 @@ state()
 {
 	stint task show "$1" --json | json_get state
 }
+is_ended() { [ "$(state "$1")" = ended ]; }
 
 # held_end UID TOKEN HELD END OTHER WHAT: holds a signature of task HELD
 # (agent TOKEN, signed as UID), ends task END in the background, checks
@@ -116,7 +117,7 @@ held_end()
 	bg_track "$endpid"
 	# The end marks the tasks ended before it waits: wait for that (a
 	# build that locks first never gets there; go on after 10 s anyway).
-	wait_for 10 test "$(state "$held")" = ended ||
+	wait_for 10 is_ended "$held" ||
 		note "$what: $held not marked ended while its signature is held"
 	kill -0 "$endpid" 2>/dev/null ||
 		{ cat "$T/end.out"; hfail "$what: task end returned while a signature of $held was in the token"; }
